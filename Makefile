@@ -1,0 +1,47 @@
+# nefos: the two commands of the README, and what they need.
+#   make up     create .venv on first use, install nefos, run the cloud on embedded defaults
+#   make test   install what the tests need and run the whole suite (what CI runs)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+PYTEST_ARGS ?=
+
+# In CI the local PostgreSQL and RabbitMQ are part of the suite, not optional extras.
+ifeq ($(CI),true)
+export NEFOS_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+export NEFOS_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+endif
+
+.PHONY: up test lint format bench clean
+
+up: $(VENV)/.installed
+	$(BIN)/nefos up $(ARGS)
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/token_validation.py
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,373 @@
+"""``nefos``: run the cloud and administer it.
+
+Every command finds its deployment from ``--data-dir``/``--config`` or the
+``NEFOS_DATA_DIR``/``NEFOS_CONFIG`` environment variables, so an operator command acts
+on the same database that a running ``nefos up`` serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nefos.core import errors
+from nefos.core.config import ConfigError, Settings, ensure_data_dir, load_settings
+from nefos.core.db import Database
+from nefos.core.migrate import current, head, upgrade_async
+from nefos.identity.models import User
+from nefos.identity.service import Identity
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="nefos: an open-source IaaS cloud (identity, compute, storage, images, volumes).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_app = typer.Typer(help="User accounts and their tokens.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(config_app, name="config")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory [env NEFOS_DATA_DIR; default ./nefos-data]"),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML configuration file [env NEFOS_CONFIG]"),
+]
+
+
+def _settings(config: Path | None, data_dir: Path | None, **overrides: Any) -> Settings:
+    try:
+        return ensure_data_dir(load_settings(config, data_dir, **overrides))
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+async def _check_schema(settings: Settings) -> None:
+    have = await current(settings.database)
+    if have != head():
+        raise _fail(
+            f"the database {settings.database} is not at the current schema "
+            f"({have or 'empty'}, want {head()}): run `nefos db upgrade` or `nefos up`"
+        )
+
+
+def _with_identity(
+    config: Path | None, data_dir: Path | None, work: Callable[[Identity], Awaitable[T]]
+) -> T:
+    settings = _settings(config, data_dir)
+
+    async def run() -> T:
+        await _check_schema(settings)
+        database = Database(settings.database)
+        try:
+            return await work(Identity(database, settings))
+        finally:
+            await database.close()
+
+    try:
+        return asyncio.run(run())
+    except errors.NefosError as exc:
+        raise _fail(exc.message) from None
+
+
+# -- running -------------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+    host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [default 8000]")] = None,
+) -> None:
+    """Run the whole cloud in one process: migrate, create the first admin, serve."""
+    settings = _settings(config, data_dir, host=host, port=port)
+
+    async def prepare() -> tuple[User, str, str] | None:
+        await upgrade_async(settings.database)
+        database = Database(settings.database)
+        try:
+            return await Identity(database, settings).ensure_admin()
+        finally:
+            await database.close()
+
+    created = asyncio.run(prepare())
+    out.print(f"nefos is starting at [bold]{settings.base_url}[/bold]")
+    out.print(f"  data directory: {settings.data_dir.resolve()}")
+    out.print(f"  identity (Keystone v3): {settings.base_url}/identity/v3")
+    out.print(f"  web login: {settings.base_url}/ui/login")
+    if created is not None:
+        user, password, token = created
+        out.print("[bold]An admin account was created:[/bold]")
+        out.print(f"  e-mail:   {user.email}")
+        out.print(f"  password: {password}")
+        out.print(f"  uuid:     {user.id}")
+        out.print(f"  token:    {token}")
+    else:
+        out.print(f"  admin: {settings.admin_email} (`nefos user token {settings.admin_email}`)")
+    _serve(settings, workers=1)
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option("--config", help="TOML configuration file")],
+    host: Annotated[str | None, typer.Option(help="Listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Serve the APIs of a deployment whose database is already migrated (production)."""
+    settings = _settings(config, None, host=host, port=port)
+    asyncio.run(_check_schema(settings))
+    _serve(settings, workers, config)
+
+
+def _serve(settings: Settings, workers: int, config: Path | None = None) -> None:
+    import uvicorn
+
+    from nefos.core.app import create_app
+    from nefos.core.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers > 1:
+        if config is not None:
+            os.environ["NEFOS_CONFIG"] = str(config.resolve())
+        os.environ["NEFOS_DATA_DIR"] = str(settings.data_dir.resolve())
+        uvicorn.run("nefos.core.app:app_factory", factory=True, workers=workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)
+
+
+# -- database ------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Apply every pending schema migration."""
+    settings = _settings(config, data_dir)
+    asyncio.run(upgrade_async(settings.database))
+    out.print(f"database at revision {head()}")
+
+
+# -- users ---------------------------------------------------------------------------
+
+
+def _user_record(user: User) -> dict[str, Any]:
+    return {
+        "uuid": str(user.id),
+        "email": user.email,
+        "name": user.display_name,
+        "active": user.is_active,
+        "verified": user.is_verified,
+        "admin": user.is_admin,
+        "system_project": str(user.system_project_id),
+        "created": user.created_at.isoformat(),
+    }
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    password: Annotated[
+        str | None, typer.Option(help="Local password (else no local login)")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+    admin: Annotated[bool, typer.Option("--admin", help="Give the admin role")] = False,
+    inactive: Annotated[bool, typer.Option("--inactive", help="Create deactivated")] = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create a user; prints its UUID and API token."""
+    user, token = _with_identity(
+        config,
+        data_dir,
+        lambda identity: identity.create_user(
+            email, password, name, admin=admin, active=not inactive, verified=True
+        ),
+    )
+    out.print(f"uuid: {user.id}")
+    out.print(f"token: {token}")
+
+
+@user_app.command("list")
+def user_list(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """List users."""
+    users = _with_identity(config, data_dir, lambda identity: identity.list_users())
+    if as_json:
+        out.print_json(json.dumps([_user_record(u) for u in users]))
+        return
+    table = Table("uuid", "email", "name", "active", "admin")
+    for user in users:
+        table.add_row(
+            str(user.id), user.email, user.display_name, _yes(user.is_active), _yes(user.is_admin)
+        )
+    out.print(table)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+@user_app.command("show")
+def user_show(
+    user: Annotated[str, typer.Argument(help="UUID or e-mail")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Show one user and its logins."""
+
+    async def work(identity: Identity) -> dict[str, Any]:
+        found = await identity.get_user(user)
+        record = _user_record(found)
+        record["logins"] = [
+            {"provider": login.provider, "identifier": login.identifier}
+            for login in await identity.identities(found.id)
+        ]
+        _, token = await identity.api_token(found.id)
+        record["token_expires"] = token.expires_at.isoformat() if token else None
+        return record
+
+    record = _with_identity(config, data_dir, work)
+    if as_json:
+        out.print_json(json.dumps(record))
+        return
+    for key, value in record.items():
+        if key == "logins":
+            value = ", ".join(f"{x['provider']}:{x['identifier']}" for x in value) or "-"
+        out.print(f"{key}: {value}")
+
+
+@user_app.command("activate")
+def user_activate(
+    user: Annotated[str, typer.Argument(help="UUID or e-mail")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Let a user log in and use tokens again."""
+    found = _with_identity(config, data_dir, lambda identity: identity.set_active(user, True))
+    out.print(f"{found.email} is active")
+
+
+@user_app.command("deactivate")
+def user_deactivate(
+    user: Annotated[str, typer.Argument(help="UUID or e-mail")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Stop a user from logging in; its tokens stop working at once."""
+    found = _with_identity(config, data_dir, lambda identity: identity.set_active(user, False))
+    out.print(f"{found.email} is deactivated")
+
+
+@user_app.command("token")
+def user_token(
+    user: Annotated[str, typer.Argument(help="UUID or e-mail")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Print the user's current API token."""
+    token, record = _with_identity(config, data_dir, lambda identity: identity.api_token(user))
+    if token is None:
+        raise _fail("the API token cannot be shown: `nefos user renew-token` makes a new one")
+    out.print(token)
+    assert record is not None
+    err.print(f"expires {record.expires_at.isoformat()}")
+
+
+@user_app.command("renew-token")
+def user_renew_token(
+    user: Annotated[str, typer.Argument(help="UUID or e-mail")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Replace the user's API token (the old one stops working) and print the new one."""
+    out.print(_with_identity(config, data_dir, lambda identity: identity.renew_api_token(user)))
+
+
+@user_app.command("set-password")
+def user_set_password(
+    user: Annotated[str, typer.Argument(help="UUID or e-mail")],
+    password: Annotated[str | None, typer.Option(help="New password (else asked)")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Set the user's local password (enables the local login)."""
+    if password is None:
+        password = getpass.getpass("New password: ")
+        if password != getpass.getpass("Again: "):
+            raise _fail("the passwords differ")
+    found = _with_identity(config, data_dir, lambda identity: identity.set_password(user, password))
+    out.print(f"password of {found.email} set")
+
+
+@user_app.command("link")
+def user_link(
+    user: Annotated[str, typer.Argument(help="UUID or e-mail")],
+    provider: Annotated[
+        str, typer.Option(help="Login provider: an OIDC provider's name, shibboleth")
+    ],
+    identifier: Annotated[str, typer.Option(help="The user's id at the provider (OIDC sub, eppn)")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Let an external login (OIDC, Shibboleth) log in as this user."""
+    _with_identity(
+        config, data_dir, lambda identity: identity.link(user, provider, identifier, None)
+    )
+    out.print(f"{provider}:{identifier} now logs in as {user}")
+
+
+# -- configuration -------------------------------------------------------------------
+
+
+@config_app.command("show")
+def config_show(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Print the effective configuration (secrets masked)."""
+    settings = _settings(config, data_dir)
+    shown = settings.model_dump(mode="json")
+    shown["secret_key"] = "***"
+    for provider in shown.get("oidc", []):
+        provider["client_secret"] = "***"
+    shown["database"] = settings.database
+    out.print_json(json.dumps(shown))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,125 @@
+"""The one ASGI app: every API router under its prefix, the middleware, the engines.
+
+Order of middleware (outermost first) is fixed here and nowhere else:
+request id and last-resort 500 → request limits → authentication → routes, whose domain
+errors become each API's fault body through the :class:`FaultRouter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.responses import Response
+
+from nefos.core import errors, versions
+from nefos.core.body import describe_validation
+from nefos.core.bus import Bus, create_bus
+from nefos.core.config import Settings, ensure_data_dir
+from nefos.core.db import Database
+from nefos.core.faults import ERROR_FOR_STATUS, FaultRouter, keystone_fault
+from nefos.core.middleware import Authentication, RequestId, RequestLimits
+from nefos.identity import api as identity_api
+from nefos.identity.service import Identity
+from nefos.identity.web import ROOT as UI_ROOT
+from nefos.identity.web import WebLogin
+
+# Prefixes whose request bodies are data streams, exempt from the JSON body limit.
+STREAMING_PREFIXES = ("/object-store/", "/image/v2/images/", "/image/v1/images")
+
+
+class Engines:
+    """What one process holds for its lifetime: database, bus, domain services."""
+
+    def __init__(
+        self, settings: Settings, database: Database | None = None, bus: Bus | None = None
+    ):
+        self.settings = settings
+        self.db = database or Database(settings.database)
+        self.bus = bus or create_bus(settings.bus_url)
+        self.identity = Identity(self.db, settings)
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def close(self) -> None:
+        await self.bus.close()
+        await self.db.close()
+
+
+def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
+    ensure_data_dir(settings)
+    engines = engines or Engines(settings)
+    faults = FaultRouter()
+    faults.register("/identity/v3", keystone_fault)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await engines.start()
+        try:
+            yield
+        finally:
+            await engines.close()
+
+    app = FastAPI(
+        title="nefos",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        middleware=[
+            Middleware(RequestId, faults=faults),
+            Middleware(
+                RequestLimits,
+                faults=faults,
+                limits=settings.limits,
+                streaming_prefixes=STREAMING_PREFIXES,
+            ),
+            Middleware(Authentication, authenticate=engines.identity.authenticate),
+        ],
+    )
+    app.state.settings = settings
+    app.state.engines = engines
+    app.state.identity = engines.identity
+    app.state.faults = faults
+
+    @app.exception_handler(errors.NefosError)
+    async def domain_error(request: Request, exc: errors.NefosError) -> Response:
+        return faults.response(request.url.path, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return faults.response(
+            request.url.path, errors.InvalidInput(describe_validation(exc.errors()))
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        kind = ERROR_FOR_STATUS.get(exc.status_code, errors.NefosError)
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        response = faults.response(request.url.path, kind(message), exc.status_code)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    app.include_router(versions.router())
+    app.include_router(identity_api.v2)
+    app.include_router(identity_api.v3)
+    app.include_router(identity_api.account)
+    app.mount(UI_ROOT, WebLogin(engines.identity, settings).app())
+    return app
+
+
+def app_factory() -> Any:
+    """For ``uvicorn --factory`` workers: settings from ``NEFOS_CONFIG``/``NEFOS_DATA_DIR``."""
+    from nefos.core.config import load_settings
+    from nefos.core.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

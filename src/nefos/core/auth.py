@@ -1,0 +1,53 @@
+"""Who is calling: the credentials a token resolves to, and route dependencies.
+
+The authentication middleware resolves the token once; routes declare what they need
+with :func:`current_user` or :func:`current_admin` and get typed credentials.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from nefos.core import errors
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    is_admin: bool
+    project_id: uuid.UUID
+    token_digest: str
+    methods: tuple[str, ...]
+    audit_id: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+    @property
+    def roles(self) -> list[str]:
+        return ["member", "admin"] if self.is_admin else ["member"]
+
+
+def optional_user(request: Request) -> Credentials | None:
+    return request.scope.get("nefos.credentials")
+
+
+def current_user(request: Request) -> Credentials:
+    credentials = request.scope.get("nefos.credentials")
+    if credentials is None:
+        raise request.scope.get("nefos.auth_error") or errors.NotAuthenticated(
+            "Authentication required: pass a valid token in X-Auth-Token"
+        )
+    return credentials
+
+
+def current_admin(request: Request) -> Credentials:
+    credentials = current_user(request)
+    if not credentials.is_admin:
+        raise errors.PermissionDenied("This needs the admin role")
+    return credentials

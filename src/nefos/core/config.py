@@ -1,0 +1,200 @@
+"""Settings: one TOML file plus ``NEFOS_*`` environment variables.
+
+Every ``nefos`` command finds the same deployment the same way, so an operator's
+``nefos user create`` acts on the cloud that ``nefos up`` serves:
+
+1. ``--config FILE`` or ``NEFOS_CONFIG``: a TOML file;
+2. else ``DATA_DIR/nefos.toml`` if that file exists, where ``DATA_DIR`` is
+   ``--data-dir``, ``NEFOS_DATA_DIR`` or ``./nefos-data``.
+
+Precedence, highest first: command-line flags, environment, TOML file, defaults.
+Nested tables map to environment variables with ``__``: ``NEFOS_OIDC__ISSUER``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import secrets
+import tomllib
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path("nefos-data")
+CONFIG_FILE_NAME = "nefos.toml"
+
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "nefos_config_file", default=None
+)
+
+
+class OidcProvider(BaseModel):
+    """One OpenID Connect identity provider, found by its issuer's discovery document."""
+
+    name: str = "oidc"
+    title: str = "OpenID Connect"
+    issuer: str
+    client_id: str
+    client_secret: str
+    scope: str = "openid email profile"
+
+
+class Shibboleth(BaseModel):
+    """A SAML front end (Shibboleth SP) that passes the identity in request headers.
+
+    Headers are trusted only from ``trusted_proxies``: anyone else could forge them.
+    """
+
+    enabled: bool = False
+    trusted_proxies: list[str] = ["127.0.0.1/32", "::1/128"]
+    id_header: str = "eppn"
+    email_header: str = "mail"
+    name_header: str = "displayName"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            ip_network(net, strict=False)
+        return value
+
+
+class Limits(BaseModel):
+    """Request limits checked at the API edge (and again in services)."""
+
+    json_body_bytes: int = 1 << 20
+    header_bytes: int = 16 << 10
+    header_value_bytes: int = 8 << 10
+    name_length: int = 255
+    password_length: int = 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEFOS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""
+    bus_url: str = "memory://"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""
+    region: str = "RegionOne"
+    endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per service type base URL, for deployments with several hosts.",
+    )
+    secret_key: str = ""
+    token_lifetime_days: float = 30.0
+    session_token_hours: float = 24.0
+    log_level: str = "INFO"
+    log_format: str = "json"
+    admin_email: str = "admin@nefos.local"
+    signup_auto_activate: bool = True
+    auth_providers: list[str] = ["local"]
+    oidc: list[OidcProvider] = []
+    shibboleth: Shibboleth = Shibboleth()
+    limits: Limits = Limits()
+    feedback_log: str = "feedback.log"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'nefos.db'}"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def endpoint(self, service_type: str, path: str) -> str:
+        """The public URL of a service: configured per type, else the base URL + path."""
+        return self.endpoints.get(service_type, self.base_url + path).rstrip("/")
+
+
+def find_config_file(config: Path | None = None, data_dir: Path | None = None) -> Path | None:
+    if config is None and os.environ.get("NEFOS_CONFIG"):
+        config = Path(os.environ["NEFOS_CONFIG"])
+    if config is not None:
+        if not config.is_file():
+            raise ConfigError(f"configuration file {config} does not exist")
+        return config
+    data_dir = data_dir or Path(os.environ.get("NEFOS_DATA_DIR") or DEFAULT_DATA_DIR)
+    candidate = data_dir / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
+class ConfigError(Exception):
+    """The deployment's configuration cannot be used as it stands."""
+
+
+def load_settings(
+    config: Path | None = None, data_dir: Path | None = None, **overrides: Any
+) -> Settings:
+    """Settings of the deployment found from flags, environment and files."""
+    path = find_config_file(config, data_dir)
+    if path is not None:
+        try:
+            tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    token = _config_file.set(path)
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    finally:
+        _config_file.reset(token)
+    return settings
+
+
+def ensure_data_dir(settings: Settings) -> Settings:
+    """Create the data directory and give the deployment a stable secret key.
+
+    The key signs web sessions; it lives in the data directory so every process of one
+    deployment shares it, unless the configuration sets one.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.secret_key:
+        key_file = settings.data_dir / "secret_key"
+        if not key_file.exists():
+            tmp = key_file.with_name(f".secret_key.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, key_file)  # first writer wins; the others read its key
+            tmp.unlink()
+        settings.secret_key = key_file.read_text().strip()
+    return settings

@@ -1,0 +1,63 @@
+"""Domain errors: what went wrong, never how an API says it.
+
+Services raise these; each API maps the kind to its own status and fault body in one
+table (``nefos.core.faults``). Nothing here knows HTTP.
+
+    NefosError
+    ├── InvalidInput        the request is malformed or breaks a rule
+    ├── NotAuthenticated    no credentials, or credentials that are not valid
+    ├── PermissionDenied    valid credentials, not allowed
+    ├── NotFound            no such thing (for this caller)
+    ├── NotAllowedMethod    the resource exists but not with this verb
+    ├── Conflict            the thing's state forbids it now
+    ├── TooLarge            a body, header or value beyond a configured limit
+    ├── OverQuota           a quota would be exceeded
+    ├── UnsupportedMedia    a body in a format the API does not take
+    ├── NotImplementedYet   a valid request for something nefos does not do
+    └── Unavailable         a backend or engine cannot serve it now
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NefosError(Exception):
+    def __init__(self, message: str, details: str = "", data: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.data = data
+
+
+class InvalidInput(NefosError): ...
+
+
+class NotAuthenticated(NefosError): ...
+
+
+class PermissionDenied(NefosError): ...
+
+
+class NotFound(NefosError): ...
+
+
+class NotAllowedMethod(NefosError): ...
+
+
+class Conflict(NefosError): ...
+
+
+class TooLarge(NefosError): ...
+
+
+class OverQuota(NefosError): ...
+
+
+class UnsupportedMedia(NefosError): ...
+
+
+class NotImplementedYet(NefosError): ...
+
+
+class Unavailable(NefosError): ...

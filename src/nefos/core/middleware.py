@@ -1,0 +1,206 @@
+"""Cross-cutting HTTP concerns, each a small pure-ASGI middleware.
+
+The app lists them in one place (``nefos.core.app.MIDDLEWARE``), outermost first:
+
+* :class:`RequestId`: gives every request an id (``X-Openstack-Request-Id``, taken from
+  the client's ``X-Openstack-Request-Id``/``X-Request-Id`` if well-formed), logs one access
+  line per request, and turns any escaped exception into a 500 fault.
+* :class:`RequestLimits`: refuses oversized headers (400) and oversized bodies on the JSON
+  APIs (413), before any route reads them; streaming prefixes (object data) are exempt.
+* :class:`Authentication`: resolves ``X-Auth-Token`` (header, or ``?X-Auth-Token=`` where
+  Synnefo accepts it) once, into ``scope["nefos.credentials"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nefos.core import errors
+from nefos.core.config import Limits
+from nefos.core.faults import FaultRouter
+from nefos.core.logging import request_id
+
+log = logging.getLogger("nefos.http")
+
+_VALID_REQUEST_ID = re.compile(r"^req-[0-9a-f-]{36}$")
+
+
+class RequestId:
+    def __init__(self, app: ASGIApp, faults: FaultRouter):
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-openstack-request-id") or _header(scope, b"x-request-id")
+        rid = given if given and _VALID_REQUEST_ID.match(given) else f"req-{uuid.uuid4()}"
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-openstack-request-id", rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error")
+            if not response_started:
+                fault = self.faults.response(
+                    scope["path"], errors.NefosError("Internal server error"), 500
+                )
+                await fault(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "client": (scope.get("client") or ("", 0))[0],
+                },
+            )
+            request_id.reset(token)
+
+
+class RequestLimits:
+    def __init__(
+        self,
+        app: ASGIApp,
+        faults: FaultRouter,
+        limits: Limits,
+        streaming_prefixes: tuple[str, ...] = (),
+    ):
+        self.app = app
+        self.faults = faults
+        self.limits = limits
+        self.streaming_prefixes = streaming_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        total = 0
+        for name, value in scope["headers"]:
+            total += len(name) + len(value)
+            if len(value) > self.limits.header_value_bytes:
+                await self._refuse(
+                    scope,
+                    receive,
+                    send,
+                    errors.InvalidInput(
+                        f"Header {name.decode('latin-1')} is longer than "
+                        f"{self.limits.header_value_bytes} bytes"
+                    ),
+                    400,
+                )
+                return
+        if total > self.limits.header_bytes:
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                errors.InvalidInput(f"Request headers exceed {self.limits.header_bytes} bytes"),
+                400,
+            )
+            return
+        if path.startswith(self.streaming_prefixes):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.json_body_bytes
+        length = _header(scope, b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await self._refuse(
+                    scope, receive, send, errors.InvalidInput("Invalid Content-Length"), 400
+                )
+                return
+            if int(length) > limit:
+                await self._refuse(scope, receive, send, _too_large(limit), 413)
+                return
+        await self.app(scope, _counting(receive, limit), send)
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, error: errors.NefosError, status: int
+    ) -> None:
+        await self.faults.response(scope["path"], error, status)(scope, receive, send)
+
+
+def _too_large(limit: int) -> errors.TooLarge:
+    return errors.TooLarge(f"Request body exceeds {limit} bytes")
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    """Stop a chunked body that grows past the limit (no Content-Length to check first)."""
+    seen = 0
+
+    async def receive_counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _too_large(limit)
+        return message
+
+    return receive_counted
+
+
+Authenticator = Callable[[str], Awaitable[Any]]
+
+
+class Authentication:
+    """Resolves the caller's token once per request.
+
+    ``authenticate(token)`` returns the credentials or raises
+    :class:`~nefos.core.errors.NotAuthenticated`; the error is kept in the scope so that
+    only routes that need a user refuse the request (version documents stay public).
+    """
+
+    def __init__(self, app: ASGIApp, authenticate: Authenticator):
+        self.app = app
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["nefos.credentials"] = None
+            token = _header(scope, b"x-auth-token")
+            if token is None and b"X-Auth-Token" in scope["query_string"]:
+                query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+                token = query.get("X-Auth-Token")
+            if token:
+                try:
+                    scope["nefos.credentials"] = await self.authenticate(token)
+                except errors.NotAuthenticated as exc:
+                    scope["nefos.auth_error"] = exc
+        await self.app(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,12 @@
+"""Every service's tables, imported so that migrations and tests see one metadata."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = ("nefos.identity.models",)
+
+
+def load_all() -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(module)

@@ -1,0 +1,412 @@
+"""Keystone v2.0 and v3 token APIs and Synnefo's account API: parse, call, render."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from nefos.core import errors
+from nefos.core.auth import Credentials, current_admin, current_user
+from nefos.core.body import parse_json
+from nefos.core.faults import json_response
+from nefos.identity import catalog
+from nefos.identity.models import Project, User
+from nefos.identity.service import Identity, IssuedToken, system_project_name
+
+DOMAIN = {"id": "default", "name": "Default"}
+
+
+def identity(request: Request) -> Identity:
+    return request.app.state.identity
+
+
+Service = Annotated[Identity, Depends(identity)]
+User_ = Annotated[Credentials, Depends(current_user)]
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- Keystone v2.0, as Synnefo's Astakos serves it to kamaki ---------------------------
+
+v2 = APIRouter(prefix="/identity/v2.0")
+
+
+class V2TokenCredentials(Body):
+    id: str = Field(max_length=512)
+
+
+class V2PasswordCredentials(Body):
+    username: str = Field(max_length=512)
+    password: str = Field(max_length=4096)
+
+
+class V2Auth(Body):
+    token: V2TokenCredentials | None = None
+    passwordCredentials: V2PasswordCredentials | None = None
+    tenantName: str | None = None
+    tenantId: str | None = None
+
+
+class V2TokenRequest(Body):
+    auth: V2Auth
+
+
+def _v2_access(
+    service: Identity,
+    token: str,
+    expires: dt.datetime,
+    user_id: uuid.UUID,
+    name: str,
+    is_admin: bool,
+    project_id: uuid.UUID,
+) -> dict[str, Any]:
+    roles = [{"id": "member", "name": "member"}]
+    if is_admin:
+        roles.append({"id": "admin", "name": "admin"})
+    project_name = system_project_name(user_id) if project_id == user_id else str(project_id)
+    return {
+        "access": {
+            "token": {
+                "id": token,
+                "expires": iso(expires),
+                "tenant": {"id": str(project_id), "name": project_name},
+            },
+            "user": {
+                "id": str(user_id),
+                "name": name,
+                "roles": roles,
+                "roles_links": [],
+                "projects": [str(project_id)],
+            },
+            "serviceCatalog": catalog.v2_catalog(service.settings),
+        }
+    }
+
+
+@v2.post("/tokens")
+async def v2_issue(request: Request, service: Service) -> Response:
+    """Synnefo's rule: the answer carries the token the caller proved, not a new one."""
+    raw = await request.body()
+    if not raw.strip():
+        return json_response({"access": {"serviceCatalog": catalog.v2_catalog(service.settings)}})
+    body = parse_json(V2TokenRequest, raw)
+    auth = body.auth
+    tenant = auth.tenantName or auth.tenantId
+    if auth.token is not None:
+        credentials = await service.authenticate(auth.token.id)
+        token = auth.token.id
+    elif auth.passwordCredentials is not None:
+        pc = auth.passwordCredentials
+        user = await service.password_login(pc.username, pc.password)
+        try:
+            credentials = await service.authenticate(pc.password)
+            token = pc.password
+        except errors.NotAuthenticated:
+            issued = await service.issue_token(user, methods=("password",))
+            token = issued.token
+            credentials = await service.authenticate(token)
+    else:
+        raise errors.InvalidInput("Give auth.token or auth.passwordCredentials")
+    if tenant is not None and tenant != str(credentials.user_id):
+        raise errors.InvalidInput(f"Project {tenant} is not the user's own ({credentials.user_id})")
+    return json_response(
+        _v2_access(
+            service,
+            token,
+            credentials.expires_at,
+            credentials.user_id,
+            credentials.display_name,
+            credentials.is_admin,
+            credentials.project_id,
+        )
+    )
+
+
+@v2.get("/tokens/{token}")
+async def v2_validate(token: str, service: Service, belongsTo: str | None = None) -> Response:
+    try:
+        credentials = await service.authenticate(token)
+    except errors.NotAuthenticated as exc:
+        raise errors.NotFound(exc.message) from None
+    if belongsTo is not None and belongsTo != str(credentials.project_id):
+        raise errors.NotFound(f"The token does not belong to project {belongsTo}")
+    return json_response(
+        _v2_access(
+            service,
+            token,
+            credentials.expires_at,
+            credentials.user_id,
+            credentials.display_name,
+            credentials.is_admin,
+            credentials.project_id,
+        )
+    )
+
+
+# -- Keystone v3 ------------------------------------------------------------------------
+
+v3 = APIRouter(prefix="/identity/v3")
+
+
+class V3Domain(Body):
+    id: str | None = None
+    name: str | None = None
+
+
+class V3PasswordUser(Body):
+    id: str | None = Field(default=None, max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    domain: V3Domain | None = None
+    password: str = Field(max_length=4096)
+
+
+class V3Password(Body):
+    user: V3PasswordUser
+
+
+class V3TokenMethod(Body):
+    id: str = Field(max_length=512)
+
+
+class V3Identity(Body):
+    methods: list[str]
+    password: V3Password | None = None
+    token: V3TokenMethod | None = None
+
+
+class V3Project(Body):
+    id: str | None = Field(default=None, max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    domain: V3Domain | None = None
+
+
+class V3Scope(Body):
+    project: V3Project | None = None
+    domain: V3Domain | None = None
+    system: dict[str, Any] | None = None
+
+
+class V3Auth(Body):
+    identity: V3Identity
+    scope: V3Scope | Literal["unscoped"] | None = None
+
+
+class V3TokenRequest(Body):
+    auth: V3Auth
+
+
+SUPPORTED_METHODS = ("password", "token")
+
+
+def _check_domain(domain: V3Domain | None) -> None:
+    if domain is None:
+        return
+    if (domain.id not in (None, "default")) or (domain.name not in (None, "Default")):
+        raise errors.NotAuthenticated(
+            "Unknown domain: nefos has one domain, id 'default', name 'Default'"
+        )
+
+
+def _v3_token(
+    service: Identity,
+    user: User | Credentials,
+    project: Project,
+    methods: list[str],
+    audit_ids: list[str],
+    issued_at: dt.datetime,
+    expires_at: dt.datetime,
+    with_catalog: bool = True,
+) -> dict[str, Any]:
+    user_id = user.id if isinstance(user, User) else user.user_id
+    roles = [{"id": "member", "name": "member", "domain_id": None}]
+    if user.is_admin:
+        roles.append({"id": "admin", "name": "admin", "domain_id": None})
+    token: dict[str, Any] = {
+        "methods": methods,
+        "user": {
+            "id": str(user_id),
+            "name": user.email,
+            "domain": DOMAIN,
+            "password_expires_at": None,
+        },
+        "audit_ids": audit_ids,
+        "issued_at": iso(issued_at),
+        "expires_at": iso(expires_at),
+        "project": {"id": str(project.id), "name": project.name, "domain": DOMAIN},
+        "is_domain": False,
+        "roles": roles,
+    }
+    if with_catalog:
+        token["catalog"] = catalog.v3_catalog(service.settings, project.id)
+    return {"token": token}
+
+
+@v3.post("/auth/tokens", status_code=201)
+async def v3_issue(request: Request, service: Service, nocatalog: str | None = None) -> Response:
+    body = parse_json(V3TokenRequest, await request.body())
+    ident = body.auth.identity
+    if not ident.methods:
+        raise errors.InvalidInput("auth.identity.methods is empty")
+    unknown = [m for m in ident.methods if m not in SUPPORTED_METHODS]
+    if unknown:
+        raise errors.NotAuthenticated(f"Unsupported authentication method: {', '.join(unknown)}")
+    expires_at: dt.datetime | None = None
+    if "password" in ident.methods:
+        if ident.password is None:
+            raise errors.InvalidInput("auth.identity.password is missing")
+        given = ident.password.user
+        _check_domain(given.domain)
+        ref = given.id or given.name
+        if not ref:
+            raise errors.InvalidInput("Give the user's id or name")
+        user = await service.password_login(ref, given.password)
+    else:
+        if ident.token is None:
+            raise errors.InvalidInput("auth.identity.token is missing")
+        proven = await service.authenticate(ident.token.id)
+        user = await service.get_user(proven.user_id)
+        expires_at = proven.expires_at  # a token never outlives the one it came from
+    scope = body.auth.scope
+    if isinstance(scope, V3Scope) and (scope.domain is not None or scope.system is not None):
+        raise errors.NotAuthenticated("nefos issues project-scoped tokens only")
+    wanted = scope.project if isinstance(scope, V3Scope) else None
+    if wanted is not None:
+        _check_domain(wanted.domain)
+        if wanted.id is None and wanted.name is None:
+            raise errors.InvalidInput("Give the project's id or name")
+    project = await service.scope_project(
+        user, wanted.id if wanted else None, wanted.name if wanted else None
+    )
+    lifetime = expires_at - dt.datetime.now(dt.UTC) if expires_at is not None else None
+    issued: IssuedToken = await service.issue_token(
+        user, project, methods=ident.methods, lifetime=lifetime
+    )
+    record = issued.record
+    document = _v3_token(
+        service,
+        user,
+        project,
+        list(ident.methods),
+        [record.audit_id],
+        record.created_at,
+        record.expires_at,
+        with_catalog=nocatalog is None,
+    )
+    return json_response(document, 201, {"X-Subject-Token": issued.token})
+
+
+async def _subject(
+    service: Identity, caller: Credentials, subject_token: str | None
+) -> tuple[Credentials, Project]:
+    if not subject_token:
+        raise errors.InvalidInput("X-Subject-Token header is required")
+    try:
+        subject = await service.authenticate(subject_token)
+    except errors.NotAuthenticated as exc:
+        raise errors.NotFound(f"Could not find token: {exc.message}") from None
+    if subject.user_id != caller.user_id and not caller.is_admin:
+        raise errors.PermissionDenied("Only the token's owner or an admin may see it")
+    return subject, await service.get_project(subject.project_id)
+
+
+SubjectToken = Annotated[str | None, Header(alias="X-Subject-Token")]
+
+
+@v3.get("/auth/tokens")
+async def v3_validate(
+    service: Service,
+    caller: User_,
+    subject_token: SubjectToken = None,
+    nocatalog: str | None = None,
+) -> Response:
+    subject, project = await _subject(service, caller, subject_token)
+    document = _v3_token(
+        service,
+        subject,
+        project,
+        list(subject.methods),
+        [subject.audit_id],
+        subject.issued_at,
+        subject.expires_at,
+        with_catalog=nocatalog is None,
+    )
+    return json_response(document, 200, {"X-Subject-Token": subject_token or ""})
+
+
+@v3.head("/auth/tokens")
+async def v3_check(service: Service, caller: User_, subject_token: SubjectToken = None) -> Response:
+    await _subject(service, caller, subject_token)
+    return Response(status_code=200)
+
+
+@v3.delete("/auth/tokens", status_code=204)
+async def v3_revoke(
+    service: Service, caller: User_, subject_token: SubjectToken = None
+) -> Response:
+    await _subject(service, caller, subject_token)
+    assert subject_token is not None
+    await service.revoke(subject_token)
+    return Response(status_code=204)
+
+
+@v3.get("/auth/catalog")
+async def v3_catalog(service: Service, caller: User_) -> Response:
+    return json_response(
+        {"catalog": catalog.v3_catalog(service.settings, caller.project_id), "links": {}}
+    )
+
+
+# -- Synnefo's account API --------------------------------------------------------------
+
+account = APIRouter(prefix="/account/v1.0")
+
+
+class UserCatalogRequest(Body):
+    uuids: list[str] | None = Field(default=None, max_length=10_000)
+    displaynames: list[str] | None = Field(default=None, max_length=10_000)
+
+
+@account.post("/user_catalogs")
+async def user_catalogs(request: Request, service: Service, caller: User_) -> Response:
+    body = parse_json(UserCatalogRequest, await request.body())
+    by_id, by_name = await service.user_catalogs(body.uuids or [], body.displaynames or [])
+    return json_response({"uuid_catalog": by_id, "displayname_catalog": by_name})
+
+
+@account.post("/service/user_catalogs")
+async def service_user_catalogs(
+    request: Request,
+    service: Service,
+    caller: Annotated[Credentials, Depends(current_admin)],
+) -> Response:
+    """For services: ``null`` lists mean every user."""
+    body = parse_json(UserCatalogRequest, await request.body())
+    by_id, by_name = await service.user_catalogs(body.uuids, body.displaynames)
+    return json_response({"uuid_catalog": by_id, "displayname_catalog": by_name})
+
+
+@account.post("/feedback")
+async def feedback(request: Request, service: Service, caller: User_) -> Response:
+    """Synnefo's clients send a form; JSON is taken too."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        fields = parse_json(dict[str, str], await request.body())
+    else:
+        form = await request.form()
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    message = fields.get("feedback_msg")
+    if message is None:
+        raise errors.InvalidInput("feedback_msg is required")
+    await service.add_feedback(caller.user_id, message, fields.get("feedback_data", ""))
+    return Response(status_code=200)

@@ -1,0 +1,107 @@
+"""The service catalog: every nefos endpoint by OpenStack service type.
+
+Built from configuration (``public_url``, per-type ``endpoints``) so a deployment spread
+over several hosts publishes its own URLs. Two shapes:
+
+* v2.0 (Synnefo/kamaki): Synnefo's service names and versioned URLs; the object-store
+  URL stops before the account, because kamaki appends the user's UUID itself.
+* v3 (Keystone): one public endpoint per service; the object-store URL ends with the
+  account (``.../object-store/v1/<uuid>``), as OpenStack clients use it as storage URL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from nefos.core.config import Settings
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # Synnefo's name, as kamaki looks it up
+    type: str  # OpenStack service type, as every client looks it up
+    v2_version: str
+    v2_path: str
+    v3_path: str  # "{account}" is the user's UUID
+    v3_only: bool = False
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("astakos_identity", "identity", "v2.0", "/identity/v2.0", "/identity/v3"),
+    Service("astakos_account", "account", "v1.0", "/account/v1.0", "/account/v1.0"),
+    Service("cyclades_compute", "compute", "v2.0", "/compute/v2.0", "/compute/v2.1"),
+    Service("cyclades_network", "network", "v2.0", "/network/v2.0", "/network"),
+    Service("cyclades_plankton", "image", "v1.0", "/image/v1", "/image"),
+    Service("cyclades_volume", "volume", "v2.0", "/volume/v2", "/volume/v2"),
+    Service("cyclades_volumev3", "volumev3", "v3.0", "/volume/v3", "/volume/v3", v3_only=True),
+    Service(
+        "cyclades_block_storage", "block-storage", "v3.0", "/volume/v3", "/volume/v3", v3_only=True
+    ),
+    Service(
+        "pithos_object-store",
+        "object-store",
+        "v1",
+        "/object-store/v1",
+        "/object-store/v1/{account}",
+    ),
+    Service("pithos_public", "public", "v2.0", "/public", "/public"),
+    Service("astakos_weblogin", "astakos_weblogin", "v1.0", "/ui/weblogin", "/ui/weblogin"),
+)
+
+
+def _url(settings: Settings, service: Service, path: str) -> str:
+    configured = settings.endpoints.get(service.type)
+    if configured is None:
+        return settings.base_url + path
+    # A configured URL replaces the host part; keep our path below it.
+    return configured.rstrip("/") + path
+
+
+def v2_catalog(settings: Settings) -> list[dict[str, object]]:
+    ui = settings.base_url + "/ui/"
+    catalog = []
+    for service in SERVICES:
+        if service.v3_only:
+            continue
+        endpoint: dict[str, object] = {
+            "versionId": service.v2_version,
+            "publicURL": _url(settings, service, service.v2_path),
+            "SNF:uiURL": ui,
+            "region": settings.region,
+        }
+        if service.type == "identity":
+            endpoint["SNF:webloginURL"] = settings.base_url + "/ui/weblogin"
+        catalog.append(
+            {
+                "name": service.name,
+                "type": service.type,
+                "endpoints_links": [],
+                "endpoints": [endpoint],
+            }
+        )
+    return catalog
+
+
+def v3_catalog(settings: Settings, account: uuid.UUID) -> list[dict[str, object]]:
+    catalog = []
+    for service in SERVICES:
+        url = _url(settings, service, service.v3_path.format(account=account))
+        endpoint_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{service.type}:{service.v3_path}").hex
+        catalog.append(
+            {
+                "id": uuid.uuid5(uuid.NAMESPACE_URL, service.type).hex,
+                "name": service.name,
+                "type": service.type,
+                "endpoints": [
+                    {
+                        "id": endpoint_id,
+                        "interface": "public",
+                        "region": settings.region,
+                        "region_id": settings.region,
+                        "url": url,
+                    }
+                ],
+            }
+        )
+    return catalog

@@ -1,0 +1,489 @@
+"""Identity domain logic (Astakos): users, login identities, projects in tokens, tokens.
+
+Every state change is one method, one transaction. Nothing here speaks HTTP: the
+Keystone and account APIs, the web login and the ``nefos user`` commands all call this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import re
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nefos.core import errors
+from nefos.core.auth import Credentials
+from nefos.core.config import Settings
+from nefos.core.db import Database, utcnow
+from nefos.identity.models import AuthIdentity, Feedback, Project, Token, User
+
+API_TOKEN = "api"
+SESSION_TOKEN = "session"
+LOCAL = "local"
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_hasher = PasswordHasher()
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """32 random bytes, URL-safe base64 without padding, as Synnefo's tokens."""
+    return secrets.token_urlsafe(32)
+
+
+def system_project_name(user_id: uuid.UUID) -> str:
+    return f"system:{user_id}"
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    record: Token
+
+
+class Identity:
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
+        key = hashlib.sha256(f"nefos-api-token:{settings.secret_key}".encode()).digest()
+        self._sealer = Fernet(base64.urlsafe_b64encode(key))
+
+    # -- users ----------------------------------------------------------------------
+
+    def _check_email(self, email: str) -> str:
+        email = email.strip().lower()
+        if len(email) > 254 or not _EMAIL.match(email):
+            raise errors.InvalidInput(f"Invalid e-mail address: {email[:254]!r}")
+        return email
+
+    def _check_password(self, password: str) -> None:
+        if not password or len(password) > self.settings.limits.password_length:
+            raise errors.InvalidInput(
+                f"A password must have 1 to {self.settings.limits.password_length} characters"
+            )
+
+    async def create_user(
+        self,
+        email: str,
+        password: str | None = None,
+        display_name: str = "",
+        admin: bool = False,
+        active: bool = True,
+        verified: bool = False,
+        identity: tuple[str, str, dict[str, object]] | None = None,
+    ) -> tuple[User, str]:
+        """Create a user with a system project and an API token, which is returned."""
+        email = self._check_email(email)
+        if password is not None:
+            self._check_password(password)
+        if len(display_name) > self.settings.limits.name_length:
+            raise errors.InvalidInput("Display name too long")
+        password_hash = await _hash(password) if password is not None else None
+        user = User(
+            id=uuid.uuid4(),
+            email=email,
+            display_name=display_name or email,
+            password_hash=password_hash,
+            is_active=active,
+            is_verified=verified,
+            is_admin=admin,
+        )
+        try:
+            async with self.db.transaction() as s:
+                s.add(user)
+                await s.flush()
+                s.add(
+                    Project(
+                        id=user.id,
+                        name=system_project_name(user.id),
+                        owner_id=user.id,
+                        is_system=True,
+                        description=f"System project of {email}",
+                    )
+                )
+                if password is not None:
+                    s.add(AuthIdentity(user_id=user.id, provider=LOCAL, identifier=email, info={}))
+                if identity is not None:
+                    provider, identifier, info = identity
+                    s.add(
+                        AuthIdentity(
+                            user_id=user.id, provider=provider, identifier=identifier, info=info
+                        )
+                    )
+                await s.flush()
+                issued = self._add_token(s, user.id, user.id, API_TOKEN, ("token",))
+        except IntegrityError as exc:
+            raise errors.Conflict(f"A user with e-mail {email} already exists") from exc
+        return user, issued.token
+
+    async def get_user(self, ref: str | uuid.UUID) -> User:
+        """A user by UUID or e-mail."""
+        async with self.db.session() as s:
+            return await self._find_user(s, ref)
+
+    async def _find_user(self, s: AsyncSession, ref: str | uuid.UUID) -> User:
+        user_id = ref if isinstance(ref, uuid.UUID) else parse_uuid(ref)
+        if user_id is not None:
+            user = await s.get(User, user_id)
+        else:
+            user = await s.scalar(select(User).where(User.email == str(ref).strip().lower()))
+        if user is None:
+            raise errors.NotFound(f"No user {ref}")
+        return user
+
+    async def list_users(self) -> list[User]:
+        async with self.db.session() as s:
+            return list(await s.scalars(select(User).order_by(User.created_at, User.email)))
+
+    async def set_active(self, ref: str, active: bool) -> User:
+        async with self.db.transaction() as s:
+            user = await self._find_user(s, ref)
+            user.is_active = active
+        return user
+
+    async def set_admin(self, ref: str, admin: bool) -> User:
+        async with self.db.transaction() as s:
+            user = await self._find_user(s, ref)
+            user.is_admin = admin
+        return user
+
+    async def set_password(self, ref: str, password: str) -> User:
+        """Set the local password, enabling the ``local`` login for this user."""
+        self._check_password(password)
+        password_hash = await _hash(password)
+        async with self.db.transaction() as s:
+            user = await self._find_user(s, ref)
+            user.password_hash = password_hash
+            linked = await s.scalar(
+                select(AuthIdentity).where(
+                    AuthIdentity.user_id == user.id, AuthIdentity.provider == LOCAL
+                )
+            )
+            if linked is None:
+                s.add(AuthIdentity(user_id=user.id, provider=LOCAL, identifier=user.email, info={}))
+        return user
+
+    # -- login identities -----------------------------------------------------------
+
+    async def link(
+        self,
+        ref: str | uuid.UUID,
+        provider: str,
+        identifier: str,
+        info: dict[str, object] | None = None,
+    ) -> AuthIdentity:
+        """Let ``provider``'s ``identifier`` log in as this user (one user, many logins)."""
+        if not provider or not identifier or len(identifier) > 255:
+            raise errors.InvalidInput("A login needs a provider and an identifier (≤ 255 chars)")
+        try:
+            async with self.db.transaction() as s:
+                user = await self._find_user(s, ref)
+                linked = AuthIdentity(
+                    user_id=user.id, provider=provider, identifier=identifier, info=info or {}
+                )
+                s.add(linked)
+                await s.flush()
+        except IntegrityError as exc:
+            raise errors.Conflict(
+                f"The {provider} login {identifier} is already linked to a user"
+            ) from exc
+        return linked
+
+    async def identities(self, user_id: uuid.UUID) -> list[AuthIdentity]:
+        async with self.db.session() as s:
+            query = select(AuthIdentity).where(AuthIdentity.user_id == user_id)
+            return list(await s.scalars(query.order_by(AuthIdentity.id)))
+
+    async def external_login(
+        self, provider: str, identifier: str, email: str, display_name: str
+    ) -> User:
+        """The user an external login belongs to; a first login signs the user up."""
+        async with self.db.session() as s:
+            linked = await s.scalar(
+                select(AuthIdentity).where(
+                    AuthIdentity.provider == provider, AuthIdentity.identifier == identifier
+                )
+            )
+            if linked is not None:
+                user = await s.get(User, linked.user_id)
+                assert user is not None  # foreign key
+                self._require_active(user)
+                return user
+        if not email:
+            raise errors.InvalidInput(f"The {provider} login gave no e-mail address")
+        user, _ = await self.create_user(
+            email,
+            display_name=display_name,
+            active=self.settings.signup_auto_activate,
+            verified=True,
+            identity=(provider, identifier, {"email": email, "name": display_name}),
+        )
+        self._require_active(user)
+        return user
+
+    def _require_active(self, user: User) -> None:
+        if not user.is_active:
+            raise errors.NotAuthenticated(f"The account {user.email} is not active")
+
+    # -- tokens ---------------------------------------------------------------------
+
+    def _add_token(
+        self,
+        s: AsyncSession,
+        user_id: uuid.UUID,
+        project_id: uuid.UUID,
+        kind: str,
+        methods: Iterable[str],
+        lifetime: dt.timedelta | None = None,
+    ) -> IssuedToken:
+        if lifetime is None:
+            lifetime = (
+                dt.timedelta(days=self.settings.token_lifetime_days)
+                if kind == API_TOKEN
+                else dt.timedelta(hours=self.settings.session_token_hours)
+            )
+        token = new_token()
+        now = utcnow()
+        record = Token(
+            digest=digest(token),
+            user_id=user_id,
+            project_id=project_id,
+            kind=kind,
+            methods=",".join(methods),
+            audit_id=secrets.token_urlsafe(16)[:22],
+            created_at=now,
+            expires_at=now + lifetime,
+            sealed=self._sealer.encrypt(token.encode()).decode() if kind == API_TOKEN else None,
+        )
+        s.add(record)
+        return IssuedToken(token, record)
+
+    async def issue_token(
+        self,
+        user: User,
+        project: Project | None = None,
+        methods: Iterable[str] = ("token",),
+        lifetime: dt.timedelta | None = None,
+    ) -> IssuedToken:
+        """A new session token; the user's other tokens stay valid."""
+        self._require_active(user)
+        async with self.db.transaction() as s:
+            project_id = project.id if project is not None else user.system_project_id
+            return self._add_token(s, user.id, project_id, SESSION_TOKEN, methods, lifetime)
+
+    async def renew_api_token(self, ref: str | uuid.UUID) -> str:
+        """Replace the user's API token: the old one stops working at once."""
+        async with self.db.transaction() as s:
+            user = await self._find_user(s, ref)
+            await s.execute(delete(Token).where(Token.user_id == user.id, Token.kind == API_TOKEN))
+            return self._add_token(s, user.id, user.system_project_id, API_TOKEN, ("token",)).token
+
+    async def api_token(self, ref: str | uuid.UUID) -> tuple[str | None, Token | None]:
+        """The user's current API token, if it can be unsealed with this deployment's key."""
+        async with self.db.session() as s:
+            user = await self._find_user(s, ref)
+            record = await s.scalar(
+                select(Token).where(Token.user_id == user.id, Token.kind == API_TOKEN)
+            )
+        if record is None or record.sealed is None:
+            return None, record
+        try:
+            return self._sealer.decrypt(record.sealed.encode()).decode(), record
+        except InvalidToken:
+            return None, record
+
+    async def revoke(self, token: str) -> None:
+        async with self.db.transaction() as s:
+            result = await s.execute(delete(Token).where(Token.digest == digest(token)))
+        if result.rowcount == 0:
+            raise errors.NotFound("No such token")
+
+    async def authenticate(self, token: str) -> Credentials:
+        """The credentials a token grants now; NotAuthenticated if none."""
+        if len(token) > 256:
+            raise errors.NotAuthenticated("Invalid token")
+        async with self.db.session() as s:
+            row = (
+                await s.execute(
+                    select(
+                        Token.digest,
+                        Token.project_id,
+                        Token.methods,
+                        Token.audit_id,
+                        Token.created_at,
+                        Token.expires_at,
+                        User.id,
+                        User.email,
+                        User.display_name,
+                        User.is_admin,
+                        User.is_active,
+                    )
+                    .join(User, User.id == Token.user_id)
+                    .where(Token.digest == digest(token))
+                )
+            ).one_or_none()
+        if row is None:
+            raise errors.NotAuthenticated("Invalid token")
+        if row.expires_at <= utcnow():
+            raise errors.NotAuthenticated("Token expired")
+        if not row.is_active:
+            raise errors.NotAuthenticated(f"The account {row.email} is not active")
+        return Credentials(
+            user_id=row.id,
+            email=row.email,
+            display_name=row.display_name,
+            is_admin=row.is_admin,
+            project_id=row.project_id,
+            token_digest=row.digest,
+            methods=tuple(row.methods.split(",")),
+            audit_id=row.audit_id,
+            issued_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+    async def password_login(self, ref: str | uuid.UUID, password: str) -> User:
+        """Check a user's password; Synnefo also takes the user's API token as one."""
+        failure = errors.NotAuthenticated("The user name or password is wrong")
+        if not password or len(password) > self.settings.limits.password_length:
+            raise failure
+        async with self.db.session() as s:
+            try:
+                user = await self._find_user(s, ref)
+            except errors.NotFound:
+                raise failure from None
+            token = await s.get(Token, digest(password))
+        if token is not None and token.user_id == user.id and token.expires_at > utcnow():
+            self._require_active(user)
+            return user
+        if user.password_hash is None or not await _verify(user.password_hash, password):
+            raise failure
+        self._require_active(user)
+        return user
+
+    # -- projects in tokens ---------------------------------------------------------
+
+    async def scope_project(
+        self, user: User, project_id: str | None = None, project_name: str | None = None
+    ) -> Project:
+        """The project a token for ``user`` may be scoped to.
+
+        Default: the user's system project, which may also be named by the user's
+        e-mail for clients that ask for a project by name.
+        """
+        async with self.db.session() as s:
+            if project_id is not None:
+                wanted = parse_uuid(project_id)
+                project = await s.get(Project, wanted) if wanted else None
+            elif project_name is not None:
+                if project_name.strip().lower() == user.email:
+                    project = await s.get(Project, user.system_project_id)
+                else:
+                    project = await s.scalar(select(Project).where(Project.name == project_name))
+            else:
+                project = await s.get(Project, user.system_project_id)
+        if project is None or not self._may_use(user, project):
+            raise errors.NotAuthenticated(
+                f"User {user.id} has no access to project {project_id or project_name}"
+            )
+        return project
+
+    def _may_use(self, user: User, project: Project) -> bool:
+        return project.id == user.system_project_id or project.owner_id == user.id
+
+    async def get_project(self, project_id: uuid.UUID) -> Project:
+        async with self.db.session() as s:
+            project = await s.get(Project, project_id)
+        if project is None:
+            raise errors.NotFound(f"No project {project_id}")
+        return project
+
+    # -- account API ----------------------------------------------------------------
+
+    async def user_catalogs(
+        self, uuids: list[str] | None, names: list[str] | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """uuid → display name and display name → uuid; ``None`` lists everyone."""
+        async with self.db.session() as s:
+            by_id: dict[str, str] = {}
+            by_name: dict[str, str] = {}
+            wanted_ids = [u for u in (parse_uuid(x) for x in uuids or []) if u is not None]
+            if uuids is None and names is None:
+                rows = await s.execute(select(User.id, User.email))
+                for user_id, email in rows:
+                    by_id[str(user_id)] = email
+                    by_name[email] = str(user_id)
+                return by_id, by_name
+            if wanted_ids:
+                rows = await s.execute(select(User.id, User.email).where(User.id.in_(wanted_ids)))
+                by_id = {str(user_id): email for user_id, email in rows}
+            if names:
+                lowered = [n.strip().lower() for n in names]
+                rows = await s.execute(
+                    select(User.id, User.email).where(
+                        or_(User.email.in_(lowered), User.email.in_(names))
+                    )
+                )
+                by_name = {email: str(user_id) for user_id, email in rows}
+        return by_id, by_name
+
+    async def add_feedback(self, user_id: uuid.UUID, message: str, data: str) -> None:
+        if not message.strip():
+            raise errors.InvalidInput("feedback_msg is empty")
+        if len(message) > 4096 or len(data) > 65536:
+            raise errors.TooLarge("Feedback message or data too long")
+        async with self.db.transaction() as s:
+            s.add(Feedback(user_id=user_id, message=message, data=data))
+
+    # -- deployment -----------------------------------------------------------------
+
+    async def ensure_admin(self) -> tuple[User, str, str] | None:
+        """Create the first admin on a new deployment; return it with password and token."""
+        async with self.db.session() as s:
+            if await s.scalar(select(User.id).where(User.is_admin.is_(True)).limit(1)):
+                return None
+        password = secrets.token_urlsafe(12)
+        try:
+            user, token = await self.create_user(
+                self.settings.admin_email,
+                password=password,
+                display_name="Administrator",
+                admin=True,
+                verified=True,
+            )
+        except errors.Conflict:
+            return None  # another process created it first
+        return user, password, token
+
+
+async def _hash(password: str) -> str:
+    # argon2 is deliberately slow; keep it off the event loop.
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return await asyncio.to_thread(_hasher.verify, password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,299 @@
+"""Web login (plain server-rendered pages, mounted at ``/ui``): the way people get a token.
+
+Local passwords, any configured OpenID Connect provider, and a Shibboleth SAML front end
+all end in the same signed-cookie session, whose account page shows the user's API
+token and renews it. A login while already logged in links the new identity to the
+same user, so one person may use several login methods. ``/ui/weblogin?next=URL`` is
+Synnefo's hand-off of the token to a desktop client.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import warnings
+from ipaddress import ip_address, ip_network
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from nefos.core import errors
+from nefos.core.config import Settings
+from nefos.core.faults import status_of
+from nefos.identity.models import User
+from nefos.identity.service import Identity
+
+with warnings.catch_warnings():
+    # authlib 1.9.9 warns about its own httpx integration, which its Starlette client uses;
+    # its deprecate module installs an "always" filter on import, so import it first.
+    import authlib.deprecate  # noqa: F401
+
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.starlette_client import OAuth, OAuthError
+
+log = logging.getLogger("nefos.identity.web")
+
+ROOT = "/ui"
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def _safe_next(target: str | None, default: str = f"{ROOT}/account") -> str:
+    """Only our own paths, or http(s) URLs for the weblogin hand-off."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if not parts.scheme and not parts.netloc and target.startswith("/"):
+        return target
+    return default
+
+
+class WebLogin:
+    def __init__(self, identity: Identity, settings: Settings):
+        self.identity = identity
+        self.settings = settings
+        self.oauth = OAuth()
+        self.oidc = {provider.name: provider for provider in settings.oidc}
+        for provider in settings.oidc:
+            self.oauth.register(
+                name=provider.name,
+                client_id=provider.client_id,
+                client_secret=provider.client_secret,
+                server_metadata_url=provider.issuer.rstrip("/")
+                + "/.well-known/openid-configuration",
+                client_kwargs={"scope": provider.scope},
+            )
+        self.trusted = [ip_network(n, strict=False) for n in settings.shibboleth.trusted_proxies]
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/login", self.login_form, methods=["GET"]),
+            Route("/login", self.login_password, methods=["POST"]),
+            Route("/login/oidc/{name}", self.login_oidc, methods=["GET"]),
+            Route("/login/oidc/{name}/callback", self.oidc_callback, methods=["GET"]),
+            Route("/login/shibboleth", self.login_shibboleth, methods=["GET"]),
+            Route("/account", self.account, methods=["GET"]),
+            Route("/account/renew-token", self.renew_token, methods=["POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+            Route("/weblogin", self.weblogin, methods=["GET"]),
+        ]
+        middleware = [
+            Middleware(
+                SessionMiddleware,
+                secret_key=self.settings.secret_key,
+                session_cookie="nefos_session",
+                path=ROOT,
+                same_site="lax",
+                https_only=self.settings.base_url.startswith("https://"),
+                max_age=int(self.settings.session_token_hours * 3600),
+            )
+        ]
+        return Starlette(routes=routes, middleware=middleware)
+
+    # -- pages ------------------------------------------------------------------------
+
+    def _page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        context.setdefault("error", None)
+        context["root"] = ROOT
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def _login_page(
+        self, request: Request, error: str | None = None, status: int = 200, email: str = ""
+    ) -> Response:
+        return self._page(
+            request,
+            "login.html",
+            status,
+            title="Log in",
+            error=error,
+            email=email,
+            next=_safe_next(request.query_params.get("next")),
+            providers=self.settings.auth_providers,
+            oidc=list(self.oidc.values()),
+            shibboleth=self.settings.shibboleth.enabled,
+        )
+
+    async def login_form(self, request: Request) -> Response:
+        return self._login_page(request)
+
+    async def login_password(self, request: Request) -> Response:
+        form = await request.form()
+        email = str(form.get("email", ""))
+        password = str(form.get("password", ""))
+        if "local" not in self.settings.auth_providers:
+            return self._login_page(request, "Local accounts are disabled here", 403)
+        try:
+            user = await self.identity.password_login(email, password)
+        except errors.NefosError as exc:
+            return self._login_page(request, exc.message, status_of(exc), email=email)
+        return self._start_session(request, user, str(form.get("next", "")))
+
+    async def login_oidc(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        client = self.oauth.create_client(name) if name in self.oidc else None
+        if client is None:
+            return self._login_page(request, f"No login provider {name}", 404)
+        request.session["next"] = _safe_next(request.query_params.get("next"))
+        base = self.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+        callback = f"{base}{ROOT}/login/oidc/{name}/callback"
+        try:
+            return await client.authorize_redirect(request, callback)
+        except Exception as exc:  # the provider is unreachable or its metadata broken
+            log.warning("OIDC provider %s unavailable: %s", name, exc)
+            return self._login_page(request, f"The login provider {name} is unavailable", 503)
+
+    async def oidc_callback(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        client = self.oauth.create_client(name) if name in self.oidc else None
+        if client is None:
+            return self._login_page(request, f"No login provider {name}", 404)
+        try:
+            token = await client.authorize_access_token(request)
+        except OAuthError as exc:
+            return self._login_page(request, f"Login with {name} failed: {exc.error}", 401)
+        except Exception as exc:  # a bad signature, audience or nonce in the ID token
+            log.warning("OIDC login with %s refused: %r", name, exc)
+            return self._login_page(request, f"Login with {name} failed: invalid ID token", 401)
+        claims = token.get("userinfo") or {}
+        subject = claims.get("sub")
+        if not subject:
+            return self._login_page(request, f"{name} did not say who you are", 401)
+        return await self._external(
+            request,
+            name,
+            str(subject),
+            str(claims.get("email", "")),
+            str(claims.get("name", "")),
+            request.session.pop("next", None),
+        )
+
+    async def login_shibboleth(self, request: Request) -> Response:
+        conf = self.settings.shibboleth
+        if not conf.enabled:
+            return self._login_page(request, "Shibboleth login is disabled here", 404)
+        client = request.client.host if request.client else ""
+        try:
+            trusted = any(ip_address(client) in net for net in self.trusted)
+        except ValueError:
+            trusted = False
+        if not trusted:
+            log.warning("Shibboleth headers from untrusted address %s refused", client)
+            return self._login_page(
+                request, "Shibboleth login must pass through the SAML front end", 403
+            )
+        identifier = request.headers.get(conf.id_header, "").strip()
+        if not identifier:
+            return self._login_page(request, "The SAML front end passed no identity", 401)
+        return await self._external(
+            request,
+            "shibboleth",
+            identifier,
+            request.headers.get(conf.email_header, "").split(";")[0].strip(),
+            request.headers.get(conf.name_header, "").strip(),
+            request.query_params.get("next"),
+        )
+
+    async def _external(
+        self,
+        request: Request,
+        provider: str,
+        identifier: str,
+        email: str,
+        name: str,
+        next_url: str | None,
+    ) -> Response:
+        current = request.session.get("user")
+        try:
+            if current:
+                await self.identity.link(current, provider, identifier, {"email": email})
+                user = await self.identity.get_user(current)
+            else:
+                user = await self.identity.external_login(provider, identifier, email, name)
+        except errors.NefosError as exc:
+            return self._login_page(request, exc.message, status_of(exc))
+        return self._start_session(request, user, next_url or "")
+
+    def _start_session(self, request: Request, user: User, next_url: str) -> Response:
+        request.session.clear()
+        request.session["user"] = str(user.id)
+        request.session["csrf"] = secrets.token_urlsafe(16)
+        return RedirectResponse(_safe_next(next_url), status_code=303)
+
+    async def _session_user(self, request: Request) -> User | None:
+        user_id = request.session.get("user")
+        if not user_id:
+            return None
+        try:
+            user = await self.identity.get_user(user_id)
+        except errors.NotFound:
+            request.session.clear()
+            return None
+        if not user.is_active:
+            request.session.clear()
+            return None
+        return user
+
+    def _to_login(self, request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{ROOT}/login?{urlencode({'next': target})}", status_code=303)
+
+    async def account(self, request: Request) -> Response:
+        user = await self._session_user(request)
+        if user is None:
+            return self._to_login(request)
+        token, record = await self.identity.api_token(user.id)
+        return self._page(
+            request,
+            "account.html",
+            title="Your account",
+            user=user,
+            logins=await self.identity.identities(user.id),
+            token=token,
+            expires=record.expires_at.strftime("%Y-%m-%d %H:%M") if record else "",
+            csrf=request.session.get("csrf", ""),
+        )
+
+    async def _check_csrf(self, request: Request) -> bool:
+        form = await request.form()
+        expected = request.session.get("csrf")
+        return bool(expected) and secrets.compare_digest(str(form.get("csrf", "")), expected)
+
+    async def renew_token(self, request: Request) -> Response:
+        user = await self._session_user(request)
+        if user is None:
+            return self._to_login(request)
+        if not await self._check_csrf(request):
+            return Response("Bad or missing CSRF token", status_code=403)
+        await self.identity.renew_api_token(user.id)
+        return RedirectResponse(f"{ROOT}/account", status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        if request.session.get("user") and not await self._check_csrf(request):
+            return Response("Bad or missing CSRF token", status_code=403)
+        request.session.clear()
+        return RedirectResponse(f"{ROOT}/login", status_code=303)
+
+    async def weblogin(self, request: Request) -> Response:
+        """Hand the API token to ``next`` (a client's local URL), as Synnefo's weblogin."""
+        target = request.query_params.get("next", "")
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return Response("next must be an http(s) URL", status_code=400)
+        user = await self._session_user(request)
+        if user is None:
+            return self._to_login(request)
+        token, _ = await self.identity.api_token(user.id)
+        if token is None:
+            token = await self.identity.renew_api_token(user.id)
+        joiner = "&" if parts.query else "?"
+        return RedirectResponse(
+            f"{target}{joiner}{urlencode({'uuid': str(user.id), 'token': token})}",
+            status_code=302,
+        )

@@ -1,0 +1,218 @@
+"""Shared fixtures: a migrated database per test (SQLite always, PostgreSQL when
+``NEFOS_TEST_DATABASE_URL`` is set), settings, engines, an in-process app client, and a
+real ``nefos up`` server for end-to-end tests with real clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from nefos.core.app import Engines, create_app
+from nefos.core.config import Settings, ensure_data_dir
+from nefos.core.db import Database
+from nefos.core.migrate import upgrade
+from nefos.identity.service import Identity
+
+PG_URL = os.environ.get("NEFOS_TEST_DATABASE_URL")
+IN_CI = os.environ.get("CI") == "true"
+NEFOS = str(Path(sys.executable).with_name("nefos"))
+
+DATABASES = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(not PG_URL, reason="NEFOS_TEST_DATABASE_URL is not set"),
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "nefos.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def _pg_admin_dsn() -> str:
+    assert PG_URL is not None
+    return make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _pg_url_for(name: str) -> str:
+    assert PG_URL is not None
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def _pg_execute(*statements: str) -> None:
+    connection = await asyncpg.connect(_pg_admin_dsn())
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    name = f"nefos_template_{os.getpid()}"
+    asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"))
+    upgrade(_pg_url_for(name))
+    yield name
+    asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty database of each kind the run can reach."""
+    if request.param == "sqlite":
+        path = tmp_path / "nefos.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"nefos_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_execute(f"CREATE DATABASE {name} TEMPLATE {template}"))
+    yield _pg_url_for(name)
+    asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return ensure_data_dir(
+        Settings(data_dir=tmp_path / "data", database_url=database_url, log_level="WARNING")
+    )
+
+
+@pytest.fixture
+async def engines(settings: Settings) -> AsyncIterator[Engines]:
+    engines = Engines(settings)
+    await engines.start()
+    yield engines
+    await engines.close()
+
+
+@pytest.fixture
+def db(engines: Engines) -> Database:
+    return engines.db
+
+
+@pytest.fixture
+def identity(engines: Engines) -> Identity:
+    return engines.identity
+
+
+@pytest.fixture
+async def client(settings: Settings, engines: Engines) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole app in process, on the same engines as the other fixtures."""
+    app = create_app(settings, engines)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as http:
+        yield http
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    output: Path
+    admin_email: str
+    admin_password: str
+    admin_token: str
+    admin_uuid: str
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "NEFOS_DATA_DIR": str(self.data_dir)}
+
+    def nefos(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run an operator command against this server's deployment."""
+        return subprocess.run(
+            [NEFOS, *args], env=self.env(), capture_output=True, text=True, check=check, timeout=60
+        )
+
+
+def wait_until_up(process: subprocess.Popen[bytes], url: str, output: Path | None = None) -> None:
+    """Wait for a started server to answer its identity root, or fail with its output."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{output.read_text() if output else ''}")
+        try:
+            if httpx.get(f"{url}/identity/v3", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server did not answer:\n{output.read_text() if output else ''}")
+
+
+def _start_server(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    data_dir = tmp_path / "cloud"
+    output = tmp_path / "nefos-up.out"
+    env = {**os.environ, **(extra_env or {})}
+    env.pop("NEFOS_DATA_DIR", None)
+    env.pop("NEFOS_CONFIG", None)
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [NEFOS, "up", "--data-dir", str(data_dir), "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(process, url, output)
+    printed = dict(
+        line.strip().split(":", 1)
+        for line in output.read_text().splitlines()
+        if line.startswith("  ") and ":" in line
+    )
+    return Server(
+        url=url,
+        data_dir=data_dir,
+        process=process,
+        output=output,
+        admin_email=printed["e-mail"].strip(),
+        admin_password=printed["password"].strip(),
+        admin_token=printed["token"].strip(),
+        admin_uuid=printed["uuid"].strip(),
+    )
+
+
+def _stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``nefos up`` as a user runs it, on a free port and its own data directory."""
+    running = _start_server(tmp_path_factory.mktemp("server"))
+    yield running
+    _stop_server(running)

@@ -1,0 +1,269 @@
+"""``nefos up`` as users run it, driven by real clients and the operator commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import NEFOS, Server, _start_server, _stop_server, free_port, wait_until_up
+
+OPENSTACK = str(Path(sys.executable).with_name("openstack"))
+
+
+def openstack(server: Server, user: str, password: str, project: str, *args: str):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    return subprocess.run(
+        [
+            OPENSTACK,
+            "--os-auth-url",
+            f"{server.url}/identity/v3",
+            "--os-username",
+            user,
+            "--os-password",
+            password,
+            "--os-project-name",
+            project,
+            "--os-user-domain-name",
+            "Default",
+            "--os-project-domain-name",
+            "Default",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_help_lists_the_commands():
+    result = subprocess.run([NEFOS, "--help"], capture_output=True, text=True, check=True)
+    for command in ("up", "serve", "db", "user", "config"):
+        assert command in result.stdout
+    users = subprocess.run([NEFOS, "user", "--help"], capture_output=True, text=True, check=True)
+    for command in (
+        "create",
+        "list",
+        "show",
+        "activate",
+        "deactivate",
+        "token",
+        "renew-token",
+        "set-password",
+        "link",
+    ):
+        assert command in users.stdout
+
+
+def test_up_printed_a_working_admin(server: Server):
+    response = httpx.get(f"{server.url}/identity/v2.0/tokens/{server.admin_token}", timeout=10)
+    assert response.status_code == 200
+    assert response.json()["access"]["user"]["id"] == server.admin_uuid
+
+
+def test_openstack_cli_token_issue(server: Server):
+    result = openstack(
+        server,
+        server.admin_email,
+        server.admin_password,
+        server.admin_email,
+        "token",
+        "issue",
+        "-f",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    issued = json.loads(result.stdout)
+    assert issued["user_id"] == server.admin_uuid
+    assert issued["project_id"] == server.admin_uuid
+    check = httpx.get(
+        f"{server.url}/identity/v3/auth/tokens",
+        headers={"X-Auth-Token": issued["id"], "X-Subject-Token": issued["id"]},
+        timeout=10,
+    )
+    assert check.status_code == 200
+
+
+def test_openstack_cli_wrong_password_fails(server: Server):
+    result = openstack(
+        server, server.admin_email, "not-the-password", server.admin_email, "token", "issue"
+    )
+    assert result.returncode != 0
+    assert "401" in result.stderr or "authenticate" in result.stderr.lower()
+
+
+def test_kamaki_shaped_v2_request(server: Server):
+    """What kamaki 0.16 sends first: POST <identity>/tokens with the token and tenant."""
+    response = httpx.post(
+        f"{server.url}/identity/v2.0/tokens",
+        content=json.dumps(
+            {"auth": {"token": {"id": server.admin_token}, "tenantName": server.admin_uuid}}
+        ),
+        headers={"Content-Type": "application/json", "User-Agent": "kamaki/0.16"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    access = response.json()["access"]
+    names = {s["name"]: s for s in access["serviceCatalog"]}
+    assert "astakos_account" in names
+    store = names["pithos_object-store"]["endpoints"][0]["publicURL"]
+    assert store == f"{server.url}/object-store/v1"
+    assert access["token"]["id"] == server.admin_token
+
+
+def test_operator_commands_act_on_the_running_cloud(server: Server):
+    created = server.nefos("user", "create", "op@example.org", "--password", "pw1")
+    fields = dict(line.split(": ", 1) for line in created.stdout.splitlines())
+    uuid, token = fields["uuid"], fields["token"]
+
+    def valid(token: str) -> int:
+        return httpx.get(f"{server.url}/identity/v2.0/tokens/{token}", timeout=10).status_code
+
+    assert valid(token) == 200
+    assert server.nefos("user", "token", "op@example.org").stdout.strip() == token
+
+    listed = json.loads(server.nefos("user", "list", "--json").stdout)
+    assert {u["email"] for u in listed} >= {"op@example.org", server.admin_email}
+    shown = json.loads(server.nefos("user", "show", uuid, "--json").stdout)
+    assert shown["logins"] == [{"provider": "local", "identifier": "op@example.org"}]
+
+    server.nefos("user", "deactivate", "op@example.org")
+    assert valid(token) == 404
+    server.nefos("user", "activate", uuid)
+    assert valid(token) == 200
+
+    renewed = server.nefos("user", "renew-token", "op@example.org").stdout.strip()
+    assert valid(token) == 404 and valid(renewed) == 200
+
+    server.nefos("user", "set-password", "op@example.org", "--password", "pw2")
+    result = openstack(server, "op@example.org", "pw2", "op@example.org", "token", "issue")
+    assert result.returncode == 0, result.stderr
+
+    server.nefos("user", "link", "op@example.org", "--provider", "campus", "--identifier", "s1")
+    shown = json.loads(server.nefos("user", "show", "op@example.org", "--json").stdout)
+    assert {"provider": "campus", "identifier": "s1"} in shown["logins"]
+
+
+def test_operator_command_errors(server: Server):
+    duplicate = server.nefos("user", "create", server.admin_email, check=False)
+    assert duplicate.returncode == 1
+    assert "already exists" in duplicate.stderr
+    missing = server.nefos("user", "show", "ghost@example.org", check=False)
+    assert missing.returncode == 1
+    bad = server.nefos("user", "create", "not-an-email", check=False)
+    assert bad.returncode == 1 and "Invalid e-mail" in bad.stderr
+
+
+def test_restart_keeps_the_deployment(tmp_path: Path):
+    first = _start_server(tmp_path)
+    try:
+        admin_token = first.admin_token
+    finally:
+        _stop_server(first)
+    port = free_port()
+    log = tmp_path / "again.out"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [NEFOS, "up", "--data-dir", str(first.data_dir), "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(process, url, log)
+        response = httpx.get(f"{url}/identity/v2.0/tokens/{admin_token}", timeout=10)
+        assert response.status_code == 200
+        assert "An admin account was created" not in log.read_text()
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def test_db_upgrade_serve_and_config(tmp_path: Path):
+    data_dir = tmp_path / "prod"
+    data_dir.mkdir()
+    port = free_port()
+    config = tmp_path / "nefos.toml"
+    config.write_text(
+        f'data_dir = "{data_dir}"\n'
+        f"port = {port}\n"
+        'public_url = "https://cloud.example.org"\n'
+        'region = "athens"\n'
+        "[endpoints]\n"
+        'object-store = "https://files.example.org"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEFOS_")}
+    refused = subprocess.run(
+        [NEFOS, "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert refused.returncode == 1 and "nefos db upgrade" in refused.stderr
+    subprocess.run(
+        [NEFOS, "db", "upgrade", "--config", str(config)], check=True, env=env, timeout=60
+    )
+    shown = json.loads(
+        subprocess.run(
+            [NEFOS, "config", "show"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env={**env, "NEFOS_CONFIG": str(config)},
+        ).stdout
+    )
+    assert shown["region"] == "athens" and shown["secret_key"] == "***"
+    created = subprocess.run(
+        [NEFOS, "user", "create", "p@example.org", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
+    )
+    token = created.stdout.split("token: ")[1].strip()
+    process = subprocess.Popen(
+        [NEFOS, "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(process, url)
+        response = httpx.post(
+            f"{url}/identity/v2.0/tokens", json={"auth": {"token": {"id": token}}}, timeout=10
+        )
+        catalog = {s["type"]: s for s in response.json()["access"]["serviceCatalog"]}
+        assert catalog["object-store"]["endpoints"][0]["publicURL"] == (
+            "https://files.example.org/object-store/v1"
+        )
+        assert catalog["compute"]["endpoints"][0]["publicURL"] == (
+            "https://cloud.example.org/compute/v2.0"
+        )
+        assert catalog["compute"]["endpoints"][0]["region"] == "athens"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@pytest.mark.parametrize("bad", ["port = 'eighty'\n", "no_such_setting = 1\n", "[broken\n"])
+def test_bad_config_is_a_clear_error(tmp_path: Path, bad: str):
+    config = tmp_path / "bad.toml"
+    config.write_text(bad)
+    result = subprocess.run(
+        [NEFOS, "config", "show", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "error" in result.stderr and "Traceback" not in result.stderr

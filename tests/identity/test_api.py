@@ -1,0 +1,457 @@
+"""Keystone v2.0/v3 and the account API over HTTP, in process."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from nefos.identity.service import Identity
+
+V3 = "/identity/v3/auth/tokens"
+
+
+def password_body(user: dict, password: str, scope: object | None = None) -> dict:
+    auth: dict = {
+        "identity": {"methods": ["password"], "password": {"user": {**user, "password": password}}}
+    }
+    if scope is not None:
+        auth["scope"] = scope
+    return {"auth": auth}
+
+
+@pytest.fixture
+async def alice(identity: Identity) -> tuple[str, str]:
+    user, token = await identity.create_user("alice@example.org", password="wonderland")
+    return str(user.id), token
+
+
+def parse_time(value: str) -> dt.datetime:
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+# -- Keystone v3 ------------------------------------------------------------------------
+
+
+async def test_v3_password_by_name_with_project_by_name(client: httpx.AsyncClient, alice):
+    uuid, _ = alice
+    body = password_body(
+        {"name": "alice@example.org", "domain": {"name": "Default"}},
+        "wonderland",
+        {"project": {"name": "alice@example.org", "domain": {"name": "Default"}}},
+    )
+    response = await client.post(V3, json=body)
+    assert response.status_code == 201, response.text
+    subject = response.headers["X-Subject-Token"]
+    token = response.json()["token"]
+    assert token["user"] == {
+        "id": uuid,
+        "name": "alice@example.org",
+        "domain": {"id": "default", "name": "Default"},
+        "password_expires_at": None,
+    }
+    assert token["project"]["id"] == uuid
+    assert token["project"]["name"] == f"system:{uuid}"
+    assert token["methods"] == ["password"]
+    assert [r["name"] for r in token["roles"]] == ["member"]
+    assert parse_time(token["expires_at"]) > parse_time(token["issued_at"])
+    types = {entry["type"]: entry for entry in token["catalog"]}
+    for wanted in (
+        "identity",
+        "account",
+        "compute",
+        "network",
+        "volume",
+        "volumev3",
+        "block-storage",
+        "image",
+        "object-store",
+    ):
+        assert wanted in types, wanted
+    endpoint = types["object-store"]["endpoints"][0]
+    assert endpoint["interface"] == "public"
+    assert endpoint["region"] == "RegionOne"
+    assert endpoint["url"].endswith(f"/object-store/v1/{uuid}")
+    assert types["account"]["name"] == "astakos_account"
+    # The new token works everywhere a token is taken.
+    check = await client.get(V3, headers={"X-Auth-Token": subject, "X-Subject-Token": subject})
+    assert check.status_code == 200
+
+
+async def test_v3_password_by_id_with_project_by_id_and_unscoped(client: httpx.AsyncClient, alice):
+    uuid, _ = alice
+    scoped = await client.post(
+        V3, json=password_body({"id": uuid}, "wonderland", {"project": {"id": uuid}})
+    )
+    assert scoped.status_code == 201
+    default = await client.post(V3, json=password_body({"id": uuid}, "wonderland"))
+    assert default.status_code == 201
+    assert default.json()["token"]["project"]["id"] == uuid
+    no_catalog = await client.post(
+        V3 + "?nocatalog", json=password_body({"id": uuid}, "wonderland", "unscoped")
+    )
+    assert "catalog" not in no_catalog.json()["token"]
+
+
+async def test_v3_api_token_works_as_password(client: httpx.AsyncClient, alice):
+    uuid, token = alice
+    response = await client.post(V3, json=password_body({"id": uuid}, token))
+    assert response.status_code == 201
+
+
+async def test_v3_token_method_keeps_expiry(client: httpx.AsyncClient, alice):
+    uuid, api_token = alice
+    response = await client.post(
+        V3, json={"auth": {"identity": {"methods": ["token"], "token": {"id": api_token}}}}
+    )
+    assert response.status_code == 201, response.text
+    token = response.json()["token"]
+    assert token["methods"] == ["token"]
+    assert token["user"]["id"] == uuid
+    assert parse_time(token["expires_at"]) - dt.datetime.now(dt.UTC) > dt.timedelta(days=29)
+
+
+async def test_v3_validate_check_revoke(client: httpx.AsyncClient, alice, identity: Identity):
+    uuid, api_token = alice
+    issued = await client.post(V3, json=password_body({"id": uuid}, "wonderland"))
+    subject = issued.headers["X-Subject-Token"]
+    headers = {"X-Auth-Token": api_token, "X-Subject-Token": subject}
+    shown = await client.get(V3, headers=headers)
+    assert shown.status_code == 200
+    assert shown.json()["token"]["audit_ids"] == issued.json()["token"]["audit_ids"]
+    assert (await client.head(V3, headers=headers)).status_code == 200
+    # Someone else may not look at alice's token; an admin may.
+    _, bob = await identity.create_user("bob@example.org")
+    peek = await client.get(V3, headers={"X-Auth-Token": bob, "X-Subject-Token": subject})
+    assert peek.status_code == 403
+    assert peek.json()["error"]["code"] == 403
+    _admin, admin_token = await identity.create_user("root@example.org", admin=True)
+    admin_view = await client.get(
+        V3, headers={"X-Auth-Token": admin_token, "X-Subject-Token": subject}
+    )
+    assert admin_view.status_code == 200
+    assert (await client.delete(V3, headers=headers)).status_code == 204
+    gone = await client.get(V3, headers=headers)
+    assert gone.status_code == 404
+    assert gone.json()["error"]["title"] == "Not Found"
+    assert (await client.head(V3, headers=headers)).status_code == 404
+    # The API token used as X-Auth-Token is untouched.
+    assert (await client.get("/identity/v3/auth/catalog", headers=headers)).status_code == 200
+
+
+async def test_v3_missing_subject_and_missing_auth(client: httpx.AsyncClient, alice):
+    _, api_token = alice
+    missing = await client.get(V3, headers={"X-Auth-Token": api_token})
+    assert missing.status_code == 400
+    anonymous = await client.get(V3, headers={"X-Subject-Token": api_token})
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["title"] == "Unauthorized"
+    assert "WWW-Authenticate" in anonymous.headers
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (password_body({"name": "alice@example.org"}, "wrong"), 401),
+        (password_body({"name": "nobody@example.org"}, "wonderland"), 401),
+        (
+            password_body({"name": "alice@example.org", "domain": {"name": "Other"}}, "wonderland"),
+            401,
+        ),
+        (
+            password_body(
+                {"name": "alice@example.org"}, "wonderland", {"project": {"name": "someone-elses"}}
+            ),
+            401,
+        ),
+        (
+            password_body(
+                {"name": "alice@example.org"}, "wonderland", {"domain": {"id": "default"}}
+            ),
+            401,
+        ),
+        ({"auth": {"identity": {"methods": ["totp"], "totp": {}}}}, 401),
+        ({"auth": {"identity": {"methods": []}}}, 400),
+        ({"auth": {"identity": {"methods": ["password"]}}}, 400),
+        ({"auth": {"identity": {"methods": ["token"]}}}, 400),
+        ({"auth": {"identity": {"methods": ["token"], "token": {"id": "bogus"}}}}, 401),
+        ({"auth": {"identity": {"methods": "password"}}}, 400),
+        ({"auth": []}, 400),
+        ({}, 400),
+        (password_body({}, "wonderland"), 400),
+        (password_body({"name": 12}, "wonderland"), 400),
+    ],
+)
+async def test_v3_bad_requests(client: httpx.AsyncClient, alice, body, status):
+    response = await client.post(V3, json=body)
+    assert response.status_code == status, response.text
+    fault = response.json()["error"]
+    assert fault["code"] == status and fault["message"]
+
+
+async def test_v3_malformed_json(client: httpx.AsyncClient):
+    response = await client.post(
+        V3, content=b'{"auth": ', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 400
+
+
+# -- Keystone v2.0, as kamaki sends it ---------------------------------------------------
+
+
+async def test_v2_token_request_like_kamaki(client: httpx.AsyncClient, alice):
+    uuid, token = alice
+    response = await client.post(
+        "/identity/v2.0/tokens",
+        json={"auth": {"token": {"id": token}, "tenantName": uuid}},
+    )
+    assert response.status_code == 200, response.text
+    access = response.json()["access"]
+    assert access["token"]["id"] == token
+    assert access["token"]["tenant"]["id"] == uuid
+    parse_time(access["token"]["expires"])
+    assert access["user"]["id"] == uuid
+    assert access["user"]["roles_links"] == []
+    services = {s["type"]: s for s in access["serviceCatalog"]}
+    assert services["account"]["name"] == "astakos_account"
+    store = services["object-store"]["endpoints"][0]
+    assert store["publicURL"].endswith("/object-store/v1")
+    assert store["versionId"] == "v1"
+    assert services["compute"]["endpoints"][0]["publicURL"].endswith("/compute/v2.0")
+    assert "SNF:uiURL" in services["identity"]["endpoints"][0]
+
+
+async def test_v2_password_credentials_take_the_token(client: httpx.AsyncClient, alice):
+    uuid, token = alice
+    response = await client.post(
+        "/identity/v2.0/tokens",
+        json={"auth": {"passwordCredentials": {"username": uuid, "password": token}}},
+    )
+    assert response.status_code == 200
+    assert response.json()["access"]["token"]["id"] == token
+    by_password = await client.post(
+        "/identity/v2.0/tokens",
+        json={
+            "auth": {
+                "passwordCredentials": {"username": "alice@example.org", "password": "wonderland"}
+            }
+        },
+    )
+    assert by_password.status_code == 200
+    new = by_password.json()["access"]["token"]["id"]
+    assert new != token
+    assert (await client.get(f"/identity/v2.0/tokens/{new}")).status_code == 200
+
+
+async def test_v2_without_body_gives_the_catalog(client: httpx.AsyncClient):
+    response = await client.post("/identity/v2.0/tokens")
+    assert response.status_code == 200
+    assert "token" not in response.json()["access"]
+    assert response.json()["access"]["serviceCatalog"]
+
+
+async def test_v2_faults(client: httpx.AsyncClient, alice):
+    _uuid, token = alice
+    bad = await client.post("/identity/v2.0/tokens", json={"auth": {"token": {"id": "nope"}}})
+    assert bad.status_code == 401
+    assert bad.json()["unauthorized"]["code"] == 401
+    other_tenant = await client.post(
+        "/identity/v2.0/tokens", json={"auth": {"token": {"id": token}, "tenantName": "x"}}
+    )
+    assert other_tenant.status_code == 400
+    assert "badRequest" in other_tenant.json()
+    empty = await client.post("/identity/v2.0/tokens", json={"auth": {}})
+    assert empty.status_code == 400
+    typed = await client.post("/identity/v2.0/tokens", json={"auth": {"token": {"id": 5}}})
+    assert typed.status_code == 400
+
+
+async def test_v2_validate(client: httpx.AsyncClient, alice):
+    uuid, token = alice
+    ok = await client.get(f"/identity/v2.0/tokens/{token}")
+    assert ok.status_code == 200
+    assert ok.json()["access"]["user"]["id"] == uuid
+    assert (await client.get(f"/identity/v2.0/tokens/{token}?belongsTo={uuid}")).status_code == 200
+    assert (await client.get(f"/identity/v2.0/tokens/{token}?belongsTo=other")).status_code == 404
+    missing = await client.get("/identity/v2.0/tokens/unknown")
+    assert missing.status_code == 404
+    assert missing.json()["itemNotFound"]["code"] == 404
+
+
+async def test_expired_and_revoked_tokens(client: httpx.AsyncClient, identity: Identity, alice):
+    user = await identity.get_user("alice@example.org")
+    old = await identity.issue_token(user, lifetime=dt.timedelta(seconds=-5))
+    for path in ("/identity/v3/auth/catalog",):
+        response = await client.get(path, headers={"X-Auth-Token": old.token})
+        assert response.status_code == 401
+        assert "expired" in response.json()["error"]["message"]
+    live = await identity.issue_token(user)
+    await identity.revoke(live.token)
+    response = await client.post(
+        "/account/v1.0/user_catalogs", json={}, headers={"X-Auth-Token": live.token}
+    )
+    assert response.status_code == 401
+    assert response.json()["unauthorized"]["message"] == "Invalid token"
+
+
+async def test_disabled_user_is_refused_everywhere(
+    client: httpx.AsyncClient, identity: Identity, alice
+):
+    uuid, token = alice
+    await identity.set_active(uuid, False)
+    assert (
+        await client.post(V3, json=password_body({"id": uuid}, "wonderland"))
+    ).status_code == 401
+    assert (
+        await client.post("/identity/v2.0/tokens", json={"auth": {"token": {"id": token}}})
+    ).status_code == 401
+    assert (await client.get(f"/identity/v2.0/tokens/{token}")).status_code == 404
+
+
+# -- account API --------------------------------------------------------------------------
+
+
+async def test_user_catalogs(client: httpx.AsyncClient, identity: Identity, alice):
+    uuid, token = alice
+    response = await client.post(
+        "/account/v1.0/user_catalogs",
+        json={"uuids": [uuid], "displaynames": ["alice@example.org", "ghost@example.org"]},
+        headers={"X-Auth-Token": token},
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "uuid_catalog": {uuid: "alice@example.org"},
+        "displayname_catalog": {"alice@example.org": uuid},
+    }
+    # Synnefo also takes the token as a query parameter.
+    query = await client.post(
+        f"/account/v1.0/user_catalogs?X-Auth-Token={token}", json={"uuids": [uuid]}
+    )
+    assert query.status_code == 200
+
+
+async def test_service_user_catalogs_needs_admin(
+    client: httpx.AsyncClient, identity: Identity, alice
+):
+    uuid, token = alice
+    refused = await client.post(
+        "/account/v1.0/service/user_catalogs", json={}, headers={"X-Auth-Token": token}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["forbidden"]["code"] == 403
+    _, admin_token = await identity.create_user("ops@example.org", admin=True)
+    everyone = await client.post(
+        "/account/v1.0/service/user_catalogs",
+        json={"uuids": None, "displaynames": None},
+        headers={"X-Auth-Token": admin_token},
+    )
+    assert everyone.status_code == 200
+    assert uuid in everyone.json()["uuid_catalog"]
+
+
+async def test_feedback(client: httpx.AsyncClient, alice, db):
+    _, token = alice
+    headers = {"X-Auth-Token": token}
+    form = await client.post(
+        "/account/v1.0/feedback",
+        data={"feedback_msg": "great cloud", "feedback_data": "{}"},
+        headers=headers,
+    )
+    assert form.status_code == 200
+    as_json = await client.post(
+        "/account/v1.0/feedback", json={"feedback_msg": "again"}, headers=headers
+    )
+    assert as_json.status_code == 200
+    missing = await client.post("/account/v1.0/feedback", data={}, headers=headers)
+    assert missing.status_code == 400
+    anonymous = await client.post("/account/v1.0/feedback", data={"feedback_msg": "x"})
+    assert anonymous.status_code == 401
+    from sqlalchemy import text
+
+    async with db.session() as s:
+        messages = (await s.execute(text("SELECT message FROM feedback ORDER BY id"))).scalars()
+        assert list(messages) == ["great cloud", "again"]
+
+
+# -- version documents, limits, request ids ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "key"),
+    [
+        ("/identity", 300, "versions"),
+        ("/identity/", 300, "versions"),
+        ("/identity/v3", 200, "version"),
+        ("/identity/v3/", 200, "version"),
+        ("/identity/v2.0", 200, "version"),
+        ("/account/v1.0", 200, "version"),
+        ("/compute", 200, "versions"),
+        ("/compute/v2.1", 200, "version"),
+        ("/compute/v2.0/", 200, "version"),
+        ("/network", 200, "versions"),
+        ("/network/v2.0", 200, "resources"),
+        ("/volume", 300, "versions"),
+        ("/volume/v3", 200, "versions"),
+        ("/image", 300, "versions"),
+    ],
+)
+async def test_version_documents_are_public(client: httpx.AsyncClient, path, status, key):
+    response = await client.get(path)
+    assert response.status_code == status
+    assert key in response.json()
+
+
+async def test_compute_version_document_shape(client: httpx.AsyncClient):
+    version = (await client.get("/compute/v2.1")).json()["version"]
+    assert version["id"] == "v2.1" and version["min_version"] == "2.1"
+    assert version["links"][0]["href"].endswith("/compute/v2.1/")
+    identity = (await client.get("/identity")).json()["versions"]["values"]
+    assert [v["id"] for v in identity] == ["v3.14", "v2.0"]
+
+
+async def test_oversized_body_is_refused(client: httpx.AsyncClient, settings):
+    big = b"x" * (settings.limits.json_body_bytes + 1)
+    response = await client.post(V3, content=big, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == 413
+
+    async def chunks():
+        for _ in range(settings.limits.json_body_bytes // 65536 + 2):
+            yield b"y" * 65536
+
+    streamed = await client.post("/identity/v2.0/tokens", content=chunks())
+    assert streamed.status_code == 413
+    assert streamed.json()["overLimit"]["code"] == 413
+
+
+async def test_oversized_headers_are_refused(client: httpx.AsyncClient, settings):
+    huge = "a" * (settings.limits.header_value_bytes + 1)
+    response = await client.get(V3, headers={"X-Auth-Token": huge})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 400
+    many = {f"X-Meta-{i}": "v" * 900 for i in range(30)}
+    response = await client.get("/account/v1.0", headers=many)
+    assert response.status_code == 400
+    assert "badRequest" in response.json()
+
+
+async def test_unknown_routes_and_methods_use_fault_format(client: httpx.AsyncClient):
+    missing = await client.get("/account/v1.0/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json()["itemNotFound"]["code"] == 404
+    wrong = await client.put(V3)
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == 405
+
+
+async def test_request_id(client: httpx.AsyncClient):
+    response = await client.get("/identity/v3")
+    generated = response.headers["X-Openstack-Request-Id"]
+    assert generated.startswith("req-")
+    given = "req-12345678-1234-1234-1234-123456789abc"
+    echoed = await client.get("/identity/v3", headers={"X-Openstack-Request-Id": given})
+    assert echoed.headers["X-Openstack-Request-Id"] == given
+    forged = await client.get("/identity/v3", headers={"X-Openstack-Request-Id": "evil\x01"})
+    assert forged.headers["X-Openstack-Request-Id"] != "evil\x01"

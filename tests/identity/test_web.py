@@ -1,0 +1,225 @@
+"""Web login: local form, OpenID Connect against a real provider, Shibboleth headers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from oidc_provider import OidcProvider
+
+from nefos.core import errors
+from nefos.core.app import Engines, create_app
+from nefos.core.config import OidcProvider as OidcSettings
+from nefos.core.config import Settings, ensure_data_dir
+from nefos.identity.service import Identity
+
+TOKEN = re.compile(r'<code class="token" id="token">([^<]+)</code>')
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+def provider() -> Iterator[OidcProvider]:
+    with OidcProvider("nefos-client", "client-secret") as running:
+        yield running
+
+
+@pytest.fixture
+def web_settings(tmp_path: Path, database_url: str, provider: OidcProvider) -> Settings:
+    return ensure_data_dir(
+        Settings(
+            data_dir=tmp_path / "data",
+            database_url=database_url,
+            log_level="WARNING",
+            oidc=[
+                OidcSettings(
+                    name="campus",
+                    title="Campus ID",
+                    issuer=provider.issuer,
+                    client_id="nefos-client",
+                    client_secret="client-secret",
+                )
+            ],
+            shibboleth={"enabled": True, "trusted_proxies": ["127.0.0.1/32"]},
+        )
+    )
+
+
+@pytest.fixture
+async def web(web_settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Identity]]:
+    engines = Engines(web_settings)
+    await engines.start()
+    app = create_app(web_settings, engines)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url=web_settings.base_url) as client:
+        yield client, engines.identity
+    await engines.close()
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
+    return await client.post("/ui/login", data={"email": email, "password": password, "next": ""})
+
+
+async def test_local_login_shows_and_renews_the_token(web):
+    client, identity = web
+    user, token = await identity.create_user("ann@example.org", password="pw")
+    page = await client.get("/ui/login")
+    assert page.status_code == 200 and 'name="password"' in page.text
+    assert "Campus ID" in page.text
+    response = await login(client, "ann@example.org", "pw")
+    assert response.status_code == 303
+    account = await client.get(response.headers["location"])
+    assert account.status_code == 200
+    assert TOKEN.search(account.text).group(1) == token
+    assert str(user.id) in account.text
+    csrf = CSRF.search(account.text).group(1)
+    refused = await client.post("/ui/account/renew-token", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    assert (await identity.authenticate(token)).user_id == user.id
+    renewed = await client.post("/ui/account/renew-token", data={"csrf": csrf})
+    assert renewed.status_code == 303
+    new_token = TOKEN.search((await client.get("/ui/account")).text).group(1)
+    assert new_token != token
+    assert (await identity.authenticate(new_token)).user_id == user.id
+    with pytest.raises(errors.NotAuthenticated, match="Invalid token"):
+        await identity.authenticate(token)
+
+
+async def test_wrong_password_and_logged_out_account(web):
+    client, identity = web
+    await identity.create_user("ben@example.org", password="pw")
+    response = await login(client, "ben@example.org", "nope")
+    assert response.status_code == 401
+    assert "wrong" in response.text
+    redirect = await client.get("/ui/account")
+    assert redirect.status_code == 303
+    assert redirect.headers["location"].startswith("/ui/login?next=")
+
+
+async def test_logout(web):
+    client, identity = web
+    await identity.create_user("cy@example.org", password="pw")
+    await login(client, "cy@example.org", "pw")
+    csrf = CSRF.search((await client.get("/ui/account")).text).group(1)
+    assert (await client.post("/ui/logout", data={"csrf": csrf})).status_code == 303
+    assert (await client.get("/ui/account")).status_code == 303
+
+
+async def test_weblogin_hands_the_token_to_a_client(web):
+    client, identity = web
+    user, token = await identity.create_user("di@example.org", password="pw")
+    target = "http://127.0.0.1:9999/callback"
+    first = await client.get("/ui/weblogin", params={"next": target})
+    assert first.status_code == 303  # to the login page, then back here
+    login_next = parse_qs(urlsplit(first.headers["location"]).query)["next"][0]
+    logged = await client.post(
+        "/ui/login", data={"email": "di@example.org", "password": "pw", "next": login_next}
+    )
+    assert logged.headers["location"] == login_next
+    handoff = await client.get(login_next)
+    assert handoff.status_code == 302
+    location = urlsplit(handoff.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == target
+    assert parse_qs(location.query) == {"uuid": [str(user.id)], "token": [token]}
+    assert (await client.get("/ui/weblogin", params={"next": "javascript:x"})).status_code == 400
+
+
+async def test_login_next_is_never_an_open_redirect(web):
+    client, identity = web
+    await identity.create_user("ed@example.org", password="pw")
+    response = await client.post(
+        "/ui/login",
+        data={"email": "ed@example.org", "password": "pw", "next": "https://evil.example/"},
+    )
+    assert response.headers["location"] == "/ui/account"
+
+
+async def oidc_login(client: httpx.AsyncClient, provider: OidcProvider) -> httpx.Response:
+    """Walk the browser's part of the code flow: nefos → provider → nefos callback."""
+    start = await client.get("/ui/login/oidc/campus")
+    assert start.status_code == 302, start.text
+    authorize = start.headers["location"]
+    assert authorize.startswith(provider.issuer)
+    async with httpx.AsyncClient() as browser:
+        approved = await browser.get(authorize)
+    assert approved.status_code == 302
+    return await client.get(approved.headers["location"])
+
+
+async def test_oidc_login_signs_up_then_logs_in(web, provider: OidcProvider):
+    client, identity = web
+    provider.login_as("sub-42", "fay@campus.example", "Fay")
+    done = await oidc_login(client, provider)
+    assert done.status_code == 303, done.text
+    account = await client.get("/ui/account")
+    assert "fay@campus.example" in account.text
+    user = await identity.get_user("fay@campus.example")
+    assert [(i.provider, i.identifier) for i in await identity.identities(user.id)] == [
+        ("campus", "sub-42")
+    ]
+    assert provider.token_requests == 1
+    # A second login finds the same user.
+    client.cookies.clear()
+    assert (await oidc_login(client, provider)).status_code == 303
+    assert len(await identity.list_users()) == 1
+
+
+async def test_oidc_login_links_to_the_logged_in_user(web, provider: OidcProvider):
+    client, identity = web
+    user, _ = await identity.create_user("gus@example.org", password="pw")
+    await login(client, "gus@example.org", "pw")
+    provider.login_as("sub-gus", "gus@campus.example", "Gus")
+    assert (await oidc_login(client, provider)).status_code == 303
+    logins = {(i.provider, i.identifier) for i in await identity.identities(user.id)}
+    assert logins == {("local", "gus@example.org"), ("campus", "sub-gus")}
+    client.cookies.clear()
+    assert (await oidc_login(client, provider)).status_code == 303
+    assert "gus@example.org" in (await client.get("/ui/account")).text
+
+
+async def test_oidc_tampered_id_token_is_refused(web, provider: OidcProvider):
+    client, identity = web
+    provider.login_as("sub-bad", "mal@campus.example", "Mal")
+    provider.tamper_next_id_token = True
+    done = await oidc_login(client, provider)
+    assert done.status_code == 401
+    assert await identity.list_users() == []
+
+
+async def test_oidc_denied_and_unknown_provider(web, provider: OidcProvider):
+    client, _identity = web
+    provider.logout()
+    done = await oidc_login(client, provider)
+    assert done.status_code == 401
+    assert "access_denied" in done.text
+    assert (await client.get("/ui/login/oidc/nowhere")).status_code == 404
+
+
+async def test_shibboleth_from_trusted_proxy(web):
+    client, identity = web
+    headers = {"eppn": "hal@uni.example", "mail": "hal@uni.example", "displayName": "Hal"}
+    response = await client.get("/ui/login/shibboleth", headers=headers)
+    assert response.status_code == 303
+    user = await identity.get_user("hal@uni.example")
+    assert user.display_name == "Hal"
+    missing = await client.get("/ui/login/shibboleth", headers={"mail": "x@uni.example"})
+    assert missing.status_code == 401
+
+
+async def test_shibboleth_headers_from_elsewhere_are_refused(web_settings: Settings):
+    engines = Engines(web_settings)
+    await engines.start()
+    try:
+        app = create_app(web_settings, engines)
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://nefos") as client:
+            response = await client.get(
+                "/ui/login/shibboleth", headers={"eppn": "ivy@uni.example", "mail": "i@u.example"}
+            )
+        assert response.status_code == 403
+        assert await engines.identity.list_users() == []
+    finally:
+        await engines.close()

@@ -1,0 +1,45 @@
+"""The layering of DESIGN.md, checked: domain code never speaks HTTP."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "nefos"
+HTTP = {"fastapi", "starlette"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def domain_modules() -> list[Path]:
+    names = ("service.py", "models.py")
+    found = [p for p in SRC.rglob("*.py") if p.name in names]
+    found += [SRC / "core" / name for name in ("db.py", "bus.py", "config.py", "errors.py")]
+    return found
+
+
+def test_services_and_models_do_not_speak_http():
+    modules = domain_modules()
+    assert len(modules) >= 6
+    for module in modules:
+        assert not imported_roots(module) & HTTP, module
+
+
+def test_only_the_app_imports_api_modules():
+    for path in SRC.rglob("*.py"):
+        if path == SRC / "core" / "app.py":
+            continue
+        source = path.read_text()
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.endswith(".api"), path
+                assert not any(alias.name == "api" for alias in node.names), path
