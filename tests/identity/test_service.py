@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -171,3 +172,40 @@ async def test_first_admin_is_created_once(identity: Identity):
     assert (await identity.password_login(user.email, password)).id == user.id
     assert (await identity.authenticate(token)).is_admin
     assert await identity.ensure_admin() is None
+
+
+async def test_cached_credentials_follow_this_process_changes(identity: Identity):
+    user, token = await identity.create_user("olga@example.org")
+    session = await identity.issue_token(user)
+    for cached in (token, session.token):
+        await identity.authenticate(cached)  # now in the cache
+    await identity.revoke(session.token)
+    with pytest.raises(errors.NotAuthenticated):
+        await identity.authenticate(session.token)
+    await identity.set_active(user.email, False)
+    with pytest.raises(errors.NotAuthenticated):
+        await identity.authenticate(token)
+
+
+async def test_other_processes_changes_show_within_the_cache_time(db: Database, settings):
+
+    ours = Identity(db, settings.model_copy(update={"token_cache_seconds": 0.3}))
+    theirs = Identity(db, settings)  # another process: its own cache
+    user, token = await ours.create_user("pia@example.org")
+    await ours.authenticate(token)
+    await theirs.set_active(user.email, False)
+    assert (await ours.authenticate(token)).user_id == user.id  # still trusted
+    await asyncio.sleep(0.35)
+    with pytest.raises(errors.NotAuthenticated, match="not active"):
+        await ours.authenticate(token)
+
+
+async def test_cache_does_not_outlive_the_token(db: Database, settings):
+    ours = Identity(db, settings.model_copy(update={"token_cache_seconds": 60}))
+    user, _ = await ours.create_user("quin@example.org")
+    issued = await ours.issue_token(user, lifetime=dt.timedelta(milliseconds=300))
+    await ours.authenticate(issued.token)
+
+    await asyncio.sleep(0.35)
+    with pytest.raises(errors.NotAuthenticated, match="expired"):
+        await ours.authenticate(issued.token)

@@ -107,10 +107,11 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
             response.headers[name] = value
         return response
 
-    app.include_router(versions.router())
-    app.include_router(identity_api.v2)
+    # Routes are matched in order: the busiest first, the version documents last.
     app.include_router(identity_api.v3)
+    app.include_router(identity_api.v2)
     app.include_router(identity_api.account)
+    app.include_router(versions.router())
     app.mount(UI_ROOT, WebLogin(engines.identity, settings).app())
     return app
 

@@ -22,6 +22,7 @@ class Credentials:
     display_name: str
     is_admin: bool
     project_id: uuid.UUID
+    project_name: str
     token_digest: str
     methods: tuple[str, ...]
     audit_id: str
@@ -33,11 +34,11 @@ class Credentials:
         return ["member", "admin"] if self.is_admin else ["member"]
 
 
-def optional_user(request: Request) -> Credentials | None:
+async def optional_user(request: Request) -> Credentials | None:
     return request.scope.get("nefos.credentials")
 
 
-def current_user(request: Request) -> Credentials:
+async def current_user(request: Request) -> Credentials:
     credentials = request.scope.get("nefos.credentials")
     if credentials is None:
         raise request.scope.get("nefos.auth_error") or errors.NotAuthenticated(
@@ -46,8 +47,8 @@ def current_user(request: Request) -> Credentials:
     return credentials
 
 
-def current_admin(request: Request) -> Credentials:
-    credentials = current_user(request)
+async def current_admin(request: Request) -> Credentials:
+    credentials = await current_user(request)
     if not credentials.is_admin:
         raise errors.PermissionDenied("This needs the admin role")
     return credentials

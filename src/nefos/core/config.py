@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     secret_key: str = ""
     token_lifetime_days: float = 30.0
     session_token_hours: float = 24.0
+    token_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a process trusts a token it validated; other processes' "
+        "revocations take effect within this time (0: ask the database every time).",
+    )
     log_level: str = "INFO"
     log_format: str = "json"
     admin_email: str = "admin@nefos.local"

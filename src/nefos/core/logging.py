@@ -7,9 +7,9 @@ calls (services, backend jobs) through a context variable.
 from __future__ import annotations
 
 import contextvars
-import datetime as dt
 import logging
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -19,12 +19,17 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("nefos_request_
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
+def _timestamp(created: float) -> str:
+    seconds = int(created)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + (
+        f".{int((created - seconds) * 1000):03d}Z"
+    )
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "time": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -48,6 +53,12 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    # Every request logs a line: skip what we never print (the logging HOWTO's
+    # "Optimization" section): caller frame lookup, thread and process names.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -14,6 +14,7 @@ The app lists them in one place (``nefos.core.app.MIDDLEWARE``), outermost first
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 import uuid
@@ -31,6 +32,12 @@ from nefos.core.logging import request_id
 log = logging.getLogger("nefos.http")
 
 _VALID_REQUEST_ID = re.compile(r"^req-[0-9a-f-]{36}$")
+_SECRET_IN_PATH = re.compile(r"(/tokens/)[^/]+")
+
+
+def _new_request_id() -> str:
+    # Request ids need to be unique, not secret: skip uuid4's system call per request.
+    return f"req-{uuid.UUID(int=random.getrandbits(128), version=4)}"
 
 
 class RequestId:
@@ -43,7 +50,7 @@ class RequestId:
             await self.app(scope, receive, send)
             return
         given = _header(scope, b"x-openstack-request-id") or _header(scope, b"x-request-id")
-        rid = given if given and _VALID_REQUEST_ID.match(given) else f"req-{uuid.uuid4()}"
+        rid = given if given and _VALID_REQUEST_ID.match(given) else _new_request_id()
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
@@ -69,14 +76,15 @@ class RequestId:
                 )
                 await fault(scope, receive, send_with_id)
         finally:
+            path = _SECRET_IN_PATH.sub(r"\1***", scope["path"])  # tokens never reach logs
             log.info(
                 "%s %s %s",
                 scope["method"],
-                scope["path"],
+                path,
                 status,
                 extra={
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": path,
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "client": (scope.get("client") or ("", 0))[0],

@@ -14,6 +14,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import orjson
+
 from nefos.core.config import Settings
 
 
@@ -83,7 +85,7 @@ def v2_catalog(settings: Settings) -> list[dict[str, object]]:
     return catalog
 
 
-def v3_catalog(settings: Settings, account: uuid.UUID) -> list[dict[str, object]]:
+def v3_catalog(settings: Settings, account: uuid.UUID | str) -> list[dict[str, object]]:
     catalog = []
     for service in SERVICES:
         url = _url(settings, service, service.v3_path.format(account=account))
@@ -105,3 +107,23 @@ def v3_catalog(settings: Settings, account: uuid.UUID) -> list[dict[str, object]
             }
         )
     return catalog
+
+
+class Catalog:
+    """Both catalogs of one deployment, serialised once: they change only with settings.
+
+    Every token response carries a catalog, so building it per request would cost more
+    than validating the token.
+    """
+
+    _ACCOUNT = "00000000-0000-0000-0000-00000000acc7"
+
+    def __init__(self, settings: Settings):
+        self._v2 = orjson.Fragment(orjson.dumps(v2_catalog(settings)))
+        self._v3 = orjson.dumps(v3_catalog(settings, self._ACCOUNT))
+
+    def v2(self) -> orjson.Fragment:
+        return self._v2
+
+    def v3(self, account: uuid.UUID) -> orjson.Fragment:
+        return orjson.Fragment(self._v3.replace(self._ACCOUNT.encode(), str(account).encode()))

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from nefos.core import errors
 from nefos.core.auth import Credentials
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
+from nefos.identity.catalog import Catalog
 from nefos.identity.models import AuthIdentity, Feedback, Project, Token, User
 
 API_TOKEN = "api"
@@ -57,6 +59,44 @@ def parse_uuid(value: str) -> uuid.UUID | None:
         return None
 
 
+class CredentialCache:
+    """Recently validated tokens, so a busy API does not ask the database every request.
+
+    An entry lives ``ttl`` seconds. Changes made through this process (revoke, renewal,
+    deactivation) drop entries at once; changes made elsewhere (another worker, the
+    ``nefos`` command) are seen within ``ttl``, as with Keystone's middleware cache.
+    Expiry is checked on every hit.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 100_000):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Credentials]] = {}
+
+    def get(self, token_digest: str) -> Credentials | None:
+        entry = self._entries.get(token_digest)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl:
+            del self._entries[token_digest]
+            return None
+        return entry[1]
+
+    def put(self, credentials: Credentials) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # rare; cheaper than tracking order on every hit
+        self._entries[credentials.token_digest] = (time.monotonic(), credentials)
+
+    def drop(self, token_digest: str) -> None:
+        self._entries.pop(token_digest, None)
+
+    def drop_user(self, user_id: uuid.UUID) -> None:
+        for key in [k for k, (_, c) in self._entries.items() if c.user_id == user_id]:
+            del self._entries[key]
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: str
@@ -69,6 +109,8 @@ class Identity:
         self.settings = settings
         key = hashlib.sha256(f"nefos-api-token:{settings.secret_key}".encode()).digest()
         self._sealer = Fernet(base64.urlsafe_b64encode(key))
+        self.cache = CredentialCache(settings.token_cache_seconds)
+        self.catalog = Catalog(settings)
 
     # -- users ----------------------------------------------------------------------
 
@@ -161,12 +203,14 @@ class Identity:
         async with self.db.transaction() as s:
             user = await self._find_user(s, ref)
             user.is_active = active
+        self.cache.drop_user(user.id)
         return user
 
     async def set_admin(self, ref: str, admin: bool) -> User:
         async with self.db.transaction() as s:
             user = await self._find_user(s, ref)
             user.is_admin = admin
+        self.cache.drop_user(user.id)
         return user
 
     async def set_password(self, ref: str, password: str) -> User:
@@ -298,7 +342,9 @@ class Identity:
         async with self.db.transaction() as s:
             user = await self._find_user(s, ref)
             await s.execute(delete(Token).where(Token.user_id == user.id, Token.kind == API_TOKEN))
-            return self._add_token(s, user.id, user.system_project_id, API_TOKEN, ("token",)).token
+            issued = self._add_token(s, user.id, user.system_project_id, API_TOKEN, ("token",))
+        self.cache.drop_user(user.id)
+        return issued.token
 
     async def api_token(self, ref: str | uuid.UUID) -> tuple[str | None, Token | None]:
         """The user's current API token, if it can be unsealed with this deployment's key."""
@@ -315,8 +361,10 @@ class Identity:
             return None, record
 
     async def revoke(self, token: str) -> None:
+        token_digest = digest(token)
         async with self.db.transaction() as s:
-            result = await s.execute(delete(Token).where(Token.digest == digest(token)))
+            result = await s.execute(delete(Token).where(Token.digest == token_digest))
+        self.cache.drop(token_digest)
         if result.rowcount == 0:
             raise errors.NotFound("No such token")
 
@@ -324,12 +372,20 @@ class Identity:
         """The credentials a token grants now; NotAuthenticated if none."""
         if len(token) > 256:
             raise errors.NotAuthenticated("Invalid token")
+        token_digest = digest(token)
+        cached = self.cache.get(token_digest)
+        if cached is not None:
+            if cached.expires_at <= utcnow():
+                self.cache.drop(token_digest)
+                raise errors.NotAuthenticated("Token expired")
+            return cached
         async with self.db.session() as s:
             row = (
                 await s.execute(
                     select(
                         Token.digest,
                         Token.project_id,
+                        Project.name.label("project_name"),
                         Token.methods,
                         Token.audit_id,
                         Token.created_at,
@@ -341,7 +397,8 @@ class Identity:
                         User.is_active,
                     )
                     .join(User, User.id == Token.user_id)
-                    .where(Token.digest == digest(token))
+                    .join(Project, Project.id == Token.project_id)
+                    .where(Token.digest == token_digest)
                 )
             ).one_or_none()
         if row is None:
@@ -350,18 +407,21 @@ class Identity:
             raise errors.NotAuthenticated("Token expired")
         if not row.is_active:
             raise errors.NotAuthenticated(f"The account {row.email} is not active")
-        return Credentials(
+        credentials = Credentials(
             user_id=row.id,
             email=row.email,
             display_name=row.display_name,
             is_admin=row.is_admin,
             project_id=row.project_id,
+            project_name=row.project_name,
             token_digest=row.digest,
             methods=tuple(row.methods.split(",")),
             audit_id=row.audit_id,
             issued_at=row.created_at,
             expires_at=row.expires_at,
         )
+        self.cache.put(credentials)
+        return credentials
 
     async def password_login(self, ref: str | uuid.UUID, password: str) -> User:
         """Check a user's password; Synnefo also takes the user's API token as one."""
