@@ -91,6 +91,16 @@ def test_openstack_cli_token_issue(server: Server):
     assert check.status_code == 200
 
 
+def test_openstack_cli_projects_and_user(server: Server):
+    credentials = (server.admin_email, server.admin_password, server.admin_email)
+    projects = openstack(server, *credentials, "project", "list", "--my-projects", "-f", "json")
+    assert projects.returncode == 0, projects.stderr
+    assert [p["ID"] for p in json.loads(projects.stdout)] == [server.admin_uuid]
+    user = openstack(server, *credentials, "user", "show", server.admin_uuid, "-f", "json")
+    assert user.returncode == 0, user.stderr
+    assert json.loads(user.stdout)["name"] == server.admin_email
+
+
 def test_openstack_cli_wrong_password_fails(server: Server):
     result = openstack(
         server, server.admin_email, "not-the-password", server.admin_email, "token", "issue"

@@ -455,3 +455,35 @@ async def test_request_id(client: httpx.AsyncClient):
     assert echoed.headers["X-Openstack-Request-Id"] == given
     forged = await client.get("/identity/v3", headers={"X-Openstack-Request-Id": "evil\x01"})
     assert forged.headers["X-Openstack-Request-Id"] != "evil\x01"
+
+
+async def test_v3_projects_users_domains(client: httpx.AsyncClient, identity: Identity, alice):
+    uuid, token = alice
+    headers = {"X-Auth-Token": token}
+    mine = await client.get("/identity/v3/auth/projects", headers=headers)
+    assert mine.status_code == 200
+    assert [p["id"] for p in mine.json()["projects"]] == [uuid]
+    assert mine.json()["projects"][0]["domain_id"] == "default"
+    listed = await client.get(f"/identity/v3/users/{uuid}/projects", headers=headers)
+    assert [p["name"] for p in listed.json()["projects"]] == [f"system:{uuid}"]
+    shown = await client.get(f"/identity/v3/users/{uuid}", headers=headers)
+    assert shown.json()["user"]["name"] == "alice@example.org"
+    assert shown.json()["user"]["default_project_id"] == uuid
+    project = await client.get(f"/identity/v3/projects/{uuid}", headers=headers)
+    assert project.json()["project"]["id"] == uuid
+    domain = await client.get("/identity/v3/domains/default", headers=headers)
+    assert domain.json()["domain"]["name"] == "Default"
+    assert (await client.get("/identity/v3/domains/other", headers=headers)).status_code == 404
+    # Another user's records are not alice's to see; an admin sees them.
+    bob, _ = await identity.create_user("bob@example.org")
+    for path in (f"/identity/v3/users/{bob.id}", f"/identity/v3/users/{bob.id}/projects"):
+        assert (await client.get(path, headers=headers)).status_code == 403
+    assert (await client.get(f"/identity/v3/projects/{bob.id}", headers=headers)).status_code == 404
+    _, admin = await identity.create_user("root@example.org", admin=True)
+    as_admin = await client.get(f"/identity/v3/projects/{bob.id}", headers={"X-Auth-Token": admin})
+    assert as_admin.status_code == 200
+    missing = await client.get(
+        "/identity/v3/users/00000000-0000-0000-0000-000000000000", headers={"X-Auth-Token": admin}
+    )
+    assert missing.status_code == 404
+    assert (await client.get("/identity/v3/auth/projects")).status_code == 401

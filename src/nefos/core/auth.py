@@ -29,13 +29,10 @@ class Credentials:
     issued_at: dt.datetime
     expires_at: dt.datetime
 
-    @property
-    def roles(self) -> list[str]:
-        return ["member", "admin"] if self.is_admin else ["member"]
 
-
-async def optional_user(request: Request) -> Credentials | None:
-    return request.scope.get("nefos.credentials")
+def role_names(is_admin: bool) -> list[str]:
+    """Keystone-style roles: everyone is a ``member``; admins also ``admin``."""
+    return ["member", "admin"] if is_admin else ["member"]
 
 
 async def current_user(request: Request) -> Credentials:

@@ -114,7 +114,6 @@ class Settings(BaseSettings):
     oidc: list[OidcProvider] = []
     shibboleth: Shibboleth = Shibboleth()
     limits: Limits = Limits()
-    feedback_log: str = "feedback.log"
 
     @classmethod
     def settings_customise_sources(

@@ -85,7 +85,10 @@ def synnefo_fault(status: int, error: errors.NefosError) -> Response:
 
 def keystone_fault(status: int, error: errors.NefosError) -> Response:
     """Keystone's shape: ``{"error": {"code", "title", "message"}}``."""
-    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
     response = json_response(
         {"error": {"code": status, "title": title, "message": error.message}}, status
     )

@@ -11,11 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from nefos.core import errors
-from nefos.core.auth import Credentials, current_admin, current_user
+from nefos.core.auth import Credentials, current_admin, current_user, role_names
 from nefos.core.body import parse_json
 from nefos.core.faults import json_response
-from nefos.identity.models import User
-from nefos.identity.service import Identity, IssuedToken, system_project_name
+from nefos.identity.models import Project, User
+from nefos.identity.service import Identity, IssuedToken, parse_uuid, system_project_name
 
 DOMAIN = {"id": "default", "name": "Default"}
 
@@ -70,9 +70,7 @@ def _v2_access(
     is_admin: bool,
     project_id: uuid.UUID,
 ) -> dict[str, Any]:
-    roles = [{"id": "member", "name": "member"}]
-    if is_admin:
-        roles.append({"id": "admin", "name": "admin"})
+    roles = [{"id": name, "name": name} for name in role_names(is_admin)]
     project_name = system_project_name(user_id) if project_id == user_id else str(project_id)
     return {
         "access": {
@@ -234,9 +232,7 @@ def _v3_token(
     with_catalog: bool = True,
 ) -> dict[str, Any]:
     user_id = user.id if isinstance(user, User) else user.user_id
-    roles = [{"id": "member", "name": "member", "domain_id": None}]
-    if user.is_admin:
-        roles.append({"id": "admin", "name": "admin", "domain_id": None})
+    roles = [{"id": name, "name": name, "domain_id": None} for name in role_names(user.is_admin)]
     token: dict[str, Any] = {
         "methods": methods,
         "user": {
@@ -363,6 +359,115 @@ async def v3_revoke(
     assert subject_token is not None
     await service.revoke(subject_token)
     return Response(status_code=204)
+
+
+def _v3_project(request: Request, project: Project) -> dict[str, Any]:
+    return {
+        "id": str(project.id),
+        "name": project.name,
+        "description": project.description,
+        "domain_id": DOMAIN["id"],
+        "parent_id": DOMAIN["id"],
+        "enabled": project.state == "active",
+        "is_domain": False,
+        "tags": [],
+        "options": {},
+        "links": {"self": f"{_v3_base(request)}/projects/{project.id}"},
+    }
+
+
+def _v3_base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/identity/v3"
+
+
+def _v3_domain(request: Request) -> dict[str, Any]:
+    return {
+        **DOMAIN,
+        "description": "The only domain of nefos",
+        "enabled": True,
+        "tags": [],
+        "options": {},
+        "links": {"self": f"{_v3_base(request)}/domains/default"},
+    }
+
+
+def _self_or_admin(caller: Credentials, user_id: str) -> None:
+    if user_id != str(caller.user_id) and not caller.is_admin:
+        raise errors.PermissionDenied("Only the user or an admin may see this")
+
+
+@v3.get("/auth/projects")
+async def v3_auth_projects(request: Request, service: Service, caller: User_) -> Response:
+    projects = await service.projects_of(caller.user_id)
+    return json_response(
+        {
+            "projects": [_v3_project(request, p) for p in projects],
+            "links": {"self": f"{_v3_base(request)}/auth/projects", "next": None, "previous": None},
+        }
+    )
+
+
+@v3.get("/users/{user_id}/projects")
+async def v3_user_projects(
+    user_id: str, request: Request, service: Service, caller: User_
+) -> Response:
+    _self_or_admin(caller, user_id)
+    user = await service.get_user(user_id)
+    projects = await service.projects_of(user.id)
+    return json_response(
+        {
+            "projects": [_v3_project(request, p) for p in projects],
+            "links": {"self": str(request.url), "next": None, "previous": None},
+        }
+    )
+
+
+@v3.get("/users/{user_id}")
+async def v3_user(user_id: str, request: Request, service: Service, caller: User_) -> Response:
+    _self_or_admin(caller, user_id)
+    user = await service.get_user(user_id)
+    return json_response(
+        {
+            "user": {
+                "id": str(user.id),
+                "name": user.email,
+                "email": user.email,
+                "description": user.display_name,
+                "domain_id": DOMAIN["id"],
+                "default_project_id": str(user.system_project_id),
+                "enabled": user.is_active,
+                "password_expires_at": None,
+                "options": {},
+                "links": {"self": f"{_v3_base(request)}/users/{user.id}"},
+            }
+        }
+    )
+
+
+@v3.get("/projects/{project_id}")
+async def v3_project(
+    project_id: str, request: Request, service: Service, caller: User_
+) -> Response:
+    mine = await service.projects_of(caller.user_id)
+    wanted = next((p for p in mine if str(p.id) == project_id), None)
+    if wanted is None and caller.is_admin:
+        parsed = parse_uuid(project_id)
+        wanted = await service.get_project(parsed) if parsed else None
+    if wanted is None:
+        raise errors.NotFound(f"Could not find project: {project_id}")
+    return json_response({"project": _v3_project(request, wanted)})
+
+
+@v3.get("/auth/domains")
+async def v3_auth_domains(request: Request, caller: User_) -> Response:
+    return json_response({"domains": [_v3_domain(request)], "links": {}})
+
+
+@v3.get("/domains/{domain_id}")
+async def v3_domain(domain_id: str, request: Request, caller: User_) -> Response:
+    if domain_id != DOMAIN["id"]:
+        raise errors.NotFound(f"Could not find domain: {domain_id}")
+    return json_response({"domain": _v3_domain(request)})
 
 
 @v3.get("/auth/catalog")

@@ -472,6 +472,12 @@ class Identity:
     def _may_use(self, user: User, project: Project) -> bool:
         return project.id == user.system_project_id or project.owner_id == user.id
 
+    async def projects_of(self, user_id: uuid.UUID) -> list[Project]:
+        """The projects a user may scope tokens to (the quotas issue adds memberships)."""
+        async with self.db.session() as s:
+            query = select(Project).where(or_(Project.id == user_id, Project.owner_id == user_id))
+            return list(await s.scalars(query.order_by(Project.created_at)))
+
     async def get_project(self, project_id: uuid.UUID) -> Project:
         async with self.db.session() as s:
             project = await s.get(Project, project_id)
