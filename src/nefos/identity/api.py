@@ -15,7 +15,7 @@ from nefos.core.auth import Credentials, current_admin, current_user, role_names
 from nefos.core.body import parse_json
 from nefos.core.faults import json_response
 from nefos.identity.models import Project, User
-from nefos.identity.service import Identity, IssuedToken, parse_uuid, system_project_name
+from nefos.identity.service import Identity, IssuedToken, parse_uuid
 
 DOMAIN = {"id": "default", "name": "Default"}
 
@@ -61,30 +61,21 @@ class V2TokenRequest(Body):
     auth: V2Auth
 
 
-def _v2_access(
-    service: Identity,
-    token: str,
-    expires: dt.datetime,
-    user_id: uuid.UUID,
-    name: str,
-    is_admin: bool,
-    project_id: uuid.UUID,
-) -> dict[str, Any]:
-    roles = [{"id": name, "name": name} for name in role_names(is_admin)]
-    project_name = system_project_name(user_id) if project_id == user_id else str(project_id)
+def _v2_access(service: Identity, token: str, credentials: Credentials) -> dict[str, Any]:
+    roles = [{"id": name, "name": name} for name in role_names(credentials.is_admin)]
     return {
         "access": {
             "token": {
                 "id": token,
-                "expires": iso(expires),
-                "tenant": {"id": str(project_id), "name": project_name},
+                "expires": iso(credentials.expires_at),
+                "tenant": {"id": str(credentials.project_id), "name": credentials.project_name},
             },
             "user": {
-                "id": str(user_id),
-                "name": name,
+                "id": str(credentials.user_id),
+                "name": credentials.display_name,
                 "roles": roles,
                 "roles_links": [],
-                "projects": [str(project_id)],
+                "projects": [str(credentials.project_id)],
             },
             "serviceCatalog": service.catalog.v2(),
         }
@@ -117,17 +108,7 @@ async def v2_issue(request: Request, service: Service) -> Response:
         raise errors.InvalidInput("Give auth.token or auth.passwordCredentials")
     if tenant is not None and tenant != str(credentials.user_id):
         raise errors.InvalidInput(f"Project {tenant} is not the user's own ({credentials.user_id})")
-    return json_response(
-        _v2_access(
-            service,
-            token,
-            credentials.expires_at,
-            credentials.user_id,
-            credentials.display_name,
-            credentials.is_admin,
-            credentials.project_id,
-        )
-    )
+    return json_response(_v2_access(service, token, credentials))
 
 
 @v2.get("/tokens/{token}")
@@ -143,17 +124,7 @@ async def v2_validate(request: Request) -> Response:
         raise errors.NotFound(exc.message) from None
     if belongsTo is not None and belongsTo != str(credentials.project_id):
         raise errors.NotFound(f"The token does not belong to project {belongsTo}")
-    return json_response(
-        _v2_access(
-            service,
-            token,
-            credentials.expires_at,
-            credentials.user_id,
-            credentials.display_name,
-            credentials.is_admin,
-            credentials.project_id,
-        )
-    )
+    return json_response(_v2_access(service, token, credentials))
 
 
 # -- Keystone v3 ------------------------------------------------------------------------

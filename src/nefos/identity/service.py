@@ -206,13 +206,6 @@ class Identity:
         self.cache.drop_user(user.id)
         return user
 
-    async def set_admin(self, ref: str, admin: bool) -> User:
-        async with self.db.transaction() as s:
-            user = await self._find_user(s, ref)
-            user.is_admin = admin
-        self.cache.drop_user(user.id)
-        return user
-
     async def set_password(self, ref: str, password: str) -> User:
         """Set the local password, enabling the ``local`` login for this user."""
         self._check_password(password)
