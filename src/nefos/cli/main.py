@@ -11,22 +11,26 @@ import asyncio
 import getpass
 import json
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from nefos.core import errors
-from nefos.core.config import ConfigError, Settings, ensure_data_dir, load_settings
-from nefos.core.db import Database
-from nefos.core.migrate import current, head, upgrade_async
+from nefos.cli.common import (
+    ConfigFile,
+    DataDir,
+    check_schema,
+    err,
+    fail,
+    out,
+    settings_for,
+    with_engines,
+)
+from nefos.core.app import Engines
+from nefos.core.config import Settings
+from nefos.core.migrate import head, upgrade_async
 from nefos.identity.models import User
-from nefos.identity.service import Identity
-
-T = TypeVar("T")
 
 app = typer.Typer(
     help="nefos: an open-source IaaS cloud (identity, compute, storage, images, volumes).",
@@ -40,60 +44,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(config_app, name="config")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory [env NEFOS_DATA_DIR; default ./nefos-data]"),
-]
-ConfigFile = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML configuration file [env NEFOS_CONFIG]"),
-]
-
-
-def _settings(config: Path | None, data_dir: Path | None, **overrides: Any) -> Settings:
-    try:
-        return ensure_data_dir(load_settings(config, data_dir, **overrides))
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
-async def _check_schema(settings: Settings) -> None:
-    have = await current(settings.database)
-    if have != head():
-        raise _fail(
-            f"the database {settings.database} is not at the current schema "
-            f"({have or 'empty'}, want {head()}): run `nefos db upgrade` or `nefos up`"
-        )
-
-
-def _with_identity(
-    config: Path | None, data_dir: Path | None, work: Callable[[Identity], Awaitable[T]]
-) -> T:
-    settings = _settings(config, data_dir)
-
-    async def run() -> T:
-        await _check_schema(settings)
-        database = Database(settings.database)
-        try:
-            return await work(Identity(database, settings))
-        finally:
-            await database.close()
-
-    try:
-        return asyncio.run(run())
-    except errors.NefosError as exc:
-        raise _fail(exc.message) from None
-
-
 # -- running -------------------------------------------------------------------------
 
 
@@ -105,15 +55,16 @@ def up(
     port: Annotated[int | None, typer.Option(help="Listen port [default 8000]")] = None,
 ) -> None:
     """Run the whole cloud in one process: migrate, create the first admin, serve."""
-    settings = _settings(config, data_dir, host=host, port=port)
+    settings = settings_for(config, data_dir, host=host, port=port)
 
     async def prepare() -> tuple[User, str, str] | None:
         await upgrade_async(settings.database)
-        database = Database(settings.database)
+        engines = Engines(settings)
         try:
-            return await Identity(database, settings).ensure_admin()
+            await engines.quotas.init_missing_users()
+            return await engines.identity.ensure_admin()
         finally:
-            await database.close()
+            await engines.db.close()
 
     created = asyncio.run(prepare())
     out.print(f"nefos is starting at [bold]{settings.base_url}[/bold]")
@@ -140,8 +91,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
 ) -> None:
     """Serve the APIs of a deployment whose database is already migrated (production)."""
-    settings = _settings(config, None, host=host, port=port)
-    asyncio.run(_check_schema(settings))
+    settings = settings_for(config, None, host=host, port=port)
+    asyncio.run(check_schema(settings))
     _serve(settings, workers, config)
 
 
@@ -176,7 +127,7 @@ def _serve(settings: Settings, workers: int, config: Path | None = None) -> None
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None, config: ConfigFile = None) -> None:
     """Apply every pending schema migration."""
-    settings = _settings(config, data_dir)
+    settings = settings_for(config, data_dir)
     asyncio.run(upgrade_async(settings.database))
     out.print(f"database at revision {head()}")
 
@@ -210,10 +161,10 @@ def user_create(
     config: ConfigFile = None,
 ) -> None:
     """Create a user; prints its UUID and API token."""
-    user, token = _with_identity(
+    user, token = with_engines(
         config,
         data_dir,
-        lambda identity: identity.create_user(
+        lambda e: e.identity.create_user(
             email, password, name, admin=admin, active=not inactive, verified=True
         ),
     )
@@ -228,7 +179,7 @@ def user_list(
     config: ConfigFile = None,
 ) -> None:
     """List users."""
-    users = _with_identity(config, data_dir, lambda identity: identity.list_users())
+    users = with_engines(config, data_dir, lambda e: e.identity.list_users())
     if as_json:
         out.print_json(json.dumps([_user_record(u) for u in users]))
         return
@@ -253,7 +204,8 @@ def user_show(
 ) -> None:
     """Show one user and its logins."""
 
-    async def work(identity: Identity) -> dict[str, Any]:
+    async def work(engines: Engines) -> dict[str, Any]:
+        identity = engines.identity
         found = await identity.get_user(user)
         record = _user_record(found)
         record["logins"] = [
@@ -264,7 +216,7 @@ def user_show(
         record["token_expires"] = token.expires_at.isoformat() if token else None
         return record
 
-    record = _with_identity(config, data_dir, work)
+    record = with_engines(config, data_dir, work)
     if as_json:
         out.print_json(json.dumps(record))
         return
@@ -281,7 +233,7 @@ def user_activate(
     config: ConfigFile = None,
 ) -> None:
     """Let a user log in and use tokens again."""
-    found = _with_identity(config, data_dir, lambda identity: identity.set_active(user, True))
+    found = with_engines(config, data_dir, lambda e: e.identity.set_active(user, True))
     out.print(f"{found.email} is active")
 
 
@@ -292,7 +244,7 @@ def user_deactivate(
     config: ConfigFile = None,
 ) -> None:
     """Stop a user from logging in; its tokens stop working at once."""
-    found = _with_identity(config, data_dir, lambda identity: identity.set_active(user, False))
+    found = with_engines(config, data_dir, lambda e: e.identity.set_active(user, False))
     out.print(f"{found.email} is deactivated")
 
 
@@ -303,9 +255,9 @@ def user_token(
     config: ConfigFile = None,
 ) -> None:
     """Print the user's current API token."""
-    token, record = _with_identity(config, data_dir, lambda identity: identity.api_token(user))
+    token, record = with_engines(config, data_dir, lambda e: e.identity.api_token(user))
     if token is None:
-        raise _fail("the API token cannot be shown: `nefos user renew-token` makes a new one")
+        raise fail("the API token cannot be shown: `nefos user renew-token` makes a new one")
     out.print(token)
     assert record is not None
     err.print(f"expires {record.expires_at.isoformat()}")
@@ -318,7 +270,7 @@ def user_renew_token(
     config: ConfigFile = None,
 ) -> None:
     """Replace the user's API token (the old one stops working) and print the new one."""
-    out.print(_with_identity(config, data_dir, lambda identity: identity.renew_api_token(user)))
+    out.print(with_engines(config, data_dir, lambda e: e.identity.renew_api_token(user)))
 
 
 @user_app.command("set-password")
@@ -332,8 +284,8 @@ def user_set_password(
     if password is None:
         password = getpass.getpass("New password: ")
         if password != getpass.getpass("Again: "):
-            raise _fail("the passwords differ")
-    found = _with_identity(config, data_dir, lambda identity: identity.set_password(user, password))
+            raise fail("the passwords differ")
+    found = with_engines(config, data_dir, lambda e: e.identity.set_password(user, password))
     out.print(f"password of {found.email} set")
 
 
@@ -348,9 +300,7 @@ def user_link(
     config: ConfigFile = None,
 ) -> None:
     """Let an external login (OIDC, Shibboleth) log in as this user."""
-    _with_identity(
-        config, data_dir, lambda identity: identity.link(user, provider, identifier, None)
-    )
+    with_engines(config, data_dir, lambda e: e.identity.link(user, provider, identifier, None))
     out.print(f"{provider}:{identifier} now logs in as {user}")
 
 
@@ -360,7 +310,7 @@ def user_link(
 @config_app.command("show")
 def config_show(data_dir: DataDir = None, config: ConfigFile = None) -> None:
     """Print the effective configuration (secrets masked)."""
-    settings = _settings(config, data_dir)
+    settings = settings_for(config, data_dir)
     shown = settings.model_dump(mode="json")
     shown["secret_key"] = "***"
     for provider in shown.get("oidc", []):

@@ -28,6 +28,7 @@ from nefos.identity import api as identity_api
 from nefos.identity.service import Identity
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
+from nefos.quotas.service import Quotas
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
 STREAMING_PREFIXES = ("/object-store/", "/image/v2/images/", "/image/v1/images")
@@ -43,6 +44,8 @@ class Engines:
         self.db = database or Database(settings.database)
         self.bus = bus or create_bus(settings.bus_url)
         self.identity = Identity(self.db, settings)
+        self.quotas = Quotas(self.db, settings)
+        self.identity.user_created.append(self.quotas.init_user)
 
     async def start(self) -> None:
         await self.bus.start()

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     log_format: str = "json"
     admin_email: str = "admin@nefos.local"
     signup_auto_activate: bool = True
+    quota_defaults: dict[str, int] = Field(
+        default_factory=dict,
+        description="Base quota per user by resource name, over the built-in defaults.",
+    )
     auth_providers: list[str] = ["local"]
     oidc: list[OidcProvider] = []
     shibboleth: Shibboleth = Shibboleth()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ("nefos.identity.models",)
+MODEL_MODULES = ("nefos.identity.models", "nefos.quotas.models")
 
 
 def load_all() -> None:

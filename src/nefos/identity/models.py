@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nefos.core.db import Base, UtcDateTime, utcnow
@@ -49,7 +49,8 @@ class AuthIdentity(Base):
 class Project(Base):
     """A source of resources; every user has a system project named ``system:<uuid>``.
 
-    The quotas issue builds applications, memberships and limits on top of this table.
+    Identity scopes tokens to projects; ``nefos.quotas.projects`` manages the rest of a
+    project's life (applications, memberships, resources).
     """
 
     __tablename__ = "projects"
@@ -60,8 +61,17 @@ class Project(Base):
         Uuid, ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
     is_system: Mapped[bool] = mapped_column(Boolean, default=False)
+    # uninitialized | active | suspended | terminated | deleted
     state: Mapped[str] = mapped_column(String(32), default="active")
     description: Mapped[str] = mapped_column(String(1024), default="")
+    homepage: Mapped[str] = mapped_column(String(255), default="")
+    join_policy: Mapped[str] = mapped_column(String(16), default="moderated")
+    leave_policy: Mapped[str] = mapped_column(String(16), default="auto")
+    max_members: Mapped[int | None] = mapped_column(Integer, default=None)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    end_date: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    deactivation_date: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    last_application_id: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -111,6 +111,9 @@ class Identity:
         self._sealer = Fernet(base64.urlsafe_b64encode(key))
         self.cache = CredentialCache(settings.token_cache_seconds)
         self.catalog = Catalog(settings)
+        # Run inside the transaction that creates a user (the quotas give it holdings);
+        # identity need not know who listens.
+        self.user_created: list[Callable[[AsyncSession, uuid.UUID], Awaitable[None]]] = []
 
     # -- users ----------------------------------------------------------------------
 
@@ -163,6 +166,10 @@ class Identity:
                         owner_id=user.id,
                         is_system=True,
                         description=f"System project of {email}",
+                        join_policy="closed",
+                        leave_policy="closed",
+                        max_members=1,
+                        private=True,
                     )
                 )
                 if password is not None:
@@ -175,6 +182,8 @@ class Identity:
                         )
                     )
                 await s.flush()
+                for hook in self.user_created:
+                    await hook(s, user.id)
                 issued = self._add_token(s, user.id, user.id, API_TOKEN, ("token",))
         except IntegrityError as exc:
             raise errors.Conflict(f"A user with e-mail {email} already exists") from exc

@@ -1,0 +1,72 @@
+"""What every ``nefos`` command shares: finding the deployment, output, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from nefos.core import errors
+from nefos.core.app import Engines
+from nefos.core.config import ConfigError, Settings, ensure_data_dir, load_settings
+from nefos.core.migrate import current, head
+
+T = TypeVar("T")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory [env NEFOS_DATA_DIR; default ./nefos-data]"),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML configuration file [env NEFOS_CONFIG]"),
+]
+
+
+def settings_for(config: Path | None, data_dir: Path | None, **overrides: Any) -> Settings:
+    try:
+        return ensure_data_dir(load_settings(config, data_dir, **overrides))
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+async def check_schema(settings: Settings) -> None:
+    have = await current(settings.database)
+    if have != head():
+        raise fail(
+            f"the database {settings.database} is not at the current schema "
+            f"({have or 'empty'}, want {head()}): run `nefos db upgrade` or `nefos up`"
+        )
+
+
+def with_engines(
+    config: Path | None, data_dir: Path | None, work: Callable[[Engines], Awaitable[T]]
+) -> T:
+    """Run ``work`` on the deployment's services, as the server wires them."""
+    settings = settings_for(config, data_dir)
+
+    async def run() -> T:
+        await check_schema(settings)
+        engines = Engines(settings)
+        try:
+            return await work(engines)
+        finally:
+            await engines.db.close()
+
+    try:
+        return asyncio.run(run())
+    except errors.NefosError as exc:
+        raise fail(exc.message) from None

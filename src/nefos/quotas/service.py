@@ -1,0 +1,416 @@
+"""The quotaholder (Astakos): holdings and the two-phase commission protocol.
+
+A commission is a set of provisions applied to holdings atomically or not at all. Each
+provision moves one holding in two steps, so a crash between them never loses quota:
+
+============  ===========================================  ==========================
+quantity      issue (checked unless ``force``)             accept        / reject
+============  ===========================================  ==========================
+q > 0 import  usage_max + q <= limit;  usage_max += q       usage_min += q / usage_max -= q
+q < 0 release usage_min + q >= 0;      usage_min += q       usage_max += q / usage_min -= q
+============  ===========================================  ==========================
+
+A charge to a user in a project is the pair ``user:<u>`` from ``project:<p>`` and
+``project:<p>`` from nothing, so the project's own limit caps its members together:
+the effective limit of a member is ``min(limit, project_limit - (project_usage - usage))``.
+
+Every method is one transaction. Holdings are locked in a fixed order (``SELECT ... FOR
+UPDATE`` on PostgreSQL; SQLite's write transactions are serial), so concurrent issues
+never oversell and never deadlock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nefos.core import errors
+from nefos.core.config import Settings
+from nefos.core.db import Database, utcnow
+from nefos.identity.models import User
+from nefos.quotas.models import (
+    NO_SOURCE,
+    Commission,
+    Holding,
+    Provision,
+    ProvisionLog,
+)
+from nefos.quotas.resources import RESOURCES, Resource
+
+MAX_QUANTITY = 1 << 62  # beyond any real resource; keeps sums inside 64 bits
+MAX_PROVISIONS = 1000
+PENDING, ACCEPTED, REJECTED = "pending", "accepted", "rejected"
+
+
+def user_holder(user_id: uuid.UUID | str) -> str:
+    return f"user:{user_id}"
+
+
+def project_holder(project_id: uuid.UUID | str) -> str:
+    return f"project:{project_id}"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One provision: ``quantity`` of ``resource`` to ``holder`` from ``source``."""
+
+    holder: str
+    source: str | None
+    resource: str
+    quantity: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "holder": self.holder,
+            "source": self.source,
+            "resource": self.resource,
+            "quantity": self.quantity,
+        }
+
+
+def charge(
+    user_id: uuid.UUID | str, project_id: uuid.UUID | str, resource: str, quantity: int
+) -> list[Charge]:
+    """The pair of provisions that charges ``user`` in ``project`` (spec §3.3)."""
+    project = project_holder(project_id)
+    return [
+        Charge(user_holder(user_id), project, resource, quantity),
+        Charge(project, None, resource, quantity),
+    ]
+
+
+def _key(holder: str, source: str | None, resource: str) -> tuple[str, str, str]:
+    return holder, source or NO_SOURCE, resource
+
+
+class Quotas:
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
+        unknown = set(settings.quota_defaults) - set(RESOURCES)
+        if unknown:
+            raise errors.InvalidInput(f"quota_defaults names unknown resources: {sorted(unknown)}")
+
+    # -- resources ----------------------------------------------------------------------
+
+    def resource(self, name: str) -> Resource:
+        found = RESOURCES.get(name)
+        if found is None:
+            raise errors.InvalidInput(f"Unknown resource {name!r}")
+        return found
+
+    def default_limit(self, resource: str) -> int:
+        return self.settings.quota_defaults.get(resource, self.resource(resource).default)
+
+    def resources(self) -> dict[str, Resource]:
+        return dict(RESOURCES)
+
+    # -- holdings -----------------------------------------------------------------------
+
+    async def _lock(self, s: AsyncSession, keys: Iterable[tuple[str, str, str]]) -> dict:
+        """Load and lock holdings in one fixed order (no deadlocks between issuers)."""
+        found: dict[tuple[str, str, str], Holding] = {}
+        for key in sorted(set(keys)):
+            holder, source, resource = key
+            holding = await s.scalar(
+                select(Holding)
+                .where(
+                    Holding.holder == holder,
+                    Holding.source == source,
+                    Holding.resource == resource,
+                )
+                .with_for_update()
+            )
+            if holding is not None:
+                found[key] = holding
+        return found
+
+    async def set_limit(
+        self, s: AsyncSession, holder: str, source: str | None, resource: str, limit: int
+    ) -> Holding:
+        """Create or change a holding's limit inside the caller's transaction."""
+        self.resource(resource)
+        if limit < 0 or limit > MAX_QUANTITY:
+            raise errors.InvalidInput(f"A limit must be between 0 and {MAX_QUANTITY}")
+        key = _key(holder, source, resource)
+        holding = (await self._lock(s, [key])).get(key)
+        if holding is None:
+            holding = Holding(
+                holder=key[0],
+                source=key[1],
+                resource=resource,
+                limit=limit,
+                usage_min=0,
+                usage_max=0,
+            )
+            s.add(holding)
+            await s.flush()
+        else:
+            holding.limit = limit
+        return holding
+
+    async def set_limits(self, holdings: Sequence[tuple[str, str | None, str, int]]) -> None:
+        """Set several limits in one transaction (operators, project approval)."""
+        async with self.db.transaction() as s:
+            for holder, source, resource, limit in holdings:
+                await self.set_limit(s, holder, source, resource, limit)
+
+    async def holdings(
+        self, holders: Iterable[str] | None = None, sources: Iterable[str] | None = None
+    ) -> list[Holding]:
+        async with self.db.session() as s:
+            query = select(Holding)
+            if holders is not None:
+                query = query.where(Holding.holder.in_(list(holders)))
+            if sources is not None:
+                query = query.where(Holding.source.in_(list(sources)))
+            return list(await s.scalars(query.order_by(Holding.holder, Holding.resource)))
+
+    async def init_project(
+        self,
+        s: AsyncSession,
+        project_id: uuid.UUID,
+        capacities: dict[str, tuple[int, int]],
+        members: Iterable[uuid.UUID] = (),
+    ) -> None:
+        """Give a project its holdings (``project_capacity``) and each member theirs."""
+        for resource, (project_capacity, member_capacity) in capacities.items():
+            await self.set_limit(s, project_holder(project_id), None, resource, project_capacity)
+            for member in members:
+                await self.set_limit(
+                    s, user_holder(member), project_holder(project_id), resource, member_capacity
+                )
+
+    def system_capacities(self) -> dict[str, tuple[int, int]]:
+        return {name: (self.default_limit(name),) * 2 for name in RESOURCES}
+
+    async def init_user(self, s: AsyncSession, user_id: uuid.UUID) -> None:
+        """A new user's system project holds the base quota (hooked into user creation)."""
+        await self.init_project(s, user_id, self.system_capacities(), [user_id])
+
+    async def init_missing_users(self) -> int:
+        """Base quotas for users created before quotas existed; returns how many."""
+        async with self.db.transaction() as s:
+            users = set(await s.scalars(select(User.id)))
+            have = set(
+                await s.scalars(
+                    select(Holding.holder).where(Holding.source.like("project:%")).distinct()
+                )
+            )
+            missing = [u for u in users if user_holder(u) not in have]
+            for user_id in missing:
+                await self.init_user(s, user_id)
+        return len(missing)
+
+    # -- commissions ----------------------------------------------------------------------
+
+    def _check(self, provisions: Sequence[Charge]) -> None:
+        if not provisions:
+            raise errors.InvalidInput("A commission needs at least one provision")
+        if len(provisions) > MAX_PROVISIONS:
+            raise errors.InvalidInput(f"A commission takes at most {MAX_PROVISIONS} provisions")
+        for p in provisions:
+            self.resource(p.resource)
+            if not p.holder or isinstance(p.quantity, bool) or not isinstance(p.quantity, int):
+                raise errors.InvalidInput(f"Malformed provision {p.as_dict()}")
+            if abs(p.quantity) > MAX_QUANTITY:
+                raise errors.InvalidInput(f"Quantity out of range in {p.as_dict()}")
+
+    async def issue(
+        self,
+        clientkey: str,
+        provisions: Sequence[Charge],
+        name: str = "",
+        force: bool = False,
+        auto_accept: bool = False,
+    ) -> int:
+        """Reserve every provision or none; return the serial to accept or reject later.
+
+        Raises NotFound for a missing holding and OverQuota (with Synnefo's ``data``)
+        for a provision beyond its limit or below zero.
+        """
+        self._check(provisions)
+        if len(name) > 255:
+            raise errors.InvalidInput("A commission name has at most 255 characters")
+        async with self.db.transaction() as s:
+            locked = await self._lock(s, (_key(p.holder, p.source, p.resource) for p in provisions))
+            for p in provisions:
+                holding = locked.get(_key(p.holder, p.source, p.resource))
+                if holding is None:
+                    raise errors.NotFound(
+                        f"No holding for {p.holder} from {p.source} of {p.resource}",
+                        data={"provision": p.as_dict()},
+                    )
+                _reserve(holding, p, force)
+            commission = Commission(clientkey=clientkey, name=name, state=PENDING)
+            s.add(commission)
+            await s.flush()
+            for p in provisions:
+                s.add(
+                    Provision(
+                        serial=commission.serial,
+                        holder=p.holder,
+                        source=p.source or NO_SOURCE,
+                        resource=p.resource,
+                        quantity=p.quantity,
+                    )
+                )
+            if auto_accept:
+                await s.flush()
+                await self._resolve(s, commission, accept=True, locked=locked)
+            return commission.serial
+
+    async def accept(self, clientkey: str, serial: int) -> None:
+        await self._resolve_one(clientkey, serial, accept=True)
+
+    async def reject(self, clientkey: str, serial: int) -> None:
+        await self._resolve_one(clientkey, serial, accept=False)
+
+    async def _resolve_one(self, clientkey: str, serial: int, accept: bool) -> None:
+        async with self.db.transaction() as s:
+            commission = await self._pending(s, clientkey, serial)
+            await self._resolve(s, commission, accept)
+
+    async def _pending(self, s: AsyncSession, clientkey: str, serial: int) -> Commission:
+        commission = await s.scalar(
+            select(Commission).where(Commission.serial == serial).with_for_update()
+        )
+        if commission is None or commission.clientkey != clientkey:
+            raise errors.NotFound(f"No commission {serial} of this service")
+        if commission.state != PENDING:
+            raise errors.Conflict(f"Commission {serial} is already {commission.state}")
+        return commission
+
+    async def _resolve(
+        self,
+        s: AsyncSession,
+        commission: Commission,
+        accept: bool,
+        locked: dict | None = None,
+    ) -> None:
+        provisions = list(
+            await s.scalars(
+                select(Provision)
+                .where(Provision.serial == commission.serial)
+                .order_by(Provision.id)
+            )
+        )
+        if locked is None:
+            locked = await self._lock(s, (_key(p.holder, p.source, p.resource) for p in provisions))
+        now = utcnow()
+        for p in provisions:
+            holding = locked[_key(p.holder, p.source, p.resource)]
+            _settle(holding, p.quantity, accept)
+            s.add(
+                ProvisionLog(
+                    serial=commission.serial,
+                    clientkey=commission.clientkey,
+                    name=commission.name,
+                    outcome="accept" if accept else "reject",
+                    issue_time=commission.issue_time,
+                    log_time=now,
+                    holder=p.holder,
+                    source=p.source,
+                    resource=p.resource,
+                    quantity=p.quantity,
+                    limit=holding.limit,
+                    usage_min=holding.usage_min,
+                    usage_max=holding.usage_max,
+                )
+            )
+        commission.state = ACCEPTED if accept else REJECTED
+        commission.resolve_time = now
+
+    async def resolve(
+        self, clientkey: str, accept: Iterable[int], reject: Iterable[int]
+    ) -> tuple[list[int], list[int], list[tuple[int, errors.NefosError]]]:
+        """Resolve many serials; each succeeds or fails alone (Synnefo's bulk action)."""
+        accept, reject = list(accept), list(reject)
+        both = set(accept) & set(reject)
+        accepted: list[int] = []
+        rejected: list[int] = []
+        failed: list[tuple[int, errors.NefosError]] = []
+        for serial in sorted(both):
+            failed.append((serial, errors.Conflict(f"Serial {serial} both accepted and rejected")))
+        for serials, outcome, done in ((accept, True, accepted), (reject, False, rejected)):
+            for serial in serials:
+                if serial in both:
+                    continue
+                try:
+                    await self._resolve_one(clientkey, serial, outcome)
+                except errors.NefosError as exc:
+                    failed.append((serial, exc))
+                else:
+                    done.append(serial)
+        return accepted, rejected, failed
+
+    async def pending(self, clientkey: str) -> list[int]:
+        async with self.db.session() as s:
+            query = select(Commission.serial).where(
+                Commission.clientkey == clientkey, Commission.state == PENDING
+            )
+            return list(await s.scalars(query.order_by(Commission.serial)))
+
+    async def commission(self, clientkey: str, serial: int) -> tuple[Commission, list[Provision]]:
+        async with self.db.session() as s:
+            commission = await s.get(Commission, serial)
+            if commission is None or commission.clientkey != clientkey:
+                raise errors.NotFound(f"No commission {serial} of this service")
+            provisions = list(
+                await s.scalars(
+                    select(Provision).where(Provision.serial == serial).order_by(Provision.id)
+                )
+            )
+        return commission, provisions
+
+
+def _over(p: Charge, holding: Holding, kind: str, message: str) -> errors.OverQuota:
+    return errors.OverQuota(
+        message,
+        data={
+            "provision": p.as_dict(),
+            "name": kind,
+            "limit": holding.limit,
+            "usage": holding.usage_max,
+        },
+    )
+
+
+def _reserve(holding: Holding, p: Charge, force: bool) -> None:
+    if p.quantity >= 0:
+        if not force and holding.usage_max + p.quantity > holding.limit:
+            raise _over(
+                p,
+                holding,
+                "NoCapacityError",
+                f"{p.resource}: {p.holder} would use {holding.usage_max + p.quantity} "
+                f"of a limit of {holding.limit}",
+            )
+        holding.usage_max += p.quantity
+    else:
+        if not force and holding.usage_min + p.quantity < 0:
+            raise _over(
+                p,
+                holding,
+                "NoQuantityError",
+                f"{p.resource}: {p.holder} cannot release {-p.quantity}, "
+                f"it holds {holding.usage_min}",
+            )
+        holding.usage_min += p.quantity
+
+
+def _settle(holding: Holding, quantity: int, accept: bool) -> None:
+    if quantity >= 0:
+        if accept:
+            holding.usage_min += quantity
+        else:
+            holding.usage_max -= quantity
+    elif accept:
+        holding.usage_max += quantity
+    else:
+        holding.usage_min -= quantity
