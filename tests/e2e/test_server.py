@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import NEFOS, Server, _start_server, _stop_server, free_port, wait_until_up
+from tests.conftest import NEFOS, Server, _start_server, _stop_server, free_port, wait_until_up
 
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 

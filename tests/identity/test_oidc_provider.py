@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from oidc_provider import OidcProvider
+
+from tests.identity.oidc_provider import OidcProvider
 
 CLIENT_ID = "nefos-test"
 CLIENT_SECRET = "s3cret"

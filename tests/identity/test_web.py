@@ -9,13 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from oidc_provider import OidcProvider
 
 from nefos.core import errors
 from nefos.core.app import Engines, create_app
 from nefos.core.config import OidcProvider as OidcSettings
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.identity.service import Identity
+from tests.identity.oidc_provider import OidcProvider
 
 TOKEN = re.compile(r'<code class="token" id="token">([^<]+)</code>')
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

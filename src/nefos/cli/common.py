@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -17,8 +18,10 @@ from nefos.core.migrate import current, head
 
 T = TypeVar("T")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped output (scripts, tests) gets whole tables, not ones cut to 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 1000
+out = Console(soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 
 DataDir = Annotated[
     Path | None,

@@ -27,10 +27,12 @@ from nefos.cli.common import (
     settings_for,
     with_engines,
 )
+from nefos.cli.quota import quota_app, usage_app
 from nefos.core.app import Engines
 from nefos.core.config import Settings
 from nefos.core.migrate import head, upgrade_async
 from nefos.identity.models import User
+from nefos.quotas.serials import LOCAL_CLIENTS, reconcile
 
 app = typer.Typer(
     help="nefos: an open-source IaaS cloud (identity, compute, storage, images, volumes).",
@@ -43,6 +45,8 @@ config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(config_app, name="config")
+app.add_typer(quota_app, name="quota")
+app.add_typer(usage_app, name="usage")
 
 # -- running -------------------------------------------------------------------------
 
@@ -62,6 +66,8 @@ def up(
         engines = Engines(settings)
         try:
             await engines.quotas.init_missing_users()
+            for client in LOCAL_CLIENTS:  # settle what a crash of the last run left pending
+                await reconcile(engines.db, engines.quotas, client)
             return await engines.identity.ensure_admin()
         finally:
             await engines.db.close()

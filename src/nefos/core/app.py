@@ -28,6 +28,7 @@ from nefos.identity import api as identity_api
 from nefos.identity.service import Identity
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
+from nefos.quotas import api as quotas_api
 from nefos.quotas.service import Quotas
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
@@ -114,6 +115,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(identity_api.v3)
     app.include_router(identity_api.v2)
     app.include_router(identity_api.account)
+    app.include_router(quotas_api.router)
     app.include_router(versions.router())
     app.mount(UI_ROOT, WebLogin(engines.identity, settings).app())
     return app

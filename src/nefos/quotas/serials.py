@@ -36,6 +36,11 @@ from nefos.quotas.service import Charge, Quotas
 
 log = logging.getLogger("nefos.quotas.serials")
 
+# The services of this deployment that keep their serials in its database; each later
+# service (compute, storage, volumes) adds its clientkey. Serials of services deployed
+# apart are theirs to reconcile.
+LOCAL_CLIENTS: tuple[str, ...] = ("astakos",)
+
 
 class Settlement:
     def __init__(self, db: Database, quotas: Quotas, clientkey: str):

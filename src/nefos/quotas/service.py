@@ -37,6 +37,7 @@ from nefos.quotas.models import (
     NO_SOURCE,
     Commission,
     Holding,
+    ProjectResource,
     Provision,
     ProvisionLog,
 )
@@ -191,7 +192,57 @@ class Quotas:
 
     async def init_user(self, s: AsyncSession, user_id: uuid.UUID) -> None:
         """A new user's system project holds the base quota (hooked into user creation)."""
-        await self.init_project(s, user_id, self.system_capacities(), [user_id])
+        capacities = self.system_capacities()
+        for resource, (project_capacity, member_capacity) in capacities.items():
+            s.add(
+                ProjectResource(
+                    project_id=user_id,
+                    resource=resource,
+                    project_capacity=project_capacity,
+                    member_capacity=member_capacity,
+                )
+            )
+        await self.init_project(s, user_id, capacities, [user_id])
+
+    async def set_base_quota(self, user_id: uuid.UUID, resource: str, limit: int) -> None:
+        """A user's base quota: their system project's capacity, in all and for them."""
+        async with self.db.transaction() as s:
+            await self.set_limit(s, project_holder(user_id), None, resource, limit)
+            await self.set_limit(s, user_holder(user_id), project_holder(user_id), resource, limit)
+            await self._set_capacity(s, user_id, resource, limit, limit)
+
+    async def set_project_capacity(self, project_id: uuid.UUID, resource: str, limit: int) -> None:
+        """What a project grants in all, over its members together."""
+        async with self.db.transaction() as s:
+            await self.set_limit(s, project_holder(project_id), None, resource, limit)
+            await self._set_capacity(s, project_id, resource, limit, None)
+
+    async def _set_capacity(
+        self,
+        s: AsyncSession,
+        project_id: uuid.UUID,
+        resource: str,
+        project_capacity: int,
+        member_capacity: int | None,
+    ) -> None:
+        row = await s.scalar(
+            select(ProjectResource).where(
+                ProjectResource.project_id == project_id, ProjectResource.resource == resource
+            )
+        )
+        if row is None:
+            s.add(
+                ProjectResource(
+                    project_id=project_id,
+                    resource=resource,
+                    project_capacity=project_capacity,
+                    member_capacity=member_capacity or 0,
+                )
+            )
+            return
+        row.project_capacity = project_capacity
+        if member_capacity is not None:
+            row.member_capacity = member_capacity
 
     async def init_missing_users(self) -> int:
         """Base quotas for users created before quotas existed; returns how many."""

@@ -1,0 +1,236 @@
+"""Synnefo's quota API under ``/account/v1.0``: resources, quotas, commissions.
+
+Users read their own quotas; services (admin tokens) read everyone's and run the
+commission protocol. A service is known by its token's user: that is the ``clientkey``
+that owns its serials, so one service cannot resolve another's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from nefos.core import errors
+from nefos.core.auth import Credentials, current_admin, current_user
+from nefos.core.body import parse_json
+from nefos.core.faults import SYNNEFO_NAMES, json_response, status_of
+from nefos.quotas.models import NO_SOURCE, Holding
+from nefos.quotas.resources import describe
+from nefos.quotas.service import (
+    MAX_QUANTITY,
+    Charge,
+    Quotas,
+    project_holder,
+    user_holder,
+)
+
+router = APIRouter(prefix="/account/v1.0")
+
+
+async def quotas(request: Request) -> Quotas:
+    return request.app.state.engines.quotas
+
+
+Service = Annotated[Quotas, Depends(quotas)]
+User_ = Annotated[Credentials, Depends(current_user)]
+Admin = Annotated[Credentials, Depends(current_admin)]
+
+
+def clientkey(caller: Credentials) -> str:
+    return str(caller.user_id)
+
+
+@router.get("/resources")
+async def resources(service: Service) -> Response:
+    """Public, like Synnefo's: clients learn names and units before they log in."""
+    return json_response(
+        {
+            name: describe(resource, service.default_limit(name))
+            for name, resource in service.resources().items()
+        }
+    )
+
+
+def _project_id(source: str) -> str:
+    return source.removeprefix("project:")
+
+
+def _quota_entries(holdings: list[Holding]) -> dict[str, dict[str, dict[str, int]]]:
+    """Member holdings with their project's, as ``{project: {resource: {...}}}``."""
+    projects = {(h.holder, h.resource): h for h in holdings if h.source == NO_SOURCE}
+    entries: dict[str, dict[str, dict[str, int]]] = {}
+    for h in holdings:
+        if h.source == NO_SOURCE or not h.holder.startswith("user:"):
+            continue
+        project = projects.get((h.source, h.resource))
+        entries.setdefault(_project_id(h.source), {})[h.resource] = {
+            "limit": h.limit,
+            "usage": h.usage_max,
+            "pending": h.usage_max - h.usage_min,
+            "project_limit": project.limit if project else 0,
+            "project_usage": project.usage_max if project else 0,
+            "project_pending": project.usage_max - project.usage_min if project else 0,
+        }
+    return entries
+
+
+async def _user_quotas(service: Quotas, user_ids: list[str] | None) -> dict[str, Any]:
+    holders = [user_holder(u) for u in user_ids] if user_ids is not None else None
+    mine = await service.holdings(holders)
+    mine = [h for h in mine if h.holder.startswith("user:")]
+    sources = sorted({h.source for h in mine})
+    projects = await service.holdings(sources) if sources else []
+    by_user: dict[str, list[Holding]] = {}
+    for h in mine:
+        by_user.setdefault(h.holder.removeprefix("user:"), []).append(h)
+    return {user: _quota_entries(held + projects) for user, held in by_user.items()}
+
+
+@router.get("/quotas")
+async def user_quotas(service: Service, caller: User_) -> Response:
+    per_user = await _user_quotas(service, [str(caller.user_id)])
+    return json_response(per_user.get(str(caller.user_id), {}))
+
+
+@router.get("/service_quotas")
+async def service_quotas(service: Service, caller: Admin, user: str | None = None) -> Response:
+    return json_response(await _user_quotas(service, [user] if user else None))
+
+
+@router.get("/service_project_quotas")
+async def service_project_quotas(
+    service: Service, caller: Admin, project: str | None = None
+) -> Response:
+    holders = [project_holder(project)] if project else None
+    found: dict[str, dict[str, dict[str, int]]] = {}
+    for h in await service.holdings(holders, [NO_SOURCE]):
+        if h.holder.startswith("project:"):
+            found.setdefault(_project_id(h.holder), {})[h.resource] = {
+                "limit": h.limit,
+                "usage": h.usage_max,
+                "pending": h.usage_max - h.usage_min,
+            }
+    return json_response(found)
+
+
+# -- commissions ------------------------------------------------------------------------
+
+
+class ProvisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    holder: str = Field(min_length=1, max_length=80)
+    source: str | None = Field(default=None, max_length=80)
+    resource: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY, strict=True)
+
+
+class CommissionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = False
+    auto_accept: bool = False
+    name: str = Field(default="", max_length=255)
+    provisions: list[ProvisionBody] = Field(min_length=1, max_length=1000)
+
+
+def _holder_ref(value: str, default_kind: str) -> str:
+    """``user:<uuid>``/``project:<uuid>``, or a bare UUID of the kind its place implies."""
+    if value.startswith(("user:", "project:")):
+        return value
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise errors.InvalidInput(
+            f"Bad holder {value!r}: want user:<uuid> or project:<uuid>"
+        ) from None
+    return f"{default_kind}:{value}"
+
+
+def _charge(p: ProvisionBody) -> Charge:
+    source = _holder_ref(p.source, "project") if p.source else None
+    holder = _holder_ref(p.holder, "user" if source else "project")
+    return Charge(holder, source, p.resource, p.quantity)
+
+
+@router.post("/commissions", status_code=201)
+async def issue(request: Request, service: Service, caller: Admin) -> Response:
+    body = parse_json(CommissionBody, await request.body())
+    serial = await service.issue(
+        clientkey(caller),
+        [_charge(p) for p in body.provisions],
+        name=body.name,
+        force=body.force,
+        auto_accept=body.auto_accept,
+    )
+    return json_response({"serial": serial}, 201)
+
+
+@router.get("/commissions")
+async def pending(service: Service, caller: Admin) -> Response:
+    return json_response(await service.pending(clientkey(caller)))
+
+
+@router.get("/commissions/{serial}")
+async def show(serial: int, service: Service, caller: Admin) -> Response:
+    commission, provisions = await service.commission(clientkey(caller), serial)
+    return json_response(
+        {
+            "serial": commission.serial,
+            "name": commission.name,
+            "issue_time": commission.issue_time.isoformat().replace("+00:00", "Z"),
+            "state": commission.state,
+            "provisions": [
+                {
+                    "holder": p.holder,
+                    "source": p.source or None,
+                    "resource": p.resource,
+                    "quantity": p.quantity,
+                }
+                for p in provisions
+            ],
+        }
+    )
+
+
+@router.post("/commissions/{serial}/action")
+async def resolve_one(serial: int, request: Request, service: Service, caller: Admin) -> Response:
+    body = parse_json(dict[str, Any], await request.body())
+    if set(body) == {"accept"}:
+        await service.accept(clientkey(caller), serial)
+    elif set(body) == {"reject"}:
+        await service.reject(clientkey(caller), serial)
+    else:
+        raise errors.InvalidInput('Give exactly one of {"accept": ""} or {"reject": ""}')
+    return Response(status_code=200)
+
+
+class BulkAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    accept: list[int] = Field(default_factory=list, max_length=10_000)
+    reject: list[int] = Field(default_factory=list, max_length=10_000)
+
+
+def _fault(error: errors.NefosError) -> dict[str, Any]:
+    status = status_of(error)
+    return {
+        SYNNEFO_NAMES.get(status, "internalServerError"): {"code": status, "message": error.message}
+    }
+
+
+@router.post("/commissions/action")
+async def resolve_many(request: Request, service: Service, caller: Admin) -> Response:
+    body = parse_json(BulkAction, await request.body())
+    accepted, rejected, failed = await service.resolve(clientkey(caller), body.accept, body.reject)
+    return json_response(
+        {
+            "accepted": accepted,
+            "rejected": rejected,
+            "failed": [[serial, _fault(problem)] for serial, problem in failed],
+        }
+    )

@@ -1,0 +1,126 @@
+"""Operators' quota commands, and recovery from a crash mid-commission."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from nefos.core.app import Engines
+from nefos.identity.models import Project
+from nefos.quotas.service import project_holder, user_holder
+
+NEFOS = str(Path(sys.executable).with_name("nefos"))
+CRASH_CLIENT = Path(__file__).with_name("crash_client.py")
+APP = "astakos.pending_app"
+
+
+async def nefos(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "NEFOS_DATA_DIR": str(settings.data_dir),
+        "NEFOS_DATABASE_URL": settings.database,
+    }
+    return await asyncio.to_thread(
+        subprocess.run,
+        [NEFOS, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
+
+
+async def usage(engines: Engines, holder: str) -> tuple[int, int]:
+    (found,) = [h for h in await engines.quotas.holdings([holder]) if h.resource == APP]
+    return found.usage_min, found.usage_max
+
+
+@pytest.mark.parametrize(("when", "outcome"), [("after-commit", 1), ("before-commit", 0)])
+async def test_reconcile_repairs_a_crash(settings, engines: Engines, when: str, outcome: int):
+    user, _ = await engines.identity.create_user("crash@example.org")
+    crashed = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            str(CRASH_CLIENT),
+            settings.database,
+            str(settings.data_dir),
+            str(user.id),
+            when,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    assert len(await engines.quotas.pending("astakos")) == 1
+    assert await usage(engines, user_holder(user.id)) == (0, 1)  # reserved, unsettled
+
+    result = await nefos(settings, "quota", "reconcile")
+    assert ("accepted [" if outcome else "rejected [") in result.stdout
+    assert await engines.quotas.pending("astakos") == []
+    assert await usage(engines, user_holder(user.id)) == (outcome, outcome)
+    assert await usage(engines, project_holder(user.id)) == (outcome, outcome)
+    async with engines.db.session() as s:
+        created = await s.scalar(select(Project).where(Project.name == f"crash-{when}"))
+    assert (created is not None) == bool(outcome)
+    # Nothing is left to do the second time.
+    assert "accepted none, rejected none" in (await nefos(settings, "quota", "reconcile")).stdout
+
+
+async def test_quota_show_and_set(settings, engines: Engines):
+    user, _ = await engines.identity.create_user("q@example.org")
+    await nefos(settings, "quota", "set", "q@example.org", "cyclades.vm", "7")
+    await nefos(settings, "quota", "set", str(user.id), "pithos.diskspace", "100GiB")
+    rows = json.loads((await nefos(settings, "quota", "show", "q@example.org", "--json")).stdout)
+    by_resource = {row["resource"]: row for row in rows}
+    assert by_resource["cyclades.vm"]["limit"] == 7
+    assert by_resource["cyclades.vm"]["project_limit"] == 7
+    assert by_resource["pithos.diskspace"]["limit"] == 100 << 30
+    bad = await nefos(settings, "quota", "set", "q@example.org", "cyclades.vm", "lots", check=False)
+    assert bad.returncode == 2
+    unknown = await nefos(
+        settings, "quota", "set", "q@example.org", "cyclades.nope", "1", check=False
+    )
+    assert unknown.returncode == 1 and "Unknown resource" in unknown.stderr
+    nobody = await nefos(settings, "quota", "set", "nobody", "cyclades.vm", "1", check=False)
+    assert nobody.returncode == 1 and "No user or project" in nobody.stderr
+
+
+async def test_usage_report(settings, engines: Engines):
+    user, _ = await engines.identity.create_user("r@example.org")
+    await engines.quotas.issue(
+        "svc", [*engines_charge(user.id, "cyclades.vm", 2)], auto_accept=True
+    )
+    report = (await nefos(settings, "usage", "report", "--csv")).stdout
+    rows = list(csv.DictReader(io.StringIO(report)))
+    mine = [r for r in rows if r["holder"] == "r@example.org" and r["resource"] == "cyclades.vm"]
+    assert mine == [
+        {
+            "kind": "user",
+            "holder": "r@example.org",
+            "project": f"system:{user.id}",
+            "resource": "cyclades.vm",
+            "limit": "5",
+            "usage": "2",
+            "pending": "0",
+        }
+    ]
+    table = (await nefos(settings, "usage", "report")).stdout
+    assert "r@example.org" in table
+
+
+def engines_charge(user_id, resource: str, quantity: int):
+    from nefos.quotas.service import charge
+
+    return charge(user_id, user_id, resource, quantity)
