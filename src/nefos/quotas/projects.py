@@ -1,34 +1,30 @@
 """Projects and memberships (Astakos): applications, their approval, who is a member,
-and the quota that follows from all three.
+and the quota that follows from all three. The rules live in
+:mod:`nefos.quotas.project_rules`; this module loads, locks, checks, writes.
 
-A project is born from an application and changed only by applications: each one is
-a full snapshot of what the project should become, kept pending until an admin
-approves it (then copied onto the project) or it is denied, cancelled or replaced. A
-pending application costs its applicant one ``astakos.pending_app`` in their system
-project, so nobody floods the admins; the charge is released when the application
-stops being pending.
+A project is born from an application and changed only by applications: each is a full
+snapshot of what the project should become, pending until an admin approves it (it is
+then copied onto the project) or it is denied, cancelled or replaced. A pending
+application costs its applicant one ``astakos.pending_app`` in their system project, so
+nobody floods the admins; the charge is released when the application stops pending.
+Commissions go through :func:`~nefos.quotas.serials.settled`: issued first, recorded in
+the transaction that makes the change, accepted after it commits.
 
 Quota follows state, never the other way round: after every change :meth:`_sync` sets
-the holdings a project's state, resources and memberships imply (the project holding
+the limits a project's state, resources and memberships imply (the project's holding
 gets ``project_capacity``, each accepted member ``member_capacity`` from the project;
-anything not active gets 0). Usage is never touched: a removed member or a suspended
-project keeps what it holds and can only release it.
+in a project that is not active, all are 0). Usage is never touched: a removed member
+or a suspended project keeps what it holds and can only release it.
 
-Every rule about who may do what, from which state, is in the tables below; an action
-outside them is a Conflict (or PermissionDenied) that writes nothing.
-
-Names are unique among live projects. The ``projects.name`` column is unique outright,
-so a terminated or deleted project gives its name up by holding a placeholder
-(``released:<id>``); its real name stays in its applications.
+Names are unique among live projects, but ``projects.name`` is unique outright, so a
+terminated, deleted or refused project holds a placeholder (``released:<id>``) and its
+real name stays in its applications.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, true
@@ -39,7 +35,8 @@ from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
 from nefos.identity.models import Project, User
-from nefos.identity.service import Identity, parse_uuid
+from nefos.identity.service import Identity
+from nefos.quotas import project_rules as rules
 from nefos.quotas.models import (
     NO_SOURCE,
     Holding,
@@ -48,161 +45,19 @@ from nefos.quotas.models import (
     ProjectMembership,
     ProjectResource,
 )
-from nefos.quotas.resources import RESOURCES
+from nefos.quotas.project_rules import Actor, MembershipView, ProjectView
 from nefos.quotas.serials import settled
-from nefos.quotas.service import MAX_QUANTITY, Charge, Quotas, charge, project_holder, user_holder
+from nefos.quotas.service import Charge, Quotas, charge, project_holder, user_holder
 
 CLIENTKEY = "astakos"
 PENDING_APP = "astakos.pending_app"
-POLICIES = ("auto", "moderated", "closed")
-PROJECT_STATES = ("uninitialized", "active", "suspended", "terminated", "deleted")
-RELEASED = "released:"
-MAX_TEXT = 1024  # the width of description, comments and reasons in the tables
-MAX_MEMBERS = (1 << 31) - 1
-_BAD_NAME = re.compile(r"[:\x00-\x1f\x7f]")
 
-# Who may act: an admin always; otherwise the role's own person.
-ADMIN, APPLICANT, MANAGER, MEMBER = "admin", "applicant", "owner", "member"
-
-# -- applications ------------------------------------------------------------------------
-
-APPLICATION_ACTIONS: dict[str, set[str]] = {
-    "approve": {"pending"},
-    "deny": {"pending"},
-    "cancel": {"pending"},
-    "dismiss": {"denied"},
-}
-APPLICATION_TARGET = {
-    "replace": "replaced",  # by a newer application, never asked for
-    "approve": "approved",
-    "deny": "denied",
-    "cancel": "cancelled",
-    "dismiss": "dismissed",
-}
-APPLICATION_ROLE = {"approve": ADMIN, "deny": ADMIN, "cancel": APPLICANT, "dismiss": APPLICANT}
-RELEASES_PENDING_APP = {"approve", "deny", "cancel"}
-APPROVABLE = {"uninitialized", "active", "suspended"}  # project states an approval applies to
-MODIFIABLE = {"active", "suspended"}  # project states that take modification applications
-
-# -- projects ----------------------------------------------------------------------------
-
-PROJECT_ACTIONS: dict[str, set[str]] = {
-    "suspend": {"active"},
-    "unsuspend": {"suspended"},
-    "terminate": {"active", "suspended"},
-    "reinstate": {"terminated"},
-}
-PROJECT_TARGET = {
-    "suspend": "suspended",
-    "unsuspend": "active",
-    "terminate": "terminated",
-    "reinstate": "active",
-}
-NAMED = {"uninitialized", "active", "suspended"}  # states that hold their name
-DEACTIVATED = {"suspended", "terminated"}
-
-# -- memberships -------------------------------------------------------------------------
-
-NEW = ""  # the state of a membership that does not exist yet
-BY_POLICY = "*"  # the target depends on the project's join or leave policy
-MEMBERSHIP_ACTIONS: dict[str, dict[str, str]] = {
-    "join": {NEW: BY_POLICY, "rejected": BY_POLICY, "cancelled": BY_POLICY, "removed": BY_POLICY},
-    "enroll": {
-        NEW: "accepted",
-        "requested": "accepted",
-        "rejected": "accepted",
-        "cancelled": "accepted",
-        "removed": "accepted",
-    },
-    "leave": {"accepted": BY_POLICY},
-    "cancel": {"requested": "cancelled"},
-    "accept": {"requested": "accepted", "leave_requested": "removed"},
-    "reject": {"requested": "rejected", "leave_requested": "accepted"},
-    "remove": {"accepted": "removed", "leave_requested": "removed", "suspended": "removed"},
-}
-BY_POLICY_TARGET = {
-    "join": ("join_policy", {"auto": "accepted", "moderated": "requested"}),
-    "leave": ("leave_policy", {"auto": "removed", "moderated": "leave_requested"}),
-}
-MEMBERSHIP_ROLE = {
-    "join": MEMBER,
-    "leave": MEMBER,
-    "cancel": MEMBER,
-    "enroll": MANAGER,
-    "accept": MANAGER,
-    "reject": MANAGER,
-    "remove": MANAGER,
-}
-API_MEMBERSHIP_ACTIONS = ("leave", "cancel", "accept", "reject", "remove")
-MEMBER_STATES = {"accepted", "leave_requested", "suspended"}  # count against max_members
-QUOTA_STATES = {"accepted", "leave_requested"}  # hold member_capacity
-ALIVE = {"active"}  # project states whose memberships may change
-DATE_OF_STATE = {"requested": "requested", "accepted": "accepted", "removed": "removed"}
-
-# -- application fields ------------------------------------------------------------------
-
-NEW_DEFAULTS: dict[str, Any] = {
-    "homepage": "",
-    "description": "",
-    "comments": "",
-    "start_date": None,
-    "join_policy": "moderated",
-    "leave_policy": "auto",
-    "max_members": None,
-    "private": False,
-    "resources": {},
-}
-COPIED = (  # application fields that become the project's when approved
-    "name",
-    "homepage",
-    "description",
-    "end_date",
-    "join_policy",
-    "leave_policy",
-    "max_members",
-    "private",
-)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asks: a user. ``None`` in its place is an operator at the command line."""
-
-    user_id: uuid.UUID
-    is_admin: bool = False
-
-
-@dataclass(frozen=True)
-class ProjectView:
-    """A project as one caller may see it (``last_application`` only if theirs to see)."""
-
-    project: Project
-    name: str
-    resources: dict[str, dict[str, int]]
-    last_application: ProjectApplication | None
-
-
-@dataclass(frozen=True)
-class MembershipView:
-    membership: ProjectMembership
-    allowed_actions: list[str]
-
-
-def _is_admin(actor: Actor | None) -> bool:
-    return actor is None or actor.is_admin
-
-
-def _actor_id(actor: Actor | None) -> uuid.UUID | None:
-    return None if actor is None else actor.user_id
+After = Callable[[AsyncSession, Actor | None, Project, ProjectApplication, str], Awaitable[None]]
 
 
 def _pending_app(user_id: uuid.UUID, quantity: int) -> list[Charge]:
     """A system project pays for its user's pending applications."""
     return charge(user_id, user_id, PENDING_APP, quantity)
-
-
-def project_resources() -> list[str]:
-    return [name for name, r in RESOURCES.items() if r.allow_in_projects]
 
 
 class Projects:
@@ -211,219 +66,76 @@ class Projects:
         self.settings = settings
         self.identity = identity
         self.quotas = quotas
-        self._field_checks = {
-            "name": self._check_name,
-            "owner": self._check_owner,
-            "homepage": lambda v: self._text("homepage", v, 255),
-            "description": lambda v: self._text("description", v, MAX_TEXT),
-            "comments": lambda v: self._text("comments", v, MAX_TEXT),
-            "start_date": lambda v: self._date("start_date", v),
-            "end_date": self._check_end_date,
-            "join_policy": lambda v: self._policy("join_policy", v),
-            "leave_policy": lambda v: self._policy("leave_policy", v),
-            "max_members": self._check_max_members,
-            "private": self._check_private,
-            "resources": self._check_resources,
-        }
-        self._after = {
+        self._after: dict[str, After] = {
             "approve": self._after_approve,
             "deny": self._after_deny,
             "cancel": self._after_withdrawal,
             "dismiss": self._after_withdrawal,
         }
 
-    # -- checking fields -----------------------------------------------------------------
-
-    def check_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """The given application fields, checked and normalised; ``None`` means not
-        given, except for ``max_members`` where it means no limit."""
-        unknown = sorted(set(fields) - set(self._field_checks))
-        if unknown:
-            raise errors.InvalidInput(f"Unknown application fields: {', '.join(unknown)}")
-        checked = {}
-        for key, value in fields.items():
-            if value is None and key != "max_members":
-                continue
-            checked[key] = self._field_checks[key](value)
-        return checked
-
-    def _check_name(self, value: Any) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise errors.InvalidInput("name must be a non-empty string")
-        value = value.strip()
-        if len(value) > min(self.settings.limits.name_length, 255):
-            raise errors.InvalidInput("name is too long")
-        if _BAD_NAME.search(value):
-            raise errors.InvalidInput("name may not contain ':' or control characters")
-        return value
-
-    def _check_owner(self, value: Any) -> uuid.UUID:
-        owner = value if isinstance(value, uuid.UUID) else parse_uuid(value)
-        if owner is None:
-            raise errors.InvalidInput("owner must be a user's UUID")
-        return owner
-
-    def _text(self, key: str, value: Any, limit: int) -> str:
-        if not isinstance(value, str) or len(value) > limit:
-            raise errors.InvalidInput(f"{key} must be a string of at most {limit} characters")
-        return value
-
-    def _date(self, key: str, value: Any) -> dt.datetime:
-        if isinstance(value, str):
-            try:
-                value = dt.datetime.fromisoformat(value)
-            except ValueError:
-                raise errors.InvalidInput(f"{key} must be an ISO 8601 date and time") from None
-        if not isinstance(value, dt.datetime):
-            raise errors.InvalidInput(f"{key} must be an ISO 8601 date and time")
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-    def _check_end_date(self, value: Any) -> dt.datetime:
-        end = self._date("end_date", value)
-        if end <= utcnow():
-            raise errors.InvalidInput("end_date must be in the future")
-        return end
-
-    def _policy(self, key: str, value: Any) -> str:
-        if value not in POLICIES:
-            raise errors.InvalidInput(f"{key} must be one of {', '.join(POLICIES)}")
-        return value
-
-    def _check_max_members(self, value: Any) -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MEMBERS:
-            raise errors.InvalidInput(f"max_members must be an integer from 0 to {MAX_MEMBERS}")
-        return value
-
-    def _check_private(self, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise errors.InvalidInput("private must be true or false")
-        return value
-
-    def _check_resources(self, value: Any) -> dict[str, dict[str, int]]:
-        if not isinstance(value, Mapping):
-            raise errors.InvalidInput("resources must map resource names to capacities")
-        allowed = project_resources()
-        checked = {}
-        for name, spec in value.items():
-            if name not in allowed:
-                raise errors.InvalidInput(f"Resource {name!r} cannot be granted by projects")
-            if not isinstance(spec, Mapping) or set(spec) != {
-                "project_capacity",
-                "member_capacity",
-            }:
-                raise errors.InvalidInput(
-                    f"{name}: give exactly project_capacity and member_capacity"
-                )
-            for key, amount in spec.items():
-                if isinstance(amount, bool) or not isinstance(amount, int):
-                    raise errors.InvalidInput(f"{name}: {key} must be an integer")
-                if not 0 <= amount <= MAX_QUANTITY:
-                    raise errors.InvalidInput(f"{name}: {key} must be from 0 to {MAX_QUANTITY}")
-            if spec["project_capacity"] < spec["member_capacity"]:
-                raise errors.InvalidInput(f"{name}: project_capacity is below member_capacity")
-            checked[name] = {
-                "project_capacity": spec["project_capacity"],
-                "member_capacity": spec["member_capacity"],
-            }
-        return checked
-
     # -- applications --------------------------------------------------------------------
 
     async def submit(
         self, actor: Actor, fields: Mapping[str, Any], project_id: uuid.UUID | str | None = None
     ) -> tuple[uuid.UUID, int]:
-        """Apply for a new project, or (with ``project_id``) for a change to one.
+        """Apply for a new project or, with ``project_id``, for a change to one; returns
+        the project's id and the application's.
 
-        Returns the project's id and the application's. A still pending earlier
-        application of the project is replaced, and its charge released.
+        A modification gives only what changes; a still pending earlier application of
+        the project is replaced, and its applicant's charge released.
         """
-        given = self.check_fields(fields)
+        given = rules.check_fields(fields, self.settings.limits.name_length)
         owner = given.get("owner", actor.user_id)
         if owner != actor.user_id and not actor.is_admin:
             raise errors.PermissionDenied("Only admins may apply on behalf of another owner")
         async with self.db.session() as s:
-            await self._check_owner_exists(s, owner)
+            await self._check_owner(s, owner)
+            replaced: list[ProjectApplication] = []
             if project_id is None:
-                snapshot = self._new_snapshot(given, owner)
-                replaced: list[ProjectApplication] = []
+                snapshot = _new_snapshot(given, owner)
             else:
                 project = await self._project(s, project_id)
-                self._check_modifiable(actor, project)
+                rules.check_modifiable(actor, project)
                 snapshot = await self._modified_snapshot(s, project, given, owner)
                 replaced = await self._pending_of(s, project.id)
-            self._check_dates(snapshot)
+            rules.check_dates(snapshot)
             await self._check_name_free(s, snapshot["name"], project_id)
         try:
             async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
-                provisions = self._submission_charges(actor.user_id, replaced)
+                provisions = _submission_charges(actor.user_id, replaced)
                 if provisions:
-                    await settlement.issue(
-                        provisions, name="project application", force=actor.is_admin
-                    )
+                    # Synnefo's admins are not held to the pending application limit.
+                    await settlement.issue(provisions, name="submit", force=actor.is_admin)
                 async with settlement.transaction() as s:
                     return await self._record_submission(s, actor, snapshot, project_id, replaced)
         except IntegrityError:
             raise errors.Conflict(f"A project named {snapshot['name']!r} exists") from None
 
-    async def _check_owner_exists(self, s: AsyncSession, owner: uuid.UUID) -> None:
+    async def _check_owner(self, s: AsyncSession, owner: uuid.UUID) -> None:
         user = await s.get(User, owner)
         if user is None or not user.is_active:
             raise errors.InvalidInput(f"No active user {owner} to own the project")
 
-    def _new_snapshot(self, given: dict[str, Any], owner: uuid.UUID) -> dict[str, Any]:
-        for required in ("name", "end_date"):
-            if required not in given:
-                raise errors.InvalidInput(f"{required} is required")
-        snapshot = {**NEW_DEFAULTS, **given, "owner": owner}
-        snapshot["resources"] = _filled({}, given.get("resources", {}))
-        return snapshot
-
-    def _check_modifiable(self, actor: Actor, project: Project) -> None:
-        if not actor.is_admin and project.owner_id != actor.user_id:
-            raise errors.PermissionDenied("Only the project's owner or an admin may modify it")
-        if project.is_system:
-            raise errors.Conflict("A system project is not changed by applications")
-        if project.state not in MODIFIABLE:
-            raise errors.Conflict(f"A project that is {project.state} cannot be modified")
-
     async def _modified_snapshot(
         self, s: AsyncSession, project: Project, given: dict[str, Any], owner: uuid.UUID
     ) -> dict[str, Any]:
-        current: dict[str, Any] = {key: getattr(project, key) for key in COPIED}
-        current.update(comments="", start_date=None)
-        if "owner" not in given:
-            owner = project.owner_id or owner
-        snapshot = {**current, **given, "owner": owner}
-        rows = await self._resource_rows(s, [project.id])
-        have = {r.resource: _capacity(r) for r in rows.get(project.id, [])}
-        snapshot["resources"] = _filled(have, given.get("resources", {}))
+        current: dict[str, Any] = {key: getattr(project, key) for key in rules.COPIED}
+        snapshot = {**current, "comments": "", "start_date": None, **given}
+        if "owner" not in given:  # an owner whose account is gone passes it to the applicant
+            snapshot["owner"] = project.owner_id or owner
+        rows = (await self._resource_rows(s, [project.id])).get(project.id, [])
+        have = {r.resource: rules.capacity_of(r) for r in rows}
+        snapshot["resources"] = rules.filled(have, given.get("resources", {}))
         return snapshot
-
-    def _check_dates(self, snapshot: Mapping[str, Any]) -> None:
-        start, end = snapshot.get("start_date"), snapshot["end_date"]
-        if start is not None and end is not None and start > end:
-            raise errors.InvalidInput("start_date is after end_date")
 
     async def _check_name_free(
         self, s: AsyncSession, name: str, project_id: uuid.UUID | str | None
     ) -> None:
         query = select(Project.id).where(Project.name == name)
         if project_id is not None:
-            query = query.where(Project.id != _uuid(project_id))
+            query = query.where(Project.id != rules.parse_id(project_id))
         if await s.scalar(query.limit(1)) is not None:
             raise errors.Conflict(f"A project named {name!r} exists")
-
-    def _submission_charges(
-        self, applicant: uuid.UUID, replaced: Sequence[ProjectApplication]
-    ) -> list[Charge]:
-        """One more pending application for the applicant, one fewer for each applicant
-        whose application this replaces; netted, so replacing one's own costs nothing."""
-        net: dict[uuid.UUID, int] = {applicant: 1}
-        for app in replaced:
-            net[app.applicant_id] = net.get(app.applicant_id, 0) - 1
-        return [p for user, n in sorted(net.items()) if n for p in _pending_app(user, n)]
 
     async def _record_submission(
         self,
@@ -436,18 +148,18 @@ class Projects:
         await self._check_name_free(s, snapshot["name"], project_id)
         if project_id is None:
             project = Project(id=uuid.uuid4(), state="uninitialized", is_system=False)
-            _copy(project, snapshot)
+            rules.copy_onto(project, snapshot)
             s.add(project)
             await s.flush()
             await self._set_resources(s, project.id, snapshot["resources"])
         else:
             project = await self._project(s, project_id, lock=True)
-            self._check_modifiable(actor, project)
+            rules.check_modifiable(actor, project)
             now_pending = await self._pending_of(s, project.id)
             if {a.id for a in now_pending} != {a.id for a in replaced}:
                 raise errors.Conflict("The project changed meanwhile; apply again")
             for old in now_pending:
-                await self._set_application_state(s, project, old, "replace", actor, "")
+                self._set_application_state(s, project, old, "replace", actor, "")
         app = ProjectApplication(
             project_id=project.id,
             applicant_id=actor.user_id,
@@ -456,7 +168,7 @@ class Projects:
             comments=snapshot["comments"],
             start_date=snapshot["start_date"],
             resources=snapshot["resources"],
-            **{key: snapshot[key] for key in COPIED},
+            **{key: snapshot[key] for key in rules.COPIED},
         )
         s.add(app)
         await s.flush()
@@ -472,14 +184,12 @@ class Projects:
         reason: str = "",
         app_id: int | None = None,
     ) -> None:
-        """One action on a project or on one of its applications (Synnefo's
-        ``projects/<id>/action``)."""
-        _check_reason(reason)
-        if action in APPLICATION_ACTIONS:
+        """Synnefo's ``projects/<id>/action``: on the project, or on its application."""
+        if action in rules.APPLICATION_ACTIONS:
             if app_id is None:
                 raise errors.InvalidInput(f"{action} needs app_id")
             await self.application_action(actor, project_id, action, app_id, reason)
-        elif action in PROJECT_ACTIONS:
+        elif action in rules.PROJECT_ACTIONS:
             await self.project_action(actor, project_id, action, reason)
         else:
             raise errors.InvalidInput(f"Unknown project action {action!r}")
@@ -494,20 +204,20 @@ class Projects:
     ) -> ProjectApplication:
         """Approve, deny, cancel or dismiss an application; the first three release the
         applicant's pending_app charge."""
-        _check_reason(reason)
-        if action not in APPLICATION_ACTIONS:
+        rules.check_reason(reason)
+        if action not in rules.APPLICATION_ACTIONS:
             raise errors.InvalidInput(f"Unknown application action {action!r}")
         async with self.db.session() as s:
             project, app = await self._application(s, project_id, app_id)
             await self._check_application_action(s, actor, project, app, action)
         try:
             async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
-                if action in RELEASES_PENDING_APP:
+                if action in rules.RELEASES_PENDING_APP:
                     await settlement.issue(_pending_app(app.applicant_id, -1), name=action)
                 async with settlement.transaction() as s:
                     project, app = await self._application(s, project_id, app_id, lock=True)
                     await self._check_application_action(s, actor, project, app, action)
-                    await self._set_application_state(s, project, app, action, actor, reason)
+                    self._set_application_state(s, project, app, action, actor, reason)
                     await self._after[action](s, actor, project, app, reason)
         except IntegrityError:
             raise errors.Conflict(f"A project named {app.name!r} exists") from None
@@ -521,19 +231,11 @@ class Projects:
         app: ProjectApplication,
         action: str,
     ) -> None:
-        role = APPLICATION_ROLE[action]
-        if not _is_admin(actor) and (role == ADMIN or app.applicant_id != _actor_id(actor)):
-            raise errors.PermissionDenied(f"{action} is not yours to do on application {app.id}")
-        if app.state not in APPLICATION_ACTIONS[action]:
-            raise errors.Conflict(f"Cannot {action} application {app.id}: it is {app.state}")
-        if project.last_application_id != app.id:
-            raise errors.Conflict(f"Application {app.id} is not the project's latest")
+        rules.check_application_action(actor, project, app, action)
         if action == "approve":
-            if project.state not in APPROVABLE:
-                raise errors.Conflict(f"Cannot approve for a project that is {project.state}")
             await self._check_name_free(s, app.name, project.id)
 
-    async def _set_application_state(
+    def _set_application_state(
         self,
         s: AsyncSession,
         project: Project,
@@ -542,12 +244,12 @@ class Projects:
         actor: Actor | None,
         reason: str,
     ) -> None:
-        state = APPLICATION_TARGET[action]
+        state = rules.APPLICATION_TARGET[action]
         self._log(s, project.id, actor, f"{action}:{app.id}", app.state, state, reason)
         app.state = state
         app.response = reason
         app.response_date = utcnow()
-        app.response_actor_id = _actor_id(actor)
+        app.response_actor_id = rules.actor_id(actor)
 
     async def _after_approve(
         self,
@@ -557,8 +259,9 @@ class Projects:
         app: ProjectApplication,
         reason: str,
     ) -> None:
-        """The application becomes the project; quota follows at once."""
-        _copy(project, {"owner": app.owner_id, **{key: getattr(app, key) for key in COPIED}})
+        """The application becomes the project, and quota follows at once."""
+        snapshot = {"owner": app.owner_id, **{key: getattr(app, key) for key in rules.COPIED}}
+        rules.copy_onto(project, snapshot)
         await self._set_resources(s, project.id, app.resources)
         if project.state == "uninitialized":
             self._set_state(s, project, "active", actor, "approve", reason)
@@ -574,7 +277,7 @@ class Projects:
         reason: str,
     ) -> None:
         if project.state == "uninitialized":
-            _release_name(project)  # a refused project must not hold its name
+            rules.release_name(project)  # a refused project must not keep its name from others
 
     async def _after_withdrawal(
         self,
@@ -589,15 +292,11 @@ class Projects:
             self._set_state(s, project, "deleted", actor, "delete", reason)
 
     async def pending_application(self, project_id: uuid.UUID | str) -> int:
-        """The project's application awaiting a decision (for operators, who rarely
-        know its number)."""
+        """The project's application awaiting a decision (operators rarely know its id)."""
         async with self.db.session() as s:
             project = await self._project(s, project_id)
-            app = (
-                await s.get(ProjectApplication, project.last_application_id)
-                if project.last_application_id is not None
-                else None
-            )
+            app_id = project.last_application_id
+            app = await s.get(ProjectApplication, app_id) if app_id is not None else None
         if app is None or app.state != "pending":
             raise errors.Conflict(f"Project {project.id} has no pending application")
         return app.id
@@ -608,33 +307,24 @@ class Projects:
         self, actor: Actor | None, project_id: uuid.UUID | str, action: str, reason: str = ""
     ) -> Project:
         """Suspend, unsuspend, terminate or reinstate a project (admins only)."""
-        _check_reason(reason)
-        if action not in PROJECT_ACTIONS:
+        rules.check_reason(reason)
+        if action not in rules.PROJECT_ACTIONS:
             raise errors.InvalidInput(f"Unknown project action {action!r}")
+        target = rules.PROJECT_TARGET[action]
         try:
             async with self.db.transaction() as s:
                 project = await self._project(s, project_id, lock=True)
-                await self._check_project_action(s, actor, project, action)
-                if PROJECT_TARGET[action] in NAMED:
-                    project.name = await self._realname(s, project)
-                self._set_state(s, project, PROJECT_TARGET[action], actor, action, reason)
+                rules.check_project_action(actor, project, action)
+                if target in rules.NAMED:
+                    name = await self._realname(s, project)
+                    await self._check_name_free(s, name, project.id)
+                    project.name = name
+                self._set_state(s, project, target, actor, action, reason)
                 await s.flush()
                 await self._sync(s, project, await self._memberships_of(s, project.id))
         except IntegrityError:
             raise errors.Conflict("Another project took this project's name") from None
         return project
-
-    async def _check_project_action(
-        self, s: AsyncSession, actor: Actor | None, project: Project, action: str
-    ) -> None:
-        if not _is_admin(actor):
-            raise errors.PermissionDenied(f"Only admins may {action} a project")
-        if project.is_system:
-            raise errors.Conflict("A system project cannot be suspended or terminated")
-        if project.state not in PROJECT_ACTIONS[action]:
-            raise errors.Conflict(f"Cannot {action} project {project.id}: it is {project.state}")
-        if action == "reinstate":
-            await self._check_name_free(s, await self._realname(s, project), project.id)
 
     def _set_state(
         self,
@@ -647,22 +337,22 @@ class Projects:
     ) -> None:
         self._log(s, project.id, actor, action, project.state, state, reason)
         project.state = state
-        project.deactivation_date = utcnow() if state in DEACTIVATED else None
-        if state not in NAMED:
-            _release_name(project)
+        project.deactivation_date = utcnow() if state in rules.DEACTIVATED else None
+        if state not in rules.NAMED:
+            rules.release_name(project)
 
     # -- memberships ---------------------------------------------------------------------
 
     async def join(
         self, actor: Actor, project_id: uuid.UUID | str, reason: str = ""
     ) -> ProjectMembership:
-        """Ask to join (moderated), or join at once (auto)."""
+        """Ask to join (moderated projects), or join at once (auto)."""
         return await self._change_membership(actor, project_id, actor.user_id, "join", reason)
 
     async def enroll(
         self, actor: Actor | None, project_id: uuid.UUID | str, user: str, reason: str = ""
     ) -> ProjectMembership:
-        """Make a user (by e-mail or UUID) a member at once: owners and admins."""
+        """Make a user (by e-mail or UUID) a member at once: owners and admins do."""
         async with self.db.session() as s:
             found = await self._user(s, user)
         return await self._change_membership(actor, project_id, found.id, "enroll", reason)
@@ -670,7 +360,8 @@ class Projects:
     async def membership_action(
         self, actor: Actor | None, membership_id: int, action: str, reason: str = ""
     ) -> ProjectMembership:
-        if action not in API_MEMBERSHIP_ACTIONS:
+        """leave, cancel, accept, reject or remove (Synnefo's membership actions)."""
+        if action not in rules.API_MEMBERSHIP_ACTIONS:
             raise errors.InvalidInput(f"Unknown membership action {action!r}")
         async with self.db.session() as s:
             found = await self._membership(s, actor, membership_id)
@@ -684,9 +375,9 @@ class Projects:
         action: str,
         reason: str,
     ) -> ProjectMembership:
-        _check_reason(reason)
+        rules.check_reason(reason)
         async with self.db.transaction() as s:
-            project = await self._project(s, project_id, lock=True)
+            project = await self._project(s, project_id, lock=True)  # serialises max_members
             membership = await s.scalar(
                 select(ProjectMembership)
                 .where(
@@ -695,81 +386,30 @@ class Projects:
                 )
                 .with_for_update()
             )
-            state = membership.state if membership is not None else NEW
+            state = membership.state if membership is not None else rules.NEW
             members = await self._member_count(s, project.id)
-            target = self._membership_target(actor, project, user_id, state, action, members)
+            target = rules.membership_target(actor, project, user_id, state, action, members)
             if membership is None:
-                membership = ProjectMembership(project_id=project.id, user_id=user_id, state=NEW)
+                membership = ProjectMembership(project_id=project.id, user_id=user_id, state="")
                 s.add(membership)
                 await s.flush()
             self._log(s, project.id, actor, action, state, target, reason, membership.id)
             membership.state = target
-            if target in DATE_OF_STATE:
-                setattr(membership, DATE_OF_STATE[target], utcnow())
+            if target in rules.DATE_OF_STATE:
+                setattr(membership, rules.DATE_OF_STATE[target], utcnow())
             await self._sync(s, project, [membership], with_project=False)
         return membership
 
-    def _membership_target(
-        self,
-        actor: Actor | None,
-        project: Project,
-        user_id: uuid.UUID,
-        state: str,
-        action: str,
-        members: int,
-    ) -> str:
-        """The state ``action`` leads to, or the reason it may not happen."""
-        if not _is_admin(actor):
-            assert actor is not None
-            person = user_id if MEMBERSHIP_ROLE[action] == MEMBER else project.owner_id
-            if person != actor.user_id:
-                raise errors.PermissionDenied(f"{action} is not yours to do in this project")
-        if project.is_system:
-            raise errors.Conflict("A system project has no members but its user")
-        if project.state not in ALIVE:
-            raise errors.Conflict(f"Project {project.id} is {project.state}")
-        if state not in MEMBERSHIP_ACTIONS[action]:
-            raise errors.Conflict(f"Cannot {action}: the membership is {state or 'absent'}")
-        target = MEMBERSHIP_ACTIONS[action][state]
-        if target == BY_POLICY:
-            policy_field, by_policy = BY_POLICY_TARGET[action]
-            policy = getattr(project, policy_field)
-            if policy not in by_policy:
-                raise errors.Conflict(f"The project's {policy_field} is {policy}")
-            target = by_policy[policy]
-        if target == "accepted" and state not in MEMBER_STATES:
-            if project.join_policy == "closed":
-                raise errors.Conflict("The project takes no new members (join_policy closed)")
-            if project.max_members is not None and members >= project.max_members:
-                raise errors.Conflict(f"The project has its {project.max_members} members")
-        return target
-
     async def _member_count(self, s: AsyncSession, project_id: uuid.UUID) -> int:
-        return (
-            await s.scalar(
-                select(func.count())
-                .select_from(ProjectMembership)
-                .where(
-                    ProjectMembership.project_id == project_id,
-                    ProjectMembership.state.in_(MEMBER_STATES),
-                )
+        query = (
+            select(func.count())
+            .select_from(ProjectMembership)
+            .where(
+                ProjectMembership.project_id == project_id,
+                ProjectMembership.state.in_(rules.MEMBER_STATES),
             )
-            or 0
         )
-
-    def _allowed_actions(
-        self, actor: Actor | None, project: Project, membership: ProjectMembership, members: int
-    ) -> list[str]:
-        allowed = []
-        for action in API_MEMBERSHIP_ACTIONS:
-            try:
-                self._membership_target(
-                    actor, project, membership.user_id, membership.state, action, members
-                )
-            except (errors.Conflict, errors.PermissionDenied):
-                continue
-            allowed.append(action)
-        return allowed
+        return await s.scalar(query) or 0
 
     async def memberships(
         self, actor: Actor | None, project_id: uuid.UUID | str | None = None
@@ -777,12 +417,11 @@ class Projects:
         """The memberships the caller may see: their own and those of projects they own."""
         query = select(ProjectMembership)
         if project_id is not None:
-            wanted = _uuid(project_id)
+            wanted = rules.parse_id(project_id)
             if wanted is None:
                 raise errors.InvalidInput(f"Invalid project id {project_id!r}")
             query = query.where(ProjectMembership.project_id == wanted)
-        if not _is_admin(actor):
-            assert actor is not None
+        if actor is not None and not actor.is_admin:
             owned = select(Project.id).where(Project.owner_id == actor.user_id)
             query = query.where(
                 or_(
@@ -803,11 +442,11 @@ class Projects:
         self, s: AsyncSession, actor: Actor | None, membership_id: int
     ) -> ProjectMembership:
         found = await s.get(ProjectMembership, membership_id)
-        if found is not None and not _is_admin(actor):
-            assert actor is not None
+        if found is not None and actor is not None and not actor.is_admin:
             project = await s.get(Project, found.project_id)
-            if actor.user_id not in (found.user_id, project.owner_id if project else None):
-                found = None
+            owner = project.owner_id if project is not None else None
+            if actor.user_id not in (found.user_id, owner):
+                found = None  # others' memberships are not theirs to know of
         if found is None:
             raise errors.NotFound(f"No membership {membership_id}")
         return found
@@ -817,22 +456,19 @@ class Projects:
     ) -> list[MembershipView]:
         ids = {m.project_id for m in found}
         projects = {p.id: p for p in await s.scalars(select(Project).where(Project.id.in_(ids)))}
-        counts = dict(
-            (
-                await s.execute(
-                    select(ProjectMembership.project_id, func.count())
-                    .where(
-                        ProjectMembership.project_id.in_(ids),
-                        ProjectMembership.state.in_(MEMBER_STATES),
-                    )
-                    .group_by(ProjectMembership.project_id)
-                )
-            ).all()
+        query = (
+            select(ProjectMembership.project_id, func.count())
+            .where(
+                ProjectMembership.project_id.in_(ids),
+                ProjectMembership.state.in_(rules.MEMBER_STATES),
+            )
+            .group_by(ProjectMembership.project_id)
         )
+        counts: dict[uuid.UUID, int] = {pid: n for pid, n in (await s.execute(query)).all()}
         return [
             MembershipView(
                 m,
-                self._allowed_actions(
+                rules.allowed_actions(
                     actor, projects[m.project_id], m, counts.get(m.project_id, 0)
                 ),
             )
@@ -840,20 +476,21 @@ class Projects:
         ]
 
     async def member_projects(self, user_id: uuid.UUID) -> list[uuid.UUID]:
-        """Projects a token of this user may be scoped to by membership (the system
-        project is the user's by identity, and not listed here)."""
-        async with self.db.session() as s:
-            rows = await s.scalars(
-                select(Project.id)
-                .join(ProjectMembership, ProjectMembership.project_id == Project.id)
-                .where(
-                    ProjectMembership.user_id == user_id,
-                    ProjectMembership.state.in_(QUOTA_STATES),
-                    Project.state.in_(("active", "suspended")),
-                )
-                .order_by(Project.created_at)
+        """Projects a token of this user may be scoped to by membership: accepted in an
+        active or suspended one (there they may still release what they hold). The
+        system project is the user's by identity, and not listed."""
+        query = (
+            select(Project.id)
+            .join(ProjectMembership, ProjectMembership.project_id == Project.id)
+            .where(
+                ProjectMembership.user_id == user_id,
+                ProjectMembership.state.in_(rules.QUOTA_STATES),
+                Project.state.in_(("active", "suspended")),
             )
-            return list(rows)
+            .order_by(Project.created_at, Project.id)
+        )
+        async with self.db.session() as s:
+            return list(await s.scalars(query))
 
     # -- reading projects ----------------------------------------------------------------
 
@@ -865,22 +502,21 @@ class Projects:
         name: str | None = None,
         mode: str = "default",
     ) -> list[ProjectView]:
-        """Admins see every project; others those they own or belong to and the public
-        active ones. ``mode="member"`` keeps only the caller's memberships."""
-        query = select(Project)
+        """Admins see every project; others those they own or belong to, and the public
+        active ones. ``mode="member"`` keeps only those the caller is a member of."""
+        query = select(Project).where(self._visible(actor, mode))
         if state is not None:
-            if state not in PROJECT_STATES:
+            if state not in rules.PROJECT_STATES:
                 raise errors.InvalidInput(f"Unknown project state {state!r}")
             query = query.where(Project.state == state)
         if owner is not None:
-            owner_id = _uuid(owner)
+            owner_id = rules.parse_id(owner)
             if owner_id is None:
                 raise errors.InvalidInput("owner must be a user's UUID")
             query = query.where(Project.owner_id == owner_id)
         if name is not None:
             named = select(ProjectApplication.project_id).where(ProjectApplication.name == name)
             query = query.where(or_(Project.name == name, Project.id.in_(named)))
-        query = query.where(self._visible(actor, mode))
         async with self.db.session() as s:
             found = list(await s.scalars(query.order_by(Project.created_at, Project.id)))
             views = await self._views(s, actor, found)
@@ -891,18 +527,18 @@ class Projects:
             raise errors.InvalidInput(f"Unknown mode {mode!r}: default or member")
         if mode == "member":
             if actor is None:
-                raise errors.InvalidInput("mode=member needs a user")
+                raise errors.InvalidInput("mode=member lists a user's projects")
             mine = select(ProjectMembership.project_id).where(
                 ProjectMembership.user_id == actor.user_id,
-                ProjectMembership.state.in_(QUOTA_STATES),
+                ProjectMembership.state.in_(rules.QUOTA_STATES),
             )
             return or_(Project.id.in_(mine), Project.id == actor.user_id)
-        if _is_admin(actor):
+        if rules.is_admin(actor):
             return true()
         assert actor is not None
         belongs = select(ProjectMembership.project_id).where(
             ProjectMembership.user_id == actor.user_id,
-            ProjectMembership.state.in_(MEMBER_STATES),
+            ProjectMembership.state.in_(rules.MEMBER_STATES),
         )
         return or_(
             Project.owner_id == actor.user_id,
@@ -912,13 +548,12 @@ class Projects:
 
     async def get_project(self, actor: Actor | None, project_id: uuid.UUID | str) -> ProjectView:
         """One project, if the caller may see it (a private one looks absent)."""
-        wanted = _uuid(project_id)
-        if wanted is None:
-            raise errors.NotFound(f"No project {project_id}")
+        wanted = rules.parse_id(project_id)
         async with self.db.session() as s:
-            project = await s.scalar(
-                select(Project).where(Project.id == wanted, self._visible(actor, "default"))
-            )
+            project = None
+            if wanted is not None:
+                visible = self._visible(actor, "default")
+                project = await s.scalar(select(Project).where(Project.id == wanted, visible))
             if project is None:
                 raise errors.NotFound(f"No project {project_id}")
             return (await self._views(s, actor, [project]))[0]
@@ -929,28 +564,21 @@ class Projects:
         rows = await self._resource_rows(s, [p.id for p in projects if not p.is_system])
         system = await self._system_resources(s, [p.id for p in projects if p.is_system])
         app_ids = [p.last_application_id for p in projects if p.last_application_id is not None]
-        apps = {
-            a.id: a
-            for a in await s.scalars(
-                select(ProjectApplication).where(ProjectApplication.id.in_(app_ids))
-            )
-        }
-        names = await self._realnames(s, [p for p in projects if p.name.startswith(RELEASED)])
+        query = select(ProjectApplication).where(ProjectApplication.id.in_(app_ids))
+        apps = {a.id: a for a in await s.scalars(query)}
+        names = await self._realnames(s, [p for p in projects if p.name.startswith(rules.RELEASED)])
         views = []
         for project in projects:
-            app = apps.get(project.last_application_id)  # type: ignore[arg-type]
-            if app is not None and not _is_admin(actor):
-                assert actor is not None
-                if actor.user_id not in (project.owner_id, app.applicant_id):
+            app = apps.get(project.last_application_id or 0)
+            if app is not None and not rules.is_admin(actor):
+                if rules.actor_id(actor) not in (project.owner_id, app.applicant_id):
                     app = None
-            resources = system.get(project.id) if project.is_system else None
-            if resources is None:
-                resources = {r.resource: _capacity(r) for r in rows.get(project.id, [])}
-            views.append(
-                ProjectView(
-                    project, names.get(project.id, project.name), _api_visible(resources), app
-                )
-            )
+            if project.is_system:
+                resources = system.get(project.id, {})
+            else:
+                resources = {r.resource: rules.capacity_of(r) for r in rows.get(project.id, [])}
+            name = names.get(project.id, project.name)
+            views.append(ProjectView(project, name, rules.api_visible(resources), app))
         return views
 
     async def _resource_rows(
@@ -969,8 +597,8 @@ class Projects:
     async def _system_resources(
         self, s: AsyncSession, project_ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, dict[str, dict[str, int]]]:
-        """A system project grants what its holdings say (set by operators, not by
-        applications)."""
+        """A system project grants what its holdings say: operators set those, not
+        applications."""
         if not project_ids:
             return {}
         holders = [project_holder(p) for p in project_ids]
@@ -981,15 +609,13 @@ class Projects:
             project_id = uuid.UUID((h.holder if own else h.source).split(":", 1)[1])
             if not own and h.holder != user_holder(project_id):
                 continue
-            entry = found[project_id].setdefault(
-                h.resource, {"project_capacity": 0, "member_capacity": 0}
-            )
+            entry = found[project_id].setdefault(h.resource, rules.capacity(0, 0))
             entry["project_capacity" if own else "member_capacity"] = h.limit
         return found
 
     async def _realnames(self, s: AsyncSession, projects: list[Project]) -> dict[uuid.UUID, str]:
-        """Names of projects that gave theirs up: from the last approved application,
-        else the last one."""
+        """Names of projects that gave theirs up: that of the last approved application,
+        else of the last one."""
         if not projects:
             return {}
         query = (
@@ -1006,7 +632,7 @@ class Projects:
         return {**latest, **approved}
 
     async def _realname(self, s: AsyncSession, project: Project) -> str:
-        if not project.name.startswith(RELEASED):
+        if not project.name.startswith(rules.RELEASED):
             return project.name
         return (await self._realnames(s, [project]))[project.id]
 
@@ -1015,7 +641,7 @@ class Projects:
     async def _project(
         self, s: AsyncSession, project_id: uuid.UUID | str, lock: bool = False
     ) -> Project:
-        wanted = _uuid(project_id)
+        wanted = rules.parse_id(project_id)
         project = None
         if wanted is not None:
             query = select(Project).where(Project.id == wanted)
@@ -1046,7 +672,7 @@ class Projects:
         return list(await s.scalars(query.order_by(ProjectMembership.id)))
 
     async def _user(self, s: AsyncSession, ref: str) -> User:
-        wanted = parse_uuid(ref)
+        wanted = rules.parse_id(ref)
         if wanted is not None:
             user = await s.get(User, wanted)
         else:
@@ -1060,9 +686,8 @@ class Projects:
     async def _set_resources(
         self, s: AsyncSession, project_id: uuid.UUID, resources: Mapping[str, Mapping[str, int]]
     ) -> None:
-        rows = {
-            r.resource: r for r in (await self._resource_rows(s, [project_id])).get(project_id, [])
-        }
+        have = (await self._resource_rows(s, [project_id])).get(project_id, [])
+        rows = {r.resource: r for r in have}
         for name, spec in resources.items():
             row = rows.get(name)
             if row is None:
@@ -1079,13 +704,13 @@ class Projects:
         memberships: Sequence[ProjectMembership],
         with_project: bool = True,
     ) -> None:
-        """Set the holdings the project's state, resources and these memberships imply.
+        """Set the limits the project's state, resources and these memberships imply.
 
-        Limits are set in one sorted order, as the quotaholder locks them, so a sync and
-        a commission never wait on each other in a cycle.
+        Limits are set in one sorted order, the order the quotaholder locks holdings
+        in, so a sync and a commission never wait on each other in a cycle.
         """
         source = project_holder(project.id)
-        live = project.state == "active"
+        live = project.state == rules.QUOTA_LIVE
         rows = (await self._resource_rows(s, [project.id])).get(project.id, [])
         limits: dict[tuple[str, str, str], int] = {}
         if with_project:
@@ -1097,9 +722,9 @@ class Projects:
                 Holding.source == source, Holding.holder.in_(list(holders))
             )
             for holder, resource in await s.execute(query):
-                limits[(holder, source, resource)] = 0  # what no accepted member may keep
+                limits[(holder, source, resource)] = 0  # unless still an accepted member
         for holder, m in holders.items():
-            if m.state in QUOTA_STATES:
+            if m.state in rules.QUOTA_STATES:
                 for r in rows:
                     limits[(holder, source, r.resource)] = r.member_capacity if live else 0
         for (holder, src, resource), limit in sorted(limits.items()):
@@ -1120,7 +745,7 @@ class Projects:
             ProjectLog(
                 project_id=project_id,
                 membership_id=membership_id,
-                actor_id=_actor_id(actor),
+                actor_id=rules.actor_id(actor),
                 action=action,
                 from_state=from_state,
                 to_state=to_state,
@@ -1129,120 +754,21 @@ class Projects:
         )
 
 
-# -- helpers -------------------------------------------------------------------------------
+def _new_snapshot(given: dict[str, Any], owner: uuid.UUID) -> dict[str, Any]:
+    for required in rules.REQUIRED_NEW:
+        if required not in given:
+            raise errors.InvalidInput(f"{required} is required")
+    snapshot = {**rules.NEW_DEFAULTS, **given, "owner": owner}
+    snapshot["resources"] = rules.filled({}, given.get("resources", {}))
+    return snapshot
 
 
-def _uuid(value: uuid.UUID | str | None) -> uuid.UUID | None:
-    if value is None or isinstance(value, uuid.UUID):
-        return value
-    return parse_uuid(value)
-
-
-def _check_reason(reason: str) -> None:
-    if not isinstance(reason, str) or len(reason) > MAX_TEXT:
-        raise errors.InvalidInput(f"A reason is a string of at most {MAX_TEXT} characters")
-
-
-def _capacity(row: ProjectResource) -> dict[str, int]:
-    return {"project_capacity": row.project_capacity, "member_capacity": row.member_capacity}
-
-
-def _filled(
-    have: Mapping[str, dict[str, int]], given: Mapping[str, dict[str, int]]
-) -> dict[str, dict[str, int]]:
-    """Every resource a project may grant: given, else as it was, else nothing (as
-    Synnefo fills a project from its skeleton)."""
-    empty = {"project_capacity": 0, "member_capacity": 0}
-    return {name: dict(given.get(name) or have.get(name) or empty) for name in project_resources()}
-
-
-def _api_visible(resources: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    return {
-        name: spec
-        for name, spec in sorted(resources.items())
-        if name in RESOURCES and RESOURCES[name].api_visible
-    }
-
-
-def _copy(project: Project, snapshot: Mapping[str, Any]) -> None:
-    project.owner_id = snapshot["owner"]
-    for key in COPIED:
-        setattr(project, key, snapshot[key])
-
-
-def _release_name(project: Project) -> None:
-    project.name = f"{RELEASED}{project.id}"
-
-
-# -- representation (shared by the account API and the command line) -----------------------
-
-
-def iso(moment: dt.datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _str(value: uuid.UUID | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def describe_application(app: ProjectApplication) -> dict[str, Any]:
-    return {
-        "id": app.id,
-        "state": app.state,
-        "name": app.name,
-        "owner": _str(app.owner_id),
-        "applicant": str(app.applicant_id),
-        "homepage": app.homepage,
-        "description": app.description,
-        "comments": app.comments,
-        "start_date": iso(app.start_date),
-        "end_date": iso(app.end_date),
-        "issue_date": iso(app.issue_date),
-        "join_policy": app.join_policy,
-        "leave_policy": app.leave_policy,
-        "max_members": app.max_members,
-        "private": app.private,
-        "resources": _api_visible(app.resources),
-    }
-
-
-def describe_project(view: ProjectView) -> dict[str, Any]:
-    """Synnefo's project document (spec §3.4)."""
-    project = view.project
-    described: dict[str, Any] = {
-        "id": str(project.id),
-        "state": project.state,
-        "creation_date": iso(project.created_at),
-        "name": view.name,
-        "owner": _str(project.owner_id),
-        "homepage": project.homepage,
-        "description": project.description,
-        "end_date": iso(project.end_date),
-        "join_policy": project.join_policy,
-        "leave_policy": project.leave_policy,
-        "max_members": project.max_members,
-        "private": project.private,
-        "system_project": project.is_system,
-        "resources": view.resources,
-    }
-    if view.last_application is not None:
-        described["last_application"] = describe_application(view.last_application)
-    if project.deactivation_date is not None:
-        described["deactivation_date"] = iso(project.deactivation_date)
-    return described
-
-
-def describe_membership(view: MembershipView) -> dict[str, Any]:
-    m = view.membership
-    return {
-        "id": m.id,
-        "user": str(m.user_id),
-        "project": str(m.project_id),
-        "state": m.state,
-        "requested": iso(m.requested),
-        "accepted": iso(m.accepted),
-        "removed": iso(m.removed),
-        "allowed_actions": view.allowed_actions,
-    }
+def _submission_charges(
+    applicant: uuid.UUID, replaced: Sequence[ProjectApplication]
+) -> list[Charge]:
+    """One more pending application for the applicant, one fewer for the applicant of
+    each one replaced; netted, so replacing one's own costs nothing."""
+    net: dict[uuid.UUID, int] = {applicant: 1}
+    for app in replaced:
+        net[app.applicant_id] = net.get(app.applicant_id, 0) - 1
+    return [p for user, n in sorted(net.items()) if n for p in _pending_app(user, n)]
