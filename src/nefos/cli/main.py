@@ -27,6 +27,7 @@ from nefos.cli.common import (
     settings_for,
     with_engines,
 )
+from nefos.cli.projects import project_app
 from nefos.cli.quota import quota_app, usage_app
 from nefos.core.app import Engines
 from nefos.core.config import Settings
@@ -45,6 +46,7 @@ config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(config_app, name="config")
+app.add_typer(project_app, name="project")
 app.add_typer(quota_app, name="quota")
 app.add_typer(usage_app, name="usage")
 

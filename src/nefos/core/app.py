@@ -29,6 +29,8 @@ from nefos.identity.service import Identity
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
 from nefos.quotas import api as quotas_api
+from nefos.quotas import projects_api
+from nefos.quotas.projects import Projects
 from nefos.quotas.service import Quotas
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
@@ -47,6 +49,8 @@ class Engines:
         self.identity = Identity(self.db, settings)
         self.quotas = Quotas(self.db, settings)
         self.identity.user_created.append(self.quotas.init_user)
+        self.projects = Projects(self.db, settings, self.identity, self.quotas)
+        self.identity.member_projects = self.projects.member_projects
 
     async def start(self) -> None:
         await self.bus.start()
@@ -115,6 +119,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(identity_api.v3)
     app.include_router(identity_api.v2)
     app.include_router(identity_api.account)
+    app.include_router(projects_api.router)
     app.include_router(quotas_api.router)
     app.include_router(versions.router())
     app.mount(UI_ROOT, WebLogin(engines.identity, settings).app())

@@ -114,6 +114,9 @@ class Identity:
         # Run inside the transaction that creates a user (the quotas give it holdings);
         # identity need not know who listens.
         self.user_created: list[Callable[[AsyncSession, uuid.UUID], Awaitable[None]]] = []
+        # The projects a user is a member of, besides their system project (set by the
+        # projects service, which owns memberships).
+        self.member_projects: Callable[[uuid.UUID], Awaitable[list[uuid.UUID]]] = _no_projects
 
     # -- users ----------------------------------------------------------------------
 
@@ -465,20 +468,24 @@ class Identity:
                     project = await s.scalar(select(Project).where(Project.name == project_name))
             else:
                 project = await s.get(Project, user.system_project_id)
-        if project is None or not self._may_use(user, project):
+        if project is None or not await self._may_use(user.id, project.id):
             raise errors.NotAuthenticated(
                 f"User {user.id} has no access to project {project_id or project_name}"
             )
         return project
 
-    def _may_use(self, user: User, project: Project) -> bool:
-        return project.id == user.system_project_id or project.owner_id == user.id
+    async def _may_use(self, user_id: uuid.UUID, project_id: uuid.UUID) -> bool:
+        return project_id == user_id or project_id in await self.member_projects(user_id)
 
     async def projects_of(self, user_id: uuid.UUID) -> list[Project]:
-        """The projects a user may scope tokens to (the quotas issue adds memberships)."""
+        """The projects a user may scope tokens to: their system project, then those
+        they are a member of."""
+        wanted = [user_id, *await self.member_projects(user_id)]
         async with self.db.session() as s:
-            query = select(Project).where(or_(Project.id == user_id, Project.owner_id == user_id))
-            return list(await s.scalars(query.order_by(Project.created_at)))
+            found = {
+                p.id: p for p in await s.scalars(select(Project).where(Project.id.in_(wanted)))
+            }
+        return [found[p] for p in wanted if p in found]
 
     async def get_project(self, project_id: uuid.UUID) -> Project:
         async with self.db.session() as s:
@@ -543,6 +550,10 @@ class Identity:
         except errors.Conflict:
             return None  # another process created it first
         return user, password, token
+
+
+async def _no_projects(user_id: uuid.UUID) -> list[uuid.UUID]:
+    return []
 
 
 async def _hash(password: str) -> str:

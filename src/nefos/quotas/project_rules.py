@@ -28,6 +28,7 @@ RELEASED = "released:"  # the placeholder name of a project that gave its name u
 MAX_TEXT = 1024  # the width of description, comments and reasons in the tables
 MAX_HOMEPAGE = 255
 MAX_MEMBERS = (1 << 31) - 1
+MAX_ID = (1 << 31) - 1  # applications and memberships are numbered in 32-bit columns
 _BAD_NAME = re.compile(r"[:\x00-\x1f\x7f]")  # ':' is for system: and released: names
 
 # Who may act: an admin always; otherwise only the role's own person.

@@ -441,7 +441,9 @@ class Projects:
     async def _membership(
         self, s: AsyncSession, actor: Actor | None, membership_id: int
     ) -> ProjectMembership:
-        found = await s.get(ProjectMembership, membership_id)
+        found = None
+        if 0 < membership_id <= rules.MAX_ID:
+            found = await s.get(ProjectMembership, membership_id)
         if found is not None and actor is not None and not actor.is_admin:
             project = await s.get(Project, found.project_id)
             owner = project.owner_id if project is not None else None
@@ -561,8 +563,7 @@ class Projects:
     async def _views(
         self, s: AsyncSession, actor: Actor | None, projects: list[Project]
     ) -> list[ProjectView]:
-        rows = await self._resource_rows(s, [p.id for p in projects if not p.is_system])
-        system = await self._system_resources(s, [p.id for p in projects if p.is_system])
+        rows = await self._resource_rows(s, [p.id for p in projects])
         app_ids = [p.last_application_id for p in projects if p.last_application_id is not None]
         query = select(ProjectApplication).where(ProjectApplication.id.in_(app_ids))
         apps = {a.id: a for a in await s.scalars(query)}
@@ -570,16 +571,20 @@ class Projects:
         views = []
         for project in projects:
             app = apps.get(project.last_application_id or 0)
-            if app is not None and not rules.is_admin(actor):
-                if rules.actor_id(actor) not in (project.owner_id, app.applicant_id):
-                    app = None
-            if project.is_system:
-                resources = system.get(project.id, {})
-            else:
-                resources = {r.resource: rules.capacity_of(r) for r in rows.get(project.id, [])}
+            if app is not None and not self._may_see_application(actor, project, app):
+                app = None
+            resources = {r.resource: rules.capacity_of(r) for r in rows.get(project.id, [])}
             name = names.get(project.id, project.name)
             views.append(ProjectView(project, name, rules.api_visible(resources), app))
         return views
+
+    def _may_see_application(
+        self, actor: Actor | None, project: Project, app: ProjectApplication
+    ) -> bool:
+        """Applications are between their applicant, the project's owner and admins."""
+        if rules.is_admin(actor):
+            return True
+        return rules.actor_id(actor) in (project.owner_id, app.applicant_id)
 
     async def _resource_rows(
         self, s: AsyncSession, project_ids: Iterable[uuid.UUID]
@@ -592,25 +597,6 @@ class Projects:
         )
         for row in await s.scalars(query):
             found.setdefault(row.project_id, []).append(row)
-        return found
-
-    async def _system_resources(
-        self, s: AsyncSession, project_ids: list[uuid.UUID]
-    ) -> dict[uuid.UUID, dict[str, dict[str, int]]]:
-        """A system project grants what its holdings say: operators set those, not
-        applications."""
-        if not project_ids:
-            return {}
-        holders = [project_holder(p) for p in project_ids]
-        found: dict[uuid.UUID, dict[str, dict[str, int]]] = {p: {} for p in project_ids}
-        query = select(Holding).where(or_(Holding.holder.in_(holders), Holding.source.in_(holders)))
-        for h in await s.scalars(query):
-            own = h.source == NO_SOURCE
-            project_id = uuid.UUID((h.holder if own else h.source).split(":", 1)[1])
-            if not own and h.holder != user_holder(project_id):
-                continue
-            entry = found[project_id].setdefault(h.resource, rules.capacity(0, 0))
-            entry["project_capacity" if own else "member_capacity"] = h.limit
         return found
 
     async def _realnames(self, s: AsyncSession, projects: list[Project]) -> dict[uuid.UUID, str]:
@@ -654,7 +640,7 @@ class Projects:
         self, s: AsyncSession, project_id: uuid.UUID | str, app_id: int, lock: bool = False
     ) -> tuple[Project, ProjectApplication]:
         project = await self._project(s, project_id, lock=lock)
-        app = await s.get(ProjectApplication, app_id)
+        app = await s.get(ProjectApplication, app_id) if 0 < app_id <= rules.MAX_ID else None
         if app is None or app.project_id != project.id:
             raise errors.NotFound(f"No application {app_id} of project {project.id}")
         return project, app

@@ -1,0 +1,165 @@
+"""``nefos project``: operators decide on applications and on projects' lives.
+
+The operator acts as no user (the project log records no actor) and with every right.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from nefos.cli.common import ConfigFile, DataDir, out, with_engines
+from nefos.core.app import Engines
+from nefos.quotas.project_rules import describe_project
+
+project_app = typer.Typer(
+    help="Projects: applications, approval, suspension.", no_args_is_help=True
+)
+
+Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the project log)")]
+AppId = Annotated[
+    int | None, typer.Option("--app", help="Application id [default: the pending one]")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="JSON output")]
+
+
+@project_app.command("list")
+def project_list(
+    state: Annotated[str | None, typer.Option(help="Only projects in this state")] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """List projects (system projects included)."""
+
+    async def work(engines: Engines) -> list[dict[str, Any]]:
+        views = await engines.projects.list_projects(None, state=state)
+        return [describe_project(v) for v in views]
+
+    projects = with_engines(config, data_dir, work)
+    if as_json:
+        out.print_json(json.dumps(projects))
+        return
+    table = Table("id", "name", "state", "owner", "end date", "application")
+    for p in projects:
+        app = p.get("last_application")
+        pending = f"{app['id']} {app['state']}" if app else "-"
+        table.add_row(p["id"], p["name"], p["state"], p["owner"] or "-", p["end_date"], pending)
+    out.print(table)
+
+
+@project_app.command("show")
+def project_show(
+    project: Annotated[str, typer.Argument(help="Project UUID")],
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Show one project, its resources and its latest application."""
+
+    async def work(engines: Engines) -> dict[str, Any]:
+        return describe_project(await engines.projects.get_project(None, project))
+
+    shown = with_engines(config, data_dir, work)
+    if as_json:
+        out.print_json(json.dumps(shown))
+        return
+    for key, value in shown.items():
+        if key == "resources":
+            value = ", ".join(
+                f"{name} {spec['project_capacity']}/{spec['member_capacity']}"
+                for name, spec in value.items()
+                if spec["project_capacity"] or spec["member_capacity"]
+            )
+        elif key == "last_application":
+            value = f"{value['id']} ({value['state']})"
+        out.print(f"{key}: {value if value not in (None, '') else '-'}")
+
+
+def _decide(action: str, project: str, app: int | None, reason: str, data_dir, config) -> int:
+    async def work(engines: Engines) -> int:
+        app_id = app if app is not None else await engines.projects.pending_application(project)
+        await engines.projects.application_action(None, project, action, app_id, reason)
+        return app_id
+
+    return with_engines(config, data_dir, work)
+
+
+@project_app.command("approve")
+def project_approve(
+    project: Annotated[str, typer.Argument(help="Project UUID")],
+    app: AppId = None,
+    reason: Reason = "",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Approve an application: it becomes the project, and its quota takes effect."""
+    app_id = _decide("approve", project, app, reason, data_dir, config)
+    out.print(f"application {app_id} of {project} approved")
+
+
+@project_app.command("deny")
+def project_deny(
+    project: Annotated[str, typer.Argument(help="Project UUID")],
+    app: AppId = None,
+    reason: Reason = "",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Deny an application (the applicant may then dismiss it)."""
+    app_id = _decide("deny", project, app, reason, data_dir, config)
+    out.print(f"application {app_id} of {project} denied")
+
+
+def _change(action: str, project: str, reason: str, data_dir, config) -> str:
+    async def work(engines: Engines) -> str:
+        return (await engines.projects.project_action(None, project, action, reason)).state
+
+    return with_engines(config, data_dir, work)
+
+
+@project_app.command("suspend")
+def project_suspend(
+    project: Annotated[str, typer.Argument(help="Project UUID")],
+    reason: Reason = "",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Suspend a project: nothing new may be charged to it until it is unsuspended."""
+    out.print(f"{project} is {_change('suspend', project, reason, data_dir, config)}")
+
+
+@project_app.command("unsuspend")
+def project_unsuspend(
+    project: Annotated[str, typer.Argument(help="Project UUID")],
+    reason: Reason = "",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Give a suspended project its quota back."""
+    out.print(f"{project} is {_change('unsuspend', project, reason, data_dir, config)}")
+
+
+@project_app.command("terminate")
+def project_terminate(
+    project: Annotated[str, typer.Argument(help="Project UUID")],
+    reason: Reason = "",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """End a project: its quota goes to zero and its name is free for others."""
+    out.print(f"{project} is {_change('terminate', project, reason, data_dir, config)}")
+
+
+@project_app.command("reinstate")
+def project_reinstate(
+    project: Annotated[str, typer.Argument(help="Project UUID")],
+    reason: Reason = "",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Bring a terminated project back, if its name is still free."""
+    out.print(f"{project} is {_change('reinstate', project, reason, data_dir, config)}")
