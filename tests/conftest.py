@@ -22,9 +22,10 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from nefos.core.app import Engines, create_app
+from nefos.core.app import create_app
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.db import Database
+from nefos.core.engines import Engines
 from nefos.core.migrate import upgrade
 from nefos.identity.service import Identity
 

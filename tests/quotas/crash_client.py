@@ -16,8 +16,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from nefos.core.app import Engines
 from nefos.core.config import Settings, ensure_data_dir
+from nefos.core.engines import Engines
 from nefos.identity.models import Project
 from nefos.quotas.serials import settled
 from nefos.quotas.service import charge

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from nefos.core.app import Engines
+from nefos.core.engines import Engines
 from nefos.identity.models import Project
 from nefos.quotas.service import project_holder, user_holder
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nefos.core.app import Engines
 from nefos.core.db import utcnow
+from nefos.core.engines import Engines
 from nefos.quotas.project_rules import Actor
 
 NEFOS = str(Path(sys.executable).with_name("nefos"))

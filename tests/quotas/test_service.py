@@ -272,3 +272,32 @@ def test_interleaved_pending_commissions_settle_consistently(limit, pending, out
         assert 0 <= holding.usage_min <= holding.usage_max <= limit
     if len(issued) <= len(outcomes):
         assert holding.usage_min == holding.usage_max == accepted_total
+
+
+async def test_project_capacity_of_a_suspended_project_waits(identity: Identity, engines):
+    from nefos.identity.models import Project
+    from nefos.quotas.models import ProjectResource
+
+    quotas = engines.quotas
+    owner = await new_user(identity)
+    project_id = uuid.uuid4()
+    async with engines.db.transaction() as s:
+        s.add(Project(id=project_id, name=f"p-{project_id.hex[:8]}", owner_id=owner))
+        await s.flush()
+        await quotas.set_limit(s, project_holder(project_id), None, VM, 0)
+    await quotas.set_project_capacity(project_id, VM, 9)
+    assert (await holding(quotas, project_holder(project_id))).limit == 9
+    async with engines.db.transaction() as s:
+        (await s.get(Project, project_id)).state = "suspended"
+        await quotas.set_limit(s, project_holder(project_id), None, VM, 0)
+    await quotas.set_project_capacity(project_id, VM, 12)
+    assert (await holding(quotas, project_holder(project_id))).limit == 0
+    async with engines.db.session() as s:
+        row = await s.scalar(
+            select(ProjectResource).where(ProjectResource.project_id == project_id)
+        )
+    assert row.project_capacity == 12
+    with pytest.raises(errors.InvalidInput):
+        await quotas.set_project_capacity(project_id, VM, -1)
+    with pytest.raises(errors.NotFound):
+        await quotas.set_project_capacity(uuid.uuid4(), VM, 1)

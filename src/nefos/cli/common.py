@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 
 from nefos.core import errors
-from nefos.core.app import Engines
 from nefos.core.config import ConfigError, Settings, ensure_data_dir, load_settings
+from nefos.core.engines import Engines
 from nefos.core.migrate import current, head
 
 T = TypeVar("T")

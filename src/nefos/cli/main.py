@@ -29,8 +29,8 @@ from nefos.cli.common import (
 )
 from nefos.cli.projects import project_app
 from nefos.cli.quota import quota_app, usage_app
-from nefos.core.app import Engines
 from nefos.core.config import Settings
+from nefos.core.engines import Engines
 from nefos.core.migrate import head, upgrade_async
 from nefos.identity.models import User
 from nefos.quotas.serials import LOCAL_CLIENTS, reconcile

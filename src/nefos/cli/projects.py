@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from nefos.cli.common import ConfigFile, DataDir, out, with_engines
-from nefos.core.app import Engines
+from nefos.core.engines import Engines
 from nefos.quotas.project_rules import describe_project
 
 project_app = typer.Typer(

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from nefos.cli.common import ConfigFile, DataDir, out, with_engines
 from nefos.core import errors
-from nefos.core.app import Engines
+from nefos.core.engines import Engines
 from nefos.identity.models import Project
 from nefos.quotas.serials import LOCAL_CLIENTS, reconcile
 from nefos.quotas.service import user_holder

@@ -1,4 +1,4 @@
-"""The one ASGI app: every API router under its prefix, the middleware, the engines.
+"""The one ASGI app: every API router under its prefix, and the middleware.
 
 Order of middleware (outermost first) is fixed here and nowhere else:
 request id and last-resort 500 → request limits → authentication → routes, whose domain
@@ -19,45 +19,18 @@ from starlette.responses import Response
 
 from nefos.core import errors, versions
 from nefos.core.body import describe_validation
-from nefos.core.bus import Bus, create_bus
 from nefos.core.config import Settings, ensure_data_dir
-from nefos.core.db import Database
+from nefos.core.engines import Engines
 from nefos.core.faults import ERROR_FOR_STATUS, FaultRouter, keystone_fault
 from nefos.core.middleware import Authentication, RequestId, RequestLimits
 from nefos.identity import api as identity_api
-from nefos.identity.service import Identity
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
 from nefos.quotas import api as quotas_api
 from nefos.quotas import projects_api
-from nefos.quotas.projects import Projects
-from nefos.quotas.service import Quotas
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
 STREAMING_PREFIXES = ("/object-store/", "/image/v2/images/", "/image/v1/images")
-
-
-class Engines:
-    """What one process holds for its lifetime: database, bus, domain services."""
-
-    def __init__(
-        self, settings: Settings, database: Database | None = None, bus: Bus | None = None
-    ):
-        self.settings = settings
-        self.db = database or Database(settings.database)
-        self.bus = bus or create_bus(settings.bus_url)
-        self.identity = Identity(self.db, settings)
-        self.quotas = Quotas(self.db, settings)
-        self.identity.user_created.append(self.quotas.init_user)
-        self.projects = Projects(self.db, settings, self.identity, self.quotas)
-        self.identity.member_projects = self.projects.member_projects
-
-    async def start(self) -> None:
-        await self.bus.start()
-
-    async def close(self) -> None:
-        await self.bus.close()
-        await self.db.close()
 
 
 def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:

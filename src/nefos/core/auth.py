@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from fastapi import Request
+from starlette.requests import Request
 
 from nefos.core import errors
 

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
-from nefos.identity.models import User
+from nefos.identity.models import Project, User
 from nefos.quotas.models import (
     NO_SOURCE,
     Commission,
@@ -136,8 +136,7 @@ class Quotas:
     ) -> Holding:
         """Create or change a holding's limit inside the caller's transaction."""
         self.resource(resource)
-        if limit < 0 or limit > MAX_QUANTITY:
-            raise errors.InvalidInput(f"A limit must be between 0 and {MAX_QUANTITY}")
+        _check_limit(limit)
         key = _key(holder, source, resource)
         holding = (await self._lock(s, [key])).get(key)
         if holding is None:
@@ -212,9 +211,19 @@ class Quotas:
             await self._set_capacity(s, user_id, resource, limit, limit)
 
     async def set_project_capacity(self, project_id: uuid.UUID, resource: str, limit: int) -> None:
-        """What a project grants in all, over its members together."""
+        """What a project grants in all, over its members together.
+
+        A project that is not active keeps its holdings at zero; the new capacity
+        applies when it is reinstated or unsuspended.
+        """
         async with self.db.transaction() as s:
-            await self.set_limit(s, project_holder(project_id), None, resource, limit)
+            project = await s.get(Project, project_id)
+            if project is None:
+                raise errors.NotFound(f"No project {project_id}")
+            self.resource(resource)
+            _check_limit(limit)
+            if project.state == "active":
+                await self.set_limit(s, project_holder(project_id), None, resource, limit)
             await self._set_capacity(s, project_id, resource, limit, None)
 
     async def _set_capacity(
@@ -418,6 +427,11 @@ class Quotas:
                 )
             )
         return commission, provisions
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 0 or limit > MAX_QUANTITY:
+        raise errors.InvalidInput(f"A limit must be between 0 and {MAX_QUANTITY}")
 
 
 def _over(p: Charge, holding: Holding, kind: str, message: str) -> errors.OverQuota:

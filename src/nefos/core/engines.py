@@ -1,0 +1,35 @@
+"""What one process holds for its lifetime: the database, the bus, the domain services.
+
+The API server and every ``nefos`` command build the same ``Engines``, so a command
+acts on the deployment exactly as the server would; nothing here imports HTTP code.
+"""
+
+from __future__ import annotations
+
+from nefos.core.bus import Bus, create_bus
+from nefos.core.config import Settings
+from nefos.core.db import Database
+from nefos.identity.service import Identity
+from nefos.quotas.projects import Projects
+from nefos.quotas.service import Quotas
+
+
+class Engines:
+    def __init__(
+        self, settings: Settings, database: Database | None = None, bus: Bus | None = None
+    ):
+        self.settings = settings
+        self.db = database or Database(settings.database)
+        self.bus = bus or create_bus(settings.bus_url)
+        self.identity = Identity(self.db, settings)
+        self.quotas = Quotas(self.db, settings)
+        self.identity.user_created.append(self.quotas.init_user)
+        self.projects = Projects(self.db, settings, self.identity, self.quotas)
+        self.identity.member_projects = self.projects.member_projects
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def close(self) -> None:
+        await self.bus.close()
+        await self.db.close()
