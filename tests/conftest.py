@@ -92,6 +92,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
+async def run_nefos(
+    settings: Settings, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """An operator command against the deployment of ``settings`` (without blocking)."""
+    env = {
+        **os.environ,
+        "NEFOS_DATA_DIR": str(settings.data_dir),
+        "NEFOS_DATABASE_URL": settings.database,
+    }
+    return await asyncio.to_thread(
+        subprocess.run,
+        [NEFOS, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return ensure_data_dir(

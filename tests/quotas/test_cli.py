@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,27 +16,11 @@ from sqlalchemy import select
 from nefos.core.engines import Engines
 from nefos.identity.models import Project
 from nefos.quotas.service import project_holder, user_holder
+from tests.conftest import run_nefos
 
 NEFOS = str(Path(sys.executable).with_name("nefos"))
 CRASH_CLIENT = Path(__file__).with_name("crash_client.py")
 APP = "astakos.pending_app"
-
-
-async def nefos(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "NEFOS_DATA_DIR": str(settings.data_dir),
-        "NEFOS_DATABASE_URL": settings.database,
-    }
-    return await asyncio.to_thread(
-        subprocess.run,
-        [NEFOS, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=60,
-    )
 
 
 async def usage(engines: Engines, holder: str) -> tuple[int, int]:
@@ -66,7 +49,7 @@ async def test_reconcile_repairs_a_crash(settings, engines: Engines, when: str, 
     assert len(await engines.quotas.pending("astakos")) == 1
     assert await usage(engines, user_holder(user.id)) == (0, 1)  # reserved, unsettled
 
-    result = await nefos(settings, "quota", "reconcile")
+    result = await run_nefos(settings, "quota", "reconcile")
     assert ("accepted [" if outcome else "rejected [") in result.stdout
     assert await engines.quotas.pending("astakos") == []
     assert await usage(engines, user_holder(user.id)) == (outcome, outcome)
@@ -75,25 +58,31 @@ async def test_reconcile_repairs_a_crash(settings, engines: Engines, when: str, 
         created = await s.scalar(select(Project).where(Project.name == f"crash-{when}"))
     assert (created is not None) == bool(outcome)
     # Nothing is left to do the second time.
-    assert "accepted none, rejected none" in (await nefos(settings, "quota", "reconcile")).stdout
+    assert (
+        "accepted none, rejected none" in (await run_nefos(settings, "quota", "reconcile")).stdout
+    )
 
 
 async def test_quota_show_and_set(settings, engines: Engines):
     user, _ = await engines.identity.create_user("q@example.org")
-    await nefos(settings, "quota", "set", "q@example.org", "cyclades.vm", "7")
-    await nefos(settings, "quota", "set", str(user.id), "pithos.diskspace", "100GiB")
-    rows = json.loads((await nefos(settings, "quota", "show", "q@example.org", "--json")).stdout)
+    await run_nefos(settings, "quota", "set", "q@example.org", "cyclades.vm", "7")
+    await run_nefos(settings, "quota", "set", str(user.id), "pithos.diskspace", "100GiB")
+    rows = json.loads(
+        (await run_nefos(settings, "quota", "show", "q@example.org", "--json")).stdout
+    )
     by_resource = {row["resource"]: row for row in rows}
     assert by_resource["cyclades.vm"]["limit"] == 7
     assert by_resource["cyclades.vm"]["project_limit"] == 7
     assert by_resource["pithos.diskspace"]["limit"] == 100 << 30
-    bad = await nefos(settings, "quota", "set", "q@example.org", "cyclades.vm", "lots", check=False)
+    bad = await run_nefos(
+        settings, "quota", "set", "q@example.org", "cyclades.vm", "lots", check=False
+    )
     assert bad.returncode == 2
-    unknown = await nefos(
+    unknown = await run_nefos(
         settings, "quota", "set", "q@example.org", "cyclades.nope", "1", check=False
     )
     assert unknown.returncode == 1 and "Unknown resource" in unknown.stderr
-    nobody = await nefos(settings, "quota", "set", "nobody", "cyclades.vm", "1", check=False)
+    nobody = await run_nefos(settings, "quota", "set", "nobody", "cyclades.vm", "1", check=False)
     assert nobody.returncode == 1 and "No user or project" in nobody.stderr
 
 
@@ -102,7 +91,7 @@ async def test_usage_report(settings, engines: Engines):
     await engines.quotas.issue(
         "svc", [*engines_charge(user.id, "cyclades.vm", 2)], auto_accept=True
     )
-    report = (await nefos(settings, "usage", "report", "--csv")).stdout
+    report = (await run_nefos(settings, "usage", "report", "--csv")).stdout
     rows = list(csv.DictReader(io.StringIO(report)))
     mine = [r for r in rows if r["holder"] == "r@example.org" and r["resource"] == "cyclades.vm"]
     assert mine == [
@@ -116,7 +105,7 @@ async def test_usage_report(settings, engines: Engines):
             "pending": "0",
         }
     ]
-    table = (await nefos(settings, "usage", "report")).stdout
+    table = (await run_nefos(settings, "usage", "report")).stdout
     assert "r@example.org" in table
 
 

@@ -5,34 +5,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 from nefos.core.db import utcnow
 from nefos.core.engines import Engines
 from nefos.quotas.project_rules import Actor
+from tests.conftest import run_nefos
 
 NEFOS = str(Path(sys.executable).with_name("nefos"))
 VM = "cyclades.vm"
-
-
-async def nefos(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "NEFOS_DATA_DIR": str(settings.data_dir),
-        "NEFOS_DATABASE_URL": settings.database,
-    }
-    return await asyncio.to_thread(
-        subprocess.run,
-        [NEFOS, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=60,
-    )
 
 
 async def test_operator_decides_and_suspends(settings, engines: Engines):
@@ -49,19 +31,19 @@ async def test_operator_decides_and_suspends(settings, engines: Engines):
 
     # Independent commands run side by side: each one pays the CLI's start-up.
     approved, denied = await asyncio.gather(
-        nefos(settings, "project", "approve", str(project)),  # its pending application
-        nefos(settings, "project", "deny", str(refused), "--app", str(refused_app)),
+        run_nefos(settings, "project", "approve", str(project)),  # its pending application
+        run_nefos(settings, "project", "deny", str(refused), "--app", str(refused_app)),
     )
     assert f"application {app}" in approved.stdout and "denied" in denied.stdout
     suspended, again = await asyncio.gather(
-        nefos(settings, "project", "suspend", str(project), "--reason", "unpaid"),
-        nefos(settings, "project", "approve", str(refused), check=False),
+        run_nefos(settings, "project", "suspend", str(project), "--reason", "unpaid"),
+        run_nefos(settings, "project", "approve", str(refused), check=False),
     )
     assert "suspended" in suspended.stdout
     assert again.returncode == 1 and "no pending application" in again.stderr
     listed, shown = await asyncio.gather(
-        nefos(settings, "project", "list", "--json"),
-        nefos(settings, "project", "show", str(project), "--json"),
+        run_nefos(settings, "project", "list", "--json"),
+        run_nefos(settings, "project", "show", str(project), "--json"),
     )
     states = {p["id"]: p["state"] for p in json.loads(listed.stdout)}
     assert states[str(project)] == "suspended" and states[str(refused)] == "uninitialized"
