@@ -20,7 +20,7 @@ import secrets
 import tomllib
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -67,6 +67,16 @@ class Shibboleth(BaseModel):
         for net in value:
             ip_network(net, strict=False)
         return value
+
+
+class Storage(BaseModel):
+    """Where file, image and volume blocks live (``nefos.storage.stores``)."""
+
+    backend: Literal["file", "rados"] = "file"
+    path: Path | None = None  # file backend; default DATA_DIR/storage
+    rados_conffile: Path = Path("/etc/ceph/ceph.conf")
+    rados_pool: str = "nefos"
+    rados_user: str = "admin"
 
 
 class Limits(BaseModel):
@@ -118,6 +128,7 @@ class Settings(BaseSettings):
     oidc: list[OidcProvider] = []
     shibboleth: Shibboleth = Shibboleth()
     limits: Limits = Limits()
+    storage: Storage = Storage()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,133 @@
+"""The store test suite: every block store engine passes the same tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from nefos.storage.blocks import EMPTY_HASH, block_hash
+from nefos.storage.stores import BlockMissing, BlockStore, FileStore
+
+STORES = ["file"]
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlockStore]:
+    if request.param == "file":
+        opened: BlockStore = FileStore(tmp_path / "store")
+    else:
+        opened = await request.getfixturevalue(f"{request.param}_store_factory")()
+    yield opened
+    await opened.close()
+
+
+async def test_blocks_round_trip_canonically(store: BlockStore):
+    blocks = [b"alpha", b"beta\0\0\0", b"\0gamma"]
+    names = await store.put_blocks(blocks)
+    assert names == [block_hash(b) for b in blocks]
+    assert await store.get_blocks(names) == [b"alpha", b"beta", b"\0gamma"]
+    assert sorted(await store.block_names()) == sorted(names)
+
+
+async def test_the_zero_block_is_never_stored(store: BlockStore):
+    names = await store.put_blocks([b"", b"\0" * 4096])
+    assert names == [EMPTY_HASH, EMPTY_HASH]
+    assert await store.block_names() == []
+    assert await store.get_blocks([EMPTY_HASH]) == [b""]
+    assert await store.missing([EMPTY_HASH]) == []
+
+
+async def test_storing_twice_stores_once(store: BlockStore):
+    await store.put_blocks([b"same"])
+    await asyncio.gather(*(store.put_blocks([b"same", b"other"]) for _ in range(10)))
+    assert sorted(await store.block_names()) == sorted([block_hash(b"same"), block_hash(b"other")])
+
+
+async def test_missing_lists_absent_blocks_in_order_once(store: BlockStore):
+    present = (await store.put_blocks([b"here"]))[0]
+    a, b = block_hash(b"absent-a"), block_hash(b"absent-b")
+    assert await store.missing([b, present, a, b, EMPTY_HASH]) == [b, a]
+
+
+async def test_reading_absent_blocks_fails_with_their_names(store: BlockStore):
+    present = (await store.put_blocks([b"here"]))[0]
+    absent = block_hash(b"nowhere")
+    with pytest.raises(BlockMissing) as caught:
+        await store.get_blocks([present, absent])
+    assert caught.value.names == [absent]
+
+
+async def test_delete_blocks(store: BlockStore):
+    names = await store.put_blocks([b"one", b"two"])
+    await store.delete_blocks([names[0], block_hash(b"never-stored"), EMPTY_HASH])
+    assert await store.block_names() == [names[1]]
+    assert await store.missing(names) == [names[0]]
+
+
+async def test_maps(store: BlockStore):
+    hashes = await store.put_blocks([b"m1", b"m2"])
+    await store.put_map("v1", [*hashes, EMPTY_HASH])
+    assert await store.get_map("v1") == [*hashes, EMPTY_HASH]
+    await store.put_map("v1", hashes[:1])
+    assert await store.get_map("v1") == hashes[:1]
+    await store.put_map("empty", [])
+    assert await store.get_map("empty") == []
+    assert sorted(await store.map_names()) == ["empty", "v1"]
+    await store.delete_map("v1")
+    with pytest.raises(BlockMissing):
+        await store.get_map("v1")
+    assert await store.map_names() == ["empty"]
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", "..", "x" * 201, "sp ace"])
+async def test_bad_map_names(store: BlockStore, name: str):
+    with pytest.raises(ValueError):
+        await store.put_map(name, [])
+
+
+async def test_bad_hashes_are_refused(store: BlockStore):
+    with pytest.raises(ValueError):
+        await store.put_map("m", ["not-a-hash"])
+    with pytest.raises(ValueError):
+        await store.get_blocks(["../../etc/passwd"])
+
+
+async def test_big_blocks(store: BlockStore):
+    block = bytes(range(256)) * (4 * 1024 * 1024 // 256)
+    (name,) = await store.put_blocks([block])
+    assert (await store.get_blocks([name]))[0] == block
+
+
+# -- the file store's own promises ---------------------------------------------------------
+
+
+async def test_file_store_leaves_no_temporary_files(tmp_path: Path):
+    store = FileStore(tmp_path)
+    await store.put_blocks([b"x" * 1000, b"y"])
+    await store.put_map("m", [])
+
+    def leftovers() -> list[Path]:
+        return [p for p in tmp_path.rglob("*") if p.is_file() and p.name.startswith(".")]
+
+    assert await asyncio.to_thread(leftovers) == []
+
+
+async def test_file_store_ignores_a_crash_leftover(tmp_path: Path):
+    store = FileStore(tmp_path)
+    (name,) = await store.put_blocks([b"kept"])
+    leftover = tmp_path / "blocks" / name[:2] / name[2:4] / f".{name}.dead.tmp"
+    await asyncio.to_thread(leftover.write_bytes, b"half")
+    assert await store.block_names() == [name]
+
+
+async def test_the_configuration_picks_the_store(tmp_path: Path):
+    from nefos.core.config import Settings
+    from nefos.storage.stores import open_store
+
+    store = open_store(Settings(data_dir=tmp_path))
+    assert isinstance(store, FileStore) and store.root == tmp_path / "storage"
+    elsewhere = open_store(Settings(data_dir=tmp_path, storage={"path": str(tmp_path / "b")}))
+    assert elsewhere.root == tmp_path / "b"
