@@ -11,7 +11,7 @@ import pytest
 from nefos.storage.blocks import EMPTY_HASH, block_hash
 from nefos.storage.stores import BlockMissing, BlockStore, FileStore
 
-STORES = ["file"]
+STORES = ["file", "rados"]
 
 
 @pytest.fixture(params=STORES)
@@ -131,3 +131,20 @@ async def test_the_configuration_picks_the_store(tmp_path: Path):
     assert isinstance(store, FileStore) and store.root == tmp_path / "storage"
     elsewhere = open_store(Settings(data_dir=tmp_path, storage={"path": str(tmp_path / "b")}))
     assert elsewhere.root == tmp_path / "b"
+
+
+async def test_the_configuration_picks_the_rados_store(rados_store_factory):
+    from nefos.core.config import Settings
+    from nefos.storage.rados import RadosStore
+    from nefos.storage.stores import open_store
+
+    made = await rados_store_factory()
+    storage = {"backend": "rados", "rados_conffile": str(made.conffile), "rados_pool": made.pool}
+    store = open_store(Settings(storage=storage))
+    try:
+        assert isinstance(store, RadosStore) and store.pool == made.pool
+        (name,) = await store.put_blocks([b"configured"])
+        assert await made.get_blocks([name]) == [b"configured"]
+    finally:
+        await store.close()
+        await made.close()

@@ -1,0 +1,175 @@
+"""The ``rados`` block store: blocks and maps as objects in one Ceph RADOS pool.
+
+Blocks are ``blk.<hex hash>`` holding their canonical bytes (the zero block is never
+stored), maps are ``map.<name>`` holding the raw digests (``encode_map``). librados
+acknowledges ``write_full`` only once the OSDs have committed it, so a returned put is
+durable. Its calls block, so each batch runs in one worker thread off the event loop.
+
+The ``rados`` module is Debian's python3-rados (there is no PyPI route); it is imported
+here only, so the file store works on machines without Ceph.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import rados
+
+from nefos.storage.blocks import EMPTY_HASH, block_hash, canonical, is_hash
+from nefos.storage.stores import BlockMissing, check_map_name, decode_map, encode_map
+
+BLOCK_PREFIX = "blk."
+MAP_PREFIX = "map."
+CONNECT_TIMEOUT = 30  # seconds; a wrong mon address fails instead of hanging
+
+
+def _block_object(name: str) -> str:
+    if not is_hash(name):
+        raise ValueError(f"bad block hash {name!r}")
+    return BLOCK_PREFIX + name
+
+
+def _map_object(name: str) -> str:
+    return MAP_PREFIX + check_map_name(name)
+
+
+class RadosStore:
+    def __init__(self, conffile: Path, pool: str, user: str = "admin"):
+        self.conffile = Path(conffile)
+        self.pool = pool
+        self.user = user
+        self._cluster: Any = None
+        self._ioctx: Any = None
+        self._lock = threading.Lock()
+
+    def _io(self) -> Any:
+        """The pool's I/O context, connecting on first use so that building a store (at
+        startup, in tests) never needs a reachable cluster."""
+        with self._lock:
+            if self._ioctx is None:
+                cluster = rados.Rados(conffile=str(self.conffile), rados_id=self.user)
+                try:
+                    cluster.connect(timeout=CONNECT_TIMEOUT)
+                    self._ioctx = cluster.open_ioctx(self.pool)
+                except BaseException:
+                    cluster.shutdown()
+                    raise
+                self._cluster = cluster
+            return self._ioctx
+
+    @staticmethod
+    def _exists(io: Any, key: str) -> bool:
+        try:
+            io.stat(key)
+        except rados.ObjectNotFound:
+            return False
+        return True
+
+    @staticmethod
+    def _read(io: Any, key: str) -> bytes:
+        """A whole object; raises rados.ObjectNotFound. librados reads need a length (and
+        refuse 0), hence the stat."""
+        size, _ = io.stat(key)
+        return io.read(key, length=size) if size else b""
+
+    def _put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
+        io = self._io()
+        names = []
+        for block in blocks:
+            name = block_hash(block)
+            names.append(name)
+            key = BLOCK_PREFIX + name
+            if name != EMPTY_HASH and not self._exists(io, key):
+                io.write_full(key, canonical(block))
+        return names
+
+    async def put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
+        return await asyncio.to_thread(self._put_blocks, blocks)
+
+    def _get_blocks(self, keys: list[str | None]) -> list[bytes]:
+        io = self._io()
+        found, absent = [], []
+        for key in keys:
+            if key is None:
+                found.append(b"")
+                continue
+            try:
+                found.append(self._read(io, key))
+            except rados.ObjectNotFound:
+                absent.append(key.removeprefix(BLOCK_PREFIX))
+        if absent:
+            raise BlockMissing(absent)
+        return found
+
+    async def get_blocks(self, hashes: Sequence[str]) -> list[bytes]:
+        keys = [None if h == EMPTY_HASH else _block_object(h) for h in hashes]
+        return await asyncio.to_thread(self._get_blocks, keys)
+
+    def _missing(self, names: list[str]) -> list[str]:
+        io = self._io()
+        return [name for name in names if not self._exists(io, BLOCK_PREFIX + name)]
+
+    async def missing(self, hashes: Sequence[str]) -> list[str]:
+        unique = [h for h in dict.fromkeys(hashes) if h != EMPTY_HASH]
+        for name in unique:
+            _block_object(name)
+        return await asyncio.to_thread(self._missing, unique)
+
+    def _delete(self, keys: list[str]) -> None:
+        io = self._io()
+        for key in keys:
+            with contextlib.suppress(rados.ObjectNotFound):
+                io.remove_object(key)
+
+    async def delete_blocks(self, hashes: Sequence[str]) -> None:
+        keys = [_block_object(h) for h in hashes if h != EMPTY_HASH]
+        await asyncio.to_thread(self._delete, keys)
+
+    def _names(self, prefix: str) -> list[str]:
+        io = self._io()
+        return sorted(
+            obj.key.removeprefix(prefix) for obj in io.list_objects() if obj.key.startswith(prefix)
+        )
+
+    async def block_names(self) -> list[str]:
+        return await asyncio.to_thread(self._names, BLOCK_PREFIX)
+
+    def _put_map(self, key: str, raw: bytes) -> None:
+        self._io().write_full(key, raw)
+
+    async def put_map(self, name: str, hashes: Sequence[str]) -> None:
+        if not all(is_hash(h) for h in hashes):
+            raise ValueError("a map holds hex SHA-256 block hashes")
+        await asyncio.to_thread(self._put_map, _map_object(name), encode_map(hashes))
+
+    def _get_map(self, key: str) -> list[str]:
+        io = self._io()  # a missing pool is a configuration error, not a missing map
+        try:
+            return decode_map(self._read(io, key))
+        except rados.ObjectNotFound:
+            raise BlockMissing([f"map {key.removeprefix(MAP_PREFIX)}"]) from None
+
+    async def get_map(self, name: str) -> list[str]:
+        return await asyncio.to_thread(self._get_map, _map_object(name))
+
+    async def delete_map(self, name: str) -> None:
+        await asyncio.to_thread(self._delete, [_map_object(name)])
+
+    async def map_names(self) -> list[str]:
+        return await asyncio.to_thread(self._names, MAP_PREFIX)
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._ioctx is not None:
+                self._ioctx.close()
+            if self._cluster is not None:
+                self._cluster.shutdown()
+            self._ioctx = self._cluster = None
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
