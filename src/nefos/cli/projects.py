@@ -6,6 +6,7 @@ The operator acts as no user (the project log records no actor) and with every r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -121,45 +122,25 @@ def _change(action: str, project: str, reason: str, data_dir, config) -> str:
     return with_engines(config, data_dir, work)
 
 
-@project_app.command("suspend")
-def project_suspend(
-    project: Annotated[str, typer.Argument(help="Project UUID")],
-    reason: Reason = "",
-    data_dir: DataDir = None,
-    config: ConfigFile = None,
-) -> None:
-    """Suspend a project: nothing new may be charged to it until it is unsuspended."""
-    out.print(f"{project} is {_change('suspend', project, reason, data_dir, config)}")
+STATE_CHANGES = {
+    "suspend": "Suspend a project: nothing new may be charged to it until it is unsuspended.",
+    "unsuspend": "Give a suspended project its quota back.",
+    "terminate": "End a project: its quota goes to zero and its name is free for others.",
+    "reinstate": "Bring a terminated project back, if its name is still free.",
+}
 
 
-@project_app.command("unsuspend")
-def project_unsuspend(
-    project: Annotated[str, typer.Argument(help="Project UUID")],
-    reason: Reason = "",
-    data_dir: DataDir = None,
-    config: ConfigFile = None,
-) -> None:
-    """Give a suspended project its quota back."""
-    out.print(f"{project} is {_change('unsuspend', project, reason, data_dir, config)}")
+def _state_command(action: str) -> Callable[..., None]:
+    def command(
+        project: Annotated[str, typer.Argument(help="Project UUID")],
+        reason: Reason = "",
+        data_dir: DataDir = None,
+        config: ConfigFile = None,
+    ) -> None:
+        out.print(f"{project} is {_change(action, project, reason, data_dir, config)}")
+
+    return command
 
 
-@project_app.command("terminate")
-def project_terminate(
-    project: Annotated[str, typer.Argument(help="Project UUID")],
-    reason: Reason = "",
-    data_dir: DataDir = None,
-    config: ConfigFile = None,
-) -> None:
-    """End a project: its quota goes to zero and its name is free for others."""
-    out.print(f"{project} is {_change('terminate', project, reason, data_dir, config)}")
-
-
-@project_app.command("reinstate")
-def project_reinstate(
-    project: Annotated[str, typer.Argument(help="Project UUID")],
-    reason: Reason = "",
-    data_dir: DataDir = None,
-    config: ConfigFile = None,
-) -> None:
-    """Bring a terminated project back, if its name is still free."""
-    out.print(f"{project} is {_change('reinstate', project, reason, data_dir, config)}")
+for _action, _help in STATE_CHANGES.items():
+    project_app.command(_action, help=_help)(_state_command(_action))
