@@ -12,6 +12,8 @@ from nefos.core.db import Database
 from nefos.identity.service import Identity
 from nefos.quotas.projects import Projects
 from nefos.quotas.service import Quotas
+from nefos.storage.service import Namespace
+from nefos.storage.stores import open_store
 
 
 class Engines:
@@ -26,10 +28,13 @@ class Engines:
         self.identity.user_created.append(self.quotas.init_user)
         self.projects = Projects(self.db, settings, self.identity, self.quotas)
         self.identity.member_projects = self.projects.member_projects
+        self.store = open_store(settings)
+        self.storage = Namespace(self.db, settings, self.store, self.quotas)
 
     async def start(self) -> None:
         await self.bus.start()
 
     async def close(self) -> None:
         await self.bus.close()
+        await self.store.close()
         await self.db.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ("nefos.identity.models", "nefos.quotas.models")
+MODEL_MODULES = ("nefos.identity.models", "nefos.quotas.models", "nefos.storage.models")
 
 
 def load_all() -> None:

@@ -39,7 +39,7 @@ log = logging.getLogger("nefos.quotas.serials")
 # The services of this deployment that keep their serials in its database; each later
 # service (compute, storage, volumes) adds its clientkey. Serials of services deployed
 # apart are theirs to reconcile.
-LOCAL_CLIENTS: tuple[str, ...] = ("astakos",)
+LOCAL_CLIENTS: tuple[str, ...] = ("astakos", "pithos")
 
 
 class Settlement:

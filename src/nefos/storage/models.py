@@ -1,0 +1,83 @@
+"""Storage namespace tables (Pithos): nodes, their versions, version attributes and
+container policies.
+
+A node is one path: an account (the user UUID), ``<account>/<container>`` or
+``<account>/<container>/<object>``; object nodes hang directly off their container so a
+listing is one scan of a container's children. Every write is a new version row with a
+global serial (``X-Object-Version``); the current version of a node is its highest
+serial in cluster 0. Counts and bytes are computed with aggregate queries rather than
+kept in a statistics table, so they can never drift (correctness first; a cache can
+come when listings need it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from nefos.core.db import Base, UtcDateTime, utcnow
+
+CURRENT, HISTORY, DELETED = 0, 1, 2  # version clusters, as in Synnefo
+MAX_PATH = 2048  # account (36) + container (256) + object (1024) + separators, with room
+
+
+class Node(Base):
+    __tablename__ = "pithos_nodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pithos_nodes.id", ondelete="CASCADE"), index=True, default=None
+    )
+    path: Mapped[str] = mapped_column(String(MAX_PATH), unique=True)
+
+
+class Version(Base):
+    """One version of a node; ``serial`` is global and never reused (AUTOINCREMENT on
+    SQLite, a sequence on PostgreSQL), because clients keep it as ``X-Object-Version``."""
+
+    __tablename__ = "pithos_versions"
+    __table_args__ = (
+        Index("ix_pithos_versions_node_cluster", "node_id", "cluster"),
+        {"sqlite_autoincrement": True},
+    )
+
+    serial: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("pithos_nodes.id", ondelete="CASCADE"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(256), default="")
+    hash: Mapped[str] = mapped_column(String(64))  # Merkle root, hex
+    checksum: Mapped[str] = mapped_column(String(32), default="")  # MD5 hex or ""
+    map_name: Mapped[str] = mapped_column(String(200), index=True)
+    uuid: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    mtime: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    muser: Mapped[str] = mapped_column(String(80), default="")
+    cluster: Mapped[int] = mapped_column(SmallInteger, default=CURRENT)
+
+
+class Attribute(Base):
+    """``(serial, domain, key) → value``: ``pithos`` user metadata, later ``plankton``."""
+
+    __tablename__ = "pithos_attributes"
+
+    serial: Mapped[int] = mapped_column(
+        ForeignKey("pithos_versions.serial", ondelete="CASCADE"), primary_key=True
+    )
+    domain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), default="")
+
+
+class Policy(Base):
+    """A container's policies: quota in bytes (0 = unlimited), versioning, project."""
+
+    __tablename__ = "pithos_policies"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("pithos_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    quota: Mapped[int] = mapped_column(BigInteger, default=0)
+    versioning: Mapped[str] = mapped_column(String(8), default="auto")
+    project: Mapped[str] = mapped_column(String(36))

@@ -1,0 +1,777 @@
+"""The storage namespace (Pithos backend): containers, objects, versions, over a block store.
+
+Writes follow ``docs/storage-plan.md``: blocks first (durable on return), then the map
+under a fresh name, then one transaction that commits the version and records the quota
+serial (``settled``, clientkey ``pithos``). A crash before the transaction leaves only
+unreferenced blocks and maps for ``gc``, never a half-visible object.
+
+Quota (``pithos.diskspace``, charged to the container's project): only current versions
+count, as with Synnefo's default ``PITHOS_BACKEND_FREE_VERSIONING``, so a write charges
+the size difference to the version it replaces and a delete releases the object's size.
+A container's own quota policy (bytes, 0 = unlimited) caps the bytes of its current
+versions.
+
+Every method raises domain errors only: InvalidInput (names, metadata, hashmaps),
+NotFound, Conflict (non-empty container, missing blocks with ``data["missing"]``),
+OverQuota.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nefos.core import errors
+from nefos.core.config import Settings
+from nefos.core.db import Database, utcnow
+from nefos.quotas.serials import settled
+from nefos.quotas.service import Charge, Quotas, charge
+from nefos.storage import blocks
+from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
+from nefos.storage.models import CURRENT, DELETED, HISTORY, Attribute, Node, Policy, Version
+from nefos.storage.stores import BlockMissing, BlockStore
+
+CLIENTKEY = "pithos"
+RESOURCE = "pithos.diskspace"
+USER_DOMAIN = "pithos"
+MAX_CONTAINER_NAME = 256
+MAX_OBJECT_NAME = 1024
+MAX_META_KEYS = 32
+MAX_META_KEY = 128
+MAX_META_VALUE = 256
+MAX_TYPE = 256
+BATCH_BLOCKS = 4  # blocks stored (and read) per round trip: bounds memory per request
+VERSIONING = ("auto", "none")
+COMMIT_ATTEMPTS = 5
+
+
+# -- records ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One object version as a caller sees it (``get_object``, listings)."""
+
+    account: str
+    container: str
+    name: str
+    serial: int
+    size: int
+    type: str
+    hash: str
+    checksum: str
+    map_name: str
+    uuid: uuid.UUID
+    mtime: dt.datetime
+    muser: str
+    cluster: int
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Subdir:
+    """A virtual directory in a delimited listing."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    count: int
+    bytes: int
+    last_modified: dt.datetime | None
+    quota: int
+    versioning: str
+    project: str
+
+
+@dataclass
+class _Data:
+    """What a new current version holds (the map and hash are shared by copies)."""
+
+    size: int
+    type: str
+    hash: str
+    checksum: str
+    map_name: str
+    uuid: uuid.UUID | None  # None: a fresh one
+    meta: dict[str, str] | None  # pithos domain; None keeps the source's
+    source_serial: int | None = None  # other domains (and meta if None) copied from here
+
+
+@dataclass
+class _Write:
+    container: str
+    name: str
+    data: _Data | None  # None: a deleted marker
+
+
+class _Raced(Exception):
+    """The current version changed between the quota estimate and the commit."""
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+def _utf8(value: str, what: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidInput(f"{what} is not valid UTF-8") from None
+    if "\0" in value:
+        raise errors.InvalidInput(f"{what} contains NUL")
+
+
+def check_account(account: str) -> str:
+    if not isinstance(account, str) or not account or "/" in account or len(account) > 80:
+        raise errors.InvalidInput("Bad account")
+    _utf8(account, "Account")
+    return account
+
+
+def check_container_name(name: str) -> str:
+    """Spec §1.1: at most 256 characters, one path segment, not "." or ".."."""
+    if not isinstance(name, str) or not name or len(name) > MAX_CONTAINER_NAME:
+        raise errors.InvalidInput(f"A container name has 1 to {MAX_CONTAINER_NAME} characters")
+    _utf8(name, "Container name")
+    if "/" in name or name in (".", ".."):
+        raise errors.InvalidInput(f"Bad container name {name!r}")
+    return name
+
+
+def check_object_name(name: str) -> str:
+    """Spec §1.1: at most 1024 characters, no "." or ".." segments."""
+    if not isinstance(name, str) or not name or len(name) > MAX_OBJECT_NAME:
+        raise errors.InvalidInput(f"An object name has 1 to {MAX_OBJECT_NAME} characters")
+    _utf8(name, "Object name")
+    if any(segment in (".", "..") for segment in name.split("/")):
+        raise errors.InvalidInput(f"Bad object name {name!r}")
+    return name
+
+
+def check_meta(meta: dict[str, str] | None) -> dict[str, str]:
+    meta = dict(meta or {})
+    if len(meta) > MAX_META_KEYS:
+        raise errors.InvalidInput(f"At most {MAX_META_KEYS} metadata keys")
+    for key, value in meta.items():
+        if not isinstance(key, str) or not key or len(key) > MAX_META_KEY:
+            raise errors.InvalidInput(f"A metadata key has 1 to {MAX_META_KEY} characters")
+        if not isinstance(value, str) or len(value) > MAX_META_VALUE:
+            raise errors.InvalidInput(f"A metadata value has at most {MAX_META_VALUE} characters")
+        _utf8(key, "Metadata key")
+        _utf8(value, "Metadata value")
+    return meta
+
+
+def check_type(content_type: str) -> str:
+    if not isinstance(content_type, str) or len(content_type) > MAX_TYPE:
+        raise errors.InvalidInput(f"A content type has at most {MAX_TYPE} characters")
+    _utf8(content_type, "Content type")
+    return content_type
+
+
+def _container_path(account: str, container: str) -> str:
+    return f"{account}/{container}"
+
+
+def _object_path(account: str, container: str, name: str) -> str:
+    return f"{account}/{container}/{name}"
+
+
+# -- the service -----------------------------------------------------------------------
+
+
+class Namespace:
+    def __init__(self, db: Database, settings: Settings, store: BlockStore, quotas: Quotas):
+        self.db = db
+        self.settings = settings
+        self.store = store
+        self.quotas = quotas
+
+    # -- containers ----------------------------------------------------------------------
+
+    async def create_container(
+        self, account: str, name: str, policies: dict[str, Any] | None = None
+    ) -> bool:
+        """Create a container (True) or update the given policies of an existing one
+        (False), so the API can answer 201 or 202."""
+        check_account(account)
+        check_container_name(name)
+        policies = dict(policies or {})
+        unknown = set(policies) - {"quota", "versioning", "project"}
+        if unknown:
+            raise errors.InvalidInput(f"Unknown container policies: {sorted(unknown)}")
+        if "quota" in policies:
+            quota = policies["quota"]
+            if isinstance(quota, bool) or not isinstance(quota, int) or quota < 0:
+                raise errors.InvalidInput("The quota policy is a byte count (0 = unlimited)")
+        if "versioning" in policies and policies["versioning"] not in VERSIONING:
+            raise errors.InvalidInput("The versioning policy is auto or none")
+        if "project" in policies:
+            try:
+                policies["project"] = str(uuid.UUID(str(policies["project"])))
+            except ValueError:
+                raise errors.InvalidInput("The project policy is a project UUID") from None
+        async with self.db.transaction() as s:
+            account_node = await self._node(s, account)
+            if account_node is None:
+                account_node = Node(path=account, parent_id=None)
+                s.add(account_node)
+                await s.flush()
+            path = _container_path(account, name)
+            node = await self._node(s, path)
+            if node is not None:
+                policy = await s.get(Policy, node.id)
+                assert policy is not None
+                for key, value in policies.items():
+                    setattr(policy, key, value)
+                return False
+            node = Node(path=path, parent_id=account_node.id)
+            s.add(node)
+            await s.flush()
+            s.add(
+                Policy(
+                    node_id=node.id,
+                    quota=policies.get("quota", 0),
+                    versioning=policies.get("versioning", "auto"),
+                    project=policies.get("project", account),
+                )
+            )
+            return True
+
+    async def list_containers(self, account: str) -> list[ContainerInfo]:
+        check_account(account)
+        async with self.db.session() as s:
+            account_node = await self._node(s, account)
+            if account_node is None:
+                return []
+            rows = (
+                await s.execute(
+                    select(Node, Policy)
+                    .join(Policy, Policy.node_id == Node.id)
+                    .where(Node.parent_id == account_node.id)
+                )
+            ).all()
+            found = []
+            for node, policy in rows:
+                count, size, mtime = await self._container_stats(s, node.id)
+                found.append(
+                    ContainerInfo(
+                        name=node.path[len(account) + 1 :],
+                        count=count,
+                        bytes=size,
+                        last_modified=mtime,
+                        quota=policy.quota,
+                        versioning=policy.versioning,
+                        project=policy.project,
+                    )
+                )
+        return sorted(found, key=lambda c: c.name)
+
+    async def container(self, account: str, name: str) -> ContainerInfo:
+        for info in await self.list_containers(account):
+            if info.name == name:
+                return info
+        raise errors.NotFound(f"No container {name!r}")
+
+    async def delete_container(self, account: str, name: str) -> None:
+        """Delete an empty container with its history; Conflict while objects remain."""
+        check_account(account)
+        check_container_name(name)
+        async with self.db.transaction() as s:
+            node = await self._container_node(s, account, name)
+            count, _, _ = await self._container_stats(s, node.id)
+            if count:
+                raise errors.Conflict(f"Container {name!r} is not empty")
+            children = select(Node.id).where(Node.parent_id == node.id).scalar_subquery()
+            serials = select(Version.serial).where(Version.node_id.in_(children))
+            await s.execute(delete(Attribute).where(Attribute.serial.in_(serials)))
+            await s.execute(delete(Version).where(Version.node_id.in_(children)))
+            await s.execute(delete(Node).where(Node.parent_id == node.id))
+            await s.execute(delete(Policy).where(Policy.node_id == node.id))
+            await s.execute(delete(Node).where(Node.id == node.id))
+
+    # -- writing objects --------------------------------------------------------------------
+
+    async def put_object(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str = "application/octet-stream",
+        meta: dict[str, str] | None = None,
+        muser: str = "",
+    ) -> ObjectRecord:
+        """Store a stream as the new current version, a few blocks at a time."""
+        self._check_object_args(account, container, name)
+        check_type(content_type)
+        meta = check_meta(meta)
+        await self._require_container(account, container)
+        hashes: list[str] = []
+        md5 = hashlib.md5(usedforsecurity=False)
+        size = 0
+        buffer = bytearray()
+        async for chunk in chunks:
+            buffer += chunk
+            md5.update(chunk)
+            size += len(chunk)
+            if len(buffer) >= BATCH_BLOCKS * BLOCK_SIZE:
+                cut = len(buffer) - len(buffer) % BLOCK_SIZE
+                hashes += await self._store_blocks(bytes(buffer[:cut]))
+                del buffer[:cut]
+        if buffer:
+            hashes += await self._store_blocks(bytes(buffer))
+        hashes = hashes or [EMPTY_HASH]
+        data = await self._new_map(size, hashes, content_type, meta, md5.hexdigest())
+        serial = (await self._commit(account, muser, [_Write(container, name, data)]))[0]
+        return await self.get_object(account, container, name, serial)
+
+    async def put_hashmap(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        size: int,
+        hashes: Sequence[str],
+        content_type: str = "application/octet-stream",
+        meta: dict[str, str] | None = None,
+        muser: str = "",
+    ) -> ObjectRecord:
+        """Commit an object from blocks already stored; Conflict with ``data["missing"]``
+        (the hashes to upload, in order) when the store lacks some."""
+        self._check_object_args(account, container, name)
+        check_type(content_type)
+        meta = check_meta(meta)
+        try:
+            hashes = blocks.check_hashmap(size, hashes)
+        except ValueError as exc:
+            raise errors.InvalidInput(str(exc)) from None
+        await self._require_container(account, container)
+        missing = await self.store.missing(hashes)
+        if missing:
+            raise errors.Conflict("Missing blocks", data={"missing": missing})
+        data = await self._new_map(size, hashes, content_type, meta, "")
+        serial = (await self._commit(account, muser, [_Write(container, name, data)]))[0]
+        return await self.get_object(account, container, name, serial)
+
+    async def delete_object(self, account: str, container: str, name: str, muser: str = "") -> int:
+        """Add a deleted marker (history stays) and release the object's size."""
+        self._check_object_args(account, container, name)
+        await self.get_object(account, container, name)
+        return (await self._commit(account, muser, [_Write(container, name, None)]))[0]
+
+    async def copy_object(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        dest_container: str,
+        dest_name: str,
+        version: int | None = None,
+        meta: dict[str, str] | None = None,
+        muser: str = "",
+    ) -> ObjectRecord:
+        """A new object on the same map and hash (no data moves) with a new UUID; every
+        metadata domain is copied, user metadata overlaid with ``meta``."""
+        self._check_object_args(account, dest_container, dest_name)
+        source = await self.get_object(account, container, name, version)
+        data = self._reuse(source, meta, keep_uuid=False)
+        write = _Write(dest_container, dest_name, data)
+        serial = (await self._commit(account, muser, [write]))[0]
+        return await self.get_object(account, dest_container, dest_name, serial)
+
+    async def move_object(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        dest_container: str,
+        dest_name: str,
+        meta: dict[str, str] | None = None,
+        muser: str = "",
+    ) -> ObjectRecord:
+        """Rename: the destination takes the source's map, hash and UUID; the source
+        gets a deleted marker, in the same transaction."""
+        self._check_object_args(account, dest_container, dest_name)
+        source = await self.get_object(account, container, name)
+        if (container, name) == (dest_container, dest_name):
+            return source
+        data = self._reuse(source, meta, keep_uuid=True)
+        writes = [_Write(dest_container, dest_name, data), _Write(container, name, None)]
+        serial = (await self._commit(account, muser, writes))[0]
+        return await self.get_object(account, dest_container, dest_name, serial)
+
+    # -- reading objects ------------------------------------------------------------------
+
+    async def get_object(
+        self, account: str, container: str, name: str, version: int | None = None
+    ) -> ObjectRecord:
+        """The current version, or version ``version`` (current or history)."""
+        self._check_object_args(account, container, name)
+        async with self.db.session() as s:
+            node = await self._node(s, _object_path(account, container, name))
+            row = None
+            if node is not None:
+                query = select(Version).where(Version.node_id == node.id)
+                if version is None:
+                    query = query.where(Version.cluster == CURRENT)
+                else:
+                    query = query.where(
+                        Version.serial == version, Version.cluster.in_((CURRENT, HISTORY))
+                    )
+                row = await s.scalar(query.order_by(Version.serial.desc()).limit(1))
+            if row is None:
+                what = f" version {version}" if version is not None else ""
+                raise errors.NotFound(f"No object {container}/{name}{what}")
+            meta = await self._attributes(s, row.serial, USER_DOMAIN)
+        return _record(account, container, name, row, meta)
+
+    async def hashmap(self, record: ObjectRecord) -> list[str]:
+        try:
+            return await self.store.get_map(record.map_name)
+        except BlockMissing as exc:
+            raise errors.Unavailable(f"The map of {record.name!r} is missing") from exc
+
+    async def read(
+        self, record: ObjectRecord, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The bytes ``[start, end)`` of a version: blocks zero-padded, cut to the size."""
+        end = record.size if end is None else min(end, record.size)
+        if start < 0 or start > end:
+            raise errors.InvalidInput(f"Bad range {start}-{end} of {record.size} bytes")
+        if start == end:
+            return
+        hashes = await self.hashmap(record)
+        first, last = start // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
+        for batch in range(first, last + 1, BATCH_BLOCKS):
+            indexes = range(batch, min(batch + BATCH_BLOCKS, last + 1))
+            try:
+                found = await self.store.get_blocks([hashes[i] for i in indexes])
+            except BlockMissing as exc:
+                raise errors.Unavailable(f"Blocks of {record.name!r} are missing") from exc
+            for index, raw in zip(indexes, found, strict=True):
+                offset = index * BLOCK_SIZE
+                block = raw.ljust(min(BLOCK_SIZE, record.size - offset), b"\0")
+                yield block[max(start - offset, 0) : end - offset]
+
+    async def versions(
+        self, account: str, container: str, name: str
+    ) -> list[tuple[int, dt.datetime]]:
+        """``(serial, mtime)`` of the current and history versions, oldest first."""
+        self._check_object_args(account, container, name)
+        async with self.db.session() as s:
+            node = await self._node(s, _object_path(account, container, name))
+            if node is None:
+                raise errors.NotFound(f"No object {container}/{name}")
+            rows = (
+                await s.execute(
+                    select(Version.serial, Version.mtime)
+                    .where(Version.node_id == node.id, Version.cluster.in_((CURRENT, HISTORY)))
+                    .order_by(Version.serial)
+                )
+            ).all()
+        if not rows:
+            raise errors.NotFound(f"No object {container}/{name}")
+        return [(serial, mtime) for serial, mtime in rows]
+
+    async def list_objects(
+        self,
+        account: str,
+        container: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        marker: str | None = None,
+        limit: int = 10000,
+    ) -> list[ObjectRecord | Subdir]:
+        """Current objects by name (code point order), with virtual directories when a
+        delimiter is given (an object of the same name wins over its subdir)."""
+        check_account(account)
+        check_container_name(container)
+        if limit < 0:
+            raise errors.InvalidInput("A negative limit")
+        base = _container_path(account, container) + "/"
+        async with self.db.session() as s:
+            node = await self._container_node(s, account, container)
+            rows = (
+                await s.execute(
+                    select(Node.path, Version)
+                    .join(Version, Version.node_id == Node.id)
+                    .where(Node.parent_id == node.id, Version.cluster == CURRENT)
+                    .where(Node.path.startswith(base + prefix, autoescape=True))
+                )
+            ).all()
+        latest: dict[str, Version] = {}
+        for path, version in rows:
+            name = path[len(base) :]
+            if name not in latest or version.serial > latest[name].serial:
+                latest[name] = version
+        found: list[ObjectRecord | Subdir] = []
+        seen: set[str] = set()
+        for name in sorted(latest):
+            entry: ObjectRecord | Subdir
+            if delimiter:
+                cut = name.find(delimiter, len(prefix))
+                if cut >= 0:
+                    subdir = name[: cut + len(delimiter)]
+                    if subdir in seen or subdir in latest:
+                        continue
+                    seen.add(subdir)
+                    entry = Subdir(subdir)
+                else:
+                    entry = _record(account, container, name, latest[name], {})
+            else:
+                entry = _record(account, container, name, latest[name], {})
+            if marker is not None and entry.name <= marker:
+                continue
+            found.append(entry)
+            if len(found) >= limit:
+                break
+        return found
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_object_args(self, account: str, container: str, name: str) -> None:
+        check_account(account)
+        check_container_name(container)
+        check_object_name(name)
+
+    async def _node(self, s: AsyncSession, path: str) -> Node | None:
+        return await s.scalar(select(Node).where(Node.path == path))
+
+    async def _container_node(self, s: AsyncSession, account: str, name: str) -> Node:
+        node = await self._node(s, _container_path(account, name))
+        if node is None:
+            raise errors.NotFound(f"No container {name!r}")
+        return node
+
+    async def _require_container(self, account: str, container: str) -> None:
+        async with self.db.session() as s:
+            await self._container_node(s, account, container)
+
+    async def _container_stats(
+        self, s: AsyncSession, node_id: int
+    ) -> tuple[int, int, dt.datetime | None]:
+        """Object count and bytes of current versions, and the last change (any cluster)."""
+        count, size = (
+            await s.execute(
+                select(func.count(Version.serial), func.coalesce(func.sum(Version.size), 0))
+                .join(Node, Node.id == Version.node_id)
+                .where(Node.parent_id == node_id, Version.cluster == CURRENT)
+            )
+        ).one()
+        mtime = await s.scalar(
+            select(func.max(Version.mtime))
+            .join(Node, Node.id == Version.node_id)
+            .where(Node.parent_id == node_id)
+        )
+        return int(count), int(size), mtime
+
+    async def _attributes(self, s: AsyncSession, serial: int, domain: str) -> dict[str, str]:
+        rows = await s.execute(
+            select(Attribute.key, Attribute.value).where(
+                Attribute.serial == serial, Attribute.domain == domain
+            )
+        )
+        return {key: value for key, value in rows}
+
+    async def _store_blocks(self, data: bytes) -> list[str]:
+        return await self.store.put_blocks([bytes(b) for b in blocks.split(data)])
+
+    async def _new_map(
+        self, size: int, hashes: list[str], content_type: str, meta: dict[str, str], md5: str
+    ) -> _Data:
+        """Store the map under a name never used before (a crash leaves it as garbage)."""
+        map_name = secrets.token_hex(16)
+        await self.store.put_map(map_name, hashes)
+        return _Data(size, content_type, blocks.merkle(hashes), md5, map_name, None, meta)
+
+    def _reuse(self, source: ObjectRecord, meta: dict[str, str] | None, keep_uuid: bool) -> _Data:
+        merged = dict(source.meta)
+        merged.update(check_meta(meta))
+        return _Data(
+            size=source.size,
+            type=source.type,
+            hash=source.hash,
+            checksum=source.checksum,
+            map_name=source.map_name,
+            uuid=source.uuid if keep_uuid else None,
+            meta=check_meta(merged),
+            source_serial=source.serial,
+        )
+
+    async def _plan(
+        self, s: AsyncSession, account: str, writes: list[_Write]
+    ) -> tuple[dict[str, int], dict[tuple[str, str], int | None]]:
+        """Per project, the quota change of ``writes``; and the current serial each
+        write replaces (the commit checks they did not move meanwhile)."""
+        deltas: dict[str, int] = {}
+        container_deltas: dict[str, int] = {}
+        current: dict[tuple[str, str], int | None] = {}
+        policies: dict[str, tuple[Node, Policy]] = {}
+        for write in writes:
+            if write.container not in policies:
+                node = await self._container_node(s, account, write.container)
+                policy = await s.get(Policy, node.id)
+                assert policy is not None
+                policies[write.container] = (node, policy)
+            old = await self._current(s, _object_path(account, write.container, write.name))
+            current[(write.container, write.name)] = old.serial if old else None
+            change = (write.data.size if write.data else 0) - (old.size if old else 0)
+            project = policies[write.container][1].project
+            deltas[project] = deltas.get(project, 0) + change
+            container_deltas[write.container] = container_deltas.get(write.container, 0) + change
+        for container, change in container_deltas.items():
+            node, policy = policies[container]
+            if policy.quota and change > 0:
+                _, used, _ = await self._container_stats(s, node.id)
+                if used + change > policy.quota:
+                    raise errors.OverQuota(
+                        f"Container {container!r} quota exceeded",
+                        data={"limit": policy.quota, "usage": used, "requested": change},
+                    )
+        return deltas, current
+
+    async def _current(self, s: AsyncSession, path: str) -> Version | None:
+        return await s.scalar(
+            select(Version)
+            .join(Node, Node.id == Version.node_id)
+            .where(Node.path == path, Version.cluster == CURRENT)
+            .order_by(Version.serial.desc())
+            .limit(1)
+        )
+
+    async def _commit(self, account: str, muser: str, writes: list[_Write]) -> list[int]:
+        """One transaction for all ``writes``, with the quota serial of their total
+        size change; retried when a concurrent write moved a current version."""
+        for _ in range(COMMIT_ATTEMPTS):
+            try:
+                return await self._commit_once(account, muser, writes)
+            except _Raced:
+                continue
+        raise errors.Conflict("The object changed concurrently; try again")
+
+    async def _commit_once(self, account: str, muser: str, writes: list[_Write]) -> list[int]:
+        async with self.db.session() as s:
+            deltas, expected = await self._plan(s, account, writes)
+        provisions: list[Charge] = []
+        for project, delta in sorted(deltas.items()):
+            if delta:
+                provisions += charge(account, project, RESOURCE, delta)
+        async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
+            if provisions:
+                await settlement.issue(provisions, name=f"pithos {account}")
+            async with settlement.transaction() as s:
+                serials = [await self._apply(s, account, muser, w, expected) for w in writes]
+        return serials
+
+    async def _apply(
+        self,
+        s: AsyncSession,
+        account: str,
+        muser: str,
+        write: _Write,
+        expected: dict[tuple[str, str], int | None],
+    ) -> int:
+        container = await self._container_node(s, account, write.container)
+        policy = await s.get(Policy, container.id, with_for_update=True)
+        assert policy is not None
+        path = _object_path(account, write.container, write.name)
+        node = await self._node(s, path)
+        if node is None:
+            node = Node(path=path, parent_id=container.id)
+            s.add(node)
+            await s.flush()
+        old = await self._current(s, path)
+        if (old.serial if old else None) != expected[(write.container, write.name)]:
+            raise _Raced()
+        now = utcnow()
+        data = write.data
+        if data is None:
+            version = Version(
+                node_id=node.id,
+                size=0,
+                type="",
+                hash=EMPTY_HASH,
+                checksum="",
+                map_name="",
+                uuid=old.uuid if old else uuid.uuid4(),
+                mtime=now,
+                muser=muser,
+                cluster=DELETED,
+            )
+        else:
+            version = Version(
+                node_id=node.id,
+                size=data.size,
+                type=data.type,
+                hash=data.hash,
+                checksum=data.checksum,
+                map_name=data.map_name,
+                uuid=data.uuid or uuid.uuid4(),
+                mtime=now,
+                muser=muser,
+                cluster=CURRENT,
+            )
+        s.add(version)
+        await s.flush()
+        if data is not None:
+            await self._write_attributes(s, version.serial, data, old)
+        if old is not None:
+            if policy.versioning == "none":
+                await s.execute(delete(Attribute).where(Attribute.serial == old.serial))
+                await s.execute(delete(Version).where(Version.serial == old.serial))
+            else:
+                old.cluster = HISTORY
+        return version.serial
+
+    async def _write_attributes(
+        self, s: AsyncSession, serial: int, data: _Data, old: Version | None
+    ) -> None:
+        """Other domains carry forward from the source (copies) or the replaced version
+        (new data); user metadata is replaced by what the write gives."""
+        origin = data.source_serial or (old.serial if old else None)
+        values: dict[tuple[str, str], str] = {}
+        if origin is not None:
+            rows = await s.execute(
+                select(Attribute.domain, Attribute.key, Attribute.value).where(
+                    Attribute.serial == origin
+                )
+            )
+            for domain, key, value in rows:
+                if domain != USER_DOMAIN or data.meta is None:
+                    values[(domain, key)] = value
+        for key, value in (data.meta or {}).items():
+            values[(USER_DOMAIN, key)] = value
+        for (domain, key), value in values.items():
+            s.add(Attribute(serial=serial, domain=domain, key=key, value=value))
+
+
+def _record(
+    account: str, container: str, name: str, row: Version, meta: dict[str, str]
+) -> ObjectRecord:
+    return ObjectRecord(
+        account=account,
+        container=container,
+        name=name,
+        serial=row.serial,
+        size=row.size,
+        type=row.type,
+        hash=row.hash,
+        checksum=row.checksum,
+        map_name=row.map_name,
+        uuid=row.uuid,
+        mtime=row.mtime,
+        muser=row.muser,
+        cluster=row.cluster,
+        meta=meta,
+    )

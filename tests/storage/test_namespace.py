@@ -1,0 +1,259 @@
+"""The storage namespace on both databases, over a FileStore under the test's data dir."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from nefos.core import errors
+from nefos.core.engines import Engines
+from nefos.quotas.service import Quotas, project_holder, user_holder
+from nefos.storage import blocks
+from nefos.storage.blocks import BLOCK_SIZE
+from nefos.storage.service import Namespace, ObjectRecord, Subdir
+
+RESOURCE = "pithos.diskspace"
+
+
+@pytest.fixture
+def ns(engines: Engines) -> Namespace:
+    return engines.storage
+
+
+@pytest.fixture
+async def account(engines: Engines) -> str:
+    user, _ = await engines.identity.create_user(f"s-{uuid.uuid4().hex[:6]}@example.org")
+    return str(user.id)
+
+
+async def stream(data: bytes, piece: int = 1 << 20) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), piece):
+        yield data[start : start + piece]
+
+
+async def body(ns: Namespace, record: ObjectRecord, start: int = 0, end: int | None = None):
+    return b"".join([chunk async for chunk in ns.read(record, start, end)])
+
+
+async def usage(quotas: Quotas, account: str) -> int:
+    (holding,) = [
+        h
+        for h in await quotas.holdings([user_holder(account)])
+        if h.resource == RESOURCE and h.source == project_holder(account)
+    ]
+    assert holding.usage_min == holding.usage_max  # nothing left pending
+    return holding.usage_min
+
+
+BIG = (
+    os.urandom(BLOCK_SIZE)  # a full block
+    + bytes(BLOCK_SIZE)  # an all-zero block, never stored
+    + os.urandom(1000)
+    + bytes(BLOCK_SIZE - 1000)  # a block with trailing zeros
+    + b"tail"  # a short last block
+)
+
+
+async def test_round_trip_and_ranges(ns: Namespace, account: str):
+    assert await ns.create_container(account, "c") is True
+    assert await ns.create_container(account, "c") is False
+    record = await ns.put_object(account, "c", "big", stream(BIG), "application/x-big", {"k": "v"})
+    assert record.size == len(BIG)
+    assert record.hash == blocks.merkle(blocks.hashmap(BIG))
+    assert await ns.hashmap(record) == blocks.hashmap(BIG)
+    got = await ns.get_object(account, "c", "big")
+    assert got.meta == {"k": "v"} and got.type == "application/x-big"
+    assert await body(ns, got) == BIG
+    for start, end in [(0, 1), (BLOCK_SIZE - 3, BLOCK_SIZE + 5), (len(BIG) - 7, None), (5, 5)]:
+        assert await body(ns, got, start, end) == BIG[start:end]
+    # the all-zero block is not stored; the others are, once
+    assert len(await ns.store.block_names()) == 3
+    with pytest.raises(errors.InvalidInput):
+        await body(ns, got, 10, 5)
+
+
+async def test_empty_object(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    record = await ns.put_object(account, "c", "empty", stream(b""))
+    assert (record.size, record.hash) == (0, blocks.EMPTY_HASH)
+    assert await body(ns, record) == b""
+    assert await ns.hashmap(record) == [blocks.EMPTY_HASH]
+
+
+async def test_same_data_is_stored_once(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    data = os.urandom(BLOCK_SIZE + 10)
+    for i in range(10):
+        await ns.put_object(account, "c", f"copy{i}", stream(data))
+    assert len(await ns.store.block_names()) == 2
+    assert len(await ns.list_objects(account, "c")) == 10
+    (info,) = await ns.list_containers(account)
+    assert (info.name, info.count, info.bytes) == ("c", 10, 10 * len(data))
+
+
+async def test_hashmap_put_lists_missing_blocks(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    data = os.urandom(2 * BLOCK_SIZE) + bytes(BLOCK_SIZE) + b"end"
+    parts = [bytes(p) for p in blocks.split(data)]
+    hashes = blocks.hashmap(data)
+    await ns.store.put_blocks([parts[1]])
+    with pytest.raises(errors.Conflict) as caught:
+        await ns.put_hashmap(account, "c", "h", len(data), hashes)
+    assert caught.value.data == {"missing": [hashes[0], hashes[3]]}
+    with pytest.raises(errors.NotFound):
+        await ns.get_object(account, "c", "h")
+    with pytest.raises(errors.InvalidInput):
+        await ns.put_hashmap(account, "c", "h", len(data), hashes[:2])
+    await ns.store.put_blocks([parts[0], parts[3]])
+    record = await ns.put_hashmap(account, "c", "h", len(data), hashes, "text/plain")
+    assert record.hash == blocks.merkle(hashes) and record.checksum == ""
+    assert await body(ns, record) == data
+
+
+async def test_versions_history_and_deleted_marker(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    first = await ns.put_object(account, "c", "o", stream(b"one"), meta={"a": "1"})
+    second = await ns.put_object(account, "c", "o", stream(b"two!"))
+    assert second.serial > first.serial and second.uuid != first.uuid
+    assert await body(ns, await ns.get_object(account, "c", "o")) == b"two!"
+    old = await ns.get_object(account, "c", "o", version=first.serial)
+    assert old.meta == {"a": "1"} and await body(ns, old) == b"one"
+    assert [s for s, _ in await ns.versions(account, "c", "o")] == [first.serial, second.serial]
+    marker = await ns.delete_object(account, "c", "o")
+    assert marker > second.serial
+    with pytest.raises(errors.NotFound):
+        await ns.get_object(account, "c", "o")
+    with pytest.raises(errors.NotFound):
+        await ns.get_object(account, "c", "o", version=marker)
+    assert await body(ns, await ns.get_object(account, "c", "o", first.serial)) == b"one"
+    assert await ns.list_objects(account, "c") == []
+    with pytest.raises(errors.NotFound):
+        await ns.delete_object(account, "c", "o")
+
+
+async def test_versioning_none_replaces(ns: Namespace, account: str):
+    await ns.create_container(account, "c", {"versioning": "none"})
+    first = await ns.put_object(account, "c", "o", stream(b"one"))
+    second = await ns.put_object(account, "c", "o", stream(b"two"))
+    assert [s for s, _ in await ns.versions(account, "c", "o")] == [second.serial]
+    with pytest.raises(errors.NotFound):
+        await ns.get_object(account, "c", "o", version=first.serial)
+
+
+async def test_copy_and_move_share_the_map(ns: Namespace, account: str, engines: Engines):
+    await ns.create_container(account, "a")
+    await ns.create_container(account, "b")
+    data = os.urandom(BLOCK_SIZE + 1)
+    source = await ns.put_object(account, "a", "src", stream(data), meta={"m": "1"})
+    stored = await ns.store.block_names()
+    copy = await ns.copy_object(account, "a", "src", "b", "dup", meta={"n": "2"})
+    assert copy.uuid != source.uuid
+    assert (copy.hash, copy.map_name, copy.size) == (source.hash, source.map_name, source.size)
+    assert copy.meta == {"m": "1", "n": "2"}
+    assert await usage(engines.quotas, account) == 2 * len(data)
+    moved = await ns.move_object(account, "b", "dup", "b", "dir/renamed")
+    assert (moved.uuid, moved.hash) == (copy.uuid, copy.hash)
+    with pytest.raises(errors.NotFound):
+        await ns.get_object(account, "b", "dup")
+    assert await body(ns, moved) == data
+    assert await ns.store.block_names() == stored
+    assert await usage(engines.quotas, account) == 2 * len(data)
+
+
+async def test_quota_charged_and_released(ns: Namespace, account: str, engines: Engines):
+    await ns.create_container(account, "c")
+    assert await usage(engines.quotas, account) == 0
+    await ns.put_object(account, "c", "o", stream(b"x" * 1000))
+    assert await usage(engines.quotas, account) == 1000
+    await ns.put_object(account, "c", "o", stream(b"x" * 300))
+    assert await usage(engines.quotas, account) == 300
+    await ns.put_object(account, "c", "p", stream(b"y" * 50))
+    await ns.delete_object(account, "c", "o")
+    assert await usage(engines.quotas, account) == 50
+
+
+async def test_over_quota_writes_nothing_visible(ns: Namespace, account: str, engines: Engines):
+    await engines.quotas.set_base_quota(uuid.UUID(account), RESOURCE, 100)
+    await ns.create_container(account, "c")
+    await ns.put_object(account, "c", "small", stream(b"s" * 60))
+    with pytest.raises(errors.OverQuota):
+        await ns.put_object(account, "c", "big", stream(b"b" * 50))
+    with pytest.raises(errors.NotFound):
+        await ns.get_object(account, "c", "big")
+    assert [o.name for o in await ns.list_objects(account, "c")] == ["small"]
+    assert await usage(engines.quotas, account) == 60
+    await ns.create_container(account, "capped", {"quota": 10})
+    with pytest.raises(errors.OverQuota):
+        await ns.put_object(account, "capped", "o", stream(b"c" * 11))
+    assert await ns.list_objects(account, "capped") == []
+
+
+@pytest.mark.parametrize(
+    "container,name",
+    [
+        ("c", "a/../b"),
+        ("c", "./x"),
+        ("c", "x" * 1025),
+        ("c", "nul\0"),
+        ("c", "bad\udc80utf8"),
+        ("x" * 257, "o"),
+        ("a/b", "o"),
+        ("..", "o"),
+    ],
+)
+async def test_bad_names_are_refused(ns: Namespace, account: str, container: str, name: str):
+    await ns.create_container(account, "c")
+    with pytest.raises(errors.InvalidInput):
+        await ns.put_object(account, container, name, stream(b"data"))
+    assert await ns.list_objects(account, "c") == []
+    assert await ns.store.block_names() == []
+    assert [c.name for c in await ns.list_containers(account)] == ["c"]
+
+
+async def test_long_names_within_limits(ns: Namespace, account: str):
+    container, name = "c" * 256, "o" * 1024
+    await ns.create_container(account, container)
+    await ns.put_object(account, container, name, stream(b"ok"))
+    assert await body(ns, await ns.get_object(account, container, name)) == b"ok"
+
+
+async def test_listing_prefix_delimiter_marker(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    for name in ["a", "d/1", "d/2", "d", "e/x/y", "f%_", "g"]:
+        await ns.put_object(account, "c", name, stream(name.encode()))
+
+    def names(items: list[ObjectRecord | Subdir]) -> list[str]:
+        return [item.name for item in items]
+
+    everything = await ns.list_objects(account, "c")
+    assert names(everything) == ["a", "d", "d/1", "d/2", "e/x/y", "f%_", "g"]
+    top = await ns.list_objects(account, "c", delimiter="/")
+    assert [(type(i).__name__, i.name) for i in top] == [
+        ("ObjectRecord", "a"),
+        ("ObjectRecord", "d"),
+        ("Subdir", "d/"),
+        ("Subdir", "e/"),
+        ("ObjectRecord", "f%_"),
+        ("ObjectRecord", "g"),
+    ]
+    assert names(await ns.list_objects(account, "c", prefix="d/", delimiter="/")) == ["d/1", "d/2"]
+    assert names(await ns.list_objects(account, "c", prefix="f%")) == ["f%_"]
+    assert names(await ns.list_objects(account, "c", prefix="e/", delimiter="/")) == ["e/x/"]
+    assert names(await ns.list_objects(account, "c", marker="d/1", limit=2)) == ["d/2", "e/x/y"]
+
+
+async def test_delete_container(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    await ns.put_object(account, "c", "o", stream(b"data"))
+    with pytest.raises(errors.Conflict):
+        await ns.delete_container(account, "c")
+    await ns.delete_object(account, "c", "o")
+    await ns.delete_container(account, "c")
+    assert await ns.list_containers(account) == []
+    with pytest.raises(errors.NotFound):
+        await ns.put_object(account, "c", "o", stream(b"data"))
+    with pytest.raises(errors.NotFound):
+        await ns.delete_container(account, "c")
