@@ -313,10 +313,7 @@ class Namespace:
         muser: str = "",
     ) -> ObjectRecord:
         """Store a stream as the new current version, a few blocks at a time."""
-        self._check_object_args(account, container, name)
-        check_type(content_type)
-        meta = check_meta(meta)
-        await self._require_container(account, container)
+        meta = await self._check_write(account, container, name, content_type, meta)
         hashes: list[str] = []
         md5 = hashlib.md5(usedforsecurity=False)
         size = 0
@@ -333,6 +330,26 @@ class Namespace:
             hashes += await self._store_blocks(bytes(buffer))
         hashes = hashes or [EMPTY_HASH]
         data = await self._new_map(size, hashes, content_type, meta, md5.hexdigest())
+        return await self._commit_new(account, container, name, muser, data)
+
+    async def _check_write(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        content_type: str,
+        meta: dict[str, str] | None,
+    ) -> dict[str, str]:
+        """What every new object is checked for before any block is stored."""
+        self._check_object_args(account, container, name)
+        check_type(content_type)
+        checked = check_meta(meta)
+        await self._require_container(account, container)
+        return checked
+
+    async def _commit_new(
+        self, account: str, container: str, name: str, muser: str, data: _Data
+    ) -> ObjectRecord:
         serial = (await self._commit(account, muser, [_Write(container, name, data)]))[0]
         return await self.get_object(account, container, name, serial)
 
@@ -349,20 +366,16 @@ class Namespace:
     ) -> ObjectRecord:
         """Commit an object from blocks already stored; Conflict with ``data["missing"]``
         (the hashes to upload, in order) when the store lacks some."""
-        self._check_object_args(account, container, name)
-        check_type(content_type)
-        meta = check_meta(meta)
         try:
             hashes = blocks.check_hashmap(size, hashes)
         except ValueError as exc:
             raise errors.InvalidInput(str(exc)) from None
-        await self._require_container(account, container)
+        meta = await self._check_write(account, container, name, content_type, meta)
         missing = await self.store.missing(hashes)
         if missing:
             raise errors.Conflict("Missing blocks", data={"missing": missing})
         data = await self._new_map(size, hashes, content_type, meta, "")
-        serial = (await self._commit(account, muser, [_Write(container, name, data)]))[0]
-        return await self.get_object(account, container, name, serial)
+        return await self._commit_new(account, container, name, muser, data)
 
     async def delete_object(self, account: str, container: str, name: str, muser: str = "") -> int:
         """Add a deleted marker (history stays) and release the object's size."""
