@@ -21,13 +21,14 @@ from nefos.core import errors, versions
 from nefos.core.body import describe_validation
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.engines import Engines
-from nefos.core.faults import ERROR_FOR_STATUS, FaultRouter, keystone_fault
+from nefos.core.faults import ERROR_FOR_STATUS, FaultRouter, keystone_fault, swift_fault
 from nefos.core.middleware import Authentication, RequestId, RequestLimits
 from nefos.identity import api as identity_api
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
 from nefos.quotas import api as quotas_api
 from nefos.quotas import projects_api
+from nefos.storage import api as storage_api
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
 STREAMING_PREFIXES = ("/object-store/", "/image/v2/images/", "/image/v1/images")
@@ -38,6 +39,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     engines = engines or Engines(settings)
     faults = FaultRouter()
     faults.register("/identity/v3", keystone_fault)
+    faults.register(storage_api.PREFIX, swift_fault)
+    faults.register(storage_api.PUBLIC_PREFIX + "/", swift_fault)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,6 +92,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         return response
 
     # Routes are matched in order: the busiest first, the version documents last.
+    app.include_router(storage_api.router)
     app.include_router(identity_api.v3)
     app.include_router(identity_api.v2)
     app.include_router(identity_api.account)

@@ -12,6 +12,10 @@ table (``nefos.core.faults``). Nothing here knows HTTP.
     ├── Conflict            the thing's state forbids it now
     ├── TooLarge            a body, header or value beyond a configured limit
     ├── OverQuota           a quota would be exceeded
+    ├── LengthRequired      a data body without a length or chunked encoding
+    ├── PreconditionFailed  a conditional request's condition is false
+    ├── RangeNotSatisfiable no requested byte range lies inside the data
+    ├── ChecksumMismatch    the data does not match the checksum the caller gave
     ├── UnsupportedMedia    a body in a format the API does not take
     ├── NotImplementedYet   a valid request for something nefos does not do
     └── Unavailable         a backend or engine cannot serve it now
@@ -23,11 +27,18 @@ from typing import Any
 
 
 class NefosError(Exception):
-    def __init__(self, message: str, details: str = "", data: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        details: str = "",
+        data: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.details = details
         self.data = data
+        self.headers = headers  # protocol headers the reply needs (e.g. Content-Range)
 
 
 class InvalidInput(NefosError): ...
@@ -52,6 +63,18 @@ class TooLarge(NefosError): ...
 
 
 class OverQuota(NefosError): ...
+
+
+class LengthRequired(NefosError): ...
+
+
+class PreconditionFailed(NefosError): ...
+
+
+class RangeNotSatisfiable(NefosError): ...
+
+
+class ChecksumMismatch(NefosError): ...
 
 
 class UnsupportedMedia(NefosError): ...

@@ -25,6 +25,10 @@ STATUS: dict[type[errors.NefosError], int] = {
     errors.Conflict: 409,
     errors.TooLarge: 413,
     errors.OverQuota: 413,
+    errors.LengthRequired: 411,
+    errors.PreconditionFailed: 412,
+    errors.RangeNotSatisfiable: 416,
+    errors.ChecksumMismatch: 422,
     errors.UnsupportedMedia: 415,
     errors.NotImplementedYet: 501,
     errors.Unavailable: 503,
@@ -37,7 +41,11 @@ ERROR_FOR_STATUS: dict[int, type[errors.NefosError]] = {
     404: errors.NotFound,
     405: errors.NotAllowedMethod,
     409: errors.Conflict,
+    411: errors.LengthRequired,
+    412: errors.PreconditionFailed,
     413: errors.TooLarge,
+    416: errors.RangeNotSatisfiable,
+    422: errors.ChecksumMismatch,
     415: errors.UnsupportedMedia,
     501: errors.NotImplementedYet,
     503: errors.Unavailable,
@@ -81,6 +89,14 @@ def synnefo_fault(status: int, error: errors.NefosError) -> Response:
     if error.data is not None:
         body["data"] = error.data
     return json_response({name: body}, status)
+
+
+def swift_fault(status: int, error: errors.NefosError) -> Response:
+    """The object store's (Swift's and Pithos's) shape: the message as plain text; a
+    409 with data (the missing blocks of a hashmap PUT) carries that data as JSON."""
+    if error.data and "missing" in error.data:
+        return json_response(error.data["missing"], status)
+    return Response(error.message + "\n", status, error.headers, media_type="text/plain")
 
 
 def keystone_fault(status: int, error: errors.NefosError) -> Response:

@@ -81,3 +81,46 @@ class Policy(Base):
     quota: Mapped[int] = mapped_column(BigInteger, default=0)
     versioning: Mapped[str] = mapped_column(String(8), default="auto")
     project: Mapped[str] = mapped_column(String(36))
+
+
+class NodeMeta(Base):
+    """User metadata of an account or container node (objects keep theirs per version)."""
+
+    __tablename__ = "pithos_node_meta"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("pithos_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), default="")
+
+
+class GroupMember(Base):
+    """An account's user groups (``X-Account-Group-<name>``), named in sharing lists as
+    ``<account>:<group>``."""
+
+    __tablename__ = "pithos_groups"
+
+    account: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    member: Mapped[str] = mapped_column(String(256), primary_key=True)
+
+
+class Permission(Base):
+    """Who may read or write a path and everything below it (the nearest path with
+    permissions wins). They belong to the path, not to a version."""
+
+    __tablename__ = "pithos_permissions"
+
+    path: Mapped[str] = mapped_column(String(MAX_PATH), primary_key=True)
+    access: Mapped[str] = mapped_column(String(8), primary_key=True)  # read | write
+    subject: Mapped[str] = mapped_column(String(256), primary_key=True)
+
+
+class PublicLink(Base):
+    """An object published at ``/public/<token>``."""
+
+    __tablename__ = "pithos_public"
+
+    path: Mapped[str] = mapped_column(String(MAX_PATH), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)

@@ -1,0 +1,1440 @@
+"""The object-store API: OpenStack Swift's, with Pithos's extensions (spec §1).
+
+``/object-store/v1/<account>[/<container>[/<object>]]``; the account is the owner's
+UUID. Names come from the raw request path, so bytes that are not UTF-8 or a ``%00`` are
+refused rather than silently replaced. Errors are plain text with the spec's status
+codes (``faults.swift_fault``). Owners may do anything in their account; other users
+only what sharing grants them (read or write below a shared path), and are told 403,
+never whether something exists, when it grants nothing.
+
+Swift and Pithos differ in two places; we take the one that keeps both kinds of client
+working: account and container POST merge metadata (Swift; kamaki always sends
+``update``, which merges too), object POST replaces user metadata unless ``update`` is
+given (both). The ETag is the MD5 of the data when the server saw the data (Swift
+clients verify it), else the Merkle hash (hashmap uploads); ``X-Object-Hash`` is always
+the Merkle hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import mimetypes
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from nefos.core import errors
+from nefos.core.auth import Credentials
+from nefos.core.faults import json_response
+from nefos.storage import http, sharing
+from nefos.storage.blocks import BLOCK_SIZE, split
+from nefos.storage.service import (
+    ContainerInfo,
+    Namespace,
+    ObjectRecord,
+    Subdir,
+    check_container_name,
+    check_object_name,
+)
+
+PREFIX = "/object-store/v1"
+PUBLIC_PREFIX = "/public"
+HASH_ALGORITHM = "sha256"
+LISTING_LIMIT = 10000
+MAX_FILE_SIZE = 5 * 1024**3 + 2  # Swift's single-upload bound
+MAX_META_HEADERS = 90
+MAX_HASHMAP_BODY = 64 << 20
+MAX_MANIFEST_BODY = 8 << 20
+MAX_SLO_SEGMENTS = 1000
+MAX_BULK_DELETES = 10000
+DIRECTORY_TYPE = "application/directory"
+OBJECT_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "MOVE"]
+
+# System headers kept with an object's user metadata, under keys no header can spell.
+ENCODING, DISPOSITION, MANIFEST = ":content-encoding", ":content-disposition", ":manifest"
+SLO, SLO_BYTES, SLO_ETAG = ":slo", ":slo-bytes", ":slo-etag"
+SYSTEM_HEADERS = {
+    "content-encoding": ENCODING,
+    "content-disposition": DISPOSITION,
+    "x-object-manifest": MANIFEST,
+}
+
+router = APIRouter()
+
+
+# -- the call --------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One request, parsed: who calls, on what, with which parameters."""
+
+    request: Request
+    storage: Namespace
+    credentials: Credentials | None
+    account: str
+    container: str | None
+    name: str | None
+
+    @property
+    def user(self) -> str:
+        if self.credentials is None:
+            raise self.request.scope.get("nefos.auth_error") or errors.NotAuthenticated(
+                "Authentication required: pass a valid token in X-Auth-Token"
+            )
+        return str(self.credentials.user_id)
+
+    @property
+    def owner(self) -> bool:
+        return self.user == self.account
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        return self.request.query_params
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers
+
+    def require_owner(self) -> None:
+        if not self.owner:
+            raise errors.PermissionDenied("Only the account's owner may do this")
+
+    def base_url(self) -> str:
+        return self.request.app.state.settings.base_url
+
+
+def _split_path(request: Request) -> tuple[str, str | None, str | None]:
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").split("?", 1)[0][len(PREFIX) + 1 :]
+    account, _, rest = path.partition("/")
+    container, _, name = rest.partition("/")
+    return (
+        http.decode_segment(account, "Account"),
+        http.decode_segment(container, "Container name") if container else None,
+        http.decode_segment(name, "Object name") if name else None,
+    )
+
+
+@router.api_route(PREFIX, methods=["GET", "HEAD"])
+@router.api_route(PREFIX + "/", methods=["GET", "HEAD"])
+async def root(request: Request) -> Response:
+    """TempAuth-style login (``X-Auth-User``/``X-Auth-Key`` = e-mail or UUID / API
+    token or password), or, with a token, the accounts that share with the caller."""
+    user = request.headers.get("x-auth-user") or request.headers.get("x-storage-user")
+    key = request.headers.get("x-auth-key") or request.headers.get("x-storage-pass")
+    identity = request.app.state.identity
+    settings = request.app.state.settings
+    if user is not None or key is not None:
+        if not user or not key:
+            raise errors.NotAuthenticated("Give both X-Auth-User and X-Auth-Key")
+        found = await identity.password_login(user.split(":")[-1], key)
+        try:
+            credentials = await identity.authenticate(key)
+            token = key
+        except errors.NotAuthenticated:
+            issued = await identity.issue_token(found, methods=("password",))
+            token, credentials = issued.token, await identity.authenticate(issued.token)
+        storage_url = f"{settings.endpoint('object-store', PREFIX)}/{found.id}"
+        seconds = int((credentials.expires_at - dt.datetime.now(dt.UTC)).total_seconds())
+        return Response(
+            status_code=200,
+            headers={
+                "X-Storage-Url": storage_url,
+                "X-Auth-Token": token,
+                "X-Storage-Token": token,
+                "X-Auth-Token-Expires": str(max(seconds, 0)),
+            },
+        )
+    credentials = request.scope.get("nefos.credentials")
+    if credentials is None:
+        raise request.scope.get("nefos.auth_error") or errors.NotAuthenticated(
+            "Authentication required"
+        )
+    storage: Namespace = request.app.state.engines.storage
+    accounts = await storage.shared_with(str(credentials.user_id))
+    items = [{"name": name, "last_modified": http.iso(mtime)} for name, mtime in accounts]
+    return _listing(request, "accounts", "", items, [name for name, _ in accounts])
+
+
+@router.api_route(PREFIX + "/{rest:path}", methods=[*OBJECT_METHODS, "OPTIONS"])
+async def dispatch(request: Request) -> Response:
+    account, container, name = _split_path(request)
+    call = Call(
+        request=request,
+        storage=request.app.state.engines.storage,
+        credentials=request.scope.get("nefos.credentials"),
+        account=account,
+        container=container,
+        name=name,
+    )
+    call.user  # noqa: B018 -- every object-store call needs a caller
+    if name is not None:
+        check_object_name(name)
+        handlers = OBJECT
+    elif container is not None:
+        check_container_name(container)
+        handlers = CONTAINER
+    else:
+        handlers = ACCOUNT
+    handler = handlers.get(request.method)
+    if handler is None:
+        raise errors.NotAllowedMethod(f"{request.method} is not allowed here")
+    return await handler(call)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _meta_headers(call: Call, prefix: str) -> tuple[dict[str, str], list[str]]:
+    """User metadata from ``<prefix>-Meta-*`` and the keys of ``X-Remove-*-Meta-*``."""
+    meta: dict[str, str] = {}
+    removed: list[str] = []
+    count = 0
+    meta_prefix = f"{prefix}-meta-"
+    remove_prefix = f"x-remove-{prefix.removeprefix('x-')}-meta-"
+    for key, value in call.request.headers.items():
+        if key.startswith(meta_prefix):
+            count += 1
+            suffix = key[len(meta_prefix) :]
+            if not suffix:
+                raise errors.InvalidInput("A metadata header without a key")
+            meta[http.meta_key(suffix)] = http.header_text(value)
+        elif key.startswith(remove_prefix):
+            count += 1
+            removed.append(http.meta_key(key[len(remove_prefix) :]))
+    if count > MAX_META_HEADERS:
+        raise errors.InvalidInput(f"At most {MAX_META_HEADERS} metadata headers per request")
+    return meta, removed
+
+
+def _meta_out(prefix: str, meta: Mapping[str, str]) -> dict[str, str]:
+    return {
+        f"{prefix}-Meta-{key}": http.header_value(value)
+        for key, value in meta.items()
+        if not key.startswith(":")
+    }
+
+
+def _limit(call: Call) -> int:
+    raw = call.query.get("limit")
+    if raw is None or raw == "":
+        return LISTING_LIMIT
+    if not raw.isdigit():
+        raise errors.InvalidInput("limit is a whole number")
+    return min(int(raw), LISTING_LIMIT)
+
+
+def _listing(
+    request: Request,
+    root: str,
+    name: str,
+    items: list[dict[str, Any]],
+    names: list[str],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    fmt = http.listing_format(request.query_params, request.headers.get("accept"))
+    headers = headers or {}
+    if fmt == "json":
+        return json_response(items, 200, headers)
+    if fmt == "xml":
+        tag = {"accounts": "account", "account": "container", "container": "object"}[root]
+        body = http.xml_listing(root, name, items, tag)
+        return Response(body, 200, headers, media_type="application/xml; charset=utf-8")
+    if not names:
+        return Response(status_code=204, headers=headers)
+    body = ("\n".join(names) + "\n").encode()
+    return Response(body, 200, headers, media_type="text/plain; charset=utf-8")
+
+
+def _timestamp(moment: dt.datetime | None) -> dict[str, str]:
+    if moment is None:
+        return {}
+    return {"Last-Modified": http.http_date(moment), "X-Timestamp": http.epoch(moment)}
+
+
+# -- account ---------------------------------------------------------------------------
+
+
+async def account_head(call: Call) -> Response:
+    call.require_owner()
+    headers = await _account_headers(call)
+    modified = http.parse_http_date(headers.get("Last-Modified"))
+    if modified is not None and http.check_preconditions(call.headers, "", modified, True):
+        return Response(status_code=304, headers=headers)
+    return Response(status_code=204, headers=headers)
+
+
+async def _account_headers(call: Call) -> dict[str, str]:
+    info = await call.storage.account(call.account)
+    headers = {
+        "X-Account-Container-Count": str(info.containers),
+        "X-Account-Object-Count": str(info.objects),
+        "X-Account-Bytes-Used": str(info.bytes),
+        **_timestamp(info.last_modified),
+        **_meta_out("X-Account", info.meta),
+    }
+    for group, members in info.groups.items():
+        headers[f"X-Account-Group-{group}"] = ",".join(members)
+    return headers
+
+
+async def account_get(call: Call) -> Response:
+    if call.owner:
+        headers = await _account_headers(call)
+        containers = await call.storage.list_containers(call.account)
+        if "shared" in call.query or "public" in call.query:
+            wanted = set()
+            for container in containers:
+                if "shared" in call.query and await call.storage.shared_names(
+                    call.account, container.name
+                ):
+                    wanted.add(container.name)
+                if "public" in call.query and await call.storage.public_names(
+                    call.account, container.name
+                ):
+                    wanted.add(container.name)
+            containers = [c for c in containers if c.name in wanted]
+    else:
+        if "public" in call.query:
+            raise errors.PermissionDenied("Only the owner lists public objects")
+        headers = {}
+        containers = await call.storage.visible_containers(call.user, call.account)
+    prefix = call.query.get("prefix") or ""
+    marker = call.query.get("marker")
+    end_marker = call.query.get("end_marker")
+    selected = [
+        c
+        for c in containers
+        if c.name.startswith(prefix)
+        and (marker is None or c.name > marker)
+        and (end_marker is None or c.name < end_marker)
+    ][: _limit(call)]
+    items = [_container_item(c, call.owner) for c in selected]
+    return _listing(
+        call.request, "account", call.account, items, [c.name for c in selected], headers
+    )
+
+
+def _container_item(info: ContainerInfo, owner: bool) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "name": info.name,
+        "count": info.count,
+        "bytes": info.bytes,
+        "last_modified": http.iso(info.last_modified),
+    }
+    if owner:
+        item["x_container_policy"] = {
+            "quota": str(info.quota),
+            "versioning": info.versioning,
+            "project": info.project,
+        }
+    return item
+
+
+async def account_post(call: Call) -> Response:
+    call.require_owner()
+    if "bulk-delete" in call.query:
+        return await bulk_delete(call)
+    meta, removed = _meta_headers(call, "x-account")
+    for key in removed:
+        meta[key] = ""
+    groups: dict[str, list[str]] = {}
+    for key, value in call.headers.items():
+        if key.startswith("x-account-group-"):
+            name = key[len("x-account-group-") :].lower()
+            members = [m.strip() for m in http.header_text(value).split(",") if m.strip()]
+            groups[name] = members
+    await call.storage.set_account_meta(call.account, meta, groups)
+    return Response(status_code=202)
+
+
+async def bulk_delete(call: Call) -> Response:
+    """Swift's bulk middleware: a body of ``/container[/object]`` lines, URL-encoded."""
+    body = b""
+    async for chunk in call.request.stream():
+        body += chunk
+        if len(body) > MAX_MANIFEST_BODY:
+            raise errors.TooLarge("The bulk-delete body is too large")
+    lines = [line.strip() for line in body.decode("utf-8", "replace").splitlines()]
+    paths = [unquote(line) for line in lines if line]
+    if len(paths) > MAX_BULK_DELETES:
+        raise errors.InvalidInput(f"At most {MAX_BULK_DELETES} deletes per request")
+    deleted = not_found = 0
+    failures: list[list[str]] = []
+    objects = [p for p in paths if "/" in p.strip("/")]
+    containers = [p for p in paths if "/" not in p.strip("/")]
+    for path in [*objects, *containers]:  # objects first, so their containers empty
+        container, _, name = (
+            path.strip("/").partition("/") if path.startswith("/") else ("", "", "")
+        )
+        if not container:
+            failures.append([path, "400 Bad Request"])
+            continue
+        try:
+            if name:
+                await call.storage.delete_object(call.account, container, name, muser=call.user)
+            else:
+                await call.storage.delete_container(call.account, container)
+            deleted += 1
+        except errors.NotFound:
+            not_found += 1
+        except errors.Conflict:
+            failures.append([path, "409 Conflict"])
+        except errors.InvalidInput:
+            failures.append([path, "400 Bad Request"])
+    status = "400 Bad Request" if failures else "200 OK"
+    result = {
+        "Number Deleted": deleted,
+        "Number Not Found": not_found,
+        "Response Status": status,
+        "Response Body": "",
+        "Errors": failures,
+    }
+    if "json" in (call.headers.get("accept") or ""):
+        return json_response(result)
+    text = "".join(f"{key}: {value}\n" for key, value in result.items() if key != "Errors")
+    text += "Errors:\n" + "".join(f"{p}, {s}\n" for p, s in failures)
+    return Response(text, 200, media_type="text/plain")
+
+
+async def account_forbidden(call: Call) -> Response:
+    raise errors.PermissionDenied("Accounts are created and removed by the identity service")
+
+
+ACCOUNT: dict[str, Callable[[Call], Any]] = {
+    "HEAD": account_head,
+    "GET": account_get,
+    "POST": account_post,
+    "PUT": account_forbidden,
+    "DELETE": account_forbidden,
+}
+
+
+# -- container -------------------------------------------------------------------------
+
+
+async def _container_for(call: Call) -> tuple[ContainerInfo, Callable[[str], bool] | None]:
+    """The container, and for another user the names it may see (403 if none)."""
+    assert call.container is not None
+    if call.owner:
+        return await call.storage.container(call.account, call.container), None
+    visible = await call.storage.readable_filter(call.user, call.account, call.container)
+    listed = await call.storage.list_objects(call.account, call.container, visible=visible, limit=1)
+    if not listed:
+        raise errors.PermissionDenied("Nothing here is shared with you")
+    return await call.storage.container(call.account, call.container), visible
+
+
+def _container_headers(info: ContainerInfo, owner: bool) -> dict[str, str]:
+    headers = {
+        "X-Container-Object-Count": str(info.count),
+        "X-Container-Bytes-Used": str(info.bytes),
+        "X-Container-Block-Size": str(BLOCK_SIZE),
+        "X-Container-Block-Hash": HASH_ALGORITHM,
+        **_timestamp(info.last_modified),
+    }
+    if owner:
+        headers.update(
+            {
+                "X-Container-Policy-Quota": str(info.quota),
+                "X-Container-Policy-Versioning": info.versioning,
+                "X-Container-Policy-Project": info.project,
+                **_meta_out("X-Container", info.meta),
+            }
+        )
+    return headers
+
+
+async def container_head(call: Call) -> Response:
+    info, _ = await _container_for(call)
+    headers = _container_headers(info, call.owner)
+    if info.last_modified and http.check_preconditions(
+        call.headers, "", info.last_modified, reading=True
+    ):
+        return Response(status_code=304, headers=headers)
+    return Response(status_code=204, headers=headers)
+
+
+def _meta_filter(expression: str) -> Callable[[ObjectRecord], bool]:
+    """Spec §1.4 ``meta``: ``k``, ``!k``, ``k<op>v`` on user metadata, comma-joined."""
+    tests: list[Callable[[dict[str, str]], bool]] = []
+    operators: dict[str, Callable[[str, str], bool]] = {
+        "!=": lambda a, b: a != b,
+        "<=": lambda a, b: a <= b,
+        ">=": lambda a, b: a >= b,
+        "=": lambda a, b: a == b,
+        "<": lambda a, b: a < b,
+        ">": lambda a, b: a > b,
+    }
+    for term in (t.strip() for t in expression.split(",")):
+        if not term:
+            continue
+        if term.startswith("!"):
+            key = http.meta_key(term[1:])
+            tests.append(lambda meta, key=key: key not in meta)
+            continue
+        for symbol, compare in operators.items():
+            if symbol in term:
+                raw_key, _, value = term.partition(symbol)
+                key = http.meta_key(raw_key.strip())
+                tests.append(
+                    lambda meta, key=key, value=value.strip(), compare=compare: (
+                        key in meta and compare(meta[key], value)
+                    )
+                )
+                break
+        else:
+            key = http.meta_key(term)
+            tests.append(lambda meta, key=key: key in meta)
+    return lambda record: all(test(record.meta) for test in tests)
+
+
+async def container_get(call: Call) -> Response:
+    assert call.container is not None
+    info, visible = await _container_for(call)
+    headers = _container_headers(info, call.owner)
+    prefix = call.query.get("prefix") or ""
+    delimiter = call.query.get("delimiter") or None
+    if "path" in call.query:
+        path = call.query["path"].strip("/")
+        prefix, delimiter = (path + "/" if path else ""), "/"
+    keep = _meta_filter(call.query["meta"]) if call.query.get("meta") else None
+    if call.owner and ("shared" in call.query or "public" in call.query):
+        chosen: set[str] = set()
+        if "shared" in call.query:
+            chosen |= await call.storage.shared_names(call.account, call.container)
+        if "public" in call.query:
+            chosen |= await call.storage.public_names(call.account, call.container)
+        if "shared" in call.query:
+            grants = sharing.Grants()
+            for name in chosen:
+                grants.add(f"{call.account}/{call.container}/{name}", sharing.READ, "")
+            base = f"{call.account}/{call.container}/"
+            visible = lambda name: grants.nearest(base + name) is not None  # noqa: E731
+        else:
+            visible = chosen.__contains__
+    elif not call.owner and "public" in call.query:
+        raise errors.PermissionDenied("Only the owner lists public objects")
+    entries = await call.storage.list_objects(
+        call.account,
+        call.container,
+        prefix=prefix,
+        delimiter=delimiter,
+        marker=call.query.get("marker"),
+        end_marker=call.query.get("end_marker"),
+        limit=_limit(call),
+        visible=visible,
+        with_meta=keep is not None,
+        keep=keep,
+    )
+    items = [_object_item(entry) for entry in entries]
+    names = [entry.name for entry in entries]
+    return _listing(call.request, "container", call.container, items, names, headers)
+
+
+def _object_item(entry: ObjectRecord | Subdir) -> dict[str, Any]:
+    if isinstance(entry, Subdir):
+        return {"subdir": entry.name}
+    return {
+        "name": entry.name,
+        "bytes": entry.size,
+        "hash": _etag(entry),
+        "content_type": entry.type,
+        "last_modified": http.iso(entry.mtime),
+        "x_object_hash": entry.hash,
+        "x_object_uuid": str(entry.uuid),
+        "x_object_version": entry.serial,
+        "x_object_version_timestamp": http.epoch(entry.mtime),
+        "x_object_modified_by": entry.muser,
+    }
+
+
+def _policies(call: Call) -> dict[str, Any]:
+    policies: dict[str, Any] = {}
+    for key, value in call.headers.items():
+        if not key.startswith("x-container-policy-"):
+            continue
+        policy = key[len("x-container-policy-") :]
+        if policy == "quota":
+            if not value.strip().isdigit():
+                raise errors.InvalidInput("X-Container-Policy-Quota is a byte count")
+            policies["quota"] = int(value)
+        elif policy == "versioning":
+            policies["versioning"] = value.strip().lower()
+        elif policy == "project":
+            policies["project"] = value.strip()
+        else:
+            raise errors.InvalidInput(f"Unknown container policy {policy!r}")
+    return policies
+
+
+async def container_put(call: Call) -> Response:
+    assert call.container is not None
+    call.require_owner()
+    meta, removed = _meta_headers(call, "x-container")
+    policies = _policies(call)
+    created = await call.storage.create_container(call.account, call.container, policies)
+    for key in removed:
+        meta[key] = ""
+    if meta:
+        await call.storage.set_container_meta(call.account, call.container, meta)
+    return Response(status_code=201 if created else 202)
+
+
+async def container_post(call: Call) -> Response:
+    assert call.container is not None
+    content_type = (call.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type == "application/octet-stream":
+        return await block_upload(call)
+    call.require_owner()
+    await call.storage.container(call.account, call.container)
+    meta, removed = _meta_headers(call, "x-container")
+    for key in removed:
+        meta[key] = ""
+    policies = _policies(call)
+    if policies:
+        await call.storage.create_container(call.account, call.container, policies)
+    if meta:
+        await call.storage.set_container_meta(call.account, call.container, meta)
+    return Response(status_code=202)
+
+
+async def block_upload(call: Call) -> Response:
+    """Pithos ``POST <container>?update`` with raw bytes: store them as blocks and say
+    their hashes, so a client can then commit a hashmap that names them."""
+    assert call.container is not None
+    if not call.owner and not await _may_write_somewhere(call):
+        raise errors.PermissionDenied("You may not write in this container")
+    await call.storage.container(call.account, call.container)
+    hashes: list[str] = []
+    buffer = bytearray()
+    async for chunk in call.request.stream():
+        buffer += chunk
+        if len(buffer) >= 4 * BLOCK_SIZE:
+            cut = len(buffer) - len(buffer) % BLOCK_SIZE
+            hashes += await call.storage.store.put_blocks(_blocks(buffer[:cut]))
+            del buffer[:cut]
+    if buffer:
+        hashes += await call.storage.store.put_blocks(_blocks(buffer))
+    return json_response(hashes, 202)
+
+
+def _blocks(data: bytearray) -> list[bytes]:
+    return [bytes(block) for block in split(bytes(data))]
+
+
+async def _may_write_somewhere(call: Call) -> bool:
+    assert call.container is not None
+    shared = await call.storage.shared_names(call.account, call.container)
+    for name in shared:
+        if await call.storage.access(call.user, call.account, call.container, name) == "write":
+            return True
+    return False
+
+
+async def container_delete(call: Call) -> Response:
+    assert call.container is not None
+    call.require_owner()
+    if call.query.get("delimiter"):
+        entries = await call.storage.list_objects(call.account, call.container)
+        for entry in entries:
+            await call.storage.delete_object(
+                call.account, call.container, entry.name, muser=call.user
+            )
+    await call.storage.delete_container(call.account, call.container)
+    return Response(status_code=204)
+
+
+CONTAINER: dict[str, Callable[[Call], Any]] = {
+    "HEAD": container_head,
+    "GET": container_get,
+    "PUT": container_put,
+    "POST": container_post,
+    "DELETE": container_delete,
+}
+
+
+# -- objects: reading ---------------------------------------------------------------------
+
+
+@dataclass
+class Body:
+    """What a read serves: one object, or the segments of a large object."""
+
+    size: int
+    etag: str
+    parts: list[tuple[ObjectRecord, int, int]]  # (record, start, end) within each
+
+
+def _etag(record: ObjectRecord) -> str:
+    return record.checksum or record.hash
+
+
+async def _require(call: Call, wanted: str, container: str, name: str) -> None:
+    """403 unless the caller owns the account or sharing grants ``wanted``."""
+    if call.owner:
+        return
+    granted = await call.storage.access(call.user, call.account, container, name)
+    if granted is None or (wanted == sharing.WRITE and granted != sharing.WRITE):
+        raise errors.PermissionDenied(f"You may not {wanted} {container}/{name}")
+
+
+async def _body(call: Call, record: ObjectRecord) -> Body:
+    """Resolve large-object manifests into their segments (Swift's DLO and SLO)."""
+    if record.meta.get(SLO):
+        manifest = await _read_all(call.storage, record)
+        parts = []
+        for segment in orjson.loads(manifest):
+            container, _, name = segment["name"].lstrip("/").partition("/")
+            part = await call.storage.get_object(record.account, container, name)
+            parts.append((part, 0, part.size))
+        return Body(sum(p.size for p, _, _ in parts), f'"{record.meta[SLO_ETAG]}"', parts)
+    if record.meta.get(MANIFEST):
+        container, _, prefix = record.meta[MANIFEST].lstrip("/").partition("/")
+        container = unquote(container)
+        prefix = unquote(prefix)
+        try:
+            entries = await call.storage.list_objects(record.account, container, prefix=prefix)
+        except errors.NotFound:
+            entries = []
+        parts = [
+            (e, 0, e.size)
+            for e in entries
+            if isinstance(e, ObjectRecord)
+            and (container, e.name) != (record.container, record.name)
+        ]
+        etag = hashlib.md5(
+            "".join(_etag(p) for p, _, _ in parts).encode(), usedforsecurity=False
+        ).hexdigest()
+        return Body(sum(p.size for p, _, _ in parts), f'"{etag}"', parts)
+    return Body(record.size, _etag(record), [(record, 0, record.size)])
+
+
+async def _read_all(storage: Namespace, record: ObjectRecord) -> bytes:
+    if record.size > MAX_MANIFEST_BODY:
+        raise errors.InvalidInput("A manifest is too large")
+    return b"".join([chunk async for chunk in storage.read(record)])
+
+
+async def _read_range(storage: Namespace, body: Body, start: int, end: int) -> AsyncIterator[bytes]:
+    offset = 0
+    for record, first, last in body.parts:
+        length = last - first
+        if offset + length > start and offset < end:
+            lo = max(start - offset, 0) + first
+            hi = min(end - offset, length) + first
+            async for chunk in storage.read(record, lo, hi):
+                yield chunk
+        offset += length
+        if offset >= end:
+            break
+
+
+def _object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict[str, str]:
+    headers = {
+        "Content-Type": record.type or "application/octet-stream",
+        "ETag": body.etag,
+        "Accept-Ranges": "bytes",
+        **_timestamp(record.mtime),
+    }
+    if call is None:  # public links show only the basics
+        return headers
+    headers.update(
+        {
+            "X-Object-Hash": record.hash,
+            "X-Object-UUID": str(record.uuid),
+            "X-Object-Version": str(record.serial),
+            "X-Object-Version-Timestamp": http.epoch(record.mtime),
+            "X-Object-Modified-By": record.muser,
+            **_meta_out("X-Object", record.meta),
+        }
+    )
+    if record.meta.get(ENCODING):
+        headers["Content-Encoding"] = record.meta[ENCODING]
+    if record.meta.get(DISPOSITION):
+        headers["Content-Disposition"] = http.header_value(record.meta[DISPOSITION])
+    if record.meta.get(MANIFEST):
+        headers["X-Object-Manifest"] = http.header_value(record.meta[MANIFEST])
+    if record.meta.get(SLO):
+        headers["X-Static-Large-Object"] = "True"
+    return headers
+
+
+async def _sharing_headers(call: Call, record: ObjectRecord) -> dict[str, str]:
+    """Spec §1.5: sharing for the latest version only; public URL to the owner only."""
+    headers: dict[str, str] = {}
+    shared = await call.storage.sharing(record.account, record.container, record.name)
+    if shared.path is not None:
+        headers["X-Object-Sharing"] = shared.header()
+        own_path = f"{record.account}/{record.container}/{record.name}"
+        if shared.path != own_path:
+            headers["X-Object-Shared-By"] = shared.path.split("/", 1)[1]
+    if call.owner:
+        token = await call.storage.public_token(record.account, record.container, record.name)
+        if token:
+            headers["X-Object-Public"] = f"{call.base_url()}{PUBLIC_PREFIX}/{token}"
+    else:
+        granted = await call.storage.access(
+            call.user, record.account, record.container, record.name
+        )
+        if granted:
+            headers["X-Object-Allowed-To"] = granted
+    return headers
+
+
+async def object_read(call: Call) -> Response:
+    assert call.container is not None and call.name is not None
+    await _require(call, sharing.READ, call.container, call.name)
+    if call.query.get("version") == "list":
+        versions = await call.storage.versions(call.account, call.container, call.name)
+        body = {"versions": [[serial, http.epoch(mtime)] for serial, mtime in versions]}
+        fmt = http.listing_format(call.query, call.headers.get("accept"))
+        if fmt == "xml":
+            xml = "".join(
+                f'<version timestamp="{http.epoch(m)}">{s}</version>' for s, m in versions
+            )
+            return Response(
+                f'<?xml version="1.0" encoding="UTF-8"?><object name="{call.name}">{xml}</object>',
+                media_type="application/xml",
+            )
+        return json_response(body)
+    version = call.query.get("version")
+    if version is not None and not version.isdigit():
+        raise errors.InvalidInput("version is a version number or 'list'")
+    record = await call.storage.get_object(
+        call.account, call.container, call.name, int(version) if version else None
+    )
+    if "hashmap" in call.query:
+        return await _hashmap_reply(call, record)
+    if call.query.get("multipart-manifest") == "get" and record.meta.get(SLO):
+        data = await _read_all(call.storage, record)
+        headers = _object_headers(call, record, Body(record.size, _etag(record), []))
+        headers["Content-Type"] = "application/json; charset=utf-8"
+        headers["X-Static-Large-Object"] = "True"
+        return Response(data, 200, headers)
+    body = await _body(call, record)
+    headers = _object_headers(call, record, body)
+    if version is None:
+        headers.update(await _sharing_headers(call, record))
+    return await _serve(call.request, call.storage, record, body, headers)
+
+
+async def _hashmap_reply(call: Call, record: ObjectRecord) -> Response:
+    hashes = await call.storage.hashmap(record) if record.size else []
+    body = {
+        "block_hash": HASH_ALGORITHM,
+        "block_size": BLOCK_SIZE,
+        "bytes": record.size,
+        "hashes": hashes,
+    }
+    headers = _object_headers(call, record, Body(record.size, _etag(record), []))
+    headers.pop("Content-Type")
+    if http.check_preconditions(call.headers, _etag(record), record.mtime, reading=True):
+        return Response(status_code=304, headers=headers)
+    if http.listing_format(call.query, None) == "xml":
+        inner = "".join(f"<hash>{h}</hash>" for h in hashes)
+        xml = (
+            f'<?xml version="1.0" encoding="UTF-8"?><object name="{record.name}" '
+            f'bytes="{record.size}" block_size="{BLOCK_SIZE}" block_hash="{HASH_ALGORITHM}">'
+            f"{inner}</object>"
+        )
+        return Response(xml, 200, headers, media_type="application/xml")
+    return json_response(body, 200, headers)
+
+
+async def _serve(
+    request: Request,
+    storage: Namespace,
+    record: ObjectRecord,
+    body: Body,
+    headers: dict[str, str],
+) -> Response:
+    """Conditional requests, ranges and the body (or just the headers for HEAD)."""
+    if http.check_preconditions(request.headers, body.etag, record.mtime, reading=True):
+        headers.pop("Content-Type", None)
+        return Response(status_code=304, headers=headers)
+    disposition = request.query_params.get("disposition-type")
+    if disposition in ("inline", "attachment"):
+        filename = quote(record.name.rsplit("/", 1)[-1])
+        headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{filename}"
+    ranges = None
+    if http.range_applies(request.headers, body.etag, record.mtime):
+        ranges = http.parse_ranges(request.headers.get("range"), body.size)
+    head = request.method == "HEAD"
+    if ranges is None:
+        headers["Content-Length"] = str(body.size)
+        if head or body.size == 0:
+            return Response(status_code=200, headers=headers)
+        stream = _read_range(storage, body, 0, body.size)
+        return StreamingResponse(stream, 200, headers)
+    if len(ranges) == 1:
+        start, end = ranges[0]
+        headers["Content-Range"] = http.content_range(start, end, body.size)
+        headers["Content-Length"] = str(end - start)
+        if head:
+            return Response(status_code=206, headers=headers)
+        return StreamingResponse(_read_range(storage, body, start, end), 206, headers)
+    boundary = secrets.token_hex(16)
+    content_type = headers.pop("Content-Type")
+    preambles = [
+        (
+            f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Range: {http.content_range(start, end, body.size)}\r\n\r\n"
+        ).encode()
+        for start, end in ranges
+    ]
+    closing = f"--{boundary}--\r\n".encode()
+    length = sum(
+        len(p) + (end - start) + 2 for p, (start, end) in zip(preambles, ranges, strict=True)
+    )
+    headers["Content-Length"] = str(length + len(closing))
+    headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+    if head:
+        return Response(status_code=206, headers=headers)
+
+    async def parts() -> AsyncIterator[bytes]:
+        for preamble, (start, end) in zip(preambles, ranges, strict=True):
+            yield preamble
+            async for chunk in _read_range(storage, body, start, end):
+                yield chunk
+            yield b"\r\n"
+        yield closing
+
+    return StreamingResponse(parts(), 206, headers)
+
+
+# -- objects: writing -------------------------------------------------------------------
+
+
+def _object_meta(call: Call) -> tuple[dict[str, str], list[str]]:
+    meta, removed = _meta_headers(call, "x-object")
+    for header, key in SYSTEM_HEADERS.items():
+        value = call.headers.get(header)
+        if value is not None:
+            meta[key] = http.header_text(value)
+    return meta, removed
+
+
+def _content_type(call: Call) -> str:
+    given = call.headers.get("content-type")
+    if given:
+        return http.header_text(given)
+    assert call.name is not None
+    return mimetypes.guess_type(call.name)[0] or "application/octet-stream"
+
+
+async def _apply_sharing(call: Call, container: str, name: str) -> None:
+    """``X-Object-Sharing`` and ``X-Object-Public`` on a write (owner only)."""
+    sharing_header = call.headers.get("x-object-sharing")
+    public_header = call.headers.get("x-object-public")
+    if sharing_header is None and public_header is None:
+        return
+    call.require_owner()
+    if sharing_header is not None:
+        read, write = sharing.parse_sharing(http.header_text(sharing_header))
+        await call.storage.set_sharing(call.account, container, name, read, write)
+    if public_header is not None:
+        value = public_header.strip().lower()
+        if value not in ("true", "false", ""):
+            raise errors.InvalidInput("X-Object-Public is true or false")
+        await call.storage.set_public(call.account, container, name, value == "true")
+
+
+def _check_sharing_headers(call: Call) -> None:
+    """Validate before writing anything, so a bad header leaves nothing behind."""
+    value = call.headers.get("x-object-sharing")
+    if value is not None:
+        if not call.owner:
+            raise errors.PermissionDenied("Only the owner may change sharing")
+        sharing.parse_sharing(http.header_text(value))
+    public = call.headers.get("x-object-public")
+    if public is not None:
+        if not call.owner:
+            raise errors.PermissionDenied("Only the owner may publish")
+        if public.strip().lower() not in ("true", "false", ""):
+            raise errors.InvalidInput("X-Object-Public is true or false")
+
+
+def _written(record: ObjectRecord, status: int = 201) -> Response:
+    return Response(
+        status_code=status,
+        headers={
+            "ETag": _etag(record),
+            "X-Object-Version": str(record.serial),
+            **_timestamp(record.mtime),
+        },
+    )
+
+
+def _source_path(value: str, header: str) -> tuple[str, str]:
+    path = http.decode_segment(value.split("?", 1)[0], header).lstrip("/")
+    container, _, name = path.partition("/")
+    if not container or not name:
+        raise errors.InvalidInput(f"{header} is /<container>/<object>")
+    return check_container_name(container), check_object_name(name)
+
+
+async def object_put(call: Call) -> Response:
+    assert call.container is not None and call.name is not None
+    await _require(call, sharing.WRITE, call.container, call.name)
+    _check_sharing_headers(call)
+    if call.headers.get("if-none-match", "").strip() == "*":
+        try:
+            await call.storage.get_object(call.account, call.container, call.name)
+        except errors.NotFound:
+            pass
+        else:
+            raise errors.PreconditionFailed("The object exists (If-None-Match: *)")
+    meta, _ = _object_meta(call)
+    if "hashmap" in call.query:
+        record = await _put_hashmap(call, meta)
+    elif call.headers.get("x-copy-from") or call.headers.get("x-move-from"):
+        record = await _put_from(call, meta)
+    elif call.query.get("multipart-manifest") == "put":
+        record = await _put_slo(call, meta)
+    else:
+        _require_length(call)
+        record = await call.storage.put_object(
+            call.account,
+            call.container,
+            call.name,
+            call.request.stream(),
+            content_type=_content_type(call),
+            meta=meta,
+            muser=call.user,
+            etag=call.headers.get("etag"),
+            max_size=MAX_FILE_SIZE,
+        )
+    await _apply_sharing(call, call.container, call.name)
+    response = _written(record)
+    if record.meta.get(SLO):
+        response.headers["ETag"] = f'"{record.meta[SLO_ETAG]}"'
+    return response
+
+
+def _require_length(call: Call) -> None:
+    length = call.headers.get("content-length")
+    chunked = "chunked" in (call.headers.get("transfer-encoding") or "").lower()
+    if length is None and not chunked:
+        raise errors.LengthRequired("Give Content-Length or send the body chunked")
+    if length is not None:
+        if not length.isdigit():
+            raise errors.InvalidInput("Invalid Content-Length")
+        if int(length) > MAX_FILE_SIZE:
+            raise errors.TooLarge(f"An object has at most {MAX_FILE_SIZE} bytes")
+
+
+async def _read_body(call: Call, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in call.request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise errors.TooLarge(f"The body exceeds {limit} bytes")
+    return bytes(body)
+
+
+async def _put_hashmap(call: Call, meta: dict[str, str]) -> ObjectRecord:
+    assert call.container is not None and call.name is not None
+    try:
+        document = orjson.loads(await _read_body(call, MAX_HASHMAP_BODY))
+    except orjson.JSONDecodeError:
+        raise errors.InvalidInput("The hashmap is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("hashes"), list):
+        raise errors.InvalidInput('A hashmap is {"bytes": N, "hashes": [...]}')
+    size = document.get("bytes")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise errors.InvalidInput("The hashmap's bytes is a byte count")
+    if size > MAX_FILE_SIZE * 1024:
+        raise errors.TooLarge("The object is too large")
+    return await call.storage.put_hashmap(
+        call.account,
+        call.container,
+        call.name,
+        size,
+        document["hashes"],
+        content_type=_content_type(call),
+        meta=meta,
+        muser=call.user,
+    )
+
+
+async def _put_from(call: Call, meta: dict[str, str]) -> ObjectRecord:
+    """``X-Copy-From`` / ``X-Move-From``: no data moves, only the map is shared."""
+    assert call.container is not None and call.name is not None
+    moving = call.headers.get("x-move-from")
+    header = "X-Move-From" if moving else "X-Copy-From"
+    container, name = _source_path(moving or call.headers["x-copy-from"], header)
+    source_account = call.headers.get("x-source-account") or call.account
+    return await _copy(
+        call, source_account, container, name, call.account, call.container, call.name,
+        meta, move=bool(moving),
+    )  # fmt: skip
+
+
+async def _copy(
+    call: Call,
+    source_account: str,
+    container: str,
+    name: str,
+    dest_account: str,
+    dest_container: str,
+    dest_name: str,
+    meta: dict[str, str],
+    move: bool,
+) -> ObjectRecord:
+    version = call.headers.get("x-source-version")
+    if version is not None and (move or not version.isdigit()):
+        raise errors.InvalidInput("X-Source-Version is a version number (copies only)")
+    source_call = Call(call.request, call.storage, call.credentials, source_account, None, None)
+    if not source_call.owner:
+        granted = await call.storage.access(call.user, source_account, container, name)
+        if granted is None or (move and granted != sharing.WRITE):
+            raise errors.PermissionDenied(f"You may not read {container}/{name}")
+    dest_call = Call(call.request, call.storage, call.credentials, dest_account, None, None)
+    await _require(dest_call, sharing.WRITE, dest_container, dest_name)
+    given_type = (
+        call.headers.get("content-type") if "ignore_content_type" not in call.query else None
+    )
+    if move:
+        if source_account != dest_account:
+            raise errors.PermissionDenied("Objects move only within an account")
+        return await call.storage.move_object(
+            dest_account, container, name, dest_container, dest_name, meta=meta, muser=call.user
+        )
+    return await call.storage.copy_object(
+        dest_account,
+        container,
+        name,
+        dest_container,
+        dest_name,
+        version=int(version) if version else None,
+        meta=meta,
+        muser=call.user,
+        source_account=source_account,
+        content_type=http.header_text(given_type) if given_type else None,
+    )
+
+
+async def _put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
+    """Swift's static large object: the manifest is stored as the object's data and
+    resolved on read; segments stay ordinary objects."""
+    assert call.container is not None and call.name is not None
+    try:
+        segments = orjson.loads(await _read_body(call, MAX_MANIFEST_BODY))
+    except orjson.JSONDecodeError:
+        raise errors.InvalidInput("The manifest is not JSON") from None
+    if not isinstance(segments, list) or not segments or len(segments) > MAX_SLO_SEGMENTS:
+        raise errors.InvalidInput(f"A manifest lists 1 to {MAX_SLO_SEGMENTS} segments")
+    stored = []
+    etags = []
+    total = 0
+    for segment in segments:
+        if not isinstance(segment, dict) or not isinstance(segment.get("path"), str):
+            raise errors.InvalidInput("Each segment has a path /<container>/<object>")
+        container, name = _source_path(quote(segment["path"]), "Segment path")
+        await _require(call, sharing.READ, container, name)
+        try:
+            part = await call.storage.get_object(call.account, container, name)
+        except errors.NotFound:
+            raise errors.InvalidInput(f"Segment {segment['path']} does not exist") from None
+        etag = _etag(part)
+        wanted_etag = segment.get("etag")
+        if wanted_etag and wanted_etag.strip('"') != etag:
+            raise errors.InvalidInput(f"Segment {segment['path']}: ETag mismatch")
+        wanted_size = segment.get("size_bytes")
+        if wanted_size is not None and wanted_size != part.size:
+            raise errors.InvalidInput(f"Segment {segment['path']}: size mismatch")
+        stored.append(
+            {
+                "name": f"/{container}/{name}",
+                "hash": etag,
+                "bytes": part.size,
+                "content_type": part.type,
+                "last_modified": http.iso(part.mtime),
+            }
+        )
+        etags.append(etag)
+        total += part.size
+    slo_etag = hashlib.md5("".join(etags).encode(), usedforsecurity=False).hexdigest()
+    meta = {**meta, SLO: "1", SLO_BYTES: str(total), SLO_ETAG: slo_etag}
+    manifest = orjson.dumps(stored)
+
+    async def data() -> AsyncIterator[bytes]:
+        yield manifest
+
+    return await call.storage.put_object(
+        call.account,
+        call.container,
+        call.name,
+        data(),
+        content_type=_content_type(call),
+        meta=meta,
+        muser=call.user,
+    )
+
+
+async def object_post(call: Call) -> Response:
+    assert call.container is not None and call.name is not None
+    content_type = (call.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await _form_upload(call)
+    await _require(call, sharing.WRITE, call.container, call.name)
+    _check_sharing_headers(call)
+    meta, removed = _object_meta(call)
+    data_update = (
+        "content-range" in call.headers
+        or "x-source-object" in call.headers
+        or "x-object-bytes" in call.headers
+        or (
+            content_type == "application/octet-stream"
+            and (
+                int(call.headers.get("content-length") or 0) > 0
+                or "chunked" in (call.headers.get("transfer-encoding") or "")
+            )
+        )
+    )
+    if data_update:
+        record = await _update_data(call)
+        if meta:
+            record = await call.storage.update_meta(
+                call.account, call.container, call.name, meta, muser=call.user
+            )
+        await _apply_sharing(call, call.container, call.name)
+        return _written(record, 204)
+    update = "update" in call.query
+    has_meta = bool(meta or removed) or any(
+        k.startswith("x-object-meta-") or k in SYSTEM_HEADERS for k in call.headers
+    )
+    if has_meta or not update:
+        for key in removed:
+            meta[key] = ""
+        current = await call.storage.get_object(call.account, call.container, call.name)
+        if not update:
+            # Swift and Pithos: a POST without update replaces the user metadata, but
+            # keeps the large-object markers that are part of the data.
+            for key in (SLO, SLO_BYTES, SLO_ETAG):
+                if key in current.meta:
+                    meta[key] = current.meta[key]
+        if has_meta or not update:
+            new_type = call.headers.get("content-type") if content_type else None
+            await call.storage.update_meta(
+                call.account,
+                call.container,
+                call.name,
+                meta,
+                replace=not update,
+                content_type=http.header_text(new_type) if new_type else None,
+                muser=call.user,
+            )
+    else:
+        await call.storage.get_object(call.account, call.container, call.name)
+    await _apply_sharing(call, call.container, call.name)
+    return Response(status_code=202)
+
+
+async def _update_data(call: Call) -> ObjectRecord:
+    """Pithos partial updates: write at an offset, append, take data from another
+    object, truncate or extend (spec §1.5)."""
+    assert call.container is not None and call.name is not None
+    offset: int | None = None
+    last: int | None = None
+    if "content-range" in call.headers:
+        offset, last = http.parse_content_range(call.headers["content-range"])
+    chunks: AsyncIterator[bytes] | None = None
+    source = call.headers.get("x-source-object")
+    if source:
+        container, name = _source_path(source, "X-Source-Object")
+        source_account = call.headers.get("x-source-account") or call.account
+        version = call.headers.get("x-source-version")
+        if source_account != call.account:
+            granted = await call.storage.access(call.user, source_account, container, name)
+            if granted is None:
+                raise errors.PermissionDenied(f"You may not read {container}/{name}")
+        record = await call.storage.get_object(
+            source_account, container, name, int(version) if version and version.isdigit() else None
+        )
+        end = record.size if last is None or offset is None else min(record.size, last - offset + 1)
+        chunks = call.storage.read(record, 0, end)
+    elif "content-range" in call.headers or call.headers.get("content-length", "0") != "0":
+        _require_length(call)
+        length = call.headers.get("content-length")
+        if (
+            last is not None
+            and offset is not None
+            and length is not None
+            and int(length) != last - offset + 1
+        ):
+            raise errors.RangeNotSatisfiable("Content-Range and Content-Length disagree")
+        chunks = call.request.stream()
+    truncate = call.headers.get("x-object-bytes")
+    if truncate is not None and not truncate.isdigit():
+        raise errors.InvalidInput("X-Object-Bytes is a byte count")
+    return await call.storage.update_data(
+        call.account,
+        call.container,
+        call.name,
+        chunks,
+        offset=offset,
+        truncate=int(truncate) if truncate is not None else None,
+        muser=call.user,
+    )
+
+
+async def _form_upload(call: Call) -> Response:
+    """Pithos HTML-form upload: the file in field ``X-Object-Data`` (token in the query)."""
+    assert call.container is not None and call.name is not None
+    await _require(call, sharing.WRITE, call.container, call.name)
+    async with call.request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("X-Object-Data")
+        if upload is None or isinstance(upload, str):
+            raise errors.InvalidInput("The form has no file field X-Object-Data")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while chunk := await upload.read(1 << 20):
+                yield chunk
+
+        record = await call.storage.put_object(
+            call.account,
+            call.container,
+            call.name,
+            chunks(),
+            content_type=upload.content_type or "application/octet-stream",
+            muser=call.user,
+            max_size=MAX_FILE_SIZE,
+        )
+    return _written(record)
+
+
+async def object_delete(call: Call) -> Response:
+    assert call.container is not None and call.name is not None
+    await _require(call, sharing.WRITE, call.container, call.name)
+    if call.query.get("multipart-manifest") == "delete":
+        return await _delete_slo(call)
+    delimiter = call.query.get("delimiter")
+    deleted = 0
+    try:
+        await call.storage.delete_object(call.account, call.container, call.name, call.user)
+        deleted += 1
+    except errors.NotFound:
+        if not delimiter:
+            raise
+    if delimiter:
+        below = call.name.rstrip(delimiter) + delimiter
+        for entry in await call.storage.list_objects(call.account, call.container, prefix=below):
+            await _require(call, sharing.WRITE, call.container, entry.name)
+            await call.storage.delete_object(call.account, call.container, entry.name, call.user)
+            deleted += 1
+        if not deleted:
+            raise errors.NotFound(f"No object {call.container}/{call.name}")
+    return Response(status_code=204)
+
+
+async def _delete_slo(call: Call) -> Response:
+    assert call.container is not None and call.name is not None
+    record = await call.storage.get_object(call.account, call.container, call.name)
+    deleted = not_found = 0
+    if record.meta.get(SLO):
+        for segment in orjson.loads(await _read_all(call.storage, record)):
+            container, _, name = segment["name"].lstrip("/").partition("/")
+            try:
+                await call.storage.delete_object(call.account, container, name, call.user)
+                deleted += 1
+            except errors.NotFound:
+                not_found += 1
+    await call.storage.delete_object(call.account, call.container, call.name, call.user)
+    deleted += 1
+    result = {
+        "Number Deleted": deleted,
+        "Number Not Found": not_found,
+        "Response Status": "200 OK",
+        "Response Body": "",
+        "Errors": [],
+    }
+    if "json" in (call.headers.get("accept") or ""):
+        return json_response(result)
+    text = "".join(f"{key}: {value}\n" for key, value in result.items() if key != "Errors")
+    return Response(text, 200, media_type="text/plain")
+
+
+async def object_copy_move(call: Call) -> Response:
+    """The COPY and MOVE methods: ``Destination: /<container>/<object>``."""
+    assert call.container is not None and call.name is not None
+    destination = call.headers.get("destination")
+    if not destination:
+        raise errors.InvalidInput("Give a Destination header")
+    dest_container, dest_name = _source_path(destination, "Destination")
+    dest_account = call.headers.get("destination-account") or call.account
+    meta, _ = _object_meta(call)
+    record = await _copy(
+        call, call.account, call.container, call.name, dest_account, dest_container, dest_name,
+        meta, move=call.request.method == "MOVE",
+    )  # fmt: skip
+    return _written(record)
+
+
+OBJECT: dict[str, Callable[[Call], Any]] = {
+    "HEAD": object_read,
+    "GET": object_read,
+    "PUT": object_put,
+    "POST": object_post,
+    "DELETE": object_delete,
+    "COPY": object_copy_move,
+    "MOVE": object_copy_move,
+}
+
+
+# -- public links and capabilities -------------------------------------------------------
+
+
+@router.api_route(PUBLIC_PREFIX + "/{token}", methods=["GET", "HEAD"])
+async def public_object(request: Request) -> Response:
+    """A published object: no token needed, basic headers only (spec §1.7)."""
+    storage: Namespace = request.app.state.engines.storage
+    record = await storage.resolve_public(request.path_params["token"])
+    call = Call(request, storage, None, record.account, record.container, record.name)
+    body = await _body(call, record)
+    headers = _object_headers(None, record, body)
+    return await _serve(request, storage, record, body, headers)
+
+
+@router.get("/info")
+async def info(request: Request) -> Response:
+    """Swift's capabilities document; swiftclient reads it to choose SLO and bulk delete."""
+    return json_response(
+        {
+            "swift": {
+                "version": "2.35.0",
+                "max_file_size": MAX_FILE_SIZE,
+                "max_meta_name_length": 128,
+                "max_meta_value_length": 256,
+                "max_meta_count": MAX_META_HEADERS,
+                "max_object_name_length": 1024,
+                "max_container_name_length": 256,
+                "container_listing_limit": LISTING_LIMIT,
+                "account_listing_limit": LISTING_LIMIT,
+                "max_header_size": request.app.state.settings.limits.header_value_bytes,
+                "extra_header_count": 0,
+                "strict_cors_mode": True,
+                "policies": [{"name": "default", "default": True}],
+            },
+            "slo": {
+                "max_manifest_segments": MAX_SLO_SEGMENTS,
+                "max_manifest_size": MAX_MANIFEST_BODY,
+                "min_segment_size": 1,
+            },
+            "bulk_delete": {
+                "max_deletes_per_request": MAX_BULK_DELETES,
+                "max_failed_deletes": 1000,
+            },
+            "tempauth": {"account_acls": False},
+            "pithos": {"block_size": BLOCK_SIZE, "block_hash": HASH_ALGORITHM},
+        }
+    )

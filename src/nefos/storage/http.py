@@ -1,0 +1,243 @@
+"""HTTP details of the object-store API that are not storage logic: byte ranges,
+conditional requests, listing formats, header encoding and timestamps.
+
+Kept apart from ``api.py`` so the rules (which follow Swift and RFC 9110) can be read
+and tested on their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import email.utils
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, unquote, unquote_to_bytes
+from xml.sax.saxutils import escape, quoteattr
+
+from nefos.core import errors
+
+_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+MAX_RANGES = 100  # Swift refuses more than this many ranges as abuse
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+
+
+# -- names in paths and headers ---------------------------------------------------------
+
+
+def decode_segment(raw: str, what: str) -> str:
+    """A percent-encoded path part as text; bytes that are not UTF-8 are refused
+    (Swift: 412 "Invalid UTF8 or contains NULL"; we answer 400 as the spec lists)."""
+    try:
+        text = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidInput(f"{what} is not valid UTF-8") from None
+    if "\0" in text:
+        raise errors.InvalidInput(f"{what} contains NUL")
+    return text
+
+
+def header_text(raw: str) -> str:
+    """A header value as the client meant it: servers see latin-1 characters, clients
+    send UTF-8 bytes (swiftclient) or percent-encoded UTF-8 (kamaki)."""
+    try:
+        text = raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise errors.InvalidInput("A header value is not valid UTF-8") from None
+    if "%" in text:
+        with contextlib.suppress(UnicodeDecodeError):
+            text = unquote(text, errors="strict")
+    if "\0" in text:
+        raise errors.InvalidInput("A header value contains NUL")
+    return text
+
+
+def header_value(text: str) -> str:
+    """Outgoing values: non-ASCII is percent-encoded (spec §1.1)."""
+    return text if text.isascii() else quote(text, safe=" !#$&'()*+,/:;=?@[]~")
+
+
+def meta_key(suffix: str) -> str:
+    """``X-Object-Meta-foo_bar`` → ``Foo-Bar``: header names are case-insensitive, so
+    keys are kept title-cased, with ``_`` as ``-`` (spec §1.1)."""
+    return "-".join(
+        part[:1].upper() + part[1:].lower() for part in suffix.replace("_", "-").split("-")
+    )
+
+
+# -- time ------------------------------------------------------------------------------
+
+
+def http_date(moment: dt.datetime) -> str:
+    return email.utils.format_datetime(moment.astimezone(dt.UTC), usegmt=True)
+
+
+def parse_http_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """Listing timestamps as Swift writes them: ISO 8601, microseconds, UTC, no zone."""
+    return moment.astimezone(dt.UTC).strftime(ISO_FORMAT) if moment else None
+
+
+def epoch(moment: dt.datetime) -> str:
+    return f"{moment.timestamp():.5f}"
+
+
+# -- conditional requests ----------------------------------------------------------------
+
+
+def _etags(value: str) -> list[str]:
+    return [tag.strip().removeprefix("W/").strip('"') for tag in value.split(",") if tag.strip()]
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    tags = _etags(header)
+    return "*" in tags or etag.strip('"') in tags
+
+
+def check_preconditions(
+    headers: dict[str, str], etag: str, modified: dt.datetime, reading: bool
+) -> bool:
+    """RFC 9110 §13.2.2 order. Returns True when a read should answer 304; raises
+    PreconditionFailed for 412."""
+    modified = modified.replace(microsecond=0)
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        if not etag_matches(if_match, etag):
+            raise errors.PreconditionFailed("If-Match does not match")
+    else:
+        since = parse_http_date(headers.get("if-unmodified-since"))
+        if since is not None and modified > since:
+            raise errors.PreconditionFailed("Modified since If-Unmodified-Since")
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        if etag_matches(if_none_match, etag):
+            if reading:
+                return True
+            raise errors.PreconditionFailed("If-None-Match matches")
+    elif reading:
+        since = parse_http_date(headers.get("if-modified-since"))
+        if since is not None and modified <= since:
+            return True
+    return False
+
+
+def range_applies(headers: dict[str, str], etag: str, modified: dt.datetime) -> bool:
+    """If-Range: serve the range only if the validator still holds."""
+    validator = headers.get("if-range")
+    if validator is None:
+        return True
+    date = parse_http_date(validator)
+    if date is not None:
+        return modified.replace(microsecond=0) <= date
+    return etag_matches(validator, etag) and "*" not in validator
+
+
+# -- byte ranges ---------------------------------------------------------------------------
+
+
+def parse_ranges(value: str | None, size: int) -> list[tuple[int, int]] | None:
+    """``Range: bytes=...`` as half-open ``(start, end)`` pairs, or None to serve the
+    whole body (no header, or one Swift ignores as malformed). Raises
+    RangeNotSatisfiable when no range overlaps the data."""
+    if not value:
+        return None
+    unit, _, specs = value.partition("=")
+    if unit.strip().lower() != "bytes" or not specs.strip():
+        return None
+    parts = specs.split(",")
+    if len(parts) > MAX_RANGES:
+        return None
+    ranges: list[tuple[int, int]] = []
+    for part in parts:
+        match = _RANGE_SPEC.match(part)
+        if match is None:
+            return None
+        first, last = match.groups()
+        if not first and not last:
+            return None
+        if not first:
+            suffix = int(last)
+            if suffix == 0:
+                continue
+            ranges.append((max(size - suffix, 0), size))
+            continue
+        start = int(first)
+        end = int(last) + 1 if last else size
+        if last and int(last) < start:
+            return None
+        if start >= size:
+            continue
+        ranges.append((start, min(end, size)))
+    if not ranges:
+        raise errors.RangeNotSatisfiable(
+            "Requested range not satisfiable", headers={"Content-Range": f"bytes */{size}"}
+        )
+    return ranges
+
+
+def content_range(start: int, end: int, size: int) -> str:
+    return f"bytes {start}-{end - 1}/{size}"
+
+
+def parse_content_range(value: str) -> tuple[int | None, int | None]:
+    """Pithos data updates: ``bytes a-b/*`` or ``bytes a-/*`` writes at a (b, if given,
+    bounds the length), ``bytes */*`` appends. Returns (offset or None, last or None)."""
+    match = re.match(r"^\s*bytes\s+(\*|(\d+)-(\d*))\s*/\s*(\*|\d+)\s*$", value)
+    if match is None:
+        raise errors.InvalidInput(f"Bad Content-Range {value!r}")
+    if match.group(1) == "*":
+        return None, None
+    start = int(match.group(2))
+    last = int(match.group(3)) if match.group(3) else None
+    if last is not None and last < start:
+        raise errors.RangeNotSatisfiable(f"Bad Content-Range {value!r}")
+    return start, last
+
+
+# -- listing formats ---------------------------------------------------------------------
+
+
+def listing_format(query: dict[str, str], accept: str | None) -> str:
+    """``format=`` wins, then the Accept header; text by default (spec §1.1)."""
+    wanted = (query.get("format") or "").lower()
+    if wanted in ("json", "xml", "plain", "text"):
+        return "text" if wanted in ("plain", "text") else wanted
+    if accept:
+        accept = accept.lower()
+        if "application/json" in accept:
+            return "json"
+        if "application/xml" in accept or "text/xml" in accept:
+            return "xml"
+    return "text"
+
+
+def xml_listing(root: str, name: str, items: Iterable[dict[str, object]], item_tag: str) -> bytes:
+    """Swift's XML listing: ``<root name=..><item><field>value</field>..</item></root>``;
+    ``subdir`` entries are ``<subdir name=".."><name>..</name></subdir>``."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<{root} name={quoteattr(name)}>"]
+    for item in items:
+        if "subdir" in item:
+            subdir = str(item["subdir"])
+            out.append(f"<subdir name={quoteattr(subdir)}><name>{escape(subdir)}</name></subdir>")
+            continue
+        out.append(f"<{item_tag}>")
+        for key, value in item.items():
+            if isinstance(value, dict):
+                inner = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in value.items())
+                out.append(f"<{key}>{inner}</{key}>")
+            elif value is not None:
+                out.append(f"<{key}>{escape(str(value))}</{key}>")
+        out.append(f"</{item_tag}>")
+    out.append(f"</{root}>")
+    return "".join(out).encode()

@@ -1,0 +1,374 @@
+"""The object-store API over HTTP (in process, on SQLite and PostgreSQL): Swift's
+behaviour and Pithos's extensions as spec §1 states them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+
+import httpx
+import pytest
+
+from nefos.identity.service import Identity
+from nefos.storage.blocks import BLOCK_SIZE, block_hash, merkle
+
+PREFIX = "/object-store/v1"
+
+
+@pytest.fixture
+async def people(identity: Identity) -> dict[str, tuple[str, dict[str, str]]]:
+    found = {}
+    for name in ("alice", "bob", "carol"):
+        user, token = await identity.create_user(f"{name}@example.org")
+        found[name] = (str(user.id), {"X-Auth-Token": token})
+    return found
+
+
+@pytest.fixture
+def alice(people) -> tuple[str, dict[str, str]]:
+    account, headers = people["alice"]
+    return f"{PREFIX}/{account}", headers
+
+
+async def put(client: httpx.AsyncClient, url: str, headers: dict, data: bytes = b"", **extra):
+    return await client.put(url, headers={**headers, **extra}, content=data)
+
+
+async def test_tempauth_login_gives_storage_url_and_token(client, identity, people):
+    account, headers = people["alice"]
+    token = headers["X-Auth-Token"]
+    response = await client.get(
+        PREFIX, headers={"X-Auth-User": "alice@example.org", "X-Auth-Key": token}
+    )
+    assert response.status_code == 200
+    assert response.headers["X-Storage-Url"].endswith(f"{PREFIX}/{account}")
+    assert response.headers["X-Auth-Token"] == token
+    wrong = await client.get(
+        PREFIX, headers={"X-Auth-User": "alice@example.org", "X-Auth-Key": "x"}
+    )
+    assert wrong.status_code == 401
+    assert wrong.headers["content-type"].startswith("text/plain")
+    anonymous = await client.get(f"{PREFIX}/{account}")
+    assert anonymous.status_code == 401
+
+
+async def test_containers_and_listing_formats(client, alice):
+    base, auth = alice
+    assert (await client.get(base, headers=auth)).status_code == 204  # empty text listing
+    assert (await client.get(base, headers=auth, params={"format": "json"})).json() == []
+    assert (await put(client, f"{base}/photos", auth)).status_code == 201
+    assert (await put(client, f"{base}/photos", auth)).status_code == 202
+    assert (await put(client, f"{base}/docs", auth)).status_code == 201
+    listing = await client.get(base, headers=auth)
+    assert listing.text == "docs\nphotos\n"
+    items = (await client.get(base, headers=auth, params={"format": "json"})).json()
+    assert [i["name"] for i in items] == ["docs", "photos"]
+    assert items[0]["x_container_policy"]["versioning"] == "auto"
+    xml = await client.get(base, headers={**auth, "Accept": "application/xml"})
+    assert "<container><name>docs</name>" in xml.text
+    limited = await client.get(base, headers=auth, params={"limit": "1", "marker": "docs"})
+    assert limited.text == "photos\n"
+    head = await client.head(f"{base}/photos", headers=auth)
+    assert head.status_code == 204
+    assert head.headers["X-Container-Block-Size"] == str(BLOCK_SIZE)
+    assert head.headers["X-Container-Block-Hash"] == "sha256"
+    assert head.headers["X-Container-Object-Count"] == "0"
+
+
+async def test_object_round_trip_and_headers(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    data = os.urandom(BLOCK_SIZE + 1000)
+    md5 = hashlib.md5(data).hexdigest()
+    created = await put(
+        client,
+        f"{base}/c/dir/file.bin",
+        auth,
+        data,
+        **{"Content-Type": "application/x-test", "X-Object-Meta-Color": "blue", "ETag": md5},
+    )
+    assert created.status_code == 201
+    assert created.headers["ETag"] == md5
+    got = await client.get(f"{base}/c/dir/file.bin", headers=auth)
+    assert got.content == data
+    assert got.headers["Content-Type"] == "application/x-test"
+    assert got.headers["X-Object-Meta-Color"] == "blue"
+    hashes = [block_hash(data[:BLOCK_SIZE]), block_hash(data[BLOCK_SIZE:])]
+    assert got.headers["X-Object-Hash"] == merkle(hashes)
+    assert got.headers["X-Object-Version"] == created.headers["X-Object-Version"]
+    listing = await client.get(f"{base}/c", headers=auth, params={"format": "json"})
+    (item,) = listing.json()
+    assert item["name"] == "dir/file.bin"
+    assert item["bytes"] == len(data)
+    assert item["hash"] == md5
+    assert item["x_object_hash"] == merkle(hashes)
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$", item["last_modified"])
+    delimited = await client.get(f"{base}/c", headers=auth, params={"delimiter": "/"})
+    assert delimited.text == "dir/\n"
+    path = await client.get(f"{base}/c", headers=auth, params={"path": "dir", "format": "json"})
+    assert [i["name"] for i in path.json()] == ["dir/file.bin"]
+
+
+async def test_bad_uploads_write_nothing(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    mismatch = await put(client, f"{base}/c/o", auth, b"data", ETag="0" * 32)
+    assert mismatch.status_code == 422
+    for name in ("a/%2e%2e/b", "%2E%2E", "a%00b", "%ff%fe", "x" * 1025):
+        response = await put(client, f"{base}/c/{name}", auth, b"data")
+        assert response.status_code == 400, name
+        assert response.headers["content-type"].startswith("text/plain")
+    too_many = {f"X-Object-Meta-K{i}": "v" for i in range(91)}
+    assert (await put(client, f"{base}/c/o", auth, b"d", **too_many)).status_code == 400
+    too_long = await put(client, f"{base}/c/o", auth, b"d", **{"X-Object-Meta-K": "v" * 257})
+    assert too_long.status_code == 400
+    assert (await put(client, f"{base}/{'c' * 257}", auth)).status_code == 400
+    assert (await client.get(f"{base}/c", headers=auth)).status_code == 204  # still empty
+    unlengthed = await client.send(
+        client.build_request("PUT", f"{base}/c/o", headers=auth, content=b"x"),
+    )
+    assert unlengthed.status_code == 201  # httpx sends Content-Length
+    request = client.build_request("PUT", f"{base}/c/p", headers=auth)
+    del request.headers["Content-Length"]
+    assert (await client.send(request)).status_code == 411
+
+
+async def test_ranges_and_conditions(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    data = bytes(range(256)) * 4
+    etag = (await put(client, f"{base}/c/o", auth, data)).headers["ETag"]
+    one = await client.get(f"{base}/c/o", headers={**auth, "Range": "bytes=10-19"})
+    assert one.status_code == 206
+    assert one.content == data[10:20]
+    assert one.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
+    suffix = await client.get(f"{base}/c/o", headers={**auth, "Range": "bytes=-5"})
+    assert suffix.content == data[-5:]
+    multi = await client.get(f"{base}/c/o", headers={**auth, "Range": "bytes=0-1,100-102"})
+    assert multi.status_code == 206
+    boundary = multi.headers["Content-Type"].split("boundary=")[1]
+    parts = multi.content.split(f"--{boundary}".encode())[1:-1]
+    assert [p.split(b"\r\n\r\n", 1)[1][:-2] for p in parts] == [data[0:2], data[100:103]]
+    assert int(multi.headers["Content-Length"]) == len(multi.content)
+    beyond = await client.get(f"{base}/c/o", headers={**auth, "Range": "bytes=5000-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["Content-Range"] == f"bytes */{len(data)}"
+    junk = await client.get(f"{base}/c/o", headers={**auth, "Range": "bytes=z-"})
+    assert junk.status_code == 200  # Swift ignores a malformed Range
+    assert (
+        await client.get(f"{base}/c/o", headers={**auth, "If-None-Match": etag})
+    ).status_code == 304
+    assert (
+        await client.get(f"{base}/c/o", headers={**auth, "If-Match": "nope"})
+    ).status_code == 412
+    modified = (await client.head(f"{base}/c/o", headers=auth)).headers["Last-Modified"]
+    since = await client.get(f"{base}/c/o", headers={**auth, "If-Modified-Since": modified})
+    assert since.status_code == 304
+    stale = await client.get(
+        f"{base}/c/o", headers={**auth, "Range": "bytes=0-1", "If-Range": '"other"'}
+    )
+    assert stale.status_code == 200 and stale.content == data
+    exists = await put(client, f"{base}/c/o", auth, b"new", **{"If-None-Match": "*"})
+    assert exists.status_code == 412
+
+
+async def test_hashmap_protocol_as_kamaki_speaks_it(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    data = os.urandom(2 * BLOCK_SIZE + 17)
+    blocks = [data[i : i + BLOCK_SIZE] for i in range(0, len(data), BLOCK_SIZE)]
+    hashmap = {"bytes": len(data), "hashes": [block_hash(b) for b in blocks]}
+    url = f"{base}/c/big?hashmap&format=json"
+    first = await put(client, url, auth, json.dumps(hashmap).encode())
+    assert first.status_code == 409
+    assert first.json() == hashmap["hashes"]
+    for block in blocks:
+        stored = await client.post(
+            f"{base}/c?update&format=json",
+            headers={**auth, "Content-Type": "application/octet-stream"},
+            content=block,
+        )
+        assert stored.status_code == 202
+        assert stored.json() == [block_hash(block)]
+    done = await put(client, url, auth, json.dumps(hashmap).encode())
+    assert done.status_code == 201
+    assert (await client.get(f"{base}/c/big", headers=auth)).content == data
+    got = (await client.get(url, headers=auth)).json()
+    assert got == {**hashmap, "block_hash": "sha256", "block_size": BLOCK_SIZE}
+    bad = await put(client, url, auth, json.dumps({"bytes": 5, "hashes": []}).encode())
+    assert bad.status_code == 400
+
+
+async def test_versions_copy_move(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    v1 = (await put(client, f"{base}/c/o", auth, b"one")).headers["X-Object-Version"]
+    await put(client, f"{base}/c/o", auth, b"two")
+    listed = (await client.get(f"{base}/c/o", headers=auth, params={"version": "list"})).json()
+    assert [v[0] for v in listed["versions"]][0] == int(v1)
+    old = await client.get(f"{base}/c/o", headers=auth, params={"version": v1})
+    assert old.content == b"one"
+    restored = await put(
+        client, f"{base}/c/o", auth, **{"X-Copy-From": "/c/o", "X-Source-Version": v1}
+    )
+    assert restored.status_code == 201
+    assert (await client.get(f"{base}/c/o", headers=auth)).content == b"one"
+    uuid = (await client.head(f"{base}/c/o", headers=auth)).headers["X-Object-UUID"]
+    copied = await client.request("COPY", f"{base}/c/o", headers={**auth, "Destination": "/c/copy"})
+    assert copied.status_code == 201
+    assert (await client.head(f"{base}/c/copy", headers=auth)).headers["X-Object-UUID"] != uuid
+    moved = await put(client, f"{base}/c/renamed", auth, **{"X-Move-From": "/c/o"})
+    assert moved.status_code == 201
+    assert (await client.head(f"{base}/c/renamed", headers=auth)).headers["X-Object-UUID"] == uuid
+    assert (await client.head(f"{base}/c/o", headers=auth)).status_code == 404
+
+
+async def test_sharing_groups_and_public_links(client, people, alice):
+    base, auth = alice
+    alice_id = people["alice"][0]
+    bob_id, bob = people["bob"]
+    carol_id, carol = people["carol"]
+    await put(client, f"{base}/c", auth)
+    await put(client, f"{base}/c/docs", auth, **{"Content-Type": "application/directory"})
+    await put(client, f"{base}/c/docs/a.txt", auth, b"secret a")
+    await put(client, f"{base}/c/private.txt", auth, b"private")
+    assert (await client.get(f"{base}/c/docs/a.txt", headers=bob)).status_code == 403
+    assert (await client.get(f"{base}/c", headers=bob)).status_code == 403
+    assert (await client.head(base, headers=bob)).status_code == 403
+    shared = await client.post(
+        f"{base}/c/docs?update", headers={**auth, "X-Object-Sharing": f"read={bob_id}"}
+    )
+    assert shared.status_code == 202
+    readable = await client.get(f"{base}/c/docs/a.txt", headers=bob)
+    assert readable.content == b"secret a"
+    assert readable.headers["X-Object-Shared-By"] == "c/docs"
+    assert readable.headers["X-Object-Allowed-To"] == "read"
+    assert (await put(client, f"{base}/c/docs/a.txt", bob, b"mine")).status_code == 403
+    assert (await client.get(f"{base}/c/private.txt", headers=bob)).status_code == 403
+    assert (await client.get(f"{base}/c", headers=bob)).text == "docs\ndocs/a.txt\n"
+    assert (await client.get(PREFIX, headers=bob)).text == f"{alice_id}\n"
+    assert (await client.get(f"{base}/c/docs/a.txt", headers=carol)).status_code == 403
+    group = await client.post(base, headers={**auth, "X-Account-Group-Friends": carol_id})
+    assert group.status_code == 202
+    assert (await client.head(base, headers=auth)).headers["X-Account-Group-Friends"] == carol_id
+    await client.post(
+        f"{base}/c/docs?update",
+        headers={**auth, "X-Object-Sharing": f"write={alice_id}:friends"},
+    )
+    assert (await put(client, f"{base}/c/docs/b.txt", carol, b"from carol")).status_code == 201
+    assert (await client.get(f"{base}/c/docs/a.txt", headers=bob)).status_code == 403
+    bad = await client.post(f"{base}/c/docs?update", headers={**auth, "X-Object-Sharing": "write"})
+    assert bad.status_code == 400
+    published = await client.post(
+        f"{base}/c/private.txt?update", headers={**auth, "X-Object-Public": "true"}
+    )
+    assert published.status_code == 202
+    link = (await client.head(f"{base}/c/private.txt", headers=auth)).headers["X-Object-Public"]
+    token = link.rsplit("/", 1)[1]
+    assert re.fullmatch(r"[0-9A-Za-z]{16}", token)
+    public = await client.get(f"/public/{token}")
+    assert public.content == b"private"
+    assert "X-Object-Hash" not in public.headers
+    await client.post(f"{base}/c/private.txt?update", headers={**auth, "X-Object-Public": "false"})
+    assert (await client.get(f"/public/{token}")).status_code == 404
+
+
+async def test_metadata_updates(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth, **{"X-Container-Meta-A": "1"})
+    await client.post(f"{base}/c", headers={**auth, "X-Container-Meta-B": "2"})
+    head = await client.head(f"{base}/c", headers=auth)
+    assert (head.headers["X-Container-Meta-A"], head.headers["X-Container-Meta-B"]) == ("1", "2")
+    await client.post(f"{base}/c", headers={**auth, "X-Remove-Container-Meta-A": "x"})
+    assert "X-Container-Meta-A" not in (await client.head(f"{base}/c", headers=auth)).headers
+    await put(client, f"{base}/c/o", auth, b"x", **{"X-Object-Meta-A": "1", "X-Object-Meta-B": "2"})
+    await client.post(f"{base}/c/o?update", headers={**auth, "X-Object-Meta-C": "3"})
+    merged = (await client.head(f"{base}/c/o", headers=auth)).headers
+    assert {merged["X-Object-Meta-A"], merged["X-Object-Meta-C"]} == {"1", "3"}
+    await client.post(f"{base}/c/o", headers={**auth, "X-Object-Meta-D": "4"})
+    replaced = (await client.head(f"{base}/c/o", headers=auth)).headers
+    assert "X-Object-Meta-A" not in replaced and replaced["X-Object-Meta-D"] == "4"
+    bad_policy = await put(client, f"{base}/d", auth, **{"X-Container-Policy-Color": "red"})
+    assert bad_policy.status_code == 400
+
+
+async def test_partial_updates_append_truncate(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    data = os.urandom(BLOCK_SIZE + 100)
+    await put(client, f"{base}/c/o", auth, data)
+    octets = {"Content-Type": "application/octet-stream"}
+    patch = await client.post(
+        f"{base}/c/o",
+        headers={**auth, **octets, "Content-Range": f"bytes {BLOCK_SIZE - 2}-{BLOCK_SIZE + 1}/*"},
+        content=b"ABCD",
+    )
+    assert patch.status_code == 204
+    expected = data[: BLOCK_SIZE - 2] + b"ABCD" + data[BLOCK_SIZE + 2 :]
+    assert (await client.get(f"{base}/c/o", headers=auth)).content == expected
+    await client.post(
+        f"{base}/c/o", headers={**auth, **octets, "Content-Range": "bytes */*"}, content=b"tail"
+    )
+    expected += b"tail"
+    assert (await client.get(f"{base}/c/o", headers=auth)).content == expected
+    await client.post(
+        f"{base}/c/o", headers={**auth, "X-Object-Bytes": "10", "X-Source-Object": "/c/o"}
+    )
+    assert (await client.get(f"{base}/c/o", headers=auth)).content == expected[:10]
+    await client.post(f"{base}/c/o", headers={**auth, "X-Object-Bytes": "20"})
+    grown = (await client.get(f"{base}/c/o", headers=auth)).content
+    assert grown == expected[:10] + bytes(10)  # old bytes past the cut never come back
+
+
+async def test_container_quota_and_delete_rules(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth, **{"X-Container-Policy-Quota": "10"})
+    assert (await put(client, f"{base}/c/a", auth, b"12345678")).status_code == 201
+    over = await put(client, f"{base}/c/b", auth, b"12345")
+    assert over.status_code == 413
+    assert (await client.get(f"{base}/c", headers=auth)).text == "a\n"
+    assert (await client.delete(f"{base}/c", headers=auth)).status_code == 409
+    assert (await client.delete(f"{base}/c/missing", headers=auth)).status_code == 404
+    emptied = await client.delete(f"{base}/c", headers=auth, params={"delimiter": "/"})
+    assert emptied.status_code == 204
+    assert (await client.head(f"{base}/c", headers=auth)).status_code == 404
+
+
+async def test_bulk_delete_and_manifests(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    for index in range(3):
+        await put(client, f"{base}/c/seg/{index}", auth, f"part{index}".encode())
+    await put(client, f"{base}/c/whole", auth, **{"X-Object-Manifest": "c/seg/"})
+    whole = await client.get(f"{base}/c/whole", headers=auth)
+    assert whole.content == b"part0part1part2"
+    assert whole.headers["X-Object-Manifest"] == "c/seg/"
+    assert (
+        await client.get(f"{base}/c/whole", headers={**auth, "Range": "bytes=4-6"})
+    ).content == b"0pa"
+    segments = [
+        {"path": f"/c/seg/{i}", "etag": hashlib.md5(f"part{i}".encode()).hexdigest()}
+        for i in (2, 0)
+    ]
+    slo = await put(
+        client, f"{base}/c/slo?multipart-manifest=put", auth, json.dumps(segments).encode()
+    )
+    assert slo.status_code == 201
+    assert (await client.get(f"{base}/c/slo", headers=auth)).content == b"part2part0"
+    bad = [{"path": "/c/seg/0", "etag": "0" * 32}]
+    refused = await put(
+        client, f"{base}/c/bad?multipart-manifest=put", auth, json.dumps(bad).encode()
+    )
+    assert refused.status_code == 400
+    body = "/c/seg/0\n/c/seg/1\n/c/nothing\n"
+    result = await client.post(
+        f"{base}?bulk-delete",
+        headers={**auth, "Accept": "application/json", "Content-Type": "text/plain"},
+        content=body,
+    )
+    assert result.json()["Number Deleted"] == 2
+    assert result.json()["Number Not Found"] == 1
+    info = await client.get("/info")
+    assert "slo" in info.json() and "bulk_delete" in info.json()
