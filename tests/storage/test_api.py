@@ -207,7 +207,7 @@ async def test_versions_copy_move(client, alice):
     v1 = (await put(client, f"{base}/c/o", auth, b"one")).headers["X-Object-Version"]
     await put(client, f"{base}/c/o", auth, b"two")
     listed = (await client.get(f"{base}/c/o", headers=auth, params={"version": "list"})).json()
-    assert [v[0] for v in listed["versions"]][0] == int(v1)
+    assert [v[0] for v in listed["versions"]] == [int(v1), int(v1) + 1]
     old = await client.get(f"{base}/c/o", headers=auth, params={"version": v1})
     assert old.content == b"one"
     restored = await put(
@@ -252,7 +252,9 @@ async def test_sharing_groups_and_public_links(client, people, alice):
     assert (await client.get(f"{base}/c/docs/a.txt", headers=carol)).status_code == 403
     group = await client.post(base, headers={**auth, "X-Account-Group-Friends": carol_id})
     assert group.status_code == 202
-    assert (await client.head(base, headers=auth)).headers["X-Account-Group-Friends"] == carol_id
+    account_headers = (await client.head(base, headers=auth)).headers
+    assert account_headers["X-Account-Group-Friends"] == carol_id
+    assert int(account_headers[f"X-Account-Policy-Quota-{alice_id}"]) > 0
     await client.post(
         f"{base}/c/docs?update",
         headers={**auth, "X-Object-Sharing": f"write={alice_id}:friends"},

@@ -283,6 +283,10 @@ async def _account_headers(call: Call) -> dict[str, str]:
     }
     for group, members in info.groups.items():
         headers[f"X-Account-Group-{group}"] = ",".join(members)
+    if info.quotas:
+        headers["X-Account-Policy-Quota"] = str(sum(info.quotas.values()))
+        for project, limit in info.quotas.items():
+            headers[f"X-Account-Policy-Quota-{project}"] = str(limit)
     return headers
 
 

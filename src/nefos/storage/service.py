@@ -34,7 +34,7 @@ from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
 from nefos.quotas.serials import settled
-from nefos.quotas.service import Charge, Quotas, charge
+from nefos.quotas.service import Charge, Quotas, charge, user_holder
 from nefos.storage import blocks, sharing
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
 from nefos.storage.models import (
@@ -117,6 +117,7 @@ class AccountInfo:
     last_modified: dt.datetime | None
     meta: dict[str, str]
     groups: dict[str, list[str]]
+    quotas: dict[str, int] = field(default_factory=dict)  # project → pithos.diskspace limit
 
 
 @dataclass
@@ -633,7 +634,14 @@ class Namespace:
             meta = (await self._node_meta(s, [node.id])).get(node.id, {}) if node else {}
             groups = await self._groups(s, account)
         modified = [c.last_modified for c in containers if c.last_modified]
+        holdings = await self.quotas.holdings(holders=[user_holder(account)])
+        quotas = {
+            h.source.removeprefix("project:"): h.limit
+            for h in holdings
+            if h.resource == RESOURCE and h.source and h.source.startswith("project:")
+        }
         return AccountInfo(
+            quotas=quotas,
             containers=len(containers),
             objects=sum(c.count for c in containers),
             bytes=sum(c.bytes for c in containers),
