@@ -29,6 +29,7 @@ from nefos.cli.common import (
 )
 from nefos.cli.projects import project_app
 from nefos.cli.quota import quota_app, usage_app
+from nefos.cli.storage import storage_app
 from nefos.core.config import Settings
 from nefos.core.engines import Engines
 from nefos.core.migrate import head, upgrade_async
@@ -49,6 +50,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(project_app, name="project")
 app.add_typer(quota_app, name="quota")
 app.add_typer(usage_app, name="usage")
+app.add_typer(storage_app, name="storage")
 
 # -- running -------------------------------------------------------------------------
 

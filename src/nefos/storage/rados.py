@@ -5,6 +5,13 @@ stored), maps are ``map.<name>`` holding the raw digests (``encode_map``). libra
 acknowledges ``write_full`` only once the OSDs have committed it, so a returned put is
 durable. Its calls block, so each batch runs in one worker thread off the event loop.
 
+Put times are object mtimes, which librados takes from the writer's clock. A block found
+present is touched by one compound operation that compares its tail and sets an xattr
+with an explicit mtime (RADOS keeps the old mtime when a write op gives none), so a
+touch never creates a truncated or empty block where gc has just deleted one. Collect
+deletes with ``assert_version``: an object touched since it was looked at is kept. The
+version of a stat is only readable per I/O context, so those calls use one of their own.
+
 The ``rados`` module is Debian's python3-rados (there is no PyPI route); it is imported
 here only, so the file store works on machines without Ceph.
 """
@@ -12,20 +19,27 @@ here only, so the file store works on machines without Ceph.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
+import datetime as dt
+import math
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import rados
 
 from nefos.storage.blocks import EMPTY_HASH, block_hash, canonical, is_hash
-from nefos.storage.stores import BlockMissing, check_map_name, decode_map, encode_map
+from nefos.storage.stores import BlockMissing, Kind, check_map_name, decode_map, encode_map
 
 BLOCK_PREFIX = "blk."
 MAP_PREFIX = "map."
 CONNECT_TIMEOUT = 30  # seconds; a wrong mon address fails instead of hanging
+PUT_XATTR = "nefos.put"  # set (empty) by a touch, for its mtime
+PROBE = 8  # tail bytes a touch compares, so it only ever touches the right, whole block
+TOUCH_ATTEMPTS = 3
 
 
 def _block_object(name: str) -> str:
@@ -62,6 +76,64 @@ class RadosStore:
                 self._cluster = cluster
             return self._ioctx
 
+    @contextlib.contextmanager
+    def _private_io(self) -> Iterator[Any]:
+        """An I/O context for one worker thread, whose ``get_last_version`` is ours."""
+        self._io()
+        io = self._cluster.open_ioctx(self.pool)
+        try:
+            yield io
+        finally:
+            io.close()
+
+    @staticmethod
+    def _now() -> int:
+        """A touch's mtime: whole seconds, rounded up so it never looks older than it is."""
+        return math.ceil(time.time())
+
+    @staticmethod
+    def _operate(io: Any, key: str, build: Any) -> bool:
+        """Run one compound write op; False when any step of it failed (nothing applied)."""
+        op = io.create_write_op()
+        try:
+            build(op)
+            io.operate_write_op(op, key, mtime=RadosStore._now())
+        except rados.Error:
+            return False
+        finally:
+            io.release_write_op(op)
+        return True
+
+    @classmethod
+    def _touch_block(cls, io: Any, key: str, data: bytes) -> bool:
+        """Mark a stored block as put now; False when it is absent or not whole."""
+        tail = data[-PROBE:]
+
+        def build(op: Any) -> None:
+            op.cmpext(tail, len(data) - len(tail))
+            op.set_xattr(PUT_XATTR, b"")
+
+        return cls._operate(io, key, build)
+
+    @classmethod
+    def _touch_versioned(cls, io: Any, key: str) -> bool:
+        """Mark a stored object as put now without knowing its bytes: stat, then touch
+        only that version of it (the stat's version needs a private I/O context)."""
+        for _ in range(TOUCH_ATTEMPTS):
+            try:
+                io.stat(key)
+            except rados.ObjectNotFound:
+                return False
+            version = io.get_last_version()
+
+            def build(op: Any, version: int = version) -> None:
+                op.assert_version(version)
+                op.set_xattr(PUT_XATTR, b"")
+
+            if cls._operate(io, key, build):
+                return True
+        return False  # it kept changing: call it missing, the caller puts it again
+
     @staticmethod
     def _exists(io: Any, key: str) -> bool:
         try:
@@ -83,9 +155,11 @@ class RadosStore:
         for block in blocks:
             name = block_hash(block)
             names.append(name)
-            key = BLOCK_PREFIX + name
-            if name != EMPTY_HASH and not self._exists(io, key):
-                io.write_full(key, canonical(block))
+            if name == EMPTY_HASH:
+                continue
+            key, data = BLOCK_PREFIX + name, canonical(block)
+            if not self._touch_block(io, key, data):
+                io.write_full(key, data)
         return names
 
     async def put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
@@ -110,15 +184,18 @@ class RadosStore:
         keys = [None if h == EMPTY_HASH else _block_object(h) for h in hashes]
         return await asyncio.to_thread(self._get_blocks, keys)
 
-    def _missing(self, names: list[str]) -> list[str]:
-        io = self._io()
-        return [name for name in names if not self._exists(io, BLOCK_PREFIX + name)]
+    def _missing(self, names: list[str], touch: bool) -> list[str]:
+        if not touch:
+            io = self._io()
+            return [name for name in names if not self._exists(io, BLOCK_PREFIX + name)]
+        with self._private_io() as io:
+            return [name for name in names if not self._touch_versioned(io, BLOCK_PREFIX + name)]
 
-    async def missing(self, hashes: Sequence[str]) -> list[str]:
+    async def missing(self, hashes: Sequence[str], touch: bool = False) -> list[str]:
         unique = [h for h in dict.fromkeys(hashes) if h != EMPTY_HASH]
         for name in unique:
             _block_object(name)
-        return await asyncio.to_thread(self._missing, unique)
+        return await asyncio.to_thread(self._missing, unique, touch)
 
     def _delete(self, keys: list[str]) -> None:
         io = self._io()
@@ -162,6 +239,35 @@ class RadosStore:
 
     async def map_names(self) -> list[str]:
         return await asyncio.to_thread(self._names, MAP_PREFIX)
+
+    def _collect(self, keys: list[tuple[str, str]], before: float, dry_run: bool) -> list[str]:
+        collected = []
+        with self._private_io() as io:
+            for name, key in keys:
+                try:
+                    _, mtime = io.stat(key)
+                except rados.ObjectNotFound:
+                    continue
+                version = io.get_last_version()
+                # stat gives whole local seconds; count the object as put at the end of its
+                # second, so rounding never makes it look older than it is
+                if calendar.timegm(mtime) - mtime.tm_gmtoff + 1 > before:
+                    continue
+
+                def build(op: Any, version: int = version) -> None:
+                    op.assert_version(version)
+                    op.remove()
+
+                if dry_run or self._operate(io, key, build):
+                    collected.append(name)
+        return collected
+
+    async def collect(
+        self, kind: Kind, names: Sequence[str], before: dt.datetime, dry_run: bool = False
+    ) -> list[str]:
+        where = _block_object if kind == "block" else _map_object
+        keys = [(name, where(name)) for name in names if name != EMPTY_HASH]
+        return await asyncio.to_thread(self._collect, keys, before.timestamp(), dry_run)
 
     def _close(self) -> None:
         with self._lock:

@@ -412,7 +412,8 @@ class Namespace:
         except ValueError as exc:
             raise errors.InvalidInput(str(exc)) from None
         meta = await self._check_write(account, container, name, content_type, meta)
-        missing = await self.store.missing(hashes)
+        # touch: the blocks found are about to be referenced, so gc must spare them.
+        missing = await self.store.missing(hashes, touch=True)
         if missing:
             raise errors.Conflict("Missing blocks", data={"missing": missing})
         data = await self._new_map(size, hashes, content_type, meta, "")
@@ -466,7 +467,10 @@ class Namespace:
         if (container, name) == (dest_container, dest_name):
             return source
         data = self._reuse(source, meta, keep_uuid=True)
-        writes = [_Write(dest_container, dest_name, data), _Write(container, name, None)]
+        writes = [
+            _Write(dest_container, dest_name, data),
+            _Write(container, name, None, base=source.serial),  # a moved-over source: retry
+        ]
         serial = (await self._commit(account, muser, writes))[0]
         return await self.get_object(account, dest_container, dest_name, serial)
 
@@ -1189,6 +1193,16 @@ class Namespace:
         container = await self._container_node(s, account, write.container)
         policy = await s.get(Policy, container.id, with_for_update=True)
         assert policy is not None
+        if write.data is not None and write.data.source_serial is not None:
+            # A copy shares the source version's map: the source must still exist when
+            # the copy commits, or gc could have taken the map (versioning "none").
+            source = await s.scalar(
+                select(Version.serial)
+                .where(Version.serial == write.data.source_serial)
+                .with_for_update(read=True)
+            )
+            if source is None:
+                raise errors.Conflict("The source object changed meanwhile; try again")
         path = _object_path(account, write.container, write.name)
         node = await self._node(s, path)
         if node is None:

@@ -9,21 +9,33 @@
 Blocks are stored canonically (without trailing zeros, see ``nefos.storage.blocks``)
 under their hex hash; the all-zero block is never stored and always present. A map is
 a named list of block hashes (an object version's hashmap), stored as raw digests.
-Putting what is already there is a no-op, which is what makes deduplication free.
+Putting a block that is already there writes no data, which is what makes deduplication
+free; it only refreshes the block's put time.
+
+Put times are what keeps garbage collection (``nefos.storage.maintenance``) from racing
+writers: a writer about to reference a stored block puts it (or asks ``missing`` with
+``touch``), which marks it as put now, and ``collect`` deletes only what was last put
+before a cutoff, deciding and deleting atomically per object. So a block a writer has
+just relied on is either kept, or was deleted before the writer looked and so gets
+written again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from nefos.core.config import Settings
 from nefos.storage.blocks import DIGEST_SIZE, EMPTY_HASH, block_hash, canonical, is_hash
+
+Kind = Literal["block", "map"]
+HELD = "~gc"  # the suffix of a file collect has renamed aside
 
 
 class BlockMissing(Exception):
@@ -36,17 +48,21 @@ class BlockMissing(Exception):
 
 class BlockStore(Protocol):
     async def put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
-        """Store blocks; return their hashes. Idempotent; durable when it returns."""
+        """Store blocks; return their hashes. Idempotent; durable when it returns. A
+        block already stored is not written again, only marked as put now."""
 
     async def get_blocks(self, hashes: Sequence[str]) -> list[bytes]:
         """The canonical bytes of each block (pad to the block size to read); raises
         BlockMissing."""
 
-    async def missing(self, hashes: Sequence[str]) -> list[str]:
-        """Those of ``hashes`` the store lacks, in order, without repeats."""
+    async def missing(self, hashes: Sequence[str], touch: bool = False) -> list[str]:
+        """Those of ``hashes`` the store lacks, in order, without repeats. ``touch``: the
+        caller is about to reference the others (a hashmap PUT), so mark them as put now
+        and ``collect`` leaves them alone for its grace period."""
 
     async def delete_blocks(self, hashes: Sequence[str]) -> None:
-        """Remove blocks (garbage collection); absent ones are ignored."""
+        """Remove blocks now, whatever their put time (gc uses ``collect``); absent ones
+        are ignored."""
 
     async def block_names(self) -> list[str]:
         """Every stored block's hash (for fsck and gc)."""
@@ -60,6 +76,14 @@ class BlockStore(Protocol):
     async def delete_map(self, name: str) -> None: ...
 
     async def map_names(self) -> list[str]: ...
+
+    async def collect(
+        self, kind: Kind, names: Sequence[str], before: dt.datetime, dry_run: bool = False
+    ) -> list[str]:
+        """Delete those of ``names`` last put before ``before``; return them (a dry run
+        deletes nothing). Checking the put time and deleting is atomic per object against
+        a concurrent put or touch of it, so gc never removes what a writer just relied on.
+        Absent names are skipped."""
 
     async def close(self) -> None: ...
 
@@ -89,6 +113,7 @@ class FileStore:
         self.maps = root / "maps"
         self.blocks.mkdir(parents=True, exist_ok=True)
         self.maps.mkdir(parents=True, exist_ok=True)
+        self._recovered = False  # collect's leftovers, looked for once per store
 
     def _block_path(self, name: str) -> Path:
         if not is_hash(name):
@@ -126,13 +151,25 @@ class FileStore:
         finally:
             os.close(directory)
 
+    @staticmethod
+    def _touch(path: Path) -> bool:
+        """Mark a stored file as put now (its mtime); False when it is not there. Not
+        fsynced: after a crash an older mtime only matters to an upload that died too."""
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        return True
+
     def _put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
         names = []
         for block in blocks:
             name = block_hash(block)
             names.append(name)
             if name != EMPTY_HASH:
-                self._write(self._block_path(name), canonical(block), replace=False)
+                path = self._block_path(name)
+                if not self._touch(path):
+                    self._write(path, canonical(block), replace=False)
         return names
 
     async def put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
@@ -155,19 +192,20 @@ class FileStore:
     async def get_blocks(self, hashes: Sequence[str]) -> list[bytes]:
         return await asyncio.to_thread(self._get_blocks, hashes)
 
-    def _missing(self, hashes: Sequence[str]) -> list[str]:
+    def _missing(self, hashes: Sequence[str], touch: bool) -> list[str]:
         seen: set[str] = set()
         absent = []
         for name in hashes:
             if name in seen or name == EMPTY_HASH:
                 continue
             seen.add(name)
-            if not self._block_path(name).exists():
+            path = self._block_path(name)
+            if not (self._touch(path) if touch else path.exists()):
                 absent.append(name)
         return absent
 
-    async def missing(self, hashes: Sequence[str]) -> list[str]:
-        return await asyncio.to_thread(self._missing, hashes)
+    async def missing(self, hashes: Sequence[str], touch: bool = False) -> list[str]:
+        return await asyncio.to_thread(self._missing, hashes, touch)
 
     def _delete(self, paths: list[Path]) -> None:
         for path in paths:
@@ -205,6 +243,79 @@ class FileStore:
 
     async def map_names(self) -> list[str]:
         return await asyncio.to_thread(self._names, self.maps, 1)
+
+    @staticmethod
+    def _held(path: Path) -> Path:
+        """Where collect holds a file while it decides ("~" is in no block or map name,
+        and the leading dot keeps it out of listings)."""
+        return path.with_name(f".{path.name}{HELD}")
+
+    @staticmethod
+    def _put_back(held: Path, path: Path) -> None:
+        """Return a held file to its name, unless a writer has put a new one there (or
+        another collect's recovery has already put it back)."""
+        try:
+            os.link(held, path)
+        except (FileExistsError, FileNotFoundError):
+            pass
+        else:
+            directory = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        with contextlib.suppress(FileNotFoundError):
+            held.unlink()
+
+    def _recover(self) -> None:
+        """Put back what a collect killed between its rename and its second look left
+        held: a writer may have touched it, and committed, since."""
+        if self._recovered:
+            return
+        for root, pattern in ((self.blocks, f"*/*/.*{HELD}"), (self.maps, f"*/.*{HELD}")):
+            for held in root.glob(pattern):
+                self._put_back(held, held.with_name(held.name[1 : -len(HELD)]))
+        self._recovered = True
+
+    def _collect(self, paths: list[tuple[str, Path]], before: float, dry_run: bool) -> list[str]:
+        """Rename each old file aside, then look at its mtime again: a writer's touch
+        lands either before the rename (the held file is young and goes back) or after
+        it (the touch finds nothing and the writer writes the block anew)."""
+        if not dry_run:
+            self._recover()
+        collected = []
+        for name, path in paths:
+            try:
+                if path.stat().st_mtime >= before:
+                    continue
+            except FileNotFoundError:
+                continue
+            if dry_run:
+                collected.append(name)
+                continue
+            held = self._held(path)
+            try:
+                os.rename(path, held)
+            except FileNotFoundError:
+                continue
+            try:
+                young = held.stat().st_mtime >= before
+            except FileNotFoundError:  # a concurrent collect's recovery put it back
+                continue
+            if young:
+                self._put_back(held, path)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                held.unlink()
+                collected.append(name)
+        return collected
+
+    async def collect(
+        self, kind: Kind, names: Sequence[str], before: dt.datetime, dry_run: bool = False
+    ) -> list[str]:
+        where = self._block_path if kind == "block" else self._map_path
+        paths = [(name, where(name)) for name in names if name != EMPTY_HASH]
+        return await asyncio.to_thread(self._collect, paths, before.timestamp(), dry_run)
 
     async def close(self) -> None:
         return None

@@ -1,0 +1,357 @@
+"""File storage maintenance for operators: ``fsck`` checks that every version's map and
+blocks are whole, ``gc`` deletes the maps and blocks that no version needs any more.
+
+Both read the database and the store of a live deployment (``nefos storage fsck|gc``)
+and never write the database; only ``gc`` deletes, and only from the store.
+
+Why gc loses nothing. A write stores its blocks (a block already stored is touched: marked
+as put now), puts its map under a fresh name, then commits the version
+(docs/storage-plan.md). gc deletes a map or a block only when
+
+1. no version references it (a block: no map that a version references), as read from
+   the database *after* listing the store, and read again just before each batch;
+2. it is no block of an unreferenced map put within the grace period (an upload between
+   storing its map and committing);
+3. the store finds it last put before ``start - grace``, deciding and deleting atomically
+   per object (``BlockStore.collect``): a touch racing the delete either comes first
+   (the object is young and kept) or finds the object gone (and writes it again).
+
+A reference committed after gc's last database read comes from a write that put or
+touched its blocks and map at most one upload's duration before committing. While the
+grace period is longer than the longest upload plus the clock skew between the writers
+and gc (RADOS mtimes come from the writers' clocks), those are younger than the cutoff
+and (3) keeps them. A referenced map that cannot be read stops the block phase: which
+blocks it needs is unknown.
+
+Two windows remain, each as long as one commit and needing gc's check and delete of the
+same object to fall inside it (the lead engineer has the service changes that close them):
+
+* a hashmap PUT checks ``store.missing`` without ``touch``, so old unreferenced blocks it
+  finds present are not refreshed; gc may delete one between that check and the commit;
+* copy and move reuse the source version's map without re-checking, in their commit,
+  that the source version still exists; if a versioning ``none`` overwrite removes it
+  meanwhile, gc may delete the map (and its blocks) that the copy then commits.
+
+Memory: fsck and gc hold the names of every referenced block (one set), not the maps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from nefos.core.db import Database, utcnow
+from nefos.storage import blocks
+from nefos.storage.blocks import EMPTY_HASH
+from nefos.storage.models import Node, Version
+from nefos.storage.stores import BlockMissing, BlockStore
+
+DEFAULT_GRACE = dt.timedelta(hours=1)
+VERSION_BATCH = 500  # version rows per query
+MAP_READS = 16  # maps read at once
+READ_BATCH = 16  # blocks read per round trip by a deep fsck (at most 64 MiB in memory)
+NAME_BATCH = 500  # names per presence check, IN (...) query or delete batch
+
+OK, MISSING, CORRUPT = "ok", "missing", "corrupt"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one version; ``kind`` is one of ``map-missing``,
+    ``map-corrupt``, ``size``, ``hash``, ``blocks-missing``, ``blocks-corrupt``."""
+
+    serial: int
+    path: str
+    kind: str
+    detail: str
+    blocks: tuple[str, ...] = ()
+
+
+@dataclass
+class FsckReport:
+    """Orphans are no problem (gc's work), so they do not make a report unclean."""
+
+    deep: bool
+    versions: int = 0  # version rows with a map
+    maps: int = 0  # distinct maps they reference
+    blocks: int = 0  # distinct blocks those maps reference (the zero block is never stored)
+    problems: list[Problem] = field(default_factory=list)
+    orphan_maps: list[str] = field(default_factory=list)  # stored, referenced by no version
+    orphan_blocks: list[str] = field(default_factory=list)  # stored, in no referenced map
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    grace: dt.timedelta
+    maps: list[str] = field(default_factory=list)  # deleted (a dry run: would be)
+    blocks: list[str] = field(default_factory=list)
+    maps_kept: int = 0  # unreferenced but young, or referenced again meanwhile
+    blocks_kept: int = 0
+    stopped: str = ""  # why the blocks were left alone, if they were
+
+
+@dataclass(frozen=True)
+class _Row:
+    serial: int
+    path: str
+    size: int
+    hash: str
+    map_name: str
+
+
+# -- fsck ----------------------------------------------------------------------------------
+
+
+async def fsck(db: Database, store: BlockStore, deep: bool = False) -> FsckReport:
+    """Check every version that has a map (current and history): the map is there, fits
+    the version's size and hash, and its blocks are there; ``deep`` also reads every
+    block and checks its hash, which reads the whole store. Versions are streamed in
+    batches; each distinct block is checked once."""
+    report = FsckReport(deep=deep)
+    stored_maps = set(await store.map_names())  # listed first: what is committed later is
+    stored_blocks = await store.block_names()  # seen by the scan, never taken for garbage
+    referenced: set[str] = set()
+    state: dict[str, str] = {}  # referenced block -> OK | MISSING | CORRUPT
+    async for rows in _versions(db):
+        report.versions += len(rows)
+        names = {row.map_name for row in rows}
+        referenced |= names
+        maps, unreadable = await _read_maps(store, names)
+        fresh = dict.fromkeys(h for m in maps.values() for h in m if h not in state)
+        fresh.pop(EMPTY_HASH, None)
+        await _check_blocks(store, list(fresh), deep, state)
+        for row in rows:
+            report.problems += _problems(row, maps, unreadable, state)
+    report.problems = await _still_current(db, report.problems)
+    orphans = sorted(stored_maps - referenced)
+    # a version committed during the scan may sit below where the scan had got to
+    adopted = await _referenced_among(db, orphans)
+    adopted_blocks, _ = await _blocks_of(store, adopted)
+    report.orphan_maps = [name for name in orphans if name not in adopted]
+    report.orphan_blocks = [
+        name for name in stored_blocks if name not in state and name not in adopted_blocks
+    ]
+    report.maps, report.blocks = len(referenced), len(state)
+    return report
+
+
+async def _versions(db: Database) -> AsyncIterator[list[_Row]]:
+    after = 0
+    while True:
+        async with db.session() as s:
+            rows = (
+                await s.execute(
+                    select(Version.serial, Node.path, Version.size, Version.hash, Version.map_name)
+                    .join(Node, Node.id == Version.node_id)
+                    .where(Version.map_name != "", Version.serial > after)
+                    .order_by(Version.serial)
+                    .limit(VERSION_BATCH)
+                )
+            ).all()
+        if not rows:
+            return
+        yield [_Row(*row) for row in rows]
+        after = rows[-1].serial
+
+
+async def _check_blocks(
+    store: BlockStore, names: list[str], deep: bool, state: dict[str, str]
+) -> None:
+    for start in range(0, len(names), NAME_BATCH):
+        chunk = names[start : start + NAME_BATCH]
+        absent = set(await store.missing(chunk))
+        for name in chunk:
+            state[name] = MISSING if name in absent else OK
+    if not deep:
+        return
+    present = [name for name in names if state[name] == OK]
+    for start in range(0, len(present), READ_BATCH):
+        for name, data in await _read_blocks(store, present[start : start + READ_BATCH]):
+            if data is None:
+                state[name] = MISSING
+            elif blocks.block_hash(data) != name:
+                state[name] = CORRUPT
+
+
+async def _read_blocks(store: BlockStore, names: list[str]) -> list[tuple[str, bytes | None]]:
+    """Each block's bytes, or None if it went away since its presence was checked."""
+    try:
+        return list(zip(names, await store.get_blocks(names), strict=True))
+    except BlockMissing:
+        found: list[tuple[str, bytes | None]] = []
+        for name in names:
+            try:
+                found.append((name, (await store.get_blocks([name]))[0]))
+            except BlockMissing:
+                found.append((name, None))
+        return found
+
+
+def _problems(
+    row: _Row, maps: dict[str, list[str]], unreadable: dict[str, str], state: dict[str, str]
+) -> list[Problem]:
+    if row.map_name in unreadable:
+        reason = unreadable[row.map_name]
+        kind = "map-missing" if reason == MISSING else "map-corrupt"
+        return [Problem(row.serial, row.path, kind, f"map {row.map_name}: {reason}")]
+    hashes = maps[row.map_name]
+    found = []
+    try:
+        blocks.check_hashmap(row.size, hashes)
+    except ValueError as exc:
+        found.append(Problem(row.serial, row.path, "size", f"map {row.map_name}: {exc}"))
+    computed = blocks.merkle(hashes)
+    if computed != row.hash:
+        detail = f"recorded {row.hash}, map {row.map_name} gives {computed}"
+        found.append(Problem(row.serial, row.path, "hash", detail))
+    unique = [h for h in dict.fromkeys(hashes) if h != EMPTY_HASH]
+    for kind, wanted in (("blocks-missing", MISSING), ("blocks-corrupt", CORRUPT)):
+        bad = tuple(h for h in unique if state[h] == wanted)
+        if bad:
+            detail = f"{len(bad)} of {len(unique)} blocks {wanted}"
+            found.append(Problem(row.serial, row.path, kind, detail, bad))
+    return found
+
+
+async def _still_current(db: Database, problems: list[Problem]) -> list[Problem]:
+    """Drop problems of versions removed during the scan (gc may then take their map)."""
+    serials = sorted({p.serial for p in problems})
+    there: set[int] = set()
+    async with db.session() as s:
+        for start in range(0, len(serials), NAME_BATCH):
+            chunk = serials[start : start + NAME_BATCH]
+            there.update(await s.scalars(select(Version.serial).where(Version.serial.in_(chunk))))
+    return [p for p in problems if p.serial in there]
+
+
+# -- gc --------------------------------------------------------------------------------------
+
+
+async def gc(
+    db: Database, store: BlockStore, grace: dt.timedelta = DEFAULT_GRACE, dry_run: bool = False
+) -> GcReport:
+    """Delete the maps no version references and the blocks no referenced map holds,
+    when last put more than ``grace`` ago (the module docstring argues why that is
+    safe while the cloud runs). A dry run reports the same and deletes nothing."""
+    if grace < dt.timedelta(0):
+        raise ValueError("a negative grace period")
+    report = GcReport(dry_run=dry_run, grace=grace)
+    cutoff = utcnow() - grace
+    stored_maps = await store.map_names()
+    stored_blocks = await store.block_names()
+    referenced = await _all_referenced(db)  # after listing: see the module docstring
+
+    orphans = [name for name in stored_maps if name not in referenced]
+    kept: list[str] = []
+    for start in range(0, len(orphans), NAME_BATCH):
+        batch = orphans[start : start + NAME_BATCH]
+        again = await _referenced_among(db, batch)  # a copy may have adopted one
+        referenced |= again
+        batch = [name for name in batch if name not in again]
+        gone = set(await store.collect("map", batch, cutoff, dry_run))
+        report.maps += [name for name in batch if name in gone]
+        kept += [name for name in batch if name not in gone]
+    report.maps_kept = len(orphans) - len(report.maps)
+
+    used, unreadable = await _blocks_of(store, referenced)
+    if unreadable:
+        report.stopped = _stop_reason("referenced", unreadable)
+        return report
+    young, unreadable = await _blocks_of(store, kept)  # uploads in flight
+    unreadable = {name: why for name, why in unreadable.items() if why != MISSING}
+    if unreadable:
+        report.stopped = _stop_reason("young", unreadable)
+        return report
+    candidates = [name for name in stored_blocks if name not in used and name not in young]
+    for start in range(0, len(candidates), NAME_BATCH):
+        now = await _all_referenced(db)
+        if now - referenced:
+            more, unreadable = await _blocks_of(store, now - referenced)
+            if unreadable:
+                report.stopped = _stop_reason("referenced", unreadable)
+                break
+            used |= more
+            referenced |= now
+        batch = [name for name in candidates[start : start + NAME_BATCH] if name not in used]
+        report.blocks += await store.collect("block", batch, cutoff, dry_run)
+    unreferenced = len(candidates) + sum(1 for name in stored_blocks if name in young)
+    report.blocks_kept = unreferenced - len(report.blocks)
+    return report
+
+
+def _stop_reason(which: str, unreadable: dict[str, str]) -> str:
+    name, why = sorted(unreadable.items())[0]
+    return (
+        f"{len(unreadable)} {which} maps cannot be read (map {name}: {why}), so no block "
+        "was deleted: run fsck"
+    )
+
+
+# -- shared ----------------------------------------------------------------------------------
+
+
+async def _all_referenced(db: Database) -> set[str]:
+    async with db.session() as s:
+        names = await s.scalars(select(Version.map_name).where(Version.map_name != "").distinct())
+        return set(names)
+
+
+async def _referenced_among(db: Database, names: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    async with db.session() as s:
+        for start in range(0, len(names), NAME_BATCH):
+            chunk = names[start : start + NAME_BATCH]
+            query = select(Version.map_name).where(Version.map_name.in_(chunk)).distinct()
+            found.update(await s.scalars(query))
+    return found
+
+
+async def _read_maps(
+    store: BlockStore, names: Collection[str]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The hashes of each map, and why each of the others cannot be read (MISSING or
+    a decoding error), a few maps at a time."""
+
+    async def one(name: str) -> list[str] | str:
+        try:
+            return await store.get_map(name)
+        except BlockMissing:
+            return MISSING
+        except ValueError as exc:
+            return f"corrupt ({exc})"
+
+    ordered = sorted(names)
+    maps: dict[str, list[str]] = {}
+    unreadable: dict[str, str] = {}
+    for start in range(0, len(ordered), MAP_READS):
+        chunk = ordered[start : start + MAP_READS]
+        for name, got in zip(chunk, await asyncio.gather(*map(one, chunk)), strict=True):
+            if isinstance(got, str):
+                unreadable[name] = got
+            else:
+                maps[name] = got
+    return maps, unreadable
+
+
+async def _blocks_of(store: BlockStore, names: Collection[str]) -> tuple[set[str], dict[str, str]]:
+    """Every block the maps ``names`` hold, reading them a batch at a time, and the maps
+    that cannot be read."""
+    found: set[str] = set()
+    unreadable: dict[str, str] = {}
+    ordered = sorted(names)
+    for start in range(0, len(ordered), VERSION_BATCH):
+        maps, failed = await _read_maps(store, ordered[start : start + VERSION_BATCH])
+        for hashes in maps.values():
+            found.update(hashes)
+        unreadable |= failed
+    found.discard(EMPTY_HASH)
+    return found, unreadable

@@ -1,0 +1,462 @@
+"""fsck and gc on both block stores and both databases, and ``nefos storage`` itself."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from nefos.core import errors
+from nefos.core.config import Settings
+from nefos.core.db import utcnow
+from nefos.core.engines import Engines
+from nefos.storage import blocks, maintenance
+from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
+from nefos.storage.maintenance import fsck, gc
+from nefos.storage.models import HISTORY, Node, Version
+from nefos.storage.service import Namespace, ObjectRecord
+from nefos.storage.stores import HELD, BlockStore, FileStore, Kind
+from tests.conftest import run_nefos
+
+STORES = ["file", "rados"]
+HOUR = dt.timedelta(hours=1)
+ZERO = dt.timedelta(0)
+
+
+@pytest.fixture(params=STORES)
+async def ns(
+    request: pytest.FixtureRequest, engines: Engines, settings: Settings
+) -> AsyncIterator[Namespace]:
+    """The namespace over each store: the deployment's own file store, or a RADOS pool."""
+    if request.param == "file":
+        yield engines.storage
+        return
+    store = await request.getfixturevalue("rados_store_factory")()
+    yield Namespace(engines.db, settings, store, engines.quotas)
+    await store.close()
+
+
+@pytest.fixture
+async def account(engines: Engines) -> str:
+    user, _ = await engines.identity.create_user(f"m-{uuid.uuid4().hex[:6]}@example.org")
+    return str(user.id)
+
+
+async def stream(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 1 << 20):
+        yield data[start : start + (1 << 20)]
+
+
+async def body(ns: Namespace, record: ObjectRecord) -> bytes:
+    return b"".join([chunk async for chunk in ns.read(record)])
+
+
+async def backdate(store: BlockStore, kind: Kind, names: list[str], seconds: float) -> None:
+    """Make objects look last put ``seconds`` ago, as time would."""
+    when = time.time() - seconds
+    if isinstance(store, FileStore):
+        where = store._block_path if kind == "block" else store._map_path
+        for name in names:
+            await asyncio.to_thread(os.utime, where(name), (when, when))
+        return
+    from nefos.storage.rados import BLOCK_PREFIX, MAP_PREFIX
+
+    io = store._io()
+    for name in names:
+        op = io.create_write_op()
+        op.set_xattr("nefos.put", b"")
+        key = (BLOCK_PREFIX if kind == "block" else MAP_PREFIX) + name
+        await asyncio.to_thread(io.operate_write_op, op, key, int(when))
+        io.release_write_op(op)
+
+
+async def age_everything(store: BlockStore, seconds: float = 2 * 3600) -> None:
+    await backdate(store, "block", await store.block_names(), seconds)
+    await backdate(store, "map", await store.map_names(), seconds)
+
+
+async def corrupt(store: BlockStore, name: str) -> None:
+    """Change a block's bytes behind the store's back (bit rot, a bad disk)."""
+    if isinstance(store, FileStore):
+        await asyncio.to_thread(store._block_path(name).write_bytes, b"rotten")
+        return
+    from nefos.storage.rados import BLOCK_PREFIX
+
+    await asyncio.to_thread(store._io().write_full, BLOCK_PREFIX + name, b"rotten")
+
+
+async def crashed_upload(store: BlockStore, data: bytes) -> tuple[list[str], str]:
+    """What a writer killed before its commit leaves: blocks and a map, no version."""
+    hashes = await store.put_blocks([bytes(b) for b in blocks.split(data)])
+    name = secrets.token_hex(16)
+    await store.put_map(name, hashes)
+    return [h for h in hashes if h != EMPTY_HASH], name
+
+
+def kinds(report: maintenance.FsckReport) -> set[tuple[int, str, str]]:
+    return {(p.serial, p.path, p.kind) for p in report.problems}
+
+
+# 3 blocks stored (a full one, one with trailing zeros, a short tail) and a zero block
+DATA = (
+    os.urandom(BLOCK_SIZE)
+    + bytes(BLOCK_SIZE)
+    + os.urandom(1000)
+    + bytes(BLOCK_SIZE - 1000)
+    + b"tail"
+)
+
+
+# -- fsck ----------------------------------------------------------------------------------
+
+
+async def test_a_sound_namespace_checks_clean(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    await ns.put_object(account, "c", "big", stream(DATA))
+    await ns.put_object(account, "c", "empty", stream(b""))
+    await ns.put_object(account, "c", "o", stream(b"first"))
+    await ns.put_object(account, "c", "o", stream(b"second"))  # the first goes to history
+    await ns.copy_object(account, "c", "big", "c", "copy")  # shares the map
+    await ns.delete_object(account, "c", "empty")  # a deleted marker has no map
+
+    for deep in (False, True):
+        report = await fsck(ns.db, ns.store, deep=deep)
+        assert report.clean, report.problems
+        # big, copy (one map); empty and first (history); second; not the marker
+        assert (report.versions, report.maps, report.blocks) == (5, 4, 5)
+        assert report.orphan_maps == [] and report.orphan_blocks == []
+    await age_everything(ns.store)
+    cleaned = await gc(ns.db, ns.store, grace=ZERO)
+    assert (cleaned.maps, cleaned.blocks, cleaned.stopped) == ([], [], "")
+
+
+async def test_a_lost_block_is_reported_with_every_version_using_it(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    big = await ns.put_object(account, "c", "big", stream(DATA))
+    old = await ns.put_object(account, "c", "o", stream(DATA[:BLOCK_SIZE]))  # shares block 0
+    new = await ns.put_object(account, "c", "o", stream(b"unrelated"))
+    lost = blocks.hashmap(DATA)[0]
+    await ns.store.delete_blocks([lost])
+
+    report = await fsck(ns.db, ns.store)
+    assert kinds(report) == {
+        (big.serial, f"{account}/c/big", "blocks-missing"),
+        (old.serial, f"{account}/c/o", "blocks-missing"),
+    }
+    assert all(p.blocks == (lost,) for p in report.problems)
+    assert new.serial not in {p.serial for p in report.problems}
+
+    await ns.store.delete_map(new.map_name)
+    report = await fsck(ns.db, ns.store)
+    assert (new.serial, f"{account}/c/o", "map-missing") in kinds(report)
+    # the unreadable map's block is referenced by nothing known, so it shows as an orphan
+    assert report.orphan_blocks == [blocks.block_hash(b"unrelated")]
+
+
+async def test_a_rotten_block_takes_a_deep_check(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    record = await ns.put_object(account, "c", "big", stream(DATA))
+    rotten = blocks.hashmap(DATA)[2]
+    await corrupt(ns.store, rotten)
+
+    assert (await fsck(ns.db, ns.store)).clean  # the block is there
+    (problem,) = (await fsck(ns.db, ns.store, deep=True)).problems
+    assert (problem.serial, problem.kind, problem.blocks) == (
+        record.serial,
+        "blocks-corrupt",
+        (rotten,),
+    )
+
+
+async def test_a_version_that_disagrees_with_its_map(ns: Namespace, account: str, engines: Engines):
+    await ns.create_container(account, "c")
+    record = await ns.put_object(account, "c", "big", stream(DATA))
+    async with engines.db.transaction() as s:
+        await s.execute(
+            update(Version)
+            .where(Version.serial == record.serial)
+            .values(size=BLOCK_SIZE, hash=blocks.EMPTY_HASH)
+        )
+    assert {p.kind for p in (await fsck(ns.db, ns.store)).problems} == {"size", "hash"}
+
+
+# -- gc ----------------------------------------------------------------------------------------
+
+
+async def test_a_crashed_upload_is_collected_once_old(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    kept = await ns.put_object(account, "c", "kept", stream(DATA))
+    leftover = os.urandom(BLOCK_SIZE) + b"half an upload"
+    garbage, map_name = await crashed_upload(ns.store, leftover)
+    report = await fsck(ns.db, ns.store)
+    assert report.clean
+    assert report.orphan_maps == [map_name]
+    assert sorted(report.orphan_blocks) == sorted(garbage)
+
+    young = await gc(ns.db, ns.store)  # the default hour: it may be an upload in flight
+    assert (young.maps, young.blocks) == ([], [])
+    assert (young.maps_kept, young.blocks_kept) == (1, 2)
+
+    await backdate(ns.store, "map", [map_name], 10)
+    await backdate(ns.store, "block", garbage, 10)
+    assert (await gc(ns.db, ns.store, grace=HOUR)).maps == []
+    dry = await gc(ns.db, ns.store, grace=ZERO, dry_run=True)
+    assert (dry.maps, sorted(dry.blocks)) == ([map_name], sorted(garbage))
+    assert (await fsck(ns.db, ns.store)).orphan_maps == [map_name]  # nothing deleted
+
+    done = await gc(ns.db, ns.store, grace=ZERO)
+    assert (done.maps, sorted(done.blocks)) == ([map_name], sorted(garbage))
+    assert await ns.store.map_names() == [kept.map_name]
+    assert await ns.store.missing(garbage) == garbage
+    report = await fsck(ns.db, ns.store, deep=True)
+    assert report.clean and report.orphan_maps == [] and report.orphan_blocks == []
+    assert await body(ns, await ns.get_object(account, "c", "kept")) == DATA
+
+
+async def test_history_keeps_its_blocks(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    first = await ns.put_object(account, "c", "o", stream(DATA))
+    await ns.put_object(account, "c", "o", stream(b"second"))
+    await ns.delete_object(account, "c", "o")
+    await age_everything(ns.store)
+    report = await gc(ns.db, ns.store, grace=ZERO)
+    assert (report.maps, report.blocks) == ([], [])
+    assert await body(ns, await ns.get_object(account, "c", "o", first.serial)) == DATA
+
+
+async def test_shared_blocks_outlive_an_unversioned_delete(ns: Namespace, account: str):
+    await ns.create_container(account, "c", {"versioning": "none"})
+    shared, only_a, only_b = (os.urandom(BLOCK_SIZE) for _ in range(3))
+    a = await ns.put_object(account, "c", "a", stream(shared + only_a))
+    b = await ns.put_object(account, "c", "b", stream(shared + only_b))
+    await ns.delete_object(account, "c", "a")
+    with pytest.raises(errors.NotFound):
+        await ns.versions(account, "c", "a")  # nothing keeps a's map any more
+    await age_everything(ns.store)
+
+    report = await gc(ns.db, ns.store, grace=ZERO)
+    assert (report.maps, report.blocks) == ([a.map_name], [blocks.block_hash(only_a)])
+    assert sorted(await ns.store.block_names()) == sorted(
+        blocks.block_hash(x) for x in (shared, only_b)
+    )
+    assert await body(ns, await ns.get_object(account, "c", "b")) == shared + only_b
+    after = await fsck(ns.db, ns.store, deep=True)
+    assert after.clean and after.orphan_maps == [] and after.orphan_blocks == []
+    assert b.map_name in await ns.store.map_names()
+
+
+async def test_a_block_an_upload_finds_stored_is_young_again(ns: Namespace):
+    """A streaming upload deduplicates against an old orphan: its put refreshes it, so gc
+    keeps it until the upload commits (or for the grace period)."""
+    garbage, map_name = await crashed_upload(ns.store, b"old orphan")
+    await age_everything(ns.store)
+    await ns.store.put_blocks([b"old orphan"])  # an upload of the same bytes, mid-stream
+    report = await gc(ns.db, ns.store)
+    assert (report.maps, report.blocks) == ([map_name], [])
+    assert await ns.store.missing(garbage) == []
+
+
+async def test_missing_with_touch_refreshes_what_it_finds(ns: Namespace):
+    (name,) = await ns.store.put_blocks([b"for a hashmap put"])
+    await age_everything(ns.store)
+    absent = blocks.block_hash(b"not stored")
+    assert await ns.store.missing([name, absent]) == [absent]  # a plain look
+    assert await ns.store.collect("block", [name], utcnow() - HOUR, dry_run=True) == [name]
+    assert await ns.store.missing([name, absent, EMPTY_HASH], touch=True) == [absent]
+    assert await ns.store.collect("block", [name], utcnow() - HOUR) == []
+    assert await ns.store.missing([absent], touch=True) == [absent]
+    assert await ns.store.block_names() == [name]  # a touch creates nothing
+
+
+async def test_a_young_map_keeps_its_old_blocks(ns: Namespace):
+    """A hashmap PUT between storing its map and committing: the map is young and its
+    blocks, found already stored, are old."""
+    (old,) = await ns.store.put_blocks([b"deduplicated"])
+    await age_everything(ns.store)
+    in_flight = secrets.token_hex(16)
+    await ns.store.put_map(in_flight, [old])
+    report = await gc(ns.db, ns.store)
+    assert (report.maps, report.blocks, report.maps_kept, report.blocks_kept) == ([], [], 1, 1)
+    assert await ns.store.missing([old]) == []
+
+
+async def adopt(engines: Engines, account: str, map_name: str, hashes: list[str]) -> None:
+    """Commit a (history) version on ``map_name``, as a racing writer would."""
+    async with engines.db.transaction() as s:
+        node = await s.scalar(select(Node).where(Node.path == f"{account}/c/o"))
+        assert node is not None
+        s.add(
+            Version(
+                node_id=node.id,
+                size=len(hashes) * BLOCK_SIZE,
+                hash=blocks.merkle(hashes),
+                map_name=map_name,
+                uuid=uuid.uuid4(),
+                cluster=HISTORY,
+            )
+        )
+
+
+async def test_gc_looks_again_before_deleting_maps(
+    ns: Namespace, account: str, engines: Engines, monkeypatch: pytest.MonkeyPatch
+):
+    """A copy that adopts an orphan map after gc read the references keeps it whole."""
+    await ns.create_container(account, "c")
+    await ns.put_object(account, "c", "o", stream(b"o"))
+    data = os.urandom(BLOCK_SIZE)
+    garbage, map_name = await crashed_upload(ns.store, data)
+    await age_everything(ns.store)
+    original = maintenance._all_referenced
+
+    async def then_adopt(db: Any) -> set[str]:
+        found = await original(db)
+        monkeypatch.setattr(maintenance, "_all_referenced", original)
+        await adopt(engines, account, map_name, garbage)
+        return found
+
+    monkeypatch.setattr(maintenance, "_all_referenced", then_adopt)
+    report = await gc(ns.db, ns.store, grace=ZERO)
+    assert (report.maps, report.blocks) == ([], [])
+    assert (await fsck(ns.db, ns.store, deep=True)).clean
+
+
+async def test_gc_looks_again_before_deleting_blocks(
+    ns: Namespace, account: str, engines: Engines, monkeypatch: pytest.MonkeyPatch
+):
+    """A version committed mid-gc on a new map over an old, untouched orphan block (a
+    hashmap PUT racing gc) keeps that block."""
+    await ns.create_container(account, "c")
+    await ns.put_object(account, "c", "o", stream(b"o"))
+    (orphan,) = await ns.store.put_blocks([os.urandom(BLOCK_SIZE)])
+    await age_everything(ns.store)
+    store: Any = ns.store
+    original = store.get_map
+
+    async def commit_first(name: str) -> list[str]:
+        monkeypatch.setattr(store, "get_map", original)
+        racing = secrets.token_hex(16)
+        await store.put_map(racing, [orphan])
+        await adopt(engines, account, racing, [orphan])
+        return await original(name)
+
+    monkeypatch.setattr(store, "get_map", commit_first)
+    report = await gc(ns.db, ns.store, grace=ZERO)
+    assert report.blocks == []
+    assert await ns.store.missing([orphan]) == []
+
+
+async def test_gc_leaves_blocks_alone_when_a_referenced_map_is_lost(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    record = await ns.put_object(account, "c", "o", stream(b"its block"))
+    garbage, map_name = await crashed_upload(ns.store, b"garbage")
+    await ns.store.delete_map(record.map_name)
+    await age_everything(ns.store)
+    report = await gc(ns.db, ns.store, grace=ZERO)
+    assert report.maps == [map_name]  # maps are judged by the database alone
+    assert report.blocks == [] and record.map_name in report.stopped
+    assert await ns.store.missing([*garbage, blocks.block_hash(b"its block")]) == []
+
+
+# -- the stores' collect ----------------------------------------------------------------------
+
+
+async def test_collect_deletes_only_what_is_old(ns: Namespace):
+    store = ns.store
+    old, young = await store.put_blocks([b"old", b"young"])
+    await store.put_map("old-map", [old])
+    await store.put_map("young-map", [young])
+    await backdate(store, "block", [old], 60)
+    await backdate(store, "map", ["old-map"], 60)
+    before = utcnow() - dt.timedelta(seconds=30)
+    absent = blocks.block_hash(b"absent")
+    names = [old, young, absent, EMPTY_HASH]
+    assert await store.collect("block", names, before, dry_run=True) == [old]
+    assert await store.missing([old, young]) == []
+    assert await store.collect("block", names, before) == [old]
+    assert await store.block_names() == [young]
+    assert await store.collect("map", ["old-map", "young-map", "nope"], before) == ["old-map"]
+    assert await store.map_names() == ["young-map"]
+
+
+async def test_collect_keeps_a_block_a_writer_touches_as_it_decides(
+    ns: Namespace, monkeypatch: pytest.MonkeyPatch
+):
+    """A writer finds the block stored (and so touches it) after collect has read its age
+    and before it deletes: the block stays."""
+    store: Any = ns.store
+    (name,) = await store.put_blocks([b"raced"])
+    await backdate(store, "block", [name], 60)
+    raced: list[bool] = []
+
+    def writer_first(original: Any) -> Any:
+        def hooked(*args: Any) -> Any:
+            if not raced:
+                raced.append(True)
+                store._put_blocks([b"raced"])  # the writer's own code, in collect's thread
+            return original(*args)
+
+        return staticmethod(hooked)
+
+    if isinstance(store, FileStore):  # between the age check and the rename
+        monkeypatch.setattr(FileStore, "_held", writer_first(FileStore._held))
+    else:  # between the stat and the conditional remove
+        from nefos.storage.rados import RadosStore
+
+        monkeypatch.setattr(RadosStore, "_operate", writer_first(RadosStore._operate))
+    assert await store.collect("block", [name], utcnow() - dt.timedelta(seconds=30)) == []
+    assert raced and await store.get_blocks([name]) == [b"raced"]
+
+
+async def test_a_file_held_by_a_killed_collect_is_put_back(tmp_path: Path):
+    store = FileStore(tmp_path)
+    (name,) = await store.put_blocks([b"held"])
+    path = store._block_path(name)
+    held = path.with_name(f".{path.name}{HELD}")
+    os.rename(path, held)  # killed between its rename and its second look
+    assert await store.block_names() == []
+    assert await store.collect("block", [], utcnow()) == []
+    assert await store.block_names() == [name] and not held.exists()
+    assert await store.get_blocks([name]) == [b"held"]
+
+
+# -- nefos storage ----------------------------------------------------------------------------
+
+
+async def test_the_commands(settings: Settings, engines: Engines, account: str):
+    ns = engines.storage
+    await ns.create_container(account, "c")
+    record = await ns.put_object(account, "c", "o", stream(DATA))
+    garbage, map_name = await crashed_upload(ns.store, b"crashed")
+
+    run = run_nefos
+    checked = json.loads((await run(settings, "storage", "fsck", "--json")).stdout)
+    assert checked["clean"] and checked["versions"] == 1 and checked["blocks"] == 3
+    assert (checked["orphan_maps"], checked["orphan_blocks"]) == ([map_name], garbage)
+
+    kept = json.loads((await run(settings, "storage", "gc", "--json")).stdout)
+    assert (kept["maps"], kept["blocks"], kept["maps_kept"], kept["grace"]) == ([], [], 1, 3600)
+    dry = await run(settings, "storage", "gc", "--grace", "0", "--dry-run")
+    assert "would delete 1 maps and 1 blocks" in dry.stdout
+    done = json.loads((await run(settings, "storage", "gc", "--grace", "0", "--json")).stdout)
+    assert (done["maps"], done["blocks"], done["dry_run"]) == ([map_name], garbage, False)
+    assert await ns.store.map_names() == [record.map_name]
+
+    text = await run(settings, "storage", "fsck", "--deep")
+    assert "checked 1 versions, 1 maps, 3 blocks" in text.stdout and "no problems" in text.stdout
+    await corrupt(ns.store, blocks.hashmap(DATA)[0])
+    await ns.store.delete_blocks([blocks.hashmap(DATA)[2]])
+    bad = await run(settings, "storage", "fsck", "--deep", check=False)
+    assert bad.returncode == 1, bad.stderr
+    assert f"{account}/c/o" in bad.stdout and "blocks-missing" in bad.stdout
+    assert "blocks-corrupt" in bad.stdout and "2 problems" in bad.stderr
+    assert (await run(settings, "storage", "gc", "--grace", "-1", check=False)).returncode == 2
