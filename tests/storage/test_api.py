@@ -335,7 +335,25 @@ async def test_container_quota_and_delete_rules(client, alice):
     assert (await client.delete(f"{base}/c/missing", headers=auth)).status_code == 404
     emptied = await client.delete(f"{base}/c", headers=auth, params={"delimiter": "/"})
     assert emptied.status_code == 204
+    assert (await client.head(f"{base}/c", headers=auth)).headers["X-Container-Object-Count"] == "0"
+    assert (await client.delete(f"{base}/c", headers=auth)).status_code == 204
     assert (await client.head(f"{base}/c", headers=auth)).status_code == 404
+
+
+async def test_recursive_copy_and_move(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    await put(client, f"{base}/c/src", auth, **{"Content-Type": "application/directory"})
+    await put(client, f"{base}/c/src/a.txt", auth, b"a")
+    await put(client, f"{base}/c/src/sub/b.txt", auth, b"b")
+    copied = await put(client, f"{base}/c/dst?delimiter=/", auth, **{"X-Copy-From": "/c/src"})
+    assert copied.status_code == 201
+    moved = await client.request(
+        "MOVE", f"{base}/c/src?delimiter=/", headers={**auth, "Destination": "/c/mv"}
+    )
+    assert moved.status_code == 201
+    listing = (await client.get(f"{base}/c", headers=auth)).text.split()
+    assert listing == ["dst", "dst/a.txt", "dst/sub/b.txt", "mv", "mv/a.txt", "mv/sub/b.txt"]
 
 
 async def test_bulk_delete_and_manifests(client, alice):

@@ -648,11 +648,14 @@ async def container_delete(call: Call) -> Response:
     assert call.container is not None
     call.require_owner()
     if call.query.get("delimiter"):
+        # Pithos: with a delimiter, DELETE empties the container (kamaki's
+        # ``container empty``) and the container stays.
         entries = await call.storage.list_objects(call.account, call.container)
         for entry in entries:
             await call.storage.delete_object(
                 call.account, call.container, entry.name, muser=call.user
             )
+        return Response(status_code=204)
     await call.storage.delete_container(call.account, call.container)
     return Response(status_code=204)
 
@@ -1077,10 +1080,48 @@ async def _put_from(call: Call, meta: dict[str, str]) -> ObjectRecord:
     header = "X-Move-From" if moving else "X-Copy-From"
     container, name = _source_path(moving or call.headers["x-copy-from"], header)
     source_account = call.headers.get("x-source-account") or call.account
-    return await _copy(
+    return await _copy_tree(
         call, source_account, container, name, call.account, call.container, call.name,
         meta, move=bool(moving),
     )  # fmt: skip
+
+
+async def _copy_tree(
+    call: Call,
+    source_account: str,
+    container: str,
+    name: str,
+    dest_account: str,
+    dest_container: str,
+    dest_name: str,
+    meta: dict[str, str],
+    move: bool,
+) -> ObjectRecord:
+    """One object, or with ``?delimiter=`` also everything below it (spec §1.5), each
+    object copied or moved on its own (the source path need not exist itself)."""
+    delimiter = call.query.get("delimiter")
+    done: ObjectRecord | None = None
+    try:
+        done = await _copy(
+            call, source_account, container, name, dest_account, dest_container, dest_name,
+            meta, move,
+        )  # fmt: skip
+    except errors.NotFound:
+        if not delimiter:
+            raise
+    if delimiter:
+        below = name.rstrip(delimiter) + delimiter
+        target = dest_name.rstrip(delimiter) + delimiter
+        entries = await call.storage.list_objects(source_account, container, prefix=below)
+        for entry in entries:
+            copied = await _copy(
+                call, source_account, container, entry.name, dest_account, dest_container,
+                target + entry.name[len(below) :], meta, move,
+            )  # fmt: skip
+            done = done or copied
+    if done is None:
+        raise errors.NotFound(f"No object {container}/{name}")
+    return done
 
 
 async def _copy(
@@ -1377,7 +1418,7 @@ async def object_copy_move(call: Call) -> Response:
     dest_container, dest_name = _source_path(destination, "Destination")
     dest_account = call.headers.get("destination-account") or call.account
     meta, _ = _object_meta(call)
-    record = await _copy(
+    record = await _copy_tree(
         call, call.account, call.container, call.name, dest_account, dest_container, dest_name,
         meta, move=call.request.method == "MOVE",
     )  # fmt: skip
