@@ -3,10 +3,12 @@ behaviour and Pithos's extensions as spec §1 states them."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import re
+import time
 
 import httpx
 import pytest
@@ -392,3 +394,30 @@ async def test_bulk_delete_and_manifests(client, alice):
     assert result.json()["Number Not Found"] == 1
     info = await client.get("/info")
     assert "slo" in info.json() and "bulk_delete" in info.json()
+
+
+async def test_until_lists_the_past_and_purges_history(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    await put(client, f"{base}/c/kept", auth, b"1")
+    await put(client, f"{base}/c/gone", auth, b"1")
+    await asyncio.sleep(0.05)
+    then = time.time()
+    await asyncio.sleep(0.05)
+    await client.delete(f"{base}/c/gone", headers=auth)
+    await put(client, f"{base}/c/later", auth, b"1")
+    await put(client, f"{base}/c/kept", auth, b"2")
+    now = (await client.get(f"{base}/c", headers=auth)).text.split()
+    assert now == ["kept", "later"]
+    past = await client.get(f"{base}/c", headers=auth, params={"until": f"{then:.6f}"})
+    assert past.text.split() == ["gone", "kept"]
+    assert "X-Container-Until-Timestamp" in past.headers
+    versions = await client.get(f"{base}/c/kept", headers=auth, params={"version": "list"})
+    assert len(versions.json()["versions"]) == 2
+    purged = await client.delete(f"{base}/c", headers=auth, params={"until": f"{time.time():.6f}"})
+    assert purged.status_code == 204
+    versions = await client.get(f"{base}/c/kept", headers=auth, params={"version": "list"})
+    assert len(versions.json()["versions"]) == 1
+    assert (await client.get(f"{base}/c/kept", headers=auth)).content == b"2"
+    past = await client.get(f"{base}/c", headers=auth, params={"until": f"{then:.6f}"})
+    assert past.status_code == 204  # the history it showed is gone

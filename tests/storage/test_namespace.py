@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -197,9 +198,11 @@ async def test_over_quota_writes_nothing_visible(ns: Namespace, account: str, en
         ("c", "a/../b"),
         ("c", "./x"),
         ("c", "x" * 1025),
+        ("c", "\U0001d11e" * 256 + "x"),  # 1025 bytes of UTF-8
         ("c", "nul\0"),
         ("c", "bad\udc80utf8"),
         ("x" * 257, "o"),
+        ("\u00e9" * 129, "o"),  # 258 bytes
         ("a/b", "o"),
         ("..", "o"),
     ],
@@ -213,11 +216,26 @@ async def test_bad_names_are_refused(ns: Namespace, account: str, container: str
     assert [c.name for c in await ns.list_containers(account)] == ["c"]
 
 
-async def test_long_names_within_limits(ns: Namespace, account: str):
-    container, name = "c" * 256, "o" * 1024
+@pytest.mark.parametrize(
+    "container,name",
+    [("c" * 256, "o" * 1024), ("\u00e9" * 128, "\U0001d11e" * 256)],  # at the byte limits
+)
+async def test_long_names_within_limits(ns: Namespace, account: str, container: str, name: str):
     await ns.create_container(account, container)
     await ns.put_object(account, container, name, stream(b"ok"))
     assert await body(ns, await ns.get_object(account, container, name)) == b"ok"
+    assert [o.name for o in await ns.list_objects(account, container)] == [name]
+
+
+async def test_concurrent_writes_of_one_new_name(ns: Namespace, account: str):
+    """Both writers of a name nobody has used yet succeed; one version is current."""
+    await ns.create_container(account, "c")
+    writes = [ns.put_object(account, "c", "new", stream(bytes([i]) * 100)) for i in range(8)]
+    done = await asyncio.gather(*writes, ns.create_container(account, "c2"))
+    assert len({record.serial for record in done[:-1]}) == 8
+    current = await ns.get_object(account, "c", "new")
+    assert current.serial == max(record.serial for record in done[:-1])
+    assert len(await ns.versions(account, "c", "new")) == 8
 
 
 async def test_listing_prefix_delimiter_marker(ns: Namespace, account: str):

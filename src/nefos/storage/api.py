@@ -254,6 +254,21 @@ def _listing(
     return Response(body, 200, headers, media_type="text/plain; charset=utf-8")
 
 
+def _until(call: Call) -> dt.datetime | None:
+    """``until``: seconds since the epoch (or an HTTP date), owner only."""
+    raw = call.query.get("until")
+    if raw is None:
+        return None
+    call.require_owner()
+    try:
+        return dt.datetime.fromtimestamp(float(raw), dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        parsed = http.parse_http_date(raw)
+        if parsed is None:
+            raise errors.InvalidInput("until is a time in seconds since the epoch") from None
+        return parsed
+
+
 def _timestamp(moment: dt.datetime | None) -> dict[str, str]:
     if moment is None:
         return {}
@@ -511,6 +526,9 @@ async def container_get(call: Call) -> Response:
         path = call.query["path"].strip("/")
         prefix, delimiter = (path + "/" if path else ""), "/"
     keep = _meta_filter(call.query["meta"]) if call.query.get("meta") else None
+    until = _until(call)
+    if until is not None:
+        headers["X-Container-Until-Timestamp"] = http.epoch(until)
     if call.owner and ("shared" in call.query or "public" in call.query):
         chosen: set[str] = set()
         if "shared" in call.query:
@@ -538,6 +556,7 @@ async def container_get(call: Call) -> Response:
         visible=visible,
         with_meta=keep is not None,
         keep=keep,
+        until=until,
     )
     items = [_object_item(entry) for entry in entries]
     names = [entry.name for entry in entries]
@@ -647,6 +666,10 @@ async def _may_write_somewhere(call: Call) -> bool:
 async def container_delete(call: Call) -> Response:
     assert call.container is not None
     call.require_owner()
+    until = _until(call)
+    if until is not None:
+        await call.storage.purge(call.account, call.container, None, until)
+        return Response(status_code=204)
     if call.query.get("delimiter"):
         # Pithos: with a delimiter, DELETE empties the container (kamaki's
         # ``container empty``) and the container stays.
@@ -1363,6 +1386,10 @@ async def object_delete(call: Call) -> Response:
     await _require(call, sharing.WRITE, call.container, call.name)
     if call.query.get("multipart-manifest") == "delete":
         return await _delete_slo(call)
+    until = _until(call)
+    if until is not None:
+        await call.storage.purge(call.account, call.container, call.name, until)
+        return Response(status_code=204)
     delimiter = call.query.get("delimiter")
     deleted = 0
     try:

@@ -18,9 +18,11 @@ OverQuota.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
+import random
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -28,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nefos.core import errors
@@ -64,7 +68,7 @@ MAX_META_VALUE = 256
 MAX_TYPE = 256
 BATCH_BLOCKS = 4  # blocks stored (and read) per round trip: bounds memory per request
 VERSIONING = ("auto", "none")
-COMMIT_ATTEMPTS = 5
+COMMIT_ATTEMPTS = 30
 
 
 # -- records ---------------------------------------------------------------------------
@@ -166,20 +170,26 @@ def check_account(account: str) -> str:
 
 
 def check_container_name(name: str) -> str:
-    """Spec §1.1: at most 256 characters, one path segment, not "." or ".."."""
-    if not isinstance(name, str) or not name or len(name) > MAX_CONTAINER_NAME:
-        raise errors.InvalidInput(f"A container name has 1 to {MAX_CONTAINER_NAME} characters")
+    """Spec §1.1: at most 256 bytes of UTF-8 (as Swift counts), one path segment, not
+    "." or ".."."""
+    if not isinstance(name, str) or not name:
+        raise errors.InvalidInput("A container needs a name")
     _utf8(name, "Container name")
+    if len(name.encode()) > MAX_CONTAINER_NAME:
+        raise errors.InvalidInput(f"A container name has at most {MAX_CONTAINER_NAME} bytes")
     if "/" in name or name in (".", ".."):
         raise errors.InvalidInput(f"Bad container name {name!r}")
     return name
 
 
 def check_object_name(name: str) -> str:
-    """Spec §1.1: at most 1024 characters, no "." or ".." segments."""
-    if not isinstance(name, str) or not name or len(name) > MAX_OBJECT_NAME:
-        raise errors.InvalidInput(f"An object name has 1 to {MAX_OBJECT_NAME} characters")
+    """Spec §1.1: at most 1024 bytes of UTF-8 (as Swift counts, and so a whole path fits
+    a database index entry), no "." or ".." segments."""
+    if not isinstance(name, str) or not name:
+        raise errors.InvalidInput("An object needs a name")
     _utf8(name, "Object name")
+    if len(name.encode()) > MAX_OBJECT_NAME:
+        raise errors.InvalidInput(f"An object name has at most {MAX_OBJECT_NAME} bytes")
     if any(segment in (".", "..") for segment in name.split("/")):
         raise errors.InvalidInput(f"Bad object name {name!r}")
     return name
@@ -249,22 +259,15 @@ class Namespace:
             except ValueError:
                 raise errors.InvalidInput("The project policy is a project UUID") from None
         async with self.db.transaction() as s:
-            account_node = await self._node(s, account)
-            if account_node is None:
-                account_node = Node(path=account, parent_id=None)
-                s.add(account_node)
-                await s.flush()
+            account_node, _ = await self._ensure_node(s, account, None)
             path = _container_path(account, name)
-            node = await self._node(s, path)
-            if node is not None:
-                policy = await s.get(Policy, node.id)
+            node, created = await self._ensure_node(s, path, account_node.id)
+            if not created:
+                policy = await s.get(Policy, node.id, with_for_update=True)
                 assert policy is not None
                 for key, value in policies.items():
                     setattr(policy, key, value)
                 return False
-            node = Node(path=path, parent_id=account_node.id)
-            s.add(node)
-            await s.flush()
             s.add(
                 Policy(
                     node_id=node.id,
@@ -527,6 +530,32 @@ class Namespace:
                 block = raw.ljust(min(BLOCK_SIZE, record.size - offset), b"\0")
                 yield block[max(start - offset, 0) : end - offset]
 
+    async def purge(
+        self, account: str, container: str, name: str | None, until: dt.datetime
+    ) -> int:
+        """Drop history and deleted markers older than ``until`` (spec: ``DELETE
+        ?until``), of one object or a whole container; their blocks are left for gc.
+        Current versions are never touched, so quotas do not change."""
+        check_account(account)
+        check_container_name(container)
+        async with self.db.transaction() as s:
+            parent = await self._container_node(s, account, container)
+            nodes = select(Node.id).where(Node.parent_id == parent.id)
+            if name is not None:
+                check_object_name(name)
+                nodes = nodes.where(Node.path == _object_path(account, container, name))
+            serials = select(Version.serial).where(
+                Version.node_id.in_(nodes.scalar_subquery()),
+                Version.cluster.in_((HISTORY, DELETED)),
+                Version.mtime <= until,
+            )
+            found = list(await s.scalars(serials))
+            for start in range(0, len(found), 500):
+                batch = found[start : start + 500]
+                await s.execute(delete(Attribute).where(Attribute.serial.in_(batch)))
+                await s.execute(delete(Version).where(Version.serial.in_(batch)))
+            return len(found)
+
     async def versions(
         self, account: str, container: str, name: str
     ) -> list[tuple[int, dt.datetime]]:
@@ -559,11 +588,13 @@ class Namespace:
         visible: Callable[[str], bool] | None = None,
         with_meta: bool = False,
         keep: Callable[[ObjectRecord], bool] | None = None,
+        until: dt.datetime | None = None,
     ) -> list[ObjectRecord | Subdir]:
         """Current objects by name (code point order), with virtual directories when a
         delimiter is given (an object of the same name wins over its subdir).
         ``visible`` filters names before they are grouped (what another user may see);
-        ``keep`` filters objects (with their metadata if ``with_meta``)."""
+        ``keep`` filters objects (with their metadata if ``with_meta``). ``until``: the
+        container as it was then (spec §1.6), from history and deleted markers."""
         check_account(account)
         check_container_name(container)
         if limit < 0:
@@ -571,14 +602,17 @@ class Namespace:
         base = _container_path(account, container) + "/"
         async with self.db.session() as s:
             node = await self._container_node(s, account, container)
-            rows = (
-                await s.execute(
-                    select(Node.path, Version)
-                    .join(Version, Version.node_id == Node.id)
-                    .where(Node.parent_id == node.id, Version.cluster == CURRENT)
-                    .where(Node.path.startswith(base + prefix, autoescape=True))
-                )
-            ).all()
+            query = (
+                select(Node.path, Version)
+                .join(Version, Version.node_id == Node.id)
+                .where(Node.parent_id == node.id)
+                .where(Node.path.startswith(base + prefix, autoescape=True))
+            )
+            if until is None:
+                query = query.where(Version.cluster == CURRENT)
+            else:
+                query = query.where(Version.mtime <= until)
+            rows = (await s.execute(query)).all()
             latest: dict[str, Version] = {}
             for path, version in rows:
                 name = path[len(base) :]
@@ -586,6 +620,7 @@ class Namespace:
                     continue
                 if name not in latest or version.serial > latest[name].serial:
                     latest[name] = version
+            latest = {n: v for n, v in latest.items() if v.cluster != DELETED}
             metas: dict[int, dict[str, str]] = {}
             if with_meta and latest:
                 serials = [v.serial for v in latest.values()]
@@ -670,11 +705,7 @@ class Namespace:
             sharing.check_group_name(name)
             sharing.check_members(members)
         async with self.db.transaction() as s:
-            node = await self._node(s, account)
-            if node is None:
-                node = Node(path=account, parent_id=None)
-                s.add(node)
-                await s.flush()
+            node, _ = await self._ensure_node(s, account, None)
             await self._write_node_meta(s, node.id, meta, replace)
             if groups or not replace:
                 if replace:
@@ -1054,6 +1085,25 @@ class Namespace:
     async def _node(self, s: AsyncSession, path: str) -> Node | None:
         return await s.scalar(select(Node).where(Node.path == path))
 
+    async def _ensure_node(
+        self, s: AsyncSession, path: str, parent_id: int | None
+    ) -> tuple[Node, bool]:
+        """The node of ``path``, inserted if absent (True). Concurrent writers of the
+        same new name both succeed: the insert yields to the other's row, whose row
+        lock then orders them, instead of one failing on the unique path."""
+        node = await self._node(s, path)
+        if node is not None:
+            return node, False
+        insert = sqlite_insert if s.bind.dialect.name == "sqlite" else pg_insert
+        result = await s.execute(
+            insert(Node)
+            .values(path=path, parent_id=parent_id)
+            .on_conflict_do_nothing(index_elements=["path"])
+        )
+        node = await self._node(s, path)
+        assert node is not None
+        return node, bool(result.rowcount)
+
     async def _container_node(self, s: AsyncSession, account: str, name: str) -> Node:
         node = await self._node(s, _container_path(account, name))
         if node is None:
@@ -1161,11 +1211,13 @@ class Namespace:
     async def _commit(self, account: str, muser: str, writes: list[_Write]) -> list[int]:
         """One transaction for all ``writes``, with the quota serial of their total
         size change; retried when a concurrent write moved a current version."""
-        for _ in range(COMMIT_ATTEMPTS):
+        for attempt in range(COMMIT_ATTEMPTS):
             try:
                 return await self._commit_once(account, muser, writes)
             except _Raced:
-                continue
+                # Writers of one name commit one at a time; a jittered pause keeps the
+                # losers from meeting again at once.
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise errors.Conflict("The object changed concurrently; try again")
 
     async def _commit_once(self, account: str, muser: str, writes: list[_Write]) -> list[int]:
@@ -1204,11 +1256,7 @@ class Namespace:
             if source is None:
                 raise errors.Conflict("The source object changed meanwhile; try again")
         path = _object_path(account, write.container, write.name)
-        node = await self._node(s, path)
-        if node is None:
-            node = Node(path=path, parent_id=container.id)
-            s.add(node)
-            await s.flush()
+        node, _ = await self._ensure_node(s, path, container.id)
         old = await self._current(s, path)
         if (old.serial if old else None) != expected[(write.container, write.name)]:
             raise _Raced()
