@@ -136,6 +136,7 @@ class _Data:
     uuid: uuid.UUID | None  # None: a fresh one
     meta: dict[str, str] | None  # pithos domain; None keeps the source's
     source_serial: int | None = None  # other domains (and meta if None) copied from here
+    domains: dict[str, dict[str, str]] | None = None  # whole domains replaced (plankton)
 
 
 @dataclass
@@ -349,10 +350,12 @@ class Namespace:
         muser: str = "",
         etag: str | None = None,
         max_size: int | None = None,
+        domains: dict[str, dict[str, str]] | None = None,
     ) -> ObjectRecord:
         """Store a stream as the new current version, a few blocks at a time. ``etag``
         (an MD5 the client computed) is checked before anything becomes visible;
-        beyond ``max_size`` bytes the upload is refused."""
+        beyond ``max_size`` bytes the upload is refused. ``domains`` replace whole
+        metadata domains other than the user's (the image service's ``plankton``)."""
         meta = await self._check_write(account, container, name, content_type, meta)
         hashes: list[str] = []
         md5 = hashlib.md5(usedforsecurity=False)
@@ -374,6 +377,7 @@ class Namespace:
         if etag is not None and etag.strip('"').lower() != md5.hexdigest():
             raise errors.ChecksumMismatch("The data does not match the ETag given")
         data = await self._new_map(size, hashes, content_type, meta, md5.hexdigest())
+        data.domains = _check_domains(domains)
         return await self._commit_new(account, container, name, muser, data)
 
     async def _check_write(
@@ -775,6 +779,97 @@ class Namespace:
         for name, member in rows:
             groups.setdefault(name, []).append(member)
         return groups
+
+    # -- other metadata domains (images) ------------------------------------------------
+
+    async def domain_meta(self, record: ObjectRecord, domain: str) -> dict[str, str]:
+        async with self.db.session() as s:
+            return await self._attributes(s, record.serial, domain)
+
+    async def set_domain(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        domain: str,
+        values: dict[str, str],
+        muser: str = "",
+        expect_serial: int | None = None,
+    ) -> ObjectRecord:
+        """A new version on the same map whose ``domain`` holds exactly ``values``
+        (the image service registers and edits images this way; no data moves).
+        ``expect_serial``: fail with Conflict if the object changed since."""
+        current = await self.get_object(account, container, name)
+        if expect_serial is not None and current.serial != expect_serial:
+            raise errors.Conflict(f"{container}/{name} changed meanwhile")
+        data = _Data(
+            size=current.size,
+            type=current.type,
+            hash=current.hash,
+            checksum=current.checksum,
+            map_name=current.map_name,
+            uuid=current.uuid,
+            meta=None,
+            source_serial=current.serial,
+            domains=_check_domains({domain: values}),
+        )
+        write = _Write(container, name, data, base=current.serial)
+        serial = (await self._commit(account, muser, [write]))[0]
+        return await self.get_object(account, container, name, serial)
+
+    async def find_uuid(self, object_uuid: uuid.UUID) -> ObjectRecord:
+        """The current version of the object with this UUID (an image id)."""
+        async with self.db.session() as s:
+            row = await s.execute(
+                select(Node.path, Version)
+                .join(Version, Version.node_id == Node.id)
+                .where(Version.uuid == object_uuid, Version.cluster == CURRENT)
+                .order_by(Version.serial.desc())
+                .limit(1)
+            )
+            found = row.first()
+            if found is None:
+                raise errors.NotFound(f"No object {object_uuid}")
+            path, version = found
+            meta = await self._attributes(s, version.serial, USER_DOMAIN)
+        account, container, name = path.split("/", 2)
+        return _record(account, container, name, version, meta)
+
+    async def with_domain_key(
+        self, domain: str, key: str
+    ) -> list[tuple[ObjectRecord, dict[str, str]]]:
+        """Every current object that has ``key`` in ``domain``, with that domain's
+        values (all registered images, for the image service to filter)."""
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(Node.path, Version)
+                    .join(Version, Version.node_id == Node.id)
+                    .join(Attribute, Attribute.serial == Version.serial)
+                    .where(
+                        Version.cluster == CURRENT,
+                        Attribute.domain == domain,
+                        Attribute.key == key,
+                    )
+                )
+            ).all()
+            serials = [version.serial for _, version in rows]
+            values: dict[int, dict[str, str]] = {}
+            for start in range(0, len(serials), 500):
+                found = await s.execute(
+                    select(Attribute.serial, Attribute.key, Attribute.value).where(
+                        Attribute.serial.in_(serials[start : start + 500]),
+                        Attribute.domain == domain,
+                    )
+                )
+                for serial, name, value in found:
+                    values.setdefault(serial, {})[name] = value
+        records = []
+        for path, version in rows:
+            account, container, name = path.split("/", 2)
+            record = _record(account, container, name, version, {})
+            records.append((record, values.get(version.serial, {})))
+        return records
 
     # -- sharing and public links ------------------------------------------------------------
 
@@ -1286,7 +1381,9 @@ class Namespace:
                 hash=data.hash,
                 checksum=data.checksum,
                 map_name=data.map_name,
-                uuid=data.uuid or uuid.uuid4(),
+                # A path keeps its UUID across new versions (Pithos); a fresh path or
+                # one re-created after a delete gets a new one.
+                uuid=data.uuid or (old.uuid if old else uuid.uuid4()),
                 mtime=now,
                 muser=muser,
                 cluster=CURRENT,
@@ -1321,8 +1418,31 @@ class Namespace:
                     values[(domain, key)] = value
         for key, value in (data.meta or {}).items():
             values[(USER_DOMAIN, key)] = value
+        for domain, replaced in (data.domains or {}).items():
+            values = {k: v for k, v in values.items() if k[0] != domain}
+            values.update({(domain, key): value for key, value in replaced.items()})
         for (domain, key), value in values.items():
             s.add(Attribute(serial=serial, domain=domain, key=key, value=value))
+
+
+def _check_domains(
+    domains: dict[str, dict[str, str]] | None,
+) -> dict[str, dict[str, str]] | None:
+    if domains is None:
+        return None
+    for domain, values in domains.items():
+        if domain == USER_DOMAIN or not domain or len(domain) > 64:
+            raise errors.InvalidInput(f"Bad metadata domain {domain!r}")
+        for key, value in values.items():
+            if not key or len(key) > MAX_META_KEY:
+                raise errors.InvalidInput(f"A metadata key has 1 to {MAX_META_KEY} characters")
+            if len(value) > MAX_META_VALUE:
+                raise errors.InvalidInput(
+                    f"A metadata value has at most {MAX_META_VALUE} characters"
+                )
+            _utf8(key, "Metadata key")
+            _utf8(value, "Metadata value")
+    return domains
 
 
 def _record(
