@@ -10,6 +10,7 @@ from nefos.core.bus import Bus, create_bus
 from nefos.core.config import Settings
 from nefos.core.db import Database
 from nefos.identity.service import Identity
+from nefos.images.service import Images
 from nefos.quotas.projects import Projects
 from nefos.quotas.service import Quotas
 from nefos.storage.service import Namespace
@@ -30,6 +31,7 @@ class Engines:
         self.identity.member_projects = self.projects.member_projects
         self.store = open_store(settings)
         self.storage = Namespace(self.db, settings, self.store, self.quotas)
+        self.images = Images(self.storage)
 
     async def start(self) -> None:
         await self.bus.start()

@@ -351,6 +351,7 @@ class Namespace:
         etag: str | None = None,
         max_size: int | None = None,
         domains: dict[str, dict[str, str]] | None = None,
+        uuid: uuid.UUID | None = None,
     ) -> ObjectRecord:
         """Store a stream as the new current version, a few blocks at a time. ``etag``
         (an MD5 the client computed) is checked before anything becomes visible;
@@ -378,6 +379,7 @@ class Namespace:
             raise errors.ChecksumMismatch("The data does not match the ETag given")
         data = await self._new_map(size, hashes, content_type, meta, md5.hexdigest())
         data.domains = _check_domains(domains)
+        data.uuid = uuid  # None: the path's own, or a fresh one
         return await self._commit_new(account, container, name, muser, data)
 
     async def _check_write(
