@@ -114,6 +114,10 @@ async def test_queued_upload_and_delete(images: Images, storage: Namespace, user
     owner, _, _ = users
     image = await images.create(owner, name="cirros", disk_format="qcow2")
     assert image.status == "queued" and image.size == 0
+    assert image.container_format is None
+    with pytest.raises(errors.InvalidInput):  # Glance: formats before data
+        await images.upload(owner, image.id, stream(b"data"))
+    image = await images.update(owner, image.id, {"container_format": "bare"})
     assert (await images.data(owner, image.id))[1] is None
     data = os.urandom(10_000)
     uploaded = await images.upload(owner, image.id, stream(data))

@@ -275,8 +275,19 @@ async def test_sharing_groups_and_public_links(client, people, alice):
     public = await client.get(f"/public/{token}")
     assert public.content == b"private"
     assert "X-Object-Hash" not in public.headers
-    await client.post(f"{base}/c/private.txt?update", headers={**auth, "X-Object-Public": "false"})
+    moved = await put(client, f"{base}/c/renamed.txt", auth, **{"X-Move-From": "/c/private.txt"})
+    assert moved.status_code == 201
+    assert (await client.get(f"/public/{token}")).content == b"private"  # the link follows
+    renamed = (await client.head(f"{base}/c/renamed.txt", headers=auth)).headers
+    assert renamed["X-Object-Public"] == link
+    await client.post(f"{base}/c/renamed.txt?update", headers={**auth, "X-Object-Public": "false"})
     assert (await client.get(f"/public/{token}")).status_code == 404
+    assert (await client.get(f"{base}/c/docs/b.txt", headers=carol)).status_code == 200
+    await client.delete(f"{base}/c/docs", headers=auth)
+    await put(client, f"{base}/c/docs", auth, b"a new file at the shared path")
+    # Deleting the shared path ended its sharing: nothing below it is shared any more.
+    assert (await client.get(f"{base}/c/docs", headers=carol)).status_code == 403
+    assert (await client.get(f"{base}/c/docs/b.txt", headers=carol)).status_code == 403
 
 
 async def test_metadata_updates(client, alice):

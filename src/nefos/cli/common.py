@@ -25,11 +25,11 @@ err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory [env NEFOS_DATA_DIR; default ./nefos-data]"),
+    typer.Option("--data-dir", help="Data directory (env NEFOS_DATA_DIR; default ./nefos-data)"),
 ]
 ConfigFile = Annotated[
     Path | None,
-    typer.Option("--config", help="TOML configuration file [env NEFOS_CONFIG]"),
+    typer.Option("--config", help="TOML configuration file (env NEFOS_CONFIG)"),
 ]
 
 

@@ -27,6 +27,7 @@ from nefos.cli.common import (
     settings_for,
     with_engines,
 )
+from nefos.cli.images import image_app
 from nefos.cli.projects import project_app
 from nefos.cli.quota import quota_app, usage_app
 from nefos.cli.storage import storage_app
@@ -51,6 +52,7 @@ app.add_typer(project_app, name="project")
 app.add_typer(quota_app, name="quota")
 app.add_typer(usage_app, name="usage")
 app.add_typer(storage_app, name="storage")
+app.add_typer(image_app, name="image")
 
 # -- running -------------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ from nefos.core.middleware import Authentication, RequestId, RequestLimits
 from nefos.identity import api as identity_api
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
+from nefos.images import api_v1 as images_v1
+from nefos.images import api_v2 as images_v2
 from nefos.quotas import api as quotas_api
 from nefos.quotas import projects_api
 from nefos.storage import api as storage_api
@@ -41,6 +43,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     faults.register("/identity/v3", keystone_fault)
     faults.register(storage_api.PREFIX, swift_fault)
     faults.register(storage_api.PUBLIC_PREFIX + "/", swift_fault)
+    faults.register(images_v2.PREFIX, images_v2.glance_fault)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +96,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
 
     # Routes are matched in order: the busiest first, the version documents last.
     app.include_router(storage_api.router)
+    app.include_router(images_v2.router)
+    app.include_router(images_v1.router)
     app.include_router(identity_api.v3)
     app.include_router(identity_api.v2)
     app.include_router(identity_api.account)

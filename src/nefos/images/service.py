@@ -63,6 +63,7 @@ FIELDS = (
 )
 PROPERTY = "property:"
 MEMBER = "member:"
+TAG = "tag:"  # one attribute per tag, "tag:000", "tag:001", ... in order
 MAX_NAME = 255
 MAX_TAGS = 128
 
@@ -77,8 +78,8 @@ class Image:
     size: int
     checksum: str  # the file's Merkle hash (Plankton's checksum)
     md5: str  # MD5 of the data when the server saw it ("" otherwise)
-    disk_format: str
-    container_format: str
+    disk_format: str | None  # None only while queued, until the owner sets it
+    container_format: str | None
     status: str
     visibility: str
     created_at: dt.datetime
@@ -90,6 +91,7 @@ class Image:
     protected: bool = False
     members: dict[str, str] = field(default_factory=dict)  # member → status
     content_type: str = "application/octet-stream"
+    description: str = ""
 
     @property
     def location(self) -> str:
@@ -156,6 +158,7 @@ class Images:
             else:
                 visibility = "private"
         created = values.get("created_at")
+        queued = values.get("status") == QUEUED
         return Image(
             id=record.uuid,
             name=values.get("name", ""),
@@ -165,8 +168,8 @@ class Images:
             size=record.size,
             checksum=record.hash,
             md5=record.checksum,
-            disk_format=values.get("disk_format", "diskdump"),
-            container_format=values.get("container_format", "bare"),
+            disk_format=values.get("disk_format", None if queued else "diskdump"),
+            container_format=values.get("container_format", None if queued else "bare"),
             status=values.get("status", ACTIVE),
             visibility=visibility,
             created_at=dt.datetime.fromisoformat(created) if created else record.mtime,
@@ -176,12 +179,13 @@ class Images:
                 for key, value in values.items()
                 if key.startswith(PROPERTY)
             },
-            tags=tuple(orjson.loads(values["tags"])) if values.get("tags") else (),
+            tags=tuple(values[key] for key in sorted(k for k in values if k.startswith(TAG))),
             min_disk=int(values.get("min_disk", "0")),
             min_ram=int(values.get("min_ram", "0")),
             protected=values.get("protected") == "true",
             members=members,
             content_type=record.type,
+            description=values.get("description", ""),
         )
 
     async def _readers(self, record: ObjectRecord) -> list[str]:
@@ -314,7 +318,7 @@ class Images:
         await self.storage.set_domain(
             image.owner, image.container, image.path, DOMAIN, {}, muser=user
         )
-        await self._set_readers(record, public=False, members=[])
+        await self._set_readers(record, public=False, members=[], dropped=image.members)
 
     async def update(
         self,
@@ -335,6 +339,8 @@ class Images:
             if visibility is None:
                 visibility = "public" if public else "private"
         for key, value in fields.items():
+            if key == "tags":
+                values = {k: v for k, v in values.items() if not k.startswith(TAG)}
             values.update(_field(key, value))
         if replace_properties:
             values = {k: v for k, v in values.items() if not k.startswith(PROPERTY)}
@@ -354,12 +360,20 @@ class Images:
             await self._set_readers(record, public=public, members=list(_members(values)))
         return await self.get(user, image.id)
 
-    async def _set_readers(self, record: ObjectRecord, public: bool, members: list[str]) -> None:
-        """The file's own read list: ``*`` when public, plus the members; writers kept."""
+    async def _set_readers(
+        self,
+        record: ObjectRecord,
+        public: bool,
+        members: list[str],
+        dropped: Iterable[str] = (),
+    ) -> None:
+        """The file's own read list: ``*`` when public, plus the members; writers and
+        other readers kept, except ``dropped`` (members who no longer are)."""
         shared = await self.storage.sharing(record.account, record.container, record.name)
         own = shared.path == f"{record.account}/{record.container}/{record.name}"
         write = list(shared.write) if own else []
-        kept = [r for r in shared.read if r != EVERYONE and r not in members] if own else []
+        gone = {EVERYONE, *members, *dropped}
+        kept = [r for r in shared.read if r not in gone] if own else []
         read = ([EVERYONE] if public else []) + members + kept
         await self.storage.set_sharing(record.account, record.container, record.name, read, write)
 
@@ -378,6 +392,7 @@ class Images:
         min_disk: int = 0,
         min_ram: int = 0,
         protected: bool = False,
+        description: str | None = None,
     ) -> Image:
         """A queued image: an empty placeholder file ``images/<id>`` in the owner's
         account, whose UUID is the image id, until its data is uploaded."""
@@ -394,6 +409,8 @@ class Images:
         values.update(_field("min_disk", min_disk))
         values.update(_field("min_ram", min_ram))
         values.update(_field("protected", protected))
+        if description is not None:
+            values.update(_field("description", description))
         for key, value in (properties or {}).items():
             values[PROPERTY + _property_key(key)] = _property_value(value)
         image_id = image_id or uuid.uuid4()
@@ -431,9 +448,11 @@ class Images:
         if image.status != QUEUED:
             raise errors.Conflict("Only a queued image takes data")
         values = await self.storage.domain_meta(record, DOMAIN)
+        if "disk_format" not in values or "container_format" not in values:
+            raise errors.InvalidInput(
+                "Properties container_format, disk_format must be set prior to saving data"
+            )
         values.pop("status", None)
-        values.setdefault("disk_format", "raw")
-        values.setdefault("container_format", "bare")
         await self.storage.put_object(
             image.owner, image.container, image.path, chunks, content_type=content_type,
             muser=user, domains={DOMAIN: values}, max_size=max_size,
@@ -481,7 +500,7 @@ class Images:
         )
         await self._set_readers(
             record, public=image.visibility in ("public", "community"),
-            members=list(_members(values)),
+            members=list(_members(values)), dropped=image.members,
         )  # fmt: skip
         return await self.get(user, image.id)
 
@@ -496,7 +515,7 @@ class Images:
         )
         await self._set_readers(
             record, public=image.visibility in ("public", "community"),
-            members=list(_members(values)),
+            members=list(_members(values)), dropped=[member],
         )  # fmt: skip
 
     async def set_member_status(
@@ -568,10 +587,9 @@ def _field(key: str, value: Any) -> dict[str, str]:
         if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
             raise errors.InvalidInput("tags is a list of strings")
         tags = list(dict.fromkeys(value))
-        if len(tags) > MAX_TAGS or any(len(t) > 255 for t in tags):
-            raise errors.InvalidInput(f"At most {MAX_TAGS} tags of at most 255 characters")
-        encoded = orjson.dumps(tags).decode()
-        if len(encoded) > 255:
-            raise errors.InvalidInput("The tags are too long together (255 characters)")
-        return {"tags": encoded}
+        if len(tags) > MAX_TAGS:
+            raise errors.OverQuota(f"At most {MAX_TAGS} tags per image")
+        if any(not t or len(t) > 255 for t in tags):
+            raise errors.InvalidInput("A tag has 1 to 255 characters")
+        return {f"{TAG}{index:03d}": tag for index, tag in enumerate(tags)}
     raise errors.InvalidInput(f"Unknown image field {key!r}")

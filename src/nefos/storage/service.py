@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -145,6 +145,7 @@ class _Write:
     name: str
     data: _Data | None  # None: a deleted marker
     base: int | None = None  # the serial this write was computed from (must still be current)
+    moved_from: str | None = None  # a rename: sharing and public link follow from this path
 
 
 class _Raced(Exception):
@@ -477,7 +478,12 @@ class Namespace:
             return source
         data = self._reuse(source, meta, keep_uuid=True)
         writes = [
-            _Write(dest_container, dest_name, data),
+            _Write(
+                dest_container,
+                dest_name,
+                data,
+                moved_from=_object_path(account, container, name),
+            ),
             _Write(container, name, None, base=source.serial),  # a moved-over source: retry
         ]
         serial = (await self._commit(account, muser, writes))[0]
@@ -1394,6 +1400,17 @@ class Namespace:
         await s.flush()
         if data is not None:
             await self._write_attributes(s, version.serial, data, old)
+        if write.moved_from is not None:
+            # Sharing and the public link belong to the path: a rename takes them along
+            # (the source's deleted marker would otherwise drop them).
+            await s.execute(delete(Permission).where(Permission.path == path))
+            await s.execute(delete(PublicLink).where(PublicLink.path == path))
+            await s.execute(
+                update(Permission).where(Permission.path == write.moved_from).values(path=path)
+            )
+            await s.execute(
+                update(PublicLink).where(PublicLink.path == write.moved_from).values(path=path)
+            )
         if old is not None:
             if policy.versioning == "none":
                 await s.execute(delete(Attribute).where(Attribute.serial == old.serial))

@@ -1,0 +1,422 @@
+"""Glance v1 as Synnefo's Plankton serves it, at ``/image/v1`` (spec §5).
+
+This is what kamaki's ``image`` commands speak. Image fields travel as
+``X-Image-Meta-<field>`` and ``X-Image-Meta-Property-<key>`` headers, whose values may be
+percent-encoded (kamaki quotes them); header names are normalized as Plankton does
+(lower case, punctuation as ``_``), so ``X-Image-Meta-Property-Root-Partition`` sets
+``root_partition``. Listings are bare JSON lists, as Plankton answers and kamaki reads
+them (not Glance's ``{"images": [...]}``).
+
+Registering names an existing file by ``pithos://<account>/<container>/<path>``: the
+image is that file with metadata, so registering moves no data and takes the same time
+for any size. ``GET /images/<id>`` answers 501 as Plankton does: the data is the file's,
+read through the object store. Statuses are Plankton's: AVAILABLE, SAVING (no data
+yet), ERROR. Errors are Synnefo's JSON faults, the app's default style.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import string
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import quote, unquote
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from nefos.core import errors
+from nefos.core.auth import Credentials, current_user
+from nefos.core.body import parse_json
+from nefos.core.faults import json_response
+from nefos.images.service import Image, Images, parse_location
+from nefos.storage.http import header_text
+
+PREFIX = "/image/v1"
+META = "x-image-meta-"
+PROPERTY = "x-image-meta-property-"
+PURGE_PROPS = "x-glance-registry-purge-props"
+
+# Plankton's field sets (snf-cyclades-app/synnefo/plankton/views.py), plus description.
+LIST_FIELDS = ("id", "name", "status", "disk_format", "container_format", "size")
+REGISTER_FIELDS = {
+    "name", "location", "id", "store", "disk_format", "container_format", "size",
+    "checksum", "is_public", "owner", "description",
+}  # fmt: skip
+UPDATE_FIELDS = {
+    "name", "disk_format", "container_format", "is_public", "owner", "status", "description",
+}  # fmt: skip
+SORT_KEYS = (
+    "id", "name", "status", "size", "disk_format", "container_format", "created_at",
+    "updated_at",
+)  # fmt: skip
+SORT_DIRS = ("asc", "desc")
+STORE = "pithos"
+# The service's statuses as Plankton names them; the file's data is what decides.
+STATUS = {
+    "active": "AVAILABLE",
+    "queued": "SAVING",
+    "saving": "SAVING",
+    "killed": "ERROR",
+    "error": "ERROR",
+    "deleted": "DELETED",
+}
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+router = APIRouter(prefix=PREFIX)
+User = Annotated[Credentials, Depends(current_user)]
+
+
+def _images(request: Request) -> Images:
+    return request.app.state.engines.images
+
+
+def _user(credentials: Credentials) -> str:
+    return str(credentials.user_id)
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+
+def v1_status(image: Image) -> str:
+    return STATUS.get(image.status.lower(), image.status.upper())
+
+
+def _time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def detail(image: Image) -> dict[str, Any]:
+    """Plankton's detailed image (``GET /images/detail``, and the body of a register or
+    update reply, as Glance v1 sends ``{"image": ...}``)."""
+    return {
+        "id": str(image.id),
+        "name": image.name,
+        "status": v1_status(image),
+        "disk_format": image.disk_format,
+        "container_format": image.container_format,
+        "size": image.size,
+        "checksum": image.checksum,
+        "location": image.location,
+        "created_at": _time(image.created_at),
+        "updated_at": _time(image.updated_at),
+        "deleted_at": None,
+        "is_public": image.is_public,
+        "owner": image.owner,
+        "properties": dict(image.properties),
+        "is_snapshot": False,
+        "description": image.description,
+    }
+
+
+def _header_value(text: str) -> str:
+    """Printable ASCII as is; anything else percent-encoded, which kamaki unquotes."""
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe=" !#$&'()*+,/:;=?@[]~")
+
+
+def image_headers(image: Image) -> dict[str, str]:
+    """The image as ``X-Image-Meta-*`` headers (HEAD, register, update); property keys
+    with ``_`` as ``-``, as Plankton sends them (kamaki maps them back)."""
+    headers = {}
+    for key, value in detail(image).items():
+        if key == "properties":
+            continue
+        if isinstance(value, bool):
+            text = str(value)
+        elif value is None:
+            text = ""
+        else:
+            text = str(value)
+        headers[META + key.replace("_", "-")] = _header_value(text)
+    for key, value in image.properties.items():
+        name = quote(key.replace("_", "-"), safe="")
+        headers[PROPERTY + name] = _header_value(value)
+    return headers
+
+
+# -- parsing -----------------------------------------------------------------------------
+
+
+def _normalize(name: str) -> str:
+    return "".join("_" if c in string.punctuation else c.lower() for c in name)
+
+
+def meta_headers(request: Request) -> tuple[dict[str, str], dict[str, str]]:
+    """Image fields and properties from ``X-Image-Meta-*`` headers, decoded."""
+    fields: dict[str, str] = {}
+    properties: dict[str, str] = {}
+    for name, value in request.headers.items():
+        name = name.lower()
+        if name.startswith(PROPERTY):
+            key = _normalize(unquote(name[len(PROPERTY) :]))
+            if not key:
+                raise errors.InvalidInput("A property header without a key")
+            properties[key] = header_text(value)
+        elif name.startswith(META):
+            fields[_normalize(name[len(META) :])] = header_text(value)
+    return fields, properties
+
+
+def _check_fields(fields: dict[str, str], allowed: set[str]) -> None:
+    if "id" in fields:
+        raise errors.InvalidInput("Setting the image ID is not supported")
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise errors.InvalidInput(
+            f"Unknown image fields {', '.join(unknown)}; give {', '.join(sorted(allowed))}"
+        )
+
+
+def _flag(value: str, what: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    raise errors.InvalidInput(f"{what} is true or false")
+
+
+def _count(value: str, what: str) -> int:
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()):
+        raise errors.InvalidInput(f"{what} is a whole number of bytes")
+    return int(value)
+
+
+def _image_reply(image: Image) -> Response:
+    return json_response({"image": detail(image)}, 200, image_headers(image))
+
+
+# -- listing -----------------------------------------------------------------------------
+
+
+def _filters(request: Request) -> list[Callable[[Image], bool]]:
+    """Plankton's filters, plus Glance v1's ``property-<key>=<value>``."""
+    query = request.query_params
+    checks: list[Callable[[Image], bool]] = []
+    for field in ("name", "container_format", "disk_format"):
+        if field in query:
+            checks.append(lambda i, f=field, v=query[field]: getattr(i, f) == v)
+    if "status" in query:
+        wanted = query["status"].upper()
+        checks.append(lambda i: v1_status(i) == wanted)
+    if "size_min" in query:
+        low = _count(query["size_min"], "size_min")
+        checks.append(lambda i: i.size >= low)
+    if "size_max" in query:
+        high = _count(query["size_max"], "size_max")
+        checks.append(lambda i: i.size <= high)
+    for key, value in query.items():
+        if key.startswith("property-"):
+            prop = key[len("property-") :]
+            checks.append(lambda i, p=prop, v=value: i.properties.get(p) == v)
+    return checks
+
+
+def _sort_value(image: Image, key: str) -> Any:
+    if key == "status":
+        return v1_status(image)
+    if key == "id":
+        return str(image.id)
+    return getattr(image, key)
+
+
+@router.get("/images")
+@router.get("/images/")
+async def list_images(request: Request, caller: User) -> Response:
+    """Own, public and shared images (Plankton's listing), summary fields."""
+    return json_response([_summary(i) for i in await _listing(request, caller)])
+
+
+@router.get("/images/detail")
+async def list_images_detail(request: Request, caller: User) -> Response:
+    return json_response([detail(i) for i in await _listing(request, caller)])
+
+
+def _summary(image: Image) -> dict[str, Any]:
+    full = detail(image)
+    return {key: full[key] for key in LIST_FIELDS}
+
+
+async def _listing(request: Request, caller: Credentials) -> list[Image]:
+    query = request.query_params
+    sort_key = query.get("sort_key", "created_at")
+    sort_dir = query.get("sort_dir", "desc")
+    if sort_key not in SORT_KEYS:
+        raise errors.InvalidInput(f"sort_key is one of {', '.join(SORT_KEYS)}")
+    if sort_dir not in SORT_DIRS:
+        raise errors.InvalidInput("sort_dir is asc or desc")
+    checks = _filters(request)
+    # Plankton shows members their images at once: v1 has no accepting of membership.
+    found = await _images(request).visible(_user(caller), member_status=None)
+    found = [i for i in found if all(check(i) for check in checks)]
+    found.sort(key=lambda i: (_sort_value(i, sort_key), str(i.id)), reverse=sort_dir == "desc")
+    return found
+
+
+# -- one image ---------------------------------------------------------------------------
+
+
+@router.post("/images")
+@router.post("/images/")
+async def register(request: Request, caller: User) -> Response:
+    """Make a file an image; 200 with the image as headers and body (Plankton)."""
+    fields, properties = meta_headers(request)
+    _check_fields(fields, REGISTER_FIELDS)
+    name = fields.get("name")
+    if not name:
+        raise errors.InvalidInput("X-Image-Meta-Name is required")
+    location = fields.get("location")
+    if not location:
+        raise errors.InvalidInput("X-Image-Meta-Location (pithos://<account>/...) is required")
+    if fields.get("store", STORE) != STORE:
+        raise errors.InvalidInput(f"The only store is {STORE}")
+    user = _user(caller)
+    owner = fields.get("owner")
+    if owner is not None and owner != parse_location(location)[0]:
+        raise errors.InvalidInput("An image's owner is the account of its file")
+    image = await _images(request).register(
+        user,
+        location,
+        name,
+        disk_format=fields.get("disk_format", "diskdump"),
+        container_format=fields.get("container_format", "bare"),
+        is_public=_flag(fields.get("is_public", "false"), "X-Image-Meta-Is-Public"),
+        properties=properties,
+        size=_count(fields["size"], "X-Image-Meta-Size") if "size" in fields else None,
+        checksum=fields.get("checksum"),
+        description=fields.get("description"),
+    )
+    return _image_reply(image)
+
+
+@router.head("/images/{image_id}")
+async def image_meta(request: Request, image_id: str, caller: User) -> Response:
+    image = await _images(request).get(_user(caller), image_id)
+    return Response(status_code=200, headers=image_headers(image))
+
+
+@router.get("/images/{image_id}")
+async def image_data(request: Request, image_id: str, caller: User) -> Response:
+    """Plankton's 501: the data is the file's, read through the object store."""
+    image = await _images(request).get(_user(caller), image_id)
+    raise errors.NotImplementedYet(
+        f"Read the image's data from its file, {image.location}, through the object store"
+    )
+
+
+@router.put("/images/{image_id}")
+async def update(request: Request, image_id: str, caller: User) -> Response:
+    """Change fields; given properties are merged into the image's, unless
+    ``X-Glance-Registry-Purge-Props: true`` makes them replace all. An empty property
+    value removes that property."""
+    fields, properties = meta_headers(request)
+    _check_fields(fields, UPDATE_FIELDS)
+    purge = _flag(request.headers.get(PURGE_PROPS, "false"), "X-Glance-Registry-Purge-Props")
+    service = _images(request)
+    user = _user(caller)
+    image = await service.get(user, image_id)
+    if "status" in fields and fields.pop("status").upper() != v1_status(image):
+        raise errors.InvalidInput("An image's status follows its file; it cannot be set")
+    if "owner" in fields and fields.pop("owner") != image.owner:
+        raise errors.InvalidInput("An image's owner is the account of its file")
+    changes: dict[str, Any] = {
+        key: fields[key]
+        for key in ("name", "disk_format", "container_format", "description")
+        if key in fields
+    }
+    if "is_public" in fields:
+        public = _flag(fields["is_public"], "X-Image-Meta-Is-Public")
+        changes["visibility"] = "public" if public else ("shared" if image.members else "private")
+    updated = await service.update(
+        user,
+        image.id,
+        changes,
+        {key: value or None for key, value in properties.items()},
+        replace_properties=purge,
+    )
+    return _image_reply(updated)
+
+
+@router.delete("/images/{image_id}", status_code=204)
+async def unregister(request: Request, image_id: str, caller: User) -> Response:
+    """Forget the image; the file stays."""
+    await _images(request).unregister(_user(caller), image_id)
+    return Response(status_code=204)
+
+
+# -- members -----------------------------------------------------------------------------
+
+
+class _Membership(BaseModel):
+    member_id: str
+    can_share: bool = False
+
+
+class _Memberships(BaseModel):
+    memberships: list[_Membership]
+
+
+@router.get("/images/{image_id}/members")
+async def list_members(request: Request, image_id: str, caller: User) -> Response:
+    _, members = await _images(request).members(_user(caller), image_id)
+    return json_response(
+        {"members": [{"member_id": m, "can_share": False} for m in sorted(members)]}
+    )
+
+
+@router.put("/images/{image_id}/members", status_code=204)
+async def replace_members(request: Request, image_id: str, caller: User) -> Response:
+    """Replace the member list (``can_share`` is ignored, as in Plankton)."""
+    body = await _read_body(request)
+    wanted = parse_json(_Memberships, body or b"{}")
+    members = [m.member_id for m in wanted.memberships]
+    await _images(request).set_members(_user(caller), image_id, members)
+    return Response(status_code=204)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, bounded: this prefix is exempt from the middleware's JSON limit."""
+    limit = request.app.state.settings.limits.json_body_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise errors.TooLarge(f"The body exceeds {limit} bytes")
+    return bytes(body)
+
+
+@router.put("/images/{image_id}/members/{member}", status_code=204)
+async def add_member(request: Request, image_id: str, member: str, caller: User) -> Response:
+    await _images(request).set_members(_user(caller), image_id, [member], add=True)
+    return Response(status_code=204)
+
+
+@router.delete("/images/{image_id}/members/{member}", status_code=204)
+async def remove_member(request: Request, image_id: str, member: str, caller: User) -> Response:
+    """Idempotent, as in Plankton: removing a non-member is a 204 too."""
+    service = _images(request)
+    user = _user(caller)
+    image = await service.get(user, image_id)
+    if image.owner != user:
+        raise errors.PermissionDenied("Only the image's owner may change its members")
+    if member in image.members:
+        await service.remove_member(user, image.id, member)
+    return Response(status_code=204)
+
+
+@router.get("/shared-images/{member}")
+async def shared_images(request: Request, member: str, caller: User) -> Response:
+    """The caller's images shared with ``member`` (Plankton), or, when the caller is
+    that member, the images shared with the caller (Glance)."""
+    user = _user(caller)
+    found = await _images(request).visible(user, member_status=None)
+    shared = [
+        {"image_id": str(i.id), "can_share": False}
+        for i in sorted(found, key=lambda i: str(i.id))
+        if member in i.members and user in (i.owner, member)
+    ]
+    return json_response({"shared_images": shared})

@@ -1,0 +1,167 @@
+"""Glance v2 as the real clients drive it: python-openstackclient's ``image`` commands
+and openstacksdk, unmodified, against ``nefos up``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import httpx
+import openstack
+import pytest
+
+from tests.conftest import Server
+from tests.e2e.test_server import openstack as run_openstack
+
+CREATE = ("image", "create", "--disk-format", "raw", "--container-format", "bare")
+
+
+def admin(server: Server, *args: str):
+    return run_openstack(
+        server, server.admin_email, server.admin_password, server.admin_email, *args
+    )
+
+
+def ok(result) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def bob(server: Server) -> tuple[str, str, str]:
+    """A second user with a password: (e-mail, password, uuid)."""
+    email, password = "bob@example.org", "bob-secret-password"
+    created = server.nefos("user", "create", email, "--password", password)
+    printed = dict(line.split(":", 1) for line in created.stdout.splitlines() if ":" in line)
+    return email, password, printed["uuid"].strip()
+
+
+def as_bob(server: Server, bob: tuple[str, str, str], *args: str):
+    email, password, _ = bob
+    return run_openstack(server, email, password, email, *args)
+
+
+def test_openstack_image_lifecycle(server: Server, tmp_path: Path):
+    data = os.urandom(5 * 1024 * 1024 + 7)
+    source = tmp_path / "disk.raw"
+    source.write_bytes(data)
+    properties = ["--property", "os_distro=debian", "--file", str(source)]
+    created = json.loads(ok(admin(server, *CREATE, *properties, "cli-image", "-f", "json")))
+    image_id = created["id"]
+    assert created["status"] == "active"
+    assert created["size"] == len(data)
+    assert created["checksum"] == hashlib.md5(data).hexdigest()
+    assert created["owner"] == server.admin_uuid
+
+    listed = json.loads(ok(admin(server, "image", "list", "-f", "json")))
+    assert {"ID": image_id, "Name": "cli-image", "Status": "active"} in listed
+    shown = json.loads(ok(admin(server, "image", "show", "cli-image", "-f", "json")))
+    assert shown["id"] == image_id
+    assert shown["properties"]["os_distro"] == "debian"
+
+    ok(admin(server, "image", "set", "--property", "flavor=tiny", "--tag", "base", image_id))
+    shown = json.loads(ok(admin(server, "image", "show", image_id, "-f", "json")))
+    assert shown["properties"]["flavor"] == "tiny"
+    assert shown["tags"] == ["base"]
+
+    saved = tmp_path / "saved.raw"
+    ok(admin(server, "image", "save", "--file", str(saved), image_id))
+    assert saved.read_bytes() == data
+    # The same bytes are the file images/<id> in the owner's object store account.
+    stored = httpx.get(
+        f"{server.url}/object-store/v1/{server.admin_uuid}/images/{image_id}",
+        headers={"X-Auth-Token": server.admin_token},
+        timeout=30,
+    )
+    assert stored.status_code == 200
+    assert stored.content == data
+
+    ok(admin(server, "image", "delete", image_id))
+    gone = admin(server, "image", "show", image_id)
+    assert gone.returncode != 0
+    assert image_id not in ok(admin(server, "image", "list", "-f", "value", "-c", "ID"))
+
+
+def test_openstack_image_visibility_between_users(server: Server, bob, tmp_path: Path):
+    _, _, bob_uuid = bob
+    source = tmp_path / "small.raw"
+    source.write_bytes(b"small image")
+    ids = {}
+    for visibility in ("private", "shared", "public"):
+        created = admin(
+            server, *CREATE, "--file", str(source), f"--{visibility}", visibility, "-f", "json"
+        )
+        ids[visibility] = json.loads(ok(created))["id"]
+
+    def bob_sees() -> set[str]:
+        return set(ok(as_bob(server, bob, "image", "list", "-f", "value", "-c", "ID")).split())
+
+    assert ids["public"] in bob_sees()
+    assert not {ids["private"], ids["shared"]} & bob_sees()
+    assert as_bob(server, bob, "image", "show", ids["private"]).returncode != 0
+
+    member = json.loads(
+        ok(admin(server, "image", "add", "project", ids["shared"], bob_uuid, "-f", "json"))
+    )
+    assert member["status"] == "pending"
+    assert ids["shared"] not in bob_sees()  # not until bob accepts it
+    ok(as_bob(server, bob, "image", "set", "--accept", "--project", bob_uuid, ids["shared"]))
+    assert ids["shared"] in bob_sees()
+    assert ids["private"] not in bob_sees()
+    members = json.loads(ok(admin(server, "image", "member", "list", ids["shared"], "-f", "json")))
+    assert [(m["Member ID"], m["Status"]) for m in members] == [(bob_uuid, "accepted")]
+    # Members read the image but may not delete it.
+    saved = tmp_path / "bob.raw"
+    ok(as_bob(server, bob, "image", "save", "--file", str(saved), ids["shared"]))
+    assert saved.read_bytes() == b"small image"
+    assert as_bob(server, bob, "image", "delete", ids["shared"]).returncode != 0
+    for image_id in ids.values():
+        ok(admin(server, "image", "delete", image_id))
+
+
+def test_openstacksdk_create_list_download(server: Server):
+    conn = openstack.connect(
+        auth_url=f"{server.url}/identity/v3",
+        username=server.admin_email,
+        password=server.admin_password,
+        project_name=server.admin_email,
+        user_domain_name="Default",
+        project_domain_name="Default",
+    )
+    data = os.urandom(100_000)
+    image = conn.image.create_image(
+        "sdk-image",
+        data=data,
+        disk_format="qcow2",
+        container_format="bare",
+        validate_checksum=True,
+        allow_duplicates=True,
+    )
+    try:
+        assert conn.image.get_image(image.id).status == "active"
+        assert image.id in [i.id for i in conn.image.images()]
+        # Paging follows Glance's "next" links.
+        assert image.id in [i.id for i in conn.image.images(limit=1)]
+        assert conn.image.download_image(image).content == data
+        conn.image.update_image(image, name="sdk-renamed")
+        assert conn.image.find_image("sdk-renamed").id == image.id
+    finally:
+        conn.image.delete_image(image)
+    assert conn.image.find_image(image.id) is None
+    conn.close()
+
+
+def test_bad_input_answers_as_glance(server: Server):
+    auth = {"X-Auth-Token": server.admin_token}
+    bad = httpx.post(
+        f"{server.url}/image/v2/images",
+        headers=auth,
+        json={"name": "x", "disk_format": "floppy"},
+        timeout=10,
+    )
+    assert bad.status_code == 400
+    assert bad.text.startswith("400 Bad Request\n\n")
+    missing = httpx.get(f"{server.url}/image/v2/images/{'0' * 32}", headers=auth, timeout=10)
+    assert missing.status_code == 404
