@@ -48,6 +48,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engines.start()
+        if settings.compute.dispatcher:
+            await engines.start_dispatcher()
         try:
             yield
         finally:

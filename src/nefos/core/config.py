@@ -79,6 +79,29 @@ class Storage(BaseModel):
     rados_user: str = "admin"
 
 
+class Compute(BaseModel):
+    """Servers and the clusters they run on (``nefos.compute``, ``nefos.backends``)."""
+
+    dispatcher: bool = Field(
+        default=True,
+        description="Apply backend events in this process (the update path). Turn off "
+        "for API workers when a separate process runs the dispatcher.",
+    )
+    dispatcher_queue: str = Field(
+        default="nefos-events-op",
+        description="The bus queue the dispatcher consumes (one per deployment).",
+    )
+    embedded_backend: bool = Field(
+        default=True,
+        description="Create a simulated in-process cluster when no backend is configured.",
+    )
+    embedded_delay: float = Field(
+        default=0.5, ge=0, description="Seconds each job of the embedded backend takes."
+    )
+    max_metadata: int = 10
+    max_tags: int = 50
+
+
 class Limits(BaseModel):
     """Request limits checked at the API edge (and again in services)."""
 
@@ -129,6 +152,7 @@ class Settings(BaseSettings):
     shibboleth: Shibboleth = Shibboleth()
     limits: Limits = Limits()
     storage: Storage = Storage()
+    compute: Compute = Compute()
 
     @classmethod
     def settings_customise_sources(

@@ -6,7 +6,9 @@ acts on the deployment exactly as the server would; nothing here imports HTTP co
 
 from __future__ import annotations
 
-from nefos.core.bus import Bus, create_bus
+from nefos.backends.base import OP_BINDING
+from nefos.compute.service import Compute
+from nefos.core.bus import Bus, Subscription, create_bus
 from nefos.core.config import Settings
 from nefos.core.db import Database
 from nefos.identity.service import Identity
@@ -32,11 +34,24 @@ class Engines:
         self.store = open_store(settings)
         self.storage = Namespace(self.db, settings, self.store, self.quotas)
         self.images = Images(self.storage)
+        self.compute = Compute(self.db, settings, self.bus, self.quotas, self.images)
+        self._dispatcher: Subscription | None = None
 
     async def start(self) -> None:
         await self.bus.start()
 
+    async def start_dispatcher(self) -> None:
+        """Apply backend job events in this process (the update path)."""
+        if self._dispatcher is None:
+            self._dispatcher = await self.bus.subscribe(
+                self.settings.compute.dispatcher_queue, [OP_BINDING], self.compute.apply_event
+            )
+
     async def close(self) -> None:
+        if self._dispatcher is not None:
+            await self._dispatcher.cancel()
+            self._dispatcher = None
+        await self.compute.close()
         await self.bus.close()
         await self.store.close()
         await self.db.close()

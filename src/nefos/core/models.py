@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ("nefos.identity.models", "nefos.quotas.models", "nefos.storage.models")
+MODEL_MODULES = (
+    "nefos.identity.models",
+    "nefos.quotas.models",
+    "nefos.storage.models",
+    "nefos.compute.models",
+)
 
 
 def load_all() -> None:

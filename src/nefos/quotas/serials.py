@@ -39,7 +39,7 @@ log = logging.getLogger("nefos.quotas.serials")
 # The services of this deployment that keep their serials in its database; each later
 # service (compute, storage, volumes) adds its clientkey. Serials of services deployed
 # apart are theirs to reconcile.
-LOCAL_CLIENTS: tuple[str, ...] = ("astakos", "pithos")
+LOCAL_CLIENTS: tuple[str, ...] = ("astakos", "pithos", "cyclades")
 
 
 class Settlement:
@@ -131,6 +131,20 @@ async def settled(db: Database, quotas: Quotas, clientkey: str) -> AsyncIterator
         return
     done = await settlement._resolve(settlement._decided(), accept=True)
     await _mark_resolved(db, clientkey, done)
+
+
+async def settle(db: Database, quotas: Quotas, clientkey: str, serial: int, accept: bool) -> None:
+    """Resolve a serial already decided with :func:`decide` (after that transaction
+    committed); a failure is left to :func:`reconcile`."""
+    try:
+        if accept:
+            await quotas.accept(clientkey, serial)
+        else:
+            await quotas.reject(clientkey, serial)
+    except errors.NefosError as exc:
+        log.warning("could not resolve serial %s: %s", serial, exc.message)
+        return
+    await _mark_resolved(db, clientkey, [serial])
 
 
 async def decide(session: AsyncSession, clientkey: str, serial: int, accept: bool) -> None:

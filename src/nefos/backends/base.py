@@ -1,0 +1,107 @@
+"""What compute asks of a cluster, and what a cluster tells compute back.
+
+The effect path calls a :class:`ComputeBackend` to submit a job and gets a job id at
+once; the outcome arrives later as job events on the bus (the update path), in the
+shape Synnefo's snf-ganeti-eventd publishes (spec §2.6), whichever cluster ran it:
+
+    routing key  ganeti.<prefix>.event.op
+    {"type": "ganeti-op-status", "instance": "snf-12", "operation": "OP_INSTANCE_CREATE",
+     "status": "success", "jobId": 7, "cluster": "<backend name>", "logmsg": "...",
+     "event_time": [sec, usec], "job_fields": {...}}
+
+Instances are named ``snf-<server id>``; statuses are Ganeti's job statuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+INSTANCE_PREFIX = "snf-"
+OP_ROUTING_KEY = "ganeti.snf.event.op"
+OP_BINDING = "ganeti.*.event.op"
+
+# Ganeti opcodes the update path understands.
+OP_CREATE = "OP_INSTANCE_CREATE"
+OP_STARTUP = "OP_INSTANCE_STARTUP"
+OP_SHUTDOWN = "OP_INSTANCE_SHUTDOWN"
+OP_REBOOT = "OP_INSTANCE_REBOOT"
+OP_MODIFY = "OP_INSTANCE_SET_PARAMS"
+OP_REMOVE = "OP_INSTANCE_REMOVE"
+
+# Job statuses, and those after which a job never changes again.
+QUEUED, WAITING, RUNNING = "queued", "waiting", "running"
+SUCCESS, ERROR, CANCELED = "success", "error", "canceled"
+FINAL = (SUCCESS, ERROR, CANCELED)
+
+
+def instance_name(server_id: int) -> str:
+    return f"{INSTANCE_PREFIX}{server_id}"
+
+
+def server_id_of(instance: str) -> int | None:
+    if not instance.startswith(INSTANCE_PREFIX):
+        return None
+    rest = instance[len(INSTANCE_PREFIX) :]
+    return int(rest) if rest.isdigit() else None
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """A new instance, as the effect path asks for it (no secrets: the OS provider
+    fetches those once from nefos itself)."""
+
+    name: str
+    vcpus: int
+    memory: int  # MiB
+    disk: int  # GiB
+    disk_template: str
+    os: str
+    image: dict[str, Any]  # id, location, map name, size, properties
+    nics: list[dict[str, Any]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """An instance as the cluster reports it (for the reconciler)."""
+
+    name: str
+    running: bool
+    vcpus: int
+    memory: int
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    mfree: int
+    mtotal: int
+    dfree: int
+    dtotal: int
+    ctotal: int
+    pinst_cnt: int
+    disk_templates: tuple[str, ...]
+    hypervisor: str
+    runs_guests: bool  # False for the embedded backend, which only simulates
+
+
+class ComputeBackend(Protocol):
+    name: str
+
+    async def create_instance(self, spec: InstanceSpec) -> int: ...
+
+    async def startup(self, instance: str) -> int: ...
+
+    async def shutdown(self, instance: str, grace_seconds: int = 120) -> int: ...
+
+    async def reboot(self, instance: str, hard: bool = False) -> int: ...
+
+    async def modify(self, instance: str, vcpus: int, memory: int) -> int: ...
+
+    async def remove(self, instance: str) -> int: ...
+
+    async def instances(self) -> dict[str, InstanceInfo]: ...
+
+    async def info(self) -> ClusterInfo: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,864 @@
+"""Servers and flavors (Cyclades), over compute backends, on the effect and update paths.
+
+Effect path (a request): validate, check rights, issue the quota commission, pick a
+backend (spec §2.7), record the intent (``task``) and submit the job; the caller gets
+the server at once, still in its old state. Update path (:meth:`Compute.apply_event`):
+job events from the bus move ``operstate`` only for finished successful jobs, only if
+newer than ``backendtime``; the job that finishes the task clears it and decides its
+commission (accept on success, reject otherwise).
+
+Quotas (charged to the server's project): ``cyclades.vm``, ``cyclades.total_cpu``,
+``cyclades.total_ram`` and ``cyclades.disk`` while the server exists; ``cyclades.cpu``
+and ``cyclades.ram`` while it runs. A create's commission is accepted at once (as
+Synnefo does: a server that fails to build keeps its quota until deleted); start,
+shutdown and delete commissions wait for their job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import secrets
+import string
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nefos.backends import base
+from nefos.backends.base import ComputeBackend, InstanceSpec, instance_name, server_id_of
+from nefos.backends.embedded import EmbeddedCluster
+from nefos.compute.models import (
+    Backend,
+    BackendJob,
+    Diagnostic,
+    Flavor,
+    FlavorAccess,
+    Server,
+    ServerMetadata,
+    ServerTag,
+)
+from nefos.core import errors
+from nefos.core.bus import Bus, Message
+from nefos.core.config import Settings
+from nefos.core.db import Database, utcnow
+from nefos.images.service import Images
+from nefos.quotas.serials import decide, settle, settled
+from nefos.quotas.service import Charge, Quotas, charge
+
+log = logging.getLogger("nefos.compute")
+
+CLIENTKEY = "cyclades"
+MiB, GiB = 1 << 20, 1 << 30
+STATUS = {
+    "BUILD": "BUILD",
+    "ERROR": "ERROR",
+    "STOPPED": "STOPPED",
+    "STARTED": "ACTIVE",
+    "DESTROYED": "DELETED",
+    "RESIZE": "RESIZE",
+}
+TASK_STATE = {
+    "BUILD": "BUILDING",
+    "START": "STARTING",
+    "STOP": "STOPPING",
+    "REBOOT": "REBOOTING",
+    "DESTROY": "DESTROYING",
+    "RESIZE": "RESIZING",
+}
+TASK_OPCODE = {
+    "BUILD": base.OP_CREATE,
+    "START": base.OP_STARTUP,
+    "STOP": base.OP_SHUTDOWN,
+    "REBOOT": base.OP_REBOOT,
+    "DESTROY": base.OP_REMOVE,
+    "RESIZE": base.OP_MODIFY,
+}
+OPERSTATE_AFTER = {
+    base.OP_CREATE: "STARTED",
+    base.OP_STARTUP: "STARTED",
+    base.OP_REBOOT: "STARTED",
+    base.OP_SHUTDOWN: "STOPPED",
+    base.OP_REMOVE: "DESTROYED",
+}
+RUNNING_STATES = ("BUILD", "STARTED")
+DISK_TEMPLATES = ("file", "diskless", "plain", "drbd", "sharedfile", "rbd", "ext_archipelago")
+MAX_NAME = 255
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """A server as the API shows it: the row and what it derives."""
+
+    server: Server
+    flavor: Flavor
+    metadata: dict[str, str]
+    tags: list[str]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        s = self.server
+        if s.deleted:
+            return "DELETED"
+        status = STATUS.get(s.operstate, "UNKNOWN")
+        in_flight = s.job_status in (base.QUEUED, base.WAITING, base.RUNNING)
+        if status == "ACTIVE" and s.job_opcode == base.OP_REBOOT and in_flight:
+            return "REBOOT"
+        if status == "STOPPED" and s.job_opcode == base.OP_MODIFY and in_flight:
+            return "RESIZE"
+        return status
+
+    @property
+    def task_state(self) -> str:
+        return TASK_STATE.get(self.server.task or "", "")
+
+    @property
+    def progress(self) -> int:
+        return 100 if self.status == "ACTIVE" else self.server.build_percentage
+
+    @property
+    def key_names(self) -> list[str]:
+        return orjson.loads(self.server.key_names)
+
+
+def flavor_name(vcpus: int, ram: int, disk: int, disk_template: str) -> str:
+    return f"C{vcpus}R{ram}D{disk}{disk_template}"
+
+
+def _resources(flavor: Flavor, running: bool, existing: bool = True) -> dict[str, int]:
+    found: dict[str, int] = {}
+    if existing:
+        found.update(
+            {
+                "cyclades.vm": 1,
+                "cyclades.total_cpu": flavor.vcpus,
+                "cyclades.total_ram": flavor.ram * MiB,
+                "cyclades.disk": flavor.disk * GiB,
+            }
+        )
+    if running:
+        found.update({"cyclades.cpu": flavor.vcpus, "cyclades.ram": flavor.ram * MiB})
+    return found
+
+
+def _charges(user: str, project: str, resources: dict[str, int], sign: int) -> list[Charge]:
+    provisions: list[Charge] = []
+    for resource, quantity in resources.items():
+        provisions += charge(user, project, resource, sign * quantity)
+    return provisions
+
+
+def _event_time(message: Message) -> float:
+    value = message.get("event_time")
+    if isinstance(value, list) and len(value) == 2:
+        return float(value[0]) + float(value[1]) / 1_000_000
+    if isinstance(value, int | float):
+        return float(value)
+    raise errors.InvalidInput("An event without event_time")
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        raise errors.InvalidInput(f"A server name has 1 to {MAX_NAME} characters")
+    if any(ord(c) < 32 for c in name):
+        raise errors.InvalidInput("A server name has no control characters")
+    return name
+
+
+def new_password(length: int = 12) -> str:
+    """Synnefo's rule for generated admin passwords: upper, lower and digits."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(length))
+        if (
+            any(c.islower() for c in password)
+            and any(c.isupper() for c in password)
+            and any(c.isdigit() for c in password)
+        ):
+            return password
+
+
+class Compute:
+    def __init__(self, db: Database, settings: Settings, bus: Bus, quotas: Quotas, images: Images):
+        self.db = db
+        self.settings = settings
+        self.bus = bus
+        self.quotas = quotas
+        self.images = images
+        self._clusters: dict[str, ComputeBackend] = {}
+        self._allocation = asyncio.Lock()
+
+    # -- clusters ---------------------------------------------------------------------------
+
+    def cluster(self, backend: Backend) -> ComputeBackend:
+        """The live client of a backend row (one per process)."""
+        found = self._clusters.get(backend.name)
+        if found is not None:
+            return found
+        if backend.kind == "embedded":
+            state = Path(self.settings.data_dir) / "embedded" / f"{backend.name}.json"
+            found = EmbeddedCluster(
+                backend.name, self.bus, state, delay=self.settings.compute.embedded_delay
+            )
+        elif backend.kind == "ganeti":
+            from nefos.backends.ganeti import GanetiCluster  # httpx client, loaded on use
+
+            found = GanetiCluster(backend.name, backend.url, backend.username, backend.password)
+        else:
+            raise errors.InvalidInput(f"Unknown backend kind {backend.kind!r}")
+        self._clusters[backend.name] = found
+        return found
+
+    async def close(self) -> None:
+        for cluster in self._clusters.values():
+            await cluster.close()
+        self._clusters.clear()
+
+    async def add_backend(
+        self,
+        name: str,
+        kind: str,
+        url: str = "",
+        username: str = "",
+        password: str = "",
+        default_link: str = "",
+        public: bool = True,
+    ) -> Backend:
+        if not name or len(name) > 128 or not all(c.isalnum() or c in "-_." for c in name):
+            raise errors.InvalidInput("A backend name has 1 to 128 letters, digits, - _ .")
+        if kind not in ("embedded", "ganeti"):
+            raise errors.InvalidInput("A backend is embedded or ganeti")
+        if kind == "ganeti" and not url:
+            raise errors.InvalidInput("A Ganeti backend needs its RAPI URL")
+        async with self.db.transaction() as s:
+            if await s.scalar(select(Backend).where(Backend.name == name)):
+                raise errors.Conflict(f"Backend {name!r} exists")
+            row = Backend(
+                name=name,
+                kind=kind,
+                url=url,
+                username=username,
+                password=password,
+                default_link=default_link,
+                public=public,
+            )
+            s.add(row)
+        return await self.refresh_backend(name)
+
+    async def refresh_backend(self, name: str) -> Backend:
+        """Ask the cluster for its capacity and templates (``nefos backend refresh``)."""
+        row = await self.backend(name)
+        info = await self.cluster(row).info()
+        async with self.db.transaction() as s:
+            row = await s.get(Backend, row.id)
+            assert row is not None
+            row.mfree, row.mtotal = info.mfree, info.mtotal
+            row.dfree, row.dtotal = info.dfree, info.dtotal
+            row.ctotal, row.pinst_cnt = info.ctotal, info.pinst_cnt
+            row.disk_templates = ",".join(info.disk_templates)
+            row.hypervisor = info.hypervisor
+            row.refreshed = utcnow()
+        return await self.backend(name)
+
+    async def backend(self, name: str) -> Backend:
+        async with self.db.session() as s:
+            row = await s.scalar(select(Backend).where(Backend.name == name))
+        if row is None:
+            raise errors.NotFound(f"No backend {name!r}")
+        return row
+
+    async def backends(self) -> list[Backend]:
+        async with self.db.session() as s:
+            return list(await s.scalars(select(Backend).order_by(Backend.id)))
+
+    async def set_drained(self, name: str, drained: bool) -> Backend:
+        async with self.db.transaction() as s:
+            row = await s.scalar(select(Backend).where(Backend.name == name))
+            if row is None:
+                raise errors.NotFound(f"No backend {name!r}")
+            row.drained = drained
+        return await self.backend(name)
+
+    async def remove_backend(self, name: str) -> None:
+        async with self.db.transaction() as s:
+            row = await s.scalar(select(Backend).where(Backend.name == name))
+            if row is None:
+                raise errors.NotFound(f"No backend {name!r}")
+            used = await s.scalar(
+                select(Server.id).where(Server.backend_id == row.id, Server.deleted.is_(False))
+            )
+            if used is not None:
+                raise errors.Conflict(f"Backend {name!r} still has servers")
+            await s.delete(row)
+        cluster = self._clusters.pop(name, None)
+        if cluster is not None:
+            await cluster.close()
+
+    async def ensure_embedded(self) -> Backend | None:
+        """``nefos up`` with no backend configured gets the simulated one."""
+        if not self.settings.compute.embedded_backend or await self.backends():
+            return None
+        return await self.add_backend("embedded", "embedded")
+
+    async def _allocate(self, s: AsyncSession, flavor: Flavor, project: str) -> Backend:
+        """Spec §2.7: enabled backends that fit and support the template, least loaded."""
+        rows = list(
+            await s.scalars(
+                select(Backend).where(Backend.drained.is_(False), Backend.offline.is_(False))
+            )
+        )
+        rows = [b for b in rows if b.public]
+        template = "ext" if flavor.disk_template.startswith("ext_") else flavor.disk_template
+        rows = [
+            b
+            for b in rows
+            if template in b.disk_templates.split(",")
+            or flavor.disk_template in b.disk_templates.split(",")
+        ]
+        if not rows:
+            raise errors.Unavailable("No available backends")
+        fitting = [
+            b
+            for b in rows
+            if b.dfree > flavor.disk * 1024
+            and b.mfree > flavor.ram
+            and (b.pinst_cnt + 1) * 4 / max(b.ctotal, 1) < 3
+        ]
+        rows = fitting or rows
+
+        def score(b: Backend) -> float:
+            instances = 0.5 * (b.pinst_cnt + 1) * 4 / (max(b.ctotal, 1) * 3)
+            memory = 1 - b.mfree / b.mtotal if b.mtotal else 1
+            disk = 1 - b.dfree / b.dtotal if b.dtotal else 1
+            return instances + 0.5 * (memory + disk)
+
+        chosen = min(rows, key=score)
+        chosen.mfree -= flavor.ram
+        chosen.dfree -= flavor.disk * 1024
+        chosen.pinst_cnt += 1
+        return chosen
+
+    # -- flavors ----------------------------------------------------------------------------
+
+    async def create_flavor(
+        self,
+        vcpus: int,
+        ram: int,
+        disk: int,
+        disk_template: str = "file",
+        name: str | None = None,
+        public: bool = True,
+        projects: Iterable[str] = (),
+    ) -> Flavor:
+        for value, what in ((vcpus, "vcpus"), (ram, "ram"), (disk, "disk")):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise errors.InvalidInput(f"A flavor's {what} is a whole number of at least 1")
+        if disk_template not in DISK_TEMPLATES and not disk_template.startswith("ext_"):
+            raise errors.InvalidInput(f"Unknown disk template {disk_template!r}")
+        name = name or flavor_name(vcpus, ram, disk, disk_template)
+        async with self.db.transaction() as s:
+            clash = await s.scalar(
+                select(Flavor).where(
+                    (Flavor.name == name)
+                    | (
+                        (Flavor.vcpus == vcpus)
+                        & (Flavor.ram == ram)
+                        & (Flavor.disk == disk)
+                        & (Flavor.disk_template == disk_template)
+                    )
+                )
+            )
+            if clash is not None:
+                raise errors.Conflict(f"Flavor {clash.name} exists with these values")
+            flavor = Flavor(
+                name=name, vcpus=vcpus, ram=ram, disk=disk, disk_template=disk_template,
+                public=public,
+            )  # fmt: skip
+            s.add(flavor)
+            await s.flush()
+            for project in projects:
+                s.add(FlavorAccess(flavor_id=flavor.id, project=project))
+        return flavor
+
+    async def flavors(self, projects: Iterable[str] | None = None) -> list[Flavor]:
+        """Usable flavors: public ones, and those granted to one of ``projects``
+        (None: all, for operators)."""
+        async with self.db.session() as s:
+            rows = list(
+                await s.scalars(select(Flavor).where(Flavor.deleted.is_(False)).order_by(Flavor.id))
+            )
+            if projects is None:
+                return rows
+            granted = set(
+                await s.scalars(
+                    select(FlavorAccess.flavor_id).where(FlavorAccess.project.in_(list(projects)))
+                )
+            )
+        return [f for f in rows if f.public or f.id in granted]
+
+    async def flavor(self, flavor_id: int | str, projects: Iterable[str] | None = None) -> Flavor:
+        try:
+            wanted = int(flavor_id)
+        except (TypeError, ValueError):
+            raise errors.NotFound(f"No flavor {flavor_id}") from None
+        for flavor in await self.flavors(projects):
+            if flavor.id == wanted:
+                return flavor
+        raise errors.NotFound(f"No flavor {flavor_id}")
+
+    async def delete_flavor(self, flavor_id: int) -> None:
+        async with self.db.transaction() as s:
+            flavor = await s.get(Flavor, flavor_id)
+            if flavor is None or flavor.deleted:
+                raise errors.NotFound(f"No flavor {flavor_id}")
+            flavor.deleted = True
+            flavor.name = f"deleted:{flavor.id}:{flavor.name}"[:255]
+
+    # -- reading servers -----------------------------------------------------------------------
+
+    async def _view(self, s: AsyncSession, server: Server, diagnostics: bool = True) -> ServerView:
+        flavor = await s.get(Flavor, server.flavor_id)
+        assert flavor is not None
+        meta = await s.execute(
+            select(ServerMetadata.key, ServerMetadata.value).where(
+                ServerMetadata.server_id == server.id
+            )
+        )
+        tags = await s.scalars(
+            select(ServerTag.tag).where(ServerTag.server_id == server.id).order_by(ServerTag.tag)
+        )
+        found: list[Diagnostic] = []
+        if diagnostics:
+            found = list(
+                await s.scalars(
+                    select(Diagnostic)
+                    .where(Diagnostic.server_id == server.id)
+                    .order_by(Diagnostic.id.desc())
+                )
+            )
+        return ServerView(server, flavor, dict(meta.all()), list(tags), found)
+
+    async def server(self, user: str | None, server_id: int | str) -> ServerView:
+        """A server of ``user`` (None: any, for operators); deleted ones too."""
+        try:
+            wanted = int(server_id)
+        except (TypeError, ValueError):
+            raise errors.NotFound(f"No server {server_id}") from None
+        async with self.db.session() as s:
+            server = await s.get(Server, wanted)
+            if server is None or (user is not None and server.user_id != user):
+                raise errors.NotFound(f"No server {server_id}")
+            return await self._view(s, server)
+
+    async def servers(
+        self,
+        user: str | None,
+        changes_since: dt.datetime | None = None,
+        include_deleted: bool = False,
+    ) -> list[ServerView]:
+        async with self.db.session() as s:
+            query = select(Server).order_by(Server.id)
+            if user is not None:
+                query = query.where(Server.user_id == user)
+            if changes_since is not None:
+                query = query.where(Server.updated > changes_since)
+            elif not include_deleted:
+                query = query.where(Server.deleted.is_(False))
+            rows = list(await s.scalars(query))
+            return [await self._view(s, row, diagnostics=False) for row in rows]
+
+    async def jobs(self, server_id: int) -> list[BackendJob]:
+        async with self.db.session() as s:
+            return list(
+                await s.scalars(
+                    select(BackendJob)
+                    .where(BackendJob.server_id == server_id)
+                    .order_by(BackendJob.id)
+                )
+            )
+
+    # -- creating servers ------------------------------------------------------------------------
+
+    async def create_server(
+        self,
+        user: str,
+        name: str,
+        image_id: str,
+        flavor_id: int | str,
+        project: str | None = None,
+        projects: Iterable[str] = (),
+        metadata: dict[str, str] | None = None,
+        key_names: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> tuple[ServerView, str]:
+        """Returns the server (BUILD) and its admin password, shown only now."""
+        _check_name(name)
+        project = project or user
+        allowed = {user, *projects}
+        if project not in allowed:
+            raise errors.PermissionDenied(f"You are not a member of project {project}")
+        flavor = await self.flavor(flavor_id, allowed)
+        if not flavor.allow_create:
+            raise errors.InvalidInput(f"Flavor {flavor.id} cannot be used for new servers")
+        metadata = self._check_metadata(metadata or {})
+        tags = self._check_tags(tags or [])
+        try:
+            image = await self.images.get(user, image_id)
+        except errors.NotFound:
+            raise errors.InvalidInput(f"No image {image_id}") from None
+        if image.status != "active":
+            raise errors.InvalidInput(f"Image {image_id} is not ready")
+        password = new_password()
+        provisions = _charges(user, project, _resources(flavor, running=True), +1)
+        async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
+            await settlement.issue(provisions, name=f"cyclades create {name}"[:255])
+            async with self._allocation, settlement.transaction() as s:
+                backend = await self._allocate(s, flavor, project)
+                server = Server(
+                    name=name,
+                    user_id=user,
+                    project=project,
+                    flavor_id=flavor.id,
+                    image_id=str(image.id),
+                    backend_id=backend.id,
+                    operstate="BUILD",
+                    task="BUILD",
+                    key_names=orjson.dumps(key_names or []).decode(),
+                )
+                s.add(server)
+                await s.flush()
+                for key, value in metadata.items():
+                    s.add(ServerMetadata(server_id=server.id, key=key, value=value))
+                for tag in tags:
+                    s.add(ServerTag(server_id=server.id, tag=tag))
+                server_id = server.id
+        spec = InstanceSpec(
+            name=instance_name(server_id),
+            vcpus=flavor.vcpus,
+            memory=flavor.ram,
+            disk=flavor.disk,
+            disk_template=flavor.disk_template,
+            os="snf-image+default",
+            image={
+                "id": str(image.id),
+                "location": image.location,
+                "size": image.size,
+                "checksum": image.checksum,
+                "properties": image.properties,
+            },
+            nics=[{"link": backend.default_link}] if backend.default_link else [],
+            tags=[f"nefos:user:{user}"],
+        )
+        await self._submit(server_id, "BUILD", lambda cluster: cluster.create_instance(spec))
+        return await self.server(user, server_id), password
+
+    def _check_metadata(self, metadata: Any) -> dict[str, str]:
+        if not isinstance(metadata, dict):
+            raise errors.InvalidInput("metadata is an object of strings")
+        if len(metadata) > self.settings.compute.max_metadata:
+            raise errors.OverQuota(
+                f"At most {self.settings.compute.max_metadata} metadata items per server"
+            )
+        for key, value in metadata.items():
+            if not isinstance(key, str) or not key or len(key) > 255:
+                raise errors.InvalidInput("A metadata key has 1 to 255 characters")
+            if not isinstance(value, str) or len(value) > 255:
+                raise errors.InvalidInput("A metadata value is text of at most 255 characters")
+        return metadata
+
+    def _check_tags(self, tags: Any) -> list[str]:
+        if not isinstance(tags, list) or len(tags) > self.settings.compute.max_tags:
+            raise errors.InvalidInput(f"At most {self.settings.compute.max_tags} tags")
+        for tag in tags:
+            if not isinstance(tag, str) or not tag or len(tag) > 60 or "/" in tag or "," in tag:
+                raise errors.InvalidInput(f"Bad tag {tag!r}: 1 to 60 characters, no / or ,")
+        return list(dict.fromkeys(tags))
+
+    async def _submit(self, server_id: int, task: str, submit: Any) -> None:
+        """Send the job; record its id so the update path knows which job ends the task.
+        A backend that refuses the job leaves the server in ERROR with a diagnostic."""
+        async with self.db.session() as s:
+            server = await s.get(Server, server_id)
+            assert server is not None and server.backend_id is not None
+            backend = await s.get(Backend, server.backend_id)
+            assert backend is not None
+        try:
+            job_id = await submit(self.cluster(backend))
+        except Exception as exc:  # the cluster is unreachable or refused: tell the user
+            log.warning("backend %s refused a job for server %s: %s", backend.name, server_id, exc)
+            async with self.db.transaction() as s:
+                server = await s.get(Server, server_id, with_for_update=True)
+                assert server is not None
+                if task == "BUILD":
+                    server.operstate = "ERROR"
+                serial, server.serial = server.serial, None
+                server.task, server.task_job_id = None, None
+                server.updated = utcnow()
+                s.add(_diagnostic(server.id, "ERROR", f"The backend refused the job: {exc}"))
+                if serial is not None:
+                    await decide(s, CLIENTKEY, serial, accept=False)
+            if serial is not None:
+                await settle(self.db, self.quotas, CLIENTKEY, serial, accept=False)
+            return
+        async with self.db.transaction() as s:
+            server = await s.get(Server, server_id, with_for_update=True)
+            assert server is not None
+            if server.task == task and server.task_job_id is None:
+                server.task_job_id = job_id
+
+    # -- actions ------------------------------------------------------------------------------
+
+    async def _start_task(
+        self,
+        user: str,
+        server_id: int | str,
+        task: str,
+        allowed: tuple[str, ...],
+        resources: dict[str, int] | None = None,
+        sign: int = 0,
+    ) -> Server:
+        """Check the state (spec §2.4 order), issue the task's commission (decided by
+        its job), and record the task; the job is submitted by the caller."""
+        view = await self.server(user, server_id)
+        server = view.server
+        if server.deleted:
+            raise errors.InvalidInput(f"Server {server.id} is deleted")
+        if task != "DESTROY":
+            if server.task is not None:
+                if server.operstate == "BUILD":
+                    raise errors.Conflict(f"Server {server.id} is being built")
+                raise errors.InvalidInput(f"Server {server.id} is busy ({server.task})")
+            if server.operstate == "ERROR":
+                raise errors.InvalidInput(f"Server {server.id} is in ERROR")
+            if server.operstate == "BUILD":
+                raise errors.Conflict(f"Server {server.id} is being built")
+            if server.operstate not in allowed:
+                raise errors.Conflict(f"Cannot {task.lower()} a server in state {view.status}")
+        elif server.task == "DESTROY":
+            raise errors.Conflict(f"Server {server.id} is already being deleted")
+        provisions = _charges(server.user_id, server.project, resources or {}, sign)
+        async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
+            serial = None
+            if provisions:
+                serial = await settlement.issue(
+                    provisions, name=f"cyclades {task.lower()} {server.id}", accept=None
+                )
+            async with settlement.transaction() as s:
+                row = await s.get(Server, server.id, with_for_update=True)
+                assert row is not None
+                if row.task is not None and task != "DESTROY":
+                    raise errors.Conflict(f"Server {row.id} is busy ({row.task})")
+                previous = row.serial
+                row.task, row.task_job_id, row.serial = task, None, serial
+                row.updated = utcnow()
+                if previous is not None:  # a destroy overtakes an unfinished task
+                    await decide(s, CLIENTKEY, previous, accept=False)
+        if previous is not None:
+            await settle(self.db, self.quotas, CLIENTKEY, previous, accept=False)
+        return row
+
+    async def start(self, user: str, server_id: int | str) -> None:
+        view = await self.server(user, server_id)
+        resources = _resources(view.flavor, running=True, existing=False)
+        server = await self._start_task(user, server_id, "START", ("STOPPED",), resources, +1)
+        name = instance_name(server.id)
+        await self._submit(server.id, "START", lambda cluster: cluster.startup(name))
+
+    async def shutdown(self, user: str, server_id: int | str) -> None:
+        view = await self.server(user, server_id)
+        resources = _resources(view.flavor, running=True, existing=False)
+        server = await self._start_task(user, server_id, "STOP", ("STARTED",), resources, -1)
+        name = instance_name(server.id)
+        await self._submit(server.id, "STOP", lambda cluster: cluster.shutdown(name))
+
+    async def reboot(self, user: str, server_id: int | str, hard: bool = False) -> None:
+        server = await self._start_task(user, server_id, "REBOOT", ("STARTED", "STOPPED"))
+        name = instance_name(server.id)
+        await self._submit(server.id, "REBOOT", lambda cluster: cluster.reboot(name, hard))
+
+    async def resize(
+        self, user: str, server_id: int | str, flavor_id: int | str, projects: Iterable[str] = ()
+    ) -> None:
+        """Spec §2.4: only CPU and RAM may change, on a stopped server."""
+        view = await self.server(user, server_id)
+        flavor = await self.flavor(flavor_id, {user, *projects})
+        old = view.flavor
+        if (flavor.disk, flavor.disk_template) != (old.disk, old.disk_template):
+            raise errors.InvalidInput("A resize changes only CPUs and RAM")
+        if flavor.id == old.id:
+            raise errors.InvalidInput("The server already has this flavor")
+        delta = {
+            "cyclades.total_cpu": flavor.vcpus - old.vcpus,
+            "cyclades.total_ram": (flavor.ram - old.ram) * MiB,
+        }
+        server = await self._start_task(
+            user, server_id, "RESIZE", ("STOPPED",), {k: v for k, v in delta.items() if v}, +1
+        )
+        name = instance_name(server.id)
+        await self._submit(
+            server.id, "RESIZE", lambda cluster: cluster.modify(name, flavor.vcpus, flavor.ram)
+        )
+
+    async def delete_server(self, user: str | None, server_id: int | str) -> None:
+        view = await self.server(user, server_id)
+        running = view.server.operstate in RUNNING_STATES
+        resources = _resources(view.flavor, running=running)
+        server = await self._start_task(
+            view.server.user_id, server_id, "DESTROY", (), resources, -1
+        )
+        name = instance_name(server.id)
+        await self._submit(server.id, "DESTROY", lambda cluster: cluster.remove(name))
+
+    async def rename(self, user: str, server_id: int | str, name: str) -> ServerView:
+        _check_name(name)
+        async with self.db.transaction() as s:
+            server = await s.get(Server, int((await self.server(user, server_id)).server.id))
+            assert server is not None
+            if server.deleted:
+                raise errors.InvalidInput(f"Server {server.id} is deleted")
+            server.name = name
+            server.updated = utcnow()
+        return await self.server(user, server_id)
+
+    async def set_metadata(
+        self, user: str, server_id: int | str, metadata: dict[str, str], replace: bool
+    ) -> dict[str, str]:
+        view = await self.server(user, server_id)
+        merged = dict(metadata) if replace else {**view.metadata, **metadata}
+        self._check_metadata(merged)
+        async with self.db.transaction() as s:
+            await s.execute(
+                delete(ServerMetadata).where(ServerMetadata.server_id == view.server.id)
+            )
+            for key, value in merged.items():
+                s.add(ServerMetadata(server_id=view.server.id, key=key, value=value))
+            row = await s.get(Server, view.server.id)
+            assert row is not None
+            row.updated = utcnow()
+        return merged
+
+    async def delete_metadata(self, user: str, server_id: int | str, key: str) -> None:
+        view = await self.server(user, server_id)
+        if key not in view.metadata:
+            raise errors.NotFound(f"No metadata item {key!r}")
+        async with self.db.transaction() as s:
+            await s.execute(
+                delete(ServerMetadata).where(
+                    ServerMetadata.server_id == view.server.id, ServerMetadata.key == key
+                )
+            )
+
+    # -- the update path -------------------------------------------------------------------------
+
+    async def apply_event(self, message: Message) -> None:
+        """One job event (spec §2.6). Idempotent: a repeated or older event changes no
+        state; every event is kept as job history."""
+        instance = message.get("instance")
+        opcode = message.get("operation")
+        status = message.get("status")
+        job_id = message.get("jobId")
+        if not isinstance(instance, str) or not isinstance(opcode, str):
+            raise errors.InvalidInput("An op event needs instance and operation")
+        if not isinstance(status, str) or not isinstance(job_id, int):
+            raise errors.InvalidInput("An op event needs status and jobId")
+        server_id = server_id_of(instance)
+        if server_id is None:
+            return  # not one of ours
+        event_time = _event_time(message)
+        logmsg = str(message.get("logmsg") or "")
+        resolve: tuple[int, bool] | None = None
+        async with self.db.transaction() as s:
+            server = await s.get(Server, server_id, with_for_update=True)
+            if server is None:
+                return
+            seen = await s.scalar(
+                select(BackendJob.id).where(
+                    BackendJob.server_id == server.id,
+                    BackendJob.job_id == job_id,
+                    BackendJob.status == status,
+                )
+            )
+            if seen is not None:
+                return  # delivered twice
+            s.add(
+                BackendJob(
+                    server_id=server.id,
+                    backend_id=server.backend_id,
+                    job_id=job_id,
+                    opcode=opcode,
+                    status=status,
+                    logmsg=logmsg[:10000],
+                    event_time=event_time,
+                )
+            )
+            if event_time <= server.backendtime:
+                return  # older than what we know: history only
+            server.job_status, server.job_opcode = status, opcode
+            server.updated = utcnow()
+            if (
+                server.task is not None
+                and server.task_job_id is None
+                and TASK_OPCODE.get(server.task) == opcode
+            ):
+                server.task_job_id = job_id  # the event beat the submitter's record
+            if status not in base.FINAL:
+                return
+            server.backendtime = event_time
+            success = status == base.SUCCESS
+            if success:
+                if opcode in OPERSTATE_AFTER:
+                    server.operstate = OPERSTATE_AFTER[opcode]
+                if opcode == base.OP_REMOVE:
+                    server.deleted = True
+                if opcode == base.OP_MODIFY:
+                    await self._apply_new_flavor(s, server, message)
+                if opcode == base.OP_CREATE:
+                    server.build_percentage = 100
+            elif opcode == base.OP_CREATE:
+                server.operstate = "ERROR"
+                s.add(_diagnostic(server.id, "ERROR", f"Building the server failed: {logmsg}"))
+            elif opcode == base.OP_REMOVE and "not known" in logmsg:
+                server.operstate, server.deleted = "DESTROYED", True  # already gone
+                success = True
+            else:
+                s.add(_diagnostic(server.id, "WARNING", f"{opcode} failed: {logmsg}"))
+            if server.task_job_id == job_id:
+                if server.serial is not None:
+                    await decide(s, CLIENTKEY, server.serial, accept=success)
+                    resolve = (server.serial, success)
+                server.task, server.task_job_id, server.serial = None, None, None
+        if resolve is not None:
+            await settle(self.db, self.quotas, CLIENTKEY, *resolve)
+
+    async def _apply_new_flavor(self, s: AsyncSession, server: Server, message: Message) -> None:
+        beparams = (message.get("job_fields") or {}).get("beparams") or {}
+        vcpus, memory = beparams.get("vcpus"), beparams.get("memory")
+        current = await s.get(Flavor, server.flavor_id)
+        assert current is not None
+        if vcpus is None or memory is None:
+            return
+        flavor = await s.scalar(
+            select(Flavor).where(
+                Flavor.vcpus == vcpus,
+                Flavor.ram == memory,
+                Flavor.disk == current.disk,
+                Flavor.disk_template == current.disk_template,
+            )
+        )
+        if flavor is not None:
+            server.flavor_id = flavor.id
+
+
+def _diagnostic(server_id: int, level: str, message: str) -> Diagnostic:
+    return Diagnostic(server_id=server_id, level=level, source="nefos", message=message)
+
+
+def new_server_uuid() -> str:
+    return str(uuid.uuid4())
