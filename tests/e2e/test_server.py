@@ -26,8 +26,7 @@ def openstack(server: Server, user: str, password: str, project: str, *args: str
             f"{server.url}/identity/v3",
             "--os-username",
             user,
-            "--os-password",
-            password,
+            f"--os-password={password}",  # a generated password may start with "-"
             "--os-project-name",
             project,
             "--os-user-domain-name",

@@ -74,6 +74,8 @@ def up(
             await engines.quotas.init_missing_users()
             for client in LOCAL_CLIENTS:  # settle what a crash of the last run left pending
                 await reconcile(engines.db, engines.quotas, client)
+            await engines.compute.ensure_embedded()
+            await engines.compute.ensure_default_flavors()
             return await engines.identity.ensure_admin()
         finally:
             await engines.db.close()
@@ -83,6 +85,8 @@ def up(
     out.print(f"  data directory: {settings.data_dir.resolve()}")
     out.print(f"  identity (Keystone v3): {settings.base_url}/identity/v3")
     out.print(f"  web login: {settings.base_url}/ui/login")
+    if settings.compute.embedded_backend:
+        out.print("  compute: the embedded backend is simulated and runs no guest")
     if created is not None:
         user, password, token = created
         out.print("[bold]An admin account was created:[/bold]")

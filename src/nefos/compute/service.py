@@ -90,6 +90,7 @@ OPERSTATE_AFTER = {
 RUNNING_STATES = ("BUILD", "STARTED")
 DISK_TEMPLATES = ("file", "diskless", "plain", "drbd", "sharedfile", "rbd", "ext_archipelago")
 MAX_NAME = 255
+DEFAULT_FLAVORS = ((1, 1024, 20), (2, 2048, 40), (4, 4096, 80))  # vcpus, MiB, GiB
 
 
 @dataclass(frozen=True)
@@ -386,6 +387,17 @@ class Compute:
             for project in projects:
                 s.add(FlavorAccess(flavor_id=flavor.id, project=project))
         return flavor
+
+    async def ensure_default_flavors(self) -> list[Flavor]:
+        """A first deployment gets a few flavors, so a new user can start a server at
+        once; an operator's own flavors (or deleting these) are never overridden."""
+        async with self.db.session() as s:
+            if await s.scalar(select(Flavor.id).limit(1)) is not None:
+                return []
+        return [
+            await self.create_flavor(vcpus, ram, disk, "file")
+            for vcpus, ram, disk in DEFAULT_FLAVORS
+        ]
 
     async def flavors(self, projects: Iterable[str] | None = None) -> list[Flavor]:
         """Usable flavors: public ones, and those granted to one of ``projects``

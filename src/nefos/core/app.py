@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
 
+from nefos.compute import api as compute_api
 from nefos.core import errors, versions
 from nefos.core.body import describe_validation
 from nefos.core.config import Settings, ensure_data_dir
@@ -98,6 +99,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
 
     # Routes are matched in order: the busiest first, the version documents last.
     app.include_router(storage_api.router)
+    app.include_router(compute_api.router)
     app.include_router(images_v2.router)
     app.include_router(images_v1.router)
     app.include_router(identity_api.v3)

@@ -9,6 +9,7 @@ table (``nefos.core.faults``). Nothing here knows HTTP.
     ├── PermissionDenied    valid credentials, not allowed
     ├── NotFound            no such thing (for this caller)
     ├── NotAllowedMethod    the resource exists but not with this verb
+    ├── NotAcceptable       a version or representation the API does not speak
     ├── Conflict            the thing's state forbids it now
     ├── TooLarge            a body, header or value beyond a configured limit
     ├── OverQuota           a quota would be exceeded
@@ -54,6 +55,9 @@ class NotFound(NefosError): ...
 
 
 class NotAllowedMethod(NefosError): ...
+
+
+class NotAcceptable(NefosError): ...
 
 
 class Conflict(NefosError): ...

@@ -1,0 +1,531 @@
+"""The Compute API (Nova 2.1, with Synnefo's extensions) at ``/compute/v2.1`` and
+``/compute/v2.0``: servers, actions, metadata, flavors and the images view.
+
+Every request that changes a server answers at once (202) with the server still in
+its old state; the backend's job events move it (see ``compute/service.py``). Faults
+are Nova's, ``{"itemNotFound": {"code", "message", "details"}}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from nefos.compute.service import Compute, ServerView
+from nefos.core import errors
+from nefos.core.auth import Credentials, current_user
+from nefos.core.body import parse_json
+from nefos.core.faults import json_response
+from nefos.images.service import Image, Images
+
+PREFIXES = ("/compute/v2.1", "/compute/v2.0")
+MICROVERSION = "2.1"
+VERSION_HEADERS = {
+    "X-OpenStack-Nova-API-Version": MICROVERSION,
+    "OpenStack-API-Version": f"compute {MICROVERSION}",
+    "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
+}
+VM_STATES = {  # Nova's vm_state for each status
+    "BUILD": "building",
+    "ACTIVE": "active",
+    "REBOOT": "active",
+    "STOPPED": "stopped",
+    "RESIZE": "stopped",
+    "ERROR": "error",
+    "DELETED": "deleted",
+}
+STATUSES = ("BUILD", "ACTIVE", "STOPPED", "REBOOT", "ERROR", "DELETED", "RESIZE", "UNKNOWN")
+
+router = APIRouter()
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (Nova takes JSON only); 400 otherwise."""
+    return parse_json(dict[str, Any], await request.body())
+
+
+def _reply(body: Any, status: int = 200) -> Response:
+    return json_response(body, status, dict(VERSION_HEADERS))
+
+
+def _accepted() -> Response:
+    return Response(status_code=202, headers=dict(VERSION_HEADERS))
+
+
+def _check_microversion(request: Request) -> None:
+    """Nova answers 406 for a microversion it does not speak."""
+    wanted = request.headers.get("x-openstack-nova-api-version")
+    header = request.headers.get("openstack-api-version", "")
+    if header.lower().startswith("compute "):
+        wanted = header.split(None, 1)[1]
+    if wanted is None or wanted.strip().lower() == "latest":
+        return
+    match = re.fullmatch(r"\s*2\.(\d+)\s*", wanted)
+    if match is None or int(match.group(1)) > 1:
+        raise errors.NotAcceptable(f"Version {wanted} is not supported by the API (max 2.1)")
+
+
+async def _caller(request: Request) -> tuple[Credentials, Compute]:
+    _check_microversion(request)
+    credentials = await current_user(request)
+    return credentials, request.app.state.engines.compute
+
+
+def _base(request: Request) -> str:
+    path = request.url.path
+    prefix = next(p for p in PREFIXES if path.startswith(p))
+    return request.app.state.settings.base_url + prefix
+
+
+def _links(base: str, kind: str, item_id: Any) -> list[dict[str, str]]:
+    return [
+        {"rel": "self", "href": f"{base}/{kind}/{item_id}"},
+        {"rel": "bookmark", "href": f"{base.rsplit('/', 1)[0]}/{kind}/{item_id}"},
+    ]
+
+
+def _time(moment: dt.datetime | None) -> str | None:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _server(base: str, view: ServerView, detail: bool = True) -> dict[str, Any]:
+    server = view.server
+    item: dict[str, Any] = {
+        "id": str(server.id),
+        "name": server.name,
+        "links": _links(base, "servers", server.id),
+    }
+    if not detail:
+        return item
+    status = view.status
+    item.update(
+        {
+            "status": status,
+            "SNF:task_state": view.task_state,
+            "OS-EXT-STS:task_state": view.task_state.lower() or None,
+            "OS-EXT-STS:vm_state": VM_STATES.get(status, "error"),
+            "OS-EXT-STS:power_state": 1 if status == "ACTIVE" else 4,
+            "progress": view.progress,
+            "user_id": server.user_id,
+            "tenant_id": server.project,
+            "created": _time(server.created),
+            "updated": _time(server.updated),
+            "flavor": {"id": str(view.flavor.id), "links": _links(base, "flavors", view.flavor.id)},
+            "image": {"id": server.image_id, "links": _links(base, "images", server.image_id)},
+            "metadata": view.metadata,
+            "tags": view.tags,
+            "addresses": {},
+            "attachments": [],
+            "volumes": [],
+            "os-extended-volumes:volumes_attached": [],
+            "hostId": "",
+            "accessIPv4": "",
+            "accessIPv6": "",
+            "key_name": (view.key_names or [None])[0],
+            "SNF:key_names": view.key_names,
+            "security_groups": [{"name": "default"}],
+            "OS-DCF:diskConfig": "MANUAL",
+            "OS-EXT-AZ:availability_zone": "nova",
+            "config_drive": "",
+            "deleted": server.deleted,
+            "suspended": False,
+            "diagnostics": [
+                {
+                    "level": d.level,
+                    "created": _time(d.created),
+                    "source": d.source,
+                    "source_date": _time(d.source_date),
+                    "message": d.message,
+                    "details": d.details,
+                }
+                for d in view.diagnostics
+            ],
+        }
+    )
+    return item
+
+
+def _flavor(base: str, flavor: Any, detail: bool = True) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": str(flavor.id),
+        "name": flavor.name,
+        "links": _links(base, "flavors", flavor.id),
+    }
+    if detail:
+        item.update(
+            {
+                "ram": flavor.ram,
+                "disk": flavor.disk,
+                "vcpus": flavor.vcpus,
+                "swap": "",
+                "OS-FLV-EXT-DATA:ephemeral": 0,
+                "OS-FLV-DISABLED:disabled": False,
+                "rxtx_factor": 1.0,
+                "os-flavor-access:is_public": flavor.public,
+                "SNF:disk_template": flavor.disk_template,
+                "SNF:allow_create": flavor.allow_create,
+            }
+        )
+    return item
+
+
+def _image(base: str, image: Image, detail: bool = True) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": str(image.id),
+        "name": image.name,
+        "links": _links(base, "images", image.id),
+    }
+    if detail:
+        item.update(
+            {
+                "status": "ACTIVE" if image.status == "active" else "SAVING",
+                "progress": 100 if image.status == "active" else 0,
+                "minDisk": image.min_disk,
+                "minRam": image.min_ram,
+                "created": _time(image.created_at),
+                "updated": _time(image.updated_at),
+                "metadata": image.properties,
+                "OS-EXT-IMG-SIZE:size": image.size,
+                "user_id": image.owner,
+                "tenant_id": image.owner,
+                "is_public": image.is_public,
+            }
+        )
+    return item
+
+
+def _projects(credentials: Credentials) -> list[str]:
+    return [str(credentials.user_id), str(credentials.project_id)]
+
+
+def _changes_since(request: Request) -> dt.datetime | None:
+    raw = request.query_params.get("changes-since") or request.query_params.get("changes_since")
+    if raw is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise errors.InvalidInput(f"Bad changes-since {raw!r}: an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _page(items: list[Any], request: Request, key: Any) -> list[Any]:
+    marker = request.query_params.get("marker")
+    if marker is not None:
+        ids = [str(key(item)) for item in items]
+        if marker not in ids:
+            raise errors.InvalidInput(f"Marker {marker} not found")
+        items = items[ids.index(marker) + 1 :]
+    limit = request.query_params.get("limit")
+    if limit is not None:
+        if not limit.lstrip("-").isdigit():
+            raise errors.InvalidInput("limit is a whole number")
+        if int(limit) >= 0:
+            items = items[: int(limit)]
+    return items
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+async def _list_servers(request: Request, detail: bool) -> Response:
+    credentials, compute = await _caller(request)
+    since = _changes_since(request)
+    views = await compute.servers(str(credentials.user_id), changes_since=since)
+    if since is not None and not views:
+        return Response(status_code=304, headers=dict(VERSION_HEADERS))
+    status = request.query_params.get("status")
+    if status is not None:
+        if status.upper() not in STATUSES:
+            raise errors.InvalidInput(f"Invalid status {status!r}")
+        views = [v for v in views if v.status == status.upper()]
+    name = request.query_params.get("name")
+    if name:
+        try:
+            pattern = re.compile(name)
+        except re.error:
+            raise errors.InvalidInput(f"Bad name filter {name!r}") from None
+        views = [v for v in views if pattern.search(v.server.name)]
+    views = _page(views, request, lambda v: v.server.id)
+    base = _base(request)
+    return _reply({"servers": [_server(base, v, detail) for v in views]})
+
+
+def _body_object(body: Any, key: str) -> dict[str, Any]:
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, dict):
+        raise errors.InvalidInput(f'The body is {{"{key}": {{...}}}}')
+    return value
+
+
+async def _create_server(request: Request) -> Response:
+    credentials, compute = await _caller(request)
+    spec = _body_object(await _json(request), "server")
+    for key in ("name", "imageRef", "flavorRef"):
+        if key not in spec:
+            raise errors.InvalidInput(f"Missing server attribute {key}")
+    image_ref = str(spec["imageRef"]).rsplit("/", 1)[-1]
+    flavor_ref = str(spec["flavorRef"]).rsplit("/", 1)[-1]
+    key_names = spec.get("SNF:key_names")
+    if key_names is None:
+        key_names = [spec["key_name"]] if spec.get("key_name") else []
+    if not isinstance(key_names, list) or not all(isinstance(k, str) for k in key_names):
+        raise errors.InvalidInput("key_name is a keypair's name")
+    project = spec.get("project")
+    if project is not None and not isinstance(project, str):
+        raise errors.InvalidInput("project is a project UUID")
+    user = str(credentials.user_id)
+    view, password = await compute.create_server(
+        user,
+        spec["name"],
+        image_ref,
+        flavor_ref,
+        project=project or str(credentials.project_id),
+        projects=_projects(credentials),
+        metadata=spec.get("metadata") or {},
+        key_names=key_names,
+        tags=spec.get("tags") or [],
+    )
+    body = _server(_base(request), view)
+    body["adminPass"] = spec.get("adminPass") or password
+    return _reply({"server": body}, 202)
+
+
+async def _show_server(request: Request, server_id: str) -> Response:
+    credentials, compute = await _caller(request)
+    view = await compute.server(str(credentials.user_id), server_id)
+    return _reply({"server": _server(_base(request), view)})
+
+
+async def _update_server(request: Request, server_id: str) -> Response:
+    credentials, compute = await _caller(request)
+    spec = _body_object(await _json(request), "server")
+    view = await compute.server(str(credentials.user_id), server_id)
+    if "name" in spec:
+        view = await compute.rename(str(credentials.user_id), server_id, spec["name"])
+    return _reply({"server": _server(_base(request), view)})
+
+
+async def _delete_server(request: Request, server_id: str) -> Response:
+    credentials, compute = await _caller(request)
+    await compute.delete_server(str(credentials.user_id), server_id)
+    return Response(status_code=204, headers=dict(VERSION_HEADERS))
+
+
+ACTIONS_NOT_IMPLEMENTED = (
+    "changePassword",
+    "rebuild",
+    "confirmResize",
+    "revertResize",
+    "createImage",
+)
+
+
+async def _action(request: Request, server_id: str) -> Response:
+    credentials, compute = await _caller(request)
+    body = await _json(request)
+    if not isinstance(body, dict) or len(body) != 1:
+        raise errors.InvalidInput("An action body has exactly one action")
+    ((name, args),) = body.items()
+    user = str(credentials.user_id)
+    if name in ("start", "os-start"):
+        await compute.start(user, server_id)
+    elif name in ("shutdown", "os-stop"):
+        await compute.shutdown(user, server_id)
+    elif name == "reboot":
+        kind = (args or {}).get("type", "SOFT") if isinstance(args, dict) else None
+        if not isinstance(kind, str) or kind.upper() not in ("SOFT", "HARD"):
+            raise errors.InvalidInput("reboot type is SOFT or HARD")
+        await compute.reboot(user, server_id, hard=kind.upper() == "HARD")
+    elif name == "resize":
+        if not isinstance(args, dict) or "flavorRef" not in args:
+            raise errors.InvalidInput("resize needs flavorRef")
+        flavor_ref = str(args["flavorRef"]).rsplit("/", 1)[-1]
+        await compute.resize(user, server_id, flavor_ref, _projects(credentials))
+    elif name in ACTIONS_NOT_IMPLEMENTED:
+        await compute.server(user, server_id)
+        raise errors.NotImplementedYet(f"The {name} action is not implemented")
+    elif name == "suspend":
+        raise errors.PermissionDenied("Servers cannot be suspended")
+    else:
+        raise errors.InvalidInput(f"Unknown action {name!r}")
+    return _accepted()
+
+
+async def _ips(request: Request, server_id: str) -> Response:
+    credentials, compute = await _caller(request)
+    await compute.server(str(credentials.user_id), server_id)
+    return _reply({"addresses": {}})
+
+
+# -- metadata --------------------------------------------------------------------------------
+
+
+async def _metadata(request: Request, server_id: str) -> Response:
+    credentials, compute = await _caller(request)
+    user = str(credentials.user_id)
+    if request.method == "GET":
+        return _reply({"metadata": (await compute.server(user, server_id)).metadata})
+    body = await _json(request)
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    if not isinstance(metadata, dict):
+        raise errors.InvalidInput('The body is {"metadata": {...}}')
+    merged = await compute.set_metadata(user, server_id, metadata, replace=request.method == "PUT")
+    return _reply({"metadata": merged})
+
+
+async def _metadata_item(request: Request, server_id: str, key: str) -> Response:
+    credentials, compute = await _caller(request)
+    user = str(credentials.user_id)
+    if request.method == "GET":
+        metadata = (await compute.server(user, server_id)).metadata
+        if key not in metadata:
+            raise errors.NotFound(f"No metadata item {key!r}")
+        return _reply({"meta": {key: metadata[key]}})
+    if request.method == "DELETE":
+        await compute.delete_metadata(user, server_id, key)
+        return Response(status_code=204, headers=dict(VERSION_HEADERS))
+    body = await _json(request)
+    meta = body.get("meta") if isinstance(body, dict) else None
+    if not isinstance(meta, dict) or list(meta) != [key]:
+        raise errors.InvalidInput('The body is {"meta": {"<key>": "<value>"}} for this key')
+    await compute.set_metadata(user, server_id, meta, replace=False)
+    return _reply({"meta": meta})
+
+
+# -- flavors and images --------------------------------------------------------------------------
+
+
+async def _list_flavors(request: Request, detail: bool) -> Response:
+    credentials, compute = await _caller(request)
+    flavors = await compute.flavors(_projects(credentials))
+    public = request.query_params.get("SNF:is_public") or request.query_params.get("is_public")
+    if public is not None and public.lower() in ("true", "false"):
+        flavors = [f for f in flavors if f.public == (public.lower() == "true")]
+    for key, attribute in (("minDisk", "disk"), ("minRam", "ram")):
+        raw = request.query_params.get(key)
+        if raw is not None:
+            if not raw.isdigit():
+                raise errors.InvalidInput(f"{key} is a whole number")
+            flavors = [f for f in flavors if getattr(f, attribute) >= int(raw)]
+    flavors = _page(flavors, request, lambda f: f.id)
+    base = _base(request)
+    return _reply({"flavors": [_flavor(base, f, detail) for f in flavors]})
+
+
+async def _show_flavor(request: Request, flavor_id: str) -> Response:
+    credentials, compute = await _caller(request)
+    flavor = await compute.flavor(flavor_id, _projects(credentials))
+    return _reply({"flavor": _flavor(_base(request), flavor)})
+
+
+async def _list_images(request: Request, detail: bool) -> Response:
+    credentials, _ = await _caller(request)
+    images: Images = request.app.state.engines.images
+    found = sorted(await images.visible(str(credentials.user_id)), key=lambda i: str(i.id))
+    found = _page(found, request, lambda i: i.id)
+    base = _base(request)
+    return _reply({"images": [_image(base, i, detail) for i in found]})
+
+
+async def _show_image(request: Request, image_id: str) -> Response:
+    credentials, _ = await _caller(request)
+    images: Images = request.app.state.engines.images
+    image = await images.get(str(credentials.user_id), image_id)
+    return _reply({"image": _image(_base(request), image)})
+
+
+async def _limits(request: Request) -> Response:
+    """Nova's absolute limits, read from the caller's quotas in its token's project."""
+    credentials, compute = await _caller(request)
+    holdings = await compute.quotas.holdings([f"user:{credentials.user_id}"])
+    mine = {h.resource: h for h in holdings if h.source == f"project:{credentials.project_id}"}
+
+    def limit(resource: str, unit: int = 1) -> tuple[int, int]:
+        holding = mine.get(resource)
+        if holding is None:
+            return 0, 0
+        return holding.limit // unit, holding.usage_max // unit
+
+    instances, instances_used = limit("cyclades.vm")
+    cores, cores_used = limit("cyclades.total_cpu")
+    ram, ram_used = limit("cyclades.total_ram", 1 << 20)
+    absolute = {
+        "maxTotalInstances": instances,
+        "totalInstancesUsed": instances_used,
+        "maxTotalCores": cores,
+        "totalCoresUsed": cores_used,
+        "maxTotalRAMSize": ram,
+        "totalRAMUsed": ram_used,
+        "maxServerMeta": compute.settings.compute.max_metadata,
+        "maxImageMeta": 128,
+        "maxPersonality": 5,
+        "maxPersonalitySize": 10240,
+        "maxTotalKeypairs": 100,
+        "maxServerGroups": 0,
+        "maxServerGroupMembers": 0,
+        "totalServerGroupsUsed": 0,
+        "maxSecurityGroups": 0,
+        "maxSecurityGroupRules": 0,
+        "totalSecurityGroupsUsed": 0,
+        "maxTotalFloatingIps": 0,
+        "totalFloatingIpsUsed": 0,
+    }
+    return _reply({"limits": {"rate": [], "absolute": absolute}})
+
+
+async def list_servers(request: Request) -> Response:
+    return await _list_servers(request, False)
+
+
+async def list_servers_detail(request: Request) -> Response:
+    return await _list_servers(request, True)
+
+
+async def list_flavors(request: Request) -> Response:
+    return await _list_flavors(request, False)
+
+
+async def list_flavors_detail(request: Request) -> Response:
+    return await _list_flavors(request, True)
+
+
+async def list_images(request: Request) -> Response:
+    return await _list_images(request, False)
+
+
+async def list_images_detail(request: Request) -> Response:
+    return await _list_images(request, True)
+
+
+def _routes() -> None:
+    for prefix in PREFIXES:
+        add = router.add_api_route
+        add(f"{prefix}/servers", list_servers, methods=["GET"])
+        add(f"{prefix}/servers/detail", list_servers_detail, methods=["GET"])
+        add(f"{prefix}/servers", _create_server, methods=["POST"])
+        add(f"{prefix}/servers/{{server_id}}", _show_server, methods=["GET"])
+        add(f"{prefix}/servers/{{server_id}}", _update_server, methods=["PUT"])
+        add(f"{prefix}/servers/{{server_id}}", _delete_server, methods=["DELETE"])
+        add(f"{prefix}/servers/{{server_id}}/action", _action, methods=["POST"])
+        add(f"{prefix}/servers/{{server_id}}/ips", _ips, methods=["GET"])
+        add(f"{prefix}/servers/{{server_id}}/metadata", _metadata, methods=["GET", "POST", "PUT"])
+        add(
+            f"{prefix}/servers/{{server_id}}/metadata/{{key}}",
+            _metadata_item,
+            methods=["GET", "PUT", "DELETE"],
+        )
+        add(f"{prefix}/flavors", list_flavors, methods=["GET"])
+        add(f"{prefix}/flavors/detail", list_flavors_detail, methods=["GET"])
+        add(f"{prefix}/flavors/{{flavor_id}}", _show_flavor, methods=["GET"])
+        add(f"{prefix}/images", list_images, methods=["GET"])
+        add(f"{prefix}/images/detail", list_images_detail, methods=["GET"])
+        add(f"{prefix}/images/{{image_id}}", _show_image, methods=["GET"])
+        add(f"{prefix}/limits", _limits, methods=["GET"])
+
+
+_routes()
