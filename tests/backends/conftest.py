@@ -1,0 +1,205 @@
+"""A real single-node Google Ganeti, brought up once per session by ``scripts/ganeti-dev.sh``.
+
+The script installs Debian's packages and runs the cluster inside network and UTS namespaces
+of its own (the machine's hostname, /etc/hosts and eth0 stay untouched); RAPI is reachable
+from here at https://198.18.0.10:5080. In CI (``CI=true``) Ganeti is part of the suite: any
+problem bringing it up is an error. Elsewhere the Ganeti tests skip, saying why, when we are
+not root, the packages cannot be installed or the cluster does not come up.
+
+A cluster that is already up (``scripts/ganeti-dev.sh start`` by hand) is used as it is and
+left running; one that the session starts, it stops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+IN_CI = os.environ.get("CI") == "true"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ganeti-dev.sh"
+FINAL_JOB_STATUSES = {"success", "error", "canceled"}
+TIMINGS = pytest.StashKey[list[tuple[str, float]]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[TIMINGS] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    timings = config.stash.get(TIMINGS, [])
+    if timings:
+        terminalreporter.section("Ganeti timings")
+        for what, seconds in timings:
+            terminalreporter.write_line(f"{what:<40} {seconds:7.2f} s")
+
+
+def _unavailable(reason: str) -> None:
+    """Fail in CI, where a broken Ganeti is a broken suite; skip anywhere else."""
+    if IN_CI:
+        pytest.fail(f"Ganeti is required in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _script(*args: str, timeout: float = 300, check: bool = True) -> str:
+    done = subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and done.returncode:
+        raise RuntimeError(f"ganeti-dev.sh {' '.join(args)}: {done.stderr.strip()[-3000:]}")
+    return done.stdout if not done.returncode else ""
+
+
+def _parse_env(text: str) -> dict[str, str]:
+    return dict(
+        line.split("=", 1) for line in text.splitlines() if "=" in line and line[:1].isupper()
+    )
+
+
+@dataclass(frozen=True)
+class Ganeti:
+    """How to reach the cluster: what ``ganeti-dev.sh start`` prints as KEY=VALUE lines."""
+
+    rapi_url: str
+    rapi_user: str
+    rapi_password: str
+    rapi_cert: Path
+    node: str
+    cluster: str
+    bridge: str
+    private_bridge: str
+    kvm_kernel: str
+    kvm_initrd: str
+    file_storage_dir: Path
+    queue_dir: Path = Path("/var/lib/ganeti/queue")
+    kvm_ctrl_dir: Path = Path("/var/run/ganeti/kvm-hypervisor/ctrl")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Ganeti:
+        return cls(
+            rapi_url=env["RAPI_URL"],
+            rapi_user=env["RAPI_USER"],
+            rapi_password=env["RAPI_PASSWORD"],
+            rapi_cert=Path(env["RAPI_CERT"]),
+            node=env["NODE"],
+            cluster=env["CLUSTER"],
+            bridge=env["BRIDGE"],
+            private_bridge=env["PRIVATE_BRIDGE"],
+            kvm_kernel=env["KVM_KERNEL"],
+            kvm_initrd=env["KVM_INITRD"],
+            file_storage_dir=Path(env["FILE_STORAGE_DIR"]),
+        )
+
+    def exec(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the cluster's namespaces (e.g. ``gnt-instance list``)."""
+        return subprocess.run(
+            ["bash", str(SCRIPT), "exec", *command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Trust exactly the cluster's self-signed certificate (its CN is not the address)."""
+        context = ssl.create_default_context(cafile=str(self.rapi_cert))
+        context.check_hostname = False
+        return context
+
+
+@pytest.fixture(scope="session")
+def ganeti(pytestconfig: pytest.Config) -> Iterator[Ganeti]:
+    timings = pytestconfig.stash[TIMINGS]
+    if os.geteuid() != 0:
+        _unavailable("the Ganeti tests install and run a Ganeti cluster: they need root")
+    started = time.monotonic()
+    try:
+        _script("install", timeout=900)
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        _unavailable(f"cannot install Ganeti's Debian packages: {error}")
+    timings.append(("ganeti-dev.sh install", time.monotonic() - started))
+    already_up = _script("status", timeout=30, check=False)
+    if already_up:
+        yield Ganeti.from_env(_parse_env(already_up))
+        return
+    try:
+        started = time.monotonic()
+        try:
+            env = _parse_env(_script("start", timeout=300))
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            _unavailable(f"the Ganeti cluster did not come up: {error}")
+        timings.append(("ganeti-dev.sh start", time.monotonic() - started))
+        yield Ganeti.from_env(env)
+    finally:
+        started = time.monotonic()
+        _script("stop", timeout=120)
+        timings.append(("ganeti-dev.sh stop", time.monotonic() - started))
+
+
+@pytest.fixture(scope="session")
+def rapi(ganeti: Ganeti) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=ganeti.rapi_url,
+        auth=(ganeti.rapi_user, ganeti.rapi_password),
+        verify=ganeti.ssl_context(),
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def timings(request: pytest.FixtureRequest) -> list[tuple[str, float]]:
+    """Durations to report at the end of the run (``Ganeti timings``)."""
+    return request.config.stash[TIMINGS]
+
+
+def wait_for_job(rapi: httpx.Client, job_id: int | str, timeout: float = 120) -> dict[str, Any]:
+    """Follow a job with ``GET /2/jobs/ID/wait`` (long polls) until it ends; its final state."""
+    deadline = time.monotonic() + timeout
+    previous_info: list[Any] | None = None
+    previous_serial: int | None = None
+    while time.monotonic() < deadline:
+        response = rapi.request(
+            "GET",
+            f"/2/jobs/{job_id}/wait",
+            json={
+                "fields": ["status"],
+                "previous_job_info": previous_info,
+                "previous_log_serial": previous_serial,
+            },
+        )
+        response.raise_for_status()
+        change = response.json()
+        if change:  # None: nothing changed within the server's wait
+            previous_info = change["job_info"]
+            for entry in change["log_entries"]:
+                previous_serial = max(previous_serial or 0, entry[0])
+            if previous_info[0] in FINAL_JOB_STATUSES:
+                break
+    job = rapi.get(f"/2/jobs/{job_id}")
+    job.raise_for_status()
+    result = job.json()
+    if result["status"] not in FINAL_JOB_STATUSES:
+        raise TimeoutError(f"job {job_id} still {result['status']} after {timeout}s")
+    return result
+
+
+def queue_file(ganeti: Ganeti, job_id: int | str) -> dict[str, Any]:
+    """The job as luxid wrote it: ``queue/job-N``, or under ``queue/archive/`` once archived."""
+    path = ganeti.queue_dir / f"job-{job_id}"
+    if not path.exists():
+        path = next(ganeti.queue_dir.glob(f"archive/*/job-{job_id}"))
+    return json.loads(path.read_text())
