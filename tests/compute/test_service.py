@@ -5,63 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from nefos.backends import base
 from nefos.backends.embedded import EmbeddedCluster
-from nefos.compute.service import Compute, ServerView
+from nefos.compute.service import Compute
 from nefos.core import errors
 from nefos.core.engines import Engines
-from nefos.quotas.service import project_holder, user_holder
+from tests.compute.conftest import until, usage
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-async def compute(engines: Engines) -> AsyncIterator[Compute]:
-    await engines.start_dispatcher()
-    await engines.compute.ensure_embedded()
-    yield engines.compute
-
-
-async def stream(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-@pytest.fixture
-async def world(engines: Engines, compute: Compute) -> dict:
-    user, _ = await engines.identity.create_user(f"vm-{uuid.uuid4().hex[:6]}@example.org")
-    uid = str(user.id)
-    await engines.storage.create_container(uid, "images")
-    await engines.storage.put_object(uid, "images", "debian", stream(b"disk image"))
-    image = await engines.images.register(uid, f"pithos://{uid}/images/debian", "Debian")
-    small = await compute.create_flavor(1, 512, 10)
-    big = await compute.create_flavor(2, 1024, 10)
-    return {"user": uid, "image": str(image.id), "small": small, "big": big}
-
-
-async def until(compute: Compute, user: str, server_id: int, status: str) -> ServerView:
-    for _ in range(500):
-        view = await compute.server(user, server_id)
-        if view.status == status and not view.server.task:
-            return view
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"server {server_id} stayed {view.status} ({view.server.task})")
-
-
-async def usage(engines: Engines, user: str, resource: str) -> tuple[int, int]:
-    """The holding once its commissions are settled (the update path resolves them
-    just after it commits the job's outcome)."""
-    for _ in range(200):
-        for holding in await engines.quotas.holdings([user_holder(user)]):
-            if holding.resource == resource and holding.source == project_holder(user):
-                found = holding.usage_min, holding.usage_max
-        if found[0] == found[1]:
-            return found
-        await asyncio.sleep(0.01)
-    return found
 
 
 async def test_lifecycle_moves_on_events(engines: Engines, compute: Compute, world):

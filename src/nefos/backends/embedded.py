@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,7 @@ class EmbeddedCluster:
         self.state = state
         self.delay = delay
         self._failures: dict[str, list[str]] = {}
+        self.drop_events = 0.0  # the share of events lost on the way (fault injection)
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loaded = self._load()
@@ -66,6 +68,11 @@ class EmbeddedCluster:
             return json.loads(self.state.read_text())
         except FileNotFoundError:
             return {"next_job": 1, "instances": {}}
+
+    def _reload(self) -> None:
+        on_disk = self._load()
+        self._loaded["instances"] = on_disk["instances"]
+        self._loaded["next_job"] = max(self._loaded["next_job"], on_disk["next_job"])
 
     def _save(self) -> None:
         self.state.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +93,7 @@ class EmbeddedCluster:
     def change_behind_back(self, instance: str, **changes: Any) -> None:
         """Change an instance as an administrator would on the cluster itself,
         without telling nefos (for reconciler tests); ``running=None`` removes it."""
+        self._reload()
         if changes.get("running", True) is None:
             self._instances.pop(instance, None)
         else:
@@ -98,6 +106,7 @@ class EmbeddedCluster:
     def _submit(
         self, opcode: str, instance: str, apply: Callable[[], str | None], fields: dict
     ) -> int:
+        self._reload()
         job_id = self._loaded["next_job"]
         self._loaded["next_job"] = job_id + 1
         self._save()
@@ -111,6 +120,8 @@ class EmbeddedCluster:
     async def _publish(
         self, job_id: int, opcode: str, instance: str, status: str, logmsg: str, fields: dict
     ) -> None:
+        if self.drop_events and random.random() < self.drop_events:
+            return
         await self.bus.publish(
             OP_ROUTING_KEY,
             {
@@ -135,6 +146,7 @@ class EmbeddedCluster:
             await asyncio.sleep(self.delay / 2)
             await self._publish(job_id, opcode, instance, RUNNING, "", fields)
             await asyncio.sleep(self.delay / 2)
+            self._reload()  # another process (an operator command) may have changed it
             failures = self._failures.get(opcode)
             problem = failures.pop(0) if failures else apply()
             if problem is None:
@@ -202,6 +214,7 @@ class EmbeddedCluster:
         return self._submit(OP_REMOVE, instance, apply, {})
 
     async def instances(self) -> dict[str, InstanceInfo]:
+        self._reload()
         return {
             name: InstanceInfo(name, bool(i["running"]), int(i["vcpus"]), int(i["memory"]))
             for name, i in self._instances.items()

@@ -51,6 +51,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         await engines.start()
         if settings.compute.dispatcher:
             await engines.start_dispatcher()
+            await engines.start_reconciler()
         try:
             yield
         finally:

@@ -98,6 +98,12 @@ class Compute(BaseModel):
     embedded_delay: float = Field(
         default=0.5, ge=0, description="Seconds each job of the embedded backend takes."
     )
+    reconcile_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="How often the dispatcher process reconciles servers with their "
+        "backends (0: never; `nefos reconcile servers --fix` runs a pass by hand).",
+    )
     max_metadata: int = 10
     max_tags: int = 50
 

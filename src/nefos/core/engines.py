@@ -6,7 +6,12 @@ acts on the deployment exactly as the server would; nothing here imports HTTP co
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 from nefos.backends.base import OP_BINDING
+from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import Compute
 from nefos.core.bus import Bus, Subscription, create_bus
 from nefos.core.config import Settings
@@ -17,6 +22,8 @@ from nefos.quotas.projects import Projects
 from nefos.quotas.service import Quotas
 from nefos.storage.service import Namespace
 from nefos.storage.stores import open_store
+
+log = logging.getLogger("nefos.engines")
 
 
 class Engines:
@@ -36,6 +43,7 @@ class Engines:
         self.images = Images(self.storage)
         self.compute = Compute(self.db, settings, self.bus, self.quotas, self.images)
         self._dispatcher: Subscription | None = None
+        self._reconciler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.bus.start()
@@ -47,7 +55,26 @@ class Engines:
                 self.settings.compute.dispatcher_queue, [OP_BINDING], self.compute.apply_event
             )
 
+    async def start_reconciler(self) -> None:
+        """Reconcile servers with their backends periodically, in the background."""
+        interval = self.settings.compute.reconcile_seconds
+        if interval and self._reconciler is None:
+            self._reconciler = asyncio.get_running_loop().create_task(self._reconcile(interval))
+
+    async def _reconcile(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await reconcile_servers(self.compute, fix=True)
+            except Exception:  # a bad pass must not end the loop; the next one retries
+                log.exception("periodic reconcile failed")
+
     async def close(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciler
+            self._reconciler = None
         if self._dispatcher is not None:
             await self._dispatcher.cancel()
             self._dispatcher = None
