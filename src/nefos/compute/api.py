@@ -89,7 +89,13 @@ def _links(base: str, kind: str, item_id: Any) -> list[dict[str, str]]:
 
 
 def _time(moment: dt.datetime | None) -> str | None:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    """ISO 8601 in UTC with a Z, as Nova writes times (isoformat: a listing formats
+    thousands of these, and strftime is several times slower)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not dt.UTC:
+        moment = moment.astimezone(dt.UTC)
+    return moment.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _server(base: str, view: ServerView, detail: bool = True) -> dict[str, Any]:
@@ -102,6 +108,7 @@ def _server(base: str, view: ServerView, detail: bool = True) -> dict[str, Any]:
     if not detail:
         return item
     status = view.status
+    key_names = view.key_names
     item.update(
         {
             "status": status,
@@ -125,8 +132,8 @@ def _server(base: str, view: ServerView, detail: bool = True) -> dict[str, Any]:
             "hostId": "",
             "accessIPv4": "",
             "accessIPv6": "",
-            "key_name": (view.key_names or [None])[0],
-            "SNF:key_names": view.key_names,
+            "key_name": key_names[0] if key_names else None,
+            "SNF:key_names": key_names,
             "security_groups": [{"name": "default"}],
             "OS-DCF:diskConfig": "MANUAL",
             "OS-EXT-AZ:availability_zone": "nova",

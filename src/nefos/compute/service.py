@@ -126,7 +126,8 @@ class ServerView:
 
     @property
     def key_names(self) -> list[str]:
-        return orjson.loads(self.server.key_names)
+        raw = self.server.key_names
+        return [] if raw == "[]" else orjson.loads(raw)
 
 
 def flavor_name(vcpus: int, ram: int, disk: int, disk_template: str) -> str:
@@ -484,7 +485,32 @@ class Compute:
             elif not include_deleted:
                 query = query.where(Server.deleted.is_(False))
             rows = list(await s.scalars(query))
-            return [await self._view(s, row, diagnostics=False) for row in rows]
+            if not rows:
+                return []
+            # A few queries for the whole listing, not a few per server: a detailed
+            # listing of a thousand servers is one API call (bench/compute).
+            flavors = {f.id: f for f in await s.scalars(select(Flavor))}
+            metadata: dict[int, dict[str, str]] = {}
+            tags: dict[int, list[str]] = {}
+            ids = [row.id for row in rows]
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                for server_id, key, value in await s.execute(
+                    select(
+                        ServerMetadata.server_id, ServerMetadata.key, ServerMetadata.value
+                    ).where(ServerMetadata.server_id.in_(batch))
+                ):
+                    metadata.setdefault(server_id, {})[key] = value
+                for server_id, tag in await s.execute(
+                    select(ServerTag.server_id, ServerTag.tag)
+                    .where(ServerTag.server_id.in_(batch))
+                    .order_by(ServerTag.tag)
+                ):
+                    tags.setdefault(server_id, []).append(tag)
+        return [
+            ServerView(row, flavors[row.flavor_id], metadata.get(row.id, {}), tags.get(row.id, []))
+            for row in rows
+        ]
 
     async def jobs(self, server_id: int) -> list[BackendJob]:
         async with self.db.session() as s:
