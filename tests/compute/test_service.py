@@ -127,13 +127,21 @@ async def test_bad_requests(engines: Engines, compute: Compute, world):
 
 async def test_quota_allows_exactly_the_limit(engines: Engines, compute: Compute, world):
     user = world["user"]
-    await engines.quotas.set_base_quota(uuid.UUID(user), "cyclades.vm", 6)
+    for resource, limit in (
+        ("cyclades.vm", 60),
+        ("cyclades.total_cpu", 100),
+        ("cyclades.cpu", 100),
+        ("cyclades.total_ram", 100 << 30),
+        ("cyclades.ram", 100 << 30),
+        ("cyclades.disk", 100 * 10 << 30),
+    ):
+        await engines.quotas.set_base_quota(uuid.UUID(user), resource, limit)
     attempts = [
-        compute.create_server(user, f"s{i}", world["image"], world["small"].id) for i in range(10)
+        compute.create_server(user, f"s{i}", world["image"], world["small"].id) for i in range(100)
     ]
     results = await asyncio.gather(*attempts, return_exceptions=True)
     created = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, errors.OverQuota)]
-    assert (len(created), len(refused)) == (6, 4)
+    assert (len(created), len(refused)) == (60, 40)
     for view, _ in created:
         await until(compute, user, view.server.id, "ACTIVE")
