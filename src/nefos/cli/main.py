@@ -27,6 +27,7 @@ from nefos.cli.common import (
     settings_for,
     with_engines,
 )
+from nefos.cli.ganeti import ganeti_app
 from nefos.cli.images import image_app
 from nefos.cli.projects import project_app
 from nefos.cli.quota import quota_app, usage_app
@@ -53,6 +54,7 @@ app.add_typer(quota_app, name="quota")
 app.add_typer(usage_app, name="usage")
 app.add_typer(storage_app, name="storage")
 app.add_typer(image_app, name="image")
+app.add_typer(ganeti_app, name="ganeti")
 
 # -- running -------------------------------------------------------------------------
 

@@ -212,7 +212,13 @@ class Compute:
         elif backend.kind == "ganeti":
             from nefos.backends.ganeti import GanetiCluster  # httpx client, loaded on use
 
-            found = GanetiCluster(backend.name, backend.url, backend.username, backend.password)
+            found = GanetiCluster(
+                backend.name,
+                backend.url,
+                backend.username,
+                backend.password,
+                certificate=backend.certificate,
+            )
         else:
             raise errors.InvalidInput(f"Unknown backend kind {backend.kind!r}")
         self._clusters[backend.name] = found
@@ -232,7 +238,10 @@ class Compute:
         password: str = "",
         default_link: str = "",
         public: bool = True,
+        certificate: str = "",
     ) -> Backend:
+        """``certificate``: the cluster's RAPI certificate (PEM text), which RAPI
+        connections are verified against; only its certificate blocks are kept."""
         if not name or len(name) > 128 or not all(c.isalnum() or c in "-_." for c in name):
             raise errors.InvalidInput("A backend name has 1 to 128 letters, digits, - _ .")
         if kind not in ("embedded", "ganeti"):
@@ -250,6 +259,7 @@ class Compute:
                 password=password,
                 default_link=default_link,
                 public=public,
+                certificate=_certificates(certificate),
             )
             s.add(row)
         return await self.refresh_backend(name)
@@ -892,6 +902,14 @@ class Compute:
         )
         if flavor is not None:
             server.flavor_id = flavor.id
+
+
+def _certificates(pem: str) -> str:
+    if not pem:
+        return ""
+    from nefos.backends.ganeti import pem_certificates  # keeps private keys out of the DB
+
+    return pem_certificates(pem)
 
 
 def _diagnostic(server_id: int, level: str, message: str) -> Diagnostic:

@@ -1,0 +1,157 @@
+"""A Google Ganeti cluster as a nefos compute backend (spec §2.6), over RAPI only.
+
+Each method submits one Ganeti job and returns its id at once; the job's progress
+reaches nefos as bus events from ``nefos ganeti eventd`` on the cluster's master, never
+from here, so a server's state moves only on what the cluster reports.
+
+The guest OS is this backend's own setting (``os_type``), not the spec's: until nefos's
+OS provider (the snf-image counterpart that fetches the image from nefos) exists, the
+``snf-image+default`` the compute service asks for is not installed on any cluster, so
+the spec's ``os`` is used only with ``os_type=None``, and its ``image`` not yet.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import httpx
+
+from nefos.backends.base import INSTANCE_PREFIX, ClusterInfo, InstanceInfo, InstanceSpec
+from nefos.backends.ganeti.rapi import RapiClient
+
+# Node figures summed into the cluster's capacity (as Synnefo's allocator reads them).
+_CAPACITY = ("mfree", "mtotal", "dfree", "dtotal", "ctotal", "pinst_cnt")
+
+
+def _memory(beparams: dict[str, Any]) -> int:
+    """Ganeti 2.6+ keeps ``maxmem``/``minmem``; older clusters and requests ``memory``."""
+    return int(beparams.get("maxmem") or beparams.get("memory") or 0)
+
+
+class GanetiCluster:
+    """One cluster, reached at ``url`` with a RAPI user that has write access.
+
+    ``certificate`` is the cluster's RAPI certificate (PEM text or a file path), trusted
+    exactly and without host-name checks; without it the system's authorities and the
+    host name are checked, which a self-signed Ganeti certificate fails with a clear
+    error (``Unavailable``) rather than being trusted blindly. ``hypervisor`` None means
+    the cluster's default one.
+
+    The node is ``node`` if given, else the only node that can take instances when
+    there is one (hail, Ganeti's allocator, refuses every placement on a one-node
+    cluster: its N+1 check cannot pass), else the cluster's default allocator's choice.
+    """
+
+    NODES_FRESH_SECONDS = 60.0
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        username: str,
+        password: str,
+        certificate: str = "",
+        os_type: str | None = "noop",
+        hypervisor: str | None = None,
+        node: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.os_type = os_type
+        self.hypervisor = hypervisor
+        self.node = node
+        self.rapi = RapiClient(url, username, password, certificate, transport=transport)
+        self._usable_nodes: list[str] = []
+        self._nodes_read = -math.inf
+
+    async def _usable(self) -> list[dict[str, Any]]:
+        usable = [
+            node
+            for node in await self.rapi.nodes()
+            if node.get("vm_capable", True)
+            and not (node.get("offline") or node.get("drained"))
+            and node.get("cnodes") is not None  # None: the node did not answer
+        ]
+        self._usable_nodes = [node["name"] for node in usable]
+        self._nodes_read = time.monotonic()
+        return usable
+
+    async def _primary_node(self) -> str | None:
+        if self.node:
+            return self.node
+        if time.monotonic() - self._nodes_read > self.NODES_FRESH_SECONDS:
+            await self._usable()
+        return self._usable_nodes[0] if len(self._usable_nodes) == 1 else None
+
+    async def create_instance(self, spec: InstanceSpec) -> int:
+        template, disk = spec.disk_template, {"size": spec.disk * 1024}  # GiB -> MiB
+        if template.startswith("ext_"):  # ext_<provider>, e.g. ext_archipelago
+            template, disk["provider"] = "ext", template[len("ext_") :]
+        return await self.rapi.create_instance(
+            spec.name,
+            disk_template=template,
+            disks=[] if template == "diskless" else [disk],
+            nics=[dict(nic) for nic in spec.nics],
+            os_type=self.os_type or spec.os,
+            beparams={"vcpus": spec.vcpus, "maxmem": spec.memory, "minmem": spec.memory},
+            hypervisor=self.hypervisor,
+            pnode=await self._primary_node(),
+            tags=list(spec.tags),
+        )
+
+    async def startup(self, instance: str) -> int:
+        return await self.rapi.startup(instance)
+
+    async def shutdown(self, instance: str, grace_seconds: int = 120) -> int:
+        return await self.rapi.shutdown(instance, grace_seconds)
+
+    async def reboot(self, instance: str, hard: bool = False) -> int:
+        return await self.rapi.reboot(instance, "hard" if hard else "soft")
+
+    async def modify(self, instance: str, vcpus: int, memory: int) -> int:
+        return await self.rapi.modify(
+            instance, {"vcpus": vcpus, "maxmem": memory, "minmem": memory}
+        )
+
+    async def remove(self, instance: str) -> int:
+        return await self.rapi.remove(instance)
+
+    async def instances(self) -> dict[str, InstanceInfo]:
+        """nefos's instances (named ``snf-``); the rest of the cluster is not ours."""
+        found: dict[str, InstanceInfo] = {}
+        for item in await self.rapi.instances():
+            name = item["name"]
+            if not name.startswith(INSTANCE_PREFIX):
+                continue
+            beparams = item.get("beparams") or {}
+            found[name] = InstanceInfo(
+                name=name,
+                running=bool(item.get("oper_state")),
+                vcpus=int(beparams.get("vcpus") or 0),
+                memory=_memory(beparams),
+            )
+        return found
+
+    async def info(self) -> ClusterInfo:
+        """Capacity of the nodes that can take new instances now (not offline, drained
+        or unable to run VMs), and what the cluster can create."""
+        totals = dict.fromkeys(_CAPACITY, 0)
+        for node in await self._usable():
+            for key in _CAPACITY:
+                totals[key] += int(node.get(key) or 0)
+        cluster = await self.rapi.info()
+        return ClusterInfo(
+            **totals,
+            disk_templates=tuple(cluster.get("enabled_disk_templates") or ()),
+            hypervisor=self.hypervisor or cluster.get("default_hypervisor") or "",
+            runs_guests=True,
+        )
+
+    async def wait(self, job_id: int, within: float = 300.0) -> dict[str, Any]:
+        """The finished job (operators' tools and tests; nefos itself waits for events)."""
+        return await self.rapi.wait_for_job(job_id, within)
+
+    async def close(self) -> None:
+        await self.rapi.close()

@@ -1,0 +1,85 @@
+"""``nefos ganeti``: what runs on a Ganeti cluster's master for nefos.
+
+``eventd`` is one process per cluster, beside the job queue, publishing job progress to
+the deployment's bus (RabbitMQ: the API and the dispatcher run elsewhere). The bus URL
+comes from ``--bus``, else from the deployment's settings (``NEFOS_BUS_URL``,
+``--config``), like every other command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nefos.backends.ganeti.eventd import QUEUE_DIR, open_bus, serve
+from nefos.cli.common import ConfigFile, DataDir, fail, settings_for
+from nefos.core.logging import configure_logging
+
+ganeti_app = typer.Typer(
+    help="Google Ganeti clusters: the daemons nefos runs on their master nodes.",
+    no_args_is_help=True,
+)
+
+
+@ganeti_app.command("eventd")
+def eventd(
+    cluster: Annotated[
+        str, typer.Option("--cluster", help="The backend's name in nefos (`nefos backend list`)")
+    ],
+    bus: Annotated[
+        str | None,
+        typer.Option("--bus", help="Bus URL, amqp://user:pass@host/vhost (env NEFOS_BUS_URL)"),
+    ] = None,
+    exchange: Annotated[
+        str | None, typer.Option(help="AMQP exchange, if not the deployment's (nefos)")
+    ] = None,
+    queue_dir: Annotated[
+        Path, typer.Option("--queue-dir", help="Ganeti's job queue directory")
+    ] = QUEUE_DIR,
+    replay_minutes: Annotated[
+        float,
+        typer.Option(help="On start, publish again jobs that finished this recently"),
+    ] = 10.0,
+    poll: Annotated[
+        bool, typer.Option("--poll", help="Poll the queue every 0.2 s instead of inotify")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG logs every event published")] = "INFO",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Publish the job progress of this cluster's snf- instances to the bus."""
+    if bus is None:
+        bus = settings_for(config, data_dir).bus_url
+    level = log_level.upper()
+    configure_logging("INFO" if level == "DEBUG" else level, "text")  # not AMQP's frames
+    logging.getLogger("nefos").setLevel(level)
+    try:
+        connection = open_bus(bus, exchange)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
+    logging.getLogger("nefos.ganeti.eventd").info("publishing to %s", _safe(bus))
+    try:
+        asyncio.run(
+            serve(
+                connection,
+                cluster,
+                queue_dir,
+                replay_seconds=replay_minutes * 60,
+                use_inotify=not poll,
+            )
+        )
+    except (OSError, ConnectionError) as exc:
+        raise fail(f"eventd stopped: {exc}") from None
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for the log."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
