@@ -27,6 +27,7 @@ from nefos.cli.common import (
     settings_for,
     with_engines,
 )
+from nefos.cli.compute import backend_app, flavor_app, server_app
 from nefos.cli.ganeti import ganeti_app
 from nefos.cli.images import image_app
 from nefos.cli.projects import project_app
@@ -54,6 +55,9 @@ app.add_typer(quota_app, name="quota")
 app.add_typer(usage_app, name="usage")
 app.add_typer(storage_app, name="storage")
 app.add_typer(image_app, name="image")
+app.add_typer(flavor_app, name="flavor")
+app.add_typer(backend_app, name="backend")
+app.add_typer(server_app, name="server")
 app.add_typer(ganeti_app, name="ganeti")
 
 # -- running -------------------------------------------------------------------------

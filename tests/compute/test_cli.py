@@ -1,0 +1,277 @@
+"""Operators' compute commands (``nefos flavor|backend|server``), run as a process
+against the deployment the in-process services also use."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib.util
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from typer.testing import CliRunner
+
+from nefos.cli.main import app
+from nefos.compute.service import Compute, ServerView
+from nefos.core.config import Settings
+from nefos.core.engines import Engines
+from tests.conftest import free_port, run_nefos
+
+
+async def nefos_json(settings: Settings, *args: str) -> Any:
+    done = await run_nefos(settings, *args, "--json")
+    return json.loads(done.stdout)
+
+
+async def stream(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def until(compute: Compute, server_id: int, status: str) -> ServerView:
+    """The server once its job ended in ``status`` (generous: the suite may be busy)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        view = await compute.server(None, server_id)
+        if view.status == status and not view.server.task:
+            return view
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"server {server_id} stayed {view.status} ({view.server.task})")
+        await asyncio.sleep(0.02)
+
+
+def sizes(vcpus: int, ram: int, disk: int) -> tuple[str, ...]:
+    return ("--vcpus", str(vcpus), "--ram", str(ram), "--disk", str(disk))
+
+
+def self_signed_pem(host: str) -> str:
+    """A certificate and its key in one file, as Ganeti's rapi.pem holds them."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return (private + certificate.public_bytes(serialization.Encoding.PEM)).decode()
+
+
+def ganeti_client_exists() -> bool:
+    return importlib.util.find_spec("nefos.backends.ganeti") is not None
+
+
+# Flavors and backends do not involve the bus: one bus is enough for them.
+ONE_BUS = pytest.mark.parametrize("engines", ["memory"], indirect=True)
+
+
+@ONE_BUS
+async def test_flavor_create_list_delete(settings: Settings, engines: Engines):
+    user, _ = await engines.identity.create_user("flavors@example.org")
+    created = await run_nefos(settings, "flavor", "create", *sizes(2, 2048, 40))
+    assert "C2R2048D40file created" in created.stdout
+    private = await nefos_json(
+        settings, "flavor", "create", *sizes(4, 4096, 80), "--disk-template", "drbd",
+        "--name", "big", "--private", "--project", str(user.id),
+    )  # fmt: skip
+    assert isinstance(private, dict)
+    assert private["public"] is False and private["projects"] == [str(user.id)]
+
+    listed = await nefos_json(settings, "flavor", "list")
+    assert isinstance(listed, list)
+    by_name = {f["name"]: f for f in listed}
+    assert set(by_name) == {"C2R2048D40file", "big"}
+    assert by_name["C2R2048D40file"]["vcpus"] == 2 and by_name["C2R2048D40file"]["public"]
+    assert by_name["big"]["disk_template"] == "drbd"
+    assert by_name["big"]["projects"] == [str(user.id)]
+    # What the service (and so the API) sees: the private flavor only for that project.
+    assert [f.name for f in await engines.compute.flavors([str(user.id)])] == [
+        "C2R2048D40file",
+        "big",
+    ]
+    assert [f.name for f in await engines.compute.flavors([str(uuid.uuid4())])] == [
+        "C2R2048D40file"
+    ]
+    table = (await run_nefos(settings, "flavor", "list")).stdout
+    assert "C2R2048D40file" in table and str(user.id) in table
+
+    again = await run_nefos(settings, "flavor", "create", *sizes(2, 2048, 40), check=False)
+    assert again.returncode == 1 and "exists" in again.stderr
+    unknown = await run_nefos(
+        settings, "flavor", "create", *sizes(1, 1, 1), "--private", "--project", "nope",
+        check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 1 and "No project nope" in unknown.stderr
+    public_grant = await run_nefos(
+        settings, "flavor", "create", *sizes(1, 1, 1), "--project", str(user.id), check=False
+    )
+    assert public_grant.returncode == 1 and "--private" in public_grant.stderr
+    bad = await run_nefos(settings, "flavor", "create", *sizes(0, 1, 1), check=False)
+    assert bad.returncode == 1 and "vcpus" in bad.stderr
+
+    deleted = await run_nefos(settings, "flavor", "delete", str(by_name["big"]["id"]))
+    assert "deleted" in deleted.stdout
+    assert [f["name"] for f in await nefos_json(settings, "flavor", "list")] == ["C2R2048D40file"]
+    gone = await run_nefos(settings, "flavor", "delete", str(by_name["big"]["id"]), check=False)
+    assert gone.returncode == 1 and "No flavor" in gone.stderr
+
+
+@ONE_BUS
+async def test_backend_add_list_drain_remove(settings: Settings, engines: Engines):
+    added = await run_nefos(
+        settings, "backend", "add", "sim", "--kind", "embedded", "--default-link", "br0"
+    )
+    assert "simulated, runs no guest" in added.stdout
+    listed = await nefos_json(settings, "backend", "list")
+    assert isinstance(listed, list) and len(listed) == 1
+    (sim,) = listed
+    assert sim["name"] == "sim" and sim["kind"] == "embedded"
+    assert sim["guests"] == "simulated, runs no guest"
+    assert sim["drained"] is False and sim["offline"] is False and sim["public"] is True
+    assert sim["mtotal"] > 0 and sim["dfree"] > 0 and sim["ctotal"] > 0
+    assert "file" in sim["disk_templates"] and sim["refreshed"]
+    table = (await run_nefos(settings, "backend", "list")).stdout
+    assert "simulated, runs no guest" in table and "instances" in table
+
+    shown = (await run_nefos(settings, "backend", "show", "sim")).stdout
+    assert "default_link: br0" in shown and "kind: embedded" in shown
+
+    await run_nefos(settings, "backend", "drain", "sim")
+    assert (await engines.compute.backend("sim")).drained is True
+    assert (await nefos_json(settings, "backend", "show", "sim"))["drained"] is True
+    await run_nefos(settings, "backend", "undrain", "sim")
+    assert (await engines.compute.backend("sim")).drained is False
+    refreshed = await run_nefos(settings, "backend", "refresh", "sim")
+    assert "0 instances" in refreshed.stdout
+
+    twice = await run_nefos(settings, "backend", "add", "sim", "--kind", "embedded", check=False)
+    assert twice.returncode == 1 and "exists" in twice.stderr
+    bad_kind = await run_nefos(settings, "backend", "add", "x", "--kind", "xen", check=False)
+    assert bad_kind.returncode == 2
+    missing = await run_nefos(settings, "backend", "drain", "nope", check=False)
+    assert missing.returncode == 1 and "No backend 'nope'" in missing.stderr
+
+    await run_nefos(settings, "backend", "remove", "sim")
+    assert await nefos_json(settings, "backend", "list") == []
+
+
+def test_ganeti_backend_is_refused_without_its_client(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """A deployment whose Ganeti client cannot be imported says so and records nothing
+    (run in process: a subprocess cannot be made to lack the module)."""
+    monkeypatch.setitem(sys.modules, "nefos.backends.ganeti", None)  # import fails
+    monkeypatch.setenv("NEFOS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("NEFOS_DATABASE_URL", settings.database)
+    runner = CliRunner()
+    refused = runner.invoke(
+        app,
+        ["backend", "add", "cluster1", "--kind", "ganeti", "--url", "https://ganeti:5080",
+         "--username", "nefos", "--password", "pw"],
+    )  # fmt: skip
+    assert refused.exit_code == 1, refused.output
+    assert "the Ganeti backend is not available yet" in refused.output
+    listed = runner.invoke(app, ["backend", "list", "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+
+
+@pytest.mark.skipif(not ganeti_client_exists(), reason="no Ganeti client yet")
+async def test_unreachable_ganeti_fails_clearly(settings: Settings, tmp_path: Path):
+    url = f"https://127.0.0.1:{free_port()}"
+    not_pem = tmp_path / "rapi.txt"
+    not_pem.write_text("not a certificate\n")
+    bad = await run_nefos(settings, "backend", "add", "cluster1", "--kind", "ganeti",
+                          "--url", url, "--certificate", str(not_pem), check=False)  # fmt: skip
+    assert bad.returncode == 1 and "no PEM CERTIFICATE block" in bad.stderr
+    assert await nefos_json(settings, "backend", "list") == []
+
+    rapi_pem = tmp_path / "rapi.pem"
+    rapi_pem.write_text(self_signed_pem("ganeti.example.org"))
+    refused = await run_nefos(
+        settings, "backend", "add", "cluster1", "--kind", "ganeti", "--url", url,
+        "--username", "nefos", "--password", "pw", "--certificate", str(rapi_pem),
+        check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "unreachable" in refused.stderr and "Traceback" not in refused.stderr
+    # Recorded all the same (the service adds, then asks): the operator is told so.
+    assert "nefos backend remove cluster1" in refused.stderr
+    (shown,) = await nefos_json(settings, "backend", "list")
+    assert shown["guests"] == "unknown until refreshed"
+    assert shown["password"] == "***" and shown["certificate"] == "pinned"
+    await run_nefos(settings, "backend", "remove", "cluster1")
+
+
+async def test_server_list_and_show_with_job_history(settings: Settings, engines: Engines):
+    compute = engines.compute
+    await engines.start_dispatcher()
+    await compute.ensure_embedded()
+    owner, _ = await engines.identity.create_user("vm-owner@example.org")
+    other, _ = await engines.identity.create_user("other@example.org")
+    uid = str(owner.id)
+    await engines.storage.create_container(uid, "images")
+    await engines.storage.put_object(uid, "images", "debian", stream(b"disk image"))
+    image = await engines.images.register(uid, f"pithos://{uid}/images/debian", "Debian")
+    flavor = await compute.create_flavor(1, 512, 10)
+    view, _ = await compute.create_server(uid, "web", str(image.id), flavor.id, tags=["prod"])
+    server_id = view.server.id
+    await until(compute, server_id, "ACTIVE")
+
+    listed = await nefos_json(settings, "server", "list")
+    assert isinstance(listed, list)
+    (row,) = listed
+    assert row["id"] == server_id and row["name"] == "web"
+    assert row["owner"] == "vm-owner@example.org" and row["user_id"] == uid
+    assert row["status"] == "ACTIVE" and row["task"] == ""
+    assert row["flavor"] == flavor.name and row["backend"] == "embedded"
+    mine = await nefos_json(settings, "server", "list", "--user", "vm-owner@example.org")
+    assert [s["id"] for s in mine] == [server_id]
+    assert await nefos_json(settings, "server", "list", "--user", str(other.id)) == []
+    table = (await run_nefos(settings, "server", "list")).stdout
+    assert "vm-owner@example.org" in table and "ACTIVE" in table
+
+    shown = await nefos_json(settings, "server", "show", str(server_id))
+    assert isinstance(shown, dict)
+    assert shown["instance"] == f"snf-{server_id}" and shown["operstate"] == "STARTED"
+    assert shown["tags"] == ["prod"] and shown["image"] == str(image.id)
+    assert [(j["opcode"], j["status"]) for j in shown["jobs"]] == [
+        ("OP_INSTANCE_CREATE", "queued"),
+        ("OP_INSTANCE_CREATE", "running"),
+        ("OP_INSTANCE_CREATE", "success"),
+    ]
+    assert len({j["job_id"] for j in shown["jobs"]}) == 1
+    text = (await run_nefos(settings, "server", "show", str(server_id))).stdout
+    assert "backend jobs" in text and "OP_INSTANCE_CREATE" in text and "status: ACTIVE" in text
+
+    busy = await run_nefos(settings, "backend", "remove", "embedded", check=False)
+    assert busy.returncode == 1 and "still has servers" in busy.stderr
+
+    await compute.delete_server(uid, server_id)
+    await until(compute, server_id, "DELETED")
+    assert await nefos_json(settings, "server", "list") == []
+    everything = await nefos_json(settings, "server", "list", "--all")
+    assert [(s["id"], s["status"], s["deleted"]) for s in everything] == [
+        (server_id, "DELETED", True)
+    ]
+    shown = await nefos_json(settings, "server", "show", str(server_id))
+    assert ("OP_INSTANCE_REMOVE", "success") in [(j["opcode"], j["status"]) for j in shown["jobs"]]
+    missing = await run_nefos(settings, "server", "show", "999999", check=False)
+    assert missing.returncode == 1 and "No server 999999" in missing.stderr
