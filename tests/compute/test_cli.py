@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from nefos.cli.main import app
+from nefos.compute.models import Server
 from nefos.compute.service import Compute, ServerView
 from nefos.core.config import Settings
 from nefos.core.engines import Engines
@@ -275,3 +276,32 @@ async def test_server_list_and_show_with_job_history(settings: Settings, engines
     assert ("OP_INSTANCE_REMOVE", "success") in [(j["opcode"], j["status"]) for j in shown["jobs"]]
     missing = await run_nefos(settings, "server", "show", "999999", check=False)
     assert missing.returncode == 1 and "No server 999999" in missing.stderr
+
+
+async def test_reconcile_servers_reports_and_fixes(settings: Settings, engines: Engines):
+    """A server whose instance vanished from the cluster: reported (exit 1), fixed with
+    --fix, and then every server agrees (exit 0)."""
+    await engines.start_dispatcher()
+    compute = engines.compute
+    await compute.ensure_embedded()
+    (flavor, *_) = await compute.ensure_default_flavors()
+    user, _ = await engines.identity.create_user(f"r-{uuid.uuid4().hex[:6]}@example.org")
+    owner = str(user.id)
+    await engines.storage.create_container(owner, "images")
+    await engines.storage.put_object(owner, "images", "os", stream(b"disk"))
+    image = await engines.images.register(owner, f"pithos://{owner}/images/os", "OS")
+    view, _ = await compute.create_server(owner, "vm", str(image.id), flavor.id)
+    await until(compute, view.server.id, "ACTIVE")
+    cluster = compute.cluster(await compute.backend("embedded"))
+    cluster.change_behind_back(f"snf-{view.server.id}", running=None)  # type: ignore[attr-defined]
+    async with engines.db.transaction() as s:  # as if the server were built long ago
+        row = await s.get(Server, view.server.id)
+        assert row is not None
+        row.updated = row.updated - dt.timedelta(hours=1)
+    found = await run_nefos(settings, "reconcile", "servers", check=False)
+    assert found.returncode == 1 and "missing in the backend" in found.stdout
+    fixed = await run_nefos(settings, "reconcile", "servers", "--fix", "--json", check=False)
+    assert json.loads(fixed.stdout)[0]["fixed"] is True
+    clean = await run_nefos(settings, "reconcile", "servers")
+    assert "agrees" in clean.stdout
+    assert (await compute.server(owner, view.server.id)).status == "DELETED"

@@ -32,6 +32,7 @@ from nefos.cli.ganeti import ganeti_app
 from nefos.cli.images import image_app
 from nefos.cli.projects import project_app
 from nefos.cli.quota import quota_app, usage_app
+from nefos.cli.reconcile import reconcile_app
 from nefos.cli.storage import storage_app
 from nefos.core.config import Settings
 from nefos.core.engines import Engines
@@ -59,6 +60,7 @@ app.add_typer(flavor_app, name="flavor")
 app.add_typer(backend_app, name="backend")
 app.add_typer(server_app, name="server")
 app.add_typer(ganeti_app, name="ganeti")
+app.add_typer(reconcile_app, name="reconcile")
 
 # -- running -------------------------------------------------------------------------
 
