@@ -110,6 +110,8 @@ write_guest_init() {
 #!/bin/busybox sh
 # A nefos test guest: modules, eth0 from the kernel command line (nefos.ip=ADDR/LEN,
 # nefos.gw=ADDR), a ready line on ttyS0 every 2 s, power off on the ACPI power button.
+# With a first disk, its first line (up to 64 bytes; letters, digits, " ._:=+/-") follows,
+# NEFOS-GUEST-DISK <line>, so a test sees what an OS provider wrote onto the disk.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /tmp
@@ -152,6 +154,10 @@ power_button() {
 mac=$(cat /sys/class/net/eth0/address 2>/dev/null)
 while :; do
     echo "NEFOS-GUEST-READY ip=${ip:-none} mac=${mac:-none}" >/dev/ttyS0
+    if [ -b /dev/vda ]; then
+        line=$(head -c 64 /dev/vda | head -n 1 | tr -cd 'A-Za-z0-9 ._:=+/-')
+        echo "NEFOS-GUEST-DISK ${line:-<empty>}" >/dev/ttyS0
+    fi
     sleep 2
 done
 EOF

@@ -96,7 +96,7 @@ async def test_rapi_requests_and_error_kinds() -> None:
         "disk_template": "file",
         "disks": [{"size": 1024}],
         "nics": [{"link": "br0"}],
-        "os_type": "noop",  # the backend's own OS, not the spec's (no OS provider yet)
+        "os_type": "noop",  # the backend's own OS wins over the spec's
         "beparams": {"vcpus": 2, "maxmem": 256, "minmem": 256},
         "name_check": False,
         "ip_check": False,

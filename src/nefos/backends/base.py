@@ -49,7 +49,10 @@ def server_id_of(instance: str) -> int | None:
 @dataclass(frozen=True)
 class InstanceSpec:
     """A new instance, as the effect path asks for it (no secrets: the OS provider
-    fetches those once from nefos itself)."""
+    fetches those once from nefos itself, at ``osparams["config_url"]``, the vmapi).
+
+    ``osparams`` are the OS provider's parameters (Ganeti's ``osparams``); a backend
+    that installs no OS (the embedded one) ignores them."""
 
     name: str
     vcpus: int
@@ -60,6 +63,7 @@ class InstanceSpec:
     image: dict[str, Any]  # id, location, map name, size, properties
     nics: list[dict[str, Any]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    osparams: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

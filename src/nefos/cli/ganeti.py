@@ -3,7 +3,8 @@
 ``eventd`` is one process per cluster, beside the job queue, publishing job progress to
 the deployment's bus (RabbitMQ: the API and the dispatcher run elsewhere). The bus URL
 comes from ``--bus``, else from the deployment's settings (``NEFOS_BUS_URL``,
-``--config``), like every other command.
+``--config``), like every other command. ``install-os`` puts nefos's OS provider on a
+node (every node of the cluster needs it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from nefos.backends.ganeti import osprovider
 from nefos.backends.ganeti.eventd import QUEUE_DIR, open_bus, serve
 from nefos.cli.common import ConfigFile, DataDir, fail, settings_for
 from nefos.core.logging import configure_logging
@@ -74,6 +76,23 @@ def eventd(
         )
     except (OSError, ConnectionError) as exc:
         raise fail(f"eventd stopped: {exc}") from None
+
+
+@ganeti_app.command("install-os")
+def install_os(
+    target: Annotated[
+        Path, typer.Option("--target", help="A folder of Ganeti's OS search path")
+    ] = osprovider.DEFAULT_TARGET,
+    name: Annotated[
+        str, typer.Option("--name", help="The OS name; backends then use NAME+default")
+    ] = osprovider.DEFAULT_NAME,
+) -> None:
+    """Install nefos's OS provider on this node: it writes the server's image from nefos."""
+    try:
+        folder = osprovider.install(target, name)
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot install the OS provider: {exc}") from None
+    typer.echo(f"installed {folder}; Ganeti offers it as {osprovider.os_type(name)}")
 
 
 def _safe(url: str) -> str:

@@ -44,6 +44,7 @@ from nefos.compute.models import (
     ServerMetadata,
     ServerTag,
 )
+from nefos.compute.vmapi import VmApi
 from nefos.core import errors
 from nefos.core.bus import Bus, Message
 from nefos.core.config import Settings
@@ -194,6 +195,7 @@ class Compute:
         self.bus = bus
         self.quotas = quotas
         self.images = images
+        self.vmapi = VmApi(db, settings, images.storage)
         self._clusters: dict[str, ComputeBackend] = {}
         self._allocation = asyncio.Lock()
 
@@ -546,7 +548,8 @@ class Compute:
         key_names: list[str] | None = None,
         tags: list[str] | None = None,
     ) -> tuple[ServerView, str]:
-        """Returns the server (BUILD) and its admin password, shown only now."""
+        """Returns the server (BUILD) and its admin password, shown only now; the build
+        gets the password once from the vmapi (sealed until then, never in the job)."""
         _check_name(name)
         project = project or user
         allowed = {user, *projects}
@@ -558,10 +561,10 @@ class Compute:
         metadata = self._check_metadata(metadata or {})
         tags = self._check_tags(tags or [])
         try:
-            image = await self.images.get(user, image_id)
+            image, record = await self.images.data(user, image_id)
         except errors.NotFound:
             raise errors.InvalidInput(f"No image {image_id}") from None
-        if image.status != "active":
+        if image.status != "active" or record is None:
             raise errors.InvalidInput(f"Image {image_id} is not ready")
         password = new_password()
         provisions = _charges(user, project, _resources(flavor, running=True), +1)
@@ -587,6 +590,8 @@ class Compute:
                 for tag in tags:
                     s.add(ServerTag(server_id=server.id, tag=tag))
                 server_id = server.id
+                # Secrets reach the build through the vmapi, never through the job.
+                config_url = await self.vmapi.issue(s, server_id, name, image, record, password)
         spec = InstanceSpec(
             name=instance_name(server_id),
             vcpus=flavor.vcpus,
@@ -603,6 +608,7 @@ class Compute:
             },
             nics=[{"link": backend.default_link}] if backend.default_link else [],
             tags=[f"nefos:user:{user}"],
+            osparams={"config_url": config_url},
         )
         await self._submit(server_id, "BUILD", lambda cluster: cluster.create_instance(spec))
         return await self.server(user, server_id), password
@@ -646,6 +652,7 @@ class Compute:
                 assert server is not None
                 if task == "BUILD":
                     server.operstate = "ERROR"
+                    await self.vmapi.forget(s, server.id)
                 serial, server.serial = server.serial, None
                 server.task, server.task_job_id = None, None
                 server.updated = utcnow()
@@ -860,6 +867,8 @@ class Compute:
                 return
             server.backendtime = event_time
             success = status == base.SUCCESS
+            if opcode == base.OP_CREATE:
+                await self.vmapi.forget(s, server.id)  # the build is over, either way
             if success:
                 if opcode in OPERSTATE_AFTER:
                     server.operstate = OPERSTATE_AFTER[opcode]

@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.responses import Response
 
 from nefos.compute import api as compute_api
-from nefos.compute import api_keypairs
+from nefos.compute import api_keypairs, api_vmapi
 from nefos.core import errors, versions
 from nefos.core.body import describe_validation
 from nefos.core.config import Settings, ensure_data_dir
@@ -105,6 +105,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(images_v2.router)
     app.include_router(images_v1.router)
     app.include_router(api_keypairs.router)
+    app.include_router(api_vmapi.router)
     app.include_router(identity_api.v3)
     app.include_router(identity_api.v2)
     app.include_router(identity_api.account)

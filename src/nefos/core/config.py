@@ -104,6 +104,17 @@ class Compute(BaseModel):
         description="How often the dispatcher process reconciles servers with their "
         "backends (0: never; `nefos reconcile servers --fix` runs a pass by hand).",
     )
+    vmapi_url: str = Field(
+        default="",
+        description="Base URL at which the clusters' nodes reach nefos, for the OS "
+        "provider's one-time build fetches (default: the public base URL).",
+    )
+    vmapi_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="How long a server's build secret stays valid if its build never "
+        "reports an end (it ends with the create job anyway).",
+    )
     max_metadata: int = 10
     max_tags: int = 50
 

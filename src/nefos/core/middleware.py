@@ -32,7 +32,7 @@ from nefos.core.logging import request_id
 log = logging.getLogger("nefos.http")
 
 _VALID_REQUEST_ID = re.compile(r"^req-[0-9a-f-]{36}$")
-_SECRET_IN_PATH = re.compile(r"(/tokens/)[^/]+")
+_SECRET_IN_PATH = re.compile(r"(/tokens/|/vmapi/)[^/]+")
 
 
 def _new_request_id() -> str:

@@ -9,6 +9,7 @@ MODEL_MODULES = (
     "nefos.quotas.models",
     "nefos.storage.models",
     "nefos.compute.models",
+    "nefos.compute.vmapi_models",
 )
 
 

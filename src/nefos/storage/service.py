@@ -520,26 +520,37 @@ class Namespace:
         except BlockMissing as exc:
             raise errors.Unavailable(f"The map of {record.name!r} is missing") from exc
 
-    async def read(
+    def read(
         self, record: ObjectRecord, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
         """The bytes ``[start, end)`` of a version: blocks zero-padded, cut to the size."""
-        end = record.size if end is None else min(end, record.size)
+        return self.read_map(record.map_name, record.size, start, end, what=record.name)
+
+    async def read_map(
+        self, map_name: str, size: int, start: int = 0, end: int | None = None, what: str = ""
+    ) -> AsyncIterator[bytes]:
+        """:meth:`read` by the map itself, for callers that pinned a version's map (a
+        server's build reads the image it was created from, whatever the file is now)."""
+        what = what or map_name
+        end = size if end is None else min(end, size)
         if start < 0 or start > end:
-            raise errors.InvalidInput(f"Bad range {start}-{end} of {record.size} bytes")
+            raise errors.InvalidInput(f"Bad range {start}-{end} of {size} bytes")
         if start == end:
             return
-        hashes = await self.hashmap(record)
+        try:
+            hashes = await self.store.get_map(map_name)
+        except BlockMissing as exc:
+            raise errors.Unavailable(f"The map of {what!r} is missing") from exc
         first, last = start // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
         for batch in range(first, last + 1, BATCH_BLOCKS):
             indexes = range(batch, min(batch + BATCH_BLOCKS, last + 1))
             try:
                 found = await self.store.get_blocks([hashes[i] for i in indexes])
             except BlockMissing as exc:
-                raise errors.Unavailable(f"Blocks of {record.name!r} are missing") from exc
+                raise errors.Unavailable(f"Blocks of {what!r} are missing") from exc
             for index, raw in zip(indexes, found, strict=True):
                 offset = index * BLOCK_SIZE
-                block = raw.ljust(min(BLOCK_SIZE, record.size - offset), b"\0")
+                block = raw.ljust(min(BLOCK_SIZE, size - offset), b"\0")
                 yield block[max(start - offset, 0) : end - offset]
 
     async def purge(

@@ -4,10 +4,12 @@ Each method submits one Ganeti job and returns its id at once; the job's progres
 reaches nefos as bus events from ``nefos ganeti eventd`` on the cluster's master, never
 from here, so a server's state moves only on what the cluster reports.
 
-The guest OS is this backend's own setting (``os_type``), not the spec's: until nefos's
-OS provider (the snf-image counterpart that fetches the image from nefos) exists, the
-``snf-image+default`` the compute service asks for is not installed on any cluster, so
-the spec's ``os`` is used only with ``os_type=None``, and its ``image`` not yet.
+The guest OS is this backend's own setting (``os_type``) when it has one, else the
+spec's. nefos's OS provider (``nefos ganeti install-os``, installed as ``nefos``) is
+``nefos+default``: it writes the chosen image onto the disk, fetching it from nefos at the
+``config_url`` OS parameter (the vmapi), so the job carries no secret. The default
+``noop`` (``ganeti-os-noop``) installs nothing, for clusters without the provider; it
+accepts and ignores the OS parameters.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class GanetiCluster:
     exactly and without host-name checks; without it the system's authorities and the
     host name are checked, which a self-signed Ganeti certificate fails with a clear
     error (``Unavailable``) rather than being trusted blindly. ``hypervisor`` None means
-    the cluster's default one.
+    the cluster's default one; ``hvparams`` override the cluster's for new instances.
 
     The node is ``node`` if given, else the only node that can take instances when
     there is one (hail, Ganeti's allocator, refuses every placement on a one-node
@@ -56,11 +58,13 @@ class GanetiCluster:
         os_type: str | None = "noop",
         hypervisor: str | None = None,
         node: str | None = None,
+        hvparams: dict[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         self.os_type = os_type
         self.hypervisor = hypervisor
+        self.hvparams = dict(hvparams or {})
         self.node = node
         self.rapi = RapiClient(url, username, password, certificate, transport=transport)
         self._usable_nodes: list[str] = []
@@ -97,6 +101,8 @@ class GanetiCluster:
             os_type=self.os_type or spec.os,
             beparams={"vcpus": spec.vcpus, "maxmem": spec.memory, "minmem": spec.memory},
             hypervisor=self.hypervisor,
+            hvparams=dict(self.hvparams),
+            osparams=dict(spec.osparams),
             pnode=await self._primary_node(),
             tags=list(spec.tags),
         )

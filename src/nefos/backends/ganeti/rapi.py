@@ -149,6 +149,10 @@ class RapiClient:
     async def features(self) -> list[str]:
         return await self._call("GET", "/2/features")
 
+    async def operating_systems(self) -> list[str]:
+        """The OS definitions every node has, as ``name+variant`` (``gnt-os list``)."""
+        return await self._call("GET", "/2/os")
+
     async def nodes(self) -> list[dict[str, Any]]:
         return await self._call("GET", "/2/nodes", params={"bulk": 1})
 
