@@ -14,7 +14,7 @@ export NEFOS_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/t
 export NEFOS_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 endif
 
-.PHONY: up test lint format bench clean
+.PHONY: up test lint format bench bench-swift clean
 
 up: $(VENV)/.installed
 	$(BIN)/nefos up $(ARGS)
@@ -36,6 +36,12 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/token_validation.py
+	$(BIN)/python bench/compute_list.py
+
+# nefos against OpenStack Swift (issue 4); Swift itself goes into bench/.swift-venv
+bench-swift: $(VENV)/.installed-test
+	@command -v memcached >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q memcached; }
+	$(BIN)/python bench/swift_compare.py $(ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

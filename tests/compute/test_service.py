@@ -109,6 +109,10 @@ async def test_bad_requests(engines: Engines, compute: Compute, world):
         await compute.create_server(str(other.id), "x", world["image"], world["small"].id)
     with pytest.raises(errors.InvalidInput):
         await compute.create_server(user, "", world["image"], world["small"].id)
+    with pytest.raises(errors.InvalidInput, match="key_name"):
+        await compute.create_server(
+            user, "x", world["image"], world["small"].id, key_names=["nobody's key"]
+        )
     with pytest.raises(errors.OverQuota):
         await compute.create_server(
             user, "x", world["image"], world["small"].id, metadata={str(i): "v" for i in range(11)}

@@ -71,7 +71,7 @@ class _Create(BaseModel):
 
 
 def _keypairs(request: Request) -> Keypairs:
-    return Keypairs(request.app.state.engines.db)
+    return request.app.state.engines.keypairs
 
 
 def _reply(body: Any, status: int = 200) -> Response:

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nefos.backends import base
 from nefos.backends.base import ComputeBackend, InstanceSpec, instance_name, server_id_of
 from nefos.backends.embedded import EmbeddedCluster
+from nefos.compute.keypairs import Keypairs
 from nefos.compute.models import (
     Backend,
     BackendJob,
@@ -189,8 +190,17 @@ def new_password(length: int = 12) -> str:
 
 
 class Compute:
-    def __init__(self, db: Database, settings: Settings, bus: Bus, quotas: Quotas, images: Images):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        bus: Bus,
+        quotas: Quotas,
+        images: Images,
+        keypairs: Keypairs | None = None,
+    ):
         self.db = db
+        self.keypairs = keypairs or Keypairs(db, settings.compute.max_keypairs)
         self.settings = settings
         self.bus = bus
         self.quotas = quotas
@@ -560,6 +570,11 @@ class Compute:
             raise errors.InvalidInput(f"Flavor {flavor.id} cannot be used for new servers")
         metadata = self._check_metadata(metadata or {})
         tags = self._check_tags(tags or [])
+        for key_name in key_names or []:
+            try:
+                await self.keypairs.get(user, key_name)
+            except errors.NotFound:
+                raise errors.InvalidInput("Invalid key_name provided") from None
         try:
             image, record = await self.images.data(user, image_id)
         except errors.NotFound:

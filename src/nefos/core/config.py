@@ -115,6 +115,7 @@ class Compute(BaseModel):
         description="How long a server's build secret stays valid if its build never "
         "reports an end (it ends with the create job anyway).",
     )
+    max_keypairs: int = Field(default=100, ge=1, description="Keypairs per user.")
     max_metadata: int = 10
     max_tags: int = 50
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 
 from nefos.backends.base import OP_BINDING
+from nefos.compute.keypairs import Keypairs
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import Compute
 from nefos.core.bus import Bus, Subscription, create_bus
@@ -41,7 +42,8 @@ class Engines:
         self.store = open_store(settings)
         self.storage = Namespace(self.db, settings, self.store, self.quotas)
         self.images = Images(self.storage)
-        self.compute = Compute(self.db, settings, self.bus, self.quotas, self.images)
+        self.keypairs = Keypairs(self.db, settings.compute.max_keypairs)
+        self.compute = Compute(self.db, settings, self.bus, self.quotas, self.images, self.keypairs)
         self._dispatcher: Subscription | None = None
         self._reconciler: asyncio.Task[None] | None = None
 
