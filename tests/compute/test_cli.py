@@ -154,6 +154,11 @@ async def test_backend_add_list_drain_remove(settings: Settings, engines: Engine
 
     shown = (await run_nefos(settings, "backend", "show", "sim")).stdout
     assert "default_link: br0" in shown and "kind: embedded" in shown
+    assert "os_type: noop" in shown
+    bad_os = await run_nefos(
+        settings, "backend", "add", "x", "--kind", "embedded", "--os-type", "a b", check=False
+    )
+    assert bad_os.returncode == 1 and "OS type" in bad_os.stderr
 
     await run_nefos(settings, "backend", "drain", "sim")
     assert (await engines.compute.backend("sim")).drained is True

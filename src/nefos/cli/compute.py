@@ -214,6 +214,7 @@ def _backend_record(backend: Backend) -> dict[str, Any]:
         "offline": backend.offline,
         "public": backend.public,
         "default_link": backend.default_link,
+        "os_type": backend.os_type,
         "hypervisor": backend.hypervisor,
         "disk_templates": [t for t in backend.disk_templates.split(",") if t],
         "mfree": backend.mfree,
@@ -258,6 +259,14 @@ def backend_add(
     private: Annotated[
         bool, typer.Option("--private", help="Not used for new servers of the public")
     ] = False,
+    os_type: Annotated[
+        str,
+        typer.Option(
+            "--os-type",
+            help="Ganeti OS for new instances: nefos+default writes the server's image "
+            "(after `nefos ganeti install-os` on the nodes); noop writes nothing",
+        ),
+    ] = "noop",
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
@@ -280,6 +289,7 @@ def backend_add(
                 default_link=default_link,
                 public=not private,
                 certificate=str(certificate.resolve()) if certificate else "",  # read there
+                os_type=os_type,
             )
         except ImportError:
             raise errors.Unavailable(NOT_AVAILABLE) from None

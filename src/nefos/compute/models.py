@@ -74,6 +74,9 @@ class Backend(Base):
     default_link: Mapped[str] = mapped_column(String(64), default="")
     disk_templates: Mapped[str] = mapped_column(String(256), default="")  # comma-separated
     hypervisor: Mapped[str] = mapped_column(String(32), default="")
+    # The Ganeti OS new instances get: "noop" until `nefos ganeti install-os` has put
+    # nefos's provider on the nodes, then "nefos+default" (which writes the image).
+    os_type: Mapped[str] = mapped_column(String(64), default="noop", server_default="noop")
     # Cached capacity (spec §2.7), refreshed from the cluster.
     mfree: Mapped[int] = mapped_column(BigInteger, default=0)  # MiB
     mtotal: Mapped[int] = mapped_column(BigInteger, default=0)

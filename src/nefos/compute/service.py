@@ -230,6 +230,7 @@ class Compute:
                 backend.username,
                 backend.password,
                 certificate=backend.certificate,
+                os_type=backend.os_type or "noop",
             )
         else:
             raise errors.InvalidInput(f"Unknown backend kind {backend.kind!r}")
@@ -251,6 +252,7 @@ class Compute:
         default_link: str = "",
         public: bool = True,
         certificate: str = "",
+        os_type: str = "noop",
     ) -> Backend:
         """``certificate``: the cluster's RAPI certificate (PEM text), which RAPI
         connections are verified against; only its certificate blocks are kept."""
@@ -258,6 +260,8 @@ class Compute:
             raise errors.InvalidInput("A backend name has 1 to 128 letters, digits, - _ .")
         if kind not in ("embedded", "ganeti"):
             raise errors.InvalidInput("A backend is embedded or ganeti")
+        if not os_type or len(os_type) > 64 or any(c.isspace() for c in os_type):
+            raise errors.InvalidInput("An OS type is a Ganeti OS name such as nefos+default")
         if kind == "ganeti" and not url:
             raise errors.InvalidInput("A Ganeti backend needs its RAPI URL")
         async with self.db.transaction() as s:
@@ -272,6 +276,7 @@ class Compute:
                 default_link=default_link,
                 public=public,
                 certificate=_certificates(certificate),
+                os_type=os_type,
             )
             s.add(row)
         return await self.refresh_backend(name)
