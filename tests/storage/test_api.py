@@ -432,3 +432,24 @@ async def test_until_lists_the_past_and_purges_history(client, alice):
     assert (await client.get(f"{base}/c/kept", headers=auth)).content == b"2"
     past = await client.get(f"{base}/c", headers=auth, params={"until": f"{then:.6f}"})
     assert past.status_code == 204  # the history it showed is gone
+
+
+async def test_html_form_upload(client, alice):
+    """Pithos: a multipart/form-data POST with the file in X-Object-Data creates the
+    object, the token coming in the query string as a browser form sends it."""
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    token = auth["X-Auth-Token"]
+    posted = await client.post(
+        f"{base}/c/from-form.txt",
+        params={"X-Auth-Token": token},
+        files={"X-Object-Data": ("notes.txt", b"typed in a browser", "text/plain")},
+    )
+    assert posted.status_code == 201
+    got = await client.get(f"{base}/c/from-form.txt", headers=auth)
+    assert got.content == b"typed in a browser"
+    assert got.headers["Content-Type"].startswith("text/plain")
+    missing = await client.post(
+        f"{base}/c/other", params={"X-Auth-Token": token}, files={"other": ("a", b"x")}
+    )
+    assert missing.status_code == 400

@@ -8,6 +8,7 @@ upgrades its read lock (SQLite's deferred transactions cannot wait for that).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -109,6 +110,11 @@ class Database:
             else self.engine
         )
         self._writer = async_sessionmaker(writer_bind, expire_on_commit=False)
+        # SQLite takes one writer at a time; writers of this process queue here and are
+        # handed the lock in turn, instead of polling SQLite's with growing sleeps (its
+        # busy handler), which made small writes slow and their tail latency seconds.
+        # Other processes (operator commands) still meet at SQLite's lock.
+        self._write_turn = asyncio.Lock() if is_sqlite(url) else None
 
     def session(self) -> AsyncSession:
         """A session for reads; it never needs a commit."""
@@ -116,8 +122,13 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: committed on success, rolled back on any error."""
-        async with self._writer() as session, session.begin():
+        """A write transaction: committed on success, rolled back on any error.
+        Never open one inside another (on SQLite that would wait for itself)."""
+        if self._write_turn is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        async with self._write_turn, self._writer() as session, session.begin():
             yield session
 
     async def close(self) -> None:
