@@ -226,6 +226,7 @@ async def test_unreachable_ganeti_fails_clearly(settings: Settings, tmp_path: Pa
     await run_nefos(settings, "backend", "remove", "cluster1")
 
 
+@ONE_BUS  # the commands run as processes: one bus is enough
 async def test_server_list_and_show_with_job_history(settings: Settings, engines: Engines):
     compute = engines.compute
     await engines.start_dispatcher()
@@ -283,6 +284,7 @@ async def test_server_list_and_show_with_job_history(settings: Settings, engines
     assert missing.returncode == 1 and "No server 999999" in missing.stderr
 
 
+@ONE_BUS  # the commands run as processes: one bus is enough
 async def test_reconcile_servers_reports_and_fixes(settings: Settings, engines: Engines):
     """A server whose instance vanished from the cluster: reported (exit 1), fixed with
     --fix, and then every server agrees (exit 0)."""
