@@ -849,6 +849,7 @@ class Compute:
         event_time = _event_time(message)
         logmsg = str(message.get("logmsg") or "")
         resolve: tuple[int, bool] | None = None
+        forced: list[Charge] = []
         async with self.db.transaction() as s:
             server = await s.get(Server, server_id, with_for_update=True)
             if server is None:
@@ -887,6 +888,7 @@ class Compute:
                 return
             server.backendtime = event_time
             success = status == base.SUCCESS
+            before = await self._charged(s, server)
             if opcode == base.OP_CREATE:
                 await self.vmapi.forget(s, server.id)  # the build is over, either way
             if success:
@@ -911,8 +913,30 @@ class Compute:
                     await decide(s, CLIENTKEY, server.serial, accept=success)
                     resolve = (server.serial, success)
                 server.task, server.task_job_id, server.serial = None, None, None
+            elif success:
+                # A job nefos did not ask for (an administrator's, on the cluster): the
+                # quota follows what happened, with a forced commission (spec §2.6).
+                after = await self._charged(s, server)
+                delta = {r: after.get(r, 0) - before.get(r, 0) for r in {*before, *after}}
+                forced = _charges(server.user_id, server.project, delta, +1)
+                forced = [p for p in forced if p.quantity]
         if resolve is not None:
             await settle(self.db, self.quotas, CLIENTKEY, *resolve)
+        if forced:
+            try:
+                await self.quotas.issue(
+                    CLIENTKEY, forced, f"cyclades event {job_id}", force=True, auto_accept=True
+                )
+            except errors.NefosError as exc:  # the reconciler's pass corrects it later
+                log.warning("could not follow job %s in quotas: %s", job_id, exc.message)
+
+    async def _charged(self, s: AsyncSession, server: Server) -> dict[str, int]:
+        """What a server in its current state holds of its project's quota."""
+        if server.deleted:
+            return {}
+        flavor = await s.get(Flavor, server.flavor_id)
+        assert flavor is not None
+        return _resources(flavor, running=server.operstate in RUNNING_STATES)
 
     async def _apply_new_flavor(self, s: AsyncSession, server: Server, message: Message) -> None:
         beparams = (message.get("job_fields") or {}).get("beparams") or {}

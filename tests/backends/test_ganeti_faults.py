@@ -1,0 +1,147 @@
+"""Fault injection on the real Ganeti path: events lost while the event daemon is down,
+a restarted daemon replaying them, and instances changed directly on the cluster behind
+nefos' back. After one reconcile pass no server disagrees with Ganeti and no commission
+is left pending. (Restarting RabbitMQ itself is not done here: the broker is the
+machine's, not the suite's; eventd's refusal-and-retry path is tested with a bus that
+refuses, in test_ganeti_backend.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import secrets
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from nefos.backends import base
+from nefos.backends.ganeti.eventd import QueueWatcher
+from nefos.compute.reconcile import reconcile_servers
+from nefos.compute.service import CLIENTKEY
+from nefos.core.engines import Engines
+from tests.backends.test_ganeti_backend import one_chunk, until_status
+from tests.compute.conftest import usage
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """SQLite only: what is under test is the cluster's side."""
+    path = tmp_path / "nefos.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    return f"sqlite+aiosqlite:///{path}"
+
+
+async def test_lost_events_restarts_and_changes_behind_the_back(ganeti, engines: Engines) -> None:
+    compute = engines.compute
+    first_id = 8 * 10**8 + secrets.randbelow(10**8)  # snf-<id> apart from other runs
+    async with engines.db.transaction() as s:
+        await s.execute(
+            text("INSERT INTO sqlite_sequence (name, seq) VALUES ('compute_servers', :seq)"),
+            {"seq": first_id - 1},
+        )
+
+    def start_eventd(replay_seconds: float) -> tuple[QueueWatcher, asyncio.Task[None]]:
+        watcher = QueueWatcher(
+            ganeti.queue_dir, "ganeti1", engines.bus.publish, replay_seconds=replay_seconds
+        )
+        return watcher, asyncio.create_task(watcher.run())
+
+    async def stop(task: asyncio.Task[None]) -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    watcher, eventd = start_eventd(0)
+    ids: list[int] = []
+    try:
+        await asyncio.wait_for(watcher.ready.wait(), 10)
+        backend = await compute.add_backend(
+            "ganeti1", "ganeti", ganeti.rapi_url, ganeti.rapi_user, ganeti.rapi_password,
+            default_link=ganeti.bridge, certificate=str(ganeti.rapi_cert),
+        )  # fmt: skip
+        await engines.start_dispatcher()
+        owner, _ = await engines.identity.create_user(f"f-{uuid.uuid4().hex[:6]}@example.org")
+        user = str(owner.id)
+        await engines.storage.create_container(user, "images")
+        await engines.storage.put_object(user, "images", "disk", one_chunk(b"disk"))
+        image = await engines.images.register(user, f"pithos://{user}/images/disk", "Disk")
+        flavor = await compute.create_flavor(1, 128, 1, "file")
+        for name in ("replayed", "reconciled", "stopped-behind", "removed-behind"):
+            view, _ = await compute.create_server(user, name, str(image.id), flavor.id)
+            ids.append(view.server.id)
+        for server_id in ids:
+            await until_status(engines, user, server_id, "ACTIVE")
+        replayed, reconciled, stopped_behind, removed_behind = ids
+        cluster = compute.cluster(backend)
+
+        # The event daemon dies; two shutdowns finish on Ganeti unheard.
+        await stop(eventd)
+        await compute.shutdown(user, replayed)
+        await compute.shutdown(user, reconciled)
+        for server_id in (replayed, reconciled):
+            job = (await compute.server(user, server_id)).server.task_job_id
+            assert job is not None
+            await cluster.wait(job, within=60)
+            assert (await compute.server(user, server_id)).server.task == "STOP"
+
+        # A restarted daemon replays recent jobs: both shutdowns are heard after all.
+        watcher, eventd = start_eventd(600)
+        await until_status(engines, user, replayed, "STOPPED")
+        await until_status(engines, user, reconciled, "STOPPED")
+
+        # An administrator starts one on the cluster directly (RAPI, as gnt-instance
+        # would): no task of nefos, yet its event moves the server and a forced
+        # commission charges the running resources.
+        name = base.instance_name(reconciled)
+        await cluster.wait(await cluster.startup(name), within=60)
+        await until_status(engines, user, reconciled, "ACTIVE")
+        assert await usage(engines, user, "cyclades.ram") == (3 * 128 * MiB, 3 * 128 * MiB)
+
+        # With the daemon down again, changes behind nefos' back go unheard: the
+        # reconciler finds and repairs them.
+        await stop(eventd)
+        name = base.instance_name(stopped_behind)
+        await cluster.wait(await cluster.shutdown(name, 0), within=60)
+        name = base.instance_name(removed_behind)
+        await cluster.wait(await cluster.shutdown(name, 0), within=60)
+        await cluster.wait(await cluster.remove(name), within=60)
+        stale = dt.timedelta(0)
+        findings = [
+            f
+            for f in await reconcile_servers(compute, fix=True, stale_after=stale)
+            if f.server_id in ids
+        ]
+        assert {f.server_id for f in findings} == {stopped_behind, removed_behind}
+        assert all(f.fixed for f in findings)
+        again = await reconcile_servers(compute, fix=False, stale_after=stale)
+        assert [f for f in again if f.server_id in ids] == []
+
+        statuses = {i: (await compute.server(user, i)).status for i in ids}
+        assert statuses == {
+            replayed: "STOPPED",
+            reconciled: "ACTIVE",
+            stopped_behind: "STOPPED",
+            removed_behind: "DELETED",
+        }
+        assert await engines.quotas.pending(CLIENTKEY) == []
+        assert await usage(engines, user, "cyclades.vm") == (3, 3)
+        assert await usage(engines, user, "cyclades.ram") == (128 * MiB, 128 * MiB)
+        assert await usage(engines, user, "cyclades.total_ram") == (3 * 128 * MiB, 3 * 128 * MiB)
+        watcher, eventd = start_eventd(0)
+        await asyncio.wait_for(watcher.ready.wait(), 10)
+        for server_id in (replayed, reconciled, stopped_behind):
+            await compute.delete_server(user, server_id)
+        for server_id in (replayed, reconciled, stopped_behind):
+            await until_status(engines, user, server_id, "DELETED")
+        assert await usage(engines, user, "cyclades.vm") == (0, 0)
+    finally:
+        await stop(eventd)
+        if ids:  # whatever a failure left on the shared cluster
+            cluster = compute.cluster(await compute.backend("ganeti1"))
+            ours = {base.instance_name(i) for i in ids}
+            for name in set(await cluster.instances()) & ours:
+                await cluster.wait(await cluster.shutdown(name, 0), within=60)
+                await cluster.wait(await cluster.remove(name), within=60)
