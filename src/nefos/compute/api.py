@@ -15,20 +15,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from nefos.compute.nova import PREFIXES, check_microversion, empty, reply
 from nefos.compute.service import Compute, ServerView
 from nefos.core import errors
 from nefos.core.auth import Credentials, current_user
 from nefos.core.body import parse_json
-from nefos.core.faults import json_response
 from nefos.images.service import Image, Images
 
-PREFIXES = ("/compute/v2.1", "/compute/v2.0")
-MICROVERSION = "2.1"
-VERSION_HEADERS = {
-    "X-OpenStack-Nova-API-Version": MICROVERSION,
-    "OpenStack-API-Version": f"compute {MICROVERSION}",
-    "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
-}
 VM_STATES = {  # Nova's vm_state for each status
     "BUILD": "building",
     "ACTIVE": "active",
@@ -48,29 +41,15 @@ async def _json(request: Request) -> dict[str, Any]:
     return parse_json(dict[str, Any], await request.body())
 
 
-def _reply(body: Any, status: int = 200) -> Response:
-    return json_response(body, status, dict(VERSION_HEADERS))
+_reply = reply
 
 
 def _accepted() -> Response:
-    return Response(status_code=202, headers=dict(VERSION_HEADERS))
-
-
-def _check_microversion(request: Request) -> None:
-    """Nova answers 406 for a microversion it does not speak."""
-    wanted = request.headers.get("x-openstack-nova-api-version")
-    header = request.headers.get("openstack-api-version", "")
-    if header.lower().startswith("compute "):
-        wanted = header.split(None, 1)[1]
-    if wanted is None or wanted.strip().lower() == "latest":
-        return
-    match = re.fullmatch(r"\s*2\.(\d+)\s*", wanted)
-    if match is None or int(match.group(1)) > 1:
-        raise errors.NotAcceptable(f"Version {wanted} is not supported by the API (max 2.1)")
+    return empty(202)
 
 
 async def _caller(request: Request) -> tuple[Credentials, Compute]:
-    _check_microversion(request)
+    check_microversion(request)
     credentials = await current_user(request)
     return credentials, request.app.state.engines.compute
 
@@ -244,7 +223,7 @@ async def _list_servers(request: Request, detail: bool) -> Response:
     since = _changes_since(request)
     views = await compute.servers(str(credentials.user_id), changes_since=since)
     if since is not None and not views:
-        return Response(status_code=304, headers=dict(VERSION_HEADERS))
+        return empty(304)
     status = request.query_params.get("status")
     if status is not None:
         if status.upper() not in STATUSES:
@@ -320,7 +299,7 @@ async def _update_server(request: Request, server_id: str) -> Response:
 async def _delete_server(request: Request, server_id: str) -> Response:
     credentials, compute = await _caller(request)
     await compute.delete_server(str(credentials.user_id), server_id)
-    return Response(status_code=204, headers=dict(VERSION_HEADERS))
+    return empty(204)
 
 
 ACTIONS_NOT_IMPLEMENTED = (
@@ -395,7 +374,7 @@ async def _metadata_item(request: Request, server_id: str, key: str) -> Response
         return _reply({"meta": {key: metadata[key]}})
     if request.method == "DELETE":
         await compute.delete_metadata(user, server_id, key)
-        return Response(status_code=204, headers=dict(VERSION_HEADERS))
+        return empty(204)
     body = await _json(request)
     meta = body.get("meta") if isinstance(body, dict) else None
     if not isinstance(meta, dict) or list(meta) != [key]:

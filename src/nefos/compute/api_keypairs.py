@@ -13,7 +13,6 @@ not the 413 of other quotas, so this module translates that one kind.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import zlib
 from typing import Annotated, Any
 
@@ -23,33 +22,17 @@ from starlette.responses import Response
 
 from nefos.compute.keypairs import Keypairs
 from nefos.compute.models import Keypair
+from nefos.compute.nova import PREFIXES, check_microversion, empty, reply
 from nefos.core import errors
 from nefos.core.auth import Credentials, current_user
 from nefos.core.body import parse_json
-from nefos.core.faults import json_response
-
-PREFIXES = ("/compute/v2.1", "/compute/v2.0")
-MICROVERSION = "2.1"
-VERSION_HEADERS = {
-    "X-OpenStack-Nova-API-Version": MICROVERSION,
-    "OpenStack-API-Version": f"compute {MICROVERSION}",
-    "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
-}
 
 router = APIRouter()
 
 
 async def _caller(request: Request) -> Credentials:
-    """The caller, once the microversion asked for is one this API speaks (Nova
-    answers 406 otherwise, and so does the rest of the compute API)."""
-    wanted = request.headers.get("x-openstack-nova-api-version")
-    header = request.headers.get("openstack-api-version", "")
-    if header.lower().startswith("compute "):
-        wanted = header.split(None, 1)[1]
-    if wanted is not None and wanted.strip().lower() != "latest":
-        match = re.fullmatch(r"\s*2\.(\d+)\s*", wanted)
-        if match is None or int(match.group(1)) > 1:
-            raise errors.NotAcceptable(f"Version {wanted} is not supported by the API (max 2.1)")
+    """The caller, once the microversion asked for is one this API speaks."""
+    check_microversion(request)
     return await current_user(request)
 
 
@@ -74,8 +57,7 @@ def _keypairs(request: Request) -> Keypairs:
     return request.app.state.engines.keypairs
 
 
-def _reply(body: Any, status: int = 200) -> Response:
-    return json_response(body, status, dict(VERSION_HEADERS))
+_reply = reply
 
 
 def _summary(keypair: Keypair) -> dict[str, Any]:
@@ -138,7 +120,7 @@ async def show_keypair(request: Request, name: str, caller: User) -> Response:
 
 async def delete_keypair(request: Request, name: str, caller: User) -> Response:
     await _keypairs(request).delete(str(caller.user_id), name)
-    return Response(status_code=202, headers=dict(VERSION_HEADERS))
+    return empty(202)
 
 
 for _prefix in PREFIXES:
