@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from nefos.compute.service import Compute, ServerView
@@ -89,3 +90,32 @@ async def usage(engines: Engines, user: str, resource: str) -> tuple[int, int]:
             return found
         await asyncio.sleep(0.01)
     return found
+
+
+V21 = "/compute/v2.1"
+
+
+@pytest.fixture
+async def setup(engines: Engines) -> dict:
+    """Two users of the API, alice with a private image, and the default flavors."""
+    await engines.start_dispatcher()
+    await engines.compute.ensure_embedded()
+    flavors = await engines.compute.ensure_default_flavors()
+    people = {}
+    for name in ("alice", "bob"):
+        user, token = await engines.identity.create_user(f"{name}-{uuid.uuid4().hex[:6]}@x.org")
+        people[name] = (str(user.id), {"X-Auth-Token": token})
+    alice = people["alice"][0]
+    await engines.storage.create_container(alice, "images")
+    await engines.storage.put_object(alice, "images", "os", stream(b"disk"))
+    image = await engines.images.register(alice, f"pithos://{alice}/images/os", "OS")
+    return {"people": people, "image": str(image.id), "flavor": str(flavors[0].id)}
+
+
+async def wait(client: httpx.AsyncClient, auth: dict, server_id: str, status: str) -> dict:
+    for _ in range(500):
+        server = (await client.get(f"{V21}/servers/{server_id}", headers=auth)).json()["server"]
+        if server["status"] == status and not server["SNF:task_state"]:
+            return server
+        await asyncio.sleep(0.01)
+    raise AssertionError(server)

@@ -2,45 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
-from nefos.core.engines import Engines
-
-V21 = "/compute/v2.1"
-
-
-async def stream(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-@pytest.fixture
-async def setup(engines: Engines) -> dict:
-    await engines.start_dispatcher()
-    await engines.compute.ensure_embedded()
-    flavors = await engines.compute.ensure_default_flavors()
-    people = {}
-    for name in ("alice", "bob"):
-        user, token = await engines.identity.create_user(f"{name}-{uuid.uuid4().hex[:6]}@x.org")
-        people[name] = (str(user.id), {"X-Auth-Token": token})
-    alice = people["alice"][0]
-    await engines.storage.create_container(alice, "images")
-    await engines.storage.put_object(alice, "images", "os", stream(b"disk"))
-    image = await engines.images.register(alice, f"pithos://{alice}/images/os", "OS")
-    return {"people": people, "image": str(image.id), "flavor": str(flavors[0].id)}
-
-
-async def wait(client: httpx.AsyncClient, auth: dict, server_id: str, status: str) -> dict:
-    for _ in range(500):
-        server = (await client.get(f"{V21}/servers/{server_id}", headers=auth)).json()["server"]
-        if server["status"] == status and not server["SNF:task_state"]:
-            return server
-        await asyncio.sleep(0.01)
-    raise AssertionError(server)
+from tests.compute.conftest import V21, wait
 
 
 async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engines, setup):

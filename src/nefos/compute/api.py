@@ -16,7 +16,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from nefos.compute.nova import PREFIXES, check_microversion, empty, reply
-from nefos.compute.service import Compute, ServerView
+from nefos.compute.service import (
+    MAX_PERSONALITY,
+    MAX_PERSONALITY_SIZE,
+    Compute,
+    ServerView,
+)
 from nefos.core import errors
 from nefos.core.auth import Credentials, current_user
 from nefos.core.body import parse_json
@@ -98,6 +103,7 @@ def _server(base: str, view: ServerView, detail: bool = True) -> dict[str, Any]:
             "progress": view.progress,
             "user_id": server.user_id,
             "tenant_id": server.project,
+            "shared_to_project": server.shared_to_project,
             "created": _time(server.created),
             "updated": _time(server.updated),
             "flavor": {"id": str(view.flavor.id), "links": _links(base, "flavors", view.flavor.id)},
@@ -135,7 +141,9 @@ def _server(base: str, view: ServerView, detail: bool = True) -> dict[str, Any]:
     return item
 
 
-def _flavor(base: str, flavor: Any, detail: bool = True) -> dict[str, Any]:
+def _flavor(
+    base: str, flavor: Any, detail: bool = True, access: list[str] | None = None
+) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": str(flavor.id),
         "name": flavor.name,
@@ -154,6 +162,8 @@ def _flavor(base: str, flavor: Any, detail: bool = True) -> dict[str, Any]:
                 "os-flavor-access:is_public": flavor.public,
                 "SNF:disk_template": flavor.disk_template,
                 "SNF:allow_create": flavor.allow_create,
+                "SNF:volume_type": None,
+                "SNF:flavor-access": access or [],
             }
         )
     return item
@@ -186,6 +196,13 @@ def _image(base: str, image: Image, detail: bool = True) -> dict[str, Any]:
 
 def _projects(credentials: Credentials) -> list[str]:
     return [str(credentials.user_id), str(credentials.project_id)]
+
+
+async def _member_projects(request: Request, credentials: Credentials) -> list[str]:
+    """Every project the caller may use: its own, its token's and those it is a member
+    of (a server may go to any of them, whatever project the token is scoped to)."""
+    members = await request.app.state.engines.projects.member_projects(credentials.user_id)
+    return list(dict.fromkeys([*_projects(credentials), *map(str, members)]))
 
 
 def _changes_since(request: Request) -> dt.datetime | None:
@@ -221,7 +238,8 @@ def _page(items: list[Any], request: Request, key: Any) -> list[Any]:
 async def _list_servers(request: Request, detail: bool) -> Response:
     credentials, compute = await _caller(request)
     since = _changes_since(request)
-    views = await compute.servers(str(credentials.user_id), changes_since=since)
+    projects = await _member_projects(request, credentials)
+    views = await compute.servers(str(credentials.user_id), changes_since=since, projects=projects)
     if since is not None and not views:
         return empty(304)
     status = request.query_params.get("status")
@@ -271,19 +289,23 @@ async def _create_server(request: Request) -> Response:
         image_ref,
         flavor_ref,
         project=project or str(credentials.project_id),
-        projects=_projects(credentials),
+        projects=await _member_projects(request, credentials),
         metadata=spec.get("metadata") or {},
         key_names=key_names,
         tags=spec.get("tags") or [],
+        admin_password=spec.get("adminPass"),
+        personality=spec.get("personality"),
+        user_data=spec.get("user_data"),
     )
     body = _server(_base(request), view)
-    body["adminPass"] = spec.get("adminPass") or password
+    body["adminPass"] = password
     return _reply({"server": body}, 202)
 
 
 async def _show_server(request: Request, server_id: str) -> Response:
     credentials, compute = await _caller(request)
-    view = await compute.server(str(credentials.user_id), server_id)
+    projects = await _member_projects(request, credentials)
+    view = await compute.server(str(credentials.user_id), server_id, projects)
     return _reply({"server": _server(_base(request), view)})
 
 
@@ -331,7 +353,17 @@ async def _action(request: Request, server_id: str) -> Response:
         if not isinstance(args, dict) or "flavorRef" not in args:
             raise errors.InvalidInput("resize needs flavorRef")
         flavor_ref = str(args["flavorRef"]).rsplit("/", 1)[-1]
-        await compute.resize(user, server_id, flavor_ref, _projects(credentials))
+        await compute.resize(
+            user, server_id, flavor_ref, await _member_projects(request, credentials)
+        )
+    elif name == "reassign":
+        if not isinstance(args, dict) or not isinstance(args.get("project"), str):
+            raise errors.InvalidInput('reassign takes {"project": "<project id>"}')
+        shared = args.get("shared_to_project")
+        if shared is not None and not isinstance(shared, bool):
+            raise errors.InvalidInput("shared_to_project is true or false")
+        projects = await _member_projects(request, credentials)
+        await compute.reassign(user, server_id, args["project"], projects, shared)
     elif name in ACTIONS_NOT_IMPLEMENTED:
         await compute.server(user, server_id)
         raise errors.NotImplementedYet(f"The {name} action is not implemented")
@@ -346,6 +378,46 @@ async def _ips(request: Request, server_id: str) -> Response:
     credentials, compute = await _caller(request)
     await compute.server(str(credentials.user_id), server_id)
     return _reply({"addresses": {}})
+
+
+async def _diagnostics(request: Request, server_id: str) -> Response:
+    credentials, compute = await _caller(request)
+    projects = await _member_projects(request, credentials)
+    view = await compute.server(str(credentials.user_id), server_id, projects)
+    return _reply(_server(_base(request), view)["diagnostics"])
+
+
+# -- tags (spec §2.1; Nova's server tags) ------------------------------------------------------
+
+
+async def _tags(request: Request, server_id: str) -> Response:
+    credentials, compute = await _caller(request)
+    user = str(credentials.user_id)
+    if request.method == "GET":
+        return _reply({"tags": (await compute.server(user, server_id)).tags})
+    if request.method == "DELETE":
+        await compute.delete_tags(user, server_id)
+        return empty(204)
+    body = await _json(request)
+    if not isinstance(body, dict) or set(body) != {"tags"}:
+        raise errors.InvalidInput('The body is {"tags": ["<tag>", ...]}')
+    return _reply({"tags": await compute.set_tags(user, server_id, body["tags"])})
+
+
+async def _tag(request: Request, server_id: str, tag: str) -> Response:
+    credentials, compute = await _caller(request)
+    user = str(credentials.user_id)
+    if request.method == "GET":
+        if tag not in (await compute.server(user, server_id)).tags:
+            raise errors.NotFound(f"No tag {tag!r}")
+        return empty(204)
+    if request.method == "DELETE":
+        await compute.delete_tags(user, server_id, tag)
+        return empty(204)
+    created = await compute.add_tag(user, server_id, tag)
+    response = empty(201 if created else 204)
+    response.headers["Location"] = str(request.url)
+    return response
 
 
 # -- metadata --------------------------------------------------------------------------------
@@ -388,7 +460,12 @@ async def _metadata_item(request: Request, server_id: str, key: str) -> Response
 
 async def _list_flavors(request: Request, detail: bool) -> Response:
     credentials, compute = await _caller(request)
-    flavors = await compute.flavors(_projects(credentials))
+    projects = await _member_projects(request, credentials)
+    flavors = await compute.flavors(projects)
+    access = await compute.flavor_access(projects)
+    wanted = request.query_params.get("SNF:flavor-access")
+    if wanted is not None:
+        flavors = [f for f in flavors if wanted in access.get(f.id, [])]
     public = request.query_params.get("SNF:is_public") or request.query_params.get("is_public")
     if public is not None and public.lower() in ("true", "false"):
         flavors = [f for f in flavors if f.public == (public.lower() == "true")]
@@ -400,13 +477,15 @@ async def _list_flavors(request: Request, detail: bool) -> Response:
             flavors = [f for f in flavors if getattr(f, attribute) >= int(raw)]
     flavors = _page(flavors, request, lambda f: f.id)
     base = _base(request)
-    return _reply({"flavors": [_flavor(base, f, detail) for f in flavors]})
+    return _reply({"flavors": [_flavor(base, f, detail, access.get(f.id)) for f in flavors]})
 
 
 async def _show_flavor(request: Request, flavor_id: str) -> Response:
     credentials, compute = await _caller(request)
-    flavor = await compute.flavor(flavor_id, _projects(credentials))
-    return _reply({"flavor": _flavor(_base(request), flavor)})
+    projects = await _member_projects(request, credentials)
+    flavor = await compute.flavor(flavor_id, projects)
+    access = await compute.flavor_access(projects)
+    return _reply({"flavor": _flavor(_base(request), flavor, access=access.get(flavor.id))})
 
 
 async def _list_images(request: Request, detail: bool) -> Response:
@@ -449,8 +528,8 @@ async def _limits(request: Request) -> Response:
         "totalRAMUsed": ram_used,
         "maxServerMeta": compute.settings.compute.max_metadata,
         "maxImageMeta": 128,
-        "maxPersonality": 5,
-        "maxPersonalitySize": 10240,
+        "maxPersonality": MAX_PERSONALITY,
+        "maxPersonalitySize": MAX_PERSONALITY_SIZE,
         "maxTotalKeypairs": 100,
         "maxServerGroups": 0,
         "maxServerGroupMembers": 0,
@@ -499,6 +578,9 @@ def _routes() -> None:
         add(f"{prefix}/servers/{{server_id}}", _delete_server, methods=["DELETE"])
         add(f"{prefix}/servers/{{server_id}}/action", _action, methods=["POST"])
         add(f"{prefix}/servers/{{server_id}}/ips", _ips, methods=["GET"])
+        add(f"{prefix}/servers/{{server_id}}/diagnostics", _diagnostics, methods=["GET"])
+        add(f"{prefix}/servers/{{server_id}}/tags", _tags, methods=["GET", "PUT", "DELETE"])
+        add(f"{prefix}/servers/{{server_id}}/tags/{{tag}}", _tag, methods=["GET", "PUT", "DELETE"])
         add(f"{prefix}/servers/{{server_id}}/metadata", _metadata, methods=["GET", "POST", "PUT"])
         add(
             f"{prefix}/servers/{{server_id}}/metadata/{{key}}",

@@ -113,6 +113,8 @@ class Server(Base):
     job_opcode: Mapped[str] = mapped_column(String(64), default="")
     build_percentage: Mapped[int] = mapped_column(Integer, default=0)
     key_names: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    # Members of ``project`` see the server (read only) when its owner shares it.
+    shared_to_project: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)

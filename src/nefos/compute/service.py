@@ -17,6 +17,8 @@ shutdown and delete commissions wait for their job.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 import logging
 import secrets
@@ -45,7 +47,7 @@ from nefos.compute.models import (
     ServerMetadata,
     ServerTag,
 )
-from nefos.compute.vmapi import VmApi
+from nefos.compute.vmapi import Customization, VmApi
 from nefos.core import errors
 from nefos.core.bus import Bus, Message
 from nefos.core.config import Settings
@@ -187,6 +189,66 @@ def new_password(length: int = 12) -> str:
             and any(c.isdigit() for c in password)
         ):
             return password
+
+
+MAX_PERSONALITY = 5  # files per server (Nova's and Synnefo's default)
+MAX_PERSONALITY_SIZE = 10240  # bytes per file, decoded
+MAX_USER_DATA = 65535  # bytes, decoded (Nova's column size)
+
+
+def _base64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise errors.InvalidInput(f"{what} is base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.InvalidInput(f"{what} is not valid base64") from None
+
+
+def check_personality(personality: Any) -> tuple[dict[str, Any], ...]:
+    """Files to put in the guest, checked as Nova does: 413 past the limits, 400 for
+    anything malformed. Contents stay base64: the build decodes them."""
+    if personality is None:
+        return ()
+    if not isinstance(personality, list):
+        raise errors.InvalidInput("personality is a list of files")
+    if len(personality) > MAX_PERSONALITY:
+        raise errors.OverQuota(f"Maximum number of personalities ({MAX_PERSONALITY}) exceeded")
+    files = []
+    for item in personality:
+        if not isinstance(item, dict):
+            raise errors.InvalidInput("A personality item is an object with path and contents")
+        path = item.get("path")
+        if not isinstance(path, str) or not path.startswith("/") or len(path) > 255:
+            raise errors.InvalidInput("A personality path is absolute, at most 255 characters")
+        if "\0" in path or "/../" in f"{path}/":
+            raise errors.InvalidInput(f"Bad personality path {path!r}")
+        contents = item.get("contents", "")
+        if len(_base64(contents, "Personality contents")) > MAX_PERSONALITY_SIZE:
+            raise errors.OverQuota(
+                f"Personality file content too long (at most {MAX_PERSONALITY_SIZE} bytes)"
+            )
+        entry: dict[str, Any] = {"path": path, "contents": contents}
+        for key in ("owner", "group"):
+            if item.get(key) is not None:
+                if not isinstance(item[key], str) or not item[key]:
+                    raise errors.InvalidInput(f"A personality {key} is a name")
+                entry[key] = item[key]
+        if item.get("mode") is not None:
+            mode = item["mode"]
+            if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777:
+                raise errors.InvalidInput("A personality mode is an integer (e.g. 420 = 0644)")
+            entry["mode"] = mode
+        files.append(entry)
+    return tuple(files)
+
+
+def check_user_data(user_data: Any) -> str | None:
+    if user_data is None:
+        return None
+    if len(_base64(user_data, "user_data")) > MAX_USER_DATA:
+        raise errors.InvalidInput(f"user_data is at most {MAX_USER_DATA} bytes")
+    return user_data
 
 
 class Compute:
@@ -443,6 +505,20 @@ class Compute:
             )
         return [f for f in rows if f.public or f.id in granted]
 
+    async def flavor_access(self, projects: Iterable[str]) -> dict[int, list[str]]:
+        """Which of ``projects`` each non-public flavor is granted to (``SNF:flavor-access``):
+        a caller learns only about its own projects."""
+        async with self.db.session() as s:
+            rows = await s.execute(
+                select(FlavorAccess.flavor_id, FlavorAccess.project)
+                .where(FlavorAccess.project.in_(list(projects)))
+                .order_by(FlavorAccess.project)
+            )
+            found: dict[int, list[str]] = {}
+            for flavor_id, project in rows:
+                found.setdefault(flavor_id, []).append(project)
+        return found
+
     async def flavor(self, flavor_id: int | str, projects: Iterable[str] | None = None) -> Flavor:
         try:
             wanted = int(flavor_id)
@@ -485,15 +561,23 @@ class Compute:
             )
         return ServerView(server, flavor, dict(meta.all()), list(tags), found)
 
-    async def server(self, user: str | None, server_id: int | str) -> ServerView:
-        """A server of ``user`` (None: any, for operators); deleted ones too."""
+    async def server(
+        self, user: str | None, server_id: int | str, projects: Iterable[str] = ()
+    ) -> ServerView:
+        """A server of ``user`` (None: any, for operators); deleted ones too. With
+        ``projects`` (the caller's), also one shared to one of them: only reading takes
+        those, every change is the owner's."""
         try:
             wanted = int(server_id)
         except (TypeError, ValueError):
             raise errors.NotFound(f"No server {server_id}") from None
         async with self.db.session() as s:
             server = await s.get(Server, wanted)
-            if server is None or (user is not None and server.user_id != user):
+            if server is None or (
+                user is not None
+                and server.user_id != user
+                and not (server.shared_to_project and server.project in set(projects))
+            ):
                 raise errors.NotFound(f"No server {server_id}")
             return await self._view(s, server)
 
@@ -502,10 +586,18 @@ class Compute:
         user: str | None,
         changes_since: dt.datetime | None = None,
         include_deleted: bool = False,
+        projects: Iterable[str] = (),
     ) -> list[ServerView]:
+        """``user``'s servers and those shared to one of ``projects`` (None: all)."""
         async with self.db.session() as s:
             query = select(Server).order_by(Server.id)
-            if user is not None:
+            shared_in = list(projects)
+            if user is not None and shared_in:
+                query = query.where(
+                    (Server.user_id == user)
+                    | (Server.shared_to_project.is_(True) & Server.project.in_(shared_in))
+                )
+            elif user is not None:
                 query = query.where(Server.user_id == user)
             if changes_since is not None:
                 query = query.where(Server.updated > changes_since)
@@ -562,9 +654,13 @@ class Compute:
         metadata: dict[str, str] | None = None,
         key_names: list[str] | None = None,
         tags: list[str] | None = None,
+        admin_password: str | None = None,
+        personality: Any = None,
+        user_data: Any = None,
     ) -> tuple[ServerView, str]:
         """Returns the server (BUILD) and its admin password, shown only now; the build
-        gets the password once from the vmapi (sealed until then, never in the job)."""
+        gets the password, keys, personality and user data once from the vmapi (sealed
+        until then, never in the job)."""
         _check_name(name)
         project = project or user
         allowed = {user, *projects}
@@ -575,9 +671,16 @@ class Compute:
             raise errors.InvalidInput(f"Flavor {flavor.id} cannot be used for new servers")
         metadata = self._check_metadata(metadata or {})
         tags = self._check_tags(tags or [])
+        if admin_password is not None and (
+            not isinstance(admin_password, str) or not 0 < len(admin_password) <= 255
+        ):
+            raise errors.InvalidInput("adminPass is text of 1 to 255 characters")
+        files = check_personality(personality)
+        user_data = check_user_data(user_data)
+        public_keys = []
         for key_name in key_names or []:
             try:
-                await self.keypairs.get(user, key_name)
+                public_keys.append((await self.keypairs.get(user, key_name)).public_key)
             except errors.NotFound:
                 raise errors.InvalidInput("Invalid key_name provided") from None
         try:
@@ -586,7 +689,8 @@ class Compute:
             raise errors.InvalidInput(f"No image {image_id}") from None
         if image.status != "active" or record is None:
             raise errors.InvalidInput(f"Image {image_id} is not ready")
-        password = new_password()
+        password = admin_password or new_password()
+        customization = Customization(tuple(public_keys), files, user_data)
         provisions = _charges(user, project, _resources(flavor, running=True), +1)
         async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
             await settlement.issue(provisions, name=f"cyclades create {name}"[:255])
@@ -611,7 +715,9 @@ class Compute:
                     s.add(ServerTag(server_id=server.id, tag=tag))
                 server_id = server.id
                 # Secrets reach the build through the vmapi, never through the job.
-                config_url = await self.vmapi.issue(s, server_id, name, image, record, password)
+                config_url = await self.vmapi.issue(
+                    s, server_id, name, image, record, password, customization
+                )
         spec = InstanceSpec(
             name=instance_name(server_id),
             vcpus=flavor.vcpus,
@@ -829,6 +935,92 @@ class Compute:
                     ServerMetadata.server_id == view.server.id, ServerMetadata.key == key
                 )
             )
+
+    async def set_tags(self, user: str, server_id: int | str, tags: Any) -> list[str]:
+        """Replace every tag (allowed in any state but deleted, spec §2.4)."""
+        tags = self._check_tags(tags)
+        server = await self._changeable(user, server_id)
+        async with self.db.transaction() as s:
+            await s.execute(delete(ServerTag).where(ServerTag.server_id == server.id))
+            s.add_all(ServerTag(server_id=server.id, tag=tag) for tag in tags)
+            await self._touch(s, server.id)
+        return sorted(tags)
+
+    async def add_tag(self, user: str, server_id: int | str, tag: str) -> bool:
+        """True if the tag is new (Nova answers 201 then, 204 if it was there)."""
+        self._check_tags([tag])
+        server = await self._changeable(user, server_id)
+        async with self.db.transaction() as s:
+            present = select(ServerTag.tag).where(ServerTag.server_id == server.id)
+            tags = list(await s.scalars(present.with_for_update()))
+            if tag in tags:
+                return False
+            if len(tags) >= self.settings.compute.max_tags:
+                raise errors.InvalidInput(f"At most {self.settings.compute.max_tags} tags")
+            s.add(ServerTag(server_id=server.id, tag=tag))
+            await self._touch(s, server.id)
+        return True
+
+    async def delete_tags(self, user: str, server_id: int | str, tag: str | None = None) -> None:
+        """One tag (404 if absent) or, with ``tag`` None, all of them."""
+        server = await self._changeable(user, server_id)
+        async with self.db.transaction() as s:
+            query = delete(ServerTag).where(ServerTag.server_id == server.id)
+            if tag is not None:
+                query = query.where(ServerTag.tag == tag)
+            removed = (await s.execute(query)).rowcount
+            if tag is not None and not removed:
+                raise errors.NotFound(f"No tag {tag!r}")
+            await self._touch(s, server.id)
+
+    async def reassign(
+        self,
+        user: str,
+        server_id: int | str,
+        project: str,
+        projects: Iterable[str],
+        shared_to_project: bool | None = None,
+    ) -> None:
+        """Move a server to another of the owner's projects: one commission releases
+        what it holds in the old project and takes it in the new one (413 if that does
+        not fit). With a job in flight the outcome of its commission is still open, so
+        what the server holds is not yet known: 409 until the job ends."""
+        server = await self._changeable(user, server_id)
+        if project not in {user, *projects}:
+            raise errors.PermissionDenied(f"You are not a member of project {project}")
+        old = server.project
+        async with self.db.session() as s:
+            holds = await self._charged(s, server)
+        provisions = []
+        if project != old:
+            provisions = _charges(user, old, holds, -1) + _charges(user, project, holds, +1)
+        async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
+            if server.task is not None:
+                raise errors.Conflict(f"Server {server.id} is busy ({server.task})")
+            if provisions:
+                await settlement.issue(provisions, name=f"cyclades reassign {server.id}")
+            async with settlement.transaction() as s:
+                row = await s.get(Server, server.id, with_for_update=True)
+                assert row is not None
+                if (row.task, row.project, row.operstate, row.flavor_id, row.deleted) != (
+                    None, old, server.operstate, server.flavor_id, False,
+                ):  # fmt: skip
+                    raise errors.Conflict(f"Server {row.id} changed meanwhile; try again")
+                row.project = project
+                if shared_to_project is not None:
+                    row.shared_to_project = shared_to_project
+                row.updated = utcnow()
+
+    async def _changeable(self, user: str, server_id: int | str) -> Server:
+        view = await self.server(user, server_id)
+        if view.server.deleted:
+            raise errors.InvalidInput(f"Server {view.server.id} is deleted")
+        return view.server
+
+    async def _touch(self, s: AsyncSession, server_id: int) -> None:
+        row = await s.get(Server, server_id)
+        assert row is not None
+        row.updated = utcnow()
 
     # -- the update path -------------------------------------------------------------------------
 

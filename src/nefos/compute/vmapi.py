@@ -58,6 +58,17 @@ class PinnedImage:
     hash: str
 
 
+@dataclass(frozen=True)
+class Customization:
+    """What the user asked to find inside the guest (spec §2.2): their SSH public keys,
+    personality files (``path``, base64 ``contents``, ``owner``, ``group``, ``mode``) and
+    base64 user data. Like the password, it travels only through the vmapi."""
+
+    public_keys: tuple[str, ...] = ()
+    personality: tuple[dict[str, Any], ...] = ()
+    user_data: str | None = None
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -86,10 +97,12 @@ class VmApi:
         image: Image,
         record: ObjectRecord,
         password: str,
+        customization: Customization | None = None,
     ) -> str:
         """A new build secret for a server being created, in the caller's transaction;
         the ``config_url`` the cluster gets. Rows left by builds that never ended are
         dropped here, so the table holds only builds in flight."""
+        customization = customization or Customization()
         now = utcnow()
         await s.execute(delete(BuildSecret).where(BuildSecret.expires <= now))
         secret = secrets.token_urlsafe(32)
@@ -106,6 +119,9 @@ class VmApi:
                 "url": f"{url}/image",
             },
             "password": password,
+            "public_keys": list(customization.public_keys),
+            "personality": [dict(item) for item in customization.personality],
+            "user_data": customization.user_data,
         }
         s.add(
             BuildSecret(
