@@ -246,3 +246,32 @@ async def test_bad_customization_is_refused_before_anything_is_made(
     assert reply.status_code == status, reply.text
     assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
     assert (await holdings(engines, alice_id, alice_id)).get("cyclades.vm", 0) == 0
+
+
+async def test_a_listing_shows_every_change_since_the_last_one(client: httpx.AsyncClient, setup):
+    """Listings reuse what they rendered before (by content): nothing stale may show."""
+    _, alice = setup["people"]["alice"]
+    server_id = await create(client, alice, setup)
+    await wait(client, alice, server_id, "ACTIVE")
+    url = f"{V21}/servers/detail"
+
+    async def listed() -> dict:
+        (server,) = (await client.get(url, headers=alice)).json()["servers"]
+        return server
+
+    before = await listed()
+    assert before == await listed()
+    base = f"{V21}/servers/{server_id}"
+    await client.put(base, json={"server": {"name": "renamed"}}, headers=alice)
+    await client.put(f"{base}/metadata/role", json={"meta": {"role": "db"}}, headers=alice)
+    await client.put(f"{base}/tags/blue", headers=alice)
+    after = await listed()
+    assert after["name"] == "renamed" and after["metadata"] == {"role": "db"}
+    assert after["tags"] == ["blue"]
+    await client.delete(f"{base}/metadata/role", headers=alice)
+    assert (await listed())["metadata"] == {}
+    await client.post(f"{base}/action", json={"os-stop": {}}, headers=alice)
+    await wait(client, alice, server_id, "STOPPED")
+    assert (await listed())["status"] == "STOPPED"
+    v20 = (await client.get("/compute/v2.0/servers/detail", headers=alice)).json()["servers"]
+    assert v20[0]["links"][0]["href"].endswith(f"/compute/v2.0/servers/{server_id}")
