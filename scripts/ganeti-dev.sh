@@ -25,7 +25,7 @@
 set -euo pipefail
 
 PACKAGES=(ganeti ganeti-os-noop qemu-system-x86 linux-image-amd64 busybox-static socat cpio
-    curl openssh-server iproute2)
+    curl openssh-server iproute2 e2fsprogs fdisk)
 
 NS=gnt
 UTS=/run/gnt-uts
@@ -52,7 +52,8 @@ SHARED_FILE_STORAGE=/srv/ganeti/shared-file-storage
 WAIT_SECONDS=${GANETI_DEV_WAIT_SECONDS:-60}
 
 GUEST_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-    failover net_failover virtio_net virtio_blk button evdev)
+    failover net_failover virtio_net virtio_blk button evdev
+    crc16 mbcache crc32c_generic jbd2 ext4)  # ext4 last: it needs crc32c loaded first
 
 die() {
     echo "ganeti-dev: $*" >&2
@@ -111,7 +112,10 @@ write_guest_init() {
 # A nefos test guest: modules, eth0 from the kernel command line (nefos.ip=ADDR/LEN,
 # nefos.gw=ADDR), a ready line on ttyS0 every 2 s, power off on the ACPI power button.
 # With a first disk, its first line (up to 64 bytes; letters, digits, " ._:=+/-") follows,
-# NEFOS-GUEST-DISK <line>, so a test sees what an OS provider wrote onto the disk.
+# NEFOS-GUEST-DISK <line>, so a test sees what an OS provider wrote onto the disk. If the
+# disk (or its first partition) is an ext4 file system holding /nefos-guest-show, a list
+# of paths, it is mounted read-only and each of those files is printed too, line by
+# line, as NEFOS-GUEST-FILE <path> <line>, between NEFOS-GUEST-FILES-BEGIN and -END.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /tmp
@@ -152,12 +156,34 @@ power_button() {
     poweroff -f
 ) &
 mac=$(cat /sys/class/net/eth0/address 2>/dev/null)
+mkdir -p /guest
+shown=
+for device in /dev/vda1 /dev/vda; do
+    [ -b "$device" ] && mount -t ext4 -o ro "$device" /guest 2>/dev/null || continue
+    [ -f /guest/nefos-guest-show ] && shown=yes && break
+    umount /guest
+done
+show_files() {
+    echo "NEFOS-GUEST-FILES-BEGIN"
+    while read -r path; do
+        [ -n "$path" ] || continue
+        if [ ! -f "/guest$path" ]; then
+            echo "NEFOS-GUEST-FILE $path <missing>"
+            continue
+        fi
+        while IFS= read -r line || [ -n "$line" ]; do
+            echo "NEFOS-GUEST-FILE $path $line"
+        done <"/guest$path"
+    done </guest/nefos-guest-show
+    echo "NEFOS-GUEST-FILES-END"
+}
 while :; do
     echo "NEFOS-GUEST-READY ip=${ip:-none} mac=${mac:-none}" >/dev/ttyS0
     if [ -b /dev/vda ]; then
         line=$(head -c 64 /dev/vda | head -n 1 | tr -cd 'A-Za-z0-9 ._:=+/-')
         echo "NEFOS-GUEST-DISK ${line:-<empty>}" >/dev/ttyS0
     fi
+    [ -n "$shown" ] && show_files >/dev/ttyS0
     sleep 2
 done
 EOF

@@ -233,6 +233,7 @@ async def _build_config(engines: Engines, server_id: int) -> dict:
         ({"user_data": "%%%"}, 400),
         ({"adminPass": 12345}, 400),
         ({"adminPass": ""}, 400),
+        ({"adminPass": "two\nlines-Pass1"}, 400),
         ({"key_name": "missing"}, 400),
     ],
 )

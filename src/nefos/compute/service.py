@@ -710,9 +710,11 @@ class Compute:
         metadata = self._check_metadata(metadata or {})
         tags = self._check_tags(tags or [])
         if admin_password is not None and (
-            not isinstance(admin_password, str) or not 0 < len(admin_password) <= 255
-        ):
-            raise errors.InvalidInput("adminPass is text of 1 to 255 characters")
+            not isinstance(admin_password, str)
+            or not 0 < len(admin_password) <= 255
+            or any(ord(c) < 32 for c in admin_password)
+        ):  # the build writes it into the guest's /etc/shadow: one line, no controls
+            raise errors.InvalidInput("adminPass is 1 to 255 characters, no control characters")
         files = check_personality(personality)
         user_data = check_user_data(user_data)
         public_keys = []

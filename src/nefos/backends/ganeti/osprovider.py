@@ -4,9 +4,10 @@ The provider is a folder of scripts shipped in this package (``os/``) and instal
 every node as an OS definition, ``/srv/ganeti/os/nefos`` by default, which Ganeti then
 offers as ``nefos+default``. Its ``create`` fetches the server's build configuration once
 and the image's bytes from nefos's vmapi, at the ``config_url`` OS parameter, and writes
-the image onto the instance's first disk, checking its size and Merkle hash (see the
-scripts themselves). Nodes need bash, curl and python3 (which Ganeti needs anyway), not
-nefos.
+the image onto the instance's first disk, checking its size and Merkle hash, then
+customises a Linux image inside (password, SSH keys, personality files; see the scripts
+themselves). Nodes need bash, curl, python3 and openssl (which Ganeti needs anyway) and
+util-linux (losetup, partx, mount), not nefos.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ FILES = {
     "rename": 0o755,
     "verify": 0o755,
     "nefos-write-image": 0o755,
+    "nefos-customize": 0o755,
 }
 
 
