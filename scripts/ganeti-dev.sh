@@ -404,7 +404,7 @@ cmd_start() {
         --master-netdev="$BRIDGE" --master-netmask=24 \
         --nic-parameters="mode=bridged,link=$BRIDGE" \
         --no-etc-hosts \
-        -H "kvm:kernel_path=$kernel,initrd_path=$initrd,kvm_path=/usr/bin/qemu-system-x86_64,kvm_flag=,serial_console=true,vnc_bind_address=" \
+        -H "kvm:kernel_path=$kernel,initrd_path=$initrd,kvm_path=/usr/bin/qemu-system-x86_64,kvm_flag=,serial_console=true,vnc_bind_address=0.0.0.0" \
         "$CLUSTER" </dev/null >>"$STATE/start.log" 2>&1; then
         die "gnt-cluster init failed: $(tail -20 "$STATE/start.log")"
     fi

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import stat
+import struct
 import subprocess
 import time
 import uuid
@@ -45,6 +46,7 @@ from tests.backends.test_ganeti_os import (  # noqa: F401  (fixtures)
     serving,
 )
 from tests.compute.conftest import stream
+from tests.compute.test_console import RfbClient
 
 CUSTOMIZE = str(OS_DIR / "nefos-customize")
 MiB = 1 << 20
@@ -505,7 +507,7 @@ async def test_kvm_guest_sees_its_password_key_and_files(
     filesystem = ext4(tree, tmp_path / "fs")
     disk = tmp_path / "image"
     partitioned(filesystem, disk, b"")
-    hvparams = {"kernel_path": kernel, "initrd_path": initrd}
+    hvparams = {"kernel_path": kernel, "initrd_path": initrd, "vnc_bind_address": "0.0.0.0"}
     async with nefos_on_ganeti(engines, ganeti, installed_os, "kvm", hvparams):
         user, image_id = await new_linux_image(
             engines, disk.read_bytes(), {"OSFAMILY": "linux", "ROOT_PARTITION": "1"}
@@ -539,6 +541,17 @@ async def test_kvm_guest_sees_its_password_key_and_files(
         assert files["/etc/hostname"] == [name]
         root = next(line.split(":") for line in files["/etc/shadow"] if line.startswith("root:"))
         assert crypt_matches(password, root[1])
+
+        # The same guest's console, through the API's ticket and the proxy (one boot).
+        ticket = await compute.console(user, server_id, "vnc")
+        viewer = RfbClient(*await asyncio.open_connection(ticket["host"], ticket["port"]))
+        try:
+            assert await viewer.authenticate(ticket["password"]) == (0, "")
+            viewer.writer.write(bytes([1]))  # ClientInit, shared
+            width, height = struct.unpack("!HH", await viewer.read(4))
+            assert width > 0 and height > 0  # QEMU's ServerInit, relayed
+        finally:
+            viewer.close()
 
         await compute.delete_server(user, server_id)
         await until_status(engines, user, server_id, "DELETED", within=60)

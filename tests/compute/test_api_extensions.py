@@ -276,3 +276,28 @@ async def test_a_listing_shows_every_change_since_the_last_one(client: httpx.Asy
     assert (await listed())["status"] == "STOPPED"
     v20 = (await client.get("/compute/v2.0/servers/detail", headers=alice)).json()["servers"]
     assert v20[0]["links"][0]["href"].endswith(f"/compute/v2.0/servers/{server_id}")
+
+
+async def test_console_answers_in_the_specs_order(client: httpx.AsyncClient, setup):
+    """The console itself (ticket, proxy, a real guest) is tested in test_console.py and
+    over Ganeti's KVM; here what the API says before any port is opened."""
+    _, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    server_id = await create(client, alice, setup)
+    await wait(client, alice, server_id, "ACTIVE")
+    action = f"{V21}/servers/{server_id}/action"
+    cases = [
+        ({"console": {"type": "vnc"}}, alice, 409, "conflict"),  # embedded: no guest
+        ({"console": {"type": "spice"}}, alice, 400, "badRequest"),
+        ({"console": {}}, alice, 400, "badRequest"),
+        ({"console": {"type": "vnc-wss"}}, alice, 501, "notImplemented"),
+        ({"os-getVNCConsole": {"type": "novnc"}}, alice, 501, "notImplemented"),
+        ({"console": {"type": "vnc"}}, bob, 404, "itemNotFound"),
+    ]
+    for body, auth, status, fault in cases:
+        reply = await client.post(action, json=body, headers=auth)
+        assert reply.status_code == status and fault in reply.json(), (body, reply.text)
+    await client.post(action, json={"os-stop": {}}, headers=alice)
+    await wait(client, alice, server_id, "STOPPED")
+    stopped = await client.post(action, json={"console": {"type": "vnc"}}, headers=alice)
+    assert stopped.status_code == 400 and "ACTIVE" in stopped.json()["badRequest"]["message"]

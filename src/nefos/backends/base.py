@@ -89,6 +89,18 @@ class ClusterInfo:
     runs_guests: bool  # False for the embedded backend, which only simulates
 
 
+@dataclass(frozen=True)
+class ConsoleInfo:
+    """Where an instance's console listens, as its cluster tells it: ``kind`` is
+    Ganeti's console kind (``vnc``; nefos relays no other), ``password`` the one the
+    VNC server wants, None for none."""
+
+    kind: str
+    host: str
+    port: int
+    password: str | None = None
+
+
 class ComputeBackend(Protocol):
     name: str
 
@@ -107,5 +119,9 @@ class ComputeBackend(Protocol):
     async def instances(self) -> dict[str, InstanceInfo]: ...
 
     async def info(self) -> ClusterInfo: ...
+
+    async def console(self, instance: str) -> ConsoleInfo:
+        """Its VNC console; raises ``Conflict`` when the instance has none to offer."""
+        ...
 
     async def close(self) -> None: ...

@@ -33,9 +33,11 @@ from nefos.backends.base import (
     RUNNING,
     SUCCESS,
     ClusterInfo,
+    ConsoleInfo,
     InstanceInfo,
     InstanceSpec,
 )
+from nefos.core import errors
 from nefos.core.bus import Bus
 
 MEMORY_MIB = 64 * 1024
@@ -234,6 +236,9 @@ class EmbeddedCluster:
             hypervisor="embedded",
             runs_guests=False,
         )
+
+    async def console(self, instance: str) -> ConsoleInfo:
+        raise errors.Conflict("This server's backend runs no guest, so it has no console")
 
     async def idle(self) -> None:
         """Wait for the jobs in flight (tests, shutdown)."""

@@ -411,6 +411,16 @@ async def _action(request: Request, server_id: str) -> Response:
             raise errors.InvalidInput("shared_to_project is true or false")
         projects = await _member_projects(request, credentials)
         await compute.reassign(user, server_id, args["project"], projects, shared)
+    elif name == "console":
+        kind = args.get("type") if isinstance(args, dict) else None
+        if not isinstance(kind, str):
+            raise errors.InvalidInput('console takes {"type": "vnc" | "vnc-ws"}')
+        return _reply({"console": await compute.console(user, server_id, kind)})
+    elif name == "os-getVNCConsole":
+        await compute.server(user, server_id)
+        raise errors.NotImplementedYet(
+            "noVNC is not served here: use the console action with type vnc or vnc-ws"
+        )
     elif name in ACTIONS_NOT_IMPLEMENTED:
         await compute.server(user, server_id)
         raise errors.NotImplementedYet(f"The {name} action is not implemented")

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nefos.backends import base
 from nefos.backends.base import ComputeBackend, InstanceSpec, instance_name, server_id_of
 from nefos.backends.embedded import EmbeddedCluster
+from nefos.compute.console import ConsoleProxy, console_for
 from nefos.compute.keypairs import Keypairs
 from nefos.compute.models import (
     Backend,
@@ -303,6 +304,7 @@ class Compute:
         self.quotas = quotas
         self.images = images
         self.vmapi = VmApi(db, settings, images.storage)
+        self.consoles = ConsoleProxy.from_settings(settings.compute)
         self._clusters: dict[str, ComputeBackend] = {}
         self._allocation = asyncio.Lock()
 
@@ -335,6 +337,7 @@ class Compute:
         return found
 
     async def close(self) -> None:
+        await self.consoles.close()
         for cluster in self._clusters.values():
             await cluster.close()
         self._clusters.clear()
@@ -1051,6 +1054,30 @@ class Compute:
                 if shared_to_project is not None:
                     row.shared_to_project = shared_to_project
                 row.updated = utcnow()
+
+    async def console(self, user: str, server_id: int | str, kind: str) -> dict[str, Any]:
+        """A one-time VNC ticket to a running server's console (spec §2.4): the proxy's
+        host and port and a random password; the cluster's own VNC address is never
+        shown. ``vnc-ws`` is the same over WebSocket (noVNC)."""
+        if kind == "vnc-wss":
+            raise errors.NotImplementedYet("vnc-wss needs TLS on the console proxy: use vnc-ws")
+        if kind not in ("vnc", "vnc-ws"):
+            raise errors.InvalidInput(f"Unknown console type {kind!r}: vnc or vnc-ws")
+        view = await self.server(user, server_id)
+        if view.server.deleted:
+            raise errors.InvalidInput(f"Server {view.server.id} is deleted")
+        if view.status != "ACTIVE":
+            raise errors.InvalidInput("Server not in ACTIVE state")
+        async with self.db.session() as s:
+            backend = await s.get(Backend, view.server.backend_id)
+        assert backend is not None
+        ticket = await console_for(
+            self.consoles,
+            self.cluster(backend),
+            instance_name(view.server.id),
+            websocket=kind == "vnc-ws",
+        )
+        return {"type": kind, "host": ticket.host, "port": ticket.port, "password": ticket.password}
 
     async def _changeable(self, user: str, server_id: int | str) -> Server:
         view = await self.server(user, server_id)

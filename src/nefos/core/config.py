@@ -115,6 +115,23 @@ class Compute(BaseModel):
         description="How long a server's build secret stays valid if its build never "
         "reports an end (it ends with the create job anyway).",
     )
+    console_host: str = Field(
+        default="127.0.0.1",
+        description="Address the console proxy listens on and tells clients to connect "
+        "to (the server `console` action); it must be reachable by users' VNC clients.",
+    )
+    console_ports: str = Field(
+        default="0",
+        pattern=r"^\s*\d+\s*(-\s*\d+\s*)?$",
+        description="Ports the console proxy may open, one per console ticket: "
+        '"0" for any free port, or a range such as "6000-6099" to match a firewall.',
+    )
+    console_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How long a console ticket waits for its client to connect, and then "
+        "for it to authenticate, before its port closes.",
+    )
     max_keypairs: int = Field(default=100, ge=1, description="Keypairs per user.")
     max_metadata: int = 10
     max_tags: int = 50

@@ -162,6 +162,9 @@ class RapiClient:
     async def instance(self, name: str) -> dict[str, Any]:
         return await self._call("GET", f"/2/instances/{name}")
 
+    async def node(self, name: str) -> dict[str, Any]:
+        return await self._call("GET", f"/2/nodes/{name}")
+
     async def job(self, job_id: int) -> dict[str, Any]:
         return await self._call("GET", f"/2/jobs/{job_id}")
 
