@@ -28,6 +28,7 @@ from nefos.core.db import Database
 from nefos.core.engines import Engines
 from nefos.core.migrate import upgrade
 from nefos.identity.service import Identity
+from tests.broker import private_broker  # noqa: F401 (a RabbitMQ that tests may restart)
 
 PG_URL = os.environ.get("NEFOS_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI") == "true"

@@ -1,9 +1,8 @@
 """Fault injection on the real Ganeti path: events lost while the event daemon is down,
 a restarted daemon replaying them, and instances changed directly on the cluster behind
 nefos' back. After one reconcile pass no server disagrees with Ganeti and no commission
-is left pending. (Restarting RabbitMQ itself is not done here: the broker is the
-machine's, not the suite's; eventd's refusal-and-retry path is tested with a bus that
-refuses, in test_ganeti_backend.py.)"""
+is left pending. RabbitMQ restarted mid-run is in test_ganeti_rabbitmq.py, on a broker
+of the test's own."""
 
 from __future__ import annotations
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from nefos.core.bus import AmqpBus, MemoryBus, Message, Subscription, create_bus, topic_matches
+from tests.broker import Broker
 
 AMQP_URL = os.environ.get("NEFOS_TEST_AMQP_URL")
 TIMEOUT = 5.0
@@ -482,3 +484,62 @@ def test_create_bus_picks_by_scheme(url: str, kind: type) -> None:
 def test_create_bus_rejects_unknown_scheme(url: str) -> None:
     with pytest.raises(ValueError, match="unsupported bus URL"):
         create_bus(url)
+
+
+# --- RabbitMQ restarts (a private broker: the machine's is not ours to restart) ----------
+
+
+async def _until(condition: Callable[[], bool], within: float) -> None:
+    """Longer than TIMEOUT: a reconnect takes the broker's restart plus aio-pika's
+    reconnect interval."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {within} s")
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["stop", "crash"])
+async def test_amqp_bus_rides_out_a_broker_restart(private_broker: Broker, crash: bool) -> None:
+    """Every publish that returned is delivered after a restart (a clean stop, or a crash
+    by SIGKILL): what waited in the queue, and what was published during the outage."""
+    exchange, queue = unique("exchange"), unique("restart")
+    # aio-pika retries every 5 s by default; 1 s keeps the test short.
+    bus = AmqpBus(f"{private_broker.url}?reconnect_interval=1", exchange=exchange)
+    await bus.start()
+    # Slow enough that most messages still wait in the queue when the broker goes down.
+    inbox = Inbox(slow=lambda message: 0.02)
+    try:
+        await bus.subscribe(queue, ["up.#"], inbox)
+        confirmed: list[int] = []
+        for n in range(50):
+            await bus.publish("up.n", {"n": n})
+            confirmed.append(n)
+
+        restart = asyncio.create_task(asyncio.to_thread(private_broker.restart, crash))
+        waiting_at_outage = len(confirmed) - len(inbox.messages)
+        longest = 0.0
+
+        async def publish_through_the_outage() -> None:
+            nonlocal longest
+            after_restart = 0
+            while after_restart < 5:
+                after_restart += restart.done()
+                n = len(confirmed)
+                begun = time.monotonic()
+                await bus.publish("up.n", {"n": n})  # returns only once the broker holds it
+                longest = max(longest, time.monotonic() - begun)
+                confirmed.append(n)
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(publish_through_the_outage(), 90)
+        await restart
+        assert waiting_at_outage > 10  # queued, unconsumed, when the broker went down
+        assert longest > 1.0  # a publish waited for the broker to come back
+        await _until(lambda: set(confirmed) <= {m["n"] for m in inbox.messages}, 60)
+        after = len(inbox.messages)
+        await bus.publish("up.n", {"n": -1})
+        await _until(lambda: {"n": -1} in inbox.messages[after:], 10)
+        assert await bus.dead_letters(queue) == []
+    finally:
+        await bus.close()
