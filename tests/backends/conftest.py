@@ -17,6 +17,7 @@ import os
 import ssl
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,3 +204,27 @@ def queue_file(ganeti: Ganeti, job_id: int | str) -> dict[str, Any]:
     if not path.exists():
         path = next(ganeti.queue_dir.glob(f"archive/*/job-{job_id}"))
     return json.loads(path.read_text())
+
+
+@pytest.fixture
+def database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """SQLite only, for every test here: what is under test is the cluster's side, the
+    provider and the bus between them, not the database (tests/compute covers both)."""
+    path = tmp_path / "nefos.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def instance_name(rapi: httpx.Client) -> Iterator[str]:
+    """A fresh name; the instance is forced off and removed afterwards, whatever happened."""
+    name = f"snf-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    if rapi.get(f"/2/instances/{name}").status_code == 200:
+        for method, path, body in [
+            ("PUT", f"/2/instances/{name}/shutdown", {"timeout": 0}),
+            ("DELETE", f"/2/instances/{name}", None),
+        ]:
+            job = rapi.request(method, path, json=body)
+            if job.status_code == 200:
+                wait_for_job(rapi, job.json())

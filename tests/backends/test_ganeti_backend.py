@@ -528,14 +528,6 @@ async def wait_until(condition: Callable[[], bool], within: float = 30.0) -> boo
 # -- the whole path: compute over Ganeti, states moved by eventd's events ---------------------
 
 
-@pytest.fixture
-def database_url(sqlite_template: Path, tmp_path: Path) -> str:
-    """SQLite only: the path under test is the cluster's, not the database's."""
-    path = tmp_path / "nefos.db"
-    path.write_bytes(sqlite_template.read_bytes())
-    return f"sqlite+aiosqlite:///{path}"
-
-
 async def until_status(
     engines: Engines, user: str, server_id: int, status: str, within: float = 60.0
 ) -> ServerView:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -22,22 +21,7 @@ from nefos.backends.base import ConsoleInfo, InstanceSpec
 from nefos.backends.ganeti.cluster import GanetiCluster
 from nefos.compute.console import ConsoleProxy, console_for, vnc_response
 from nefos.core import errors
-from tests.backends.conftest import Ganeti, wait_for_job
-
-
-@pytest.fixture
-def instance_name(rapi: httpx.Client) -> Iterator[str]:
-    """A fresh name; the instance is forced off and removed afterwards, whatever happened."""
-    name = f"snf-console-{uuid.uuid4().hex[:8]}"
-    yield name
-    if rapi.get(f"/2/instances/{name}").status_code == 200:
-        for method, path, body in [
-            ("PUT", f"/2/instances/{name}/shutdown", {"timeout": 0}),
-            ("DELETE", f"/2/instances/{name}", None),
-        ]:
-            job = rapi.request(method, path, json=body)
-            if job.status_code == 200:
-                wait_for_job(rapi, job.json())
+from tests.backends.conftest import Ganeti
 
 
 def cluster_for(ganeti: Ganeti, hypervisor: str, **hvparams: object) -> GanetiCluster:

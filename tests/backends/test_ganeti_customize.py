@@ -37,7 +37,6 @@ from tests.backends.test_ganeti_backend import until_status
 from tests.backends.test_ganeti_engine import Serial
 from tests.backends.test_ganeti_os import (  # noqa: F401  (fixtures)
     OS_DIR,
-    database_url,
     free_port,
     guest,
     installed_os,

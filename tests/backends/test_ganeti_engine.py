@@ -11,8 +11,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,21 +21,6 @@ from tests.backends.conftest import Ganeti, queue_file, wait_for_job
 READY = b"NEFOS-GUEST-READY"
 POWEROFF = b"NEFOS-GUEST-POWEROFF"
 KVM_GUEST_IP = "198.18.0.200"
-
-
-@pytest.fixture
-def instance_name(rapi: httpx.Client) -> Iterator[str]:
-    """A fresh name; whatever a failed test left behind under it is removed afterwards."""
-    name = f"snf-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    if rapi.get(f"/2/instances/{name}").status_code == 200:
-        for method, path, body in [
-            ("PUT", f"/2/instances/{name}/shutdown", {"timeout": 0}),
-            ("DELETE", f"/2/instances/{name}", None),
-        ]:
-            job = rapi.request(method, path, json=body)
-            if job.status_code == 200:
-                wait_for_job(rapi, job.json())
 
 
 def run_job(

@@ -10,9 +10,7 @@ import asyncio
 import datetime as dt
 import secrets
 import uuid
-from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from nefos.backends import base
@@ -24,14 +22,6 @@ from tests.backends.test_ganeti_backend import one_chunk, until_status
 from tests.compute.conftest import usage
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-def database_url(sqlite_template: Path, tmp_path: Path) -> str:
-    """SQLite only: what is under test is the cluster's side."""
-    path = tmp_path / "nefos.db"
-    path.write_bytes(sqlite_template.read_bytes())
-    return f"sqlite+aiosqlite:///{path}"
 
 
 async def test_lost_events_restarts_and_changes_behind_the_back(ganeti, engines: Engines) -> None:

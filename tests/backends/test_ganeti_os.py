@@ -49,14 +49,6 @@ DISK_LINE = b"NEFOS-GUEST-DISK"
 MiB = 1 << 20
 
 
-@pytest.fixture
-def database_url(sqlite_template: Path, tmp_path: Path) -> str:
-    """SQLite only: what is under test is the provider, not the database."""
-    path = tmp_path / "nefos.db"
-    path.write_bytes(sqlite_template.read_bytes())
-    return f"sqlite+aiosqlite:///{path}"
-
-
 def image_data(marker: str, size: int) -> bytes:
     """A raw disk whose first line the test guest prints; random after it, so a wrong
     or missing byte anywhere changes the image's hash."""

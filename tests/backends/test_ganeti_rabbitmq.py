@@ -35,14 +35,6 @@ from tests.conftest import NEFOS
 MiB = 1 << 20
 
 
-@pytest.fixture
-def database_url(sqlite_template: Path, tmp_path: Path) -> str:
-    """SQLite only: what is under test is the bus between the cluster and nefos."""
-    path = tmp_path / "nefos.db"
-    path.write_bytes(sqlite_template.read_bytes())
-    return f"sqlite+aiosqlite:///{path}"
-
-
 def bus_url(broker: Broker) -> str:
     # aio-pika retries every 5 s by default; 1 s keeps the test short.
     return f"{broker.url}?reconnect_interval=1"
