@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -74,6 +75,20 @@ async def test_round_trip_and_ranges(ns: Namespace, account: str):
     assert len(await ns.store.block_names()) == 3
     with pytest.raises(errors.InvalidInput):
         await body(ns, got, 10, 5)
+
+
+async def test_one_block_objects_read_without_their_map(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    data = b"head" + bytes(100)  # read back zero-padded from its canonical block
+    record = await ns.put_object(account, "c", "small", stream(data))
+    await ns.store.delete_map(record.map_name)  # the version's hash names the block
+    assert await body(ns, record) == data
+    for start, end in [(0, 1), (3, 50), (100, None), (104, 104), (0, 10**6)]:
+        assert await body(ns, record, start, end) == data[start:end]
+    with pytest.raises(errors.InvalidInput):
+        await body(ns, record, 10, 5)
+    zeros = await ns.put_object(account, "c", "zeros", stream(bytes(BLOCK_SIZE)))
+    assert await body(ns, zeros) == bytes(BLOCK_SIZE)
 
 
 async def test_empty_object(ns: Namespace, account: str):
@@ -191,6 +206,72 @@ async def test_over_quota_writes_nothing_visible(ns: Namespace, account: str, en
     with pytest.raises(errors.OverQuota):
         await ns.put_object(account, "capped", "o", stream(b"c" * 11))
     assert await ns.list_objects(account, "capped") == []
+
+
+async def test_a_container_quota_set_while_the_body_arrives_applies(
+    ns: Namespace, account: str, engines: Engines
+):
+    await ns.create_container(account, "c")
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"x" * 100
+        await ns.create_container(account, "c", {"quota": 10})  # after the write's reads
+        yield b"y" * 100
+
+    with pytest.raises(errors.OverQuota):
+        await ns.put_object(account, "c", "o", slow())
+    assert await ns.list_objects(account, "c") == []
+    assert await usage(engines.quotas, account) == 0
+
+
+async def test_an_object_replaced_while_the_body_arrives(
+    ns: Namespace, account: str, engines: Engines
+):
+    await ns.create_container(account, "c")
+    await ns.put_object(account, "c", "o", stream(b"first"))
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"third"
+        await ns.put_object(account, "c", "o", stream(b"second, longer"))
+
+    record = await ns.put_object(account, "c", "o", slow())
+    assert (await ns.get_object(account, "c", "o")).serial == record.serial
+    assert await body(ns, record) == b"third"
+    assert len(await ns.versions(account, "c", "o")) == 3
+    assert await usage(engines.quotas, account) == len(b"third")
+
+
+async def test_an_upload_failing_midway_leaves_nothing_visible(
+    ns: Namespace, account: str, engines: Engines
+):
+    await ns.create_container(account, "c")
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield os.urandom(BLOCK_SIZE + 100)  # a whole block goes to the store first
+        yield os.urandom(1000)
+        raise ConnectionError("the client went away")
+
+    with pytest.raises(ConnectionError):
+        await ns.put_object(account, "c", "o", broken())
+    with pytest.raises(errors.NotFound):
+        await ns.get_object(account, "c", "o")
+    assert await ns.list_objects(account, "c") == []
+    assert await ns.store.map_names() == []  # no map: the blocks are gc's to take
+    assert await usage(engines.quotas, account) == 0
+    root = ns.settings.data_dir / "storage"
+    assert not [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+async def test_one_byte_chunks_and_a_block_sized_body(ns: Namespace, account: str):
+    await ns.create_container(account, "c")
+    data = os.urandom(3000)
+    record = await ns.put_object(account, "c", "bytes", stream(data, 1))
+    assert record.checksum == hashlib.md5(data).hexdigest()
+    assert await body(ns, record) == data
+    exact = os.urandom(BLOCK_SIZE)
+    record = await ns.put_object(account, "c", "exact", stream(exact, 3 << 20))
+    assert await ns.hashmap(record) == [blocks.block_hash(exact)]
+    assert await body(ns, record) == exact
 
 
 @pytest.mark.parametrize(

@@ -34,15 +34,17 @@ from nefos.core import errors
 from nefos.core.auth import Credentials
 from nefos.core.faults import json_response
 from nefos.storage import http, sharing
-from nefos.storage.blocks import BLOCK_SIZE, split
+from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import (
     ContainerInfo,
     Namespace,
     ObjectRecord,
+    ObjectSharing,
     Subdir,
     check_container_name,
     check_object_name,
 )
+from nefos.storage.upload import store_stream
 
 PREFIX = "/object-store/v1"
 PUBLIC_PREFIX = "/public"
@@ -54,6 +56,7 @@ MAX_HASHMAP_BODY = 64 << 20
 MAX_MANIFEST_BODY = 8 << 20
 MAX_SLO_SEGMENTS = 1000
 MAX_BULK_DELETES = 10000
+SMALL_BODY = 1 << 20  # bodies up to this are read whole and sent in one piece
 DIRECTORY_TYPE = "application/directory"
 OBJECT_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "MOVE"]
 
@@ -637,21 +640,8 @@ async def block_upload(call: Call) -> Response:
     if not call.owner and not await _may_write_somewhere(call):
         raise errors.PermissionDenied("You may not write in this container")
     await call.storage.container(call.account, call.container)
-    hashes: list[str] = []
-    buffer = bytearray()
-    async for chunk in call.request.stream():
-        buffer += chunk
-        if len(buffer) >= 4 * BLOCK_SIZE:
-            cut = len(buffer) - len(buffer) % BLOCK_SIZE
-            hashes += await call.storage.store.put_blocks(_blocks(buffer[:cut]))
-            del buffer[:cut]
-    if buffer:
-        hashes += await call.storage.store.put_blocks(_blocks(buffer))
-    return json_response(hashes, 202)
-
-
-def _blocks(data: bytearray) -> list[bytes]:
-    return [bytes(block) for block in split(bytes(data))]
+    stored = await store_stream(call.storage.store, call.request.stream(), md5=False)
+    return json_response(stored.hashes if stored.size else [], 202)
 
 
 async def _may_write_somewhere(call: Call) -> bool:
@@ -798,25 +788,20 @@ def _object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict
     return headers
 
 
-async def _sharing_headers(call: Call, record: ObjectRecord) -> dict[str, str]:
+def _sharing_headers(call: Call, record: ObjectRecord, seen: ObjectSharing) -> dict[str, str]:
     """Spec §1.5: sharing for the latest version only; public URL to the owner only."""
     headers: dict[str, str] = {}
-    shared = await call.storage.sharing(record.account, record.container, record.name)
+    shared = seen.sharing
     if shared.path is not None:
         headers["X-Object-Sharing"] = shared.header()
         own_path = f"{record.account}/{record.container}/{record.name}"
         if shared.path != own_path:
             headers["X-Object-Shared-By"] = shared.path.split("/", 1)[1]
     if call.owner:
-        token = await call.storage.public_token(record.account, record.container, record.name)
-        if token:
-            headers["X-Object-Public"] = f"{call.base_url()}{PUBLIC_PREFIX}/{token}"
-    else:
-        granted = await call.storage.access(
-            call.user, record.account, record.container, record.name
-        )
-        if granted:
-            headers["X-Object-Allowed-To"] = granted
+        if seen.public_token:
+            headers["X-Object-Public"] = f"{call.base_url()}{PUBLIC_PREFIX}/{seen.public_token}"
+    elif seen.access:
+        headers["X-Object-Allowed-To"] = seen.access
     return headers
 
 
@@ -839,9 +824,15 @@ async def object_read(call: Call) -> Response:
     version = call.query.get("version")
     if version is not None and not version.isdigit():
         raise errors.InvalidInput("version is a version number or 'list'")
-    record = await call.storage.get_object(
-        call.account, call.container, call.name, int(version) if version else None
-    )
+    seen = None
+    if version is None:
+        record, seen = await call.storage.get_object_shared(
+            call.user, call.account, call.container, call.name
+        )
+    else:
+        record = await call.storage.get_object(
+            call.account, call.container, call.name, int(version)
+        )
     if "hashmap" in call.query:
         return await _hashmap_reply(call, record)
     if call.query.get("multipart-manifest") == "get" and record.meta.get(SLO):
@@ -852,8 +843,8 @@ async def object_read(call: Call) -> Response:
         return Response(data, 200, headers)
     body = await _body(call, record)
     headers = _object_headers(call, record, body)
-    if version is None:
-        headers.update(await _sharing_headers(call, record))
+    if seen is not None:
+        headers.update(_sharing_headers(call, record, seen))
     return await _serve(call.request, call.storage, record, body, headers)
 
 
@@ -904,6 +895,8 @@ async def _serve(
         if head or body.size == 0:
             return Response(status_code=200, headers=headers)
         stream = _read_range(storage, body, 0, body.size)
+        if body.size <= SMALL_BODY:  # read whole: a streamed reply costs more than it
+            return Response(b"".join([chunk async for chunk in stream]), 200, headers)
         return StreamingResponse(stream, 200, headers)
     if len(ranges) == 1:
         start, end = ranges[0]

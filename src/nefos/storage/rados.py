@@ -31,7 +31,7 @@ from typing import Any
 
 import rados
 
-from nefos.storage.blocks import EMPTY_HASH, block_hash, canonical, is_hash
+from nefos.storage.blocks import EMPTY_HASH, Buffer, block_hash, canonical, is_hash
 from nefos.storage.stores import BlockMissing, Kind, check_map_name, decode_map, encode_map
 
 BLOCK_PREFIX = "blk."
@@ -149,7 +149,7 @@ class RadosStore:
         size, _ = io.stat(key)
         return io.read(key, length=size) if size else b""
 
-    def _put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
+    def _put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
         io = self._io()
         names = []
         for block in blocks:
@@ -162,7 +162,7 @@ class RadosStore:
                 io.write_full(key, data)
         return names
 
-    async def put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
+    async def put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
         return await asyncio.to_thread(self._put_blocks, blocks)
 
     def _get_blocks(self, keys: list[str | None]) -> list[bytes]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import hashlib
 import random
 import secrets
 import uuid
@@ -29,10 +28,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, delete, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nefos.core import errors
 from nefos.core.config import Settings
@@ -56,6 +55,7 @@ from nefos.storage.models import (
 )
 from nefos.storage.sharing import Grants, Sharing
 from nefos.storage.stores import BlockMissing, BlockStore
+from nefos.storage.upload import store_stream
 
 CLIENTKEY = "pithos"
 RESOURCE = "pithos.diskspace"
@@ -66,9 +66,20 @@ MAX_META_KEYS = 32
 MAX_META_KEY = 128
 MAX_META_VALUE = 256
 MAX_TYPE = 256
-BATCH_BLOCKS = 4  # blocks stored (and read) per round trip: bounds memory per request
+BATCH_BLOCKS = 4  # blocks read per round trip: bounds memory per request
 VERSIONING = ("auto", "none")
 COMMIT_ATTEMPTS = 30
+
+# The tables, for Core statements on the per-request paths (ORM loading and flushing
+# cost more CPU than the database does on a small object's PUT, GET or DELETE).
+NODES = Node.__table__
+VERSIONS = Version.__table__
+ATTRIBUTES = Attribute.__table__
+POLICIES = Policy.__table__
+PERMISSIONS = Permission.__table__
+PUBLIC = PublicLink.__table__
+RECORD_FIELDS = ("serial", "size", "type", "hash", "checksum", "map_name", "uuid", "mtime")
+RECORD_COLUMNS = [VERSIONS.c[name] for name in (*RECORD_FIELDS, "muser", "cluster")]
 
 
 # -- records ---------------------------------------------------------------------------
@@ -92,6 +103,15 @@ class ObjectRecord:
     muser: str
     cluster: int
     meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectSharing:
+    """An object's sharing as one reader sees it (``object_sharing``)."""
+
+    sharing: Sharing
+    public_token: str | None  # the owner's view only
+    access: str | None  # what the reader may do: write, read or None
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,25 @@ class _Write:
     data: _Data | None  # None: a deleted marker
     base: int | None = None  # the serial this write was computed from (must still be current)
     moved_from: str | None = None  # a rename: sharing and public link follow from this path
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """What a write's transaction made: the caller answers from it without a read."""
+
+    serial: int
+    uuid: uuid.UUID
+    mtime: dt.datetime
+
+
+@dataclass
+class _Plan:
+    """What a write expects to find, read before its quota is issued (for a PUT, before
+    its body arrives): each container's policy row and each path's current version
+    (None: no current version). The write's transaction checks both still hold."""
+
+    policies: dict[str, Row[Any]]
+    current: dict[tuple[str, str], Row[Any] | None]
 
 
 class _Raced(Exception):
@@ -358,30 +397,14 @@ class Namespace:
         (an MD5 the client computed) is checked before anything becomes visible;
         beyond ``max_size`` bytes the upload is refused. ``domains`` replace whole
         metadata domains other than the user's (the image service's ``plankton``)."""
-        meta = await self._check_write(account, container, name, content_type, meta)
-        hashes: list[str] = []
-        md5 = hashlib.md5(usedforsecurity=False)
-        size = 0
-        buffer = bytearray()
-        async for chunk in chunks:
-            buffer += chunk
-            md5.update(chunk)
-            size += len(chunk)
-            if max_size is not None and size > max_size:
-                raise errors.TooLarge(f"An object has at most {max_size} bytes")
-            if len(buffer) >= BATCH_BLOCKS * BLOCK_SIZE:
-                cut = len(buffer) - len(buffer) % BLOCK_SIZE
-                hashes += await self._store_blocks(bytes(buffer[:cut]))
-                del buffer[:cut]
-        if buffer:
-            hashes += await self._store_blocks(bytes(buffer))
-        hashes = hashes or [EMPTY_HASH]
-        if etag is not None and etag.strip('"').lower() != md5.hexdigest():
+        meta, plan = await self._check_write(account, container, name, content_type, meta)
+        stored = await store_stream(self.store, chunks, max_size=max_size)
+        if etag is not None and etag.strip('"').lower() != stored.md5:
             raise errors.ChecksumMismatch("The data does not match the ETag given")
-        data = await self._new_map(size, hashes, content_type, meta, md5.hexdigest())
+        data = await self._new_map(stored.size, stored.hashes, content_type, meta, stored.md5)
         data.domains = _check_domains(domains)
         data.uuid = uuid  # None: the path's own, or a fresh one
-        return await self._commit_new(account, container, name, muser, data)
+        return await self._commit_new(account, container, name, muser, data, plan)
 
     async def _check_write(
         self,
@@ -390,19 +413,38 @@ class Namespace:
         name: str,
         content_type: str,
         meta: dict[str, str] | None,
-    ) -> dict[str, str]:
-        """What every new object is checked for before any block is stored."""
+    ) -> tuple[dict[str, str], _Plan]:
+        """What every new object is checked for before any block is stored; the reads
+        the commit needs are made now too (it checks they still hold)."""
         self._check_object_args(account, container, name)
         check_type(content_type)
         checked = check_meta(meta)
-        await self._require_container(account, container)
-        return checked
+        async with self.db.engine.connect() as conn:
+            plan = await self._read_plan(conn, account, [(container, name)])
+        return checked, plan
 
     async def _commit_new(
-        self, account: str, container: str, name: str, muser: str, data: _Data
+        self, account: str, container: str, name: str, muser: str, data: _Data, plan: _Plan
     ) -> ObjectRecord:
-        serial = (await self._commit(account, muser, [_Write(container, name, data)]))[0]
-        return await self.get_object(account, container, name, serial)
+        (done,) = await self._commit(account, muser, [_Write(container, name, data)], plan)
+        if data.meta is None:  # the user's metadata carried forward: as stored
+            return await self.get_object(account, container, name, done.serial)
+        return ObjectRecord(
+            account=account,
+            container=container,
+            name=name,
+            serial=done.serial,
+            size=data.size,
+            type=data.type,
+            hash=data.hash,
+            checksum=data.checksum,
+            map_name=data.map_name,
+            uuid=done.uuid,
+            mtime=done.mtime,
+            muser=muser,
+            cluster=CURRENT,
+            meta=dict(data.meta),
+        )
 
     async def put_hashmap(
         self,
@@ -421,19 +463,18 @@ class Namespace:
             hashes = blocks.check_hashmap(size, hashes)
         except ValueError as exc:
             raise errors.InvalidInput(str(exc)) from None
-        meta = await self._check_write(account, container, name, content_type, meta)
+        meta, plan = await self._check_write(account, container, name, content_type, meta)
         # touch: the blocks found are about to be referenced, so gc must spare them.
         missing = await self.store.missing(hashes, touch=True)
         if missing:
             raise errors.Conflict("Missing blocks", data={"missing": missing})
         data = await self._new_map(size, hashes, content_type, meta, "")
-        return await self._commit_new(account, container, name, muser, data)
+        return await self._commit_new(account, container, name, muser, data, plan)
 
     async def delete_object(self, account: str, container: str, name: str, muser: str = "") -> int:
         """Add a deleted marker (history stays) and release the object's size."""
         self._check_object_args(account, container, name)
-        await self.get_object(account, container, name)
-        return (await self._commit(account, muser, [_Write(container, name, None)]))[0]
+        return (await self._commit(account, muser, [_Write(container, name, None)]))[0].serial
 
     async def copy_object(
         self,
@@ -457,7 +498,7 @@ class Namespace:
             source = dataclasses.replace(source, type=check_type(content_type))
         data = self._reuse(source, meta, keep_uuid=False)
         write = _Write(dest_container, dest_name, data)
-        serial = (await self._commit(account, muser, [write]))[0]
+        serial = (await self._commit(account, muser, [write]))[0].serial
         return await self.get_object(account, dest_container, dest_name, serial)
 
     async def move_object(
@@ -486,7 +527,7 @@ class Namespace:
             ),
             _Write(container, name, None, base=source.serial),  # a moved-over source: retry
         ]
-        serial = (await self._commit(account, muser, writes))[0]
+        serial = (await self._commit(account, muser, writes))[0].serial
         return await self.get_object(account, dest_container, dest_name, serial)
 
     # -- reading objects ------------------------------------------------------------------
@@ -496,22 +537,49 @@ class Namespace:
     ) -> ObjectRecord:
         """The current version, or version ``version`` (current or history)."""
         self._check_object_args(account, container, name)
-        async with self.db.session() as s:
-            node = await self._node(s, _object_path(account, container, name))
-            row = None
-            if node is not None:
-                query = select(Version).where(Version.node_id == node.id)
-                if version is None:
-                    query = query.where(Version.cluster == CURRENT)
-                else:
-                    query = query.where(
-                        Version.serial == version, Version.cluster.in_((CURRENT, HISTORY))
-                    )
-                row = await s.scalar(query.order_by(Version.serial.desc()).limit(1))
-            if row is None:
-                what = f" version {version}" if version is not None else ""
-                raise errors.NotFound(f"No object {container}/{name}{what}")
-            meta = await self._attributes(s, row.serial, USER_DOMAIN)
+        async with self.db.engine.connect() as conn:
+            return await self._get_object(conn, account, container, name, version)
+
+    async def get_object_shared(
+        self, user: str, account: str, container: str, name: str
+    ) -> tuple[ObjectRecord, ObjectSharing]:
+        """:meth:`get_object` and what a reader sees of its sharing (the permissions that
+        apply, the public token to the owner, what ``user`` may do to others), in one
+        round of reads: every GET and HEAD of a current version asks for both."""
+        self._check_object_args(account, container, name)
+        async with self.db.engine.connect() as conn:
+            record = await self._get_object(conn, account, container, name, None)
+            seen = await self._object_sharing(conn, user, account, container, name)
+        return record, seen
+
+    async def _get_object(
+        self, conn: AsyncConnection, account: str, container: str, name: str, version: int | None
+    ) -> ObjectRecord:
+        query = (
+            select(*RECORD_COLUMNS, ATTRIBUTES.c.key, ATTRIBUTES.c.value)
+            .select_from(
+                NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id).outerjoin(
+                    ATTRIBUTES,
+                    (ATTRIBUTES.c.serial == VERSIONS.c.serial)
+                    & (ATTRIBUTES.c.domain == USER_DOMAIN),
+                )
+            )
+            .where(NODES.c.path == _object_path(account, container, name))
+        )
+        if version is None:
+            query = query.where(VERSIONS.c.cluster == CURRENT)
+        else:
+            query = query.where(
+                VERSIONS.c.serial == version, VERSIONS.c.cluster.in_((CURRENT, HISTORY))
+            )
+        # One statement for the version and its metadata (a row per key): every GET and
+        # HEAD starts here.
+        rows = (await conn.execute(query.order_by(VERSIONS.c.serial.desc()))).all()
+        if not rows:
+            what = f" version {version}" if version is not None else ""
+            raise errors.NotFound(f"No object {container}/{name}{what}")
+        row = rows[0]
+        meta = {r.key: r.value for r in rows if r.serial == row.serial and r.key is not None}
         return _record(account, container, name, row, meta)
 
     async def hashmap(self, record: ObjectRecord) -> list[str]:
@@ -524,7 +592,25 @@ class Namespace:
         self, record: ObjectRecord, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
         """The bytes ``[start, end)`` of a version: blocks zero-padded, cut to the size."""
+        if 0 < record.size <= BLOCK_SIZE:
+            # One block: the Merkle hash of a one-hash map is that hash, so the block is
+            # named by the version itself and the map need not be read.
+            return self._read_block(record, start, end)
         return self.read_map(record.map_name, record.size, start, end, what=record.name)
+
+    async def _read_block(
+        self, record: ObjectRecord, start: int, end: int | None
+    ) -> AsyncIterator[bytes]:
+        end = record.size if end is None else min(end, record.size)
+        if start < 0 or start > end:
+            raise errors.InvalidInput(f"Bad range {start}-{end} of {record.size} bytes")
+        if start == end:
+            return
+        try:
+            (raw,) = await self.store.get_blocks([record.hash])
+        except BlockMissing as exc:
+            raise errors.Unavailable(f"Blocks of {record.name!r} are missing") from exc
+        yield raw.ljust(record.size, b"\0")[start:end]
 
     async def read_map(
         self, map_name: str, size: int, start: int = 0, end: int | None = None, what: str = ""
@@ -833,7 +919,7 @@ class Namespace:
             domains=_check_domains({domain: values}),
         )
         write = _Write(container, name, data, base=current.serial)
-        serial = (await self._commit(account, muser, [write]))[0]
+        serial = (await self._commit(account, muser, [write]))[0].serial
         return await self.get_object(account, container, name, serial)
 
     async def find_uuid(self, object_uuid: uuid.UUID) -> ObjectRecord:
@@ -898,15 +984,20 @@ class Namespace:
         path = _object_path(account, container, name)
         async with self.db.session() as s:
             grants = await self._grants(s, sharing.ancestry(path))
-        nearest = grants.nearest(path)
-        if nearest is None:
-            return Sharing()
-        granted = grants.by_path[nearest]
-        return Sharing(
-            read=tuple(sorted(granted[sharing.READ] - granted[sharing.WRITE])),
-            write=tuple(sorted(granted[sharing.WRITE])),
-            path=nearest,
-        )
+        return _effective(grants, path)
+
+    async def _object_sharing(
+        self, conn: AsyncConnection, user: str, account: str, container: str, name: str
+    ) -> ObjectSharing:
+        path = _object_path(account, container, name)
+        token = access = None
+        grants = await self._grants(conn, sharing.ancestry(path))
+        if user == account:
+            token = await conn.scalar(select(PUBLIC.c.token).where(PUBLIC.c.path == path))
+            access = sharing.WRITE
+        elif grants.by_path:
+            access = grants.access(path, await self._subjects(conn, user, account))
+        return ObjectSharing(_effective(grants, path), token, access)
 
     async def set_sharing(
         self, account: str, container: str, name: str, read: list[str], write: list[str]
@@ -997,7 +1088,7 @@ class Namespace:
             )
             return {path[len(base) :] for path in paths}
 
-    async def _grants(self, s: AsyncSession, paths: list[str]) -> Grants:
+    async def _grants(self, s: AsyncSession | AsyncConnection, paths: list[str]) -> Grants:
         grants = Grants()
         rows = await s.execute(
             select(Permission.path, Permission.access, Permission.subject).where(
@@ -1008,7 +1099,9 @@ class Namespace:
             grants.add(path, access, subject)
         return grants
 
-    async def _subjects(self, s: AsyncSession, user: str, account: str) -> set[str]:
+    async def _subjects(
+        self, s: AsyncSession | AsyncConnection, user: str, account: str
+    ) -> set[str]:
         groups = await s.scalars(
             select(GroupMember.name).where(
                 GroupMember.account == account, GroupMember.member == user
@@ -1081,7 +1174,7 @@ class Namespace:
             source_serial=current.serial,
         )
         write = _Write(container, name, data, base=current.serial)
-        serial = (await self._commit(account, muser, [write]))[0]
+        serial = (await self._commit(account, muser, [write]))[0].serial
         return await self.get_object(account, container, name, serial)
 
     async def update_data(
@@ -1114,7 +1207,7 @@ class Namespace:
         data.uuid = current.uuid
         data.source_serial = current.serial
         write = _Write(container, name, data, base=current.serial)
-        serial = (await self._commit(account, muser, [write]))[0]
+        serial = (await self._commit(account, muser, [write]))[0].serial
         return await self.get_object(account, container, name, serial)
 
     async def _block(self, name: str, hashes: list[str], size: int, index: int) -> bytearray:
@@ -1142,7 +1235,7 @@ class Namespace:
         async def flush() -> None:
             nonlocal block
             assert block is not None
-            (digest,) = await self.store.put_blocks([bytes(block)])
+            (digest,) = await self.store.put_blocks([block])
             while len(hashes) <= index:
                 hashes.append(EMPTY_HASH)  # a gap reads as zeros
             hashes[index] = digest
@@ -1184,7 +1277,7 @@ class Namespace:
             tail = new_size % BLOCK_SIZE
             if tail:
                 block = await self._block(name, hashes, size, blocks_needed - 1)
-                (hashes[-1],) = await self.store.put_blocks([bytes(block[:tail])])
+                (hashes[-1],) = await self.store.put_blocks([memoryview(block)[:tail]])
         else:
             hashes = hashes + [EMPTY_HASH] * (blocks_needed - len(hashes))
         return hashes, new_size
@@ -1224,12 +1317,8 @@ class Namespace:
             raise errors.NotFound(f"No container {name!r}")
         return node
 
-    async def _require_container(self, account: str, container: str) -> None:
-        async with self.db.session() as s:
-            await self._container_node(s, account, container)
-
     async def _container_stats(
-        self, s: AsyncSession, node_id: int
+        self, s: AsyncSession | AsyncConnection, node_id: int
     ) -> tuple[int, int, dt.datetime | None]:
         """Object count and bytes of current versions, and the last change (any cluster)."""
         count, size = (
@@ -1246,16 +1335,15 @@ class Namespace:
         )
         return int(count), int(size), mtime
 
-    async def _attributes(self, s: AsyncSession, serial: int, domain: str) -> dict[str, str]:
+    async def _attributes(
+        self, s: AsyncSession | AsyncConnection, serial: int, domain: str
+    ) -> dict[str, str]:
         rows = await s.execute(
             select(Attribute.key, Attribute.value).where(
                 Attribute.serial == serial, Attribute.domain == domain
             )
         )
         return {key: value for key, value in rows}
-
-    async def _store_blocks(self, data: bytes) -> list[str]:
-        return await self.store.put_blocks([bytes(b) for b in blocks.split(data)])
 
     async def _new_map(
         self, size: int, hashes: list[str], content_type: str, meta: dict[str, str], md5: str
@@ -1279,64 +1367,115 @@ class Namespace:
             source_serial=source.serial,
         )
 
-    async def _plan(
-        self, s: AsyncSession, account: str, writes: list[_Write]
+    async def _policy(
+        self, conn: AsyncConnection, account: str, container: str, lock: bool = False
+    ) -> Row[Any]:
+        """``(id, quota, versioning, project)`` of a container; NotFound if absent.
+        ``lock``: in a write transaction, lock the policy row (PostgreSQL), so writers of
+        one container check its quota one at a time."""
+        query = (
+            select(NODES.c.id, POLICIES.c.quota, POLICIES.c.versioning, POLICIES.c.project)
+            .select_from(NODES.join(POLICIES, POLICIES.c.node_id == NODES.c.id))
+            .where(NODES.c.path == _container_path(account, container))
+        )
+        if lock:
+            query = query.with_for_update(of=POLICIES)
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise errors.NotFound(f"No container {container!r}")
+        return row
+
+    async def _current(self, conn: AsyncConnection, path: str) -> Row[Any] | None:
+        """The node of ``path`` with its current version's ``(serial, size, uuid)``: one
+        row with ``serial`` None when the node has no current version, no row when there
+        is no node."""
+        return (
+            await conn.execute(
+                select(NODES.c.id, VERSIONS.c.serial, VERSIONS.c.size, VERSIONS.c.uuid)
+                .select_from(
+                    NODES.outerjoin(
+                        VERSIONS,
+                        (VERSIONS.c.node_id == NODES.c.id) & (VERSIONS.c.cluster == CURRENT),
+                    )
+                )
+                .where(NODES.c.path == path)
+                .order_by(VERSIONS.c.serial.desc())
+                .limit(1)
+            )
+        ).first()
+
+    async def _read_plan(
+        self, conn: AsyncConnection, account: str, targets: list[tuple[str, str]]
+    ) -> _Plan:
+        plan = _Plan({}, {})
+        for container, name in targets:
+            if container not in plan.policies:
+                plan.policies[container] = await self._policy(conn, account, container)
+            found = await self._current(conn, _object_path(account, container, name))
+            plan.current[(container, name)] = (
+                found if found is not None and found.serial is not None else None
+            )
+        return plan
+
+    async def _check_plan(
+        self, plan: _Plan, writes: list[_Write]
     ) -> tuple[dict[str, int], dict[tuple[str, str], int | None]]:
         """Per project, the quota change of ``writes``; and the current serial each
         write replaces (the commit checks they did not move meanwhile)."""
         deltas: dict[str, int] = {}
         container_deltas: dict[str, int] = {}
-        current: dict[tuple[str, str], int | None] = {}
-        policies: dict[str, tuple[Node, Policy]] = {}
+        expected: dict[tuple[str, str], int | None] = {}
         for write in writes:
-            if write.container not in policies:
-                node = await self._container_node(s, account, write.container)
-                policy = await s.get(Policy, node.id)
-                assert policy is not None
-                policies[write.container] = (node, policy)
-            old = await self._current(s, _object_path(account, write.container, write.name))
+            old = plan.current[(write.container, write.name)]
             if write.base is not None and (old is None or old.serial != write.base):
                 raise errors.Conflict(f"{write.container}/{write.name} changed meanwhile")
-            current[(write.container, write.name)] = old.serial if old else None
+            if write.data is None and old is None:
+                raise errors.NotFound(f"No object {write.container}/{write.name}")
+            expected[(write.container, write.name)] = old.serial if old else None
             change = (write.data.size if write.data else 0) - (old.size if old else 0)
-            project = policies[write.container][1].project
+            project = plan.policies[write.container].project
             deltas[project] = deltas.get(project, 0) + change
             container_deltas[write.container] = container_deltas.get(write.container, 0) + change
-        for container, change in container_deltas.items():
-            node, policy = policies[container]
-            if policy.quota and change > 0:
-                _, used, _ = await self._container_stats(s, node.id)
-                if used + change > policy.quota:
-                    raise errors.OverQuota(
-                        f"Container {container!r} quota exceeded",
-                        data={"limit": policy.quota, "usage": used, "requested": change},
-                    )
-        return deltas, current
+        capped = {
+            container: change
+            for container, change in container_deltas.items()
+            if plan.policies[container].quota and change > 0
+        }
+        if capped:
+            async with self.db.engine.connect() as conn:
+                for container, change in capped.items():
+                    policy = plan.policies[container]
+                    _, used, _ = await self._container_stats(conn, policy.id)
+                    if used + change > policy.quota:
+                        raise errors.OverQuota(
+                            f"Container {container!r} quota exceeded",
+                            data={"limit": policy.quota, "usage": used, "requested": change},
+                        )
+        return deltas, expected
 
-    async def _current(self, s: AsyncSession, path: str) -> Version | None:
-        return await s.scalar(
-            select(Version)
-            .join(Node, Node.id == Version.node_id)
-            .where(Node.path == path, Version.cluster == CURRENT)
-            .order_by(Version.serial.desc())
-            .limit(1)
-        )
-
-    async def _commit(self, account: str, muser: str, writes: list[_Write]) -> list[int]:
+    async def _commit(
+        self, account: str, muser: str, writes: list[_Write], plan: _Plan | None = None
+    ) -> list[_Committed]:
         """One transaction for all ``writes``, with the quota serial of their total
-        size change; retried when a concurrent write moved a current version."""
+        size change; retried when a concurrent write moved a current version (or the
+        container's policy changed) since ``plan`` was read."""
         for attempt in range(COMMIT_ATTEMPTS):
             try:
-                return await self._commit_once(account, muser, writes)
+                return await self._commit_once(account, muser, writes, plan)
             except _Raced:
+                plan = None
                 # Writers of one name commit one at a time; a jittered pause keeps the
                 # losers from meeting again at once.
                 await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise errors.Conflict("The object changed concurrently; try again")
 
-    async def _commit_once(self, account: str, muser: str, writes: list[_Write]) -> list[int]:
-        async with self.db.session() as s:
-            deltas, expected = await self._plan(s, account, writes)
+    async def _commit_once(
+        self, account: str, muser: str, writes: list[_Write], plan: _Plan | None
+    ) -> list[_Committed]:
+        if plan is None:
+            async with self.db.engine.connect() as conn:
+                plan = await self._read_plan(conn, account, [(w.container, w.name) for w in writes])
+        deltas, expected = await self._check_plan(plan, writes)
         provisions: list[Charge] = []
         for project, delta in sorted(deltas.items()):
             if delta:
@@ -1345,114 +1484,144 @@ class Namespace:
             if provisions:
                 await settlement.issue(provisions, name=f"pithos {account}")
             async with settlement.transaction() as s:
-                serials = [await self._apply(s, account, muser, w, expected) for w in writes]
-        return serials
+                conn = await s.connection()
+                done = [await self._apply(conn, account, muser, w, plan, expected) for w in writes]
+        return done
 
     async def _apply(
         self,
-        s: AsyncSession,
+        conn: AsyncConnection,
         account: str,
         muser: str,
         write: _Write,
+        plan: _Plan,
         expected: dict[tuple[str, str], int | None],
-    ) -> int:
-        container = await self._container_node(s, account, write.container)
-        policy = await s.get(Policy, container.id, with_for_update=True)
-        assert policy is not None
-        if write.data is not None and write.data.source_serial is not None:
+    ) -> _Committed:
+        """Core statements, a handful per write: this is every PUT's and DELETE's
+        transaction, and SQLite runs those one at a time."""
+        container = await self._policy(conn, account, write.container, lock=True)
+        planned = plan.policies[write.container]
+        if (container.id, container.quota, container.project) != (
+            planned.id,
+            planned.quota,
+            planned.project,
+        ):
+            raise _Raced()  # the quota was reckoned for another container or project
+        data = write.data
+        if data is not None and data.source_serial is not None:
             # A copy shares the source version's map: the source must still exist when
             # the copy commits, or gc could have taken the map (versioning "none").
-            source = await s.scalar(
-                select(Version.serial)
-                .where(Version.serial == write.data.source_serial)
+            source = await conn.scalar(
+                select(VERSIONS.c.serial)
+                .where(VERSIONS.c.serial == data.source_serial)
                 .with_for_update(read=True)
             )
             if source is None:
                 raise errors.Conflict("The source object changed meanwhile; try again")
         path = _object_path(account, write.container, write.name)
-        node, _ = await self._ensure_node(s, path, container.id)
-        old = await self._current(s, path)
+        found = await self._current(conn, path)
+        old = found if found is not None and found.serial is not None else None
         if (old.serial if old else None) != expected[(write.container, write.name)]:
             raise _Raced()
+        node_id = (
+            found.id if found is not None else await self._insert_node(conn, path, container.id)
+        )
         now = utcnow()
-        data = write.data
         if data is None:
             # Sharing and public links belong to the path and end with the object.
-            await s.execute(delete(Permission).where(Permission.path == path))
-            await s.execute(delete(PublicLink).where(PublicLink.path == path))
-            version = Version(
-                node_id=node.id,
-                size=0,
-                type="",
-                hash=EMPTY_HASH,
-                checksum="",
-                map_name="",
-                uuid=old.uuid if old else uuid.uuid4(),
-                mtime=now,
-                muser=muser,
-                cluster=DELETED,
-            )
+            await conn.execute(delete(PERMISSIONS).where(PERMISSIONS.c.path == path))
+            await conn.execute(delete(PUBLIC).where(PUBLIC.c.path == path))
+            values: dict[str, Any] = {
+                "size": 0,
+                "type": "",
+                "hash": EMPTY_HASH,
+                "checksum": "",
+                "map_name": "",
+                "uuid": old.uuid if old else uuid.uuid4(),
+                "cluster": DELETED,
+            }
         else:
-            version = Version(
-                node_id=node.id,
-                size=data.size,
-                type=data.type,
-                hash=data.hash,
-                checksum=data.checksum,
-                map_name=data.map_name,
+            values = {
+                "size": data.size,
+                "type": data.type,
+                "hash": data.hash,
+                "checksum": data.checksum,
+                "map_name": data.map_name,
                 # A path keeps its UUID across new versions (Pithos); a fresh path or
                 # one re-created after a delete gets a new one.
-                uuid=data.uuid or (old.uuid if old else uuid.uuid4()),
-                mtime=now,
-                muser=muser,
-                cluster=CURRENT,
-            )
-        s.add(version)
-        await s.flush()
+                "uuid": data.uuid or (old.uuid if old else uuid.uuid4()),
+                "cluster": CURRENT,
+            }
+        serial = await conn.scalar(
+            insert(VERSIONS)
+            .values(node_id=node_id, mtime=now, muser=muser, **values)
+            .returning(VERSIONS.c.serial)
+        )
+        assert serial is not None
         if data is not None:
-            await self._write_attributes(s, version.serial, data, old)
+            await self._write_attributes(conn, serial, data, old.serial if old else None)
         if write.moved_from is not None:
             # Sharing and the public link belong to the path: a rename takes them along
             # (the source's deleted marker would otherwise drop them).
-            await s.execute(delete(Permission).where(Permission.path == path))
-            await s.execute(delete(PublicLink).where(PublicLink.path == path))
-            await s.execute(
-                update(Permission).where(Permission.path == write.moved_from).values(path=path)
+            await conn.execute(delete(PERMISSIONS).where(PERMISSIONS.c.path == path))
+            await conn.execute(delete(PUBLIC).where(PUBLIC.c.path == path))
+            await conn.execute(
+                update(PERMISSIONS).where(PERMISSIONS.c.path == write.moved_from).values(path=path)
             )
-            await s.execute(
-                update(PublicLink).where(PublicLink.path == write.moved_from).values(path=path)
+            await conn.execute(
+                update(PUBLIC).where(PUBLIC.c.path == write.moved_from).values(path=path)
             )
         if old is not None:
-            if policy.versioning == "none":
-                await s.execute(delete(Attribute).where(Attribute.serial == old.serial))
-                await s.execute(delete(Version).where(Version.serial == old.serial))
+            if container.versioning == "none":
+                await conn.execute(delete(ATTRIBUTES).where(ATTRIBUTES.c.serial == old.serial))
+                await conn.execute(delete(VERSIONS).where(VERSIONS.c.serial == old.serial))
             else:
-                old.cluster = HISTORY
-        return version.serial
+                await conn.execute(
+                    update(VERSIONS).where(VERSIONS.c.serial == old.serial).values(cluster=HISTORY)
+                )
+        return _Committed(serial, values["uuid"], now)
+
+    async def _insert_node(self, conn: AsyncConnection, path: str, parent_id: int) -> int:
+        """A new object node; a concurrent writer of the same new name may have inserted
+        it first (PostgreSQL), in which case theirs is used."""
+        insert_ = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        node_id = await conn.scalar(
+            insert_(NODES)
+            .values(path=path, parent_id=parent_id)
+            .on_conflict_do_nothing(index_elements=["path"])
+            .returning(NODES.c.id)
+        )
+        if node_id is None:
+            node_id = await conn.scalar(select(NODES.c.id).where(NODES.c.path == path))
+        assert node_id is not None
+        return node_id
 
     async def _write_attributes(
-        self, s: AsyncSession, serial: int, data: _Data, old: Version | None
+        self, conn: AsyncConnection, serial: int, data: _Data, old: int | None
     ) -> None:
         """Other domains carry forward from the source (copies) or the replaced version
-        (new data); user metadata is replaced by what the write gives."""
-        origin = data.source_serial or (old.serial if old else None)
-        values: dict[tuple[str, str], str] = {}
+        (new data), copied inside the database; user metadata is replaced by what the
+        write gives, and so are the whole domains in ``data.domains``."""
+        origin = data.source_serial or old
+        replaced = dict(data.domains or {})
+        if data.meta is not None:
+            replaced[USER_DOMAIN] = data.meta
         if origin is not None:
-            rows = await s.execute(
-                select(Attribute.domain, Attribute.key, Attribute.value).where(
-                    Attribute.serial == origin
-                )
+            carried = select(
+                literal(serial), ATTRIBUTES.c.domain, ATTRIBUTES.c.key, ATTRIBUTES.c.value
+            ).where(ATTRIBUTES.c.serial == origin)
+            if replaced:
+                carried = carried.where(ATTRIBUTES.c.domain.not_in(list(replaced)))
+            await conn.execute(
+                insert(ATTRIBUTES).from_select(["serial", "domain", "key", "value"], carried)
             )
-            for domain, key, value in rows:
-                if domain != USER_DOMAIN or data.meta is None:
-                    values[(domain, key)] = value
-        for key, value in (data.meta or {}).items():
-            values[(USER_DOMAIN, key)] = value
-        for domain, replaced in (data.domains or {}).items():
-            values = {k: v for k, v in values.items() if k[0] != domain}
-            values.update({(domain, key): value for key, value in replaced.items()})
-        for (domain, key), value in values.items():
-            s.add(Attribute(serial=serial, domain=domain, key=key, value=value))
+        rows = [
+            {"serial": serial, "domain": domain, "key": key, "value": value}
+            for domain, values in replaced.items()
+            for key, value in values.items()
+        ]
+        if rows:
+            await conn.execute(insert(ATTRIBUTES), rows)
 
 
 def _check_domains(
@@ -1475,8 +1644,20 @@ def _check_domains(
     return domains
 
 
+def _effective(grants: Grants, path: str) -> Sharing:
+    nearest = grants.nearest(path)
+    if nearest is None:
+        return Sharing()
+    granted = grants.by_path[nearest]
+    return Sharing(
+        read=tuple(sorted(granted[sharing.READ] - granted[sharing.WRITE])),
+        write=tuple(sorted(granted[sharing.WRITE])),
+        path=nearest,
+    )
+
+
 def _record(
-    account: str, container: str, name: str, row: Version, meta: dict[str, str]
+    account: str, container: str, name: str, row: Version | Row[Any], meta: dict[str, str]
 ) -> ObjectRecord:
     return ObjectRecord(
         account=account,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import secrets
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from nefos.core.config import Settings
-from nefos.storage.blocks import DIGEST_SIZE, EMPTY_HASH, block_hash, canonical, is_hash
+from nefos.storage.blocks import DIGEST_SIZE, EMPTY_HASH, Buffer, is_hash, stripped
 
 Kind = Literal["block", "map"]
 HELD = "~gc"  # the suffix of a file collect has renamed aside
@@ -47,9 +48,10 @@ class BlockMissing(Exception):
 
 
 class BlockStore(Protocol):
-    async def put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
+    async def put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
         """Store blocks; return their hashes. Idempotent; durable when it returns. A
-        block already stored is not written again, only marked as put now."""
+        block already stored is not written again, only marked as put now. The buffers
+        are read in place (no copy) and not kept: the caller reuses them after."""
 
     async def get_blocks(self, hashes: Sequence[str]) -> list[bytes]:
         """The canonical bytes of each block (pad to the block size to read); raises
@@ -125,7 +127,7 @@ class FileStore:
         return self.maps / name[:2] / name
 
     @staticmethod
-    def _write(path: Path, data: bytes, replace: bool) -> None:
+    def _write(path: Path, data: Buffer, replace: bool) -> None:
         """Durable write: temporary file, fsync, rename, fsync of the directory."""
         if not replace and path.exists():
             return
@@ -161,18 +163,19 @@ class FileStore:
             return False
         return True
 
-    def _put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
+    def _put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
         names = []
         for block in blocks:
-            name = block_hash(block)
+            data = stripped(block)
+            name = hashlib.sha256(data).hexdigest()
             names.append(name)
             if name != EMPTY_HASH:
                 path = self._block_path(name)
                 if not self._touch(path):
-                    self._write(path, canonical(block), replace=False)
+                    self._write(path, data, replace=False)
         return names
 
-    async def put_blocks(self, blocks: Sequence[bytes]) -> list[str]:
+    async def put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
         return await asyncio.to_thread(self._put_blocks, blocks)
 
     def _get_blocks(self, hashes: Sequence[str]) -> list[bytes]:

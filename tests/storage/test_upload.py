@@ -1,0 +1,132 @@
+"""Cutting bodies into blocks as they arrive (``nefos.storage.upload``): whatever the
+chunking, the hashmap, the stored blocks and the MD5 are those of the whole body."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from nefos.core import errors
+from nefos.storage import blocks, upload
+from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer
+from nefos.storage.stores import FileStore
+from nefos.storage.upload import store_stream
+
+SMALL = 16  # a block size that 1-byte chunks can fill quickly
+
+
+async def pieces(data: bytes, sizes: Sequence[int]) -> AsyncIterator[bytes]:
+    """``data`` in chunks of the given sizes, cycled."""
+    start, turn = 0, 0
+    while start < len(data):
+        size = sizes[turn % len(sizes)]
+        yield data[start : start + size]
+        start, turn = start + size, turn + 1
+
+
+async def check(store: FileStore, data: bytes, sizes: Sequence[int], block_size: int) -> None:
+    stored = await store_stream(store, pieces(data, sizes), block_size=block_size)
+    assert stored.size == len(data)
+    assert stored.md5 == hashlib.md5(data).hexdigest()
+    assert stored.hashes == blocks.hashmap(data, block_size)
+    for raw, name in zip(blocks.split(data, block_size), stored.hashes, strict=True):
+        if name != EMPTY_HASH:
+            assert await store.get_blocks([name]) == [blocks.canonical(raw)]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileStore:
+    return FileStore(tmp_path / "store")
+
+
+@pytest.mark.parametrize("blocks_", [1, 2])
+async def test_a_body_of_exactly_whole_blocks(store: FileStore, blocks_: int):
+    data = os.urandom(blocks_ * BLOCK_SIZE)
+    await check(store, data, [1 << 20], BLOCK_SIZE)
+    await check(store, data, [BLOCK_SIZE], BLOCK_SIZE)  # each chunk a whole block
+    await check(store, data, [BLOCK_SIZE + 1], BLOCK_SIZE)
+
+
+async def test_chunks_straddling_blocks(store: FileStore):
+    data = os.urandom(3 * BLOCK_SIZE + 12345)
+    await check(store, data, [65536 + 7, 3, 1 << 20, BLOCK_SIZE - 1], BLOCK_SIZE)
+
+
+async def test_one_byte_chunks(store: FileStore):
+    data = os.urandom(5 * SMALL + 3)
+    await check(store, data, [1], SMALL)
+    await check(store, b"x", [1], BLOCK_SIZE)
+
+
+async def test_zero_blocks_and_trailing_zeros(store: FileStore):
+    data = os.urandom(SMALL) + bytes(SMALL) + b"ab" + bytes(SMALL - 2) + bytes(5)
+    await check(store, data, [3, 7, 1], SMALL)
+    stored = await store_stream(store, pieces(bytes(3 * SMALL), [5]), block_size=SMALL)
+    assert stored.hashes == [EMPTY_HASH] * 3
+
+
+async def test_random_chunkings(store: FileStore):
+    rng = random.Random(4)
+    for _ in range(20):
+        data = os.urandom(rng.randrange(0, 10 * SMALL))
+        await check(store, data, [rng.randrange(1, 3 * SMALL) for _ in range(5)], SMALL)
+
+
+async def test_an_empty_body(store: FileStore):
+    stored = await store_stream(store, pieces(b"", [1]))
+    assert (stored.hashes, stored.size, stored.md5) == ([EMPTY_HASH], 0, hashlib.md5().hexdigest())
+    assert await store.block_names() == []
+
+
+async def test_too_large_a_body_fails_and_stops_reading(store: FileStore):
+    read = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for index in range(100):
+            read.append(index)
+            yield b"x" * 10
+
+    with pytest.raises(errors.TooLarge):
+        await store_stream(store, body(), max_size=25, block_size=SMALL)
+    assert read == [0, 1, 2]
+
+
+class Counting:
+    """A store that records how many puts run at once, and can be made to fail."""
+
+    def __init__(self, inner: FileStore, fail_at: int | None = None):
+        self.inner = inner
+        self.fail_at = fail_at
+        self.running = self.most = self.calls = 0
+
+    async def put_blocks(self, given: Sequence[Buffer]) -> list[str]:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise OSError("disk full")
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(0.01)
+            return await self.inner.put_blocks(given)
+        finally:
+            self.running -= 1
+
+
+async def test_blocks_in_flight_are_bounded(store: FileStore):
+    counting = Counting(store)
+    data = os.urandom(40 * SMALL)
+    stored = await store_stream(counting, pieces(data, [SMALL]), block_size=SMALL)  # type: ignore[arg-type]
+    assert stored.hashes == blocks.hashmap(data, SMALL)
+    assert counting.most == upload.IN_FLIGHT
+
+
+async def test_a_failing_store_fails_the_upload(store: FileStore):
+    counting = Counting(store, fail_at=3)
+    with pytest.raises(OSError, match="disk full"):
+        await store_stream(counting, pieces(os.urandom(40 * SMALL), [SMALL]), block_size=SMALL)  # type: ignore[arg-type]
