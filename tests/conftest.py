@@ -11,15 +11,19 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+import traceback
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy.engine import make_url
 
 from nefos.core.app import create_app
@@ -27,6 +31,7 @@ from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.db import Database
 from nefos.core.engines import Engines
 from nefos.core.migrate import upgrade
+from nefos.identity import service as identity_service
 from nefos.identity.service import Identity
 from tests.broker import private_broker  # noqa: F401 (a RabbitMQ that tests may restart)
 
@@ -41,6 +46,18 @@ DATABASES = [
         marks=pytest.mark.skipif(not PG_URL, reason="NEFOS_TEST_DATABASE_URL is not set"),
     ),
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id at its lowest cost for the in-process services: the default costs a
+    quarter of a second of CPU per hash or login, by design, and the suite makes
+    hundreds. Verifying reads the cost from the stored hash, so nothing else changes;
+    ``nefos up`` servers started by the tests keep the default."""
+    with pytest.MonkeyPatch.context() as patch:
+        cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+        patch.setattr(identity_service, "_hasher", cheap)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +130,47 @@ async def run_nefos(
     )
 
 
+# One in-process command at a time: CliRunner swaps the process's sys.stdout/stderr.
+_CLI_LOCK = threading.Lock()
+
+
+def nefos_in_process(
+    *args: str, env: Mapping[str, str | None], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``nefos *args`` in this process, with ``env`` over ``os.environ`` (None unsets):
+    the same command, exit code and output as the installed script, without paying a
+    process start (a second or more under load) per command. Tests keep at least one
+    real process per command group to prove the script works end to end.
+
+    Call it with no event loop running (the command runs its own): ``invoke_nefos``
+    from async tests.
+    """
+    from typer.testing import CliRunner
+
+    from nefos.cli.main import app
+
+    env = {**env, "COLUMNS": "1000"}  # as wide as piped output, even under `pytest -s`
+    with _CLI_LOCK:
+        result = CliRunner().invoke(app, list(args), env=env)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        # What the process would have printed before exiting 1.
+        stderr += "".join(traceback.format_exception(result.exception))
+    done = subprocess.CompletedProcess([NEFOS, *args], result.exit_code, result.stdout, stderr)
+    if check:
+        done.check_returncode()
+    return done
+
+
+async def invoke_nefos(
+    settings: Settings, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``run_nefos`` in process (``nefos_in_process``), in a thread: the command calls
+    ``asyncio.run`` itself, on its own engines, as the process would."""
+    env = {"NEFOS_DATA_DIR": str(settings.data_dir), "NEFOS_DATABASE_URL": settings.database}
+    return await asyncio.to_thread(partial(nefos_in_process, *args, env=env, check=check))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return ensure_data_dir(
@@ -172,6 +230,12 @@ class Server:
         return subprocess.run(
             [NEFOS, *args], env=self.env(), capture_output=True, text=True, check=check, timeout=60
         )
+
+    def invoke(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``nefos`` in process (``nefos_in_process``), as ``nefos`` runs it: another
+        process than the server's all the same."""
+        env = {"NEFOS_DATA_DIR": str(self.data_dir)}
+        return nefos_in_process(*args, env=env, check=check)
 
 
 def wait_until_up(process: subprocess.Popen[bytes], url: str, output: Path | None = None) -> None:

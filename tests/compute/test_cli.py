@@ -1,5 +1,6 @@
-"""Operators' compute commands (``nefos flavor|backend|server``), run as a process
-against the deployment the in-process services also use."""
+"""Operators' compute commands (``nefos flavor|backend|server``) against the deployment
+the in-process services also use: each group's first command runs the installed script
+as a process, the rest run in process (``invoke_nefos``: no process start each)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,11 @@ from nefos.compute.models import Server
 from nefos.compute.service import Compute, ServerView
 from nefos.core.config import Settings
 from nefos.core.engines import Engines
-from tests.conftest import free_port, run_nefos
+from tests.conftest import free_port, invoke_nefos, run_nefos
 
 
 async def nefos_json(settings: Settings, *args: str) -> Any:
-    done = await run_nefos(settings, *args, "--json")
+    done = await invoke_nefos(settings, *args, "--json")
     return json.loads(done.stdout)
 
 
@@ -87,6 +88,7 @@ ONE_BUS = pytest.mark.parametrize("engines", ["memory"], indirect=True)
 @ONE_BUS
 async def test_flavor_create_list_delete(settings: Settings, engines: Engines):
     user, _ = await engines.identity.create_user("flavors@example.org")
+    # The installed script, end to end; the other commands run in process.
     created = await run_nefos(settings, "flavor", "create", *sizes(2, 2048, 40))
     assert "C2R2048D40file created" in created.stdout
     private = await nefos_json(
@@ -111,32 +113,33 @@ async def test_flavor_create_list_delete(settings: Settings, engines: Engines):
     assert [f.name for f in await engines.compute.flavors([str(uuid.uuid4())])] == [
         "C2R2048D40file"
     ]
-    table = (await run_nefos(settings, "flavor", "list")).stdout
+    table = (await invoke_nefos(settings, "flavor", "list")).stdout
     assert "C2R2048D40file" in table and str(user.id) in table
 
-    again = await run_nefos(settings, "flavor", "create", *sizes(2, 2048, 40), check=False)
+    again = await invoke_nefos(settings, "flavor", "create", *sizes(2, 2048, 40), check=False)
     assert again.returncode == 1 and "exists" in again.stderr
-    unknown = await run_nefos(
+    unknown = await invoke_nefos(
         settings, "flavor", "create", *sizes(1, 1, 1), "--private", "--project", "nope",
         check=False,
     )  # fmt: skip
     assert unknown.returncode == 1 and "No project nope" in unknown.stderr
-    public_grant = await run_nefos(
+    public_grant = await invoke_nefos(
         settings, "flavor", "create", *sizes(1, 1, 1), "--project", str(user.id), check=False
     )
     assert public_grant.returncode == 1 and "--private" in public_grant.stderr
-    bad = await run_nefos(settings, "flavor", "create", *sizes(0, 1, 1), check=False)
+    bad = await invoke_nefos(settings, "flavor", "create", *sizes(0, 1, 1), check=False)
     assert bad.returncode == 1 and "vcpus" in bad.stderr
 
-    deleted = await run_nefos(settings, "flavor", "delete", str(by_name["big"]["id"]))
+    deleted = await invoke_nefos(settings, "flavor", "delete", str(by_name["big"]["id"]))
     assert "deleted" in deleted.stdout
     assert [f["name"] for f in await nefos_json(settings, "flavor", "list")] == ["C2R2048D40file"]
-    gone = await run_nefos(settings, "flavor", "delete", str(by_name["big"]["id"]), check=False)
+    gone = await invoke_nefos(settings, "flavor", "delete", str(by_name["big"]["id"]), check=False)
     assert gone.returncode == 1 and "No flavor" in gone.stderr
 
 
 @ONE_BUS
 async def test_backend_add_list_drain_remove(settings: Settings, engines: Engines):
+    # The installed script, end to end; the other commands run in process.
     added = await run_nefos(
         settings, "backend", "add", "sim", "--kind", "embedded", "--default-link", "br0"
     )
@@ -149,33 +152,33 @@ async def test_backend_add_list_drain_remove(settings: Settings, engines: Engine
     assert sim["drained"] is False and sim["offline"] is False and sim["public"] is True
     assert sim["mtotal"] > 0 and sim["dfree"] > 0 and sim["ctotal"] > 0
     assert "file" in sim["disk_templates"] and sim["refreshed"]
-    table = (await run_nefos(settings, "backend", "list")).stdout
+    table = (await invoke_nefos(settings, "backend", "list")).stdout
     assert "simulated, runs no guest" in table and "instances" in table
 
-    shown = (await run_nefos(settings, "backend", "show", "sim")).stdout
+    shown = (await invoke_nefos(settings, "backend", "show", "sim")).stdout
     assert "default_link: br0" in shown and "kind: embedded" in shown
     assert "os_type: noop" in shown
-    bad_os = await run_nefos(
+    bad_os = await invoke_nefos(
         settings, "backend", "add", "x", "--kind", "embedded", "--os-type", "a b", check=False
     )
     assert bad_os.returncode == 1 and "OS type" in bad_os.stderr
 
-    await run_nefos(settings, "backend", "drain", "sim")
+    await invoke_nefos(settings, "backend", "drain", "sim")
     assert (await engines.compute.backend("sim")).drained is True
     assert (await nefos_json(settings, "backend", "show", "sim"))["drained"] is True
-    await run_nefos(settings, "backend", "undrain", "sim")
+    await invoke_nefos(settings, "backend", "undrain", "sim")
     assert (await engines.compute.backend("sim")).drained is False
-    refreshed = await run_nefos(settings, "backend", "refresh", "sim")
+    refreshed = await invoke_nefos(settings, "backend", "refresh", "sim")
     assert "0 instances" in refreshed.stdout
 
-    twice = await run_nefos(settings, "backend", "add", "sim", "--kind", "embedded", check=False)
+    twice = await invoke_nefos(settings, "backend", "add", "sim", "--kind", "embedded", check=False)
     assert twice.returncode == 1 and "exists" in twice.stderr
-    bad_kind = await run_nefos(settings, "backend", "add", "x", "--kind", "xen", check=False)
+    bad_kind = await invoke_nefos(settings, "backend", "add", "x", "--kind", "xen", check=False)
     assert bad_kind.returncode == 2
-    missing = await run_nefos(settings, "backend", "drain", "nope", check=False)
+    missing = await invoke_nefos(settings, "backend", "drain", "nope", check=False)
     assert missing.returncode == 1 and "No backend 'nope'" in missing.stderr
 
-    await run_nefos(settings, "backend", "remove", "sim")
+    await invoke_nefos(settings, "backend", "remove", "sim")
     assert await nefos_json(settings, "backend", "list") == []
 
 
@@ -204,14 +207,14 @@ async def test_unreachable_ganeti_fails_clearly(settings: Settings, tmp_path: Pa
     url = f"https://127.0.0.1:{free_port()}"
     not_pem = tmp_path / "rapi.txt"
     not_pem.write_text("not a certificate\n")
-    bad = await run_nefos(settings, "backend", "add", "cluster1", "--kind", "ganeti",
-                          "--url", url, "--certificate", str(not_pem), check=False)  # fmt: skip
+    bad = await invoke_nefos(settings, "backend", "add", "cluster1", "--kind", "ganeti",
+                             "--url", url, "--certificate", str(not_pem), check=False)  # fmt: skip
     assert bad.returncode == 1 and "no PEM CERTIFICATE block" in bad.stderr
     assert await nefos_json(settings, "backend", "list") == []
 
     rapi_pem = tmp_path / "rapi.pem"
     rapi_pem.write_text(self_signed_pem("ganeti.example.org"))
-    refused = await run_nefos(
+    refused = await invoke_nefos(
         settings, "backend", "add", "cluster1", "--kind", "ganeti", "--url", url,
         "--username", "nefos", "--password", "pw", "--certificate", str(rapi_pem),
         check=False,
@@ -223,10 +226,10 @@ async def test_unreachable_ganeti_fails_clearly(settings: Settings, tmp_path: Pa
     (shown,) = await nefos_json(settings, "backend", "list")
     assert shown["guests"] == "unknown until refreshed"
     assert shown["password"] == "***" and shown["certificate"] == "pinned"
-    await run_nefos(settings, "backend", "remove", "cluster1")
+    await invoke_nefos(settings, "backend", "remove", "cluster1")
 
 
-@ONE_BUS  # the commands run as processes: one bus is enough
+@ONE_BUS  # the commands run on their own engines, not on the test's bus
 async def test_server_list_and_show_with_job_history(settings: Settings, engines: Engines):
     compute = engines.compute
     await engines.start_dispatcher()
@@ -242,7 +245,8 @@ async def test_server_list_and_show_with_job_history(settings: Settings, engines
     server_id = view.server.id
     await until(compute, server_id, "ACTIVE")
 
-    listed = await nefos_json(settings, "server", "list")
+    # The installed script, end to end; the other commands run in process.
+    listed = json.loads((await run_nefos(settings, "server", "list", "--json")).stdout)
     assert isinstance(listed, list)
     (row,) = listed
     assert row["id"] == server_id and row["name"] == "web"
@@ -252,7 +256,7 @@ async def test_server_list_and_show_with_job_history(settings: Settings, engines
     mine = await nefos_json(settings, "server", "list", "--user", "vm-owner@example.org")
     assert [s["id"] for s in mine] == [server_id]
     assert await nefos_json(settings, "server", "list", "--user", str(other.id)) == []
-    table = (await run_nefos(settings, "server", "list")).stdout
+    table = (await invoke_nefos(settings, "server", "list")).stdout
     assert "vm-owner@example.org" in table and "ACTIVE" in table
 
     shown = await nefos_json(settings, "server", "show", str(server_id))
@@ -265,10 +269,10 @@ async def test_server_list_and_show_with_job_history(settings: Settings, engines
         ("OP_INSTANCE_CREATE", "success"),
     ]
     assert len({j["job_id"] for j in shown["jobs"]}) == 1
-    text = (await run_nefos(settings, "server", "show", str(server_id))).stdout
+    text = (await invoke_nefos(settings, "server", "show", str(server_id))).stdout
     assert "backend jobs" in text and "OP_INSTANCE_CREATE" in text and "status: ACTIVE" in text
 
-    busy = await run_nefos(settings, "backend", "remove", "embedded", check=False)
+    busy = await invoke_nefos(settings, "backend", "remove", "embedded", check=False)
     assert busy.returncode == 1 and "still has servers" in busy.stderr
 
     await compute.delete_server(uid, server_id)
@@ -280,11 +284,11 @@ async def test_server_list_and_show_with_job_history(settings: Settings, engines
     ]
     shown = await nefos_json(settings, "server", "show", str(server_id))
     assert ("OP_INSTANCE_REMOVE", "success") in [(j["opcode"], j["status"]) for j in shown["jobs"]]
-    missing = await run_nefos(settings, "server", "show", "999999", check=False)
+    missing = await invoke_nefos(settings, "server", "show", "999999", check=False)
     assert missing.returncode == 1 and "No server 999999" in missing.stderr
 
 
-@ONE_BUS  # the commands run as processes: one bus is enough
+@ONE_BUS  # the commands run on their own engines, not on the test's bus
 async def test_reconcile_servers_reports_and_fixes(settings: Settings, engines: Engines):
     """A server whose instance vanished from the cluster: reported (exit 1), fixed with
     --fix, and then every server agrees (exit 0)."""
@@ -305,10 +309,11 @@ async def test_reconcile_servers_reports_and_fixes(settings: Settings, engines: 
         row = await s.get(Server, view.server.id)
         assert row is not None
         row.updated = row.updated - dt.timedelta(hours=1)
+    # The installed script, end to end; the other commands run in process.
     found = await run_nefos(settings, "reconcile", "servers", check=False)
     assert found.returncode == 1 and "missing in the backend" in found.stdout
-    fixed = await run_nefos(settings, "reconcile", "servers", "--fix", "--json", check=False)
+    fixed = await invoke_nefos(settings, "reconcile", "servers", "--fix", "--json", check=False)
     assert json.loads(fixed.stdout)[0]["fixed"] is True
-    clean = await run_nefos(settings, "reconcile", "servers")
+    clean = await invoke_nefos(settings, "reconcile", "servers")
     assert "agrees" in clean.stdout
     assert (await compute.server(owner, view.server.id)).status == "DELETED"

@@ -18,7 +18,7 @@ from nefos.core import errors
 from nefos.core.engines import Engines
 from nefos.identity.service import Identity
 from tests.conftest import Server
-from tests.e2e.test_server import openstack
+from tests.e2e.test_server import openstack, side_by_side
 
 # Keypairs never touch the bus: one bus is enough.
 ONE_BUS = pytest.mark.parametrize("engines", ["memory"], indirect=True)
@@ -341,26 +341,34 @@ def test_openstack_cli_keypairs(server: Server, tmp_path: Path):
         assert done.returncode == 0, done.stderr
         return done
 
+    # Independent commands run side by side: each one pays the client's start-up.
     # The client generates the pair itself, prints the private half and imports the public.
-    private = run("create", "made-by-client").stdout
-    assert "PRIVATE KEY-----" in private
-    loaded = serialization.load_ssh_private_key(private.encode(), password=None)
     public_path = tmp_path / "laptop.pub"
     public_path.write_text(ed25519_key() + " me@laptop\n")
-    imported = json.loads(
-        run("create", "--public-key", str(public_path), "laptop", "-f", "json").stdout
+    private, imported = side_by_side(
+        lambda: run("create", "made-by-client").stdout,
+        lambda: json.loads(
+            run("create", "--public-key", str(public_path), "laptop", "-f", "json").stdout
+        ),
     )
+    assert "PRIVATE KEY-----" in private
+    loaded = serialization.load_ssh_private_key(private.encode(), password=None)
     assert imported["name"] == "laptop"
-    listed = json.loads(run("list", "-f", "json").stdout)
+    listed, shown, public = side_by_side(
+        lambda: json.loads(run("list", "-f", "json").stdout),
+        lambda: json.loads(run("show", "made-by-client", "-f", "json").stdout),
+        lambda: run("show", "--public-key", "made-by-client").stdout,
+    )
     assert sorted(k["Name"] for k in listed) == ["laptop", "made-by-client"]
     assert {k["Fingerprint"] for k in listed} >= {imported["fingerprint"]}
-    shown = json.loads(run("show", "made-by-client", "-f", "json").stdout)
     assert shown["user_id"] == server.admin_uuid
     assert shown["fingerprint"] in {k["Fingerprint"] for k in listed}
-    public = run("show", "--public-key", "made-by-client").stdout
     assert public.split()[:2] == openssh(loaded).split()[:2]
 
     run("delete", "made-by-client", "laptop")
-    assert json.loads(run("list", "-f", "json").stdout) == []
-    gone = openstack(server, *credentials, "keypair", "delete", "laptop")
+    listed, gone = side_by_side(
+        lambda: json.loads(run("list", "-f", "json").stdout),
+        lambda: openstack(server, *credentials, "keypair", "delete", "laptop"),
+    )
+    assert listed == []
     assert gone.returncode != 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 
 from tests.conftest import Server
 from tests.e2e.test_server import openstack as run_openstack
+from tests.e2e.test_server import side_by_side
 
 CREATE = ("image", "create", "--disk-format", "raw", "--container-format", "bare")
 
@@ -29,11 +31,15 @@ def ok(result) -> str:
     return result.stdout
 
 
+def ok_delete(server: Server, image_id: str) -> None:
+    ok(admin(server, "image", "delete", image_id))
+
+
 @pytest.fixture(scope="module")
 def bob(server: Server) -> tuple[str, str, str]:
     """A second user with a password: (e-mail, password, uuid)."""
     email, password = "bob@example.org", "bob-secret-password"
-    created = server.nefos("user", "create", email, "--password", password)
+    created = server.invoke("user", "create", email, "--password", password)
     printed = dict(line.split(":", 1) for line in created.stdout.splitlines() if ":" in line)
     return email, password, printed["uuid"].strip()
 
@@ -55,9 +61,11 @@ def test_openstack_image_lifecycle(server: Server, tmp_path: Path):
     assert created["checksum"] == hashlib.md5(data).hexdigest()
     assert created["owner"] == server.admin_uuid
 
-    listed = json.loads(ok(admin(server, "image", "list", "-f", "json")))
+    listed, shown = side_by_side(
+        lambda: json.loads(ok(admin(server, "image", "list", "-f", "json"))),
+        lambda: json.loads(ok(admin(server, "image", "show", "cli-image", "-f", "json"))),
+    )
     assert {"ID": image_id, "Name": "cli-image", "Status": "active"} in listed
-    shown = json.loads(ok(admin(server, "image", "show", "cli-image", "-f", "json")))
     assert shown["id"] == image_id
     assert shown["properties"]["os_distro"] == "debian"
 
@@ -79,28 +87,38 @@ def test_openstack_image_lifecycle(server: Server, tmp_path: Path):
     assert stored.content == data
 
     ok(admin(server, "image", "delete", image_id))
-    gone = admin(server, "image", "show", image_id)
+    gone, ids = side_by_side(
+        lambda: admin(server, "image", "show", image_id),
+        lambda: ok(admin(server, "image", "list", "-f", "value", "-c", "ID")),
+    )
     assert gone.returncode != 0
-    assert image_id not in ok(admin(server, "image", "list", "-f", "value", "-c", "ID"))
+    assert image_id not in ids
 
 
 def test_openstack_image_visibility_between_users(server: Server, bob, tmp_path: Path):
     _, _, bob_uuid = bob
     source = tmp_path / "small.raw"
     source.write_bytes(b"small image")
-    ids = {}
-    for visibility in ("private", "shared", "public"):
+    visibilities = ("private", "shared", "public")
+
+    def create(visibility: str) -> str:
         created = admin(
             server, *CREATE, "--file", str(source), f"--{visibility}", visibility, "-f", "json"
         )
-        ids[visibility] = json.loads(ok(created))["id"]
+        return json.loads(ok(created))["id"]
+
+    created = side_by_side(*(partial(create, visibility) for visibility in visibilities))
+    ids = dict(zip(visibilities, created, strict=True))
 
     def bob_sees() -> set[str]:
         return set(ok(as_bob(server, bob, "image", "list", "-f", "value", "-c", "ID")).split())
 
-    assert ids["public"] in bob_sees()
-    assert not {ids["private"], ids["shared"]} & bob_sees()
-    assert as_bob(server, bob, "image", "show", ids["private"]).returncode != 0
+    seen, private = side_by_side(
+        bob_sees, lambda: as_bob(server, bob, "image", "show", ids["private"])
+    )
+    assert ids["public"] in seen
+    assert not {ids["private"], ids["shared"]} & seen
+    assert private.returncode != 0
 
     member = json.loads(
         ok(admin(server, "image", "add", "project", ids["shared"], bob_uuid, "-f", "json"))
@@ -108,17 +126,21 @@ def test_openstack_image_visibility_between_users(server: Server, bob, tmp_path:
     assert member["status"] == "pending"
     assert ids["shared"] not in bob_sees()  # not until bob accepts it
     ok(as_bob(server, bob, "image", "set", "--accept", "--project", bob_uuid, ids["shared"]))
-    assert ids["shared"] in bob_sees()
-    assert ids["private"] not in bob_sees()
-    members = json.loads(ok(admin(server, "image", "member", "list", ids["shared"], "-f", "json")))
-    assert [(m["Member ID"], m["Status"]) for m in members] == [(bob_uuid, "accepted")]
-    # Members read the image but may not delete it.
     saved = tmp_path / "bob.raw"
-    ok(as_bob(server, bob, "image", "save", "--file", str(saved), ids["shared"]))
+    seen, members, _ = side_by_side(
+        bob_sees,
+        lambda: json.loads(
+            ok(admin(server, "image", "member", "list", ids["shared"], "-f", "json"))
+        ),
+        # Members read the image but may not delete it.
+        lambda: ok(as_bob(server, bob, "image", "save", "--file", str(saved), ids["shared"])),
+    )
+    assert ids["shared"] in seen
+    assert ids["private"] not in seen
+    assert [(m["Member ID"], m["Status"]) for m in members] == [(bob_uuid, "accepted")]
     assert saved.read_bytes() == b"small image"
     assert as_bob(server, bob, "image", "delete", ids["shared"]).returncode != 0
-    for image_id in ids.values():
-        ok(admin(server, "image", "delete", image_id))
+    side_by_side(*(partial(ok_delete, server, image_id) for image_id in ids.values()))
 
 
 def test_openstacksdk_create_list_download(server: Server):

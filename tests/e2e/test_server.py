@@ -7,14 +7,33 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
-from tests.conftest import NEFOS, Server, _start_server, _stop_server, free_port, wait_until_up
+from tests.conftest import (
+    NEFOS,
+    Server,
+    _start_server,
+    _stop_server,
+    free_port,
+    nefos_in_process,
+    wait_until_up,
+)
 
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
+T = TypeVar("T")
+
+
+def side_by_side(*runs: Callable[[], T]) -> list[T]:
+    """Independent client runs at once (each pays the client's start-up, a second or
+    more): their results in order."""
+    with ThreadPoolExecutor(len(runs)) as pool:
+        return list(pool.map(lambda run: run(), runs))
 
 
 def openstack(server: Server, user: str, password: str, project: str, *args: str):
@@ -128,6 +147,8 @@ def test_kamaki_shaped_v2_request(server: Server):
 
 
 def test_operator_commands_act_on_the_running_cloud(server: Server):
+    """Operator commands, each a process apart from the server's: the first is the
+    installed script, the rest run in this one (``Server.invoke``)."""
     created = server.nefos("user", "create", "op@example.org", "--password", "pw1")
     fields = dict(line.split(": ", 1) for line in created.stdout.splitlines())
     uuid, token = fields["uuid"], fields["token"]
@@ -145,37 +166,37 @@ def test_operator_commands_act_on_the_running_cloud(server: Server):
         return True
 
     assert valid(token) == 200
-    assert server.nefos("user", "token", "op@example.org").stdout.strip() == token
+    assert server.invoke("user", "token", "op@example.org").stdout.strip() == token
 
-    listed = json.loads(server.nefos("user", "list", "--json").stdout)
+    listed = json.loads(server.invoke("user", "list", "--json").stdout)
     assert {u["email"] for u in listed} >= {"op@example.org", server.admin_email}
-    shown = json.loads(server.nefos("user", "show", uuid, "--json").stdout)
+    shown = json.loads(server.invoke("user", "show", uuid, "--json").stdout)
     assert shown["logins"] == [{"provider": "local", "identifier": "op@example.org"}]
 
-    server.nefos("user", "deactivate", "op@example.org")
+    server.invoke("user", "deactivate", "op@example.org")
     assert becomes(token, 404)
-    server.nefos("user", "activate", uuid)
+    server.invoke("user", "activate", uuid)
     assert becomes(token, 200)
 
-    renewed = server.nefos("user", "renew-token", "op@example.org").stdout.strip()
+    renewed = server.invoke("user", "renew-token", "op@example.org").stdout.strip()
     assert becomes(token, 404) and valid(renewed) == 200
 
-    server.nefos("user", "set-password", "op@example.org", "--password", "pw2")
+    server.invoke("user", "set-password", "op@example.org", "--password", "pw2")
     result = openstack(server, "op@example.org", "pw2", "op@example.org", "token", "issue")
     assert result.returncode == 0, result.stderr
 
-    server.nefos("user", "link", "op@example.org", "--provider", "campus", "--identifier", "s1")
-    shown = json.loads(server.nefos("user", "show", "op@example.org", "--json").stdout)
+    server.invoke("user", "link", "op@example.org", "--provider", "campus", "--identifier", "s1")
+    shown = json.loads(server.invoke("user", "show", "op@example.org", "--json").stdout)
     assert {"provider": "campus", "identifier": "s1"} in shown["logins"]
 
 
 def test_operator_command_errors(server: Server):
-    duplicate = server.nefos("user", "create", server.admin_email, check=False)
+    duplicate = server.invoke("user", "create", server.admin_email, check=False)
     assert duplicate.returncode == 1
     assert "already exists" in duplicate.stderr
-    missing = server.nefos("user", "show", "ghost@example.org", check=False)
+    missing = server.invoke("user", "show", "ghost@example.org", check=False)
     assert missing.returncode == 1
-    bad = server.nefos("user", "create", "not-an-email", check=False)
+    bad = server.invoke("user", "create", "not-an-email", check=False)
     assert bad.returncode == 1 and "Invalid e-mail" in bad.stderr
 
 
@@ -240,13 +261,9 @@ def test_db_upgrade_serve_and_config(tmp_path: Path):
         ).stdout
     )
     assert shown["region"] == "athens" and shown["secret_key"] == "***"
-    created = subprocess.run(
-        [NEFOS, "user", "create", "p@example.org", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=60,
+    unset = {name: None for name in os.environ if name.startswith("NEFOS_")}
+    created = nefos_in_process(
+        "user", "create", "p@example.org", "--config", str(config), env=unset
     )
     token = created.stdout.split("token: ")[1].strip()
     process = subprocess.Popen(
@@ -278,11 +295,7 @@ def test_db_upgrade_serve_and_config(tmp_path: Path):
 def test_bad_config_is_a_clear_error(tmp_path: Path, bad: str):
     config = tmp_path / "bad.toml"
     config.write_text(bad)
-    result = subprocess.run(
-        [NEFOS, "config", "show", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    # In process: `config show` runs as a process in test_db_upgrade_serve_and_config.
+    result = nefos_in_process("config", "show", "--config", str(config), env={}, check=False)
     assert result.returncode == 2
     assert "error" in result.stderr and "Traceback" not in result.stderr

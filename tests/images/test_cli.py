@@ -9,13 +9,16 @@ from pathlib import Path
 from nefos.core.config import Settings
 from nefos.core.engines import Engines
 from nefos.storage.blocks import BLOCK_SIZE, block_hash, merkle
-from tests.conftest import run_nefos
+from tests.conftest import invoke_nefos, run_nefos
 
 V1 = "/image/v1"
 
 
-async def register(settings: Settings, *args: str) -> dict:
-    done = await run_nefos(settings, "image", "register", *args, "--json")
+async def register(settings: Settings, *args: str, process: bool = False) -> dict:
+    """``nefos image register ... --json``, in process unless ``process`` (the installed
+    script, end to end)."""
+    run = run_nefos if process else invoke_nefos
+    done = await run(settings, "image", "register", *args, "--json")
     return json.loads(done.stdout)
 
 
@@ -31,7 +34,7 @@ async def test_register_uploads_once_and_publishes(
 
     first = await register(
         settings, str(image_file), "--name", "Debian 12",
-        "--property", "osfamily=linux", "--property", "root_partition=1",
+        "--property", "osfamily=linux", "--property", "root_partition=1", process=True,
     )  # fmt: skip
     assert (first["blocks"], first["sent_blocks"], first["sent_bytes"]) == (3, 3, len(data))
     assert first["owner"] == str(admin.id) and first["visibility"] == "public"
@@ -40,11 +43,11 @@ async def test_register_uploads_once_and_publishes(
     stored = set(await engines.store.block_names())
     assert set(hashes) <= stored
 
-    listed = json.loads((await run_nefos(settings, "image", "list", "--json")).stdout)
+    listed = json.loads((await invoke_nefos(settings, "image", "list", "--json")).stdout)
     assert [(i["id"], i["name"], i["owner_email"], i["size"], i["visibility"]) for i in listed] == [
         (first["id"], "Debian 12", settings.admin_email, len(data), "public")
     ]
-    table = (await run_nefos(settings, "image", "list")).stdout
+    table = (await invoke_nefos(settings, "image", "list")).stdout
     assert first["id"] in table and "Debian 12" in table and "public" in table
 
     # Another user sees it as a public image through Plankton's API.
@@ -97,19 +100,19 @@ async def test_register_private_for_an_owner(
 async def test_bad_register_arguments(settings: Settings, engines: Engines, tmp_path: Path):
     image_file = tmp_path / "x.img"
     image_file.write_bytes(b"x")
-    no_admin = await run_nefos(settings, "image", "register", str(image_file), "--name", "X",
-                               check=False)  # fmt: skip
+    no_admin = await invoke_nefos(settings, "image", "register", str(image_file), "--name", "X",
+                                  check=False)  # fmt: skip
     assert no_admin.returncode == 1 and "admin" in no_admin.stderr
     await engines.identity.create_user(settings.admin_email, admin=True)
-    bad_property = await run_nefos(
+    bad_property = await invoke_nefos(
         settings, "image", "register", str(image_file), "--name", "X", "--property", "novalue",
         check=False,
     )  # fmt: skip
     assert bad_property.returncode == 2
-    bad_format = await run_nefos(
+    bad_format = await invoke_nefos(
         settings, "image", "register", str(image_file), "--name", "X", "--disk-format", "floppy",
         check=False,
     )  # fmt: skip
     assert bad_format.returncode == 1 and "disk format" in bad_format.stderr
-    listed = json.loads((await run_nefos(settings, "image", "list", "--json")).stdout)
+    listed = json.loads((await invoke_nefos(settings, "image", "list", "--json")).stdout)
     assert listed == []

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from nefos.core.engines import Engines
 from nefos.identity.models import Project
 from nefos.quotas.service import project_holder, user_holder
-from tests.conftest import run_nefos
+from tests.conftest import invoke_nefos, run_nefos
 
 NEFOS = str(Path(sys.executable).with_name("nefos"))
 CRASH_CLIENT = Path(__file__).with_name("crash_client.py")
@@ -49,7 +49,7 @@ async def test_reconcile_repairs_a_crash(settings, engines: Engines, when: str, 
     assert len(await engines.quotas.pending("astakos")) == 1
     assert await usage(engines, user_holder(user.id)) == (0, 1)  # reserved, unsettled
 
-    result = await run_nefos(settings, "quota", "reconcile")
+    result = await invoke_nefos(settings, "quota", "reconcile")
     assert ("accepted [" if outcome else "rejected [") in result.stdout
     assert await engines.quotas.pending("astakos") == []
     assert await usage(engines, user_holder(user.id)) == (outcome, outcome)
@@ -59,30 +59,32 @@ async def test_reconcile_repairs_a_crash(settings, engines: Engines, when: str, 
     assert (created is not None) == bool(outcome)
     # Nothing is left to do the second time.
     assert (
-        "accepted none, rejected none" in (await run_nefos(settings, "quota", "reconcile")).stdout
+        "accepted none, rejected none"
+        in (await invoke_nefos(settings, "quota", "reconcile")).stdout
     )
 
 
 async def test_quota_show_and_set(settings, engines: Engines):
     user, _ = await engines.identity.create_user("q@example.org")
+    # The installed script, end to end; the other commands run in process.
     await run_nefos(settings, "quota", "set", "q@example.org", "cyclades.vm", "7")
-    await run_nefos(settings, "quota", "set", str(user.id), "pithos.diskspace", "100GiB")
+    await invoke_nefos(settings, "quota", "set", str(user.id), "pithos.diskspace", "100GiB")
     rows = json.loads(
-        (await run_nefos(settings, "quota", "show", "q@example.org", "--json")).stdout
+        (await invoke_nefos(settings, "quota", "show", "q@example.org", "--json")).stdout
     )
     by_resource = {row["resource"]: row for row in rows}
     assert by_resource["cyclades.vm"]["limit"] == 7
     assert by_resource["cyclades.vm"]["project_limit"] == 7
     assert by_resource["pithos.diskspace"]["limit"] == 100 << 30
-    bad = await run_nefos(
+    bad = await invoke_nefos(
         settings, "quota", "set", "q@example.org", "cyclades.vm", "lots", check=False
     )
     assert bad.returncode == 2
-    unknown = await run_nefos(
+    unknown = await invoke_nefos(
         settings, "quota", "set", "q@example.org", "cyclades.nope", "1", check=False
     )
     assert unknown.returncode == 1 and "Unknown resource" in unknown.stderr
-    nobody = await run_nefos(settings, "quota", "set", "nobody", "cyclades.vm", "1", check=False)
+    nobody = await invoke_nefos(settings, "quota", "set", "nobody", "cyclades.vm", "1", check=False)
     assert nobody.returncode == 1 and "No user or project" in nobody.stderr
 
 
@@ -91,6 +93,7 @@ async def test_usage_report(settings, engines: Engines):
     await engines.quotas.issue(
         "svc", [*engines_charge(user.id, "cyclades.vm", 2)], auto_accept=True
     )
+    # The installed script, end to end; the other command runs in process.
     report = (await run_nefos(settings, "usage", "report", "--csv")).stdout
     rows = list(csv.DictReader(io.StringIO(report)))
     mine = [r for r in rows if r["holder"] == "r@example.org" and r["resource"] == "cyclades.vm"]
@@ -105,7 +108,7 @@ async def test_usage_report(settings, engines: Engines):
             "pending": "0",
         }
     ]
-    table = (await run_nefos(settings, "usage", "report")).stdout
+    table = (await invoke_nefos(settings, "usage", "report")).stdout
     assert "r@example.org" in table
 
 

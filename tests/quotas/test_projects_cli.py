@@ -11,7 +11,7 @@ from pathlib import Path
 from nefos.core.db import utcnow
 from nefos.core.engines import Engines
 from nefos.quotas.project_rules import Actor
-from tests.conftest import run_nefos
+from tests.conftest import invoke_nefos, run_nefos
 
 NEFOS = str(Path(sys.executable).with_name("nefos"))
 VM = "cyclades.vm"
@@ -29,21 +29,22 @@ async def test_operator_decides_and_suspends(settings, engines: Engines):
         applicant, {"name": "cli-refused", "end_date": end}
     )
 
-    # Independent commands run side by side: each one pays the CLI's start-up.
+    # Independent commands run side by side. The first is the installed script, end to
+    # end; the rest run in process (one at a time, without a process start each).
     approved, denied = await asyncio.gather(
         run_nefos(settings, "project", "approve", str(project)),  # its pending application
-        run_nefos(settings, "project", "deny", str(refused), "--app", str(refused_app)),
+        invoke_nefos(settings, "project", "deny", str(refused), "--app", str(refused_app)),
     )
     assert f"application {app}" in approved.stdout and "denied" in denied.stdout
     suspended, again = await asyncio.gather(
-        run_nefos(settings, "project", "suspend", str(project), "--reason", "unpaid"),
-        run_nefos(settings, "project", "approve", str(refused), check=False),
+        invoke_nefos(settings, "project", "suspend", str(project), "--reason", "unpaid"),
+        invoke_nefos(settings, "project", "approve", str(refused), check=False),
     )
     assert "suspended" in suspended.stdout
     assert again.returncode == 1 and "no pending application" in again.stderr
     listed, shown = await asyncio.gather(
-        run_nefos(settings, "project", "list", "--json"),
-        run_nefos(settings, "project", "show", str(project), "--json"),
+        invoke_nefos(settings, "project", "list", "--json"),
+        invoke_nefos(settings, "project", "show", str(project), "--json"),
     )
     states = {p["id"]: p["state"] for p in json.loads(listed.stdout)}
     assert states[str(project)] == "suspended" and states[str(refused)] == "uninitialized"
