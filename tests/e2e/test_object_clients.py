@@ -33,8 +33,8 @@ def swift(server: Server, *args: str, cwd: Path | None = None) -> subprocess.Com
             f"{server.url}/object-store/v1",
             "-U",
             server.admin_email,
-            "-K",
-            server.admin_token,
+            # One argument: a token may begin with "-", which argparse would take for an option.
+            f"--key={server.admin_token}",
             *args,
         ],
         capture_output=True,
