@@ -1,4 +1,4 @@
-"""Migrations and models agree, on every database; SQLite writers queue, not fail."""
+"""Migrations and models agree, on every database; SQLite writers queue, not fail, and\ncommit in groups."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from nefos.core.db import Base, Database
 from nefos.core.migrate import current, head, upgrade_async
@@ -61,3 +61,112 @@ async def test_transaction_rolls_back_on_error(db: Database):
         pass
     async with db.session() as s:
         assert (await s.execute(text("SELECT count(*) FROM things"))).scalar_one() == 0
+
+
+def _sqlite_only(db: Database) -> None:
+    if not db.url.startswith("sqlite"):
+        pytest.skip("SQLite only: PostgreSQL commits writers side by side")
+
+
+def _count_commits(db: Database) -> list[int]:
+    commits: list[int] = []
+    event.listen(db.engine.sync_engine, "commit", lambda conn: commits.append(1))
+    return commits
+
+
+async def test_sqlite_writers_that_wait_commit_together(db: Database):
+    _sqlite_only(db)
+    async with db.transaction() as s:
+        await s.execute(text("CREATE TABLE notes (n INTEGER NOT NULL)"))
+    commits = _count_commits(db)
+
+    async def write(n: int) -> None:
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO notes VALUES (:n)"), {"n": n})
+        async with db.session() as s:  # answered only once it is committed
+            assert (
+                await s.execute(text("SELECT count(*) FROM notes WHERE n = :n"), {"n": n})
+            ).scalar_one() == 1
+
+    await asyncio.gather(*(write(n) for n in range(40)))
+    assert 1 <= len(commits) < 40
+
+
+async def test_a_failing_writer_rolls_back_alone(db: Database):
+    _sqlite_only(db)
+    async with db.transaction() as s:
+        await s.execute(text("CREATE TABLE names (name VARCHAR(10) PRIMARY KEY)"))
+    commits = _count_commits(db)
+
+    async def write(name: str, fail: bool) -> None:
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO names VALUES (:name)"), {"name": name})
+            if fail:
+                raise RuntimeError(name)
+
+    async def duplicate() -> None:
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO names VALUES ('dup-x')"))
+            await s.execute(text("INSERT INTO names VALUES ('dup-x')"))  # IntegrityError
+
+    outcomes = await asyncio.gather(
+        *(write(f"n{i}", fail=i % 3 == 0) for i in range(12)),
+        duplicate(),
+        return_exceptions=True,
+    )
+    assert [str(o) for o in outcomes[:12] if isinstance(o, RuntimeError)] == [
+        "n0",
+        "n3",
+        "n6",
+        "n9",
+    ]
+    assert "UNIQUE" in str(outcomes[12])
+    async with db.session() as s:
+        names = (await s.execute(text("SELECT name FROM names ORDER BY name"))).scalars().all()
+    assert names == sorted(f"n{i}" for i in range(12) if i % 3)
+    assert len(commits) < 8
+
+
+async def test_a_failed_group_commit_fails_every_writer_in_it(db: Database):
+    """A deferred constraint is checked at COMMIT: the whole group is refused."""
+    _sqlite_only(db)
+    async with db.transaction() as s:
+        await s.execute(text("CREATE TABLE parents (id INTEGER PRIMARY KEY)"))
+        await s.execute(
+            text(
+                "CREATE TABLE children (parent INTEGER REFERENCES parents (id)"
+                " DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+        await s.execute(text("CREATE TABLE notes (n INTEGER NOT NULL)"))
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO notes VALUES (1)"))
+            holding.set()
+            await release.wait()
+
+    async def orphan() -> None:
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO children VALUES (42)"))
+
+    async def good() -> None:
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO notes VALUES (2)"))
+
+    tasks = [asyncio.create_task(first())]
+    await holding.wait()
+    tasks += [asyncio.create_task(orphan()), asyncio.create_task(good())]
+    await asyncio.sleep(0.01)  # both queue behind the first, in its group
+    release.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all("FOREIGN KEY" in str(o) for o in outcomes), outcomes
+    async with db.session() as s:
+        assert (await s.execute(text("SELECT count(*) FROM notes"))).scalar_one() == 0
+        assert (await s.execute(text("SELECT count(*) FROM children"))).scalar_one() == 0
+    async with db.transaction() as s:  # and the next group starts clean
+        await s.execute(text("INSERT INTO notes VALUES (3)"))
+    async with db.session() as s:
+        assert (await s.execute(text("SELECT n FROM notes"))).scalars().all() == [3]

@@ -8,7 +8,6 @@ upgrades its read lock (SQLite's deferred transactions cannot wait for that).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from nefos.core import sqlite
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -69,7 +70,10 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if is_sqlite(url):
-        kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # Statements on the loop's thread, lock waits and commits on a thread: see
+        # nefos.core.sqlite. The connection starts with no implicit transactions
+        # (isolation_level None): we emit BEGIN ourselves, below.
+        kwargs.setdefault("async_creator", sqlite.creator(url, SQLITE_BUSY_TIMEOUT_MS / 1000))
     else:
         kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(url, **kwargs)
@@ -81,7 +85,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -104,17 +107,11 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
-        writer_bind = (
-            self.engine.execution_options(sqlite_begin="IMMEDIATE")
-            if is_sqlite(url)
-            else self.engine
-        )
-        self._writer = async_sessionmaker(writer_bind, expire_on_commit=False)
-        # SQLite takes one writer at a time; writers of this process queue here and are
-        # handed the lock in turn, instead of polling SQLite's with growing sleeps (its
-        # busy handler), which made small writes slow and their tail latency seconds.
+        self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite takes one writer at a time: the writers of this process take turns and
+        # commit in groups (one fsync for many; see nefos.core.sqlite.GroupCommit).
         # Other processes (operator commands) still meet at SQLite's lock.
-        self._write_turn = asyncio.Lock() if is_sqlite(url) else None
+        self._group = sqlite.GroupCommit(self.engine) if is_sqlite(url) else None
 
     def session(self) -> AsyncSession:
         """A session for reads; it never needs a commit."""
@@ -122,13 +119,13 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: committed on success, rolled back on any error.
-        Never open one inside another (on SQLite that would wait for itself)."""
-        if self._write_turn is None:
+        """A write transaction: committed (durably) on success, rolled back on any
+        error. Never open one inside another (on SQLite that would wait for itself)."""
+        if self._group is None:
             async with self._writer() as session, session.begin():
                 yield session
             return
-        async with self._write_turn, self._writer() as session, session.begin():
+        async with self._group.transaction() as session:
             yield session
 
     async def close(self) -> None:
