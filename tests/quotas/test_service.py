@@ -107,6 +107,41 @@ async def test_over_limit_is_refused_with_synnefo_data(identity: Identity, quota
         assert await s.scalar(select(func.count()).select_from(Commission)) == 0
 
 
+async def test_take_pays_inside_the_callers_transaction(
+    identity: Identity, quotas: Quotas, db: Database
+):
+    """Issued and accepted with the caller's own change: both commit, or neither."""
+    user = await new_user(identity)
+    limit = RESOURCES[VM].default
+    async with db.transaction() as s:
+        serial = await quotas.take(await s.connection(), "svc", charge(user, user, VM, 2), "two")
+    mine = await holding(quotas, user_holder(user))
+    assert (mine.usage_min, mine.usage_max) == (2, 2)
+    assert await quotas.pending("svc") == []
+    commission, provisions = await quotas.commission("svc", serial)
+    assert commission.state == "accepted" and commission.name == "two"
+    assert [(p.holder, p.quantity) for p in provisions] == [
+        (user_holder(user), 2),
+        (project_holder(user), 2),
+    ]
+    async with db.session() as s:
+        logged = (await s.scalars(select(ProvisionLog).where(ProvisionLog.serial == serial))).all()
+    assert sorted((r.holder, r.outcome, r.usage_min, r.usage_max) for r in logged) == sorted(
+        [(user_holder(user), "accept", 2, 2), (project_holder(user), "accept", 2, 2)]
+    )
+
+    with pytest.raises(errors.OverQuota) as caught:
+        async with db.transaction() as s:
+            conn = await s.connection()
+            await quotas.take(conn, "svc", charge(user, user, VM, -1), "release one")
+            await quotas.take(conn, "svc", charge(user, user, VM, limit), "too many")
+    assert caught.value.data["name"] == "NoCapacityError"
+    mine = await holding(quotas, user_holder(user))
+    assert (mine.usage_min, mine.usage_max) == (2, 2)  # the release rolled back with it
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Commission)) == 1
+
+
 async def test_project_limit_caps_members_together(identity: Identity, quotas: Quotas):
     """The effective limit: min(limit, project_limit - (project_usage - usage))."""
     project = uuid.uuid4()

@@ -14,9 +14,12 @@ A charge to a user in a project is the pair ``user:<u>`` from ``project:<p>`` an
 ``project:<p>`` from nothing, so the project's own limit caps its members together:
 the effective limit of a member is ``min(limit, project_limit - (project_usage - usage))``.
 
-Every method is one transaction. Holdings are locked in a fixed order (``SELECT ... FOR
-UPDATE`` on PostgreSQL; SQLite's write transactions are serial), so concurrent issues
-never oversell and never deadlock.
+Every method is one transaction, except :meth:`Quotas.take`, which runs in the caller's:
+a service that keeps its records in this same database (the file store) pays for a
+change inside the change's own transaction, issued and accepted at once, so the two
+commit together or not at all and no serial is ever left pending. Holdings are locked
+in a fixed order (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write transactions
+are serial), so concurrent issues never oversell and never deadlock.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nefos.core import errors
 from nefos.core.config import Settings
@@ -325,6 +328,82 @@ class Quotas:
                 await self._resolve(s, commission, accept=True, locked=locked)
             return commission.serial
 
+    async def take(
+        self, conn: AsyncConnection, clientkey: str, provisions: Sequence[Charge], name: str = ""
+    ) -> int:
+        """Issue and accept a commission inside the caller's open transaction (Core
+        statements: this is on every file write's path). Lock holdings after the
+        caller's own rows, so every writer locks in the same order. Raises as
+        :meth:`issue` does; the caller's transaction then rolls back with it."""
+        self._check(provisions)
+        found: dict[tuple[str, str, str], _Held] = {}
+        for key in sorted({_key(p.holder, p.source, p.resource) for p in provisions}):
+            wanted = {"holder": key[0], "source": key[1], "resource": key[2]}
+            row = (await conn.execute(_HOLDING_LOCKED, wanted)).first()
+            if row is not None:
+                found[key] = _Held(row.id, row.limit, row.usage_min, row.usage_max)
+        for p in provisions:
+            held = found.get(_key(p.holder, p.source, p.resource))
+            if held is None:
+                raise errors.NotFound(
+                    f"No holding for {p.holder} from {p.source} of {p.resource}",
+                    data={"provision": p.as_dict()},
+                )
+            _reserve(held, p, force=False)
+            _settle(held, p.quantity, accept=True)
+        for held in found.values():
+            await conn.execute(
+                _MOVE_HOLDING,
+                {"held": held.id, "new_min": held.usage_min, "new_max": held.usage_max},
+            )
+        now = utcnow()
+        serial = await conn.scalar(
+            _NEW_COMMISSION,
+            {
+                "clientkey": clientkey,
+                "name": name,
+                "state": ACCEPTED,
+                "issue_time": now,
+                "resolve_time": now,
+            },
+        )
+        await conn.execute(
+            _NEW_PROVISIONS,
+            [
+                {
+                    "serial": serial,
+                    "holder": p.holder,
+                    "source": p.source or NO_SOURCE,
+                    "resource": p.resource,
+                    "quantity": p.quantity,
+                }
+                for p in provisions
+            ],
+        )
+        logged = []
+        for p in provisions:
+            held = found[_key(p.holder, p.source, p.resource)]
+            logged.append(
+                {
+                    "serial": serial,
+                    "clientkey": clientkey,
+                    "name": name,
+                    "outcome": "accept",
+                    "issue_time": now,
+                    "log_time": now,
+                    "holder": p.holder,
+                    "source": p.source or NO_SOURCE,
+                    "resource": p.resource,
+                    "quantity": p.quantity,
+                    "limit": held.limit,
+                    "usage_min": held.usage_min,
+                    "usage_max": held.usage_max,
+                }
+            )
+        await conn.execute(_NEW_LOG_ENTRIES, logged)
+        assert serial is not None
+        return serial
+
     async def accept(self, clientkey: str, serial: int) -> None:
         await self._resolve_one(clientkey, serial, accept=True)
 
@@ -429,12 +508,46 @@ class Quotas:
         return commission, provisions
 
 
+HOLDINGS = Holding.__table__
+COMMISSIONS = Commission.__table__
+PROVISIONS = Provision.__table__
+PROVISION_LOG = ProvisionLog.__table__
+# Built once: Quotas.take runs with every file write (see nefos.storage.service).
+_HOLDING_LOCKED = (
+    select(HOLDINGS.c.id, HOLDINGS.c.limit, HOLDINGS.c.usage_min, HOLDINGS.c.usage_max)
+    .where(
+        HOLDINGS.c.holder == bindparam("holder"),
+        HOLDINGS.c.source == bindparam("source"),
+        HOLDINGS.c.resource == bindparam("resource"),
+    )
+    .with_for_update()
+)
+_MOVE_HOLDING = (
+    update(HOLDINGS)
+    .where(HOLDINGS.c.id == bindparam("held"))
+    .values(usage_min=bindparam("new_min"), usage_max=bindparam("new_max"))
+)
+_NEW_COMMISSION = insert(COMMISSIONS).returning(COMMISSIONS.c.serial)
+_NEW_PROVISIONS = insert(PROVISIONS)
+_NEW_LOG_ENTRIES = insert(PROVISION_LOG)
+
+
+@dataclass
+class _Held:
+    """A holding as :meth:`Quotas.take` reads and moves it (a Core row, not the ORM)."""
+
+    id: int
+    limit: int
+    usage_min: int
+    usage_max: int
+
+
 def _check_limit(limit: int) -> None:
     if limit < 0 or limit > MAX_QUANTITY:
         raise errors.InvalidInput(f"A limit must be between 0 and {MAX_QUANTITY}")
 
 
-def _over(p: Charge, holding: Holding, kind: str, message: str) -> errors.OverQuota:
+def _over(p: Charge, holding: Holding | _Held, kind: str, message: str) -> errors.OverQuota:
     return errors.OverQuota(
         message,
         data={
@@ -446,7 +559,7 @@ def _over(p: Charge, holding: Holding, kind: str, message: str) -> errors.OverQu
     )
 
 
-def _reserve(holding: Holding, p: Charge, force: bool) -> None:
+def _reserve(holding: Holding | _Held, p: Charge, force: bool) -> None:
     if p.quantity >= 0:
         if not force and holding.usage_max + p.quantity > holding.limit:
             raise _over(
@@ -469,7 +582,7 @@ def _reserve(holding: Holding, p: Charge, force: bool) -> None:
         holding.usage_min += p.quantity
 
 
-def _settle(holding: Holding, quantity: int, accept: bool) -> None:
+def _settle(holding: Holding | _Held, quantity: int, accept: bool) -> None:
     if quantity >= 0:
         if accept:
             holding.usage_min += quantity

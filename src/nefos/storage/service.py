@@ -1,9 +1,10 @@
 """The storage namespace (Pithos backend): containers, objects, versions, over a block store.
 
 Writes follow ``docs/storage-plan.md``: blocks first (durable on return), then the map
-under a fresh name, then one transaction that commits the version and records the quota
-serial (``settled``, clientkey ``pithos``). A crash before the transaction leaves only
-unreferenced blocks and maps for ``gc``, never a half-visible object.
+under a fresh name, then one transaction that commits the version and its quota
+commission together (``Quotas.take``, clientkey ``pithos``). A crash before the
+transaction leaves only unreferenced blocks and maps for ``gc``, never a half-visible
+object, and no quota serial to reconcile.
 
 Quota (``pithos.diskspace``, charged to the container's project): only current versions
 count, as with Synnefo's default ``PITHOS_BACKEND_FREE_VERSIONING``, so a write charges
@@ -28,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, literal, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -36,7 +37,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
-from nefos.quotas.serials import settled
 from nefos.quotas.service import Charge, Quotas, charge, user_holder
 from nefos.storage import blocks, sharing
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
@@ -80,6 +80,92 @@ PERMISSIONS = Permission.__table__
 PUBLIC = PublicLink.__table__
 RECORD_FIELDS = ("serial", "size", "type", "hash", "checksum", "map_name", "uuid", "mtime")
 RECORD_COLUMNS = [VERSIONS.c[name] for name in (*RECORD_FIELDS, "muser", "cluster")]
+
+# -- statements of every small request ----------------------------------------------------
+# Built once, with bind parameters: building a statement costs more CPU than SQLite takes
+# to run it (measured: about 300 us built per call against 70 us prebuilt).
+
+
+def _policy_statement(lock: bool) -> Any:
+    query = (
+        select(NODES.c.id, POLICIES.c.quota, POLICIES.c.versioning, POLICIES.c.project)
+        .select_from(NODES.join(POLICIES, POLICIES.c.node_id == NODES.c.id))
+        .where(NODES.c.path == bindparam("path"))
+    )
+    return query.with_for_update(of=POLICIES) if lock else query
+
+
+def _version_statement(current: bool) -> Any:
+    query = (
+        select(*RECORD_COLUMNS, ATTRIBUTES.c.key, ATTRIBUTES.c.value)
+        .select_from(
+            NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id).outerjoin(
+                ATTRIBUTES,
+                (ATTRIBUTES.c.serial == VERSIONS.c.serial) & (ATTRIBUTES.c.domain == USER_DOMAIN),
+            )
+        )
+        .where(NODES.c.path == bindparam("path"))
+        .order_by(VERSIONS.c.serial.desc())
+    )
+    if current:
+        return query.where(VERSIONS.c.cluster == CURRENT)
+    return query.where(
+        VERSIONS.c.serial == bindparam("version"), VERSIONS.c.cluster.in_((CURRENT, HISTORY))
+    )
+
+
+def _carried(domains_replaced: bool) -> Any:
+    query = select(
+        bindparam("new_serial", type_=VERSIONS.c.serial.type),  # typed: PostgreSQL casts it
+        ATTRIBUTES.c.domain,
+        ATTRIBUTES.c.key,
+        ATTRIBUTES.c.value,
+    ).where(ATTRIBUTES.c.serial == bindparam("origin"))
+    if domains_replaced:
+        query = query.where(ATTRIBUTES.c.domain.not_in(bindparam("replaced", expanding=True)))
+    return insert(ATTRIBUTES).from_select(["serial", "domain", "key", "value"], query)
+
+
+_POLICY = _policy_statement(lock=False)
+_POLICY_LOCKED = _policy_statement(lock=True)
+_CURRENT = (
+    select(NODES.c.id, VERSIONS.c.serial, VERSIONS.c.size, VERSIONS.c.uuid)
+    .select_from(
+        NODES.outerjoin(
+            VERSIONS, (VERSIONS.c.node_id == NODES.c.id) & (VERSIONS.c.cluster == CURRENT)
+        )
+    )
+    .where(NODES.c.path == bindparam("path"))
+    .order_by(VERSIONS.c.serial.desc())
+    .limit(1)
+)
+_CURRENT_VERSION = _version_statement(current=True)
+_SOME_VERSION = _version_statement(current=False)
+_GRANTS = select(PERMISSIONS.c.path, PERMISSIONS.c.access, PERMISSIONS.c.subject).where(
+    PERMISSIONS.c.path.in_(bindparam("paths", expanding=True))
+)
+_PUBLIC_TOKEN = select(PUBLIC.c.token).where(PUBLIC.c.path == bindparam("path"))
+_NODE_ID = select(NODES.c.id).where(NODES.c.path == bindparam("path"))
+_NEW_NODE = {
+    dialect: insert_(NODES).on_conflict_do_nothing(index_elements=["path"]).returning(NODES.c.id)
+    for dialect, insert_ in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+}
+_NEW_VERSION = insert(VERSIONS).returning(VERSIONS.c.serial)
+_SOURCE_VERSION = (
+    select(VERSIONS.c.serial)
+    .where(VERSIONS.c.serial == bindparam("source"))
+    .with_for_update(read=True)
+)
+_CARRY_ALL = _carried(domains_replaced=False)
+_CARRY_OTHERS = _carried(domains_replaced=True)
+_NEW_ATTRIBUTES = insert(ATTRIBUTES)
+_DROP_PERMISSIONS = delete(PERMISSIONS).where(PERMISSIONS.c.path == bindparam("path"))
+_DROP_PUBLIC = delete(PUBLIC).where(PUBLIC.c.path == bindparam("path"))
+_DROP_ATTRIBUTES = delete(ATTRIBUTES).where(ATTRIBUTES.c.serial == bindparam("old_serial"))
+_DROP_VERSION = delete(VERSIONS).where(VERSIONS.c.serial == bindparam("old_serial"))
+_TO_HISTORY = (
+    update(VERSIONS).where(VERSIONS.c.serial == bindparam("old_serial")).values(cluster=HISTORY)
+)
 
 
 # -- records ---------------------------------------------------------------------------
@@ -555,26 +641,13 @@ class Namespace:
     async def _get_object(
         self, conn: AsyncConnection, account: str, container: str, name: str, version: int | None
     ) -> ObjectRecord:
-        query = (
-            select(*RECORD_COLUMNS, ATTRIBUTES.c.key, ATTRIBUTES.c.value)
-            .select_from(
-                NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id).outerjoin(
-                    ATTRIBUTES,
-                    (ATTRIBUTES.c.serial == VERSIONS.c.serial)
-                    & (ATTRIBUTES.c.domain == USER_DOMAIN),
-                )
-            )
-            .where(NODES.c.path == _object_path(account, container, name))
-        )
-        if version is None:
-            query = query.where(VERSIONS.c.cluster == CURRENT)
-        else:
-            query = query.where(
-                VERSIONS.c.serial == version, VERSIONS.c.cluster.in_((CURRENT, HISTORY))
-            )
         # One statement for the version and its metadata (a row per key): every GET and
         # HEAD starts here.
-        rows = (await conn.execute(query.order_by(VERSIONS.c.serial.desc()))).all()
+        path = _object_path(account, container, name)
+        if version is None:
+            rows = (await conn.execute(_CURRENT_VERSION, {"path": path})).all()
+        else:
+            rows = (await conn.execute(_SOME_VERSION, {"path": path, "version": version})).all()
         if not rows:
             what = f" version {version}" if version is not None else ""
             raise errors.NotFound(f"No object {container}/{name}{what}")
@@ -993,7 +1066,7 @@ class Namespace:
         token = access = None
         grants = await self._grants(conn, sharing.ancestry(path))
         if user == account:
-            token = await conn.scalar(select(PUBLIC.c.token).where(PUBLIC.c.path == path))
+            token = await conn.scalar(_PUBLIC_TOKEN, {"path": path})
             access = sharing.WRITE
         elif grants.by_path:
             access = grants.access(path, await self._subjects(conn, user, account))
@@ -1090,12 +1163,7 @@ class Namespace:
 
     async def _grants(self, s: AsyncSession | AsyncConnection, paths: list[str]) -> Grants:
         grants = Grants()
-        rows = await s.execute(
-            select(Permission.path, Permission.access, Permission.subject).where(
-                Permission.path.in_(paths)
-            )
-        )
-        for path, access, subject in rows:
+        for path, access, subject in await s.execute(_GRANTS, {"paths": paths}):
             grants.add(path, access, subject)
         return grants
 
@@ -1373,14 +1441,8 @@ class Namespace:
         """``(id, quota, versioning, project)`` of a container; NotFound if absent.
         ``lock``: in a write transaction, lock the policy row (PostgreSQL), so writers of
         one container check its quota one at a time."""
-        query = (
-            select(NODES.c.id, POLICIES.c.quota, POLICIES.c.versioning, POLICIES.c.project)
-            .select_from(NODES.join(POLICIES, POLICIES.c.node_id == NODES.c.id))
-            .where(NODES.c.path == _container_path(account, container))
-        )
-        if lock:
-            query = query.with_for_update(of=POLICIES)
-        row = (await conn.execute(query)).first()
+        query = _POLICY_LOCKED if lock else _POLICY
+        row = (await conn.execute(query, {"path": _container_path(account, container)})).first()
         if row is None:
             raise errors.NotFound(f"No container {container!r}")
         return row
@@ -1389,20 +1451,7 @@ class Namespace:
         """The node of ``path`` with its current version's ``(serial, size, uuid)``: one
         row with ``serial`` None when the node has no current version, no row when there
         is no node."""
-        return (
-            await conn.execute(
-                select(NODES.c.id, VERSIONS.c.serial, VERSIONS.c.size, VERSIONS.c.uuid)
-                .select_from(
-                    NODES.outerjoin(
-                        VERSIONS,
-                        (VERSIONS.c.node_id == NODES.c.id) & (VERSIONS.c.cluster == CURRENT),
-                    )
-                )
-                .where(NODES.c.path == path)
-                .order_by(VERSIONS.c.serial.desc())
-                .limit(1)
-            )
-        ).first()
+        return (await conn.execute(_CURRENT, {"path": path})).first()
 
     async def _read_plan(
         self, conn: AsyncConnection, account: str, targets: list[tuple[str, str]]
@@ -1480,12 +1529,11 @@ class Namespace:
         for project, delta in sorted(deltas.items()):
             if delta:
                 provisions += charge(account, project, RESOURCE, delta)
-        async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
-            if provisions:
-                await settlement.issue(provisions, name=f"pithos {account}")
-            async with settlement.transaction() as s:
-                conn = await s.connection()
-                done = [await self._apply(conn, account, muser, w, plan, expected) for w in writes]
+        async with self.db.transaction() as s:
+            conn = await s.connection()
+            done = [await self._apply(conn, account, muser, w, plan, expected) for w in writes]
+            if provisions:  # last: every writer locks policies, then holdings
+                await self.quotas.take(conn, CLIENTKEY, provisions, name=f"pithos {account}")
         return done
 
     async def _apply(
@@ -1511,11 +1559,7 @@ class Namespace:
         if data is not None and data.source_serial is not None:
             # A copy shares the source version's map: the source must still exist when
             # the copy commits, or gc could have taken the map (versioning "none").
-            source = await conn.scalar(
-                select(VERSIONS.c.serial)
-                .where(VERSIONS.c.serial == data.source_serial)
-                .with_for_update(read=True)
-            )
+            source = await conn.scalar(_SOURCE_VERSION, {"source": data.source_serial})
             if source is None:
                 raise errors.Conflict("The source object changed meanwhile; try again")
         path = _object_path(account, write.container, write.name)
@@ -1529,8 +1573,8 @@ class Namespace:
         now = utcnow()
         if data is None:
             # Sharing and public links belong to the path and end with the object.
-            await conn.execute(delete(PERMISSIONS).where(PERMISSIONS.c.path == path))
-            await conn.execute(delete(PUBLIC).where(PUBLIC.c.path == path))
+            await conn.execute(_DROP_PERMISSIONS, {"path": path})
+            await conn.execute(_DROP_PUBLIC, {"path": path})
             values: dict[str, Any] = {
                 "size": 0,
                 "type": "",
@@ -1553,9 +1597,7 @@ class Namespace:
                 "cluster": CURRENT,
             }
         serial = await conn.scalar(
-            insert(VERSIONS)
-            .values(node_id=node_id, mtime=now, muser=muser, **values)
-            .returning(VERSIONS.c.serial)
+            _NEW_VERSION, {"node_id": node_id, "mtime": now, "muser": muser, **values}
         )
         assert serial is not None
         if data is not None:
@@ -1563,8 +1605,8 @@ class Namespace:
         if write.moved_from is not None:
             # Sharing and the public link belong to the path: a rename takes them along
             # (the source's deleted marker would otherwise drop them).
-            await conn.execute(delete(PERMISSIONS).where(PERMISSIONS.c.path == path))
-            await conn.execute(delete(PUBLIC).where(PUBLIC.c.path == path))
+            await conn.execute(_DROP_PERMISSIONS, {"path": path})
+            await conn.execute(_DROP_PUBLIC, {"path": path})
             await conn.execute(
                 update(PERMISSIONS).where(PERMISSIONS.c.path == write.moved_from).values(path=path)
             )
@@ -1572,27 +1614,22 @@ class Namespace:
                 update(PUBLIC).where(PUBLIC.c.path == write.moved_from).values(path=path)
             )
         if old is not None:
+            replaced = {"old_serial": old.serial}
             if container.versioning == "none":
-                await conn.execute(delete(ATTRIBUTES).where(ATTRIBUTES.c.serial == old.serial))
-                await conn.execute(delete(VERSIONS).where(VERSIONS.c.serial == old.serial))
+                await conn.execute(_DROP_ATTRIBUTES, replaced)
+                await conn.execute(_DROP_VERSION, replaced)
             else:
-                await conn.execute(
-                    update(VERSIONS).where(VERSIONS.c.serial == old.serial).values(cluster=HISTORY)
-                )
+                await conn.execute(_TO_HISTORY, replaced)
         return _Committed(serial, values["uuid"], now)
 
     async def _insert_node(self, conn: AsyncConnection, path: str, parent_id: int) -> int:
         """A new object node; a concurrent writer of the same new name may have inserted
         it first (PostgreSQL), in which case theirs is used."""
-        insert_ = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
         node_id = await conn.scalar(
-            insert_(NODES)
-            .values(path=path, parent_id=parent_id)
-            .on_conflict_do_nothing(index_elements=["path"])
-            .returning(NODES.c.id)
+            _NEW_NODE[conn.dialect.name], {"path": path, "parent_id": parent_id}
         )
         if node_id is None:
-            node_id = await conn.scalar(select(NODES.c.id).where(NODES.c.path == path))
+            node_id = await conn.scalar(_NODE_ID, {"path": path})
         assert node_id is not None
         return node_id
 
@@ -1607,21 +1644,20 @@ class Namespace:
         if data.meta is not None:
             replaced[USER_DOMAIN] = data.meta
         if origin is not None:
-            carried = select(
-                literal(serial), ATTRIBUTES.c.domain, ATTRIBUTES.c.key, ATTRIBUTES.c.value
-            ).where(ATTRIBUTES.c.serial == origin)
             if replaced:
-                carried = carried.where(ATTRIBUTES.c.domain.not_in(list(replaced)))
-            await conn.execute(
-                insert(ATTRIBUTES).from_select(["serial", "domain", "key", "value"], carried)
-            )
+                await conn.execute(
+                    _CARRY_OTHERS,
+                    {"new_serial": serial, "origin": origin, "replaced": list(replaced)},
+                )
+            else:
+                await conn.execute(_CARRY_ALL, {"new_serial": serial, "origin": origin})
         rows = [
             {"serial": serial, "domain": domain, "key": key, "value": value}
             for domain, values in replaced.items()
             for key, value in values.items()
         ]
         if rows:
-            await conn.execute(insert(ATTRIBUTES), rows)
+            await conn.execute(_NEW_ATTRIBUTES, rows)
 
 
 def _check_domains(
