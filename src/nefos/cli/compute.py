@@ -387,7 +387,7 @@ async def _owners(engines: Engines) -> dict[str, str]:
 
 async def _backend_names(engines: Engines) -> dict[int, str]:
     async with engines.db.session() as s:
-        return dict((await s.execute(select(Backend.id, Backend.name))).tuples().all())
+        return dict((await s.execute(select(Backend.id, Backend.name))).all())
 
 
 def _server_record(

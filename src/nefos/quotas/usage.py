@@ -34,8 +34,8 @@ async def usage_report(db: Database) -> list[UsageRow]:
     """Every holding with names in place of ids, projects first, then their members."""
     async with db.session() as s:
         holdings = list(await s.scalars(select(Holding)))
-        emails = dict((await s.execute(select(User.id, User.email))).tuples().all())
-        names = dict((await s.execute(select(Project.id, Project.name))).tuples().all())
+        emails = dict((await s.execute(select(User.id, User.email))).all())
+        names = dict((await s.execute(select(Project.id, Project.name))).all())
 
     def project_name(ref: str) -> str:
         found = _uuid(ref)
