@@ -1,4 +1,5 @@
-"""Migrations and models agree, on every database; SQLite writers queue, not fail, and\ncommit in groups."""
+"""Migrations and models agree, on every database; SQLite writers queue, not fail, and
+commit in groups."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import event, text
 from nefos.core.db import Base, Database
 from nefos.core.migrate import current, head, upgrade_async
 from nefos.core.models import load_all
+from nefos.core.sqlite import GroupCommit
 
 
 async def test_migrations_match_the_models(db: Database, database_url: str):
@@ -90,6 +92,25 @@ async def test_sqlite_writers_that_wait_commit_together(db: Database):
 
     await asyncio.gather(*(write(n) for n in range(40)))
     assert 1 <= len(commits) < 40
+
+
+async def test_a_group_closes_at_its_size_while_writers_still_wait(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+):
+    _sqlite_only(db)
+    async with db.transaction() as s:
+        await s.execute(text("CREATE TABLE notes (n INTEGER NOT NULL)"))
+    monkeypatch.setattr(GroupCommit, "max_writers", 3)
+    commits = _count_commits(db)
+
+    async def write(n: int) -> None:
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO notes VALUES (:n)"), {"n": n})
+
+    await asyncio.gather(*(write(n) for n in range(10)))
+    assert len(commits) >= 4  # groups of at most three
+    async with db.session() as s:
+        assert (await s.execute(text("SELECT count(*) FROM notes"))).scalar_one() == 10
 
 
 async def test_a_failing_writer_rolls_back_alone(db: Database):

@@ -182,6 +182,8 @@ def creator(url: str, timeout: float) -> Callable[[], Any]:
 class _Batch:
     def __init__(self, connection: AsyncConnection):
         self.connection = connection
+        self.writers = 0
+        self.opened = asyncio.get_running_loop().time()
         self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.broken: BaseException | None = None
 
@@ -196,8 +198,12 @@ class GroupCommit:
     commits with one fsync when its last writer is done. Each writer is answered only
     after its batch committed; one whose work fails is rolled back to its savepoint
     alone; a failed commit fails every writer of that batch, as none of their work
-    reached the disk.
+    reached the disk. A group closes at ``max_writers`` or ``max_seconds`` even while
+    more writers wait, so a steady stream of them cannot keep the first from its answer.
     """
+
+    max_writers = 100
+    max_seconds = 0.05
 
     def __init__(self, engine: AsyncEngine):
         self._engine = engine.execution_options(sqlite_begin="IMMEDIATE")
@@ -218,6 +224,7 @@ class GroupCommit:
         self._waiting -= 1
         try:
             batch = self._batch or await self._open()
+            batch.writers += 1
             session = AsyncSession(
                 bind=batch.connection,
                 join_transaction_mode="create_savepoint",
@@ -252,8 +259,14 @@ class GroupCommit:
 
     def _close_if_idle(self) -> None:
         batch = self._batch
-        if batch is None or self._waiting or self._turn.locked():
+        if batch is None or self._turn.locked():
             return
+        if (
+            self._waiting
+            and batch.writers < self.max_writers
+            and asyncio.get_running_loop().time() - batch.opened < self.max_seconds
+        ):
+            return  # the next writer joins this group
         self._batch = None
         self._committing = asyncio.get_running_loop().create_task(self._commit(batch))
 
