@@ -138,8 +138,22 @@ async def test_take_pays_inside_the_callers_transaction(
     assert caught.value.data["name"] == "NoCapacityError"
     mine = await holding(quotas, user_holder(user))
     assert (mine.usage_min, mine.usage_max) == (2, 2)  # the release rolled back with it
+
+    async def take(provisions: list[Charge]) -> None:
+        async with db.transaction() as s:
+            await quotas.take(await s.connection(), "svc", provisions)
+
+    with pytest.raises(errors.OverQuota) as caught:
+        await take(charge(user, user, VM, -3))
+    assert caught.value.data["name"] == "NoQuantityError"
+    with pytest.raises(errors.NotFound):
+        await take([Charge(user_holder(uuid.uuid4()), None, VM, 1)])
+    # Provisions on one holding apply in order: up to the limit, then a release.
+    await take(charge(user, user, VM, limit - 2) + charge(user, user, VM, -1))
+    mine = await holding(quotas, user_holder(user))
+    assert (mine.usage_min, mine.usage_max) == (limit - 1, limit - 1)
     async with db.session() as s:
-        assert await s.scalar(select(func.count()).select_from(Commission)) == 1
+        assert await s.scalar(select(func.count()).select_from(Commission)) == 2
 
 
 async def test_project_limit_caps_members_together(identity: Identity, quotas: Quotas):

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import BigInteger, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nefos.core import errors
@@ -305,10 +305,7 @@ class Quotas:
             for p in provisions:
                 holding = locked.get(_key(p.holder, p.source, p.resource))
                 if holding is None:
-                    raise errors.NotFound(
-                        f"No holding for {p.holder} from {p.source} of {p.resource}",
-                        data={"provision": p.as_dict()},
-                    )
+                    raise _no_holding(p)
                 _reserve(holding, p, force)
             commission = Commission(clientkey=clientkey, name=name, state=PENDING)
             s.add(commission)
@@ -336,26 +333,11 @@ class Quotas:
         caller's own rows, so every writer locks in the same order. Raises as
         :meth:`issue` does; the caller's transaction then rolls back with it."""
         self._check(provisions)
-        found: dict[tuple[str, str, str], _Held] = {}
-        for key in sorted({_key(p.holder, p.source, p.resource) for p in provisions}):
-            wanted = {"holder": key[0], "source": key[1], "resource": key[2]}
-            row = (await conn.execute(_HOLDING_LOCKED, wanted)).first()
-            if row is not None:
-                found[key] = _Held(row.id, row.limit, row.usage_min, row.usage_max)
-        for p in provisions:
-            held = found.get(_key(p.holder, p.source, p.resource))
-            if held is None:
-                raise errors.NotFound(
-                    f"No holding for {p.holder} from {p.source} of {p.resource}",
-                    data={"provision": p.as_dict()},
-                )
-            _reserve(held, p, force=False)
-            _settle(held, p.quantity, accept=True)
-        for held in found.values():
-            await conn.execute(
-                _MOVE_HOLDING,
-                {"held": held.id, "new_min": held.usage_min, "new_max": held.usage_max},
-            )
+        keys = [_key(p.holder, p.source, p.resource) for p in provisions]
+        if len(set(keys)) == len(keys):
+            found = await self._move_each(conn, provisions)
+        else:
+            found = await self._move_together(conn, provisions)
         now = utcnow()
         serial = await conn.scalar(
             _NEW_COMMISSION,
@@ -367,6 +349,7 @@ class Quotas:
                 "resolve_time": now,
             },
         )
+        assert serial is not None
         await conn.execute(
             _NEW_PROVISIONS,
             [
@@ -401,8 +384,59 @@ class Quotas:
                 }
             )
         await conn.execute(_NEW_LOG_ENTRIES, logged)
-        assert serial is not None
         return serial
+
+    async def _move_each(
+        self, conn: AsyncConnection, provisions: Sequence[Charge]
+    ) -> dict[tuple[str, str, str], _Held]:
+        """One provision per holding: each is checked and moved by one conditional
+        UPDATE; one that moves nothing is read to say why."""
+        found: dict[tuple[str, str, str], _Held] = {}
+        for p in sorted(provisions, key=lambda p: _key(p.holder, p.source, p.resource)):
+            key = _key(p.holder, p.source, p.resource)
+            wanted = {"holder": key[0], "source": key[1], "resource": key[2]}
+            row = (
+                await conn.execute(
+                    _TAKE_HOLDING,
+                    {
+                        "of_holder": key[0],
+                        "of_source": key[1],
+                        "of_resource": key[2],
+                        "quantity": p.quantity,
+                    },
+                )
+            ).first()
+            if row is None:
+                held = (await conn.execute(_HOLDING_LOCKED, wanted)).first()
+                if held is None:
+                    raise _no_holding(p)
+                _reserve(_Held(held.id, held.limit, held.usage_min, held.usage_max), p, False)
+                raise AssertionError("a provision within limits moved no holding")
+            found[key] = _Held(row.id, row.limit, row.usage_min, row.usage_max)
+        return found
+
+    async def _move_together(
+        self, conn: AsyncConnection, provisions: Sequence[Charge]
+    ) -> dict[tuple[str, str, str], _Held]:
+        """Several provisions on one holding: read, apply in order, write back."""
+        found: dict[tuple[str, str, str], _Held] = {}
+        for key in sorted({_key(p.holder, p.source, p.resource) for p in provisions}):
+            wanted = {"holder": key[0], "source": key[1], "resource": key[2]}
+            row = (await conn.execute(_HOLDING_LOCKED, wanted)).first()
+            if row is not None:
+                found[key] = _Held(row.id, row.limit, row.usage_min, row.usage_max)
+        for p in provisions:
+            held = found.get(_key(p.holder, p.source, p.resource))
+            if held is None:
+                raise _no_holding(p)
+            _reserve(held, p, force=False)
+            _settle(held, p.quantity, accept=True)
+        for held in found.values():
+            await conn.execute(
+                _MOVE_HOLDING,
+                {"held": held.id, "new_min": held.usage_min, "new_max": held.usage_max},
+            )
+        return found
 
     async def accept(self, clientkey: str, serial: int) -> None:
         await self._resolve_one(clientkey, serial, accept=True)
@@ -527,6 +561,21 @@ _MOVE_HOLDING = (
     .where(HOLDINGS.c.id == bindparam("held"))
     .values(usage_min=bindparam("new_min"), usage_max=bindparam("new_max"))
 )
+_QUANTITY = bindparam("quantity", type_=BigInteger)
+# Issue and accept at once (see _reserve and _settle): both ends move by the quantity,
+# if an import stays within the limit and a release leaves no negative usage.
+_TAKE_HOLDING = (
+    update(HOLDINGS)
+    .where(
+        HOLDINGS.c.holder == bindparam("of_holder"),
+        HOLDINGS.c.source == bindparam("of_source"),
+        HOLDINGS.c.resource == bindparam("of_resource"),
+        or_(_QUANTITY < 0, HOLDINGS.c.usage_max + _QUANTITY <= HOLDINGS.c.limit),
+        or_(_QUANTITY >= 0, HOLDINGS.c.usage_min + _QUANTITY >= 0),
+    )
+    .values(usage_min=HOLDINGS.c.usage_min + _QUANTITY, usage_max=HOLDINGS.c.usage_max + _QUANTITY)
+    .returning(HOLDINGS.c.id, HOLDINGS.c.limit, HOLDINGS.c.usage_min, HOLDINGS.c.usage_max)
+)
 _NEW_COMMISSION = insert(COMMISSIONS).returning(COMMISSIONS.c.serial)
 _NEW_PROVISIONS = insert(PROVISIONS)
 _NEW_LOG_ENTRIES = insert(PROVISION_LOG)
@@ -540,6 +589,13 @@ class _Held:
     limit: int
     usage_min: int
     usage_max: int
+
+
+def _no_holding(p: Charge) -> errors.NotFound:
+    return errors.NotFound(
+        f"No holding for {p.holder} from {p.source} of {p.resource}",
+        data={"provision": p.as_dict()},
+    )
 
 
 def _check_limit(limit: int) -> None:

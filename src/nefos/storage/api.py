@@ -1035,12 +1035,19 @@ async def object_put(call: Call) -> Response:
             muser=call.user,
             etag=call.headers.get("etag"),
             max_size=MAX_FILE_SIZE,
+            size_hint=_declared_length(call),
         )
     await _apply_sharing(call, call.container, call.name)
     response = _written(record)
     if record.meta.get(SLO):
         response.headers["ETag"] = f'"{record.meta[SLO_ETAG]}"'
     return response
+
+
+def _declared_length(call: Call) -> int | None:
+    """The Content-Length, once ``_require_length`` has checked it (None: chunked)."""
+    length = call.headers.get("content-length")
+    return int(length) if length is not None else None
 
 
 def _require_length(call: Call) -> None:

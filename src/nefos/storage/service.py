@@ -265,12 +265,15 @@ class _Committed:
 
 @dataclass
 class _Plan:
-    """What a write expects to find, read before its quota is issued (for a PUT, before
-    its body arrives): each container's policy row and each path's current version
-    (None: no current version). The write's transaction checks both still hold."""
+    """What a write expects to find: each container's policy row, each path's node
+    (None: none yet) and current version (None: none). Read inside the write's own
+    transaction, or before it (a big PUT, before its body arrives, to refuse it early),
+    in which case the transaction checks it still holds."""
 
     policies: dict[str, Row[Any]]
     current: dict[tuple[str, str], Row[Any] | None]
+    nodes: dict[tuple[str, str], int | None]
+    in_transaction: bool = False
 
 
 class _Raced(Exception):
@@ -478,12 +481,18 @@ class Namespace:
         max_size: int | None = None,
         domains: dict[str, dict[str, str]] | None = None,
         uuid: uuid.UUID | None = None,
+        size_hint: int | None = None,
     ) -> ObjectRecord:
         """Store a stream as the new current version, a few blocks at a time. ``etag``
         (an MD5 the client computed) is checked before anything becomes visible;
         beyond ``max_size`` bytes the upload is refused. ``domains`` replace whole
-        metadata domains other than the user's (the image service's ``plankton``)."""
-        meta, plan = await self._check_write(account, container, name, content_type, meta)
+        metadata domains other than the user's (the image service's ``plankton``).
+        ``size_hint`` (the declared length): a body of one block at most is stored
+        before anything is read, as refusing it early would save nothing."""
+        small = size_hint is not None and size_hint <= BLOCK_SIZE
+        meta, plan = await self._check_write(
+            account, container, name, content_type, meta, read_plan=not small
+        )
         stored = await store_stream(self.store, chunks, max_size=max_size)
         if etag is not None and etag.strip('"').lower() != stored.md5:
             raise errors.ChecksumMismatch("The data does not match the ETag given")
@@ -499,18 +508,29 @@ class Namespace:
         name: str,
         content_type: str,
         meta: dict[str, str] | None,
-    ) -> tuple[dict[str, str], _Plan]:
-        """What every new object is checked for before any block is stored; the reads
-        the commit needs are made now too (it checks they still hold)."""
+        read_plan: bool = True,
+    ) -> tuple[dict[str, str], _Plan | None]:
+        """What every new object is checked for before any block is stored; with
+        ``read_plan``, the reads the commit needs are made now too (a missing container
+        or a full quota is refused before the body arrives; the commit checks they
+        still hold)."""
         self._check_object_args(account, container, name)
         check_type(content_type)
         checked = check_meta(meta)
+        if not read_plan:
+            return checked, None
         async with self.db.engine.connect() as conn:
             plan = await self._read_plan(conn, account, [(container, name)])
         return checked, plan
 
     async def _commit_new(
-        self, account: str, container: str, name: str, muser: str, data: _Data, plan: _Plan
+        self,
+        account: str,
+        container: str,
+        name: str,
+        muser: str,
+        data: _Data,
+        plan: _Plan | None,
     ) -> ObjectRecord:
         (done,) = await self._commit(account, muser, [_Write(container, name, data)], plan)
         if data.meta is None:  # the user's metadata carried forward: as stored
@@ -1454,20 +1474,30 @@ class Namespace:
         return (await conn.execute(_CURRENT, {"path": path})).first()
 
     async def _read_plan(
-        self, conn: AsyncConnection, account: str, targets: list[tuple[str, str]]
+        self,
+        conn: AsyncConnection,
+        account: str,
+        targets: list[tuple[str, str]],
+        in_transaction: bool = False,
     ) -> _Plan:
-        plan = _Plan({}, {})
+        """``in_transaction``: read by the write's own transaction, which locks each
+        container's policy row (PostgreSQL) so writers of one container check its quota
+        one at a time."""
+        plan = _Plan({}, {}, {}, in_transaction)
         for container, name in targets:
             if container not in plan.policies:
-                plan.policies[container] = await self._policy(conn, account, container)
+                plan.policies[container] = await self._policy(
+                    conn, account, container, lock=in_transaction
+                )
             found = await self._current(conn, _object_path(account, container, name))
+            plan.nodes[(container, name)] = found.id if found is not None else None
             plan.current[(container, name)] = (
                 found if found is not None and found.serial is not None else None
             )
         return plan
 
     async def _check_plan(
-        self, plan: _Plan, writes: list[_Write]
+        self, conn: AsyncConnection, plan: _Plan, writes: list[_Write]
     ) -> tuple[dict[str, int], dict[tuple[str, str], int | None]]:
         """Per project, the quota change of ``writes``; and the current serial each
         write replaces (the commit checks they did not move meanwhile)."""
@@ -1490,24 +1520,22 @@ class Namespace:
             for container, change in container_deltas.items()
             if plan.policies[container].quota and change > 0
         }
-        if capped:
-            async with self.db.engine.connect() as conn:
-                for container, change in capped.items():
-                    policy = plan.policies[container]
-                    _, used, _ = await self._container_stats(conn, policy.id)
-                    if used + change > policy.quota:
-                        raise errors.OverQuota(
-                            f"Container {container!r} quota exceeded",
-                            data={"limit": policy.quota, "usage": used, "requested": change},
-                        )
+        for container, change in capped.items():
+            policy = plan.policies[container]
+            _, used, _ = await self._container_stats(conn, policy.id)
+            if used + change > policy.quota:
+                raise errors.OverQuota(
+                    f"Container {container!r} quota exceeded",
+                    data={"limit": policy.quota, "usage": used, "requested": change},
+                )
         return deltas, expected
 
     async def _commit(
         self, account: str, muser: str, writes: list[_Write], plan: _Plan | None = None
     ) -> list[_Committed]:
-        """One transaction for all ``writes``, with the quota serial of their total
-        size change; retried when a concurrent write moved a current version (or the
-        container's policy changed) since ``plan`` was read."""
+        """One transaction for all ``writes`` and the quota of their total size change;
+        retried when a concurrent write moved a current version (or the container's
+        policy changed) since ``plan`` was read before it."""
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 return await self._commit_once(account, muser, writes, plan)
@@ -1521,16 +1549,16 @@ class Namespace:
     async def _commit_once(
         self, account: str, muser: str, writes: list[_Write], plan: _Plan | None
     ) -> list[_Committed]:
-        if plan is None:
-            async with self.db.engine.connect() as conn:
-                plan = await self._read_plan(conn, account, [(w.container, w.name) for w in writes])
-        deltas, expected = await self._check_plan(plan, writes)
-        provisions: list[Charge] = []
-        for project, delta in sorted(deltas.items()):
-            if delta:
-                provisions += charge(account, project, RESOURCE, delta)
         async with self.db.transaction() as s:
             conn = await s.connection()
+            if plan is None:
+                targets = [(w.container, w.name) for w in writes]
+                plan = await self._read_plan(conn, account, targets, in_transaction=True)
+            deltas, expected = await self._check_plan(conn, plan, writes)
+            provisions: list[Charge] = []
+            for project, delta in sorted(deltas.items()):
+                if delta:
+                    provisions += charge(account, project, RESOURCE, delta)
             done = [await self._apply(conn, account, muser, w, plan, expected) for w in writes]
             if provisions:  # last: every writer locks policies, then holdings
                 await self.quotas.take(conn, CLIENTKEY, provisions, name=f"pithos {account}")
@@ -1547,14 +1575,25 @@ class Namespace:
     ) -> _Committed:
         """Core statements, a handful per write: this is every PUT's and DELETE's
         transaction, and SQLite runs those one at a time."""
-        container = await self._policy(conn, account, write.container, lock=True)
+        path = _object_path(account, write.container, write.name)
         planned = plan.policies[write.container]
-        if (container.id, container.quota, container.project) != (
-            planned.id,
-            planned.quota,
-            planned.project,
-        ):
-            raise _Raced()  # the quota was reckoned for another container or project
+        if plan.in_transaction:  # read under this transaction: it still holds
+            container = planned
+            node = plan.nodes[(write.container, write.name)]
+            old = plan.current[(write.container, write.name)]
+        else:
+            container = await self._policy(conn, account, write.container, lock=True)
+            if (container.id, container.quota, container.project) != (
+                planned.id,
+                planned.quota,
+                planned.project,
+            ):
+                raise _Raced()  # the quota was reckoned for another container or project
+            found = await self._current(conn, path)
+            node = found.id if found is not None else None
+            old = found if found is not None and found.serial is not None else None
+            if (old.serial if old else None) != expected[(write.container, write.name)]:
+                raise _Raced()
         data = write.data
         if data is not None and data.source_serial is not None:
             # A copy shares the source version's map: the source must still exist when
@@ -1562,14 +1601,7 @@ class Namespace:
             source = await conn.scalar(_SOURCE_VERSION, {"source": data.source_serial})
             if source is None:
                 raise errors.Conflict("The source object changed meanwhile; try again")
-        path = _object_path(account, write.container, write.name)
-        found = await self._current(conn, path)
-        old = found if found is not None and found.serial is not None else None
-        if (old.serial if old else None) != expected[(write.container, write.name)]:
-            raise _Raced()
-        node_id = (
-            found.id if found is not None else await self._insert_node(conn, path, container.id)
-        )
+        node_id = node if node is not None else await self._insert_node(conn, path, container.id)
         now = utcnow()
         if data is None:
             # Sharing and public links belong to the path and end with the object.
