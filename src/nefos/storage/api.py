@@ -126,8 +126,6 @@ def _split_path(request: Request) -> tuple[str, str | None, str | None]:
     )
 
 
-@router.api_route(PREFIX, methods=["GET", "HEAD"])
-@router.api_route(PREFIX + "/", methods=["GET", "HEAD"])
 async def root(request: Request) -> Response:
     """TempAuth-style login (``X-Auth-User``/``X-Auth-Key`` = e-mail or UUID / API
     token or password), or, with a token, the accounts that share with the caller."""
@@ -167,7 +165,6 @@ async def root(request: Request) -> Response:
     return _listing(request, "accounts", "", items, [name for name, _ in accounts])
 
 
-@router.api_route(PREFIX + "/{rest:path}", methods=[*OBJECT_METHODS, "OPTIONS"])
 async def dispatch(request: Request) -> Response:
     account, container, name = _split_path(request)
     call = Call(
@@ -1466,7 +1463,6 @@ OBJECT: dict[str, Callable[[Call], Any]] = {
 # -- public links and capabilities -------------------------------------------------------
 
 
-@router.api_route(PUBLIC_PREFIX + "/{token}", methods=["GET", "HEAD"])
 async def public_object(request: Request) -> Response:
     """A published object: no token needed, basic headers only (spec §1.7)."""
     storage: Namespace = request.app.state.engines.storage
@@ -1510,3 +1506,12 @@ async def info(request: Request) -> Response:
             "pithos": {"block_size": BLOCK_SIZE, "block_hash": HASH_ALGORITHM},
         }
     )
+
+
+# Plain Starlette routes, not FastAPI's: these handlers take the request and build their
+# own response, and FastAPI's per-request dependency and response handling cost about a
+# sixth of the CPU of a small object's HEAD.
+router.add_route(PREFIX, root, methods=["GET", "HEAD"])
+router.add_route(PREFIX + "/", root, methods=["GET", "HEAD"])
+router.add_route(PREFIX + "/{rest:path}", dispatch, methods=[*OBJECT_METHODS, "OPTIONS"])
+router.add_route(PUBLIC_PREFIX + "/{token}", public_object, methods=["GET", "HEAD"])
