@@ -1509,8 +1509,8 @@ async def info(request: Request) -> Response:
 
 
 # Plain Starlette routes, not FastAPI's: these handlers take the request and build their
-# own response, and FastAPI's per-request dependency and response handling cost about a
-# sixth of the CPU of a small object's HEAD.
+# own response, so FastAPI's per-request dependency and response handling is pure cost
+# (measured: a small object's HEAD 1.17 -> 1.10 CPU ms).
 router.add_route(PREFIX, root, methods=["GET", "HEAD"])
 router.add_route(PREFIX + "/", root, methods=["GET", "HEAD"])
 router.add_route(PREFIX + "/{rest:path}", dispatch, methods=[*OBJECT_METHODS, "OPTIONS"])
