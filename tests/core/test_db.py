@@ -148,6 +148,32 @@ async def test_a_failing_writer_rolls_back_alone(db: Database):
     assert len(commits) < 8
 
 
+async def test_core_writers_and_session_writers_share_a_group(db: Database):
+    async with db.transaction() as s:
+        await s.execute(text("CREATE TABLE mixed (name VARCHAR(10) PRIMARY KEY)"))
+    commits = _count_commits(db)
+
+    async def core(name: str, fail: bool) -> None:
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO mixed VALUES (:name)"), {"name": name})
+            if fail:
+                raise RuntimeError(name)
+
+    async def orm(name: str) -> None:
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO mixed VALUES (:name)"), {"name": name})
+
+    outcomes = await asyncio.gather(
+        core("c1", False), orm("o1"), core("c2", True), orm("o2"), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [type(None), type(None), RuntimeError, type(None)]
+    async with db.session() as s:
+        names = (await s.execute(text("SELECT name FROM mixed ORDER BY name"))).scalars().all()
+    assert names == ["c1", "o1", "o2"]
+    if db.url.startswith("sqlite"):
+        assert len(commits) < 4
+
+
 async def test_a_failed_group_commit_fails_every_writer_in_it(db: Database):
     """A deferred constraint is checked at COMMIT: the whole group is refused."""
     _sqlite_only(db)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -127,6 +128,17 @@ class Database:
             return
         async with self._group.transaction() as session:
             yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction for Core statements alone, as :meth:`transaction` but
+        without an ORM session (the per-request writes of the file store)."""
+        if self._group is None:
+            async with self.engine.begin() as connection:
+                yield connection
+            return
+        async with self._group.connection() as connection:
+            yield connection
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -214,6 +214,28 @@ class GroupCommit:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session over this writer's savepoint."""
+        async with self._member() as batch:
+            session = AsyncSession(
+                bind=batch.connection,
+                join_transaction_mode="create_savepoint",
+                expire_on_commit=False,
+            )
+            try:
+                async with session.begin():  # a savepoint: released, or rolled back to
+                    yield session
+            finally:
+                await session.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """The shared connection, inside this writer's savepoint (Core statements)."""
+        async with self._member() as batch, batch.connection.begin_nested():
+            yield batch.connection
+
+    @asynccontextmanager
+    async def _member(self) -> AsyncIterator[_Batch]:
+        """This writer's turn in the open batch; after it, the batch's commit."""
         self._waiting += 1
         try:
             await self._turn.acquire()
@@ -225,20 +247,12 @@ class GroupCommit:
         try:
             batch = self._batch or await self._open()
             batch.writers += 1
-            session = AsyncSession(
-                bind=batch.connection,
-                join_transaction_mode="create_savepoint",
-                expire_on_commit=False,
-            )
             try:
-                async with session.begin():  # a savepoint: released, or rolled back to
-                    yield session
+                yield batch
             except BaseException as exc:
                 if batch.connection.in_nested_transaction():
                     batch.broken = exc  # the savepoint could not be rolled back
                 raise
-            finally:
-                await session.close()
         finally:
             self._turn.release()
             self._close_if_idle()

@@ -1549,8 +1549,7 @@ class Namespace:
     async def _commit_once(
         self, account: str, muser: str, writes: list[_Write], plan: _Plan | None
     ) -> list[_Committed]:
-        async with self.db.transaction() as s:
-            conn = await s.connection()
+        async with self.db.write() as conn:
             if plan is None:
                 targets = [(w.container, w.name) for w in writes]
                 plan = await self._read_plan(conn, account, targets, in_transaction=True)
