@@ -98,7 +98,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode != "NONE":
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -108,6 +109,11 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
+        # For reads that need no snapshot across their statements: on SQLite each
+        # statement reads the latest commit (no BEGIN, whose round trip costs as much
+        # as a small read), as every statement does under PostgreSQL's default READ
+        # COMMITTED. Never write through it.
+        self.reads = self.engine.execution_options(sqlite_begin="NONE")
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite takes one writer at a time: the writers of this process take turns and
         # commit in groups (one fsync for many; see nefos.core.sqlite.GroupCommit).

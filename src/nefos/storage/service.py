@@ -96,14 +96,19 @@ def _policy_statement(lock: bool) -> Any:
 
 
 def _version_statement(current: bool) -> Any:
+    """A version and its user metadata, a row per key; the current one also with the
+    path's public token (the owner's GET and HEAD show it)."""
+    joined = NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id).outerjoin(
+        ATTRIBUTES,
+        (ATTRIBUTES.c.serial == VERSIONS.c.serial) & (ATTRIBUTES.c.domain == USER_DOMAIN),
+    )
+    columns = [*RECORD_COLUMNS, ATTRIBUTES.c.key, ATTRIBUTES.c.value]
+    if current:
+        joined = joined.outerjoin(PUBLIC, PUBLIC.c.path == NODES.c.path)
+        columns.append(PUBLIC.c.token)
     query = (
-        select(*RECORD_COLUMNS, ATTRIBUTES.c.key, ATTRIBUTES.c.value)
-        .select_from(
-            NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id).outerjoin(
-                ATTRIBUTES,
-                (ATTRIBUTES.c.serial == VERSIONS.c.serial) & (ATTRIBUTES.c.domain == USER_DOMAIN),
-            )
-        )
+        select(*columns)
+        .select_from(joined)
         .where(NODES.c.path == bindparam("path"))
         .order_by(VERSIONS.c.serial.desc())
     )
@@ -141,10 +146,21 @@ _CURRENT = (
 )
 _CURRENT_VERSION = _version_statement(current=True)
 _SOME_VERSION = _version_statement(current=False)
-_GRANTS = select(PERMISSIONS.c.path, PERMISSIONS.c.access, PERMISSIONS.c.subject).where(
-    PERMISSIONS.c.path.in_(bindparam("paths", expanding=True))
-)
-_PUBLIC_TOKEN = select(PUBLIC.c.token).where(PUBLIC.c.path == bindparam("path"))
+_GRANTS: dict[int, Any] = {}  # by the number of paths asked about (a path's depth)
+
+
+def _grants_statement(paths: int) -> Any:
+    """The permissions on ``paths`` paths; one statement per count, built once (an
+    expanding IN is rendered anew on every execution)."""
+    statement = _GRANTS.get(paths)
+    if statement is None:
+        names = [bindparam(f"path{i}") for i in range(paths)]
+        statement = _GRANTS[paths] = select(
+            PERMISSIONS.c.path, PERMISSIONS.c.access, PERMISSIONS.c.subject
+        ).where(PERMISSIONS.c.path.in_(names))
+    return statement
+
+
 _NODE_ID = select(NODES.c.id).where(NODES.c.path == bindparam("path"))
 _NEW_NODE = {
     dialect: insert_(NODES).on_conflict_do_nothing(index_elements=["path"]).returning(NODES.c.id)
@@ -643,8 +659,9 @@ class Namespace:
     ) -> ObjectRecord:
         """The current version, or version ``version`` (current or history)."""
         self._check_object_args(account, container, name)
-        async with self.db.engine.connect() as conn:
-            return await self._get_object(conn, account, container, name, version)
+        async with self.db.reads.connect() as conn:
+            rows = await self._version_rows(conn, account, container, name, version)
+        return _version_record(account, container, name, rows)
 
     async def get_object_shared(
         self, user: str, account: str, container: str, name: str
@@ -653,16 +670,24 @@ class Namespace:
         apply, the public token to the owner, what ``user`` may do to others), in one
         round of reads: every GET and HEAD of a current version asks for both."""
         self._check_object_args(account, container, name)
-        async with self.db.engine.connect() as conn:
-            record = await self._get_object(conn, account, container, name, None)
-            seen = await self._object_sharing(conn, user, account, container, name)
-        return record, seen
+        path = _object_path(account, container, name)
+        token = access = None
+        async with self.db.reads.connect() as conn:
+            rows = await self._version_rows(conn, account, container, name, None)
+            grants = await self._grants(conn, sharing.ancestry(path))
+            if user == account:
+                token = rows[0].token
+                access = sharing.WRITE
+            elif grants.by_path:
+                access = grants.access(path, await self._subjects(conn, user, account))
+        record = _version_record(account, container, name, rows)
+        return record, ObjectSharing(_effective(grants, path), token, access)
 
-    async def _get_object(
+    async def _version_rows(
         self, conn: AsyncConnection, account: str, container: str, name: str, version: int | None
-    ) -> ObjectRecord:
-        # One statement for the version and its metadata (a row per key): every GET and
-        # HEAD starts here.
+    ) -> list[Row[Any]]:
+        """One statement for the version and its metadata (a row per key): every GET and
+        HEAD starts here. NotFound when there is no such version."""
         path = _object_path(account, container, name)
         if version is None:
             rows = (await conn.execute(_CURRENT_VERSION, {"path": path})).all()
@@ -671,9 +696,7 @@ class Namespace:
         if not rows:
             what = f" version {version}" if version is not None else ""
             raise errors.NotFound(f"No object {container}/{name}{what}")
-        row = rows[0]
-        meta = {r.key: r.value for r in rows if r.serial == row.serial and r.key is not None}
-        return _record(account, container, name, row, meta)
+        return list(rows)
 
     async def hashmap(self, record: ObjectRecord) -> list[str]:
         try:
@@ -1079,19 +1102,6 @@ class Namespace:
             grants = await self._grants(s, sharing.ancestry(path))
         return _effective(grants, path)
 
-    async def _object_sharing(
-        self, conn: AsyncConnection, user: str, account: str, container: str, name: str
-    ) -> ObjectSharing:
-        path = _object_path(account, container, name)
-        token = access = None
-        grants = await self._grants(conn, sharing.ancestry(path))
-        if user == account:
-            token = await conn.scalar(_PUBLIC_TOKEN, {"path": path})
-            access = sharing.WRITE
-        elif grants.by_path:
-            access = grants.access(path, await self._subjects(conn, user, account))
-        return ObjectSharing(_effective(grants, path), token, access)
-
     async def set_sharing(
         self, account: str, container: str, name: str, read: list[str], write: list[str]
     ) -> None:
@@ -1183,7 +1193,8 @@ class Namespace:
 
     async def _grants(self, s: AsyncSession | AsyncConnection, paths: list[str]) -> Grants:
         grants = Grants()
-        for path, access, subject in await s.execute(_GRANTS, {"paths": paths}):
+        asked = {f"path{i}": path for i, path in enumerate(paths)}
+        for path, access, subject in await s.execute(_grants_statement(len(paths)), asked):
             grants.add(path, access, subject)
         return grants
 
@@ -1721,6 +1732,12 @@ def _effective(grants: Grants, path: str) -> Sharing:
         write=tuple(sorted(granted[sharing.WRITE])),
         path=nearest,
     )
+
+
+def _version_record(account: str, container: str, name: str, rows: list[Row[Any]]) -> ObjectRecord:
+    row = rows[0]
+    meta = {r.key: r.value for r in rows if r.serial == row.serial and r.key is not None}
+    return _record(account, container, name, row, meta)
 
 
 def _record(
