@@ -350,19 +350,7 @@ class Quotas:
             },
         )
         assert serial is not None
-        await conn.execute(
-            _NEW_PROVISIONS,
-            [
-                {
-                    "serial": serial,
-                    "holder": p.holder,
-                    "source": p.source or NO_SOURCE,
-                    "resource": p.resource,
-                    "quantity": p.quantity,
-                }
-                for p in provisions
-            ],
-        )
+        # No provision rows: the commission is settled, and its log entries say the same.
         logged = []
         for p in provisions:
             held = found[_key(p.holder, p.source, p.resource)]
@@ -539,12 +527,27 @@ class Quotas:
                     select(Provision).where(Provision.serial == serial).order_by(Provision.id)
                 )
             )
+            if not provisions:  # taken at once (Quotas.take): only its log has them
+                logged = await s.scalars(
+                    select(ProvisionLog)
+                    .where(ProvisionLog.serial == serial)
+                    .order_by(ProvisionLog.id)
+                )
+                provisions = [
+                    Provision(
+                        serial=serial,
+                        holder=entry.holder,
+                        source=entry.source,
+                        resource=entry.resource,
+                        quantity=entry.quantity,
+                    )
+                    for entry in logged
+                ]
         return commission, provisions
 
 
 HOLDINGS = Holding.__table__
 COMMISSIONS = Commission.__table__
-PROVISIONS = Provision.__table__
 PROVISION_LOG = ProvisionLog.__table__
 # Built once: Quotas.take runs with every file write (see nefos.storage.service).
 _HOLDING_LOCKED = (
@@ -577,7 +580,6 @@ _TAKE_HOLDING = (
     .returning(HOLDINGS.c.id, HOLDINGS.c.limit, HOLDINGS.c.usage_min, HOLDINGS.c.usage_max)
 )
 _NEW_COMMISSION = insert(COMMISSIONS).returning(COMMISSIONS.c.serial)
-_NEW_PROVISIONS = insert(PROVISIONS)
 _NEW_LOG_ENTRIES = insert(PROVISION_LOG)
 
 
