@@ -133,12 +133,24 @@ def _carried(domains_replaced: bool) -> Any:
 
 _POLICY = _policy_statement(lock=False)
 _POLICY_LOCKED = _policy_statement(lock=True)
+# A path's node, current version, and whether sharing or a public link hangs on it (a
+# delete drops them, and most objects have neither).
 _CURRENT = (
-    select(NODES.c.id, VERSIONS.c.serial, VERSIONS.c.size, VERSIONS.c.uuid)
+    select(
+        NODES.c.id,
+        VERSIONS.c.serial,
+        VERSIONS.c.size,
+        VERSIONS.c.uuid,
+        select(PERMISSIONS.c.path)
+        .where(PERMISSIONS.c.path == NODES.c.path)
+        .exists()
+        .label("shared"),
+        PUBLIC.c.token,
+    )
     .select_from(
         NODES.outerjoin(
             VERSIONS, (VERSIONS.c.node_id == NODES.c.id) & (VERSIONS.c.cluster == CURRENT)
-        )
+        ).outerjoin(PUBLIC, PUBLIC.c.path == NODES.c.path)
     )
     .where(NODES.c.path == bindparam("path"))
     .order_by(VERSIONS.c.serial.desc())
@@ -1615,8 +1627,10 @@ class Namespace:
         now = utcnow()
         if data is None:
             # Sharing and public links belong to the path and end with the object.
-            await conn.execute(_DROP_PERMISSIONS, {"path": path})
-            await conn.execute(_DROP_PUBLIC, {"path": path})
+            if old is None or old.shared:
+                await conn.execute(_DROP_PERMISSIONS, {"path": path})
+            if old is None or old.token is not None:
+                await conn.execute(_DROP_PUBLIC, {"path": path})
             values: dict[str, Any] = {
                 "size": 0,
                 "type": "",
