@@ -1,8 +1,11 @@
 """The database: SQLAlchemy 2 (async) on SQLite by default, PostgreSQL by URL.
 
-Services open their own transactions with :meth:`Database.transaction`; a read needs
-only :meth:`Database.session`. On SQLite a write transaction starts with ``BEGIN
-IMMEDIATE`` so two writers queue on the busy timeout instead of one failing when it
+Services open their own transactions with :meth:`Database.transaction` (ORM) or
+:meth:`Database.write` (Core statements alone); a read needs only
+:meth:`Database.session`, or :attr:`Database.reads` when its statements need no common
+snapshot. On SQLite the writers of a process take turns and commit in groups
+(:class:`nefos.core.sqlite.GroupCommit`); each group starts with ``BEGIN IMMEDIATE`` so
+that writers of other processes queue on the busy timeout instead of one failing when it
 upgrades its read lock (SQLite's deferred transactions cannot wait for that).
 """
 
