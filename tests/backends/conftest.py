@@ -12,19 +12,27 @@ left running; one that the session starts, it stops.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import secrets
+import signal
 import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+
+from nefos.compute.models import Backend
+from nefos.core.engines import Engines
+from tests.conftest import NEFOS
 
 IN_CI = os.environ.get("CI") == "true"
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ganeti-dev.sh"
@@ -228,3 +236,101 @@ def instance_name(rapi: httpx.Client) -> Iterator[str]:
             job = rapi.request(method, path, json=body)
             if job.status_code == 200:
                 wait_for_job(rapi, job.json())
+
+
+# -- what the tests of compute over Ganeti share ---------------------------------------------
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 30.0) -> bool:
+    """Poll ``condition``; whether it came true in time."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def number_servers_apart(engines: Engines, block: int) -> int:
+    """Start this test's server ids at a random point of ``block`` hundred millions:
+    ids name the instances (``snf-<id>``) on the cluster that every run shares."""
+    first_id = block * 10**8 + secrets.randbelow(10**8)
+    async with engines.db.transaction() as s:
+        await s.execute(
+            text("INSERT INTO sqlite_sequence (name, seq) VALUES ('compute_servers', :seq)"),
+            {"seq": first_id - 1},
+        )
+    return first_id
+
+
+async def add_ganeti_backend(engines: Engines, ganeti: Ganeti, name: str = "ganeti1") -> Backend:
+    return await engines.compute.add_backend(
+        name,
+        "ganeti",
+        ganeti.rapi_url,
+        ganeti.rapi_user,
+        ganeti.rapi_password,
+        default_link=ganeti.bridge,
+        certificate=str(ganeti.rapi_cert),  # the PEM file's path or text
+    )
+
+
+@dataclass
+class Tenant:
+    """A user with an image and a flavor to create servers from."""
+
+    user: str
+    image_id: str
+    flavor_id: int
+
+
+async def tenant(engines: Engines, prefix: str, disk: bytes = b"disk") -> Tenant:
+    owner, _ = await engines.identity.create_user(f"{prefix}-{uuid.uuid4().hex[:6]}@example.org")
+    user = str(owner.id)
+    await engines.storage.create_container(user, "images")
+    await engines.storage.put_object(user, "images", "disk", one_chunk(disk))
+    image = await engines.images.register(user, f"pithos://{user}/images/disk", "Disk")
+    flavor = await engines.compute.create_flavor(1, 128, 1, "file")
+    return Tenant(user, str(image.id), flavor.id)
+
+
+def log_text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+async def start_eventd(
+    log: Path,
+    bus: str,
+    cluster: str = "ganeti1",
+    exchange: str | None = None,
+    replay_minutes: float = 0,
+) -> asyncio.subprocess.Process:
+    """``nefos ganeti eventd`` in its own process, as on a master; returns once watching."""
+    starts = log_text(log).count("watching")
+    options = ["--exchange", exchange] if exchange else []
+    with log.open("ab") as sink:
+        process = await asyncio.create_subprocess_exec(
+            NEFOS,
+            *("ganeti", "eventd", "--cluster", cluster, "--bus", bus, *options),
+            *("--replay-minutes", str(replay_minutes), "--log-level", "DEBUG"),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
+        )
+    started = await wait_until(lambda: log_text(log).count("watching") > starts, within=20)
+    if not started or process.returncode is not None:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise AssertionError(f"eventd did not start:\n{log_text(log)}")
+    return process
+
+
+async def stop_eventd(process: asyncio.subprocess.Process) -> int:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), 15)

@@ -15,7 +15,6 @@ import itertools
 import json
 import os
 import secrets
-import signal
 import socket
 import time
 import uuid
@@ -29,7 +28,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sqlalchemy import text
 
 from nefos.backends import base
 from nefos.backends.base import InstanceInfo, InstanceSpec
@@ -40,9 +38,18 @@ from nefos.compute.service import ServerView
 from nefos.core import errors
 from nefos.core.bus import AmqpBus, Message
 from nefos.core.engines import Engines
-from tests.backends.conftest import IN_CI, Ganeti, wait_for_job
+from tests.backends.conftest import (
+    IN_CI,
+    Ganeti,
+    add_ganeti_backend,
+    number_servers_apart,
+    start_eventd,
+    stop_eventd,
+    tenant,
+    wait_for_job,
+    wait_until,
+)
 from tests.compute.conftest import usage
-from tests.conftest import NEFOS
 
 AMQP_URL = os.environ.get("NEFOS_TEST_AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/"
 ORDER = ("queued", "waiting", "canceling", "running", "success", "error", "canceled")
@@ -404,36 +411,6 @@ def amqp_reachable() -> bool:
     return True
 
 
-def _text(path: Path) -> str:
-    return path.read_text() if path.exists() else ""
-
-
-async def start_eventd(
-    cluster: str, exchange: str, log: Path, replay_minutes: float
-) -> asyncio.subprocess.Process:
-    starts = _text(log).count("watching")
-    with log.open("ab") as sink:
-        process = await asyncio.create_subprocess_exec(
-            NEFOS,
-            *("ganeti", "eventd", "--cluster", cluster, "--bus", AMQP_URL),
-            *("--exchange", exchange, "--replay-minutes", str(replay_minutes)),
-            *("--log-level", "DEBUG"),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-        )
-    started = await wait_until(lambda: _text(log).count("watching") > starts, within=20)
-    if not started or process.returncode is not None:
-        raise AssertionError(f"eventd did not start:\n{_text(log)}")
-    return process
-
-
-async def stop_eventd(process: asyncio.subprocess.Process) -> int:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    return await asyncio.wait_for(process.wait(), 15)
-
-
 async def test_eventd_publishes_ganeti_jobs_in_order(
     ganeti: Ganeti, cluster: GanetiCluster, doomed, tmp_path: Path, timings
 ) -> None:
@@ -455,7 +432,7 @@ async def test_eventd_publishes_ganeti_jobs_in_order(
     await bus.start()
     await bus.subscribe(queue, [base.OP_BINDING], collect)
     log = tmp_path / "eventd.log"
-    process = await start_eventd(cluster_name, exchange, log, replay_minutes=0)
+    process = await start_eventd(log, AMQP_URL, cluster_name, exchange, replay_minutes=0)
     try:
         spec = InstanceSpec(name, 1, 128, 1, "diskless", "noop", {}, [{"link": ganeti.bridge}])
         steps: list[tuple[str, Callable[[], Awaitable[int]]]] = [
@@ -503,7 +480,7 @@ async def test_eventd_publishes_ganeti_jobs_in_order(
         missed, done = await run(cluster, timings, "eventd: while stopped", cluster.startup(name))
         assert done["status"] == "error"
         before = len(got)
-        process = await start_eventd(cluster_name, exchange, log, replay_minutes=10)
+        process = await start_eventd(log, AMQP_URL, cluster_name, exchange, replay_minutes=10)
         assert await wait_until(lambda: any(m["jobId"] == missed for m in got[before:]))
         assert await wait_until(lambda: any(m["jobId"] == last_job for m in got[before:]))
         assert [m["status"] for m in got[before:] if m["jobId"] == missed][-1] == "error"
@@ -513,16 +490,6 @@ async def test_eventd_publishes_ganeti_jobs_in_order(
         await bus.delete_exchange()
         await bus.close()
     assert "Traceback" not in log.read_text(), log.read_text()
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 30.0) -> bool:
-    """Poll ``condition``; whether it came true in time."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 # -- the whole path: compute over Ganeti, states moved by eventd's events ---------------------
@@ -546,39 +513,21 @@ async def test_servers_on_ganeti_move_on_its_events(
     ganeti: Ganeti, engines: Engines, doomed, timings
 ) -> None:
     compute = engines.compute
-    # Server ids name the instances (snf-<id>): start far from other runs on this cluster.
-    first_id = 9 * 10**8 + secrets.randbelow(10**8)
-    async with engines.db.transaction() as s:
-        await s.execute(
-            text("INSERT INTO sqlite_sequence (name, seq) VALUES ('compute_servers', :seq)"),
-            {"seq": first_id - 1},
-        )
+    first_id = await number_servers_apart(engines, 9)
     watcher = QueueWatcher(ganeti.queue_dir, "ganeti1", engines.bus.publish, replay_seconds=0)
     eventd = asyncio.create_task(watcher.run())
     try:
         await asyncio.wait_for(watcher.ready.wait(), 10)
-        backend = await compute.add_backend(
-            "ganeti1",
-            "ganeti",
-            ganeti.rapi_url,
-            ganeti.rapi_user,
-            ganeti.rapi_password,
-            default_link=ganeti.bridge,
-            certificate=str(ganeti.rapi_cert),  # the PEM file's path or text
-        )
+        backend = await add_ganeti_backend(engines, ganeti)
         assert backend.hypervisor == "fake" and "file" in backend.disk_templates.split(",")
         assert backend.mtotal > 0 and backend.ctotal >= 1
         await engines.start_dispatcher()
 
-        user_row, _ = await engines.identity.create_user(f"g-{uuid.uuid4().hex[:6]}@example.org")
-        user = str(user_row.id)
-        await engines.storage.create_container(user, "images")
-        await engines.storage.put_object(user, "images", "disk", one_chunk(b"a disk image"))
-        image = await engines.images.register(user, f"pithos://{user}/images/disk", "Disk")
-        flavor = await compute.create_flavor(1, 128, 1, "file")
+        ours = await tenant(engines, "g", b"a disk image")
+        user = ours.user
 
         started = time.monotonic()
-        view, _ = await compute.create_server(user, "on-ganeti", str(image.id), flavor.id)
+        view, _ = await compute.create_server(user, "on-ganeti", ours.image_id, ours.flavor_id)
         server_id = view.server.id
         assert server_id == first_id and view.status == "BUILD"
         name = doomed(base.instance_name(server_id))
@@ -627,10 +576,6 @@ async def test_servers_on_ganeti_move_on_its_events(
     finally:
         eventd.cancel()
         await asyncio.gather(eventd, return_exceptions=True)
-
-
-async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 def _job_of(jobs: list[Any], opcode: str) -> int:

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import secrets
-import uuid
-
-from sqlalchemy import text
 
 from nefos.backends import base
 from nefos.backends.ganeti.eventd import QueueWatcher
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import CLIENTKEY
 from nefos.core.engines import Engines
-from tests.backends.test_ganeti_backend import one_chunk, until_status
+from tests.backends.conftest import add_ganeti_backend, number_servers_apart, tenant
+from tests.backends.test_ganeti_backend import until_status
 from tests.compute.conftest import usage
 
 MiB = 1 << 20
@@ -26,12 +23,7 @@ MiB = 1 << 20
 
 async def test_lost_events_restarts_and_changes_behind_the_back(ganeti, engines: Engines) -> None:
     compute = engines.compute
-    first_id = 8 * 10**8 + secrets.randbelow(10**8)  # snf-<id> apart from other runs
-    async with engines.db.transaction() as s:
-        await s.execute(
-            text("INSERT INTO sqlite_sequence (name, seq) VALUES ('compute_servers', :seq)"),
-            {"seq": first_id - 1},
-        )
+    await number_servers_apart(engines, 8)
 
     def start_eventd(replay_seconds: float) -> tuple[QueueWatcher, asyncio.Task[None]]:
         watcher = QueueWatcher(
@@ -47,19 +39,12 @@ async def test_lost_events_restarts_and_changes_behind_the_back(ganeti, engines:
     ids: list[int] = []
     try:
         await asyncio.wait_for(watcher.ready.wait(), 10)
-        backend = await compute.add_backend(
-            "ganeti1", "ganeti", ganeti.rapi_url, ganeti.rapi_user, ganeti.rapi_password,
-            default_link=ganeti.bridge, certificate=str(ganeti.rapi_cert),
-        )  # fmt: skip
+        backend = await add_ganeti_backend(engines, ganeti)
         await engines.start_dispatcher()
-        owner, _ = await engines.identity.create_user(f"f-{uuid.uuid4().hex[:6]}@example.org")
-        user = str(owner.id)
-        await engines.storage.create_container(user, "images")
-        await engines.storage.put_object(user, "images", "disk", one_chunk(b"disk"))
-        image = await engines.images.register(user, f"pithos://{user}/images/disk", "Disk")
-        flavor = await compute.create_flavor(1, 128, 1, "file")
+        ours = await tenant(engines, "f")
+        user = ours.user
         for name in ("replayed", "reconciled", "stopped-behind", "removed-behind"):
-            view, _ = await compute.create_server(user, name, str(image.id), flavor.id)
+            view, _ = await compute.create_server(user, name, ours.image_id, ours.flavor_id)
             ids.append(view.server.id)
         for server_id in ids:
             await until_status(engines, user, server_id, "ACTIVE")

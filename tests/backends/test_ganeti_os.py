@@ -27,7 +27,6 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import text
 
 import nefos.backends.ganeti
 from nefos.backends import base
@@ -37,7 +36,7 @@ from nefos.backends.ganeti.eventd import QueueWatcher
 from nefos.core.app import create_app
 from nefos.core.engines import Engines
 from nefos.storage.blocks import BLOCK_SIZE, hashmap, merkle
-from tests.backends.conftest import SCRIPT, Ganeti
+from tests.backends.conftest import SCRIPT, Ganeti, number_servers_apart
 from tests.backends.test_ganeti_backend import fake_rapi, until_status
 from tests.backends.test_ganeti_engine import Serial
 from tests.compute.conftest import stream
@@ -326,12 +325,7 @@ async def nefos_on_ganeti(
     ``vmapi_path`` below its root, to misconfigure it). Instances a test leaves behind
     are forced off and removed."""
     compute = engines.compute
-    first_id = 9 * 10**8 + secrets.randbelow(10**8)  # instance snf-<id>: apart from other runs
-    async with engines.db.transaction() as s:
-        await s.execute(
-            text("INSERT INTO sqlite_sequence (name, seq) VALUES ('compute_servers', :seq)"),
-            {"seq": first_id - 1},
-        )
+    await number_servers_apart(engines, 9)
     port = free_port(HOST_IP)
     engines.settings.compute.vmapi_url = f"http://{HOST_IP}:{port}{vmapi_path}"
     # The backend row has no OS or hypervisor settings (yet): the cluster is made here and

@@ -12,25 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import secrets
-import signal
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from nefos.backends import base
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import CLIENTKEY
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.engines import Engines
-from tests.backends.conftest import Ganeti
-from tests.backends.test_ganeti_backend import one_chunk, until_status, wait_until
+from tests.backends.conftest import (
+    Ganeti,
+    add_ganeti_backend,
+    log_text,
+    number_servers_apart,
+    start_eventd,
+    stop_eventd,
+    tenant,
+)
+from tests.backends.test_ganeti_backend import until_status
 from tests.broker import Broker
 from tests.compute.conftest import usage
-from tests.conftest import NEFOS
 
 MiB = 1 << 20
 
@@ -52,55 +55,23 @@ def settings(tmp_path: Path, database_url: str, private_broker: Broker) -> Setti
     )
 
 
-def _text(path: Path) -> str:
-    return path.read_text() if path.exists() else ""
-
-
-async def start_eventd(url: str, log: Path) -> asyncio.subprocess.Process:
-    with log.open("ab") as sink:
-        process = await asyncio.create_subprocess_exec(
-            NEFOS,
-            *("ganeti", "eventd", "--cluster", "ganeti1", "--bus", url, "--replay-minutes", "0"),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=sink,
-        )
-    if not await wait_until(lambda: "watching" in _text(log), within=20):
-        process.kill()
-        await process.wait()
-        raise AssertionError(f"eventd did not start:\n{_text(log)}")
-    return process
-
-
 async def test_rabbitmq_restart_mid_run(
     ganeti: Ganeti, private_broker: Broker, engines: Engines, tmp_path: Path, timings
 ) -> None:
     compute = engines.compute
-    first_id = 7 * 10**8 + secrets.randbelow(10**8)  # snf-<id> apart from other runs
-    async with engines.db.transaction() as s:
-        await s.execute(
-            text("INSERT INTO sqlite_sequence (name, seq) VALUES ('compute_servers', :seq)"),
-            {"seq": first_id - 1},
-        )
+    await number_servers_apart(engines, 7)
     log = tmp_path / "eventd.log"
-    eventd = await start_eventd(bus_url(private_broker), log)
+    eventd = await start_eventd(log, bus_url(private_broker))
     ids: list[int] = []
     try:
-        backend = await compute.add_backend(
-            "ganeti1", "ganeti", ganeti.rapi_url, ganeti.rapi_user, ganeti.rapi_password,
-            default_link=ganeti.bridge, certificate=str(ganeti.rapi_cert),
-        )  # fmt: skip
+        backend = await add_ganeti_backend(engines, ganeti)
         cluster = compute.cluster(backend)
         await engines.start_dispatcher()
-        owner, _ = await engines.identity.create_user(f"r-{uuid.uuid4().hex[:6]}@example.org")
-        user = str(owner.id)
-        await engines.storage.create_container(user, "images")
-        await engines.storage.put_object(user, "images", "disk", one_chunk(b"disk"))
-        image = await engines.images.register(user, f"pithos://{user}/images/disk", "Disk")
-        flavor = await compute.create_flavor(1, 128, 1, "file")
+        ours = await tenant(engines, "r")
+        user = ours.user
 
         async def create(name: str) -> int:
-            view, _ = await compute.create_server(user, name, str(image.id), flavor.id)
+            view, _ = await compute.create_server(user, name, ours.image_id, ours.flavor_id)
             ids.append(view.server.id)
             return view.server.id
 
@@ -162,16 +133,14 @@ async def test_rabbitmq_restart_mid_run(
     finally:
         if private_broker.process is None:  # failed mid-outage: let teardown disconnect
             await asyncio.to_thread(private_broker.start)
-        if eventd.returncode is None:
-            eventd.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(eventd.wait(), 15)
+        code = await stop_eventd(eventd)
         if ids:  # whatever a failure left on the shared cluster
             cluster = compute.cluster(await compute.backend("ganeti1"))
             ours = {base.instance_name(i) for i in ids}
             for name in set(await cluster.instances()) & ours:
                 await cluster.wait(await cluster.shutdown(name, 0), within=60)
                 await cluster.wait(await cluster.remove(name), within=60)
-    output = _text(log)
+    output = log_text(log)
     # aiormq logs the broker's close with a traceback of its own; nefos must log no error.
     assert code == 0 and " ERROR nefos" not in output, output
     assert "bus connection lost" in output or "will retry" in output, output
