@@ -36,7 +36,7 @@ from nefos.backends.ganeti.eventd import QueueWatcher
 from nefos.core.app import create_app
 from nefos.core.engines import Engines
 from nefos.storage.blocks import BLOCK_SIZE, hashmap, merkle
-from tests.backends.conftest import SCRIPT, Ganeti, number_servers_apart
+from tests.backends.conftest import SCRIPT, Ganeti, add_ganeti_backend, number_servers_apart
 from tests.backends.test_ganeti_backend import fake_rapi, until_status
 from tests.backends.test_ganeti_engine import Serial
 from tests.compute.conftest import stream
@@ -346,15 +346,7 @@ async def nefos_on_ganeti(
     try:
         await asyncio.wait_for(watcher.ready.wait(), 10)
         assert os_type in await cluster.rapi.operating_systems()
-        backend = await compute.add_backend(
-            name,
-            "ganeti",
-            ganeti.rapi_url,
-            ganeti.rapi_user,
-            ganeti.rapi_password,
-            default_link=ganeti.bridge,
-            certificate=str(ganeti.rapi_cert),
-        )
+        backend = await add_ganeti_backend(engines, ganeti, name)
         assert backend.hypervisor == hypervisor
         await engines.start_dispatcher()
         async with serving(engines, HOST_IP, port):
