@@ -30,6 +30,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from nefos.backends import base
 from nefos.compute.models import Backend
 from nefos.core.engines import Engines
 from tests.conftest import NEFOS
@@ -228,14 +229,20 @@ def instance_name(rapi: httpx.Client) -> Iterator[str]:
     """A fresh name; the instance is forced off and removed afterwards, whatever happened."""
     name = f"snf-test-{uuid.uuid4().hex[:8]}"
     yield name
-    if rapi.get(f"/2/instances/{name}").status_code == 200:
-        for method, path, body in [
-            ("PUT", f"/2/instances/{name}/shutdown", {"timeout": 0}),
-            ("DELETE", f"/2/instances/{name}", None),
-        ]:
-            job = rapi.request(method, path, json=body)
-            if job.status_code == 200:
-                wait_for_job(rapi, job.json())
+    force_remove(rapi, name)
+
+
+def force_remove(rapi: httpx.Client, name: str) -> None:
+    """Force an instance off and remove it, if it is there (through RAPI)."""
+    if rapi.get(f"/2/instances/{name}").status_code != 200:
+        return
+    for method, path, body in [
+        ("PUT", f"/2/instances/{name}/shutdown", {"timeout": 0}),
+        ("DELETE", f"/2/instances/{name}", None),
+    ]:
+        job = rapi.request(method, path, json=body)
+        if job.status_code == 200:
+            wait_for_job(rapi, job.json())
 
 
 # -- what the tests of compute over Ganeti share ---------------------------------------------
@@ -265,6 +272,17 @@ async def number_servers_apart(engines: Engines, block: int) -> int:
             {"seq": first_id - 1},
         )
     return first_id
+
+
+async def remove_leftovers(engines: Engines, server_ids: list[int]) -> None:
+    """Whatever a failed test left of its servers on the shared cluster (through nefos)."""
+    if not server_ids:
+        return
+    cluster = engines.compute.cluster(await engines.compute.backend("ganeti1"))
+    ours = {base.instance_name(i) for i in server_ids}
+    for name in set(await cluster.instances()) & ours:
+        await cluster.wait(await cluster.shutdown(name, 0), within=60)
+        await cluster.wait(await cluster.remove(name), within=60)
 
 
 async def add_ganeti_backend(engines: Engines, ganeti: Ganeti, name: str = "ganeti1") -> Backend:

@@ -42,11 +42,11 @@ from tests.backends.conftest import (
     IN_CI,
     Ganeti,
     add_ganeti_backend,
+    force_remove,
     number_servers_apart,
     start_eventd,
     stop_eventd,
     tenant,
-    wait_for_job,
     wait_until,
 )
 from tests.compute.conftest import usage
@@ -332,15 +332,7 @@ def doomed(rapi: httpx.Client) -> Iterator[Callable[[str], str]]:
     names: list[str] = []
     yield lambda name: names.append(name) or name
     for name in names:
-        if rapi.get(f"/2/instances/{name}").status_code != 200:
-            continue
-        for method, path, body in [
-            ("PUT", f"/2/instances/{name}/shutdown", {"timeout": 0}),
-            ("DELETE", f"/2/instances/{name}", None),
-        ]:
-            job = rapi.request(method, path, json=body)
-            if job.status_code == 200:
-                wait_for_job(rapi, job.json())
+        force_remove(rapi, name)
 
 
 async def run(

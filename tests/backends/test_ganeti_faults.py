@@ -14,7 +14,12 @@ from nefos.backends.ganeti.eventd import QueueWatcher
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import CLIENTKEY
 from nefos.core.engines import Engines
-from tests.backends.conftest import add_ganeti_backend, number_servers_apart, tenant
+from tests.backends.conftest import (
+    add_ganeti_backend,
+    number_servers_apart,
+    remove_leftovers,
+    tenant,
+)
 from tests.backends.test_ganeti_backend import until_status
 from tests.compute.conftest import usage
 
@@ -113,9 +118,4 @@ async def test_lost_events_restarts_and_changes_behind_the_back(ganeti, engines:
         assert await usage(engines, user, "cyclades.vm") == (0, 0)
     finally:
         await stop(eventd)
-        if ids:  # whatever a failure left on the shared cluster
-            cluster = compute.cluster(await compute.backend("ganeti1"))
-            ours = {base.instance_name(i) for i in ids}
-            for name in set(await cluster.instances()) & ours:
-                await cluster.wait(await cluster.shutdown(name, 0), within=60)
-                await cluster.wait(await cluster.remove(name), within=60)
+        await remove_leftovers(engines, ids)

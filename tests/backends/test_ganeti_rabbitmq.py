@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from nefos.backends import base
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import CLIENTKEY
 from nefos.core.config import Settings, ensure_data_dir
@@ -27,6 +26,7 @@ from tests.backends.conftest import (
     add_ganeti_backend,
     log_text,
     number_servers_apart,
+    remove_leftovers,
     start_eventd,
     stop_eventd,
     tenant,
@@ -134,12 +134,7 @@ async def test_rabbitmq_restart_mid_run(
         if private_broker.process is None:  # failed mid-outage: let teardown disconnect
             await asyncio.to_thread(private_broker.start)
         code = await stop_eventd(eventd)
-        if ids:  # whatever a failure left on the shared cluster
-            cluster = compute.cluster(await compute.backend("ganeti1"))
-            ours = {base.instance_name(i) for i in ids}
-            for name in set(await cluster.instances()) & ours:
-                await cluster.wait(await cluster.shutdown(name, 0), within=60)
-                await cluster.wait(await cluster.remove(name), within=60)
+        await remove_leftovers(engines, ids)
     output = log_text(log)
     # aiormq logs the broker's close with a traceback of its own; nefos must log no error.
     assert code == 0 and " ERROR nefos" not in output, output
