@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import uuid
@@ -15,7 +16,7 @@ from nefos.core.engines import Engines
 from nefos.quotas.service import Quotas, project_holder, user_holder
 from nefos.storage import blocks
 from nefos.storage.blocks import BLOCK_SIZE
-from nefos.storage.service import Namespace, ObjectRecord, Subdir
+from nefos.storage.service import VERSION_FIELDS, Namespace, ObjectRecord, Subdir
 
 RESOURCE = "pithos.diskspace"
 
@@ -357,3 +358,9 @@ async def test_delete_container(ns: Namespace, account: str):
         await ns.put_object(account, "c", "o", stream(b"data"))
     with pytest.raises(errors.NotFound):
         await ns.delete_container(account, "c")
+
+
+def test_records_are_built_from_the_version_fields_in_order():
+    """ObjectRecord is filled positionally from a version row (``VERSION_FIELDS``)."""
+    names = [f.name for f in dataclasses.fields(ObjectRecord)]
+    assert names == ["account", "container", "name", *VERSION_FIELDS, "meta"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import operator
 import random
 import secrets
 import uuid
@@ -78,8 +79,13 @@ ATTRIBUTES = Attribute.__table__
 POLICIES = Policy.__table__
 PERMISSIONS = Permission.__table__
 PUBLIC = PublicLink.__table__
-RECORD_FIELDS = ("serial", "size", "type", "hash", "checksum", "map_name", "uuid", "mtime")
-RECORD_COLUMNS = [VERSIONS.c[name] for name in (*RECORD_FIELDS, "muser", "cluster")]
+CONTENT_FIELDS = ("size", "type", "hash", "checksum", "map_name")  # what a write gives
+RECORD_FIELDS = ("serial", *CONTENT_FIELDS, "uuid", "mtime")
+# ObjectRecord's fields after account, container and name, in its order.
+VERSION_FIELDS = (*RECORD_FIELDS, "muser", "cluster")
+RECORD_COLUMNS = [VERSIONS.c[name] for name in VERSION_FIELDS]
+_version_of = operator.attrgetter(*VERSION_FIELDS)
+_content_of = operator.attrgetter(*CONTENT_FIELDS)
 
 # -- statements of every small request ----------------------------------------------------
 # Built once, with bind parameters: building a statement costs more CPU than SQLite takes
@@ -547,7 +553,7 @@ class Namespace:
         checked = check_meta(meta)
         if not read_plan:
             return checked, None
-        async with self.db.engine.connect() as conn:
+        async with self.db.reads.connect() as conn:  # the write checks it again
             plan = await self._read_plan(conn, account, [(container, name)])
         return checked, plan
 
@@ -563,21 +569,18 @@ class Namespace:
         (done,) = await self._commit(account, muser, [_Write(container, name, data)], plan)
         if data.meta is None:  # the user's metadata carried forward: as stored
             return await self.get_object(account, container, name, done.serial)
+        # As written, not read back: the same fields in ObjectRecord's order.
         return ObjectRecord(
-            account=account,
-            container=container,
-            name=name,
-            serial=done.serial,
-            size=data.size,
-            type=data.type,
-            hash=data.hash,
-            checksum=data.checksum,
-            map_name=data.map_name,
-            uuid=done.uuid,
-            mtime=done.mtime,
-            muser=muser,
-            cluster=CURRENT,
-            meta=dict(data.meta),
+            account,
+            container,
+            name,
+            done.serial,
+            *_content_of(data),
+            done.uuid,
+            done.mtime,
+            muser,
+            CURRENT,
+            dict(data.meta),
         )
 
     async def put_hashmap(
@@ -1757,19 +1760,4 @@ def _version_record(account: str, container: str, name: str, rows: list[Row[Any]
 def _record(
     account: str, container: str, name: str, row: Version | Row[Any], meta: dict[str, str]
 ) -> ObjectRecord:
-    return ObjectRecord(
-        account=account,
-        container=container,
-        name=name,
-        serial=row.serial,
-        size=row.size,
-        type=row.type,
-        hash=row.hash,
-        checksum=row.checksum,
-        map_name=row.map_name,
-        uuid=row.uuid,
-        mtime=row.mtime,
-        muser=row.muser,
-        cluster=row.cluster,
-        meta=meta,
-    )
+    return ObjectRecord(account, container, name, *_version_of(row), meta)
