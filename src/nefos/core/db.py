@@ -3,7 +3,8 @@
 Services open their own transactions with :meth:`Database.transaction` (ORM) or
 :meth:`Database.write` (Core statements alone); a read needs only
 :meth:`Database.session`, or :attr:`Database.reads` when its statements need no common
-snapshot. On SQLite the writers of a process take turns and commit in groups
+snapshot (:meth:`Database.reading` for :class:`~nefos.core.prepared.Prepared` ones).
+On SQLite the writers of a process take turns and commit in groups
 (:class:`nefos.core.sqlite.GroupCommit`); each group starts with ``BEGIN IMMEDIATE`` so
 that writers of other processes queue on the busy timeout instead of one failing when it
 upgrades its read lock (SQLite's deferred transactions cannot wait for that).
@@ -29,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from nefos.core import sqlite
+from nefos.core.prepared import Reader
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -117,6 +119,7 @@ class Database:
         # as a small read), as every statement does under PostgreSQL's default READ
         # COMMITTED. Never write through it.
         self.reads = self.engine.execution_options(sqlite_begin="NONE")
+        self._sqlite_reader: Reader | None = None
         self._writer = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite takes one writer at a time: the writers of this process take turns and
         # commit in groups (one fsync for many; see nefos.core.sqlite.GroupCommit).
@@ -149,5 +152,25 @@ class Database:
         async with self._group.connection() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection | Reader]:
+        """Where :class:`~nefos.core.prepared.Prepared` reads run with no transaction,
+        as on :attr:`reads`: on SQLite one connection of the process serves them all,
+        with no pool checkout per request (the hottest reads: object GET and HEAD)."""
+        if not is_sqlite(self.url):
+            async with self.reads.connect() as connection:
+                yield connection
+            return
+        if self._sqlite_reader is None:
+            handle = await sqlite.open_reader(self.url, SQLITE_BUSY_TIMEOUT_MS / 1000)
+            if self._sqlite_reader is None:
+                self._sqlite_reader = Reader(handle, self.engine.dialect)
+            else:  # another reader opened it meanwhile
+                handle.close()
+        yield self._sqlite_reader
+
     async def close(self) -> None:
+        reader, self._sqlite_reader = self._sqlite_reader, None
+        if reader is not None:
+            reader.connection.close()
         await self.engine.dispose()
