@@ -364,3 +364,36 @@ def test_records_are_built_from_the_version_fields_in_order():
     """ObjectRecord is filled positionally from a version row (``VERSION_FIELDS``)."""
     names = [f.name for f in dataclasses.fields(ObjectRecord)]
     assert names == ["account", "container", "name", *VERSION_FIELDS, "meta"]
+
+
+async def test_small_object_requests_skip_sqlalchemys_execution_on_sqlite(
+    ns: Namespace, account: str
+):
+    """Every statement of a small PUT, GET/HEAD and DELETE runs on the fast path of
+    nefos.core.prepared (a statement that silently fell back would cost its 150 us)."""
+    from nefos.quotas import service as quotas_service
+    from nefos.storage import service
+
+    if not ns.db.url.startswith("sqlite"):
+        pytest.skip("the fast path is SQLite's")
+    await ns.create_container(account, "fast")
+    await ns.put_object(account, "fast", "a", stream(b"one"), "text/plain", {"k": "v"})
+    await ns.put_object(account, "fast", "a", stream(b"two"), "text/plain", {})
+    await ns.get_object_shared(account, account, "fast", "a")
+    await ns.delete_object(account, "fast", "a")
+    hot = [
+        service._POLICY_LOCKED,
+        service._CURRENT,
+        service._CURRENT_VERSION,
+        *service._GRANTS.values(),
+        service._NEW_NODE["sqlite"],
+        service._NEW_VERSION,
+        service._NEW_ATTRIBUTES,
+        *service._CARRIED.values(),
+        service._TO_HISTORY,
+        quotas_service._TAKE_HOLDING,
+        quotas_service._NEW_COMMISSION,
+        quotas_service._NEW_LOG_ENTRIES,
+    ]
+    slow = [str(p.statement)[:60] for p in hot if not p._plans or None in p._plans.values()]
+    assert slow == []

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
+from nefos.core.prepared import Prepared
 from nefos.identity.models import Project, User
 from nefos.quotas.models import (
     NO_SOURCE,
@@ -339,16 +340,14 @@ class Quotas:
         else:
             found = await self._move_together(conn, provisions)
         now = utcnow()
-        serial = await conn.scalar(
-            _NEW_COMMISSION,
-            {
-                "clientkey": clientkey,
-                "name": name,
-                "state": ACCEPTED,
-                "issue_time": now,
-                "resolve_time": now,
-            },
-        )
+        commission = {
+            "clientkey": clientkey,
+            "name": name,
+            "state": ACCEPTED,
+            "issue_time": now,
+            "resolve_time": now,
+        }
+        serial = (await _NEW_COMMISSION(conn, commission)).scalar()
         assert serial is not None
         # No provision rows: the commission is settled, and its log entries say the same.
         logged = []
@@ -371,7 +370,7 @@ class Quotas:
                     "usage_max": held.usage_max,
                 }
             )
-        await conn.execute(_NEW_LOG_ENTRIES, logged)
+        await _NEW_LOG_ENTRIES(conn, logged)
         return serial
 
     async def _move_each(
@@ -383,19 +382,15 @@ class Quotas:
         for p in sorted(provisions, key=lambda p: _key(p.holder, p.source, p.resource)):
             key = _key(p.holder, p.source, p.resource)
             wanted = {"holder": key[0], "source": key[1], "resource": key[2]}
-            row = (
-                await conn.execute(
-                    _TAKE_HOLDING,
-                    {
-                        "of_holder": key[0],
-                        "of_source": key[1],
-                        "of_resource": key[2],
-                        "quantity": p.quantity,
-                    },
-                )
-            ).first()
+            taking = {
+                "of_holder": key[0],
+                "of_source": key[1],
+                "of_resource": key[2],
+                "quantity": p.quantity,
+            }
+            row = (await _TAKE_HOLDING(conn, taking)).first()
             if row is None:
-                held = (await conn.execute(_HOLDING_LOCKED, wanted)).first()
+                held = (await _HOLDING_LOCKED(conn, wanted)).first()
                 if held is None:
                     raise _no_holding(p)
                 _reserve(_Held(held.id, held.limit, held.usage_min, held.usage_max), p, False)
@@ -410,7 +405,7 @@ class Quotas:
         found: dict[tuple[str, str, str], _Held] = {}
         for key in sorted({_key(p.holder, p.source, p.resource) for p in provisions}):
             wanted = {"holder": key[0], "source": key[1], "resource": key[2]}
-            row = (await conn.execute(_HOLDING_LOCKED, wanted)).first()
+            row = (await _HOLDING_LOCKED(conn, wanted)).first()
             if row is not None:
                 found[key] = _Held(row.id, row.limit, row.usage_min, row.usage_max)
         for p in provisions:
@@ -550,7 +545,7 @@ HOLDINGS = Holding.__table__
 COMMISSIONS = Commission.__table__
 PROVISION_LOG = ProvisionLog.__table__
 # Built once: Quotas.take runs with every file write (see nefos.storage.service).
-_HOLDING_LOCKED = (
+_HOLDING_LOCKED = Prepared(
     select(HOLDINGS.c.id, HOLDINGS.c.limit, HOLDINGS.c.usage_min, HOLDINGS.c.usage_max)
     .where(
         HOLDINGS.c.holder == bindparam("holder"),
@@ -567,7 +562,7 @@ _MOVE_HOLDING = (
 _QUANTITY = bindparam("quantity", type_=BigInteger)
 # Issue and accept at once (see _reserve and _settle): both ends move by the quantity,
 # if an import stays within the limit and a release leaves no negative usage.
-_TAKE_HOLDING = (
+_TAKE_HOLDING = Prepared(
     update(HOLDINGS)
     .where(
         HOLDINGS.c.holder == bindparam("of_holder"),
@@ -579,8 +574,8 @@ _TAKE_HOLDING = (
     .values(usage_min=HOLDINGS.c.usage_min + _QUANTITY, usage_max=HOLDINGS.c.usage_max + _QUANTITY)
     .returning(HOLDINGS.c.id, HOLDINGS.c.limit, HOLDINGS.c.usage_min, HOLDINGS.c.usage_max)
 )
-_NEW_COMMISSION = insert(COMMISSIONS).returning(COMMISSIONS.c.serial)
-_NEW_LOG_ENTRIES = insert(PROVISION_LOG)
+_NEW_COMMISSION = Prepared(insert(COMMISSIONS).returning(COMMISSIONS.c.serial))
+_NEW_LOG_ENTRIES = Prepared(insert(PROVISION_LOG))
 
 
 @dataclass

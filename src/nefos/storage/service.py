@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
+from nefos.core.prepared import Prepared
 from nefos.quotas.service import Charge, Quotas, charge, user_holder
 from nefos.storage import blocks, sharing
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
@@ -120,28 +121,38 @@ def _version_statement(current: bool) -> Any:
     )
     if current:
         return query.where(VERSIONS.c.cluster == CURRENT)
-    return query.where(
-        VERSIONS.c.serial == bindparam("version"), VERSIONS.c.cluster.in_((CURRENT, HISTORY))
-    )
+    return query.where(VERSIONS.c.serial == bindparam("version"), VERSIONS.c.cluster != DELETED)
 
 
-def _carried(domains_replaced: bool) -> Any:
-    query = select(
-        bindparam("new_serial", type_=VERSIONS.c.serial.type),  # typed: PostgreSQL casts it
-        ATTRIBUTES.c.domain,
-        ATTRIBUTES.c.key,
-        ATTRIBUTES.c.value,
-    ).where(ATTRIBUTES.c.serial == bindparam("origin"))
-    if domains_replaced:
-        query = query.where(ATTRIBUTES.c.domain.not_in(bindparam("replaced", expanding=True)))
-    return insert(ATTRIBUTES).from_select(["serial", "domain", "key", "value"], query)
+_CARRIED: dict[int, Prepared] = {}  # by the number of domains the write replaces
 
 
-_POLICY = _policy_statement(lock=False)
-_POLICY_LOCKED = _policy_statement(lock=True)
+def _carried(replaced: int) -> Prepared:
+    """Copies the attributes of version ``origin`` to ``new_serial``, but for the
+    domains ``domain0``... that the write replaces; one statement per count, built once
+    (as for grants: an expanding IN is rendered anew on every execution)."""
+    statement = _CARRIED.get(replaced)
+    if statement is None:
+        query = select(
+            bindparam("new_serial", type_=VERSIONS.c.serial.type),  # typed: PostgreSQL casts it
+            ATTRIBUTES.c.domain,
+            ATTRIBUTES.c.key,
+            ATTRIBUTES.c.value,
+        ).where(ATTRIBUTES.c.serial == bindparam("origin"))
+        if replaced:
+            domains = [bindparam(f"domain{i}") for i in range(replaced)]
+            query = query.where(ATTRIBUTES.c.domain.not_in(domains))
+        statement = _CARRIED[replaced] = Prepared(
+            insert(ATTRIBUTES).from_select(["serial", "domain", "key", "value"], query)
+        )
+    return statement
+
+
+_POLICY = Prepared(_policy_statement(lock=False))
+_POLICY_LOCKED = Prepared(_policy_statement(lock=True))
 # A path's node, current version, and whether sharing or a public link hangs on it (a
 # delete drops them, and most objects have neither).
-_CURRENT = (
+_CURRENT = Prepared(
     select(
         NODES.c.id,
         VERSIONS.c.serial,
@@ -162,42 +173,52 @@ _CURRENT = (
     .order_by(VERSIONS.c.serial.desc())
     .limit(1)
 )
-_CURRENT_VERSION = _version_statement(current=True)
-_SOME_VERSION = _version_statement(current=False)
-_GRANTS: dict[int, Any] = {}  # by the number of paths asked about (a path's depth)
+_CURRENT_VERSION = Prepared(_version_statement(current=True))
+_SOME_VERSION = Prepared(_version_statement(current=False))
+_GRANTS: dict[int, Prepared] = {}  # by the number of paths asked about (a path's depth)
 
 
-def _grants_statement(paths: int) -> Any:
+def _grants_statement(paths: int) -> Prepared:
     """The permissions on ``paths`` paths; one statement per count, built once (an
     expanding IN is rendered anew on every execution)."""
     statement = _GRANTS.get(paths)
     if statement is None:
         names = [bindparam(f"path{i}") for i in range(paths)]
-        statement = _GRANTS[paths] = select(
-            PERMISSIONS.c.path, PERMISSIONS.c.access, PERMISSIONS.c.subject
-        ).where(PERMISSIONS.c.path.in_(names))
+        statement = _GRANTS[paths] = Prepared(
+            select(PERMISSIONS.c.path, PERMISSIONS.c.access, PERMISSIONS.c.subject).where(
+                PERMISSIONS.c.path.in_(names)
+            )
+        )
     return statement
 
 
-_NODE_ID = select(NODES.c.id).where(NODES.c.path == bindparam("path"))
+_SUBJECTS = Prepared(
+    select(GroupMember.__table__.c.name).where(
+        GroupMember.__table__.c.account == bindparam("account"),
+        GroupMember.__table__.c.member == bindparam("member"),
+    )
+)
+_NODE_ID = Prepared(select(NODES.c.id).where(NODES.c.path == bindparam("path")))
 _NEW_NODE = {
-    dialect: insert_(NODES).on_conflict_do_nothing(index_elements=["path"]).returning(NODES.c.id)
+    dialect: Prepared(
+        insert_(NODES).on_conflict_do_nothing(index_elements=["path"]).returning(NODES.c.id)
+    )
     for dialect, insert_ in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
 }
-_NEW_VERSION = insert(VERSIONS).returning(VERSIONS.c.serial)
-_SOURCE_VERSION = (
+_NEW_VERSION = Prepared(insert(VERSIONS).returning(VERSIONS.c.serial))
+_SOURCE_VERSION = Prepared(
     select(VERSIONS.c.serial)
     .where(VERSIONS.c.serial == bindparam("source"))
     .with_for_update(read=True)
 )
-_CARRY_ALL = _carried(domains_replaced=False)
-_CARRY_OTHERS = _carried(domains_replaced=True)
-_NEW_ATTRIBUTES = insert(ATTRIBUTES)
-_DROP_PERMISSIONS = delete(PERMISSIONS).where(PERMISSIONS.c.path == bindparam("path"))
-_DROP_PUBLIC = delete(PUBLIC).where(PUBLIC.c.path == bindparam("path"))
-_DROP_ATTRIBUTES = delete(ATTRIBUTES).where(ATTRIBUTES.c.serial == bindparam("old_serial"))
-_DROP_VERSION = delete(VERSIONS).where(VERSIONS.c.serial == bindparam("old_serial"))
-_TO_HISTORY = (
+_NEW_ATTRIBUTES = Prepared(insert(ATTRIBUTES))
+_DROP_PERMISSIONS = Prepared(delete(PERMISSIONS).where(PERMISSIONS.c.path == bindparam("path")))
+_DROP_PUBLIC = Prepared(delete(PUBLIC).where(PUBLIC.c.path == bindparam("path")))
+_DROP_ATTRIBUTES = Prepared(
+    delete(ATTRIBUTES).where(ATTRIBUTES.c.serial == bindparam("old_serial"))
+)
+_DROP_VERSION = Prepared(delete(VERSIONS).where(VERSIONS.c.serial == bindparam("old_serial")))
+_TO_HISTORY = Prepared(
     update(VERSIONS).where(VERSIONS.c.serial == bindparam("old_serial")).values(cluster=HISTORY)
 )
 
@@ -553,7 +574,7 @@ class Namespace:
         checked = check_meta(meta)
         if not read_plan:
             return checked, None
-        async with self.db.reads.connect() as conn:  # the write checks it again
+        async with self.db.reading() as conn:  # the write checks it again
             plan = await self._read_plan(conn, account, [(container, name)])
         return checked, plan
 
@@ -674,7 +695,7 @@ class Namespace:
     ) -> ObjectRecord:
         """The current version, or version ``version`` (current or history)."""
         self._check_object_args(account, container, name)
-        async with self.db.reads.connect() as conn:
+        async with self.db.reading() as conn:
             rows = await self._version_rows(conn, account, container, name, version)
         return _version_record(account, container, name, rows)
 
@@ -687,7 +708,7 @@ class Namespace:
         self._check_object_args(account, container, name)
         path = _object_path(account, container, name)
         token = access = None
-        async with self.db.reads.connect() as conn:
+        async with self.db.reading() as conn:
             rows = await self._version_rows(conn, account, container, name, None)
             grants = await self._grants(conn, sharing.ancestry(path))
             if user == account:
@@ -705,9 +726,9 @@ class Namespace:
         HEAD starts here. NotFound when there is no such version."""
         path = _object_path(account, container, name)
         if version is None:
-            rows = (await conn.execute(_CURRENT_VERSION, {"path": path})).all()
+            rows = (await _CURRENT_VERSION(conn, {"path": path})).all()
         else:
-            rows = (await conn.execute(_SOME_VERSION, {"path": path, "version": version})).all()
+            rows = (await _SOME_VERSION(conn, {"path": path, "version": version})).all()
         if not rows:
             what = f" version {version}" if version is not None else ""
             raise errors.NotFound(f"No object {container}/{name}{what}")
@@ -1209,18 +1230,14 @@ class Namespace:
     async def _grants(self, s: AsyncSession | AsyncConnection, paths: list[str]) -> Grants:
         grants = Grants()
         asked = {f"path{i}": path for i, path in enumerate(paths)}
-        for path, access, subject in await s.execute(_grants_statement(len(paths)), asked):
+        for path, access, subject in await _grants_statement(len(paths))(s, asked):
             grants.add(path, access, subject)
         return grants
 
     async def _subjects(
         self, s: AsyncSession | AsyncConnection, user: str, account: str
     ) -> set[str]:
-        groups = await s.scalars(
-            select(GroupMember.name).where(
-                GroupMember.account == account, GroupMember.member == user
-            )
-        )
+        groups = (await _SUBJECTS(s, {"account": account, "member": user})).scalars()
         return sharing.subjects_of(user, {(account, name) for name in groups})
 
     async def public_token(self, account: str, container: str, name: str) -> str | None:
@@ -1488,7 +1505,7 @@ class Namespace:
         ``lock``: in a write transaction, lock the policy row (PostgreSQL), so writers of
         one container check its quota one at a time."""
         query = _POLICY_LOCKED if lock else _POLICY
-        row = (await conn.execute(query, {"path": _container_path(account, container)})).first()
+        row = (await query(conn, {"path": _container_path(account, container)})).first()
         if row is None:
             raise errors.NotFound(f"No container {container!r}")
         return row
@@ -1497,7 +1514,7 @@ class Namespace:
         """The node of ``path`` with its current version's ``(serial, size, uuid)``: one
         row with ``serial`` None when the node has no current version, no row when there
         is no node."""
-        return (await conn.execute(_CURRENT, {"path": path})).first()
+        return (await _CURRENT(conn, {"path": path})).first()
 
     async def _read_plan(
         self,
@@ -1623,7 +1640,7 @@ class Namespace:
         if data is not None and data.source_serial is not None:
             # A copy shares the source version's map: the source must still exist when
             # the copy commits, or gc could have taken the map (versioning "none").
-            source = await conn.scalar(_SOURCE_VERSION, {"source": data.source_serial})
+            source = (await _SOURCE_VERSION(conn, {"source": data.source_serial})).scalar()
             if source is None:
                 raise errors.Conflict("The source object changed meanwhile; try again")
         node_id = node if node is not None else await self._insert_node(conn, path, container.id)
@@ -1631,9 +1648,9 @@ class Namespace:
         if data is None:
             # Sharing and public links belong to the path and end with the object.
             if old is None or old.shared:
-                await conn.execute(_DROP_PERMISSIONS, {"path": path})
+                await _DROP_PERMISSIONS(conn, {"path": path})
             if old is None or old.token is not None:
-                await conn.execute(_DROP_PUBLIC, {"path": path})
+                await _DROP_PUBLIC(conn, {"path": path})
             values: dict[str, Any] = {
                 "size": 0,
                 "type": "",
@@ -1655,17 +1672,17 @@ class Namespace:
                 "uuid": data.uuid or (old.uuid if old else uuid.uuid4()),
                 "cluster": CURRENT,
             }
-        serial = await conn.scalar(
-            _NEW_VERSION, {"node_id": node_id, "mtime": now, "muser": muser, **values}
-        )
+        serial = (
+            await _NEW_VERSION(conn, {"node_id": node_id, "mtime": now, "muser": muser, **values})
+        ).scalar()
         assert serial is not None
         if data is not None:
             await self._write_attributes(conn, serial, data, old.serial if old else None)
         if write.moved_from is not None:
             # Sharing and the public link belong to the path: a rename takes them along
             # (the source's deleted marker would otherwise drop them).
-            await conn.execute(_DROP_PERMISSIONS, {"path": path})
-            await conn.execute(_DROP_PUBLIC, {"path": path})
+            await _DROP_PERMISSIONS(conn, {"path": path})
+            await _DROP_PUBLIC(conn, {"path": path})
             await conn.execute(
                 update(PERMISSIONS).where(PERMISSIONS.c.path == write.moved_from).values(path=path)
             )
@@ -1675,20 +1692,19 @@ class Namespace:
         if old is not None:
             replaced = {"old_serial": old.serial}
             if container.versioning == "none":
-                await conn.execute(_DROP_ATTRIBUTES, replaced)
-                await conn.execute(_DROP_VERSION, replaced)
+                await _DROP_ATTRIBUTES(conn, replaced)
+                await _DROP_VERSION(conn, replaced)
             else:
-                await conn.execute(_TO_HISTORY, replaced)
+                await _TO_HISTORY(conn, replaced)
         return _Committed(serial, values["uuid"], now)
 
     async def _insert_node(self, conn: AsyncConnection, path: str, parent_id: int) -> int:
         """A new object node; a concurrent writer of the same new name may have inserted
         it first (PostgreSQL), in which case theirs is used."""
-        node_id = await conn.scalar(
-            _NEW_NODE[conn.dialect.name], {"path": path, "parent_id": parent_id}
-        )
+        new_node = _NEW_NODE[conn.dialect.name]
+        node_id = (await new_node(conn, {"path": path, "parent_id": parent_id})).scalar()
         if node_id is None:
-            node_id = await conn.scalar(_NODE_ID, {"path": path})
+            node_id = (await _NODE_ID(conn, {"path": path})).scalar()
         assert node_id is not None
         return node_id
 
@@ -1703,20 +1719,16 @@ class Namespace:
         if data.meta is not None:
             replaced[USER_DOMAIN] = data.meta
         if origin is not None:
-            if replaced:
-                await conn.execute(
-                    _CARRY_OTHERS,
-                    {"new_serial": serial, "origin": origin, "replaced": list(replaced)},
-                )
-            else:
-                await conn.execute(_CARRY_ALL, {"new_serial": serial, "origin": origin})
+            carried = {"new_serial": serial, "origin": origin}
+            carried.update((f"domain{i}", domain) for i, domain in enumerate(replaced))
+            await _carried(len(replaced))(conn, carried)
         rows = [
             {"serial": serial, "domain": domain, "key": key, "value": value}
             for domain, values in replaced.items()
             for key, value in values.items()
         ]
         if rows:
-            await conn.execute(_NEW_ATTRIBUTES, rows)
+            await _NEW_ATTRIBUTES(conn, rows)
 
 
 def _check_domains(
