@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from nefos.core import errors
 from nefos.core.db import Database
@@ -198,6 +198,28 @@ async def test_other_processes_changes_show_within_the_cache_time(db: Database, 
     await asyncio.sleep(0.35)
     with pytest.raises(errors.NotAuthenticated, match="not active"):
         await ours.authenticate(token)
+
+
+async def test_requests_missing_the_cache_together_share_one_lookup(db: Database, settings):
+    ours = Identity(db, settings.model_copy(update={"token_cache_seconds": 60}))
+    user, token = await ours.create_user("rhea@example.org")
+    lookups = 0
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        nonlocal lookups
+        lookups += "FROM tokens" in statement
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        found = await asyncio.gather(*(ours.authenticate(token) for _ in range(20)))
+        refused = await asyncio.gather(
+            *(ours.authenticate("no-such-token") for _ in range(5)), return_exceptions=True
+        )
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert {c.user_id for c in found} == {user.id}
+    assert all(isinstance(r, errors.NotAuthenticated) for r in refused)
+    assert lookups == 2  # one for the valid token, one for the bad one
 
 
 async def test_cache_does_not_outlive_the_token(db: Database, settings):

@@ -110,6 +110,7 @@ class Identity:
         key = hashlib.sha256(f"nefos-api-token:{settings.secret_key}".encode()).digest()
         self._sealer = Fernet(base64.urlsafe_b64encode(key))
         self.cache = CredentialCache(settings.token_cache_seconds)
+        self._lookups: dict[str, asyncio.Future[Credentials]] = {}
         self.catalog = Catalog(settings)
         # Run inside the transaction that creates a user (the quotas give it holdings);
         # identity need not know who listens.
@@ -384,6 +385,21 @@ class Identity:
                 self.cache.drop(token_digest)
                 raise errors.NotAuthenticated("Token expired")
             return cached
+        # When a busy token's cache entry lapses, every request in flight with it misses
+        # at once: they share one lookup instead of each asking the database.
+        lookup = self._lookups.get(token_digest)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(token_digest))
+            self._lookups[token_digest] = lookup
+            lookup.add_done_callback(lambda done: self._looked_up(token_digest, done))
+        return await asyncio.shield(lookup)
+
+    def _looked_up(self, token_digest: str, done: asyncio.Future[Credentials]) -> None:
+        self._lookups.pop(token_digest, None)
+        if not done.cancelled():
+            done.exception()  # retrieved, should every waiter have gone
+
+    async def _look_up(self, token_digest: str) -> Credentials:
         async with self.db.session() as s:
             row = (
                 await s.execute(
