@@ -499,6 +499,22 @@ async def _until(condition: Callable[[], bool], within: float) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _queue_state(url: str, queue: str) -> str:
+    """What the broker holds for a queue, on a connection of its own: tells messages it
+    lost from a consumer the client did not restore."""
+    import aio_pika
+
+    try:
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            declared = await channel.declare_queue(queue, passive=True)
+            ok = declared.declaration_result
+            return f"{ok.message_count} messages ready, {ok.consumer_count} consumers"
+    except Exception as error:  # a diagnosis must not hide the failure it explains
+        return f"unknown ({error!r})"
+
+
 @pytest.mark.parametrize("crash", [False, True], ids=["stop", "crash"])
 async def test_amqp_bus_rides_out_a_broker_restart(private_broker: Broker, crash: bool) -> None:
     """Every publish that returned is delivered after a restart (a clean stop, or a crash
@@ -536,7 +552,12 @@ async def test_amqp_bus_rides_out_a_broker_restart(private_broker: Broker, crash
         await restart
         assert waiting_at_outage > 10  # queued, unconsumed, when the broker went down
         assert longest > 1.0  # a publish waited for the broker to come back
-        await _until(lambda: set(confirmed) <= {m["n"] for m in inbox.messages}, 60)
+        try:
+            await _until(lambda: set(confirmed) <= {m["n"] for m in inbox.messages}, 60)
+        except TimeoutError:
+            missing = sorted(set(confirmed) - {m["n"] for m in inbox.messages})
+            state = await _queue_state(private_broker.url, queue)
+            pytest.fail(f"never delivered: {missing}; broker's queue: {state}")
         after = len(inbox.messages)
         await bus.publish("up.n", {"n": -1})
         await _until(lambda: {"n": -1} in inbox.messages[after:], 10)
