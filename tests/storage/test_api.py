@@ -79,6 +79,36 @@ async def test_containers_and_listing_formats(client, alice):
     assert head.headers["X-Container-Object-Count"] == "0"
 
 
+async def test_listings_page_forwards_and_in_reverse_as_swift_does(client, alice):
+    base, auth = alice
+
+    async def names(url: str, **params: str) -> list[str]:
+        response = await client.get(url, headers=auth, params=params)
+        assert response.status_code in (200, 204)
+        return response.text.splitlines()
+
+    for container in ("a", "b", "c", "d"):
+        await put(client, f"{base}/{container}", auth)
+    assert await names(base, reverse="true") == ["d", "c", "b", "a"]
+    assert await names(base, end_marker="c") == ["a", "b"]
+    # Reversed, marker bounds from above and end_marker from below.
+    assert await names(base, reverse="on", marker="d", end_marker="a") == ["c", "b"]
+    assert await names(base, reverse="false") == ["a", "b", "c", "d"]
+    for name in ("x1", "x2", "y/1", "y/2", "z"):
+        await put(client, f"{base}/a/{name}", auth, b"data")
+    objects = f"{base}/a"
+    assert await names(objects, reverse="1") == ["z", "y/2", "y/1", "x2", "x1"]
+    assert await names(objects, reverse="yes", delimiter="/") == ["z", "y/", "x2", "x1"]
+    assert await names(objects, reverse="t", marker="y/2", end_marker="x1") == ["y/1", "x2"]
+    # Paging in reverse: each page's last name is the next page's marker.
+    pages, marker = [], ""
+    while page := await names(objects, reverse="true", limit="2", marker=marker):
+        pages.append(page)
+        marker = page[-1]
+    assert pages == [["z", "y/2"], ["y/1", "x2"], ["x1"]]
+    assert await names(objects, end_marker="y/1", prefix="x") == ["x1", "x2"]
+
+
 async def test_object_round_trip_and_headers(client, alice):
     base, auth = alice
     await put(client, f"{base}/c", auth)

@@ -232,6 +232,17 @@ def _limit(call: Call) -> int:
     return min(int(raw), LISTING_LIMIT)
 
 
+# Swift reads a flag as true in any of these spellings (its config_true_value).
+TRUE_WORDS = frozenset({"true", "1", "yes", "on", "t", "y"})
+
+
+def _reverse(call: Call) -> bool:
+    """Swift's ``reverse``: names in descending order, and ``marker`` / ``end_marker``
+    bound them from above / below, so the last name of a page is the next page's
+    marker either way."""
+    return (call.query.get("reverse") or "").strip().lower() in TRUE_WORDS
+
+
 def _listing(
     request: Request,
     root: str,
@@ -327,8 +338,12 @@ async def account_get(call: Call) -> Response:
         headers = {}
         containers = await call.storage.visible_containers(call.user, call.account)
     prefix = call.query.get("prefix") or ""
-    marker = call.query.get("marker")
-    end_marker = call.query.get("end_marker")
+    marker = call.query.get("marker") or None  # empty: no bound, as in Swift
+    end_marker = call.query.get("end_marker") or None
+    reverse = _reverse(call)
+    if reverse:
+        containers = containers[::-1]
+        marker, end_marker = end_marker, marker
     selected = [
         c
         for c in containers
@@ -550,9 +565,10 @@ async def container_get(call: Call) -> Response:
         call.container,
         prefix=prefix,
         delimiter=delimiter,
-        marker=call.query.get("marker"),
-        end_marker=call.query.get("end_marker"),
+        marker=call.query.get("marker") or None,  # empty: no bound, as in Swift
+        end_marker=call.query.get("end_marker") or None,
         limit=_limit(call),
+        reverse=_reverse(call),
         visible=visible,
         with_meta=keep is not None,
         keep=keep,

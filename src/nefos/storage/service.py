@@ -850,9 +850,12 @@ class Namespace:
         with_meta: bool = False,
         keep: Callable[[ObjectRecord], bool] | None = None,
         until: dt.datetime | None = None,
+        reverse: bool = False,
     ) -> list[ObjectRecord | Subdir]:
-        """Current objects by name (code point order), with virtual directories when a
-        delimiter is given (an object of the same name wins over its subdir).
+        """Current objects by name (code point order; descending with ``reverse``, where
+        names come below ``marker`` and above ``end_marker``, as in Swift), with virtual
+        directories when a delimiter is given (an object of the same name wins over its
+        subdir).
         ``visible`` filters names before they are grouped (what another user may see);
         ``keep`` filters objects (with their metadata if ``with_meta``). ``until``: the
         container as it was then (spec §1.6), from history and deleted markers."""
@@ -896,7 +899,7 @@ class Namespace:
                         metas.setdefault(serial, {})[key] = value
         found: list[ObjectRecord | Subdir] = []
         seen: set[str] = set()
-        for name in sorted(latest):
+        for name in sorted(latest, reverse=reverse):
             entry: ObjectRecord | Subdir
             if delimiter:
                 cut = name.find(delimiter, len(prefix))
@@ -910,9 +913,11 @@ class Namespace:
                     entry = _record(account, container, name, latest[name], {})
             else:
                 entry = _record(account, container, name, latest[name], {})
-            if marker is not None and entry.name <= marker:
+            if marker is not None and (entry.name >= marker if reverse else entry.name <= marker):
                 continue
-            if end_marker is not None and entry.name >= end_marker:
+            if end_marker is not None and (
+                entry.name <= end_marker if reverse else entry.name >= end_marker
+            ):
                 break
             if isinstance(entry, ObjectRecord):
                 entry = dataclasses.replace(entry, meta=metas.get(entry.serial, {}))
