@@ -346,6 +346,64 @@ async def test_listing_prefix_delimiter_marker(ns: Namespace, account: str):
     assert names(await ns.list_objects(account, "c", marker="d/1", limit=2)) == ["d/2", "e/x/y"]
 
 
+def _listed(
+    names: list[str],
+    prefix: str = "",
+    delimiter: str | None = None,
+    marker: str | None = None,
+    end_marker: str | None = None,
+    limit: int = 10000,
+    reverse: bool = False,
+) -> list[tuple[str, str]]:
+    """What a listing must give, worked out from the whole name list: names in code
+    point order; a delimited name rolls up into its subdir unless an object has the
+    subdir's name; reversed, the markers swap ends."""
+    entries: dict[str, str] = {}
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        cut = name.find(delimiter, len(prefix)) if delimiter else -1
+        if cut >= 0 and cut + len(delimiter or "") < len(name):
+            entries.setdefault(name[: cut + len(delimiter or "")], "Subdir")
+        else:
+            entries[name] = "ObjectRecord"
+    low, high = (end_marker, marker) if reverse else (marker, end_marker)
+    chosen = [
+        (kind, name)
+        for name, kind in sorted(entries.items(), reverse=reverse)
+        if (low is None or name > low) and (high is None or name < high)
+    ]
+    return chosen[:limit]
+
+
+async def test_listings_read_in_pages_give_what_the_whole_list_gives(
+    ns: Namespace, account: str, monkeypatch: pytest.MonkeyPatch
+):
+    # Pages of three rows, so every listing below crosses pages and subdir jumps.
+    monkeypatch.setattr("nefos.storage.service.LISTING_PAGE", 3)
+    monkeypatch.setattr("nefos.storage.service.DELIMITED_PAGE", 2)
+    names = ["a", "b/", "b/1", "b/2", "b/3/x", "b0", "c/d/e", "c/f", "cé", "d", "d/", "e"]
+    names += [f"m/{i:02d}" for i in range(10)] + ["z/\U0010ffff", "~"]
+    await ns.create_container(account, "c")
+    for name in names:
+        await ns.put_object(account, "c", name, stream(b"x"))
+    await ns.put_object(account, "c", "gone", stream(b"x"))
+    await ns.delete_object(account, "c", "gone")
+    cases: list[dict] = [{}]
+    for delimiter in (None, "/", "/d"):
+        for prefix in ("", "b", "b/", "c/", "m/"):
+            for marker in (None, "b/", "b/2", "c", "m/05", "zz"):
+                for end_marker in (None, "b0", "d/", "m/07"):
+                    for limit in (2, 10000):
+                        cases.append(dict(prefix=prefix, delimiter=delimiter, marker=marker,
+                                          end_marker=end_marker, limit=limit))  # fmt: skip
+    for case in cases:
+        for reverse in (False, True):
+            listed = await ns.list_objects(account, "c", reverse=reverse, **case)
+            got = [(type(entry).__name__, entry.name) for entry in listed]
+            assert got == _listed(names, reverse=reverse, **case), (case, reverse)
+
+
 async def test_delete_container(ns: Namespace, account: str):
     await ns.create_container(account, "c")
     await ns.put_object(account, "c", "o", stream(b"data"))

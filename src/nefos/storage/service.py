@@ -26,7 +26,8 @@ import operator
 import random
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nefos.core import errors
 from nefos.core.config import Settings
-from nefos.core.db import Database, utcnow
+from nefos.core.db import Database, is_sqlite, utcnow
 from nefos.core.prepared import Prepared
 from nefos.quotas.service import Charge, Quotas, charge, user_holder
 from nefos.storage import blocks, sharing
@@ -253,6 +254,39 @@ class ObjectSharing:
     sharing: Sharing
     public_token: str | None  # the owner's view only
     access: str | None  # what the reader may do: write, read or None
+
+
+LISTING_PAGE = 1000  # rows a listing reads per query
+DELIMITED_PAGE = 50  # the same with a delimiter, where a subdir's members are jumped
+LAST_CHARACTER = chr(0x10FFFF)
+_path_of = operator.attrgetter("path")
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """One end of the names a listing reads next (full paths)."""
+
+    path: str
+    inclusive: bool
+
+
+def _successor(text: str) -> str | None:
+    """The least string after every string that starts with ``text`` (None: there is
+    none, ``text`` ends in the last code point)."""
+    if text[-1] == LAST_CHARACTER:
+        return None
+    return text[:-1] + chr(ord(text[-1]) + 1)
+
+
+def _subdir(name: str, prefix: str, delimiter: str | None) -> str | None:
+    """The virtual directory ``name`` rolls up into: cut after the first delimiter past
+    the prefix, when something follows it (an object named like a subdir is itself)."""
+    if not delimiter:
+        return None
+    cut = name.find(delimiter, len(prefix))
+    if cut < 0 or cut + len(delimiter) == len(name):
+        return None
+    return name[: cut + len(delimiter)]
 
 
 @dataclass(frozen=True)
@@ -858,75 +892,168 @@ class Namespace:
         subdir).
         ``visible`` filters names before they are grouped (what another user may see);
         ``keep`` filters objects (with their metadata if ``with_meta``). ``until``: the
-        container as it was then (spec §1.6), from history and deleted markers."""
+        container as it was then (spec §1.6), from history and deleted markers.
+
+        The names are read a page at a time from the marker on, and a subdir's other
+        members are jumped over, so a page of a big container costs about its own size."""
         check_account(account)
         check_container_name(container)
         if limit < 0:
             raise errors.InvalidInput("A negative limit")
         base = _container_path(account, container) + "/"
+        # Reversed, Swift's marker bounds the names from above and end_marker from below.
+        lowest, highest = (end_marker, marker) if reverse else (marker, end_marker)
+        low = _Bound(base + lowest, False) if lowest is not None else None
+        high = _Bound(base + highest, False) if highest is not None else None
+        found: list[ObjectRecord | Subdir] = []
+        seen: set[str] = set()  # names listed: an object's name wins over a subdir's
         async with self.db.session() as s:
             node = await self._container_node(s, account, container)
-            query = (
-                select(Node.path, Version)
-                .join(Version, Version.node_id == Node.id)
-                .where(Node.parent_id == node.id)
-                .where(Node.path.startswith(base + prefix, autoescape=True))
-            )
             if until is None:
-                query = query.where(Version.cluster == CURRENT)
+                rows_between = self._current_rows(s, node.id, base + prefix, reverse)
             else:
-                query = query.where(Version.mtime <= until)
-            rows = (await s.execute(query)).all()
-            latest: dict[str, Version] = {}
-            for path, version in rows:
-                name = path[len(base) :]
-                if visible is not None and not visible(name):
-                    continue
-                if name not in latest or version.serial > latest[name].serial:
-                    latest[name] = version
-            latest = {n: v for n, v in latest.items() if v.cluster != DELETED}
-            metas: dict[int, dict[str, str]] = {}
-            if with_meta and latest:
-                serials = [v.serial for v in latest.values()]
-                for start in range(0, len(serials), 500):
-                    found_meta = await s.execute(
-                        select(Attribute.serial, Attribute.key, Attribute.value).where(
-                            Attribute.serial.in_(serials[start : start + 500]),
-                            Attribute.domain == USER_DOMAIN,
-                        )
-                    )
-                    for serial, key, value in found_meta:
-                        metas.setdefault(serial, {})[key] = value
-        found: list[ObjectRecord | Subdir] = []
-        seen: set[str] = set()
-        for name in sorted(latest, reverse=reverse):
-            entry: ObjectRecord | Subdir
-            if delimiter:
-                cut = name.find(delimiter, len(prefix))
-                if cut >= 0:
-                    subdir = name[: cut + len(delimiter)]
-                    if subdir in seen or subdir in latest:
+                rows_between = await self._rows_until(s, node.id, base + prefix, until, reverse)
+            while len(found) < limit:
+                # Delimited, a page may end at the first subdir: read less at a time.
+                size = min(DELIMITED_PAGE if delimiter else LISTING_PAGE, limit - len(found))
+                rows = await rows_between(low, high, size)
+                metas = await self._user_meta(s, [r.serial for r in rows]) if with_meta else {}
+                jumped = False  # the rest of the page is the subdir's: read on past it
+                for row in rows:
+                    if jumped:
+                        break
+                    if reverse:
+                        high = _Bound(row.path, False)
+                    else:
+                        low = _Bound(row.path, False)
+                    name = row.path[len(base) :]
+                    if visible is not None and not visible(name):
                         continue
-                    seen.add(subdir)
-                    entry = Subdir(subdir)
-                else:
-                    entry = _record(account, container, name, latest[name], {})
-            else:
-                entry = _record(account, container, name, latest[name], {})
-            if marker is not None and (entry.name >= marker if reverse else entry.name <= marker):
-                continue
-            if end_marker is not None and (
-                entry.name <= end_marker if reverse else entry.name >= end_marker
-            ):
-                break
-            if isinstance(entry, ObjectRecord):
-                entry = dataclasses.replace(entry, meta=metas.get(entry.serial, {}))
-                if keep is not None and not keep(entry):
-                    continue
-            found.append(entry)
-            if len(found) >= limit:
-                break
+                    entry: ObjectRecord | Subdir
+                    subdir = _subdir(name, prefix, delimiter)
+                    if subdir is None:
+                        entry = _record(account, container, name, row, metas.get(row.serial, {}))
+                    else:
+                        # Its other members come next in name order: skip them all.
+                        if reverse:
+                            high, jumped = _Bound(base + subdir, False), True
+                        elif (beyond := _successor(base + subdir)) is not None:
+                            low, jumped = _Bound(beyond, True), True
+                        if subdir in seen:
+                            continue
+                        entry = Subdir(subdir)
+                        point = _Bound(base + subdir, True)
+                        # Reversed, an object of that name comes after its members.
+                        if (
+                            reverse
+                            and (visible is None or visible(subdir))
+                            and (named := await rows_between(point, point, 1))
+                        ):
+                            (row,) = named
+                            meta = await self._user_meta(s, [row.serial]) if with_meta else {}
+                            entry = _record(
+                                account, container, subdir, row, meta.get(row.serial, {})
+                            )
+                    if entry.name in seen:
+                        continue
+                    if marker is not None and (
+                        entry.name >= marker if reverse else entry.name <= marker
+                    ):
+                        continue
+                    if end_marker is not None and (
+                        entry.name <= end_marker if reverse else entry.name >= end_marker
+                    ):
+                        return found
+                    seen.add(entry.name)
+                    if isinstance(entry, ObjectRecord) and keep is not None and not keep(entry):
+                        continue
+                    found.append(entry)
+                    if len(found) >= limit:
+                        break
+                if len(rows) < size and not jumped:
+                    break
         return found
+
+    def _current_rows(
+        self, s: AsyncSession, parent: int, under: str, reverse: bool
+    ) -> Callable[[_Bound | None, _Bound | None, int], Awaitable[Sequence[Row[Any]]]]:
+        """Reads of current versions below ``under`` in name order, between bounds: a
+        range of paths, which SQLite reads off the unique index of paths in order.
+        PostgreSQL compares in its database's collation unless told ``C`` (code points,
+        as SQLite and Swift order names); there the container's index finds the rows."""
+        sqlite = is_sqlite(self.db.url)
+        path = NODES.c.path if sqlite else NODES.c.path.collate("C")
+        query = (
+            select(NODES.c.path, *RECORD_COLUMNS)
+            .select_from(NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id))
+            .where(VERSIONS.c.cluster == CURRENT, path >= under)
+            .order_by(path.desc() if reverse else path)
+        )
+        beyond = _successor(under)
+        query = query.where(path < beyond) if beyond is not None else query
+        query = query if sqlite else query.where(NODES.c.parent_id == parent)
+
+        async def between(
+            low: _Bound | None, high: _Bound | None, count: int
+        ) -> Sequence[Row[Any]]:
+            bounded = query.limit(count)
+            if low is not None:
+                bounded = bounded.where(path >= low.path if low.inclusive else path > low.path)
+            if high is not None:
+                bounded = bounded.where(path <= high.path if high.inclusive else path < high.path)
+            return (await s.execute(bounded)).all()
+
+        return between
+
+    async def _rows_until(
+        self, s: AsyncSession, parent: int, under: str, until: dt.datetime, reverse: bool
+    ) -> Callable[[_Bound | None, _Bound | None, int], Awaitable[Sequence[Row[Any]]]]:
+        """:meth:`_current_rows` of the container as it was at ``until``: each path's
+        last version by then, unless that was its deletion (history is not indexed by
+        time, so this reads every version below ``under`` once)."""
+        query = (
+            select(NODES.c.path, *RECORD_COLUMNS)
+            .select_from(NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id))
+            .where(NODES.c.parent_id == parent, VERSIONS.c.mtime <= until)
+            .where(NODES.c.path.startswith(under, autoescape=True))
+        )
+        latest: dict[str, Row[Any]] = {}
+        for row in (await s.execute(query)).all():
+            if row.path not in latest or row.serial > latest[row.path].serial:
+                latest[row.path] = row
+        rows = sorted((r for r in latest.values() if r.cluster != DELETED), key=_path_of)
+        paths = [row.path for row in rows]
+
+        async def between(
+            low: _Bound | None, high: _Bound | None, count: int
+        ) -> Sequence[Row[Any]]:
+            first = (
+                0
+                if low is None
+                else (bisect_left if low.inclusive else bisect_right)(paths, low.path)
+            )
+            end = (
+                len(rows)
+                if high is None
+                else (bisect_right if high.inclusive else bisect_left)(paths, high.path)
+            )
+            chosen = rows[first:end]
+            return chosen[::-1][:count] if reverse else chosen[:count]
+
+        return between
+
+    async def _user_meta(self, s: AsyncSession, serials: list[int]) -> dict[int, dict[str, str]]:
+        metas: dict[int, dict[str, str]] = {}
+        for start in range(0, len(serials), 500):
+            found = await s.execute(
+                select(ATTRIBUTES.c.serial, ATTRIBUTES.c.key, ATTRIBUTES.c.value).where(
+                    ATTRIBUTES.c.serial.in_(serials[start : start + 500]),
+                    ATTRIBUTES.c.domain == USER_DOMAIN,
+                )
+            )
+            for serial, key, value in found:
+                metas.setdefault(serial, {})[key] = value
+        return metas
 
     # -- accounts and container metadata ------------------------------------------------
 
