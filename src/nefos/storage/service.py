@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -503,36 +503,47 @@ class Namespace:
             account_node = await self._node(s, account)
             if account_node is None:
                 return []
-            rows = (
-                await s.execute(
-                    select(Node, Policy)
-                    .join(Policy, Policy.node_id == Node.id)
-                    .where(Node.parent_id == account_node.id)
-                )
-            ).all()
-            metas = await self._node_meta(s, [node.id for node, _ in rows])
-            found = []
-            for node, policy in rows:
-                count, size, mtime = await self._container_stats(s, node.id)
-                found.append(
-                    ContainerInfo(
-                        name=node.path[len(account) + 1 :],
-                        count=count,
-                        bytes=size,
-                        last_modified=mtime,
-                        quota=policy.quota,
-                        versioning=policy.versioning,
-                        project=policy.project,
-                        meta=metas.get(node.id, {}),
-                    )
-                )
-        return sorted(found, key=lambda c: c.name)
+            return await self._containers(s, account, NODES.c.parent_id == account_node.id)
 
     async def container(self, account: str, name: str) -> ContainerInfo:
-        for info in await self.list_containers(account):
-            if info.name == name:
-                return info
-        raise errors.NotFound(f"No container {name!r}")
+        """One container with its statistics (what its HEAD, GET and block POST read)."""
+        check_account(account)
+        async with self.db.session() as s:
+            found = await self._containers(
+                s, account, NODES.c.path == _container_path(account, name)
+            )
+        if not found:
+            raise errors.NotFound(f"No container {name!r}")
+        return found[0]
+
+    async def _containers(
+        self, s: AsyncSession, account: str, which: ColumnElement[bool]
+    ) -> list[ContainerInfo]:
+        """The containers ``which`` selects, by name, with their policies, metadata and
+        statistics: a few queries whatever their number."""
+        rows = (
+            await s.execute(
+                select(NODES.c.id, NODES.c.path, POLICIES.c.quota)
+                .add_columns(POLICIES.c.versioning, POLICIES.c.project)
+                .select_from(NODES.join(POLICIES, POLICIES.c.node_id == NODES.c.id))
+                .where(which)
+            )
+        ).all()
+        ids = [row.id for row in rows]
+        metas = await self._node_meta(s, ids)
+        stats = await self._containers_stats(s, ids)
+        found = [
+            ContainerInfo(
+                row.path[len(account) + 1 :],
+                *stats.get(row.id, (0, 0, None)),
+                quota=row.quota,
+                versioning=row.versioning,
+                project=row.project,
+                meta=metas.get(row.id, {}),
+            )
+            for row in rows
+        ]
+        return sorted(found, key=lambda c: c.name)
 
     async def delete_container(self, account: str, name: str) -> None:
         """Delete an empty container with its history; Conflict while objects remain."""
@@ -1584,19 +1595,31 @@ class Namespace:
         self, s: AsyncSession | AsyncConnection, node_id: int
     ) -> tuple[int, int, dt.datetime | None]:
         """Object count and bytes of current versions, and the last change (any cluster)."""
-        count, size = (
-            await s.execute(
-                select(func.count(Version.serial), func.coalesce(func.sum(Version.size), 0))
-                .join(Node, Node.id == Version.node_id)
-                .where(Node.parent_id == node_id, Version.cluster == CURRENT)
-            )
-        ).one()
-        mtime = await s.scalar(
-            select(func.max(Version.mtime))
-            .join(Node, Node.id == Version.node_id)
-            .where(Node.parent_id == node_id)
+        return (await self._containers_stats(s, [node_id])).get(node_id, (0, 0, None))
+
+    async def _containers_stats(
+        self, s: AsyncSession | AsyncConnection, node_ids: list[int]
+    ) -> dict[int, tuple[int, int, dt.datetime | None]]:
+        """:meth:`_container_stats` of many containers, in two grouped queries (absent:
+        nothing was ever written in it)."""
+        if not node_ids:
+            return {}
+        children = NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id)
+        container = NODES.c.parent_id
+        totals = await s.execute(
+            select(container, func.count(VERSIONS.c.serial), func.sum(VERSIONS.c.size))
+            .select_from(children)
+            .where(container.in_(node_ids), VERSIONS.c.cluster == CURRENT)
+            .group_by(container)
         )
-        return int(count), int(size), mtime
+        counted = {parent: (int(count), int(size or 0)) for parent, count, size in totals}
+        changes = await s.execute(
+            select(container, func.max(VERSIONS.c.mtime))
+            .select_from(children)
+            .where(container.in_(node_ids))
+            .group_by(container)
+        )
+        return {parent: (*counted.get(parent, (0, 0)), mtime) for parent, mtime in changes}
 
     async def _attributes(
         self, s: AsyncSession | AsyncConnection, serial: int, domain: str
