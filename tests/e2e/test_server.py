@@ -247,6 +247,15 @@ def test_db_upgrade_serve_and_config(tmp_path: Path):
         timeout=60,
     )
     assert refused.returncode == 1 and "nefos db upgrade" in refused.stderr
+    alone = subprocess.run(
+        [NEFOS, "serve", "--config", str(config), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    # The default in-process bus would be one per worker.
+    assert alone.returncode == 1 and "bus_url" in alone.stderr
     subprocess.run(
         [NEFOS, "db", "upgrade", "--config", str(config)], check=True, env=env, timeout=60
     )

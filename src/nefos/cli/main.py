@@ -116,6 +116,13 @@ def serve(
 ) -> None:
     """Serve the APIs of a deployment whose database is already migrated (production)."""
     settings = settings_for(config, None, host=host, port=port)
+    if workers > 1 and settings.bus_url.lower().startswith("memory:"):
+        # Each worker would get a bus of its own: a server's jobs and events would stay
+        # in whichever worker took its request.
+        raise fail(
+            f"--workers {workers} needs a bus the workers share: set bus_url to a "
+            "RabbitMQ URL (amqp://user:password@host/vhost), or serve one worker"
+        )
     asyncio.run(check_schema(settings))
     _serve(settings, workers, config)
 
