@@ -112,7 +112,9 @@ def serve(
     config: Annotated[Path, typer.Option("--config", help="TOML configuration file")],
     host: Annotated[str | None, typer.Option(help="Listen address")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (more than one needs a RabbitMQ bus_url)")
+    ] = 1,
 ) -> None:
     """Serve the APIs of a deployment whose database is already migrated (production)."""
     settings = settings_for(config, None, host=host, port=port)
