@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -354,20 +354,24 @@ def _listed(
     end_marker: str | None = None,
     limit: int = 10000,
     reverse: bool = False,
+    visible: Callable[[str], bool] | None = None,
 ) -> list[tuple[str, str]]:
-    """What a listing must give, worked out from the whole name list: names in code
-    point order; a delimited name rolls up into its subdir unless an object has the
-    subdir's name; reversed, the markers swap ends."""
+    """What a listing must give, worked out from the whole name list: the names between
+    the markers (reversed, they swap ends), in code point order; a delimited name rolls
+    up into its subdir unless an object has the subdir's name, and a subdir is listed
+    when it too lies between the markers."""
+    low, high = (end_marker, marker) if reverse else (marker, end_marker)
     entries: dict[str, str] = {}
     for name in names:
-        if not name.startswith(prefix):
+        if not name.startswith(prefix) or (visible is not None and not visible(name)):
+            continue
+        if (low is not None and name <= low) or (high is not None and name >= high):
             continue
         cut = name.find(delimiter, len(prefix)) if delimiter else -1
         if cut >= 0 and cut + len(delimiter or "") < len(name):
             entries.setdefault(name[: cut + len(delimiter or "")], "Subdir")
         else:
             entries[name] = "ObjectRecord"
-    low, high = (end_marker, marker) if reverse else (marker, end_marker)
     chosen = [
         (kind, name)
         for name, kind in sorted(entries.items(), reverse=reverse)
@@ -402,6 +406,16 @@ async def test_listings_read_in_pages_give_what_the_whole_list_gives(
             listed = await ns.list_objects(account, "c", reverse=reverse, **case)
             got = [(type(entry).__name__, entry.name) for entry in listed]
             assert got == _listed(names, reverse=reverse, **case), (case, reverse)
+    # What another user may see: rows the listing drops, so a page can come back short.
+    hidden = {"b/", "b/1", "b/3/x", "c/f", "m/00", "m/01", "m/02", "m/03", "m/04"}
+    for case in cases[::7]:
+        for reverse in (False, True):
+            listed = await ns.list_objects(
+                account, "c", reverse=reverse, visible=lambda n: n not in hidden, **case
+            )
+            got = [(type(entry).__name__, entry.name) for entry in listed]
+            expected = _listed(names, reverse=reverse, visible=lambda n: n not in hidden, **case)
+            assert got == expected, (case, reverse)
 
 
 async def test_delete_container(ns: Namespace, account: str):

@@ -926,7 +926,9 @@ class Namespace:
                 rows_between = await self._rows_until(s, node.id, base + prefix, until, reverse)
             while len(found) < limit:
                 # Delimited, a page may end at the first subdir: read less at a time.
-                size = min(DELIMITED_PAGE if delimiter else LISTING_PAGE, limit - len(found))
+                size = DELIMITED_PAGE if delimiter else LISTING_PAGE
+                if visible is None and keep is None:  # else rows may be dropped: read on
+                    size = min(size, limit - len(found))
                 rows = await rows_between(low, high, size)
                 metas = await self._user_meta(s, [r.serial for r in rows]) if with_meta else {}
                 jumped = False  # the rest of the page is the subdir's: read on past it
