@@ -387,7 +387,7 @@ async def test_listings_read_in_pages_give_what_the_whole_list_gives(
     monkeypatch.setattr("nefos.storage.service.LISTING_PAGE", 3)
     monkeypatch.setattr("nefos.storage.service.DELIMITED_PAGE", 2)
     names = ["a", "b/", "b/1", "b/2", "b/3/x", "b0", "c/d/e", "c/f", "cé", "d", "d/", "e"]
-    names += [f"m/{i:02d}" for i in range(10)] + ["z/\U0010ffff", "~"]
+    names += [f"m/{i:02d}" for i in range(10)] + ["z/\U0010ffff", "~", "\ud7ff/x", "\ue000"]
     await ns.create_container(account, "c")
     for name in names:
         await ns.put_object(account, "c", name, stream(b"x"))
@@ -395,7 +395,7 @@ async def test_listings_read_in_pages_give_what_the_whole_list_gives(
     await ns.delete_object(account, "c", "gone")
     cases: list[dict] = [{}]
     for delimiter in (None, "/", "/d"):
-        for prefix in ("", "b", "b/", "c/", "m/"):
+        for prefix in ("", "b", "b/", "c/", "m/", "\ud7ff"):
             for marker in (None, "b/", "b/2", "c", "m/05", "zz"):
                 for end_marker in (None, "b0", "d/", "m/07"):
                     for limit in (2, 10000):

@@ -259,6 +259,7 @@ class ObjectSharing:
 LISTING_PAGE = 1000  # rows a listing reads per query
 DELIMITED_PAGE = 50  # the same with a delimiter, where a subdir's members are jumped
 LAST_CHARACTER = chr(0x10FFFF)
+SURROGATES = range(0xD800, 0xE000)
 _path_of = operator.attrgetter("path")
 
 
@@ -275,7 +276,10 @@ def _successor(text: str) -> str | None:
     none, ``text`` ends in the last code point)."""
     if text[-1] == LAST_CHARACTER:
         return None
-    return text[:-1] + chr(ord(text[-1]) + 1)
+    following = ord(text[-1]) + 1
+    if SURROGATES[0] <= following <= SURROGATES[-1]:  # no text holds them: skip them
+        following = SURROGATES[-1] + 1
+    return text[:-1] + chr(following)
 
 
 def _subdir(name: str, prefix: str, delimiter: str | None) -> str | None:
