@@ -36,6 +36,7 @@ from nefos.core.faults import json_response
 from nefos.storage import http, sharing
 from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import (
+    AccountInfo,
     ContainerInfo,
     Namespace,
     ObjectRecord,
@@ -291,15 +292,14 @@ def _timestamp(moment: dt.datetime | None) -> dict[str, str]:
 
 async def account_head(call: Call) -> Response:
     call.require_owner()
-    headers = await _account_headers(call)
+    headers = _account_headers(await call.storage.account(call.account))
     modified = http.parse_http_date(headers.get("Last-Modified"))
     if modified is not None and http.check_preconditions(call.headers, "", modified, True):
         return Response(status_code=304, headers=headers)
     return Response(status_code=204, headers=headers)
 
 
-async def _account_headers(call: Call) -> dict[str, str]:
-    info = await call.storage.account(call.account)
+def _account_headers(info: AccountInfo) -> dict[str, str]:
     headers = {
         "X-Account-Container-Count": str(info.containers),
         "X-Account-Object-Count": str(info.objects),
@@ -318,8 +318,9 @@ async def _account_headers(call: Call) -> dict[str, str]:
 
 async def account_get(call: Call) -> Response:
     if call.owner:
-        headers = await _account_headers(call)
-        containers = await call.storage.list_containers(call.account)
+        info = await call.storage.account(call.account)
+        headers = _account_headers(info)
+        containers = info.listing
         if "shared" in call.query or "public" in call.query:
             wanted = set()
             for container in containers:

@@ -321,6 +321,7 @@ class AccountInfo:
     meta: dict[str, str]
     groups: dict[str, list[str]]
     quotas: dict[str, int] = field(default_factory=dict)  # project → pithos.diskspace limit
+    listing: list[ContainerInfo] = field(default_factory=list)  # the totals' containers
 
 
 @dataclass
@@ -1097,6 +1098,7 @@ class Namespace:
             last_modified=max(modified) if modified else None,
             meta=meta,
             groups=groups,
+            listing=containers,
         )
 
     async def set_account_meta(
