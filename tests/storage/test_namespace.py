@@ -395,7 +395,7 @@ async def test_listings_read_in_pages_give_what_the_whole_list_gives(
     await ns.delete_object(account, "c", "gone")
     cases: list[dict] = [{}]
     for delimiter in (None, "/", "/d"):
-        for prefix in ("", "b", "b/", "c/", "m/", "\ud7ff"):
+        for prefix in ("", "b", "b/", "c/", "m/", "\ud7ff", "z/\U0010ffff"):
             for marker in (None, "b/", "b/2", "c", "m/05", "zz"):
                 for end_marker in (None, "b0", "d/", "m/07"):
                     for limit in (2, 10000):

@@ -1007,8 +1007,10 @@ class Namespace:
             .where(VERSIONS.c.cluster == CURRENT, path >= under)
             .order_by(path.desc() if reverse else path)
         )
-        beyond = _successor(under)
-        query = query.where(path < beyond) if beyond is not None else query
+        if (beyond := _successor(under)) is not None:
+            query = query.where(path < beyond)
+        else:  # nothing sorts after the prefix's names alone: match the prefix
+            query = query.where(NODES.c.path.startswith(under, autoescape=True))
         query = query if sqlite else query.where(NODES.c.parent_id == parent)
 
         async def between(
