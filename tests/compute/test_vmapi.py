@@ -28,14 +28,14 @@ from tests.compute.conftest import stream
 IMAGE = b"NEFOS-IMAGE first\n" + bytes(BLOCK_SIZE - 18) + b"x" * (BLOCK_SIZE + 1000)
 
 
-async def _build(engines: Engines) -> dict[str, Any]:
+async def _build(engines: Engines, data: bytes = IMAGE) -> dict[str, Any]:
     """A user, an image, and a server being built: its config_url, as the job got it."""
     compute: Compute = engines.compute
     await compute.ensure_embedded()
     user_row, _ = await engines.identity.create_user(f"vm-{uuid.uuid4().hex[:6]}@example.org")
     user = str(user_row.id)
     await engines.storage.create_container(user, "images")
-    await engines.storage.put_object(user, "images", "disk", stream(IMAGE))
+    await engines.storage.put_object(user, "images", "disk", stream(data))
     image = await engines.images.register(
         user, f"pithos://{user}/images/disk", "Disk", properties={"OSFAMILY": "linux"}
     )
@@ -144,6 +144,23 @@ async def test_config_once_image_while_building(
     assert (await client.get(_path(url) + "/image")).status_code == 404
     async with engines.db.session() as s:
         assert await s.scalar(select(BuildSecret.digest)) is None
+
+
+async def test_an_image_of_one_block_is_pinned_too(
+    engines: Engines, client: httpx.AsyncClient
+) -> None:
+    """A one-block file has no map in the store (its hash names its block): the build
+    reads that block, whatever the file becomes."""
+    small = b"NEFOS-IMAGE small\n" + bytes(100)
+    built = await _build(engines, small)
+    record = await engines.storage.get_object(built["user"], "images", "disk")
+    assert record.map_name == ""
+    await engines.storage.put_object(built["user"], "images", "disk", stream(b"newer"))
+    path = _path(built["url"]) + "/image"
+    whole = await client.get(path)
+    assert (whole.status_code, whole.content) == (200, small)
+    part = await client.get(path, headers={"Range": "bytes=12-20"})
+    assert (part.status_code, part.content) == (206, b"small\n\0\0\0")
 
 
 async def test_an_expired_secret_opens_nothing(engines: Engines, client: httpx.AsyncClient) -> None:

@@ -365,6 +365,11 @@ async def test_partial_updates_append_truncate(client, alice):
     await client.post(f"{base}/c/o", headers={**auth, "X-Object-Bytes": "20"})
     grown = (await client.get(f"{base}/c/o", headers=auth)).content
     assert grown == expected[:10] + bytes(10)  # old bytes past the cut never come back
+    more = os.urandom(BLOCK_SIZE)  # one block (no map of its own) grows past one block
+    await client.post(
+        f"{base}/c/o", headers={**auth, **octets, "Content-Range": "bytes */*"}, content=more
+    )
+    assert (await client.get(f"{base}/c/o", headers=auth)).content == grown + more
 
 
 async def test_container_quota_and_delete_rules(client, alice):

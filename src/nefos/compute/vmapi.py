@@ -159,7 +159,9 @@ class VmApi:
     def read(
         self, image: PinnedImage, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        return self.storage.read_map(image.map_name, image.size, start, end, what="the image")
+        return self.storage.read_map(
+            image.map_name, image.hash, image.size, start, end, what="the image"
+        )
 
     async def forget(self, s: AsyncSession, server_id: int) -> None:
         """The build is over: its secret opens nothing from now on."""

@@ -5,11 +5,13 @@ Both read the database and the store of a live deployment (``nefos storage fsck|
 and never write the database; only ``gc`` deletes, and only from the store.
 
 Why gc loses nothing. A write stores its blocks (a block already stored is touched: marked
-as put now), puts its map under a fresh name, then commits the version
-(docs/storage-plan.md). gc deletes a map or a block only when
+as put now), puts its map under a fresh name (a one-block version has none: its hash
+names its block), then commits the version (docs/storage-plan.md). gc deletes a map or a
+block only when
 
-1. no version references it (a block: no map that a version references), as read from
-   the database *after* listing the store, and read again just before each batch;
+1. no version references it (a block: no map that a version references holds it and no
+   one-block version is named by it), as read from the database *after* listing the
+   store, and read again just before each batch;
 2. it is no block of an unreferenced map put within the grace period (an upload between
    storing its map and committing);
 3. the store finds it last put before ``start - grace``, deciding and deleting atomically
@@ -42,12 +44,12 @@ import datetime as dt
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from nefos.core.db import Database, utcnow
 from nefos.storage import blocks
 from nefos.storage.blocks import EMPTY_HASH
-from nefos.storage.models import Node, Version
+from nefos.storage.models import DELETED, Node, Version
 from nefos.storage.stores import BlockMissing, BlockStore
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
@@ -76,8 +78,8 @@ class FsckReport:
     """Orphans are no problem (gc's work), so they do not make a report unclean."""
 
     deep: bool
-    versions: int = 0  # version rows with a map
-    maps: int = 0  # distinct maps they reference
+    versions: int = 0  # version rows with data (all but deleted markers)
+    maps: int = 0  # distinct maps they reference (one-block versions have none)
     blocks: int = 0  # distinct blocks those maps reference (the zero block is never stored)
     problems: list[Problem] = field(default_factory=list)
     orphan_maps: list[str] = field(default_factory=list)  # stored, referenced by no version
@@ -112,8 +114,8 @@ class _Row:
 
 
 async def fsck(db: Database, store: BlockStore, deep: bool = False) -> FsckReport:
-    """Check every version that has a map (current and history): the map is there, fits
-    the version's size and hash, and its blocks are there; ``deep`` also reads every
+    """Check every version that has data (current and history): its map is there and
+    fits the version's size and hash, and its blocks are there; ``deep`` also reads every
     block and checks its hash, which reads the whole store. Versions are streamed in
     batches; each distinct block is checked once."""
     report = FsckReport(deep=deep)
@@ -123,10 +125,11 @@ async def fsck(db: Database, store: BlockStore, deep: bool = False) -> FsckRepor
     state: dict[str, str] = {}  # referenced block -> OK | MISSING | CORRUPT
     async for rows in _versions(db):
         report.versions += len(rows)
-        names = {row.map_name for row in rows}
+        names = {row.map_name for row in rows if row.map_name}
         referenced |= names
         maps, unreadable = await _read_maps(store, names)
-        fresh = dict.fromkeys(h for m in maps.values() for h in m if h not in state)
+        readable = [row for row in rows if row.map_name not in unreadable]
+        fresh = dict.fromkeys(h for row in readable for h in _hashes(row, maps) if h not in state)
         fresh.pop(EMPTY_HASH, None)
         await _check_blocks(store, list(fresh), deep, state)
         for row in rows:
@@ -136,10 +139,10 @@ async def fsck(db: Database, store: BlockStore, deep: bool = False) -> FsckRepor
     # a version committed during the scan may sit below where the scan had got to
     adopted = await _referenced_among(db, orphans)
     adopted_blocks, _ = await _blocks_of(store, adopted)
+    unchecked = [name for name in stored_blocks if name not in state]
+    adopted_blocks |= await _one_block_hashes(db, among=unchecked)
     report.orphan_maps = [name for name in orphans if name not in adopted]
-    report.orphan_blocks = [
-        name for name in stored_blocks if name not in state and name not in adopted_blocks
-    ]
+    report.orphan_blocks = [name for name in unchecked if name not in adopted_blocks]
     report.maps, report.blocks = len(referenced), len(state)
     return report
 
@@ -152,7 +155,7 @@ async def _versions(db: Database) -> AsyncIterator[list[_Row]]:
                 await s.execute(
                     select(Version.serial, Node.path, Version.size, Version.hash, Version.map_name)
                     .join(Node, Node.id == Version.node_id)
-                    .where(Version.map_name != "", Version.serial > after)
+                    .where(_HAS_DATA, Version.serial > after)
                     .order_by(Version.serial)
                     .limit(VERSION_BATCH)
                 )
@@ -196,6 +199,10 @@ async def _read_blocks(store: BlockStore, names: list[str]) -> list[tuple[str, b
         return found
 
 
+def _hashes(row: _Row, maps: dict[str, list[str]]) -> list[str]:
+    return maps[row.map_name] if row.map_name else [row.hash]
+
+
 def _problems(
     row: _Row, maps: dict[str, list[str]], unreadable: dict[str, str], state: dict[str, str]
 ) -> list[Problem]:
@@ -203,15 +210,16 @@ def _problems(
         reason = unreadable[row.map_name]
         kind = "map-missing" if reason == MISSING else "map-corrupt"
         return [Problem(row.serial, row.path, kind, f"map {row.map_name}: {reason}")]
-    hashes = maps[row.map_name]
+    hashes = _hashes(row, maps)
+    source = f"map {row.map_name}" if row.map_name else "the one-block map"
     found = []
     try:
         blocks.check_hashmap(row.size, hashes)
     except ValueError as exc:
-        found.append(Problem(row.serial, row.path, "size", f"map {row.map_name}: {exc}"))
+        found.append(Problem(row.serial, row.path, "size", f"{source}: {exc}"))
     computed = blocks.merkle(hashes)
     if computed != row.hash:
-        detail = f"recorded {row.hash}, map {row.map_name} gives {computed}"
+        detail = f"recorded {row.hash}, {source} gives {computed}"
         found.append(Problem(row.serial, row.path, "hash", detail))
     unique = [h for h in dict.fromkeys(hashes) if h != EMPTY_HASH]
     for kind, wanted in (("blocks-missing", MISSING), ("blocks-corrupt", CORRUPT)):
@@ -239,9 +247,10 @@ async def _still_current(db: Database, problems: list[Problem]) -> list[Problem]
 async def gc(
     db: Database, store: BlockStore, grace: dt.timedelta = DEFAULT_GRACE, dry_run: bool = False
 ) -> GcReport:
-    """Delete the maps no version references and the blocks no referenced map holds,
-    when last put more than ``grace`` ago (the module docstring argues why that is
-    safe while the cloud runs). A dry run reports the same and deletes nothing."""
+    """Delete the maps no version references and the blocks no referenced map holds nor
+    one-block version names, when last put more than ``grace`` ago (the module docstring
+    argues why that is safe while the cloud runs). A dry run reports the same and
+    deletes nothing."""
     if grace < dt.timedelta(0):
         raise ValueError("a negative grace period")
     report = GcReport(dry_run=dry_run, grace=grace)
@@ -266,6 +275,7 @@ async def gc(
     if unreadable:
         report.stopped = _stop_reason("referenced", unreadable)
         return report
+    used |= await _one_block_hashes(db)
     young, unreadable = await _blocks_of(store, kept)  # uploads in flight
     unreadable = {name: why for name, why in unreadable.items() if why != MISSING}
     if unreadable:
@@ -282,6 +292,8 @@ async def gc(
             used |= more
             referenced |= now
         batch = [name for name in candidates[start : start + NAME_BATCH] if name not in used]
+        used |= await _one_block_hashes(db, among=batch)
+        batch = [name for name in batch if name not in used]
         report.blocks += await store.collect("block", batch, cutoff, dry_run)
     unreferenced = len(candidates) + sum(1 for name in stored_blocks if name in young)
     report.blocks_kept = unreferenced - len(report.blocks)
@@ -303,6 +315,27 @@ async def _all_referenced(db: Database) -> set[str]:
     async with db.session() as s:
         names = await s.scalars(select(Version.map_name).where(Version.map_name != "").distinct())
         return set(names)
+
+
+# a version whose map is in the store, or a one-block version (map_name "")
+_HAS_DATA = or_(Version.map_name != "", Version.cluster != DELETED)
+_ONE_BLOCK = (Version.map_name == "") & (Version.cluster != DELETED)
+
+
+async def _one_block_hashes(db: Database, among: Sequence[str] | None = None) -> set[str]:
+    """The blocks that one-block versions are named by (all, or those ``among``)."""
+    query = select(Version.hash).where(_ONE_BLOCK).distinct()
+    if among is None:
+        queries = [query]
+    else:
+        chunks = [among[start : start + NAME_BATCH] for start in range(0, len(among), NAME_BATCH)]
+        queries = [query.where(Version.hash.in_(chunk)) for chunk in chunks]
+    found: set[str] = set()
+    async with db.session() as s:
+        for each in queries:
+            found.update(await s.scalars(each))
+    found.discard(EMPTY_HASH)
+    return found
 
 
 async def _referenced_among(db: Database, names: Sequence[str]) -> set[str]:

@@ -50,6 +50,8 @@ class Version(Base):
     type: Mapped[str] = mapped_column(String(256), default="")
     hash: Mapped[str] = mapped_column(String(64))  # Merkle root, hex
     checksum: Mapped[str] = mapped_column(String(32), default="")  # MD5 hex or ""
+    # "": no map in the store, as a one-block version's map is its hash (deleted markers
+    # have none either)
     map_name: Mapped[str] = mapped_column(String(200), index=True)
     uuid: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     mtime: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

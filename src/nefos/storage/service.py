@@ -785,20 +785,26 @@ class Namespace:
         return list(rows)
 
     async def hashmap(self, record: ObjectRecord) -> list[str]:
+        return await self._hashes(record.map_name, record.hash, record.name)
+
+    async def _hashes(self, map_name: str, hash_: str, what: str) -> list[str]:
+        """A version's block hashes. One block needs no map: the Merkle hash of a
+        one-hash map is that hash, so the version's hash is its map."""
+        if not map_name:
+            return [hash_]
         try:
-            return await self.store.get_map(record.map_name)
+            return await self.store.get_map(map_name)
         except BlockMissing as exc:
-            raise errors.Unavailable(f"The map of {record.name!r} is missing") from exc
+            raise errors.Unavailable(f"The map of {what!r} is missing") from exc
 
     def read(
         self, record: ObjectRecord, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
         """The bytes ``[start, end)`` of a version: blocks zero-padded, cut to the size."""
         if 0 < record.size <= BLOCK_SIZE:
-            # One block: the Merkle hash of a one-hash map is that hash, so the block is
-            # named by the version itself and the map need not be read.
+            # One block is named by the version's hash (see _hashes): no map to read.
             return self._read_block(record, start, end)
-        return self.read_map(record.map_name, record.size, start, end, what=record.name)
+        return self.read_map(record.map_name, record.hash, record.size, start, end, record.name)
 
     async def _read_block(
         self, record: ObjectRecord, start: int, end: int | None
@@ -815,20 +821,23 @@ class Namespace:
         yield raw.ljust(record.size, b"\0")[start:end]
 
     async def read_map(
-        self, map_name: str, size: int, start: int = 0, end: int | None = None, what: str = ""
+        self,
+        map_name: str,
+        hash_: str,
+        size: int,
+        start: int = 0,
+        end: int | None = None,
+        what: str = "",
     ) -> AsyncIterator[bytes]:
-        """:meth:`read` by the map itself, for callers that pinned a version's map (a
+        """:meth:`read` by the version's map and hash, for callers that pinned them (a
         server's build reads the image it was created from, whatever the file is now)."""
-        what = what or map_name
+        what = what or map_name or hash_
         end = size if end is None else min(end, size)
         if start < 0 or start > end:
             raise errors.InvalidInput(f"Bad range {start}-{end} of {size} bytes")
         if start == end:
             return
-        try:
-            hashes = await self.store.get_map(map_name)
-        except BlockMissing as exc:
-            raise errors.Unavailable(f"The map of {what!r} is missing") from exc
+        hashes = await self._hashes(map_name, hash_, what)
         first, last = start // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
         for batch in range(first, last + 1, BATCH_BLOCKS):
             indexes = range(batch, min(batch + BATCH_BLOCKS, last + 1))
@@ -1644,9 +1653,13 @@ class Namespace:
     async def _new_map(
         self, size: int, hashes: list[str], content_type: str, meta: dict[str, str], md5: str
     ) -> _Data:
-        """Store the map under a name never used before (a crash leaves it as garbage)."""
-        map_name = secrets.token_hex(16)
-        await self.store.put_map(map_name, hashes)
+        """Store the map under a name never used before (a crash leaves it as garbage).
+        A one-block version stores none (``map_name`` ""; see :meth:`_hashes`): for a
+        small object the map file was one more file created and fsynced per write."""
+        map_name = ""
+        if len(hashes) > 1:
+            map_name = secrets.token_hex(16)
+            await self.store.put_map(map_name, hashes)
         return _Data(size, content_type, blocks.merkle(hashes), md5, map_name, None, meta)
 
     def _reuse(self, source: ObjectRecord, meta: dict[str, str] | None, keep_uuid: bool) -> _Data:
