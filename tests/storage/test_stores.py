@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from nefos.storage.blocks import EMPTY_HASH, block_hash
+from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash
 from nefos.storage.stores import BlockMissing, BlockStore, FileStore
 
 STORES = ["file", "rados"]
@@ -148,3 +151,38 @@ async def test_the_configuration_picks_the_rados_store(rados_store_factory):
     finally:
         await store.close()
         await made.close()
+
+
+# -- the file store's writes around the page cache -------------------------------------------
+
+# lengths around O_DIRECT's unit, a bytearray and a view with an odd start (unaligned)
+DIRECT_BLOCKS = [b"x", b"y" * 4095, b"z" * 4096, os.urandom(4097), os.urandom(BLOCK_SIZE)]
+
+
+async def test_file_blocks_written_around_the_cache_read_back_exactly(tmp_path: Path):
+    store = FileStore(tmp_path / "store")
+    store.direct_min = 1  # every block
+    unaligned = memoryview(bytearray(b"!" + os.urandom(70000)))[1:]
+    names = await store.put_blocks([*DIRECT_BLOCKS, bytearray(b"abc"), unaligned])
+    expected = [*DIRECT_BLOCKS, b"abc", bytes(unaligned)]
+    assert names == [block_hash(b) for b in expected]
+    assert await store.get_blocks(names) == expected  # cut to length: no padding stays
+    assert store.direct_min == 1  # the disk took O_DIRECT
+
+
+async def test_file_blocks_are_written_through_the_cache_where_direct_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    store = FileStore(tmp_path / "store")
+    store.direct_min = 1
+    real = fcntl.fcntl
+
+    def refuse_direct(fd: int, command: int, arg: int = 0) -> int:
+        if command == fcntl.F_SETFL and arg & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "O_DIRECT refused")
+        return real(fd, command, arg)
+
+    monkeypatch.setattr(fcntl, "fcntl", refuse_direct)
+    names = await store.put_blocks(DIRECT_BLOCKS)
+    assert await store.get_blocks(names) == DIRECT_BLOCKS
+    assert store.direct_min is None  # not tried again
