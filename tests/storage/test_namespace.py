@@ -14,7 +14,7 @@ import pytest
 from nefos.core import errors
 from nefos.core.engines import Engines
 from nefos.quotas.service import Quotas, project_holder, user_holder
-from nefos.storage import blocks
+from nefos.storage import blocks, service
 from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import VERSION_FIELDS, Namespace, ObjectRecord, Subdir
 
@@ -91,6 +91,41 @@ async def test_one_block_objects_have_no_map(ns: Namespace, account: str):
         await body(ns, record, 10, 5)
     zeros = await ns.put_object(account, "c", "zeros", stream(bytes(BLOCK_SIZE)))
     assert await body(ns, zeros) == bytes(BLOCK_SIZE)
+
+
+async def test_big_reads_ask_for_blocks_ahead_and_drop_them_when_stopped(
+    ns: Namespace, account: str, monkeypatch: pytest.MonkeyPatch
+):
+    await ns.create_container(account, "c")
+    data = os.urandom(6 * BLOCK_SIZE + 5)
+    record = await ns.put_object(account, "c", "big", stream(data))
+    store = ns.store
+    original = store.get_blocks
+    now = peak = 0
+
+    async def slow(hashes: list[str]) -> list[bytes]:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        try:
+            await asyncio.sleep(0.01)
+            return await original(hashes)
+        finally:
+            now -= 1
+
+    monkeypatch.setattr(store, "get_blocks", slow)
+    assert await body(ns, record) == data
+    assert peak == service.READ_AHEAD  # one sent, the next ones on their way
+
+    # a reader that stops after one block (a client gone) leaves no read behind
+    await store.delete_blocks([blocks.hashmap(data)[3]])
+    reader = ns.read(record)
+    assert await anext(reader) == data[:BLOCK_SIZE]
+    await reader.aclose()
+    await asyncio.sleep(0.05)
+    assert now == 0
+    with pytest.raises(errors.Unavailable):  # read through, the lost block is an error
+        await body(ns, record)
 
 
 async def test_empty_object(ns: Namespace, account: str):

@@ -27,6 +27,7 @@ import random
 import secrets
 import uuid
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,9 @@ MAX_META_KEYS = 32
 MAX_META_KEY = 128
 MAX_META_VALUE = 256
 MAX_TYPE = 256
-BATCH_BLOCKS = 4  # blocks read per round trip: bounds memory per request
+# blocks a read asks the store for at once, ahead of the one it sends: disks and RADOS
+# serve a few reads at once faster than one after another; bounds memory per request
+READ_AHEAD = 4
 VERSIONING = ("auto", "none")
 COMMIT_ATTEMPTS = 30
 
@@ -838,17 +841,31 @@ class Namespace:
         if start == end:
             return
         hashes = await self._hashes(map_name, hash_, what)
-        first, last = start // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
-        for batch in range(first, last + 1, BATCH_BLOCKS):
-            indexes = range(batch, min(batch + BATCH_BLOCKS, last + 1))
-            try:
-                found = await self.store.get_blocks([hashes[i] for i in indexes])
-            except BlockMissing as exc:
-                raise errors.Unavailable(f"Blocks of {what!r} are missing") from exc
-            for index, raw in zip(indexes, found, strict=True):
+        indexes = iter(range(start // BLOCK_SIZE, (end - 1) // BLOCK_SIZE + 1))
+        reads: deque[tuple[int, asyncio.Future[list[bytes]]]] = deque()
+
+        def read_next() -> None:
+            index = next(indexes, None)
+            if index is not None:
+                reads.append((index, asyncio.ensure_future(self.store.get_blocks([hashes[index]]))))
+
+        for _ in range(READ_AHEAD):
+            read_next()
+        try:
+            while reads:
+                index, read = reads.popleft()
+                try:
+                    (raw,) = await read
+                except BlockMissing as exc:
+                    raise errors.Unavailable(f"Blocks of {what!r} are missing") from exc
+                read_next()  # while this one is sent
                 offset = index * BLOCK_SIZE
                 block = raw.ljust(min(BLOCK_SIZE, size - offset), b"\0")
                 yield block[max(start - offset, 0) : end - offset]
+        finally:  # the reader failed or went away: drop the reads ahead
+            for _, read in reads:
+                if not read.cancel() and not read.cancelled():
+                    read.exception()  # a failure no one will await, seen
 
     async def purge(
         self, account: str, container: str, name: str | None, until: dt.datetime
