@@ -8,9 +8,11 @@ import fcntl
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from nefos.storage import stores
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash
 from nefos.storage.stores import BlockMissing, BlockStore, FileStore
 
@@ -186,3 +188,25 @@ async def test_file_blocks_are_written_through_the_cache_where_direct_is_refused
     names = await store.put_blocks(DIRECT_BLOCKS)
     assert await store.get_blocks(names) == DIRECT_BLOCKS
     assert store.direct_min is None  # not tried again
+
+
+async def test_small_cached_blocks_are_read_without_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    store = FileStore(tmp_path / "store")
+    small, big = await store.put_blocks([b"small", os.urandom(stores.INLINE_READ + 1)])
+    threads: list[object] = []
+    real = asyncio.to_thread
+
+    async def counted(function: Any, *args: Any) -> Any:
+        threads.append(function)
+        return await real(function, *args)
+
+    monkeypatch.setattr(stores.asyncio, "to_thread", counted)
+    assert await store.get_blocks([small]) == [b"small"]  # just written: in the cache
+    assert threads == []
+    assert len((await store.get_blocks([big]))[0]) == stores.INLINE_READ + 1
+    absent = block_hash(b"absent")
+    with pytest.raises(BlockMissing):
+        await store.get_blocks([absent])
+    assert len(threads) == 2  # the big block, and the absent one (the thread says so)
