@@ -7,8 +7,9 @@ both with python-swiftclient through the same code:
 * 256 MiB PUT of new random data, PUT of the same bytes under a new name (nefos already
   holds every block; Swift writes them again), and GET of it: one stream, as a client
   uploads one file;
-* 1,000 objects of 4 KiB: PUT, GET, HEAD, DELETE from a pool of threads (``--threads``),
-  each with its own connection, as a sync tool would;
+* 1,000 objects of 4 KiB: PUT, GET, HEAD, DELETE from client threads (``--threads``)
+  in a few processes (``--processes``), each thread with its own connection, as a sync
+  tool would;
 * a 1 GiB file re-uploaded with one byte changed: nefos through the Pithos hashmap
   protocol (PUT ?hashmap, 409 with the missing hashes, POST ?update of those blocks,
   PUT again), Swift by sending the file again, as it has no delta upload; bytes sent;
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -268,52 +270,106 @@ def big_objects(target: Target, blobs: list[bytes]) -> dict[str, Result]:
     }
 
 
-def small_objects(target: Target, sizes: Sizes, threads: int) -> dict[str, Result]:
-    """PUT, GET, HEAD, DELETE of many small objects from a thread pool, one op each."""
-    local = threading.local()
+SMALL_OPS = ("put", "get", "head", "delete")
+
+
+def small_objects(target: Target, sizes: Sizes, threads: int, processes: int) -> dict[str, Result]:
+    """PUT, GET, HEAD, DELETE of many small objects, one op each, from ``threads``
+    client threads spread over ``processes`` forked client processes.
+
+    One Python process of swiftclient threads spends about a millisecond of CPU per
+    request under its one GIL, so it caps at roughly a thousand requests a second
+    whatever the server does: the client, not the server, would be measured. Each
+    process takes every ``processes``-th name; all start each op together and the op
+    ends when the last of them is done.
+    """
     names = [f"small/{i:05d}" for i in range(sizes.small_count)]
     pool_data = os.urandom(sizes.small_count * sizes.small_size)
     payload = {
         name: pool_data[i * sizes.small_size : (i + 1) * sizes.small_size]
         for i, name in enumerate(names)
     }
-    opened: list[swiftclient.Connection] = []
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(processes + 1)
+    finish = context.Barrier(processes + 1)
+    replies = context.SimpleQueue()
 
-    def conn() -> swiftclient.Connection:
-        if not hasattr(local, "conn"):
-            local.conn = connect(target)
-            opened.append(local.conn)
-        return local.conn
+    def client(share: list[str], threads: int) -> None:
+        local = threading.local()
+        opened: list[swiftclient.Connection] = []
 
-    def put(name: str) -> None:
-        conn().put_object(CONTAINER, name, payload[name], content_type=OCTETS)
+        def conn() -> swiftclient.Connection:
+            if not hasattr(local, "conn"):
+                local.conn = connect(target)
+                opened.append(local.conn)
+            return local.conn
 
-    def get(name: str) -> None:
-        _, body = conn().get_object(CONTAINER, name)
-        if body != payload[name]:
-            raise SystemExit(f"{target.name}: GET {name} returned other bytes")
+        def put(name: str) -> None:
+            conn().put_object(CONTAINER, name, payload[name], content_type=OCTETS)
 
-    def head(name: str) -> None:
-        if int(conn().head_object(CONTAINER, name)["content-length"]) != sizes.small_size:
-            raise SystemExit(f"{target.name}: HEAD {name}: wrong Content-Length")
+        def get(name: str) -> None:
+            _, body = conn().get_object(CONTAINER, name)
+            if body != payload[name]:
+                raise RuntimeError(f"GET {name} returned other bytes")
 
-    def delete(name: str) -> None:
-        conn().delete_object(CONTAINER, name)
+        def head(name: str) -> None:
+            if int(conn().head_object(CONTAINER, name)["content-length"]) != sizes.small_size:
+                raise RuntimeError(f"HEAD {name}: wrong Content-Length")
 
+        def delete(name: str) -> None:
+            conn().delete_object(CONTAINER, name)
+
+        calls = {"put": put, "get": get, "head": head, "delete": delete}
+        try:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda _: conn().head_account(), range(threads * 4)))  # warm
+                for op in SMALL_OPS:
+                    latencies: list[float] = []
+
+                    def one(
+                        name: str,
+                        call: Callable[[str], None] = calls[op],
+                        out: list[float] = latencies,
+                    ) -> None:
+                        began = time.perf_counter()
+                        call(name)
+                        out.append(time.perf_counter() - began)
+
+                    start.wait()
+                    list(pool.map(one, share))
+                    finish.wait()
+                    replies.put(latencies)
+        except BaseException as error:
+            replies.put(f"{type(error).__name__}: {error}")
+            start.abort()
+            finish.abort()
+            raise
+        finally:
+            for c in opened:
+                c.close()
+
+    per_process = [threads // processes + (i < threads % processes) for i in range(processes)]
+    workers = [
+        context.Process(target=client, args=(names[i::processes], n), daemon=True)
+        for i, n in enumerate(per_process)
+    ]
+    for worker in workers:
+        worker.start()
     results = {}
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda _: conn().head_account(), range(threads * 4)))  # warm connections
-        for op, call in (("put", put), ("get", get), ("head", head), ("delete", delete)):
-            latencies: list[float] = []
-
-            def one(
-                name: str, call: Callable[[str], None] = call, out: list[float] = latencies
-            ) -> None:
-                start = time.perf_counter()
-                call(name)
-                out.append(time.perf_counter() - start)
-
-            seconds, cpu = timed(target, lambda one=one: list(pool.map(one, names)))
+    try:
+        for op in SMALL_OPS:
+            start.wait(timeout=600)
+            cpu = cpu_seconds(target.process_groups)
+            began = time.perf_counter()
+            finish.wait(timeout=600)
+            seconds = time.perf_counter() - began
+            cpu = cpu_seconds(target.process_groups) - cpu
+            latencies = []
+            for _ in workers:
+                reply = replies.get()
+                if isinstance(reply, str):
+                    raise SystemExit(f"{target.name}: small {op.upper()}: {reply}")
+                latencies += reply
             latencies.sort()
             results[f"small_{op}"] = Result(
                 len(names) / seconds,
@@ -325,8 +381,17 @@ def small_objects(target: Target, sizes: Sizes, threads: int) -> dict[str, Resul
                     "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
                 },
             )
-    for c in opened:
-        c.close()
+    except threading.BrokenBarrierError:
+        said = []
+        while not replies.empty():
+            said.append(replies.get())
+        problems = "; ".join(reply for reply in said if isinstance(reply, str))
+        raise SystemExit(f"{target.name}: small objects: {problems or 'a client died'}") from None
+    finally:
+        for worker in workers:
+            worker.join(30)
+            if worker.is_alive():
+                worker.kill()
     return results
 
 
@@ -415,7 +480,7 @@ def reupload(target: Target, changed: bytes) -> Result:
 
 
 def run_all(
-    target: Target, sizes: Sizes, threads: int, big: list[bytes], file: bytes
+    target: Target, sizes: Sizes, clients: tuple[int, int], big: list[bytes], file: bytes
 ) -> dict[str, Result]:
     """Every workload, in an order where each finds what it needs stored."""
     login(target)
@@ -423,7 +488,7 @@ def run_all(
     conn.put_container(CONTAINER)
     conn.close()
     results = big_objects(target, big)
-    results |= small_objects(target, sizes, threads)
+    results |= small_objects(target, sizes, *clients)
     results |= copies(target, file, sizes)
     middle = len(file) // 2
     changed = file[:middle] + bytes([file[middle] ^ 0xFF]) + file[middle + 1 :]
@@ -625,6 +690,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     parser.add_argument("--threads", type=int, default=16, help="client threads, small objects")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="client processes the threads are spread over"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each big-object workload")
     parser.add_argument("--targets", default="swift,nefos", help="comma-separated")
     parser.add_argument("--dir", default="/var/tmp", help="where the data dirs go (a real disk)")
@@ -650,6 +718,7 @@ def main() -> None:
         big = [os.urandom(sizes.big) for _ in range(args.repeat)]
         file = os.urandom(sizes.file)
         results: dict[str, dict[str, Result]] = {}
+        clients = (args.threads, args.processes)
         if "swift" in targets:
             aio = SwiftAIO(root / "swift")
             print(f"Swift {aio.version}: all-in-one, 1 replica, workers = auto", flush=True)
@@ -659,7 +728,7 @@ def main() -> None:
                 target = Target(
                     "swift", aio.auth_url, USER, KEY, aio.data_dir, groups, delta_upload=False
                 )
-                results["swift"] = run_all(target, sizes, args.threads, big, file)
+                results["swift"] = run_all(target, sizes, clients, big, file)
             finally:
                 # Swift's files are deleted with the rest at the end, not now: on an ext4
                 # without a journal, as here, a file created within a minute or more of
@@ -674,15 +743,16 @@ def main() -> None:
                 if problem:
                     print(f"nefos object store not ready, nefos skipped: {problem}")
                 else:
-                    results["nefos"] = run_all(target, sizes, args.threads, big, file)
+                    results["nefos"] = run_all(target, sizes, clients, big, file)
             finally:
                 stop_group(process)
             print(f"nefos done at {time.monotonic() - began:.0f} s", flush=True)
         report(sizes, args.threads, results, measures)
         print(
             f"\nBig objects: one stream, median of {args.repeat} runs. Small objects: "
-            f"{args.threads} threads, one connection each. Limit for new-data PUT: dd of "
-            f"random data, conv=fsync, buffered or O_DIRECT (the faster), "
+            f"{args.threads} threads in {args.processes} processes, one connection each. "
+            f"Limit for new-data PUT: dd of random data, conv=fsync, buffered or O_DIRECT "
+            f"(the faster), "
             f"{measures['disk']:,.0f} MB/s. "
             f"Total {time.monotonic() - began:.0f} s."
         )
