@@ -16,13 +16,15 @@ from nefos.storage import stores
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash
 from nefos.storage.stores import BlockMissing, BlockStore, FileStore
 
-STORES = ["file", "rados"]
+STORES = ["file", "file-fsync-each", "rados"]
 
 
 @pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlockStore]:
     if request.param == "file":
         opened: BlockStore = FileStore(tmp_path / "store")
+    elif request.param == "file-fsync-each":
+        opened = FileStore(tmp_path / "store", group_sync=False)
     else:
         opened = await request.getfixturevalue(f"{request.param}_store_factory")()
     yield opened
@@ -226,3 +228,121 @@ async def test_small_cached_blocks_are_read_without_a_thread(
     with pytest.raises(BlockMissing):
         await store.get_blocks([absent])
     assert len(threads) == 2  # the big block, and the absent one (the thread says so)
+
+
+# -- the file store's grouped syncs of small blocks ------------------------------------------
+
+
+def count_syncs(monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) -> list[int]:
+    """Count the store's syncfs calls (the real ones run); the ``fail_at``-th fails."""
+    real = stores._syncfs
+    assert real is not None, "this libc has syncfs"
+    calls: list[int] = []
+
+    def counted(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == fail_at:
+            raise OSError(errno.EIO, "the disk failed")
+        real(fd)
+
+    monkeypatch.setattr(stores, "_syncfs", counted)
+    return calls
+
+
+def temporary_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*.tmp") if p.is_file()]
+
+
+async def test_small_blocks_written_at_once_share_their_syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    store = FileStore(tmp_path)
+    assert store.group_sync
+    syncs = count_syncs(monkeypatch)
+    groups: list[int] = []
+    real = store._put_group
+
+    def grouped(blocks: Any) -> Any:
+        groups.append(len(blocks))
+        return real(blocks)
+
+    monkeypatch.setattr(store, "_put_group", grouped)
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(stores.os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    data = [os.urandom(4095) + b"!" for _ in range(40)] + [b"twice", b"twice", b""]
+    names = await asyncio.gather(*(store.put_blocks([d]) for d in data))
+    assert [n for (n,) in names] == [block_hash(d) for d in data]
+    assert sum(groups) == len(data) and len(groups) < len(data)  # the writers were grouped
+    assert len(syncs) == 2 * len(groups) and fsyncs == []  # no file fsynced on its own
+    assert await store.get_blocks([n for (n,) in names]) == [*data[:-1], b""]
+    assert sorted(await store.block_names()) == sorted({block_hash(d) for d in data[:-1]})
+    assert temporary_files(tmp_path) == []
+
+
+async def test_a_failed_sync_fails_its_group_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    store = FileStore(tmp_path)
+    (kept,) = await store.put_blocks([b"stored before"])
+    count_syncs(monkeypatch, fail_at=1)  # before the renames: no name points to the data
+    results = await asyncio.gather(
+        store.put_blocks([b"first"]),
+        store.put_blocks([b"stored before"]),  # already durable: only touched
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], OSError) and results[0].errno == errno.EIO
+    assert results[1] == [kept]
+    assert await store.block_names() == [kept] and temporary_files(tmp_path) == []
+    assert await store.put_blocks([b"first"]) == [block_hash(b"first")]  # the store goes on
+    assert await store.get_blocks([block_hash(b"first")]) == [b"first"]
+
+
+async def test_a_failed_write_fails_only_its_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    store = FileStore(tmp_path)
+    real = store._write_temporary
+
+    def disk_full_for_bad(path: Path, data: Any, sync: bool) -> Path:
+        if bytes(data) == b"bad":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data, sync)
+
+    monkeypatch.setattr(store, "_write_temporary", disk_full_for_bad)
+    good, bad = await asyncio.gather(
+        store.put_blocks([b"good"]), store.put_blocks([b"bad"]), return_exceptions=True
+    )
+    assert good == [block_hash(b"good")]
+    assert isinstance(bad, OSError) and bad.errno == errno.ENOSPC
+    assert await store.block_names() == [block_hash(b"good")]
+
+
+async def test_a_block_still_being_written_is_waited_for(tmp_path: Path):
+    """Another writer's block is on disk under its name before it is durable: whoever
+    finds it then (a PUT of the same bytes, a hashmap PUT's touch) waits for that
+    writer rather than reference it early."""
+    store = FileStore(tmp_path)
+    name = block_hash(b"in flight")
+    path = store._block_path(name)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"in flight")  # renamed into place, not yet synced
+    claim = await asyncio.to_thread(store._claim, name)  # its writer is still at it
+    touching = asyncio.ensure_future(store.missing([name], touch=True))
+    putting = asyncio.ensure_future(store.put_blocks([b"in flight"]))
+    await asyncio.sleep(0.2)
+    assert not touching.done() and not putting.done()
+    store._release(name, claim)
+    assert await touching == [] and await putting == [name]
+
+
+async def test_group_sync_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from nefos.core.config import Settings
+    from nefos.storage.stores import open_store
+
+    syncs = count_syncs(monkeypatch)
+    store = open_store(Settings(data_dir=tmp_path, storage={"group_sync": False}))
+    assert isinstance(store, FileStore) and not store.group_sync
+    assert await store.put_blocks([b"each"]) == [block_hash(b"each")]
+    assert syncs == []
+    assert open_store(Settings(data_dir=tmp_path)).group_sync  # grouped by default

@@ -74,6 +74,10 @@ class Storage(BaseModel):
 
     backend: Literal["file", "rados"] = "file"
     path: Path | None = None  # file backend; default DATA_DIR/storage
+    # file backend: small blocks written at once share two syncfs calls instead of each
+    # fsyncing itself and its directory; off where the filesystem is shared with heavy
+    # buffered writers (syncfs flushes them too)
+    group_sync: bool = True
     rados_conffile: Path = Path("/etc/ceph/ceph.conf")
     rados_pool: str = "nefos"
     rados_user: str = "admin"

@@ -7,7 +7,13 @@
   more are written around the page cache (O_DIRECT), as Swift drops big objects from
   it: a big upload would otherwise evict what readers use, and copying into the cache
   costs more CPU than the disk write (on a virtual machine whose cache pages are given
-  back to the host, several times more).
+  back to the host, several times more). Smaller blocks written at the same time are
+  made durable together (``group_sync``, on by default where libc has ``syncfs``):
+  written to temporary names, one ``syncfs`` of the store's filesystem, renamed, a
+  second ``syncfs``. A small PUT then costs its share of two flushes instead of a file
+  and a directory fsync of its own, each also a wake-up of a waiting thread. The price:
+  ``syncfs`` also flushes whatever else is dirty on that filesystem, so a store that
+  shares its filesystem with heavy buffered writers is better off with per-file fsyncs.
 * ``rados``: a Ceph RADOS pool through librados (``nefos.storage.rados``).
 
 Blocks are stored canonically (without trailing zeros, see ``nefos.storage.blocks``)
@@ -28,15 +34,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import datetime as dt
 import errno
 import fcntl
 import hashlib
+import itertools
 import mmap
 import os
-import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -50,6 +57,26 @@ INLINE_READ = 64 * 1024  # blocks this small are read on the event loop when cac
 ALIGN = 4096  # O_DIRECT's unit for buffers, offsets and lengths (any disk's block divides it)
 _ZEROS = bytes(ALIGN)
 _aligned = threading.local()  # each writer thread's page-aligned buffer
+_temporary_names = itertools.count()  # with the pid, unique without asking for randomness
+
+
+def _libc_syncfs() -> Callable[[int], None] | None:
+    """``syncfs(2)`` (Python's ``os`` has none), or None where libc lacks it."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+
+    def syncfs(fd: int) -> None:
+        if function(fd) != 0:  # ctypes lets go of the GIL for the call
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number))
+
+    return syncfs
+
+
+_syncfs = _libc_syncfs()
 
 
 def _aligned_copy(data: Buffer) -> memoryview:
@@ -143,7 +170,7 @@ def decode_map(raw: bytes) -> list[str]:
 
 
 class FileStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, group_sync: bool = True):
         self.root = root
         self.blocks = root / "blocks"
         self.maps = root / "maps"
@@ -151,6 +178,14 @@ class FileStore:
         self.maps.mkdir(parents=True, exist_ok=True)
         self._recovered = False  # collect's leftovers, looked for once per store
         self.direct_min: int | None = DIRECT_MIN  # None: the filesystem refuses O_DIRECT
+        self.group_sync = group_sync and _syncfs is not None
+        # Blocks being written, by name: a block is visible under its name a moment
+        # before it is durable, and a writer that found it then would commit a
+        # reference to something a crash could take away. Others wait for the writer.
+        self._writing: dict[str, threading.Event] = {}
+        self._writing_lock = threading.Lock()
+        self._queued: list[tuple[Buffer, asyncio.Future[str]]] = []  # the next group
+        self._flusher: asyncio.Task[None] | None = None
 
     def _block_path(self, name: str) -> Path:
         if not is_hash(name):
@@ -161,21 +196,9 @@ class FileStore:
         check_map_name(name)
         return self.maps / name[:2] / name
 
-    def _write(self, path: Path, data: Buffer, replace: bool) -> None:
+    def _write(self, path: Path, data: Buffer) -> None:
         """Durable write: temporary file, fsync, rename, fsync of the directory."""
-        if not replace and path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            if self.direct_min is None or memoryview(data).nbytes < self.direct_min:
-                _write_all(fd, data)
-            else:
-                self._write_direct(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        temporary = self._write_temporary(path, data, sync=True)
         try:
             os.replace(temporary, path)
         except BaseException:
@@ -187,6 +210,26 @@ class FileStore:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+    def _write_temporary(self, path: Path, data: Buffer, sync: bool) -> Path:
+        """``data`` in a new file next to ``path``, to be renamed over it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}-{next(_temporary_names)}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            if self.direct_min is None or memoryview(data).nbytes < self.direct_min:
+                _write_all(fd, data)
+            else:
+                self._write_direct(fd, data)
+            if sync:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        os.close(fd)
+        return temporary
 
     def _write_direct(self, fd: int, data: Buffer) -> None:
         """Write around the page cache; where the filesystem refuses (EINVAL), write
@@ -215,7 +258,26 @@ class FileStore:
             return False
         return True
 
+    def _claim(self, name: str) -> threading.Event:
+        """This thread's turn to write (or touch) block ``name``: it waits for another
+        thread's write of it to end, durable or failed. Release it with ``_release``."""
+        while True:
+            with self._writing_lock:
+                other = self._writing.get(name)
+                if other is None:
+                    mine = self._writing[name] = threading.Event()
+                    return mine
+            other.wait()
+
+    def _release(self, name: str, claim: threading.Event) -> None:
+        with self._writing_lock:
+            del self._writing[name]
+        claim.set()
+
     def _put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
+        """Each block written and fsynced on its own (big blocks; small ones without
+        ``group_sync``). One claim at a time, so a group never waits on a thread that
+        waits on it."""
         names = []
         for block in blocks:
             data = stripped(block)
@@ -223,12 +285,105 @@ class FileStore:
             names.append(name)
             if name != EMPTY_HASH:
                 path = self._block_path(name)
-                if not self._touch(path):
-                    self._write(path, data, replace=False)
+                claim = self._claim(name)
+                try:
+                    if not self._touch(path):
+                        self._write(path, data)
+                finally:
+                    self._release(name, claim)
         return names
 
+    def _put_group(self, blocks: Sequence[Buffer]) -> list[str | OSError]:
+        """Blocks of concurrent writers made durable together: temporary files, syncfs
+        (their data and names), renames, syncfs (the new names). Each block's name, or
+        the error that kept it from the disk."""
+        outcomes: list[str | OSError] = []
+        claims: dict[str, threading.Event] = {}
+        written: list[tuple[str, Path, Path]] = []  # name, temporary, final
+        failed: dict[str, OSError] = {}
+        try:
+            for block in blocks:
+                data = stripped(block)
+                name = hashlib.sha256(data).hexdigest()
+                outcomes.append(name)
+                if name == EMPTY_HASH or name in claims:
+                    continue
+                claims[name] = self._claim(name)
+                path = self._block_path(name)
+                if self._touch(path):
+                    continue
+                try:
+                    written.append((name, self._write_temporary(path, data, sync=False), path))
+                except OSError as exc:
+                    failed[name] = exc
+            if written:
+                self._sync_renames(written, failed)
+        finally:
+            for name, claim in claims.items():
+                self._release(name, claim)
+        return [failed.get(o, o) if isinstance(o, str) else o for o in outcomes]
+
+    def _sync_renames(
+        self, written: list[tuple[str, Path, Path]], failed: dict[str, OSError]
+    ) -> None:
+        assert _syncfs is not None
+        renamed: list[str] = []
+        fd = os.open(self.blocks, os.O_RDONLY)  # errors are reported from its opening on
+        try:
+            _syncfs(fd)
+            for name, temporary, path in written:
+                try:
+                    os.replace(temporary, path)
+                except OSError as exc:
+                    failed[name] = exc
+                else:
+                    renamed.append(name)
+            _syncfs(fd)
+        except OSError as exc:
+            failed.update((name, exc) for name, _, _ in written if name not in failed)
+        finally:
+            os.close(fd)
+            for name, temporary, _ in written:
+                if name not in renamed:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temporary)
+
     async def put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
-        return await asyncio.to_thread(self._put_blocks, blocks)
+        if not self.group_sync or any(memoryview(b).nbytes >= DIRECT_MIN for b in blocks):
+            return await asyncio.to_thread(self._put_blocks, blocks)
+        loop = asyncio.get_running_loop()
+        waiting = []
+        for block in blocks:
+            future: asyncio.Future[str] = loop.create_future()
+            self._queued.append((block, future))
+            waiting.append(future)
+        flusher = self._flusher
+        if flusher is None or flusher.done() or flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush())
+        return list(await asyncio.gather(*(asyncio.shield(f) for f in waiting)))
+
+    async def _flush(self) -> None:
+        """Write the queued blocks as one group, then those queued meanwhile, until none
+        wait: one group at a time, so each is as big as the writers of its moment."""
+        while self._queued:
+            group, self._queued = self._queued, []
+            try:
+                outcomes: list[str | BaseException] = list(
+                    await asyncio.to_thread(self._put_group, [b for b, _ in group])
+                )
+            except asyncio.CancelledError:  # the loop is closing: nobody is left to answer
+                for _, future in group + self._queued:
+                    future.cancel()
+                raise
+            except Exception as exc:  # each writer gets it as its own error
+                outcomes = [exc] * len(group)
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
     def _get_blocks(self, hashes: Sequence[str]) -> list[bytes]:
         found, absent = [], []
@@ -282,8 +437,16 @@ class FileStore:
                 continue
             seen.add(name)
             path = self._block_path(name)
-            if not (self._touch(path) if touch else path.exists()):
-                absent.append(name)
+            if not touch:
+                if not path.exists():
+                    absent.append(name)
+                continue
+            claim = self._claim(name)  # the caller will reference it: it must be durable
+            try:
+                if not self._touch(path):
+                    absent.append(name)
+            finally:
+                self._release(name, claim)
         return absent
 
     async def missing(self, hashes: Sequence[str], touch: bool = False) -> list[str]:
@@ -309,7 +472,7 @@ class FileStore:
     async def put_map(self, name: str, hashes: Sequence[str]) -> None:
         if not all(is_hash(h) for h in hashes):
             raise ValueError("a map holds hex SHA-256 block hashes")
-        await asyncio.to_thread(self._write, self._map_path(name), encode_map(hashes), True)
+        await asyncio.to_thread(self._write, self._map_path(name), encode_map(hashes))
 
     def _get_map(self, name: str) -> list[str]:
         try:
@@ -407,7 +570,7 @@ def open_store(settings: Settings) -> BlockStore:
     """The block store the configuration names (``[storage] backend``)."""
     conf = settings.storage
     if conf.backend == "file":
-        return FileStore(conf.path or settings.data_dir / "storage")
+        return FileStore(conf.path or settings.data_dir / "storage", conf.group_sync)
     from nefos.storage.rados import RadosStore  # librados comes from the system
 
     return RadosStore(conf.rados_conffile, conf.rados_pool, conf.rados_user)
