@@ -192,6 +192,31 @@ async def test_file_blocks_are_written_through_the_cache_where_direct_is_refused
     assert store.direct_min is None  # not tried again
 
 
+async def test_big_blocks_are_read_around_the_cache_unless_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    store = FileStore(tmp_path / "store")
+    store.direct_min = 1  # every block
+    names = await store.put_blocks(DIRECT_BLOCKS)
+    real = fcntl.fcntl
+    direct: list[int] = []
+    refuse = False
+
+    def watched(fd: int, command: int, arg: int = 0) -> int:
+        if command == fcntl.F_SETFL and arg & os.O_DIRECT:
+            direct.append(fd)
+            if refuse:
+                raise OSError(errno.EINVAL, "O_DIRECT refused")
+        return real(fd, command, arg)
+
+    monkeypatch.setattr(fcntl, "fcntl", watched)
+    assert await store.get_blocks(names) == DIRECT_BLOCKS
+    assert len(direct) == len(DIRECT_BLOCKS)
+    refuse = True
+    assert await store.get_blocks(names) == DIRECT_BLOCKS
+    assert store.direct_min is None and len(direct) == len(DIRECT_BLOCKS) + 1  # tried once
+
+
 def reads_without_waiting(directory: Path) -> bool:
     """Whether the filesystem takes RWF_NOWAIT reads (tmpfs does not)."""
     probe = directory / "probe"

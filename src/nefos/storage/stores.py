@@ -4,10 +4,10 @@
   hex digits of the name; each write goes to a temporary name, is fsynced, renamed into
   place and its directory fsynced, so an acknowledged block or map survives a crash
   whole, and a crash mid-write leaves only a temporary file behind. Blocks of 1 MiB or
-  more are written around the page cache (O_DIRECT), as Swift drops big objects from
-  it: a big upload would otherwise evict what readers use, and copying into the cache
-  costs more CPU than the disk write (on a virtual machine whose cache pages are given
-  back to the host, several times more). Smaller blocks written at the same time are
+  more are written and read around the page cache (O_DIRECT), as Swift drops big
+  objects from it: a big transfer would otherwise evict what readers use, and copying
+  through the cache costs more CPU than the disk (on a virtual machine whose cache pages
+  are given back to the host, several times more). Smaller blocks written at the same time are
   made durable together (``group_sync``, on by default where libc has ``syncfs``):
   written to temporary names, one ``syncfs`` of the store's filesystem, renamed, a
   second ``syncfs``. A small PUT then costs its share of two flushes instead of a file
@@ -79,16 +79,34 @@ def _libc_syncfs() -> Callable[[int], None] | None:
 _syncfs = _libc_syncfs()
 
 
+def _aligned_buffer(size: int) -> mmap.mmap:
+    """This thread's page-aligned buffer, of ``size`` bytes rounded up to ``ALIGN`` at
+    least (O_DIRECT reads and writes go through it)."""
+    size = -(-size // ALIGN) * ALIGN
+    buffer = getattr(_aligned, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _aligned.buffer = mmap.mmap(-1, max(size, BLOCK_SIZE))
+    return buffer
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
 def _aligned_copy(data: Buffer) -> memoryview:
     """``data`` copied into this thread's page-aligned buffer, zero-padded to whole
     ``ALIGN`` units, as O_DIRECT needs (the file is cut to its length afterwards)."""
     source = memoryview(data).cast("B")
     length = len(source)
     padded = -(-length // ALIGN) * ALIGN
-    buffer = getattr(_aligned, "buffer", None)
-    if buffer is None or len(buffer) < padded:
-        buffer = _aligned.buffer = mmap.mmap(-1, max(padded, BLOCK_SIZE))
-    view = memoryview(buffer)
+    view = memoryview(_aligned_buffer(padded))
     view[:length] = source
     view[length:padded] = _ZEROS[: padded - length]
     return view[:padded]
@@ -392,7 +410,7 @@ class FileStore:
                 found.append(b"")
                 continue
             try:
-                found.append(self._block_path(name).read_bytes())
+                found.append(self._read(self._block_path(name)))
             except FileNotFoundError:
                 absent.append(name)
         if absent:
@@ -405,6 +423,41 @@ class FileStore:
             if found is not None:
                 return [found]
         return await asyncio.to_thread(self._get_blocks, hashes)
+
+    def _read(self, path: Path) -> bytes:
+        """A block's bytes. Big blocks are read around the page cache (O_DIRECT), as
+        they were written: reading one through it costs fresh cache pages, which on a
+        virtual machine whose free pages go back to the host cost several times the
+        read (256 MiB GETs here: 0.12-0.15 s of server CPU direct, 0.3-0.75 buffered)."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if self.direct_min is not None and size >= self.direct_min:
+                read = self._read_direct(fd, size)
+                if read is not None:
+                    return read
+            return _read_all(fd, size)
+        finally:
+            os.close(fd)
+
+    def _read_direct(self, fd: int, size: int) -> bytes | None:
+        """None where the filesystem refuses O_DIRECT (then reads go through the cache,
+        from then on, as writes do)."""
+        view = memoryview(_aligned_buffer(size))
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+            got = 0
+            while got < size:  # whole ALIGN units until the end of the file
+                read = os.preadv(fd, [view[got : -(-size // ALIGN) * ALIGN]], got)
+                if read == 0:
+                    break
+                got += read
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            self.direct_min = None
+            return None
+        return bytes(view[:got])
 
     @staticmethod
     def _read_cached(path: Path) -> bytes | None:
