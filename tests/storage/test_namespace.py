@@ -468,6 +468,133 @@ async def test_delete_container(ns: Namespace, account: str):
         await ns.delete_container(account, "c")
 
 
+async def aggregated(ns: Namespace, account: str, container: str) -> tuple[int, int, object]:
+    """What a container's versions say, counted from scratch: current versions and
+    their bytes, and the newest version of any kind."""
+    from sqlalchemy import case, func, select
+
+    from nefos.storage.models import CURRENT, Node, Version
+
+    current = Version.cluster == CURRENT
+    async with ns.db.session() as s:
+        parent = await s.scalar(select(Node.id).where(Node.path == f"{account}/{container}"))
+        count, size, newest = (
+            await s.execute(
+                select(
+                    func.sum(case((current, 1), else_=0)),
+                    func.sum(case((current, Version.size), else_=0)),
+                    func.max(Version.mtime),
+                )
+                .join(Node, Node.id == Version.node_id)
+                .where(Node.parent_id == parent)
+            )
+        ).one()
+    return int(count or 0), int(size or 0), newest
+
+
+async def test_container_statistics_follow_every_kind_of_write(ns: Namespace, account: str):
+    await ns.create_container(account, "kept")
+    await ns.create_container(account, "flat", {"versioning": "none"})
+    assert (await ns.container(account, "kept")).count == 0
+    steps = [
+        lambda: ns.put_object(account, "kept", "a", stream(b"a" * 100)),
+        lambda: ns.put_object(account, "kept", "a", stream(b"a" * 30)),  # smaller again
+        lambda: ns.put_object(account, "flat", "b", stream(b"b" * 7)),
+        lambda: ns.put_object(account, "flat", "b", stream(b"b" * 70)),
+        lambda: ns.copy_object(account, "kept", "a", "flat", "copy"),
+        lambda: ns.move_object(account, "flat", "b", "kept", "moved"),
+        lambda: ns.put_object(account, "kept", "empty", stream(b"")),
+        lambda: ns.delete_object(account, "kept", "a"),
+        lambda: ns.put_object(account, "kept", "a", stream(b"again")),  # after its marker
+        lambda: ns.delete_object(account, "flat", "copy"),
+    ]
+    for step in steps:
+        await step()
+        for container in ("kept", "flat"):
+            info = await ns.container(account, container)
+            assert (info.count, info.bytes, info.last_modified) == await aggregated(
+                ns, account, container
+            )
+    assert [(c.name, c.count, c.bytes) for c in await ns.list_containers(account)] == [
+        ("flat", 0, 0),
+        ("kept", 3, 75),
+    ]
+    totals = await ns.account(account)
+    assert (totals.objects, totals.bytes) == (3, 75)
+    await ns.delete_object(account, "kept", "a")
+    await ns.delete_object(account, "kept", "moved")
+    await ns.delete_object(account, "kept", "empty")
+    await ns.delete_container(account, "kept")
+    await ns.create_container(account, "kept")  # a new container starts from nothing
+    info = await ns.container(account, "kept")
+    assert (info.count, info.bytes, info.last_modified) == (0, 0, None)
+
+
+async def test_the_migration_rolls_up_what_containers_already_hold(database_url: str):
+    import datetime as dt
+
+    from alembic import command
+    from sqlalchemy import insert, select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from nefos.core.migrate import alembic_config, upgrade_async
+    from nefos.storage.models import (
+        CURRENT,
+        DELETED,
+        HISTORY,
+        ContainerStats,
+        Node,
+        Policy,
+        Version,
+    )
+
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0008")
+    then = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            nodes = [(1, None, "acct"), (2, 1, "acct/full"), (3, 1, "acct/empty")]
+            nodes += [(10 + i, 2, f"acct/full/o{i}") for i in range(3)]
+            await conn.execute(
+                insert(Node), [{"id": i, "parent_id": p, "path": path} for i, p, path in nodes]
+            )
+            await conn.execute(
+                insert(Policy),
+                [{"node_id": n, "quota": 0, "versioning": "auto", "project": "p"} for n in (2, 3)],
+            )
+            versions = [  # node, size, cluster, minutes after ``then``
+                (10, 5, HISTORY, 0),
+                (10, 7, CURRENT, 1),
+                (11, 11, CURRENT, 2),
+                (12, 13, HISTORY, 3),
+                (12, 0, DELETED, 4),
+            ]
+            await conn.execute(
+                insert(Version),
+                [
+                    {
+                        "node_id": node,
+                        "size": size,
+                        "type": "",
+                        "hash": "0" * 64,
+                        "checksum": "",
+                        "map_name": "",
+                        "uuid": uuid.uuid4(),
+                        "mtime": then + dt.timedelta(minutes=minutes),
+                        "muser": "",
+                        "cluster": cluster,
+                    }
+                    for node, size, cluster, minutes in versions
+                ],
+            )
+        await upgrade_async(database_url)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(ContainerStats.__table__))).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in rows] == [(2, 2, 18, then + dt.timedelta(minutes=4))]
+
+
 def test_records_are_built_from_the_version_fields_in_order():
     """ObjectRecord is filled positionally from a version row (``VERSION_FIELDS``)."""
     names = [f.name for f in dataclasses.fields(ObjectRecord)]

@@ -5,9 +5,10 @@ A node is one path: an account (the user UUID), ``<account>/<container>`` or
 ``<account>/<container>/<object>``; object nodes hang directly off their container so a
 listing is one scan of a container's children. Every write is a new version row with a
 global serial (``X-Object-Version``); the current version of a node is its highest
-serial in cluster 0. Counts and bytes are computed with aggregate queries rather than
-kept in a statistics table, so they can never drift (correctness first; a cache can
-come when listings need it).
+serial in cluster 0. A container's object count, bytes and last change are rolled up
+in ``pithos_container_stats`` by each write, in the write's own transaction (one
+statement), as Pithos keeps its statistics: computing them over the container's
+versions took 150 ms at 200,000 objects, for every container HEAD.
 """
 
 from __future__ import annotations
@@ -70,6 +71,20 @@ class Attribute(Base):
     domain: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str] = mapped_column(String(256), default="")
+
+
+class ContainerStats(Base):
+    """What a container holds now: current versions and their bytes, and when anything
+    in it last changed (any write or delete). Absent until its first write."""
+
+    __tablename__ = "pithos_container_stats"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("pithos_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    objects: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class Policy(Base):

@@ -49,6 +49,7 @@ from nefos.storage.models import (
     DELETED,
     HISTORY,
     Attribute,
+    ContainerStats,
     GroupMember,
     Node,
     NodeMeta,
@@ -84,6 +85,7 @@ ATTRIBUTES = Attribute.__table__
 POLICIES = Policy.__table__
 PERMISSIONS = Permission.__table__
 PUBLIC = PublicLink.__table__
+STATS = ContainerStats.__table__
 CONTENT_FIELDS = ("size", "type", "hash", "checksum", "map_name")  # what a write gives
 RECORD_FIELDS = ("serial", *CONTENT_FIELDS, "uuid", "mtime")
 # ObjectRecord's fields after account, container and name, in its order.
@@ -225,6 +227,29 @@ _DROP_VERSION = Prepared(delete(VERSIONS).where(VERSIONS.c.serial == bindparam("
 _TO_HISTORY = Prepared(
     update(VERSIONS).where(VERSIONS.c.serial == bindparam("old_serial")).values(cluster=HISTORY)
 )
+
+
+def _count_write(insert_: Any) -> Prepared:
+    """A write's change to its container's rolled-up statistics, in its transaction."""
+    new = insert_(STATS).values(
+        node_id=bindparam("container"),
+        objects=bindparam("objects"),
+        bytes=bindparam("bytes"),
+        mtime=bindparam("mtime"),
+    )
+    return Prepared(
+        new.on_conflict_do_update(
+            index_elements=["node_id"],
+            set_={
+                "objects": STATS.c.objects + new.excluded.objects,
+                "bytes": STATS.c.bytes + new.excluded.bytes,
+                "mtime": new.excluded.mtime,
+            },
+        )
+    )
+
+
+_COUNT_WRITE = {"sqlite": _count_write(sqlite_insert), "postgresql": _count_write(pg_insert)}
 
 
 # -- records ---------------------------------------------------------------------------
@@ -568,6 +593,7 @@ class Namespace:
             await s.execute(delete(Version).where(Version.node_id.in_(children)))
             await s.execute(delete(Node).where(Node.parent_id == node.id))
             await s.execute(delete(Policy).where(Policy.node_id == node.id))
+            await s.execute(delete(ContainerStats).where(ContainerStats.node_id == node.id))
             await s.execute(delete(NodeMeta).where(NodeMeta.node_id == node.id))
             await s.execute(delete(Node).where(Node.id == node.id))
             below = node.path + "/"
@@ -1636,26 +1662,16 @@ class Namespace:
     async def _containers_stats(
         self, s: AsyncSession | AsyncConnection, node_ids: list[int]
     ) -> dict[int, tuple[int, int, dt.datetime | None]]:
-        """:meth:`_container_stats` of many containers, in two grouped queries (absent:
-        nothing was ever written in it)."""
+        """:meth:`_container_stats` of many containers, as their writes rolled them up
+        (absent: nothing was ever written in it)."""
         if not node_ids:
             return {}
-        children = NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id)
-        container = NODES.c.parent_id
-        totals = await s.execute(
-            select(container, func.count(VERSIONS.c.serial), func.sum(VERSIONS.c.size))
-            .select_from(children)
-            .where(container.in_(node_ids), VERSIONS.c.cluster == CURRENT)
-            .group_by(container)
+        rows = await s.execute(
+            select(STATS.c.node_id, STATS.c.objects, STATS.c.bytes, STATS.c.mtime).where(
+                STATS.c.node_id.in_(node_ids)
+            )
         )
-        counted = {parent: (int(count), int(size or 0)) for parent, count, size in totals}
-        changes = await s.execute(
-            select(container, func.max(VERSIONS.c.mtime))
-            .select_from(children)
-            .where(container.in_(node_ids))
-            .group_by(container)
-        )
-        return {parent: (*counted.get(parent, (0, 0)), mtime) for parent, mtime in changes}
+        return {node: (int(objects), int(size), mtime) for node, objects, size, mtime in rows}
 
     async def _attributes(
         self, s: AsyncSession | AsyncConnection, serial: int, domain: str
@@ -1871,6 +1887,15 @@ class Namespace:
             await _NEW_VERSION(conn, {"node_id": node_id, "mtime": now, "muser": muser, **values})
         ).scalar()
         assert serial is not None
+        await _COUNT_WRITE[conn.dialect.name](
+            conn,
+            {
+                "container": container.id,
+                "objects": (data is not None) - (old is not None),
+                "bytes": values["size"] - (old.size if old is not None else 0),
+                "mtime": now,
+            },
+        )
         if data is not None:
             await self._write_attributes(conn, serial, data, old.serial if old else None)
         if write.moved_from is not None:
