@@ -7,6 +7,7 @@ hand (no dispatcher), so the build stays "in flight" for as long as a test needs
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import uuid
 from typing import Any
@@ -161,6 +162,34 @@ async def test_an_image_of_one_block_is_pinned_too(
     assert (whole.status_code, whole.content) == (200, small)
     part = await client.get(path, headers={"Range": "bytes=12-20"})
     assert (part.status_code, part.content) == (206, b"small\n\0\0\0")
+
+
+async def test_storage_gc_leaves_a_building_image_alone(
+    engines: Engines, client: httpx.AsyncClient, settings: Any
+) -> None:
+    """The image file loses the version a build reads (deleted, its history purged) and
+    gc runs, as ``nefos storage gc`` wires it: the build still reads its image. After
+    the build, gc takes the blocks."""
+    from nefos.core.db import utcnow
+    from nefos.storage.maintenance import gc
+    from tests.storage.test_maintenance import age_everything
+
+    built = await _build(engines)
+    storage = engines.storage
+    record = await storage.get_object(built["user"], "images", "disk")
+    await storage.delete_object(built["user"], "images", "disk")
+    await storage.purge(built["user"], "images", "disk", utcnow())
+    await age_everything(storage.store)
+    vmapi = engines.compute.vmapi
+    report = await gc(storage.db, storage.store, grace=dt.timedelta(0), pinned=vmapi.pinned)
+    assert (report.maps, report.blocks) == ([], [])
+    image = await client.get(_path(built["url"]) + "/image")
+    assert (image.status_code, image.content) == (200, IMAGE)
+    async with engines.db.transaction() as s:
+        await vmapi.forget(s, built["server"])
+    report = await gc(storage.db, storage.store, grace=dt.timedelta(0), pinned=vmapi.pinned)
+    assert report.maps == [record.map_name]
+    assert sorted(report.blocks) == sorted(set(hashmap(IMAGE)))
 
 
 async def test_an_expired_secret_opens_nothing(engines: Engines, client: httpx.AsyncClient) -> None:

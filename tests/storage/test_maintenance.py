@@ -382,6 +382,35 @@ async def test_gc_looks_again_for_one_block_versions(
     assert (await fsck(ns.db, ns.store, deep=True)).clean
 
 
+async def test_gc_keeps_what_readers_outside_the_namespace_pin(ns: Namespace, account: str):
+    """A map and a one-block version's block that no version references any more, but
+    that a pin names (a server's build reading the image it was created from), stay;
+    once the pins are gone, gc takes them."""
+    await ns.create_container(account, "c", {"versioning": "none"})
+    big = await ns.put_object(account, "c", "big", stream(DATA))
+    small = await ns.put_object(account, "c", "small", stream(b"one block"))
+    await ns.delete_object(account, "c", "big")
+    await ns.delete_object(account, "c", "small")
+    await age_everything(ns.store)
+    pins = ({big.map_name}, {small.hash})
+    asked: list[int] = []
+
+    async def pinned() -> tuple[set[str], set[str]]:
+        asked.append(1)
+        return pins
+
+    report = await gc(ns.db, ns.store, grace=ZERO, pinned=pinned)
+    assert (report.maps, report.blocks) == ([], []) and asked
+    assert await ns.store.get_map(big.map_name) == blocks.hashmap(DATA)
+    assert await ns.store.missing([*blocks.hashmap(DATA), small.hash]) == []
+    pins = (set(), set())
+    report = await gc(ns.db, ns.store, grace=ZERO, pinned=pinned)
+    assert report.maps == [big.map_name]
+    assert sorted(report.blocks) == sorted(
+        {h for h in blocks.hashmap(DATA) if h != EMPTY_HASH} | {small.hash}
+    )
+
+
 async def test_a_one_block_version_names_its_block_without_a_map(ns: Namespace, account: str):
     """A version of one block stores no map (its hash is its map): fsck checks its block,
     and gc keeps that block while a version names it and takes it after."""

@@ -88,7 +88,9 @@ def storage_gc(
     """
     period = dt.timedelta(seconds=grace)
     report = with_engines(
-        config, data_dir, lambda e: gc(e.db, e.store, grace=period, dry_run=dry_run)
+        config,
+        data_dir,
+        lambda e: gc(e.db, e.store, grace=period, dry_run=dry_run, pinned=e.compute.vmapi.pinned),
     )
     if as_json:
         out.print_json(json.dumps(_gc_record(report)))

@@ -167,6 +167,19 @@ class VmApi:
         """The build is over: its secret opens nothing from now on."""
         await s.execute(delete(BuildSecret).where(BuildSecret.server_id == server_id))
 
+    async def pinned(self) -> tuple[set[str], set[str]]:
+        """What builds in flight read from the block store, for ``nefos storage gc``: the
+        maps of their images, and the blocks of the one-block ones (named by their hash).
+        A build may read a version its file no longer has."""
+        async with self.db.session() as s:
+            rows = await s.execute(
+                select(BuildSecret.image_map, BuildSecret.image_hash).where(
+                    BuildSecret.expires > utcnow()
+                )
+            )
+            pins = rows.all()
+        return {m for m, _ in pins if m}, {h for m, h in pins if not m}
+
     async def _valid(self, s: AsyncSession, secret: str, lock: bool = False) -> BuildSecret | None:
         if not secret or len(secret) > 128:
             return None

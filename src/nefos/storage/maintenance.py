@@ -25,14 +25,13 @@ and gc (RADOS mtimes come from the writers' clocks), those are younger than the 
 and (3) keeps them. A referenced map that cannot be read stops the block phase: which
 blocks it needs is unknown.
 
-Two windows remain, each as long as one commit and needing gc's check and delete of the
-same object to fall inside it (the lead engineer has the service changes that close them):
+A hashmap PUT touches the blocks it finds present (``store.missing(touch=True)``), and
+a copy or move checks in its commit that the source version it shares a map with still
+exists, so neither can come to reference what gc decided to delete.
 
-* a hashmap PUT checks ``store.missing`` without ``touch``, so old unreferenced blocks it
-  finds present are not refreshed; gc may delete one between that check and the commit;
-* copy and move reuse the source version's map without re-checking, in their commit,
-  that the source version still exists; if a versioning ``none`` overwrite removes it
-  meanwhile, gc may delete the map (and its blocks) that the copy then commits.
+Something outside the namespace may read a version its file no longer has: a server's
+build reads the image version it was created from (``nefos.compute.vmapi``). What the
+caller passes as ``pinned`` counts as referenced, read with the references each time.
 
 Memory: fsck and gc hold the names of every referenced block (one set), not the maps.
 """
@@ -41,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select
@@ -53,6 +52,9 @@ from nefos.storage.models import DELETED, Node, Version
 from nefos.storage.stores import BlockMissing, BlockStore
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
+Pinned = Callable[[], Awaitable[tuple[set[str], set[str]]]]
+"""Maps, and blocks named by one-block versions, that readers outside the namespace
+still need (``VmApi.pinned``)."""
 VERSION_BATCH = 500  # version rows per query
 MAP_READS = 16  # maps read at once
 READ_BATCH = 16  # blocks read per round trip by a deep fsck (at most 64 MiB in memory)
@@ -245,25 +247,42 @@ async def _still_current(db: Database, problems: list[Problem]) -> list[Problem]
 
 
 async def gc(
-    db: Database, store: BlockStore, grace: dt.timedelta = DEFAULT_GRACE, dry_run: bool = False
+    db: Database,
+    store: BlockStore,
+    grace: dt.timedelta = DEFAULT_GRACE,
+    dry_run: bool = False,
+    pinned: Pinned | None = None,
 ) -> GcReport:
     """Delete the maps no version references and the blocks no referenced map holds nor
     one-block version names, when last put more than ``grace`` ago (the module docstring
-    argues why that is safe while the cloud runs). A dry run reports the same and
-    deletes nothing."""
+    argues why that is safe while the cloud runs); what ``pinned`` names is referenced
+    too. A dry run reports the same and deletes nothing."""
     if grace < dt.timedelta(0):
         raise ValueError("a negative grace period")
     report = GcReport(dry_run=dry_run, grace=grace)
     cutoff = utcnow() - grace
     stored_maps = await store.map_names()
     stored_blocks = await store.block_names()
-    referenced = await _all_referenced(db)  # after listing: see the module docstring
+    used: set[str] = set()  # blocks that stay
+
+    async def all_referenced() -> set[str]:
+        """Referenced maps; with the blocks pins name, ``used`` from then on."""
+        maps = await _all_referenced(db)
+        if pinned is not None:
+            pinned_maps, pinned_blocks = await pinned()
+            maps |= pinned_maps
+            used.update(pinned_blocks)
+        return maps
+
+    referenced = await all_referenced()  # after listing: see the module docstring
 
     orphans = [name for name in stored_maps if name not in referenced]
     kept: list[str] = []
     for start in range(0, len(orphans), NAME_BATCH):
         batch = orphans[start : start + NAME_BATCH]
         again = await _referenced_among(db, batch)  # a copy may have adopted one
+        if pinned is not None:
+            again |= (await pinned())[0] & set(batch)
         referenced |= again
         batch = [name for name in batch if name not in again]
         gone = set(await store.collect("map", batch, cutoff, dry_run))
@@ -271,11 +290,11 @@ async def gc(
         kept += [name for name in batch if name not in gone]
     report.maps_kept = len(orphans) - len(report.maps)
 
-    used, unreadable = await _blocks_of(store, referenced)
+    held, unreadable = await _blocks_of(store, referenced)
     if unreadable:
         report.stopped = _stop_reason("referenced", unreadable)
         return report
-    used |= await _one_block_hashes(db)
+    used |= held | await _one_block_hashes(db)
     young, unreadable = await _blocks_of(store, kept)  # uploads in flight
     unreadable = {name: why for name, why in unreadable.items() if why != MISSING}
     if unreadable:
@@ -283,7 +302,7 @@ async def gc(
         return report
     candidates = [name for name in stored_blocks if name not in used and name not in young]
     for start in range(0, len(candidates), NAME_BATCH):
-        now = await _all_referenced(db)
+        now = await all_referenced()
         if now - referenced:
             more, unreadable = await _blocks_of(store, now - referenced)
             if unreadable:
