@@ -595,6 +595,38 @@ async def test_the_migration_rolls_up_what_containers_already_hold(database_url:
     assert [tuple(row) for row in rows] == [(2, 2, 18, then + dt.timedelta(minutes=4))]
 
 
+async def test_paths_are_indexed_in_code_point_order(database_url: str):
+    """Listings read the unique index of paths in order, in the order Swift lists names
+    (code points): PostgreSQL's column must be in the C collation for that."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite compares text as bytes already")
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            collation = await conn.scalar(
+                text(
+                    "SELECT collation_name FROM information_schema.columns "
+                    "WHERE table_name = 'pithos_nodes' AND column_name = 'path'"
+                )
+            )
+            await conn.execute(text("SET enable_seqscan = off"))  # as if the table were big
+            plan = "\n".join(
+                await conn.scalars(
+                    text(
+                        "EXPLAIN SELECT path FROM pithos_nodes WHERE path >= 'a/b/' "
+                        "AND path < 'a/b0' ORDER BY path LIMIT 10"
+                    )
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert collation == "C"
+    assert "Sort" not in plan  # read in order, not sorted
+
+
 def test_records_are_built_from_the_version_fields_in_order():
     """ObjectRecord is filled positionally from a version row (``VERSION_FIELDS``)."""
     names = [f.name for f in dataclasses.fields(ObjectRecord)]

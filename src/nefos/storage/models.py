@@ -32,7 +32,12 @@ class Node(Base):
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("pithos_nodes.id", ondelete="CASCADE"), index=True, default=None
     )
-    path: Mapped[str] = mapped_column(String(MAX_PATH), unique=True)
+    # Names order by code point, as Swift's: SQLite's default; PostgreSQL's column is
+    # given the C collation, so listings read its unique index in order (migration 0010).
+    path: Mapped[str] = mapped_column(
+        String(MAX_PATH).with_variant(String(MAX_PATH, collation="C"), "postgresql"),
+        unique=True,
+    )
 
 
 class Version(Base):

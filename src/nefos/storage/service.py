@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nefos.core import errors
 from nefos.core.config import Settings
-from nefos.core.db import Database, is_sqlite, utcnow
+from nefos.core.db import Database, utcnow
 from nefos.core.prepared import Prepared
 from nefos.quotas.service import Charge, Quotas, charge, user_holder
 from nefos.storage import blocks, sharing
@@ -978,7 +978,7 @@ class Namespace:
         async with self.db.session() as s:
             node = await self._container_node(s, account, container)
             if until is None:
-                rows_between = self._current_rows(s, node.id, base + prefix, reverse)
+                rows_between = self._current_rows(s, base + prefix, reverse)
             else:
                 rows_between = await self._rows_until(s, node.id, base + prefix, until, reverse)
             while len(found) < limit:
@@ -1045,16 +1045,15 @@ class Namespace:
         return found
 
     def _current_rows(
-        self, s: AsyncSession, parent: int, under: str, reverse: bool
+        self, s: AsyncSession, under: str, reverse: bool
     ) -> Callable[[_Bound | None, _Bound | None, int], Awaitable[Sequence[Row[Any]]]]:
         """Reads of current versions below ``under`` in name order, between bounds: a
-        range of paths, which SQLite reads off the unique index of paths in order.
-        PostgreSQL compares in its database's collation unless told ``C`` (code points,
-        as SQLite and Swift order names); there the container's index finds the rows."""
-        sqlite = is_sqlite(self.db.url)
-        path = NODES.c.path if sqlite else NODES.c.path.collate("C")
+        range of paths, read off the unique index of paths in order (code points, as
+        Swift orders names: SQLite's binary collation, PostgreSQL's ``C``, migration
+        0010), so a page costs its own size whatever the container's."""
+        path = NODES.c.path
         query = (
-            select(NODES.c.path, *RECORD_COLUMNS)
+            select(path, *RECORD_COLUMNS)
             .select_from(NODES.join(VERSIONS, VERSIONS.c.node_id == NODES.c.id))
             .where(VERSIONS.c.cluster == CURRENT, path >= under)
             .order_by(path.desc() if reverse else path)
@@ -1062,8 +1061,7 @@ class Namespace:
         if (beyond := _successor(under)) is not None:
             query = query.where(path < beyond)
         else:  # nothing sorts after the prefix's names alone: match the prefix
-            query = query.where(NODES.c.path.startswith(under, autoescape=True))
-        query = query if sqlite else query.where(NODES.c.parent_id == parent)
+            query = query.where(path.startswith(under, autoescape=True))
 
         async def between(
             low: _Bound | None, high: _Bound | None, count: int
