@@ -84,6 +84,8 @@ def storage_gc(
 ) -> None:
     """Delete unreferenced maps and blocks older than the grace period.
 
+    What a server's build in flight still reads (the image it was created from) stays.
+
     Exits 1 if blocks were left alone because a referenced map cannot be read (run fsck).
     """
     period = dt.timedelta(seconds=grace)
