@@ -357,6 +357,27 @@ async def test_concurrent_writes_of_one_new_name(ns: Namespace, account: str):
     assert len(await ns.versions(account, "c", "new")) == 8
 
 
+async def test_moves_each_way_between_two_containers_at_once(ns: Namespace, account: str):
+    """Each move locks both containers' policies: in one order for every writer, or
+    PostgreSQL finds two moves waiting on each other and kills one (deadlock)."""
+    await ns.create_container(account, "a")
+    await ns.create_container(account, "b")
+    for i in range(20):
+        await ns.put_object(account, "a", f"from-a/{i}", stream(b"a"))
+        await ns.put_object(account, "b", f"from-b/{i}", stream(b"bb"))
+    await asyncio.gather(
+        *(ns.move_object(account, "a", f"from-a/{i}", "b", f"from-a/{i}") for i in range(20)),
+        *(ns.move_object(account, "b", f"from-b/{i}", "a", f"from-b/{i}") for i in range(20)),
+    )
+    assert [(c.name, c.count, c.bytes) for c in await ns.list_containers(account)] == [
+        ("a", 20, 40),
+        ("b", 20, 20),
+    ]
+    assert {o.name for o in await ns.list_objects(account, "a")} == {
+        f"from-b/{i}" for i in range(20)
+    }
+
+
 async def test_listing_prefix_delimiter_marker(ns: Namespace, account: str):
     await ns.create_container(account, "c")
     for name in ["a", "d/1", "d/2", "d", "e/x/y", "f%_", "g"]:

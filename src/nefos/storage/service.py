@@ -1734,13 +1734,14 @@ class Namespace:
     ) -> _Plan:
         """``in_transaction``: read by the write's own transaction, which locks each
         container's policy row (PostgreSQL) so writers of one container check its quota
-        one at a time."""
+        one at a time. The rows are locked in name order, so two writes across the same
+        containers (a move each way) wait for each other rather than deadlock."""
         plan = _Plan({}, {}, {}, in_transaction)
+        for container in sorted({container for container, _ in targets}):
+            plan.policies[container] = await self._policy(
+                conn, account, container, lock=in_transaction
+            )
         for container, name in targets:
-            if container not in plan.policies:
-                plan.policies[container] = await self._policy(
-                    conn, account, container, lock=in_transaction
-                )
             found = await self._current(conn, _object_path(account, container, name))
             plan.nodes[(container, name)] = found.id if found is not None else None
             plan.current[(container, name)] = (
