@@ -7,13 +7,13 @@
   more are written and read around the page cache (O_DIRECT), as Swift drops big
   objects from it: a big transfer would otherwise evict what readers use, and copying
   through the cache costs more CPU than the disk (on a virtual machine whose cache pages
-  are given back to the host, several times more). Smaller blocks written at the same time are
-  made durable together (``group_sync``, on by default where libc has ``syncfs``):
-  written to temporary names, one ``syncfs`` of the store's filesystem, renamed, a
-  second ``syncfs``. A small PUT then costs its share of two flushes instead of a file
-  and a directory fsync of its own, each also a wake-up of a waiting thread. The price:
-  ``syncfs`` also flushes whatever else is dirty on that filesystem, so a store that
-  shares its filesystem with heavy buffered writers is better off with per-file fsyncs.
+  are given back to the host, several times more). Smaller blocks written at the same
+  time are made durable together (``group_sync``, on by default where libc has
+  ``syncfs``): written to temporary names, one ``syncfs`` of the store's filesystem,
+  renamed, a second ``syncfs``, instead of an fsync of each file and its directory: a
+  small PUT costs its share of two flushes, and no thread wake-ups of its own. The
+  price: ``syncfs`` also flushes whatever else is dirty on that filesystem, so a store
+  that shares its filesystem with heavy buffered writers is better off without it.
 * ``rados``: a Ceph RADOS pool through librados (``nefos.storage.rados``).
 
 Blocks are stored canonically (without trailing zeros, see ``nefos.storage.blocks``)
@@ -79,10 +79,14 @@ def _libc_syncfs() -> Callable[[int], None] | None:
 _syncfs = _libc_syncfs()
 
 
+def _padded(size: int) -> int:
+    """``size`` rounded up to whole ``ALIGN`` units, as O_DIRECT transfers them."""
+    return -(-size // ALIGN) * ALIGN
+
+
 def _aligned_buffer(size: int) -> mmap.mmap:
-    """This thread's page-aligned buffer, of ``size`` bytes rounded up to ``ALIGN`` at
-    least (O_DIRECT reads and writes go through it)."""
-    size = -(-size // ALIGN) * ALIGN
+    """This thread's page-aligned buffer, of ``size`` bytes at least (O_DIRECT reads and
+    writes go through it); ``size`` is a whole number of ``ALIGN`` units."""
     buffer = getattr(_aligned, "buffer", None)
     if buffer is None or len(buffer) < size:
         buffer = _aligned.buffer = mmap.mmap(-1, max(size, BLOCK_SIZE))
@@ -105,7 +109,7 @@ def _aligned_copy(data: Buffer) -> memoryview:
     ``ALIGN`` units, as O_DIRECT needs (the file is cut to its length afterwards)."""
     source = memoryview(data).cast("B")
     length = len(source)
-    padded = -(-length // ALIGN) * ALIGN
+    padded = _padded(length)
     view = memoryview(_aligned_buffer(padded))
     view[:length] = source
     view[length:padded] = _ZEROS[: padded - length]
@@ -443,12 +447,13 @@ class FileStore:
     def _read_direct(self, fd: int, size: int) -> bytes | None:
         """None where the filesystem refuses O_DIRECT (then reads go through the cache,
         from then on, as writes do)."""
-        view = memoryview(_aligned_buffer(size))
+        padded = _padded(size)
+        view = memoryview(_aligned_buffer(padded))
         try:
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
             got = 0
             while got < size:  # whole ALIGN units until the end of the file
-                read = os.preadv(fd, [view[got : -(-size // ALIGN) * ALIGN]], got)
+                read = os.preadv(fd, [view[got:padded]], got)
                 if read == 0:
                     break
                 got += read
