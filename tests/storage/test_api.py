@@ -4,6 +4,7 @@ behaviour and Pithos's extensions as spec §1 states them."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -488,3 +489,186 @@ async def test_html_form_upload(client, alice):
         f"{base}/c/other", params={"X-Auth-Token": token}, files={"other": ("a", b"x")}
     )
     assert missing.status_code == 400
+
+
+# -- what Swift's own clients and functional tests rely on ------------------------------
+
+
+async def test_listings_say_their_type_and_containers_their_time(client, alice):
+    base, auth = alice
+    created = await put(client, f"{base}/box", auth)
+    assert created.status_code == 201
+    empty = await client.get(f"{base}/box", headers=auth)
+    assert (empty.status_code, empty.headers["content-type"]) == (204, "text/plain; charset=utf-8")
+    head = await client.head(f"{base}/box", headers=auth, params={"format": "json"})
+    assert head.headers["content-type"] == "application/json; charset=utf-8"
+    assert head.headers["X-Storage-Policy"] == "default"
+    first = head.headers["Last-Modified"]  # a container has one before any write
+    listing = await client.get(base, headers=auth, params={"format": "json"})
+    assert listing.headers["content-type"] == "application/json; charset=utf-8"
+    assert listing.json()[0]["last_modified"] and listing.json()[0]["storage_policy"] == "default"
+    xml = await client.get(base, headers=auth, params={"format": "xml"})
+    assert "<last_modified>" in xml.text and "<storage_policy>default" in xml.text
+    await asyncio.sleep(1.01)  # Last-Modified counts whole seconds
+    posted = await client.post(f"{base}/box", headers={**auth, "X-Container-Meta-A": "1"})
+    assert posted.status_code == 202
+    second = (await client.head(f"{base}/box", headers=auth)).headers["Last-Modified"]
+    assert second != first
+    too_many = await client.get(base, headers=auth, params={"limit": "10001"})
+    assert too_many.status_code == 412
+
+
+async def test_account_listing_rolls_names_up_at_a_delimiter(client, alice):
+    base, auth = alice
+    for name in ("test", "test-bar", "test-foo", "other"):
+        await put(client, f"{base}/{name}", auth)
+    plain = await client.get(base, headers=auth, params={"delimiter": "-"})
+    assert plain.text == "other\ntest\ntest-\n"
+    items = (
+        await client.get(base, headers=auth, params={"delimiter": "-", "format": "json"})
+    ).json()
+    assert items[-1] == {"subdir": "test-"}
+    backwards = await client.get(base, headers=auth, params={"delimiter": "-", "reverse": "on"})
+    assert backwards.text == "test-\ntest\nother\n"
+    after = await client.get(base, headers=auth, params={"delimiter": "-", "marker": "test-"})
+    assert after.status_code == 204  # the page that ended with test- left nothing out
+
+
+async def test_refusals_describe_the_object_and_name_the_request(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    await put(client, f"{base}/c/o", auth, b"hello")
+    etag = hashlib.md5(b"hello").hexdigest()
+    failed = await client.get(f"{base}/c/o", headers={**auth, "If-Match": "bogus"})
+    assert (failed.status_code, failed.headers["ETag"]) == (412, etag)
+    unsatisfiable = await client.get(f"{base}/c/o", headers={**auth, "Range": "bytes=9-"})
+    assert unsatisfiable.status_code == 416
+    assert unsatisfiable.headers["Content-Range"] == "bytes */5"
+    assert unsatisfiable.headers["ETag"] == etag
+    assert failed.headers["X-Trans-Id"] == failed.headers["X-Openstack-Request-Id"]
+    anonymous = await client.get(f"{base}/c/o")
+    assert anonymous.status_code == 401 and "Swift realm" in anonymous.headers["WWW-Authenticate"]
+    nowhere = await client.request("COPY", f"{base}/c/o", headers=auth)
+    assert nowhere.status_code == 412
+    malformed = await client.request("COPY", f"{base}/c/o", headers={**auth, "Destination": "c"})
+    assert malformed.status_code == 412
+
+
+async def test_copies_with_fresh_metadata_a_range_or_from_an_account(client, people, alice):
+    base, auth = alice
+    account = base.rsplit("/", 1)[1]
+    await put(client, f"{base}/c", auth)
+    await put(
+        client, f"{base}/c/o", auth, b"0123456789",
+        **{"X-Object-Meta-Old": "1", "Content-Disposition": "inline"},
+    )  # fmt: skip
+    fresh = await client.request(
+        "COPY",
+        f"{base}/c/o",
+        headers={
+            **auth,
+            "Destination": "/c/fresh",
+            "X-Fresh-Metadata": "true",
+            "X-Object-Meta-New": "2",
+        },
+    )
+    assert fresh.status_code == 201
+    copied = await client.head(f"{base}/c/fresh", headers=auth)
+    assert copied.headers["X-Object-Meta-New"] == "2"
+    assert "X-Object-Meta-Old" not in copied.headers
+    assert "Content-Disposition" not in copied.headers
+    ranged = await client.request(
+        "COPY", f"{base}/c/o", headers={**auth, "Destination": "/c/part", "Range": "bytes=2-4"}
+    )
+    assert ranged.status_code == 201
+    part = await client.get(f"{base}/c/part", headers=auth)
+    assert part.content == b"234" and part.headers["X-Object-Meta-Old"] == "1"
+    assert part.headers["ETag"] == hashlib.md5(b"234").hexdigest()
+    by_swift_name = await put(
+        client, f"{base}/c/again", auth,
+        **{"X-Copy-From": "/c/o", "X-Copy-From-Account": account},
+    )  # fmt: skip
+    assert by_swift_name.status_code == 201
+    assert (await client.get(f"{base}/c/again", headers=auth)).content == b"0123456789"
+
+
+async def test_dynamic_large_objects_as_swift_keeps_them(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    for letter in "ab":
+        await put(client, f"{base}/c/seg%25ff/{letter}", auth, letter.encode() * 3)
+    made = await put(client, f"{base}/c/man", auth, b"own", **{"X-Object-Manifest": "c/seg%25ff/"})
+    assert made.status_code == 201
+    whole = await client.get(f"{base}/c/man", headers=auth)
+    assert whole.content == b"aaabbb"  # the header is URL-encoded: %25 is a percent sign
+    assert whole.headers["X-Object-Manifest"] == "c/seg%25ff/"
+    itself = await client.get(f"{base}/c/man", headers=auth, params={"multipart-manifest": "get"})
+    assert itself.content == b"own"
+    copied = await client.request("COPY", f"{base}/c/man", headers={**auth, "Destination": "c/cp"})
+    assert copied.status_code == 201
+    await put(client, f"{base}/c/seg%25ff/c", auth, b"ccc")  # the copy holds the data itself
+    copy = await client.get(f"{base}/c/cp", headers=auth)
+    assert copy.content == b"aaabbb" and "X-Object-Manifest" not in copy.headers
+    kept = await client.request(
+        "COPY", f"{base}/c/man?multipart-manifest=get", headers={**auth, "Destination": "c/m2"}
+    )
+    assert kept.status_code == 201
+    assert (await client.get(f"{base}/c/m2", headers=auth)).content == b"aaabbbccc"
+    await client.post(f"{base}/c/man", headers=auth)  # a POST without the header ends it
+    assert (await client.get(f"{base}/c/man", headers=auth)).content == b"own"
+
+
+async def test_static_large_objects_nest_take_ranges_and_inline_data(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    md5 = {}
+    for letter in "abc":
+        data = letter.encode() * 4
+        md5[letter] = hashlib.md5(data).hexdigest()
+        await put(client, f"{base}/c/{letter}", auth, data)
+    inner = [{"path": f"/c/{x}", "etag": md5[x], "size_bytes": 4} for x in "ab"]
+    made = await put(
+        client, f"{base}/c/inner?multipart-manifest=put", auth, json.dumps(inner).encode()
+    )
+    assert made.status_code == 201
+    inner_etag = hashlib.md5((md5["a"] + md5["b"]).encode()).hexdigest()
+    assert made.headers["ETag"] == f'"{inner_etag}"'
+    outer = [
+        {"path": "/c/inner", "etag": inner_etag, "size_bytes": 8, "range": "-6"},
+        {"data": base64.b64encode(b"--").decode()},
+        {"path": "/c/c", "range": "1-2"},
+    ]
+    wanted = hashlib.md5(
+        (f"{inner_etag}:2-7;" + hashlib.md5(b"--").hexdigest() + f"{md5['c']}:1-2;").encode()
+    ).hexdigest()
+    wrong = await put(
+        client, f"{base}/c/outer?multipart-manifest=put", auth, json.dumps(outer).encode(),
+        ETag="0" * 32,
+    )  # fmt: skip
+    assert wrong.status_code == 422
+    made = await put(
+        client, f"{base}/c/outer?multipart-manifest=put", auth, json.dumps(outer).encode(),
+        ETag=wanted,
+    )  # fmt: skip
+    assert made.status_code == 201
+    whole = await client.get(f"{base}/c/outer", headers=auth)
+    assert whole.content == b"aabbbb--cc"
+    assert whole.headers["ETag"] == f'"{wanted}"'
+    part = await client.get(f"{base}/c/outer", headers={**auth, "Range": "bytes=3-8"})
+    assert part.content == b"bbb--c"
+    stored = (
+        await client.get(f"{base}/c/outer", headers=auth, params={"multipart-manifest": "get"})
+    ).json()
+    assert stored[0]["sub_slo"] is True and stored[0]["range"] == "2-7"
+    itself = [{"path": "/c/self"}]
+    refused = await put(
+        client, f"{base}/c/self?multipart-manifest=put", auth, json.dumps(itself).encode()
+    )
+    assert refused.status_code == 400
+    gone = await client.delete(
+        f"{base}/c/outer", headers={**auth, "Accept": "application/json"},
+        params={"multipart-manifest": "delete"},
+    )  # fmt: skip
+    assert gone.json()["Number Deleted"] == 5  # a, b, inner, c and outer itself
+    left = await client.get(f"{base}/c", headers=auth)
+    assert left.status_code == 204

@@ -2,9 +2,10 @@
 
 The app lists them in one place (``nefos.core.app.MIDDLEWARE``), outermost first:
 
-* :class:`RequestId`: gives every request an id (``X-Openstack-Request-Id``, taken from
-  the client's ``X-Openstack-Request-Id``/``X-Request-Id`` if well-formed), logs one access
-  line per request, and turns any escaped exception into a 500 fault.
+* :class:`RequestId`: gives every request an id (``X-Openstack-Request-Id`` and Swift's
+  ``X-Trans-Id``, taken from the client's ``X-Openstack-Request-Id``/``X-Request-Id`` if
+  well-formed), logs one access line per request, and turns any escaped exception into a
+  500 fault.
 * :class:`RequestLimits`: refuses oversized headers (400) and oversized bodies on the JSON
   APIs (413), before any route reads them; streaming prefixes (object data) are exempt.
 * :class:`Authentication`: resolves ``X-Auth-Token`` (header, or ``?X-Auth-Token=`` where
@@ -62,7 +63,9 @@ class RequestId:
                 status = message["status"]
                 response_started = True
                 headers = list(message.get("headers", []))
+                # Swift's clients log X-Trans-Id, OpenStack's the other: both name it.
                 headers.append((b"x-openstack-request-id", rid.encode()))
+                headers.append((b"x-trans-id", rid.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -17,6 +17,8 @@ the Merkle hash.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import mimetypes
@@ -59,11 +61,14 @@ MAX_SLO_SEGMENTS = 1000
 MAX_BULK_DELETES = 10000
 SMALL_BODY = 1 << 20  # bodies up to this are read whole and sent in one piece
 DIRECTORY_TYPE = "application/directory"
+# Swift's storage policies: every container has the one policy there is (its /info).
+STORAGE_POLICY = "default"
 OBJECT_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "MOVE"]
 
 # System headers kept with an object's user metadata, under keys no header can spell.
 ENCODING, DISPOSITION, MANIFEST = ":content-encoding", ":content-disposition", ":manifest"
 SLO, SLO_BYTES, SLO_ETAG = ":slo", ":slo-bytes", ":slo-etag"
+LARGE_OBJECT_KEYS = (MANIFEST, SLO, SLO_BYTES, SLO_ETAG)
 SYSTEM_HEADERS = {
     "content-encoding": ENCODING,
     "content-disposition": DISPOSITION,
@@ -230,7 +235,9 @@ def _limit(call: Call) -> int:
         return LISTING_LIMIT
     if not raw.isdigit():
         raise errors.InvalidInput("limit is a whole number")
-    return min(int(raw), LISTING_LIMIT)
+    if int(raw) > LISTING_LIMIT:  # Swift's answer: the request cannot be served as asked
+        raise errors.PreconditionFailed(f"Maximum limit is {LISTING_LIMIT}")
+    return int(raw)
 
 
 # Swift reads a flag as true in any of these spellings (its config_true_value).
@@ -244,6 +251,18 @@ def _reverse(call: Call) -> bool:
     return (call.query.get("reverse") or "").strip().lower() in TRUE_WORDS
 
 
+LISTING_TYPES = {
+    "json": "application/json; charset=utf-8",
+    "xml": "application/xml; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
+}
+
+
+def _listing_type(request: Request) -> str:
+    """The type a listing is (or, for HEAD, would be) served in, as Swift says it."""
+    return LISTING_TYPES[http.listing_format(request.query_params, request.headers.get("accept"))]
+
+
 def _listing(
     request: Request,
     root: str,
@@ -255,15 +274,15 @@ def _listing(
     fmt = http.listing_format(request.query_params, request.headers.get("accept"))
     headers = headers or {}
     if fmt == "json":
-        return json_response(items, 200, headers)
+        return Response(orjson.dumps(items), 200, headers, media_type=LISTING_TYPES[fmt])
     if fmt == "xml":
         tag = {"accounts": "account", "account": "container", "container": "object"}[root]
         body = http.xml_listing(root, name, items, tag)
-        return Response(body, 200, headers, media_type="application/xml; charset=utf-8")
+        return Response(body, 200, headers, media_type=LISTING_TYPES[fmt])
     if not names:
-        return Response(status_code=204, headers=headers)
+        return Response(status_code=204, headers=headers, media_type=LISTING_TYPES[fmt])
     body = ("\n".join(names) + "\n").encode()
-    return Response(body, 200, headers, media_type="text/plain; charset=utf-8")
+    return Response(body, 200, headers, media_type=LISTING_TYPES[fmt])
 
 
 def _until(call: Call) -> dt.datetime | None:
@@ -296,7 +315,7 @@ async def account_head(call: Call) -> Response:
     modified = http.parse_http_date(headers.get("Last-Modified"))
     if modified is not None and http.check_preconditions(call.headers, "", modified, True):
         return Response(status_code=304, headers=headers)
-    return Response(status_code=204, headers=headers)
+    return Response(status_code=204, headers=headers, media_type=_listing_type(call.request))
 
 
 def _account_headers(info: AccountInfo) -> dict[str, str]:
@@ -345,17 +364,29 @@ async def account_get(call: Call) -> Response:
     if reverse:
         containers = containers[::-1]
         marker, end_marker = end_marker, marker
-    selected = [
-        c
-        for c in containers
-        if c.name.startswith(prefix)
-        and (marker is None or c.name > marker)
-        and (end_marker is None or c.name < end_marker)
-    ][: _limit(call)]
-    items = [_container_item(c, call.owner) for c in selected]
-    return _listing(
-        call.request, "account", call.account, items, [c.name for c in selected], headers
-    )
+    limit = _limit(call)
+    delimiter = call.query.get("delimiter") or None
+    items: list[dict[str, Any]] = []
+    for c in containers:
+        if len(items) >= limit:
+            break
+        if not c.name.startswith(prefix):
+            continue
+        if (marker is not None and c.name <= marker) or (
+            end_marker is not None and c.name >= end_marker
+        ):
+            continue
+        cut = c.name.find(delimiter, len(prefix)) if delimiter else -1
+        if cut < 0:
+            items.append(_container_item(c, call.owner))
+            continue
+        subdir = c.name[: cut + len(delimiter or "")]
+        if subdir == marker and not reverse:  # the previous page ended with it
+            continue
+        if not items or items[-1].get("subdir") != subdir:
+            items.append({"subdir": subdir})
+    names = [item.get("subdir") or item["name"] for item in items]
+    return _listing(call.request, "account", call.account, items, names, headers)
 
 
 def _container_item(info: ContainerInfo, owner: bool) -> dict[str, Any]:
@@ -364,6 +395,7 @@ def _container_item(info: ContainerInfo, owner: bool) -> dict[str, Any]:
         "count": info.count,
         "bytes": info.bytes,
         "last_modified": http.iso(info.last_modified),
+        "storage_policy": STORAGE_POLICY,
     }
     if owner:
         item["x_container_policy"] = {
@@ -474,6 +506,7 @@ def _container_headers(info: ContainerInfo, owner: bool) -> dict[str, str]:
         "X-Container-Bytes-Used": str(info.bytes),
         "X-Container-Block-Size": str(BLOCK_SIZE),
         "X-Container-Block-Hash": HASH_ALGORITHM,
+        "X-Storage-Policy": STORAGE_POLICY,
         **_timestamp(info.last_modified),
     }
     if owner:
@@ -495,7 +528,7 @@ async def container_head(call: Call) -> Response:
         call.headers, "", info.last_modified, reading=True
     ):
         return Response(status_code=304, headers=headers)
-    return Response(status_code=204, headers=headers)
+    return Response(status_code=204, headers=headers, media_type=_listing_type(call.request))
 
 
 def _meta_filter(expression: str) -> Callable[[ObjectRecord], bool]:
@@ -699,13 +732,17 @@ CONTAINER: dict[str, Callable[[Call], Any]] = {
 # -- objects: reading ---------------------------------------------------------------------
 
 
+# A piece of a body: bytes [start, end) of an object, or of data a manifest holds inline.
+Piece = tuple[ObjectRecord | bytes, int, int]
+
+
 @dataclass
 class Body:
     """What a read serves: one object, or the segments of a large object."""
 
     size: int
     etag: str
-    parts: list[tuple[ObjectRecord, int, int]]  # (record, start, end) within each
+    parts: list[Piece]
 
 
 def _etag(record: ObjectRecord) -> str:
@@ -724,13 +761,9 @@ async def _require(call: Call, wanted: str, container: str, name: str) -> None:
 async def _body(call: Call, record: ObjectRecord) -> Body:
     """Resolve large-object manifests into their segments (Swift's DLO and SLO)."""
     if record.meta.get(SLO):
-        manifest = await _read_all(call.storage, record)
-        parts = []
-        for segment in orjson.loads(manifest):
-            container, _, name = segment["name"].lstrip("/").partition("/")
-            part = await call.storage.get_object(record.account, container, name)
-            parts.append((part, 0, part.size))
-        return Body(sum(p.size for p, _, _ in parts), f'"{record.meta[SLO_ETAG]}"', parts)
+        parts = await _slo_parts(call.storage, record, depth=0)
+        size = sum(end - start for _, start, end in parts)
+        return Body(size, f'"{record.meta[SLO_ETAG]}"', parts)
     if record.meta.get(MANIFEST):
         container, _, prefix = record.meta[MANIFEST].lstrip("/").partition("/")
         container = unquote(container)
@@ -739,17 +772,63 @@ async def _body(call: Call, record: ObjectRecord) -> Body:
             entries = await call.storage.list_objects(record.account, container, prefix=prefix)
         except errors.NotFound:
             entries = []
-        parts = [
-            (e, 0, e.size)
+        segments = [
+            e
             for e in entries
             if isinstance(e, ObjectRecord)
             and (container, e.name) != (record.container, record.name)
         ]
         etag = hashlib.md5(
-            "".join(_etag(p) for p, _, _ in parts).encode(), usedforsecurity=False
+            "".join(_etag(e) for e in segments).encode(), usedforsecurity=False
         ).hexdigest()
-        return Body(sum(p.size for p, _, _ in parts), f'"{etag}"', parts)
+        size = sum(e.size for e in segments)
+        return Body(size, f'"{etag}"', [(e, 0, e.size) for e in segments])
     return Body(record.size, _etag(record), [(record, 0, record.size)])
+
+
+MAX_SLO_DEPTH = 10  # manifests of manifests, as deep as Swift follows them
+
+
+async def _slo_parts(storage: Namespace, record: ObjectRecord, depth: int) -> list[Piece]:
+    """A static large object's data as pieces of ordinary objects: each segment whole
+    or its ``range``, a segment that is itself a manifest expanded in turn."""
+    if depth > MAX_SLO_DEPTH:
+        raise errors.Conflict("Static large objects nest too deep")
+    parts: list[Piece] = []
+    for segment in orjson.loads(await _read_all(storage, record)):
+        if "data" in segment:
+            data = base64.b64decode(segment["data"])
+            parts.append((data, 0, len(data)))
+            continue
+        container, _, name = segment["name"].lstrip("/").partition("/")
+        part = await storage.get_object(record.account, container, name)
+        inner: list[Piece] = (
+            await _slo_parts(storage, part, depth + 1)
+            if part.meta.get(SLO)
+            else [(part, 0, part.size)]
+        )
+        if segment.get("range"):
+            size = sum(end - start for _, start, end in inner)
+            try:
+                ranges = http.parse_ranges(f"bytes={segment['range']}", size) or [(0, size)]
+            except errors.RangeNotSatisfiable:
+                raise errors.Conflict(f"Segment {segment['name']} changed since") from None
+            inner = _slice(inner, *ranges[0])
+        parts.extend(inner)
+    return parts
+
+
+def _slice(parts: list[Piece], start: int, end: int) -> list[Piece]:
+    """The pieces that make bytes [start, end) of the data ``parts`` make."""
+    sliced: list[Piece] = []
+    offset = 0
+    for source, first, last in parts:
+        length = last - first
+        lo, hi = max(start - offset, 0), min(end - offset, length)
+        if lo < hi:
+            sliced.append((source, first + lo, first + hi))
+        offset += length
+    return sliced
 
 
 async def _read_all(storage: Namespace, record: ObjectRecord) -> bytes:
@@ -760,13 +839,16 @@ async def _read_all(storage: Namespace, record: ObjectRecord) -> bytes:
 
 async def _read_range(storage: Namespace, body: Body, start: int, end: int) -> AsyncIterator[bytes]:
     offset = 0
-    for record, first, last in body.parts:
+    for source, first, last in body.parts:
         length = last - first
         if offset + length > start and offset < end:
             lo = max(start - offset, 0) + first
             hi = min(end - offset, length) + first
-            async for chunk in storage.read(record, lo, hi):
-                yield chunk
+            if isinstance(source, bytes):
+                yield source[lo:hi]
+            else:
+                async for chunk in storage.read(source, lo, hi):
+                    yield chunk
         offset += length
         if offset >= end:
             break
@@ -855,7 +937,10 @@ async def object_read(call: Call) -> Response:
         headers["Content-Type"] = "application/json; charset=utf-8"
         headers["X-Static-Large-Object"] = "True"
         return Response(data, 200, headers)
-    body = await _body(call, record)
+    if call.query.get("multipart-manifest") == "get":  # a DLO's own data, as written
+        body = Body(record.size, _etag(record), [(record, 0, record.size)])
+    else:
+        body = await _body(call, record)
     headers = _object_headers(call, record, body)
     if seen is not None:
         headers.update(_sharing_headers(call, record, seen))
@@ -893,16 +978,22 @@ async def _serve(
     headers: dict[str, str],
 ) -> Response:
     """Conditional requests, ranges and the body (or just the headers for HEAD)."""
-    if http.check_preconditions(request.headers, body.etag, record.mtime, reading=True):
-        headers.pop("Content-Type", None)
-        return Response(status_code=304, headers=headers)
+    try:
+        if http.check_preconditions(request.headers, body.etag, record.mtime, reading=True):
+            headers.pop("Content-Type", None)
+            return Response(status_code=304, headers=headers)
+        ranges = None
+        if http.range_applies(request.headers, body.etag, record.mtime):
+            ranges = http.parse_ranges(request.headers.get("range"), body.size)
+    except (errors.PreconditionFailed, errors.RangeNotSatisfiable) as refusal:
+        # Swift's 412 and 416 still describe the object, so a client can tell why.
+        described = {k: v for k, v in headers.items() if k != "Content-Type"}
+        refusal.headers = {**described, **(refusal.headers or {})}
+        raise
     disposition = request.query_params.get("disposition-type")
     if disposition in ("inline", "attachment"):
         filename = quote(record.name.rsplit("/", 1)[-1])
         headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{filename}"
-    ranges = None
-    if http.range_applies(request.headers, body.etag, record.mtime):
-        ranges = http.parse_ranges(request.headers.get("range"), body.size)
     head = request.method == "HEAD"
     if ranges is None:
         headers["Content-Length"] = str(body.size)
@@ -956,7 +1047,7 @@ def _object_meta(call: Call) -> tuple[dict[str, str], list[str]]:
     for header, key in SYSTEM_HEADERS.items():
         value = call.headers.get(header)
         if value is not None:
-            meta[key] = http.header_text(value)
+            meta[key] = http.header_text(value, percent_decoded=key != MANIFEST)
     return meta, removed
 
 
@@ -1012,10 +1103,12 @@ def _written(record: ObjectRecord, status: int = 201) -> Response:
 
 
 def _source_path(value: str, header: str) -> tuple[str, str]:
+    """A ``/<container>/<object>`` header; one of another form fails the request's
+    precondition (412), as in Swift."""
     path = http.decode_segment(value.split("?", 1)[0], header).lstrip("/")
     container, _, name = path.partition("/")
     if not container or not name:
-        raise errors.InvalidInput(f"{header} is /<container>/<object>")
+        raise errors.PreconditionFailed(f"{header} is /<container>/<object>")
     return check_container_name(container), check_object_name(name)
 
 
@@ -1116,7 +1209,11 @@ async def _put_from(call: Call, meta: dict[str, str]) -> ObjectRecord:
     moving = call.headers.get("x-move-from")
     header = "X-Move-From" if moving else "X-Copy-From"
     container, name = _source_path(moving or call.headers["x-copy-from"], header)
-    source_account = call.headers.get("x-source-account") or call.account
+    source_account = (
+        call.headers.get("x-source-account")
+        or call.headers.get("x-copy-from-account")  # Swift's name for it
+        or call.account
+    )
     return await _copy_tree(
         call, source_account, container, name, call.account, call.container, call.name,
         meta, move=bool(moving),
@@ -1185,6 +1282,20 @@ async def _copy(
     given_type = (
         call.headers.get("content-type") if "ignore_content_type" not in call.query else None
     )
+    fresh = (call.headers.get("x-fresh-metadata") or "").strip().lower() in TRUE_WORDS
+    if not move:
+        source = await call.storage.get_object(
+            source_account, container, name, int(version) if version else None
+        )
+        large = bool(source.meta.get(MANIFEST) or source.meta.get(SLO))
+        if call.headers.get("range") or (large and call.query.get("multipart-manifest") != "get"):
+            return await _copy_data(
+                call, source, dest_account, dest_container, dest_name, meta, fresh,
+                http.header_text(given_type) if given_type else None,
+            )  # fmt: skip
+        if fresh:  # a copied manifest stays one: its markers are part of its data
+            markers = {k: source.meta[k] for k in LARGE_OBJECT_KEYS if k in source.meta}
+            meta = {**markers, **meta}
     if move:
         if source_account != dest_account:
             raise errors.PermissionDenied("Objects move only within an account")
@@ -1202,6 +1313,40 @@ async def _copy(
         muser=call.user,
         source_account=source_account,
         content_type=http.header_text(given_type) if given_type else None,
+        fresh=fresh,
+    )
+
+
+async def _copy_data(
+    call: Call,
+    source: ObjectRecord,
+    dest_account: str,
+    dest_container: str,
+    dest_name: str,
+    meta: dict[str, str],
+    fresh: bool,
+    content_type: str | None,
+) -> ObjectRecord:
+    """Swift's copies that are not of the source's map: a large object's data (its
+    segments, joined: the copy is an ordinary object), or the byte range asked for."""
+    body = await _body(call, source)
+    start, end = 0, body.size
+    ranges = http.parse_ranges(call.headers.get("range"), body.size)
+    if ranges is not None:
+        if len(ranges) > 1:
+            raise errors.InvalidInput("A copy takes one byte range")
+        start, end = ranges[0]
+    kept = {} if fresh else {k: v for k, v in source.meta.items() if k not in LARGE_OBJECT_KEYS}
+    return await call.storage.put_object(
+        dest_account,
+        dest_container,
+        dest_name,
+        _read_range(call.storage, body, start, end),
+        content_type=content_type or source.type,
+        meta={**kept, **meta},
+        muser=call.user,
+        max_size=MAX_FILE_SIZE,
+        size_hint=end - start,
     )
 
 
@@ -1219,33 +1364,77 @@ async def _put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
     etags = []
     total = 0
     for segment in segments:
+        if isinstance(segment, dict) and set(segment) == {"data"}:
+            try:
+                data = base64.b64decode(str(segment["data"]), validate=True)
+            except (binascii.Error, ValueError):
+                raise errors.InvalidInput("A data segment is base64") from None
+            if not data:
+                raise errors.InvalidInput("A data segment holds at least one byte")
+            stored.append({"data": base64.b64encode(data).decode()})
+            etags.append(hashlib.md5(data, usedforsecurity=False).hexdigest())
+            total += len(data)
+            continue
         if not isinstance(segment, dict) or not isinstance(segment.get("path"), str):
-            raise errors.InvalidInput("Each segment has a path /<container>/<object>")
-        container, name = _source_path(quote(segment["path"]), "Segment path")
+            raise errors.InvalidInput("Each segment has a path /<container>/<object> or data")
+        unknown = set(segment) - {"path", "etag", "size_bytes", "range"}
+        if unknown:
+            raise errors.InvalidInput(f"Unknown segment keys: {sorted(unknown)}")
+        try:
+            container, name = _source_path(quote(segment["path"]), "Segment path")
+        except errors.PreconditionFailed as error:
+            raise errors.InvalidInput(error.message) from None
+        if (container, name) == (call.container, call.name):
+            raise errors.InvalidInput("A manifest cannot be a segment of itself")
         await _require(call, sharing.READ, container, name)
         try:
             part = await call.storage.get_object(call.account, container, name)
         except errors.NotFound:
             raise errors.InvalidInput(f"Segment {segment['path']} does not exist") from None
-        etag = _etag(part)
+        nested = bool(part.meta.get(SLO))
+        # A segment that is a manifest itself stands for its data, as its HEAD says.
+        etag = part.meta[SLO_ETAG] if nested else _etag(part)
+        size = int(part.meta[SLO_BYTES]) if nested else part.size
         wanted_etag = segment.get("etag")
         if wanted_etag and wanted_etag.strip('"') != etag:
             raise errors.InvalidInput(f"Segment {segment['path']}: ETag mismatch")
         wanted_size = segment.get("size_bytes")
-        if wanted_size is not None and wanted_size != part.size:
+        if wanted_size is not None and wanted_size != size:
             raise errors.InvalidInput(f"Segment {segment['path']}: size mismatch")
-        stored.append(
-            {
-                "name": f"/{container}/{name}",
-                "hash": etag,
-                "bytes": part.size,
-                "content_type": part.type,
-                "last_modified": http.iso(part.mtime),
-            }
-        )
-        etags.append(etag)
-        total += part.size
+        entry: dict[str, Any] = {
+            "name": f"/{container}/{name}",
+            "hash": etag,
+            "bytes": size,
+            "content_type": part.type,
+            "last_modified": http.iso(part.mtime),
+        }
+        length = size
+        wanted_range = segment.get("range")
+        if wanted_range is not None:
+            try:
+                ranges = (
+                    http.parse_ranges(f"bytes={wanted_range}", size)
+                    if isinstance(wanted_range, str)
+                    else None
+                )
+            except errors.RangeNotSatisfiable:
+                ranges = None
+            if ranges is None or len(ranges) != 1:
+                raise errors.InvalidInput(f"Segment {segment['path']}: bad range")
+            start, end = ranges[0]
+            length = end - start
+            entry["range"] = f"{start}-{end - 1}"
+            etags.append(f"{etag}:{entry['range']};")
+        else:
+            etags.append(etag)
+        if nested:
+            entry["sub_slo"] = True
+        stored.append(entry)
+        total += length
     slo_etag = hashlib.md5("".join(etags).encode(), usedforsecurity=False).hexdigest()
+    client_etag = (call.headers.get("etag") or "").strip('"')
+    if client_etag and client_etag != slo_etag:
+        raise errors.ChecksumMismatch("The ETag given is not the manifest's")
     meta = {**meta, SLO: "1", SLO_BYTES: str(total), SLO_ETAG: slo_etag}
     manifest = orjson.dumps(stored)
 
@@ -1427,14 +1616,28 @@ async def _delete_slo(call: Call) -> Response:
     assert call.container is not None and call.name is not None
     record = await call.storage.get_object(call.account, call.container, call.name)
     deleted = not_found = 0
-    if record.meta.get(SLO):
-        for segment in orjson.loads(await _read_all(call.storage, record)):
+
+    async def delete_segments(manifest: ObjectRecord, depth: int) -> None:
+        """Segments first, a nested manifest's own segments before it."""
+        nonlocal deleted, not_found
+        if depth > MAX_SLO_DEPTH:
+            raise errors.Conflict("Static large objects nest too deep")
+        for segment in orjson.loads(await _read_all(call.storage, manifest)):
+            if "data" in segment:
+                continue
             container, _, name = segment["name"].lstrip("/").partition("/")
             try:
+                if segment.get("sub_slo"):
+                    inner = await call.storage.get_object(call.account, container, name)
+                    if inner.meta.get(SLO):
+                        await delete_segments(inner, depth + 1)
                 await call.storage.delete_object(call.account, container, name, call.user)
                 deleted += 1
             except errors.NotFound:
                 not_found += 1
+
+    if record.meta.get(SLO):
+        await delete_segments(record, 0)
     await call.storage.delete_object(call.account, call.container, call.name, call.user)
     deleted += 1
     result = {
@@ -1455,7 +1658,7 @@ async def object_copy_move(call: Call) -> Response:
     assert call.container is not None and call.name is not None
     destination = call.headers.get("destination")
     if not destination:
-        raise errors.InvalidInput("Give a Destination header")
+        raise errors.PreconditionFailed("Give a Destination header")
     dest_container, dest_name = _source_path(destination, "Destination")
     dest_account = call.headers.get("destination-account") or call.account
     meta, _ = _object_meta(call)
@@ -1508,7 +1711,7 @@ async def info(request: Request) -> Response:
                 "max_header_size": request.app.state.settings.limits.header_value_bytes,
                 "extra_header_count": 0,
                 "strict_cors_mode": True,
-                "policies": [{"name": "default", "default": True}],
+                "policies": [{"name": STORAGE_POLICY, "default": True}],
             },
             "slo": {
                 "max_manifest_segments": MAX_SLO_SEGMENTS,

@@ -37,14 +37,16 @@ def decode_segment(raw: str, what: str) -> str:
     return text
 
 
-def header_text(raw: str) -> str:
+def header_text(raw: str, percent_decoded: bool = True) -> str:
     """A header value as the client meant it: servers see latin-1 characters, clients
-    send UTF-8 bytes (swiftclient) or percent-encoded UTF-8 (kamaki)."""
+    send UTF-8 bytes (swiftclient) or percent-encoded UTF-8 (kamaki). A value whose
+    percent signs are its own syntax (``X-Object-Manifest``, a URL-encoded path) is
+    kept as sent: ``percent_decoded=False``."""
     try:
         text = raw.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         raise errors.InvalidInput("A header value is not valid UTF-8") from None
-    if "%" in text:
+    if "%" in text and percent_decoded:
         with contextlib.suppress(UnicodeDecodeError):
             text = unquote(text, errors="strict")
     if "\0" in text:

@@ -79,8 +79,9 @@ class Attribute(Base):
 
 
 class ContainerStats(Base):
-    """What a container holds now: current versions and their bytes, and when anything
-    in it last changed (any write or delete). Absent until its first write."""
+    """What a container holds now: current versions and their bytes, and when it or
+    anything in it last changed (its creation, metadata and policies, any write or
+    delete)."""
 
     __tablename__ = "pithos_container_stats"
 

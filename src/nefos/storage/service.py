@@ -519,6 +519,7 @@ class Namespace:
                 assert policy is not None
                 for key, value in policies.items():
                     setattr(policy, key, value)
+                await self._touch_container(s, node.id)
                 return False
             s.add(
                 Policy(
@@ -528,7 +529,14 @@ class Namespace:
                     project=policies.get("project", account),
                 )
             )
+            await self._touch_container(s, node.id)
             return True
+
+    async def _touch_container(self, s: AsyncSession, node_id: int) -> None:
+        """The container itself changed (created, re-PUT, metadata or policies): its
+        Last-Modified moves, as it does for a write inside it."""
+        change = {"container": node_id, "objects": 0, "bytes": 0, "mtime": utcnow()}
+        await _COUNT_WRITE[s.bind.dialect.name](s, change)
 
     async def list_containers(self, account: str) -> list[ContainerInfo]:
         check_account(account)
@@ -725,15 +733,17 @@ class Namespace:
         muser: str = "",
         source_account: str | None = None,
         content_type: str | None = None,
+        fresh: bool = False,
     ) -> ObjectRecord:
         """A new object on the same map and hash (no data moves) with a new UUID; every
-        metadata domain is copied, user metadata overlaid with ``meta``. The source may
-        be in ``source_account`` (the caller checks the right to read it)."""
+        metadata domain is copied, the user's overlaid with ``meta`` (or, ``fresh``,
+        replaced by it: Swift's ``X-Fresh-Metadata``). The source may be in
+        ``source_account`` (the caller checks the right to read it)."""
         self._check_object_args(account, dest_container, dest_name)
         source = await self.get_object(source_account or account, container, name, version)
         if content_type is not None:
             source = dataclasses.replace(source, type=check_type(content_type))
-        data = self._reuse(source, meta, keep_uuid=False)
+        data = self._reuse(source, meta, keep_uuid=False, fresh=fresh)
         write = _Write(dest_container, dest_name, data)
         serial = (await self._commit(account, muser, [write]))[0].serial
         return await self.get_object(account, dest_container, dest_name, serial)
@@ -1200,6 +1210,7 @@ class Namespace:
         async with self.db.transaction() as s:
             node = await self._container_node(s, account, container)
             await self._write_node_meta(s, node.id, meta, replace)
+            await self._touch_container(s, node.id)
 
     async def _write_node_meta(
         self, s: AsyncSession, node_id: int, meta: dict[str, str], replace: bool
@@ -1693,8 +1704,14 @@ class Namespace:
             await self.store.put_map(map_name, hashes)
         return _Data(size, content_type, blocks.merkle(hashes), md5, map_name, None, meta)
 
-    def _reuse(self, source: ObjectRecord, meta: dict[str, str] | None, keep_uuid: bool) -> _Data:
-        merged = dict(source.meta)
+    def _reuse(
+        self,
+        source: ObjectRecord,
+        meta: dict[str, str] | None,
+        keep_uuid: bool,
+        fresh: bool = False,
+    ) -> _Data:
+        merged = {} if fresh else dict(source.meta)
         merged.update(check_meta(meta))
         return _Data(
             size=source.size,
