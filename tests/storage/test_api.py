@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from nefos.identity.service import Identity
+from nefos.quotas.service import project_holder, user_holder
 from nefos.storage.blocks import BLOCK_SIZE, block_hash, merkle
 
 PREFIX = "/object-store/v1"
@@ -672,3 +673,76 @@ async def test_static_large_objects_nest_take_ranges_and_inline_data(client, ali
     assert gone.json()["Number Deleted"] == 5  # a, b, inner, c and outer itself
     left = await client.get(f"{base}/c", headers=auth)
     assert left.status_code == 204
+
+
+async def test_a_refused_container_write_changes_nothing(client, alice):
+    base, auth = alice
+    too_long = await put(client, f"{base}/new", auth, **{"X-Container-Meta-" + "k" * 129: "v"})
+    assert too_long.status_code == 400
+    assert (await client.head(f"{base}/new", headers=auth)).status_code == 404
+    unknown = await put(client, f"{base}/new", auth, **{"X-Storage-Policy": "gold"})
+    assert unknown.status_code == 400
+    assert (await client.head(f"{base}/new", headers=auth)).status_code == 404
+    named = await put(client, f"{base}/new", auth, **{"X-Storage-Policy": "Default"})
+    assert named.status_code == 201
+    refused = await client.post(
+        f"{base}/new",
+        headers={**auth, "X-Container-Policy-Quota": "5", "X-Container-Meta-X": "v" * 257},
+    )
+    assert refused.status_code == 400
+    head = await client.head(f"{base}/new", headers=auth)
+    assert head.headers["X-Container-Policy-Quota"] == "0"  # the quota did not change
+    missing = await client.post(f"{base}/absent", headers={**auth, "X-Container-Meta-A": "1"})
+    assert missing.status_code == 404
+
+
+async def test_objects_expire_at_x_delete_at_and_the_expirer_frees_them(client, engines, alice):
+    base, auth = alice
+    account = base.rsplit("/", 1)[1]
+    await put(client, f"{base}/c", auth)
+    for bad, header in (("soon", "X-Delete-After"), ("1.5", "X-Delete-At"), ("12", "X-Delete-At")):
+        refused = await put(client, f"{base}/c/x", auth, b"x", **{header: bad})
+        assert refused.status_code == 400
+    assert (await client.head(f"{base}/c/x", headers=auth)).status_code == 404
+    later = int(time.time()) + 3600
+    await put(client, f"{base}/c/kept", auth, b"kept", **{"X-Delete-At": str(later)})
+    head = await client.head(f"{base}/c/kept", headers=auth)
+    assert head.headers["X-Delete-At"] == f"{later:010d}"
+    mismatch = await client.delete(f"{base}/c/kept", headers={**auth, "X-If-Delete-At": "7"})
+    assert mismatch.status_code == 412
+    await client.post(f"{base}/c/kept", headers={**auth, "X-Object-Meta-A": "1"})
+    assert "X-Delete-At" not in (await client.head(f"{base}/c/kept", headers=auth)).headers
+    await put(client, f"{base}/c/brief", auth, b"12345", **{"X-Delete-After": "1"})
+    copied = await client.request(
+        "COPY", f"{base}/c/brief", headers={**auth, "Destination": "/c/copy"}
+    )
+    assert copied.status_code == 201  # a copy expires with its source, as in Swift
+    assert (await client.get(f"{base}/c/brief", headers=auth)).content == b"12345"
+    await asyncio.sleep(1.1)
+    for name in ("brief", "copy"):
+        assert (await client.get(f"{base}/c/{name}", headers=auth)).status_code == 404
+    listed = await client.get(f"{base}/c", headers=auth)
+    assert listed.text == "brief\ncopy\nkept\n"  # listed until the expirer runs
+    assert await engines.storage.expire(time.time()) == 2
+    assert await engines.storage.expire(time.time()) == 0
+    assert (await client.get(f"{base}/c", headers=auth)).text == "kept\n"
+    usage = await client.head(base, headers=auth)
+    assert usage.headers["X-Account-Bytes-Used"] == "4"
+    charged = [
+        h.usage_max
+        for h in await engines.quotas.holdings([user_holder(account)])
+        if h.resource == "pithos.diskspace" and h.source == project_holder(account)
+    ]
+    assert charged == [4]  # the expired objects' quota came back
+
+
+async def test_the_server_runs_the_expirer_in_the_background(client, engines, settings, alice):
+    base, auth = alice
+    settings.storage.expire_seconds = 0.05
+    await engines.start_expirer()
+    await put(client, f"{base}/c", auth)
+    await put(client, f"{base}/c/brief", auth, b"x", **{"X-Delete-After": "1"})
+    deadline = time.monotonic() + 10
+    while (await client.get(f"{base}/c", headers=auth)).status_code != 204:
+        assert time.monotonic() < deadline, "the expirer never deleted the object"
+        await asyncio.sleep(0.1)

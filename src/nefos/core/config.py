@@ -78,6 +78,9 @@ class Storage(BaseModel):
     # fsyncing itself and its directory; off where the filesystem is shared with heavy
     # buffered writers (syncfs flushes them too)
     group_sync: bool = True
+    # objects past their X-Delete-At answer 404 at once; this often they are deleted
+    # (their space freed); 0: never in this process
+    expire_seconds: float = Field(default=60, ge=0)
     rados_conffile: Path = Path("/etc/ceph/ceph.conf")
     rados_pool: str = "nefos"
     rados_user: str = "admin"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from nefos.backends.base import OP_BINDING
 from nefos.compute.keypairs import Keypairs
@@ -46,6 +47,7 @@ class Engines:
         self.compute = Compute(self.db, settings, self.bus, self.quotas, self.images, self.keypairs)
         self._dispatcher: Subscription | None = None
         self._reconciler: asyncio.Task[None] | None = None
+        self._expirer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.bus.start()
@@ -71,12 +73,28 @@ class Engines:
             except Exception:  # a bad pass must not end the loop; the next one retries
                 log.exception("periodic reconcile failed")
 
+    async def start_expirer(self) -> None:
+        """Delete expired objects (X-Delete-At) periodically, in the background."""
+        interval = self.settings.storage.expire_seconds
+        if interval and self._expirer is None:
+            self._expirer = asyncio.get_running_loop().create_task(self._expire(interval))
+
+    async def _expire(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                while await self.storage.expire(time.time()):
+                    pass  # a full batch may leave more
+            except Exception:  # a bad pass must not end the loop; the next one retries
+                log.exception("periodic object expiry failed")
+
     async def close(self) -> None:
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconciler
-            self._reconciler = None
+        for task in (self._reconciler, self._expirer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._reconciler = self._expirer = None
         if self._dispatcher is not None:
             await self._dispatcher.cancel()
             self._dispatcher = None

@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import mimetypes
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from nefos.core.faults import json_response
 from nefos.storage import http, sharing
 from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import (
+    DELETE_AT,
     AccountInfo,
     ContainerInfo,
     Namespace,
@@ -654,11 +656,12 @@ async def container_put(call: Call) -> Response:
     call.require_owner()
     meta, removed = _meta_headers(call, "x-container")
     policies = _policies(call)
-    created = await call.storage.create_container(call.account, call.container, policies)
+    policy = call.headers.get("x-storage-policy")
+    if policy is not None and policy.strip().lower() != STORAGE_POLICY:
+        raise errors.InvalidInput(f"Invalid X-Storage-Policy {policy!r}")
     for key in removed:
         meta[key] = ""
-    if meta:
-        await call.storage.set_container_meta(call.account, call.container, meta)
+    created = await call.storage.create_container(call.account, call.container, policies, meta)
     return Response(status_code=201 if created else 202)
 
 
@@ -668,15 +671,11 @@ async def container_post(call: Call) -> Response:
     if content_type == "application/octet-stream":
         return await block_upload(call)
     call.require_owner()
-    await call.storage.container(call.account, call.container)
     meta, removed = _meta_headers(call, "x-container")
     for key in removed:
         meta[key] = ""
     policies = _policies(call)
-    if policies:
-        await call.storage.create_container(call.account, call.container, policies)
-    if meta:
-        await call.storage.set_container_meta(call.account, call.container, meta)
+    await call.storage.create_container(call.account, call.container, policies, meta, create=False)
     return Response(status_code=202)
 
 
@@ -881,6 +880,8 @@ def _object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict
         headers["X-Object-Manifest"] = http.header_value(record.meta[MANIFEST])
     if record.meta.get(SLO):
         headers["X-Static-Large-Object"] = "True"
+    if record.meta.get(DELETE_AT):
+        headers["X-Delete-At"] = record.meta[DELETE_AT]
     return headers
 
 
@@ -1048,7 +1049,35 @@ def _object_meta(call: Call) -> tuple[dict[str, str], list[str]]:
         value = call.headers.get(header)
         if value is not None:
             meta[key] = http.header_text(value, percent_decoded=key != MANIFEST)
+    delete_at = _delete_at(call)
+    if delete_at is not None:
+        meta[DELETE_AT] = delete_at
     return meta, removed
+
+
+def _delete_at(call: Call) -> str | None:
+    """Swift's object expiry: ``X-Delete-After`` seconds from now, else ``X-Delete-At``
+    (epoch seconds), as the ten-digit second Swift stores; None when neither is given."""
+    now = time.time()
+    after = call.headers.get("x-delete-after")
+    if after is not None:
+        try:
+            moment = int(now + int(after))
+        except ValueError:
+            raise errors.InvalidInput("Non-integer X-Delete-After") from None
+        if moment <= now:
+            raise errors.InvalidInput("X-Delete-After in past")
+        return f"{moment:010d}"
+    raw = call.headers.get("x-delete-at")
+    if raw is None:
+        return None
+    try:
+        moment = int(raw)
+    except ValueError:
+        raise errors.InvalidInput("Non-integer X-Delete-At") from None
+    if moment <= now:
+        raise errors.InvalidInput("X-Delete-At in past")
+    return f"{min(moment, 9999999999):010d}"
 
 
 def _content_type(call: Call) -> str:
@@ -1589,6 +1618,13 @@ async def object_delete(call: Call) -> Response:
     await _require(call, sharing.WRITE, call.container, call.name)
     if call.query.get("multipart-manifest") == "delete":
         return await _delete_slo(call)
+    if_delete_at = call.headers.get("x-if-delete-at")
+    if if_delete_at is not None:  # Swift: delete only if it still expires then
+        if not if_delete_at.strip().isdigit():
+            raise errors.InvalidInput("Bad X-If-Delete-At header value")
+        record = await call.storage.get_object(call.account, call.container, call.name)
+        if int(record.meta.get(DELETE_AT) or -1) != int(if_delete_at):
+            raise errors.PreconditionFailed("X-If-Delete-At and X-Delete-At do not match")
     until = _until(call)
     if until is not None:
         await call.storage.purge(call.account, call.container, call.name, until)

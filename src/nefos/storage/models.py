@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nefos.core.db import Base, UtcDateTime, utcnow
@@ -69,6 +69,16 @@ class Attribute(Base):
     """``(serial, domain, key) → value``: ``pithos`` user metadata, later ``plankton``."""
 
     __tablename__ = "pithos_attributes"
+    __table_args__ = (
+        # The expirer's question, "which objects are past their X-Delete-At", reads only
+        # the rows that hold one (migration 0012).
+        Index(
+            "ix_pithos_attributes_delete_at",
+            "value",
+            sqlite_where=text("key = ':delete-at'"),
+            postgresql_where=text("key = ':delete-at'"),
+        ),
+    )
 
     serial: Mapped[int] = mapped_column(
         ForeignKey("pithos_versions.serial", ondelete="CASCADE"), primary_key=True

@@ -25,6 +25,7 @@ import datetime as dt
 import operator
 import random
 import secrets
+import time
 import uuid
 from bisect import bisect_left, bisect_right
 from collections import deque
@@ -32,7 +33,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -65,6 +77,8 @@ from nefos.storage.upload import store_stream
 CLIENTKEY = "pithos"
 RESOURCE = "pithos.diskspace"
 USER_DOMAIN = "pithos"
+# Swift's object expiry: the epoch second (ten digits) after which an object is gone.
+DELETE_AT = ":delete-at"
 MAX_CONTAINER_NAME = 256
 MAX_OBJECT_NAME = 1024
 MAX_META_KEYS = 32
@@ -489,12 +503,20 @@ class Namespace:
     # -- containers ----------------------------------------------------------------------
 
     async def create_container(
-        self, account: str, name: str, policies: dict[str, Any] | None = None
+        self,
+        account: str,
+        name: str,
+        policies: dict[str, Any] | None = None,
+        meta: dict[str, str] | None = None,
+        create: bool = True,
     ) -> bool:
         """Create a container (True) or update the given policies of an existing one
-        (False), so the API can answer 201 or 202."""
+        (False), so the API can answer 201 or 202; ``create=False`` only updates
+        (NotFound if absent). ``meta`` is merged into its metadata (an empty value
+        removes a key) in the same transaction: bad metadata leaves nothing changed."""
         check_account(account)
         check_container_name(name)
+        meta = check_meta(meta)
         policies = dict(policies or {})
         unknown = set(policies) - {"quota", "versioning", "project"}
         if unknown:
@@ -511,6 +533,8 @@ class Namespace:
             except ValueError:
                 raise errors.InvalidInput("The project policy is a project UUID") from None
         async with self.db.transaction() as s:
+            if not create:
+                await self._container_node(s, account, name)  # NotFound if absent
             account_node, _ = await self._ensure_node(s, account, None)
             path = _container_path(account, name)
             node, created = await self._ensure_node(s, path, account_node.id)
@@ -519,18 +543,19 @@ class Namespace:
                 assert policy is not None
                 for key, value in policies.items():
                     setattr(policy, key, value)
-                await self._touch_container(s, node.id)
-                return False
-            s.add(
-                Policy(
-                    node_id=node.id,
-                    quota=policies.get("quota", 0),
-                    versioning=policies.get("versioning", "auto"),
-                    project=policies.get("project", account),
+            else:
+                s.add(
+                    Policy(
+                        node_id=node.id,
+                        quota=policies.get("quota", 0),
+                        versioning=policies.get("versioning", "auto"),
+                        project=policies.get("project", account),
+                    )
                 )
-            )
+            if meta:
+                await self._write_node_meta(s, node.id, meta, replace=False)
             await self._touch_container(s, node.id)
-            return True
+            return created
 
     async def _touch_container(self, s: AsyncSession, node_id: int) -> None:
         """The container itself changed (created, re-PUT, metadata or policies): its
@@ -902,6 +927,38 @@ class Namespace:
             for _, read in reads:
                 if not read.cancel() and not read.cancelled():
                     read.exception()  # a failure no one will await, seen
+
+    async def expire(self, now: float, batch: int = 500) -> int:
+        """Delete the objects whose ``DELETE_AT`` has passed (Swift's expirer); returns
+        how many. Each delete is of the version found, so one rewritten meanwhile stays,
+        and concurrent expirers (API workers) only race to the same result."""
+        query = (
+            select(NODES.c.path, VERSIONS.c.serial)
+            .select_from(
+                VERSIONS.join(NODES, NODES.c.id == VERSIONS.c.node_id).join(
+                    ATTRIBUTES, ATTRIBUTES.c.serial == VERSIONS.c.serial
+                )
+            )
+            .where(
+                VERSIONS.c.cluster == CURRENT,
+                ATTRIBUTES.c.domain == USER_DOMAIN,
+                ATTRIBUTES.c.key == DELETE_AT,
+                ATTRIBUTES.c.value != "",
+                cast(ATTRIBUTES.c.value, BigInteger) <= int(now),
+            )
+            .limit(batch)
+        )
+        async with self.db.session() as s:
+            expired = (await s.execute(query)).all()
+        done = 0
+        for path, serial in expired:
+            account, container, name = path.split("/", 2)
+            try:
+                await self._commit(account, "", [_Write(container, name, None, base=serial)])
+                done += 1
+            except (errors.NotFound, errors.Conflict):
+                pass  # deleted or rewritten since
+        return done
 
     async def purge(
         self, account: str, container: str, name: str | None, until: dt.datetime
@@ -1713,6 +1770,7 @@ class Namespace:
     ) -> _Data:
         merged = {} if fresh else dict(source.meta)
         merged.update(check_meta(meta))
+        merged = {key: value for key, value in merged.items() if value}  # "": removed
         return _Data(
             size=source.size,
             type=source.type,
@@ -2002,7 +2060,16 @@ def _effective(grants: Grants, path: str) -> Sharing:
 def _version_record(account: str, container: str, name: str, rows: list[Row[Any]]) -> ObjectRecord:
     row = rows[0]
     meta = {r.key: r.value for r in rows if r.serial == row.serial and r.key is not None}
-    return _record(account, container, name, row, meta)
+    record = _record(account, container, name, row, meta)
+    if record.cluster == CURRENT and expired(record):
+        # Gone at its X-Delete-At, as in Swift; the expirer deletes it later.
+        raise errors.NotFound(f"No object {container}/{name}")
+    return record
+
+
+def expired(record: ObjectRecord) -> bool:
+    at = record.meta.get(DELETE_AT)
+    return bool(at) and at.isdigit() and int(at) <= time.time()
 
 
 def _record(
