@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
 import re
 import time
+from email.utils import format_datetime, parsedate_to_datetime
 
 import httpx
 import pytest
 
 from nefos.identity.service import Identity
 from nefos.quotas.service import project_holder, user_holder
+from nefos.storage import http
 from nefos.storage.blocks import BLOCK_SIZE, block_hash, merkle
 
 PREFIX = "/object-store/v1"
@@ -746,3 +749,32 @@ async def test_the_server_runs_the_expirer_in_the_background(client, engines, se
     while (await client.get(f"{base}/c", headers=auth)).status_code != 204:
         assert time.monotonic() < deadline, "the expirer never deleted the object"
         await asyncio.sleep(0.1)
+
+
+async def test_path_listings_dates_and_conditions_as_swift_has_them(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    for name in ("/d/", "/d/f", "/top", "d/", "d/f", "d/sub/g"):
+        await put(client, f"{base}/c/{name}", auth, b"x")
+    below = await client.get(f"{base}/c", headers=auth, params={"path": "/"})
+    assert below.text == "/d/\n/top\n"  # names may start with the delimiter
+    inside = await client.get(f"{base}/c", headers=auth, params={"path": "d"})
+    assert inside.text == "d/f\nd/sub/\n"  # the directory object is not below itself
+    backwards = await client.get(f"{base}/c", headers=auth, params={"path": "d/", "reverse": "1"})
+    assert backwards.text == "d/sub/\nd/f\n"
+    listed = (await client.get(f"{base}/c", headers=auth, params={"format": "json"})).json()
+    exact = dt.datetime.fromisoformat(listed[-1]["last_modified"])
+    head = await client.head(f"{base}/c/{listed[-1]['name']}", headers=auth)
+    rounded = parsedate_to_datetime(head.headers["Last-Modified"]).replace(tzinfo=None)
+    assert rounded >= exact and rounded - exact < dt.timedelta(seconds=1)  # rounded up
+    etag = head.headers["ETag"]
+    earlier = format_datetime(exact - dt.timedelta(days=1), usegmt=False)
+    both = await client.get(
+        f"{base}/c/d/f", headers={**auth, "If-Match": etag, "If-Unmodified-Since": earlier}
+    )
+    assert both.status_code == 412  # every condition given must hold
+    # UTF-8 sent unescaped in a path, as some clients do, reaches us as latin-1 text.
+    assert http.decode_segment("ünï".encode().decode("latin-1"), "Object name") == "ünï"
+    assert http.decode_segment("%C3%BCn%C3%AF", "Object name") == "ünï"
+    refused = await client.put(f"{base}/c/bad", headers={**auth, "X-Delete-At": "soon"})
+    assert refused.text == "Non-integer X-Delete-At"

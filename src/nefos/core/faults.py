@@ -99,7 +99,7 @@ def swift_fault(status: int, error: errors.NefosError) -> Response:
     409 with data (the missing blocks of a hashmap PUT) carries that data as JSON."""
     if error.data and "missing" in error.data:
         return json_response(error.data["missing"], status)
-    response = Response(error.message + "\n", status, error.headers, media_type="text/plain")
+    response = Response(error.message, status, error.headers, media_type="text/plain")
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Swift realm="object-store"'
     return response

@@ -573,9 +573,19 @@ async def container_get(call: Call) -> Response:
     headers = _container_headers(info, call.owner)
     prefix = call.query.get("prefix") or ""
     delimiter = call.query.get("delimiter") or None
+    marker = call.query.get("marker") or None  # empty: no bound, as in Swift
+    end_marker = call.query.get("end_marker") or None
+    reverse = _reverse(call)
     if "path" in call.query:
-        path = call.query["path"].strip("/")
-        prefix, delimiter = (path + "/" if path else ""), "/"
+        # What is directly below path X (Swift and Pithos): prefix "X/", delimiter "/";
+        # names may start with "/" themselves, so path "/" lists those. The directory
+        # object "X/" is not below itself (Swift): the bound on that side excludes it.
+        path = call.query["path"]
+        prefix, delimiter = (path.rstrip("/") + "/" if path else ""), "/"
+        if prefix and reverse:
+            end_marker = max(end_marker or "", prefix)
+        elif prefix:
+            marker = max(marker or "", prefix)
     keep = _meta_filter(call.query["meta"]) if call.query.get("meta") else None
     until = _until(call)
     if until is not None:
@@ -601,10 +611,10 @@ async def container_get(call: Call) -> Response:
         call.container,
         prefix=prefix,
         delimiter=delimiter,
-        marker=call.query.get("marker") or None,  # empty: no bound, as in Swift
-        end_marker=call.query.get("end_marker") or None,
+        marker=marker,
+        end_marker=end_marker,
         limit=_limit(call),
-        reverse=_reverse(call),
+        reverse=reverse,
         visible=visible,
         with_meta=keep is not None,
         keep=keep,

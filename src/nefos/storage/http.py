@@ -29,7 +29,13 @@ def decode_segment(raw: str, what: str) -> str:
     """A percent-encoded path part as text; bytes that are not UTF-8 are refused
     (Swift: 412 "Invalid UTF8 or contains NULL"; we answer 400 as the spec lists)."""
     try:
-        text = unquote_to_bytes(raw).decode("utf-8")
+        # Starlette hands paths and headers over as latin-1 text: back to the bytes
+        # sent, which may be UTF-8 unescaped as well as percent-encoded.
+        sent = raw.encode("latin-1")
+    except UnicodeEncodeError:
+        sent = raw.encode("utf-8")
+    try:
+        text = unquote_to_bytes(sent).decode("utf-8")
     except UnicodeDecodeError:
         raise errors.InvalidInput(f"{what} is not valid UTF-8") from None
     if "\0" in text:
@@ -70,8 +76,17 @@ def meta_key(suffix: str) -> str:
 # -- time ------------------------------------------------------------------------------
 
 
+def whole_second(moment: dt.datetime) -> dt.datetime:
+    """A time as HTTP dates give it: rounded up, as Swift rounds, so a Last-Modified
+    is never before the change it reports (and a listing's exact time, rounded up,
+    equals it)."""
+    if moment.microsecond:
+        moment += dt.timedelta(microseconds=1_000_000 - moment.microsecond)
+    return moment
+
+
 def http_date(moment: dt.datetime) -> str:
-    return email.utils.format_datetime(moment.astimezone(dt.UTC), usegmt=True)
+    return email.utils.format_datetime(whole_second(moment).astimezone(dt.UTC), usegmt=True)
 
 
 def parse_http_date(value: str | None) -> dt.datetime | None:
@@ -112,15 +127,15 @@ def check_preconditions(
 ) -> bool:
     """RFC 9110 §13.2.2 order. Returns True when a read should answer 304; raises
     PreconditionFailed for 412."""
-    modified = modified.replace(microsecond=0)
+    modified = whole_second(modified)
     if_match = headers.get("if-match")
-    if if_match is not None:
-        if not etag_matches(if_match, etag):
-            raise errors.PreconditionFailed("If-Match does not match")
-    else:
-        since = parse_http_date(headers.get("if-unmodified-since"))
-        if since is not None and modified > since:
-            raise errors.PreconditionFailed("Modified since If-Unmodified-Since")
+    if if_match is not None and not etag_matches(if_match, etag):
+        raise errors.PreconditionFailed("If-Match does not match")
+    # Both hold or the request fails, as Swift and Pithos check them (RFC 9110 would
+    # skip the date when If-Match is given).
+    since = parse_http_date(headers.get("if-unmodified-since"))
+    if since is not None and modified > since:
+        raise errors.PreconditionFailed("Modified since If-Unmodified-Since")
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
         if etag_matches(if_none_match, etag):
@@ -141,7 +156,7 @@ def range_applies(headers: dict[str, str], etag: str, modified: dt.datetime) -> 
         return True
     date = parse_http_date(validator)
     if date is not None:
-        return modified.replace(microsecond=0) <= date
+        return whole_second(modified) <= date
     return etag_matches(validator, etag) and "*" not in validator
 
 
