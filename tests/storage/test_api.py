@@ -778,3 +778,23 @@ async def test_path_listings_dates_and_conditions_as_swift_has_them(client, alic
     assert http.decode_segment("%C3%BCn%C3%AF", "Object name") == "ünï"
     refused = await client.put(f"{base}/c/bad", headers={**auth, "X-Delete-At": "soon"})
     assert refused.text == "Non-integer X-Delete-At"
+
+
+async def test_a_manifest_read_raw_can_be_put_again(client, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    await put(client, f"{base}/c/a", auth, b"aaaa")
+    segments = [{"path": "/c/a", "etag": hashlib.md5(b"aaaa").hexdigest(), "size_bytes": 4}]
+    await put(
+        client, f"{base}/c/m?multipart-manifest=put", auth, json.dumps(segments).encode(),
+        **{"Content-Type": "text/x-mine"},
+    )  # fmt: skip
+    raw = await client.get(
+        f"{base}/c/m", headers=auth, params={"multipart-manifest": "get", "format": "raw"}
+    )
+    assert raw.json() == segments
+    assert raw.headers["Content-Type"] == "text/x-mine"
+    assert raw.headers["ETag"] == hashlib.md5(raw.content).hexdigest()
+    again = await put(client, f"{base}/c/m2?multipart-manifest=put", auth, raw.content)
+    assert again.status_code == 201
+    assert (await client.get(f"{base}/c/m2", headers=auth)).content == b"aaaa"

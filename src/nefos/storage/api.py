@@ -945,8 +945,12 @@ async def object_read(call: Call) -> Response:
     if call.query.get("multipart-manifest") == "get" and record.meta.get(SLO):
         data = await _read_all(call.storage, record)
         headers = _object_headers(call, record, Body(record.size, _etag(record), []))
-        headers["Content-Type"] = "application/json; charset=utf-8"
         headers["X-Static-Large-Object"] = "True"
+        if call.query.get("format") == "raw":  # what a multipart-manifest=put would take
+            data = orjson.dumps([_as_put(segment) for segment in orjson.loads(data)])
+            headers["ETag"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            return Response(data, 200, headers)
+        headers["Content-Type"] = "application/json; charset=utf-8"
         return Response(data, 200, headers)
     if call.query.get("multipart-manifest") == "get":  # a DLO's own data, as written
         body = Body(record.size, _etag(record), [(record, 0, record.size)])
@@ -956,6 +960,16 @@ async def object_read(call: Call) -> Response:
     if seen is not None:
         headers.update(_sharing_headers(call, record, seen))
     return await _serve(call.request, call.storage, record, body, headers)
+
+
+def _as_put(segment: dict[str, Any]) -> dict[str, Any]:
+    """A stored SLO segment in the form a manifest PUT names it (Swift's ``format=raw``)."""
+    if "data" in segment:
+        return segment
+    put = {"path": segment["name"], "etag": segment["hash"], "size_bytes": segment["bytes"]}
+    if "range" in segment:
+        put["range"] = segment["range"]
+    return put
 
 
 async def _hashmap_reply(call: Call, record: ObjectRecord) -> Response:
