@@ -608,6 +608,10 @@ async def test_dynamic_large_objects_as_swift_keeps_them(client, alice):
     assert whole.headers["X-Object-Manifest"] == "c/seg%25ff/"
     itself = await client.get(f"{base}/c/man", headers=auth, params={"multipart-manifest": "get"})
     assert itself.content == b"own"
+    utf8 = "c/ünï/".encode()  # UTF-8 in a header comes back as the same bytes
+    await put(client, f"{base}/c/man2", auth, b"", **{"X-Object-Manifest": utf8})
+    head = await client.head(f"{base}/c/man2", headers=auth)
+    assert dict(head.headers.raw)[b"x-object-manifest"] == utf8
     copied = await client.request("COPY", f"{base}/c/man", headers={**auth, "Destination": "c/cp"})
     assert copied.status_code == 201
     await put(client, f"{base}/c/seg%25ff/c", auth, b"ccc")  # the copy holds the data itself

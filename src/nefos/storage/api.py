@@ -887,7 +887,8 @@ def _object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict
     if record.meta.get(DISPOSITION):
         headers["Content-Disposition"] = http.header_value(record.meta[DISPOSITION])
     if record.meta.get(MANIFEST):
-        headers["X-Object-Manifest"] = http.header_value(record.meta[MANIFEST])
+        # As sent: its own percent-encoding is syntax, so UTF-8 goes back as UTF-8.
+        headers["X-Object-Manifest"] = record.meta[MANIFEST].encode().decode("latin-1")
     if record.meta.get(SLO):
         headers["X-Static-Large-Object"] = "True"
     if record.meta.get(DELETE_AT):
