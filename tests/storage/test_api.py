@@ -506,6 +506,12 @@ async def test_listings_say_their_type_and_containers_their_time(client, alice):
     assert (empty.status_code, empty.headers["content-type"]) == (204, "text/plain; charset=utf-8")
     head = await client.head(f"{base}/box", headers=auth, params={"format": "json"})
     assert head.headers["content-type"] == "application/json; charset=utf-8"
+    for checked in (head, await client.head(base, headers=auth)):  # what swiftclient checks
+        assert checked.headers["Content-Length"] == "0"
+        assert checked.headers["Accept-Ranges"] == "bytes"
+    # swiftclient finds the capabilities beside the version in the storage URL.
+    capabilities = await client.get(PREFIX.rsplit("/", 1)[0] + "/info")
+    assert capabilities.status_code == 200 and "slo" in capabilities.json()
     assert head.headers["X-Storage-Policy"] == "default"
     first = head.headers["Last-Modified"]  # a container has one before any write
     listing = await client.get(base, headers=auth, params={"format": "json"})

@@ -265,6 +265,13 @@ def _listing_type(request: Request) -> str:
     return LISTING_TYPES[http.listing_format(request.query_params, request.headers.get("accept"))]
 
 
+def _no_content(headers: dict[str, str], media_type: str) -> Response:
+    """An account's or container's 204 (HEAD, or an empty listing) as Swift sends it:
+    with the listing's type and a zero length, which swiftclient's checks expect."""
+    headers = {**headers, "Content-Length": "0"}
+    return Response(status_code=204, headers=headers, media_type=media_type)
+
+
 def _listing(
     request: Request,
     root: str,
@@ -282,7 +289,7 @@ def _listing(
         body = http.xml_listing(root, name, items, tag)
         return Response(body, 200, headers, media_type=LISTING_TYPES[fmt])
     if not names:
-        return Response(status_code=204, headers=headers, media_type=LISTING_TYPES[fmt])
+        return _no_content(headers, LISTING_TYPES[fmt])
     body = ("\n".join(names) + "\n").encode()
     return Response(body, 200, headers, media_type=LISTING_TYPES[fmt])
 
@@ -317,7 +324,7 @@ async def account_head(call: Call) -> Response:
     modified = http.parse_http_date(headers.get("Last-Modified"))
     if modified is not None and http.check_preconditions(call.headers, "", modified, True):
         return Response(status_code=304, headers=headers)
-    return Response(status_code=204, headers=headers, media_type=_listing_type(call.request))
+    return _no_content(headers, _listing_type(call.request))
 
 
 def _account_headers(info: AccountInfo) -> dict[str, str]:
@@ -325,6 +332,7 @@ def _account_headers(info: AccountInfo) -> dict[str, str]:
         "X-Account-Container-Count": str(info.containers),
         "X-Account-Object-Count": str(info.objects),
         "X-Account-Bytes-Used": str(info.bytes),
+        "Accept-Ranges": "bytes",
         **_timestamp(info.last_modified),
         **_meta_out("X-Account", info.meta),
     }
@@ -506,6 +514,7 @@ def _container_headers(info: ContainerInfo, owner: bool) -> dict[str, str]:
     headers = {
         "X-Container-Object-Count": str(info.count),
         "X-Container-Bytes-Used": str(info.bytes),
+        "Accept-Ranges": "bytes",
         "X-Container-Block-Size": str(BLOCK_SIZE),
         "X-Container-Block-Hash": HASH_ALGORITHM,
         "X-Storage-Policy": STORAGE_POLICY,
@@ -530,7 +539,7 @@ async def container_head(call: Call) -> Response:
         call.headers, "", info.last_modified, reading=True
     ):
         return Response(status_code=304, headers=headers)
-    return Response(status_code=204, headers=headers, media_type=_listing_type(call.request))
+    return _no_content(headers, _listing_type(call.request))
 
 
 def _meta_filter(expression: str) -> Callable[[ObjectRecord], bool]:
@@ -1755,8 +1764,10 @@ async def public_object(request: Request) -> Response:
 
 
 @router.get("/info")
+@router.get("/object-store/info")
 async def info(request: Request) -> Response:
-    """Swift's capabilities document; swiftclient reads it to choose SLO and bulk delete."""
+    """Swift's capabilities document; swiftclient reads it to choose SLO and bulk delete,
+    at the storage URL with its last two parts (version, account) replaced by ``info``."""
     return json_response(
         {
             "swift": {
