@@ -144,6 +144,10 @@ def _serve(settings: Settings, workers: int, config: Path | None = None) -> None
         "loop": "uvloop",
         "http": "httptools",
         "timeout_graceful_shutdown": 10,
+        # Clients keep idle connections in pools (requests, keystoneauth, swiftclient)
+        # and reuse them after pauses; at uvicorn's 5 s a request sent as the server
+        # closes one fails with "Remote end closed connection". nginx keeps 75 s.
+        "timeout_keep_alive": 75,
     }
     if workers > 1:
         if config is not None:
