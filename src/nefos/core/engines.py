@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from nefos.backends.base import OP_BINDING
 from nefos.compute.keypairs import Keypairs
@@ -63,30 +64,20 @@ class Engines:
         """Reconcile servers with their backends periodically, in the background."""
         interval = self.settings.compute.reconcile_seconds
         if interval and self._reconciler is None:
-            self._reconciler = asyncio.get_running_loop().create_task(self._reconcile(interval))
+            self._reconciler = _every(interval, self._reconcile, "reconcile")
 
-    async def _reconcile(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await reconcile_servers(self.compute, fix=True)
-            except Exception:  # a bad pass must not end the loop; the next one retries
-                log.exception("periodic reconcile failed")
+    async def _reconcile(self) -> None:
+        await reconcile_servers(self.compute, fix=True)
 
     async def start_expirer(self) -> None:
         """Delete expired objects (X-Delete-At) periodically, in the background."""
         interval = self.settings.storage.expire_seconds
         if interval and self._expirer is None:
-            self._expirer = asyncio.get_running_loop().create_task(self._expire(interval))
+            self._expirer = _every(interval, self._expire, "object expiry")
 
-    async def _expire(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                while await self.storage.expire(time.time()):
-                    pass  # a full batch may leave more
-            except Exception:  # a bad pass must not end the loop; the next one retries
-                log.exception("periodic object expiry failed")
+    async def _expire(self) -> None:
+        while await self.storage.expire(time.time()):
+            pass  # a full batch may leave more
 
     async def close(self) -> None:
         for task in (self._reconciler, self._expirer):
@@ -102,3 +93,17 @@ class Engines:
         await self.bus.close()
         await self.store.close()
         await self.db.close()
+
+
+def _every(interval: float, work: Callable[[], Awaitable[None]], what: str) -> asyncio.Task[None]:
+    """Run ``work`` every ``interval`` seconds until cancelled."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await work()
+            except Exception:  # a bad pass must not end the loop; the next one retries
+                log.exception("periodic %s failed", what)
+
+    return asyncio.get_running_loop().create_task(loop())
