@@ -209,6 +209,15 @@ async def test_ranges_and_conditions(client, alice):
     assert stale.status_code == 200 and stale.content == data
     exists = await put(client, f"{base}/c/o", auth, b"new", **{"If-None-Match": "*"})
     assert exists.status_code == 412
+    current = hashlib.md5(data).hexdigest()
+    for conditions, status in (
+        ({"If-Match": "other"}, 412),
+        ({"If-None-Match": f'"{current}"'}, 412),
+        ({"If-Match": f'"{current}"', "If-None-Match": "other"}, 201),
+    ):  # a PUT replaces only the version its conditions name (spec §1.5)
+        assert (await put(client, f"{base}/c/o", auth, b"new", **conditions)).status_code == status
+    fresh = await put(client, f"{base}/c/none", auth, b"x", **{"If-Match": "*"})
+    assert fresh.status_code == 412  # If-Match needs an object to match
 
 
 async def test_hashmap_protocol_as_kamaki_speaks_it(client, alice):

@@ -1179,13 +1179,7 @@ async def object_put(call: Call) -> Response:
     assert call.container is not None and call.name is not None
     await _require(call, sharing.WRITE, call.container, call.name)
     _check_sharing_headers(call)
-    if call.headers.get("if-none-match", "").strip() == "*":
-        try:
-            await call.storage.get_object(call.account, call.container, call.name)
-        except errors.NotFound:
-            pass
-        else:
-            raise errors.PreconditionFailed("The object exists (If-None-Match: *)")
+    await _check_write_conditions(call)
     meta, _ = _object_meta(call)
     if "hashmap" in call.query:
         record = await _put_hashmap(call, meta)
@@ -1212,6 +1206,25 @@ async def object_put(call: Call) -> Response:
     if record.meta.get(SLO):
         response.headers["ETag"] = f'"{record.meta[SLO_ETAG]}"'
     return response
+
+
+async def _check_write_conditions(call: Call) -> None:
+    """A PUT's If-Match / If-None-Match against the object it would replace (spec
+    §1.5): ``*`` for any current version, else its ETags; 412 when they fail."""
+    assert call.container is not None and call.name is not None
+    if_match = call.headers.get("if-match")
+    if_none_match = call.headers.get("if-none-match")
+    if if_match is None and if_none_match is None:
+        return
+    try:
+        current = await call.storage.get_object(call.account, call.container, call.name)
+        etag: str | None = _etag(current)
+    except errors.NotFound:
+        etag = None
+    if if_match is not None and (etag is None or not http.etag_matches(if_match, etag)):
+        raise errors.PreconditionFailed("If-Match does not match the object")
+    if if_none_match is not None and etag is not None and http.etag_matches(if_none_match, etag):
+        raise errors.PreconditionFailed("If-None-Match matches the object")
 
 
 def _declared_length(call: Call) -> int | None:
