@@ -42,6 +42,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -942,7 +943,9 @@ class Namespace:
             .where(
                 VERSIONS.c.cluster == CURRENT,
                 ATTRIBUTES.c.domain == USER_DOMAIN,
-                ATTRIBUTES.c.key == DELETE_AT,
+                # A literal, as in the partial index's predicate, so that PostgreSQL's
+                # generic plans can use the index (a parameter could be any key).
+                ATTRIBUTES.c.key == literal(DELETE_AT, literal_execute=True),
                 ATTRIBUTES.c.value != "",
                 cast(ATTRIBUTES.c.value, BigInteger) <= int(now),
             )
