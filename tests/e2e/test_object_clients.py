@@ -65,6 +65,13 @@ def test_swift_cli_upload_segmented_slo_download_delete(server: Server, tmp_path
         assert out.read_bytes() == data, container
     stat = swift(server, "stat", "slo", "big.bin")
     assert "Content Length: 9437307" in stat.stdout
+    capabilities = swift(server, "capabilities")  # found beside the storage URL
+    assert capabilities.returncode == 0 and "slo" in capabilities.stdout, capabilities.stderr
+    copied = swift(server, "copy", "--destination", "/plain/joined.bin", "slo", "big.bin")
+    assert copied.returncode == 0, copied.stderr  # a copy of an SLO is its data
+    joined = swift(server, "stat", "plain", "joined.bin")
+    assert "Content Length: 9437307" in joined.stdout
+    assert "Manifest" not in joined.stdout
     assert swift(server, "post", "-m", "color:blue", "plain").returncode == 0
     assert "Meta Color: blue" in swift(server, "stat", "plain").stdout
     deleted = swift(server, "delete", "slo")
