@@ -726,6 +726,10 @@ async def test_objects_expire_at_x_delete_at_and_the_expirer_frees_them(client, 
         refused = await put(client, f"{base}/c/x", auth, b"x", **{header: bad})
         assert refused.status_code == 400
     assert (await client.head(f"{base}/c/x", headers=auth)).status_code == 404
+    far = await put(client, f"{base}/c/far", auth, b"x", **{"X-Delete-After": "1" + "0" * 20})
+    head = await client.head(f"{base}/c/far", headers=auth)
+    # Clamped to the latest second Swift keeps.
+    assert (far.status_code, head.headers["X-Delete-At"]) == (201, "9999999999")
     later = int(time.time()) + 3600
     await put(client, f"{base}/c/kept", auth, b"kept", **{"X-Delete-At": str(later)})
     head = await client.head(f"{base}/c/kept", headers=auth)
@@ -744,18 +748,18 @@ async def test_objects_expire_at_x_delete_at_and_the_expirer_frees_them(client, 
     for name in ("brief", "copy"):
         assert (await client.get(f"{base}/c/{name}", headers=auth)).status_code == 404
     listed = await client.get(f"{base}/c", headers=auth)
-    assert listed.text == "brief\ncopy\nkept\n"  # listed until the expirer runs
+    assert listed.text == "brief\ncopy\nfar\nkept\n"  # listed until the expirer runs
     assert await engines.storage.expire(time.time()) == 2
     assert await engines.storage.expire(time.time()) == 0
-    assert (await client.get(f"{base}/c", headers=auth)).text == "kept\n"
+    assert (await client.get(f"{base}/c", headers=auth)).text == "far\nkept\n"
     usage = await client.head(base, headers=auth)
-    assert usage.headers["X-Account-Bytes-Used"] == "4"
+    assert usage.headers["X-Account-Bytes-Used"] == "5"
     charged = [
         h.usage_max
         for h in await engines.quotas.holdings([user_holder(account)])
         if h.resource == "pithos.diskspace" and h.source == project_holder(account)
     ]
-    assert charged == [4]  # the expired objects' quota came back
+    assert charged == [5]  # the expired objects' quota came back
 
 
 async def test_the_server_runs_the_expirer_in_the_background(client, engines, settings, alice):

@@ -1089,6 +1089,9 @@ def _object_meta(call: Call) -> tuple[dict[str, str], list[str]]:
     return meta, removed
 
 
+LAST_SECOND = 9_999_999_999  # the latest X-Delete-At Swift keeps: ten digits
+
+
 def _delete_at(call: Call) -> str | None:
     """Swift's object expiry: ``X-Delete-After`` seconds from now, else ``X-Delete-At``
     (epoch seconds), as the ten-digit second Swift stores; None when neither is given."""
@@ -1101,7 +1104,7 @@ def _delete_at(call: Call) -> str | None:
             raise errors.InvalidInput("Non-integer X-Delete-After") from None
         if moment <= now:
             raise errors.InvalidInput("X-Delete-After in past")
-        return f"{moment:010d}"
+        return f"{min(moment, LAST_SECOND):010d}"
     raw = call.headers.get("x-delete-at")
     if raw is None:
         return None
@@ -1111,7 +1114,7 @@ def _delete_at(call: Call) -> str | None:
         raise errors.InvalidInput("Non-integer X-Delete-At") from None
     if moment <= now:
         raise errors.InvalidInput("X-Delete-At in past")
-    return f"{min(moment, 9999999999):010d}"
+    return f"{min(moment, LAST_SECOND):010d}"
 
 
 def _content_type(call: Call) -> str:
