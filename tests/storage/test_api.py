@@ -679,6 +679,13 @@ async def test_static_large_objects_nest_take_ranges_and_inline_data(client, ali
     assert whole.headers["ETag"] == f'"{wanted}"'
     part = await client.get(f"{base}/c/outer", headers={**auth, "Range": "bytes=3-8"})
     assert part.content == b"bbb--c"
+    listed = {
+        item["name"]: item
+        for item in (await client.get(f"{base}/c", headers=auth, params={"format": "json"})).json()
+    }  # an SLO is listed at its whole size, with its own ETag beside the manifest's
+    assert (listed["outer"]["bytes"], listed["outer"]["slo_etag"]) == (10, f'"{wanted}"')
+    assert (listed["inner"]["bytes"], listed["a"]["bytes"]) == (8, 4)
+    assert "slo_etag" not in listed["a"]
     stored = (
         await client.get(f"{base}/c/outer", headers=auth, params={"multipart-manifest": "get"})
     ).json()

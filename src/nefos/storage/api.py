@@ -629,17 +629,25 @@ async def container_get(call: Call) -> Response:
         keep=keep,
         until=until,
     )
-    items = [_object_item(entry) for entry in entries]
     names = [entry.name for entry in entries]
+    large: dict[int, dict[str, str]] = {}
+    serials = [entry.serial for entry in entries if isinstance(entry, ObjectRecord)]
+    if serials and http.listing_format(call.query, call.headers.get("accept")) != "text":
+        # Swift lists a static large object at its whole size, with the SLO's ETag.
+        large = await call.storage.version_attributes(serials, (SLO_BYTES, SLO_ETAG))
+    items = [_object_item(entry, large) for entry in entries]
     return _listing(call.request, "container", call.container, items, names, headers)
 
 
-def _object_item(entry: ObjectRecord | Subdir) -> dict[str, Any]:
+def _object_item(
+    entry: ObjectRecord | Subdir, large: Mapping[int, dict[str, str]]
+) -> dict[str, Any]:
     if isinstance(entry, Subdir):
         return {"subdir": entry.name}
-    return {
+    slo = large.get(entry.serial, {})
+    item: dict[str, Any] = {
         "name": entry.name,
-        "bytes": entry.size,
+        "bytes": int(slo[SLO_BYTES]) if SLO_BYTES in slo else entry.size,
         "hash": _etag(entry),
         "content_type": entry.type,
         "last_modified": http.iso(entry.mtime),
@@ -649,6 +657,9 @@ def _object_item(entry: ObjectRecord | Subdir) -> dict[str, Any]:
         "x_object_version_timestamp": http.epoch(entry.mtime),
         "x_object_modified_by": entry.muser,
     }
+    if SLO_ETAG in slo:
+        item["slo_etag"] = f'"{slo[SLO_ETAG]}"'
+    return item
 
 
 def _policies(call: Call) -> dict[str, Any]:

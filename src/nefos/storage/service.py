@@ -1195,6 +1195,26 @@ class Namespace:
                 metas.setdefault(serial, {})[key] = value
         return metas
 
+    async def version_attributes(
+        self, serials: list[int], keys: tuple[str, ...]
+    ) -> dict[int, dict[str, str]]:
+        """The values of a few user-domain ``keys`` of many versions (a listing page that
+        shows what some objects keep in metadata): a primary-key probe per version and
+        key, however much other metadata they have."""
+        found: dict[int, dict[str, str]] = {}
+        async with self.db.session() as s:
+            for start in range(0, len(serials), 500):
+                rows = await s.execute(
+                    select(ATTRIBUTES.c.serial, ATTRIBUTES.c.key, ATTRIBUTES.c.value).where(
+                        ATTRIBUTES.c.serial.in_(serials[start : start + 500]),
+                        ATTRIBUTES.c.domain == USER_DOMAIN,
+                        ATTRIBUTES.c.key.in_(keys),
+                    )
+                )
+                for serial, key, value in rows:
+                    found.setdefault(serial, {})[key] = value
+        return found
+
     # -- accounts and container metadata ------------------------------------------------
 
     async def account(self, account: str) -> AccountInfo:
