@@ -828,3 +828,20 @@ async def test_a_manifest_read_raw_can_be_put_again(client, alice):
     again = await put(client, f"{base}/c/m2?multipart-manifest=put", auth, raw.content)
     assert again.status_code == 201
     assert (await client.get(f"{base}/c/m2", headers=auth)).content == b"aaaa"
+
+
+async def test_a_container_says_which_object_metadata_its_objects_use(client, people, alice):
+    base, auth = alice
+    await put(client, f"{base}/c", auth)
+    await put(client, f"{base}/c/a", auth, b"a", **{"X-Object-Meta-Color": "red"})
+    both = {"X-Object-Meta-Size": "2", "X-Object-Meta-Color": "b"}
+    await put(client, f"{base}/c/b", auth, b"b", **both)
+    head = await client.head(f"{base}/c", headers=auth)
+    assert head.headers["X-Container-Object-Meta"] == "Color,Size"
+    await client.delete(f"{base}/c/b", headers=auth)
+    listing = await client.get(f"{base}/c", headers=auth)
+    assert listing.headers["X-Container-Object-Meta"] == "Color"
+    _, bob = people["bob"]
+    await client.post(f"{base}/c/a", headers={**auth, "X-Object-Sharing": "read=*"})
+    shared = await client.head(f"{base}/c", headers=bob)
+    assert "X-Container-Object-Meta" not in shared.headers  # the owner's to know

@@ -559,6 +559,144 @@ async def test_container_statistics_follow_every_kind_of_write(ns: Namespace, ac
     assert info.last_modified is not None and info.last_modified >= deleted
 
 
+async def meta_keys_from_scratch(ns: Namespace, account: str, container: str) -> dict[str, int]:
+    """How many current objects use each user metadata key, counted over the versions."""
+    from sqlalchemy import func, select
+
+    from nefos.storage.models import CURRENT, Attribute, Node, Version
+
+    async with ns.db.session() as s:
+        parent = await s.scalar(select(Node.id).where(Node.path == f"{account}/{container}"))
+        rows = await s.execute(
+            select(Attribute.key, func.count())
+            .join(Version, Version.serial == Attribute.serial)
+            .join(Node, Node.id == Version.node_id)
+            .where(
+                Node.parent_id == parent,
+                Version.cluster == CURRENT,
+                Attribute.domain == "pithos",
+                ~Attribute.key.startswith(":"),
+            )
+            .group_by(Attribute.key)
+        )
+        return dict(rows.all())
+
+
+async def meta_keys_counted(ns: Namespace, account: str, container: str) -> dict[str, int]:
+    from sqlalchemy import select
+
+    from nefos.storage.models import ContainerMetaKey, Node
+
+    async with ns.db.session() as s:
+        rows = await s.execute(
+            select(ContainerMetaKey.key, ContainerMetaKey.objects)
+            .join(Node, Node.id == ContainerMetaKey.node_id)
+            .where(Node.path == f"{account}/{container}")
+        )
+        return dict(rows.all())
+
+
+async def test_the_object_meta_keys_in_use_follow_every_kind_of_write(ns: Namespace, account: str):
+    await ns.create_container(account, "kept")
+    await ns.create_container(account, "flat", {"versioning": "none"})
+
+    def put(container: str, name: str, **meta: str):
+        return ns.put_object(account, container, name, stream(b"x"), meta=meta)
+
+    steps = [
+        lambda: put("kept", "a", Color="r", Size="1"),
+        lambda: put("kept", "a", Color="g", Shape="o"),  # the path's keys change
+        lambda: put("kept", "b", Color="b"),
+        lambda: put("flat", "c", Size="2"),
+        lambda: put("flat", "c", **{":content-encoding": "x"}),  # a system key is not listed
+        lambda: ns.copy_object(account, "kept", "a", "flat", "copy", meta={"Extra": "1"}),
+        lambda: ns.copy_object(account, "kept", "b", "flat", "new", meta={"New": "1"}, fresh=True),
+        lambda: ns.move_object(account, "kept", "b", "flat", "moved"),
+        lambda: ns.update_meta(account, "flat", "moved", {"Color": "", "Tag": "t"}),
+        lambda: ns.update_meta(account, "flat", "copy", {"Only": "1"}, replace=True),
+        lambda: ns.set_domain(account, "kept", "a", "plankton", {"name": "an image"}),
+        lambda: ns.delete_object(account, "kept", "a"),
+        lambda: ns.delete_object(account, "flat", "copy"),
+    ]
+    for step in steps:
+        await step()
+        for container in ("kept", "flat"):
+            counted = await meta_keys_counted(ns, account, container)
+            assert counted == await meta_keys_from_scratch(ns, account, container)
+            assert await ns.object_meta_keys(account, container) == sorted(counted)
+    assert await ns.object_meta_keys(account, "flat") == ["New", "Tag"]
+    assert await ns.object_meta_keys(account, "kept") == []
+
+
+async def test_the_migration_counts_the_meta_keys_objects_use(database_url: str):
+    import datetime as dt
+
+    from alembic import command
+    from sqlalchemy import insert, select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from nefos.core.migrate import alembic_config, upgrade_async
+    from nefos.storage.models import (
+        CURRENT,
+        HISTORY,
+        Attribute,
+        ContainerMetaKey,
+        Node,
+        Policy,
+        Version,
+    )
+
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0012")
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            nodes = [(1, None, "acct"), (2, 1, "acct/c"), (3, 2, "acct/c/o1"), (4, 2, "acct/c/o2")]
+            await conn.execute(
+                insert(Node), [{"id": i, "parent_id": p, "path": path} for i, p, path in nodes]
+            )
+            await conn.execute(
+                insert(Policy), [{"node_id": 2, "quota": 0, "versioning": "auto", "project": "p"}]
+            )
+            versions = [(10, 3, HISTORY), (11, 3, CURRENT), (12, 4, CURRENT)]  # serial, node
+            await conn.execute(
+                insert(Version),
+                [
+                    {
+                        "serial": serial,
+                        "node_id": node,
+                        "size": 1,
+                        "type": "",
+                        "hash": "0" * 64,
+                        "checksum": "",
+                        "map_name": "",
+                        "uuid": uuid.uuid4(),
+                        "mtime": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                        "muser": "",
+                        "cluster": cluster,
+                    }
+                    for serial, node, cluster in versions
+                ],
+            )
+            attributes = [
+                (10, "pithos", "Old"),  # history: not in use
+                (11, "pithos", "Color"),
+                (11, "pithos", ":content-encoding"),  # a system key
+                (11, "plankton", "name"),  # another domain
+                (12, "pithos", "Color"),
+                (12, "pithos", "Size"),
+            ]
+            await conn.execute(
+                insert(Attribute),
+                [{"serial": s, "domain": d, "key": k, "value": "v"} for s, d, k in attributes],
+            )
+        await upgrade_async(database_url)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(ContainerMetaKey.__table__))).all()
+    finally:
+        await engine.dispose()
+    assert sorted(tuple(row) for row in rows) == [(2, "Color", 2), (2, "Size", 1)]
+
+
 async def test_the_migration_rolls_up_what_containers_already_hold(database_url: str):
     import datetime as dt
 

@@ -532,9 +532,19 @@ def _container_headers(info: ContainerInfo, owner: bool) -> dict[str, str]:
     return headers
 
 
+async def _object_meta_header(call: Call, headers: dict[str, str]) -> None:
+    """Spec §1.4: the metadata keys the container's objects use, to its owner."""
+    assert call.container is not None
+    if call.owner:
+        keys = await call.storage.object_meta_keys(call.account, call.container)
+        if keys:
+            headers["X-Container-Object-Meta"] = http.header_value(",".join(keys))
+
+
 async def container_head(call: Call) -> Response:
     info, _ = await _container_for(call)
     headers = _container_headers(info, call.owner)
+    await _object_meta_header(call, headers)
     if info.last_modified and http.check_preconditions(
         call.headers, "", info.last_modified, reading=True
     ):
@@ -580,6 +590,7 @@ async def container_get(call: Call) -> Response:
     assert call.container is not None
     info, visible = await _container_for(call)
     headers = _container_headers(info, call.owner)
+    await _object_meta_header(call, headers)
     prefix = call.query.get("prefix") or ""
     delimiter = call.query.get("delimiter") or None
     marker = call.query.get("marker") or None  # empty: no bound, as in Swift

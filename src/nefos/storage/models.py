@@ -103,6 +103,21 @@ class ContainerStats(Base):
     mtime: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
+class ContainerMetaKey(Base):
+    """How many of a container's current objects have user metadata ``key``: what its
+    ``X-Container-Object-Meta`` lists, kept by each write in its transaction (computing
+    it over the container's versions would cost every HEAD what the statistics used to).
+    A key no object has any more has no row."""
+
+    __tablename__ = "pithos_container_meta_keys"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("pithos_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    objects: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Policy(Base):
     """A container's policies: quota in bytes (0 = unlimited), versioning, project."""
 

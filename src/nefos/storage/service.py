@@ -62,6 +62,7 @@ from nefos.storage.models import (
     DELETED,
     HISTORY,
     Attribute,
+    ContainerMetaKey,
     ContainerStats,
     GroupMember,
     Node,
@@ -101,6 +102,7 @@ POLICIES = Policy.__table__
 PERMISSIONS = Permission.__table__
 PUBLIC = PublicLink.__table__
 STATS = ContainerStats.__table__
+META_KEYS = ContainerMetaKey.__table__
 CONTENT_FIELDS = ("size", "type", "hash", "checksum", "map_name")  # what a write gives
 RECORD_FIELDS = ("serial", *CONTENT_FIELDS, "uuid", "mtime")
 # ObjectRecord's fields after account, container and name, in its order.
@@ -265,6 +267,34 @@ def _count_write(insert_: Any) -> Prepared:
 
 
 _COUNT_WRITE = {"sqlite": _count_write(sqlite_insert), "postgresql": _count_write(pg_insert)}
+
+
+def _count_key(insert_: Any) -> Prepared:
+    """One more (or fewer) of a container's current objects using a metadata key."""
+    new = insert_(META_KEYS).values(
+        node_id=bindparam("container"), key=bindparam("key"), objects=bindparam("change")
+    )
+    return Prepared(
+        new.on_conflict_do_update(
+            index_elements=["node_id", "key"],
+            set_={"objects": META_KEYS.c.objects + new.excluded.objects},
+        )
+    )
+
+
+_COUNT_KEY = {"sqlite": _count_key(sqlite_insert), "postgresql": _count_key(pg_insert)}
+_DROP_UNUSED_KEY = Prepared(
+    delete(META_KEYS).where(
+        META_KEYS.c.node_id == bindparam("container"),
+        META_KEYS.c.key == bindparam("key"),
+        META_KEYS.c.objects <= 0,
+    )
+)
+_USER_KEYS = Prepared(
+    select(ATTRIBUTES.c.key).where(
+        ATTRIBUTES.c.serial == bindparam("serial"), ATTRIBUTES.c.domain == USER_DOMAIN
+    )
+)
 
 
 # -- records ---------------------------------------------------------------------------
@@ -628,6 +658,7 @@ class Namespace:
             await s.execute(delete(Node).where(Node.parent_id == node.id))
             await s.execute(delete(Policy).where(Policy.node_id == node.id))
             await s.execute(delete(ContainerStats).where(ContainerStats.node_id == node.id))
+            await s.execute(delete(ContainerMetaKey).where(ContainerMetaKey.node_id == node.id))
             await s.execute(delete(NodeMeta).where(NodeMeta.node_id == node.id))
             await s.execute(delete(Node).where(Node.id == node.id))
             below = node.path + "/"
@@ -1194,6 +1225,23 @@ class Namespace:
             for serial, key, value in found:
                 metas.setdefault(serial, {})[key] = value
         return metas
+
+    async def object_meta_keys(self, account: str, container: str) -> list[str]:
+        """The user metadata keys the container's current objects use (spec §1.4's
+        ``X-Container-Object-Meta``), from the counts writes keep."""
+        check_account(account)
+        check_container_name(container)
+        async with self.db.session() as s:
+            rows = await s.execute(
+                select(META_KEYS.c.key)
+                .join(NODES, NODES.c.id == META_KEYS.c.node_id)
+                .where(
+                    NODES.c.path == _container_path(account, container),
+                    META_KEYS.c.objects > 0,
+                )
+                .order_by(META_KEYS.c.key)
+            )
+            return [key for (key,) in rows]
 
     async def version_attributes(
         self, serials: list[int], keys: tuple[str, ...]
@@ -1995,6 +2043,7 @@ class Namespace:
         )
         if data is not None:
             await self._write_attributes(conn, serial, data, old.serial if old else None)
+        await self._count_meta_keys(conn, container.id, data, old)
         if write.moved_from is not None:
             # Sharing and the public link belong to the path: a rename takes them along
             # (the source's deleted marker would otherwise drop them).
@@ -2014,6 +2063,38 @@ class Namespace:
             else:
                 await _TO_HISTORY(conn, replaced)
         return _Committed(serial, values["uuid"], now)
+
+    async def _count_meta_keys(
+        self, conn: AsyncConnection, container_id: int, data: _Data | None, old: Row[Any] | None
+    ) -> None:
+        """The container's count of each user metadata key: the new version's keys in,
+        the replaced version's out. A new object without metadata costs nothing here."""
+        if (
+            data is not None
+            and old is not None
+            and data.meta is None
+            and data.source_serial == old.serial
+        ):
+            return  # another domain changed (an image registered): not the user's
+        came: set[str] = set()
+        if data is not None:
+            came = (
+                {key for key in data.meta if not key.startswith(":")}
+                if data.meta is not None
+                else await self._user_keys(conn, data.source_serial)
+            )
+        gone = await self._user_keys(conn, old.serial) if old is not None else set()
+        for key in sorted(came ^ gone):  # one order for all writers: no deadlock
+            change = {"container": container_id, "key": key, "change": 1 if key in came else -1}
+            await _COUNT_KEY[conn.dialect.name](conn, change)
+            if key in gone:
+                await _DROP_UNUSED_KEY(conn, change)
+
+    async def _user_keys(self, conn: AsyncConnection, serial: int | None) -> set[str]:
+        if serial is None:
+            return set()
+        rows = await _USER_KEYS(conn, {"serial": serial})
+        return {key for (key,) in rows if not key.startswith(":")}
 
     async def _insert_node(self, conn: AsyncConnection, path: str, parent_id: int) -> int:
         """A new object node; a concurrent writer of the same new name may have inserted
