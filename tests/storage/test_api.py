@@ -714,6 +714,8 @@ async def test_a_refused_container_write_changes_nothing(client, alice):
     assert (await client.head(f"{base}/new", headers=auth)).status_code == 404
     named = await put(client, f"{base}/new", auth, **{"X-Storage-Policy": "Default"})
     assert named.status_code == 201
+    empty = await put(client, f"{base}/other", auth, **{"X-Storage-Policy": ""})
+    assert empty.status_code == 201  # an empty header asks for the default one
     refused = await client.post(
         f"{base}/new",
         headers={**auth, "X-Container-Policy-Quota": "5", "X-Container-Meta-X": "v" * 257},

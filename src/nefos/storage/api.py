@@ -697,8 +697,8 @@ async def container_put(call: Call) -> Response:
     call.require_owner()
     meta, removed = _meta_headers(call, "x-container")
     policies = _policies(call)
-    policy = call.headers.get("x-storage-policy")
-    if policy is not None and policy.strip().lower() != STORAGE_POLICY:
+    policy = (call.headers.get("x-storage-policy") or "").strip()  # empty: the default
+    if policy and policy.lower() != STORAGE_POLICY:
         raise errors.InvalidInput(f"Invalid X-Storage-Policy {policy!r}")
     for key in removed:
         meta[key] = ""
