@@ -1213,16 +1213,20 @@ class Namespace:
 
         return between
 
-    async def _user_meta(self, s: AsyncSession, serials: list[int]) -> dict[int, dict[str, str]]:
+    async def _user_meta(
+        self, s: AsyncSession, serials: list[int], keys: tuple[str, ...] | None = None
+    ) -> dict[int, dict[str, str]]:
+        """User metadata of many versions, 500 at a time; only ``keys`` if given (a
+        primary-key probe per version and key, however much else they hold)."""
         metas: dict[int, dict[str, str]] = {}
         for start in range(0, len(serials), 500):
-            found = await s.execute(
-                select(ATTRIBUTES.c.serial, ATTRIBUTES.c.key, ATTRIBUTES.c.value).where(
-                    ATTRIBUTES.c.serial.in_(serials[start : start + 500]),
-                    ATTRIBUTES.c.domain == USER_DOMAIN,
-                )
+            query = select(ATTRIBUTES.c.serial, ATTRIBUTES.c.key, ATTRIBUTES.c.value).where(
+                ATTRIBUTES.c.serial.in_(serials[start : start + 500]),
+                ATTRIBUTES.c.domain == USER_DOMAIN,
             )
-            for serial, key, value in found:
+            if keys is not None:
+                query = query.where(ATTRIBUTES.c.key.in_(keys))
+            for serial, key, value in await s.execute(query):
                 metas.setdefault(serial, {})[key] = value
         return metas
 
@@ -1247,21 +1251,9 @@ class Namespace:
         self, serials: list[int], keys: tuple[str, ...]
     ) -> dict[int, dict[str, str]]:
         """The values of a few user-domain ``keys`` of many versions (a listing page that
-        shows what some objects keep in metadata): a primary-key probe per version and
-        key, however much other metadata they have."""
-        found: dict[int, dict[str, str]] = {}
+        shows what some objects keep in metadata)."""
         async with self.db.session() as s:
-            for start in range(0, len(serials), 500):
-                rows = await s.execute(
-                    select(ATTRIBUTES.c.serial, ATTRIBUTES.c.key, ATTRIBUTES.c.value).where(
-                        ATTRIBUTES.c.serial.in_(serials[start : start + 500]),
-                        ATTRIBUTES.c.domain == USER_DOMAIN,
-                        ATTRIBUTES.c.key.in_(keys),
-                    )
-                )
-                for serial, key, value in rows:
-                    found.setdefault(serial, {})[key] = value
-        return found
+            return await self._user_meta(s, serials, keys)
 
     # -- accounts and container metadata ------------------------------------------------
 
