@@ -847,3 +847,35 @@ async def test_a_container_says_which_object_metadata_its_objects_use(client, pe
     await client.post(f"{base}/c/a", headers={**auth, "X-Object-Sharing": "read=*"})
     shared = await client.head(f"{base}/c", headers=bob)
     assert "X-Container-Object-Meta" not in shared.headers  # the owner's to know
+
+
+async def test_non_ascii_header_values_leave_objects_readable(client, people, alice):
+    """An object whose Content-Type was not ASCII answered every GET and HEAD with 500
+    (Starlette writes header values as latin-1). Swift gives Content-Type and
+    Content-Encoding back as the UTF-8 that was sent; other values Pithos percent-encodes
+    (spec §1.1)."""
+    base, auth = alice
+    bob_id, bob = people["bob"]
+    snow = "text/☃; charset=utf-8"
+    await put(client, f"{base}/c", auth)
+    await put(client, f"{base}/c/päth", auth, **{"Content-Type": "application/directory"})
+    sent = {"Content-Type": snow.encode(), "Content-Encoding": "☃zip".encode()}
+    created = await put(client, f"{base}/c/päth/f", auth, b"snow data", **sent)
+    assert created.status_code == 201
+    for method in ("GET", "HEAD"):
+        got = await client.request(method, f"{base}/c/päth/f", headers=auth)
+        assert got.status_code == 200, got.text
+        raw = dict(got.headers.raw)
+        assert raw[b"content-type"] == snow.encode()
+        assert raw[b"content-encoding"] == "☃zip".encode()
+    ranges = await client.get(f"{base}/c/päth/f", headers={**auth, "Range": "bytes=0-1,4-5"})
+    assert ranges.status_code == 206
+    assert f"Content-Type: {snow}\r\n".encode() in ranges.content
+    shared = await client.post(
+        f"{base}/c/päth?update", headers={**auth, "X-Object-Sharing": f"read={bob_id}"}
+    )
+    assert shared.status_code == 202
+    seen = await client.head(f"{base}/c/päth/f", headers=bob)
+    assert seen.status_code == 200
+    assert seen.headers["X-Object-Shared-By"] == "c/p%C3%A4th"
+

@@ -896,7 +896,7 @@ async def _read_range(storage: Namespace, body: Body, start: int, end: int) -> A
 
 def _object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict[str, str]:
     headers = {
-        "Content-Type": record.type or "application/octet-stream",
+        "Content-Type": http.as_sent(record.type or "application/octet-stream"),
         "ETag": body.etag,
         "Accept-Ranges": "bytes",
         **_timestamp(record.mtime),
@@ -914,12 +914,12 @@ def _object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict
         }
     )
     if record.meta.get(ENCODING):
-        headers["Content-Encoding"] = record.meta[ENCODING]
+        headers["Content-Encoding"] = http.as_sent(record.meta[ENCODING])
     if record.meta.get(DISPOSITION):
         headers["Content-Disposition"] = http.header_value(record.meta[DISPOSITION])
     if record.meta.get(MANIFEST):
-        # As sent: its own percent-encoding is syntax, so UTF-8 goes back as UTF-8.
-        headers["X-Object-Manifest"] = record.meta[MANIFEST].encode().decode("latin-1")
+        # Its own percent-encoding is syntax, so UTF-8 goes back as UTF-8.
+        headers["X-Object-Manifest"] = http.as_sent(record.meta[MANIFEST])
     if record.meta.get(SLO):
         headers["X-Static-Large-Object"] = "True"
     if record.meta.get(DELETE_AT):
@@ -935,7 +935,7 @@ def _sharing_headers(call: Call, record: ObjectRecord, seen: ObjectSharing) -> d
         headers["X-Object-Sharing"] = shared.header()
         own_path = f"{record.account}/{record.container}/{record.name}"
         if shared.path != own_path:
-            headers["X-Object-Shared-By"] = shared.path.split("/", 1)[1]
+            headers["X-Object-Shared-By"] = http.header_value(shared.path.split("/", 1)[1])
     if call.owner:
         if seen.public_token:
             headers["X-Object-Public"] = f"{call.base_url()}{PUBLIC_PREFIX}/{seen.public_token}"
@@ -1073,7 +1073,7 @@ async def _serve(
         (
             f"--{boundary}\r\nContent-Type: {content_type}\r\n"
             f"Content-Range: {http.content_range(start, end, body.size)}\r\n\r\n"
-        ).encode()
+        ).encode("latin-1")
         for start, end in ranges
     ]
     closing = f"--{boundary}--\r\n".encode()

@@ -65,6 +65,13 @@ def header_value(text: str) -> str:
     return text if text.isascii() else quote(text, safe=" !#$&'()*+,/:;=?@[]~")
 
 
+def as_sent(text: str) -> str:
+    """Outgoing values Swift gives back byte for byte (Content-Type, Content-Encoding,
+    X-Object-Manifest): their UTF-8, as the latin-1 text ASGI servers write unchanged.
+    Percent-encoding them would change what clients compare with what they sent."""
+    return text if text.isascii() else text.encode().decode("latin-1")
+
+
 def meta_key(suffix: str) -> str:
     """``X-Object-Meta-foo_bar`` → ``Foo-Bar``: header names are case-insensitive, so
     keys are kept title-cased, with ``_`` as ``-`` (spec §1.1)."""
