@@ -879,3 +879,49 @@ async def test_non_ascii_header_values_leave_objects_readable(client, people, al
     assert seen.status_code == 200
     assert seen.headers["X-Object-Shared-By"] == "c/p%C3%A4th"
 
+
+async def test_an_upload_the_client_abandons_is_logged_not_failed(settings, engines, alice, caplog):
+    """A client that hangs up mid-body is no server error: no 500 and no traceback in
+    the log (it filled the error log during Swift's functional tests), a 499 access
+    line, and no object."""
+    from nefos.core.app import create_app
+
+    base, auth = alice
+    app = create_app(settings, engines)
+    messages = [
+        {"type": "http.request", "body": b"x" * 1000, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    path = f"{base}/c/cut"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PUT",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"x-auth-token", auth["X-Auth-Token"].encode()), (b"content-length", b"9999")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+        "root_path": "",
+        "state": {},
+    }
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
+        await put(client, f"{base}/c", auth)
+        caplog.set_level("INFO", logger="nefos.http")
+        await app(scope, receive, send)
+        assert sent == []
+        assert "unhandled error" not in caplog.text
+        assert [r.status for r in caplog.records if hasattr(r, "status")] == [499]
+        assert (await client.head(path, headers=auth)).status_code == 404

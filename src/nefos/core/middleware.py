@@ -5,7 +5,7 @@ The app lists them in one place (``nefos.core.app.MIDDLEWARE``), outermost first
 * :class:`RequestId`: gives every request an id (``X-Openstack-Request-Id`` and Swift's
   ``X-Trans-Id``, taken from the client's ``X-Openstack-Request-Id``/``X-Request-Id`` if
   well-formed), logs one access line per request, and turns any escaped exception into a
-  500 fault.
+  500 fault (a client that went away mid-request is logged as 499, not as an error).
 * :class:`RequestLimits`: refuses oversized headers (400) and oversized bodies on the JSON
   APIs (413), before any route reads them; streaming prefixes (object data) are exempt.
 * :class:`Authentication`: resolves ``X-Auth-Token`` (header, or ``?X-Auth-Token=`` where
@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nefos.core import errors
@@ -39,6 +40,11 @@ _SECRET_IN_PATH = re.compile(r"(/tokens/|/vmapi/)[^/]+")
 def _new_request_id() -> str:
     # Request ids need to be unique, not secret: skip uuid4's system call per request.
     return f"req-{uuid.UUID(int=random.getrandbits(128), version=4)}"
+
+
+# What the access log says of a request whose client went away before its answer (as
+# nginx logs it): an upload cut short is the client's doing, not a server error.
+CLIENT_CLOSED = 499
 
 
 class RequestId:
@@ -71,6 +77,8 @@ class RequestId:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED  # nobody is left to answer, and nothing went wrong here
         except Exception:
             log.exception("unhandled error")
             if not response_started:
