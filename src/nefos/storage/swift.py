@@ -1,0 +1,208 @@
+"""What every level of the object-store API shares: the parsed call, the limits the API
+keeps (``/info`` advertises them), metadata headers and listings. The modules of each
+level import from here rather than from each other.
+
+Owners may do anything in their account; other users only what sharing grants them
+(read or write below a shared path), and are told 403, never whether something exists,
+when it grants nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+from starlette.responses import Response
+
+from nefos.core import errors
+from nefos.core.auth import Credentials
+from nefos.storage import http
+from nefos.storage.service import Namespace
+
+PREFIX = "/object-store/v1"
+PUBLIC_PREFIX = "/public"
+HASH_ALGORITHM = "sha256"
+LISTING_LIMIT = 10000
+MAX_FILE_SIZE = 5 * 1024**3 + 2  # Swift's single-upload bound
+MAX_META_HEADERS = 90
+MAX_HASHMAP_BODY = 64 << 20
+MAX_MANIFEST_BODY = 8 << 20
+MAX_SLO_SEGMENTS = 1000
+MAX_BULK_DELETES = 10000
+SMALL_BODY = 1 << 20  # bodies up to this are read whole and sent in one piece
+DIRECTORY_TYPE = "application/directory"
+# Swift's storage policies: every container has the one policy there is (its /info).
+STORAGE_POLICY = "default"
+
+# System headers kept with an object's user metadata, under keys no header can spell.
+ENCODING, DISPOSITION, MANIFEST = ":content-encoding", ":content-disposition", ":manifest"
+SLO, SLO_BYTES, SLO_ETAG = ":slo", ":slo-bytes", ":slo-etag"
+LARGE_OBJECT_KEYS = (MANIFEST, SLO, SLO_BYTES, SLO_ETAG)
+SYSTEM_HEADERS = {
+    "content-encoding": ENCODING,
+    "content-disposition": DISPOSITION,
+    "x-object-manifest": MANIFEST,
+}
+
+
+# -- the call --------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One request, parsed: who calls, on what, with which parameters."""
+
+    request: Request
+    storage: Namespace
+    credentials: Credentials | None
+    account: str
+    container: str | None
+    name: str | None
+
+    @property
+    def user(self) -> str:
+        if self.credentials is None:
+            raise self.request.scope.get("nefos.auth_error") or errors.NotAuthenticated(
+                "Authentication required: pass a valid token in X-Auth-Token"
+            )
+        return str(self.credentials.user_id)
+
+    @property
+    def owner(self) -> bool:
+        return self.user == self.account
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        return self.request.query_params
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers
+
+    def require_owner(self) -> None:
+        if not self.owner:
+            raise errors.PermissionDenied("Only the account's owner may do this")
+
+    def base_url(self) -> str:
+        return self.request.app.state.settings.base_url
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _meta_headers(call: Call, prefix: str) -> tuple[dict[str, str], list[str]]:
+    """User metadata from ``<prefix>-Meta-*`` and the keys of ``X-Remove-*-Meta-*``."""
+    meta: dict[str, str] = {}
+    removed: list[str] = []
+    count = 0
+    meta_prefix = f"{prefix}-meta-"
+    remove_prefix = f"x-remove-{prefix.removeprefix('x-')}-meta-"
+    for key, value in call.request.headers.items():
+        if key.startswith(meta_prefix):
+            count += 1
+            suffix = key[len(meta_prefix) :]
+            if not suffix:
+                raise errors.InvalidInput("A metadata header without a key")
+            meta[http.meta_key(suffix)] = http.header_text(value)
+        elif key.startswith(remove_prefix):
+            count += 1
+            removed.append(http.meta_key(key[len(remove_prefix) :]))
+    if count > MAX_META_HEADERS:
+        raise errors.InvalidInput(f"At most {MAX_META_HEADERS} metadata headers per request")
+    return meta, removed
+
+
+def _meta_out(prefix: str, meta: Mapping[str, str]) -> dict[str, str]:
+    return {
+        f"{prefix}-Meta-{key}": http.header_value(value)
+        for key, value in meta.items()
+        if not key.startswith(":")
+    }
+
+
+def _limit(call: Call) -> int:
+    raw = call.query.get("limit")
+    if raw is None or raw == "":
+        return LISTING_LIMIT
+    if not raw.isdigit():
+        raise errors.InvalidInput("limit is a whole number")
+    if int(raw) > LISTING_LIMIT:  # Swift's answer: the request cannot be served as asked
+        raise errors.PreconditionFailed(f"Maximum limit is {LISTING_LIMIT}")
+    return int(raw)
+
+
+# Swift reads a flag as true in any of these spellings (its config_true_value).
+TRUE_WORDS = frozenset({"true", "1", "yes", "on", "t", "y"})
+
+
+def _reverse(call: Call) -> bool:
+    """Swift's ``reverse``: names in descending order, and ``marker`` / ``end_marker``
+    bound them from above / below, so the last name of a page is the next page's
+    marker either way."""
+    return (call.query.get("reverse") or "").strip().lower() in TRUE_WORDS
+
+
+LISTING_TYPES = {
+    "json": "application/json; charset=utf-8",
+    "xml": "application/xml; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
+}
+
+
+def _listing_type(request: Request) -> str:
+    """The type a listing is (or, for HEAD, would be) served in, as Swift says it."""
+    return LISTING_TYPES[http.listing_format(request.query_params, request.headers.get("accept"))]
+
+
+def _no_content(headers: dict[str, str], media_type: str) -> Response:
+    """An account's or container's 204 (HEAD, or an empty listing) as Swift sends it:
+    with the listing's type and a zero length, which swiftclient's checks expect."""
+    headers = {**headers, "Content-Length": "0"}
+    return Response(status_code=204, headers=headers, media_type=media_type)
+
+
+def _listing(
+    request: Request,
+    root: str,
+    name: str,
+    items: list[dict[str, Any]],
+    names: list[str],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    fmt = http.listing_format(request.query_params, request.headers.get("accept"))
+    headers = headers or {}
+    if fmt == "json":
+        return Response(orjson.dumps(items), 200, headers, media_type=LISTING_TYPES[fmt])
+    if fmt == "xml":
+        tag = {"accounts": "account", "account": "container", "container": "object"}[root]
+        body = http.xml_listing(root, name, items, tag)
+        return Response(body, 200, headers, media_type=LISTING_TYPES[fmt])
+    if not names:
+        return _no_content(headers, LISTING_TYPES[fmt])
+    body = ("\n".join(names) + "\n").encode()
+    return Response(body, 200, headers, media_type=LISTING_TYPES[fmt])
+
+
+def _until(call: Call) -> dt.datetime | None:
+    """``until``: seconds since the epoch (or an HTTP date), owner only."""
+    raw = call.query.get("until")
+    if raw is None:
+        return None
+    call.require_owner()
+    try:
+        return dt.datetime.fromtimestamp(float(raw), dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        parsed = http.parse_http_date(raw)
+        if parsed is None:
+            raise errors.InvalidInput("until is a time in seconds since the epoch") from None
+        return parsed
+
+
+def _timestamp(moment: dt.datetime | None) -> dict[str, str]:
+    if moment is None:
+        return {}
+    return {"Last-Modified": http.http_date(moment), "X-Timestamp": http.epoch(moment)}
