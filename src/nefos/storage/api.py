@@ -9,9 +9,7 @@ may do what) is in ``swift``.
 Swift and Pithos differ in two places; we take the one that keeps both kinds of client
 working: account and container POST merge metadata (Swift; kamaki always sends
 ``update``, which merges too), object POST replaces user metadata unless ``update`` is
-given (both). The ETag is the MD5 of the data when the server saw the data (Swift
-clients verify it), else the Merkle hash (hashmap uploads); ``X-Object-Hash`` is always
-the Merkle hash.
+given (both).
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import hashlib
 import mimetypes
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -41,14 +39,19 @@ from nefos.storage.api_account import (
     account_head,
     account_post,
 )
+from nefos.storage.api_container import (
+    container_delete,
+    container_get,
+    container_head,
+    container_post,
+    container_put,
+)
 from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import (
     DELETE_AT,
-    ContainerInfo,
     Namespace,
     ObjectRecord,
     ObjectSharing,
-    Subdir,
     check_container_name,
     check_object_name,
 )
@@ -75,17 +78,13 @@ from nefos.storage.swift import (
     SYSTEM_HEADERS,
     TRUE_WORDS,
     Call,
-    _limit,
+    _etag,
     _listing,
-    _listing_type,
     _meta_headers,
     _meta_out,
-    _no_content,
-    _reverse,
     _timestamp,
     _until,
 )
-from nefos.storage.upload import store_stream
 
 OBJECT_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "MOVE"]
 
@@ -180,271 +179,6 @@ ACCOUNT: dict[str, Callable[[Call], Any]] = {
 }
 
 
-# -- container -------------------------------------------------------------------------
-
-
-async def _container_for(call: Call) -> tuple[ContainerInfo, Callable[[str], bool] | None]:
-    """The container, and for another user the names it may see (403 if none)."""
-    assert call.container is not None
-    if call.owner:
-        return await call.storage.container(call.account, call.container), None
-    visible = await call.storage.readable_filter(call.user, call.account, call.container)
-    listed = await call.storage.list_objects(call.account, call.container, visible=visible, limit=1)
-    if not listed:
-        raise errors.PermissionDenied("Nothing here is shared with you")
-    return await call.storage.container(call.account, call.container), visible
-
-
-def _container_headers(info: ContainerInfo, owner: bool) -> dict[str, str]:
-    headers = {
-        "X-Container-Object-Count": str(info.count),
-        "X-Container-Bytes-Used": str(info.bytes),
-        "Accept-Ranges": "bytes",
-        "X-Container-Block-Size": str(BLOCK_SIZE),
-        "X-Container-Block-Hash": HASH_ALGORITHM,
-        "X-Storage-Policy": STORAGE_POLICY,
-        **_timestamp(info.last_modified),
-    }
-    if owner:
-        headers.update(
-            {
-                "X-Container-Policy-Quota": str(info.quota),
-                "X-Container-Policy-Versioning": info.versioning,
-                "X-Container-Policy-Project": info.project,
-                **_meta_out("X-Container", info.meta),
-            }
-        )
-    return headers
-
-
-async def _object_meta_header(call: Call, headers: dict[str, str]) -> None:
-    """Spec §1.4: the metadata keys the container's objects use, to its owner."""
-    assert call.container is not None
-    if call.owner:
-        keys = await call.storage.object_meta_keys(call.account, call.container)
-        if keys:
-            headers["X-Container-Object-Meta"] = http.header_value(",".join(keys))
-
-
-async def container_head(call: Call) -> Response:
-    info, _ = await _container_for(call)
-    headers = _container_headers(info, call.owner)
-    await _object_meta_header(call, headers)
-    if info.last_modified and http.check_preconditions(
-        call.headers, "", info.last_modified, reading=True
-    ):
-        return Response(status_code=304, headers=headers)
-    return _no_content(headers, _listing_type(call.request))
-
-
-def _meta_filter(expression: str) -> Callable[[ObjectRecord], bool]:
-    """Spec §1.4 ``meta``: ``k``, ``!k``, ``k<op>v`` on user metadata, comma-joined."""
-    tests: list[Callable[[dict[str, str]], bool]] = []
-    operators: dict[str, Callable[[str, str], bool]] = {
-        "!=": lambda a, b: a != b,
-        "<=": lambda a, b: a <= b,
-        ">=": lambda a, b: a >= b,
-        "=": lambda a, b: a == b,
-        "<": lambda a, b: a < b,
-        ">": lambda a, b: a > b,
-    }
-    for term in (t.strip() for t in expression.split(",")):
-        if not term:
-            continue
-        if term.startswith("!"):
-            key = http.meta_key(term[1:])
-            tests.append(lambda meta, key=key: key not in meta)
-            continue
-        for symbol, compare in operators.items():
-            if symbol in term:
-                raw_key, _, value = term.partition(symbol)
-                key = http.meta_key(raw_key.strip())
-                tests.append(
-                    lambda meta, key=key, value=value.strip(), compare=compare: (
-                        key in meta and compare(meta[key], value)
-                    )
-                )
-                break
-        else:
-            key = http.meta_key(term)
-            tests.append(lambda meta, key=key: key in meta)
-    return lambda record: all(test(record.meta) for test in tests)
-
-
-async def container_get(call: Call) -> Response:
-    assert call.container is not None
-    info, visible = await _container_for(call)
-    headers = _container_headers(info, call.owner)
-    await _object_meta_header(call, headers)
-    prefix = call.query.get("prefix") or ""
-    delimiter = call.query.get("delimiter") or None
-    marker = call.query.get("marker") or None  # empty: no bound, as in Swift
-    end_marker = call.query.get("end_marker") or None
-    reverse = _reverse(call)
-    if "path" in call.query:
-        # What is directly below path X (Swift and Pithos): prefix "X/", delimiter "/";
-        # names may start with "/" themselves, so path "/" lists those. The directory
-        # object "X/" is not below itself (Swift): the bound on that side excludes it.
-        path = call.query["path"]
-        prefix, delimiter = (path.rstrip("/") + "/" if path else ""), "/"
-        if prefix and reverse:
-            end_marker = max(end_marker or "", prefix)
-        elif prefix:
-            marker = max(marker or "", prefix)
-    keep = _meta_filter(call.query["meta"]) if call.query.get("meta") else None
-    until = _until(call)
-    if until is not None:
-        headers["X-Container-Until-Timestamp"] = http.epoch(until)
-    if call.owner and ("shared" in call.query or "public" in call.query):
-        chosen: set[str] = set()
-        if "shared" in call.query:
-            chosen |= await call.storage.shared_names(call.account, call.container)
-        if "public" in call.query:
-            chosen |= await call.storage.public_names(call.account, call.container)
-        if "shared" in call.query:
-            grants = sharing.Grants()
-            for name in chosen:
-                grants.add(f"{call.account}/{call.container}/{name}", sharing.READ, "")
-            base = f"{call.account}/{call.container}/"
-            visible = lambda name: grants.nearest(base + name) is not None  # noqa: E731
-        else:
-            visible = chosen.__contains__
-    elif not call.owner and "public" in call.query:
-        raise errors.PermissionDenied("Only the owner lists public objects")
-    entries = await call.storage.list_objects(
-        call.account,
-        call.container,
-        prefix=prefix,
-        delimiter=delimiter,
-        marker=marker,
-        end_marker=end_marker,
-        limit=_limit(call),
-        reverse=reverse,
-        visible=visible,
-        with_meta=keep is not None,
-        keep=keep,
-        until=until,
-    )
-    names = [entry.name for entry in entries]
-    large: dict[int, dict[str, str]] = {}
-    serials = [entry.serial for entry in entries if isinstance(entry, ObjectRecord)]
-    if serials and http.listing_format(call.query, call.headers.get("accept")) != "text":
-        # Swift lists a static large object at its whole size, with the SLO's ETag.
-        large = await call.storage.version_attributes(serials, (SLO_BYTES, SLO_ETAG))
-    items = [_object_item(entry, large) for entry in entries]
-    return _listing(call.request, "container", call.container, items, names, headers)
-
-
-def _object_item(
-    entry: ObjectRecord | Subdir, large: Mapping[int, dict[str, str]]
-) -> dict[str, Any]:
-    if isinstance(entry, Subdir):
-        return {"subdir": entry.name}
-    slo = large.get(entry.serial, {})
-    item: dict[str, Any] = {
-        "name": entry.name,
-        "bytes": int(slo[SLO_BYTES]) if SLO_BYTES in slo else entry.size,
-        "hash": _etag(entry),
-        "content_type": entry.type,
-        "last_modified": http.iso(entry.mtime),
-        "x_object_hash": entry.hash,
-        "x_object_uuid": str(entry.uuid),
-        "x_object_version": entry.serial,
-        "x_object_version_timestamp": http.epoch(entry.mtime),
-        "x_object_modified_by": entry.muser,
-    }
-    if SLO_ETAG in slo:
-        item["slo_etag"] = f'"{slo[SLO_ETAG]}"'
-    return item
-
-
-def _policies(call: Call) -> dict[str, Any]:
-    policies: dict[str, Any] = {}
-    for key, value in call.headers.items():
-        if not key.startswith("x-container-policy-"):
-            continue
-        policy = key[len("x-container-policy-") :]
-        if policy == "quota":
-            if not value.strip().isdigit():
-                raise errors.InvalidInput("X-Container-Policy-Quota is a byte count")
-            policies["quota"] = int(value)
-        elif policy == "versioning":
-            policies["versioning"] = value.strip().lower()
-        elif policy == "project":
-            policies["project"] = value.strip()
-        else:
-            raise errors.InvalidInput(f"Unknown container policy {policy!r}")
-    return policies
-
-
-async def container_put(call: Call) -> Response:
-    assert call.container is not None
-    call.require_owner()
-    meta, removed = _meta_headers(call, "x-container")
-    policies = _policies(call)
-    policy = (call.headers.get("x-storage-policy") or "").strip()  # empty: the default
-    if policy and policy.lower() != STORAGE_POLICY:
-        raise errors.InvalidInput(f"Invalid X-Storage-Policy {policy!r}")
-    for key in removed:
-        meta[key] = ""
-    created = await call.storage.create_container(call.account, call.container, policies, meta)
-    return Response(status_code=201 if created else 202)
-
-
-async def container_post(call: Call) -> Response:
-    assert call.container is not None
-    content_type = (call.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type == "application/octet-stream":
-        return await block_upload(call)
-    call.require_owner()
-    meta, removed = _meta_headers(call, "x-container")
-    for key in removed:
-        meta[key] = ""
-    policies = _policies(call)
-    await call.storage.create_container(call.account, call.container, policies, meta, create=False)
-    return Response(status_code=202)
-
-
-async def block_upload(call: Call) -> Response:
-    """Pithos ``POST <container>?update`` with raw bytes: store them as blocks and say
-    their hashes, so a client can then commit a hashmap that names them."""
-    assert call.container is not None
-    if not call.owner and not await _may_write_somewhere(call):
-        raise errors.PermissionDenied("You may not write in this container")
-    await call.storage.container(call.account, call.container)
-    stored = await store_stream(call.storage.store, call.request.stream(), md5=False)
-    return json_response(stored.hashes if stored.size else [], 202)
-
-
-async def _may_write_somewhere(call: Call) -> bool:
-    assert call.container is not None
-    shared = await call.storage.shared_names(call.account, call.container)
-    for name in shared:
-        if await call.storage.access(call.user, call.account, call.container, name) == "write":
-            return True
-    return False
-
-
-async def container_delete(call: Call) -> Response:
-    assert call.container is not None
-    call.require_owner()
-    until = _until(call)
-    if until is not None:
-        await call.storage.purge(call.account, call.container, None, until)
-        return Response(status_code=204)
-    if call.query.get("delimiter"):
-        # Pithos: with a delimiter, DELETE empties the container (kamaki's
-        # ``container empty``) and the container stays.
-        entries = await call.storage.list_objects(call.account, call.container)
-        for entry in entries:
-            await call.storage.delete_object(
-                call.account, call.container, entry.name, muser=call.user
-            )
-        return Response(status_code=204)
-    await call.storage.delete_container(call.account, call.container)
-    return Response(status_code=204)
-
-
 CONTAINER: dict[str, Callable[[Call], Any]] = {
     "HEAD": container_head,
     "GET": container_get,
@@ -468,10 +202,6 @@ class Body:
     size: int
     etag: str
     parts: list[Piece]
-
-
-def _etag(record: ObjectRecord) -> str:
-    return record.checksum or record.hash
 
 
 async def _require(call: Call, wanted: str, container: str, name: str) -> None:

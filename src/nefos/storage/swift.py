@@ -5,6 +5,9 @@ level import from here rather than from each other.
 Owners may do anything in their account; other users only what sharing grants them
 (read or write below a shared path), and are told 403, never whether something exists,
 when it grants nothing.
+
+The ETag is the MD5 of the data when the server saw the data (Swift clients verify it),
+else the Merkle hash (hashmap uploads); ``X-Object-Hash`` is always the Merkle hash.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from starlette.responses import Response
 from nefos.core import errors
 from nefos.core.auth import Credentials
 from nefos.storage import http
-from nefos.storage.service import Namespace
+from nefos.storage.service import Namespace, ObjectRecord
 
 PREFIX = "/object-store/v1"
 PUBLIC_PREFIX = "/public"
@@ -206,3 +209,7 @@ def _timestamp(moment: dt.datetime | None) -> dict[str, str]:
     if moment is None:
         return {}
     return {"Last-Modified": http.http_date(moment), "X-Timestamp": http.epoch(moment)}
+
+
+def _etag(record: ObjectRecord) -> str:
+    return record.checksum or record.hash
