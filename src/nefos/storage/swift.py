@@ -13,6 +13,7 @@ else the Merkle hash (hashmap uploads); ``X-Object-Hash`` is always the Merkle h
 from __future__ import annotations
 
 import datetime as dt
+import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +24,13 @@ from starlette.responses import Response
 
 from nefos.core import errors
 from nefos.core.auth import Credentials
-from nefos.storage import http
-from nefos.storage.service import Namespace, ObjectRecord
+from nefos.storage import http, sharing
+from nefos.storage.service import (
+    Namespace,
+    ObjectRecord,
+    check_container_name,
+    check_object_name,
+)
 
 PREFIX = "/object-store/v1"
 PUBLIC_PREFIX = "/public"
@@ -213,3 +219,39 @@ def _timestamp(moment: dt.datetime | None) -> dict[str, str]:
 
 def _etag(record: ObjectRecord) -> str:
     return record.checksum or record.hash
+
+
+async def _require(call: Call, wanted: str, container: str, name: str) -> None:
+    """403 unless the caller owns the account or sharing grants ``wanted``."""
+    if call.owner:
+        return
+    granted = await call.storage.access(call.user, call.account, container, name)
+    if granted is None or (wanted == sharing.WRITE and granted != sharing.WRITE):
+        raise errors.PermissionDenied(f"You may not {wanted} {container}/{name}")
+
+
+def _content_type(call: Call) -> str:
+    given = call.headers.get("content-type")
+    if given:
+        return http.header_text(given)
+    assert call.name is not None
+    return mimetypes.guess_type(call.name)[0] or "application/octet-stream"
+
+
+def _source_path(value: str, header: str) -> tuple[str, str]:
+    """A ``/<container>/<object>`` header; one of another form fails the request's
+    precondition (412), as in Swift."""
+    path = http.decode_segment(value.split("?", 1)[0], header).lstrip("/")
+    container, _, name = path.partition("/")
+    if not container or not name:
+        raise errors.PreconditionFailed(f"{header} is /<container>/<object>")
+    return check_container_name(container), check_object_name(name)
+
+
+async def _read_body(call: Call, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in call.request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise errors.TooLarge(f"The body exceeds {limit} bytes")
+    return bytes(body)
