@@ -25,12 +25,7 @@ from starlette.responses import Response
 from nefos.core import errors
 from nefos.core.auth import Credentials
 from nefos.storage import http, sharing
-from nefos.storage.service import (
-    Namespace,
-    ObjectRecord,
-    check_container_name,
-    check_object_name,
-)
+from nefos.storage.service import Namespace, ObjectRecord, check_container_name, check_object_name
 
 PREFIX = "/object-store/v1"
 PUBLIC_PREFIX = "/public"

@@ -1,0 +1,552 @@
+"""The object level's writes: PUT, POST, DELETE, COPY and MOVE on
+``/object-store/v1/<account>/<container>/<object>``.
+
+PUT takes the data, a Pithos hashmap of stored blocks (``?hashmap``), an SLO manifest, or
+a copy or move (``X-Copy-From`` / ``X-Move-From``), for which no data moves: only the map
+is shared, unless a large object or a range is copied. POST replaces user metadata
+unless ``update`` is given (Swift and Pithos both; account and container POST merge),
+updates data in place (Pithos), or takes an HTML form upload. DELETE removes the object
+(with a delimiter, all below it too; with ``until``, its versions before then). A write
+may set when the object expires (``X-Delete-At`` / ``X-Delete-After``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.responses import Response
+
+from nefos.core import errors
+from nefos.storage import http, sharing
+from nefos.storage.api_large import _body, _delete_slo, _put_slo, _read_range
+from nefos.storage.service import DELETE_AT, ObjectRecord
+from nefos.storage.swift import (
+    LARGE_OBJECT_KEYS,
+    MANIFEST,
+    MAX_FILE_SIZE,
+    MAX_HASHMAP_BODY,
+    SLO,
+    SLO_BYTES,
+    SLO_ETAG,
+    SYSTEM_HEADERS,
+    TRUE_WORDS,
+    Call,
+    _content_type,
+    _etag,
+    _meta_headers,
+    _read_body,
+    _require,
+    _source_path,
+    _timestamp,
+    _until,
+)
+
+
+def _object_meta(call: Call) -> tuple[dict[str, str], list[str]]:
+    meta, removed = _meta_headers(call, "x-object")
+    for header, key in SYSTEM_HEADERS.items():
+        value = call.headers.get(header)
+        if value is not None:
+            meta[key] = http.header_text(value, percent_decoded=key != MANIFEST)
+    delete_at = _delete_at(call)
+    if delete_at is not None:
+        meta[DELETE_AT] = delete_at
+    return meta, removed
+
+
+LAST_SECOND = 9_999_999_999  # the latest X-Delete-At Swift keeps: ten digits
+
+
+def _delete_at(call: Call) -> str | None:
+    """Swift's object expiry: ``X-Delete-After`` seconds from now, else ``X-Delete-At``
+    (epoch seconds), as the ten-digit second Swift stores; None when neither is given."""
+    now = time.time()
+    after = call.headers.get("x-delete-after")
+    if after is not None:
+        try:
+            moment = int(now + int(after))
+        except ValueError:
+            raise errors.InvalidInput("Non-integer X-Delete-After") from None
+        if moment <= now:
+            raise errors.InvalidInput("X-Delete-After in past")
+        return f"{min(moment, LAST_SECOND):010d}"
+    raw = call.headers.get("x-delete-at")
+    if raw is None:
+        return None
+    try:
+        moment = int(raw)
+    except ValueError:
+        raise errors.InvalidInput("Non-integer X-Delete-At") from None
+    if moment <= now:
+        raise errors.InvalidInput("X-Delete-At in past")
+    return f"{min(moment, LAST_SECOND):010d}"
+
+
+async def _apply_sharing(call: Call, container: str, name: str) -> None:
+    """``X-Object-Sharing`` and ``X-Object-Public`` on a write (owner only)."""
+    sharing_header = call.headers.get("x-object-sharing")
+    public_header = call.headers.get("x-object-public")
+    if sharing_header is None and public_header is None:
+        return
+    call.require_owner()
+    if sharing_header is not None:
+        read, write = sharing.parse_sharing(http.header_text(sharing_header))
+        await call.storage.set_sharing(call.account, container, name, read, write)
+    if public_header is not None:
+        value = public_header.strip().lower()
+        if value not in ("true", "false", ""):
+            raise errors.InvalidInput("X-Object-Public is true or false")
+        await call.storage.set_public(call.account, container, name, value == "true")
+
+
+def _check_sharing_headers(call: Call) -> None:
+    """Validate before writing anything, so a bad header leaves nothing behind."""
+    value = call.headers.get("x-object-sharing")
+    if value is not None:
+        if not call.owner:
+            raise errors.PermissionDenied("Only the owner may change sharing")
+        sharing.parse_sharing(http.header_text(value))
+    public = call.headers.get("x-object-public")
+    if public is not None:
+        if not call.owner:
+            raise errors.PermissionDenied("Only the owner may publish")
+        if public.strip().lower() not in ("true", "false", ""):
+            raise errors.InvalidInput("X-Object-Public is true or false")
+
+
+def _written(record: ObjectRecord, status: int = 201) -> Response:
+    return Response(
+        status_code=status,
+        headers={
+            "ETag": _etag(record),
+            "X-Object-Version": str(record.serial),
+            **_timestamp(record.mtime),
+        },
+    )
+
+
+async def object_put(call: Call) -> Response:
+    assert call.container is not None and call.name is not None
+    await _require(call, sharing.WRITE, call.container, call.name)
+    _check_sharing_headers(call)
+    await _check_write_conditions(call)
+    meta, _ = _object_meta(call)
+    if "hashmap" in call.query:
+        record = await _put_hashmap(call, meta)
+    elif call.headers.get("x-copy-from") or call.headers.get("x-move-from"):
+        record = await _put_from(call, meta)
+    elif call.query.get("multipart-manifest") == "put":
+        record = await _put_slo(call, meta)
+    else:
+        _require_length(call)
+        record = await call.storage.put_object(
+            call.account,
+            call.container,
+            call.name,
+            call.request.stream(),
+            content_type=_content_type(call),
+            meta=meta,
+            muser=call.user,
+            etag=call.headers.get("etag"),
+            max_size=MAX_FILE_SIZE,
+            size_hint=_declared_length(call),
+        )
+    await _apply_sharing(call, call.container, call.name)
+    response = _written(record)
+    if record.meta.get(SLO):
+        response.headers["ETag"] = f'"{record.meta[SLO_ETAG]}"'
+    return response
+
+
+async def _check_write_conditions(call: Call) -> None:
+    """A PUT's If-Match / If-None-Match against the object it would replace (spec
+    §1.5): ``*`` for any current version, else its ETags; 412 when they fail."""
+    assert call.container is not None and call.name is not None
+    if_match = call.headers.get("if-match")
+    if_none_match = call.headers.get("if-none-match")
+    if if_match is None and if_none_match is None:
+        return
+    try:
+        current = await call.storage.get_object(call.account, call.container, call.name)
+        etag: str | None = _etag(current)
+    except errors.NotFound:
+        etag = None
+    if if_match is not None and (etag is None or not http.etag_matches(if_match, etag)):
+        raise errors.PreconditionFailed("If-Match does not match the object")
+    if if_none_match is not None and etag is not None and http.etag_matches(if_none_match, etag):
+        raise errors.PreconditionFailed("If-None-Match matches the object")
+
+
+def _declared_length(call: Call) -> int | None:
+    """The Content-Length, once ``_require_length`` has checked it (None: chunked)."""
+    length = call.headers.get("content-length")
+    return int(length) if length is not None else None
+
+
+def _require_length(call: Call) -> None:
+    length = call.headers.get("content-length")
+    chunked = "chunked" in (call.headers.get("transfer-encoding") or "").lower()
+    if length is None and not chunked:
+        raise errors.LengthRequired("Give Content-Length or send the body chunked")
+    if length is not None:
+        if not length.isdigit():
+            raise errors.InvalidInput("Invalid Content-Length")
+        if int(length) > MAX_FILE_SIZE:
+            raise errors.TooLarge(f"An object has at most {MAX_FILE_SIZE} bytes")
+
+
+async def _put_hashmap(call: Call, meta: dict[str, str]) -> ObjectRecord:
+    assert call.container is not None and call.name is not None
+    try:
+        document = orjson.loads(await _read_body(call, MAX_HASHMAP_BODY))
+    except orjson.JSONDecodeError:
+        raise errors.InvalidInput("The hashmap is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("hashes"), list):
+        raise errors.InvalidInput('A hashmap is {"bytes": N, "hashes": [...]}')
+    size = document.get("bytes")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise errors.InvalidInput("The hashmap's bytes is a byte count")
+    if size > MAX_FILE_SIZE * 1024:
+        raise errors.TooLarge("The object is too large")
+    return await call.storage.put_hashmap(
+        call.account,
+        call.container,
+        call.name,
+        size,
+        document["hashes"],
+        content_type=_content_type(call),
+        meta=meta,
+        muser=call.user,
+    )
+
+
+async def _put_from(call: Call, meta: dict[str, str]) -> ObjectRecord:
+    """``X-Copy-From`` / ``X-Move-From``: no data moves, only the map is shared."""
+    assert call.container is not None and call.name is not None
+    moving = call.headers.get("x-move-from")
+    header = "X-Move-From" if moving else "X-Copy-From"
+    container, name = _source_path(moving or call.headers["x-copy-from"], header)
+    source_account = (
+        call.headers.get("x-source-account")
+        or call.headers.get("x-copy-from-account")  # Swift's name for it
+        or call.account
+    )
+    return await _copy_tree(
+        call, source_account, container, name, call.account, call.container, call.name,
+        meta, move=bool(moving),
+    )  # fmt: skip
+
+
+async def _copy_tree(
+    call: Call,
+    source_account: str,
+    container: str,
+    name: str,
+    dest_account: str,
+    dest_container: str,
+    dest_name: str,
+    meta: dict[str, str],
+    move: bool,
+) -> ObjectRecord:
+    """One object, or with ``?delimiter=`` also everything below it (spec §1.5), each
+    object copied or moved on its own (the source path need not exist itself)."""
+    delimiter = call.query.get("delimiter")
+    done: ObjectRecord | None = None
+    try:
+        done = await _copy(
+            call, source_account, container, name, dest_account, dest_container, dest_name,
+            meta, move,
+        )  # fmt: skip
+    except errors.NotFound:
+        if not delimiter:
+            raise
+    if delimiter:
+        below = name.rstrip(delimiter) + delimiter
+        target = dest_name.rstrip(delimiter) + delimiter
+        entries = await call.storage.list_objects(source_account, container, prefix=below)
+        for entry in entries:
+            copied = await _copy(
+                call, source_account, container, entry.name, dest_account, dest_container,
+                target + entry.name[len(below) :], meta, move,
+            )  # fmt: skip
+            done = done or copied
+    if done is None:
+        raise errors.NotFound(f"No object {container}/{name}")
+    return done
+
+
+async def _copy(
+    call: Call,
+    source_account: str,
+    container: str,
+    name: str,
+    dest_account: str,
+    dest_container: str,
+    dest_name: str,
+    meta: dict[str, str],
+    move: bool,
+) -> ObjectRecord:
+    version = call.headers.get("x-source-version")
+    if version is not None and (move or not version.isdigit()):
+        raise errors.InvalidInput("X-Source-Version is a version number (copies only)")
+    source_call = Call(call.request, call.storage, call.credentials, source_account, None, None)
+    if not source_call.owner:
+        granted = await call.storage.access(call.user, source_account, container, name)
+        if granted is None or (move and granted != sharing.WRITE):
+            raise errors.PermissionDenied(f"You may not read {container}/{name}")
+    dest_call = Call(call.request, call.storage, call.credentials, dest_account, None, None)
+    await _require(dest_call, sharing.WRITE, dest_container, dest_name)
+    given_type = (
+        call.headers.get("content-type") if "ignore_content_type" not in call.query else None
+    )
+    fresh = (call.headers.get("x-fresh-metadata") or "").strip().lower() in TRUE_WORDS
+    if not move:
+        source = await call.storage.get_object(
+            source_account, container, name, int(version) if version else None
+        )
+        large = bool(source.meta.get(MANIFEST) or source.meta.get(SLO))
+        if call.headers.get("range") or (large and call.query.get("multipart-manifest") != "get"):
+            return await _copy_data(
+                call, source, dest_account, dest_container, dest_name, meta, fresh,
+                http.header_text(given_type) if given_type else None,
+            )  # fmt: skip
+        if fresh:  # a copied manifest stays one: its markers are part of its data
+            markers = {k: source.meta[k] for k in LARGE_OBJECT_KEYS if k in source.meta}
+            meta = {**markers, **meta}
+    if move:
+        if source_account != dest_account:
+            raise errors.PermissionDenied("Objects move only within an account")
+        return await call.storage.move_object(
+            dest_account, container, name, dest_container, dest_name, meta=meta, muser=call.user
+        )
+    return await call.storage.copy_object(
+        dest_account,
+        container,
+        name,
+        dest_container,
+        dest_name,
+        version=int(version) if version else None,
+        meta=meta,
+        muser=call.user,
+        source_account=source_account,
+        content_type=http.header_text(given_type) if given_type else None,
+        fresh=fresh,
+    )
+
+
+async def _copy_data(
+    call: Call,
+    source: ObjectRecord,
+    dest_account: str,
+    dest_container: str,
+    dest_name: str,
+    meta: dict[str, str],
+    fresh: bool,
+    content_type: str | None,
+) -> ObjectRecord:
+    """Swift's copies that are not of the source's map: a large object's data (its
+    segments, joined: the copy is an ordinary object), or the byte range asked for."""
+    body = await _body(call, source)
+    start, end = 0, body.size
+    ranges = http.parse_ranges(call.headers.get("range"), body.size)
+    if ranges is not None:
+        if len(ranges) > 1:
+            raise errors.InvalidInput("A copy takes one byte range")
+        start, end = ranges[0]
+    kept = {} if fresh else {k: v for k, v in source.meta.items() if k not in LARGE_OBJECT_KEYS}
+    return await call.storage.put_object(
+        dest_account,
+        dest_container,
+        dest_name,
+        _read_range(call.storage, body, start, end),
+        content_type=content_type or source.type,
+        meta={**kept, **meta},
+        muser=call.user,
+        max_size=MAX_FILE_SIZE,
+        size_hint=end - start,
+    )
+
+
+async def object_post(call: Call) -> Response:
+    assert call.container is not None and call.name is not None
+    content_type = (call.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return await _form_upload(call)
+    await _require(call, sharing.WRITE, call.container, call.name)
+    _check_sharing_headers(call)
+    meta, removed = _object_meta(call)
+    data_update = (
+        "content-range" in call.headers
+        or "x-source-object" in call.headers
+        or "x-object-bytes" in call.headers
+        or (
+            content_type == "application/octet-stream"
+            and (
+                int(call.headers.get("content-length") or 0) > 0
+                or "chunked" in (call.headers.get("transfer-encoding") or "")
+            )
+        )
+    )
+    if data_update:
+        record = await _update_data(call)
+        if meta:
+            record = await call.storage.update_meta(
+                call.account, call.container, call.name, meta, muser=call.user
+            )
+        await _apply_sharing(call, call.container, call.name)
+        return _written(record, 204)
+    update = "update" in call.query
+    has_meta = bool(meta or removed) or any(
+        k.startswith("x-object-meta-") or k in SYSTEM_HEADERS for k in call.headers
+    )
+    if has_meta or not update:
+        for key in removed:
+            meta[key] = ""
+        current = await call.storage.get_object(call.account, call.container, call.name)
+        if not update:
+            # Swift and Pithos: a POST without update replaces the user metadata, but
+            # keeps the large-object markers that are part of the data.
+            for key in (SLO, SLO_BYTES, SLO_ETAG):
+                if key in current.meta:
+                    meta[key] = current.meta[key]
+        if has_meta or not update:
+            new_type = call.headers.get("content-type") if content_type else None
+            await call.storage.update_meta(
+                call.account,
+                call.container,
+                call.name,
+                meta,
+                replace=not update,
+                content_type=http.header_text(new_type) if new_type else None,
+                muser=call.user,
+            )
+    else:
+        await call.storage.get_object(call.account, call.container, call.name)
+    await _apply_sharing(call, call.container, call.name)
+    return Response(status_code=202)
+
+
+async def _update_data(call: Call) -> ObjectRecord:
+    """Pithos partial updates: write at an offset, append, take data from another
+    object, truncate or extend (spec §1.5)."""
+    assert call.container is not None and call.name is not None
+    offset: int | None = None
+    last: int | None = None
+    if "content-range" in call.headers:
+        offset, last = http.parse_content_range(call.headers["content-range"])
+    chunks: AsyncIterator[bytes] | None = None
+    source = call.headers.get("x-source-object")
+    if source:
+        container, name = _source_path(source, "X-Source-Object")
+        source_account = call.headers.get("x-source-account") or call.account
+        version = call.headers.get("x-source-version")
+        if source_account != call.account:
+            granted = await call.storage.access(call.user, source_account, container, name)
+            if granted is None:
+                raise errors.PermissionDenied(f"You may not read {container}/{name}")
+        record = await call.storage.get_object(
+            source_account, container, name, int(version) if version and version.isdigit() else None
+        )
+        end = record.size if last is None or offset is None else min(record.size, last - offset + 1)
+        chunks = call.storage.read(record, 0, end)
+    elif "content-range" in call.headers or call.headers.get("content-length", "0") != "0":
+        _require_length(call)
+        length = call.headers.get("content-length")
+        if (
+            last is not None
+            and offset is not None
+            and length is not None
+            and int(length) != last - offset + 1
+        ):
+            raise errors.RangeNotSatisfiable("Content-Range and Content-Length disagree")
+        chunks = call.request.stream()
+    truncate = call.headers.get("x-object-bytes")
+    if truncate is not None and not truncate.isdigit():
+        raise errors.InvalidInput("X-Object-Bytes is a byte count")
+    return await call.storage.update_data(
+        call.account,
+        call.container,
+        call.name,
+        chunks,
+        offset=offset,
+        truncate=int(truncate) if truncate is not None else None,
+        muser=call.user,
+    )
+
+
+async def _form_upload(call: Call) -> Response:
+    """Pithos HTML-form upload: the file in field ``X-Object-Data`` (token in the query)."""
+    assert call.container is not None and call.name is not None
+    await _require(call, sharing.WRITE, call.container, call.name)
+    async with call.request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("X-Object-Data")
+        if upload is None or isinstance(upload, str):
+            raise errors.InvalidInput("The form has no file field X-Object-Data")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while chunk := await upload.read(1 << 20):
+                yield chunk
+
+        record = await call.storage.put_object(
+            call.account,
+            call.container,
+            call.name,
+            chunks(),
+            content_type=upload.content_type or "application/octet-stream",
+            muser=call.user,
+            max_size=MAX_FILE_SIZE,
+        )
+    return _written(record)
+
+
+async def object_delete(call: Call) -> Response:
+    assert call.container is not None and call.name is not None
+    await _require(call, sharing.WRITE, call.container, call.name)
+    if call.query.get("multipart-manifest") == "delete":
+        return await _delete_slo(call)
+    if_delete_at = call.headers.get("x-if-delete-at")
+    if if_delete_at is not None:  # Swift: delete only if it still expires then
+        if not if_delete_at.strip().isdigit():
+            raise errors.InvalidInput("Bad X-If-Delete-At header value")
+        record = await call.storage.get_object(call.account, call.container, call.name)
+        if int(record.meta.get(DELETE_AT) or -1) != int(if_delete_at):
+            raise errors.PreconditionFailed("X-If-Delete-At and X-Delete-At do not match")
+    until = _until(call)
+    if until is not None:
+        await call.storage.purge(call.account, call.container, call.name, until)
+        return Response(status_code=204)
+    delimiter = call.query.get("delimiter")
+    deleted = 0
+    try:
+        await call.storage.delete_object(call.account, call.container, call.name, call.user)
+        deleted += 1
+    except errors.NotFound:
+        if not delimiter:
+            raise
+    if delimiter:
+        below = call.name.rstrip(delimiter) + delimiter
+        for entry in await call.storage.list_objects(call.account, call.container, prefix=below):
+            await _require(call, sharing.WRITE, call.container, entry.name)
+            await call.storage.delete_object(call.account, call.container, entry.name, call.user)
+            deleted += 1
+        if not deleted:
+            raise errors.NotFound(f"No object {call.container}/{call.name}")
+    return Response(status_code=204)
+
+
+async def object_copy_move(call: Call) -> Response:
+    """The COPY and MOVE methods: ``Destination: /<container>/<object>``."""
+    assert call.container is not None and call.name is not None
+    destination = call.headers.get("destination")
+    if not destination:
+        raise errors.PreconditionFailed("Give a Destination header")
+    dest_container, dest_name = _source_path(destination, "Destination")
+    dest_account = call.headers.get("destination-account") or call.account
+    meta, _ = _object_meta(call)
+    record = await _copy_tree(
+        call, call.account, call.container, call.name, dest_account, dest_container, dest_name,
+        meta, move=call.request.method == "MOVE",
+    )  # fmt: skip
+    return _written(record)
