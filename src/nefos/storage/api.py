@@ -31,8 +31,8 @@ from nefos.storage.api_container import (
     container_post,
     container_put,
 )
-from nefos.storage.api_large import _body
-from nefos.storage.api_object_read import _object_headers, _serve, object_read
+from nefos.storage.api_large import body_of
+from nefos.storage.api_object_read import object_headers, object_read, serve
 from nefos.storage.api_object_write import object_copy_move, object_delete, object_post, object_put
 from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import Namespace, check_container_name, check_object_name
@@ -48,7 +48,7 @@ from nefos.storage.swift import (
     PUBLIC_PREFIX,
     STORAGE_POLICY,
     Call,
-    _listing,
+    render_listing,
 )
 
 OBJECT_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "MOVE"]
@@ -107,7 +107,7 @@ async def root(request: Request) -> Response:
     storage: Namespace = request.app.state.engines.storage
     accounts = await storage.shared_with(str(credentials.user_id))
     items = [{"name": name, "last_modified": http.iso(mtime)} for name, mtime in accounts]
-    return _listing(request, "accounts", "", items, [name for name, _ in accounts])
+    return render_listing(request, "accounts", "", items, [name for name, _ in accounts])
 
 
 async def dispatch(request: Request) -> Response:
@@ -175,9 +175,9 @@ async def public_object(request: Request) -> Response:
     storage: Namespace = request.app.state.engines.storage
     record = await storage.resolve_public(request.path_params["token"])
     call = Call(request, storage, None, record.account, record.container, record.name)
-    body = await _body(call, record)
-    headers = _object_headers(None, record, body)
-    return await _serve(request, storage, record, body, headers)
+    body = await body_of(call, record)
+    headers = object_headers(None, record, body)
+    return await serve(request, storage, record, body, headers)
 
 
 @router.get("/info")

@@ -22,14 +22,14 @@ from nefos.storage.swift import (
     MAX_MANIFEST_BODY,
     STORAGE_POLICY,
     Call,
-    _limit,
-    _listing,
-    _listing_type,
-    _meta_headers,
-    _meta_out,
-    _no_content,
-    _reverse,
-    _timestamp,
+    limit_param,
+    listing_type,
+    meta_headers,
+    meta_out,
+    no_content,
+    render_listing,
+    reverse_param,
+    timestamp_headers,
 )
 
 
@@ -39,7 +39,7 @@ async def account_head(call: Call) -> Response:
     modified = http.parse_http_date(headers.get("Last-Modified"))
     if modified is not None and http.check_preconditions(call.headers, "", modified, True):
         return Response(status_code=304, headers=headers)
-    return _no_content(headers, _listing_type(call.request))
+    return no_content(headers, listing_type(call.request))
 
 
 def _account_headers(info: AccountInfo) -> dict[str, str]:
@@ -48,8 +48,8 @@ def _account_headers(info: AccountInfo) -> dict[str, str]:
         "X-Account-Object-Count": str(info.objects),
         "X-Account-Bytes-Used": str(info.bytes),
         "Accept-Ranges": "bytes",
-        **_timestamp(info.last_modified),
-        **_meta_out("X-Account", info.meta),
+        **timestamp_headers(info.last_modified),
+        **meta_out("X-Account", info.meta),
     }
     for group, members in info.groups.items():
         headers[f"X-Account-Group-{group}"] = ",".join(members)
@@ -85,11 +85,11 @@ async def account_get(call: Call) -> Response:
     prefix = call.query.get("prefix") or ""
     marker = call.query.get("marker") or None  # empty: no bound, as in Swift
     end_marker = call.query.get("end_marker") or None
-    reverse = _reverse(call)
+    reverse = reverse_param(call)
     if reverse:
         containers = containers[::-1]
         marker, end_marker = end_marker, marker
-    limit = _limit(call)
+    limit = limit_param(call)
     delimiter = call.query.get("delimiter") or None
     items: list[dict[str, Any]] = []
     for c in containers:
@@ -111,7 +111,7 @@ async def account_get(call: Call) -> Response:
         if not items or items[-1].get("subdir") != subdir:
             items.append({"subdir": subdir})
     names = [item.get("subdir") or item["name"] for item in items]
-    return _listing(call.request, "account", call.account, items, names, headers)
+    return render_listing(call.request, "account", call.account, items, names, headers)
 
 
 def _container_item(info: ContainerInfo, owner: bool) -> dict[str, Any]:
@@ -135,7 +135,7 @@ async def account_post(call: Call) -> Response:
     call.require_owner()
     if "bulk-delete" in call.query:
         return await bulk_delete(call)
-    meta, removed = _meta_headers(call, "x-account")
+    meta, removed = meta_headers(call, "x-account")
     for key in removed:
         meta[key] = ""
     groups: dict[str, list[str]] = {}

@@ -26,16 +26,16 @@ from nefos.storage.swift import (
     SLO_ETAG,
     STORAGE_POLICY,
     Call,
-    _etag,
-    _limit,
-    _listing,
-    _listing_type,
-    _meta_headers,
-    _meta_out,
-    _no_content,
-    _reverse,
-    _timestamp,
-    _until,
+    etag_of,
+    limit_param,
+    listing_type,
+    meta_headers,
+    meta_out,
+    no_content,
+    render_listing,
+    reverse_param,
+    timestamp_headers,
+    until_param,
 )
 from nefos.storage.upload import store_stream
 
@@ -60,7 +60,7 @@ def _container_headers(info: ContainerInfo, owner: bool) -> dict[str, str]:
         "X-Container-Block-Size": str(BLOCK_SIZE),
         "X-Container-Block-Hash": HASH_ALGORITHM,
         "X-Storage-Policy": STORAGE_POLICY,
-        **_timestamp(info.last_modified),
+        **timestamp_headers(info.last_modified),
     }
     if owner:
         headers.update(
@@ -68,7 +68,7 @@ def _container_headers(info: ContainerInfo, owner: bool) -> dict[str, str]:
                 "X-Container-Policy-Quota": str(info.quota),
                 "X-Container-Policy-Versioning": info.versioning,
                 "X-Container-Policy-Project": info.project,
-                **_meta_out("X-Container", info.meta),
+                **meta_out("X-Container", info.meta),
             }
         )
     return headers
@@ -91,7 +91,7 @@ async def container_head(call: Call) -> Response:
         call.headers, "", info.last_modified, reading=True
     ):
         return Response(status_code=304, headers=headers)
-    return _no_content(headers, _listing_type(call.request))
+    return no_content(headers, listing_type(call.request))
 
 
 def _meta_filter(expression: str) -> Callable[[ObjectRecord], bool]:
@@ -137,7 +137,7 @@ async def container_get(call: Call) -> Response:
     delimiter = call.query.get("delimiter") or None
     marker = call.query.get("marker") or None  # empty: no bound, as in Swift
     end_marker = call.query.get("end_marker") or None
-    reverse = _reverse(call)
+    reverse = reverse_param(call)
     if "path" in call.query:
         # What is directly below path X (Swift and Pithos): prefix "X/", delimiter "/";
         # names may start with "/" themselves, so path "/" lists those. The directory
@@ -149,7 +149,7 @@ async def container_get(call: Call) -> Response:
         elif prefix:
             marker = max(marker or "", prefix)
     keep = _meta_filter(call.query["meta"]) if call.query.get("meta") else None
-    until = _until(call)
+    until = until_param(call)
     if until is not None:
         headers["X-Container-Until-Timestamp"] = http.epoch(until)
     if call.owner and ("shared" in call.query or "public" in call.query):
@@ -175,7 +175,7 @@ async def container_get(call: Call) -> Response:
         delimiter=delimiter,
         marker=marker,
         end_marker=end_marker,
-        limit=_limit(call),
+        limit=limit_param(call),
         reverse=reverse,
         visible=visible,
         with_meta=keep is not None,
@@ -189,7 +189,7 @@ async def container_get(call: Call) -> Response:
         # Swift lists a static large object at its whole size, with the SLO's ETag.
         large = await call.storage.version_attributes(serials, (SLO_BYTES, SLO_ETAG))
     items = [_object_item(entry, large) for entry in entries]
-    return _listing(call.request, "container", call.container, items, names, headers)
+    return render_listing(call.request, "container", call.container, items, names, headers)
 
 
 def _object_item(
@@ -201,7 +201,7 @@ def _object_item(
     item: dict[str, Any] = {
         "name": entry.name,
         "bytes": int(slo[SLO_BYTES]) if SLO_BYTES in slo else entry.size,
-        "hash": _etag(entry),
+        "hash": etag_of(entry),
         "content_type": entry.type,
         "last_modified": http.iso(entry.mtime),
         "x_object_hash": entry.hash,
@@ -237,7 +237,7 @@ def _policies(call: Call) -> dict[str, Any]:
 async def container_put(call: Call) -> Response:
     assert call.container is not None
     call.require_owner()
-    meta, removed = _meta_headers(call, "x-container")
+    meta, removed = meta_headers(call, "x-container")
     policies = _policies(call)
     policy = (call.headers.get("x-storage-policy") or "").strip()  # empty: the default
     if policy and policy.lower() != STORAGE_POLICY:
@@ -254,7 +254,7 @@ async def container_post(call: Call) -> Response:
     if content_type == "application/octet-stream":
         return await block_upload(call)
     call.require_owner()
-    meta, removed = _meta_headers(call, "x-container")
+    meta, removed = meta_headers(call, "x-container")
     for key in removed:
         meta[key] = ""
     policies = _policies(call)
@@ -285,7 +285,7 @@ async def _may_write_somewhere(call: Call) -> bool:
 async def container_delete(call: Call) -> Response:
     assert call.container is not None
     call.require_owner()
-    until = _until(call)
+    until = until_param(call)
     if until is not None:
         await call.storage.purge(call.account, call.container, None, until)
         return Response(status_code=204)

@@ -34,11 +34,11 @@ from nefos.storage.swift import (
     SLO_BYTES,
     SLO_ETAG,
     Call,
-    _content_type,
-    _etag,
-    _read_body,
-    _require,
-    _source_path,
+    content_type_of,
+    etag_of,
+    read_body,
+    require_access,
+    source_path,
 )
 
 # A piece of a body: bytes [start, end) of an object, or of data a manifest holds inline.
@@ -54,7 +54,7 @@ class Body:
     parts: list[Piece]
 
 
-async def _body(call: Call, record: ObjectRecord) -> Body:
+async def body_of(call: Call, record: ObjectRecord) -> Body:
     """Resolve large-object manifests into their segments (Swift's DLO and SLO)."""
     if record.meta.get(SLO):
         parts = await _slo_parts(call.storage, record, depth=0)
@@ -75,11 +75,11 @@ async def _body(call: Call, record: ObjectRecord) -> Body:
             and (container, e.name) != (record.container, record.name)
         ]
         etag = hashlib.md5(
-            "".join(_etag(e) for e in segments).encode(), usedforsecurity=False
+            "".join(etag_of(e) for e in segments).encode(), usedforsecurity=False
         ).hexdigest()
         size = sum(e.size for e in segments)
         return Body(size, f'"{etag}"', [(e, 0, e.size) for e in segments])
-    return Body(record.size, _etag(record), [(record, 0, record.size)])
+    return Body(record.size, etag_of(record), [(record, 0, record.size)])
 
 
 MAX_SLO_DEPTH = 10  # manifests of manifests, as deep as Swift follows them
@@ -91,7 +91,7 @@ async def _slo_parts(storage: Namespace, record: ObjectRecord, depth: int) -> li
     if depth > MAX_SLO_DEPTH:
         raise errors.Conflict("Static large objects nest too deep")
     parts: list[Piece] = []
-    for segment in orjson.loads(await _read_all(storage, record)):
+    for segment in orjson.loads(await read_all(storage, record)):
         if "data" in segment:
             data = base64.b64decode(segment["data"])
             parts.append((data, 0, len(data)))
@@ -127,13 +127,13 @@ def _slice(parts: list[Piece], start: int, end: int) -> list[Piece]:
     return sliced
 
 
-async def _read_all(storage: Namespace, record: ObjectRecord) -> bytes:
+async def read_all(storage: Namespace, record: ObjectRecord) -> bytes:
     if record.size > MAX_MANIFEST_BODY:
         raise errors.InvalidInput("A manifest is too large")
     return b"".join([chunk async for chunk in storage.read(record)])
 
 
-async def _read_range(storage: Namespace, body: Body, start: int, end: int) -> AsyncIterator[bytes]:
+async def read_range(storage: Namespace, body: Body, start: int, end: int) -> AsyncIterator[bytes]:
     offset = 0
     for source, first, last in body.parts:
         length = last - first
@@ -150,7 +150,7 @@ async def _read_range(storage: Namespace, body: Body, start: int, end: int) -> A
             break
 
 
-def _as_put(segment: dict[str, Any]) -> dict[str, Any]:
+def as_put(segment: dict[str, Any]) -> dict[str, Any]:
     """A stored SLO segment in the form a manifest PUT names it (Swift's ``format=raw``)."""
     if "data" in segment:
         return segment
@@ -160,12 +160,12 @@ def _as_put(segment: dict[str, Any]) -> dict[str, Any]:
     return put
 
 
-async def _put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
+async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
     """Swift's static large object: the manifest is stored as the object's data and
     resolved on read; segments stay ordinary objects."""
     assert call.container is not None and call.name is not None
     try:
-        segments = orjson.loads(await _read_body(call, MAX_MANIFEST_BODY))
+        segments = orjson.loads(await read_body(call, MAX_MANIFEST_BODY))
     except orjson.JSONDecodeError:
         raise errors.InvalidInput("The manifest is not JSON") from None
     if not isinstance(segments, list) or not segments or len(segments) > MAX_SLO_SEGMENTS:
@@ -191,19 +191,19 @@ async def _put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
         if unknown:
             raise errors.InvalidInput(f"Unknown segment keys: {sorted(unknown)}")
         try:
-            container, name = _source_path(quote(segment["path"]), "Segment path")
+            container, name = source_path(quote(segment["path"]), "Segment path")
         except errors.PreconditionFailed as error:
             raise errors.InvalidInput(error.message) from None
         if (container, name) == (call.container, call.name):
             raise errors.InvalidInput("A manifest cannot be a segment of itself")
-        await _require(call, sharing.READ, container, name)
+        await require_access(call, sharing.READ, container, name)
         try:
             part = await call.storage.get_object(call.account, container, name)
         except errors.NotFound:
             raise errors.InvalidInput(f"Segment {segment['path']} does not exist") from None
         nested = bool(part.meta.get(SLO))
         # A segment that is a manifest itself stands for its data, as its HEAD says.
-        etag = part.meta[SLO_ETAG] if nested else _etag(part)
+        etag = part.meta[SLO_ETAG] if nested else etag_of(part)
         size = int(part.meta[SLO_BYTES]) if nested else part.size
         wanted_etag = segment.get("etag")
         if wanted_etag and wanted_etag.strip('"') != etag:
@@ -256,13 +256,13 @@ async def _put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
         call.container,
         call.name,
         data(),
-        content_type=_content_type(call),
+        content_type=content_type_of(call),
         meta=meta,
         muser=call.user,
     )
 
 
-async def _delete_slo(call: Call) -> Response:
+async def delete_slo(call: Call) -> Response:
     assert call.container is not None and call.name is not None
     record = await call.storage.get_object(call.account, call.container, call.name)
     deleted = not_found = 0
@@ -272,7 +272,7 @@ async def _delete_slo(call: Call) -> Response:
         nonlocal deleted, not_found
         if depth > MAX_SLO_DEPTH:
             raise errors.Conflict("Static large objects nest too deep")
-        for segment in orjson.loads(await _read_all(call.storage, manifest)):
+        for segment in orjson.loads(await read_all(call.storage, manifest)):
             if "data" in segment:
                 continue
             container, _, name = segment["name"].lstrip("/").partition("/")

@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from nefos.core import errors
 from nefos.core.faults import json_response
 from nefos.storage import http, sharing
-from nefos.storage.api_large import Body, _as_put, _body, _read_all, _read_range
+from nefos.storage.api_large import Body, as_put, body_of, read_all, read_range
 from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import DELETE_AT, Namespace, ObjectRecord, ObjectSharing
 from nefos.storage.swift import (
@@ -32,19 +32,19 @@ from nefos.storage.swift import (
     SLO,
     SMALL_BODY,
     Call,
-    _etag,
-    _meta_out,
-    _require,
-    _timestamp,
+    etag_of,
+    meta_out,
+    require_access,
+    timestamp_headers,
 )
 
 
-def _object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict[str, str]:
+def object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict[str, str]:
     headers = {
         "Content-Type": http.as_sent(record.type or "application/octet-stream"),
         "ETag": body.etag,
         "Accept-Ranges": "bytes",
-        **_timestamp(record.mtime),
+        **timestamp_headers(record.mtime),
     }
     if call is None:  # public links show only the basics
         return headers
@@ -55,7 +55,7 @@ def _object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict
             "X-Object-Version": str(record.serial),
             "X-Object-Version-Timestamp": http.epoch(record.mtime),
             "X-Object-Modified-By": record.muser,
-            **_meta_out("X-Object", record.meta),
+            **meta_out("X-Object", record.meta),
         }
     )
     if record.meta.get(ENCODING):
@@ -91,7 +91,7 @@ def _sharing_headers(call: Call, record: ObjectRecord, seen: ObjectSharing) -> d
 
 async def object_read(call: Call) -> Response:
     assert call.container is not None and call.name is not None
-    await _require(call, sharing.READ, call.container, call.name)
+    await require_access(call, sharing.READ, call.container, call.name)
     if call.query.get("version") == "list":
         versions = await call.storage.versions(call.account, call.container, call.name)
         body = {"versions": [[serial, http.epoch(mtime)] for serial, mtime in versions]}
@@ -120,23 +120,23 @@ async def object_read(call: Call) -> Response:
     if "hashmap" in call.query:
         return await _hashmap_reply(call, record)
     if call.query.get("multipart-manifest") == "get" and record.meta.get(SLO):
-        data = await _read_all(call.storage, record)
-        headers = _object_headers(call, record, Body(record.size, _etag(record), []))
+        data = await read_all(call.storage, record)
+        headers = object_headers(call, record, Body(record.size, etag_of(record), []))
         headers["X-Static-Large-Object"] = "True"
         if call.query.get("format") == "raw":  # what a multipart-manifest=put would take
-            data = orjson.dumps([_as_put(segment) for segment in orjson.loads(data)])
+            data = orjson.dumps([as_put(segment) for segment in orjson.loads(data)])
             headers["ETag"] = hashlib.md5(data, usedforsecurity=False).hexdigest()
             return Response(data, 200, headers)
         headers["Content-Type"] = "application/json; charset=utf-8"
         return Response(data, 200, headers)
     if call.query.get("multipart-manifest") == "get":  # a DLO's own data, as written
-        body = Body(record.size, _etag(record), [(record, 0, record.size)])
+        body = Body(record.size, etag_of(record), [(record, 0, record.size)])
     else:
-        body = await _body(call, record)
-    headers = _object_headers(call, record, body)
+        body = await body_of(call, record)
+    headers = object_headers(call, record, body)
     if seen is not None:
         headers.update(_sharing_headers(call, record, seen))
-    return await _serve(call.request, call.storage, record, body, headers)
+    return await serve(call.request, call.storage, record, body, headers)
 
 
 async def _hashmap_reply(call: Call, record: ObjectRecord) -> Response:
@@ -147,9 +147,9 @@ async def _hashmap_reply(call: Call, record: ObjectRecord) -> Response:
         "bytes": record.size,
         "hashes": hashes,
     }
-    headers = _object_headers(call, record, Body(record.size, _etag(record), []))
+    headers = object_headers(call, record, Body(record.size, etag_of(record), []))
     headers.pop("Content-Type")
-    if http.check_preconditions(call.headers, _etag(record), record.mtime, reading=True):
+    if http.check_preconditions(call.headers, etag_of(record), record.mtime, reading=True):
         return Response(status_code=304, headers=headers)
     if http.listing_format(call.query, None) == "xml":
         inner = "".join(f"<hash>{h}</hash>" for h in hashes)
@@ -162,7 +162,7 @@ async def _hashmap_reply(call: Call, record: ObjectRecord) -> Response:
     return json_response(body, 200, headers)
 
 
-async def _serve(
+async def serve(
     request: Request,
     storage: Namespace,
     record: ObjectRecord,
@@ -191,7 +191,7 @@ async def _serve(
         headers["Content-Length"] = str(body.size)
         if head or body.size == 0:
             return Response(status_code=200, headers=headers)
-        stream = _read_range(storage, body, 0, body.size)
+        stream = read_range(storage, body, 0, body.size)
         if body.size <= SMALL_BODY:  # read whole: a streamed reply costs more than it
             return Response(b"".join([chunk async for chunk in stream]), 200, headers)
         return StreamingResponse(stream, 200, headers)
@@ -201,7 +201,7 @@ async def _serve(
         headers["Content-Length"] = str(end - start)
         if head:
             return Response(status_code=206, headers=headers)
-        return StreamingResponse(_read_range(storage, body, start, end), 206, headers)
+        return StreamingResponse(read_range(storage, body, start, end), 206, headers)
     boundary = secrets.token_hex(16)
     content_type = headers.pop("Content-Type")
     preambles = [
@@ -223,7 +223,7 @@ async def _serve(
     async def parts() -> AsyncIterator[bytes]:
         for preamble, (start, end) in zip(preambles, ranges, strict=True):
             yield preamble
-            async for chunk in _read_range(storage, body, start, end):
+            async for chunk in read_range(storage, body, start, end):
                 yield chunk
             yield b"\r\n"
         yield closing

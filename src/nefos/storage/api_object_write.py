@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from nefos.core import errors
 from nefos.storage import http, sharing
-from nefos.storage.api_large import _body, _delete_slo, _put_slo, _read_range
+from nefos.storage.api_large import body_of, delete_slo, put_slo, read_range
 from nefos.storage.service import DELETE_AT, ObjectRecord
 from nefos.storage.swift import (
     LARGE_OBJECT_KEYS,
@@ -33,19 +33,19 @@ from nefos.storage.swift import (
     SYSTEM_HEADERS,
     TRUE_WORDS,
     Call,
-    _content_type,
-    _etag,
-    _meta_headers,
-    _read_body,
-    _require,
-    _source_path,
-    _timestamp,
-    _until,
+    content_type_of,
+    etag_of,
+    meta_headers,
+    read_body,
+    require_access,
+    source_path,
+    timestamp_headers,
+    until_param,
 )
 
 
 def _object_meta(call: Call) -> tuple[dict[str, str], list[str]]:
-    meta, removed = _meta_headers(call, "x-object")
+    meta, removed = meta_headers(call, "x-object")
     for header, key in SYSTEM_HEADERS.items():
         value = call.headers.get(header)
         if value is not None:
@@ -120,16 +120,16 @@ def _written(record: ObjectRecord, status: int = 201) -> Response:
     return Response(
         status_code=status,
         headers={
-            "ETag": _etag(record),
+            "ETag": etag_of(record),
             "X-Object-Version": str(record.serial),
-            **_timestamp(record.mtime),
+            **timestamp_headers(record.mtime),
         },
     )
 
 
 async def object_put(call: Call) -> Response:
     assert call.container is not None and call.name is not None
-    await _require(call, sharing.WRITE, call.container, call.name)
+    await require_access(call, sharing.WRITE, call.container, call.name)
     _check_sharing_headers(call)
     await _check_write_conditions(call)
     meta, _ = _object_meta(call)
@@ -138,7 +138,7 @@ async def object_put(call: Call) -> Response:
     elif call.headers.get("x-copy-from") or call.headers.get("x-move-from"):
         record = await _put_from(call, meta)
     elif call.query.get("multipart-manifest") == "put":
-        record = await _put_slo(call, meta)
+        record = await put_slo(call, meta)
     else:
         _require_length(call)
         record = await call.storage.put_object(
@@ -146,7 +146,7 @@ async def object_put(call: Call) -> Response:
             call.container,
             call.name,
             call.request.stream(),
-            content_type=_content_type(call),
+            content_type=content_type_of(call),
             meta=meta,
             muser=call.user,
             etag=call.headers.get("etag"),
@@ -170,7 +170,7 @@ async def _check_write_conditions(call: Call) -> None:
         return
     try:
         current = await call.storage.get_object(call.account, call.container, call.name)
-        etag: str | None = _etag(current)
+        etag: str | None = etag_of(current)
     except errors.NotFound:
         etag = None
     if if_match is not None and (etag is None or not http.etag_matches(if_match, etag)):
@@ -200,7 +200,7 @@ def _require_length(call: Call) -> None:
 async def _put_hashmap(call: Call, meta: dict[str, str]) -> ObjectRecord:
     assert call.container is not None and call.name is not None
     try:
-        document = orjson.loads(await _read_body(call, MAX_HASHMAP_BODY))
+        document = orjson.loads(await read_body(call, MAX_HASHMAP_BODY))
     except orjson.JSONDecodeError:
         raise errors.InvalidInput("The hashmap is not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("hashes"), list):
@@ -216,7 +216,7 @@ async def _put_hashmap(call: Call, meta: dict[str, str]) -> ObjectRecord:
         call.name,
         size,
         document["hashes"],
-        content_type=_content_type(call),
+        content_type=content_type_of(call),
         meta=meta,
         muser=call.user,
     )
@@ -227,7 +227,7 @@ async def _put_from(call: Call, meta: dict[str, str]) -> ObjectRecord:
     assert call.container is not None and call.name is not None
     moving = call.headers.get("x-move-from")
     header = "X-Move-From" if moving else "X-Copy-From"
-    container, name = _source_path(moving or call.headers["x-copy-from"], header)
+    container, name = source_path(moving or call.headers["x-copy-from"], header)
     source_account = (
         call.headers.get("x-source-account")
         or call.headers.get("x-copy-from-account")  # Swift's name for it
@@ -297,7 +297,7 @@ async def _copy(
         if granted is None or (move and granted != sharing.WRITE):
             raise errors.PermissionDenied(f"You may not read {container}/{name}")
     dest_call = Call(call.request, call.storage, call.credentials, dest_account, None, None)
-    await _require(dest_call, sharing.WRITE, dest_container, dest_name)
+    await require_access(dest_call, sharing.WRITE, dest_container, dest_name)
     given_type = (
         call.headers.get("content-type") if "ignore_content_type" not in call.query else None
     )
@@ -348,7 +348,7 @@ async def _copy_data(
 ) -> ObjectRecord:
     """Swift's copies that are not of the source's map: a large object's data (its
     segments, joined: the copy is an ordinary object), or the byte range asked for."""
-    body = await _body(call, source)
+    body = await body_of(call, source)
     start, end = 0, body.size
     ranges = http.parse_ranges(call.headers.get("range"), body.size)
     if ranges is not None:
@@ -360,7 +360,7 @@ async def _copy_data(
         dest_account,
         dest_container,
         dest_name,
-        _read_range(call.storage, body, start, end),
+        read_range(call.storage, body, start, end),
         content_type=content_type or source.type,
         meta={**kept, **meta},
         muser=call.user,
@@ -374,7 +374,7 @@ async def object_post(call: Call) -> Response:
     content_type = (call.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         return await _form_upload(call)
-    await _require(call, sharing.WRITE, call.container, call.name)
+    await require_access(call, sharing.WRITE, call.container, call.name)
     _check_sharing_headers(call)
     meta, removed = _object_meta(call)
     data_update = (
@@ -439,7 +439,7 @@ async def _update_data(call: Call) -> ObjectRecord:
     chunks: AsyncIterator[bytes] | None = None
     source = call.headers.get("x-source-object")
     if source:
-        container, name = _source_path(source, "X-Source-Object")
+        container, name = source_path(source, "X-Source-Object")
         source_account = call.headers.get("x-source-account") or call.account
         version = call.headers.get("x-source-version")
         if source_account != call.account:
@@ -479,7 +479,7 @@ async def _update_data(call: Call) -> ObjectRecord:
 async def _form_upload(call: Call) -> Response:
     """Pithos HTML-form upload: the file in field ``X-Object-Data`` (token in the query)."""
     assert call.container is not None and call.name is not None
-    await _require(call, sharing.WRITE, call.container, call.name)
+    await require_access(call, sharing.WRITE, call.container, call.name)
     async with call.request.form(max_files=1, max_fields=10) as form:
         upload = form.get("X-Object-Data")
         if upload is None or isinstance(upload, str):
@@ -503,9 +503,9 @@ async def _form_upload(call: Call) -> Response:
 
 async def object_delete(call: Call) -> Response:
     assert call.container is not None and call.name is not None
-    await _require(call, sharing.WRITE, call.container, call.name)
+    await require_access(call, sharing.WRITE, call.container, call.name)
     if call.query.get("multipart-manifest") == "delete":
-        return await _delete_slo(call)
+        return await delete_slo(call)
     if_delete_at = call.headers.get("x-if-delete-at")
     if if_delete_at is not None:  # Swift: delete only if it still expires then
         if not if_delete_at.strip().isdigit():
@@ -513,7 +513,7 @@ async def object_delete(call: Call) -> Response:
         record = await call.storage.get_object(call.account, call.container, call.name)
         if int(record.meta.get(DELETE_AT) or -1) != int(if_delete_at):
             raise errors.PreconditionFailed("X-If-Delete-At and X-Delete-At do not match")
-    until = _until(call)
+    until = until_param(call)
     if until is not None:
         await call.storage.purge(call.account, call.container, call.name, until)
         return Response(status_code=204)
@@ -528,7 +528,7 @@ async def object_delete(call: Call) -> Response:
     if delimiter:
         below = call.name.rstrip(delimiter) + delimiter
         for entry in await call.storage.list_objects(call.account, call.container, prefix=below):
-            await _require(call, sharing.WRITE, call.container, entry.name)
+            await require_access(call, sharing.WRITE, call.container, entry.name)
             await call.storage.delete_object(call.account, call.container, entry.name, call.user)
             deleted += 1
         if not deleted:
@@ -542,7 +542,7 @@ async def object_copy_move(call: Call) -> Response:
     destination = call.headers.get("destination")
     if not destination:
         raise errors.PreconditionFailed("Give a Destination header")
-    dest_container, dest_name = _source_path(destination, "Destination")
+    dest_container, dest_name = source_path(destination, "Destination")
     dest_account = call.headers.get("destination-account") or call.account
     meta, _ = _object_meta(call)
     record = await _copy_tree(

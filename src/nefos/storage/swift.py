@@ -98,7 +98,7 @@ class Call:
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _meta_headers(call: Call, prefix: str) -> tuple[dict[str, str], list[str]]:
+def meta_headers(call: Call, prefix: str) -> tuple[dict[str, str], list[str]]:
     """User metadata from ``<prefix>-Meta-*`` and the keys of ``X-Remove-*-Meta-*``."""
     meta: dict[str, str] = {}
     removed: list[str] = []
@@ -120,7 +120,7 @@ def _meta_headers(call: Call, prefix: str) -> tuple[dict[str, str], list[str]]:
     return meta, removed
 
 
-def _meta_out(prefix: str, meta: Mapping[str, str]) -> dict[str, str]:
+def meta_out(prefix: str, meta: Mapping[str, str]) -> dict[str, str]:
     return {
         f"{prefix}-Meta-{key}": http.header_value(value)
         for key, value in meta.items()
@@ -128,7 +128,7 @@ def _meta_out(prefix: str, meta: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _limit(call: Call) -> int:
+def limit_param(call: Call) -> int:
     raw = call.query.get("limit")
     if raw is None or raw == "":
         return LISTING_LIMIT
@@ -143,7 +143,7 @@ def _limit(call: Call) -> int:
 TRUE_WORDS = frozenset({"true", "1", "yes", "on", "t", "y"})
 
 
-def _reverse(call: Call) -> bool:
+def reverse_param(call: Call) -> bool:
     """Swift's ``reverse``: names in descending order, and ``marker`` / ``end_marker``
     bound them from above / below, so the last name of a page is the next page's
     marker either way."""
@@ -157,19 +157,19 @@ LISTING_TYPES = {
 }
 
 
-def _listing_type(request: Request) -> str:
+def listing_type(request: Request) -> str:
     """The type a listing is (or, for HEAD, would be) served in, as Swift says it."""
     return LISTING_TYPES[http.listing_format(request.query_params, request.headers.get("accept"))]
 
 
-def _no_content(headers: dict[str, str], media_type: str) -> Response:
+def no_content(headers: dict[str, str], media_type: str) -> Response:
     """An account's or container's 204 (HEAD, or an empty listing) as Swift sends it:
     with the listing's type and a zero length, which swiftclient's checks expect."""
     headers = {**headers, "Content-Length": "0"}
     return Response(status_code=204, headers=headers, media_type=media_type)
 
 
-def _listing(
+def render_listing(
     request: Request,
     root: str,
     name: str,
@@ -186,12 +186,12 @@ def _listing(
         body = http.xml_listing(root, name, items, tag)
         return Response(body, 200, headers, media_type=LISTING_TYPES[fmt])
     if not names:
-        return _no_content(headers, LISTING_TYPES[fmt])
+        return no_content(headers, LISTING_TYPES[fmt])
     body = ("\n".join(names) + "\n").encode()
     return Response(body, 200, headers, media_type=LISTING_TYPES[fmt])
 
 
-def _until(call: Call) -> dt.datetime | None:
+def until_param(call: Call) -> dt.datetime | None:
     """``until``: seconds since the epoch (or an HTTP date), owner only."""
     raw = call.query.get("until")
     if raw is None:
@@ -206,17 +206,17 @@ def _until(call: Call) -> dt.datetime | None:
         return parsed
 
 
-def _timestamp(moment: dt.datetime | None) -> dict[str, str]:
+def timestamp_headers(moment: dt.datetime | None) -> dict[str, str]:
     if moment is None:
         return {}
     return {"Last-Modified": http.http_date(moment), "X-Timestamp": http.epoch(moment)}
 
 
-def _etag(record: ObjectRecord) -> str:
+def etag_of(record: ObjectRecord) -> str:
     return record.checksum or record.hash
 
 
-async def _require(call: Call, wanted: str, container: str, name: str) -> None:
+async def require_access(call: Call, wanted: str, container: str, name: str) -> None:
     """403 unless the caller owns the account or sharing grants ``wanted``."""
     if call.owner:
         return
@@ -225,7 +225,7 @@ async def _require(call: Call, wanted: str, container: str, name: str) -> None:
         raise errors.PermissionDenied(f"You may not {wanted} {container}/{name}")
 
 
-def _content_type(call: Call) -> str:
+def content_type_of(call: Call) -> str:
     given = call.headers.get("content-type")
     if given:
         return http.header_text(given)
@@ -233,7 +233,7 @@ def _content_type(call: Call) -> str:
     return mimetypes.guess_type(call.name)[0] or "application/octet-stream"
 
 
-def _source_path(value: str, header: str) -> tuple[str, str]:
+def source_path(value: str, header: str) -> tuple[str, str]:
     """A ``/<container>/<object>`` header; one of another form fails the request's
     precondition (412), as in Swift."""
     path = http.decode_segment(value.split("?", 1)[0], header).lstrip("/")
@@ -243,7 +243,7 @@ def _source_path(value: str, header: str) -> tuple[str, str]:
     return check_container_name(container), check_object_name(name)
 
 
-async def _read_body(call: Call, limit: int) -> bytes:
+async def read_body(call: Call, limit: int) -> bytes:
     body = bytearray()
     async for chunk in call.request.stream():
         body += chunk
