@@ -53,6 +53,19 @@ async def test_storing_twice_stores_once(store: BlockStore):
     assert sorted(await store.block_names()) == sorted([block_hash(b"same"), block_hash(b"other")])
 
 
+async def test_a_put_says_whether_it_wrote_the_block(store: BlockStore):
+    small, big = b"small block", os.urandom(BLOCK_SIZE)
+    for block in (small, big):
+        assert await store.put_block(block) == (block_hash(block), True)
+        assert await store.put_block(block) == (block_hash(block), False)
+        assert await store.get_blocks([block_hash(block)]) == [block]
+    assert await store.put_block(bytes(4096)) == (EMPTY_HASH, False)
+    # Two puts at once: at least one wrote it (on RADOS, which has no claims, both may).
+    twice = await asyncio.gather(*(store.put_block(b"raced") for _ in range(2)))
+    assert (block_hash(b"raced"), True) in twice
+    assert {name for name, _ in twice} == {block_hash(b"raced")}
+
+
 async def test_missing_lists_absent_blocks_in_order_once(store: BlockStore):
     present = (await store.put_blocks([b"here"]))[0]
     a, b = block_hash(b"absent-a"), block_hash(b"absent-b")

@@ -32,7 +32,7 @@ from typing import Any
 import rados
 
 from nefos.storage.blocks import EMPTY_HASH, Buffer, block_hash, canonical, is_hash
-from nefos.storage.stores import BlockMissing, Kind, check_map_name, decode_map, encode_map
+from nefos.storage.stores import BlockMissing, Kind, Put, check_map_name, decode_map, encode_map
 
 BLOCK_PREFIX = "blk."
 MAP_PREFIX = "map."
@@ -149,21 +149,26 @@ class RadosStore:
         size, _ = io.stat(key)
         return io.read(key, length=size) if size else b""
 
-    def _put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
+    def _put_blocks(self, blocks: Sequence[Buffer]) -> list[Put]:
         io = self._io()
-        names = []
+        puts = []
         for block in blocks:
             name = block_hash(block)
-            names.append(name)
-            if name == EMPTY_HASH:
-                continue
-            key, data = BLOCK_PREFIX + name, canonical(block)
-            if not self._touch_block(io, key, data):
-                io.write_full(key, data)
-        return names
+            written = False
+            if name != EMPTY_HASH:
+                key, data = BLOCK_PREFIX + name, canonical(block)
+                if not self._touch_block(io, key, data):
+                    io.write_full(key, data)
+                    written = True
+            puts.append((name, written))
+        return puts
 
     async def put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
-        return await asyncio.to_thread(self._put_blocks, blocks)
+        return [name for name, _ in await asyncio.to_thread(self._put_blocks, blocks)]
+
+    async def put_block(self, block: Buffer) -> Put:
+        (put,) = await asyncio.to_thread(self._put_blocks, [block])
+        return put
 
     def _get_blocks(self, keys: list[str | None]) -> list[bytes]:
         io = self._io()

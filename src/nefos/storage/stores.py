@@ -51,6 +51,7 @@ from nefos.core.config import Settings
 from nefos.storage.blocks import BLOCK_SIZE, DIGEST_SIZE, EMPTY_HASH, Buffer, is_hash, stripped
 
 Kind = Literal["block", "map"]
+Put = tuple[str, bool]  # a block's hash, and whether the put wrote it (it was not stored)
 HELD = "~gc"  # the suffix of a file collect has renamed aside
 DIRECT_MIN = 1 << 20  # blocks at least this big are written with O_DIRECT
 INLINE_READ = 64 * 1024  # blocks this small are read on the event loop when cached
@@ -136,6 +137,11 @@ class BlockStore(Protocol):
         block already stored is not written again, only marked as put now. The buffers
         are read in place (no copy) and not kept: the caller reuses them after."""
 
+    async def put_block(self, block: Buffer) -> tuple[str, bool]:
+        """``put_blocks`` of one block, saying too whether this put wrote it (False: it
+        was stored already, or is the zero block). An upload learns from it that its
+        body repeats stored data (``nefos.storage.upload``)."""
+
     async def get_blocks(self, hashes: Sequence[str]) -> list[bytes]:
         """The canonical bytes of each block (pad to the block size to read); raises
         BlockMissing."""
@@ -206,7 +212,7 @@ class FileStore:
         # reference to something a crash could take away. Others wait for the writer.
         self._writing: dict[str, threading.Event] = {}
         self._writing_lock = threading.Lock()
-        self._queued: list[tuple[Buffer, asyncio.Future[str]]] = []  # the next group
+        self._queued: list[tuple[Buffer, asyncio.Future[Put]]] = []  # the next group
         self._flusher: asyncio.Task[None] | None = None
 
     def _block_path(self, name: str) -> Path:
@@ -296,30 +302,32 @@ class FileStore:
             del self._writing[name]
         claim.set()
 
-    def _put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
+    def _put_blocks(self, blocks: Sequence[Buffer]) -> list[Put]:
         """Each block written and fsynced on its own (big blocks; small ones without
         ``group_sync``). One claim at a time, so a group never waits on a thread that
         waits on it."""
-        names = []
+        puts = []
         for block in blocks:
             data = stripped(block)
             name = hashlib.sha256(data).hexdigest()
-            names.append(name)
+            written = False
             if name != EMPTY_HASH:
                 path = self._block_path(name)
                 claim = self._claim(name)
                 try:
                     if not self._touch(path):
                         self._write(path, data)
+                        written = True
                 finally:
                     self._release(name, claim)
-        return names
+            puts.append((name, written))
+        return puts
 
-    def _put_group(self, blocks: Sequence[Buffer]) -> list[str | OSError]:
+    def _put_group(self, blocks: Sequence[Buffer]) -> list[Put | OSError]:
         """Blocks of concurrent writers made durable together: temporary files, syncfs
-        (their data and names), renames, syncfs (the new names). Each block's name, or
+        (their data and names), renames, syncfs (the new names). Each block's put, or
         the error that kept it from the disk."""
-        outcomes: list[str | OSError] = []
+        names: list[str] = []
         claims: dict[str, threading.Event] = {}
         written: list[tuple[str, Path, Path]] = []  # name, temporary, final
         failed: dict[str, OSError] = {}
@@ -327,7 +335,7 @@ class FileStore:
             for block in blocks:
                 data = stripped(block)
                 name = hashlib.sha256(data).hexdigest()
-                outcomes.append(name)
+                names.append(name)
                 if name == EMPTY_HASH or name in claims:
                     continue
                 claims[name] = self._claim(name)
@@ -343,7 +351,12 @@ class FileStore:
         finally:
             for name, claim in claims.items():
                 self._release(name, claim)
-        return [failed.get(o, o) if isinstance(o, str) else o for o in outcomes]
+        puts: list[Put | OSError] = []
+        new = {name for name, _, _ in written}  # each written once, for its first writer
+        for name in names:
+            puts.append(failed.get(name, (name, name in new)))
+            new.discard(name)
+        return puts
 
     def _sync_renames(
         self, written: list[tuple[str, Path, Path]], failed: dict[str, OSError]
@@ -371,12 +384,19 @@ class FileStore:
                         os.unlink(temporary)
 
     async def put_blocks(self, blocks: Sequence[Buffer]) -> list[str]:
+        return [name for name, _ in await self._put(blocks)]
+
+    async def put_block(self, block: Buffer) -> Put:
+        (put,) = await self._put([block])
+        return put
+
+    async def _put(self, blocks: Sequence[Buffer]) -> list[Put]:
         if not self.group_sync or any(memoryview(b).nbytes >= DIRECT_MIN for b in blocks):
             return await asyncio.to_thread(self._put_blocks, blocks)
         loop = asyncio.get_running_loop()
         waiting = []
         for block in blocks:
-            future: asyncio.Future[str] = loop.create_future()
+            future: asyncio.Future[Put] = loop.create_future()
             self._queued.append((block, future))
             waiting.append(future)
         flusher = self._flusher
@@ -390,7 +410,7 @@ class FileStore:
         while self._queued:
             group, self._queued = self._queued, []
             try:
-                outcomes: list[str | BaseException] = list(
+                outcomes: list[Put | BaseException] = list(
                     await asyncio.to_thread(self._put_group, [b for b, _ in group])
                 )
             except asyncio.CancelledError:  # the loop is closing: nobody is left to answer
