@@ -15,7 +15,7 @@ from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.core.engines import Engines
 from nefos.quotas.service import Quotas, project_holder, user_holder
-from nefos.storage import blocks, service
+from nefos.storage import blocks, reads
 from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import VERSION_FIELDS, Namespace, ObjectRecord, Subdir
 
@@ -116,7 +116,7 @@ async def test_big_reads_ask_for_blocks_ahead_and_drop_them_when_stopped(
 
     monkeypatch.setattr(store, "get_blocks", slow)
     assert await body(ns, record) == data
-    assert peak == service.READ_AHEAD  # one sent, the next ones on their way
+    assert peak == reads.READ_AHEAD  # one sent, the next ones on their way
 
     # a reader that stops after one block (a client gone) leaves no read behind
     await store.delete_blocks([blocks.hashmap(data)[3]])
@@ -442,8 +442,8 @@ async def test_listings_read_in_pages_give_what_the_whole_list_gives(
     ns: Namespace, account: str, monkeypatch: pytest.MonkeyPatch
 ):
     # Pages of three rows, so every listing below crosses pages and subdir jumps.
-    monkeypatch.setattr("nefos.storage.service.LISTING_PAGE", 3)
-    monkeypatch.setattr("nefos.storage.service.DELIMITED_PAGE", 2)
+    monkeypatch.setattr("nefos.storage.listings.LISTING_PAGE", 3)
+    monkeypatch.setattr("nefos.storage.listings.DELIMITED_PAGE", 2)
     names = ["a", "b/", "b/1", "b/2", "b/3/x", "b0", "c/d/e", "c/f", "cé", "d", "d/", "e"]
     names += [f"m/{i:02d}" for i in range(10)] + ["z/\U0010ffff", "~", "\ud7ff/x", "\ue000"]
     await ns.create_container(account, "c")
@@ -811,7 +811,7 @@ async def test_small_object_requests_skip_sqlalchemys_execution_on_sqlite(
     """Every statement of a small PUT, GET/HEAD and DELETE runs on the fast path of
     nefos.core.prepared (a statement that silently fell back would cost its 150 us)."""
     from nefos.quotas import service as quotas_service
-    from nefos.storage import service
+    from nefos.storage import statements
 
     if not ns.db.url.startswith("sqlite"):
         pytest.skip("the fast path is SQLite's")
@@ -821,15 +821,15 @@ async def test_small_object_requests_skip_sqlalchemys_execution_on_sqlite(
     await ns.get_object_shared(account, account, "fast", "a")
     await ns.delete_object(account, "fast", "a")
     hot = [
-        service._POLICY_LOCKED,
-        service._CURRENT,
-        service._CURRENT_VERSION,
-        *service._GRANTS.values(),
-        service._NEW_NODE["sqlite"],
-        service._NEW_VERSION,
-        service._NEW_ATTRIBUTES,
-        *service._CARRIED.values(),
-        service._TO_HISTORY,
+        statements._POLICY_LOCKED,
+        statements._CURRENT,
+        statements._CURRENT_VERSION,
+        *statements._GRANTS.values(),
+        statements._NEW_NODE["sqlite"],
+        statements._NEW_VERSION,
+        statements._NEW_ATTRIBUTES,
+        *statements._CARRIED.values(),
+        statements._TO_HISTORY,
         quotas_service._TAKE_HOLDING,
         quotas_service._NEW_COMMISSION,
         quotas_service._NEW_LOG_ENTRIES,

@@ -544,7 +544,7 @@ class Quotas:
 HOLDINGS = Holding.__table__
 COMMISSIONS = Commission.__table__
 PROVISION_LOG = ProvisionLog.__table__
-# Built once: Quotas.take runs with every file write (see nefos.storage.service).
+# Built once: Quotas.take runs with every file write (see nefos.storage.statements).
 _HOLDING_LOCKED = Prepared(
     select(HOLDINGS.c.id, HOLDINGS.c.limit, HOLDINGS.c.usage_min, HOLDINGS.c.usage_max)
     .where(

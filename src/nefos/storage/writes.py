@@ -1,0 +1,476 @@
+"""Writing objects: what a new version holds, and the commit it ends in.
+
+New data, copies and moves, metadata, updates in place and expiry each work out the
+version to write here and hand it to ``nefos.storage.commits``; apart so that those
+operations read as what they do, not how the transaction does it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+from sqlalchemy import BigInteger, cast, delete, literal, select
+
+from nefos.core import errors
+from nefos.storage import blocks
+from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
+from nefos.storage.commits import _Commits, _Data, _Plan, _Write
+from nefos.storage.models import CURRENT, DELETED, HISTORY, Attribute, Node, Version
+from nefos.storage.reads import _Reads
+from nefos.storage.records import (
+    DELETE_AT,
+    USER_DOMAIN,
+    ObjectRecord,
+    _check_domains,
+    _content_of,
+    _object_path,
+    check_account,
+    check_container_name,
+    check_meta,
+    check_object_name,
+    check_type,
+)
+from nefos.storage.statements import ATTRIBUTES, NODES, VERSIONS
+from nefos.storage.stores import BlockMissing
+from nefos.storage.upload import store_stream
+
+
+class _Writes(_Reads, _Commits):
+    """New versions of objects: data, copies, moves, metadata; deletes and purges."""
+
+    # -- writing objects --------------------------------------------------------------------
+
+    async def put_object(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        chunks: AsyncIterator[bytes],
+        content_type: str = "application/octet-stream",
+        meta: dict[str, str] | None = None,
+        muser: str = "",
+        etag: str | None = None,
+        max_size: int | None = None,
+        domains: dict[str, dict[str, str]] | None = None,
+        uuid: uuid.UUID | None = None,
+        size_hint: int | None = None,
+    ) -> ObjectRecord:
+        """Store a stream as the new current version, a few blocks at a time. ``etag``
+        (an MD5 the client computed) is checked before anything becomes visible;
+        beyond ``max_size`` bytes the upload is refused. ``domains`` replace whole
+        metadata domains other than the user's (the image service's ``plankton``).
+        ``size_hint`` (the declared length): a body of one block at most is stored
+        before anything is read, as refusing it early would save nothing."""
+        small = size_hint is not None and size_hint <= BLOCK_SIZE
+        meta, plan = await self._check_write(
+            account, container, name, content_type, meta, read_plan=not small
+        )
+        stored = await store_stream(self.store, chunks, max_size=max_size)
+        if etag is not None and etag.strip('"').lower() != stored.md5:
+            raise errors.ChecksumMismatch("The data does not match the ETag given")
+        data = await self._new_map(stored.size, stored.hashes, content_type, meta, stored.md5)
+        data.domains = _check_domains(domains)
+        data.uuid = uuid  # None: the path's own, or a fresh one
+        return await self._commit_new(account, container, name, muser, data, plan)
+
+    async def _check_write(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        content_type: str,
+        meta: dict[str, str] | None,
+        read_plan: bool = True,
+    ) -> tuple[dict[str, str], _Plan | None]:
+        """What every new object is checked for before any block is stored; with
+        ``read_plan``, the reads the commit needs are made now too (a missing container
+        or a full quota is refused before the body arrives; the commit checks they
+        still hold)."""
+        self._check_object_args(account, container, name)
+        check_type(content_type)
+        checked = check_meta(meta)
+        if not read_plan:
+            return checked, None
+        async with self.db.reading() as conn:  # the write checks it again
+            plan = await self._read_plan(conn, account, [(container, name)])
+        return checked, plan
+
+    async def _commit_new(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        muser: str,
+        data: _Data,
+        plan: _Plan | None,
+    ) -> ObjectRecord:
+        (done,) = await self._commit(account, muser, [_Write(container, name, data)], plan)
+        if data.meta is None:  # the user's metadata carried forward: as stored
+            return await self.get_object(account, container, name, done.serial)
+        # As written, not read back: the same fields in ObjectRecord's order.
+        return ObjectRecord(
+            account,
+            container,
+            name,
+            done.serial,
+            *_content_of(data),
+            done.uuid,
+            done.mtime,
+            muser,
+            CURRENT,
+            dict(data.meta),
+        )
+
+    async def put_hashmap(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        size: int,
+        hashes: Sequence[str],
+        content_type: str = "application/octet-stream",
+        meta: dict[str, str] | None = None,
+        muser: str = "",
+    ) -> ObjectRecord:
+        """Commit an object from blocks already stored; Conflict with ``data["missing"]``
+        (the hashes to upload, in order) when the store lacks some."""
+        try:
+            hashes = blocks.check_hashmap(size, hashes)
+        except ValueError as exc:
+            raise errors.InvalidInput(str(exc)) from None
+        meta, plan = await self._check_write(account, container, name, content_type, meta)
+        # touch: the blocks found are about to be referenced, so gc must spare them.
+        missing = await self.store.missing(hashes, touch=True)
+        if missing:
+            raise errors.Conflict("Missing blocks", data={"missing": missing})
+        data = await self._new_map(size, hashes, content_type, meta, "")
+        return await self._commit_new(account, container, name, muser, data, plan)
+
+    async def delete_object(self, account: str, container: str, name: str, muser: str = "") -> int:
+        """Add a deleted marker (history stays) and release the object's size."""
+        self._check_object_args(account, container, name)
+        return (await self._commit(account, muser, [_Write(container, name, None)]))[0].serial
+
+    async def copy_object(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        dest_container: str,
+        dest_name: str,
+        version: int | None = None,
+        meta: dict[str, str] | None = None,
+        muser: str = "",
+        source_account: str | None = None,
+        content_type: str | None = None,
+        fresh: bool = False,
+    ) -> ObjectRecord:
+        """A new object on the same map and hash (no data moves) with a new UUID; every
+        metadata domain is copied, the user's overlaid with ``meta`` (or, ``fresh``,
+        replaced by it: Swift's ``X-Fresh-Metadata``). The source may be in
+        ``source_account`` (the caller checks the right to read it)."""
+        self._check_object_args(account, dest_container, dest_name)
+        source = await self.get_object(source_account or account, container, name, version)
+        if content_type is not None:
+            source = dataclasses.replace(source, type=check_type(content_type))
+        data = self._reuse(source, meta, keep_uuid=False, fresh=fresh)
+        write = _Write(dest_container, dest_name, data)
+        serial = (await self._commit(account, muser, [write]))[0].serial
+        return await self.get_object(account, dest_container, dest_name, serial)
+
+    async def move_object(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        dest_container: str,
+        dest_name: str,
+        meta: dict[str, str] | None = None,
+        muser: str = "",
+    ) -> ObjectRecord:
+        """Rename: the destination takes the source's map, hash and UUID; the source
+        gets a deleted marker, in the same transaction."""
+        self._check_object_args(account, dest_container, dest_name)
+        source = await self.get_object(account, container, name)
+        if (container, name) == (dest_container, dest_name):
+            return source
+        data = self._reuse(source, meta, keep_uuid=True)
+        writes = [
+            _Write(
+                dest_container,
+                dest_name,
+                data,
+                moved_from=_object_path(account, container, name),
+            ),
+            _Write(container, name, None, base=source.serial),  # a moved-over source: retry
+        ]
+        serial = (await self._commit(account, muser, writes))[0].serial
+        return await self.get_object(account, dest_container, dest_name, serial)
+
+    async def expire(self, now: float, batch: int = 500) -> int:
+        """Delete the objects whose ``DELETE_AT`` has passed (Swift's expirer); returns
+        how many. Each delete is of the version found, so one rewritten meanwhile stays,
+        and concurrent expirers (API workers) only race to the same result."""
+        query = (
+            select(NODES.c.path, VERSIONS.c.serial)
+            .select_from(
+                VERSIONS.join(NODES, NODES.c.id == VERSIONS.c.node_id).join(
+                    ATTRIBUTES, ATTRIBUTES.c.serial == VERSIONS.c.serial
+                )
+            )
+            .where(
+                VERSIONS.c.cluster == CURRENT,
+                ATTRIBUTES.c.domain == USER_DOMAIN,
+                # A literal, as in the partial index's predicate, so that PostgreSQL's
+                # generic plans can use the index (a parameter could be any key).
+                ATTRIBUTES.c.key == literal(DELETE_AT, literal_execute=True),
+                ATTRIBUTES.c.value != "",
+                cast(ATTRIBUTES.c.value, BigInteger) <= int(now),
+            )
+            .limit(batch)
+        )
+        async with self.db.session() as s:
+            expired = (await s.execute(query)).all()
+        done = 0
+        for path, serial in expired:
+            account, container, name = path.split("/", 2)
+            try:
+                await self._commit(account, "", [_Write(container, name, None, base=serial)])
+                done += 1
+            except (errors.NotFound, errors.Conflict):
+                pass  # deleted or rewritten since
+        return done
+
+    async def purge(
+        self, account: str, container: str, name: str | None, until: dt.datetime
+    ) -> int:
+        """Drop history and deleted markers older than ``until`` (spec: ``DELETE
+        ?until``), of one object or a whole container; their blocks are left for gc.
+        Current versions are never touched, so quotas do not change."""
+        check_account(account)
+        check_container_name(container)
+        async with self.db.transaction() as s:
+            parent = await self._container_node(s, account, container)
+            nodes = select(Node.id).where(Node.parent_id == parent.id)
+            if name is not None:
+                check_object_name(name)
+                nodes = nodes.where(Node.path == _object_path(account, container, name))
+            serials = select(Version.serial).where(
+                Version.node_id.in_(nodes.scalar_subquery()),
+                Version.cluster.in_((HISTORY, DELETED)),
+                Version.mtime <= until,
+            )
+            found = list(await s.scalars(serials))
+            for start in range(0, len(found), 500):
+                batch = found[start : start + 500]
+                await s.execute(delete(Attribute).where(Attribute.serial.in_(batch)))
+                await s.execute(delete(Version).where(Version.serial.in_(batch)))
+            return len(found)
+
+    async def set_domain(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        domain: str,
+        values: dict[str, str],
+        muser: str = "",
+        expect_serial: int | None = None,
+    ) -> ObjectRecord:
+        """A new version on the same map whose ``domain`` holds exactly ``values``
+        (the image service registers and edits images this way; no data moves).
+        ``expect_serial``: fail with Conflict if the object changed since."""
+        current = await self.get_object(account, container, name)
+        if expect_serial is not None and current.serial != expect_serial:
+            raise errors.Conflict(f"{container}/{name} changed meanwhile")
+        data = _Data(
+            size=current.size,
+            type=current.type,
+            hash=current.hash,
+            checksum=current.checksum,
+            map_name=current.map_name,
+            uuid=current.uuid,
+            meta=None,
+            source_serial=current.serial,
+            domains=_check_domains({domain: values}),
+        )
+        write = _Write(container, name, data, base=current.serial)
+        serial = (await self._commit(account, muser, [write]))[0].serial
+        return await self.get_object(account, container, name, serial)
+
+    # -- updating objects in place -------------------------------------------------------------
+
+    async def update_meta(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        meta: dict[str, str],
+        replace: bool = False,
+        content_type: str | None = None,
+        muser: str = "",
+    ) -> ObjectRecord:
+        """A new version on the same map with user metadata replaced or merged (an empty
+        value deletes a key when merging)."""
+        current = await self.get_object(account, container, name)
+        merged = {} if replace else dict(current.meta)
+        for key, value in check_meta(meta).items():
+            if value or replace:
+                merged[key] = value
+            else:
+                merged.pop(key, None)
+        data = _Data(
+            size=current.size,
+            type=check_type(content_type) if content_type is not None else current.type,
+            hash=current.hash,
+            checksum=current.checksum,
+            map_name=current.map_name,
+            uuid=current.uuid,
+            meta=check_meta({k: v for k, v in merged.items() if v}),
+            source_serial=current.serial,
+        )
+        write = _Write(container, name, data, base=current.serial)
+        serial = (await self._commit(account, muser, [write]))[0].serial
+        return await self.get_object(account, container, name, serial)
+
+    async def update_data(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        chunks: AsyncIterator[bytes] | None,
+        offset: int | None = None,
+        truncate: int | None = None,
+        muser: str = "",
+    ) -> ObjectRecord:
+        """Spec §1.5 POST data update: write ``chunks`` at ``offset`` (None appends),
+        then set the size to ``truncate`` if given. Only touched blocks are rebuilt; the
+        rest of the map is reused, and a zero-extended block keeps its hash."""
+        current = await self.get_object(account, container, name)
+        hashes = list(await self.hashmap(current)) if current.size else []
+        size = current.size
+        if chunks is not None:
+            position = size if offset is None else offset
+            if position < 0:
+                raise errors.InvalidInput("A negative offset")
+            hashes, size = await self._write_at(current, hashes, size, position, chunks)
+        if truncate is not None:
+            if truncate < 0:
+                raise errors.InvalidInput("X-Object-Bytes is a byte count")
+            hashes, size = await self._resize(current.name, hashes, size, truncate)
+        hashes = hashes or [EMPTY_HASH]
+        data = await self._new_map(size, hashes, current.type, current.meta, "")
+        data.uuid = current.uuid
+        data.source_serial = current.serial
+        write = _Write(container, name, data, base=current.serial)
+        serial = (await self._commit(account, muser, [write]))[0].serial
+        return await self.get_object(account, container, name, serial)
+
+    async def _block(self, name: str, hashes: list[str], size: int, index: int) -> bytearray:
+        """Block ``index`` as readers see it (zero-padded to its length in ``size``)."""
+        if index >= len(hashes):
+            return bytearray()
+        try:
+            (raw,) = await self.store.get_blocks([hashes[index]])
+        except BlockMissing as exc:
+            raise errors.Unavailable(f"Blocks of {name!r} are missing") from exc
+        return bytearray(raw.ljust(min(BLOCK_SIZE, size - index * BLOCK_SIZE), b"\0"))
+
+    async def _write_at(
+        self,
+        record: ObjectRecord,
+        hashes: list[str],
+        size: int,
+        position: int,
+        chunks: AsyncIterator[bytes],
+    ) -> tuple[list[str], int]:
+        index = position // BLOCK_SIZE
+        block: bytearray | None = None
+        written = False
+
+        async def flush() -> None:
+            nonlocal block
+            assert block is not None
+            (digest,) = await self.store.put_blocks([block])
+            while len(hashes) <= index:
+                hashes.append(EMPTY_HASH)  # a gap reads as zeros
+            hashes[index] = digest
+            block = None
+
+        async for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                if block is None:
+                    block = await self._block(record.name, hashes, size, index)
+                within = position - index * BLOCK_SIZE
+                take = min(BLOCK_SIZE - within, len(view))
+                if len(block) < within:
+                    block.extend(bytes(within - len(block)))
+                block[within : within + take] = view[:take]
+                view = view[take:]
+                position += take
+                written = True
+                size = max(size, position)
+                if position % BLOCK_SIZE == 0:
+                    await flush()
+                    index += 1
+        if block is not None:
+            await flush()
+        if not written and position > size:
+            size = position
+        blocks_needed = -(-size // BLOCK_SIZE)
+        hashes.extend([EMPTY_HASH] * (blocks_needed - len(hashes)))
+        return hashes, size
+
+    async def _resize(
+        self, name: str, hashes: list[str], size: int, new_size: int
+    ) -> tuple[list[str], int]:
+        """Truncate or zero-extend; a block cut in the middle is rebuilt so old bytes
+        past the new end can never reappear when the object grows again."""
+        blocks_needed = -(-new_size // BLOCK_SIZE)
+        if new_size < size:
+            hashes = hashes[:blocks_needed]
+            tail = new_size % BLOCK_SIZE
+            if tail:
+                block = await self._block(name, hashes, size, blocks_needed - 1)
+                (hashes[-1],) = await self.store.put_blocks([memoryview(block)[:tail]])
+        else:
+            hashes = hashes + [EMPTY_HASH] * (blocks_needed - len(hashes))
+        return hashes, new_size
+
+    async def _new_map(
+        self, size: int, hashes: list[str], content_type: str, meta: dict[str, str], md5: str
+    ) -> _Data:
+        """Store the map under a name never used before (a crash leaves it as garbage).
+        A one-block version stores none (``map_name`` ""; see :meth:`_hashes`): for a
+        small object the map file was one more file created and fsynced per write."""
+        map_name = ""
+        if len(hashes) > 1:
+            map_name = secrets.token_hex(16)
+            await self.store.put_map(map_name, hashes)
+        return _Data(size, content_type, blocks.merkle(hashes), md5, map_name, None, meta)
+
+    def _reuse(
+        self,
+        source: ObjectRecord,
+        meta: dict[str, str] | None,
+        keep_uuid: bool,
+        fresh: bool = False,
+    ) -> _Data:
+        merged = {} if fresh else dict(source.meta)
+        merged.update(check_meta(meta))
+        merged = {key: value for key, value in merged.items() if value}  # "": removed
+        return _Data(
+            size=source.size,
+            type=source.type,
+            hash=source.hash,
+            checksum=source.checksum,
+            map_name=source.map_name,
+            uuid=source.uuid if keep_uuid else None,
+            meta=check_meta(merged),
+            source_serial=source.serial,
+        )
