@@ -15,7 +15,7 @@ from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.core.engines import Engines
 from nefos.quotas.service import Quotas, project_holder, user_holder
-from nefos.storage import blocks, reads
+from nefos.storage import blocks, reads, upload
 from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import VERSION_FIELDS, Namespace, ObjectRecord, Subdir
 
@@ -836,3 +836,60 @@ async def test_small_object_requests_skip_sqlalchemys_execution_on_sqlite(
     ]
     slow = [str(p.statement)[:60] for p in hot if not p._plans or None in p._plans.values()]
     assert slow == []
+
+
+async def arriving(data: bytes) -> AsyncIterator[bytes]:
+    """1 MiB at a time with pauses, as a network delivers it: each block is stored
+    before the next is whole."""
+    for start in range(0, len(data), 1 << 20):
+        await asyncio.sleep(0.01)
+        yield data[start : start + (1 << 20)]
+
+
+async def test_bytes_stored_before_take_the_md5_of_their_copy(
+    ns: Namespace, account: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The same file uploaded again, under another name, costs no MD5 of its body: the
+    stored copy's is its ETag (``nefos.storage.upload``)."""
+    await ns.create_container(account, "c")
+    data = os.urandom(3 * BLOCK_SIZE + 10)
+    first = await ns.put_object(account, "c", "one", arriving(data))
+    fed: list[int] = []
+    after = upload._after
+
+    async def counted(previous, digest, piece):  # type: ignore[no-untyped-def]
+        fed.append(len(piece))
+        await after(previous, digest, piece)
+
+    monkeypatch.setattr(upload, "_after", counted)
+    again = await ns.put_object(account, "c", "two", arriving(data), etag=first.checksum)
+    assert again.checksum == first.checksum == hashlib.md5(data).hexdigest()
+    assert sum(fed) <= 2 * BLOCK_SIZE  # a block or two before the body was seen to repeat
+    assert await body(ns, again) == data
+    changed = data[:-1] + b"!"  # the last block is new: the MD5 catches up
+    third = await ns.put_object(account, "c", "three", arriving(changed))
+    assert third.checksum == hashlib.md5(changed).hexdigest()
+
+
+async def test_the_stored_copy_is_found_through_its_partial_index(database_url: str):
+    """Asked as the service asks it, with bound parameters: read from the partial index
+    of versions of more than one block, never by scanning every version."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from nefos.storage.statements import _COPY_MD5
+
+    engine = create_async_engine(database_url)
+    query = _COPY_MD5.statement.params(hash="0" * 64, size=2 * BLOCK_SIZE)  # type: ignore[attr-defined]
+    try:
+        async with engine.connect() as conn:
+            compiled = query.compile(dialect=conn.dialect)
+            args = tuple(compiled.params[name] for name in compiled.positiontup or ())
+            if database_url.startswith("postgresql"):
+                await conn.exec_driver_sql("SET enable_seqscan = off")  # as if it were big
+                rows = await conn.exec_driver_sql(f"EXPLAIN {compiled}", args)
+            else:
+                rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", args)
+            plan = "\n".join(str(row[-1]) for row in rows)
+    finally:
+        await engine.dispose()
+    assert "ix_pithos_versions_content" in plan

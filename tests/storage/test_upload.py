@@ -15,7 +15,7 @@ import pytest
 from nefos.core import errors
 from nefos.storage import blocks, upload
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer
-from nefos.storage.stores import FileStore
+from nefos.storage.stores import FileStore, Put
 from nefos.storage.upload import store_stream
 
 SMALL = 16  # a block size that 1-byte chunks can fill quickly
@@ -105,7 +105,7 @@ class Counting:
         self.fail_at = fail_at
         self.running = self.most = self.calls = 0
 
-    async def put_blocks(self, given: Sequence[Buffer]) -> list[str]:
+    async def put_block(self, given: Buffer) -> Put:
         self.calls += 1
         if self.calls == self.fail_at:
             raise OSError("disk full")
@@ -113,7 +113,7 @@ class Counting:
         self.most = max(self.most, self.running)
         try:
             await asyncio.sleep(0.01)
-            return await self.inner.put_blocks(given)
+            return await self.inner.put_block(given)
         finally:
             self.running -= 1
 
@@ -130,3 +130,87 @@ async def test_a_failing_store_fails_the_upload(store: FileStore):
     counting = Counting(store, fail_at=3)
     with pytest.raises(OSError, match="disk full"):
         await store_stream(counting, pieces(os.urandom(40 * SMALL), [SMALL]), block_size=SMALL)  # type: ignore[arg-type]
+
+
+# -- bodies that repeat stored data --------------------------------------------------------
+
+
+async def arriving(data: bytes) -> AsyncIterator[bytes]:
+    """``data`` in 1 MiB chunks with a pause between them, as a network delivers a body:
+    each block is stored before the next one is complete."""
+    for start in range(0, len(data), 1 << 20):
+        await asyncio.sleep(0.01)
+        yield data[start : start + (1 << 20)]
+
+
+@pytest.fixture
+def md5_steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Bytes the body's MD5 is fed in threads, per step: as the body arrives, or read
+    back from the store to catch up."""
+    fed: list[tuple[str, int]] = []
+    after, feed = upload._after, upload._feed
+
+    async def counted_after(previous, digest, data):  # type: ignore[no-untyped-def]
+        fed.append(("arriving", len(data)))
+        await after(previous, digest, data)
+
+    def counted_feed(digest, data, length):  # type: ignore[no-untyped-def]
+        fed.append(("read back", length))
+        feed(digest, data, length)
+
+    monkeypatch.setattr(upload, "_after", counted_after)
+    monkeypatch.setattr(upload, "_feed", counted_feed)
+    return fed
+
+
+async def test_a_stored_body_takes_the_md5_of_its_stored_copy(store: FileStore, md5_steps):
+    data = os.urandom(5 * BLOCK_SIZE + 1000)
+    first = await store_stream(store, arriving(data))
+    assert first.md5 == hashlib.md5(data).hexdigest()
+    asked = []
+
+    async def known_md5(hashes: list[str], size: int) -> str | None:
+        asked.append((hashes, size))
+        return first.md5
+
+    md5_steps.clear()
+    again = await store_stream(store, arriving(data), known_md5=known_md5)
+    assert again == first
+    assert asked == [(first.hashes, len(data))]
+    # the first block or two were hashed before the body was seen to repeat; no more
+    assert sum(n for _, n in md5_steps) <= 2 * BLOCK_SIZE
+
+
+async def test_a_put_off_md5_catches_up_from_the_store(store: FileStore, md5_steps):
+    """Without a known copy, or once a block is new, the MD5 is the body's all the same:
+    the blocks whose MD5 was put off are read back (trailing zeros included)."""
+    zero_tailed = os.urandom(BLOCK_SIZE - 100) + bytes(100)
+    stored = zero_tailed * 4 + os.urandom(BLOCK_SIZE)
+    await store_stream(store, arriving(stored))
+
+    async def no_copy(hashes: list[str], size: int) -> str | None:
+        return None
+
+    bodies = {
+        "all stored, no known copy": stored,
+        "stored, then new": stored[: 3 * BLOCK_SIZE] + os.urandom(2 * BLOCK_SIZE + 77),
+        "stored but the short last block": stored + b"a new tail",
+        "stored, ending in a shorter stored block": stored[: 4 * BLOCK_SIZE - 50],
+    }
+    for case, body in bodies.items():
+        md5_steps.clear()
+        result = await store_stream(store, arriving(body), known_md5=no_copy)
+        assert result.md5 == hashlib.md5(body).hexdigest(), case
+        assert result.hashes == blocks.hashmap(body), case
+        assert ("read back", BLOCK_SIZE) in md5_steps, case
+
+
+async def test_a_new_body_never_puts_its_md5_off(store: FileStore, md5_steps):
+    async def not_asked(hashes: list[str], size: int) -> str | None:
+        raise AssertionError("a new body has no stored copy to ask for")
+
+    data = os.urandom(4 * BLOCK_SIZE + 5)
+    result = await store_stream(store, arriving(data), known_md5=not_asked)
+    assert result.md5 == hashlib.md5(data).hexdigest()
+    assert md5_steps[:4] == [("arriving", BLOCK_SIZE)] * 4
+    assert all(kind == "arriving" for kind, _ in md5_steps)

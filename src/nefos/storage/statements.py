@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from nefos.core.prepared import Prepared
+from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.models import (
     CURRENT,
     DELETED,
@@ -227,4 +228,21 @@ _USER_KEYS = Prepared(
     select(ATTRIBUTES.c.key).where(
         ATTRIBUTES.c.serial == bindparam("serial"), ATTRIBUTES.c.domain == USER_DOMAIN
     )
+)
+
+
+# The MD5 of a stored copy of a body's bytes (same Merkle hash and size), asked at the end
+# of an upload whose blocks were all stored already (``nefos.storage.upload``). Only
+# bodies of more than one block ask, and only their versions are in the partial index
+# that answers (``ix_pithos_versions_content``, migration 0014): the bound is written out
+# as the index's predicate is, so that a planner matches it without the values.
+_COPY_MD5 = Prepared(
+    select(VERSIONS.c.checksum)
+    .where(
+        VERSIONS.c.hash == bindparam("hash"),
+        VERSIONS.c.size == bindparam("size"),
+        VERSIONS.c.size > literal_column(str(BLOCK_SIZE)),
+        VERSIONS.c.checksum != "",
+    )
+    .limit(1)
 )

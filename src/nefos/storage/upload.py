@@ -8,6 +8,15 @@ store, which names it by SHA-256, writes and fsyncs it in a thread, and the body
 file writes release the GIL, so receiving, the two hashes and the disk overlap on
 separate cores instead of taking turns.
 
+A body that repeats stored data (the same file uploaded again, under another name or by
+someone else) puts its MD5 off: once every block so far turns out to be stored already,
+the blocks that follow are not hashed for it. If the body ends that way, the MD5 of an
+identical stored version is taken (``known_md5``: same Merkle hash and size, so the same
+bytes); failing that, and as soon as a block turns out to be new, the digest catches up
+by reading the skipped blocks back from the store. A new body never skips: its first
+block is new. So a re-upload costs SHA-256 alone, and the MD5 that python-swiftclient
+checks is still the body's.
+
 At most ``IN_FLIGHT`` blocks are being stored per upload and their buffers are reused,
 so memory stays bounded whatever the size; a slow disk slows the receiving (and so the
 client, through TCP) rather than growing a queue. If the body fails midway, the blocks
@@ -20,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from nefos.core import errors
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer
-from nefos.storage.stores import BlockStore
+from nefos.storage.stores import BlockStore, Put
 
 IN_FLIGHT = 8  # blocks being hashed and written per upload (32 MiB): disks like a queue
 INLINE_MD5 = 256 * 1024  # smaller pieces are hashed on the loop: a thread hop costs more
@@ -44,21 +53,34 @@ class Stored:
     md5: str = ""
 
 
-class _InFlight:
-    """One block handed to the workers: the store's task, the MD5 step that ends with
-    it, and the buffer to reuse once both are done (None: a chunk of the client's)."""
+# Given a body's hashmap and size, the MD5 of a stored version with those bytes, if any.
+KnownMd5 = Callable[[list[str], int], Awaitable[str | None]]
 
-    __slots__ = ("buffer", "md5", "stored")
+
+class _InFlight:
+    """One block handed to the workers: its place in the body, the store's task, the MD5
+    step that ends with it (None: none yet, or its MD5 is put off), and the buffer to
+    reuse once both are done (None: a chunk of the client's)."""
+
+    __slots__ = ("buffer", "index", "md5", "stored")
 
     def __init__(
         self,
-        stored: asyncio.Task[list[str]],
+        index: int,
+        stored: asyncio.Future[Put],
         md5: asyncio.Future[None] | None,
         buffer: bytearray | None,
     ):
+        self.index = index
         self.stored = stored
         self.md5 = md5
         self.buffer = buffer
+
+    def wrote(self) -> bool | None:
+        """Whether the store had to write this block; None while that is not known."""
+        if not self.stored.done() or self.stored.cancelled() or self.stored.exception():
+            return None
+        return self.stored.result()[1]
 
 
 async def _after(
@@ -70,17 +92,46 @@ async def _after(
     await asyncio.get_running_loop().run_in_executor(DIGESTS, digest.update, data)
 
 
+async def _catch_up(
+    previous: asyncio.Future[None] | None,
+    digest: hashlib._Hash,
+    store: BlockStore,
+    blocks: list[str | asyncio.Future[Put]],
+    lengths: list[int],
+) -> None:
+    """MD5 steps for blocks whose MD5 was put off, read back from the store in order
+    (the store keeps them without trailing zeros, so those are given back)."""
+    if previous is not None:
+        await previous
+    loop = asyncio.get_running_loop()
+    for block, length in zip(blocks, lengths, strict=True):
+        name = block if isinstance(block, str) else (await block)[0]
+        (data,) = await store.get_blocks([name])
+        await loop.run_in_executor(DIGESTS, _feed, digest, data, length)
+
+
+def _feed(digest: hashlib._Hash, data: bytes, length: int) -> None:
+    digest.update(data)
+    if len(data) < length:
+        digest.update(bytes(length - len(data)))
+
+
 async def store_stream(
     store: BlockStore,
     chunks: AsyncIterator[bytes],
     max_size: int | None = None,
     md5: bool = True,
     block_size: int = BLOCK_SIZE,
+    known_md5: KnownMd5 | None = None,
 ) -> Stored:
     """Store a body as blocks; its hashmap is ``[H(b"")]`` when empty. Beyond
-    ``max_size`` bytes the upload fails with TooLarge."""
+    ``max_size`` bytes the upload fails with TooLarge. With ``known_md5``, a body whose
+    blocks are all stored already may take its MD5 from there (the module's docstring)."""
     digest = hashlib.md5(usedforsecurity=False) if md5 else None
     md5_step: asyncio.Future[None] | None = None  # the last one, which ends after the others
+    put_off: int | None = None  # the first block whose MD5 is put off, while any is
+    wrote = False  # some block was new: the body is not a copy, its MD5 is not put off
+    lengths: list[int] = []  # of the blocks handed to the workers, in order
     flight: deque[_InFlight] = deque()
     spare: list[bytearray] = []
     hashes: list[str] = []
@@ -90,28 +141,54 @@ async def store_stream(
     view: memoryview | None = None
     filled = 0
 
+    def catch_up() -> None:
+        """Feed the digest the blocks put off so far."""
+        nonlocal md5_step, put_off
+        assert digest is not None and put_off is not None
+        skipped = [*hashes[put_off:], *(b.stored for b in flight if b.index >= put_off)]
+        md5_step = asyncio.ensure_future(
+            _catch_up(md5_step, digest, store, skipped, lengths[put_off:])
+        )
+        put_off = None
+
     async def land() -> None:
         """Wait for the oldest block in flight; keep its hash, reuse its buffer."""
+        nonlocal wrote
         oldest = flight.popleft()
-        (name,) = await oldest.stored
+        name, written = await oldest.stored
+        hashes.append(name)
+        if written:
+            wrote = True
+            if put_off is not None:
+                catch_up()
         if oldest.md5 is not None:
             await oldest.md5
-        hashes.append(name)
         if oldest.buffer is not None:
             spare.append(oldest.buffer)
 
+    def repeats_stored_data() -> bool:
+        """Every block sent so far (at least one) was stored already."""
+        return bool(lengths) and not wrote and all(b.wrote() is False for b in flight)
+
     async def send(data: memoryview, owner: bytearray | None) -> None:
-        nonlocal md5_step
+        nonlocal md5_step, put_off, wrote
         if len(flight) >= IN_FLIGHT:
             await land()
         step = None
         if digest is not None:
-            if len(data) < INLINE_MD5 and (md5_step is None or md5_step.done()):
-                digest.update(data)
-            else:
-                step = md5_step = asyncio.ensure_future(_after(md5_step, digest, data))
-        stored = asyncio.ensure_future(store.put_blocks([data]))
-        flight.append(_InFlight(stored, step, owner))
+            if put_off is not None and any(b.wrote() for b in flight):
+                wrote = True
+                catch_up()
+            elif put_off is None and known_md5 is not None and repeats_stored_data():
+                put_off = len(lengths)
+            if put_off is None:
+                if len(data) < INLINE_MD5 and (md5_step is None or md5_step.done()):
+                    digest.update(data)
+                else:
+                    step = md5_step = asyncio.ensure_future(_after(md5_step, digest, data))
+        stored = asyncio.ensure_future(store.put_block(data))
+        flight.append(_InFlight(len(lengths), stored, step, owner))
+        lengths.append(len(data))
 
     try:
         async for chunk in chunks:
@@ -150,11 +227,20 @@ async def store_stream(
             await send(view[:filled], buffer)
         while flight:
             await land()
+        if put_off is not None:
+            assert known_md5 is not None
+            known = await known_md5(hashes, size)
+            if known:
+                return Stored(hashes, size, known)
+            catch_up()
+        if md5_step is not None:
+            await md5_step
     except BaseException:
         # Let the blocks in flight finish (their threads would run on anyway), so that
         # nothing of this upload is still writing once the caller hears of the failure.
         await asyncio.gather(
             *(t for block in flight for t in (block.stored, block.md5) if t is not None),
+            *([md5_step] if md5_step is not None else []),
             return_exceptions=True,
         )
         raise

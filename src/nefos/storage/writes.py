@@ -34,7 +34,7 @@ from nefos.storage.records import (
     check_object_name,
     check_type,
 )
-from nefos.storage.statements import ATTRIBUTES, NODES, VERSIONS
+from nefos.storage.statements import _COPY_MD5, ATTRIBUTES, NODES, VERSIONS
 from nefos.storage.stores import BlockMissing
 from nefos.storage.upload import store_stream
 
@@ -69,13 +69,23 @@ class _Writes(_Reads, _Commits):
         meta, plan = await self._check_write(
             account, container, name, content_type, meta, read_plan=not small
         )
-        stored = await store_stream(self.store, chunks, max_size=max_size)
+        stored = await store_stream(
+            self.store, chunks, max_size=max_size, known_md5=self._stored_copy_md5
+        )
         if etag is not None and etag.strip('"').lower() != stored.md5:
             raise errors.ChecksumMismatch("The data does not match the ETag given")
         data = await self._new_map(stored.size, stored.hashes, content_type, meta, stored.md5)
         data.domains = _check_domains(domains)
         data.uuid = uuid  # None: the path's own, or a fresh one
         return await self._commit_new(account, container, name, muser, data, plan)
+
+    async def _stored_copy_md5(self, hashes: list[str], size: int) -> str | None:
+        """The MD5 of a version holding these bytes, if one does: the same Merkle hash
+        and size name the same bytes, so its MD5 is the body's. Any account's will do:
+        the caller sent the bytes, so the answer tells them nothing they lack."""
+        params = {"hash": blocks.merkle(hashes), "size": size}
+        async with self.db.reading() as conn:
+            return (await _COPY_MD5(conn, params)).scalar()
 
     async def _check_write(
         self,
