@@ -242,7 +242,12 @@ class SwiftAIO:
                     self.stop()
                     raise SystemExit(f"a Swift server exited; see {self.logs}")
             try:
-                if httpx.get(self.auth_url, headers=headers, timeout=2).status_code == 200:
+                # The proxy logs in once memcached answers; the account, container and
+                # object servers may still be starting (a first PUT then got a 503).
+                checks = [f"http://127.0.0.1:{self.ports[s]}/healthcheck" for s in SERVERS]
+                if httpx.get(self.auth_url, headers=headers, timeout=2).status_code == 200 and all(
+                    httpx.get(url, timeout=2).status_code == 200 for url in checks
+                ):
                     return
             except httpx.HTTPError:
                 pass
