@@ -13,9 +13,9 @@ someone else) puts its MD5 off: once every block so far turns out to be stored a
 the blocks that follow are not hashed for it. If the body ends that way, the MD5 of an
 identical stored version is taken (``known_md5``: same Merkle hash and size, so the same
 bytes); failing that, and as soon as a block turns out to be new, the digest catches up
-by reading the skipped blocks back from the store. A new body never skips: its first
-block is new. So a re-upload costs SHA-256 alone, and the MD5 that python-swiftclient
-checks is still the body's.
+by reading the skipped blocks back from the store. A body whose first block is new
+never skips (the zero block counts as stored). So a re-upload costs SHA-256 alone, and
+the MD5 that python-swiftclient checks is still the body's.
 
 At most ``IN_FLIGHT`` blocks are being stored per upload and their buffers are reused,
 so memory stays bounded whatever the size; a slow disk slows the receiving (and so the
