@@ -862,7 +862,9 @@ async def test_bytes_stored_before_take_the_md5_of_their_copy(
         await after(previous, digest, piece)
 
     monkeypatch.setattr(upload, "_after", counted)
-    again = await ns.put_object(account, "c", "two", arriving(data), etag=first.checksum)
+    again = await ns.put_object(
+        account, "c", "two", arriving(data), etag=first.checksum, size_hint=len(data)
+    )
     assert again.checksum == first.checksum == hashlib.md5(data).hexdigest()
     assert sum(fed) <= 2 * BLOCK_SIZE  # a block or two before the body was seen to repeat
     assert await body(ns, again) == data
@@ -871,15 +873,19 @@ async def test_bytes_stored_before_take_the_md5_of_their_copy(
     assert third.checksum == hashlib.md5(changed).hexdigest()
 
 
-async def test_the_stored_copy_is_found_through_its_partial_index(database_url: str):
-    """Asked as the service asks it, with bound parameters: read from the partial index
-    of versions of more than one block, never by scanning every version."""
+@pytest.mark.parametrize("question", ["_COPY_OF_SIZE", "_COPY_MD5"])
+async def test_stored_copies_are_found_through_their_partial_index(
+    database_url: str, question: str
+):
+    """Asked as the service asks, with bound parameters: read from the partial index of
+    versions of more than one block, never by scanning every version."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from nefos.storage.statements import _COPY_MD5
+    from nefos.storage import statements
 
     engine = create_async_engine(database_url)
-    query = _COPY_MD5.statement.params(hash="0" * 64, size=2 * BLOCK_SIZE)  # type: ignore[attr-defined]
+    statement = getattr(statements, question).statement
+    query = statement.params(hash="0" * 64, size=2 * BLOCK_SIZE)
     try:
         async with engine.connect() as conn:
             compiled = query.compile(dialect=conn.dialect)

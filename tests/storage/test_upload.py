@@ -16,7 +16,7 @@ from nefos.core import errors
 from nefos.storage import blocks, upload
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer
 from nefos.storage.stores import FileStore, Put
-from nefos.storage.upload import store_stream
+from nefos.storage.upload import Copies, store_stream
 
 SMALL = 16  # a block size that 1-byte chunks can fill quickly
 
@@ -163,20 +163,29 @@ def md5_steps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     return fed
 
 
+async def any_size(size: int) -> bool:
+    return True
+
+
 async def test_a_stored_body_takes_the_md5_of_its_stored_copy(store: FileStore, md5_steps):
     data = os.urandom(5 * BLOCK_SIZE + 1000)
     first = await store_stream(store, arriving(data))
     assert first.md5 == hashlib.md5(data).hexdigest()
     asked = []
 
-    async def known_md5(hashes: list[str], size: int) -> str | None:
+    async def of_size(size: int) -> bool:
+        asked.append(size)
+        return True
+
+    async def md5(hashes: list[str], size: int) -> str | None:
         asked.append((hashes, size))
         return first.md5
 
     md5_steps.clear()
-    again = await store_stream(store, arriving(data), known_md5=known_md5)
+    copies = Copies(of_size, md5)
+    again = await store_stream(store, arriving(data), copies=copies, declared=len(data))
     assert again == first
-    assert asked == [(first.hashes, len(data))]
+    assert asked == [len(data), (first.hashes, len(data))]
     # the first block or two were hashed before the body was seen to repeat; no more
     assert sum(n for _, n in md5_steps) <= 2 * BLOCK_SIZE
 
@@ -199,18 +208,29 @@ async def test_a_put_off_md5_catches_up_from_the_store(store: FileStore, md5_ste
     }
     for case, body in bodies.items():
         md5_steps.clear()
-        result = await store_stream(store, arriving(body), known_md5=no_copy)
+        copies = Copies(any_size, no_copy)
+        result = await store_stream(store, arriving(body), copies=copies, declared=len(body))
         assert result.md5 == hashlib.md5(body).hexdigest(), case
         assert result.hashes == blocks.hashmap(body), case
         assert ("read back", BLOCK_SIZE) in md5_steps, case
 
 
-async def test_a_new_body_never_puts_its_md5_off(store: FileStore, md5_steps):
+async def test_no_bet_without_a_stored_body_of_its_size(store: FileStore, md5_steps):
+    """A new body, or a stored file grown since (stored blocks, then new ones, and a
+    size no stored body has), hashes its MD5 as it arrives: none is read back."""
+
     async def not_asked(hashes: list[str], size: int) -> str | None:
-        raise AssertionError("a new body has no stored copy to ask for")
+        raise AssertionError("no copy to ask for")
+
+    async def no_body_of(size: int) -> bool:
+        return False
 
     data = os.urandom(4 * BLOCK_SIZE + 5)
-    result = await store_stream(store, arriving(data), known_md5=not_asked)
-    assert result.md5 == hashlib.md5(data).hexdigest()
-    assert md5_steps[:4] == [("arriving", BLOCK_SIZE)] * 4
-    assert all(kind == "arriving" for kind, _ in md5_steps)
+    grown = data + os.urandom(2 * BLOCK_SIZE)
+    for body, of_size in ((data, any_size), (data, no_body_of), (grown, no_body_of)):
+        md5_steps.clear()
+        copies = Copies(of_size, not_asked)
+        result = await store_stream(store, arriving(body), copies=copies, declared=len(body))
+        assert result.md5 == hashlib.md5(body).hexdigest()
+        assert md5_steps[:4] == [("arriving", BLOCK_SIZE)] * 4
+        assert all(kind == "arriving" for kind, _ in md5_steps)

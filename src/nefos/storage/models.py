@@ -47,11 +47,12 @@ class Version(Base):
     __tablename__ = "pithos_versions"
     __table_args__ = (
         Index("ix_pithos_versions_node_cluster", "node_id", "cluster"),
-        # "Is there a stored copy of these bytes, and its MD5?", asked by uploads whose
-        # blocks are all stored already (nefos.storage.upload); only bodies of more than
-        # one block ask it, so small objects' writes do not keep this index (0014).
+        # "Is there a stored body of this size?" and "what is the MD5 of the one with
+        # this hash?", asked by uploads that may repeat one (nefos.storage.upload); only
+        # bodies of more than one block ask, so small objects' writes skip it (0014).
         Index(
             "ix_pithos_versions_content",
+            "size",
             "hash",
             sqlite_where=text("size > 4194304"),
             postgresql_where=text("size > 4194304"),

@@ -231,18 +231,20 @@ _USER_KEYS = Prepared(
 )
 
 
-# The MD5 of a stored copy of a body's bytes (same Merkle hash and size), asked at the end
-# of an upload whose blocks were all stored already (``nefos.storage.upload``). Only
-# bodies of more than one block ask, and only their versions are in the partial index
-# that answers (``ix_pithos_versions_content``, migration 0014): the bound is written out
-# as the index's predicate is, so that a planner matches it without the values.
+# What an upload asks of the stored bodies (``nefos.storage.upload.Copies``): whether one
+# has a size, at its start, and the MD5 of one with the same Merkle hash and size, at its
+# end. Only bodies of more than one block ask, and only their versions are in the partial
+# index that answers (``ix_pithos_versions_content``, migration 0014): the bound is
+# written out as the index's predicate is, so that a planner matches it without values.
+_COPIES = [
+    VERSIONS.c.size > literal_column(str(BLOCK_SIZE)),
+    VERSIONS.c.checksum != "",
+]
+_COPY_OF_SIZE = Prepared(
+    select(VERSIONS.c.serial).where(VERSIONS.c.size == bindparam("size"), *_COPIES).limit(1)
+)
 _COPY_MD5 = Prepared(
     select(VERSIONS.c.checksum)
-    .where(
-        VERSIONS.c.hash == bindparam("hash"),
-        VERSIONS.c.size == bindparam("size"),
-        VERSIONS.c.size > literal_column(str(BLOCK_SIZE)),
-        VERSIONS.c.checksum != "",
-    )
+    .where(VERSIONS.c.size == bindparam("size"), VERSIONS.c.hash == bindparam("hash"), *_COPIES)
     .limit(1)
 )

@@ -8,13 +8,15 @@ store, which names it by SHA-256, writes and fsyncs it in a thread, and the body
 file writes release the GIL, so receiving, the two hashes and the disk overlap on
 separate cores instead of taking turns.
 
-A body that repeats stored data (the same file uploaded again, under another name or by
-someone else) puts its MD5 off: once every block so far turns out to be stored already,
-the blocks that follow are not hashed for it. If the body ends that way, the MD5 of an
-identical stored version is taken (``known_md5``: same Merkle hash and size, so the same
-bytes); failing that, and as soon as a block turns out to be new, the digest catches up
-by reading the skipped blocks back from the store. A body whose first block is new
-never skips (the zero block counts as stored). So a re-upload costs SHA-256 alone, and
+A body that looks like a copy of a stored one (the same file uploaded again, under
+another name or by someone else: its declared size is a stored body's, and every block
+so far turns out to be stored already) puts its MD5 off: the blocks that follow are not
+hashed for it. If the body ends that way, the MD5 of an identical stored version is
+taken (``Copies.md5``: same Merkle hash and size, so the same bytes); failing that, and
+as soon as a block turns out to be new, the digest catches up by reading the skipped
+blocks back from the store. The bet costs when it is lost, as the skipped blocks are
+then hashed after the fact instead of while the body arrived; a size no stored body has
+(a file grown since, or new) never makes it. So a re-upload costs SHA-256 alone, and
 the MD5 that python-swiftclient checks is still the body's.
 
 At most ``IN_FLIGHT`` blocks are being stored per upload and their buffers are reused,
@@ -53,8 +55,14 @@ class Stored:
     md5: str = ""
 
 
-# Given a body's hashmap and size, the MD5 of a stored version with those bytes, if any.
-KnownMd5 = Callable[[list[str], int], Awaitable[str | None]]
+@dataclass(frozen=True)
+class Copies:
+    """What an upload asks of the stored bodies (the namespace answers from its versions
+    of more than one block): whether one has a given size, and the MD5 of the one with a
+    given hashmap and size, if any."""
+
+    of_size: Callable[[int], Awaitable[bool]]
+    md5: Callable[[list[str], int], Awaitable[str | None]]
 
 
 class _InFlight:
@@ -122,12 +130,17 @@ async def store_stream(
     max_size: int | None = None,
     md5: bool = True,
     block_size: int = BLOCK_SIZE,
-    known_md5: KnownMd5 | None = None,
+    copies: Copies | None = None,
+    declared: int | None = None,
 ) -> Stored:
     """Store a body as blocks; its hashmap is ``[H(b"")]`` when empty. Beyond
-    ``max_size`` bytes the upload fails with TooLarge. With ``known_md5``, a body whose
-    blocks are all stored already may take its MD5 from there (the module's docstring)."""
+    ``max_size`` bytes the upload fails with TooLarge. With ``copies`` and the body's
+    ``declared`` size, a body that repeats a stored one may take its MD5 from there (the
+    module's docstring)."""
     digest = hashlib.md5(usedforsecurity=False) if md5 else None
+    # Whether a stored body has the declared size: asked with the first block, looked at
+    # (never waited for) when the body has proved stored so far.
+    likely_copy: asyncio.Future[bool] | None = None
     md5_step: asyncio.Future[None] | None = None  # the last one, which ends after the others
     put_off: int | None = None  # the first block whose MD5 is put off, while any is
     wrote = False  # some block was new: the body is not a copy, its MD5 is not put off
@@ -166,20 +179,35 @@ async def store_stream(
         if oldest.buffer is not None:
             spare.append(oldest.buffer)
 
-    def repeats_stored_data() -> bool:
-        """Every block sent so far (at least one) was stored already."""
-        return bool(lengths) and not wrote and all(b.wrote() is False for b in flight)
+    def looks_like_a_copy() -> bool:
+        """A stored body has the declared size, and every block sent so far (at least
+        one) was stored already."""
+        if likely_copy is None or not likely_copy.done() or likely_copy.exception():
+            return False
+        return (
+            likely_copy.result()
+            and bool(lengths)
+            and not wrote
+            and all(b.wrote() is False for b in flight)
+        )
 
     async def send(data: memoryview, owner: bytearray | None) -> None:
-        nonlocal md5_step, put_off, wrote
+        nonlocal likely_copy, md5_step, put_off, wrote
         if len(flight) >= IN_FLIGHT:
             await land()
         step = None
         if digest is not None:
+            if (
+                likely_copy is None
+                and copies is not None
+                and declared is not None
+                and declared > block_size
+            ):
+                likely_copy = asyncio.ensure_future(copies.of_size(declared))
             if put_off is not None and any(b.wrote() for b in flight):
                 wrote = True
                 catch_up()
-            elif put_off is None and known_md5 is not None and repeats_stored_data():
+            elif put_off is None and looks_like_a_copy():
                 put_off = len(lengths)
             if put_off is None:
                 if len(data) < INLINE_MD5 and (md5_step is None or md5_step.done()):
@@ -228,8 +256,8 @@ async def store_stream(
         while flight:
             await land()
         if put_off is not None:
-            assert known_md5 is not None
-            known = await known_md5(hashes, size)
+            assert copies is not None
+            known = await copies.md5(hashes, size)
             if known:
                 return Stored(hashes, size, known)
             catch_up()
@@ -240,8 +268,14 @@ async def store_stream(
         # nothing of this upload is still writing once the caller hears of the failure.
         await asyncio.gather(
             *(t for block in flight for t in (block.stored, block.md5) if t is not None),
-            *([md5_step] if md5_step is not None else []),
+            *(step for step in (md5_step, likely_copy) if step is not None),
             return_exceptions=True,
         )
         raise
+    finally:
+        if likely_copy is not None:
+            if not likely_copy.done():
+                likely_copy.cancel()  # the body ended, or proved new, before the answer
+            elif not likely_copy.cancelled():
+                likely_copy.exception()  # seen: a failed question only meant no bet
     return Stored(hashes or [EMPTY_HASH], size, digest.hexdigest() if digest is not None else "")

@@ -34,9 +34,9 @@ from nefos.storage.records import (
     check_object_name,
     check_type,
 )
-from nefos.storage.statements import _COPY_MD5, ATTRIBUTES, NODES, VERSIONS
+from nefos.storage.statements import _COPY_MD5, _COPY_OF_SIZE, ATTRIBUTES, NODES, VERSIONS
 from nefos.storage.stores import BlockMissing
-from nefos.storage.upload import store_stream
+from nefos.storage.upload import Copies, store_stream
 
 
 class _Writes(_Reads, _Commits):
@@ -69,8 +69,9 @@ class _Writes(_Reads, _Commits):
         meta, plan = await self._check_write(
             account, container, name, content_type, meta, read_plan=not small
         )
+        copies = Copies(self._copy_of_size, self._copy_md5)
         stored = await store_stream(
-            self.store, chunks, max_size=max_size, known_md5=self._stored_copy_md5
+            self.store, chunks, max_size=max_size, copies=copies, declared=size_hint
         )
         if etag is not None and etag.strip('"').lower() != stored.md5:
             raise errors.ChecksumMismatch("The data does not match the ETag given")
@@ -79,7 +80,13 @@ class _Writes(_Reads, _Commits):
         data.uuid = uuid  # None: the path's own, or a fresh one
         return await self._commit_new(account, container, name, muser, data, plan)
 
-    async def _stored_copy_md5(self, hashes: list[str], size: int) -> str | None:
+    async def _copy_of_size(self, size: int) -> bool:
+        """Whether some version of more than one block has this size: the hint that an
+        upload of that size may repeat it (``nefos.storage.upload``)."""
+        async with self.db.reading() as conn:
+            return (await _COPY_OF_SIZE(conn, {"size": size})).first() is not None
+
+    async def _copy_md5(self, hashes: list[str], size: int) -> str | None:
         """The MD5 of a version holding these bytes, if one does: the same Merkle hash
         and size name the same bytes, so its MD5 is the body's. Any account's will do:
         the caller sent the bytes, so the answer tells them nothing they lack."""

@@ -1,4 +1,4 @@
-"""an index of versions of more than one block by their Merkle hash
+"""an index of versions of more than one block by size and Merkle hash
 
 Revision ID: 0014
 Revises: 0013
@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_pithos_versions_content",
         "pithos_versions",
-        ["hash"],
+        ["size", "hash"],
         sqlite_where=WHERE,
         postgresql_where=WHERE,
     )
