@@ -12,6 +12,7 @@ import datetime as dt
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from sqlalchemy import BigInteger, cast, delete, literal, select
 
@@ -304,20 +305,8 @@ class _Writes(_Reads, _Commits):
         current = await self.get_object(account, container, name)
         if expect_serial is not None and current.serial != expect_serial:
             raise errors.Conflict(f"{container}/{name} changed meanwhile")
-        data = _Data(
-            size=current.size,
-            type=current.type,
-            hash=current.hash,
-            checksum=current.checksum,
-            map_name=current.map_name,
-            uuid=current.uuid,
-            meta=None,
-            source_serial=current.serial,
-            domains=_check_domains({domain: values}),
-        )
-        write = _Write(container, name, data, base=current.serial)
-        serial = (await self._commit(account, muser, [write]))[0].serial
-        return await self.get_object(account, container, name, serial)
+        data = _same_data(current, domains=_check_domains({domain: values}))
+        return await self._rewrite(current, data, muser)
 
     # -- updating objects in place -------------------------------------------------------------
 
@@ -340,19 +329,19 @@ class _Writes(_Reads, _Commits):
                 merged[key] = value
             else:
                 merged.pop(key, None)
-        data = _Data(
-            size=current.size,
+        data = _same_data(
+            current,
             type=check_type(content_type) if content_type is not None else current.type,
-            hash=current.hash,
-            checksum=current.checksum,
-            map_name=current.map_name,
-            uuid=current.uuid,
             meta=check_meta({k: v for k, v in merged.items() if v}),
-            source_serial=current.serial,
         )
-        write = _Write(container, name, data, base=current.serial)
-        serial = (await self._commit(account, muser, [write]))[0].serial
-        return await self.get_object(account, container, name, serial)
+        return await self._rewrite(current, data, muser)
+
+    async def _rewrite(self, current: ObjectRecord, data: _Data, muser: str) -> ObjectRecord:
+        """Commit ``data`` as the version after ``current`` (Conflict if another came
+        between) and read it back."""
+        write = _Write(current.container, current.name, data, base=current.serial)
+        serial = (await self._commit(current.account, muser, [write]))[0].serial
+        return await self.get_object(current.account, current.container, current.name, serial)
 
     async def update_data(
         self,
@@ -383,9 +372,7 @@ class _Writes(_Reads, _Commits):
         data = await self._new_map(size, hashes, current.type, current.meta, "")
         data.uuid = current.uuid
         data.source_serial = current.serial
-        write = _Write(container, name, data, base=current.serial)
-        serial = (await self._commit(account, muser, [write]))[0].serial
-        return await self.get_object(account, container, name, serial)
+        return await self._rewrite(current, data, muser)
 
     async def _block(self, name: str, hashes: list[str], size: int, index: int) -> bytearray:
         """Block ``index`` as readers see it (zero-padded to its length in ``size``)."""
@@ -481,13 +468,21 @@ class _Writes(_Reads, _Commits):
         merged = {} if fresh else dict(source.meta)
         merged.update(check_meta(meta))
         merged = {key: value for key, value in merged.items() if value}  # "": removed
-        return _Data(
-            size=source.size,
-            type=source.type,
-            hash=source.hash,
-            checksum=source.checksum,
-            map_name=source.map_name,
-            uuid=source.uuid if keep_uuid else None,
-            meta=check_meta(merged),
-            source_serial=source.serial,
-        )
+        return _same_data(source, uuid=source.uuid if keep_uuid else None, meta=check_meta(merged))
+
+
+def _same_data(record: ObjectRecord, **changes: Any) -> _Data:
+    """A new version's content on ``record``'s map (no data moves): its size, type,
+    hashes and UUID, its metadata and other domains copied from it, unless ``changes``
+    says otherwise."""
+    data = _Data(
+        size=record.size,
+        type=record.type,
+        hash=record.hash,
+        checksum=record.checksum,
+        map_name=record.map_name,
+        uuid=record.uuid,
+        meta=None,
+        source_serial=record.serial,
+    )
+    return dataclasses.replace(data, **changes)
