@@ -153,12 +153,14 @@ class _Permissions(_Reads):
 
     async def shared_names(self, account: str, container: str) -> set[str]:
         """Paths (object names) in a container that carry permissions of their own."""
+        return await self._names_in(Permission.path, account, container)
+
+    async def _names_in(self, paths: Any, account: str, container: str) -> set[str]:
+        """The names in a container that a table of paths (``paths``, its column) holds."""
         base = _container_path(account, container) + "/"
         async with self.db.session() as s:
-            paths = await s.scalars(
-                select(Permission.path).where(Permission.path.startswith(base, autoescape=True))
-            )
-            return {path[len(base) :] for path in paths}
+            found = await s.scalars(select(paths).where(paths.startswith(base, autoescape=True)))
+            return {path[len(base) :] for path in found}
 
     async def _grants(self, s: AsyncSession | AsyncConnection, paths: list[str]) -> Grants:
         grants = Grants()
@@ -190,12 +192,8 @@ class _Permissions(_Reads):
                 await s.delete(link)
 
     async def public_names(self, account: str, container: str) -> set[str]:
-        base = _container_path(account, container) + "/"
-        async with self.db.session() as s:
-            paths = await s.scalars(
-                select(PublicLink.path).where(PublicLink.path.startswith(base, autoescape=True))
-            )
-            return {path[len(base) :] for path in paths}
+        """Names in a container published at a public link."""
+        return await self._names_in(PublicLink.path, account, container)
 
     async def resolve_public(self, token: str) -> ObjectRecord:
         """The current version behind a public token; NotFound once unpublished."""
