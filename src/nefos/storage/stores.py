@@ -137,7 +137,7 @@ class BlockStore(Protocol):
         block already stored is not written again, only marked as put now. The buffers
         are read in place (no copy) and not kept: the caller reuses them after."""
 
-    async def put_block(self, block: Buffer) -> tuple[str, bool]:
+    async def put_block(self, block: Buffer) -> Put:
         """``put_blocks`` of one block, saying too whether this put wrote it (False: it
         was stored already, or is the zero block). An upload learns from it that its
         body repeats stored data (``nefos.storage.upload``)."""
