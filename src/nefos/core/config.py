@@ -84,6 +84,10 @@ class Storage(BaseModel):
     rados_conffile: Path = Path("/etc/ceph/ceph.conf")
     rados_pool: str = "nefos"
     rados_user: str = "admin"
+    # Swift's static large object limits: segments one manifest lists, and how deep
+    # manifests may name manifests (checked at PUT, so a read never expands more)
+    slo_max_segments: int = Field(default=1000, ge=1)
+    slo_max_depth: int = Field(default=10, ge=1)
 
 
 class Compute(BaseModel):

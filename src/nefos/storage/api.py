@@ -43,7 +43,6 @@ from nefos.storage.swift import (
     MAX_FILE_SIZE,
     MAX_MANIFEST_BODY,
     MAX_META_HEADERS,
-    MAX_SLO_SEGMENTS,
     PREFIX,
     PUBLIC_PREFIX,
     STORAGE_POLICY,
@@ -203,7 +202,7 @@ async def info(request: Request) -> Response:
                 "policies": [{"name": STORAGE_POLICY, "default": True}],
             },
             "slo": {
-                "max_manifest_segments": MAX_SLO_SEGMENTS,
+                "max_manifest_segments": request.app.state.settings.storage.slo_max_segments,
                 "max_manifest_size": MAX_MANIFEST_BODY,
                 "min_segment_size": 1,
             },

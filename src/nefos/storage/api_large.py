@@ -14,8 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -28,10 +28,11 @@ from nefos.storage import http, sharing
 from nefos.storage.service import Namespace, ObjectRecord
 from nefos.storage.swift import (
     MANIFEST,
+    MAX_BULK_DELETES,
     MAX_MANIFEST_BODY,
-    MAX_SLO_SEGMENTS,
     SLO,
     SLO_BYTES,
+    SLO_DEPTH,
     SLO_ETAG,
     Call,
     content_type_of,
@@ -47,19 +48,82 @@ Piece = tuple[ObjectRecord | bytes, int, int]
 
 @dataclass
 class Body:
-    """What a read serves: one object, or the segments of a large object."""
+    """What a read serves: one object, or the segments of a large object. ``pieces``
+    yields the pieces that make bytes [start, end): a static large object is expanded
+    only as far as it is read, so its size and ETag come from what its PUT stored."""
 
     size: int
     etag: str
-    parts: list[Piece]
+    pieces: Callable[[int, int], AsyncIterator[Piece]]
+
+    @classmethod
+    def of_pieces(cls, size: int, etag: str, parts: list[Piece]) -> Body:
+        async def pieces(start: int, end: int) -> AsyncIterator[Piece]:
+            for piece in _slice(parts, start, end):
+                yield piece
+
+        return cls(size, etag, pieces)
+
+    @classmethod
+    def whole(cls, record: ObjectRecord) -> Body:
+        """The object's own data, as written (a manifest's too)."""
+        return cls.of_pieces(record.size, etag_of(record), [(record, 0, record.size)])
+
+
+@dataclass
+class SegmentRights:
+    """Whether the caller may read or delete the objects a large object names, in the
+    manifest's account, asked as the caller at the time of the request: a share of
+    one object, or a manifest written by somebody else, grants nothing more. Read rights
+    are asked once per container; an anonymous reader (a public link) reads only
+    segments that are published themselves."""
+
+    storage: Namespace
+    account: str
+    user: str | None
+    _readable: dict[str, Callable[[str], bool]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, call: Call, account: str | None = None) -> SegmentRights:
+        user = None if call.credentials is None else call.user
+        return cls(call.storage, account or call.account, user)
+
+    async def require(self, wanted: str, container: str, name: str) -> None:
+        if self.user == self.account:
+            return
+        if wanted == sharing.READ:
+            readable = self._readable.get(container)
+            if readable is None:
+                readable = await self._readable_in(container)
+                self._readable[container] = readable
+            if readable(name):
+                return
+        elif self.user is not None:
+            granted = await self.storage.access(self.user, self.account, container, name)
+            if granted == sharing.WRITE:
+                return
+        raise errors.PermissionDenied(f"You may not {wanted} segment {container}/{name}")
+
+    async def _readable_in(self, container: str) -> Callable[[str], bool]:
+        if self.user is None:
+            published = await self.storage.public_names(self.account, container)
+            return published.__contains__
+        return await self.storage.readable_filter(self.user, self.account, container)
 
 
 async def body_of(call: Call, record: ObjectRecord) -> Body:
-    """Resolve large-object manifests into their segments (Swift's DLO and SLO)."""
+    """Resolve large-object manifests into their segments (Swift's DLO and SLO), each
+    segment checked with the caller's rights."""
+    rights = SegmentRights.of(call, record.account)
     if record.meta.get(SLO):
-        parts = await _slo_parts(call.storage, record, depth=0)
-        size = sum(end - start for _, start, end in parts)
-        return Body(size, f'"{record.meta[SLO_ETAG]}"', parts)
+        size = int(record.meta[SLO_BYTES])
+        max_depth = call.storage.settings.storage.slo_max_depth
+
+        async def pieces(start: int, end: int) -> AsyncIterator[Piece]:
+            async for piece in _slo_pieces(rights, record, start, end, 0, max_depth):
+                yield piece
+
+        return Body(size, f'"{record.meta[SLO_ETAG]}"', pieces)
     if record.meta.get(MANIFEST):
         container, _, prefix = record.meta[MANIFEST].lstrip("/").partition("/")
         container = unquote(container)
@@ -74,44 +138,68 @@ async def body_of(call: Call, record: ObjectRecord) -> Body:
             if isinstance(e, ObjectRecord)
             and (container, e.name) != (record.container, record.name)
         ]
+        for segment in segments:  # the listing is the caller's, as in Swift
+            await rights.require(sharing.READ, container, segment.name)
         etag = hashlib.md5(
             "".join(etag_of(e) for e in segments).encode(), usedforsecurity=False
         ).hexdigest()
         size = sum(e.size for e in segments)
-        return Body(size, f'"{etag}"', [(e, 0, e.size) for e in segments])
-    return Body(record.size, etag_of(record), [(record, 0, record.size)])
+        return Body.of_pieces(size, f'"{etag}"', [(e, 0, e.size) for e in segments])
+    return Body.whole(record)
 
 
-MAX_SLO_DEPTH = 10  # manifests of manifests, as deep as Swift follows them
+def segment_length(segment: dict[str, Any]) -> int:
+    """How many bytes a stored SLO segment adds to the whole."""
+    if "data" in segment:
+        return len(base64.b64decode(segment["data"]))
+    if "range" in segment:
+        first, _, last = segment["range"].partition("-")
+        return int(last) - int(first) + 1
+    return int(segment["bytes"])
 
 
-async def _slo_parts(storage: Namespace, record: ObjectRecord, depth: int) -> list[Piece]:
-    """A static large object's data as pieces of ordinary objects: each segment whole
-    or its ``range``, a segment that is itself a manifest expanded in turn."""
-    if depth > MAX_SLO_DEPTH:
+async def _slo_pieces(
+    rights: SegmentRights,
+    manifest: ObjectRecord,
+    start: int,
+    end: int,
+    depth: int,
+    max_depth: int,
+) -> AsyncIterator[Piece]:
+    """Bytes [start, end) of a static large object, as pieces of ordinary objects:
+    segments before ``start`` are skipped by the sizes the manifest stored, and a
+    segment that is a manifest itself is read only when its bytes are reached. A
+    segment the caller may not read, or that changed size since, ends the read."""
+    if depth >= max_depth:
         raise errors.Conflict("Static large objects nest too deep")
-    parts: list[Piece] = []
-    for segment in orjson.loads(await read_all(storage, record)):
+    offset = 0
+    for segment in orjson.loads(await read_all(rights.storage, manifest)):
+        length = segment_length(segment)
+        lo, hi = max(start - offset, 0), min(end - offset, length)
+        offset += length
+        if lo >= hi:
+            if offset >= end:
+                return
+            continue
         if "data" in segment:
-            data = base64.b64decode(segment["data"])
-            parts.append((data, 0, len(data)))
+            yield base64.b64decode(segment["data"]), lo, hi
             continue
         container, _, name = segment["name"].lstrip("/").partition("/")
-        part = await storage.get_object(record.account, container, name)
-        inner: list[Piece] = (
-            await _slo_parts(storage, part, depth + 1)
-            if part.meta.get(SLO)
-            else [(part, 0, part.size)]
-        )
-        if segment.get("range"):
-            size = sum(end - start for _, start, end in inner)
-            try:
-                ranges = http.parse_ranges(f"bytes={segment['range']}", size) or [(0, size)]
-            except errors.RangeNotSatisfiable:
-                raise errors.Conflict(f"Segment {segment['name']} changed since") from None
-            inner = _slice(inner, *ranges[0])
-        parts.extend(inner)
-    return parts
+        await rights.require(sharing.READ, container, name)
+        part = await rights.storage.get_object(manifest.account, container, name)
+        nested = bool(part.meta.get(SLO))
+        size = int(part.meta[SLO_BYTES]) if nested else part.size
+        if size != segment["bytes"]:
+            raise errors.Conflict(f"Segment {segment['name']} changed since")
+        first = int(segment["range"].partition("-")[0]) if "range" in segment else 0
+        if nested:
+            inner = _slo_pieces(rights, part, first + lo, first + hi, depth + 1, max_depth)
+            async for piece in inner:
+                yield piece
+        else:
+            yield part, first + lo, first + hi
+        if offset >= end:
+            return
 
 
 def _slice(parts: list[Piece], start: int, end: int) -> list[Piece]:
@@ -134,20 +222,12 @@ async def read_all(storage: Namespace, record: ObjectRecord) -> bytes:
 
 
 async def read_range(storage: Namespace, body: Body, start: int, end: int) -> AsyncIterator[bytes]:
-    offset = 0
-    for source, first, last in body.parts:
-        length = last - first
-        if offset + length > start and offset < end:
-            lo = max(start - offset, 0) + first
-            hi = min(end - offset, length) + first
-            if isinstance(source, bytes):
-                yield source[lo:hi]
-            else:
-                async for chunk in storage.read(source, lo, hi):
-                    yield chunk
-        offset += length
-        if offset >= end:
-            break
+    async for source, first, last in body.pieces(start, end):
+        if isinstance(source, bytes):
+            yield source[first:last]
+        else:
+            async for chunk in storage.read(source, first, last):
+                yield chunk
 
 
 def as_put(segment: dict[str, Any]) -> dict[str, Any]:
@@ -162,21 +242,26 @@ def as_put(segment: dict[str, Any]) -> dict[str, Any]:
 
 async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
     """Swift's static large object: the manifest is stored as the object's data and
-    resolved on read; segments stay ordinary objects."""
+    resolved on read; segments stay ordinary objects. Its size, ETag and nesting depth
+    are stored with it, so HEAD expands nothing and GET never nests deeper than allowed."""
     assert call.container is not None and call.name is not None
+    limits = call.storage.settings.storage
     try:
         segments = orjson.loads(await read_body(call, MAX_MANIFEST_BODY))
     except orjson.JSONDecodeError:
         raise errors.InvalidInput("The manifest is not JSON") from None
-    if not isinstance(segments, list) or not segments or len(segments) > MAX_SLO_SEGMENTS:
-        raise errors.InvalidInput(f"A manifest lists 1 to {MAX_SLO_SEGMENTS} segments")
+    if not isinstance(segments, list) or not segments or len(segments) > limits.slo_max_segments:
+        raise errors.InvalidInput(f"A manifest lists 1 to {limits.slo_max_segments} segments")
     stored = []
     etags = []
     total = 0
+    depth = 1
     for segment in segments:
         if isinstance(segment, dict) and set(segment) == {"data"}:
+            if not isinstance(segment["data"], str):
+                raise errors.InvalidInput("A data segment is base64")
             try:
-                data = base64.b64decode(str(segment["data"]), validate=True)
+                data = base64.b64decode(segment["data"], validate=True)
             except (binascii.Error, ValueError):
                 raise errors.InvalidInput("A data segment is base64") from None
             if not data:
@@ -190,6 +275,15 @@ async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
         unknown = set(segment) - {"path", "etag", "size_bytes", "range"}
         if unknown:
             raise errors.InvalidInput(f"Unknown segment keys: {sorted(unknown)}")
+        wanted_etag = segment.get("etag")
+        wanted_size = segment.get("size_bytes")
+        wanted_range = segment.get("range")
+        if not isinstance(wanted_etag, str | None) or not isinstance(wanted_range, str | None):
+            raise errors.InvalidInput(f"Segment {segment['path']}: etag and range are strings")
+        if wanted_size is not None and (
+            isinstance(wanted_size, bool) or not isinstance(wanted_size, int)
+        ):
+            raise errors.InvalidInput(f"Segment {segment['path']}: size_bytes is a byte count")
         try:
             container, name = source_path(quote(segment["path"]), "Segment path")
         except errors.PreconditionFailed as error:
@@ -205,10 +299,14 @@ async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
         # A segment that is a manifest itself stands for its data, as its HEAD says.
         etag = part.meta[SLO_ETAG] if nested else etag_of(part)
         size = int(part.meta[SLO_BYTES]) if nested else part.size
-        wanted_etag = segment.get("etag")
+        if nested:
+            depth = max(depth, int(part.meta.get(SLO_DEPTH) or 1) + 1)
+            if depth > limits.slo_max_depth:
+                raise errors.InvalidInput(
+                    f"Static large objects nest at most {limits.slo_max_depth} deep"
+                )
         if wanted_etag and wanted_etag.strip('"') != etag:
             raise errors.InvalidInput(f"Segment {segment['path']}: ETag mismatch")
-        wanted_size = segment.get("size_bytes")
         if wanted_size is not None and wanted_size != size:
             raise errors.InvalidInput(f"Segment {segment['path']}: size mismatch")
         entry: dict[str, Any] = {
@@ -219,14 +317,9 @@ async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
             "last_modified": http.iso(part.mtime),
         }
         length = size
-        wanted_range = segment.get("range")
         if wanted_range is not None:
             try:
-                ranges = (
-                    http.parse_ranges(f"bytes={wanted_range}", size)
-                    if isinstance(wanted_range, str)
-                    else None
-                )
+                ranges = http.parse_ranges(f"bytes={wanted_range}", size)
             except errors.RangeNotSatisfiable:
                 ranges = None
             if ranges is None or len(ranges) != 1:
@@ -237,6 +330,8 @@ async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
             etags.append(f"{etag}:{entry['range']};")
         else:
             etags.append(etag)
+        if length == 0:
+            raise errors.InvalidInput(f"Segment {segment['path']} is empty")
         if nested:
             entry["sub_slo"] = True
         stored.append(entry)
@@ -245,7 +340,7 @@ async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
     client_etag = (call.headers.get("etag") or "").strip('"')
     if client_etag and client_etag != slo_etag:
         raise errors.ChecksumMismatch("The ETag given is not the manifest's")
-    meta = {**meta, SLO: "1", SLO_BYTES: str(total), SLO_ETAG: slo_etag}
+    markers = {SLO: "1", SLO_BYTES: str(total), SLO_ETAG: slo_etag, SLO_DEPTH: str(depth)}
     manifest = orjson.dumps(stored)
 
     async def data() -> AsyncIterator[bytes]:
@@ -257,37 +352,60 @@ async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
         call.name,
         data(),
         content_type=content_type_of(call),
-        meta=meta,
+        meta={**meta, **markers},
         muser=call.user,
     )
 
 
+async def check_segments(call: Call, account: str, manifest: bytes) -> None:
+    """A manifest that lands in ``account`` (a copy) names objects there: the caller
+    must be able to read each, as when a manifest is PUT."""
+    rights = SegmentRights.of(call, account)
+    for segment in orjson.loads(manifest):
+        if "data" not in segment:
+            container, _, name = segment["name"].lstrip("/").partition("/")
+            await rights.require(sharing.READ, container, name)
+
+
 async def delete_slo(call: Call) -> Response:
+    """The manifest and its segments (a nested manifest's own first). Every object to
+    delete is checked with the caller's rights before any is deleted, so a share of the
+    manifest deletes nothing else of the owner's."""
     assert call.container is not None and call.name is not None
     record = await call.storage.get_object(call.account, call.container, call.name)
-    deleted = not_found = 0
+    max_depth = call.storage.settings.storage.slo_max_depth
+    doomed: list[tuple[str, str]] = []
 
-    async def delete_segments(manifest: ObjectRecord, depth: int) -> None:
-        """Segments first, a nested manifest's own segments before it."""
-        nonlocal deleted, not_found
-        if depth > MAX_SLO_DEPTH:
+    async def gather(manifest: ObjectRecord, depth: int) -> None:
+        if depth >= max_depth:
             raise errors.Conflict("Static large objects nest too deep")
         for segment in orjson.loads(await read_all(call.storage, manifest)):
             if "data" in segment:
                 continue
             container, _, name = segment["name"].lstrip("/").partition("/")
-            try:
-                if segment.get("sub_slo"):
+            if segment.get("sub_slo"):
+                try:
                     inner = await call.storage.get_object(call.account, container, name)
-                    if inner.meta.get(SLO):
-                        await delete_segments(inner, depth + 1)
-                await call.storage.delete_object(call.account, container, name, call.user)
-                deleted += 1
-            except errors.NotFound:
-                not_found += 1
+                except errors.NotFound:
+                    inner = None
+                if inner is not None and inner.meta.get(SLO):
+                    await gather(inner, depth + 1)
+            doomed.append((container, name))
+            if len(doomed) > MAX_BULK_DELETES:
+                raise errors.InvalidInput(f"At most {MAX_BULK_DELETES} segments per delete")
 
     if record.meta.get(SLO):
-        await delete_segments(record, 0)
+        await gather(record, 0)
+    rights = SegmentRights.of(call)
+    for container, name in doomed:
+        await rights.require(sharing.WRITE, container, name)
+    deleted = not_found = 0
+    for container, name in doomed:
+        try:
+            await call.storage.delete_object(call.account, container, name, call.user)
+            deleted += 1
+        except errors.NotFound:
+            not_found += 1
     await call.storage.delete_object(call.account, call.container, call.name, call.user)
     deleted += 1
     result = {

@@ -121,7 +121,7 @@ async def object_read(call: Call) -> Response:
         return await _hashmap_reply(call, record)
     if call.query.get("multipart-manifest") == "get" and record.meta.get(SLO):
         data = await read_all(call.storage, record)
-        headers = object_headers(call, record, Body(record.size, etag_of(record), []))
+        headers = object_headers(call, record, Body.whole(record))
         headers["X-Static-Large-Object"] = "True"
         if call.query.get("format") == "raw":  # what a multipart-manifest=put would take
             data = orjson.dumps([as_put(segment) for segment in orjson.loads(data)])
@@ -130,7 +130,7 @@ async def object_read(call: Call) -> Response:
         headers["Content-Type"] = "application/json; charset=utf-8"
         return Response(data, 200, headers)
     if call.query.get("multipart-manifest") == "get":  # a DLO's own data, as written
-        body = Body(record.size, etag_of(record), [(record, 0, record.size)])
+        body = Body.whole(record)
     else:
         body = await body_of(call, record)
     headers = object_headers(call, record, body)
@@ -147,7 +147,7 @@ async def _hashmap_reply(call: Call, record: ObjectRecord) -> Response:
         "bytes": record.size,
         "hashes": hashes,
     }
-    headers = object_headers(call, record, Body(record.size, etag_of(record), []))
+    headers = object_headers(call, record, Body.whole(record))
     headers.pop("Content-Type")
     if http.check_preconditions(call.headers, etag_of(record), record.mtime, reading=True):
         return Response(status_code=304, headers=headers)
@@ -160,6 +160,21 @@ async def _hashmap_reply(call: Call, record: ObjectRecord) -> Response:
         )
         return Response(xml, 200, headers, media_type="application/xml")
     return json_response(body, 200, headers)
+
+
+async def _primed(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The stream with its first chunk read already: a large object whose first segment
+    cannot be read (gone, changed, not the caller's) is refused with its own status
+    before the reply starts; a later one can only cut the reply short."""
+    first = await anext(stream, None)
+
+    async def rest() -> AsyncIterator[bytes]:
+        if first is not None:
+            yield first
+        async for chunk in stream:
+            yield chunk
+
+    return rest()
 
 
 async def serve(
@@ -194,14 +209,14 @@ async def serve(
         stream = read_range(storage, body, 0, body.size)
         if body.size <= SMALL_BODY:  # read whole: a streamed reply costs more than it
             return Response(b"".join([chunk async for chunk in stream]), 200, headers)
-        return StreamingResponse(stream, 200, headers)
+        return StreamingResponse(await _primed(stream), 200, headers)
     if len(ranges) == 1:
         start, end = ranges[0]
         headers["Content-Range"] = http.content_range(start, end, body.size)
         headers["Content-Length"] = str(end - start)
         if head:
             return Response(status_code=206, headers=headers)
-        return StreamingResponse(read_range(storage, body, start, end), 206, headers)
+        return StreamingResponse(await _primed(read_range(storage, body, start, end)), 206, headers)
     boundary = secrets.token_hex(16)
     content_type = headers.pop("Content-Type")
     preambles = [

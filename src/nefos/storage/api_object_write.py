@@ -20,7 +20,14 @@ from starlette.responses import Response
 
 from nefos.core import errors
 from nefos.storage import http, sharing
-from nefos.storage.api_large import body_of, delete_slo, put_slo, read_range
+from nefos.storage.api_large import (
+    body_of,
+    check_segments,
+    delete_slo,
+    put_slo,
+    read_all,
+    read_range,
+)
 from nefos.storage.service import DELETE_AT, ObjectRecord
 from nefos.storage.swift import (
     LARGE_OBJECT_KEYS,
@@ -28,8 +35,8 @@ from nefos.storage.swift import (
     MAX_FILE_SIZE,
     MAX_HASHMAP_BODY,
     SLO,
-    SLO_BYTES,
     SLO_ETAG,
+    SLO_KEYS,
     SYSTEM_HEADERS,
     TRUE_WORDS,
     Call,
@@ -312,6 +319,8 @@ async def _copy(
                 call, source, dest_account, dest_container, dest_name, meta, fresh,
                 http.header_text(given_type) if given_type else None,
             )  # fmt: skip
+        if source.meta.get(SLO) and source_account != dest_account:
+            await check_segments(call, dest_account, await read_all(call.storage, source))
         if fresh:  # a copied manifest stays one: its markers are part of its data
             markers = {k: source.meta[k] for k in LARGE_OBJECT_KEYS if k in source.meta}
             meta = {**markers, **meta}
@@ -408,7 +417,7 @@ async def object_post(call: Call) -> Response:
         if not update:
             # Swift and Pithos: a POST without update replaces the user metadata, but
             # keeps the large-object markers that are part of the data.
-            for key in (SLO, SLO_BYTES, SLO_ETAG):
+            for key in SLO_KEYS:
                 if key in current.meta:
                     meta[key] = current.meta[key]
         if has_meta or not update:
@@ -442,10 +451,10 @@ async def _update_data(call: Call) -> ObjectRecord:
         container, name = source_path(source, "X-Source-Object")
         source_account = call.headers.get("x-source-account") or call.account
         version = call.headers.get("x-source-version")
-        if source_account != call.account:
-            granted = await call.storage.access(call.user, source_account, container, name)
-            if granted is None:
-                raise errors.PermissionDenied(f"You may not read {container}/{name}")
+        # The caller reads the source: a share of this object grants nothing else.
+        granted = await call.storage.access(call.user, source_account, container, name)
+        if granted is None:
+            raise errors.PermissionDenied(f"You may not read {container}/{name}")
         record = await call.storage.get_object(
             source_account, container, name, int(version) if version and version.isdigit() else None
         )

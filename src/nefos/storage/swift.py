@@ -35,7 +35,6 @@ MAX_FILE_SIZE = 5 * 1024**3 + 2  # Swift's single-upload bound
 MAX_META_HEADERS = 90
 MAX_HASHMAP_BODY = 64 << 20
 MAX_MANIFEST_BODY = 8 << 20
-MAX_SLO_SEGMENTS = 1000
 MAX_BULK_DELETES = 10000
 SMALL_BODY = 1 << 20  # bodies up to this are read whole and sent in one piece
 DIRECTORY_TYPE = "application/directory"
@@ -44,8 +43,9 @@ STORAGE_POLICY = "default"
 
 # System headers kept with an object's user metadata, under keys no header can spell.
 ENCODING, DISPOSITION, MANIFEST = ":content-encoding", ":content-disposition", ":manifest"
-SLO, SLO_BYTES, SLO_ETAG = ":slo", ":slo-bytes", ":slo-etag"
-LARGE_OBJECT_KEYS = (MANIFEST, SLO, SLO_BYTES, SLO_ETAG)
+SLO, SLO_BYTES, SLO_ETAG, SLO_DEPTH = ":slo", ":slo-bytes", ":slo-etag", ":slo-depth"
+SLO_KEYS = (SLO, SLO_BYTES, SLO_ETAG, SLO_DEPTH)
+LARGE_OBJECT_KEYS = (MANIFEST, *SLO_KEYS)
 SYSTEM_HEADERS = {
     "content-encoding": ENCODING,
     "content-disposition": DISPOSITION,

@@ -1,0 +1,315 @@
+"""The object store tried as an attacker would (security issue 17): a share grants only
+what it names, large objects expand within bounds, and nothing a request touches on the
+caller's behalf escapes the caller's own rights. Each test performs the attack and
+shows it refused, with nothing read, written or deleted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from nefos.core.config import Settings
+from nefos.identity.service import Identity
+
+PREFIX = "/object-store/v1"
+SECRET = b"alice's private words"
+DOC = b"the shared document"
+
+
+@dataclass
+class Person:
+    uuid: str
+    auth: dict[str, str]
+
+    @property
+    def base(self) -> str:
+        return f"{PREFIX}/{self.uuid}"
+
+
+@dataclass
+class Scene:
+    """alice's account: ``private/secret``, shared with nobody, and ``shared/doc``, which
+    bob may write and carol may read; dave holds no share at all."""
+
+    alice: Person
+    bob: Person
+    carol: Person
+    dave: Person
+
+    @property
+    def doc(self) -> str:
+        return f"{self.alice.base}/shared/doc"
+
+    @property
+    def secret(self) -> str:
+        return f"{self.alice.base}/private/secret"
+
+
+@pytest.fixture
+async def scene(client: httpx.AsyncClient, identity: Identity) -> Scene:
+    people = {}
+    for name in ("alice", "bob", "carol", "dave"):
+        user, token = await identity.create_user(f"{name}@example.org")
+        people[name] = Person(str(user.id), {"X-Auth-Token": token})
+    scene = Scene(**people)
+    auth = scene.alice.auth
+    for container in ("private", "shared"):
+        assert (await client.put(f"{scene.alice.base}/{container}", headers=auth)).is_success
+    assert (await client.put(scene.secret, headers=auth, content=SECRET)).status_code == 201
+    assert (await client.put(scene.doc, headers=auth, content=DOC)).status_code == 201
+    sharing = f"write={scene.bob.uuid};read={scene.carol.uuid}"
+    shared = await client.post(f"{scene.doc}?update", headers={**auth, "X-Object-Sharing": sharing})
+    assert shared.status_code == 202
+    return scene
+
+
+async def _content(client: httpx.AsyncClient, url: str, person: Person) -> bytes:
+    response = await client.get(url, headers=person.auth)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def _slo(*paths: str) -> bytes:
+    return json.dumps([{"path": path} for path in paths]).encode()
+
+
+async def test_a_dlo_set_by_a_writer_reads_nothing_its_reader_may_not(client, scene):
+    """bob points the shared object at alice's private container: nobody but alice
+    reads her objects through it, whatever share they hold."""
+    manifest = {**scene.bob.auth, "X-Object-Manifest": "private/"}
+    assert (await client.post(scene.doc, headers=manifest)).status_code == 202
+    for person in (scene.bob, scene.carol):
+        for method in ("GET", "HEAD"):
+            response = await client.request(method, scene.doc, headers=person.auth)
+            assert response.status_code == 403, (person, method)
+            assert SECRET not in response.content
+    dave = await client.get(scene.doc, headers=scene.dave.auth)
+    assert dave.status_code == 403
+    # A manifest written with PUT is the same as one set with POST.
+    put = await client.put(scene.doc, headers={**manifest, "Content-Length": "0"})
+    assert put.status_code == 201
+    assert (await client.get(scene.doc, headers=scene.bob.auth)).status_code == 403
+    # Its owner reads what it names, and a reader reads it once its segments are shared.
+    assert await _content(client, scene.doc, scene.alice) == SECRET
+    share = {**scene.alice.auth, "X-Object-Sharing": f"read={scene.carol.uuid}"}
+    assert (await client.post(f"{scene.secret}?update", headers=share)).status_code == 202
+    assert await _content(client, scene.doc, scene.carol) == SECRET
+    assert (await client.get(scene.doc, headers=scene.bob.auth)).status_code == 403
+
+
+async def test_a_partial_update_takes_data_only_from_what_the_caller_may_read(client, scene):
+    for person in (scene.bob, scene.carol, scene.dave):
+        update = {**person.auth, "X-Source-Object": "/private/secret"}
+        response = await client.post(scene.doc, headers=update)
+        assert response.status_code == 403, person
+    assert await _content(client, scene.doc, scene.alice) == DOC
+    # What bob may read he may take: his own object's bytes, appended.
+    await client.put(f"{scene.bob.base}/mine", headers=scene.bob.auth)
+    own = f"{scene.bob.base}/mine/words"
+    assert (await client.put(own, headers=scene.bob.auth, content=b"+bob")).status_code == 201
+    update = {
+        **scene.bob.auth,
+        "X-Source-Object": "/mine/words",
+        "X-Source-Account": scene.bob.uuid,
+    }
+    assert (await client.post(scene.doc, headers=update)).status_code == 204
+    assert await _content(client, scene.doc, scene.alice) == DOC + b"+bob"
+
+
+async def test_a_manifest_copied_into_another_account_names_only_what_the_caller_reads(
+    client, scene
+):
+    """bob's own manifest names /private/secret in his account; copied over alice's
+    shared object it would name hers."""
+    bob = scene.bob
+    for container in ("private", "c"):
+        await client.put(f"{bob.base}/{container}", headers=bob.auth)
+    await client.put(f"{bob.base}/private/secret", headers=bob.auth, content=b"bob's own")
+    made = await client.put(
+        f"{bob.base}/c/m?multipart-manifest=put", headers=bob.auth, content=_slo("/private/secret")
+    )
+    assert made.status_code == 201
+    copy = await client.request(
+        "COPY",
+        f"{bob.base}/c/m?multipart-manifest=get",
+        headers={**bob.auth, "Destination": "/shared/doc", "Destination-Account": scene.alice.uuid},
+    )
+    assert copy.status_code == 403
+    pulled = await client.put(
+        f"{scene.doc}?multipart-manifest=get",
+        headers={
+            **bob.auth,
+            "X-Copy-From": "/c/m",
+            "X-Copy-From-Account": bob.uuid,
+            "Content-Length": "0",
+        },
+    )
+    assert pulled.status_code == 403
+    assert await _content(client, scene.doc, scene.alice) == DOC
+    # Within his own account the copy is his to make.
+    own = await client.request(
+        "COPY",
+        f"{bob.base}/c/m?multipart-manifest=get",
+        headers={**bob.auth, "Destination": "/c/m2"},
+    )
+    assert own.status_code == 201
+    assert await _content(client, f"{bob.base}/c/m2", bob) == b"bob's own"
+
+
+async def test_a_static_manifest_reads_and_deletes_only_as_its_caller_may(client, scene):
+    """alice's own manifest on the shared object names her private object: sharing the
+    manifest shares neither reading nor deleting what it names."""
+    alice = scene.alice
+    made = await client.put(
+        f"{scene.doc}?multipart-manifest=put", headers=alice.auth, content=_slo("/private/secret")
+    )
+    assert made.status_code == 201
+    assert await _content(client, scene.doc, alice) == SECRET
+    for person in (scene.bob, scene.carol, scene.dave):
+        response = await client.get(scene.doc, headers=person.auth)
+        assert response.status_code == 403, person
+        assert SECRET not in response.content
+    # The manifest itself is what the share names: its holders read it as it is stored.
+    raw = await client.get(f"{scene.doc}?multipart-manifest=get", headers=scene.carol.auth)
+    assert raw.status_code == 200
+    for person in (scene.bob, scene.carol, scene.dave):
+        gone = await client.delete(f"{scene.doc}?multipart-manifest=delete", headers=person.auth)
+        assert gone.status_code == 403, person
+    assert await _content(client, scene.secret, alice) == SECRET
+    assert await _content(client, scene.doc, alice) == SECRET
+    # Given write on the segment too, bob deletes both.
+    share = {**alice.auth, "X-Object-Sharing": f"write={scene.bob.uuid}"}
+    assert (await client.post(f"{scene.secret}?update", headers=share)).status_code == 202
+    assert await _content(client, scene.doc, scene.bob) == SECRET
+    gone = await client.delete(
+        f"{scene.doc}?multipart-manifest=delete",
+        headers={**scene.bob.auth, "Accept": "application/json"},
+    )
+    assert gone.status_code == 200
+    assert gone.json()["Number Deleted"] == 2
+    assert (await client.head(scene.secret, headers=alice.auth)).status_code == 404
+
+
+async def test_a_public_link_serves_only_segments_published_themselves(client, scene):
+    alice = scene.alice
+    await client.put(
+        f"{scene.doc}?multipart-manifest=put", headers=alice.auth, content=_slo("/private/secret")
+    )
+    publish = {**alice.auth, "X-Object-Public": "true"}
+    await client.post(f"{scene.doc}?update", headers=publish)
+    link = (await client.head(scene.doc, headers=alice.auth)).headers["X-Object-Public"]
+    public = await client.get(link)
+    assert public.status_code == 403
+    assert SECRET not in public.content
+    await client.post(f"{scene.secret}?update", headers=publish)
+    assert (await client.get(link)).content == SECRET
+
+
+# -- large objects are bounded ----------------------------------------------------------------
+
+
+async def _tree(client: httpx.AsyncClient, person: Person, fanout: int, depth: int) -> str:
+    """A static large object ``fanout`` segments wide at each of ``depth`` levels, over
+    one-byte objects ``a``, ``b``...: its data spells them in order."""
+    base = f"{person.base}/t"
+    await client.put(base, headers=person.auth)
+    names = []
+    for i in range(fanout**depth):
+        name = f"leaf{i:04d}"
+        await client.put(f"{base}/{name}", headers=person.auth, content=bytes([97 + i % 26]))
+        names.append(name)
+    level = 0
+    while len(names) > 1:
+        level += 1
+        grouped = []
+        for i in range(0, len(names), fanout):
+            manifest = f"m{level}-{i // fanout}"
+            paths = [f"/t/{name}" for name in names[i : i + fanout]]
+            made = await client.put(
+                f"{base}/{manifest}?multipart-manifest=put",
+                headers=person.auth,
+                content=_slo(*paths),
+            )
+            assert made.status_code == 201, made.text
+            grouped.append(manifest)
+        names = grouped
+    return f"{base}/{names[0]}"
+
+
+def _spelled(count: int) -> bytes:
+    return bytes(97 + i % 26 for i in range(count))
+
+
+async def test_head_answers_from_stored_totals_and_get_expands_only_what_it_reads(client, scene):
+    alice = scene.alice
+    top = await _tree(client, alice, fanout=3, depth=3)
+    assert await _content(client, top, alice) == _spelled(27)
+    last = f"{alice.base}/t/leaf0026"
+    assert (await client.delete(last, headers=alice.auth)).status_code == 204
+    # HEAD expands nothing: it says what the PUT stored, as Swift's does.
+    head = await client.head(top, headers=alice.auth)
+    assert head.status_code == 200
+    assert head.headers["Content-Length"] == "27"
+    # A range before the missing segment never reaches it; the whole object does.
+    first = await client.get(top, headers={**alice.auth, "Range": "bytes=0-8"})
+    assert first.status_code == 206
+    assert first.content == _spelled(9)
+    assert (await client.get(top, headers=alice.auth)).status_code == 404
+    # A segment that changed size since the manifest was written fails the read.
+    await client.put(last, headers=alice.auth, content=b"longer")
+    assert (await client.get(top, headers=alice.auth)).status_code == 409
+
+
+async def test_manifests_nest_and_list_only_within_the_limits(client, scene, settings: Settings):
+    alice = scene.alice
+    settings.storage.slo_max_depth = 2
+    settings.storage.slo_max_segments = 4
+    await _tree(client, alice, fanout=2, depth=2)  # two levels of manifests: allowed
+    third = await client.put(
+        f"{alice.base}/t/m3?multipart-manifest=put",
+        headers=alice.auth,
+        content=_slo("/t/m2-0"),
+    )
+    assert third.status_code == 400
+    assert "nest" in third.text
+    wide = await client.put(
+        f"{alice.base}/t/wide?multipart-manifest=put",
+        headers=alice.auth,
+        content=_slo(*["/t/leaf0000"] * 5),
+    )
+    assert wide.status_code == 400
+    for name in ("m3", "wide"):
+        assert (await client.head(f"{alice.base}/t/{name}", headers=alice.auth)).status_code == 404
+    info = (await client.get("/info")).json()
+    assert info["slo"]["max_manifest_segments"] == 4
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        {"path": "/c/a", "etag": 5},
+        {"path": "/c/a", "size_bytes": "1"},
+        {"path": "/c/a", "size_bytes": True},
+        {"path": "/c/a", "range": 7},
+        {"path": 3},
+        {"data": 5},
+        {"data": ["x"]},
+        "a string",
+        None,
+    ],
+)
+async def test_a_manifest_with_values_of_the_wrong_type_is_refused(client, scene, segment):
+    alice = scene.alice
+    await client.put(f"{alice.base}/c", headers=alice.auth)
+    await client.put(f"{alice.base}/c/a", headers=alice.auth, content=b"a")
+    etag = hashlib.md5(b"a").hexdigest()
+    good = json.dumps([{"path": "/c/a", "etag": etag}]).encode()
+    bad = json.dumps([segment]).encode()
+    url = f"{alice.base}/c/m?multipart-manifest=put"
+    assert (await client.put(url, headers=alice.auth, content=bad)).status_code == 400
+    assert (await client.head(f"{alice.base}/c/m", headers=alice.auth)).status_code == 404
+    assert (await client.put(url, headers=alice.auth, content=good)).status_code == 201
