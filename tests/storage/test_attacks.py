@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 
 import httpx
@@ -313,3 +315,130 @@ async def test_a_manifest_with_values_of_the_wrong_type_is_refused(client, scene
     assert (await client.put(url, headers=alice.auth, content=bad)).status_code == 400
     assert (await client.head(f"{alice.base}/c/m", headers=alice.auth)).status_code == 404
     assert (await client.put(url, headers=alice.auth, content=good)).status_code == 201
+
+
+# -- sizes are checked before anything is written ----------------------------------------------
+
+
+async def _stored(engines) -> tuple[set[str], set[str]]:
+    store = engines.storage.store
+    return set(await store.map_names()), set(await store.block_names())
+
+
+async def _version(client: httpx.AsyncClient, url: str, person: Person) -> str:
+    return (await client.head(url, headers=person.auth)).headers["X-Object-Version"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"X-Object-Bytes": "8796093022208"}, 413),  # 8 TiB: beyond what an object holds
+        ({"X-Object-Bytes": "99999999999999999999999"}, 400),  # beyond 64 bits
+        ({"X-Object-Bytes": str(1 << 30)}, 413),  # within the limits, beyond the quota
+        ({"Content-Range": "bytes 1000000000000000-1000000000000002/*"}, 413),
+        ({"Content-Range": f"bytes {1 << 30}-{(1 << 30) + 2}/*"}, 413),  # over the quota
+    ],
+)
+async def test_a_size_change_refused_writes_nothing(client, scene, engines, headers, status):
+    alice = scene.alice
+    await engines.quotas.set_base_quota(uuid.UUID(alice.uuid), "pithos.diskspace", 1 << 20)
+    before = await _stored(engines)
+    version = await _version(client, scene.doc, alice)
+    body = b"abc" if "Content-Range" in headers else b""
+    response = await client.post(
+        scene.doc,
+        headers={**alice.auth, **headers, "Content-Type": "application/octet-stream"},
+        content=body,
+    )
+    assert response.status_code == status, response.text
+    assert await _stored(engines) == before
+    assert await _version(client, scene.doc, alice) == version
+    assert await _content(client, scene.doc, alice) == DOC
+    # Within the quota the same update is made.
+    grown = await client.post(scene.doc, headers={**alice.auth, "X-Object-Bytes": "100"})
+    assert grown.status_code == 204
+    assert await _content(client, scene.doc, alice) == DOC + bytes(100 - len(DOC))
+
+
+# -- no server error on any input ------------------------------------------------------------
+
+
+def _raw(value: str) -> bytes:
+    """A header value's bytes: latin-1 where it can be (the server then reads back the
+    very characters), else UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
+@pytest.mark.parametrize(
+    ("method", "where", "params", "headers"),
+    [
+        ("GET", "doc", {"version": "²"}, {}),
+        ("GET", "doc", {"version": "\u0661"}, {}),
+        ("GET", "doc", {"version": "99999999999999999999"}, {}),
+        ("GET", "container", {"limit": "²"}, {}),
+        ("GET", "account", {"limit": "\u0661\u0660"}, {}),
+        ("POST", "doc", {}, {"X-Object-Bytes": "²"}),
+        ("POST", "doc", {}, {"X-Object-Bytes": "\u0661"}),
+        ("POST", "container", {}, {"X-Container-Policy-Quota": "²"}),
+        ("POST", "container", {}, {"X-Container-Policy-Quota": str(1 << 64)}),
+        ("PUT", "copy", {}, {"X-Copy-From": "/shared/doc", "X-Source-Version": "²"}),
+        ("PUT", "copy", {}, {"X-Copy-From": "/shared/doc", "X-Source-Version": str(1 << 64)}),
+        ("POST", "doc", {}, {"X-Source-Object": "/shared/doc", "X-Source-Version": "²"}),
+        ("POST", "doc", {}, {"Content-Range": "bytes \u0661-\u0662/*"}),
+        ("PUT", "copy", {}, {"X-Delete-After": "²"}),
+        ("DELETE", "doc", {}, {"X-If-Delete-At": "²"}),
+    ],
+)
+async def test_unicode_digits_and_huge_numbers_are_refused(
+    client, scene, engines, method, where, params, headers
+):
+    alice = scene.alice
+    url = {
+        "doc": scene.doc,
+        "copy": f"{alice.base}/shared/copy",
+        "container": f"{alice.base}/shared",
+        "account": alice.base,
+    }[where]
+    before = await _stored(engines)
+    version = await _version(client, scene.doc, alice)
+    sent = {key: _raw(value) for key, value in headers.items()}  # as bytes on the wire
+    response = await client.request(
+        method, url, params=params, headers={**alice.auth, **sent}, content=b""
+    )
+    assert response.status_code == 400, response.text
+    assert await _stored(engines) == before
+    assert await _version(client, scene.doc, alice) == version
+    assert (await client.head(f"{alice.base}/shared/copy", headers=alice.auth)).status_code == 404
+    container = await client.head(f"{alice.base}/shared", headers=alice.auth)
+    assert "X-Container-Policy-Quota" not in container.headers or (
+        container.headers["X-Container-Policy-Quota"] == "0"
+    )
+
+
+@pytest.mark.parametrize("path", ["///", "//x", "//x/y", "/c//"])
+async def test_empty_path_segments_are_a_bad_path(client, scene, path):
+    response = await client.get(f"{PREFIX}/{scene.alice.uuid}{path}", headers=scene.alice.auth)
+    assert response.status_code in (400, 404), response.text
+    assert (await client.get(f"{PREFIX}/{path}", headers=scene.alice.auth)).status_code < 500
+
+
+async def test_names_that_are_markup_are_escaped_in_xml(client, scene):
+    alice = scene.alice
+    name = "a<b>&c\"d'"
+    url = f"{alice.base}/shared/{name}"
+    assert (await client.put(url, headers=alice.auth, content=b"x")).status_code == 201
+    for where, params in (
+        (f"{alice.base}/shared", {"format": "xml"}),
+        (url, {"hashmap": "", "format": "xml"}),
+        (url, {"version": "list", "format": "xml"}),
+    ):
+        response = await client.get(where, params=params, headers=alice.auth)
+        assert response.status_code == 200
+        document = ElementTree.fromstring(response.content)
+        found = {element.get("name") for element in document.iter()} | {
+            element.text for element in document.iter("name")
+        }
+        assert name in found, (where, response.text)

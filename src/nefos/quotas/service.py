@@ -373,6 +373,19 @@ class Quotas:
         await _NEW_LOG_ENTRIES(conn, logged)
         return serial
 
+    async def check(self, conn: AsyncConnection, provisions: Sequence[Charge]) -> None:
+        """Raise what :meth:`take` would raise for ``provisions`` now, writing nothing: a
+        write refuses early, before it stores anything, what its commit would refuse.
+        The commit checks again; this only spares the work."""
+        self._check(provisions)
+        for p in provisions:
+            key = _key(p.holder, p.source, p.resource)
+            wanted = {"holder": key[0], "source": key[1], "resource": key[2]}
+            row = (await _HOLDING(conn, wanted)).first()
+            if row is None:
+                raise _no_holding(p)
+            _reserve(_Held(row.id, row.limit, row.usage_min, row.usage_max), p, force=False)
+
     async def _move_each(
         self, conn: AsyncConnection, provisions: Sequence[Charge]
     ) -> dict[tuple[str, str, str], _Held]:
@@ -545,15 +558,15 @@ HOLDINGS = Holding.__table__
 COMMISSIONS = Commission.__table__
 PROVISION_LOG = ProvisionLog.__table__
 # Built once: Quotas.take runs with every file write (see nefos.storage.statements).
-_HOLDING_LOCKED = Prepared(
-    select(HOLDINGS.c.id, HOLDINGS.c.limit, HOLDINGS.c.usage_min, HOLDINGS.c.usage_max)
-    .where(
-        HOLDINGS.c.holder == bindparam("holder"),
-        HOLDINGS.c.source == bindparam("source"),
-        HOLDINGS.c.resource == bindparam("resource"),
-    )
-    .with_for_update()
+_HOLDING_SELECT = select(
+    HOLDINGS.c.id, HOLDINGS.c.limit, HOLDINGS.c.usage_min, HOLDINGS.c.usage_max
+).where(
+    HOLDINGS.c.holder == bindparam("holder"),
+    HOLDINGS.c.source == bindparam("source"),
+    HOLDINGS.c.resource == bindparam("resource"),
 )
+_HOLDING = Prepared(_HOLDING_SELECT)
+_HOLDING_LOCKED = Prepared(_HOLDING_SELECT.with_for_update())
 _MOVE_HOLDING = (
     update(HOLDINGS)
     .where(HOLDINGS.c.id == bindparam("held"))

@@ -63,6 +63,8 @@ def _split_path(request: Request) -> tuple[str, str | None, str | None]:
     path = raw.decode("latin-1").split("?", 1)[0][len(PREFIX) + 1 :]
     account, _, rest = path.partition("/")
     container, _, name = rest.partition("/")
+    if not account or (name and not container):  # Swift: an empty part is a bad path
+        raise errors.InvalidInput("Invalid path: /<account>[/<container>[/<object>]]")
     return (
         http.decode_segment(account, "Account"),
         http.decode_segment(container, "Container name") if container else None,

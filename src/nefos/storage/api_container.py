@@ -222,9 +222,7 @@ def _policies(call: Call) -> dict[str, Any]:
             continue
         policy = key[len("x-container-policy-") :]
         if policy == "quota":
-            if not value.strip().isdigit():
-                raise errors.InvalidInput("X-Container-Policy-Quota is a byte count")
-            policies["quota"] = int(value)
+            policies["quota"] = http.whole_number(value, "X-Container-Policy-Quota")
         elif policy == "versioning":
             policies["versioning"] = value.strip().lower()
         elif policy == "project":

@@ -12,6 +12,7 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
 
 import orjson
 from fastapi import Request
@@ -101,22 +102,20 @@ async def object_read(call: Call) -> Response:
                 f'<version timestamp="{http.epoch(m)}">{s}</version>' for s, m in versions
             )
             return Response(
-                f'<?xml version="1.0" encoding="UTF-8"?><object name="{call.name}">{xml}</object>',
+                f'<?xml version="1.0" encoding="UTF-8"?><object name={quoteattr(call.name)}>'
+                f"{xml}</object>",
                 media_type="application/xml",
             )
         return json_response(body)
-    version = call.query.get("version")
-    if version is not None and not version.isdigit():
-        raise errors.InvalidInput("version is a version number or 'list'")
+    raw_version = call.query.get("version")
+    version = None if raw_version is None else http.whole_number(raw_version, "version")
     seen = None
     if version is None:
         record, seen = await call.storage.get_object_shared(
             call.user, call.account, call.container, call.name
         )
     else:
-        record = await call.storage.get_object(
-            call.account, call.container, call.name, int(version)
-        )
+        record = await call.storage.get_object(call.account, call.container, call.name, version)
     if "hashmap" in call.query:
         return await _hashmap_reply(call, record)
     if call.query.get("multipart-manifest") == "get" and record.meta.get(SLO):
@@ -154,7 +153,7 @@ async def _hashmap_reply(call: Call, record: ObjectRecord) -> Response:
     if http.listing_format(call.query, None) == "xml":
         inner = "".join(f"<hash>{h}</hash>" for h in hashes)
         xml = (
-            f'<?xml version="1.0" encoding="UTF-8"?><object name="{record.name}" '
+            f'<?xml version="1.0" encoding="UTF-8"?><object name={quoteattr(record.name)} '
             f'bytes="{record.size}" block_size="{BLOCK_SIZE}" block_hash="{HASH_ALGORITHM}">'
             f"{inner}</object>"
         )

@@ -34,6 +34,7 @@ from nefos.storage.swift import (
     MANIFEST,
     MAX_FILE_SIZE,
     MAX_HASHMAP_BODY,
+    MAX_OBJECT_SIZE,
     SLO,
     SLO_ETAG,
     SLO_KEYS,
@@ -72,23 +73,27 @@ def _delete_at(call: Call) -> str | None:
     now = time.time()
     after = call.headers.get("x-delete-after")
     if after is not None:
-        try:
-            moment = int(now + int(after))
-        except ValueError:
-            raise errors.InvalidInput("Non-integer X-Delete-After") from None
+        moment = int(now) + _signed(after, "X-Delete-After")
         if moment <= now:
             raise errors.InvalidInput("X-Delete-After in past")
         return f"{min(moment, LAST_SECOND):010d}"
     raw = call.headers.get("x-delete-at")
     if raw is None:
         return None
-    try:
-        moment = int(raw)
-    except ValueError:
-        raise errors.InvalidInput("Non-integer X-Delete-At") from None
+    moment = _signed(raw, "X-Delete-At")
     if moment <= now:
         raise errors.InvalidInput("X-Delete-At in past")
     return f"{min(moment, LAST_SECOND):010d}"
+
+
+def _signed(raw: str, header: str) -> int:
+    """Swift's expiry headers: ASCII digits, maybe negative (then in the past), of any
+    size (a time beyond the last ten-digit second is clamped to it)."""
+    text = raw.strip()
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 100:
+        raise errors.InvalidInput(f"Non-integer {header}")
+    return int(text)
 
 
 async def _apply_sharing(call: Call, container: str, name: str) -> None:
@@ -189,7 +194,7 @@ async def _check_write_conditions(call: Call) -> None:
 def _declared_length(call: Call) -> int | None:
     """The Content-Length, once ``_require_length`` has checked it (None: chunked)."""
     length = call.headers.get("content-length")
-    return int(length) if length is not None else None
+    return http.whole_number(length, "Content-Length") if length is not None else None
 
 
 def _require_length(call: Call) -> None:
@@ -197,11 +202,8 @@ def _require_length(call: Call) -> None:
     chunked = "chunked" in (call.headers.get("transfer-encoding") or "").lower()
     if length is None and not chunked:
         raise errors.LengthRequired("Give Content-Length or send the body chunked")
-    if length is not None:
-        if not length.isdigit():
-            raise errors.InvalidInput("Invalid Content-Length")
-        if int(length) > MAX_FILE_SIZE:
-            raise errors.TooLarge(f"An object has at most {MAX_FILE_SIZE} bytes")
+    if length is not None and http.whole_number(length, "Content-Length") > MAX_FILE_SIZE:
+        raise errors.TooLarge(f"An object has at most {MAX_FILE_SIZE} bytes")
 
 
 async def _put_hashmap(call: Call, meta: dict[str, str]) -> ObjectRecord:
@@ -215,7 +217,7 @@ async def _put_hashmap(call: Call, meta: dict[str, str]) -> ObjectRecord:
     size = document.get("bytes")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise errors.InvalidInput("The hashmap's bytes is a byte count")
-    if size > MAX_FILE_SIZE * 1024:
+    if size > MAX_OBJECT_SIZE:
         raise errors.TooLarge("The object is too large")
     return await call.storage.put_hashmap(
         call.account,
@@ -295,9 +297,10 @@ async def _copy(
     meta: dict[str, str],
     move: bool,
 ) -> ObjectRecord:
-    version = call.headers.get("x-source-version")
-    if version is not None and (move or not version.isdigit()):
+    raw_version = call.headers.get("x-source-version")
+    if raw_version is not None and move:
         raise errors.InvalidInput("X-Source-Version is a version number (copies only)")
+    version = None if raw_version is None else http.whole_number(raw_version, "X-Source-Version")
     source_call = Call(call.request, call.storage, call.credentials, source_account, None, None)
     if not source_call.owner:
         granted = await call.storage.access(call.user, source_account, container, name)
@@ -310,9 +313,7 @@ async def _copy(
     )
     fresh = (call.headers.get("x-fresh-metadata") or "").strip().lower() in TRUE_WORDS
     if not move:
-        source = await call.storage.get_object(
-            source_account, container, name, int(version) if version else None
-        )
+        source = await call.storage.get_object(source_account, container, name, version)
         large = bool(source.meta.get(MANIFEST) or source.meta.get(SLO))
         if call.headers.get("range") or (large and call.query.get("multipart-manifest") != "get"):
             return await _copy_data(
@@ -336,7 +337,7 @@ async def _copy(
         name,
         dest_container,
         dest_name,
-        version=int(version) if version else None,
+        version=version,
         meta=meta,
         muser=call.user,
         source_account=source_account,
@@ -393,7 +394,7 @@ async def object_post(call: Call) -> Response:
         or (
             content_type == "application/octet-stream"
             and (
-                int(call.headers.get("content-length") or 0) > 0
+                http.whole_number(call.headers.get("content-length") or "0", "Content-Length") > 0
                 or "chunked" in (call.headers.get("transfer-encoding") or "")
             )
         )
@@ -446,42 +447,46 @@ async def _update_data(call: Call) -> ObjectRecord:
     if "content-range" in call.headers:
         offset, last = http.parse_content_range(call.headers["content-range"])
     chunks: AsyncIterator[bytes] | None = None
+    length: int | None = None
     source = call.headers.get("x-source-object")
     if source:
         container, name = source_path(source, "X-Source-Object")
         source_account = call.headers.get("x-source-account") or call.account
-        version = call.headers.get("x-source-version")
+        raw_version = call.headers.get("x-source-version")
+        version = (
+            None if raw_version is None else http.whole_number(raw_version, "X-Source-Version")
+        )
         # The caller reads the source: a share of this object grants nothing else.
         granted = await call.storage.access(call.user, source_account, container, name)
         if granted is None:
             raise errors.PermissionDenied(f"You may not read {container}/{name}")
-        record = await call.storage.get_object(
-            source_account, container, name, int(version) if version and version.isdigit() else None
-        )
+        record = await call.storage.get_object(source_account, container, name, version)
         end = record.size if last is None or offset is None else min(record.size, last - offset + 1)
         chunks = call.storage.read(record, 0, end)
+        length = end
     elif "content-range" in call.headers or call.headers.get("content-length", "0") != "0":
         _require_length(call)
-        length = call.headers.get("content-length")
+        length = _declared_length(call)
         if (
             last is not None
             and offset is not None
             and length is not None
-            and int(length) != last - offset + 1
+            and length != last - offset + 1
         ):
             raise errors.RangeNotSatisfiable("Content-Range and Content-Length disagree")
         chunks = call.request.stream()
-    truncate = call.headers.get("x-object-bytes")
-    if truncate is not None and not truncate.isdigit():
-        raise errors.InvalidInput("X-Object-Bytes is a byte count")
+    raw_truncate = call.headers.get("x-object-bytes")
+    truncate = None if raw_truncate is None else http.whole_number(raw_truncate, "X-Object-Bytes")
     return await call.storage.update_data(
         call.account,
         call.container,
         call.name,
         chunks,
         offset=offset,
-        truncate=int(truncate) if truncate is not None else None,
+        truncate=truncate,
         muser=call.user,
+        length=length,
+        max_size=MAX_OBJECT_SIZE,
     )
 
 
@@ -517,10 +522,12 @@ async def object_delete(call: Call) -> Response:
         return await delete_slo(call)
     if_delete_at = call.headers.get("x-if-delete-at")
     if if_delete_at is not None:  # Swift: delete only if it still expires then
-        if not if_delete_at.strip().isdigit():
-            raise errors.InvalidInput("Bad X-If-Delete-At header value")
+        try:
+            wanted = http.whole_number(if_delete_at, "X-If-Delete-At")
+        except errors.InvalidInput:
+            raise errors.InvalidInput("Bad X-If-Delete-At header value") from None
         record = await call.storage.get_object(call.account, call.container, call.name)
-        if int(record.meta.get(DELETE_AT) or -1) != int(if_delete_at):
+        if int(record.meta.get(DELETE_AT) or -1) != wanted:
             raise errors.PreconditionFailed("X-If-Delete-At and X-Delete-At do not match")
     until = until_param(call)
     if until is not None:

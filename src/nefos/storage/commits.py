@@ -190,6 +190,19 @@ class _Commits(_Nodes):
                 )
         return deltas, expected
 
+    async def check_growth(self, account: str, container: str, name: str, size: int) -> None:
+        """Refuse, before any block or map is stored, a write that would make the object
+        ``size`` bytes beyond its container's or its project's quota (the commit checks
+        again; a refusal here leaves nothing behind for gc)."""
+        self._check_object_args(account, container, name)
+        async with self.db.reading() as conn:
+            plan = await self._read_plan(conn, account, [(container, name)])
+            grown = _Data(size, "", "", "", "", None, None)
+            deltas, _ = await self._check_plan(conn, plan, [_Write(container, name, grown)])
+            for project, delta in sorted(deltas.items()):
+                if delta > 0:
+                    await self.quotas.check(conn, charge(account, project, RESOURCE, delta))
+
     async def _commit(
         self, account: str, muser: str, writes: list[_Write], plan: _Plan | None = None
     ) -> list[_Committed]:

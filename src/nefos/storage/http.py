@@ -17,12 +17,26 @@ from xml.sax.saxutils import escape, quoteattr
 
 from nefos.core import errors
 
-_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE_SPEC = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
 MAX_RANGES = 100  # Swift refuses more than this many ranges as abuse
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
 
 # -- names in paths and headers ---------------------------------------------------------
+
+
+MAX_INTEGER = 2**63 - 1  # the largest number both databases store
+
+
+def whole_number(raw: str, what: str, limit: int = MAX_INTEGER) -> int:
+    """A count, size, version or time from a header or the query: ASCII digits only,
+    at most ``limit``. Python's ``int()`` takes other scripts' digits and ``isdigit()``
+    passes superscripts, so neither may decide alone; a number no column holds would
+    fail in the database instead of here."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > limit:
+        raise errors.InvalidInput(f"{what} is a whole number of at most {limit}")
+    return int(text)
 
 
 def decode_segment(raw: str, what: str) -> str:
@@ -217,7 +231,7 @@ def content_range(start: int, end: int, size: int) -> str:
 def parse_content_range(value: str) -> tuple[int | None, int | None]:
     """Pithos data updates: ``bytes a-b/*`` or ``bytes a-/*`` writes at a (b, if given,
     bounds the length), ``bytes */*`` appends. Returns (offset or None, last or None)."""
-    match = re.match(r"^\s*bytes\s+(\*|(\d+)-(\d*))\s*/\s*(\*|\d+)\s*$", value)
+    match = re.match(r"^\s*bytes\s+(\*|([0-9]+)-([0-9]*))\s*/\s*(\*|[0-9]+)\s*$", value)
     if match is None:
         raise errors.InvalidInput(f"Bad Content-Range {value!r}")
     if match.group(1) == "*":

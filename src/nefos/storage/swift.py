@@ -32,6 +32,7 @@ PUBLIC_PREFIX = "/public"
 HASH_ALGORITHM = "sha256"
 LISTING_LIMIT = 10000
 MAX_FILE_SIZE = 5 * 1024**3 + 2  # Swift's single-upload bound
+MAX_OBJECT_SIZE = MAX_FILE_SIZE * 1024  # what hashmaps and partial updates may reach
 MAX_META_HEADERS = 90
 MAX_HASHMAP_BODY = 64 << 20
 MAX_MANIFEST_BODY = 8 << 20
@@ -132,11 +133,10 @@ def limit_param(call: Call) -> int:
     raw = call.query.get("limit")
     if raw is None or raw == "":
         return LISTING_LIMIT
-    if not raw.isdigit():
-        raise errors.InvalidInput("limit is a whole number")
-    if int(raw) > LISTING_LIMIT:  # Swift's answer: the request cannot be served as asked
+    limit = http.whole_number(raw, "limit")
+    if limit > LISTING_LIMIT:  # Swift's answer: the request cannot be served as asked
         raise errors.PreconditionFailed(f"Maximum limit is {LISTING_LIMIT}")
-    return int(raw)
+    return limit
 
 
 # Swift reads a flag as true in any of these spellings (its config_true_value).

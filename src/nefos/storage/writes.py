@@ -352,21 +352,30 @@ class _Writes(_Reads, _Commits):
         offset: int | None = None,
         truncate: int | None = None,
         muser: str = "",
+        length: int | None = None,
+        max_size: int | None = None,
     ) -> ObjectRecord:
-        """Spec §1.5 POST data update: write ``chunks`` at ``offset`` (None appends),
-        then set the size to ``truncate`` if given. Only touched blocks are rebuilt; the
-        rest of the map is reused, and a zero-extended block keeps its hash."""
+        """Spec §1.5 POST data update: write ``chunks`` (``length`` bytes, if known) at
+        ``offset`` (None appends), then set the size to ``truncate`` if given. Only
+        touched blocks are rebuilt; the rest of the map is reused, and a zero-extended
+        block keeps its hash. The sizes it will reach are checked against ``max_size``
+        and the quota before any block or map is stored: a refused update writes
+        nothing, and no size grows the map beyond ``max_size``."""
         current = await self.get_object(account, container, name)
-        hashes = list(await self.hashmap(current)) if current.size else []
         size = current.size
+        position = size if offset is None else offset
+        if position < 0 or (truncate is not None and truncate < 0):
+            raise errors.InvalidInput("Offsets and sizes are byte counts")
+        reach = max(size, position + (length or 0)) if chunks is not None else size
+        final = truncate if truncate is not None else reach
+        if max_size is not None and max(reach, final, position) > max_size:
+            raise errors.TooLarge(f"An object has at most {max_size} bytes")
+        if final > size:
+            await self.check_growth(account, container, name, final)
+        hashes = list(await self.hashmap(current)) if current.size else []
         if chunks is not None:
-            position = size if offset is None else offset
-            if position < 0:
-                raise errors.InvalidInput("A negative offset")
-            hashes, size = await self._write_at(current, hashes, size, position, chunks)
+            hashes, size = await self._write_at(current, hashes, size, position, chunks, max_size)
         if truncate is not None:
-            if truncate < 0:
-                raise errors.InvalidInput("X-Object-Bytes is a byte count")
             hashes, size = await self._resize(current.name, hashes, size, truncate)
         hashes = hashes or [EMPTY_HASH]
         data = await self._new_map(size, hashes, current.type, current.meta, "")
@@ -391,6 +400,7 @@ class _Writes(_Reads, _Commits):
         size: int,
         position: int,
         chunks: AsyncIterator[bytes],
+        max_size: int | None = None,
     ) -> tuple[list[str], int]:
         index = position // BLOCK_SIZE
         block: bytearray | None = None
@@ -417,6 +427,8 @@ class _Writes(_Reads, _Commits):
                 block[within : within + take] = view[:take]
                 view = view[take:]
                 position += take
+                if max_size is not None and position > max_size:
+                    raise errors.TooLarge(f"An object has at most {max_size} bytes")
                 written = True
                 size = max(size, position)
                 if position % BLOCK_SIZE == 0:
