@@ -144,6 +144,32 @@ class Compute(BaseModel):
     max_tags: int = 50
 
 
+class LoginThrottle(BaseModel):
+    """Password guessing, slowed: every password login (the web form, Keystone v2.0 and
+    v3, TempAuth) counts against the account named and the client's address, and is
+    refused (429, ``Retry-After``) once either has ``per_account``/``per_address``
+    attempts that did not succeed within ``window_seconds`` of the first. An attempt
+    counts before its password is checked, so guesses sent in parallel cannot all slip
+    through; a success takes its attempt back and clears the account's count. The
+    counts live in the database, so every API worker shares them.
+    """
+
+    per_account: int = Field(
+        default=10,
+        ge=1,
+        description="Failed password logins per account (known or not) per window.",
+    )
+    per_address: int = Field(
+        default=100,
+        ge=1,
+        description="Failed password logins per client address (an IPv6 /64) per window; "
+        "higher than per account, as many users may share one address.",
+    )
+    window_seconds: float = Field(
+        default=900, gt=0, description="How long failures count, from the first."
+    )
+
+
 class Limits(BaseModel):
     """Request limits checked at the API edge (and again in services)."""
 
@@ -190,6 +216,7 @@ class Settings(BaseSettings):
         description="Base quota per user by resource name, over the built-in defaults.",
     )
     auth_providers: list[str] = ["local"]
+    login_throttle: LoginThrottle = LoginThrottle()
     oidc: list[OidcProvider] = []
     shibboleth: Shibboleth = Shibboleth()
     limits: Limits = Limits()

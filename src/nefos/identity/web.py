@@ -129,10 +129,13 @@ class WebLogin:
         password = str(form.get("password", ""))
         if "local" not in self.settings.auth_providers:
             return self._login_page(request, "Local accounts are disabled here", 403)
+        client = request.client.host if request.client else ""
         try:
-            user = await self.identity.password_login(email, password)
+            user = await self.identity.password_login(email, password, client)
         except errors.NefosError as exc:
-            return self._login_page(request, exc.message, status_of(exc), email=email)
+            page = self._login_page(request, exc.message, status_of(exc), email=email)
+            page.headers.update(exc.headers or {})  # a throttled login's Retry-After
+            return page
         return self._start_session(request, user, str(form.get("next", "")))
 
     async def login_oidc(self, request: Request) -> Response:
