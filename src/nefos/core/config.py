@@ -21,6 +21,7 @@ import tomllib
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -216,6 +217,13 @@ class Settings(BaseSettings):
         description="Base quota per user by resource name, over the built-in defaults.",
     )
     auth_providers: list[str] = ["local"]
+    weblogin_clients: list[str] = Field(
+        default_factory=list,
+        description="URL prefixes besides this deployment's own (public_url) to which "
+        "/ui/weblogin may hand a user's token, e.g. a desktop client's local callback "
+        '"http://127.0.0.1:8765/callback": scheme, host and port must match exactly and '
+        "the path must start with the prefix's.",
+    )
     login_throttle: LoginThrottle = LoginThrottle()
     oidc: list[OidcProvider] = []
     shibboleth: Shibboleth = Shibboleth()
@@ -237,6 +245,15 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @field_validator("weblogin_clients")
+    @classmethod
+    def _absolute_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"weblogin_clients: {url!r} is not an absolute http(s) URL")
+        return value
 
     @property
     def database(self) -> str:

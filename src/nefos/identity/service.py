@@ -34,6 +34,9 @@ from nefos.identity.throttle import LoginThrottle, account_key, address_key
 
 API_TOKEN = "api"
 SESSION_TOKEN = "session"
+# A web login's session: its id lives in the browser's signed cookie, its digest here,
+# so logging out ends it on the server. Never valid as an API token.
+WEB_SESSION = "web"
 LOCAL = "local"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -422,7 +425,7 @@ class Identity:
                     )
                     .join(User, User.id == Token.user_id)
                     .join(Project, Project.id == Token.project_id)
-                    .where(Token.digest == token_digest)
+                    .where(Token.digest == token_digest, Token.kind != WEB_SESSION)
                 )
             ).one_or_none()
         if row is None:
@@ -471,6 +474,7 @@ class Identity:
             user is not None
             and token is not None
             and token.user_id == user.id
+            and token.kind != WEB_SESSION
             and token.expires_at > utcnow()
         ):
             right = True
@@ -489,6 +493,32 @@ class Identity:
         if self._dummy_hash is None:
             self._dummy_hash = await _hash(secrets.token_urlsafe(32))
         return self._dummy_hash
+
+    # -- web sessions -----------------------------------------------------------------
+
+    async def start_web_session(self, user: User) -> str:
+        """A new web session for ``user`` (``session_token_hours`` long); its id."""
+        self._require_active(user)
+        async with self.db.transaction() as s:
+            return self._add_token(s, user.id, user.id, WEB_SESSION, ("web",)).token
+
+    async def web_session_user(self, session: str) -> User | None:
+        """The active user of a web session that has not ended, else ``None``."""
+        if not session or len(session) > 256:
+            return None
+        async with self.db.session() as s:
+            record = await s.get(Token, digest(session))
+            if record is None or record.kind != WEB_SESSION or record.expires_at <= utcnow():
+                return None
+            user = await s.get(User, record.user_id)
+        return user if user is not None and user.is_active else None
+
+    async def end_web_session(self, session: str) -> None:
+        """Log out: the session's id opens nothing from now on, wherever it was copied."""
+        async with self.db.transaction() as s:
+            await s.execute(
+                delete(Token).where(Token.digest == digest(session), Token.kind == WEB_SESSION)
+            )
 
     # -- projects in tokens ---------------------------------------------------------
 
