@@ -487,3 +487,44 @@ async def test_v3_projects_users_domains(client: httpx.AsyncClient, identity: Id
     )
     assert missing.status_code == 404
     assert (await client.get("/identity/v3/auth/projects")).status_code == 401
+
+
+# -- password guessing, on every path that takes a password ------------------------------
+
+
+def v3_login(password: str) -> tuple[str, str, dict]:
+    body = password_body({"name": "alice@example.org", "domain": {"id": "default"}}, password)
+    return "POST", V3, {"json": body}
+
+
+def v2_login(password: str) -> tuple[str, str, dict]:
+    credentials = {"username": "alice@example.org", "password": password}
+    return "POST", "/identity/v2.0/tokens", {"json": {"auth": {"passwordCredentials": credentials}}}
+
+
+def tempauth_login(password: str) -> tuple[str, str, dict]:
+    headers = {"X-Auth-User": "alice@example.org", "X-Auth-Key": password}
+    return "GET", "/object-store/v1", {"headers": headers}
+
+
+@pytest.mark.parametrize(
+    "attempt, fault",
+    [
+        (v3_login, lambda r: r.json()["error"]["code"] == 429),
+        (v2_login, lambda r: r.json()["overLimit"]["code"] == 429),
+        (tempauth_login, lambda r: "Too many failed logins" in r.text),
+    ],
+    ids=["keystone-v3", "keystone-v2.0", "tempauth"],
+)
+async def test_password_guessing_is_slowed_on_every_api(
+    client: httpx.AsyncClient, alice, settings, attempt, fault
+):
+    for _ in range(settings.login_throttle.per_account):
+        method, url, kwargs = attempt("guess")
+        assert (await client.request(method, url, **kwargs)).status_code == 401
+    method, url, kwargs = attempt("wonderland")  # right, but too late
+    refused = await client.request(method, url, **kwargs)
+    assert refused.status_code == 429, refused.text
+    assert fault(refused)
+    assert 0 < int(refused.headers["Retry-After"]) <= settings.login_throttle.window_seconds
+    assert "X-Subject-Token" not in refused.headers and "X-Auth-Token" not in refused.headers

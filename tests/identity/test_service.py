@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
+from typing import Literal
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 from sqlalchemy import event, func, select, text
 
 from nefos.core import errors
 from nefos.core.db import Database
+from nefos.identity import service as identity_service
 from nefos.identity.models import AuthIdentity, Project, Token, User
 from nefos.identity.service import Identity, digest
 
@@ -231,3 +235,39 @@ async def test_cache_does_not_outlive_the_token(db: Database, settings):
     await asyncio.sleep(0.35)
     with pytest.raises(errors.NotAuthenticated, match="expired"):
         await ours.authenticate(issued.token)
+
+
+class CountingHasher(PasswordHasher):
+    """The suite's hasher, also noting every hash it verifies against."""
+
+    def __init__(self, base: PasswordHasher):
+        super().__init__(
+            time_cost=base.time_cost,
+            memory_cost=base.memory_cost,
+            parallelism=base.parallelism,
+            hash_len=base.hash_len,
+            salt_len=base.salt_len,
+            type=base.type,
+        )
+        self.verified: list[str] = []
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.verified.append(hash if isinstance(hash, str) else hash.decode())
+        return super().verify(hash, password)
+
+
+async def test_a_wrong_password_costs_the_same_for_any_email(
+    identity: Identity, monkeypatch: pytest.MonkeyPatch
+):
+    """Timing oracle: if only known e-mails cost an argon2 verification, the time of a
+    wrong login tells which e-mails have an account (144 ms against 1.4 ms)."""
+    spy = CountingHasher(identity_service._hasher)
+    monkeypatch.setattr(identity_service, "_hasher", spy)
+    known, _ = await identity.create_user("quin@example.org", password="right")
+    await identity.external_login("oidc", "sub-rae", "rae@example.org", "Rae")  # no password
+    for ref in ("quin@example.org", "nobody@example.org", "rae@example.org", str(uuid.uuid4())):
+        spy.verified.clear()
+        with pytest.raises(errors.NotAuthenticated, match="user name or password is wrong"):
+            await identity.password_login(ref, "guess")
+        assert len(spy.verified) == 1, ref
+        assert extract_parameters(spy.verified[0]) == extract_parameters(known.password_hash)

@@ -1,8 +1,8 @@
 """The one ASGI app: every API router under its prefix, and the middleware.
 
 Order of middleware (outermost first) is fixed here and nowhere else:
-request id and last-resort 500 → request limits → authentication → routes, whose domain
-errors become each API's fault body through the :class:`FaultRouter`.
+security headers → request id and last-resort 500 → request limits → authentication →
+routes, whose domain errors become each API's fault body through the :class:`FaultRouter`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from nefos.core.body import describe_validation
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.engines import Engines
 from nefos.core.faults import ERROR_FOR_STATUS, FaultRouter, keystone_fault, swift_fault
-from nefos.core.middleware import Authentication, RequestId, RequestLimits
+from nefos.core.middleware import Authentication, RequestId, RequestLimits, SecurityHeaders
 from nefos.identity import api as identity_api
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
@@ -66,6 +66,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
         middleware=[
+            Middleware(SecurityHeaders, pages=UI_ROOT),
             Middleware(RequestId, faults=faults),
             Middleware(
                 RequestLimits,

@@ -49,3 +49,9 @@ async def current_admin(request: Request) -> Credentials:
     if not credentials.is_admin:
         raise errors.PermissionDenied("This needs the admin role")
     return credentials
+
+
+def client_address(request: Request) -> str:
+    """The caller's address, as the server saw it: uvicorn puts the client from
+    ``X-Forwarded-For`` there only for proxies in its ``forwarded_allow_ips``."""
+    return request.client.host if request.client else ""

@@ -21,6 +21,7 @@ import tomllib
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -148,6 +149,32 @@ class Compute(BaseModel):
     max_tags: int = 50
 
 
+class LoginThrottle(BaseModel):
+    """Password guessing, slowed: every password login (the web form, Keystone v2.0 and
+    v3, TempAuth) counts against the account named and the client's address, and is
+    refused (429, ``Retry-After``) once either has ``per_account``/``per_address``
+    attempts that did not succeed within ``window_seconds`` of the first. An attempt
+    counts before its password is checked, so guesses sent in parallel cannot all slip
+    through; a success takes its attempt back and clears the account's count. The
+    counts live in the database, so every API worker shares them.
+    """
+
+    per_account: int = Field(
+        default=10,
+        ge=1,
+        description="Failed password logins per account (known or not) per window.",
+    )
+    per_address: int = Field(
+        default=100,
+        ge=1,
+        description="Failed password logins per client address (an IPv6 /64) per window; "
+        "higher than per account, as many users may share one address.",
+    )
+    window_seconds: float = Field(
+        default=900, gt=0, description="How long failures count, from the first."
+    )
+
+
 class Limits(BaseModel):
     """Request limits checked at the API edge (and again in services)."""
 
@@ -194,6 +221,14 @@ class Settings(BaseSettings):
         description="Base quota per user by resource name, over the built-in defaults.",
     )
     auth_providers: list[str] = ["local"]
+    weblogin_clients: list[str] = Field(
+        default_factory=list,
+        description="URL prefixes besides this deployment's own (public_url) to which "
+        "/ui/weblogin may hand a user's token, e.g. a desktop client's local callback "
+        '"http://127.0.0.1:8765/callback": scheme, host and port must match exactly and '
+        "the path must start with the prefix's.",
+    )
+    login_throttle: LoginThrottle = LoginThrottle()
     oidc: list[OidcProvider] = []
     shibboleth: Shibboleth = Shibboleth()
     limits: Limits = Limits()
@@ -214,6 +249,15 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @field_validator("weblogin_clients")
+    @classmethod
+    def _absolute_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"weblogin_clients: {url!r} is not an absolute http(s) URL")
+        return value
 
     @property
     def database(self) -> str:

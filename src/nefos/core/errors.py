@@ -19,7 +19,8 @@ table (``nefos.core.faults``). Nothing here knows HTTP.
     ├── ChecksumMismatch    the data does not match the checksum the caller gave
     ├── UnsupportedMedia    a body in a format the API does not take
     ├── NotImplementedYet   a valid request for something nefos does not do
-    └── Unavailable         a backend or engine cannot serve it now
+    ├── Unavailable         a backend or engine cannot serve it now
+    └── Throttled           too many attempts of this kind lately; try again later
 """
 
 from __future__ import annotations
@@ -88,3 +89,6 @@ class NotImplementedYet(NefosError): ...
 
 
 class Unavailable(NefosError): ...
+
+
+class Throttled(NefosError): ...

@@ -33,6 +33,7 @@ STATUS: dict[type[errors.NefosError], int] = {
     errors.UnsupportedMedia: 415,
     errors.NotImplementedYet: 501,
     errors.Unavailable: 503,
+    errors.Throttled: 429,
 }
 
 ERROR_FOR_STATUS: dict[int, type[errors.NefosError]] = {
@@ -48,6 +49,7 @@ ERROR_FOR_STATUS: dict[int, type[errors.NefosError]] = {
     413: errors.TooLarge,
     416: errors.RangeNotSatisfiable,
     422: errors.ChecksumMismatch,
+    429: errors.Throttled,
     415: errors.UnsupportedMedia,
     501: errors.NotImplementedYet,
     503: errors.Unavailable,
@@ -63,6 +65,7 @@ SYNNEFO_NAMES = {
     409: "conflict",
     413: "overLimit",
     415: "badMediaType",
+    429: "overLimit",
     500: "internalServerError",
     501: "notImplemented",
     503: "serviceUnavailable",
@@ -137,4 +140,7 @@ class FaultRouter:
         return self.default
 
     def response(self, path: str, error: errors.NefosError, status: int | None = None) -> Response:
-        return self.style_for(path)(status or status_of(error), error)
+        response = self.style_for(path)(status or status_of(error), error)
+        for name, value in (error.headers or {}).items():  # e.g. a 429's Retry-After
+            response.headers[name] = value
+        return response

@@ -2,6 +2,10 @@
 
 The app lists them in one place (``nefos.core.app.MIDDLEWARE``), outermost first:
 
+* :class:`SecurityHeaders`: ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy:
+  no-referrer`` on every response; on the web pages also a strict
+  Content-Security-Policy (``frame-ancestors 'none'``), ``X-Frame-Options: DENY`` and
+  ``Cache-Control: no-store``. Outermost, so even a last-resort 500 carries them.
 * :class:`RequestId`: gives every request an id (``X-Openstack-Request-Id`` and Swift's
   ``X-Trans-Id``, taken from the client's ``X-Openstack-Request-Id``/``X-Request-Id`` if
   well-formed), logs one access line per request, and turns any escaped exception into a
@@ -45,6 +49,54 @@ def _new_request_id() -> str:
 # What the access log says of a request whose client went away before its answer (as
 # nginx logs it): an upload cut short is the client's doing, not a server error.
 CLIENT_CLOSED = 499
+
+
+EVERY_RESPONSE = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+
+# The pages load their own stylesheet and nothing else: no script, no inline code, no
+# framing by any site (clickjacking). No form-action: a login's redirects go on to a
+# client's weblogin callback, which browsers would check against it.
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+PAGES = [
+    (b"content-security-policy", PAGE_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),  # the account page shows the API token
+]
+
+
+class SecurityHeaders:
+    """Headers that keep browsers from misreading answers.
+
+    ``nosniff`` everywhere: a browser never runs an object served as ``text/plain`` as
+    a page or a script. ``no-referrer``: a URL that carries a token (a weblogin
+    hand-off, ``?X-Auth-Token=``) never reaches the next site. Under ``pages`` (the
+    web login) the :data:`PAGES` headers too, unless the route set them.
+    """
+
+    def __init__(self, app: ASGIApp, pages: str):
+        self.app = app
+        self.pages = pages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        page = path == self.pages or path.startswith(self.pages + "/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(EVERY_RESPONSE)
+                if page:
+                    present = {name.lower() for name, _ in headers}
+                    headers.extend(item for item in PAGES if item[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class RequestId:

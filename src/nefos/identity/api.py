@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from nefos.core import errors
-from nefos.core.auth import Credentials, current_admin, current_user, role_names
+from nefos.core.auth import (
+    Credentials,
+    client_address,
+    current_admin,
+    current_user,
+    role_names,
+)
 from nefos.core.body import parse_json
 from nefos.core.faults import json_response
 from nefos.identity.models import Project, User
@@ -96,7 +102,7 @@ async def v2_issue(request: Request, service: Service) -> Response:
         token = auth.token.id
     elif auth.passwordCredentials is not None:
         pc = auth.passwordCredentials
-        user = await service.password_login(pc.username, pc.password)
+        user = await service.password_login(pc.username, pc.password, client_address(request))
         try:
             credentials = await service.authenticate(pc.password)
             token = pc.password
@@ -242,7 +248,7 @@ async def v3_issue(request: Request, service: Service, nocatalog: str | None = N
         ref = given.id or given.name
         if not ref:
             raise errors.InvalidInput("Give the user's id or name")
-        user = await service.password_login(ref, given.password)
+        user = await service.password_login(ref, given.password, client_address(request))
     else:
         if ident.token is None:
             raise errors.InvalidInput("auth.identity.token is missing")

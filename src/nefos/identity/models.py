@@ -110,3 +110,15 @@ class Feedback(Base):
     message: Mapped[str] = mapped_column(String(4096))
     data: Mapped[str] = mapped_column(String(65536), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LoginFailures(Base):
+    """Recent password logins that did not succeed, counted per account and per client
+    address (``nefos.identity.throttle``). ``key`` is a SHA-256 digest of what is
+    counted, so the table keeps no e-mail addresses or IP addresses of strangers."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    since: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)

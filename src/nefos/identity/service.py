@@ -30,9 +30,13 @@ from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
 from nefos.identity.catalog import Catalog
 from nefos.identity.models import AuthIdentity, Feedback, Project, Token, User
+from nefos.identity.throttle import LoginThrottle, account_key, address_key
 
 API_TOKEN = "api"
 SESSION_TOKEN = "session"
+# A web login's session: its id lives in the browser's signed cookie, its digest here,
+# so logging out ends it on the server. Never valid as an API token.
+WEB_SESSION = "web"
 LOCAL = "local"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -112,6 +116,8 @@ class Identity:
         self.cache = CredentialCache(settings.token_cache_seconds)
         self._lookups: dict[str, asyncio.Future[Credentials]] = {}
         self.catalog = Catalog(settings)
+        self.throttle = LoginThrottle(db, settings.login_throttle)
+        self._dummy_hash: str | None = None
         # Run inside the transaction that creates a user (the quotas give it holdings);
         # identity need not know who listens.
         self.user_created: list[Callable[[AsyncSession, uuid.UUID], Awaitable[None]]] = []
@@ -419,7 +425,7 @@ class Identity:
                     )
                     .join(User, User.id == Token.user_id)
                     .join(Project, Project.id == Token.project_id)
-                    .where(Token.digest == token_digest)
+                    .where(Token.digest == token_digest, Token.kind != WEB_SESSION)
                 )
             ).one_or_none()
         if row is None:
@@ -444,24 +450,75 @@ class Identity:
         self.cache.put(credentials)
         return credentials
 
-    async def password_login(self, ref: str | uuid.UUID, password: str) -> User:
-        """Check a user's password; Synnefo also takes the user's API token as one."""
+    async def password_login(self, ref: str | uuid.UUID, password: str, address: str = "") -> User:
+        """Check a user's password; Synnefo also takes the user's API token as one.
+
+        Every wrong password costs one argon2 verification, whether the user exists,
+        has a password or not, so the time taken tells no one which e-mails have an
+        account. Attempts are throttled per account and per client ``address``
+        (``nefos.identity.throttle``); commands that act for the operator pass none.
+        """
         failure = errors.NotAuthenticated("The user name or password is wrong")
         if not password or len(password) > self.settings.limits.password_length:
             raise failure
         async with self.db.session() as s:
             try:
-                user = await self._find_user(s, ref)
+                user: User | None = await self._find_user(s, ref)
             except errors.NotFound:
-                raise failure from None
+                user = None
             token = await s.get(Token, digest(password))
-        if token is not None and token.user_id == user.id and token.expires_at > utcnow():
-            self._require_active(user)
-            return user
-        if user.password_hash is None or not await _verify(user.password_hash, password):
+        account = account_key(str(user.id) if user is not None else str(ref))
+        address = address_key(address)
+        await self.throttle.attempt(account, address)
+        if (
+            user is not None
+            and token is not None
+            and token.user_id == user.id
+            and token.kind != WEB_SESSION
+            and token.expires_at > utcnow()
+        ):
+            right = True
+        else:
+            stored = user.password_hash if user is not None else None
+            right = await _verify(stored or await self._dummy(), password) and stored is not None
+        if user is None or not right:
             raise failure
+        await self.throttle.succeeded(account, address)
         self._require_active(user)
         return user
+
+    async def _dummy(self) -> str:
+        """A hash of a random password, made with this deployment's hasher parameters,
+        to verify against when there is no user or no password: as slow as a real one."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await _hash(secrets.token_urlsafe(32))
+        return self._dummy_hash
+
+    # -- web sessions -----------------------------------------------------------------
+
+    async def start_web_session(self, user: User) -> str:
+        """A new web session for ``user`` (``session_token_hours`` long); its id."""
+        self._require_active(user)
+        async with self.db.transaction() as s:
+            return self._add_token(s, user.id, user.id, WEB_SESSION, ("web",)).token
+
+    async def web_session_user(self, session: str) -> User | None:
+        """The active user of a web session that has not ended, else ``None``."""
+        if not session or len(session) > 256:
+            return None
+        async with self.db.session() as s:
+            record = await s.get(Token, digest(session))
+            if record is None or record.kind != WEB_SESSION or record.expires_at <= utcnow():
+                return None
+            user = await s.get(User, record.user_id)
+        return user if user is not None and user.is_active else None
+
+    async def end_web_session(self, session: str) -> None:
+        """Log out: the session's id opens nothing from now on, wherever it was copied."""
+        async with self.db.transaction() as s:
+            await s.execute(
+                delete(Token).where(Token.digest == digest(session), Token.kind == WEB_SESSION)
+            )
 
     # -- projects in tokens ---------------------------------------------------------
 

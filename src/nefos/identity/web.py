@@ -1,23 +1,37 @@
 """Web login (plain server-rendered pages, mounted at ``/ui``): the way people get a token.
 
 Local passwords, any configured OpenID Connect provider, and a Shibboleth SAML front end
-all end in the same signed-cookie session, whose account page shows the user's API
-token and renews it. A login while already logged in links the new identity to the
-same user, so one person may use several login methods. ``/ui/weblogin?next=URL`` is
-Synnefo's hand-off of the token to a desktop client.
+all end in the same session, whose account page shows the user's API token and renews
+it. A login while already logged in links the new identity to the same user, so one
+person may use several login methods. ``/ui/weblogin?next=URL`` is Synnefo's hand-off
+of the token to a desktop client.
+
+What a browser could be tricked into, and what stops it:
+
+* The session is a record on the server (``Identity.start_web_session``); the signed
+  cookie only names it, so logging out ends it and a copy of the old cookie opens
+  nothing.
+* Every form that changes something (log in, log out, renew the token) carries the
+  session's CSRF token, and a POST whose ``Origin`` is another site is refused (403).
+* ``weblogin`` hands the token only to this deployment's own URLs and the configured
+  ``weblogin_clients``; a login's ``next`` is only a path on this site.
+* The pages are sent with a strict Content-Security-Policy, ``frame-ancestors 'none'``
+  and no caching (``nefos.core.middleware.SecurityHeaders``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import warnings
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import SplitResult, urlencode, urlsplit
 
 from starlette.applications import Starlette
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -45,14 +59,61 @@ ROOT = "/ui"
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
-def _safe_next(target: str | None, default: str = f"{ROOT}/account") -> str:
-    """Only our own paths, or http(s) URLs for the weblogin hand-off."""
-    if not target:
-        return default
+STYLESHEET = Path(__file__).with_name("templates").joinpath("nefos.css").read_text()
+
+# Browsers drop tabs and newlines from URLs and read a backslash as a slash, so
+# "/<tab>/evil.example" or "/\\evil.example" would lead to another host: refuse them all.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` if it is a path on this site (``/...``, never ``//host``), else None."""
+    if not target or _UNSAFE.search(target) or not target.startswith("/"):
+        return None
     parts = urlsplit(target)
-    if not parts.scheme and not parts.netloc and target.startswith("/"):
-        return target
-    return default
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return None
+    return target
+
+
+def _safe_next(target: str | None, default: str = f"{ROOT}/account") -> str:
+    """Where a login goes on: a path on this site, or the account page."""
+    return local_path(target) or default
+
+
+def _site(parts: SplitResult) -> tuple[str, str, int] | None:
+    """Scheme, host and port of an absolute http(s) URL without user info, else None."""
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def _under(path: str, prefix: str) -> bool:
+    if prefix.endswith("/"):
+        return path.startswith(prefix)
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def url_allowed(target: str, allowed: list[str]) -> bool:
+    """Whether ``target`` is a path on this site or lies under one of ``allowed``
+    (absolute URL prefixes): same scheme, host and port, path under the prefix's."""
+    if local_path(target) is not None:
+        return True
+    if _UNSAFE.search(target):
+        return False
+    parts = urlsplit(target)
+    site = _site(parts)
+    if site is None:
+        return False
+    for prefix in allowed:
+        wanted = urlsplit(prefix)
+        if _site(wanted) == site and _under(parts.path or "/", wanted.path or "/"):
+            return True
+    return False
 
 
 class WebLogin:
@@ -71,6 +132,9 @@ class WebLogin:
                 client_kwargs={"scope": provider.scope},
             )
         self.trusted = [ip_network(n, strict=False) for n in settings.shibboleth.trusted_proxies]
+        # Where weblogin may send a token: this deployment, and its desktop clients.
+        self.handoff = [f"{settings.base_url}/", *settings.weblogin_clients]
+        self.origin = _site(urlsplit(settings.base_url))
 
     def app(self) -> Starlette:
         routes = [
@@ -83,6 +147,7 @@ class WebLogin:
             Route("/account/renew-token", self.renew_token, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/weblogin", self.weblogin, methods=["GET"]),
+            Route("/static/nefos.css", self.stylesheet, methods=["GET"]),
         ]
         middleware = [
             Middleware(
@@ -102,7 +167,41 @@ class WebLogin:
     def _page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         context.setdefault("error", None)
         context["root"] = ROOT
+        context["csrf"] = self._csrf(request)
         return templates.TemplateResponse(request, name, context, status_code=status)
+
+    async def stylesheet(self, request: Request) -> Response:
+        # A file of our own, not an inline <style>: the pages' policy allows no inline code.
+        return Response(STYLESHEET, media_type="text/css")
+
+    # -- forgery ----------------------------------------------------------------------
+
+    def _csrf(self, request: Request) -> str:
+        """The session's CSRF token, made on first use (a login form needs one before
+        anyone has logged in: else a site could log a browser in as the attacker)."""
+        token = request.session.get("csrf")
+        if not token:
+            token = request.session["csrf"] = secrets.token_urlsafe(24)
+        return str(token)
+
+    def _forged(self, request: Request, form: FormData) -> bool:
+        """A POST that another site made the browser send: its ``Origin`` names another
+        site, or it lacks this session's CSRF token. The origin may be the deployment's
+        ``public_url`` or the one the request was sent to (a deployment reached by a
+        name it was not told); a browser never sends another site's as either."""
+        origin = request.headers.get("origin")
+        if origin is not None:
+            site = _site(urlsplit(origin))
+            own = _site(urlsplit(str(request.base_url)))
+            if site is None or site not in (self.origin, own):
+                return True
+        expected = request.session.get("csrf")
+        given = form.get("csrf")
+        return not (
+            expected
+            and isinstance(given, str)
+            and secrets.compare_digest(given.encode(), str(expected).encode())
+        )
 
     def _login_page(
         self, request: Request, error: str | None = None, status: int = 200, email: str = ""
@@ -129,11 +228,17 @@ class WebLogin:
         password = str(form.get("password", ""))
         if "local" not in self.settings.auth_providers:
             return self._login_page(request, "Local accounts are disabled here", 403)
+        if self._forged(request, form):
+            # Also what a form left open past its session's end gets: a fresh one.
+            return self._login_page(request, "This form has expired; please log in again", 403)
+        client = request.client.host if request.client else ""
         try:
-            user = await self.identity.password_login(email, password)
+            user = await self.identity.password_login(email, password, client)
         except errors.NefosError as exc:
-            return self._login_page(request, exc.message, status_of(exc), email=email)
-        return self._start_session(request, user, str(form.get("next", "")))
+            page = self._login_page(request, exc.message, status_of(exc), email=email)
+            page.headers.update(exc.headers or {})  # a throttled login's Retry-After
+            return page
+        return await self._start_session(request, user, str(form.get("next", "")))
 
     async def login_oidc(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -209,35 +314,35 @@ class WebLogin:
         name: str,
         next_url: str | None,
     ) -> Response:
-        current = request.session.get("user")
+        current = await self._session_user(request)
         try:
-            if current:
-                await self.identity.link(current, provider, identifier, {"email": email})
-                user = await self.identity.get_user(current)
+            if current is not None:
+                await self.identity.link(current.id, provider, identifier, {"email": email})
+                user = current
             else:
                 user = await self.identity.external_login(provider, identifier, email, name)
         except errors.NefosError as exc:
             return self._login_page(request, exc.message, status_of(exc))
-        return self._start_session(request, user, next_url or "")
+        return await self._start_session(request, user, next_url or "")
 
-    def _start_session(self, request: Request, user: User, next_url: str) -> Response:
+    async def _start_session(self, request: Request, user: User, next_url: str) -> Response:
+        """A new session (never the one the browser came with, which someone else may
+        have planted), with a new CSRF token."""
+        previous = request.session.get("sid")
+        if previous:
+            await self.identity.end_web_session(str(previous))
         request.session.clear()
-        request.session["user"] = str(user.id)
-        request.session["csrf"] = secrets.token_urlsafe(16)
+        request.session["sid"] = await self.identity.start_web_session(user)
+        request.session["csrf"] = secrets.token_urlsafe(24)
         return RedirectResponse(_safe_next(next_url), status_code=303)
 
     async def _session_user(self, request: Request) -> User | None:
-        user_id = request.session.get("user")
-        if not user_id:
+        session = request.session.get("sid")
+        if not session:
             return None
-        try:
-            user = await self.identity.get_user(user_id)
-        except errors.NotFound:
+        user = await self.identity.web_session_user(str(session))
+        if user is None:  # ended, expired, or its user deactivated
             request.session.clear()
-            return None
-        if not user.is_active:
-            request.session.clear()
-            return None
         return user
 
     def _to_login(self, request: Request) -> Response:
@@ -257,42 +362,43 @@ class WebLogin:
             logins=await self.identity.identities(user.id),
             token=token,
             expires=record.expires_at.strftime("%Y-%m-%d %H:%M") if record else "",
-            csrf=request.session.get("csrf", ""),
         )
 
-    async def _check_csrf(self, request: Request) -> bool:
-        form = await request.form()
-        expected = request.session.get("csrf")
-        return bool(expected) and secrets.compare_digest(str(form.get("csrf", "")), expected)
-
     async def renew_token(self, request: Request) -> Response:
+        if self._forged(request, await request.form()):
+            return Response("Bad or missing CSRF token", status_code=403)
         user = await self._session_user(request)
         if user is None:
             return self._to_login(request)
-        if not await self._check_csrf(request):
-            return Response("Bad or missing CSRF token", status_code=403)
         await self.identity.renew_api_token(user.id)
         return RedirectResponse(f"{ROOT}/account", status_code=303)
 
     async def logout(self, request: Request) -> Response:
-        if request.session.get("user") and not await self._check_csrf(request):
-            return Response("Bad or missing CSRF token", status_code=403)
+        session = request.session.get("sid")
+        if session:
+            if self._forged(request, await request.form()):
+                return Response("Bad or missing CSRF token", status_code=403)
+            await self.identity.end_web_session(str(session))
         request.session.clear()
         return RedirectResponse(f"{ROOT}/login", status_code=303)
 
     async def weblogin(self, request: Request) -> Response:
-        """Hand the API token to ``next`` (a client's local URL), as Synnefo's weblogin."""
+        """Hand the API token to ``next``, as Synnefo's weblogin: only to this
+        deployment's own URLs or a configured client's (``weblogin_clients``), before
+        anything else is looked at."""
         target = request.query_params.get("next", "")
-        parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            return Response("next must be an http(s) URL", status_code=400)
+        if not url_allowed(target, self.handoff):
+            return Response(
+                "next must be a URL of this deployment or of a client listed in weblogin_clients",
+                status_code=400,
+            )
         user = await self._session_user(request)
         if user is None:
             return self._to_login(request)
         token, _ = await self.identity.api_token(user.id)
         if token is None:
             token = await self.identity.renew_api_token(user.id)
-        joiner = "&" if parts.query else "?"
+        joiner = "&" if urlsplit(target).query else "?"
         return RedirectResponse(
             f"{target}{joiner}{urlencode({'uuid': str(user.id), 'token': token})}",
             status_code=302,

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from nefos.core import errors
+from nefos.core.auth import client_address
 from nefos.core.faults import json_response
 from nefos.storage import http
 from nefos.storage.api_account import account_forbidden, account_get, account_head, account_post
@@ -82,7 +83,7 @@ async def root(request: Request) -> Response:
     if user is not None or key is not None:
         if not user or not key:
             raise errors.NotAuthenticated("Give both X-Auth-User and X-Auth-Key")
-        found = await identity.password_login(user.split(":")[-1], key)
+        found = await identity.password_login(user.split(":")[-1], key, client_address(request))
         try:
             credentials = await identity.authenticate(key)
             token = key
