@@ -26,7 +26,7 @@ from nefos.compute.models import Server
 from nefos.compute.service import Compute, ServerView
 from nefos.core.config import Settings
 from nefos.core.engines import Engines
-from tests.conftest import free_port, invoke_nefos, run_nefos
+from tests.conftest import free_port, invoke_nefos, nefos_in_process, run_nefos
 
 
 async def nefos_json(settings: Settings, *args: str) -> Any:
@@ -194,7 +194,8 @@ def test_ganeti_backend_is_refused_without_its_client(
     refused = runner.invoke(
         app,
         ["backend", "add", "cluster1", "--kind", "ganeti", "--url", "https://ganeti:5080",
-         "--username", "nefos", "--password", "pw"],
+         "--username", "nefos", "--password-stdin"],
+        input="pw\n",
     )  # fmt: skip
     assert refused.exit_code == 1, refused.output
     assert "the Ganeti backend is not available yet" in refused.output
@@ -216,8 +217,8 @@ async def test_unreachable_ganeti_fails_clearly(settings: Settings, tmp_path: Pa
     rapi_pem.write_text(self_signed_pem("ganeti.example.org"))
     refused = await invoke_nefos(
         settings, "backend", "add", "cluster1", "--kind", "ganeti", "--url", url,
-        "--username", "nefos", "--password", "pw", "--certificate", str(rapi_pem),
-        check=False,
+        "--username", "nefos", "--password-stdin", "--certificate", str(rapi_pem),
+        check=False, input="pw\n",
     )  # fmt: skip
     assert refused.returncode == 1
     assert "unreachable" in refused.stderr and "Traceback" not in refused.stderr
@@ -227,6 +228,35 @@ async def test_unreachable_ganeti_fails_clearly(settings: Settings, tmp_path: Pa
     assert shown["guests"] == "unknown until refreshed"
     assert shown["password"] == "***" and shown["certificate"] == "pinned"
     await invoke_nefos(settings, "backend", "remove", "cluster1")
+
+
+def test_backend_add_reads_no_password_from_the_command_line(settings: Settings):
+    env = {"NEFOS_DATA_DIR": str(settings.data_dir), "NEFOS_DATABASE_URL": settings.database}
+    add = ("backend", "add", "g1", "--kind", "ganeti", "--url", "https://g.test:5080")
+    in_argv = nefos_in_process(*add, "--username", "u", "--password", "pw", env=env, check=False)
+    assert in_argv.returncode == 2 and "No such option: --password" in in_argv.stderr
+    blind = nefos_in_process(*add, "--username", "u", env=env, check=False)
+    assert blind.returncode == 2 and "--password-stdin" in blind.stderr
+    no_user = nefos_in_process(*add, "--password-stdin", env=env, check=False, input="pw\n")
+    assert no_user.returncode == 2 and "--username" in no_user.stderr
+    assert json.loads(nefos_in_process("backend", "list", "--json", env=env).stdout) == []
+
+
+def test_eventd_takes_no_bus_password_in_its_command_line(tmp_path: Path):
+    """The bus URL's password goes in the environment or the configuration; on the
+    master, eventd leaves no data directory behind either."""
+    env = {"NEFOS_DATA_DIR": str(tmp_path / "data")}
+    bus = f"amqp://nefos:bus-secret@127.0.0.1:{free_port()}/"  # nothing listens
+    refused = nefos_in_process("ganeti", "eventd", "--cluster", "g1", "--bus", bus, env=env,
+                               check=False)  # fmt: skip
+    assert refused.returncode == 2 and "NEFOS_BUS_URL" in refused.stderr
+    assert "bus-secret" not in refused.stderr
+    memory = nefos_in_process(
+        "ganeti", "eventd", "--cluster", "g1", env={**env, "NEFOS_BUS_URL": "memory://"},
+        check=False,
+    )  # fmt: skip
+    assert memory.returncode == 2 and "amqp:// bus URL" in memory.stderr
+    assert not (tmp_path / "data").exists()
 
 
 @ONE_BUS  # the commands run on their own engines, not on the test's bus
