@@ -164,10 +164,21 @@ def _serve(settings: Settings, workers: int, config: Path | None = None) -> None
 
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None, config: ConfigFile = None) -> None:
-    """Apply every pending schema migration."""
+    """Apply every pending schema migration, and seal secrets stored in plain text."""
     settings = settings_for(config, data_dir)
-    asyncio.run(upgrade_async(settings.database))
+
+    async def work() -> int:
+        await upgrade_async(settings.database)
+        engines = Engines(settings)
+        try:
+            return await engines.compute.seal_backend_passwords()
+        finally:
+            await engines.db.close()
+
+    sealed = asyncio.run(work())
     out.print(f"database at revision {head()}")
+    if sealed:
+        out.print(f"sealed the RAPI passwords of {sealed} backends")
 
 
 # -- users ---------------------------------------------------------------------------
