@@ -225,8 +225,9 @@ async def main(args: argparse.Namespace, env: dict[str, str]) -> None:
         with log.open("ab") as sink:
             eventd = await asyncio.create_subprocess_exec(
                 NEFOS,
-                *("ganeti", "eventd", "--cluster", "ganeti1", "--bus", args.bus),
+                *("ganeti", "eventd", "--cluster", "ganeti1"),
                 *("--exchange", exchange, "--replay-minutes", "0"),
+                env={**os.environ, "NEFOS_BUS_URL": args.bus},  # its password: not in argv
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=sink,

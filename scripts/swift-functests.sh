@@ -72,8 +72,8 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 for user in tester tester2; do
-    NEFOS_DATA_DIR="$DIR/data" "$NEFOS" user create "$user@test.local" \
-        --password "secret-$user" >/dev/null
+    echo "secret-$user" | NEFOS_DATA_DIR="$DIR/data" "$NEFOS" user create "$user@test.local" \
+        --password-stdin >/dev/null
 done
 # One user per account: Swift's third user (same account, no admin rights) has no
 # counterpart in nefos, so its tests are skipped.

@@ -111,9 +111,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 async def run_nefos(
-    settings: Settings, *args: str, check: bool = True
+    settings: Settings, *args: str, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """An operator command against the deployment of ``settings`` (without blocking)."""
+    """An operator command against the deployment of ``settings`` (without blocking);
+    ``input`` is its standard input (else none: not a terminal)."""
     env = {
         **os.environ,
         "NEFOS_DATA_DIR": str(settings.data_dir),
@@ -123,6 +124,7 @@ async def run_nefos(
         subprocess.run,
         [NEFOS, *args],
         env=env,
+        input=input or "",
         capture_output=True,
         text=True,
         check=check,
@@ -135,7 +137,7 @@ _CLI_LOCK = threading.Lock()
 
 
 def nefos_in_process(
-    *args: str, env: Mapping[str, str | None], check: bool = True
+    *args: str, env: Mapping[str, str | None], check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``nefos *args`` in this process, with ``env`` over ``os.environ`` (None unsets):
     the same command, exit code and output as the installed script, without paying a
@@ -151,7 +153,7 @@ def nefos_in_process(
 
     env = {**env, "COLUMNS": "1000"}  # as wide as piped output, even under `pytest -s`
     with _CLI_LOCK:
-        result = CliRunner().invoke(app, list(args), env=env)
+        result = CliRunner().invoke(app, list(args), env=env, input=input)
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         # What the process would have printed before exiting 1.
@@ -163,12 +165,14 @@ def nefos_in_process(
 
 
 async def invoke_nefos(
-    settings: Settings, *args: str, check: bool = True
+    settings: Settings, *args: str, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``run_nefos`` in process (``nefos_in_process``), in a thread: the command calls
     ``asyncio.run`` itself, on its own engines, as the process would."""
     env = {"NEFOS_DATA_DIR": str(settings.data_dir), "NEFOS_DATABASE_URL": settings.database}
-    return await asyncio.to_thread(partial(nefos_in_process, *args, env=env, check=check))
+    return await asyncio.to_thread(
+        partial(nefos_in_process, *args, env=env, check=check, input=input)
+    )
 
 
 @pytest.fixture
@@ -225,17 +229,28 @@ class Server:
     def env(self) -> dict[str, str]:
         return {**os.environ, "NEFOS_DATA_DIR": str(self.data_dir)}
 
-    def nefos(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run an operator command against this server's deployment."""
+    def nefos(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run an operator command against this server's deployment (``input``: its
+        standard input, else none)."""
         return subprocess.run(
-            [NEFOS, *args], env=self.env(), capture_output=True, text=True, check=check, timeout=60
+            [NEFOS, *args],
+            env=self.env(),
+            input=input or "",
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
         )
 
-    def invoke(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def invoke(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """``nefos`` in process (``nefos_in_process``), as ``nefos`` runs it: another
         process than the server's all the same."""
         env = {"NEFOS_DATA_DIR": str(self.data_dir)}
-        return nefos_in_process(*args, env=env, check=check)
+        return nefos_in_process(*args, env=env, check=check, input=input)
 
 
 def wait_until_up(process: subprocess.Popen[bytes], url: str, output: Path | None = None) -> None:

@@ -327,14 +327,16 @@ async def start_eventd(
     exchange: str | None = None,
     replay_minutes: float = 0,
 ) -> asyncio.subprocess.Process:
-    """``nefos ganeti eventd`` in its own process, as on a master; returns once watching."""
+    """``nefos ganeti eventd`` in its own process, as on a master; returns once watching.
+    The bus URL has a password: it goes in the environment, never the command line."""
     starts = log_text(log).count("watching")
     options = ["--exchange", exchange] if exchange else []
     with log.open("ab") as sink:
         process = await asyncio.create_subprocess_exec(
             NEFOS,
-            *("ganeti", "eventd", "--cluster", cluster, "--bus", bus, *options),
+            *("ganeti", "eventd", "--cluster", cluster, *options),
             *("--replay-minutes", str(replay_minutes), "--log-level", "DEBUG"),
+            env={**os.environ, "NEFOS_BUS_URL": bus},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=sink,

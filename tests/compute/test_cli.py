@@ -5,12 +5,17 @@ as a process, the rest run in process (``invoke_nefos``: no process start each).
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import importlib.util
 import json
 import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from nefos.cli.main import app
@@ -26,7 +32,7 @@ from nefos.compute.models import Server
 from nefos.compute.service import Compute, ServerView
 from nefos.core.config import Settings
 from nefos.core.engines import Engines
-from tests.conftest import free_port, invoke_nefos, run_nefos
+from tests.conftest import free_port, invoke_nefos, nefos_in_process, run_nefos
 
 
 async def nefos_json(settings: Settings, *args: str) -> Any:
@@ -194,7 +200,8 @@ def test_ganeti_backend_is_refused_without_its_client(
     refused = runner.invoke(
         app,
         ["backend", "add", "cluster1", "--kind", "ganeti", "--url", "https://ganeti:5080",
-         "--username", "nefos", "--password", "pw"],
+         "--username", "nefos", "--password-stdin"],
+        input="pw\n",
     )  # fmt: skip
     assert refused.exit_code == 1, refused.output
     assert "the Ganeti backend is not available yet" in refused.output
@@ -216,8 +223,8 @@ async def test_unreachable_ganeti_fails_clearly(settings: Settings, tmp_path: Pa
     rapi_pem.write_text(self_signed_pem("ganeti.example.org"))
     refused = await invoke_nefos(
         settings, "backend", "add", "cluster1", "--kind", "ganeti", "--url", url,
-        "--username", "nefos", "--password", "pw", "--certificate", str(rapi_pem),
-        check=False,
+        "--username", "nefos", "--password-stdin", "--certificate", str(rapi_pem),
+        check=False, input="pw\n",
     )  # fmt: skip
     assert refused.returncode == 1
     assert "unreachable" in refused.stderr and "Traceback" not in refused.stderr
@@ -227,6 +234,143 @@ async def test_unreachable_ganeti_fails_clearly(settings: Settings, tmp_path: Pa
     assert shown["guests"] == "unknown until refreshed"
     assert shown["password"] == "***" and shown["certificate"] == "pinned"
     await invoke_nefos(settings, "backend", "remove", "cluster1")
+
+
+@contextmanager
+def fake_rapi(user: str, password: str) -> Iterator[tuple[str, list[str]]]:
+    """A Ganeti RAPI on loopback (plain HTTP) answering the capacity reads to one user
+    and password and refusing any other with 401, as Ganeti does; yields its URL and
+    the Authorization header of every request."""
+    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    seen: list[str] = []
+    node = {"name": "n1", "vm_capable": True, "cnodes": 1, "mfree": 3072, "mtotal": 4096}
+    answers = {
+        "/2/nodes": [{**node, "dfree": 10240, "dtotal": 20480, "ctotal": 4, "pinst_cnt": 0}],
+        "/2/info": {"enabled_disk_templates": ["file"], "default_hypervisor": "kvm"},
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            given = self.headers.get("Authorization", "")
+            seen.append(given)
+            found = answers.get(self.path.partition("?")[0])
+            status, body = (200, found) if given == expected and found else (401, {"code": 401})
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def stored_password(engines: Engines, name: str) -> str:
+    """The password column as the database holds it, read past the ORM."""
+    async with engines.db.session() as s:
+        query = text("SELECT password FROM compute_backends WHERE name = :name")
+        return (await s.execute(query, {"name": name})).scalar_one()
+
+
+@ONE_BUS
+@pytest.mark.skipif(not ganeti_client_exists(), reason="no Ganeti client yet")
+async def test_rapi_password_is_sealed_at_rest(settings: Settings, engines: Engines):
+    """Someone with a copy of the database, without the data directory's key, does not
+    get the cluster's RAPI password; nefos still logs in with it."""
+    password = "rapi-Secret-4711"
+    with fake_rapi("nefos", password) as (url, seen):
+        added = await invoke_nefos(
+            settings, "backend", "add", "g1", "--kind", "ganeti", "--url", url,
+            "--username", "nefos", "--password-stdin", input=password + "\n",
+        )  # fmt: skip
+        assert "backend g1 added" in added.stdout and "real guests" in added.stdout
+        stored = await stored_password(engines, "g1")
+        assert stored.startswith("enc1:") and password not in stored
+        if settings.database.startswith("sqlite"):
+            database = Path(settings.database.partition(":///")[2])
+            for path in (database, database.with_name(database.name + "-wal")):
+                assert password.encode() not in path.read_bytes()
+
+        # Another process, the same deployment: it opens the password and logs in.
+        seen.clear()
+        refreshed = await invoke_nefos(settings, "backend", "refresh", "g1")
+        assert "mem 3072/4096 MiB" in refreshed.stdout and set(seen) == {seen[0]}
+        assert base64.b64decode(seen[0].split()[1]).decode() == f"nefos:{password}"
+
+        # A password an older nefos stored in plain text still works, and is sealed at
+        # the next start (or `nefos db upgrade`).
+        async with engines.db.transaction() as s:
+            await s.execute(
+                text("UPDATE compute_backends SET password = :p WHERE name = 'g1'"), {"p": password}
+            )
+        await invoke_nefos(settings, "backend", "refresh", "g1")
+        upgraded = await invoke_nefos(settings, "db", "upgrade")
+        assert "sealed the RAPI passwords of 1 backends" in upgraded.stdout
+        resealed = await stored_password(engines, "g1")
+        assert resealed.startswith("enc1:") and resealed != stored
+        assert await engines.compute.seal_backend_passwords() == 0  # nothing left plain
+        await invoke_nefos(settings, "backend", "refresh", "g1")
+
+        # Another key (another deployment, or a lost key file) opens nothing.
+        env = {
+            "NEFOS_DATA_DIR": str(settings.data_dir),
+            "NEFOS_DATABASE_URL": settings.database,
+            "NEFOS_SECRET_KEY": "not-this-deployments-key",
+        }
+        seen.clear()
+        stranger = await asyncio.to_thread(
+            partial(nefos_in_process, "backend", "refresh", "g1", env=env, check=False)
+        )
+        assert stranger.returncode == 1 and "sealed with another secret key" in stranger.stderr
+        assert seen == []  # nothing was sent to the cluster
+
+    # A password too long to seal in its column is refused, and nothing is written.
+    long = await invoke_nefos(
+        settings, "backend", "add", "g2", "--kind", "ganeti", "--url", url,
+        "--username", "nefos", "--password-stdin", input="x" * 129 + "\n", check=False,
+    )  # fmt: skip
+    assert long.returncode == 1 and "at most 128 bytes" in long.stderr
+    assert [b.name for b in await engines.compute.backends()] == ["g1"]
+
+
+def test_backend_add_reads_no_password_from_the_command_line(settings: Settings):
+    env = {"NEFOS_DATA_DIR": str(settings.data_dir), "NEFOS_DATABASE_URL": settings.database}
+    add = ("backend", "add", "g1", "--kind", "ganeti", "--url", "https://g.test:5080")
+    in_argv = nefos_in_process(*add, "--username", "u", "--password", "pw", env=env, check=False)
+    assert in_argv.returncode == 2 and "No such option: --password" in in_argv.stderr
+    blind = nefos_in_process(*add, "--username", "u", env=env, check=False)
+    assert blind.returncode == 2 and "--password-stdin" in blind.stderr
+    no_user = nefos_in_process(*add, "--password-stdin", env=env, check=False, input="pw\n")
+    assert no_user.returncode == 2 and "--username" in no_user.stderr
+    assert json.loads(nefos_in_process("backend", "list", "--json", env=env).stdout) == []
+
+
+def test_eventd_takes_no_bus_password_in_its_command_line(tmp_path: Path):
+    """The bus URL's password goes in the environment or the configuration; on the
+    master, eventd leaves no data directory behind either."""
+    env = {"NEFOS_DATA_DIR": str(tmp_path / "data")}
+    bus = f"amqp://nefos:bus-secret@127.0.0.1:{free_port()}/"  # nothing listens
+    refused = nefos_in_process("ganeti", "eventd", "--cluster", "g1", "--bus", bus, env=env,
+                               check=False)  # fmt: skip
+    assert refused.returncode == 2 and "NEFOS_BUS_URL" in refused.stderr
+    assert "bus-secret" not in refused.stderr
+    memory = nefos_in_process(
+        "ganeti", "eventd", "--cluster", "g1", env={**env, "NEFOS_BUS_URL": "memory://"},
+        check=False,
+    )  # fmt: skip
+    assert memory.returncode == 2 and "amqp:// bus URL" in memory.stderr
+    assert not (tmp_path / "data").exists()
 
 
 @ONE_BUS  # the commands run on their own engines, not on the test's bus

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,6 +75,54 @@ def test_secret_key_is_stable_per_data_dir(tmp_path: Path):
     second = ensure_data_dir(load_settings(data_dir=tmp_path / "x"))
     assert first.secret_key and first.secret_key == second.secret_key
     assert (tmp_path / "x" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """The usual umask, 022: files made without care are readable by every user."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_loose_data_dir_is_tightened_on_start(
+    tmp_path: Path, loose_umask: None, caplog: pytest.LogCaptureFixture
+):
+    """A data directory an older nefos (or a copy) left readable by other local users:
+    the next start takes their access away and says so."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    (data / "secret_key").write_text("k" * 64)
+    (data / "nefos.toml").write_text('region = "here"\n')
+    database = sqlite3.connect(data / "nefos.db")  # SQLite's own modes: 0644 and its WAL too
+    database.execute("PRAGMA journal_mode=WAL")
+    database.execute("CREATE TABLE t (x)")
+    database.commit()
+    try:
+        names = ["secret_key", "nefos.toml", "nefos.db", "nefos.db-wal", "nefos.db-shm"]
+        assert mode(data) == 0o755 and {mode(data / n) for n in names} == {0o644}
+
+        with caplog.at_level(logging.WARNING, logger="nefos.config"):
+            settings = ensure_data_dir(load_settings(data_dir=data, database_url=""))
+        assert settings.region == "here" and settings.secret_key == "k" * 64
+        assert mode(data) == 0o700
+        assert {n: mode(data / n) for n in names} == dict.fromkeys(names, 0o600)
+        told = caplog.text
+        for path in [data, *(data / n for n in names)]:
+            assert f"{path} was open to other users (mode 0" in told
+        database.execute("INSERT INTO t VALUES (1)")  # SQLite goes on as before
+        database.commit()
+    finally:
+        database.close()
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nefos.config"):
+        ensure_data_dir(load_settings(data_dir=data, database_url=""))
+    assert caplog.text == ""  # once tight, nothing to say
 
 
 def test_endpoints_follow_public_url_and_overrides():

@@ -4,13 +4,19 @@ commit in groups."""
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, text
 
+from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.db import Base, Database
+from nefos.core.engines import Engines
 from nefos.core.migrate import current, head, upgrade_async
 from nefos.core.models import load_all
 from nefos.core.sqlite import GroupCommit
@@ -26,6 +32,31 @@ async def test_migrations_match_the_models(db: Database, database_url: str):
 
     async with db.engine.connect() as connection:
         assert await connection.run_sync(diff) == []
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """The usual umask, 022: files made without care are readable by every user."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+async def test_a_new_deployment_keeps_its_files_private(tmp_path: Path, loose_umask: None):
+    """As ``nefos up`` starts: the data directory and its key, then the database
+    migrated, opened and written (its WAL and shared memory exist while it is open)."""
+    data = tmp_path / "data"
+    settings = ensure_data_dir(Settings(data_dir=data, database_url="", log_level="WARNING"))
+    await upgrade_async(settings.database)
+    engines = Engines(settings)
+    try:
+        await engines.identity.create_user("first@example.org", password="pw")
+        names = ["secret_key", "nefos.db", "nefos.db-wal", "nefos.db-shm"]
+        modes = {name: stat.S_IMODE((data / name).stat().st_mode) for name in names}
+        assert modes == dict.fromkeys(names, 0o600)
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    finally:
+        await engines.close()
 
 
 async def test_upgrade_is_idempotent(database_url: str):

@@ -39,7 +39,7 @@ def ok_delete(server: Server, image_id: str) -> None:
 def bob(server: Server) -> tuple[str, str, str]:
     """A second user with a password: (e-mail, password, uuid)."""
     email, password = "bob@example.org", "bob-secret-password"
-    created = server.invoke("user", "create", email, "--password", password)
+    created = server.invoke("user", "create", email, "--password-stdin", input=password + "\n")
     printed = dict(line.split(":", 1) for line in created.stdout.splitlines() if ":" in line)
     return email, password, printed["uuid"].strip()
 

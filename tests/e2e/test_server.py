@@ -149,7 +149,7 @@ def test_kamaki_shaped_v2_request(server: Server):
 def test_operator_commands_act_on_the_running_cloud(server: Server):
     """Operator commands, each a process apart from the server's: the first is the
     installed script, the rest run in this one (``Server.invoke``)."""
-    created = server.nefos("user", "create", "op@example.org", "--password", "pw1")
+    created = server.nefos("user", "create", "op@example.org", "--password-stdin", input="pw1\n")
     fields = dict(line.split(": ", 1) for line in created.stdout.splitlines())
     uuid, token = fields["uuid"], fields["token"]
 
@@ -181,7 +181,7 @@ def test_operator_commands_act_on_the_running_cloud(server: Server):
     renewed = server.invoke("user", "renew-token", "op@example.org").stdout.strip()
     assert becomes(token, 404) and valid(renewed) == 200
 
-    server.invoke("user", "set-password", "op@example.org", "--password", "pw2")
+    server.invoke("user", "set-password", "op@example.org", "--password-stdin", input="pw2\n")
     result = openstack(server, "op@example.org", "pw2", "op@example.org", "token", "issue")
     assert result.returncode == 0, result.stderr
 

@@ -33,12 +33,58 @@ ConfigFile = Annotated[
 ]
 
 
-def settings_for(config: Path | None, data_dir: Path | None, **overrides: Any) -> Settings:
+def settings_for(
+    config: Path | None, data_dir: Path | None, local: bool = True, **overrides: Any
+) -> Settings:
+    """The deployment's settings; ``local``: this host holds its data directory, which
+    is created (or its permissions tightened) now."""
     try:
-        return ensure_data_dir(load_settings(config, data_dir, **overrides))
+        settings = load_settings(config, data_dir, **overrides)
+        return ensure_data_dir(settings) if local else settings
     except ConfigError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of standard input (else it is asked "
+        "at the terminal); never give one in the command line, which any local user can read",
+    ),
+]
+
+
+def read_password(prompt: str, from_stdin: bool, optional: bool = False) -> str:
+    """A password from standard input's first line, or asked twice at the terminal.
+
+    Passwords are never options' values: a command line is readable by every local user
+    (``ps``, ``/proc/PID/cmdline``) and stays in shell histories. ``optional``: an empty
+    answer, or no terminal to ask at, means no password ("").
+    """
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise fail("--password-stdin: standard input has no password on its first line")
+        return password
+    if not sys.stdin.isatty():
+        if optional:
+            return ""
+        raise fail(
+            f"no terminal to ask the password at: pipe it in with --password-stdin "
+            f"({prompt.lower()})",
+            code=2,
+        )
+    answer: str = typer.prompt(
+        prompt,
+        default="" if optional else None,
+        show_default=False,
+        hide_input=True,
+        confirmation_prompt=True,
+        err=True,
+    )
+    return answer
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

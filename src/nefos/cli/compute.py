@@ -10,9 +10,7 @@ update path recorded, to diagnose a server stuck in a state.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -24,7 +22,15 @@ from rich.table import Table
 from sqlalchemy import select
 
 from nefos.backends.base import instance_name
-from nefos.cli.common import ConfigFile, DataDir, fail, out, with_engines
+from nefos.cli.common import (
+    ConfigFile,
+    DataDir,
+    PasswordStdin,
+    fail,
+    out,
+    read_password,
+    with_engines,
+)
 from nefos.compute.models import Backend, BackendJob, Flavor, FlavorAccess
 from nefos.compute.service import ServerView
 from nefos.core import errors
@@ -240,10 +246,10 @@ def backend_add(
     name: Annotated[str, typer.Argument(help="Backend name (letters, digits, - _ .)")],
     kind: Annotated[Kind, typer.Option("--kind", help="embedded (simulated) or ganeti")],
     url: Annotated[str, typer.Option(help="Ganeti RAPI URL, https://host:5080")] = "",
-    username: Annotated[str, typer.Option(help="RAPI user")] = "",
-    password: Annotated[
-        str | None, typer.Option(help="RAPI password (asked if a user is given without one)")
-    ] = None,
+    username: Annotated[
+        str, typer.Option(help="RAPI user; its password is asked, or read with --password-stdin")
+    ] = "",
+    password_stdin: PasswordStdin = False,
     default_link: Annotated[
         str, typer.Option("--default-link", help="Bridge new servers' NICs attach to")
     ] = "",
@@ -273,10 +279,9 @@ def backend_add(
     """Add a cluster and read its capacity."""
     if kind is Kind.ganeti and _ganeti_missing():
         raise fail(NOT_AVAILABLE)
-    if username and password is None:
-        if not sys.stdin.isatty():
-            raise fail("--password is needed with --username when not at a terminal")
-        password = getpass.getpass("RAPI password: ")
+    if password_stdin and not username:
+        raise fail("--password-stdin is the RAPI user's password: give --username", code=2)
+    password = read_password("RAPI password", password_stdin) if username else ""
 
     async def work(engines: Engines) -> Backend:
         try:
@@ -285,7 +290,7 @@ def backend_add(
                 kind.value,
                 url=url,
                 username=username,
-                password=password or "",
+                password=password,
                 default_link=default_link,
                 public=not private,
                 certificate=str(certificate.resolve()) if certificate else "",  # read there

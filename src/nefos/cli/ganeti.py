@@ -3,7 +3,8 @@
 ``eventd`` is one process per cluster, beside the job queue, publishing job progress to
 the deployment's bus (RabbitMQ: the API and the dispatcher run elsewhere). The bus URL
 comes from ``--bus``, else from the deployment's settings (``NEFOS_BUS_URL``,
-``--config``), like every other command. ``install-os`` puts nefos's OS provider on a
+``--config``), like every other command; a URL with a password only from the settings,
+since any local user can read a command line. ``install-os`` puts nefos's OS provider on a
 node (every node of the cluster needs it).
 """
 
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -34,7 +36,11 @@ def eventd(
     ],
     bus: Annotated[
         str | None,
-        typer.Option("--bus", help="Bus URL, amqp://user:pass@host/vhost (env NEFOS_BUS_URL)"),
+        typer.Option(
+            "--bus",
+            help="Bus URL without a password, amqp://user@host/vhost; one with a password "
+            "goes in NEFOS_BUS_URL or the configuration's bus_url [default: the settings']",
+        ),
     ] = None,
     exchange: Annotated[
         str | None, typer.Option(help="AMQP exchange, if not the deployment's (nefos)")
@@ -54,8 +60,14 @@ def eventd(
     config: ConfigFile = None,
 ) -> None:
     """Publish the job progress of this cluster's snf- instances to the bus."""
+    if bus is not None and urlsplit(bus).password is not None:
+        raise fail(
+            "--bus has a password, which every local user could read in the process "
+            "list: give the URL in NEFOS_BUS_URL or the configuration's bus_url",
+            code=2,
+        )
     if bus is None:
-        bus = settings_for(config, data_dir).bus_url
+        bus = settings_for(config, data_dir, local=False).bus_url  # a master: no data
     level = log_level.upper()
     configure_logging("INFO" if level == "DEBUG" else level, "text")  # not AMQP's frames
     logging.getLogger("nefos").setLevel(level)

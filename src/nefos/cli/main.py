@@ -8,7 +8,6 @@ on the same database that a running ``nefos up`` serves.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
 from pathlib import Path
@@ -20,10 +19,12 @@ from rich.table import Table
 from nefos.cli.common import (
     ConfigFile,
     DataDir,
+    PasswordStdin,
     check_schema,
     err,
     fail,
     out,
+    read_password,
     settings_for,
     with_engines,
 )
@@ -163,10 +164,21 @@ def _serve(settings: Settings, workers: int, config: Path | None = None) -> None
 
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None, config: ConfigFile = None) -> None:
-    """Apply every pending schema migration."""
+    """Apply every pending schema migration, and seal secrets stored in plain text."""
     settings = settings_for(config, data_dir)
-    asyncio.run(upgrade_async(settings.database))
+
+    async def work() -> int:
+        await upgrade_async(settings.database)
+        engines = Engines(settings)
+        try:
+            return await engines.compute.seal_backend_passwords()
+        finally:
+            await engines.db.close()
+
+    sealed = asyncio.run(work())
     out.print(f"database at revision {head()}")
+    if sealed:
+        out.print(f"sealed the RAPI passwords of {sealed} backends")
 
 
 # -- users ---------------------------------------------------------------------------
@@ -188,21 +200,24 @@ def _user_record(user: User) -> dict[str, Any]:
 @user_app.command("create")
 def user_create(
     email: str,
-    password: Annotated[
-        str | None, typer.Option(help="Local password (else no local login)")
-    ] = None,
+    password_stdin: PasswordStdin = False,
     name: Annotated[str, typer.Option(help="Display name")] = "",
     admin: Annotated[bool, typer.Option("--admin", help="Give the admin role")] = False,
     inactive: Annotated[bool, typer.Option("--inactive", help="Create deactivated")] = False,
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Create a user; prints its UUID and API token."""
+    """Create a user; prints its UUID and API token.
+
+    The local password comes from --password-stdin, else it is asked at a terminal;
+    none (an empty answer, or no terminal) leaves the user without a local login, for
+    one who logs in elsewhere (`nefos user link`)."""
+    password = read_password("Local password (empty: no local login)", password_stdin, True)
     user, token = with_engines(
         config,
         data_dir,
         lambda e: e.identity.create_user(
-            email, password, name, admin=admin, active=not inactive, verified=True
+            email, password or None, name, admin=admin, active=not inactive, verified=True
         ),
     )
     out.print(f"uuid: {user.id}")
@@ -313,15 +328,13 @@ def user_renew_token(
 @user_app.command("set-password")
 def user_set_password(
     user: Annotated[str, typer.Argument(help="UUID or e-mail")],
-    password: Annotated[str | None, typer.Option(help="New password (else asked)")] = None,
+    password_stdin: PasswordStdin = False,
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Set the user's local password (enables the local login)."""
-    if password is None:
-        password = getpass.getpass("New password: ")
-        if password != getpass.getpass("Again: "):
-            raise fail("the passwords differ")
+    """Set the user's local password (enables the local login): from --password-stdin,
+    else asked twice at a terminal."""
+    password = read_password("New password", password_stdin)
     found = with_engines(config, data_dir, lambda e: e.identity.set_password(user, password))
     out.print(f"password of {found.email} set")
 

@@ -66,6 +66,8 @@ class Backend(Base):
     kind: Mapped[str] = mapped_column(String(16))  # embedded | ganeti
     url: Mapped[str] = mapped_column(String(512), default="")
     username: Mapped[str] = mapped_column(String(128), default="")
+    # The RAPI password, sealed with the deployment's key (nefos.core.sealing): a copy
+    # of the database alone does not give the cluster away.
     password: Mapped[str] = mapped_column(String(256), default="")
     certificate: Mapped[str] = mapped_column(Text, default="")
     drained: Mapped[bool] = mapped_column(Boolean, default=False)

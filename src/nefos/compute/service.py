@@ -53,11 +53,16 @@ from nefos.core import errors
 from nefos.core.bus import Bus, Message
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
+from nefos.core.sealing import Sealer, Unsealable, sealed_length
 from nefos.images.service import Images
 from nefos.quotas.serials import decide, settle, settled
 from nefos.quotas.service import Charge, Quotas, charge
 
 log = logging.getLogger("nefos.compute")
+
+# The longest RAPI password whose sealed form fits its column with room to spare
+# (nefos.core.sealing.sealed_length: 213 of the 256 characters).
+RAPI_PASSWORD_BYTES = 128
 
 CLIENTKEY = "cyclades"
 MiB, GiB = 1 << 20, 1 << 30
@@ -305,6 +310,7 @@ class Compute:
         self.images = images
         self.vmapi = VmApi(db, settings, images.storage)
         self.consoles = ConsoleProxy.from_settings(settings.compute)
+        self._rapi_passwords = Sealer(settings.secret_key, "ganeti-rapi-password")
         self._clusters: dict[str, ComputeBackend] = {}
         self._allocation = asyncio.Lock()
 
@@ -323,11 +329,18 @@ class Compute:
         elif backend.kind == "ganeti":
             from nefos.backends.ganeti import GanetiCluster  # httpx client, loaded on use
 
+            try:
+                password = self._rapi_passwords.unseal(backend.password)
+            except Unsealable:
+                raise errors.Unavailable(
+                    f"The RAPI password of backend {backend.name} cannot be read: it was "
+                    "sealed with another secret key than this deployment's"
+                ) from None
             found = GanetiCluster(
                 backend.name,
                 backend.url,
                 backend.username,
-                backend.password,
+                password,
                 certificate=backend.certificate,
                 os_type=backend.os_type or "noop",
             )
@@ -364,6 +377,9 @@ class Compute:
             raise errors.InvalidInput("An OS type is a Ganeti OS name such as nefos+default")
         if kind == "ganeti" and not url:
             raise errors.InvalidInput("A Ganeti backend needs its RAPI URL")
+        if len(password.encode()) > RAPI_PASSWORD_BYTES:
+            raise errors.InvalidInput(f"A RAPI password has at most {RAPI_PASSWORD_BYTES} bytes")
+        sealed = self._rapi_passwords.seal(password)
         async with self.db.transaction() as s:
             if await s.scalar(select(Backend).where(Backend.name == name)):
                 raise errors.Conflict(f"Backend {name!r} exists")
@@ -372,7 +388,7 @@ class Compute:
                 kind=kind,
                 url=url,
                 username=username,
-                password=password,
+                password=sealed,
                 default_link=default_link,
                 public=public,
                 certificate=_certificates(certificate),
@@ -380,6 +396,29 @@ class Compute:
             )
             s.add(row)
         return await self.refresh_backend(name)
+
+    async def seal_backend_passwords(self) -> int:
+        """Seal the RAPI passwords stored in plain text (by nefos before sealing); run at
+        every start, so an upgraded deployment keeps none past its first. Returns how
+        many were sealed."""
+        width = Backend.__table__.c.password.type.length
+        sealed = 0
+        async with self.db.transaction() as s:
+            for row in await s.scalars(select(Backend).where(Backend.password != "")):
+                if Sealer.is_sealed(row.password):
+                    continue
+                if width is not None and sealed_length(len(row.password.encode())) > width:
+                    log.warning(
+                        "the RAPI password of backend %s is too long to seal: it stays in "
+                        "plain text until the backend is added again with a shorter one",
+                        row.name,
+                    )
+                    continue
+                row.password = self._rapi_passwords.seal(row.password)
+                sealed += 1
+        if sealed:
+            log.info("sealed the RAPI passwords of %d backends", sealed)
+        return sealed
 
     async def refresh_backend(self, name: str) -> Backend:
         """Ask the cluster for its capacity and templates (``nefos backend refresh``)."""

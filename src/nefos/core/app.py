@@ -50,6 +50,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engines.start()
+        await engines.compute.seal_backend_passwords()  # those an older nefos stored plain
         await engines.start_expirer()
         if settings.compute.dispatcher:
             await engines.start_dispatcher()

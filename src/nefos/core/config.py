@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import secrets
+import stat
 import tomllib
 from ipaddress import ip_network
 from pathlib import Path
@@ -31,8 +33,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from nefos.core import sqlite
+
 DEFAULT_DATA_DIR = Path("nefos-data")
 CONFIG_FILE_NAME = "nefos.toml"
+SECRET_KEY_FILE = "secret_key"
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+log = logging.getLogger("nefos.config")
 
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "nefos_config_file", default=None
@@ -316,19 +325,53 @@ def load_settings(
 def ensure_data_dir(settings: Settings) -> Settings:
     """Create the data directory and give the deployment a stable secret key.
 
-    The key signs web sessions; it lives in the data directory so every process of one
-    deployment shares it, unless the configuration sets one.
+    The key signs web sessions and seals the secrets the database keeps (API tokens,
+    RAPI passwords); it lives in the data directory so every process of one deployment
+    shares it, unless the configuration sets one. The directory is 0700 and what holds
+    secrets in it (the key, ``nefos.toml``, the SQLite database and its WAL) 0600:
+    every command runs this, so one left open to other local users (by an older nefos,
+    a copy, an editor) is tightened on the next start, and the log says so.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    _tighten(settings.data_dir, PRIVATE_DIR)
     if not settings.secret_key:
-        key_file = settings.data_dir / "secret_key"
+        key_file = settings.data_dir / SECRET_KEY_FILE
         if not key_file.exists():
             tmp = key_file.with_name(f".secret_key.{os.getpid()}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_urlsafe(48))
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, key_file)  # first writer wins; the others read its key
             tmp.unlink()
         settings.secret_key = key_file.read_text().strip()
+    for path in private_files(settings):
+        _tighten(path, PRIVATE_FILE)
     return settings
+
+
+def private_files(settings: Settings) -> list[Path]:
+    """The deployment's files that only its own user may read (whether they exist)."""
+    paths = [settings.data_dir / SECRET_KEY_FILE, settings.data_dir / CONFIG_FILE_NAME]
+    url = settings.database
+    database = sqlite.database_file(url) if url.startswith("sqlite") else None
+    if database is not None:
+        paths.append(database)
+        paths.extend(database.with_name(database.name + end) for end in sqlite.COMPANIONS)
+    return paths
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """Take from ``path`` every permission beyond ``mode``."""
+    try:
+        had = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if not had & ~mode:
+        return
+    try:
+        path.chmod(had & mode)
+    except OSError as exc:
+        log.warning("%s is open to other users (mode %04o) and stays so: %s", path, had, exc)
+        return
+    log.warning("%s was open to other users (mode %04o): now %04o", path, had, had & mode)

@@ -13,16 +13,23 @@ goes to a thread: ``BEGIN IMMEDIATE``/``EXCLUSIVE`` (SQLite's write lock, which 
 process may hold for up to the busy timeout) and ``COMMIT`` (the fsync of a durable
 commit), so the loop keeps serving meanwhile. Plain reads never wait for a lock in WAL
 mode.
+
+The database file is created 0600 before SQLite opens it (:func:`create_private`):
+SQLite itself would make it 0644 less the umask, readable by every local user, with
+its password hashes and sealed secrets. SQLite gives the ``-wal``, ``-shm`` and
+``-journal`` files it creates the mode of the database file, so they follow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -164,21 +171,49 @@ class Connection:
             connection.close()
 
 
+PRIVATE_FILE = 0o600
+# The files beside a database that hold its data: SQLite names them after it.
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def database_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None: in memory, or a ``file:`` URI left to SQLite)."""
+    args, kwargs = SQLiteDialect_pysqlite().create_connect_args(make_url(url))
+    if kwargs.get("uri") or not args or args[0] in ("", ":memory:"):
+        return None
+    return Path(args[0])
+
+
+def create_private(path: Path) -> None:
+    """Create the database file, empty and 0600, if it does not exist yet. Any failure
+    is left for SQLite's own open to report."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
+    except OSError:
+        return
+    os.close(fd)
+
+
 def _connect_args(url: str, timeout: float) -> tuple[list[Any], dict[str, Any]]:
     args, kwargs = SQLiteDialect_pysqlite().create_connect_args(make_url(url))
     kwargs.update(timeout=timeout, check_same_thread=False, isolation_level=None)
     return args, kwargs
 
 
+def _connect(path: Path | None, args: list[Any], kwargs: dict[str, Any]) -> sqlite3.Connection:
+    if path is not None:
+        create_private(path)
+    return sqlite3.connect(*args, **kwargs)
+
+
 def creator(url: str, timeout: float) -> Callable[[], Any]:
     """An ``async_creator`` for ``create_async_engine`` on a ``sqlite+aiosqlite`` URL."""
     args, kwargs = _connect_args(url, timeout)
+    path = database_file(url)
 
     async def connect() -> Connection:
         loop = asyncio.get_running_loop()
-        raw = await loop.run_in_executor(
-            _waiting_thread(), lambda: sqlite3.connect(*args, **kwargs)
-        )
+        raw = await loop.run_in_executor(_waiting_thread(), _connect, path, args, kwargs)
         return Connection(raw)
 
     return connect
@@ -195,9 +230,8 @@ async def open_reader(url: str, busy_seconds: float) -> sqlite3.Connection:
     the engine's connections have set the database to WAL already."""
     args, kwargs = _connect_args(url, busy_seconds)
     loop = asyncio.get_running_loop()
-    connection = await loop.run_in_executor(
-        _waiting_thread(), lambda: sqlite3.connect(*args, **kwargs)
-    )
+    path = database_file(url)
+    connection = await loop.run_in_executor(_waiting_thread(), _connect, path, args, kwargs)
     connection.execute("PRAGMA query_only=1")
     return connection
 
