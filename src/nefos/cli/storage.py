@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from nefos.cli.common import ConfigFile, DataDir, err, out, with_engines
+from nefos.core.engines import Engines
 from nefos.storage.maintenance import DEFAULT_GRACE, FsckReport, GcReport, fsck, gc
 
 storage_app = typer.Typer(help="File storage maintenance.", no_args_is_help=True)
@@ -86,14 +87,23 @@ def storage_gc(
 
     What a server's build in flight still reads (the image it was created from) stays.
 
+    Blocks uploaded on their own and since collected or used by a version stop being
+    charged to their account.
+
     Exits 1 if blocks were left alone because a referenced map cannot be read (run fsck).
     """
-    period = dt.timedelta(seconds=grace)
-    report = with_engines(
-        config,
-        data_dir,
-        lambda e: gc(e.db, e.store, grace=period, dry_run=dry_run, pinned=e.compute.vmapi.pinned),
-    )
+
+    async def work(e: Engines) -> GcReport:
+        return await gc(
+            e.db,
+            e.store,
+            grace=dt.timedelta(seconds=grace),
+            dry_run=dry_run,
+            pinned=e.compute.vmapi.pinned,
+            quotas=e.quotas,
+        )
+
+    report = with_engines(config, data_dir, work)
     if as_json:
         out.print_json(json.dumps(_gc_record(report)))
     else:
@@ -102,8 +112,12 @@ def storage_gc(
         if report.maps_kept or report.blocks_kept:
             out.print(
                 f"kept {report.maps_kept} maps and {report.blocks_kept} blocks that no version "
-                f"references: put in the last {grace} seconds, or referenced again meanwhile"
+                f"references: put in the last {report.grace.total_seconds():g} seconds, or "
+                "referenced again meanwhile"
             )
+        if report.uploads:
+            verb = "would release" if report.dry_run else "released"
+            out.print(f"{verb} the charge of {report.uploads} uploaded blocks")
     if report.stopped:
         err.print(f"[red]error:[/red] {report.stopped}")
         raise typer.Exit(1)

@@ -1,0 +1,39 @@
+"""blocks uploaded but not yet used, charged to their account
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-10
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "pithos_pending_blocks",
+        sa.Column("account", sa.String(length=80), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("project", sa.String(length=36), nullable=False),
+        sa.Column("container_id", sa.Integer(), nullable=True),
+        sa.Column("uploaded_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("account", "hash", name=op.f("pk_pithos_pending_blocks")),
+    )
+    op.create_index(
+        op.f("ix_pithos_pending_blocks_container_id"), "pithos_pending_blocks", ["container_id"]
+    )
+    op.create_index(
+        op.f("ix_pithos_pending_blocks_uploaded_at"), "pithos_pending_blocks", ["uploaded_at"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_pithos_pending_blocks_uploaded_at"), table_name="pithos_pending_blocks")
+    op.drop_index(op.f("ix_pithos_pending_blocks_container_id"), table_name="pithos_pending_blocks")
+    op.drop_table("pithos_pending_blocks")
