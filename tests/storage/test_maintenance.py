@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import select, update
 
 from nefos.core import errors
+from nefos.core.app import create_app
+from nefos.core.claims import PeriodicClaim
 from nefos.core.config import Settings
 from nefos.core.db import utcnow
 from nefos.core.engines import Engines
@@ -544,6 +546,45 @@ async def test_gc_keeps_the_charge_of_a_block_posted_again(ns: Namespace, accoun
     assert await ns.upload_blocks(account, "c", stream(data)) == [blocks.block_hash(data)]
     assert await ns.store.missing([blocks.block_hash(data)]) == []
     assert await charged(engines, account) == 1001
+
+
+async def test_the_server_collects_garbage_in_the_background(
+    engines: Engines, settings: Settings, account: str
+):
+    """The app's lifespan (what ``nefos up`` and ``nefos serve`` run) starts the loop:
+    here on real engines, with a short interval and no grace period."""
+    settings.storage.gc_seconds = 0.1
+    settings.storage.gc_grace_seconds = 0
+    ns = engines.storage
+    await ns.create_container(account, "c")
+    data = os.urandom(1000) + b"!"
+    name = blocks.block_hash(data)
+    await ns.upload_blocks(account, "c", stream(data))
+    assert await charged(engines, account) == 1001
+    server = Engines(settings)  # the server process's own, closed by its lifespan
+    app = create_app(settings, server)
+    async with app.router.lifespan_context(app):
+        deadline = time.monotonic() + 10
+        while await ns.store.missing([name]) != [name] or await charged(engines, account):
+            assert time.monotonic() < deadline, "the collector never ran"
+            await asyncio.sleep(0.05)
+    assert await pending_blocks(engines) == {}
+
+
+async def test_one_process_collects_per_interval(engines: Engines, settings: Settings):
+    """Every API process runs the loop; the run is claimed in the database, so one of
+    them does the work per interval."""
+    twin = Engines(settings)  # another process of the deployment, on the same database
+    try:
+        first, second = await asyncio.gather(engines.collect(), twin.collect())
+        assert [r is None for r in (first, second)].count(True) == 1
+        assert await engines.collect() is None and await twin.collect() is None
+        async with engines.db.transaction() as s:  # the interval passes, as time would
+            await s.execute(update(PeriodicClaim).values(next_at=utcnow()))
+        assert (await twin.collect()) is not None
+        assert await engines.collect() is None
+    finally:
+        await twin.db.close()
 
 
 # -- the stores' collect ----------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Both run against a live deployment: ``fsck`` only reads, and ``gc`` deletes only maps and
 blocks that no version references and that were last put more than ``--grace`` seconds
-ago, so uploads in flight survive it (``nefos.storage.maintenance`` argues why).
+ago, so uploads in flight survive it (``nefos.storage.maintenance`` argues why). The API
+processes run the same gc every ``[storage] gc_seconds``; this is the pass by hand.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from nefos.cli.common import ConfigFile, DataDir, err, out, with_engines
 from nefos.core.engines import Engines
-from nefos.storage.maintenance import DEFAULT_GRACE, FsckReport, GcReport, fsck, gc
+from nefos.storage.maintenance import FsckReport, GcReport, fsck, gc
 
 storage_app = typer.Typer(help="File storage maintenance.", no_args_is_help=True)
 
@@ -73,9 +74,14 @@ def _print_names(what: str, names: list[str]) -> None:
 @storage_app.command("gc")
 def storage_gc(
     grace: Annotated[
-        int,
-        typer.Option(min=0, help="Keep what was put in the last SECONDS (longer than any upload)"),
-    ] = int(DEFAULT_GRACE.total_seconds()),
+        int | None,
+        typer.Option(
+            min=0,
+            help="Keep what was put in the last SECONDS (longer than any upload) "
+            "(default: the setting storage.gc_grace_seconds, 3600)",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would be deleted, delete nothing")
     ] = False,
@@ -94,10 +100,11 @@ def storage_gc(
     """
 
     async def work(e: Engines) -> GcReport:
+        seconds = e.settings.storage.gc_grace_seconds if grace is None else grace
         return await gc(
             e.db,
             e.store,
-            grace=dt.timedelta(seconds=grace),
+            grace=dt.timedelta(seconds=seconds),
             dry_run=dry_run,
             pinned=e.compute.vmapi.pinned,
             quotas=e.quotas,

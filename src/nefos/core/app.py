@@ -51,6 +51,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engines.start()
         await engines.start_expirer()
+        await engines.start_collector()
         if settings.compute.dispatcher:
             await engines.start_dispatcher()
             await engines.start_reconciler()

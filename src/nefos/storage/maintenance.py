@@ -1,8 +1,8 @@
 """File storage maintenance for operators: ``fsck`` checks that every version's map and
 blocks are whole, ``gc`` deletes the maps and blocks that no version needs any more.
 
-Both read the database and the store of a live deployment (``nefos storage fsck|gc``).
-Only ``gc`` deletes
+Both read the database and the store of a live deployment (``nefos storage fsck|gc``,
+and gc periodically in the API processes: ``[storage] gc_seconds``). Only ``gc`` deletes
 from the store; the one database change it makes is to drop the charge of blocks
 uploaded on their own (``nefos.storage.pending``) once they are collected or used by
 some version, with their quota.

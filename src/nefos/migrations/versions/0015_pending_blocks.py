@@ -1,4 +1,4 @@
-"""blocks uploaded but not yet used, charged to their account
+"""blocks uploaded but not yet used, charged to their account; periodic work claims
 
 Revision ID: 0015
 Revises: 0014
@@ -31,9 +31,17 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_pithos_pending_blocks_uploaded_at"), "pithos_pending_blocks", ["uploaded_at"]
     )
+    op.create_table(
+        "periodic_claims",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("next_at", sa.DateTime(), nullable=False),
+        sa.Column("holder", sa.String(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_periodic_claims")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("periodic_claims")
     op.drop_index(op.f("ix_pithos_pending_blocks_uploaded_at"), table_name="pithos_pending_blocks")
     op.drop_index(op.f("ix_pithos_pending_blocks_container_id"), table_name="pithos_pending_blocks")
     op.drop_table("pithos_pending_blocks")
