@@ -29,6 +29,8 @@ STORAGE_PARTS = (
     "permissions.py",
     "commits.py",
     "writes.py",
+    "pending.py",
+    "maintenance.py",
 )
 
 

@@ -17,13 +17,16 @@ import pytest
 from sqlalchemy import select, update
 
 from nefos.core import errors
+from nefos.core.app import create_app
+from nefos.core.claims import PeriodicClaim
 from nefos.core.config import Settings
 from nefos.core.db import utcnow
 from nefos.core.engines import Engines
+from nefos.quotas.service import project_holder, user_holder
 from nefos.storage import blocks, maintenance
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
 from nefos.storage.maintenance import fsck, gc
-from nefos.storage.models import HISTORY, Node, Version
+from nefos.storage.models import HISTORY, Node, PendingBlock, Version
 from nefos.storage.service import Namespace, ObjectRecord
 from nefos.storage.stores import HELD, BlockStore, FileStore, Kind
 from tests.conftest import run_nefos
@@ -460,6 +463,130 @@ async def test_gc_leaves_blocks_alone_when_a_referenced_map_is_lost(ns: Namespac
     assert await ns.store.missing([*garbage, *blocks.hashmap(data)]) == []
 
 
+# -- blocks uploaded on their own (nefos.storage.pending) --------------------------------------
+
+
+async def charged(engines: Engines, account: str) -> int:
+    """The account's pithos.diskspace usage in its own project."""
+    (held,) = [
+        h.usage_max
+        for h in await engines.quotas.holdings([user_holder(account)])
+        if h.resource == "pithos.diskspace" and h.source == project_holder(account)
+    ]
+    return held
+
+
+async def pending_blocks(engines: Engines) -> dict[tuple[str, str], int]:
+    async with engines.db.session() as s:
+        rows = await s.execute(select(PendingBlock.account, PendingBlock.hash, PendingBlock.size))
+        return {(account, name): size for account, name, size in rows}
+
+
+async def backdate_uploads(engines: Engines, seconds: float) -> None:
+    async with engines.db.transaction() as s:
+        when = utcnow() - dt.timedelta(seconds=seconds)
+        await s.execute(update(PendingBlock).values(uploaded_at=when))
+
+
+async def test_gc_collects_unused_uploads_and_frees_their_charge(
+    ns: Namespace, account: str, engines: Engines
+):
+    """A: posted and never used; B: used by the account's hashmap PUT; C: used by
+    another account's version; D: unused but touched since (a hashmap PUT that failed)."""
+    other = (await engines.identity.create_user("other@example.org"))[0].id
+    for owner in (account, str(other)):
+        await ns.create_container(owner, "c")
+    a, b, c, d = (os.urandom(1000) + b"!" for _ in range(4))
+    for data in (a, b, c, d):
+        assert await ns.upload_blocks(account, "c", stream(data)) == [blocks.block_hash(data)]
+    assert await charged(engines, account) == 4 * 1001
+    await ns.put_hashmap(account, "c", "b", 1001, [blocks.block_hash(b)])
+    await ns.put_hashmap(str(other), "c", "c", 1001, [blocks.block_hash(c)])
+    assert await charged(engines, account) == 4 * 1001  # B as a version, no longer pending
+    assert set(await pending_blocks(engines)) == {
+        (account, blocks.block_hash(x)) for x in (a, c, d)
+    }
+    await age_everything(ns.store)
+    await backdate_uploads(engines, 2 * 3600)
+    await ns.store.missing([blocks.block_hash(d)], touch=True)
+
+    dry = await gc(ns.db, ns.store, grace=HOUR, dry_run=True, quotas=engines.quotas)
+    assert (dry.blocks, dry.uploads) == ([blocks.block_hash(a)], 2)
+    assert await charged(engines, account) == 4 * 1001 and len(await pending_blocks(engines)) == 3
+
+    done = await gc(ns.db, ns.store, grace=HOUR, quotas=engines.quotas)
+    assert (done.blocks, done.uploads) == ([blocks.block_hash(a)], 2)
+    assert await ns.store.missing([blocks.block_hash(x) for x in (a, b, c, d)]) == [
+        blocks.block_hash(a)
+    ]
+    assert await pending_blocks(engines) == {(account, blocks.block_hash(d)): 1001}
+    assert await charged(engines, account) == 2 * 1001  # B's version and D, still stored
+
+    await age_everything(ns.store)
+    last = await gc(ns.db, ns.store, grace=HOUR, quotas=engines.quotas)
+    assert (last.blocks, last.uploads) == ([blocks.block_hash(d)], 1)
+    assert await pending_blocks(engines) == {}
+    assert await charged(engines, account) == 1001
+    assert await body(ns, await ns.get_object(str(other), "c", "c")) == c
+
+
+async def test_gc_keeps_the_charge_of_a_block_posted_again(ns: Namespace, account: str, engines):
+    """Posted again after gc's cutoff, a block is an upload in flight: its row stays,
+    even if gc had decided to collect the old copy (the post stores it again)."""
+    await ns.create_container(account, "c")
+    data = os.urandom(1000) + b"!"
+    await ns.upload_blocks(account, "c", stream(data))
+    await age_everything(ns.store)
+    await backdate_uploads(engines, 2 * 3600)
+    assert await ns.upload_blocks(account, "c", stream(data)) == [blocks.block_hash(data)]
+    await age_everything(ns.store)  # as if gc listed it old just before the post
+    report = await gc(ns.db, ns.store, grace=HOUR, quotas=engines.quotas)
+    assert (report.blocks, report.uploads) == ([blocks.block_hash(data)], 0)
+    assert await charged(engines, account) == 1001  # charged once, still
+    assert await ns.upload_blocks(account, "c", stream(data)) == [blocks.block_hash(data)]
+    assert await ns.store.missing([blocks.block_hash(data)]) == []
+    assert await charged(engines, account) == 1001
+
+
+async def test_the_server_collects_garbage_in_the_background(
+    engines: Engines, settings: Settings, account: str
+):
+    """The app's lifespan (what ``nefos up`` and ``nefos serve`` run) starts the loop:
+    here on real engines, with a short interval and no grace period."""
+    settings.storage.gc_seconds = 0.1
+    settings.storage.gc_grace_seconds = 0
+    ns = engines.storage
+    await ns.create_container(account, "c")
+    data = os.urandom(1000) + b"!"
+    name = blocks.block_hash(data)
+    await ns.upload_blocks(account, "c", stream(data))
+    assert await charged(engines, account) == 1001
+    server = Engines(settings)  # the server process's own, closed by its lifespan
+    app = create_app(settings, server)
+    async with app.router.lifespan_context(app):
+        deadline = time.monotonic() + 10
+        while await ns.store.missing([name]) != [name] or await charged(engines, account):
+            assert time.monotonic() < deadline, "the collector never ran"
+            await asyncio.sleep(0.05)
+    assert await pending_blocks(engines) == {}
+
+
+async def test_one_process_collects_per_interval(engines: Engines, settings: Settings):
+    """Every API process runs the loop; the run is claimed in the database, so one of
+    them does the work per interval."""
+    twin = Engines(settings)  # another process of the deployment, on the same database
+    try:
+        first, second = await asyncio.gather(engines.collect(), twin.collect())
+        assert [r is None for r in (first, second)].count(True) == 1
+        assert await engines.collect() is None and await twin.collect() is None
+        async with engines.db.transaction() as s:  # the interval passes, as time would
+            await s.execute(update(PeriodicClaim).values(next_at=utcnow()))
+        assert (await twin.collect()) is not None
+        assert await engines.collect() is None
+    finally:
+        await twin.db.close()
+
+
 # -- the stores' collect ----------------------------------------------------------------------
 
 
@@ -543,6 +670,11 @@ async def test_the_commands(settings: Settings, engines: Engines, account: str):
     done = json.loads((await run(settings, "storage", "gc", "--grace", "0", "--json")).stdout)
     assert (done["maps"], done["blocks"], done["dry_run"]) == ([map_name], garbage, False)
     assert await ns.store.map_names() == [record.map_name]
+    (posted,) = await ns.upload_blocks(account, "c", stream(b"posted, never used"))
+    freed = await run(settings, "storage", "gc", "--grace", "0")
+    assert "deleted 0 maps and 1 blocks" in freed.stdout
+    assert "released the charge of 1 uploaded blocks" in freed.stdout
+    assert await ns.store.missing([posted]) == [posted]
 
     text = await run(settings, "storage", "fsck", "--deep")
     assert "checked 1 versions, 1 maps, 3 blocks" in text.stdout and "no problems" in text.stdout

@@ -2,7 +2,8 @@
 
 Both run against a live deployment: ``fsck`` only reads, and ``gc`` deletes only maps and
 blocks that no version references and that were last put more than ``--grace`` seconds
-ago, so uploads in flight survive it (``nefos.storage.maintenance`` argues why).
+ago, so uploads in flight survive it (``nefos.storage.maintenance`` argues why). The API
+processes run the same gc every ``[storage] gc_seconds``; this is the pass by hand.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import typer
 from rich.table import Table
 
 from nefos.cli.common import ConfigFile, DataDir, err, out, with_engines
-from nefos.storage.maintenance import DEFAULT_GRACE, FsckReport, GcReport, fsck, gc
+from nefos.core.engines import Engines
+from nefos.storage.maintenance import FsckReport, GcReport, fsck, gc
 
 storage_app = typer.Typer(help="File storage maintenance.", no_args_is_help=True)
 
@@ -72,9 +74,14 @@ def _print_names(what: str, names: list[str]) -> None:
 @storage_app.command("gc")
 def storage_gc(
     grace: Annotated[
-        int,
-        typer.Option(min=0, help="Keep what was put in the last SECONDS (longer than any upload)"),
-    ] = int(DEFAULT_GRACE.total_seconds()),
+        int | None,
+        typer.Option(
+            min=0,
+            help="Keep what was put in the last SECONDS (longer than any upload) "
+            "(default: the setting storage.gc_grace_seconds, 3600)",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would be deleted, delete nothing")
     ] = False,
@@ -86,14 +93,24 @@ def storage_gc(
 
     What a server's build in flight still reads (the image it was created from) stays.
 
+    Blocks uploaded on their own and since collected or used by a version stop being
+    charged to their account.
+
     Exits 1 if blocks were left alone because a referenced map cannot be read (run fsck).
     """
-    period = dt.timedelta(seconds=grace)
-    report = with_engines(
-        config,
-        data_dir,
-        lambda e: gc(e.db, e.store, grace=period, dry_run=dry_run, pinned=e.compute.vmapi.pinned),
-    )
+
+    async def work(e: Engines) -> GcReport:
+        seconds = e.settings.storage.gc_grace_seconds if grace is None else grace
+        return await gc(
+            e.db,
+            e.store,
+            grace=dt.timedelta(seconds=seconds),
+            dry_run=dry_run,
+            pinned=e.compute.vmapi.pinned,
+            quotas=e.quotas,
+        )
+
+    report = with_engines(config, data_dir, work)
     if as_json:
         out.print_json(json.dumps(_gc_record(report)))
     else:
@@ -102,8 +119,12 @@ def storage_gc(
         if report.maps_kept or report.blocks_kept:
             out.print(
                 f"kept {report.maps_kept} maps and {report.blocks_kept} blocks that no version "
-                f"references: put in the last {grace} seconds, or referenced again meanwhile"
+                f"references: put in the last {report.grace.total_seconds():g} seconds, or "
+                "referenced again meanwhile"
             )
+        if report.uploads:
+            verb = "would release" if report.dry_run else "released"
+            out.print(f"{verb} the charge of {report.uploads} uploaded blocks")
     if report.stopped:
         err.print(f"[red]error:[/red] {report.stopped}")
         raise typer.Exit(1)

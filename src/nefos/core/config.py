@@ -91,6 +91,14 @@ class Storage(BaseModel):
     # objects past their X-Delete-At answer 404 at once; this often they are deleted
     # (their space freed); 0: never in this process
     expire_seconds: float = Field(default=60, ge=0)
+    # maps and blocks no version uses (uploads that never committed, blocks posted and
+    # never used, deleted objects' data) are collected this often, by one of the API
+    # processes (it claims the run in the database); 0: never by them (`nefos storage gc`)
+    gc_seconds: float = Field(default=3600, ge=0)
+    # gc keeps what was put this recently however unused: longer than any upload takes
+    # plus the clock skew between hosts. Blocks posted on their own and never used stay
+    # charged to their account until gc takes them, at least this long.
+    gc_grace_seconds: float = Field(default=3600, ge=0)
     rados_conffile: Path = Path("/etc/ceph/ceph.conf")
     rados_pool: str = "nefos"
     rados_user: str = "admin"

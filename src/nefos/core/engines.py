@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -16,6 +19,7 @@ from nefos.backends.base import OP_BINDING
 from nefos.compute.keypairs import Keypairs
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import Compute
+from nefos.core import claims
 from nefos.core.bus import Bus, Subscription, create_bus
 from nefos.core.config import Settings
 from nefos.core.db import Database
@@ -23,10 +27,12 @@ from nefos.identity.service import Identity
 from nefos.images.service import Images
 from nefos.quotas.projects import Projects
 from nefos.quotas.service import Quotas
+from nefos.storage.maintenance import GcReport, gc
 from nefos.storage.service import Namespace
 from nefos.storage.stores import open_store
 
 log = logging.getLogger("nefos.engines")
+GC_CLAIM = "storage-gc"
 
 
 class Engines:
@@ -49,6 +55,9 @@ class Engines:
         self._dispatcher: Subscription | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._expirer: asyncio.Task[None] | None = None
+        self._collector: asyncio.Task[None] | None = None
+        # who claims periodic work (nefos.core.claims), as an operator would look for it
+        self.process = f"{socket.gethostname()[:80]}:{os.getpid()}:{id(self):x}"
 
     async def start(self) -> None:
         await self.bus.start()
@@ -79,13 +88,43 @@ class Engines:
         while await self.storage.expire(time.time()):
             pass  # a full batch may leave more
 
+    async def start_collector(self) -> None:
+        """Collect unused maps and blocks periodically: every API process runs the loop,
+        and of them one per interval does the work (``nefos.core.claims``)."""
+        interval = self.settings.storage.gc_seconds
+        if interval and self._collector is None:
+            self._collector = _every(interval, self._collect, "block collection")
+
+    async def _collect(self) -> None:
+        await self.collect()
+
+    async def collect(self) -> GcReport | None:
+        """One pass of gc if this process claims this interval's (None: another did)."""
+        if not await claims.claim(
+            self.db, GC_CLAIM, self.settings.storage.gc_seconds, self.process
+        ):
+            return None
+        grace = dt.timedelta(seconds=self.settings.storage.gc_grace_seconds)
+        report = await gc(
+            self.db, self.store, grace=grace, pinned=self.compute.vmapi.pinned, quotas=self.quotas
+        )
+        log.info(
+            "gc deleted %d maps and %d blocks, released %d uploaded blocks",
+            len(report.maps),
+            len(report.blocks),
+            report.uploads,
+        )
+        if report.stopped:
+            log.error("gc: %s", report.stopped)
+        return report
+
     async def close(self) -> None:
-        for task in (self._reconciler, self._expirer):
+        for task in (self._reconciler, self._expirer, self._collector):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._reconciler = self._expirer = None
+        self._reconciler = self._expirer = self._collector = None
         if self._dispatcher is not None:
             await self._dispatcher.cancel()
             self._dispatcher = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 MODEL_MODULES = (
+    "nefos.core.claims",
     "nefos.identity.models",
     "nefos.quotas.models",
     "nefos.storage.models",

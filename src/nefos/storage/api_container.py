@@ -37,7 +37,6 @@ from nefos.storage.swift import (
     timestamp_headers,
     until_param,
 )
-from nefos.storage.upload import store_stream
 
 
 async def _container_for(call: Call) -> tuple[ContainerInfo, Callable[[str], bool] | None]:
@@ -262,13 +261,14 @@ async def container_post(call: Call) -> Response:
 
 async def block_upload(call: Call) -> Response:
     """Pithos ``POST <container>?update`` with raw bytes: store them as blocks and say
-    their hashes, so a client can then commit a hashmap that names them."""
+    their hashes, so a client can then commit a hashmap that names them. The blocks are
+    charged to the account until a version uses them (413 past its quota)."""
     assert call.container is not None
     if not call.owner and not await _may_write_somewhere(call):
         raise errors.PermissionDenied("You may not write in this container")
     await call.storage.container(call.account, call.container)
-    stored = await store_stream(call.storage.store, call.request.stream(), md5=False)
-    return json_response(stored.hashes if stored.size else [], 202)
+    hashes = await call.storage.upload_blocks(call.account, call.container, call.request.stream())
+    return json_response(hashes, 202)
 
 
 async def _may_write_somewhere(call: Call) -> bool:

@@ -10,7 +10,9 @@ Quota (``pithos.diskspace``, charged to the container's project): only current v
 count, as with Synnefo's default ``PITHOS_BACKEND_FREE_VERSIONING``, so a write charges
 the size difference to the version it replaces and a delete releases the object's size.
 A container's own quota policy (bytes, 0 = unlimited) caps the bytes of its current
-versions.
+versions and of the blocks posted to it that no version uses yet. Those blocks are
+charged to the account from their upload on (``nefos.storage.pending``); a hashmap
+PUT that uses them releases that charge in the transaction that charges the version.
 
 Apart from the operations that build writes because this is the hot path: a handful of
 prepared Core statements per write, in an order every writer shares (no deadlocks).
@@ -31,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.quotas.service import Charge, charge
+from nefos.storage import pending
 from nefos.storage.blocks import EMPTY_HASH
 from nefos.storage.models import CURRENT, DELETED
 from nefos.storage.nodes import _Nodes
@@ -74,6 +77,9 @@ class _Data:
     meta: dict[str, str] | None  # pithos domain; None keeps the source's
     source_serial: int | None = None  # other domains (and meta if None) copied from here
     domains: dict[str, dict[str, str]] | None = None  # whole domains replaced (plankton)
+    # blocks this version uses that the account may have pending (a hashmap PUT): their
+    # charge goes as the version's comes
+    pending: tuple[str, ...] = ()
 
 
 @dataclass
@@ -183,6 +189,7 @@ class _Commits(_Nodes):
         for container, change in capped.items():
             policy = plan.policies[container]
             _, used, _ = await self._container_stats(conn, policy.id)
+            used += await pending.in_container(conn, policy.id)
             if used + change > policy.quota:
                 raise errors.OverQuota(
                     f"Container {container!r} quota exceeded",
@@ -209,6 +216,8 @@ class _Commits(_Nodes):
         """One transaction for all ``writes`` and the quota of their total size change;
         retried when a concurrent write moved a current version (or the container's
         policy changed) since ``plan`` was read before it."""
+        if any(w.data is not None and w.data.pending for w in writes):
+            plan = None  # read under the transaction: policies are locked before pending rows
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 return await self._commit_once(account, muser, writes, plan)
@@ -226,7 +235,11 @@ class _Commits(_Nodes):
             if plan is None:
                 targets = [(w.container, w.name) for w in writes]
                 plan = await self._read_plan(conn, account, targets, in_transaction=True)
+            used = [h for w in writes if w.data is not None for h in w.data.pending]
+            freed = await pending.use(conn, account, used) if used else {}
             deltas, expected = await self._check_plan(conn, plan, writes)
+            for project, size in freed.items():
+                deltas[project] = deltas.get(project, 0) - size
             provisions: list[Charge] = []
             for project, delta in sorted(deltas.items()):
                 if delta:

@@ -1,8 +1,11 @@
 """File storage maintenance for operators: ``fsck`` checks that every version's map and
 blocks are whole, ``gc`` deletes the maps and blocks that no version needs any more.
 
-Both read the database and the store of a live deployment (``nefos storage fsck|gc``)
-and never write the database; only ``gc`` deletes, and only from the store.
+Both read the database and the store of a live deployment (``nefos storage fsck|gc``,
+and gc periodically in the API processes: ``[storage] gc_seconds``). Only ``gc`` deletes
+from the store; the one database change it makes is to drop the charge of blocks
+uploaded on their own (``nefos.storage.pending``) once they are collected or used by
+some version, with their quota.
 
 Why gc loses nothing. A write stores its blocks (a block already stored is touched: marked
 as put now), puts its map under a fresh name (a one-block version has none: its hash
@@ -33,6 +36,13 @@ Something outside the namespace may read a version its file no longer has: a ser
 build reads the image version it was created from (``nefos.compute.vmapi``). What the
 caller passes as ``pinned`` counts as referenced, read with the references each time.
 
+Uploaded blocks no version uses (``nefos.storage.pending``) are garbage like any other:
+gc collects them once last put before the cutoff. It then drops the pending rows
+uploaded before the cutoff whose block it collected, found gone or found used by a
+version, releasing their charge; a row whose block is still stored and unused (touched
+since, so kept) stays, so the charge lasts as long as the bytes. A row posted again
+after the cutoff is younger than it and stays too, whatever gc decided about its block.
+
 Memory: fsck and gc hold the names of every referenced block (one set), not the maps.
 """
 
@@ -46,7 +56,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import or_, select
 
 from nefos.core.db import Database, utcnow
-from nefos.storage import blocks
+from nefos.quotas.service import Quotas
+from nefos.storage import blocks, pending
 from nefos.storage.blocks import EMPTY_HASH
 from nefos.storage.models import DELETED, Node, Version
 from nefos.storage.stores import BlockMissing, BlockStore
@@ -100,6 +111,7 @@ class GcReport:
     blocks: list[str] = field(default_factory=list)
     maps_kept: int = 0  # unreferenced but young, or referenced again meanwhile
     blocks_kept: int = 0
+    uploads: int = 0  # uploaded blocks whose charge was released (a dry run: would be)
     stopped: str = ""  # why the blocks were left alone, if they were
 
 
@@ -252,11 +264,13 @@ async def gc(
     grace: dt.timedelta = DEFAULT_GRACE,
     dry_run: bool = False,
     pinned: Pinned | None = None,
+    quotas: Quotas | None = None,
 ) -> GcReport:
     """Delete the maps no version references and the blocks no referenced map holds nor
     one-block version names, when last put more than ``grace`` ago (the module docstring
     argues why that is safe while the cloud runs); what ``pinned`` names is referenced
-    too. A dry run reports the same and deletes nothing."""
+    too. With ``quotas``, then release the charge of uploaded blocks collected or used
+    (the module docstring). A dry run reports the same and changes nothing."""
     if grace < dt.timedelta(0):
         raise ValueError("a negative grace period")
     report = GcReport(dry_run=dry_run, grace=grace)
@@ -316,6 +330,10 @@ async def gc(
         report.blocks += await store.collect("block", batch, cutoff, dry_run)
     unreferenced = len(candidates) + sum(1 for name in stored_blocks if name in young)
     report.blocks_kept = unreferenced - len(report.blocks)
+    if quotas is not None and not report.stopped:
+        collected = set(report.blocks)
+        unused = {name for name in stored_blocks if name not in used and name not in collected}
+        report.uploads = await pending.expire(db, quotas, cutoff, unused, dry_run)
     return report
 
 

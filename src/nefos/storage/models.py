@@ -182,3 +182,20 @@ class PublicLink(Base):
 
     path: Mapped[str] = mapped_column(String(MAX_PATH), primary_key=True)
     token: Mapped[str] = mapped_column(String(32), unique=True)
+
+
+class PendingBlock(Base):
+    """A block an account uploaded on its own (``POST <container>`` with raw bytes) that
+    no version of the account has used yet: charged to the account, in the project of
+    the container it was posted to, until a version uses it or gc drops it
+    (``nefos.storage.pending``). ``size``: what the store keeps of it (no trailing
+    zeros). No foreign key to the container: the row outlives it, as its charge does."""
+
+    __tablename__ = "pithos_pending_blocks"
+
+    account: Mapped[str] = mapped_column(String(80), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    project: Mapped[str] = mapped_column(String(36))
+    container_id: Mapped[int | None] = mapped_column(index=True, default=None)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)

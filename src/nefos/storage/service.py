@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +42,7 @@ from nefos.storage.models import (
     GroupMember,
     Node,
     NodeMeta,
+    PendingBlock,
     Permission,
     Policy,
     PublicLink,
@@ -175,6 +176,13 @@ class Namespace(_Listings, _Permissions, _Writes, _Reads, _Commits, _Nodes):
             await s.execute(delete(ContainerStats).where(ContainerStats.node_id == node.id))
             await s.execute(delete(ContainerMetaKey).where(ContainerMetaKey.node_id == node.id))
             await s.execute(delete(NodeMeta).where(NodeMeta.node_id == node.id))
+            # Blocks posted to it stay charged until used or collected, but no longer
+            # count in a container that may be given this node's id again.
+            await s.execute(
+                update(PendingBlock)
+                .where(PendingBlock.container_id == node.id)
+                .values(container_id=None)
+            )
             await s.execute(delete(Node).where(Node.id == node.id))
             below = node.path + "/"
             await s.execute(delete(Permission).where(Permission.path.startswith(below)))

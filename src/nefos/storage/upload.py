@@ -132,11 +132,13 @@ async def store_stream(
     block_size: int = BLOCK_SIZE,
     copies: Copies | None = None,
     declared: int | None = None,
+    admit: Callable[[memoryview], Awaitable[None]] | None = None,
 ) -> Stored:
     """Store a body as blocks; its hashmap is ``[H(b"")]`` when empty. Beyond
     ``max_size`` bytes the upload fails with TooLarge. With ``copies`` and the body's
     ``declared`` size, a body that repeats a stored one may take its MD5 from there (the
-    module's docstring)."""
+    module's docstring). ``admit`` is awaited with each block, in order, before it is
+    stored: what it raises ends the upload with that block and the rest unstored."""
     digest = hashlib.md5(usedforsecurity=False) if md5 else None
     # Whether a stored body has the declared size: asked with the first block, looked at
     # (never waited for) when the body has proved stored so far.
@@ -214,6 +216,8 @@ async def store_stream(
                     digest.update(data)
                 else:
                     step = md5_step = asyncio.ensure_future(_after(md5_step, digest, data))
+        if admit is not None:
+            await admit(data)
         stored = asyncio.ensure_future(store.put_block(data))
         flight.append(_InFlight(len(lengths), stored, step, owner))
         lengths.append(len(data))

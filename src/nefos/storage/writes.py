@@ -7,6 +7,7 @@ operations read as what they do, not how the transaction does it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import secrets
@@ -17,13 +18,17 @@ from typing import Any
 from sqlalchemy import BigInteger, cast, delete, literal, select
 
 from nefos.core import errors
-from nefos.storage import blocks
+from nefos.core.db import utcnow
+from nefos.quotas.service import charge
+from nefos.storage import blocks, pending
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
 from nefos.storage.commits import _Commits, _Data, _Plan, _Write
 from nefos.storage.models import CURRENT, DELETED, HISTORY, Attribute, Node, Version
 from nefos.storage.reads import _Reads
 from nefos.storage.records import (
+    CLIENTKEY,
     DELETE_AT,
+    RESOURCE,
     USER_DOMAIN,
     ObjectRecord,
     _check_domains,
@@ -38,6 +43,8 @@ from nefos.storage.records import (
 from nefos.storage.statements import _COPY_MD5, _COPY_OF_SIZE, ATTRIBUTES, NODES, VERSIONS
 from nefos.storage.stores import BlockMissing
 from nefos.storage.upload import Copies, store_stream
+
+INLINE_HASH = 256 * 1024  # smaller blocks are hashed on the loop: a thread hop costs more
 
 
 class _Writes(_Reads, _Commits):
@@ -166,7 +173,51 @@ class _Writes(_Reads, _Commits):
         if missing:
             raise errors.Conflict("Missing blocks", data={"missing": missing})
         data = await self._new_map(size, hashes, content_type, meta, "")
+        data.pending = tuple(h for h in dict.fromkeys(hashes) if h != EMPTY_HASH)
         return await self._commit_new(account, container, name, muser, data, plan)
+
+    async def upload_blocks(
+        self, account: str, container: str, chunks: AsyncIterator[bytes]
+    ) -> list[str]:
+        """Pithos's block upload: store a body as blocks for a later hashmap PUT and say
+        their hashes ([] for an empty body). Each block is charged to the account before
+        it is stored (``nefos.storage.pending``): past the quota the upload stops with
+        OverQuota, the blocks before that point stored and charged, none after it."""
+        check_account(account)
+        check_container_name(container)
+
+        async def admit(block: memoryview) -> None:
+            data = blocks.stripped(block)
+            if not data:
+                return  # the zero block is never stored
+            name = (
+                await asyncio.to_thread(blocks.block_hash, data)
+                if len(data) >= INLINE_HASH
+                else blocks.block_hash(data)
+            )
+            await self._charge_block(account, container, name, len(data))
+
+        stored = await store_stream(self.store, chunks, md5=False, admit=admit)
+        return stored.hashes if stored.size else []
+
+    async def _charge_block(self, account: str, container: str, name: str, size: int) -> None:
+        """One block of an upload, charged in one transaction unless already pending."""
+        async with self.db.write() as conn:
+            policy = await self._policy(conn, account, container, lock=True)
+            if not await pending.record(
+                conn, account, name, size, policy.project, policy.id, utcnow()
+            ):
+                return
+            if policy.quota:
+                _, used, _ = await self._container_stats(conn, policy.id)
+                used += await pending.in_container(conn, policy.id)  # this block's included
+                if used > policy.quota:
+                    raise errors.OverQuota(
+                        f"Container {container!r} quota exceeded",
+                        data={"limit": policy.quota, "usage": used - size, "requested": size},
+                    )
+            provisions = charge(account, policy.project, RESOURCE, size)
+            await self.quotas.take(conn, CLIENTKEY, provisions, name=f"pithos {account} blocks")
 
     async def delete_object(self, account: str, container: str, name: str, muser: str = "") -> int:
         """Add a deleted marker (history stays) and release the object's size."""
