@@ -442,3 +442,34 @@ async def test_names_that_are_markup_are_escaped_in_xml(client, scene):
             element.text for element in document.iter("name")
         }
         assert name in found, (where, response.text)
+
+
+# -- existence is not revealed -----------------------------------------------------------------
+
+
+async def test_a_stranger_cannot_tell_what_exists(client, scene):
+    """Without a share, an existing container or object and a missing one answer alike
+    (status, and body but for the path it names), to a user with a share elsewhere in
+    the account or none."""
+    alice = scene.alice.base
+    pairs = [
+        (f"{alice}/private", f"{alice}/nothing"),
+        (f"{alice}/private/secret", f"{alice}/private/nothing"),
+        (f"{alice}/private/secret", f"{alice}/nothing/nothing"),
+        (f"{alice}/shared/other", f"{alice}/shared/nothing"),
+    ]
+    await client.put(f"{alice}/shared/other", headers=scene.alice.auth, content=b"x")
+    for person in (scene.bob, scene.dave):
+        for existing, missing in pairs:
+            for method in ("HEAD", "GET", "POST", "PUT", "DELETE", "COPY"):
+                headers = {**person.auth, "Destination": "/shared/doc"}
+                answers = [
+                    await client.request(method, url, headers=headers, content=b"")
+                    for url in (existing, missing)
+                ]
+                seen = [
+                    (a.status_code, a.content.replace(url[len(alice) + 1 :].encode(), b"<path>"))
+                    for a, url in zip(answers, (existing, missing), strict=True)
+                ]
+                assert seen[0] == seen[1], (person, method, existing, seen)
+                assert answers[0].status_code in (403, 405), (person, method, existing, seen)

@@ -40,12 +40,18 @@ from nefos.storage.swift import (
 
 
 async def _container_for(call: Call) -> tuple[ContainerInfo, Callable[[str], bool] | None]:
-    """The container, and for another user the names it may see (403 if none)."""
+    """The container, and for another user the names it may see (403 if none, whether
+    the container exists or not)."""
     assert call.container is not None
     if call.owner:
         return await call.storage.container(call.account, call.container), None
     visible = await call.storage.readable_filter(call.user, call.account, call.container)
-    listed = await call.storage.list_objects(call.account, call.container, visible=visible, limit=1)
+    try:
+        listed = await call.storage.list_objects(
+            call.account, call.container, visible=visible, limit=1
+        )
+    except errors.NotFound:  # as for a container that shares nothing: no telling which
+        listed = []
     if not listed:
         raise errors.PermissionDenied("Nothing here is shared with you")
     return await call.storage.container(call.account, call.container), visible
