@@ -16,6 +16,7 @@ import pytest
 
 from nefos.core.config import Settings
 from nefos.identity.service import Identity
+from nefos.storage.blocks import block_hash
 
 PREFIX = "/object-store/v1"
 SECRET = b"alice's private words"
@@ -473,3 +474,56 @@ async def test_a_stranger_cannot_tell_what_exists(client, scene):
                 ]
                 assert seen[0] == seen[1], (person, method, existing, seen)
                 assert answers[0].status_code in (403, 405), (person, method, existing, seen)
+
+
+# -- the block-hash oracle ---------------------------------------------------------------------
+
+
+async def _hashmap_put(client: httpx.AsyncClient, person: Person, url: str, data: bytes):
+    hashmap = {"bytes": len(data), "hashes": [block_hash(data)]}
+    return await client.put(
+        f"{url}?hashmap&format=json", headers=person.auth, content=json.dumps(hashmap)
+    )
+
+
+async def test_a_hashmap_put_tells_nobody_what_other_accounts_store(client, scene, engines):
+    """dave guesses alice's private content, and carol asks after her share of it ended:
+    the block is missing to both until they send it, though the store has it."""
+    await client.put(f"{scene.dave.base}/mine", headers=scene.dave.auth)
+    guess = f"{scene.dave.base}/mine/guess"
+    stored = set(await engines.storage.store.block_names())
+    refused = await _hashmap_put(client, scene.dave, guess, SECRET)
+    assert refused.status_code == 409
+    assert refused.json() == [block_hash(SECRET)]
+    read = await client.get(f"{scene.doc}?hashmap&format=json", headers=scene.carol.auth)
+    (seen,) = read.json()["hashes"]
+    await client.post(f"{scene.doc}?update", headers={**scene.alice.auth, "X-Object-Sharing": ""})
+    await client.put(f"{scene.carol.base}/mine", headers=scene.carol.auth)
+    rebuilt = await client.put(
+        f"{scene.carol.base}/mine/doc?hashmap&format=json",
+        headers=scene.carol.auth,
+        content=json.dumps({"bytes": len(DOC), "hashes": [seen]}),
+    )
+    assert rebuilt.status_code == 409
+    # Sent, the block is dave's to name; the store keeps the one copy it had.
+    sent = await client.post(
+        f"{scene.dave.base}/mine?update",
+        headers={**scene.dave.auth, "Content-Type": "application/octet-stream"},
+        content=SECRET,
+    )
+    assert sent.status_code == 202
+    assert (await _hashmap_put(client, scene.dave, guess, SECRET)).status_code == 201
+    assert set(await engines.storage.store.block_names()) == stored
+    # alice names her own blocks without sending them.
+    again = await _hashmap_put(client, scene.alice, f"{scene.alice.base}/private/again", SECRET)
+    assert again.status_code == 201
+
+
+async def test_any_stored_block_serves_a_hashmap_put_where_configured(
+    client, scene, settings: Settings
+):
+    settings.storage.hashmap_reuse = "any"  # Synnefo's behaviour, the oracle open
+    await client.put(f"{scene.dave.base}/mine", headers=scene.dave.auth)
+    guess = f"{scene.dave.base}/mine/guess"
+    assert (await _hashmap_put(client, scene.dave, guess, SECRET)).status_code == 201
+    assert await _content(client, guess, scene.dave) == SECRET

@@ -116,6 +116,7 @@ async def upload_file(
     if current is not None and (current.size, current.hash) == (size, merkle(hashes)):
         return Upload(current, len(hashes), 0, 0)
     sent_blocks = sent_bytes = 0
+    await storage.had_blocks(account, hashes)  # the operator holds the file's bytes
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         for _ in range(PUT_ATTEMPTS):
             try:

@@ -273,7 +273,9 @@ async def block_upload(call: Call) -> Response:
     if not call.owner and not await _may_write_somewhere(call):
         raise errors.PermissionDenied("You may not write in this container")
     await call.storage.container(call.account, call.container)
-    hashes = await call.storage.upload_blocks(call.account, call.container, call.request.stream())
+    hashes = await call.storage.upload_blocks(
+        call.account, call.container, call.request.stream(), uploader=call.user
+    )
     return json_response(hashes, 202)
 
 

@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.quotas.service import Charge, charge
-from nefos.storage import pending
+from nefos.storage import known, pending
 from nefos.storage.blocks import EMPTY_HASH
 from nefos.storage.models import CURRENT, DELETED
 from nefos.storage.nodes import _Nodes
@@ -80,6 +81,9 @@ class _Data:
     # blocks this version uses that the account may have pending (a hashmap PUT): their
     # charge goes as the version's comes
     pending: tuple[str, ...] = ()
+    # blocks the writing account (and caller) have now had: a hashmap PUT may name them
+    # unsent from then on (``nefos.storage.known``)
+    known: Sequence[str] = ()
 
 
 @dataclass
@@ -197,15 +201,22 @@ class _Commits(_Nodes):
                 )
         return deltas, expected
 
-    async def check_growth(self, account: str, container: str, name: str, size: int) -> None:
+    async def check_growth(
+        self, account: str, container: str, name: str, size: int, using: Sequence[str] = ()
+    ) -> None:
         """Refuse, before any block or map is stored, a write that would make the object
         ``size`` bytes beyond its container's or its project's quota (the commit checks
-        again; a refusal here leaves nothing behind for gc)."""
+        again; a refusal here leaves nothing behind for gc). ``using``: blocks the
+        account may have pending, whose charge the version takes over."""
         self._check_object_args(account, container, name)
-        async with self.db.reading() as conn:
+        async with self.db.session() as s:  # reads only, on any engine's connection
+            conn: Any = s
             plan = await self._read_plan(conn, account, [(container, name)])
             grown = _Data(size, "", "", "", "", None, None)
             deltas, _ = await self._check_plan(conn, plan, [_Write(container, name, grown)])
+            if using:
+                for project, freed in (await pending.held(s, account, using)).items():
+                    deltas[project] = deltas.get(project, 0) - freed
             for project, delta in sorted(deltas.items()):
                 if delta > 0:
                     await self.quotas.check(conn, charge(account, project, RESOURCE, delta))
@@ -245,6 +256,9 @@ class _Commits(_Nodes):
                 if delta:
                     provisions += charge(account, project, RESOURCE, delta)
             done = [await self._apply(conn, account, muser, w, plan, expected) for w in writes]
+            for w in writes:
+                if w.data is not None and w.data.known:
+                    await known.remember(conn, {account, muser}, w.data.known)
             if provisions:  # last: every writer locks policies, then holdings
                 await self.quotas.take(conn, CLIENTKEY, provisions, name=f"pithos {account}")
         return done

@@ -199,3 +199,14 @@ class PendingBlock(Base):
     project: Mapped[str] = mapped_column(String(36))
     container_id: Mapped[int | None] = mapped_column(index=True, default=None)
     uploaded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class KnownBlock(Base):
+    """A block an account has had: sent in a body or an upload, or found in a map it
+    copied in. A hashmap PUT may name such a block without sending it; any other block
+    it must send, whether the store has it or not (``nefos.storage.known``)."""
+
+    __tablename__ = "pithos_known_blocks"
+
+    account: Mapped[str] = mapped_column(String(80), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -48,7 +48,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nefos.core import errors
 from nefos.core.db import Database
@@ -147,6 +147,24 @@ async def use(conn: AsyncConnection, account: str, hashes: Sequence[str]) -> dic
     for row in await _take(conn, account, hashes, None):
         freed[row.project] = freed.get(row.project, 0) + row.size
     return freed
+
+
+async def held(
+    conn: AsyncConnection | AsyncSession, account: str, hashes: Sequence[str]
+) -> dict[str, int]:
+    """What :func:`use` would release for ``hashes`` now, per project, without taking
+    anything: a write's early quota check counts it."""
+    asked = sorted(set(hashes))
+    found: dict[str, int] = {}
+    for start in range(0, len(asked), 500):
+        rows = await conn.execute(
+            select(PENDING.c.project, func.sum(PENDING.c.size))
+            .where(PENDING.c.account == account, PENDING.c.hash.in_(asked[start : start + 500]))
+            .group_by(PENDING.c.project)
+        )
+        for project, size in rows:
+            found[project] = found.get(project, 0) + int(size)
+    return found
 
 
 def releases(account: str, freed: dict[str, int]) -> list[Charge]:

@@ -20,7 +20,7 @@ from sqlalchemy import BigInteger, cast, delete, literal, select
 from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.quotas.service import charge
-from nefos.storage import blocks, pending
+from nefos.storage import blocks, known, pending
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
 from nefos.storage.commits import _Commits, _Data, _Plan, _Write
 from nefos.storage.models import CURRENT, DELETED, HISTORY, Attribute, Node, Version
@@ -84,6 +84,7 @@ class _Writes(_Reads, _Commits):
         if etag is not None and etag.strip('"').lower() != stored.md5:
             raise errors.ChecksumMismatch("The data does not match the ETag given")
         data = await self._new_map(stored.size, stored.hashes, content_type, meta, stored.md5)
+        data.known = stored.hashes
         data.domains = _check_domains(domains)
         data.uuid = uuid  # None: the path's own, or a fresh one
         return await self._commit_new(account, container, name, muser, data, plan)
@@ -162,22 +163,40 @@ class _Writes(_Reads, _Commits):
         muser: str = "",
     ) -> ObjectRecord:
         """Commit an object from blocks already stored; Conflict with ``data["missing"]``
-        (the hashes to upload, in order) when the store lacks some."""
+        (the hashes to upload, in order) when the store lacks some, or when ``muser``'s
+        account never had them and ``storage.hashmap_reuse`` is "known"
+        (``nefos.storage.known``). A size beyond the quota is refused before any block
+        is touched: a refused PUT keeps nothing young for gc."""
         try:
             hashes = blocks.check_hashmap(size, hashes)
         except ValueError as exc:
             raise errors.InvalidInput(str(exc)) from None
         meta, plan = await self._check_write(account, container, name, content_type, meta)
+        await self.check_growth(account, container, name, size, using=hashes)
+        unsent: set[str] = set()
+        if self.settings.storage.hashmap_reuse == "known":
+            async with self.db.session() as s:
+                unsent = await known.unknown(s, muser or account, hashes)
         # touch: the blocks found are about to be referenced, so gc must spare them.
-        missing = await self.store.missing(hashes, touch=True)
+        lacking = set(await self.store.missing([h for h in hashes if h not in unsent], True))
+        missing = [h for h in dict.fromkeys(hashes) if h in unsent or h in lacking]
         if missing:
             raise errors.Conflict("Missing blocks", data={"missing": missing})
         data = await self._new_map(size, hashes, content_type, meta, "")
+        data.known = hashes
         data.pending = tuple(h for h in dict.fromkeys(hashes) if h != EMPTY_HASH)
         return await self._commit_new(account, container, name, muser, data, plan)
 
+    async def had_blocks(self, account: str, hashes: Sequence[str]) -> None:
+        """``account`` has had these blocks: an operator sends a file's blocks to the
+        store itself (``nefos image register``), holding its bytes, so the account's
+        hashmap PUT may name any of them (``nefos.storage.known``)."""
+        check_account(account)
+        async with self.db.write() as conn:
+            await known.remember(conn, [account], hashes)
+
     async def upload_blocks(
-        self, account: str, container: str, chunks: AsyncIterator[bytes]
+        self, account: str, container: str, chunks: AsyncIterator[bytes], uploader: str = ""
     ) -> list[str]:
         """Pithos's block upload: store a body as blocks for a later hashmap PUT and say
         their hashes ([] for an empty body). Each block is charged to the account before
@@ -195,15 +214,19 @@ class _Writes(_Reads, _Commits):
                 if len(data) >= INLINE_HASH
                 else blocks.block_hash(data)
             )
-            await self._charge_block(account, container, name, len(data))
+            await self._charge_block(account, container, name, len(data), uploader)
 
         stored = await store_stream(self.store, chunks, md5=False, admit=admit)
         return stored.hashes if stored.size else []
 
-    async def _charge_block(self, account: str, container: str, name: str, size: int) -> None:
-        """One block of an upload, charged in one transaction unless already pending."""
+    async def _charge_block(
+        self, account: str, container: str, name: str, size: int, uploader: str
+    ) -> None:
+        """One block of an upload, charged in one transaction unless already pending;
+        the account and its uploader have had it from then on."""
         async with self.db.write() as conn:
             policy = await self._policy(conn, account, container, lock=True)
+            await known.remember(conn, {account, uploader}, [name])
             if not await pending.record(
                 conn, account, name, size, policy.project, policy.id, utcnow()
             ):
@@ -247,6 +270,8 @@ class _Writes(_Reads, _Commits):
         if content_type is not None:
             source = dataclasses.replace(source, type=check_type(content_type))
         data = self._reuse(source, meta, keep_uuid=False, fresh=fresh)
+        if source.account != account:  # the caller could read it: the account has had it
+            data.known = await self.hashmap(source) if source.size else []
         write = _Write(dest_container, dest_name, data)
         serial = (await self._commit(account, muser, [write]))[0].serial
         return await self.get_object(account, dest_container, dest_name, serial)
@@ -430,6 +455,7 @@ class _Writes(_Reads, _Commits):
             hashes, size = await self._resize(current.name, hashes, size, truncate)
         hashes = hashes or [EMPTY_HASH]
         data = await self._new_map(size, hashes, current.type, current.meta, "")
+        data.known = hashes
         data.uuid = current.uuid
         data.source_serial = current.serial
         return await self._rewrite(current, data, muser)
