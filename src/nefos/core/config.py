@@ -95,14 +95,14 @@ class Storage(BaseModel):
     # never used, deleted objects' data) are collected this often, by one of the API
     # processes (it claims the run in the database); 0: never by them (`nefos storage gc`)
     gc_seconds: float = Field(default=3600, ge=0)
-    # which stored blocks a hashmap PUT may name without sending them: "known", those
-    # the caller's account has had (sent, or copied in); "any", every stored block
-    # (Synnefo's behaviour, which tells anybody whether some content is stored anywhere)
-    hashmap_reuse: Literal["known", "any"] = "known"
     # gc keeps what was put this recently however unused: longer than any upload takes
     # plus the clock skew between hosts. Blocks posted on their own and never used stay
     # charged to their account until gc takes them, at least this long.
     gc_grace_seconds: float = Field(default=3600, ge=0)
+    # which stored blocks a hashmap PUT may name without sending them: "known", those
+    # the caller's account has had (sent, or copied in); "any", every stored block
+    # (Synnefo's behaviour, which tells anybody whether some content is stored anywhere)
+    hashmap_reuse: Literal["known", "any"] = "known"
     rados_conffile: Path = Path("/etc/ceph/ceph.conf")
     rados_pool: str = "nefos"
     rados_user: str = "admin"
