@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -213,6 +214,57 @@ async def test_memberships_over_http(client: httpx.AsyncClient, people: dict[str
     assert stranger.status_code == 200  # admins see all
     for missing in (f"{BASE}/memberships/{1 << 40}", f"{BASE}/memberships/abc"):
         assert (await client.get(missing, headers=bob.headers)).status_code == 404
+
+
+async def test_membership_and_commission_ids_are_ascii_digits_in_range(
+    client: httpx.AsyncClient, people: dict[str, Caller], db: Database
+):
+    """``²`` is a digit to ``str.isdigit`` but not to ``int``, and ``\\u0661`` is 1 to
+    ``int``; past 31 bits no row can match: each is 404, never 500 nor another row."""
+    alice, bob, admin = people["alice"], people["bob"], people["admin"]
+    project = await approved(client, alice, admin, join_policy="auto")
+    joined = await client.post(
+        f"{BASE}/memberships", json={"join": {"project": project}}, headers=bob.headers
+    )
+    membership = joined.json()["id"]
+    assert membership < 10
+    issued = await client.post(
+        "/account/v1.0/commissions",
+        json={"provisions": [{"holder": bob.id, "source": bob.id, "resource": VM, "quantity": 1}]},
+        headers=admin.headers,
+    )
+    serial = issued.json()["serial"]
+    assert serial < 10
+    before = await snapshot(db)
+    for odd in ("\u00b2", "\u0661", "\u0660" + str(membership), f" {membership}", f"+{membership}",
+                f"{membership}_0", "9" * 30, str(1 << 31), str(1 << 63), "1" * 5000):  # fmt: skip
+        url = f"{BASE}/memberships/{quote(odd)}"
+        for response in (
+            await client.get(url, headers=bob.headers),
+            await client.post(f"{url}/action", json={"leave": ""}, headers=bob.headers),
+        ):
+            assert response.status_code == 404 and "itemNotFound" in response.json(), odd
+        url = f"/account/v1.0/commissions/{quote(odd)}"
+        for response in (
+            await client.get(url, headers=admin.headers),
+            await client.post(f"{url}/action", json={"accept": ""}, headers=admin.headers),
+        ):
+            assert response.status_code == 404 and "itemNotFound" in response.json(), odd
+    for app_id in ("\u0661", str(1 << 40), "9" * 30):
+        response = await act(client, admin, project, {"approve": {"app_id": app_id}})
+        assert response.status_code in (400, 404), (app_id, response.text)
+    bulk = await client.post(
+        "/account/v1.0/commissions/action",
+        json={"accept": [1 << 40, -5], "reject": [(1 << 63) - 1]},
+        headers=admin.headers,
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert [code for _, fault in bulk.json()["failed"] for code in fault] == ["itemNotFound"] * 3
+    beyond = await client.post(
+        "/account/v1.0/commissions/action", json={"reject": [1 << 64]}, headers=admin.headers
+    )
+    assert beyond.status_code == 400 and "badRequest" in beyond.json()
+    assert await snapshot(db) == before
 
 
 async def test_pending_applications_over_quota_are_413(
