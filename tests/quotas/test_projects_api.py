@@ -216,6 +216,58 @@ async def test_memberships_over_http(client: httpx.AsyncClient, people: dict[str
         assert (await client.get(missing, headers=bob.headers)).status_code == 404
 
 
+async def test_a_hidden_project_is_refused_as_a_missing_one(
+    client: httpx.AsyncClient, people: dict[str, Caller], db: Database
+):
+    """Whatever bob asks of a private project he may not see, he gets the answer he
+    gets for one that does not exist: a 404 with the same message, and nothing
+    written. Joining by id stays open where the join policy allows it."""
+    alice, bob, admin = people["alice"], people["bob"], people["admin"]
+    hidden = await approved(client, alice, admin, join_policy="closed", private=True)
+    pending, app = await create(client, alice, private=True)
+    missing = str(uuid.uuid4())
+
+    async def attempts(project: str, app_id: int) -> list[httpx.Response]:
+        enroll = {"enroll": {"project": project, "user": admin.email}}
+        return [
+            await client.get(f"{BASE}/{project}", headers=bob.headers),
+            await client.put(f"{BASE}/{project}", json={"comments": "x"}, headers=bob.headers),
+            await act(client, bob, project, {"suspend": {}}),
+            await act(client, bob, project, {"cancel": {"app_id": app_id}}),
+            await act(client, bob, project, {"approve": {"app_id": app_id}}),
+            await client.post(f"{BASE}/memberships", json=enroll, headers=bob.headers),
+            await client.post(
+                f"{BASE}/memberships", json={"join": {"project": project}}, headers=bob.headers
+            ),
+        ]
+
+    before = await snapshot(db)
+    for project, app_id in ((hidden, app), (pending, app)):
+        seen = await attempts(project, app_id)
+        absent = await attempts(missing, app_id)
+        for hidden_reply, missing_reply in zip(seen, absent, strict=True):
+            assert hidden_reply.status_code == missing_reply.status_code == 404, (
+                hidden_reply.request.method,
+                hidden_reply.request.url,
+                hidden_reply.text,
+            )
+            assert hidden_reply.text == missing_reply.text.replace(missing, project)
+    assert await snapshot(db) == before
+    listed = await client.get(
+        f"{BASE}/memberships", params={"project": hidden}, headers=bob.headers
+    )
+    assert listed.json() == []
+    # The owner still gets the refusals that tell her what is wrong.
+    closed = await client.post(
+        f"{BASE}/memberships",
+        json={"enroll": {"project": hidden, "user": "nobody@example.org"}},
+        headers=alice.headers,
+    )
+    assert closed.status_code == 404 and "No user" in closed.text
+    suspend = await act(client, alice, hidden, {"suspend": {}})
+    assert suspend.status_code == 403
+
+
 async def test_membership_and_commission_ids_are_ascii_digits_in_range(
     client: httpx.AsyncClient, people: dict[str, Caller], db: Database
 ):
