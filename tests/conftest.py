@@ -16,6 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -95,11 +96,12 @@ def pg_template() -> Iterator[str]:
     asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-@pytest.fixture(params=DATABASES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A freshly migrated, empty database of each kind the run can reach."""
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """A freshly migrated, empty database of the kind ``request.param`` names (a SQLite
+    file in ``directory``, or a PostgreSQL database dropped afterwards)."""
     if request.param == "sqlite":
-        path = tmp_path / "nefos.db"
+        path = directory / "nefos.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite+aiosqlite:///{path}"
         return
@@ -108,6 +110,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     asyncio.run(_pg_execute(f"CREATE DATABASE {name} TEMPLATE {template}"))
     yield _pg_url_for(name)
     asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty database of each kind the run can reach."""
+    with fresh_database(request, tmp_path) as url:
+        yield url
 
 
 async def run_nefos(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 
 import httpx
 
@@ -98,3 +99,74 @@ async def test_flavors_images_and_changes_since(client: httpx.AsyncClient, setup
     assert since.status_code == 304
     limits = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
     assert limits["maxTotalInstances"] > 0 and limits["totalInstancesUsed"] == 0
+
+
+async def test_ids_and_numbers_are_ascii_digits_in_range(client: httpx.AsyncClient, setup):
+    """``/servers/\\u0661`` is no alias of server 1 (``int()`` reads any Unicode digit),
+    ``\\u00b2`` is a digit to ``str.isdigit()`` that ``int()`` refuses, and an id past the
+    column's 31 bits cannot be looked up: 404 or 400, never another server nor a 500."""
+    _, alice = setup["people"]["alice"]
+    body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
+    created = await client.post(f"{V21}/servers", json=body, headers=alice)
+    server_id = created.json()["server"]["id"]
+    assert (await client.get(f"{V21}/servers/{server_id}", headers=alice)).status_code == 200
+    for odd in ("\u0661" * len(server_id), "\u00b2", f" {server_id}", f"+{server_id}",
+                f"0_{server_id}", "9" * 30, str(1 << 31), str(1 << 63), "\u0661" * 32):  # fmt: skip
+        base = f"{V21}/servers/{quote(odd)}"
+        for method, url, json in (
+            ("GET", base, None),
+            ("PUT", base, {"server": {"name": "renamed"}}),
+            ("POST", f"{base}/action", {"reboot": {"type": "SOFT"}}),
+            ("PUT", f"{base}/tags", {"tags": ["x"]}),
+            ("DELETE", f"{base}/tags", None),
+            ("PUT", f"{base}/tags/x", None),
+            ("POST", f"{base}/metadata", {"metadata": {"a": "b"}}),
+            ("DELETE", base, None),
+        ):
+            reply = await client.request(method, url, json=json, headers=alice)
+            assert reply.status_code == 404 and "itemNotFound" in reply.json(), (method, odd)
+        flavor = await client.get(f"{V21}/flavors/{quote(odd)}", headers=alice)
+        assert flavor.status_code == 404, odd
+    shown = (await client.get(f"{V21}/servers/{server_id}", headers=alice)).json()["server"]
+    assert shown["name"] == "vm" and shown["tags"] == [] and shown["metadata"] == {}
+    for path, params in (
+        ("/servers", {"limit": "\u00b2"}),
+        ("/servers/detail", {"limit": "\u0661"}),
+        ("/images", {"limit": "1" * 5000}),
+        ("/flavors", {"limit": "\u00b2"}),
+        ("/flavors/detail", {"minDisk": "\u00b2"}),
+        ("/flavors/detail", {"minRam": "1" * 5000}),
+    ):
+        reply = await client.get(f"{V21}{path}", params=params, headers=alice)
+        assert reply.status_code == 400 and "badRequest" in reply.json(), (path, params)
+    for name, version in (
+        ("OpenStack-API-Version", "compute "),
+        ("X-OpenStack-Nova-API-Version", "2.\u0661"),
+        ("X-OpenStack-Nova-API-Version", "2." + "1" * 5000),
+    ):
+        headers = {**alice, name: version.encode()}
+        reply = await client.get(f"{V21}/servers", headers=headers)
+        assert reply.status_code == 406, version
+
+
+async def test_a_tag_outside_latin_1_is_kept_and_served(client: httpx.AsyncClient, setup):
+    """Nova takes any text as a tag but '/' and ','; the Location header that echoes it
+    carries it percent-encoded (a header is Latin-1): the answer was a 500 after the tag
+    had been saved."""
+    _, alice = setup["people"]["alice"]
+    body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
+    server_id = (await client.post(f"{V21}/servers", json=body, headers=alice)).json()["server"][
+        "id"
+    ]
+    url = f"{V21}/servers/{server_id}/tags"
+    for tag in ("名前", "ünï", "a%b <&>", "😀"):
+        added = await client.put(f"{url}/{quote(tag, safe='')}", headers=alice)
+        assert added.status_code == 201, (tag, added.text)
+        assert added.headers["Location"].endswith(
+            f"/servers/{server_id}/tags/{quote(tag, safe='')}"
+        )
+        again = await client.put(added.headers["Location"], headers=alice)
+        assert again.status_code == 204
+        assert (await client.get(f"{url}/{quote(tag, safe='')}", headers=alice)).status_code == 204
+    tags = (await client.get(url, headers=alice)).json()["tags"]
+    assert sorted(tags) == sorted(["名前", "ünï", "a%b <&>", "😀"])

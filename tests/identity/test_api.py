@@ -6,6 +6,7 @@ import datetime as dt
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from nefos.identity.service import Identity
 
@@ -424,6 +425,49 @@ async def test_oversized_body_is_refused(client: httpx.AsyncClient, settings):
     streamed = await client.post("/identity/v2.0/tokens", content=chunks())
     assert streamed.status_code == 413
     assert streamed.json()["overLimit"]["code"] == 413
+
+
+async def test_a_content_length_is_ascii_digits(client: httpx.AsyncClient):
+    """``\u00b2`` (Latin-1 byte 0xb2) is a digit to ``str.isdigit`` but not to ``int``;
+    past int()'s digit limit a string of digits is no number either: 400, not 500."""
+    for length in (b"\xb2", b"1" * 5000, b"+1", b" 1"):
+        response = await client.post(
+            "/identity/v2.0/tokens", headers={"Content-Length": length}, content=b""
+        )
+        assert response.status_code == 400, length
+        assert response.json()["badRequest"]["message"] == "Invalid Content-Length"
+
+
+async def test_a_nul_is_refused_before_the_database(client: httpx.AsyncClient, identity, db):
+    """No name, id or value holds a NUL, and PostgreSQL cannot even store or compare
+    one (a 500 there, while SQLite took it): a NUL in a URL, a JSON string or a form is
+    refused in the API's fault format, and nothing is written."""
+    _, token = await identity.create_user("nul@example.org", password="pw-secret-1")
+    auth = {"X-Auth-Token": token}
+
+    async def feedback_rows() -> int:
+        async with db.session() as s:
+            return await s.scalar(text("SELECT count(*) FROM feedback"))
+
+    refused = [
+        await client.get("/account/v1.0/projects", params={"name": "a\0b"}, headers=auth),
+        await client.get("/identity/v3/users/a%00b", headers=auth),
+        await client.get("/compute/v2.1/os-keypairs/k%00", headers=auth),
+        await client.post("/account/v1.0/feedback", json={"feedback_msg": "hi\0"}, headers=auth),
+        await client.post("/account/v1.0/feedback", data={"feedback_msg": "hi\0"}, headers=auth),
+        await client.post(
+            "/account/v1.0/user_catalogs", json={"displaynames": ["a\0"]}, headers=auth
+        ),
+        await client.post("/identity/v3/auth/tokens", json=password_body({"name": "nul\0"}, "x")),
+    ]
+    for response in refused:
+        assert response.status_code == 400, (response.request.url, response.text)
+        body = response.json()
+        fault = body.get("error") or body.get("badRequest")
+        assert fault["code"] == 400 and "NUL" in fault["message"]
+    login = await client.post("/ui/login", data={"email": "nul\0@example.org", "password": "x"})
+    assert login.status_code == 401
+    assert await feedback_rows() == 0
 
 
 async def test_oversized_headers_are_refused(client: httpx.AsyncClient, settings):

@@ -192,7 +192,8 @@ async def test_listing_filters_and_sorts(client, alice):
     assert len(await listing(client, alice, status="AVAILABLE")) == 3
     assert len(await listing(client, alice, status="available")) == 3
     assert await listing(client, alice, status="SAVING") == []
-    for bad in ({"sort_key": "owner"}, {"sort_dir": "up"}, {"size_min": "big"}):
+    for bad in ({"sort_key": "owner"}, {"sort_dir": "up"}, {"size_min": "big"},
+                {"size_max": "1" * 5000}):  # fmt: skip
         response = await client.get(f"{V1}/images/detail", headers=alice.auth, params=bad)
         fault(response, 400, "badRequest")
 
@@ -440,6 +441,8 @@ async def test_bad_registrations(client, alice, bob):
     for extra in (
         {"size": "5"},
         {"size": "many"},
+        {"size": "1" * 5000},  # past int()'s digit limit: was a 500
+        {"size": str(1 << 64)},
         {"checksum": "0" * 64},
         {"disk_format": "floppy"},
         {"container_format": "crate"},

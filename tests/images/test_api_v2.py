@@ -541,3 +541,24 @@ async def test_description_and_hidden_images(client, people, engines: Engines):
     assert "description" not in removed.json()
     again = await patch(client, auth, image["id"], [{"op": "remove", "path": "/description"}])
     assert again.status_code == 409
+
+
+async def test_numbers_are_ascii_and_in_range(client, people):
+    """A limit in Unicode digits is no number (``int()`` reads ``\\u0661`` as 1), and a
+    count past Glance's Integer column is refused before it is written: an integer past
+    64 bits was stored, then answered 500, as no JSON encoder here writes it."""
+    _, auth = people["alice"]
+    image = await create(client, auth, name="n")
+    for params in ({"limit": "\u0661"}, {"limit": "1" * 5000}, {"size_min": "\u00b2"}):
+        response = await client.get(f"{V2}/images", headers=auth, params=params)
+        assert response.status_code == 400, (params, response.text)
+    for key in ("min_disk", "min_ram"):
+        for value in (1 << 31, 1 << 63, 1 << 70):
+            response = await client.post(f"{V2}/images", headers=auth, json={key: value})
+            assert response.status_code == 400, (key, value, response.text)
+            replaced = await patch(
+                client, auth, image["id"], [{"op": "replace", "path": f"/{key}", "value": value}]
+            )
+            assert replaced.status_code == 400, (key, value, replaced.text)
+    listed = (await client.get(f"{V2}/images", headers=auth)).json()["images"]
+    assert [(i["id"], i["min_disk"], i["min_ram"]) for i in listed] == [(image["id"], 0, 0)]

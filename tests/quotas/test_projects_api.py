@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -213,6 +214,109 @@ async def test_memberships_over_http(client: httpx.AsyncClient, people: dict[str
     assert stranger.status_code == 200  # admins see all
     for missing in (f"{BASE}/memberships/{1 << 40}", f"{BASE}/memberships/abc"):
         assert (await client.get(missing, headers=bob.headers)).status_code == 404
+
+
+async def test_a_hidden_project_is_refused_as_a_missing_one(
+    client: httpx.AsyncClient, people: dict[str, Caller], db: Database
+):
+    """Whatever bob asks of a private project he may not see, he gets the answer he
+    gets for one that does not exist: a 404 with the same message, and nothing
+    written. Joining by id stays open where the join policy allows it."""
+    alice, bob, admin = people["alice"], people["bob"], people["admin"]
+    hidden = await approved(client, alice, admin, join_policy="closed", private=True)
+    pending, app = await create(client, alice, private=True)
+    missing = str(uuid.uuid4())
+
+    async def attempts(project: str, app_id: int) -> list[httpx.Response]:
+        enroll = {"enroll": {"project": project, "user": admin.email}}
+        return [
+            await client.get(f"{BASE}/{project}", headers=bob.headers),
+            await client.put(f"{BASE}/{project}", json={"comments": "x"}, headers=bob.headers),
+            await act(client, bob, project, {"suspend": {}}),
+            await act(client, bob, project, {"cancel": {"app_id": app_id}}),
+            await act(client, bob, project, {"approve": {"app_id": app_id}}),
+            await client.post(f"{BASE}/memberships", json=enroll, headers=bob.headers),
+            await client.post(
+                f"{BASE}/memberships", json={"join": {"project": project}}, headers=bob.headers
+            ),
+        ]
+
+    before = await snapshot(db)
+    for project, app_id in ((hidden, app), (pending, app)):
+        seen = await attempts(project, app_id)
+        absent = await attempts(missing, app_id)
+        for hidden_reply, missing_reply in zip(seen, absent, strict=True):
+            assert hidden_reply.status_code == missing_reply.status_code == 404, (
+                hidden_reply.request.method,
+                hidden_reply.request.url,
+                hidden_reply.text,
+            )
+            assert hidden_reply.text == missing_reply.text.replace(missing, project)
+    assert await snapshot(db) == before
+    listed = await client.get(
+        f"{BASE}/memberships", params={"project": hidden}, headers=bob.headers
+    )
+    assert listed.json() == []
+    # The owner still gets the refusals that tell her what is wrong.
+    closed = await client.post(
+        f"{BASE}/memberships",
+        json={"enroll": {"project": hidden, "user": "nobody@example.org"}},
+        headers=alice.headers,
+    )
+    assert closed.status_code == 404 and "No user" in closed.text
+    suspend = await act(client, alice, hidden, {"suspend": {}})
+    assert suspend.status_code == 403
+
+
+async def test_membership_and_commission_ids_are_ascii_digits_in_range(
+    client: httpx.AsyncClient, people: dict[str, Caller], db: Database
+):
+    """``²`` is a digit to ``str.isdigit`` but not to ``int``, and ``\\u0661`` is 1 to
+    ``int``; past 31 bits no row can match: each is 404, never 500 nor another row."""
+    alice, bob, admin = people["alice"], people["bob"], people["admin"]
+    project = await approved(client, alice, admin, join_policy="auto")
+    joined = await client.post(
+        f"{BASE}/memberships", json={"join": {"project": project}}, headers=bob.headers
+    )
+    membership = joined.json()["id"]
+    assert membership < 10
+    issued = await client.post(
+        "/account/v1.0/commissions",
+        json={"provisions": [{"holder": bob.id, "source": bob.id, "resource": VM, "quantity": 1}]},
+        headers=admin.headers,
+    )
+    serial = issued.json()["serial"]
+    assert serial < 10
+    before = await snapshot(db)
+    for odd in ("\u00b2", "\u0661", "\u0660" + str(membership), f" {membership}", f"+{membership}",
+                f"{membership}_0", "9" * 30, str(1 << 31), str(1 << 63), "1" * 5000):  # fmt: skip
+        url = f"{BASE}/memberships/{quote(odd)}"
+        for response in (
+            await client.get(url, headers=bob.headers),
+            await client.post(f"{url}/action", json={"leave": ""}, headers=bob.headers),
+        ):
+            assert response.status_code == 404 and "itemNotFound" in response.json(), odd
+        url = f"/account/v1.0/commissions/{quote(odd)}"
+        for response in (
+            await client.get(url, headers=admin.headers),
+            await client.post(f"{url}/action", json={"accept": ""}, headers=admin.headers),
+        ):
+            assert response.status_code == 404 and "itemNotFound" in response.json(), odd
+    for app_id in ("\u0661", str(1 << 40), "9" * 30):
+        response = await act(client, admin, project, {"approve": {"app_id": app_id}})
+        assert response.status_code in (400, 404), (app_id, response.text)
+    bulk = await client.post(
+        "/account/v1.0/commissions/action",
+        json={"accept": [1 << 40, -5], "reject": [(1 << 63) - 1]},
+        headers=admin.headers,
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert [code for _, fault in bulk.json()["failed"] for code in fault] == ["itemNotFound"] * 3
+    beyond = await client.post(
+        "/account/v1.0/commissions/action", json={"reject": [1 << 64]}, headers=admin.headers
+    )
+    assert beyond.status_code == 400 and "badRequest" in beyond.json()
+    assert await snapshot(db) == before
 
 
 async def test_pending_applications_over_quota_are_413(

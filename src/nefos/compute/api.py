@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request
@@ -26,6 +27,7 @@ from nefos.compute.service import (
 from nefos.core import errors
 from nefos.core.auth import Credentials, current_user
 from nefos.core.body import parse_json
+from nefos.core.numbers import INT64_MIN, ascii_int
 from nefos.images.service import Image, Images
 
 VM_STATES = {  # Nova's vm_state for each status
@@ -269,12 +271,13 @@ def _page(items: list[Any], request: Request, key: Any) -> list[Any]:
         if marker not in ids:
             raise errors.InvalidInput(f"Marker {marker} not found")
         items = items[ids.index(marker) + 1 :]
-    limit = request.query_params.get("limit")
-    if limit is not None:
-        if not limit.lstrip("-").isdigit():
+    raw = request.query_params.get("limit")
+    if raw is not None:
+        limit = ascii_int(raw, INT64_MIN)
+        if limit is None:
             raise errors.InvalidInput("limit is a whole number")
-        if int(limit) >= 0:
-            items = items[: int(limit)]
+        if limit >= 0:
+            items = items[:limit]
     return items
 
 
@@ -473,7 +476,11 @@ async def _tag(request: Request, server_id: str, tag: str) -> Response:
         return empty(204)
     created = await compute.add_tag(user, server_id, tag)
     response = empty(201 if created else 204)
-    response.headers["Location"] = str(request.url)
+    # A tag is any text (Nova's rule): the header carries it percent-encoded, as a
+    # header must be Latin-1.
+    response.headers["Location"] = (
+        f"{_base(request)}/servers/{server_id}/tags/{quote(tag, safe='')}"
+    )
     return response
 
 
@@ -529,9 +536,10 @@ async def _list_flavors(request: Request, detail: bool) -> Response:
     for key, attribute in (("minDisk", "disk"), ("minRam", "ram")):
         raw = request.query_params.get(key)
         if raw is not None:
-            if not raw.isdigit():
+            least = ascii_int(raw)
+            if least is None:
                 raise errors.InvalidInput(f"{key} is a whole number")
-            flavors = [f for f in flavors if getattr(f, attribute) >= int(raw)]
+            flavors = [f for f in flavors if getattr(f, attribute) >= least]
     flavors = _page(flavors, request, lambda f: f.id)
     base = _base(request)
     return _reply({"flavors": [_flavor(base, f, detail, access.get(f.id)) for f in flavors]})

@@ -19,7 +19,7 @@ VERSION_HEADERS = {
     "OpenStack-API-Version": f"compute {MICROVERSION}",
     "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
 }
-_MINOR = re.compile(r"\s*2\.(\d+)\s*")
+_MINOR = re.compile(r"\s*2\.([0-9]+)\s*")  # ASCII: \d is any Unicode digit
 
 
 def check_microversion(request: Request) -> None:
@@ -27,11 +27,11 @@ def check_microversion(request: Request) -> None:
     wanted = request.headers.get("x-openstack-nova-api-version")
     header = request.headers.get("openstack-api-version", "")
     if header.lower().startswith("compute "):
-        wanted = header.split(None, 1)[1]
+        wanted = header[len("compute ") :]
     if wanted is None or wanted.strip().lower() == "latest":
         return
     match = _MINOR.fullmatch(wanted)
-    if match is None or int(match.group(1)) > 1:
+    if match is None or match.group(1).lstrip("0") not in ("", "1"):  # 2.0 and 2.1
         raise errors.NotAcceptable(f"Version {wanted} is not supported by the API (max 2.1)")
 
 

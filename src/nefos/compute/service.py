@@ -53,6 +53,7 @@ from nefos.core import errors
 from nefos.core.bus import Bus, Message
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
+from nefos.core.numbers import INT32_MAX, ascii_int
 from nefos.core.sealing import Sealer, Unsealable, sealed_length
 from nefos.images.service import Images
 from nefos.quotas.serials import decide, settle, settled
@@ -173,6 +174,14 @@ class ServerView:
     def key_names(self) -> list[str]:
         raw = self.server.key_names
         return [] if raw == "[]" else orjson.loads(raw)
+
+
+def _id(value: int | str) -> int | None:
+    """A server's or flavor's id as the API gives it: ASCII digits that an Integer column
+    holds (``/servers/\\u0661`` is not server 1, and ``/servers/<30 digits>`` no overflow)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 < value <= INT32_MAX else None
+    return ascii_int(value, 1, INT32_MAX)
 
 
 def flavor_name(vcpus: int, ram: int, disk: int, disk_template: str) -> str:
@@ -597,10 +606,9 @@ class Compute:
         return found
 
     async def flavor(self, flavor_id: int | str, projects: Iterable[str] | None = None) -> Flavor:
-        try:
-            wanted = int(flavor_id)
-        except (TypeError, ValueError):
-            raise errors.NotFound(f"No flavor {flavor_id}") from None
+        wanted = _id(flavor_id)
+        if wanted is None:
+            raise errors.NotFound(f"No flavor {flavor_id}")
         for flavor in await self.flavors(projects):
             if flavor.id == wanted:
                 return flavor
@@ -644,10 +652,9 @@ class Compute:
         """A server of ``user`` (None: any, for operators); deleted ones too. With
         ``projects`` (the caller's), also one shared to one of them: only reading takes
         those, every change is the owner's."""
-        try:
-            wanted = int(server_id)
-        except (TypeError, ValueError):
-            raise errors.NotFound(f"No server {server_id}") from None
+        wanted = _id(server_id)
+        if wanted is None:
+            raise errors.NotFound(f"No server {server_id}")
         async with self.db.session() as s:
             server = await s.get(Server, wanted)
             if server is None or (

@@ -36,6 +36,8 @@ from nefos.storage import api as storage_api
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
 STREAMING_PREFIXES = ("/object-store/", "/image/v2/images/", "/image/v1/images")
+# Prefixes whose routes decode the raw path and query themselves (the object store's names).
+RAW_PATH_PREFIXES = (storage_api.PREFIX, storage_api.PUBLIC_PREFIX + "/")
 
 
 def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
@@ -75,6 +77,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
                 faults=faults,
                 limits=settings.limits,
                 streaming_prefixes=STREAMING_PREFIXES,
+                raw_path_prefixes=RAW_PATH_PREFIXES,
             ),
             Middleware(Authentication, authenticate=engines.identity.authenticate),
         ],

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from nefos.core import errors
@@ -23,11 +24,27 @@ def _adapter(model: Any) -> TypeAdapter[Any]:
 
 
 def parse_json(model: type[T], raw: bytes) -> T:
-    """``raw`` validated as ``model``; InvalidInput saying what is wrong otherwise."""
+    """``raw`` validated as ``model``; InvalidInput saying what is wrong otherwise.
+
+    No string in it may hold a NUL: none is meaningful in a name or a value, and
+    PostgreSQL cannot store one (SQLite would, and the two must answer alike)."""
     try:
-        return _adapter(model).validate_json(raw)
+        parsed = _adapter(model).validate_json(raw)
     except ValidationError as exc:
         raise errors.InvalidInput(describe_validation(exc.errors())) from None
+    if b"\\u0000" in raw and _holds_nul(orjson.loads(raw)):  # JSON spells a NUL \u0000
+        raise errors.InvalidInput("Invalid request: text may not contain NUL (\\u0000)")
+    return parsed
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def describe_validation(problems: Sequence[Any]) -> str:

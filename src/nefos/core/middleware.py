@@ -10,8 +10,9 @@ The app lists them in one place (``nefos.core.app.MIDDLEWARE``), outermost first
   ``X-Trans-Id``, taken from the client's ``X-Openstack-Request-Id``/``X-Request-Id`` if
   well-formed), logs one access line per request, and turns any escaped exception into a
   500 fault (a client that went away mid-request is logged as 499, not as an error).
-* :class:`RequestLimits`: refuses oversized headers (400) and oversized bodies on the JSON
-  APIs (413), before any route reads them; streaming prefixes (object data) are exempt.
+* :class:`RequestLimits`: refuses oversized headers (400), a NUL in the URL of an API that
+  does not read its raw path itself (400), and oversized bodies on the JSON APIs (413),
+  before any route reads them; streaming prefixes (object data) are exempt from the last.
 * :class:`Authentication`: resolves ``X-Auth-Token`` (header, or ``?X-Auth-Token=`` where
   Synnefo accepts it) once, into ``scope["nefos.credentials"]``.
 """
@@ -34,6 +35,7 @@ from nefos.core import errors
 from nefos.core.config import Limits
 from nefos.core.faults import FaultRouter
 from nefos.core.logging import request_id
+from nefos.core.numbers import ascii_int
 
 log = logging.getLogger("nefos.http")
 
@@ -163,17 +165,28 @@ class RequestLimits:
         faults: FaultRouter,
         limits: Limits,
         streaming_prefixes: tuple[str, ...] = (),
+        raw_path_prefixes: tuple[str, ...] = (),
     ):
         self.app = app
         self.faults = faults
         self.limits = limits
         self.streaming_prefixes = streaming_prefixes
+        self.raw_path_prefixes = raw_path_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        if not path.startswith(self.raw_path_prefixes) and (
+            "\0" in path or b"%00" in scope["query_string"]
+        ):
+            # No name, id or filter holds a NUL (PostgreSQL cannot even store one); the
+            # object store reads its raw path and says so in its own words.
+            await self._refuse(
+                scope, receive, send, errors.InvalidInput("The URL contains a NUL (%00)"), 400
+            )
+            return
         total = 0
         for name, value in scope["headers"]:
             total += len(name) + len(value)
@@ -204,12 +217,13 @@ class RequestLimits:
         limit = self.limits.json_body_bytes
         length = _header(scope, b"content-length")
         if length is not None:
-            if not length.isdigit():
+            size = ascii_int(length)
+            if size is None:
                 await self._refuse(
                     scope, receive, send, errors.InvalidInput("Invalid Content-Length"), 400
                 )
                 return
-            if int(length) > limit:
+            if size > limit:
                 await self._refuse(scope, receive, send, _too_large(limit), 413)
                 return
         await self.app(scope, _counting(receive, limit), send)

@@ -28,6 +28,7 @@ from nefos.core import errors
 from nefos.core.auth import Credentials
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
+from nefos.core.numbers import ascii_uuid
 from nefos.identity.catalog import Catalog
 from nefos.identity.models import AuthIdentity, Feedback, Project, Token, User
 from nefos.identity.throttle import LoginThrottle, account_key, address_key
@@ -57,10 +58,7 @@ def system_project_name(user_id: uuid.UUID) -> str:
 
 
 def parse_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        return None
+    return ascii_uuid(value)
 
 
 class CredentialCache:
@@ -206,9 +204,10 @@ class Identity:
 
     async def _find_user(self, s: AsyncSession, ref: str | uuid.UUID) -> User:
         user_id = ref if isinstance(ref, uuid.UUID) else parse_uuid(ref)
+        user = None
         if user_id is not None:
             user = await s.get(User, user_id)
-        else:
+        elif "\0" not in str(ref):  # no address holds one (and PostgreSQL cannot compare it)
             user = await s.scalar(select(User).where(User.email == str(ref).strip().lower()))
         if user is None:
             raise errors.NotFound(f"No user {ref}")
@@ -599,6 +598,8 @@ class Identity:
     async def add_feedback(self, user_id: uuid.UUID, message: str, data: str) -> None:
         if not message.strip():
             raise errors.InvalidInput("feedback_msg is empty")
+        if "\0" in message or "\0" in data:
+            raise errors.InvalidInput("Feedback may not contain NUL")
         if len(message) > 4096 or len(data) > 65536:
             raise errors.TooLarge("Feedback message or data too long")
         async with self.db.transaction() as s:

@@ -30,6 +30,7 @@ from nefos.core import errors
 from nefos.core.auth import Credentials, current_user
 from nefos.core.body import parse_json
 from nefos.core.faults import json_response
+from nefos.core.numbers import ascii_int
 from nefos.images.service import Image, Images, parse_location
 from nefos.storage.http import header_text
 
@@ -180,10 +181,10 @@ def _flag(value: str, what: str) -> bool:
 
 
 def _count(value: str, what: str) -> int:
-    value = value.strip()
-    if not (value.isascii() and value.isdigit()):
+    count = ascii_int(value.strip())
+    if count is None:
         raise errors.InvalidInput(f"{what} is a whole number of bytes")
-    return int(value)
+    return count
 
 
 def _image_reply(image: Image) -> Response:

@@ -34,6 +34,7 @@ from starlette.responses import Response, StreamingResponse
 from nefos.core import errors
 from nefos.core.auth import current_user
 from nefos.core.faults import json_response
+from nefos.core.numbers import INT32_MAX, INT64_MIN, ascii_int
 from nefos.images.service import (
     CONTAINER_FORMATS,
     DISK_FORMATS,
@@ -223,6 +224,8 @@ def _check_attribute(key: str, value: Any) -> Any:
             raise _not_schema(value, "is not of type 'integer'")
         if value < 0:
             raise errors.InvalidInput(f"{key} cannot be a negative value.")
+        if value > INT32_MAX:  # Glance's Integer column
+            raise _not_schema(value, f"is greater than the maximum of {INT32_MAX}")
     elif key == "visibility":
         if value not in VISIBILITIES:
             raise _not_schema(value, f"is not one of {list(VISIBILITIES)}")
@@ -363,10 +366,9 @@ def _time_filter(key: str, expression: str) -> Predicate:
 
 
 def _range_filter(key: str, value: str) -> Predicate:
-    try:
-        bound = int(value)
-    except ValueError:
-        raise errors.InvalidInput("Unable to filter on a range with a non-numeric value.") from None
+    bound = ascii_int(value, INT64_MIN)
+    if bound is None:
+        raise errors.InvalidInput("Unable to filter on a range with a non-numeric value.")
     if key == "size_min":
         return lambda image, view: view["size"] is not None and view["size"] >= bound
     return lambda image, view: view["size"] is not None and view["size"] <= bound
@@ -407,10 +409,9 @@ class Listing:
         tags: list[str] = []
         for key, value in items:
             if key == "limit":
-                try:
-                    limit = int(value)
-                except ValueError:
-                    raise errors.InvalidInput("limit param must be an integer") from None
+                limit = ascii_int(value, INT64_MIN)
+                if limit is None:
+                    raise errors.InvalidInput("limit param must be an integer")
                 if limit < 0:
                     raise errors.InvalidInput("limit param must be positive")
                 listing.limit = min(limit, LIST_MAX)

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from nefos.core import errors
+from nefos.core.numbers import INT32_MAX, ascii_uuid
 from nefos.storage.service import Namespace, ObjectRecord
 from nefos.storage.sharing import EVERYONE
 
@@ -114,10 +115,10 @@ def parse_location(location: str) -> tuple[str, str, str]:
 
 
 def parse_image_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        raise errors.NotFound(f"No image {value}") from None
+    image_id = ascii_uuid(value)
+    if image_id is None:
+        raise errors.NotFound(f"No image {value}")
+    return image_id
 
 
 def _check_name(name: Any) -> str:
@@ -134,8 +135,10 @@ def _check_choice(value: Any, choices: Iterable[str], what: str) -> str:
 
 
 def _check_count(value: Any, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise errors.InvalidInput(f"{what} is a whole number of at least 0")
+    """Glance keeps these in Integer columns; nefos in the image's metadata, but no
+    more than Glance would hold (an integer past 64 bits is no JSON orjson writes)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT32_MAX:
+        raise errors.InvalidInput(f"{what} is a whole number from 0 to {INT32_MAX}")
     return str(value)
 
 

@@ -7,7 +7,6 @@ that owns its serials, so one service cannot resolve another's.
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +17,7 @@ from nefos.core import errors
 from nefos.core.auth import Credentials, current_admin, current_user
 from nefos.core.body import parse_json
 from nefos.core.faults import SYNNEFO_NAMES, json_response, status_of
+from nefos.core.numbers import INT32_MAX, INT64_MAX, INT64_MIN, ascii_int, ascii_uuid
 from nefos.quotas.models import NO_SOURCE, Holding
 from nefos.quotas.resources import describe
 from nefos.quotas.service import (
@@ -142,12 +142,8 @@ def _holder_ref(value: str, default_kind: str) -> str:
     """``user:<uuid>``/``project:<uuid>``, or a bare UUID of the kind its place implies."""
     if value.startswith(("user:", "project:")):
         return value
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise errors.InvalidInput(
-            f"Bad holder {value!r}: want user:<uuid> or project:<uuid>"
-        ) from None
+    if ascii_uuid(value) is None:
+        raise errors.InvalidInput(f"Bad holder {value!r}: want user:<uuid> or project:<uuid>")
     return f"{default_kind}:{value}"
 
 
@@ -175,9 +171,17 @@ async def pending(service: Service, caller: Admin) -> Response:
     return json_response(await service.pending(clientkey(caller)))
 
 
+def _serial(value: str) -> int:
+    """A serial in the path: ASCII digits within the column, else no such commission."""
+    serial = ascii_int(value, 1, INT32_MAX)
+    if serial is None:
+        raise errors.NotFound(f"No commission {value} of this service")
+    return serial
+
+
 @router.get("/commissions/{serial}")
-async def show(serial: int, service: Service, caller: Admin) -> Response:
-    commission, provisions = await service.commission(clientkey(caller), serial)
+async def show(serial: str, service: Service, caller: Admin) -> Response:
+    commission, provisions = await service.commission(clientkey(caller), _serial(serial))
     return json_response(
         {
             "serial": commission.serial,
@@ -198,22 +202,27 @@ async def show(serial: int, service: Service, caller: Admin) -> Response:
 
 
 @router.post("/commissions/{serial}/action")
-async def resolve_one(serial: int, request: Request, service: Service, caller: Admin) -> Response:
+async def resolve_one(serial: str, request: Request, service: Service, caller: Admin) -> Response:
+    number = _serial(serial)
     body = parse_json(dict[str, Any], await request.body())
     if set(body) == {"accept"}:
-        await service.accept(clientkey(caller), serial)
+        await service.accept(clientkey(caller), number)
     elif set(body) == {"reject"}:
-        await service.reject(clientkey(caller), serial)
+        await service.reject(clientkey(caller), number)
     else:
         raise errors.InvalidInput('Give exactly one of {"accept": ""} or {"reject": ""}')
     return Response(status_code=200)
 
 
+# A serial the answer can echo: past 64 bits no JSON encoder here writes it.
+Serial = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+
+
 class BulkAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    accept: list[int] = Field(default_factory=list, max_length=10_000)
-    reject: list[int] = Field(default_factory=list, max_length=10_000)
+    accept: list[Serial] = Field(default_factory=list, max_length=10_000)
+    reject: list[Serial] = Field(default_factory=list, max_length=10_000)
 
 
 def _fault(error: errors.NefosError) -> dict[str, Any]:

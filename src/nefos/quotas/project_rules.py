@@ -17,6 +17,7 @@ from typing import Any
 
 from nefos.core import errors
 from nefos.core.db import utcnow
+from nefos.core.numbers import ascii_uuid
 from nefos.identity.models import Project
 from nefos.quotas.models import ProjectApplication, ProjectMembership, ProjectResource
 from nefos.quotas.resources import RESOURCES
@@ -382,12 +383,7 @@ def check_reason(reason: Any) -> str:
 
 
 def parse_id(value: Any) -> uuid.UUID | None:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        return None
+    return ascii_uuid(value)
 
 
 def capacity(project_capacity: int, member_capacity: int) -> dict[str, int]:

@@ -94,7 +94,7 @@ class Projects:
             if project_id is None:
                 snapshot = _new_snapshot(given, owner)
             else:
-                project = await self._project(s, project_id)
+                project = await self._project(s, project_id, visible_to=actor)
                 rules.check_modifiable(actor, project)
                 snapshot = await self._modified_snapshot(s, project, given, owner)
                 replaced = await self._pending_of(s, project.id)
@@ -153,7 +153,7 @@ class Projects:
             await s.flush()
             await self._set_resources(s, project.id, snapshot["resources"])
         else:
-            project = await self._project(s, project_id, lock=True)
+            project = await self._project(s, project_id, lock=True, visible_to=actor)
             rules.check_modifiable(actor, project)
             now_pending = await self._pending_of(s, project.id)
             if {a.id for a in now_pending} != {a.id for a in replaced}:
@@ -208,14 +208,14 @@ class Projects:
         if action not in rules.APPLICATION_ACTIONS:
             raise errors.InvalidInput(f"Unknown application action {action!r}")
         async with self.db.session() as s:
-            project, app = await self._application(s, project_id, app_id)
+            project, app = await self._application(s, actor, project_id, app_id)
             await self._check_application_action(s, actor, project, app, action)
         try:
             async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
                 if action in rules.RELEASES_PENDING_APP:
                     await settlement.issue(_pending_app(app.applicant_id, -1), name=action)
                 async with settlement.transaction() as s:
-                    project, app = await self._application(s, project_id, app_id, lock=True)
+                    project, app = await self._application(s, actor, project_id, app_id, lock=True)
                     await self._check_application_action(s, actor, project, app, action)
                     self._set_application_state(s, project, app, action, actor, reason)
                     await self._after[action](s, actor, project, app, reason)
@@ -313,7 +313,7 @@ class Projects:
         target = rules.PROJECT_TARGET[action]
         try:
             async with self.db.transaction() as s:
-                project = await self._project(s, project_id, lock=True)
+                project = await self._project(s, project_id, lock=True, visible_to=actor)
                 rules.check_project_action(actor, project, action)
                 if target in rules.NAMED:
                     name = await self._realname(s, project)
@@ -388,7 +388,14 @@ class Projects:
             )
             state = membership.state if membership is not None else rules.NEW
             members = await self._member_count(s, project.id)
-            target = rules.membership_target(actor, project, user_id, state, action, members)
+            try:
+                target = rules.membership_target(actor, project, user_id, state, action, members)
+            except errors.NefosError:
+                # Joining by id is Synnefo's way into a private project, but a caller
+                # who may not see it learns nothing from a refusal.
+                if action in ("join", "enroll") and not await self._sees(s, actor, project):
+                    raise errors.NotFound(f"No project {project_id}") from None
+                raise
             if membership is None:
                 membership = ProjectMembership(project_id=project.id, user_id=user_id, state="")
                 s.add(membership)
@@ -625,21 +632,40 @@ class Projects:
     # -- shared steps --------------------------------------------------------------------
 
     async def _project(
-        self, s: AsyncSession, project_id: uuid.UUID | str, lock: bool = False
+        self,
+        s: AsyncSession,
+        project_id: uuid.UUID | str,
+        lock: bool = False,
+        visible_to: Actor | None = None,
     ) -> Project:
+        """The project, or NotFound; with ``visible_to``, NotFound too if that caller
+        may not see it, so that a refusal never tells a hidden project from a missing
+        one (None, the operator, sees every project)."""
         wanted = rules.parse_id(project_id)
         project = None
         if wanted is not None:
             query = select(Project).where(Project.id == wanted)
             project = await s.scalar(query.with_for_update() if lock else query)
-        if project is None:
+        if project is None or not await self._sees(s, visible_to, project):
             raise errors.NotFound(f"No project {project_id}")
         return project
 
+    async def _sees(self, s: AsyncSession, actor: Actor | None, project: Project) -> bool:
+        """Whether the caller may know of the project: the listing's rule."""
+        if rules.is_admin(actor):
+            return True
+        query = select(Project.id).where(Project.id == project.id, self._visible(actor, "default"))
+        return await s.scalar(query) is not None
+
     async def _application(
-        self, s: AsyncSession, project_id: uuid.UUID | str, app_id: int, lock: bool = False
+        self,
+        s: AsyncSession,
+        actor: Actor | None,
+        project_id: uuid.UUID | str,
+        app_id: int,
+        lock: bool = False,
     ) -> tuple[Project, ProjectApplication]:
-        project = await self._project(s, project_id, lock=lock)
+        project = await self._project(s, project_id, lock=lock, visible_to=actor)
         app = await s.get(ProjectApplication, app_id) if 0 < app_id <= rules.MAX_ID else None
         if app is None or app.project_id != project.id:
             raise errors.NotFound(f"No application {app_id} of project {project.id}")

@@ -19,6 +19,7 @@ from nefos.core import errors
 from nefos.core.auth import Credentials, current_user
 from nefos.core.body import describe_validation, parse_json
 from nefos.core.faults import json_response
+from nefos.core.numbers import ascii_int
 from nefos.quotas import project_rules as rules
 from nefos.quotas.project_rules import Actor
 from nefos.quotas.projects import Projects
@@ -73,7 +74,10 @@ class ProjectAction(Strict):
     @classmethod
     def _digits(cls, value: Any) -> Any:
         """kamaki passes the id as the user typed it."""
-        return int(value) if isinstance(value, str) and value.isdigit() else value
+        if isinstance(value, str):
+            number = ascii_int(value, 1, rules.MAX_ID)
+            return value if number is None else number
+        return value
 
 
 class Join(Strict):
@@ -107,9 +111,12 @@ def _one_action(raw: bytes, known: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _membership_id(value: str) -> int:
-    if not value.isdigit():
+    """ASCII digits within the column, else no such membership (``²`` is a digit to
+    ``str.isdigit`` but not to ``int``)."""
+    number = ascii_int(value, 1, rules.MAX_ID)
+    if number is None:
         raise errors.NotFound(f"No membership {value}")
-    return int(value)
+    return number
 
 
 # -- memberships -------------------------------------------------------------------------

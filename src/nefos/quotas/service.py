@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
+from nefos.core.numbers import INT32_MAX
 from nefos.core.prepared import Prepared
 from nefos.identity.models import Project, User
 from nefos.quotas.models import (
@@ -446,9 +447,11 @@ class Quotas:
             await self._resolve(s, commission, accept)
 
     async def _pending(self, s: AsyncSession, clientkey: str, serial: int) -> Commission:
-        commission = await s.scalar(
-            select(Commission).where(Commission.serial == serial).with_for_update()
-        )
+        commission = None
+        if _serial_in_range(serial):
+            commission = await s.scalar(
+                select(Commission).where(Commission.serial == serial).with_for_update()
+            )
         if commission is None or commission.clientkey != clientkey:
             raise errors.NotFound(f"No commission {serial} of this service")
         if commission.state != PENDING:
@@ -527,7 +530,7 @@ class Quotas:
 
     async def commission(self, clientkey: str, serial: int) -> tuple[Commission, list[Provision]]:
         async with self.db.session() as s:
-            commission = await s.get(Commission, serial)
+            commission = await s.get(Commission, serial) if _serial_in_range(serial) else None
             if commission is None or commission.clientkey != clientkey:
                 raise errors.NotFound(f"No commission {serial} of this service")
             provisions = list(
@@ -606,6 +609,12 @@ def _no_holding(p: Charge) -> errors.NotFound:
         f"No holding for {p.holder} from {p.source} of {p.resource}",
         data={"provision": p.as_dict()},
     )
+
+
+def _serial_in_range(serial: int) -> bool:
+    """Serials are numbered in an Integer column: one past it names no commission (and
+    the database would refuse to compare with it)."""
+    return isinstance(serial, int) and 0 < serial <= INT32_MAX
 
 
 def _check_limit(limit: int) -> None:
