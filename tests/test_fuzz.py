@@ -1030,16 +1030,7 @@ def fuzzed(
 
 @pytest.mark.parametrize(
     "family",
-    [
-        *(f for f in FAMILIES if f != "object-store"),
-        pytest.param(
-            "object-store",
-            marks=pytest.mark.xfail(
-                reason="storage inputs that answer 500 are being fixed apart (issue 17)",
-                strict=False,
-            ),
-        ),
-    ],
+    FAMILIES,
 )
 def test_no_server_error_on_any_input(fuzzed: tuple[asyncio.Runner, World], family: str) -> None:
     runner, world = fuzzed

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from nefos.identity.service import Identity
+from tests.identity.test_web import login as web_login
 
 V3 = "/identity/v3/auth/tokens"
 
@@ -465,7 +466,7 @@ async def test_a_nul_is_refused_before_the_database(client: httpx.AsyncClient, i
         body = response.json()
         fault = body.get("error") or body.get("badRequest")
         assert fault["code"] == 400 and "NUL" in fault["message"]
-    login = await client.post("/ui/login", data={"email": "nul\0@example.org", "password": "x"})
+    login = await web_login(client, "nul\0@example.org", "x")
     assert login.status_code == 401
     assert await feedback_rows() == 0
 

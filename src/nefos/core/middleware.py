@@ -178,8 +178,9 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        if not path.startswith(self.raw_path_prefixes) and (
-            "\0" in path or b"%00" in scope["query_string"]
+        query = scope["query_string"]
+        if ("\0" in path and not path.startswith(self.raw_path_prefixes)) or (
+            b"%00" in query or b"\0" in query
         ):
             # No name, id or filter holds a NUL (PostgreSQL cannot even store one); the
             # object store reads its raw path and says so in its own words.

@@ -108,7 +108,7 @@ async def object_read(call: Call) -> Response:
             )
         return json_response(body)
     raw_version = call.query.get("version")
-    version = None if raw_version is None else http.whole_number(raw_version, "version")
+    version = http.version_number(raw_version, "version")
     seen = None
     if version is None:
         record, seen = await call.storage.get_object_shared(

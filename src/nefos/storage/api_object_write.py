@@ -300,7 +300,7 @@ async def _copy(
     raw_version = call.headers.get("x-source-version")
     if raw_version is not None and move:
         raise errors.InvalidInput("X-Source-Version is a version number (copies only)")
-    version = None if raw_version is None else http.whole_number(raw_version, "X-Source-Version")
+    version = http.version_number(raw_version, "X-Source-Version")
     source_call = Call(call.request, call.storage, call.credentials, source_account, None, None)
     if not source_call.owner:
         granted = await call.storage.access(call.user, source_account, container, name)
@@ -453,9 +453,7 @@ async def _update_data(call: Call) -> ObjectRecord:
         container, name = source_path(source, "X-Source-Object")
         source_account = call.headers.get("x-source-account") or call.account
         raw_version = call.headers.get("x-source-version")
-        version = (
-            None if raw_version is None else http.whole_number(raw_version, "X-Source-Version")
-        )
+        version = http.version_number(raw_version, "X-Source-Version")
         # The caller reads the source: a share of this object grants nothing else.
         granted = await call.storage.access(call.user, source_account, container, name)
         if granted is None:

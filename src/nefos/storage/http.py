@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote, unquote_to_bytes
 from xml.sax.saxutils import escape, quoteattr
 
 from nefos.core import errors
+from nefos.core.numbers import INT32_MAX, INT64_MAX, ascii_int
 
 _RANGE_SPEC = re.compile(r"^\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
 MAX_RANGES = 100  # Swift refuses more than this many ranges as abuse
@@ -25,18 +26,18 @@ ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 # -- names in paths and headers ---------------------------------------------------------
 
 
-MAX_INTEGER = 2**63 - 1  # the largest number both databases store
-
-
-def whole_number(raw: str, what: str, limit: int = MAX_INTEGER) -> int:
-    """A count, size, version or time from a header or the query: ASCII digits only,
-    at most ``limit``. Python's ``int()`` takes other scripts' digits and ``isdigit()``
-    passes superscripts, so neither may decide alone; a number no column holds would
-    fail in the database instead of here."""
-    text = raw.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > limit:
+def whole_number(raw: str, what: str, limit: int = INT64_MAX) -> int:
+    """A count, size, version or time from a header or the query: ASCII digits only, at
+    most ``limit`` (``nefos.core.numbers`` says why Python's own parsers will not do)."""
+    value = ascii_int(raw.strip(), 0, limit)
+    if value is None:
         raise errors.InvalidInput(f"{what} is a whole number of at most {limit}")
-    return int(text)
+    return value
+
+
+def version_number(raw: str | None, what: str) -> int | None:
+    """A version (serial) asked for, or None if none is: serials are 32-bit columns."""
+    return None if raw is None else whole_number(raw, what, INT32_MAX)
 
 
 def decode_segment(raw: str, what: str) -> str:
