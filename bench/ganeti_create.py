@@ -38,8 +38,8 @@ from nefos.backends.ganeti import GanetiCluster
 from nefos.compute.models import Flavor, Server
 from nefos.core.bus import AmqpBus
 from nefos.core.config import Settings, ensure_data_dir
-from nefos.core.engines import Engines
 from nefos.core.migrate import upgrade
+from nefos.server.engines import Engines
 
 NEFOS = str(Path(sys.executable).with_name("nefos"))
 GANETI_ENV = Path("/run/nefos-ganeti/env")

@@ -27,13 +27,13 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy.engine import make_url
 
-from nefos.core.app import create_app
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.db import Database
-from nefos.core.engines import Engines
 from nefos.core.migrate import upgrade
 from nefos.identity import service as identity_service
 from nefos.identity.service import Identity
+from nefos.server.app import create_app
+from nefos.server.engines import Engines
 from tests.broker import private_broker  # noqa: F401 (a RabbitMQ that tests may restart)
 
 PG_URL = os.environ.get("NEFOS_TEST_DATABASE_URL")

@@ -42,11 +42,11 @@ from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from nefos.core.app import create_app
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.db import Base
-from nefos.core.engines import Engines
 from nefos.core.models import load_all
+from nefos.server.app import create_app
+from nefos.server.engines import Engines
 from tests.conftest import DATABASES, fresh_database
 
 FAMILIES = ["identity", "account", "compute", "image", "object-store"]

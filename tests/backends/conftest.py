@@ -32,7 +32,7 @@ from sqlalchemy import text
 
 from nefos.backends import base
 from nefos.compute.models import Backend
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from tests.conftest import NEFOS
 
 IN_CI = os.environ.get("CI") == "true"

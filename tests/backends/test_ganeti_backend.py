@@ -37,7 +37,7 @@ from nefos.backends.ganeti.rapi import pem_certificates, ssl_context
 from nefos.compute.service import ServerView
 from nefos.core import errors
 from nefos.core.bus import AmqpBus, Message
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from tests.backends.conftest import (
     IN_CI,
     Ganeti,

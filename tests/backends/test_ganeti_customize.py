@@ -31,7 +31,7 @@ import pytest
 
 from nefos.backends import base
 from nefos.backends.base import InstanceSpec
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from tests.backends.conftest import Ganeti, _unavailable
 from tests.backends.test_ganeti_backend import until_status
 from tests.backends.test_ganeti_engine import Serial

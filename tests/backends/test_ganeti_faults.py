@@ -13,7 +13,7 @@ from nefos.backends import base
 from nefos.backends.ganeti.eventd import QueueWatcher
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import CLIENTKEY
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from tests.backends.conftest import (
     add_ganeti_backend,
     number_servers_apart,

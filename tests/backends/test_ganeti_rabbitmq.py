@@ -20,7 +20,7 @@ import pytest
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import CLIENTKEY
 from nefos.core.config import Settings, ensure_data_dir
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from tests.backends.conftest import (
     Ganeti,
     add_ganeti_backend,

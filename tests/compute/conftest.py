@@ -14,8 +14,8 @@ import pytest
 from nefos.compute.service import Compute, ServerView
 from nefos.core.bus import AmqpBus, MemoryBus
 from nefos.core.config import Settings
-from nefos.core.engines import Engines
 from nefos.quotas.service import project_holder, user_holder
+from nefos.server.engines import Engines
 
 AMQP_URL = os.environ.get("NEFOS_TEST_AMQP_URL")
 BUSES = ["memory", pytest.param("amqp", marks=pytest.mark.skipif(not AMQP_URL, reason="no AMQP"))]

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from nefos.compute.vmapi import digest
 from nefos.compute.vmapi_models import BuildSecret
-from nefos.core.engines import Engines
 from nefos.quotas.project_rules import Actor
 from nefos.quotas.service import project_holder, user_holder
+from nefos.server.engines import Engines
 from tests.compute.conftest import V21, wait
 
 RESOURCES = ("cyclades.vm", "cyclades.total_cpu", "cyclades.cpu", "cyclades.total_ram")

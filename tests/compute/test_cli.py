@@ -31,7 +31,7 @@ from nefos.cli.main import app
 from nefos.compute.models import Server
 from nefos.compute.service import Compute, ServerView
 from nefos.core.config import Settings
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from tests.conftest import free_port, invoke_nefos, nefos_in_process, run_nefos
 
 

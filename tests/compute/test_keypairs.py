@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from nefos.compute.keypairs import MAX_KEYPAIRS, Keypairs
 from nefos.core import errors
-from nefos.core.engines import Engines
 from nefos.identity.service import Identity
+from nefos.server.engines import Engines
 from tests.conftest import Server
 from tests.e2e.test_server import openstack, side_by_side
 

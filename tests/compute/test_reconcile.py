@@ -10,7 +10,7 @@ from nefos.backends.base import instance_name
 from nefos.backends.embedded import EmbeddedCluster
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import CLIENTKEY, Compute
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from tests.compute.conftest import until, usage
 
 NOW = dt.timedelta(0)

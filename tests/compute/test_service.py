@@ -12,7 +12,7 @@ from nefos.backends import base
 from nefos.backends.embedded import EmbeddedCluster
 from nefos.compute.service import Compute
 from nefos.core import errors
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from tests.compute.conftest import until, usage
 
 MiB = 1 << 20

@@ -21,7 +21,7 @@ from nefos.backends.base import InstanceSpec
 from nefos.compute.service import Compute
 from nefos.compute.vmapi import digest
 from nefos.compute.vmapi_models import BuildSecret
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from nefos.storage.blocks import BLOCK_SIZE, hashmap, merkle
 from tests.compute.conftest import stream
 

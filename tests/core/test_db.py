@@ -16,10 +16,10 @@ from sqlalchemy import event, text
 
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.db import Base, Database
-from nefos.core.engines import Engines
 from nefos.core.migrate import current, head, upgrade_async
 from nefos.core.models import load_all
 from nefos.core.sqlite import GroupCommit
+from nefos.server.engines import Engines
 
 
 async def test_migrations_match_the_models(db: Database, database_url: str):

@@ -17,7 +17,7 @@ import typer.main
 from nefos.cli.main import app
 from nefos.core import errors
 from nefos.core.config import Settings
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from tests.conftest import NEFOS, invoke_nefos
 
 SECRET_WORDS = ("password", "passwd", "secret")

@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from nefos.core import errors
-from nefos.core.app import create_app
 from nefos.core.config import OidcProvider as OidcSettings
 from nefos.core.config import Settings, ensure_data_dir
-from nefos.core.engines import Engines
 from nefos.identity.service import Identity
+from nefos.server.app import create_app
+from nefos.server.engines import Engines
 from tests.identity.oidc_provider import OidcProvider
 
 TOKEN = re.compile(r'<code class="token" id="token">([^<]+)</code>')

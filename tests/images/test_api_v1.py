@@ -12,8 +12,8 @@ from urllib.parse import quote, unquote
 import httpx
 import pytest
 
-from nefos.core.engines import Engines
 from nefos.identity.service import Identity
+from nefos.server.engines import Engines
 from nefos.storage.blocks import BLOCK_SIZE, block_hash, merkle
 
 STORE = "/object-store/v1"

@@ -11,8 +11,8 @@ import uuid
 import httpx
 import pytest
 
-from nefos.core.engines import Engines
 from nefos.identity.service import Identity
+from nefos.server.engines import Engines
 
 V2 = "/image/v2"
 PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}

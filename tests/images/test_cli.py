@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from nefos.core.config import Settings
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from nefos.storage.blocks import BLOCK_SIZE, block_hash, merkle
 from tests.conftest import invoke_nefos, run_nefos
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from nefos.core import errors
-from nefos.core.engines import Engines
 from nefos.images.service import Images
+from nefos.server.engines import Engines
 from nefos.storage.service import Namespace
 
 

@@ -17,10 +17,10 @@ import uuid
 from pathlib import Path
 
 from nefos.core.config import Settings, ensure_data_dir
-from nefos.core.engines import Engines
 from nefos.identity.models import Project
 from nefos.quotas.serials import settled
 from nefos.quotas.service import charge
+from nefos.server.engines import Engines
 
 
 async def main(database_url: str, data_dir: str, user: str, when: str) -> None:

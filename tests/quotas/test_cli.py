@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from nefos.core.engines import Engines
 from nefos.identity.models import Project
 from nefos.quotas.service import project_holder, user_holder
+from nefos.server.engines import Engines
 from tests.conftest import invoke_nefos, run_nefos
 
 NEFOS = str(Path(sys.executable).with_name("nefos"))

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from nefos.core.db import utcnow
-from nefos.core.engines import Engines
 from nefos.quotas.project_rules import Actor
+from nefos.server.engines import Engines
 from tests.conftest import invoke_nefos, run_nefos
 
 NEFOS = str(Path(sys.executable).with_name("nefos"))

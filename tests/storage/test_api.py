@@ -884,7 +884,7 @@ async def test_an_upload_the_client_abandons_is_logged_not_failed(settings, engi
     """A client that hangs up mid-body is no server error: no 500 and no traceback in
     the log (it filled the error log during Swift's functional tests), a 499 access
     line, and no object."""
-    from nefos.core.app import create_app
+    from nefos.server.app import create_app
 
     base, auth = alice
     app = create_app(settings, engines)

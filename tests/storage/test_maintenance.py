@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import select, update
 
 from nefos.core import errors
-from nefos.core.app import create_app
 from nefos.core.claims import PeriodicClaim
 from nefos.core.config import Settings
 from nefos.core.db import utcnow
-from nefos.core.engines import Engines
 from nefos.quotas.service import project_holder, user_holder
+from nefos.server.app import create_app
+from nefos.server.engines import Engines
 from nefos.storage import blocks, maintenance
 from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
 from nefos.storage.maintenance import fsck, gc

@@ -13,8 +13,8 @@ import pytest
 
 from nefos.core import errors
 from nefos.core.db import utcnow
-from nefos.core.engines import Engines
 from nefos.quotas.service import Quotas, project_holder, user_holder
+from nefos.server.engines import Engines
 from nefos.storage import blocks, reads, upload
 from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import VERSION_FIELDS, Namespace, ObjectRecord, Subdir

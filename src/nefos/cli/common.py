@@ -13,8 +13,8 @@ from rich.console import Console
 
 from nefos.core import errors
 from nefos.core.config import ConfigError, Settings, ensure_data_dir, load_settings
-from nefos.core.engines import Engines
 from nefos.core.migrate import current, head
+from nefos.server.engines import Engines
 
 T = TypeVar("T")
 

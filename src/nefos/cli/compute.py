@@ -34,8 +34,8 @@ from nefos.cli.common import (
 from nefos.compute.models import Backend, BackendJob, Flavor, FlavorAccess
 from nefos.compute.service import ServerView
 from nefos.core import errors
-from nefos.core.engines import Engines
 from nefos.identity.models import Project
+from nefos.server.engines import Engines
 
 T = TypeVar("T")
 

@@ -36,10 +36,10 @@ from nefos.cli.quota import quota_app, usage_app
 from nefos.cli.reconcile import reconcile_app
 from nefos.cli.storage import storage_app
 from nefos.core.config import Settings
-from nefos.core.engines import Engines
 from nefos.core.migrate import head, upgrade_async
 from nefos.identity.models import User
 from nefos.quotas.serials import LOCAL_CLIENTS, reconcile
+from nefos.server.engines import Engines
 
 app = typer.Typer(
     help="nefos: an open-source IaaS cloud (identity, compute, storage, images, volumes).",
@@ -133,8 +133,8 @@ def serve(
 def _serve(settings: Settings, workers: int, config: Path | None = None) -> None:
     import uvicorn
 
-    from nefos.core.app import create_app
     from nefos.core.logging import configure_logging
+    from nefos.server.app import create_app
 
     configure_logging(settings.log_level, settings.log_format)
     common: dict[str, Any] = {
@@ -154,7 +154,7 @@ def _serve(settings: Settings, workers: int, config: Path | None = None) -> None
         if config is not None:
             os.environ["NEFOS_CONFIG"] = str(config.resolve())
         os.environ["NEFOS_DATA_DIR"] = str(settings.data_dir.resolve())
-        uvicorn.run("nefos.core.app:app_factory", factory=True, workers=workers, **common)
+        uvicorn.run("nefos.server.app:app_factory", factory=True, workers=workers, **common)
     else:
         uvicorn.run(create_app(settings), **common)
 

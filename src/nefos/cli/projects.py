@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from nefos.cli.common import ConfigFile, DataDir, out, with_engines
-from nefos.core.engines import Engines
 from nefos.quotas.project_rules import describe_project
+from nefos.server.engines import Engines
 
 project_app = typer.Typer(
     help="Projects: applications, approval, suspension.", no_args_is_help=True

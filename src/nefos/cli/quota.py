@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from nefos.cli.common import ConfigFile, DataDir, out, with_engines
 from nefos.core import errors
-from nefos.core.engines import Engines
 from nefos.identity.models import Project
 from nefos.quotas.serials import LOCAL_CLIENTS, reconcile
 from nefos.quotas.service import user_holder
 from nefos.quotas.usage import usage_report
+from nefos.server.engines import Engines
 
 quota_app = typer.Typer(help="Quotas of users and projects.", no_args_is_help=True)
 usage_app = typer.Typer(help="Resource usage reports.", no_args_is_help=True)

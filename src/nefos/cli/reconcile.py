@@ -12,7 +12,7 @@ from rich.table import Table
 from nefos.backends.embedded import EmbeddedCluster
 from nefos.cli.common import ConfigFile, DataDir, out, with_engines
 from nefos.compute.reconcile import Finding, reconcile_servers
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 
 reconcile_app = typer.Typer(help="Repair drift between nefos and its backends.")
 

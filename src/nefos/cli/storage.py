@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from nefos.cli.common import ConfigFile, DataDir, err, out, with_engines
-from nefos.core.engines import Engines
+from nefos.server.engines import Engines
 from nefos.storage.maintenance import FsckReport, GcReport, fsck, gc
 
 storage_app = typer.Typer(help="File storage maintenance.", no_args_is_help=True)

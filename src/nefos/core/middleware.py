@@ -1,6 +1,6 @@
 """Cross-cutting HTTP concerns, each a small pure-ASGI middleware.
 
-The app lists them in one place (``nefos.core.app.MIDDLEWARE``), outermost first:
+The app lists them in one place (``nefos.server.app.MIDDLEWARE``), outermost first:
 
 * :class:`SecurityHeaders`: ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy:
   no-referrer`` on every response; on the web pages also a strict

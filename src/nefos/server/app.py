@@ -22,7 +22,6 @@ from nefos.compute import api_keypairs, api_vmapi
 from nefos.core import errors, versions
 from nefos.core.body import describe_validation
 from nefos.core.config import Settings, ensure_data_dir
-from nefos.core.engines import Engines
 from nefos.core.faults import ERROR_FOR_STATUS, FaultRouter, keystone_fault, swift_fault
 from nefos.core.middleware import Authentication, RequestId, RequestLimits, SecurityHeaders
 from nefos.identity import api as identity_api
@@ -32,6 +31,7 @@ from nefos.images import api_v1 as images_v1
 from nefos.images import api_v2 as images_v2
 from nefos.quotas import api as quotas_api
 from nefos.quotas import projects_api
+from nefos.server.engines import Engines
 from nefos.storage import api as storage_api
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
