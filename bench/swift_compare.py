@@ -58,7 +58,7 @@ import httpx
 import swiftclient
 from swift_aio import KEY, USER, SwiftAIO, free_port
 
-from nefos.storage.blocks import BLOCK_SIZE, hashmap
+from nefos.blocks import BLOCK_SIZE, hashmap
 
 NEFOS = str(Path(sys.executable).with_name("nefos"))
 REPO = Path(__file__).resolve().parent.parent

@@ -33,9 +33,9 @@ from nefos.backends import base
 from nefos.backends.base import InstanceSpec
 from nefos.backends.ganeti import GanetiCluster, osprovider
 from nefos.backends.ganeti.eventd import QueueWatcher
+from nefos.blocks import BLOCK_SIZE, hashmap, merkle
 from nefos.server.app import create_app
 from nefos.server.engines import Engines
-from nefos.storage.blocks import BLOCK_SIZE, hashmap, merkle
 from tests.backends.conftest import SCRIPT, Ganeti, add_ganeti_backend, number_servers_apart
 from tests.backends.test_ganeti_backend import fake_rapi, until_status
 from tests.backends.test_ganeti_engine import Serial

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash, hashmap, merkle
 from nefos.client.local import (
     block_length,
     hash_blocks,
@@ -18,7 +19,6 @@ from nefos.client.local import (
     plan_upload,
 )
 from nefos.client.transfer import apply_plan
-from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash, hashmap, merkle
 
 BS = 8  # small blocks keep the cases readable; the rules do not depend on the size
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from nefos.blocks import BLOCK_SIZE, hashmap, merkle
 from nefos.client import ClientError, Cloud, Files
-from nefos.storage.blocks import BLOCK_SIZE, hashmap, merkle
 from tests.conftest import Server
 
 NF = str(Path(sys.executable).with_name("nf"))

@@ -18,11 +18,11 @@ from sqlalchemy import select, update
 
 from nefos.backends import base
 from nefos.backends.base import InstanceSpec
+from nefos.blocks import BLOCK_SIZE, hashmap, merkle
 from nefos.compute.service import Compute
 from nefos.compute.vmapi import digest
 from nefos.compute.vmapi_models import BuildSecret
 from nefos.server.engines import Engines
-from nefos.storage.blocks import BLOCK_SIZE, hashmap, merkle
 from tests.compute.conftest import stream
 
 # Two blocks and a bit, with a zero tail in the first block (hashed without it).

@@ -16,7 +16,7 @@ import openstack
 import pytest
 from swiftclient import client as swift_client
 
-from nefos.storage.blocks import block_hash
+from nefos.blocks import block_hash
 from tests.conftest import Server
 from tests.e2e.test_server import openstack as openstack_cli
 

@@ -12,9 +12,9 @@ from urllib.parse import quote, unquote
 import httpx
 import pytest
 
+from nefos.blocks import BLOCK_SIZE, block_hash, merkle
 from nefos.identity.service import Identity
 from nefos.server.engines import Engines
-from nefos.storage.blocks import BLOCK_SIZE, block_hash, merkle
 
 STORE = "/object-store/v1"
 V1 = "/image/v1"

@@ -6,9 +6,9 @@ import json
 import os
 from pathlib import Path
 
+from nefos.blocks import BLOCK_SIZE, block_hash, merkle
 from nefos.core.config import Settings
 from nefos.server.engines import Engines
-from nefos.storage.blocks import BLOCK_SIZE, block_hash, merkle
 from tests.conftest import invoke_nefos, run_nefos
 
 V1 = "/image/v1"

@@ -16,10 +16,10 @@ from email.utils import format_datetime, parsedate_to_datetime
 import httpx
 import pytest
 
+from nefos.blocks import BLOCK_SIZE, block_hash, merkle
 from nefos.identity.service import Identity
 from nefos.quotas.service import project_holder, user_holder
 from nefos.storage import http
-from nefos.storage.blocks import BLOCK_SIZE, block_hash, merkle
 
 PREFIX = "/object-store/v1"
 

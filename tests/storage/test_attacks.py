@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from nefos.blocks import block_hash
 from nefos.core.config import Settings
 from nefos.identity.service import Identity
-from nefos.storage.blocks import block_hash
 
 PREFIX = "/object-store/v1"
 SECRET = b"alice's private words"

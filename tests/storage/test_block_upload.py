@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash
 from nefos.quotas.service import project_holder, user_holder
 from nefos.server.engines import Engines
-from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash
 from nefos.storage.models import PendingBlock
 
 PREFIX = "/object-store/v1"

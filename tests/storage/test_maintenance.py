@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from nefos import blocks
+from nefos.blocks import BLOCK_SIZE, EMPTY_HASH
 from nefos.core import errors
 from nefos.core.claims import PeriodicClaim
 from nefos.core.config import Settings
@@ -23,8 +25,7 @@ from nefos.core.db import utcnow
 from nefos.quotas.service import project_holder, user_holder
 from nefos.server.app import create_app
 from nefos.server.engines import Engines
-from nefos.storage import blocks, maintenance
-from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
+from nefos.storage import maintenance
 from nefos.storage.maintenance import fsck, gc
 from nefos.storage.models import HISTORY, Node, PendingBlock, Version
 from nefos.storage.service import Namespace, ObjectRecord

@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from nefos import blocks
+from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.quotas.service import Quotas, project_holder, user_holder
 from nefos.server.engines import Engines
-from nefos.storage import blocks, reads, upload
-from nefos.storage.blocks import BLOCK_SIZE
+from nefos.storage import reads, upload
 from nefos.storage.service import VERSION_FIELDS, Namespace, ObjectRecord, Subdir
 
 RESOURCE = "pithos.diskspace"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash
 from nefos.storage import stores
-from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash
 from nefos.storage.stores import BlockMissing, BlockStore, FileStore
 
 STORES = ["file", "file-fsync-each", "rados"]

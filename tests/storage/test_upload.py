@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from nefos import blocks
+from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer
 from nefos.core import errors
-from nefos.storage import blocks, upload
-from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer
+from nefos.storage import upload
 from nefos.storage.stores import FileStore, Put
 from nefos.storage.upload import Copies, store_stream
 

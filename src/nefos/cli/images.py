@@ -21,12 +21,12 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
+from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash, merkle
 from nefos.cli.common import ConfigFile, DataDir, err, out, with_engines
 from nefos.core import errors
 from nefos.identity.models import User
 from nefos.images.service import DOMAIN, IMAGES_CONTAINER, Image
 from nefos.server.engines import Engines
-from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash, merkle
 from nefos.storage.service import ObjectRecord
 from nefos.storage.stores import BlockStore
 

@@ -17,8 +17,8 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from nefos.blocks import merkle
 from nefos.client.errors import ClientError, response_message
-from nefos.storage.blocks import merkle
 
 DIRECTORY = "application/directory"
 DIRECTORY_TYPES = frozenset({DIRECTORY, "application/folder"})

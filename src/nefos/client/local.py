@@ -3,7 +3,7 @@ which blocks must travel.
 
 Everything here is pure or reads local files only, so the rules that decide what is
 sent and fetched are tested without a server. The block model itself (trailing-zero
-stripping, Merkle root) is :mod:`nefos.storage.blocks`, shared with the server so the two
+stripping, Merkle root) is :mod:`nefos.blocks`, shared with the server so the two
 cannot disagree.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nefos.storage.blocks import EMPTY_HASH, block_count, block_hash, merkle
+from nefos.blocks import EMPTY_HASH, block_count, block_hash, merkle
 
 Advance = Callable[[int], None]
 

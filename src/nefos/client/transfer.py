@@ -25,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from nefos.blocks import HASH_ALGORITHM, block_count, block_hash
 from nefos.client.errors import ClientError, TransferError
 from nefos.client.files import DIRECTORY_TYPES, OCTET_STREAM, Files
 from nefos.client.local import (
@@ -36,7 +37,6 @@ from nefos.client.local import (
     plan_download,
     plan_upload,
 )
-from nefos.storage.blocks import HASH_ALGORITHM, block_count, block_hash
 
 DEFAULT_WORKERS = 6
 PARTIAL_SUFFIX = ".nfpart"

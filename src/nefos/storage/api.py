@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors
 from nefos.core.auth import client_address
 from nefos.core.faults import json_response
@@ -35,7 +36,6 @@ from nefos.storage.api_container import (
 from nefos.storage.api_large import body_of
 from nefos.storage.api_object_read import object_headers, object_read, serve
 from nefos.storage.api_object_write import object_copy_move, object_delete, object_post, object_put
-from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import Namespace, check_container_name, check_object_name
 from nefos.storage.swift import (
     HASH_ALGORITHM,

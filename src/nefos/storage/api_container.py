@@ -15,10 +15,10 @@ from typing import Any
 
 from starlette.responses import Response
 
+from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors
 from nefos.core.faults import json_response
 from nefos.storage import http, sharing
-from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import ContainerInfo, ObjectRecord, Subdir
 from nefos.storage.swift import (
     HASH_ALGORITHM,

@@ -18,11 +18,11 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
+from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors
 from nefos.core.faults import json_response
 from nefos.storage import http, sharing
 from nefos.storage.api_large import Body, as_put, body_of, read_all, read_range
-from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.service import DELETE_AT, Namespace, ObjectRecord, ObjectSharing
 from nefos.storage.swift import (
     DISPOSITION,

@@ -31,11 +31,11 @@ from typing import Any
 from sqlalchemy import Row, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from nefos.blocks import EMPTY_HASH
 from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.quotas.service import Charge, charge
 from nefos.storage import known, pending
-from nefos.storage.blocks import EMPTY_HASH
 from nefos.storage.models import CURRENT, DELETED
 from nefos.storage.nodes import _Nodes
 from nefos.storage.records import CLIENTKEY, RESOURCE, USER_DOMAIN, _container_path, _object_path

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from nefos.storage.blocks import EMPTY_HASH
+from nefos.blocks import EMPTY_HASH
 from nefos.storage.models import KnownBlock
 
 KNOWN = KnownBlock.__table__

@@ -55,10 +55,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select
 
+from nefos import blocks
+from nefos.blocks import EMPTY_HASH
 from nefos.core.db import Database, utcnow
 from nefos.quotas.service import Quotas
-from nefos.storage import blocks, pending
-from nefos.storage.blocks import EMPTY_HASH
+from nefos.storage import pending
 from nefos.storage.models import DELETED, Node, Version
 from nefos.storage.stores import BlockMissing, BlockStore
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import rados
 
-from nefos.storage.blocks import EMPTY_HASH, Buffer, block_hash, canonical, is_hash
+from nefos.blocks import EMPTY_HASH, Buffer, block_hash, canonical, is_hash
 from nefos.storage.stores import BlockMissing, Kind, Put, check_map_name, decode_map, encode_map
 
 BLOCK_PREFIX = "blk."

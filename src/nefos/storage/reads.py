@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors
-from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.models import CURRENT, HISTORY, Attribute, Node, Version
 from nefos.storage.nodes import _Nodes
 from nefos.storage.records import USER_DOMAIN, ObjectRecord, _object_path, _record, _version_record

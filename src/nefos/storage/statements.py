@@ -14,8 +14,8 @@ from sqlalchemy import bindparam, delete, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from nefos.blocks import BLOCK_SIZE
 from nefos.core.prepared import Prepared
-from nefos.storage.blocks import BLOCK_SIZE
 from nefos.storage.models import (
     CURRENT,
     DELETED,

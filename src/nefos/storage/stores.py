@@ -16,7 +16,7 @@
   that shares its filesystem with heavy buffered writers is better off without it.
 * ``rados``: a Ceph RADOS pool through librados (``nefos.storage.rados``).
 
-Blocks are stored canonically (without trailing zeros, see ``nefos.storage.blocks``)
+Blocks are stored canonically (without trailing zeros, see ``nefos.blocks``)
 under their hex hash; the all-zero block is never stored and always present. A map is
 a named list of block hashes (an object version's hashmap), stored as raw digests.
 Putting a block that is already there writes no data, which is what makes deduplication
@@ -47,8 +47,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
+from nefos.blocks import BLOCK_SIZE, DIGEST_SIZE, EMPTY_HASH, Buffer, is_hash, stripped
 from nefos.core.config import Settings
-from nefos.storage.blocks import BLOCK_SIZE, DIGEST_SIZE, EMPTY_HASH, Buffer, is_hash, stripped
 
 Kind = Literal["block", "map"]
 Put = tuple[str, bool]  # a block's hash, and whether the put wrote it (it was not stored)

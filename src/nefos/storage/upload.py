@@ -35,8 +35,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer
 from nefos.core import errors
-from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer
 from nefos.storage.stores import BlockStore, Put
 
 IN_FLIGHT = 8  # blocks being hashed and written per upload (32 MiB): disks like a queue

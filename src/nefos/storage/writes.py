@@ -17,11 +17,12 @@ from typing import Any
 
 from sqlalchemy import BigInteger, cast, delete, literal, select
 
+from nefos import blocks
+from nefos.blocks import BLOCK_SIZE, EMPTY_HASH
 from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.quotas.service import charge
-from nefos.storage import blocks, known, pending
-from nefos.storage.blocks import BLOCK_SIZE, EMPTY_HASH
+from nefos.storage import known, pending
 from nefos.storage.commits import _Commits, _Data, _Plan, _Write
 from nefos.storage.models import CURRENT, DELETED, HISTORY, Attribute, Node, Version
 from nefos.storage.reads import _Reads

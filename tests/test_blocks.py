@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nefos.storage.blocks import (
+from nefos.blocks import (
     BLOCK_SIZE,
     EMPTY_HASH,
     block_hash,
