@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from nefos.blocks import BLOCK_SIZE, block_hash, merkle
+from nefos.core import http
 from nefos.identity.service import Identity
 from nefos.quotas.service import project_holder, user_holder
-from nefos.storage import http
 
 PREFIX = "/object-store/v1"
 

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
 from nefos.compute.vmapi import PREFIX, VmApi
+from nefos.core import http
 from nefos.core.faults import json_response
-from nefos.storage import http
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store"}

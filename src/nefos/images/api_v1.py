@@ -30,9 +30,9 @@ from nefos.core import errors
 from nefos.core.auth import Credentials, current_user
 from nefos.core.body import parse_json
 from nefos.core.faults import json_response
+from nefos.core.http import header_text
 from nefos.core.numbers import ascii_int
 from nefos.images.service import Image, Images, parse_location
-from nefos.storage.http import header_text
 
 PREFIX = "/image/v1"
 META = "x-image-meta-"

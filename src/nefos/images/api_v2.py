@@ -31,7 +31,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from nefos.core import errors
+from nefos.core import errors, http
 from nefos.core.auth import current_user
 from nefos.core.faults import json_response
 from nefos.core.numbers import INT32_MAX, INT64_MIN, ascii_int
@@ -44,7 +44,6 @@ from nefos.images.service import (
     Image,
     Images,
 )
-from nefos.storage import http
 
 PREFIX = "/image/v2"
 IMAGES = PREFIX + "/images"

@@ -21,10 +21,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from nefos.blocks import BLOCK_SIZE
-from nefos.core import errors
+from nefos.core import errors, http
 from nefos.core.auth import client_address
 from nefos.core.faults import json_response
-from nefos.storage import http
 from nefos.storage.api_account import account_forbidden, account_get, account_head, account_post
 from nefos.storage.api_container import (
     container_delete,

@@ -13,9 +13,8 @@ from urllib.parse import unquote
 
 from starlette.responses import Response
 
-from nefos.core import errors
+from nefos.core import errors, http
 from nefos.core.faults import json_response
-from nefos.storage import http
 from nefos.storage.service import AccountInfo, ContainerInfo
 from nefos.storage.swift import (
     MAX_BULK_DELETES,

@@ -16,9 +16,9 @@ from typing import Any
 from starlette.responses import Response
 
 from nefos.blocks import BLOCK_SIZE
-from nefos.core import errors
+from nefos.core import errors, http
 from nefos.core.faults import json_response
-from nefos.storage import http, sharing
+from nefos.storage import sharing
 from nefos.storage.service import ContainerInfo, ObjectRecord, Subdir
 from nefos.storage.swift import (
     HASH_ALGORITHM,
@@ -28,8 +28,10 @@ from nefos.storage.swift import (
     Call,
     etag_of,
     limit_param,
+    listing_format,
     listing_type,
     meta_headers,
+    meta_key,
     meta_out,
     no_content,
     render_listing,
@@ -114,13 +116,13 @@ def _meta_filter(expression: str) -> Callable[[ObjectRecord], bool]:
         if not term:
             continue
         if term.startswith("!"):
-            key = http.meta_key(term[1:])
+            key = meta_key(term[1:])
             tests.append(lambda meta, key=key: key not in meta)
             continue
         for symbol, compare in operators.items():
             if symbol in term:
                 raw_key, _, value = term.partition(symbol)
-                key = http.meta_key(raw_key.strip())
+                key = meta_key(raw_key.strip())
                 tests.append(
                     lambda meta, key=key, value=value.strip(), compare=compare: (
                         key in meta and compare(meta[key], value)
@@ -128,7 +130,7 @@ def _meta_filter(expression: str) -> Callable[[ObjectRecord], bool]:
                 )
                 break
         else:
-            key = http.meta_key(term)
+            key = meta_key(term)
             tests.append(lambda meta, key=key: key in meta)
     return lambda record: all(test(record.meta) for test in tests)
 
@@ -190,7 +192,7 @@ async def container_get(call: Call) -> Response:
     names = [entry.name for entry in entries]
     large: dict[int, dict[str, str]] = {}
     serials = [entry.serial for entry in entries if isinstance(entry, ObjectRecord)]
-    if serials and http.listing_format(call.query, call.headers.get("accept")) != "text":
+    if serials and listing_format(call.query, call.headers.get("accept")) != "text":
         # Swift lists a static large object at its whole size, with the SLO's ETag.
         large = await call.storage.version_attributes(serials, (SLO_BYTES, SLO_ETAG))
     items = [_object_item(entry, large) for entry in entries]

@@ -22,9 +22,9 @@ from urllib.parse import quote, unquote
 import orjson
 from starlette.responses import Response
 
-from nefos.core import errors
+from nefos.core import errors, http
 from nefos.core.faults import json_response
-from nefos.storage import http, sharing
+from nefos.storage import sharing
 from nefos.storage.service import Namespace, ObjectRecord
 from nefos.storage.swift import (
     MANIFEST,

@@ -19,9 +19,9 @@ from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
 from nefos.blocks import BLOCK_SIZE
-from nefos.core import errors
+from nefos.core import errors, http
 from nefos.core.faults import json_response
-from nefos.storage import http, sharing
+from nefos.storage import sharing
 from nefos.storage.api_large import Body, as_put, body_of, read_all, read_range
 from nefos.storage.service import DELETE_AT, Namespace, ObjectRecord, ObjectSharing
 from nefos.storage.swift import (
@@ -34,6 +34,7 @@ from nefos.storage.swift import (
     SMALL_BODY,
     Call,
     etag_of,
+    listing_format,
     meta_out,
     require_access,
     timestamp_headers,
@@ -96,7 +97,7 @@ async def object_read(call: Call) -> Response:
     if call.query.get("version") == "list":
         versions = await call.storage.versions(call.account, call.container, call.name)
         body = {"versions": [[serial, http.epoch(mtime)] for serial, mtime in versions]}
-        fmt = http.listing_format(call.query, call.headers.get("accept"))
+        fmt = listing_format(call.query, call.headers.get("accept"))
         if fmt == "xml":
             xml = "".join(
                 f'<version timestamp="{http.epoch(m)}">{s}</version>' for s, m in versions
@@ -150,7 +151,7 @@ async def _hashmap_reply(call: Call, record: ObjectRecord) -> Response:
     headers.pop("Content-Type")
     if http.check_preconditions(call.headers, etag_of(record), record.mtime, reading=True):
         return Response(status_code=304, headers=headers)
-    if http.listing_format(call.query, None) == "xml":
+    if listing_format(call.query, None) == "xml":
         inner = "".join(f"<hash>{h}</hash>" for h in hashes)
         xml = (
             f'<?xml version="1.0" encoding="UTF-8"?><object name={quoteattr(record.name)} '

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.responses import Response
 
-from nefos.core import errors
-from nefos.storage import http, sharing
+from nefos.core import errors, http
+from nefos.storage import sharing
 from nefos.storage.api_large import (
     body_of,
     check_segments,

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 import orjson
 from fastapi import Request
 from starlette.responses import Response
 
-from nefos.core import errors
+from nefos.core import errors, http
 from nefos.core.auth import Credentials
-from nefos.storage import http, sharing
+from nefos.storage import sharing
 from nefos.storage.service import Namespace, ObjectRecord, check_container_name, check_object_name
 
 PREFIX = "/object-store/v1"
@@ -112,10 +113,10 @@ def meta_headers(call: Call, prefix: str) -> tuple[dict[str, str], list[str]]:
             suffix = key[len(meta_prefix) :]
             if not suffix:
                 raise errors.InvalidInput("A metadata header without a key")
-            meta[http.meta_key(suffix)] = http.header_text(value)
+            meta[meta_key(suffix)] = http.header_text(value)
         elif key.startswith(remove_prefix):
             count += 1
-            removed.append(http.meta_key(key[len(remove_prefix) :]))
+            removed.append(meta_key(key[len(remove_prefix) :]))
     if count > MAX_META_HEADERS:
         raise errors.InvalidInput(f"At most {MAX_META_HEADERS} metadata headers per request")
     return meta, removed
@@ -159,7 +160,7 @@ LISTING_TYPES = {
 
 def listing_type(request: Request) -> str:
     """The type a listing is (or, for HEAD, would be) served in, as Swift says it."""
-    return LISTING_TYPES[http.listing_format(request.query_params, request.headers.get("accept"))]
+    return LISTING_TYPES[listing_format(request.query_params, request.headers.get("accept"))]
 
 
 def no_content(headers: dict[str, str], media_type: str) -> Response:
@@ -177,13 +178,13 @@ def render_listing(
     names: list[str],
     headers: dict[str, str] | None = None,
 ) -> Response:
-    fmt = http.listing_format(request.query_params, request.headers.get("accept"))
+    fmt = listing_format(request.query_params, request.headers.get("accept"))
     headers = headers or {}
     if fmt == "json":
         return Response(orjson.dumps(items), 200, headers, media_type=LISTING_TYPES[fmt])
     if fmt == "xml":
         tag = {"accounts": "account", "account": "container", "container": "object"}[root]
-        body = http.xml_listing(root, name, items, tag)
+        body = xml_listing(root, name, items, tag)
         return Response(body, 200, headers, media_type=LISTING_TYPES[fmt])
     if not names:
         return no_content(headers, LISTING_TYPES[fmt])
@@ -250,3 +251,49 @@ async def read_body(call: Call, limit: int) -> bytes:
         if len(body) > limit:
             raise errors.TooLarge(f"The body exceeds {limit} bytes")
     return bytes(body)
+
+
+def meta_key(suffix: str) -> str:
+    """``X-Object-Meta-foo_bar`` → ``Foo-Bar``: header names are case-insensitive, so
+    keys are kept title-cased, with ``_`` as ``-`` (spec §1.1)."""
+    return "-".join(
+        part[:1].upper() + part[1:].lower() for part in suffix.replace("_", "-").split("-")
+    )
+
+
+# -- listing formats ---------------------------------------------------------------------
+
+
+def listing_format(query: dict[str, str], accept: str | None) -> str:
+    """``format=`` wins, then the Accept header; text by default (spec §1.1)."""
+    wanted = (query.get("format") or "").lower()
+    if wanted in ("json", "xml", "plain", "text"):
+        return "text" if wanted in ("plain", "text") else wanted
+    if accept:
+        accept = accept.lower()
+        if "application/json" in accept:
+            return "json"
+        if "application/xml" in accept or "text/xml" in accept:
+            return "xml"
+    return "text"
+
+
+def xml_listing(root: str, name: str, items: Iterable[dict[str, object]], item_tag: str) -> bytes:
+    """Swift's XML listing: ``<root name=..><item><field>value</field>..</item></root>``;
+    ``subdir`` entries are ``<subdir name=".."><name>..</name></subdir>``."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<{root} name={quoteattr(name)}>"]
+    for item in items:
+        if "subdir" in item:
+            subdir = str(item["subdir"])
+            out.append(f"<subdir name={quoteattr(subdir)}><name>{escape(subdir)}</name></subdir>")
+            continue
+        out.append(f"<{item_tag}>")
+        for key, value in item.items():
+            if isinstance(value, dict):
+                inner = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in value.items())
+                out.append(f"<{key}>{inner}</{key}>")
+            elif value is not None:
+                out.append(f"<{key}>{escape(str(value))}</{key}>")
+        out.append(f"</{item_tag}>")
+    out.append(f"</{root}>")
+    return "".join(out).encode()

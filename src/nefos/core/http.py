@@ -1,8 +1,9 @@
-"""HTTP details of the object-store API that are not storage logic: byte ranges,
-conditional requests, listing formats, header encoding and timestamps.
+"""HTTP details the APIs share that are no domain logic: byte ranges, conditional
+requests, header encoding, whole numbers from headers and timestamps.
 
-Kept apart from ``api.py`` so the rules (which follow Swift and RFC 9110) can be read
-and tested on their own.
+The object store uses all of it; compute's VM API and images serve byte ranges and
+decode headers with the same rules. Kept apart from the routes so the rules (which
+follow Swift and RFC 9110) can be read and tested on their own.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import re
-from collections.abc import Iterable
 from urllib.parse import quote, unquote, unquote_to_bytes
-from xml.sax.saxutils import escape, quoteattr
 
 from nefos.core import errors
 from nefos.core.numbers import INT32_MAX, INT64_MAX, ascii_int
@@ -85,14 +84,6 @@ def as_sent(text: str) -> str:
     X-Object-Manifest): their UTF-8, as the latin-1 text ASGI servers write unchanged.
     Percent-encoding them would change what clients compare with what they sent."""
     return text if text.isascii() else text.encode().decode("latin-1")
-
-
-def meta_key(suffix: str) -> str:
-    """``X-Object-Meta-foo_bar`` → ``Foo-Bar``: header names are case-insensitive, so
-    keys are kept title-cased, with ``_`` as ``-`` (spec §1.1)."""
-    return "-".join(
-        part[:1].upper() + part[1:].lower() for part in suffix.replace("_", "-").split("-")
-    )
 
 
 # -- time ------------------------------------------------------------------------------
@@ -242,41 +233,3 @@ def parse_content_range(value: str) -> tuple[int | None, int | None]:
     if last is not None and last < start:
         raise errors.RangeNotSatisfiable(f"Bad Content-Range {value!r}")
     return start, last
-
-
-# -- listing formats ---------------------------------------------------------------------
-
-
-def listing_format(query: dict[str, str], accept: str | None) -> str:
-    """``format=`` wins, then the Accept header; text by default (spec §1.1)."""
-    wanted = (query.get("format") or "").lower()
-    if wanted in ("json", "xml", "plain", "text"):
-        return "text" if wanted in ("plain", "text") else wanted
-    if accept:
-        accept = accept.lower()
-        if "application/json" in accept:
-            return "json"
-        if "application/xml" in accept or "text/xml" in accept:
-            return "xml"
-    return "text"
-
-
-def xml_listing(root: str, name: str, items: Iterable[dict[str, object]], item_tag: str) -> bytes:
-    """Swift's XML listing: ``<root name=..><item><field>value</field>..</item></root>``;
-    ``subdir`` entries are ``<subdir name=".."><name>..</name></subdir>``."""
-    out = ['<?xml version="1.0" encoding="UTF-8"?>', f"<{root} name={quoteattr(name)}>"]
-    for item in items:
-        if "subdir" in item:
-            subdir = str(item["subdir"])
-            out.append(f"<subdir name={quoteattr(subdir)}><name>{escape(subdir)}</name></subdir>")
-            continue
-        out.append(f"<{item_tag}>")
-        for key, value in item.items():
-            if isinstance(value, dict):
-                inner = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in value.items())
-                out.append(f"<{key}>{inner}</{key}>")
-            elif value is not None:
-                out.append(f"<{key}>{escape(str(value))}</{key}>")
-        out.append(f"</{item_tag}>")
-    out.append(f"</{root}>")
-    return "".join(out).encode()
