@@ -26,10 +26,11 @@ from nefos.quotas.service import project_holder, user_holder
 from nefos.server.app import create_app
 from nefos.server.engines import Engines
 from nefos.storage import maintenance
+from nefos.storage.filestore import HELD, FileStore
 from nefos.storage.maintenance import fsck, gc
 from nefos.storage.models import HISTORY, Node, PendingBlock, Version
 from nefos.storage.service import Namespace, ObjectRecord
-from nefos.storage.stores import HELD, BlockStore, FileStore, Kind
+from nefos.storage.stores import BlockStore, Kind
 from tests.conftest import run_nefos
 
 STORES = ["file", "rados"]

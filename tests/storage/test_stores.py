@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash
-from nefos.storage import stores
-from nefos.storage.stores import BlockMissing, BlockStore, FileStore
+from nefos.storage import filestore
+from nefos.storage.filestore import FileStore
+from nefos.storage.stores import BlockMissing, BlockStore
 
 STORES = ["file", "file-fsync-each", "rados"]
 
@@ -145,7 +146,7 @@ async def test_file_store_ignores_a_crash_leftover(tmp_path: Path):
 
 async def test_the_configuration_picks_the_store(tmp_path: Path):
     from nefos.core.config import Settings
-    from nefos.storage.stores import open_store
+    from nefos.server.engines import open_store
 
     store = open_store(Settings(data_dir=tmp_path))
     assert isinstance(store, FileStore) and store.root == tmp_path / "storage"
@@ -155,8 +156,8 @@ async def test_the_configuration_picks_the_store(tmp_path: Path):
 
 async def test_the_configuration_picks_the_rados_store(rados_store_factory):
     from nefos.core.config import Settings
+    from nefos.server.engines import open_store
     from nefos.storage.rados import RadosStore
-    from nefos.storage.stores import open_store
 
     made = await rados_store_factory()
     storage = {"backend": "rados", "rados_conffile": str(made.conffile), "rados_pool": made.pool}
@@ -250,7 +251,7 @@ async def test_small_cached_blocks_are_read_without_a_thread(
     if not reads_without_waiting(tmp_path):
         pytest.skip("no RWF_NOWAIT reads on this filesystem: every block goes to a thread")
     store = FileStore(tmp_path / "store")
-    small, big = await store.put_blocks([b"small", os.urandom(stores.INLINE_READ + 1)])
+    small, big = await store.put_blocks([b"small", os.urandom(filestore.INLINE_READ + 1)])
     threads: list[object] = []
     real = asyncio.to_thread
 
@@ -258,10 +259,10 @@ async def test_small_cached_blocks_are_read_without_a_thread(
         threads.append(function)
         return await real(function, *args)
 
-    monkeypatch.setattr(stores.asyncio, "to_thread", counted)
+    monkeypatch.setattr(filestore.asyncio, "to_thread", counted)
     assert await store.get_blocks([small]) == [b"small"]  # just written: in the cache
     assert threads == []
-    assert len((await store.get_blocks([big]))[0]) == stores.INLINE_READ + 1
+    assert len((await store.get_blocks([big]))[0]) == filestore.INLINE_READ + 1
     absent = block_hash(b"absent")
     with pytest.raises(BlockMissing):
         await store.get_blocks([absent])
@@ -273,7 +274,7 @@ async def test_small_cached_blocks_are_read_without_a_thread(
 
 def count_syncs(monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) -> list[int]:
     """Count the store's syncfs calls (the real ones run); the ``fail_at``-th fails."""
-    real = stores._syncfs
+    real = filestore._syncfs
     assert real is not None, "this libc has syncfs"
     calls: list[int] = []
 
@@ -283,7 +284,7 @@ def count_syncs(monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) -> 
             raise OSError(errno.EIO, "the disk failed")
         real(fd)
 
-    monkeypatch.setattr(stores, "_syncfs", counted)
+    monkeypatch.setattr(filestore, "_syncfs", counted)
     return calls
 
 
@@ -307,7 +308,7 @@ async def test_small_blocks_written_at_once_share_their_syncs(
     monkeypatch.setattr(store, "_put_group", grouped)
     fsyncs: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(stores.os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    monkeypatch.setattr(filestore.os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
     data = [os.urandom(4095) + b"!" for _ in range(40)] + [b"twice", b"twice", b""]
     names = await asyncio.gather(*(store.put_blocks([d]) for d in data))
     assert [n for (n,) in names] == [block_hash(d) for d in data]
@@ -376,7 +377,7 @@ async def test_a_block_still_being_written_is_waited_for(tmp_path: Path):
 
 async def test_group_sync_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from nefos.core.config import Settings
-    from nefos.storage.stores import open_store
+    from nefos.server.engines import open_store
 
     syncs = count_syncs(monkeypatch)
     store = open_store(Settings(data_dir=tmp_path, storage={"group_sync": False}))

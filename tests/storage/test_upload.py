@@ -16,7 +16,8 @@ from nefos import blocks
 from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer
 from nefos.core import errors
 from nefos.storage import upload
-from nefos.storage.stores import FileStore, Put
+from nefos.storage.filestore import FileStore
+from nefos.storage.stores import Put
 from nefos.storage.upload import Copies, store_stream
 
 SMALL = 16  # a block size that 1-byte chunks can fill quickly

@@ -27,12 +27,24 @@ from nefos.identity.service import Identity
 from nefos.images.service import Images
 from nefos.quotas.projects import Projects
 from nefos.quotas.service import Quotas
+from nefos.storage.filestore import FileStore
 from nefos.storage.maintenance import GcReport, gc
 from nefos.storage.service import Namespace
-from nefos.storage.stores import open_store
+from nefos.storage.stores import BlockStore
 
 log = logging.getLogger("nefos.engines")
 GC_CLAIM = "storage-gc"
+
+
+def open_store(settings: Settings) -> BlockStore:
+    """The block store the configuration names (``[storage] backend``): the choice of
+    engine is made here, at the root, so no caller and neither engine knows the other."""
+    conf = settings.storage
+    if conf.backend == "file":
+        return FileStore(conf.path or settings.data_dir / "storage", conf.group_sync)
+    from nefos.storage.rados import RadosStore  # librados comes from the system
+
+    return RadosStore(conf.rados_conffile, conf.rados_pool, conf.rados_user)
 
 
 class Engines:
