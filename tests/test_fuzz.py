@@ -44,7 +44,7 @@ from sqlalchemy import select, text
 
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.db import Base
-from nefos.core.models import load_all
+from nefos.migrations.models import load_all
 from nefos.server.app import create_app
 from nefos.server.engines import Engines
 from tests.conftest import DATABASES, fresh_database

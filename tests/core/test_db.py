@@ -17,8 +17,8 @@ from sqlalchemy import event, text
 from nefos.core.config import Settings, ensure_data_dir
 from nefos.core.db import Base, Database
 from nefos.core.migrate import current, head, upgrade_async
-from nefos.core.models import load_all
 from nefos.core.sqlite import GroupCommit
+from nefos.migrations.models import load_all
 from nefos.server.engines import Engines
 
 

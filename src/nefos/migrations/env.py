@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from nefos.core.db import Base, create_engine
-from nefos.core.models import load_all
+from nefos.migrations.models import load_all
 
 load_all()
 target_metadata = Base.metadata
