@@ -66,7 +66,7 @@ def imports_of(module: str, path: Path) -> list[Import]:
                 up = package[: len(package) - (node.level - 1)]
                 base = ".".join(up + ([base] if base else []))
             for alias in node.names:
-                # `from nefos.storage import http` imports the module nefos.storage.http
+                # `from nefos.core import http` imports the module nefos.core.http
                 name = f"{base}.{alias.name}"
                 found.append(Import(module, name if name in modules() else base, node.lineno))
     return found
