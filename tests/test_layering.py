@@ -59,3 +59,20 @@ def test_only_the_app_imports_api_modules():
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.endswith(".api"), path
                 assert not any(alias.name == "api" for alias in node.names), path
+
+
+def test_the_client_imports_no_server_module():
+    """``nf`` and the library run where no server is installed: of nefos they use only
+    their own package and the pure modules they share with it (the block model, units)."""
+    shared = {"nefos.units", "nefos.storage.blocks"}
+    for path in (SRC / "client").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name == "nefos" or name.startswith("nefos."):
+                    assert name.startswith("nefos.client") or name in shared, (path, name)
