@@ -282,6 +282,12 @@ def test_sync_uploads_what_changed_and_deletes_what_went(nf, files, tmp_path: Pa
     preview = nf("file", "sync", tree, "backup/home", "--delete", "--dry-run", "--json").json()
     assert preview["deleted"] == ["home/one.txt"] and preview["bytes_sent"] == 0
     assert "home/one.txt" in names(files, "backup")  # a dry run changes nothing
+    told = nf("file", "sync", tree, "backup/home", "--delete", "--dry-run", "--no-progress").out
+    assert told.splitlines()[-1] == (
+        "would upload 2, would delete 1, 1 unchanged; nothing sent (dry run)"
+    ), told
+    assert "uploaded" not in told and "deleted" not in told
+    assert "home/one.txt" in names(files, "backup")
 
     done = nf("file", "sync", tree, "backup/home", "--delete", "--json").json()
     assert sorted(done["uploaded"]) == ["home/sub/two.txt", "home/three.txt"]

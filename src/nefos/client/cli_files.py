@@ -218,11 +218,17 @@ def file_sync(
     if as_json:
         print_json(result)
         return
-    out.print(
-        f"{len(result.uploaded)} uploaded, {len(result.skipped)} unchanged, "
-        f"{len(result.deleted)} deleted; sent {human(result.bytes_sent)}",
-        markup=False,
-    )
+    if dry_run:  # nothing moved: say what a real run would do
+        summary = (
+            f"would upload {len(result.uploaded)}, would delete {len(result.deleted)}, "
+            f"{len(result.skipped)} unchanged; nothing sent (dry run)"
+        )
+    else:
+        summary = (
+            f"{len(result.uploaded)} uploaded, {len(result.skipped)} unchanged, "
+            f"{len(result.deleted)} deleted; sent {human(result.bytes_sent)}"
+        )
+    out.print(summary, markup=False)
 
 
 @file_app.command("cat")
