@@ -92,6 +92,9 @@ def test_up_prints_the_credentials_once_it_answers_and_a_token_hint_that_works(
 ):
     printed = server.output.read_text()
     assert printed.index("Application startup complete") < printed.index("  password:")
+    # stderr is a file here: JSON lines, without uvicorn's ANSI-coloured copies.
+    assert '"logger":"uvicorn.error"' in printed and "color_message" not in printed
+    assert "\x1b" not in printed and "\\u001b" not in printed
     hint = next(
         line.split("its token later: ", 1)[1]
         for line in printed.splitlines()
