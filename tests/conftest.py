@@ -294,6 +294,9 @@ def _start_server(tmp_path: Path, extra_env: dict[str, str] | None = None) -> Se
         )
     url = f"http://127.0.0.1:{port}"
     wait_until_up(process, url, output)
+    deadline = time.monotonic() + 10  # the credentials follow the server's first answer
+    while "  token:" not in output.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
     printed = dict(
         line.strip().split(":", 1)
         for line in output.read_text().splitlines()

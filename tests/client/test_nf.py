@@ -89,7 +89,7 @@ def test_upload_and_download_move_only_the_blocks_that_differ(nf, files, tmp_pat
     data[5_000_000] ^= 0xFF  # one byte of the second block
     local.write_bytes(data)
     second = nf("file", "upload", local, "data/big.bin").out
-    assert second == "uploaded data/big.bin: 9.0 MiB, sent 4.0 MiB (1 of 3 blocks)\n"
+    assert second == "uploaded data/big.bin: 9 MiB, sent 4 MiB (1 of 3 blocks)\n"
     info = nf("file", "info", "data/big.bin", "--json").json()
     assert info["X-Object-Hash"] == merkle(hashmap(bytes(data)))
     assert info["Content-Length"] == str(9 * MiB)
@@ -246,6 +246,9 @@ def test_containers_with_policies(nf, files, tmp_path: Path):
     assert over.code == 1 and "HTTP 413" in over.err
 
     put(files, "pol/small.txt", b"small\n")
+    shown = nf("container", "list").out  # sizes for people; --json above keeps bytes
+    row = next(line for line in shown.splitlines() if " pol " in line)
+    assert "6 B" in row and "6 MiB" in row and str(6 * MiB) not in shown, shown
     not_empty = nf("container", "delete", "pol", check=False)
     assert not_empty.code == 1 and "HTTP 409" in not_empty.err
     nf("container", "delete", "pol", "--recursive")
@@ -279,6 +282,12 @@ def test_sync_uploads_what_changed_and_deletes_what_went(nf, files, tmp_path: Pa
     preview = nf("file", "sync", tree, "backup/home", "--delete", "--dry-run", "--json").json()
     assert preview["deleted"] == ["home/one.txt"] and preview["bytes_sent"] == 0
     assert "home/one.txt" in names(files, "backup")  # a dry run changes nothing
+    told = nf("file", "sync", tree, "backup/home", "--delete", "--dry-run", "--no-progress").out
+    assert told.splitlines()[-1] == (
+        "would upload 2, would delete 1, 1 unchanged; nothing sent (dry run)"
+    ), told
+    assert "uploaded" not in told and "deleted" not in told
+    assert "home/one.txt" in names(files, "backup")
 
     done = nf("file", "sync", tree, "backup/home", "--delete", "--json").json()
     assert sorted(done["uploaded"]) == ["home/sub/two.txt", "home/three.txt"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,51 @@ def test_hashmap_upload_like_kamaki(server: Server):
         changed = data[: BLOCK + 5] + b"!" + data[BLOCK + 6 :]
         assert upload(changed) == BLOCK
         assert http.get(f"{base}/sync/file.bin").content == changed
+
+
+def readme_commands(program: str) -> list[str]:
+    """The README's ``program`` command lines, continuation lines joined."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    joined = readme.replace("\\\n", " ")
+    return [line.split("  #")[0] for line in joined.splitlines() if line.startswith(program + " ")]
+
+
+def test_the_readme_swift_commands_work_as_printed_beside_openstack_variables(
+    server: Server, tmp_path: Path
+):
+    """A user who set the ``openstack`` client's variables (a Keystone v3 openrc), then
+    pastes the README's swift commands: TempAuth still, and a bare ``swift`` over v3."""
+    commands = readme_commands("swift")
+    assert len(commands) == 2 and all("'<token>'" in c for c in commands), commands
+    (tmp_path / "cat.jpg").write_bytes(b"meow\n")
+    (tmp_path / "disk.img").write_bytes(os.urandom(1000))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
+    env["PATH"] = f"{Path(SWIFT).parent}{os.pathsep}{env.get('PATH', '')}"
+    env |= {
+        "OS_AUTH_URL": f"{server.url}/identity/v3",
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_USERNAME": server.admin_email,
+        "OS_PASSWORD": server.admin_password,
+        "OS_PROJECT_NAME": server.admin_email,
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+    }
+    for command in commands:
+        command = command.replace("http://127.0.0.1:8000", server.url)
+        command = command.replace("'<token>'", shlex.quote(server.admin_token))
+        done = subprocess.run(
+            command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, (command, done.stderr)
+    listed = subprocess.run(
+        [SWIFT, "list", "photos"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert listed.returncode == 0 and listed.stdout.split() == ["cat.jpg"], listed.stderr
+    connection = swift_client.Connection(
+        f"{server.url}/object-store/v1", server.admin_email, server.admin_token
+    )
+    try:
+        assert connection.get_object("photos", "cat.jpg")[1] == b"meow\n"
+        assert connection.head_object("backups", "disk.img")["content-length"] == "1000"
+    finally:
+        connection.close()

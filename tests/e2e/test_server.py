@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -84,6 +85,48 @@ def test_up_printed_a_working_admin(server: Server):
     response = httpx.get(f"{server.url}/identity/v2.0/tokens/{server.admin_token}", timeout=10)
     assert response.status_code == 200
     assert response.json()["access"]["user"]["id"] == server.admin_uuid
+
+
+def test_up_prints_the_credentials_once_it_answers_and_a_token_hint_that_works(
+    server: Server, tmp_path: Path
+):
+    printed = server.output.read_text()
+    assert printed.index("Application startup complete") < printed.index("  password:")
+    # stderr is a file here: JSON lines, without uvicorn's ANSI-coloured copies.
+    assert '"logger":"uvicorn.error"' in printed and "color_message" not in printed
+    assert "\x1b" not in printed and "\\u001b" not in printed
+    hint = next(
+        line.split("its token later: ", 1)[1]
+        for line in printed.splitlines()
+        if "its token later: " in line
+    )
+    # Exactly as printed, from another directory, with no NEFOS_* to help it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEFOS_")}
+    env["PATH"] = f"{Path(NEFOS).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        hint, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == server.admin_token
+
+
+def test_up_on_a_taken_port_fails_before_creating_anything(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data_dir = tmp_path / "cloud"
+        done = subprocess.run(
+            [NEFOS, "up", "--data-dir", str(data_dir), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("NEFOS_")},
+        )
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in done.stderr and "--port" in done.stderr
+    assert "password" not in done.stdout + done.stderr
+    assert not (data_dir / "nefos.db").exists()  # no database, so no admin in it
 
 
 def test_openstack_cli_token_issue(server: Server):

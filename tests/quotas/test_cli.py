@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from nefos.identity.models import Project
+from nefos.quotas.resources import RESOURCES
 from nefos.quotas.service import project_holder, user_holder
 from nefos.server.engines import Engines
 from tests.conftest import invoke_nefos, run_nefos
@@ -76,6 +77,13 @@ async def test_quota_show_and_set(settings, engines: Engines):
     assert by_resource["cyclades.vm"]["limit"] == 7
     assert by_resource["cyclades.vm"]["project_limit"] == 7
     assert by_resource["pithos.diskspace"]["limit"] == 100 << 30
+    # People read sizes in binary units; --json above keeps the bytes.
+    table = (await invoke_nefos(settings, "quota", "show", "q@example.org")).stdout
+    disk = next(line for line in table.splitlines() if "pithos.diskspace" in line)
+    assert "100 GiB" in disk and str(100 << 30) not in table
+    assert "│ 7 " in next(line for line in table.splitlines() if "cyclades.vm" in line)
+    said = await invoke_nefos(settings, "quota", "set", "q@example.org", "cyclades.ram", "3G")
+    assert said.stdout.strip() == "base quota of q@example.org: cyclades.ram = 3 GiB"
     bad = await invoke_nefos(
         settings, "quota", "set", "q@example.org", "cyclades.vm", "lots", check=False
     )
@@ -110,6 +118,9 @@ async def test_usage_report(settings, engines: Engines):
     ]
     table = (await invoke_nefos(settings, "usage", "report")).stdout
     assert "r@example.org" in table
+    disk = [line for line in table.splitlines() if "r@example.org" in line and "diskspace" in line]
+    assert len(disk) == 1 and "50 GiB" in disk[0], table  # the default, not 53687091200
+    assert str(RESOURCES["pithos.diskspace"].default) not in table
 
 
 def engines_charge(user_id, resource: str, quantity: int):

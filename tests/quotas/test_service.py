@@ -107,6 +107,24 @@ async def test_over_limit_is_refused_with_synnefo_data(identity: Identity, quota
         assert await s.scalar(select(func.count()).select_from(Commission)) == 0
 
 
+async def test_over_limit_of_a_size_says_it_in_binary_units(identity: Identity, quotas: Quotas):
+    """A refusal people read: "would use 50 GiB", not 53687091200; the data stays exact."""
+    user = await new_user(identity)
+    limit = RESOURCES["pithos.diskspace"].default  # 50 GiB
+    with pytest.raises(errors.OverQuota) as caught:
+        await quotas.issue("svc", charge(user, user, "pithos.diskspace", limit + (512 << 20)))
+    message = caught.value.message
+    assert "would use 50.5 GiB of a limit of 50 GiB" in message, message
+    assert str(limit) not in message
+    assert caught.value.data["limit"] == limit
+    with pytest.raises(errors.OverQuota) as caught:
+        await quotas.issue("svc", charge(user, user, "pithos.diskspace", -(3 << 20)))
+    assert "cannot release 3 MiB, it holds 0 B" in caught.value.message
+    with pytest.raises(errors.OverQuota) as caught:  # counts stay counts
+        await quotas.issue("svc", charge(user, user, VM, RESOURCES[VM].default + 1))
+    assert f"would use {RESOURCES[VM].default + 1} of a limit of" in caught.value.message
+
+
 async def test_take_pays_inside_the_callers_transaction(
     identity: Identity, quotas: Quotas, db: Database
 ):

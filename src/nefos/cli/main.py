@@ -8,12 +8,17 @@ on the same database that a running ``nefos up`` serves.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import shlex
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from nefos.cli.common import (
@@ -75,6 +80,9 @@ def up(
 ) -> None:
     """Run the whole cloud in one process: migrate, create the first admin, serve."""
     settings = settings_for(config, data_dir, host=host, port=port)
+    # Take the port before anything is written: on a port another process holds, the
+    # admin would be created and its password printed for a server that never answers.
+    listener = _listen(settings.host, settings.port)
 
     async def prepare() -> tuple[User, str, str] | None:
         await upgrade_async(settings.database)
@@ -89,23 +97,78 @@ def up(
         finally:
             await engines.db.close()
 
-    created = asyncio.run(prepare())
-    out.print(f"nefos is starting at [bold]{settings.base_url}[/bold]")
-    out.print(f"  data directory: {settings.data_dir.resolve()}")
-    out.print(f"  identity (Keystone v3): {settings.base_url}/identity/v3")
-    out.print(f"  web login: {settings.base_url}/ui/login")
-    if settings.compute.embedded_backend:
-        out.print("  compute: the embedded backend is simulated and runs no guest")
-    if created is not None:
-        user, password, token = created
-        out.print("[bold]An admin account was created:[/bold]")
-        out.print(f"  e-mail:   {user.email}")
-        out.print(f"  password: {password}")
-        out.print(f"  uuid:     {user.id}")
-        out.print(f"  token:    {token}")
-    else:
-        out.print(f"  admin: {settings.admin_email} (`nefos user token {settings.admin_email}`)")
-    _serve(settings, workers=1)
+    try:
+        created = asyncio.run(prepare())
+    except BaseException:
+        listener.close()
+        raise
+    hint = _token_hint(settings, config)
+    shown = False
+
+    def announce() -> None:
+        """The address and the admin's credentials, once the server answers there."""
+        nonlocal shown
+        shown = True
+        out.print(f"nefos is running at [bold]{settings.base_url}[/bold]")
+        out.print(f"  data directory: {settings.data_dir.resolve()}")
+        out.print(f"  identity (Keystone v3): {settings.base_url}/identity/v3")
+        out.print(f"  web login: {settings.base_url}/ui/login")
+        if settings.compute.embedded_backend:
+            out.print("  compute: the embedded backend is simulated and runs no guest")
+        if created is not None:
+            out.print("[bold]An admin account was created:[/bold]")
+            _credentials(created)
+        out.print(f"  admin: {settings.admin_email}; its token later: {hint}", markup=False)
+
+    try:
+        _serve(settings, workers=1, listener=listener, announce=announce)
+    finally:
+        if created is not None and not shown:  # its password is shown only this once
+            err.print("[bold]The server did not start; an admin account was created:[/bold]")
+            _credentials(created, err)
+
+
+def _credentials(created: tuple[User, str, str], console: Console = out) -> None:
+    # tests/conftest.py reads these lines: "  e-mail:", "  password:", "  uuid:", "  token:".
+    user, password, token = created
+    console.print(f"  e-mail:   {user.email}", markup=False)
+    console.print(f"  password: {password}", markup=False)
+    console.print(f"  uuid:     {user.id}", markup=False)
+    console.print(f"  token:    {token}", markup=False)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound and listening on host:port, for the server to serve on (as
+    uvicorn binds one: IPv6 for an address with a colon)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise fail(
+                f"{host}:{port} is already in use (another nefos?): stop what listens "
+                "there, or choose another port with --port"
+            ) from None
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _token_hint(settings: Settings, config: Path | None) -> str:
+    """The command that prints the admin's token, naming this deployment whatever the
+    directory and environment it is run from."""
+    words = ["nefos", "user", "token", settings.admin_email]
+    config_file = config or (
+        Path(os.environ["NEFOS_CONFIG"]) if os.environ.get("NEFOS_CONFIG") else None
+    )
+    if config_file is not None:
+        words += ["--config", str(config_file.resolve())]
+    words += ["--data-dir", str(settings.data_dir.resolve())]
+    return shlex.join(words)
 
 
 @app.command()
@@ -130,7 +193,15 @@ def serve(
     _serve(settings, workers, config)
 
 
-def _serve(settings: Settings, workers: int, config: Path | None = None) -> None:
+def _serve(
+    settings: Settings,
+    workers: int,
+    config: Path | None = None,
+    listener: socket.socket | None = None,
+    announce: Callable[[], None] | None = None,
+) -> None:
+    """Serve until stopped; ``listener``: a socket already listening (else uvicorn binds
+    host and port); ``announce``: called once the server answers."""
     import uvicorn
 
     from nefos.core.logging import configure_logging
@@ -155,8 +226,18 @@ def _serve(settings: Settings, workers: int, config: Path | None = None) -> None
             os.environ["NEFOS_CONFIG"] = str(config.resolve())
         os.environ["NEFOS_DATA_DIR"] = str(settings.data_dir.resolve())
         uvicorn.run("nefos.server.app:app_factory", factory=True, workers=workers, **common)
-    else:
-        uvicorn.run(create_app(settings), **common)
+        return
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and announce is not None:
+                announce()
+
+    server = Server(uvicorn.Config(create_app(settings), **common))
+    server.run(sockets=[listener] if listener is not None else None)
+    if not server.started:  # uvicorn.run exits so too: the app did not start
+        raise typer.Exit(3)
 
 
 # -- database ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from nefos.cli.common import ConfigFile, DataDir, out, with_engines
+from nefos.cli.quota import shown_amount
 from nefos.quotas.project_rules import describe_project
 from nefos.server.engines import Engines
 
@@ -71,7 +72,8 @@ def project_show(
     for key, value in shown.items():
         if key == "resources":
             value = ", ".join(
-                f"{name} {spec['project_capacity']}/{spec['member_capacity']}"
+                f"{name} {shown_amount(name, spec['project_capacity'])}/"
+                f"{shown_amount(name, spec['member_capacity'])}"
                 for name, spec in value.items()
                 if spec["project_capacity"] or spec["member_capacity"]
             )

@@ -17,10 +17,12 @@ from sqlalchemy import select
 from nefos.cli.common import ConfigFile, DataDir, out, with_engines
 from nefos.core import errors
 from nefos.identity.models import Project
+from nefos.quotas.resources import RESOURCES
 from nefos.quotas.serials import LOCAL_CLIENTS, reconcile
 from nefos.quotas.service import user_holder
 from nefos.quotas.usage import usage_report
 from nefos.server.engines import Engines
+from nefos.units import human_amount
 
 quota_app = typer.Typer(help="Quotas of users and projects.", no_args_is_help=True)
 usage_app = typer.Typer(help="Resource usage reports.", no_args_is_help=True)
@@ -35,6 +37,18 @@ def parse_amount(text: str) -> int:
     if not match:
         raise typer.BadParameter(f"{text!r} is not an amount like 10, 512M or 20GiB")
     return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+_AMOUNTS = {"limit", "usage", "pending", "project_limit", "project_usage"}
+
+
+def shown_amount(resource: str, amount: object) -> str:
+    """An amount of ``resource`` for people: sizes in binary units (``--json`` and
+    ``--csv`` keep exact numbers)."""
+    if not isinstance(amount, int):
+        return "-" if amount is None else str(amount)
+    known = RESOURCES.get(resource)
+    return human_amount(amount, known.unit if known else "")
 
 
 @quota_app.command("show")
@@ -73,7 +87,8 @@ def quota_show(
         return
     table = Table(*rows[0].keys()) if rows else Table("project", "resource")
     for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+        what = str(row["resource"])
+        table.add_row(*(shown_amount(what, v) if k in _AMOUNTS else str(v) for k, v in row.items()))
     out.print(table)
 
 
@@ -97,7 +112,7 @@ def quota_set(
             user = None
         if user is not None:
             await engines.quotas.set_base_quota(user.id, resource, amount)
-            return f"base quota of {user.email}: {resource} = {amount}"
+            return f"base quota of {user.email}: {resource} = {shown_amount(resource, amount)}"
         async with engines.db.session() as s:
             try:
                 wanted = uuid.UUID(target)
@@ -108,7 +123,7 @@ def quota_set(
         if project is None:
             raise errors.NotFound(f"No user or project {target}")
         await engines.quotas.set_project_capacity(project.id, resource, amount)
-        return f"capacity of project {project.name}: {resource} = {amount}"
+        return f"capacity of project {project.name}: {resource} = {shown_amount(resource, amount)}"
 
     out.print(with_engines(config, data_dir, work))
 
@@ -147,5 +162,13 @@ def usage_report_command(
         return
     table = Table("kind", "holder", "project", "resource", "limit", "usage", "pending")
     for row in rows:
-        table.add_row(*(str(v) for v in asdict(row).values()))
+        table.add_row(
+            row.kind,
+            row.holder,
+            row.project,
+            row.resource,
+            shown_amount(row.resource, row.limit),
+            shown_amount(row.resource, row.usage),
+            shown_amount(row.resource, row.pending),
+        )
     out.print(table)

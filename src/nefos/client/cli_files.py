@@ -18,7 +18,6 @@ from nefos.client.console import (
     NoProgress,
     Workers,
     fail,
-    human,
     object_path,
     out,
     print_headers,
@@ -27,6 +26,7 @@ from nefos.client.console import (
     split_path,
 )
 from nefos.client.files import DIRECTORY_TYPES
+from nefos.units import human_bytes as human
 
 file_app = typer.Typer(
     help="Files (objects): list, transfer, copy, share, publish.", no_args_is_help=True
@@ -40,20 +40,31 @@ def basename(name: str) -> str:
     return PurePosixPath(name.rstrip("/")).name
 
 
+def _size(size: object) -> str:
+    """Bytes in binary units; whatever else a listing holds, as it came."""
+    return human(size) if isinstance(size, int) else str(size if size is not None else "")
+
+
+def _quota(quota: object) -> str:
+    """A container's quota policy: a byte count as text, and "0" or none for no limit."""
+    text = str(quota if quota is not None else "")
+    return human(int(text)) if text.isascii() and text.isdigit() and int(text) else text
+
+
 def list_containers(as_json: bool, account: str | None) -> None:
     with session(account) as files:
         containers = files.containers()
     if as_json:
         print_json(containers)
         return
-    table = Table("container", "objects", "bytes", "quota", "versioning", "modified")
+    table = Table("container", "objects", "size", "quota", "versioning", "modified")
     for c in containers:
         policy = c.get("x_container_policy") or {}
         table.add_row(
             c["name"],
             str(c.get("count", "")),
-            str(c.get("bytes", "")),
-            str(policy.get("quota", "")),
+            _size(c.get("bytes")),
+            _quota(policy.get("quota")),
             str(policy.get("versioning", "")),
             str(c.get("last_modified") or ""),
         )
@@ -82,7 +93,7 @@ def file_list(
     if as_json:
         print_json(items)
         return
-    table = Table("name", "bytes", "type", "modified")
+    table = Table("name", "size", "type", "modified")
     directories = {i["name"] + "/" for i in items if i.get("content_type") in DIRECTORY_TYPES}
     for item in items:
         if "subdir" in item:
@@ -92,7 +103,7 @@ def file_list(
             kind = item.get("content_type", "")
             name = item["name"] + ("/" if kind in DIRECTORY_TYPES else "")
             modified = str(item.get("last_modified") or "")
-            table.add_row(name, str(item.get("bytes", "")), kind, modified)
+            table.add_row(name, _size(item.get("bytes")), kind, modified)
     out.print(table)
 
 
@@ -207,11 +218,17 @@ def file_sync(
     if as_json:
         print_json(result)
         return
-    out.print(
-        f"{len(result.uploaded)} uploaded, {len(result.skipped)} unchanged, "
-        f"{len(result.deleted)} deleted; sent {human(result.bytes_sent)}",
-        markup=False,
-    )
+    if dry_run:  # nothing moved: say what a real run would do
+        summary = (
+            f"would upload {len(result.uploaded)}, would delete {len(result.deleted)}, "
+            f"{len(result.skipped)} unchanged; nothing sent (dry run)"
+        )
+    else:
+        summary = (
+            f"{len(result.uploaded)} uploaded, {len(result.skipped)} unchanged, "
+            f"{len(result.deleted)} deleted; sent {human(result.bytes_sent)}"
+        )
+    out.print(summary, markup=False)
 
 
 @file_app.command("cat")

@@ -117,15 +117,6 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
-def human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
 class Bars:
     """A transfer's progress (a :class:`~nefos.client.transfer.Reporter`): one bar,
     relabelled for each phase, on stderr and only for a person watching."""

@@ -234,7 +234,11 @@ class Settings(BaseSettings):
         "revocations take effect within this time (0: ask the database every time).",
     )
     log_level: str = "INFO"
-    log_format: str = "json"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="Log lines as JSON objects or as text; auto: text when standard error "
+        "is a terminal (a person watching), JSON otherwise (a journal or a file).",
+    )
     admin_email: str = "admin@nefos.local"
     signup_auto_activate: bool = True
     quota_defaults: dict[str, int] = Field(

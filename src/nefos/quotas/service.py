@@ -47,6 +47,7 @@ from nefos.quotas.models import (
     ProvisionLog,
 )
 from nefos.quotas.resources import RESOURCES, Resource
+from nefos.units import human_amount
 
 MAX_QUANTITY = 1 << 62  # beyond any real resource; keeps sums inside 64 bits
 MAX_PROVISIONS = 1000
@@ -634,6 +635,13 @@ def _over(p: Charge, holding: Holding | _Held, kind: str, message: str) -> error
     )
 
 
+def _amount(p: Charge, quantity: int) -> str:
+    """A quantity of the charge's resource as its message shows it: sizes in binary
+    units (the fault's data keeps the exact numbers)."""
+    resource = RESOURCES.get(p.resource)
+    return human_amount(quantity, resource.unit if resource else "")
+
+
 def _reserve(holding: Holding | _Held, p: Charge, force: bool) -> None:
     if p.quantity >= 0:
         if not force and holding.usage_max + p.quantity > holding.limit:
@@ -641,8 +649,8 @@ def _reserve(holding: Holding | _Held, p: Charge, force: bool) -> None:
                 p,
                 holding,
                 "NoCapacityError",
-                f"{p.resource}: {p.holder} would use {holding.usage_max + p.quantity} "
-                f"of a limit of {holding.limit}",
+                f"{p.resource}: {p.holder} would use {_amount(p, holding.usage_max + p.quantity)} "
+                f"of a limit of {_amount(p, holding.limit)}",
             )
         holding.usage_max += p.quantity
     else:
@@ -651,8 +659,8 @@ def _reserve(holding: Holding | _Held, p: Charge, force: bool) -> None:
                 p,
                 holding,
                 "NoQuantityError",
-                f"{p.resource}: {p.holder} cannot release {-p.quantity}, "
-                f"it holds {holding.usage_min}",
+                f"{p.resource}: {p.holder} cannot release {_amount(p, -p.quantity)}, "
+                f"it holds {_amount(p, holding.usage_min)}",
             )
         holding.usage_min += p.quantity
 
