@@ -170,3 +170,27 @@ async def test_a_tag_outside_latin_1_is_kept_and_served(client: httpx.AsyncClien
         assert (await client.get(f"{url}/{quote(tag, safe='')}", headers=alice)).status_code == 204
     tags = (await client.get(url, headers=alice)).json()["tags"]
     assert sorted(tags) == sorted(["名前", "ünï", "a%b <&>", "😀"])
+
+
+async def test_unbuilt_services_answer_501_in_their_own_faults(client: httpx.AsyncClient, setup):
+    _, alice = setup["people"]["alice"]
+    network = await client.get("/network/v2.0/networks", headers=alice)
+    assert network.status_code == 501
+    fault = network.json()["NeutronError"]
+    assert fault["type"] == "HTTPNotImplemented" and "/network/v2.0/networks" in fault["message"]
+    for version in ("v2", "v3"):
+        volumes = await client.post(f"/volume/{version}/volumes", json={}, headers=alice)
+        assert volumes.status_code == 501
+        assert volumes.json()["notImplemented"]["code"] == 501
+    anonymous = await client.get("/network/v2.0/ports")
+    assert anonymous.status_code == 401 and "NeutronError" in anonymous.json()
+    assert (await client.get("/volume/v3/types")).status_code == 401
+    # The roots still answer their version documents.
+    assert "resources" in (await client.get("/network/v2.0/")).json()
+    assert "versions" in (await client.get("/volume/v3/")).json()
+    # `openstack limits show` reads the volume limits after Nova's: an empty document.
+    limits = await client.get("/volume/v3/limits", headers=alice)
+    assert limits.json() == {"limits": {"rate": [], "absolute": {}}}
+    assert (await client.get("/volume/v3/limits")).status_code == 401
+    compute = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
+    assert compute["maxTotalInstances"] == 5
