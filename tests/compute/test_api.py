@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from urllib.parse import quote
 
@@ -20,6 +21,8 @@ async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engin
     assert created.status_code == 202
     server = created.json()["server"]
     assert server["status"] == "BUILD" and server["SNF:task_state"] == "BUILDING"
+    # Nova's create reply has no task state (the openstack client would keep it).
+    assert "OS-EXT-STS:task_state" not in server and server["OS-SRV-USG:launched_at"] is None
     assert len(server["adminPass"]) >= 10
     assert created.headers["X-OpenStack-Nova-API-Version"] == "2.1"
     server_id = server["id"]
@@ -29,6 +32,11 @@ async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engin
     assert busy.status_code == 409 and "conflict" in busy.json()
     cluster.delay = 0.02
     active = await wait(client, alice, server_id, "ACTIVE")
+    assert active["OS-EXT-STS:task_state"] is None and active["OS-EXT-STS:vm_state"] == "active"
+    launched = dt.datetime.fromisoformat(active["OS-SRV-USG:launched_at"])
+    assert launched.tzinfo is None  # Nova's form: no zone, microseconds
+    assert launched >= dt.datetime.fromisoformat(active["created"].removesuffix("Z"))
+    assert active["OS-SRV-USG:terminated_at"] is None
     assert active["user_id"] == alice_id and active["flavor"]["id"] == setup["flavor"]
     assert (await client.get(f"{V21}/servers/{server_id}", headers=bob)).status_code == 404
     listed = (await client.get(f"{V21}/servers", headers=alice)).json()["servers"]
@@ -58,7 +66,8 @@ async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engin
     )
     assert renamed.json()["server"]["name"] == "db"
     assert (await client.delete(f"{V21}/servers/{server_id}", headers=alice)).status_code == 204
-    await wait(client, alice, server_id, "DELETED")
+    deleted = await wait(client, alice, server_id, "DELETED")
+    assert deleted["OS-SRV-USG:terminated_at"] is not None
     assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
 
 

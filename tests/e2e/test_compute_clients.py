@@ -70,6 +70,7 @@ def test_server_lifecycle(server: Server, image: str, tmp_path: Path):
         "--property", "role=web", "--wait", "web",
     )  # fmt: skip
     assert created["status"] == "ACTIVE"
+    assert created["OS-EXT-STS:task_state"] is None and created["OS-SRV-USG:launched_at"]
     server_id = created["id"]
     listed = os_json(server, "server", "list")
     assert [(s["Name"], s["Status"]) for s in listed] == [("web", "ACTIVE")]

@@ -85,6 +85,13 @@ def _time(moment: dt.datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds")[:-6] + "Z"  # drop "+00:00"
 
 
+def _usage_time(moment: dt.datetime | None) -> str | None:
+    """Nova writes the OS-SRV-USG times without a zone and with microseconds."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
 def _server(
     base: str,
     view: ServerView,
@@ -125,6 +132,8 @@ def _server(
             "shared_to_project": server.shared_to_project,
             "created": _time(server.created),
             "updated": _time(server.updated),
+            "OS-SRV-USG:launched_at": _usage_time(server.launched),
+            "OS-SRV-USG:terminated_at": _usage_time(server.updated) if server.deleted else None,
             "flavor": flavor_ref,
             "image": {"id": server.image_id, "links": _links(base, "images", server.image_id)},
             "metadata": view.metadata,
@@ -349,6 +358,10 @@ async def _create_server(request: Request) -> Response:
     )
     body = _server(_base(request), view)
     body["adminPass"] = password
+    # Nova's create reply carries no task state, and the openstack client keeps any
+    # field of it that the later, refreshed server has empty: a "building" here would
+    # show beside the ACTIVE of `server create --wait`. Synnefo's SNF:task_state stays.
+    del body["OS-EXT-STS:task_state"]
     return _reply({"server": body}, 202)
 
 

@@ -129,6 +129,7 @@ class ServerRecord:
     deleted: bool
     created: dt.datetime
     updated: dt.datetime
+    launched: dt.datetime | None
 
 
 # Table columns, not ORM attributes: a Core select skips the ORM's row loading.
@@ -1206,6 +1207,7 @@ class Compute:
                     await self._apply_new_flavor(s, server, message)
                 if opcode == base.OP_CREATE:
                     server.build_percentage = 100
+                    server.launched = dt.datetime.fromtimestamp(event_time, dt.UTC)
             elif opcode == base.OP_CREATE:
                 server.operstate = "ERROR"
                 s.add(_diagnostic(server.id, "ERROR", f"Building the server failed: {logmsg}"))
