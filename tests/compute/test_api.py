@@ -203,3 +203,25 @@ async def test_unbuilt_services_answer_501_in_their_own_faults(client: httpx.Asy
     assert (await client.get("/volume/v3/limits")).status_code == 401
     compute = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
     assert compute["maxTotalInstances"] == 5
+
+
+async def test_an_image_too_big_for_the_flavor_is_refused(
+    client: httpx.AsyncClient, engines, setup
+):
+    alice_id, alice = setup["people"]["alice"]
+    body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
+    flavor = (await client.get(f"{V21}/flavors/{setup['flavor']}", headers=alice)).json()
+    ram, disk = flavor["flavor"]["ram"], flavor["flavor"]["disk"]
+    for fields, words in (
+        (
+            {"min_ram": ram + 1},
+            f"memory is too small for requested image: the image needs {ram + 1} MiB",
+        ),
+        ({"min_ram": ram, "min_disk": disk + 1}, "disk is too small for requested image"),
+    ):
+        await engines.images.update(alice_id, setup["image"], fields)
+        refused = await client.post(f"{V21}/servers", json=body, headers=alice)
+        assert refused.status_code == 400 and words in refused.json()["badRequest"]["message"]
+    assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
+    await engines.images.update(alice_id, setup["image"], {"min_ram": ram, "min_disk": disk})
+    assert (await client.post(f"{V21}/servers", json=body, headers=alice)).status_code == 202
