@@ -225,3 +225,33 @@ async def test_an_image_too_big_for_the_flavor_is_refused(
     assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
     await engines.images.update(alice_id, setup["image"], {"min_ram": ram, "min_disk": disk})
     assert (await client.post(f"{V21}/servers", json=body, headers=alice)).status_code == 202
+
+
+async def test_flavor_and_image_refs_may_be_their_links(client: httpx.AsyncClient, setup):
+    _, alice = setup["people"]["alice"]
+    flavor = (await client.get(f"{V21}/flavors/{setup['flavor']}", headers=alice)).json()
+    image = (await client.get(f"{V21}/images/{setup['image']}", headers=alice)).json()
+    flavor_links = [link["href"] for link in flavor["flavor"]["links"]]
+    image_links = [link["href"] for link in image["image"]["links"]]
+    assert flavor_links[0].startswith("http") and "/compute/v2.1/flavors/" in flavor_links[0]
+    made = []
+    for flavor_ref, image_ref in (
+        (flavor_links[0], image_links[0]),  # self
+        (flavor_links[1] + "/", image_links[1] + "?x=1"),  # bookmark, a slash, a query
+        (int(setup["flavor"]), setup["image"]),  # Nova takes a number too
+    ):
+        body = {"server": {"name": "vm", "imageRef": image_ref, "flavorRef": flavor_ref}}
+        created = await client.post(f"{V21}/servers", json=body, headers=alice)
+        assert created.status_code == 202, created.text
+        made.append(created.json()["server"])
+    assert {s["flavor"]["id"] for s in made} == {setup["flavor"]}
+    assert {s["image"]["id"] for s in made} == {setup["image"]}
+    for bad in ({"id": setup["flavor"]}, [setup["flavor"]], "", "http://x/", True):
+        body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": bad}}
+        refused = await client.post(f"{V21}/servers", json=body, headers=alice)
+        assert refused.status_code == 400, (bad, refused.text)
+        assert "Invalid flavorRef" in refused.json()["badRequest"]["message"]
+    resize = {"resize": {"flavorRef": {"id": 1}}}
+    action = await client.post(f"{V21}/servers/{made[0]['id']}/action", json=resize, headers=alice)
+    assert action.status_code == 400 and "Invalid flavorRef" in action.text
+    assert len((await client.get(f"{V21}/servers", headers=alice)).json()["servers"]) == 3

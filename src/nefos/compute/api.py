@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import orjson
 from fastapi import APIRouter, Request
@@ -325,14 +325,28 @@ def _body_object(body: Any, key: str) -> dict[str, Any]:
     return value
 
 
+def _ref(value: Any, key: str) -> str:
+    """An id, or a link to it as this API gives them (``href`` of ``links``): Nova takes
+    the last segment of the URL's path, so a query or a trailing slash changes nothing."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise errors.InvalidInput(f"Invalid {key} provided: an id or a URL")
+    if "/" in value:
+        value = urlsplit(value).path.rstrip("/").rsplit("/", 1)[-1]
+    if not value:
+        raise errors.InvalidInput(f"Invalid {key} provided: an id or a URL")
+    return value
+
+
 async def _create_server(request: Request) -> Response:
     credentials, compute = await _caller(request)
     spec = _body_object(await _json(request), "server")
     for key in ("name", "imageRef", "flavorRef"):
         if key not in spec:
             raise errors.InvalidInput(f"Missing server attribute {key}")
-    image_ref = str(spec["imageRef"]).rsplit("/", 1)[-1]
-    flavor_ref = str(spec["flavorRef"]).rsplit("/", 1)[-1]
+    image_ref = _ref(spec["imageRef"], "imageRef")
+    flavor_ref = _ref(spec["flavorRef"], "flavorRef")
     key_names = spec.get("SNF:key_names")
     if key_names is None:
         key_names = [spec["key_name"]] if spec.get("key_name") else []
@@ -415,7 +429,7 @@ async def _action(request: Request, server_id: str) -> Response:
     elif name == "resize":
         if not isinstance(args, dict) or "flavorRef" not in args:
             raise errors.InvalidInput("resize needs flavorRef")
-        flavor_ref = str(args["flavorRef"]).rsplit("/", 1)[-1]
+        flavor_ref = _ref(args["flavorRef"], "flavorRef")
         await compute.resize(
             user, server_id, flavor_ref, await _member_projects(request, credentials)
         )
