@@ -255,3 +255,23 @@ async def test_flavor_and_image_refs_may_be_their_links(client: httpx.AsyncClien
     action = await client.post(f"{V21}/servers/{made[0]['id']}/action", json=resize, headers=alice)
     assert action.status_code == 400 and "Invalid flavorRef" in action.text
     assert len((await client.get(f"{V21}/servers", headers=alice)).json()["servers"]) == 3
+
+
+async def test_availability_zones(client: httpx.AsyncClient, engines, setup):
+    _, alice = setup["people"]["alice"]
+    _, token = await engines.identity.create_user(f"op-{uuid.uuid4().hex[:6]}@x.org", admin=True)
+    admin = {"X-Auth-Token": token}
+    zones = (await client.get(f"{V21}/os-availability-zone", headers=alice)).json()
+    nova = {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}
+    assert zones == {"availabilityZoneInfo": [nova]}
+    refused = await client.get(f"{V21}/os-availability-zone/detail", headers=alice)
+    assert refused.status_code == 403 and "forbidden" in refused.json()
+    assert (await client.get(f"{V21}/os-availability-zone")).status_code == 401
+    await engines.compute.set_drained("embedded", True)
+    detail = (await client.get(f"{V21}/os-availability-zone/detail", headers=admin)).json()
+    [zone] = detail["availabilityZoneInfo"]
+    assert zone["zoneName"] == "nova" and zone["zoneState"] == {"available": False}
+    service = zone["hosts"]["embedded"]["nova-compute"]
+    assert service["available"] is True and service["active"] is False
+    zones = (await client.get(f"{V21}/os-availability-zone", headers=alice)).json()
+    assert zones["availabilityZoneInfo"][0]["zoneState"] == {"available": False}

@@ -54,11 +54,15 @@ def test_flavor_list(server: Server):
     assert {f["Name"] for f in flavors} >= {"C1R1024D20file", "C2R2048D40file"}
 
 
-def test_limits_show_and_unbuilt_services(server: Server):
-    limits, networks = side_by_side(
+def test_limits_zones_and_unbuilt_services(server: Server):
+    limits, networks, zones = side_by_side(
         lambda: os_json(server, "limits", "show", "--absolute"),
         lambda: openstack(server, *_admin(server), "network", "list"),
+        lambda: os_json(server, "availability", "zone", "list", "--compute", "--long"),
     )
+    assert [(z["Zone Name"], z["Zone Status"], z["Host Name"]) for z in zones] == [
+        ("nova", "available", "embedded")
+    ]
     assert {row["Name"]: row["Value"] for row in limits}["max_total_instances"] == 5
     assert networks.returncode != 0 and "501" in networks.stderr
     assert "does not serve the networking" in networks.stderr

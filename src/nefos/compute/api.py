@@ -25,7 +25,7 @@ from nefos.compute.service import (
     ServerView,
 )
 from nefos.core import errors
-from nefos.core.auth import Credentials, current_user
+from nefos.core.auth import Credentials, current_admin, current_user
 from nefos.core.body import parse_json
 from nefos.core.numbers import INT64_MIN, ascii_int
 from nefos.images.service import Image, Images
@@ -39,6 +39,7 @@ VM_STATES = {  # Nova's vm_state for each status
     "ERROR": "error",
     "DELETED": "deleted",
 }
+ZONE = "nova"  # backends have no zone or group of their own yet: one zone, as Nova's default
 STATUSES = ("BUILD", "ACTIVE", "STOPPED", "REBOOT", "ERROR", "DELETED", "RESIZE", "UNKNOWN")
 
 router = APIRouter()
@@ -149,7 +150,7 @@ def _server(
             "SNF:key_names": key_names,
             "security_groups": [{"name": "default"}],
             "OS-DCF:diskConfig": "MANUAL",
-            "OS-EXT-AZ:availability_zone": "nova",
+            "OS-EXT-AZ:availability_zone": ZONE,
             "config_drive": "",
             "deleted": server.deleted,
             "suspended": False,
@@ -635,6 +636,42 @@ async def _limits(request: Request) -> Response:
     return _reply({"limits": {"rate": [], "absolute": absolute}})
 
 
+async def _zones(request: Request) -> Response:
+    """Nova's availability zones: ``nova``, available while a backend takes new servers."""
+    _, compute = await _caller(request)
+    backends = await compute.backends()
+    open_ = any(not b.offline and not b.drained for b in backends)
+    return _reply(
+        {
+            "availabilityZoneInfo": [
+                {"zoneName": ZONE, "zoneState": {"available": open_}, "hosts": None}
+            ]
+        }
+    )
+
+
+async def _zones_detail(request: Request) -> Response:
+    """The admin's view: each backend is a host whose one service is ``nova-compute``,
+    active unless drained, available unless offline."""
+    check_microversion(request)
+    await current_admin(request)
+    compute: Compute = request.app.state.engines.compute
+    backends = await compute.backends()
+    hosts = {
+        b.name: {
+            "nova-compute": {
+                "available": not b.offline,
+                "active": not b.drained,
+                "updated_at": _time(b.refreshed),
+            }
+        }
+        for b in backends
+    }
+    open_ = any(not b.offline and not b.drained for b in backends)
+    zone = {"zoneName": ZONE, "zoneState": {"available": open_}, "hosts": hosts}
+    return _reply({"availabilityZoneInfo": [zone]})
+
+
 async def list_servers(request: Request) -> Response:
     return await _list_servers(request, False)
 
@@ -686,6 +723,8 @@ def _routes() -> None:
         add(f"{prefix}/images/detail", list_images_detail, methods=["GET"])
         add(f"{prefix}/images/{{image_id}}", _show_image, methods=["GET"])
         add(f"{prefix}/limits", _limits, methods=["GET"])
+        add(f"{prefix}/os-availability-zone", _zones, methods=["GET"])
+        add(f"{prefix}/os-availability-zone/detail", _zones_detail, methods=["GET"])
 
 
 _routes()
