@@ -275,3 +275,53 @@ async def test_availability_zones(client: httpx.AsyncClient, engines, setup):
     assert service["available"] is True and service["active"] is False
     zones = (await client.get(f"{V21}/os-availability-zone", headers=alice)).json()
     assert zones["availabilityZoneInfo"][0]["zoneState"] == {"available": False}
+
+
+async def test_quota_sets(client: httpx.AsyncClient, engines, setup):
+    alice_id, alice = setup["people"]["alice"]
+    bob_id, bob = setup["people"]["bob"]
+    _, token = await engines.identity.create_user(f"op-{uuid.uuid4().hex[:6]}@x.org", admin=True)
+    admin = {"X-Auth-Token": token}
+    url = f"{V21}/os-quota-sets/{alice_id}"
+    shown = (await client.get(url, headers=alice)).json()["quota_set"]
+    assert shown["id"] == alice_id
+    assert (shown["instances"], shown["cores"], shown["ram"]) == (5, 20, 40 * 1024)
+    assert shown["floating_ips"] == 2 and shown["key_pairs"] == 100
+    mine = (await client.get(url, params={"user_id": alice_id}, headers=alice)).json()
+    assert mine["quota_set"]["instances"] == 5
+    assert (await client.get(url, headers=bob)).status_code == 403
+    theirs = await client.get(url, params={"user_id": bob_id}, headers=alice)
+    assert theirs.status_code == 403
+    defaults = (await client.get(f"{url}/defaults", headers=bob)).json()["quota_set"]
+    assert defaults["instances"] == 5 and defaults["ram"] == 40 * 1024
+    body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
+    assert (await client.post(f"{V21}/servers", json=body, headers=alice)).status_code == 202
+    detail = (await client.get(f"{url}/detail", headers=alice)).json()["quota_set"]
+    assert detail["instances"] == {"in_use": 1, "limit": 5, "reserved": 0}
+    assert detail["ram"]["in_use"] == 1024 and detail["key_pairs"]["limit"] == 100
+
+    change = {"quota_set": {"instances": 1, "ram": "2048", "force": True}}
+    assert (await client.put(url, json=change, headers=alice)).status_code == 403
+    for bad in (
+        {"bogus": 1},
+        {"key_pairs": 5},
+        {"instances": -1},
+        {"cores": "many"},
+        {"cores": True},
+    ):
+        refused = await client.put(url, json={"quota_set": {"instances": 3, **bad}}, headers=admin)
+        assert refused.status_code == 400, (bad, refused.text)
+    assert (await client.get(url, headers=alice)).json()["quota_set"]["instances"] == 5
+    updated = await client.put(url, json=change, headers=admin)
+    assert updated.status_code == 200
+    assert (updated.json()["quota_set"]["instances"], updated.json()["quota_set"]["ram"]) == (
+        1,
+        2048,
+    )
+    over = await client.post(f"{V21}/servers", json=body, headers=alice)
+    assert over.status_code == 413  # the new limit holds
+    not_member = await client.put(url, params={"user_id": bob_id}, json=change, headers=admin)
+    assert not_member.status_code == 404
+    member = {"quota_set": {"cores": 3}}
+    done = await client.put(url, params={"user_id": alice_id}, json=member, headers=admin)
+    assert done.json()["quota_set"]["cores"] == 3

@@ -55,11 +55,14 @@ def test_flavor_list(server: Server):
 
 
 def test_limits_zones_and_unbuilt_services(server: Server):
-    limits, networks, zones = side_by_side(
+    limits, networks, zones, quotas = side_by_side(
         lambda: os_json(server, "limits", "show", "--absolute"),
         lambda: openstack(server, *_admin(server), "network", "list"),
         lambda: os_json(server, "availability", "zone", "list", "--compute", "--long"),
+        lambda: os_json(server, "quota", "show", "--compute", "--usage"),
     )
+    instances = next(q for q in quotas if q["Resource"] == "instances")
+    assert instances["Limit"] == 5 and instances["In Use"] == 0
     assert [(z["Zone Name"], z["Zone Status"], z["Host Name"]) for z in zones] == [
         ("nova", "available", "embedded")
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -17,6 +18,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from nefos.compute import quota_sets
 from nefos.compute.nova import PREFIXES, check_microversion, empty, reply
 from nefos.compute.service import (
     MAX_PERSONALITY,
@@ -27,7 +29,7 @@ from nefos.compute.service import (
 from nefos.core import errors
 from nefos.core.auth import Credentials, current_admin, current_user
 from nefos.core.body import parse_json
-from nefos.core.numbers import INT64_MIN, ascii_int
+from nefos.core.numbers import INT64_MIN, ascii_int, ascii_uuid
 from nefos.images.service import Image, Images
 
 VM_STATES = {  # Nova's vm_state for each status
@@ -672,6 +674,63 @@ async def _zones_detail(request: Request) -> Response:
     return _reply({"availabilityZoneInfo": [zone]})
 
 
+async def _quota_caller(request: Request, project_id: str) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """The project and member a quota-set request names; a non-admin may read only
+    their own quotas and those of the projects they belong to."""
+    check_microversion(request)
+    credentials = await current_user(request)
+    project = ascii_uuid(project_id)
+    raw_user = request.query_params.get("user_id")
+    user = None if raw_user is None else ascii_uuid(raw_user)
+    if project is None or (raw_user is not None and user is None):
+        raise errors.NotFound(f"No quotas for project {project_id}")
+    if not credentials.is_admin and (
+        str(project) not in await _member_projects(request, credentials)
+        or (user is not None and user != credentials.user_id)
+    ):
+        raise errors.PermissionDenied("You may read only your own quotas")
+    return project, user
+
+
+async def _quota_set(request: Request, project_id: str) -> Response:
+    project, user = await _quota_caller(request, project_id)
+    engines = request.app.state.engines
+    found = await quota_sets.quota_set(engines.quotas, engines.settings, project, user)
+    return _reply({"quota_set": {"id": project_id, **{k: v.limit for k, v in found.items()}}})
+
+
+async def _quota_set_detail(request: Request, project_id: str) -> Response:
+    project, user = await _quota_caller(request, project_id)
+    engines = request.app.state.engines
+    found = await quota_sets.quota_set(engines.quotas, engines.settings, project, user)
+    items = {
+        k: {"in_use": v.in_use, "limit": v.limit, "reserved": v.reserved} for k, v in found.items()
+    }
+    return _reply({"quota_set": {"id": project_id, **items}})
+
+
+async def _quota_set_defaults(request: Request, project_id: str) -> Response:
+    check_microversion(request)
+    await current_user(request)
+    engines = request.app.state.engines
+    found = quota_sets.defaults(engines.quotas, engines.settings)
+    return _reply({"quota_set": {"id": project_id, **found}})
+
+
+async def _update_quota_set(request: Request, project_id: str) -> Response:
+    """The admin sets a project's limits, or with ``user_id`` one member's in it."""
+    check_microversion(request)
+    await current_admin(request)
+    project, user = await _quota_caller(request, project_id)
+    engines = request.app.state.engines
+    changes = quota_sets.parse_update(
+        engines.settings, _body_object(await _json(request), "quota_set")
+    )
+    await quota_sets.update(engines.quotas, project, user, changes)
+    found = await quota_sets.quota_set(engines.quotas, engines.settings, project, user)
+    return _reply({"quota_set": {k: v.limit for k, v in found.items()}})
+
+
 async def list_servers(request: Request) -> Response:
     return await _list_servers(request, False)
 
@@ -724,6 +783,10 @@ def _routes() -> None:
         add(f"{prefix}/images/{{image_id}}", _show_image, methods=["GET"])
         add(f"{prefix}/limits", _limits, methods=["GET"])
         add(f"{prefix}/os-availability-zone", _zones, methods=["GET"])
+        add(f"{prefix}/os-quota-sets/{{project_id}}", _quota_set, methods=["GET"])
+        add(f"{prefix}/os-quota-sets/{{project_id}}", _update_quota_set, methods=["PUT"])
+        add(f"{prefix}/os-quota-sets/{{project_id}}/detail", _quota_set_detail, methods=["GET"])
+        add(f"{prefix}/os-quota-sets/{{project_id}}/defaults", _quota_set_defaults, methods=["GET"])
         add(f"{prefix}/os-availability-zone/detail", _zones_detail, methods=["GET"])
 
 
