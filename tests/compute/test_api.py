@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from urllib.parse import quote
 
@@ -20,6 +21,8 @@ async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engin
     assert created.status_code == 202
     server = created.json()["server"]
     assert server["status"] == "BUILD" and server["SNF:task_state"] == "BUILDING"
+    # Nova's create reply has no task state (the openstack client would keep it).
+    assert "OS-EXT-STS:task_state" not in server and server["OS-SRV-USG:launched_at"] is None
     assert len(server["adminPass"]) >= 10
     assert created.headers["X-OpenStack-Nova-API-Version"] == "2.1"
     server_id = server["id"]
@@ -29,6 +32,11 @@ async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engin
     assert busy.status_code == 409 and "conflict" in busy.json()
     cluster.delay = 0.02
     active = await wait(client, alice, server_id, "ACTIVE")
+    assert active["OS-EXT-STS:task_state"] is None and active["OS-EXT-STS:vm_state"] == "active"
+    launched = dt.datetime.fromisoformat(active["OS-SRV-USG:launched_at"])
+    assert launched.tzinfo is None  # Nova's form: no zone, microseconds
+    assert launched >= dt.datetime.fromisoformat(active["created"].removesuffix("Z"))
+    assert active["OS-SRV-USG:terminated_at"] is None
     assert active["user_id"] == alice_id and active["flavor"]["id"] == setup["flavor"]
     assert (await client.get(f"{V21}/servers/{server_id}", headers=bob)).status_code == 404
     listed = (await client.get(f"{V21}/servers", headers=alice)).json()["servers"]
@@ -58,7 +66,8 @@ async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engin
     )
     assert renamed.json()["server"]["name"] == "db"
     assert (await client.delete(f"{V21}/servers/{server_id}", headers=alice)).status_code == 204
-    await wait(client, alice, server_id, "DELETED")
+    deleted = await wait(client, alice, server_id, "DELETED")
+    assert deleted["OS-SRV-USG:terminated_at"] is not None
     assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
 
 
@@ -170,3 +179,149 @@ async def test_a_tag_outside_latin_1_is_kept_and_served(client: httpx.AsyncClien
         assert (await client.get(f"{url}/{quote(tag, safe='')}", headers=alice)).status_code == 204
     tags = (await client.get(url, headers=alice)).json()["tags"]
     assert sorted(tags) == sorted(["名前", "ünï", "a%b <&>", "😀"])
+
+
+async def test_unbuilt_services_answer_501_in_their_own_faults(client: httpx.AsyncClient, setup):
+    _, alice = setup["people"]["alice"]
+    network = await client.get("/network/v2.0/networks", headers=alice)
+    assert network.status_code == 501
+    fault = network.json()["NeutronError"]
+    assert fault["type"] == "HTTPNotImplemented" and "/network/v2.0/networks" in fault["message"]
+    for version in ("v2", "v3"):
+        volumes = await client.post(f"/volume/{version}/volumes", json={}, headers=alice)
+        assert volumes.status_code == 501
+        assert volumes.json()["notImplemented"]["code"] == 501
+    anonymous = await client.get("/network/v2.0/ports")
+    assert anonymous.status_code == 401 and "NeutronError" in anonymous.json()
+    assert (await client.get("/volume/v3/types")).status_code == 401
+    # The roots still answer their version documents.
+    assert "resources" in (await client.get("/network/v2.0/")).json()
+    assert "versions" in (await client.get("/volume/v3/")).json()
+    # `openstack limits show` reads the volume limits after Nova's: an empty document.
+    limits = await client.get("/volume/v3/limits", headers=alice)
+    assert limits.json() == {"limits": {"rate": [], "absolute": {}}}
+    assert (await client.get("/volume/v3/limits")).status_code == 401
+    compute = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
+    assert compute["maxTotalInstances"] == 5
+
+
+async def test_an_image_too_big_for_the_flavor_is_refused(
+    client: httpx.AsyncClient, engines, setup
+):
+    alice_id, alice = setup["people"]["alice"]
+    body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
+    flavor = (await client.get(f"{V21}/flavors/{setup['flavor']}", headers=alice)).json()
+    ram, disk = flavor["flavor"]["ram"], flavor["flavor"]["disk"]
+    for fields, words in (
+        (
+            {"min_ram": ram + 1},
+            f"memory is too small for requested image: the image needs {ram + 1} MiB",
+        ),
+        ({"min_ram": ram, "min_disk": disk + 1}, "disk is too small for requested image"),
+    ):
+        await engines.images.update(alice_id, setup["image"], fields)
+        refused = await client.post(f"{V21}/servers", json=body, headers=alice)
+        assert refused.status_code == 400 and words in refused.json()["badRequest"]["message"]
+    assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
+    await engines.images.update(alice_id, setup["image"], {"min_ram": ram, "min_disk": disk})
+    assert (await client.post(f"{V21}/servers", json=body, headers=alice)).status_code == 202
+
+
+async def test_flavor_and_image_refs_may_be_their_links(client: httpx.AsyncClient, setup):
+    _, alice = setup["people"]["alice"]
+    flavor = (await client.get(f"{V21}/flavors/{setup['flavor']}", headers=alice)).json()
+    image = (await client.get(f"{V21}/images/{setup['image']}", headers=alice)).json()
+    flavor_links = [link["href"] for link in flavor["flavor"]["links"]]
+    image_links = [link["href"] for link in image["image"]["links"]]
+    assert flavor_links[0].startswith("http") and "/compute/v2.1/flavors/" in flavor_links[0]
+    made = []
+    for flavor_ref, image_ref in (
+        (flavor_links[0], image_links[0]),  # self
+        (flavor_links[1] + "/", image_links[1] + "?x=1"),  # bookmark, a slash, a query
+        (int(setup["flavor"]), setup["image"]),  # Nova takes a number too
+    ):
+        body = {"server": {"name": "vm", "imageRef": image_ref, "flavorRef": flavor_ref}}
+        created = await client.post(f"{V21}/servers", json=body, headers=alice)
+        assert created.status_code == 202, created.text
+        made.append(created.json()["server"])
+    assert {s["flavor"]["id"] for s in made} == {setup["flavor"]}
+    assert {s["image"]["id"] for s in made} == {setup["image"]}
+    for bad in ({"id": setup["flavor"]}, [setup["flavor"]], "", "http://x/", True):
+        body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": bad}}
+        refused = await client.post(f"{V21}/servers", json=body, headers=alice)
+        assert refused.status_code == 400, (bad, refused.text)
+        assert "Invalid flavorRef" in refused.json()["badRequest"]["message"]
+    resize = {"resize": {"flavorRef": {"id": 1}}}
+    action = await client.post(f"{V21}/servers/{made[0]['id']}/action", json=resize, headers=alice)
+    assert action.status_code == 400 and "Invalid flavorRef" in action.text
+    assert len((await client.get(f"{V21}/servers", headers=alice)).json()["servers"]) == 3
+
+
+async def test_availability_zones(client: httpx.AsyncClient, engines, setup):
+    _, alice = setup["people"]["alice"]
+    _, token = await engines.identity.create_user(f"op-{uuid.uuid4().hex[:6]}@x.org", admin=True)
+    admin = {"X-Auth-Token": token}
+    zones = (await client.get(f"{V21}/os-availability-zone", headers=alice)).json()
+    nova = {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}
+    assert zones == {"availabilityZoneInfo": [nova]}
+    refused = await client.get(f"{V21}/os-availability-zone/detail", headers=alice)
+    assert refused.status_code == 403 and "forbidden" in refused.json()
+    assert (await client.get(f"{V21}/os-availability-zone")).status_code == 401
+    await engines.compute.set_drained("embedded", True)
+    detail = (await client.get(f"{V21}/os-availability-zone/detail", headers=admin)).json()
+    [zone] = detail["availabilityZoneInfo"]
+    assert zone["zoneName"] == "nova" and zone["zoneState"] == {"available": False}
+    service = zone["hosts"]["embedded"]["nova-compute"]
+    assert service["available"] is True and service["active"] is False
+    zones = (await client.get(f"{V21}/os-availability-zone", headers=alice)).json()
+    assert zones["availabilityZoneInfo"][0]["zoneState"] == {"available": False}
+
+
+async def test_quota_sets(client: httpx.AsyncClient, engines, setup):
+    alice_id, alice = setup["people"]["alice"]
+    bob_id, bob = setup["people"]["bob"]
+    _, token = await engines.identity.create_user(f"op-{uuid.uuid4().hex[:6]}@x.org", admin=True)
+    admin = {"X-Auth-Token": token}
+    url = f"{V21}/os-quota-sets/{alice_id}"
+    shown = (await client.get(url, headers=alice)).json()["quota_set"]
+    assert shown["id"] == alice_id
+    assert (shown["instances"], shown["cores"], shown["ram"]) == (5, 20, 40 * 1024)
+    assert shown["floating_ips"] == 2 and shown["key_pairs"] == 100
+    mine = (await client.get(url, params={"user_id": alice_id}, headers=alice)).json()
+    assert mine["quota_set"]["instances"] == 5
+    assert (await client.get(url, headers=bob)).status_code == 403
+    theirs = await client.get(url, params={"user_id": bob_id}, headers=alice)
+    assert theirs.status_code == 403
+    defaults = (await client.get(f"{url}/defaults", headers=bob)).json()["quota_set"]
+    assert defaults["instances"] == 5 and defaults["ram"] == 40 * 1024
+    body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
+    assert (await client.post(f"{V21}/servers", json=body, headers=alice)).status_code == 202
+    detail = (await client.get(f"{url}/detail", headers=alice)).json()["quota_set"]
+    assert detail["instances"] == {"in_use": 1, "limit": 5, "reserved": 0}
+    assert detail["ram"]["in_use"] == 1024 and detail["key_pairs"]["limit"] == 100
+
+    change = {"quota_set": {"instances": 1, "ram": "2048", "force": True}}
+    assert (await client.put(url, json=change, headers=alice)).status_code == 403
+    for bad in (
+        {"bogus": 1},
+        {"key_pairs": 5},
+        {"instances": -1},
+        {"cores": "many"},
+        {"cores": True},
+    ):
+        refused = await client.put(url, json={"quota_set": {"instances": 3, **bad}}, headers=admin)
+        assert refused.status_code == 400, (bad, refused.text)
+    assert (await client.get(url, headers=alice)).json()["quota_set"]["instances"] == 5
+    updated = await client.put(url, json=change, headers=admin)
+    assert updated.status_code == 200
+    assert (updated.json()["quota_set"]["instances"], updated.json()["quota_set"]["ram"]) == (
+        1,
+        2048,
+    )
+    over = await client.post(f"{V21}/servers", json=body, headers=alice)
+    assert over.status_code == 413  # the new limit holds
+    not_member = await client.put(url, params={"user_id": bob_id}, json=change, headers=admin)
+    assert not_member.status_code == 404
+    member = {"quota_set": {"cores": 3}}
+    done = await client.put(url, params={"user_id": alice_id}, json=member, headers=admin)
+    assert done.json()["quota_set"]["cores"] == 3

@@ -76,3 +76,17 @@ async def test_unreachable_backend_is_reported_not_guessed(compute: Compute, wor
     (finding,) = await reconcile_servers(compute, fix=True, stale_after=NOW)
     assert "unreachable" in finding.problem and not finding.fixed
     await asyncio.sleep(0)
+
+
+async def test_a_build_whose_events_were_lost_gets_its_launch_time(compute: Compute, world):
+    user = world["user"]
+    cluster = compute.cluster(await compute.backend("embedded"))
+    assert isinstance(cluster, EmbeddedCluster)
+    cluster.drop_events = 1.0
+    view, _ = await compute.create_server(user, "quiet", world["image"], world["small"].id)
+    await cluster.idle()
+    cluster.drop_events = 0.0
+    assert (await compute.server(user, view.server.id)).server.launched is None
+    await reconcile_servers(compute, fix=True, stale_after=NOW)
+    fixed = await compute.server(user, view.server.id)
+    assert fixed.status == "ACTIVE" and fixed.server.launched is not None

@@ -54,12 +54,30 @@ def test_flavor_list(server: Server):
     assert {f["Name"] for f in flavors} >= {"C1R1024D20file", "C2R2048D40file"}
 
 
+def test_limits_zones_and_unbuilt_services(server: Server):
+    limits, networks, zones, quotas = side_by_side(
+        lambda: os_json(server, "limits", "show", "--absolute"),
+        lambda: openstack(server, *_admin(server), "network", "list"),
+        lambda: os_json(server, "availability", "zone", "list", "--compute", "--long"),
+        lambda: os_json(server, "quota", "show", "--compute", "--usage"),
+    )
+    instances = next(q for q in quotas if q["Resource"] == "instances")
+    assert instances["Limit"] == 5 and instances["In Use"] == 0
+    assert [(z["Zone Name"], z["Zone Status"], z["Host Name"]) for z in zones] == [
+        ("nova", "available", "embedded")
+    ]
+    assert {row["Name"]: row["Value"] for row in limits}["max_total_instances"] == 5
+    assert networks.returncode != 0 and "501" in networks.stderr
+    assert "does not serve the networking" in networks.stderr
+
+
 def test_server_lifecycle(server: Server, image: str, tmp_path: Path):
     created = os_json(
         server, "server", "create", "--image", image, "--flavor", "C1R1024D20file",
         "--property", "role=web", "--wait", "web",
     )  # fmt: skip
     assert created["status"] == "ACTIVE"
+    assert created["OS-EXT-STS:task_state"] is None and created["OS-SRV-USG:launched_at"]
     server_id = created["id"]
     listed = os_json(server, "server", "list")
     assert [(s["Name"], s["Status"]) for s in listed] == [("web", "ACTIVE")]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from nefos.compute import quota_sets
 from nefos.compute.nova import PREFIXES, check_microversion, empty, reply
 from nefos.compute.service import (
     MAX_PERSONALITY,
@@ -25,9 +27,9 @@ from nefos.compute.service import (
     ServerView,
 )
 from nefos.core import errors
-from nefos.core.auth import Credentials, current_user
+from nefos.core.auth import Credentials, current_admin, current_user
 from nefos.core.body import parse_json
-from nefos.core.numbers import INT64_MIN, ascii_int
+from nefos.core.numbers import INT64_MIN, ascii_int, ascii_uuid
 from nefos.images.service import Image, Images
 
 VM_STATES = {  # Nova's vm_state for each status
@@ -39,6 +41,7 @@ VM_STATES = {  # Nova's vm_state for each status
     "ERROR": "error",
     "DELETED": "deleted",
 }
+ZONE = "nova"  # backends have no zone or group of their own yet: one zone, as Nova's default
 STATUSES = ("BUILD", "ACTIVE", "STOPPED", "REBOOT", "ERROR", "DELETED", "RESIZE", "UNKNOWN")
 
 router = APIRouter()
@@ -85,6 +88,13 @@ def _time(moment: dt.datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds")[:-6] + "Z"  # drop "+00:00"
 
 
+def _usage_time(moment: dt.datetime | None) -> str | None:
+    """Nova writes the OS-SRV-USG times without a zone and with microseconds."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
 def _server(
     base: str,
     view: ServerView,
@@ -125,6 +135,8 @@ def _server(
             "shared_to_project": server.shared_to_project,
             "created": _time(server.created),
             "updated": _time(server.updated),
+            "OS-SRV-USG:launched_at": _usage_time(server.launched),
+            "OS-SRV-USG:terminated_at": _usage_time(server.updated) if server.deleted else None,
             "flavor": flavor_ref,
             "image": {"id": server.image_id, "links": _links(base, "images", server.image_id)},
             "metadata": view.metadata,
@@ -140,7 +152,7 @@ def _server(
             "SNF:key_names": key_names,
             "security_groups": [{"name": "default"}],
             "OS-DCF:diskConfig": "MANUAL",
-            "OS-EXT-AZ:availability_zone": "nova",
+            "OS-EXT-AZ:availability_zone": ZONE,
             "config_drive": "",
             "deleted": server.deleted,
             "suspended": False,
@@ -316,14 +328,28 @@ def _body_object(body: Any, key: str) -> dict[str, Any]:
     return value
 
 
+def _ref(value: Any, key: str) -> str:
+    """An id, or a link to it as this API gives them (``href`` of ``links``): Nova takes
+    the last segment of the URL's path, so a query or a trailing slash changes nothing."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise errors.InvalidInput(f"Invalid {key} provided: an id or a URL")
+    if "/" in value:
+        value = urlsplit(value).path.rstrip("/").rsplit("/", 1)[-1]
+    if not value:
+        raise errors.InvalidInput(f"Invalid {key} provided: an id or a URL")
+    return value
+
+
 async def _create_server(request: Request) -> Response:
     credentials, compute = await _caller(request)
     spec = _body_object(await _json(request), "server")
     for key in ("name", "imageRef", "flavorRef"):
         if key not in spec:
             raise errors.InvalidInput(f"Missing server attribute {key}")
-    image_ref = str(spec["imageRef"]).rsplit("/", 1)[-1]
-    flavor_ref = str(spec["flavorRef"]).rsplit("/", 1)[-1]
+    image_ref = _ref(spec["imageRef"], "imageRef")
+    flavor_ref = _ref(spec["flavorRef"], "flavorRef")
     key_names = spec.get("SNF:key_names")
     if key_names is None:
         key_names = [spec["key_name"]] if spec.get("key_name") else []
@@ -349,6 +375,10 @@ async def _create_server(request: Request) -> Response:
     )
     body = _server(_base(request), view)
     body["adminPass"] = password
+    # Nova's create reply carries no task state, and the openstack client keeps any
+    # field of it that the later, refreshed server has empty: a "building" here would
+    # show beside the ACTIVE of `server create --wait`. Synnefo's SNF:task_state stays.
+    del body["OS-EXT-STS:task_state"]
     return _reply({"server": body}, 202)
 
 
@@ -402,7 +432,7 @@ async def _action(request: Request, server_id: str) -> Response:
     elif name == "resize":
         if not isinstance(args, dict) or "flavorRef" not in args:
             raise errors.InvalidInput("resize needs flavorRef")
-        flavor_ref = str(args["flavorRef"]).rsplit("/", 1)[-1]
+        flavor_ref = _ref(args["flavorRef"], "flavorRef")
         await compute.resize(
             user, server_id, flavor_ref, await _member_projects(request, credentials)
         )
@@ -608,6 +638,99 @@ async def _limits(request: Request) -> Response:
     return _reply({"limits": {"rate": [], "absolute": absolute}})
 
 
+async def _zones(request: Request) -> Response:
+    """Nova's availability zones: ``nova``, available while a backend takes new servers."""
+    _, compute = await _caller(request)
+    backends = await compute.backends()
+    open_ = any(not b.offline and not b.drained for b in backends)
+    return _reply(
+        {
+            "availabilityZoneInfo": [
+                {"zoneName": ZONE, "zoneState": {"available": open_}, "hosts": None}
+            ]
+        }
+    )
+
+
+async def _zones_detail(request: Request) -> Response:
+    """The admin's view: each backend is a host whose one service is ``nova-compute``,
+    active unless drained, available unless offline."""
+    check_microversion(request)
+    await current_admin(request)
+    compute: Compute = request.app.state.engines.compute
+    backends = await compute.backends()
+    hosts = {
+        b.name: {
+            "nova-compute": {
+                "available": not b.offline,
+                "active": not b.drained,
+                "updated_at": _time(b.refreshed),
+            }
+        }
+        for b in backends
+    }
+    open_ = any(not b.offline and not b.drained for b in backends)
+    zone = {"zoneName": ZONE, "zoneState": {"available": open_}, "hosts": hosts}
+    return _reply({"availabilityZoneInfo": [zone]})
+
+
+async def _quota_caller(request: Request, project_id: str) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """The project and member a quota-set request names; a non-admin may read only
+    their own quotas and those of the projects they belong to."""
+    check_microversion(request)
+    credentials = await current_user(request)
+    project = ascii_uuid(project_id)
+    raw_user = request.query_params.get("user_id")
+    user = None if raw_user is None else ascii_uuid(raw_user)
+    if project is None or (raw_user is not None and user is None):
+        raise errors.NotFound(f"No quotas for project {project_id}")
+    if not credentials.is_admin and (
+        str(project) not in await _member_projects(request, credentials)
+        or (user is not None and user != credentials.user_id)
+    ):
+        raise errors.PermissionDenied("You may read only your own quotas")
+    return project, user
+
+
+async def _quota_set(request: Request, project_id: str) -> Response:
+    project, user = await _quota_caller(request, project_id)
+    engines = request.app.state.engines
+    found = await quota_sets.quota_set(engines.quotas, engines.settings, project, user)
+    return _reply({"quota_set": {"id": project_id, **{k: v.limit for k, v in found.items()}}})
+
+
+async def _quota_set_detail(request: Request, project_id: str) -> Response:
+    project, user = await _quota_caller(request, project_id)
+    engines = request.app.state.engines
+    found = await quota_sets.quota_set(engines.quotas, engines.settings, project, user)
+    items = {
+        k: {"in_use": v.in_use, "limit": v.limit, "reserved": v.reserved} for k, v in found.items()
+    }
+    return _reply({"quota_set": {"id": project_id, **items}})
+
+
+async def _quota_set_defaults(request: Request, project_id: str) -> Response:
+    check_microversion(request)
+    await current_user(request)
+    engines = request.app.state.engines
+    found = quota_sets.defaults(engines.quotas, engines.settings)
+    return _reply({"quota_set": {"id": project_id, **found}})
+
+
+async def _update_quota_set(request: Request, project_id: str) -> Response:
+    """The admin sets a project's limits, or with ``user_id`` one member's in it."""
+    check_microversion(request)
+    await current_admin(request)
+    project, user = await _quota_caller(request, project_id)
+    engines = request.app.state.engines
+    changes = quota_sets.parse_update(
+        engines.settings, _body_object(await _json(request), "quota_set")
+    )
+    await quota_sets.update(engines.quotas, project, user, changes)
+    found = await quota_sets.quota_set(engines.quotas, engines.settings, project, user)
+    return _reply({"quota_set": {k: v.limit for k, v in found.items()}})
+
+
 async def list_servers(request: Request) -> Response:
     return await _list_servers(request, False)
 
@@ -659,6 +782,12 @@ def _routes() -> None:
         add(f"{prefix}/images/detail", list_images_detail, methods=["GET"])
         add(f"{prefix}/images/{{image_id}}", _show_image, methods=["GET"])
         add(f"{prefix}/limits", _limits, methods=["GET"])
+        add(f"{prefix}/os-availability-zone", _zones, methods=["GET"])
+        add(f"{prefix}/os-quota-sets/{{project_id}}", _quota_set, methods=["GET"])
+        add(f"{prefix}/os-quota-sets/{{project_id}}", _update_quota_set, methods=["PUT"])
+        add(f"{prefix}/os-quota-sets/{{project_id}}/detail", _quota_set_detail, methods=["GET"])
+        add(f"{prefix}/os-quota-sets/{{project_id}}/defaults", _quota_set_defaults, methods=["GET"])
+        add(f"{prefix}/os-availability-zone/detail", _zones_detail, methods=["GET"])
 
 
 _routes()

@@ -120,6 +120,8 @@ class Server(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    # When its build first succeeded (Nova's launched_at); None while it never ran.
+    launched: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
 
 
 class ServerMetadata(Base):

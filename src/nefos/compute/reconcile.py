@@ -190,6 +190,8 @@ async def _set_state(
         was_running = server.operstate in ("BUILD", "STARTED")
         server.operstate = wanted
         server.updated = utcnow()
+        if wanted == "STARTED" and server.launched is None:  # its build's event was lost
+            server.launched = server.updated
         s.add(_note(server.id, f"The backend shows the server {wanted.lower()}"))
         user, project, flavor = server.user_id, server.project, flavors[server.flavor_id]
     if serial is not None:

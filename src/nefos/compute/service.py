@@ -55,7 +55,7 @@ from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
 from nefos.core.numbers import INT32_MAX, ascii_int
 from nefos.core.sealing import Sealer, Unsealable, sealed_length
-from nefos.images.service import Images
+from nefos.images.service import Image, Images
 from nefos.quotas.serials import decide, settle, settled
 from nefos.quotas.service import Charge, Quotas, charge
 
@@ -129,6 +129,7 @@ class ServerRecord:
     deleted: bool
     created: dt.datetime
     updated: dt.datetime
+    launched: dt.datetime | None
 
 
 # Table columns, not ORM attributes: a Core select skips the ORM's row loading.
@@ -182,6 +183,21 @@ def _id(value: int | str) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value if 0 < value <= INT32_MAX else None
     return ascii_int(value, 1, INT32_MAX)
+
+
+def _check_fits(flavor: Flavor, image: Image) -> None:
+    """Nova's check of an image's ``min_ram`` (MiB) and ``min_disk`` (GiB), in its words
+    and then with the numbers: a server too small for its image would not boot."""
+    if image.min_ram > flavor.ram:
+        raise errors.InvalidInput(
+            "Flavor's memory is too small for requested image: the image needs "
+            f"{image.min_ram} MiB (min_ram), flavor {flavor.id} has {flavor.ram} MiB"
+        )
+    if image.min_disk > flavor.disk:
+        raise errors.InvalidInput(
+            "Flavor's disk is too small for requested image: the image needs "
+            f"{image.min_disk} GiB (min_disk), flavor {flavor.id} has {flavor.disk} GiB"
+        )
 
 
 def flavor_name(vcpus: int, ram: int, disk: int, disk_template: str) -> str:
@@ -778,6 +794,7 @@ class Compute:
             raise errors.InvalidInput(f"No image {image_id}") from None
         if image.status != "active" or record is None:
             raise errors.InvalidInput(f"Image {image_id} is not ready")
+        _check_fits(flavor, image)
         password = admin_password or new_password()
         customization = Customization(tuple(public_keys), files, user_data)
         provisions = _charges(user, project, _resources(flavor, running=True), +1)
@@ -1206,6 +1223,7 @@ class Compute:
                     await self._apply_new_flavor(s, server, message)
                 if opcode == base.OP_CREATE:
                     server.build_percentage = 100
+                    server.launched = dt.datetime.fromtimestamp(event_time, dt.UTC)
             elif opcode == base.OP_CREATE:
                 server.operstate = "ERROR"
                 s.add(_diagnostic(server.id, "ERROR", f"Building the server failed: {logmsg}"))

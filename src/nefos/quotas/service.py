@@ -232,6 +232,31 @@ class Quotas:
                 await self.set_limit(s, project_holder(project_id), None, resource, limit)
             await self._set_capacity(s, project_id, resource, limit, None)
 
+    async def set_project_quota(self, project_id: uuid.UUID, resource: str, limit: int) -> None:
+        """A project's quota as an OpenStack client sets it: a system project's is its
+        user's base quota (project and member alike), any other's its capacity."""
+        async with self.db.session() as s:
+            project = await s.get(Project, project_id)
+        if project is None:
+            raise errors.NotFound(f"No project {project_id}")
+        if project.is_system:
+            await self.set_base_quota(project_id, resource, limit)
+        else:
+            await self.set_project_capacity(project_id, resource, limit)
+
+    async def set_member_quota(
+        self, user_id: uuid.UUID, project_id: uuid.UUID, resource: str, limit: int
+    ) -> None:
+        """One member's limit in a project; only a member has one to change."""
+        self.resource(resource)
+        _check_limit(limit)
+        key = _key(user_holder(user_id), project_holder(project_id), resource)
+        async with self.db.transaction() as s:
+            holding = (await self._lock(s, [key])).get(key)
+            if holding is None:
+                raise errors.NotFound(f"User {user_id} has no quota in project {project_id}")
+            holding.limit = limit
+
     async def _set_capacity(
         self,
         s: AsyncSession,
