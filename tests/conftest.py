@@ -6,6 +6,7 @@ real ``nefos up`` server for end-to-end tests with real clients.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -161,8 +162,16 @@ def nefos_in_process(
     from nefos.cli.main import app
 
     env = {**env, "COLUMNS": "1000"}  # as wide as piped output, even under `pytest -s`
+    root = logging.getLogger()
     with _CLI_LOCK:
-        result = CliRunner().invoke(app, list(args), env=env, input=input)
+        # The command configures logging for its process; this process's other tests
+        # must not inherit it (root at INFO made httpx log every URL into caplog).
+        level, handlers = root.level, list(root.handlers)
+        try:
+            result = CliRunner().invoke(app, list(args), env=env, input=input)
+        finally:
+            root.setLevel(level)
+            root.handlers[:] = handlers
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         # What the process would have printed before exiting 1.
