@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import text
 
 from nefos.identity.service import Identity
 from tests.identity.test_web import login as web_login
+from tests.quotas.test_projects_api import approved, caller
 
 V3 = "/identity/v3/auth/tokens"
 
@@ -532,6 +534,107 @@ async def test_v3_projects_users_domains(client: httpx.AsyncClient, identity: Id
     )
     assert missing.status_code == 404
     assert (await client.get("/identity/v3/auth/projects")).status_code == 401
+
+
+async def test_v3_project_and_user_listings(
+    client: httpx.AsyncClient, identity: Identity, settings
+):
+    """Admins list every project and user (with Keystone's filters); a member lists only
+    their own projects; a stranger sees nothing of the member's."""
+    member = await caller(identity, "member")
+    stranger = await caller(identity, "stranger")
+    admin = await caller(identity, "admin", admin=True)
+    shared = await approved(client, admin, admin, join_policy="auto")
+    joined = await client.post(
+        "/account/v1.0/projects/memberships",
+        json={"join": {"project": shared}},
+        headers=member.headers,
+    )
+    assert joined.status_code == 201, joined.text
+    pending = await client.post(
+        "/account/v1.0/projects",
+        json={"name": "not-yet", "end_date": "2099-01-01T00:00:00Z"},
+        headers=stranger.headers,
+    )
+    assert pending.status_code == 201, pending.text
+
+    v3 = "/identity/v3"
+    listing = await client.get(f"{v3}/projects", headers=admin.headers)
+    assert listing.status_code == 200
+    projects = {p["id"]: p for p in listing.json()["projects"]}
+    assert {member.id, stranger.id, admin.id, shared} <= set(projects)
+    assert pending.json()["id"] not in projects  # an application is not a project yet
+    assert "truncated" not in listing.json()
+    system = projects[member.id]
+    assert system["name"] == f"system:{member.id}"
+    assert set(system) == {
+        "id", "name", "description", "domain_id", "parent_id", "enabled", "is_domain",
+        "tags", "options", "links",
+    }  # fmt: skip
+    assert (system["domain_id"], system["enabled"], system["is_domain"]) == ("default", True, False)
+    assert system["links"]["self"].endswith(f"{v3}/projects/{member.id}")
+
+    by_name = await client.get(
+        f"{v3}/projects", params={"name": f"system:{member.id}"}, headers=admin.headers
+    )
+    assert [p["id"] for p in by_name.json()["projects"]] == [member.id]
+    for params in ({"name": "nobody"}, {"domain_id": "other"}, {"is_domain": "true"}):
+        empty = await client.get(f"{v3}/projects", params=params, headers=admin.headers)
+        assert empty.status_code == 200 and empty.json()["projects"] == [], params
+    in_domain = await client.get(
+        f"{v3}/projects", params={"domain_id": "default"}, headers=admin.headers
+    )
+    assert len(in_domain.json()["projects"]) == len(projects)
+
+    # The member lists their own projects, by id or through the token; not everyone's.
+    theirs = await client.get(f"{v3}/users/{member.id}/projects", headers=member.headers)
+    assert [p["id"] for p in theirs.json()["projects"]] == [member.id, shared]
+    auth = await client.get(f"{v3}/auth/projects", headers=member.headers)
+    assert [p["id"] for p in auth.json()["projects"]] == [member.id, shared]
+    assert (await client.get(f"{v3}/projects/{shared}", headers=member.headers)).status_code == 200
+    for path in (f"{v3}/projects", f"{v3}/users", f"{v3}/projects?name=system:{member.id}"):
+        refused = await client.get(path, headers=member.headers)
+        assert refused.status_code == 403, path
+        assert refused.json()["error"]["code"] == 403
+        assert set(refused.json()["error"]) == {"code", "title", "message"}
+    # The stranger sees neither the member's records nor the project they share.
+    for path in (f"{v3}/users/{member.id}", f"{v3}/users/{member.id}/projects"):
+        refused = await client.get(path, headers=stranger.headers)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == 403
+    hidden = await client.get(f"{v3}/projects/{shared}", headers=stranger.headers)
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == 404
+
+    users = await client.get(f"{v3}/users", headers=admin.headers)
+    assert users.status_code == 200
+    by_id = {u["id"]: u for u in users.json()["users"]}
+    assert {member.id, stranger.id, admin.id} <= set(by_id)
+    shown = by_id[member.id]
+    assert (shown["name"], shown["domain_id"], shown["enabled"]) == (member.email, "default", True)
+    assert (shown["password_expires_at"], shown["options"]) == (None, {})
+    assert shown["default_project_id"] == member.id
+    named = await client.get(f"{v3}/users", params={"name": member.email}, headers=admin.headers)
+    assert [u["id"] for u in named.json()["users"]] == [member.id]
+    await identity.set_active(stranger.email, False)
+    disabled = await client.get(f"{v3}/users", params={"enabled": "false"}, headers=admin.headers)
+    assert [u["id"] for u in disabled.json()["users"]] == [stranger.id]
+    other = await client.get(f"{v3}/users", params={"domain_id": "x"}, headers=admin.headers)
+    assert other.json()["users"] == []
+    for path in (
+        f"{v3}/users/{uuid4()}",
+        f"{v3}/projects/{uuid4()}",
+        f"{v3}/users/{uuid4()}/projects",
+    ):
+        missing = await client.get(path, headers=admin.headers)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == 404, path
+    # Non-ASCII digits are no id (int() and uuid.UUID() would take some).
+    arabic_indic = "\u0661" * 32
+    fancy = await client.get(f"{v3}/projects/{arabic_indic}", headers=admin.headers)
+    assert fancy.status_code == 404
+
+    # A listing never grows past the setting: it is cut and says so.
+    settings.limits.identity_list = 2
+    cut = await client.get(f"{v3}/users", headers=admin.headers)
+    assert len(cut.json()["users"]) == 2 and cut.json()["truncated"] is True
 
 
 # -- password guessing, on every path that takes a password ------------------------------

@@ -204,6 +204,12 @@ class Limits(BaseModel):
     header_value_bytes: int = 8 << 10
     name_length: int = 255
     password_length: int = 1024
+    identity_list: int = Field(
+        default=1000,
+        ge=1,
+        description="Most projects or users one Keystone v3 listing returns; a longer "
+        'list is cut and marked "truncated": true (Keystone\'s list_limit).',
+    )
 
 
 class Settings(BaseSettings):

@@ -399,26 +399,87 @@ async def v3_user_projects(
     )
 
 
+def _v3_user(request: Request, user: User) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "name": user.email,
+        "email": user.email,
+        "description": user.display_name,
+        "domain_id": DOMAIN["id"],
+        "default_project_id": str(user.system_project_id),
+        "enabled": user.is_active,
+        "password_expires_at": None,
+        "options": {},
+        "links": {"self": f"{_v3_base(request)}/users/{user.id}"},
+    }
+
+
+def _flag(value: str | None) -> bool | None:
+    """Keystone's reading of a boolean filter: ``0`` and ``false`` are false, all else
+    true."""
+    if value is None:
+        return None
+    return value.strip().lower() not in ("0", "false")
+
+
+def _v3_listing(request: Request, key: str, items: list[Any], truncated: bool) -> Response:
+    document: dict[str, Any] = {
+        key: items,
+        "links": {"self": str(request.url), "next": None, "previous": None},
+    }
+    if truncated:
+        document["truncated"] = True
+    return json_response(document)
+
+
+Admin = Annotated[Credentials, Depends(current_admin)]
+
+
+@v3.get("/projects")
+async def v3_projects(
+    request: Request,
+    service: Service,
+    caller: Admin,
+    name: str | None = None,
+    domain_id: str | None = None,
+    parent_id: str | None = None,
+    enabled: str | None = None,
+    is_domain: str | None = None,
+) -> Response:
+    """Keystone's default policy: listing every project is for admins; others list
+    theirs at /users/{id}/projects or /auth/projects. nefos has one domain, the parent
+    of every project, and no project is a domain."""
+    if (
+        domain_id not in (None, DOMAIN["id"])
+        or parent_id not in (None, DOMAIN["id"])
+        or _flag(is_domain)
+    ):
+        return _v3_listing(request, "projects", [], False)
+    projects, truncated = await service.list_projects(name, _flag(enabled))
+    return _v3_listing(request, "projects", [_v3_project(request, p) for p in projects], truncated)
+
+
+@v3.get("/users")
+async def v3_users(
+    request: Request,
+    service: Service,
+    caller: Admin,
+    name: str | None = None,
+    domain_id: str | None = None,
+    enabled: str | None = None,
+) -> Response:
+    """Admins only, as Keystone's default policy; a user's name is their e-mail."""
+    if domain_id not in (None, DOMAIN["id"]):
+        return _v3_listing(request, "users", [], False)
+    users, truncated = await service.find_users(name, _flag(enabled))
+    return _v3_listing(request, "users", [_v3_user(request, u) for u in users], truncated)
+
+
 @v3.get("/users/{user_id}")
 async def v3_user(user_id: str, request: Request, service: Service, caller: User_) -> Response:
     _self_or_admin(caller, user_id)
     user = await service.get_user(user_id)
-    return json_response(
-        {
-            "user": {
-                "id": str(user.id),
-                "name": user.email,
-                "email": user.email,
-                "description": user.display_name,
-                "domain_id": DOMAIN["id"],
-                "default_project_id": str(user.system_project_id),
-                "enabled": user.is_active,
-                "password_expires_at": None,
-                "options": {},
-                "links": {"self": f"{_v3_base(request)}/users/{user.id}"},
-            }
-        }
-    )
+    return json_response({"user": _v3_user(request, user)})
 
 
 @v3.get("/projects/{project_id}")

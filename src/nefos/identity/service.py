@@ -559,6 +559,45 @@ class Identity:
             }
         return [found[p] for p in wanted if p in found]
 
+    async def list_projects(
+        self, name: str | None = None, enabled: bool | None = None, limit: int | None = None
+    ) -> tuple[list[Project], bool]:
+        """Every project an admin may scope to or grant quota on, and whether the list
+        was cut at ``limit`` (Keystone's ``truncated``). Applications not yet approved
+        and deleted projects are no Keystone projects."""
+        limit = self._list_limit(limit)
+        query = select(Project).where(Project.state.not_in(("uninitialized", "deleted")))
+        if name is not None:
+            query = query.where(Project.name == name)
+        if enabled is not None:
+            active = Project.state == "active"
+            query = query.where(active if enabled else ~active)
+        async with self.db.session() as s:
+            rows = list(
+                await s.scalars(query.order_by(Project.created_at, Project.id).limit(limit + 1))
+            )
+        return rows[:limit], len(rows) > limit
+
+    async def find_users(
+        self, email: str | None = None, enabled: bool | None = None, limit: int | None = None
+    ) -> tuple[list[User], bool]:
+        """Users for an admin's listing, by e-mail if given, and whether the list was cut."""
+        limit = self._list_limit(limit)
+        query = select(User)
+        if email is not None:
+            query = query.where(User.email == email.strip().lower())
+        if enabled is not None:
+            query = query.where(User.is_active == enabled)
+        async with self.db.session() as s:
+            rows = list(await s.scalars(query.order_by(User.created_at, User.id).limit(limit + 1)))
+        return rows[:limit], len(rows) > limit
+
+    def _list_limit(self, limit: int | None) -> int:
+        """A listing never reads more rows than the setting allows, whatever the caller
+        asks."""
+        most = self.settings.limits.identity_list
+        return most if limit is None else max(1, min(limit, most))
+
     async def get_project(self, project_id: uuid.UUID) -> Project:
         async with self.db.session() as s:
             project = await s.get(Project, project_id)
