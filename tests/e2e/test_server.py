@@ -152,14 +152,30 @@ def test_openstack_cli_token_issue(server: Server):
     assert check.status_code == 200
 
 
-def test_openstack_cli_projects_and_user(server: Server):
+def test_openstack_cli_projects_and_users(server: Server):
+    """The admin's project and user commands; ``quota set`` finds a project by name
+    through ``/v3/projects?name=``."""
     credentials = (server.admin_email, server.admin_password, server.admin_email)
-    projects = openstack(server, *credentials, "project", "list", "--my-projects", "-f", "json")
-    assert projects.returncode == 0, projects.stderr
-    assert [p["ID"] for p in json.loads(projects.stdout)] == [server.admin_uuid]
-    user = openstack(server, *credentials, "user", "show", server.admin_uuid, "-f", "json")
-    assert user.returncode == 0, user.stderr
+    system = f"system:{server.admin_uuid}"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return openstack(server, *credentials, *args)
+
+    mine, everyone, users, user, quota_set = side_by_side(
+        lambda: run("project", "list", "--my-projects", "-f", "json"),
+        lambda: run("project", "list", "-f", "json"),
+        lambda: run("user", "list", "-f", "json"),
+        lambda: run("user", "show", server.admin_uuid, "-f", "json"),
+        lambda: run("quota", "set", "--instances", "7", system),
+    )
+    for done in (mine, everyone, users, user, quota_set):
+        assert done.returncode == 0, done.stderr
+    assert [p["ID"] for p in json.loads(mine.stdout)] == [server.admin_uuid]
+    assert {"ID": server.admin_uuid, "Name": system} in json.loads(everyone.stdout)
+    assert {"ID": server.admin_uuid, "Name": server.admin_email} in json.loads(users.stdout)
     assert json.loads(user.stdout)["name"] == server.admin_email
+    quotas = json.loads(run("quota", "show", "--compute", system, "-f", "json").stdout)
+    assert next(q["Limit"] for q in quotas if q["Resource"] == "instances") == 7
 
 
 def test_openstack_cli_wrong_password_fails(server: Server):
