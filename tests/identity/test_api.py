@@ -58,7 +58,7 @@ async def test_v3_password_by_name_with_project_by_name(client: httpx.AsyncClien
     assert token["project"]["id"] == uuid
     assert token["project"]["name"] == f"system:{uuid}"
     assert token["methods"] == ["password"]
-    assert [r["name"] for r in token["roles"]] == ["member"]
+    assert [r["name"] for r in token["roles"]] == ["member", "reader"]  # member implies reader
     assert parse_time(token["expires_at"]) > parse_time(token["issued_at"])
     types = {entry["type"]: entry for entry in token["catalog"]}
     for wanted in (
@@ -635,6 +635,40 @@ async def test_v3_project_and_user_listings(
     settings.limits.identity_list = 2
     cut = await client.get(f"{v3}/users", headers=admin.headers)
     assert len(cut.json()["users"]) == 2 and cut.json()["truncated"] is True
+
+
+async def test_implied_roles_in_tokens_and_the_role_api(
+    client: httpx.AsyncClient, identity: Identity
+):
+    """Keystone's defaults: admin implies member, member implies reader; tokens list the
+    implied roles too (v3 and v2.0), and the role records are for admins."""
+    member = await caller(identity, "member")
+    admin = await caller(identity, "admin", admin=True)
+    for who, roles in ((member, ["member", "reader"]), (admin, ["admin", "member", "reader"])):
+        token = who.headers["X-Auth-Token"]
+        v3 = await client.get(V3, headers={**who.headers, "X-Subject-Token": token})
+        assert [r["name"] for r in v3.json()["token"]["roles"]] == roles
+        v2 = await client.get(f"/identity/v2.0/tokens/{token}")
+        assert [r["name"] for r in v2.json()["access"]["user"]["roles"]] == roles
+
+    inferences = await client.get("/identity/v3/role_inferences", headers=admin.headers)
+    assert inferences.status_code == 200
+    implied = {
+        i["prior_role"]["name"]: [r["name"] for r in i["implies"]]
+        for i in inferences.json()["role_inferences"]
+    }
+    assert implied == {"admin": ["member"], "member": ["reader"]}
+    roles = await client.get("/identity/v3/roles", headers=admin.headers)
+    assert [r["name"] for r in roles.json()["roles"]] == ["admin", "member", "reader"]
+    named = await client.get("/identity/v3/roles?name=reader", headers=admin.headers)
+    assert [r["id"] for r in named.json()["roles"]] == ["reader"]
+    shown = await client.get("/identity/v3/roles/member", headers=admin.headers)
+    assert shown.json()["role"]["domain_id"] is None
+    missing = await client.get("/identity/v3/roles/owner", headers=admin.headers)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == 404
+    for path in ("/identity/v3/roles", "/identity/v3/roles/admin", "/identity/v3/role_inferences"):
+        refused = await client.get(path, headers=member.headers)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == 403, path
 
 
 # -- password guessing, on every path that takes a password ------------------------------

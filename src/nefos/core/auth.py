@@ -30,9 +30,18 @@ class Credentials:
     expires_at: dt.datetime
 
 
+# Keystone's default roles and what each implies: a token lists a role's implied roles
+# too, so a service whose policy asks for ``reader`` lets every member in.
+IMPLIED_ROLES: dict[str, tuple[str, ...]] = {"admin": ("member",), "member": ("reader",)}
+
+
 def role_names(is_admin: bool) -> list[str]:
-    """Keystone-style roles: everyone is a ``member``; admins also ``admin``."""
-    return ["member", "admin"] if is_admin else ["member"]
+    """Keystone-style roles: everyone is a ``member``, admins also ``admin``; then the
+    roles those imply, as Keystone lists them in a token."""
+    names = ["admin"] if is_admin else ["member"]
+    for name in names:  # grows as it goes: the implied roles' own implications too
+        names.extend(n for n in IMPLIED_ROLES.get(name, ()) if n not in names)
+    return names
 
 
 async def current_user(request: Request) -> Credentials:

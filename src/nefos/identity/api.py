@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from nefos.core import errors
 from nefos.core.auth import (
+    IMPLIED_ROLES,
     Credentials,
     client_address,
     current_admin,
@@ -494,6 +495,51 @@ async def v3_project(
     if wanted is None:
         raise errors.NotFound(f"Could not find project: {project_id}")
     return json_response({"project": _v3_project(request, wanted)})
+
+
+ROLE_DESCRIPTIONS = {
+    "admin": "Administers the whole cloud",
+    "member": "Uses the projects it belongs to",
+    "reader": "Reads what its projects hold",
+}
+
+
+def _v3_role_ref(request: Request, name: str) -> dict[str, Any]:
+    return {"id": name, "name": name, "links": {"self": f"{_v3_base(request)}/roles/{name}"}}
+
+
+def _v3_role(request: Request, name: str) -> dict[str, Any]:
+    return {
+        **_v3_role_ref(request, name),
+        "domain_id": None,
+        "description": ROLE_DESCRIPTIONS[name],
+        "options": {"immutable": True},
+    }
+
+
+@v3.get("/roles")
+async def v3_roles(request: Request, caller: Admin, name: str | None = None) -> Response:
+    names = [n for n in ROLE_DESCRIPTIONS if name is None or n == name]
+    return _v3_listing(request, "roles", [_v3_role(request, n) for n in names], False)
+
+
+@v3.get("/roles/{role_id}")
+async def v3_role(role_id: str, request: Request, caller: Admin) -> Response:
+    if role_id not in ROLE_DESCRIPTIONS:
+        raise errors.NotFound(f"Could not find role: {role_id}")
+    return json_response({"role": _v3_role(request, role_id)})
+
+
+@v3.get("/role_inferences")
+async def v3_role_inferences(request: Request, caller: Admin) -> Response:
+    inferences = [
+        {
+            "prior_role": _v3_role_ref(request, prior),
+            "implies": [_v3_role_ref(request, n) for n in implied],
+        }
+        for prior, implied in IMPLIED_ROLES.items()
+    ]
+    return json_response({"role_inferences": inferences, "links": {"self": str(request.url)}})
 
 
 @v3.get("/auth/domains")
