@@ -28,13 +28,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
 from nefos.core import errors, http
 from nefos.core.auth import current_user
 from nefos.core.faults import json_response
 from nefos.core.numbers import INT32_MAX, INT64_MIN, ascii_int
+from nefos.images.api_paths import image_id_in_path
 from nefos.images.service import (
     CONTAINER_FORMATS,
     DISK_FORMATS,
@@ -79,7 +80,7 @@ DESCRIPTION = "description"  # an image field to Plankton, a property to Glance
 HIDDEN = "os_hidden"  # kept as a property; shown as the boolean Glance has
 ATTRIBUTES = frozenset(READ_ONLY + WRITABLE + ("owner", "locations"))
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(image_id_in_path)])
 
 
 def glance_fault(status: int, error: errors.NefosError) -> Response:
