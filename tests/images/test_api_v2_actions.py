@@ -4,6 +4,8 @@ schemas, as owner, admin and stranger."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -74,6 +76,8 @@ def v2_calls(image_id: str) -> list[tuple[str, str, dict, bytes | None]]:
         ("GET", base + "/members/someone", {}, None),
         ("PUT", base + "/members/someone", json_body, b'{"status": "accepted"}'),
         ("DELETE", base + "/members/someone", {}, None),
+        ("POST", base + "/actions/deactivate", {}, None),
+        ("POST", base + "/actions/reactivate", {}, None),
     ]
 
 
@@ -112,3 +116,105 @@ async def test_a_malformed_image_id_is_404_on_every_v1_route(client, people):
             assert response.status_code == 404, (method, url, response.text)
             if method != "HEAD":
                 assert response.json()["itemNotFound"]["code"] == 404
+
+
+async def act(client: httpx.AsyncClient, auth: dict, image_id: str, action: str):
+    return await client.post(f"{V2}/images/{image_id}/actions/{action}", headers=auth)
+
+
+async def status(client: httpx.AsyncClient, auth: dict, image_id: str) -> str:
+    shown = await client.get(f"{V2}/images/{image_id}", headers=auth)
+    assert shown.status_code == 200, shown.text
+    return shown.json()["status"]
+
+
+async def test_only_an_admin_deactivates_and_then_only_an_admin_downloads(client, people):
+    _, owner = people["owner"]
+    _, stranger = people["stranger"]
+    _, admin = people["admin"]
+    image_id = await active_image(client, owner, visibility="public")
+    for auth in (owner, stranger):
+        for action in ("deactivate", "reactivate"):
+            refused = await act(client, auth, image_id, action)
+            assert refused.status_code == 403, refused.text
+            assert refused.text.startswith("403 Forbidden\n\n")
+    assert await status(client, owner, image_id) == "active"
+
+    for _ in range(2):  # a second deactivate is no error
+        held = await act(client, admin, image_id, "deactivate")
+        assert held.status_code == 204 and held.content == b""
+    for auth in (owner, stranger, admin):
+        assert await status(client, auth, image_id) == "deactivated"
+    for auth in (owner, stranger):
+        download = await client.get(f"{V2}/images/{image_id}/file", headers=auth)
+        assert download.status_code == 403, download.text
+        assert "deactivated" in download.text
+    download = await client.get(f"{V2}/images/{image_id}/file", headers=admin)
+    assert download.status_code == 200 and download.content == b"disk" * 100
+    listed = await client.get(f"{V2}/images", headers=owner, params={"status": "deactivated"})
+    assert [i["id"] for i in listed.json()["images"]] == [image_id]
+    # Metadata stays the owner's to change; the status does not.
+    renamed = await client.patch(
+        f"{V2}/images/{image_id}",
+        headers={**owner, **PATCH},
+        json=[{"op": "replace", "path": "/name", "value": "renamed"}],
+    )
+    assert renamed.status_code == 200 and renamed.json()["status"] == "deactivated"
+    forced = await client.patch(
+        f"{V2}/images/{image_id}",
+        headers={**owner, **PATCH},
+        json=[{"op": "replace", "path": "/status", "value": "active"}],
+    )
+    assert forced.status_code == 403
+    assert await status(client, owner, image_id) == "deactivated"
+
+    for _ in range(2):
+        released = await act(client, admin, image_id, "reactivate")
+        assert released.status_code == 204
+    assert await status(client, owner, image_id) == "active"
+    download = await client.get(f"{V2}/images/{image_id}/file", headers=stranger)
+    assert download.status_code == 200 and download.content == b"disk" * 100
+
+
+async def test_an_admin_holds_an_image_it_cannot_see(client, people):
+    """A private image is hidden from the admin's listing, not from its hold."""
+    _, owner = people["owner"]
+    _, admin = people["admin"]
+    image_id = await active_image(client, owner, visibility="private")
+    assert (await act(client, admin, image_id, "deactivate")).status_code == 204
+    assert await status(client, owner, image_id) == "deactivated"
+    download = await client.get(f"{V2}/images/{image_id}/file", headers=owner)
+    assert download.status_code == 403
+
+
+async def test_deactivate_only_from_active_or_deactivated(client, people):
+    _, owner = people["owner"]
+    _, admin = people["admin"]
+    queued = await client.post(f"{V2}/images", headers=owner, json={"name": "empty"})
+    image_id = queued.json()["id"]
+    for action in ("deactivate", "reactivate"):
+        refused = await act(client, admin, image_id, action)
+        assert refused.status_code == 409, refused.text
+        assert refused.text.startswith("409 Conflict\n\n")
+    assert await status(client, owner, image_id) == "queued"
+    for action in ("deactivate", "reactivate"):
+        glance_404(await act(client, admin, str(uuid.uuid4()), action))
+
+
+async def test_registering_the_file_anew_keeps_the_hold(client, people):
+    """Plankton's register rewrites an image's fields; the owner may not use it to
+    lift an admin's hold."""
+    owner_id, owner = people["owner"]
+    _, admin = people["admin"]
+    image_id = await active_image(client, owner)
+    assert (await act(client, admin, image_id, "deactivate")).status_code == 204
+    again = await client.post(
+        f"{V1}/images/",
+        headers={
+            **owner,
+            "X-Image-Meta-Name": "again",
+            "X-Image-Meta-Location": f"pithos://{owner_id}/images/{image_id}",
+        },
+    )
+    assert again.status_code == 200, again.text
+    assert await status(client, owner, image_id) == "deactivated"

@@ -735,7 +735,8 @@ async def upload(request: Request, image_id: str) -> Response:
 @router.get(IMAGE + "/file")
 async def download(request: Request, image_id: str) -> Response:
     user, images = await _caller(request)
-    image, record = await images.data(user, image_id)
+    admin = (await current_user(request)).is_admin
+    image, record = await images.data(user, image_id, admin=admin)
     if record is None:
         return Response(status_code=204)
     storage = request.app.state.engines.storage
