@@ -218,3 +218,62 @@ async def test_registering_the_file_anew_keeps_the_hold(client, people):
     )
     assert again.status_code == 200, again.text
     assert await status(client, owner, image_id) == "deactivated"
+
+
+METADEF_SCHEMAS = {
+    "namespace": ("namespace", ["namespace"]),
+    "resource_type": ("resource_type_association", ["name"]),
+    "object": ("object", ["name"]),
+    "tag": ("tag", ["name"]),
+    "property": ("property", ["title", "type"]),
+}
+METADEF_COLLECTIONS = {
+    "namespaces": ("namespaces", "namespace"),
+    "resource_types": ("resource_type_associations", "resource_type"),
+    "objects": ("objects", "object"),
+    "tags": ("tags", "tag"),
+}
+
+
+async def test_metadefs_schemas_for_every_user(client, people):
+    for who in ("owner", "stranger", "admin"):
+        _, auth = people[who]
+        found = {}
+        for name in [*METADEF_SCHEMAS, *METADEF_COLLECTIONS, "properties"]:
+            response = await client.get(f"{V2}/schemas/metadefs/{name}", headers=auth)
+            assert response.status_code == 200, (name, response.text)
+            assert response.headers["content-type"].startswith("application/json")
+            found[name] = response.json()
+        for name, (title, required) in METADEF_SCHEMAS.items():
+            assert found[name]["name"] == title
+            assert found[name]["required"] == required
+            assert set(required) <= set(found[name]["properties"])
+        for name, (key, item) in METADEF_COLLECTIONS.items():
+            assert found[name]["name"] == key
+            listed = found[name]["properties"]
+            assert listed[key] == {"type": "array", "items": found[item]}
+            assert {"first", "next", "schema"} <= set(listed)
+        namespace = found["namespace"]["properties"]
+        assert namespace["visibility"]["enum"] == ["public", "private"]
+        assert namespace["namespace"]["maxLength"] == 80
+        assert namespace["objects"]["items"] == found["object"]["properties"]
+        defined = found["properties"]["properties"]["properties"]["additionalProperties"]
+        assert {k: v for k, v in found["property"].items() if k != "name"} == defined
+        assert "integer" in defined["properties"]["type"]["enum"]
+
+
+async def test_metadefs_catalog_is_empty_and_needs_a_token(client, people):
+    _, auth = people["stranger"]
+    listed = await client.get(f"{V2}/metadefs/namespaces", headers=auth)
+    assert listed.status_code == 200
+    assert listed.json() == {
+        "namespaces": [],
+        "schema": "/v2/schemas/metadefs/namespaces",
+        "first": "/v2/metadefs/namespaces",
+    }
+    types = await client.get(f"{V2}/metadefs/resource_types", headers=auth)
+    assert types.json() == {"resource_types": []}
+    glance_404(await client.get(f"{V2}/metadefs/namespaces/OS::Compute::Quota", headers=auth))
+    glance_404(await client.get(f"{V2}/schemas/metadefs/nothing", headers=auth))
+    for url in ("/schemas/metadefs/namespace", "/metadefs/namespaces"):
+        assert (await client.get(V2 + url)).status_code == 401

@@ -27,6 +27,7 @@ from nefos.core.middleware import Authentication, RequestId, RequestLimits, Secu
 from nefos.identity import api as identity_api
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
+from nefos.images import api_metadefs as images_metadefs
 from nefos.images import api_v1 as images_v1
 from nefos.images import api_v2 as images_v2
 from nefos.images import api_v2_actions as images_v2_actions
@@ -112,6 +113,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(compute_api.router)
     app.include_router(images_v2.router)
     app.include_router(images_v2_actions.router)
+    app.include_router(images_metadefs.router)
     app.include_router(images_v1.router)
     app.include_router(api_keypairs.router)
     app.include_router(api_vmapi.router)
