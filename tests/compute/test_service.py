@@ -149,3 +149,23 @@ async def test_quota_allows_exactly_the_limit(engines: Engines, compute: Compute
     assert (len(created), len(refused)) == (60, 40)
     for view, _ in created:
         await until(compute, user, view.server.id, "ACTIVE")
+
+
+async def test_no_server_is_built_from_a_deactivated_image(
+    engines: Engines, compute: Compute, world
+):
+    """An admin's hold on an image stops its use: Nova refuses a non-active image, to
+    its owner and to an admin alike (once public, so the admin sees it), until the
+    image is reactivated."""
+    owner, image = world["user"], world["image"]
+    admin, _ = await engines.identity.create_user("held@example.org", admin=True)
+    await engines.images.set_deactivated(str(admin.id), True, image, deactivated=True)
+    with pytest.raises(errors.InvalidInput, match="not active"):
+        await compute.create_server(owner, "x", image, world["small"].id)
+    await engines.images.update(owner, image, fields={"visibility": "public"})
+    with pytest.raises(errors.InvalidInput, match="not active"):
+        await compute.create_server(str(admin.id), "x", image, world["small"].id)
+    assert await compute.servers(owner) == []
+    await engines.images.set_deactivated(str(admin.id), True, image, deactivated=False)
+    view, _ = await compute.create_server(owner, "x", image, world["small"].id)
+    assert view.server.image_id == image

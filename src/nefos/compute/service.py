@@ -792,6 +792,8 @@ class Compute:
             image, record = await self.images.data(user, image_id)
         except errors.NotFound:
             raise errors.InvalidInput(f"No image {image_id}") from None
+        except errors.PermissionDenied:  # deactivated: its data is held from everyone
+            raise errors.InvalidInput(f"Image {image_id} is not active") from None
         if image.status != "active" or record is None:
             raise errors.InvalidInput(f"Image {image_id} is not ready")
         _check_fits(flavor, image)

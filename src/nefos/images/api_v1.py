@@ -32,6 +32,7 @@ from nefos.core.body import parse_json
 from nefos.core.faults import json_response
 from nefos.core.http import header_text
 from nefos.core.numbers import ascii_int
+from nefos.images.api_paths import image_id_in_path
 from nefos.images.service import Image, Images, parse_location
 
 PREFIX = "/image/v1"
@@ -65,7 +66,7 @@ STATUS = {
 }
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
-router = APIRouter(prefix=PREFIX)
+router = APIRouter(prefix=PREFIX, dependencies=[Depends(image_id_in_path)])
 User = Annotated[Credentials, Depends(current_user)]
 
 

@@ -28,13 +28,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
 from nefos.core import errors, http
 from nefos.core.auth import current_user
 from nefos.core.faults import json_response
 from nefos.core.numbers import INT32_MAX, INT64_MIN, ascii_int
+from nefos.images.api_paths import image_id_in_path
 from nefos.images.service import (
     CONTAINER_FORMATS,
     DISK_FORMATS,
@@ -79,7 +80,7 @@ DESCRIPTION = "description"  # an image field to Plankton, a property to Glance
 HIDDEN = "os_hidden"  # kept as a property; shown as the boolean Glance has
 ATTRIBUTES = frozenset(READ_ONLY + WRITABLE + ("owner", "locations"))
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(image_id_in_path)])
 
 
 def glance_fault(status: int, error: errors.NefosError) -> Response:
@@ -734,7 +735,8 @@ async def upload(request: Request, image_id: str) -> Response:
 @router.get(IMAGE + "/file")
 async def download(request: Request, image_id: str) -> Response:
     user, images = await _caller(request)
-    image, record = await images.data(user, image_id)
+    admin = (await current_user(request)).is_admin
+    image, record = await images.data(user, image_id, admin=admin)
     if record is None:
         return Response(status_code=204)
     storage = request.app.state.engines.storage

@@ -46,7 +46,7 @@ DISK_FORMATS = (
 CONTAINER_FORMATS = ("bare", "ovf", "aki", "ari", "ami", "ova", "docker", "compressed")
 VISIBILITIES = ("public", "private", "shared", "community")
 MEMBER_STATUSES = ("pending", "accepted", "rejected")
-QUEUED, ACTIVE = "queued", "active"
+QUEUED, ACTIVE, DEACTIVATED = "queued", "active", "deactivated"
 # Keys of the plankton domain that are image fields; properties are "property:<key>".
 FIELDS = (
     "name",
@@ -255,10 +255,17 @@ class Images:
                 found.append(image)
         return found
 
-    async def data(self, user: str, image_id: uuid.UUID | str) -> tuple[Image, ObjectRecord | None]:
+    async def data(
+        self, user: str, image_id: uuid.UUID | str, admin: bool = False
+    ) -> tuple[Image, ObjectRecord | None]:
         """The image and its file's current version to stream (Glance v2 download);
-        None while the image is queued (no data yet)."""
+        None while the image is queued (no data yet). A deactivated image's data is an
+        admin's only, as Glance keeps it: the hold is there to stop its use."""
         image = await self.get(user, image_id)
+        if image.status == DEACTIVATED and not admin:
+            raise errors.PermissionDenied(
+                "The requested image has been deactivated. Image data download is forbidden."
+            )
         if image.status == QUEUED:
             return image, None
         record = await self.storage.get_object(image.owner, image.container, image.path)
@@ -296,7 +303,13 @@ class Images:
         if checksum is not None and checksum.lower() not in (record.hash, record.checksum):
             raise errors.InvalidInput("The checksum is not the file's")
         values = await self.storage.domain_meta(record, DOMAIN)
-        values = {k: v for k, v in values.items() if k.startswith(MEMBER)}
+        # Members stay, and so does an admin's hold: registering the file anew is no
+        # way for its owner to reactivate it.
+        values = {
+            k: v
+            for k, v in values.items()
+            if k.startswith(MEMBER) or (k == "status" and v == DEACTIVATED)
+        }
         values.update(
             name=name,
             disk_format=disk_format,
@@ -379,6 +392,35 @@ class Images:
         kept = [r for r in shared.read if r not in gone] if own else []
         read = ([EVERYONE] if public else []) + members + kept
         await self.storage.set_sharing(record.account, record.container, record.name, read, write)
+
+    async def set_deactivated(
+        self, user: str, admin: bool, image_id: uuid.UUID | str, deactivated: bool
+    ) -> Image:
+        """Glance's deactivate and reactivate: an admin's hold on any image (one found
+        bad, say) while it is looked into. A deactivated image keeps its metadata, but
+        its data is an admin's only and no server is built from it; only an active image
+        may be held (a queued one has nothing to hold), and either call repeats freely."""
+        if not admin:
+            raise errors.PermissionDenied("Only an admin may deactivate or reactivate an image")
+        if not isinstance(image_id, uuid.UUID):
+            image_id = parse_image_id(image_id)
+        record, values = await self._load(image_id)
+        status = values.get("status", ACTIVE)
+        if status not in (ACTIVE, DEACTIVATED):
+            verb = "deactivate" if deactivated else "reactivate"
+            raise errors.Conflict(f"Not allowed to {verb} image in status '{status}'")
+        wanted = DEACTIVATED if deactivated else ACTIVE
+        if status != wanted:
+            if deactivated:
+                values["status"] = DEACTIVATED
+            else:
+                values.pop("status", None)
+            await self.storage.set_domain(
+                record.account, record.container, record.name, DOMAIN, values, muser=user,
+                expect_serial=record.serial,
+            )  # fmt: skip
+        record, values = await self._load(image_id)
+        return self._image(record, values, await self._readers(record))
 
     # -- Glance v2: queued images and their data ----------------------------------------
 

@@ -27,8 +27,10 @@ from nefos.core.middleware import Authentication, RequestId, RequestLimits, Secu
 from nefos.identity import api as identity_api
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
+from nefos.images import api_metadefs as images_metadefs
 from nefos.images import api_v1 as images_v1
 from nefos.images import api_v2 as images_v2
+from nefos.images import api_v2_actions as images_v2_actions
 from nefos.quotas import api as quotas_api
 from nefos.quotas import projects_api
 from nefos.server.engines import Engines
@@ -110,6 +112,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(storage_api.router)
     app.include_router(compute_api.router)
     app.include_router(images_v2.router)
+    app.include_router(images_v2_actions.router)
+    app.include_router(images_metadefs.router)
     app.include_router(images_v1.router)
     app.include_router(api_keypairs.router)
     app.include_router(api_vmapi.router)
