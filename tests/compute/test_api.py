@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from urllib.parse import quote
 
@@ -325,3 +326,63 @@ async def test_quota_sets(client: httpx.AsyncClient, engines, setup):
     member = {"quota_set": {"cores": 3}}
     done = await client.put(url, params={"user_id": alice_id}, json=member, headers=admin)
     assert done.json()["quota_set"]["cores"] == 3
+
+
+async def test_multiple_create(client: httpx.AsyncClient, engines, setup):
+    """Nova's min_count and max_count: as many as the quota holds up to max_count, at
+    least min_count or none, named <name>-<n>; one commission pays for all."""
+    alice_id, alice = setup["people"]["alice"]
+    good = {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}
+    for bad in (
+        {"min_count": 0},
+        {"min_count": "two"},
+        {"min_count": 2.5},
+        {"max_count": True},
+        {"min_count": 3, "max_count": 2},
+        {"max_count": 101},  # compute.max_count
+        {"max_count": 2, "name": "x" * 254},  # "x...x-2" would be longer than a name
+        {"return_reservation_id": "maybe"},
+    ):
+        refused = await client.post(
+            f"{V21}/servers", json={"server": {**good, **bad}}, headers=alice
+        )
+        assert refused.status_code == 400 and "badRequest" in refused.json(), bad
+    assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
+
+    two = await client.post(
+        f"{V21}/servers", json={"server": {**good, "min_count": "2", "max_count": 2}}, headers=alice
+    )
+    assert two.status_code == 202
+    first = two.json()["server"]
+    assert first["name"] == "vm-1" and first["adminPass"]
+    listed = (await client.get(f"{V21}/servers/detail", headers=alice)).json()["servers"]
+    assert sorted(s["name"] for s in listed) == ["vm-1", "vm-2"]
+    jobs = set()
+    for server in listed:
+        await wait(client, alice, server["id"], "ACTIVE")
+        events = await engines.compute.jobs(int(server["id"]))
+        assert len({e.job_id for e in events}) == 1  # each is its own build job
+        jobs |= {(e.backend_id, e.job_id) for e in events}
+    assert len(jobs) == 2
+
+    # alice may hold 5 servers: 3 more fit of the 10 asked for, and she gets those 3.
+    many = {**good, "name": "web", "min_count": 2, "max_count": 10}
+    reserved = await client.post(
+        f"{V21}/servers", json={"server": {**many, "return_reservation_id": True}}, headers=alice
+    )
+    assert reserved.status_code == 202
+    assert re.fullmatch(r"r-[0-9a-z]{8}", reserved.json()["reservation_id"]), reserved.json()
+    listed = (await client.get(f"{V21}/servers", headers=alice)).json()["servers"]
+    assert sorted(s["name"] for s in listed) == ["vm-1", "vm-2", "web-1", "web-2", "web-3"]
+
+    # None fit now: fewer than min_count is over quota, and nothing is created or held.
+    detail = f"{V21}/os-quota-sets/{alice_id}/detail"
+    held = (await client.get(detail, headers=alice)).json()["quota_set"]
+    for counts in ({"min_count": 1, "max_count": 3}, {"min_count": 2}):
+        over = await client.post(
+            f"{V21}/servers", json={"server": {**good, "name": "db", **counts}}, headers=alice
+        )
+        assert over.status_code == 413 and "overLimit" in over.json(), over.text
+    assert len((await client.get(f"{V21}/servers", headers=alice)).json()["servers"]) == 5
+    assert (await client.get(detail, headers=alice)).json()["quota_set"] == held
+    assert held["instances"]["in_use"] + held["instances"]["reserved"] == 5
