@@ -204,6 +204,31 @@ async def test_unbuilt_services_answer_501_in_their_own_faults(client: httpx.Asy
     assert (await client.get("/volume/v3/limits")).status_code == 401
     compute = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
     assert compute["maxTotalInstances"] == 5
+    # `openstack quota show` reads the volume and network quotas too: zero of each.
+    alice_id = setup["people"]["alice"][0]
+    for version in ("v2", "v3"):
+        url = f"/volume/{version}/os-quota-sets/{alice_id}"
+        shown = (await client.get(url, params={"usage": "False"}, headers=alice)).json()
+        assert shown["quota_set"]["id"] == alice_id and shown["quota_set"]["volumes"] == 0
+        assert shown == (await client.get(f"{url}/defaults", headers=alice)).json()
+        used = await client.get(url, params={"usage": "True"}, headers=alice)
+        assert used.json()["quota_set"]["gigabytes"]["in_use"] == 0
+        assert (await client.get(url)).status_code == 401
+        assert (await client.put(url, json={}, headers=alice)).status_code == 501
+    # The floating IPs' quota exists already: the same as Nova's floating_ips, as the
+    # client shows the network's over Nova's.
+    url = f"/network/v2.0/quotas/{alice_id}"
+    for path in ("", "/default"):
+        quota = (await client.get(url + path, headers=alice)).json()["quota"]
+        assert quota["network"] == 0 and quota["floatingip"] == 2
+    details = (await client.get(f"{url}/details", headers=alice)).json()["quota"]
+    assert details["port"] == {"limit": 0, "used": 0, "reserved": 0}
+    assert details["floatingip"] == {"limit": 2, "used": 0, "reserved": 0}
+    anonymous = await client.get(f"{url}/details")
+    assert anonymous.status_code == 401 and "NeutronError" in anonymous.json()
+    _, bob = setup["people"]["bob"]
+    theirs = await client.get(url, headers=bob)
+    assert theirs.status_code == 403 and theirs.json()["NeutronError"]["type"] == "HTTPForbidden"
 
 
 async def test_an_image_too_big_for_the_flavor_is_refused(

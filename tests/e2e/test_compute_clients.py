@@ -59,10 +59,11 @@ def test_limits_zones_and_unbuilt_services(server: Server):
         lambda: os_json(server, "limits", "show", "--absolute"),
         lambda: openstack(server, *_admin(server), "network", "list"),
         lambda: os_json(server, "availability", "zone", "list", "--compute", "--long"),
-        lambda: os_json(server, "quota", "show", "--compute", "--usage"),
+        lambda: os_json(server, "quota", "show", "--usage"),  # compute, volume, network
     )
-    instances = next(q for q in quotas if q["Resource"] == "instances")
-    assert instances["Limit"] == 5 and instances["In Use"] == 0
+    rows = {q["Resource"]: (q["Limit"], q["In Use"]) for q in quotas}
+    assert rows["instances"] == (5, 0) and rows["floating_ips"] == (2, 0)
+    assert rows["volumes"] == rows["networks"] == rows["ports"] == (0, 0)
     assert [(z["Zone Name"], z["Zone Status"], z["Host Name"]) for z in zones] == [
         ("nova", "available", "embedded")
     ]
