@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from urllib.parse import quote
 
@@ -203,6 +204,31 @@ async def test_unbuilt_services_answer_501_in_their_own_faults(client: httpx.Asy
     assert (await client.get("/volume/v3/limits")).status_code == 401
     compute = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
     assert compute["maxTotalInstances"] == 5
+    # `openstack quota show` reads the volume and network quotas too: zero of each.
+    alice_id = setup["people"]["alice"][0]
+    for version in ("v2", "v3"):
+        url = f"/volume/{version}/os-quota-sets/{alice_id}"
+        shown = (await client.get(url, params={"usage": "False"}, headers=alice)).json()
+        assert shown["quota_set"]["id"] == alice_id and shown["quota_set"]["volumes"] == 0
+        assert shown == (await client.get(f"{url}/defaults", headers=alice)).json()
+        used = await client.get(url, params={"usage": "True"}, headers=alice)
+        assert used.json()["quota_set"]["gigabytes"]["in_use"] == 0
+        assert (await client.get(url)).status_code == 401
+        assert (await client.put(url, json={}, headers=alice)).status_code == 501
+    # The floating IPs' quota exists already: the same as Nova's floating_ips, as the
+    # client shows the network's over Nova's.
+    url = f"/network/v2.0/quotas/{alice_id}"
+    for path in ("", "/default"):
+        quota = (await client.get(url + path, headers=alice)).json()["quota"]
+        assert quota["network"] == 0 and quota["floatingip"] == 2
+    details = (await client.get(f"{url}/details", headers=alice)).json()["quota"]
+    assert details["port"] == {"limit": 0, "used": 0, "reserved": 0}
+    assert details["floatingip"] == {"limit": 2, "used": 0, "reserved": 0}
+    anonymous = await client.get(f"{url}/details")
+    assert anonymous.status_code == 401 and "NeutronError" in anonymous.json()
+    _, bob = setup["people"]["bob"]
+    theirs = await client.get(url, headers=bob)
+    assert theirs.status_code == 403 and theirs.json()["NeutronError"]["type"] == "HTTPForbidden"
 
 
 async def test_an_image_too_big_for_the_flavor_is_refused(
@@ -325,3 +351,63 @@ async def test_quota_sets(client: httpx.AsyncClient, engines, setup):
     member = {"quota_set": {"cores": 3}}
     done = await client.put(url, params={"user_id": alice_id}, json=member, headers=admin)
     assert done.json()["quota_set"]["cores"] == 3
+
+
+async def test_multiple_create(client: httpx.AsyncClient, engines, setup):
+    """Nova's min_count and max_count: as many as the quota holds up to max_count, at
+    least min_count or none, named <name>-<n>; one commission pays for all."""
+    alice_id, alice = setup["people"]["alice"]
+    good = {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}
+    for bad in (
+        {"min_count": 0},
+        {"min_count": "two"},
+        {"min_count": 2.5},
+        {"max_count": True},
+        {"min_count": 3, "max_count": 2},
+        {"max_count": 101},  # compute.max_count
+        {"max_count": 2, "name": "x" * 254},  # "x...x-2" would be longer than a name
+        {"return_reservation_id": "maybe"},
+    ):
+        refused = await client.post(
+            f"{V21}/servers", json={"server": {**good, **bad}}, headers=alice
+        )
+        assert refused.status_code == 400 and "badRequest" in refused.json(), bad
+    assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
+
+    two = await client.post(
+        f"{V21}/servers", json={"server": {**good, "min_count": "2", "max_count": 2}}, headers=alice
+    )
+    assert two.status_code == 202
+    first = two.json()["server"]
+    assert first["name"] == "vm-1" and first["adminPass"]
+    listed = (await client.get(f"{V21}/servers/detail", headers=alice)).json()["servers"]
+    assert sorted(s["name"] for s in listed) == ["vm-1", "vm-2"]
+    jobs = set()
+    for server in listed:
+        await wait(client, alice, server["id"], "ACTIVE")
+        events = await engines.compute.jobs(int(server["id"]))
+        assert len({e.job_id for e in events}) == 1  # each is its own build job
+        jobs |= {(e.backend_id, e.job_id) for e in events}
+    assert len(jobs) == 2
+
+    # alice may hold 5 servers: 3 more fit of the 10 asked for, and she gets those 3.
+    many = {**good, "name": "web", "min_count": 2, "max_count": 10}
+    reserved = await client.post(
+        f"{V21}/servers", json={"server": {**many, "return_reservation_id": True}}, headers=alice
+    )
+    assert reserved.status_code == 202
+    assert re.fullmatch(r"r-[0-9a-z]{8}", reserved.json()["reservation_id"]), reserved.json()
+    listed = (await client.get(f"{V21}/servers", headers=alice)).json()["servers"]
+    assert sorted(s["name"] for s in listed) == ["vm-1", "vm-2", "web-1", "web-2", "web-3"]
+
+    # None fit now: fewer than min_count is over quota, and nothing is created or held.
+    detail = f"{V21}/os-quota-sets/{alice_id}/detail"
+    held = (await client.get(detail, headers=alice)).json()["quota_set"]
+    for counts in ({"min_count": 1, "max_count": 3}, {"min_count": 2}):
+        over = await client.post(
+            f"{V21}/servers", json={"server": {**good, "name": "db", **counts}}, headers=alice
+        )
+        assert over.status_code == 413 and "overLimit" in over.json(), over.text
+    assert len((await client.get(f"{V21}/servers", headers=alice)).json()["servers"]) == 5
+    assert (await client.get(detail, headers=alice)).json()["quota_set"] == held
+    assert held["instances"]["in_use"] + held["instances"]["reserved"] == 5

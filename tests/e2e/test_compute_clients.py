@@ -59,10 +59,11 @@ def test_limits_zones_and_unbuilt_services(server: Server):
         lambda: os_json(server, "limits", "show", "--absolute"),
         lambda: openstack(server, *_admin(server), "network", "list"),
         lambda: os_json(server, "availability", "zone", "list", "--compute", "--long"),
-        lambda: os_json(server, "quota", "show", "--compute", "--usage"),
+        lambda: os_json(server, "quota", "show", "--usage"),  # compute, volume, network
     )
-    instances = next(q for q in quotas if q["Resource"] == "instances")
-    assert instances["Limit"] == 5 and instances["In Use"] == 0
+    rows = {q["Resource"]: (q["Limit"], q["In Use"]) for q in quotas}
+    assert rows["instances"] == (5, 0) and rows["floating_ips"] == (2, 0)
+    assert rows["volumes"] == rows["networks"] == rows["ports"] == (0, 0)
     assert [(z["Zone Name"], z["Zone Status"], z["Host Name"]) for z in zones] == [
         ("nova", "available", "embedded")
     ]
@@ -109,3 +110,25 @@ def test_bad_requests_answer_in_nova_faults(server: Server, image: str):
     assert unknown_flavor.returncode != 0
     assert missing.returncode != 0
     assert "No Server found for 12345" in missing.stderr
+
+
+def test_server_create_min_max(server: Server, image: str):
+    """`--min`/`--max` create that many servers, or as many of them as the quota holds
+    (5 servers), and none at all when fewer than --min fit."""
+    flavor = ("--image", image, "--flavor", "C1R1024D20file")
+    first = os_json(
+        server, "server", "create", *flavor, "--min", "3", "--max", "3", "--wait", "web"
+    )
+    assert first["name"] == "web-1" and first["status"] == "ACTIVE"
+    names = sorted(s["Name"] for s in os_json(server, "server", "list"))
+    assert names == ["web-1", "web-2", "web-3"]
+    over = openstack(
+        server, *_admin(server), "server", "create", *flavor, "--min", "3", "--max", "3", "db"
+    )
+    assert over.returncode != 0 and "413" in over.stderr, over.stderr
+    assert len(os_json(server, "server", "list")) == 3  # none of the three
+    os_run(server, "server", "create", *flavor, "--min", "1", "--max", "5", "db")
+    listed = os_json(server, "server", "list")
+    assert sorted(s["Name"] for s in listed) == ["db-1", "db-2", "web-1", "web-2", "web-3"]
+    os_run(server, "server", "delete", "--wait", *(s["ID"] for s in listed))
+    assert os_json(server, "server", "list") == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 import uuid
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -342,6 +343,26 @@ def _ref(value: Any, key: str) -> str:
     return value
 
 
+def _count(value: Any, key: str) -> int:
+    """Nova's positive integer: a number or a string of digits, at least 1."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise errors.InvalidInput(f"Invalid {key}: a whole number of at least 1")
+    return value
+
+
+def _flag(value: Any, key: str) -> bool:
+    """Nova's boolean parameter: true or false, or one of the strings it reads as them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+        return False
+    raise errors.InvalidInput(f"Invalid {key}: true or false")
+
+
 async def _create_server(request: Request) -> Response:
     credentials, compute = await _caller(request)
     spec = _body_object(await _json(request), "server")
@@ -358,8 +379,16 @@ async def _create_server(request: Request) -> Response:
     project = spec.get("project")
     if project is not None and not isinstance(project, str):
         raise errors.InvalidInput("project is a project UUID")
+    min_count = _count(spec.get("min_count", 1), "min_count")
+    max_count = _count(spec.get("max_count", min_count), "max_count")
+    most = compute.settings.compute.max_count
+    if min_count > max_count:
+        raise errors.InvalidInput("min_count is at most max_count")
+    if max_count > most:
+        raise errors.InvalidInput(f"At most {most} servers in one request")
+    reservation = _flag(spec.get("return_reservation_id", False), "return_reservation_id")
     user = str(credentials.user_id)
-    view, password = await compute.create_server(
+    views, password = await compute.create_servers(
         user,
         spec["name"],
         image_ref,
@@ -372,8 +401,14 @@ async def _create_server(request: Request) -> Response:
         admin_password=spec.get("adminPass"),
         personality=spec.get("personality"),
         user_data=spec.get("user_data"),
+        min_count=min_count,
+        max_count=max_count,
     )
-    body = _server(_base(request), view)
+    if reservation:
+        # Nova's reservation id names the request's servers; nefos keeps no record of
+        # it, so it serves only clients that wait for this reply's shape.
+        return _reply({"reservation_id": f"r-{secrets.token_hex(4)}"}, 202)
+    body = _server(_base(request), views[0])
     body["adminPass"] = password
     # Nova's create reply carries no task state, and the openstack client keeps any
     # field of it that the later, refreshed server has empty: a "building" here would
@@ -690,6 +725,16 @@ async def _quota_caller(request: Request, project_id: str) -> tuple[uuid.UUID, u
     ):
         raise errors.PermissionDenied("You may read only your own quotas")
     return project, user
+
+
+async def floating_ip_quota(request: Request, project_id: str) -> tuple[int, int, int]:
+    """Nova's ``floating_ips`` of a quota set (limit, in use, reserved), for Neutron's
+    quota document until networking is built, read with the same rights."""
+    project, user = await _quota_caller(request, project_id)
+    engines = request.app.state.engines
+    found = await quota_sets.quota_set(engines.quotas, engines.settings, project, user)
+    item = found["floating_ips"]
+    return item.limit, item.in_use, item.reserved
 
 
 async def _quota_set(request: Request, project_id: str) -> Response:

@@ -56,8 +56,9 @@ from nefos.core.db import Database, utcnow
 from nefos.core.numbers import INT32_MAX, ascii_int
 from nefos.core.sealing import Sealer, Unsealable, sealed_length
 from nefos.images.service import Image, Images
-from nefos.quotas.serials import decide, settle, settled
+from nefos.quotas.serials import Settlement, decide, settle, settled
 from nefos.quotas.service import Charge, Quotas, charge
+from nefos.storage.service import ObjectRecord
 
 log = logging.getLogger("nefos.compute")
 
@@ -234,6 +235,27 @@ def _event_time(message: Message) -> float:
     if isinstance(value, int | float):
         return float(value)
     raise errors.InvalidInput("An event without event_time")
+
+
+def _check_counts(min_count: Any, max_count: Any, most: int) -> None:
+    for key, value in (("min_count", min_count), ("max_count", max_count)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise errors.InvalidInput(f"{key} is a whole number of at least 1")
+    if min_count > max_count:
+        raise errors.InvalidInput("min_count is at most max_count")
+    if max_count > most:
+        raise errors.InvalidInput(f"At most {most} servers in one request")
+
+
+def _fitting(refusal: errors.OverQuota, count: int) -> int | None:
+    """How many servers fit in what is left of the holding a commission for ``count``
+    of them hit (None: the refusal does not say)."""
+    data = refusal.data if isinstance(refusal.data, dict) else {}
+    provision, limit, usage = data.get("provision"), data.get("limit"), data.get("usage")
+    if not isinstance(provision, dict) or not isinstance(limit, int) or not isinstance(usage, int):
+        return None
+    each = provision.get("quantity", 0) // count
+    return max(limit - usage, 0) // each if each > 0 else None
 
 
 def _check_name(name: Any) -> str:
@@ -764,7 +786,49 @@ class Compute:
         """Returns the server (BUILD) and its admin password, shown only now; the build
         gets the password, keys, personality and user data once from the vmapi (sealed
         until then, never in the job)."""
+        views, password = await self.create_servers(
+            user,
+            name,
+            image_id,
+            flavor_id,
+            project=project,
+            projects=projects,
+            metadata=metadata,
+            key_names=key_names,
+            tags=tags,
+            admin_password=admin_password,
+            personality=personality,
+            user_data=user_data,
+        )
+        return views[0], password
+
+    async def create_servers(
+        self,
+        user: str,
+        name: str,
+        image_id: str,
+        flavor_id: int | str,
+        project: str | None = None,
+        projects: Iterable[str] = (),
+        metadata: dict[str, str] | None = None,
+        key_names: list[str] | None = None,
+        tags: list[str] | None = None,
+        admin_password: str | None = None,
+        personality: Any = None,
+        user_data: Any = None,
+        min_count: int = 1,
+        max_count: int = 1,
+    ) -> tuple[list[ServerView], str]:
+        """Nova's multiple create: as many servers as the quota holds up to ``max_count``,
+        but at least ``min_count`` or none. One commission pays for all of them, so two
+        requests racing for the last of a quota cannot each get part of what they asked;
+        each server is still its own backend job. Servers are named ``<name>-<n>`` when
+        there are several, as Nova names them; they share the one admin password, the
+        only one the caller is shown."""
+        _check_counts(min_count, max_count, self.settings.compute.max_count)
         _check_name(name)
+        if max_count > 1:  # the longest name the servers may get must fit too
+            _check_name(f"{name}-{max_count}")
         project = project or user
         allowed = {user, *projects}
         if project not in allowed:
@@ -799,33 +863,111 @@ class Compute:
         _check_fits(flavor, image)
         password = admin_password or new_password()
         customization = Customization(tuple(public_keys), files, user_data)
-        provisions = _charges(user, project, _resources(flavor, running=True), +1)
+        resources = _resources(flavor, running=True)
+        created: list[tuple[int, Backend, str]] = []  # server, where, its build's URL
         async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
-            await settlement.issue(provisions, name=f"cyclades create {name}"[:255])
+            count = await self._issue_for_count(
+                settlement, user, project, name, resources, min_count, max_count
+            )
             async with self._allocation, settlement.transaction() as s:
-                backend = await self._allocate(s, flavor, project)
-                server = Server(
-                    name=name,
-                    user_id=user,
-                    project=project,
-                    flavor_id=flavor.id,
-                    image_id=str(image.id),
-                    backend_id=backend.id,
-                    operstate="BUILD",
-                    task="BUILD",
-                    key_names=orjson.dumps(key_names or []).decode(),
-                )
-                s.add(server)
-                await s.flush()
-                for key, value in metadata.items():
-                    s.add(ServerMetadata(server_id=server.id, key=key, value=value))
-                for tag in tags:
-                    s.add(ServerTag(server_id=server.id, tag=tag))
-                server_id = server.id
-                # Secrets reach the build through the vmapi, never through the job.
-                config_url = await self.vmapi.issue(
-                    s, server_id, name, image, record, password, customization
-                )
+                for index in range(count):
+                    label = f"{name}-{index + 1}" if count > 1 else name
+                    backend = await self._allocate(s, flavor, project)
+                    server_id, config_url = await self._add_server(
+                        s,
+                        user,
+                        label,
+                        project,
+                        flavor,
+                        image,
+                        record,
+                        backend,
+                        key_names or [],
+                        metadata,
+                        tags,
+                        password,
+                        customization,
+                    )
+                    created.append((server_id, backend, config_url))
+        for server_id, backend, config_url in created:
+            await self._build(user, server_id, flavor, image, backend, config_url)
+        return [await self.server(user, server_id) for server_id, _, _ in created], password
+
+    async def _issue_for_count(
+        self,
+        settlement: Settlement,
+        user: str,
+        project: str,
+        name: str,
+        resources: dict[str, int],
+        min_count: int,
+        max_count: int,
+    ) -> int:
+        """Reserve the quota of the most servers that fit, from ``max_count`` down to
+        ``min_count``; the refusal of each try says how much of the resource it hit is
+        left, so the next try asks for what fits of that at once."""
+        count = max_count
+        while True:
+            provisions = _charges(user, project, {k: v * count for k, v in resources.items()}, +1)
+            try:
+                await settlement.issue(provisions, name=f"cyclades create {name}"[:255])
+                return count
+            except errors.OverQuota as exc:
+                fits = _fitting(exc, count)
+                if fits is None or min(fits, count - 1) < min_count:
+                    raise
+                count = min(fits, count - 1)
+
+    async def _add_server(
+        self,
+        s: AsyncSession,
+        user: str,
+        name: str,
+        project: str,
+        flavor: Flavor,
+        image: Image,
+        record: ObjectRecord,
+        backend: Backend,
+        key_names: list[str],
+        metadata: dict[str, str],
+        tags: list[str],
+        password: str,
+        customization: Customization,
+    ) -> tuple[int, str]:
+        """One server of a create, its metadata and tags, and its build's sealed secrets;
+        returns its id and the URL its build fetches them from."""
+        server = Server(
+            name=name,
+            user_id=user,
+            project=project,
+            flavor_id=flavor.id,
+            image_id=str(image.id),
+            backend_id=backend.id,
+            operstate="BUILD",
+            task="BUILD",
+            key_names=orjson.dumps(key_names).decode(),
+        )
+        s.add(server)
+        await s.flush()
+        for key, value in metadata.items():
+            s.add(ServerMetadata(server_id=server.id, key=key, value=value))
+        for tag in tags:
+            s.add(ServerTag(server_id=server.id, tag=tag))
+        # Secrets reach the build through the vmapi, never through the job.
+        config_url = await self.vmapi.issue(
+            s, server.id, name, image, record, password, customization
+        )
+        return server.id, config_url
+
+    async def _build(
+        self,
+        user: str,
+        server_id: int,
+        flavor: Flavor,
+        image: Image,
+        backend: Backend,
+        config_url: str,
+    ) -> None:
         spec = InstanceSpec(
             name=instance_name(server_id),
             vcpus=flavor.vcpus,
@@ -845,7 +987,6 @@ class Compute:
             osparams={"config_url": config_url},
         )
         await self._submit(server_id, "BUILD", lambda cluster: cluster.create_instance(spec))
-        return await self.server(user, server_id), password
 
     def _check_metadata(self, metadata: Any) -> dict[str, str]:
         if not isinstance(metadata, dict):

@@ -166,6 +166,12 @@ class Compute(BaseModel):
         "for it to authenticate, before its port closes.",
     )
     max_keypairs: int = Field(default=100, ge=1, description="Keypairs per user.")
+    max_count: int = Field(
+        default=100,
+        ge=1,
+        description="Servers one create request may ask for (Nova's max_count); the "
+        "quota bounds it too.",
+    )
     max_metadata: int = 10
     max_tags: int = 50
 

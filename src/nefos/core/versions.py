@@ -131,14 +131,14 @@ def _handler(status: int, document: Doc) -> Callable[[Request], Any]:
     return version_document
 
 
-def router() -> APIRouter:
+def router(floating_ips: unbuilt.FloatingIps | None = None) -> APIRouter:
     """Routes for every root, with and without the trailing slash (clients send both),
     then the 501s under the roots of the services not built yet (after the roots, which
-    their catch-all would otherwise shadow)."""
+    their catch-all would otherwise shadow); ``floating_ips`` as :func:`unbuilt.router`."""
     api = APIRouter()
     for path, (status, document) in _documents().items():
         handler = _handler(status, document)
         for route in (path, path + "/"):
             api.add_api_route(route, handler, methods=["GET"], include_in_schema=False)
-    api.include_router(unbuilt.router())
+    api.include_router(unbuilt.router(floating_ips))
     return api

@@ -122,7 +122,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(identity_api.account)
     app.include_router(projects_api.router)
     app.include_router(quotas_api.router)
-    app.include_router(versions.router())
+    app.include_router(versions.router(compute_api.floating_ip_quota))
     app.mount(UI_ROOT, WebLogin(engines.identity, settings).app())
     return app
 
