@@ -67,7 +67,7 @@ async def serving(engines: Engines, host: str, port: int) -> AsyncIterator[None]
     test's), so a script run meanwhile must not block the loop."""
     app = create_app(engines.settings, engines)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, lifespan="off", log_level="warning")
+        uvicorn.Config(app, host=host, port=port, lifespan="off", log_config=None)
     )
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 10

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from nefos.core.config import ConfigError, load_settings
 from nefos.core.logging import configure_logging
@@ -82,3 +83,11 @@ def test_log_format_setting(tmp_path):
     assert load_settings(data_dir=tmp_path, log_format="text").log_format == "text"
     with pytest.raises(ConfigError):
         load_settings(data_dir=tmp_path, log_format="yaml")
+
+
+def test_uvicorn_configured_before_still_logs_through_ours(restore_logging, monkeypatch, tmp_path):
+    """uvicorn.Config's default logging config stops uvicorn's records at its own logger
+    (an in-process server of another test, an embedding program): ours takes them back."""
+    uvicorn.Config(app=lambda scope, receive, send: None, log_level="warning")
+    written = in_a_file("json", tmp_path / "log", monkeypatch)
+    assert json.loads(written.splitlines()[0])["logger"] == "uvicorn.error"

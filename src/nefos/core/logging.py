@@ -96,5 +96,12 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # uvicorn's messages go through our handler, whatever configured its loggers before
+    # in this process (uvicorn.Config's default dictConfig stops them at "uvicorn").
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
     # uvicorn's own access log would duplicate ours, which carries the request id.
     logging.getLogger("uvicorn.access").disabled = True
