@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,12 @@ def on_a_terminal(fmt: str, monkeypatch: pytest.MonkeyPatch) -> str:
     terminal = os.fdopen(slave, "w")
     try:
         log_to(terminal, fmt, monkeypatch)
-        return os.read(master, 65536).decode()
+        # The terminal hands written bytes to its reader asynchronously: read until
+        # both records' lines are in, or nothing more comes.
+        shown = b""
+        while shown.count(b"\n") < 2 and select.select([master], [], [], 2)[0]:
+            shown += os.read(master, 65536)
+        return shown.decode()
     finally:
         terminal.close()
         os.close(master)
