@@ -769,37 +769,11 @@ class Compute:
     # -- creating servers ------------------------------------------------------------------------
 
     async def create_server(
-        self,
-        user: str,
-        name: str,
-        image_id: str,
-        flavor_id: int | str,
-        project: str | None = None,
-        projects: Iterable[str] = (),
-        metadata: dict[str, str] | None = None,
-        key_names: list[str] | None = None,
-        tags: list[str] | None = None,
-        admin_password: str | None = None,
-        personality: Any = None,
-        user_data: Any = None,
+        self, user: str, name: str, image_id: str, flavor_id: int | str, **options: Any
     ) -> tuple[ServerView, str]:
-        """Returns the server (BUILD) and its admin password, shown only now; the build
-        gets the password, keys, personality and user data once from the vmapi (sealed
-        until then, never in the job)."""
-        views, password = await self.create_servers(
-            user,
-            name,
-            image_id,
-            flavor_id,
-            project=project,
-            projects=projects,
-            metadata=metadata,
-            key_names=key_names,
-            tags=tags,
-            admin_password=admin_password,
-            personality=personality,
-            user_data=user_data,
-        )
+        """One server (BUILD) and its admin password, shown only now: :meth:`create_servers`
+        with its defaults of one, which says what ``options`` may be."""
+        views, password = await self.create_servers(user, name, image_id, flavor_id, **options)
         return views[0], password
 
     async def create_servers(
@@ -824,7 +798,8 @@ class Compute:
         requests racing for the last of a quota cannot each get part of what they asked;
         each server is still its own backend job. Servers are named ``<name>-<n>`` when
         there are several, as Nova names them; they share the one admin password, the
-        only one the caller is shown."""
+        only one the caller is shown. Each build gets the password, keys, personality and
+        user data once from the vmapi (sealed until then, never in the job)."""
         _check_counts(min_count, max_count, self.settings.compute.max_count)
         _check_name(name)
         if max_count > 1:  # the longest name the servers may get must fit too

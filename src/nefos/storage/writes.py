@@ -450,13 +450,14 @@ class _Writes(_Reads, _Commits):
         if final > size:
             await self.check_growth(account, container, name, final)
         hashes = list(await self.hashmap(current)) if current.size else []
+        had = set(hashes)
         if chunks is not None:
             hashes, size = await self._write_at(current, hashes, size, position, chunks, max_size)
         if truncate is not None:
             hashes, size = await self._resize(current.name, hashes, size, truncate)
         hashes = hashes or [EMPTY_HASH]
         data = await self._new_map(size, hashes, current.type, current.meta, "")
-        data.known = hashes
+        data.known = [h for h in hashes if h not in had]  # the rest the account had before
         data.uuid = current.uuid
         data.source_serial = current.serial
         return await self._rewrite(current, data, muser)
