@@ -75,7 +75,9 @@ def test_identity_url_accepts_the_base_or_the_identity_endpoint(given: str, iden
 
 def test_the_object_store_is_found_by_type_in_nefos_own_catalog():
     catalog = v2_catalog(Settings(public_url="https://cloud.example.org"))
-    assert endpoint_url(catalog, "identity") == "https://cloud.example.org/identity/v2.0"
-    assert object_store_url(catalog, "u-1") == "https://cloud.example.org/object-store/v1/u-1"
+    assert endpoint_url(catalog, "identity") == "https://cloud.example.org/astakos/identity/v2.0"
+    assert (
+        object_store_url(catalog, "u-1") == "https://cloud.example.org/pithos/object-store/v1/u-1"
+    )
     with pytest.raises(ClientError, match="no 'dns' service"):
         endpoint_url(catalog, "dns")

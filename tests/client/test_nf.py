@@ -313,7 +313,7 @@ def test_configuration_file_and_identity_url(server: Server, tmp_path: Path):
     assert me.returncode == 0, me.stderr
     record = json.loads(me.stdout)
     assert record["uuid"] == server.admin_uuid
-    assert record["object_store"] == f"{server.url}/object-store/v1/{server.admin_uuid}"
+    assert record["object_store"] == f"{server.url}/pithos/object-store/v1/{server.admin_uuid}"
 
     nf_file("config", "set", "token", "not-a-token")
     refused = nf_file("container", "list")

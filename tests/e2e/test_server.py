@@ -189,7 +189,7 @@ def test_openstack_cli_wrong_password_fails(server: Server):
 def test_kamaki_shaped_v2_request(server: Server):
     """What kamaki 0.16 sends first: POST <identity>/tokens with the token and tenant."""
     response = httpx.post(
-        f"{server.url}/identity/v2.0/tokens",
+        f"{server.url}/astakos/identity/v2.0/tokens",
         content=json.dumps(
             {"auth": {"token": {"id": server.admin_token}, "tenantName": server.admin_uuid}}
         ),
@@ -201,8 +201,12 @@ def test_kamaki_shaped_v2_request(server: Server):
     names = {s["name"]: s for s in access["serviceCatalog"]}
     assert "astakos_account" in names
     store = names["pithos_object-store"]["endpoints"][0]["publicURL"]
-    assert store == f"{server.url}/object-store/v1"
+    assert store == f"{server.url}/pithos/object-store/v1"  # the Synnefo dialect's
     assert access["token"]["id"] == server.admin_token
+    account = httpx.head(
+        f"{store}/{server.admin_uuid}", headers={"X-Auth-Token": server.admin_token}, timeout=10
+    )
+    assert account.status_code == 204
 
 
 def test_operator_commands_act_on_the_running_cloud(server: Server):
@@ -348,10 +352,10 @@ def test_db_upgrade_serve_and_config(tmp_path: Path):
         )
         catalog = {s["type"]: s for s in response.json()["access"]["serviceCatalog"]}
         assert catalog["object-store"]["endpoints"][0]["publicURL"] == (
-            "https://files.example.org/object-store/v1"
+            "https://files.example.org/pithos/object-store/v1"
         )
         assert catalog["compute"]["endpoints"][0]["publicURL"] == (
-            "https://cloud.example.org/compute/v2.0"
+            "https://cloud.example.org/cyclades/compute/v2.0"
         )
         assert catalog["compute"]["endpoints"][0]["region"] == "athens"
     finally:

@@ -1,7 +1,8 @@
 """The one ASGI app: every API router under its prefix, and the middleware.
 
 Order of middleware (outermost first) is fixed here and nowhere else:
-security headers → request id and last-resort 500 → request limits → authentication →
+security headers → request id and last-resort 500 → dialect (a Synnefo-style prefix routed
+as the path it stands for) → request limits → authentication →
 routes, whose domain errors become each API's fault body through the :class:`FaultRouter`.
 """
 
@@ -22,9 +23,11 @@ from nefos.compute import api_keypairs, api_vmapi
 from nefos.core import errors, versions
 from nefos.core.body import describe_validation
 from nefos.core.config import Settings, ensure_data_dir
+from nefos.core.dialects import Dialects
 from nefos.core.faults import ERROR_FOR_STATUS, FaultRouter, keystone_fault, swift_fault
 from nefos.core.middleware import Authentication, RequestId, RequestLimits, SecurityHeaders
 from nefos.identity import api as identity_api
+from nefos.identity.catalog import synnefo_endpoints
 from nefos.identity.web import ROOT as UI_ROOT
 from nefos.identity.web import WebLogin
 from nefos.images import api_metadefs as images_metadefs
@@ -50,6 +53,9 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     faults.register(storage_api.PREFIX, swift_fault)
     faults.register(storage_api.PUBLIC_PREFIX + "/", swift_fault)
     faults.register(images_v2.PREFIX, images_v2.glance_fault)
+    endpoints = synnefo_endpoints()
+    for endpoint in endpoints:  # a last-resort 500 is seen before the dialect's mapping
+        faults.register(endpoint.public, faults.style_for(endpoint.routes + "/"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +80,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         middleware=[
             Middleware(SecurityHeaders, pages=UI_ROOT),
             Middleware(RequestId, faults=faults),
+            Middleware(Dialects, endpoints=endpoints),
             Middleware(
                 RequestLimits,
                 faults=faults,
