@@ -521,13 +521,13 @@ async def test_listings_say_their_type_and_containers_their_time(client, alice):
     # swiftclient finds the capabilities beside the version in the storage URL.
     capabilities = await client.get(PREFIX.rsplit("/", 1)[0] + "/info")
     assert capabilities.status_code == 200 and "slo" in capabilities.json()
-    assert head.headers["X-Storage-Policy"] == "default"
+    assert head.headers["X-Storage-Policy"] == "Policy-0"
     first = head.headers["Last-Modified"]  # a container has one before any write
     listing = await client.get(base, headers=auth, params={"format": "json"})
     assert listing.headers["content-type"] == "application/json; charset=utf-8"
-    assert listing.json()[0]["last_modified"] and listing.json()[0]["storage_policy"] == "default"
+    assert listing.json()[0]["last_modified"] and listing.json()[0]["storage_policy"] == "Policy-0"
     xml = await client.get(base, headers=auth, params={"format": "xml"})
-    assert "<last_modified>" in xml.text and "<storage_policy>default" in xml.text
+    assert "<last_modified>" in xml.text and "<storage_policy>Policy-0" in xml.text
     await asyncio.sleep(1.01)  # Last-Modified counts whole seconds
     posted = await client.post(f"{base}/box", headers={**auth, "X-Container-Meta-A": "1"})
     assert posted.status_code == 202
@@ -712,7 +712,7 @@ async def test_a_refused_container_write_changes_nothing(client, alice):
     unknown = await put(client, f"{base}/new", auth, **{"X-Storage-Policy": "gold"})
     assert unknown.status_code == 400
     assert (await client.head(f"{base}/new", headers=auth)).status_code == 404
-    named = await put(client, f"{base}/new", auth, **{"X-Storage-Policy": "Default"})
+    named = await put(client, f"{base}/new", auth, **{"X-Storage-Policy": "policy-0"})
     assert named.status_code == 201
     empty = await put(client, f"{base}/other", auth, **{"X-Storage-Policy": ""})
     assert empty.status_code == 201  # an empty header asks for the default one

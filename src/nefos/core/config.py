@@ -110,6 +110,10 @@ class Storage(BaseModel):
     # manifests may name manifests (checked at PUT, so a read never expands more)
     slo_max_segments: int = Field(default=1000, ge=1)
     slo_max_depth: int = Field(default=10, ge=1)
+    # Swift's bulk extract-archive limits: containers one archive may create (at the
+    # account level), and refused members after which the rest of the archive is not read
+    bulk_max_containers_per_extraction: int = Field(default=10000, ge=0)
+    bulk_max_failed_extractions: int = Field(default=1000, ge=1)
 
 
 class Compute(BaseModel):

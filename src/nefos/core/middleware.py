@@ -8,7 +8,9 @@ The app lists them in one place (``nefos.server.app.MIDDLEWARE``), outermost fir
   ``Cache-Control: no-store``. Outermost, so even a last-resort 500 carries them.
 * :class:`RequestId`: gives every request an id (``X-Openstack-Request-Id`` and Swift's
   ``X-Trans-Id``, taken from the client's ``X-Openstack-Request-Id``/``X-Request-Id`` if
-  well-formed), logs one access line per request, and turns any escaped exception into a
+  well-formed; under the Swift prefixes it is Swift's transaction id, ``tx`` + 21 hex
+  digits + ``-`` + the Unix time in 10 hex digits, in both headers, as Swift's clients and
+  functional tests expect), logs one access line per request, and turns any escaped exception into a
   500 fault (a client that went away mid-request is logged as 499, not as an error).
 * :class:`RequestLimits`: refuses oversized headers (400), a NUL in the URL of an API that
   does not read its raw path itself (400), and oversized bodies on the JSON APIs (413),
@@ -46,6 +48,11 @@ _SECRET_IN_PATH = re.compile(r"(/tokens/|/vmapi/)[^/]+")
 def _new_request_id() -> str:
     # Request ids need to be unique, not secret: skip uuid4's system call per request.
     return f"req-{uuid.UUID(int=random.getrandbits(128), version=4)}"
+
+
+def _new_trans_id() -> str:
+    """Swift's transaction id: 21 random hex digits, then when (clients parse the time)."""
+    return f"tx{random.getrandbits(84):021x}-{int(time.time()):010x}"
 
 
 # What the access log says of a request whose client went away before its answer (as
@@ -102,16 +109,20 @@ class SecurityHeaders:
 
 
 class RequestId:
-    def __init__(self, app: ASGIApp, faults: FaultRouter):
+    def __init__(self, app: ASGIApp, faults: FaultRouter, trans_id_prefixes: tuple[str, ...] = ()):
         self.app = app
         self.faults = faults
+        self.trans_id_prefixes = trans_id_prefixes  # paths that get Swift's form of id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         given = _header(scope, b"x-openstack-request-id") or _header(scope, b"x-request-id")
-        rid = given if given and _VALID_REQUEST_ID.match(given) else _new_request_id()
+        if self.trans_id_prefixes and scope["path"].startswith(self.trans_id_prefixes):
+            rid = _new_trans_id()
+        else:
+            rid = given if given and _VALID_REQUEST_ID.match(given) else _new_request_id()
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500

@@ -43,6 +43,8 @@ from nefos.storage import api as storage_api
 STREAMING_PREFIXES = ("/object-store/", "/image/v2/images/", "/image/v1/images")
 # Prefixes whose routes decode the raw path and query themselves (the object store's names).
 RAW_PATH_PREFIXES = (storage_api.PREFIX, storage_api.PUBLIC_PREFIX + "/")
+# Swift's clients read a Swift transaction id on these answers (X-Trans-Id).
+SWIFT_PREFIXES = (*RAW_PATH_PREFIXES, "/info", "/object-store/info")
 
 
 def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
@@ -79,7 +81,13 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         openapi_url=None,
         middleware=[
             Middleware(SecurityHeaders, pages=UI_ROOT),
-            Middleware(RequestId, faults=faults),
+            Middleware(
+                RequestId,
+                faults=faults,
+                # RequestId sees the path as the client wrote it, before the dialect's mapping.
+                trans_id_prefixes=SWIFT_PREFIXES
+                + tuple(e.public for e in endpoints if e.routes.startswith(SWIFT_PREFIXES)),
+            ),
             Middleware(Dialects, endpoints=endpoints),
             Middleware(
                 RequestLimits,

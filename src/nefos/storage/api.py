@@ -7,7 +7,8 @@ codes (``faults.swift_fault``).
 
 This module routes: it parses the path and hands the call to its level's method table,
 whose handlers live in ``api_account``, ``api_container``, ``api_object_read`` and
-``api_object_write`` (large objects in ``api_large``; what all share in ``swift``). It
+``api_object_write`` (large objects in ``api_large``; Swift's bulk operations in
+``api_bulk``; what all share in ``swift``). It
 also serves TempAuth login, public links and ``/info``.
 """
 
@@ -25,6 +26,7 @@ from nefos.core import errors, http
 from nefos.core.auth import client_address
 from nefos.core.faults import json_response
 from nefos.storage.api_account import account_forbidden, account_get, account_head, account_post
+from nefos.storage.api_bulk import bulk_delete, extract_archive
 from nefos.storage.api_container import (
     container_delete,
     container_get,
@@ -35,6 +37,7 @@ from nefos.storage.api_container import (
 from nefos.storage.api_large import body_of
 from nefos.storage.api_object_read import object_headers, object_read, serve
 from nefos.storage.api_object_write import object_copy_move, object_delete, object_post, object_put
+from nefos.storage.records import MAX_CONTAINER_NAME, MAX_OBJECT_NAME
 from nefos.storage.service import Namespace, check_container_name, check_object_name
 from nefos.storage.swift import (
     HASH_ALGORITHM,
@@ -43,14 +46,17 @@ from nefos.storage.swift import (
     MAX_FILE_SIZE,
     MAX_MANIFEST_BODY,
     MAX_META_HEADERS,
+    MAX_META_OVERALL_SIZE,
     PREFIX,
     PUBLIC_PREFIX,
     STORAGE_POLICY,
     Call,
     render_listing,
+    swift_text,
 )
 
 OBJECT_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "MOVE"]
+EMPTY_TYPE = "text/html; charset=UTF-8"
 
 router = APIRouter()
 
@@ -123,17 +129,35 @@ async def dispatch(request: Request) -> Response:
     )
     call.user  # noqa: B018 -- every object-store call needs a caller
     if name is not None:
+        _check_length(name, MAX_OBJECT_NAME, "object_name_too_long")
         check_object_name(name)
         handlers = OBJECT
     elif container is not None:
+        _check_length(container, MAX_CONTAINER_NAME, "container_name_too_long")
         check_container_name(container)
         handlers = CONTAINER
     else:
         handlers = ACCOUNT
+    if "extract-archive" in call.query and request.method == "PUT":
+        return await extract_archive(call)  # at any level, as Swift's bulk filter
+    if "bulk-delete" in call.query and request.method in ("POST", "DELETE") and not container:
+        call.require_owner()
+        return await bulk_delete(call)
     handler = handlers.get(request.method)
     if handler is None:
         raise errors.NotAllowedMethod(f"{request.method} is not allowed here")
-    return await handler(call)
+    response: Response = await handler(call)
+    if "content-type" not in response.headers:
+        # Swift types every answer, even an empty 201, 202 or 204 (its api-ref shows it).
+        response.headers["Content-Type"] = EMPTY_TYPE
+    return response
+
+
+def _check_length(name: str, limit: int, fault: str) -> None:
+    """Swift's name bound, in its words, before the service's own checks."""
+    length = len(name.encode("utf-8", "surrogateescape"))
+    if length > limit:
+        raise errors.InvalidInput(swift_text(fault, length=length, limit=limit))
 
 
 # -- the method tables, one per level --------------------------------------------------
@@ -148,12 +172,21 @@ ACCOUNT: dict[str, Callable[[Call], Any]] = {
 }
 
 
+async def _container_delete(call: Call) -> Response:
+    """A container that is not empty (or changed meanwhile): Swift says it in the one
+    text it has for every conflict."""
+    try:
+        return await container_delete(call)
+    except errors.Conflict as conflict:
+        raise errors.Conflict(swift_text("container_not_empty")) from conflict
+
+
 CONTAINER: dict[str, Callable[[Call], Any]] = {
     "HEAD": container_head,
     "GET": container_get,
     "PUT": container_put,
     "POST": container_post,
-    "DELETE": container_delete,
+    "DELETE": _container_delete,
 }
 
 
@@ -186,6 +219,7 @@ async def public_object(request: Request) -> Response:
 async def info(request: Request) -> Response:
     """Swift's capabilities document; swiftclient reads it to choose SLO and bulk delete,
     at the storage URL with its last two parts (version, account) replaced by ``info``."""
+    storage = request.app.state.settings.storage
     return json_response(
         {
             "swift": {
@@ -194,8 +228,9 @@ async def info(request: Request) -> Response:
                 "max_meta_name_length": 128,
                 "max_meta_value_length": 256,
                 "max_meta_count": MAX_META_HEADERS,
-                "max_object_name_length": 1024,
-                "max_container_name_length": 256,
+                "max_meta_overall_size": MAX_META_OVERALL_SIZE,
+                "max_object_name_length": MAX_OBJECT_NAME,
+                "max_container_name_length": MAX_CONTAINER_NAME,
                 "container_listing_limit": LISTING_LIMIT,
                 "account_listing_limit": LISTING_LIMIT,
                 "max_header_size": request.app.state.settings.limits.header_value_bytes,
@@ -204,9 +239,13 @@ async def info(request: Request) -> Response:
                 "policies": [{"name": STORAGE_POLICY, "default": True}],
             },
             "slo": {
-                "max_manifest_segments": request.app.state.settings.storage.slo_max_segments,
+                "max_manifest_segments": storage.slo_max_segments,
                 "max_manifest_size": MAX_MANIFEST_BODY,
                 "min_segment_size": 1,
+            },
+            "bulk_upload": {
+                "max_containers_per_extraction": storage.bulk_max_containers_per_extraction,
+                "max_failed_extractions": storage.bulk_max_failed_extractions,
             },
             "bulk_delete": {
                 "max_deletes_per_request": MAX_BULK_DELETES,

@@ -2,23 +2,19 @@
 
 HEAD and GET say the account's counts, metadata and groups and list its containers (to
 another user, the containers that share something with them); POST sets metadata and
-groups, or with ``?bulk-delete`` runs Swift's bulk delete. Account POST merges metadata:
+groups (Swift's ``?bulk-delete`` is in ``api_bulk``). Account POST merges metadata:
 Swift does, and kamaki always sends ``update``, which merges too.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
 from starlette.responses import Response
 
 from nefos.core import errors, http
-from nefos.core.faults import json_response
 from nefos.storage.service import AccountInfo, ContainerInfo
 from nefos.storage.swift import (
-    MAX_BULK_DELETES,
-    MAX_MANIFEST_BODY,
     STORAGE_POLICY,
     Call,
     limit_param,
@@ -28,6 +24,7 @@ from nefos.storage.swift import (
     no_content,
     render_listing,
     reverse_param,
+    swift_text,
     timestamp_headers,
 )
 
@@ -50,6 +47,11 @@ def _account_headers(info: AccountInfo) -> dict[str, str]:
         **timestamp_headers(info.last_modified),
         **meta_out("X-Account", info.meta),
     }
+    if info.containers:  # Swift names a policy once a container uses it
+        policy = f"X-Account-Storage-Policy-{STORAGE_POLICY}"
+        headers[f"{policy}-Container-Count"] = str(info.containers)
+        headers[f"{policy}-Object-Count"] = str(info.objects)
+        headers[f"{policy}-Bytes-Used"] = str(info.bytes)
     for group, members in info.groups.items():
         headers[f"X-Account-Group-{group}"] = ",".join(members)
     if info.quotas:
@@ -132,8 +134,6 @@ def _container_item(info: ContainerInfo, owner: bool) -> dict[str, Any]:
 
 async def account_post(call: Call) -> Response:
     call.require_owner()
-    if "bulk-delete" in call.query:
-        return await bulk_delete(call)
     meta, removed = meta_headers(call, "x-account")
     for key in removed:
         meta[key] = ""
@@ -147,54 +147,7 @@ async def account_post(call: Call) -> Response:
     return Response(status_code=202)
 
 
-async def bulk_delete(call: Call) -> Response:
-    """Swift's bulk middleware: a body of ``/container[/object]`` lines, URL-encoded."""
-    body = b""
-    async for chunk in call.request.stream():
-        body += chunk
-        if len(body) > MAX_MANIFEST_BODY:
-            raise errors.TooLarge("The bulk-delete body is too large")
-    lines = [line.strip() for line in body.decode("utf-8", "replace").splitlines()]
-    paths = [unquote(line) for line in lines if line]
-    if len(paths) > MAX_BULK_DELETES:
-        raise errors.InvalidInput(f"At most {MAX_BULK_DELETES} deletes per request")
-    deleted = not_found = 0
-    failures: list[list[str]] = []
-    objects = [p for p in paths if "/" in p.strip("/")]
-    containers = [p for p in paths if "/" not in p.strip("/")]
-    for path in [*objects, *containers]:  # objects first, so their containers empty
-        container, _, name = (
-            path.strip("/").partition("/") if path.startswith("/") else ("", "", "")
-        )
-        if not container:
-            failures.append([path, "400 Bad Request"])
-            continue
-        try:
-            if name:
-                await call.storage.delete_object(call.account, container, name, muser=call.user)
-            else:
-                await call.storage.delete_container(call.account, container)
-            deleted += 1
-        except errors.NotFound:
-            not_found += 1
-        except errors.Conflict:
-            failures.append([path, "409 Conflict"])
-        except errors.InvalidInput:
-            failures.append([path, "400 Bad Request"])
-    status = "400 Bad Request" if failures else "200 OK"
-    result = {
-        "Number Deleted": deleted,
-        "Number Not Found": not_found,
-        "Response Status": status,
-        "Response Body": "",
-        "Errors": failures,
-    }
-    if "json" in (call.headers.get("accept") or ""):
-        return json_response(result)
-    text = "".join(f"{key}: {value}\n" for key, value in result.items() if key != "Errors")
-    text += "Errors:\n" + "".join(f"{p}, {s}\n" for p, s in failures)
-    return Response(text, 200, media_type="text/plain")
-
-
 async def account_forbidden(call: Call) -> Response:
-    raise errors.PermissionDenied("Accounts are created and removed by the identity service")
+    """Accounts come and go with their users (the identity service), never by the
+    object store: Swift without account management, and Pithos, say 405."""
+    raise errors.NotAllowedMethod(swift_text("account_put"), headers={"Allow": "HEAD, GET, POST"})

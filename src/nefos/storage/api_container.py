@@ -245,7 +245,7 @@ async def container_put(call: Call) -> Response:
     meta, removed = meta_headers(call, "x-container")
     policies = _policies(call)
     policy = (call.headers.get("x-storage-policy") or "").strip()  # empty: the default
-    if policy and policy.lower() != STORAGE_POLICY:
+    if policy and policy.lower() != STORAGE_POLICY.lower():
         raise errors.InvalidInput(f"Invalid X-Storage-Policy {policy!r}")
     for key in removed:
         meta[key] = ""

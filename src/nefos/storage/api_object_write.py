@@ -47,6 +47,7 @@ from nefos.storage.swift import (
     read_body,
     require_access,
     source_path,
+    swift_text,
     timestamp_headers,
     until_param,
 )
@@ -58,7 +59,7 @@ def _object_meta(call: Call) -> tuple[dict[str, str], list[str]]:
         value = call.headers.get(header)
         if value is not None:
             meta[key] = http.header_text(value, percent_decoded=key != MANIFEST)
-    delete_at = _delete_at(call)
+    delete_at = delete_at_header(call)
     if delete_at is not None:
         meta[DELETE_AT] = delete_at
     return meta, removed
@@ -67,7 +68,7 @@ def _object_meta(call: Call) -> tuple[dict[str, str], list[str]]:
 LAST_SECOND = 9_999_999_999  # the latest X-Delete-At Swift keeps: ten digits
 
 
-def _delete_at(call: Call) -> str | None:
+def delete_at_header(call: Call) -> str | None:
     """Swift's object expiry: ``X-Delete-After`` seconds from now, else ``X-Delete-At``
     (epoch seconds), as the ten-digit second Swift stores; None when neither is given."""
     now = time.time()
@@ -201,9 +202,9 @@ def _require_length(call: Call) -> None:
     length = call.headers.get("content-length")
     chunked = "chunked" in (call.headers.get("transfer-encoding") or "").lower()
     if length is None and not chunked:
-        raise errors.LengthRequired("Give Content-Length or send the body chunked")
+        raise errors.LengthRequired(swift_text("length_required"))
     if length is not None and http.whole_number(length, "Content-Length") > MAX_FILE_SIZE:
-        raise errors.TooLarge(f"An object has at most {MAX_FILE_SIZE} bytes")
+        raise errors.TooLarge(swift_text("object_too_large"))
 
 
 async def _put_hashmap(call: Call, meta: dict[str, str]) -> ObjectRecord:

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from nefos.core import errors, http
 from nefos.core.auth import Credentials
 from nefos.storage import sharing
+from nefos.storage.records import MAX_META_KEY, MAX_META_VALUE
 from nefos.storage.service import Namespace, ObjectRecord, check_container_name, check_object_name
 
 PREFIX = "/object-store/v1"
@@ -40,8 +41,10 @@ MAX_MANIFEST_BODY = 8 << 20
 MAX_BULK_DELETES = 10000
 SMALL_BODY = 1 << 20  # bodies up to this are read whole and sent in one piece
 DIRECTORY_TYPE = "application/directory"
-# Swift's storage policies: every container has the one policy there is (its /info).
-STORAGE_POLICY = "default"
+MAX_META_OVERALL_SIZE = 4096  # Swift's bound on one request's metadata names and values
+# Swift's storage policies: every container has the one policy there is (its /info);
+# Swift names its only policy so when none is configured.
+STORAGE_POLICY = "Policy-0"
 
 # System headers kept with an object's user metadata, under keys no header can spell.
 ENCODING, DISPOSITION, MANIFEST = ":content-encoding", ":content-disposition", ":manifest"
@@ -53,6 +56,69 @@ SYSTEM_HEADERS = {
     "content-disposition": DISPOSITION,
     "x-object-manifest": MANIFEST,
 }
+
+
+# -- Swift's wire words ------------------------------------------------------------------
+
+# The reason phrases Swift puts in a status line (they differ from the RFC's in places:
+# 413, 416, 500), as its bulk result documents show them.
+REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    416: "Requested Range Not Satisfiable",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+def status_line(status: int) -> str:
+    return f"{status} {REASONS.get(status, 'Unknown')}"
+
+
+# Swift's answers where they are not Synnefo's (spec §1), by name: (status, text). The
+# object store answers with these where the spec is silent; where the spec names another
+# status (``SYNNEFO_STATUS``), the Synnefo answer stays until the dialect layer (issue 18
+# item 1) picks per endpoint. Texts take ``str.format`` fields. docs/swift.md lists them.
+SWIFT_FAULTS: dict[str, tuple[int, str]] = {
+    "account_post": (204, ""),
+    "container_post": (204, ""),
+    "account_put": (405, "The method is not allowed for this resource."),
+    "account_delete": (405, "The method is not allowed for this resource."),
+    "container_not_empty": (409, "There was a conflict when trying to complete your request."),
+    "object_too_large": (413, "Your request is too large."),
+    "length_required": (411, "Missing Content-Length header."),
+    "object_name_too_long": (400, "Object name length of {length} longer than {limit}"),
+    "container_name_too_long": (400, "Container name length of {length} longer than {limit}"),
+    "meta_name_empty": (400, "Metadata name cannot be empty"),
+    "meta_name_too_long": (400, "Metadata name too long: {header}"),
+    "meta_value_too_long": (400, "Metadata value longer than {limit}: {header}"),
+    "meta_too_many": (400, "Too many metadata items; max {limit}"),
+    "meta_too_large": (400, "Total metadata too large; max {limit}"),
+    "archive_format": (400, "Unsupported archive format"),
+}
+# What Synnefo answers instead, where spec §1 says so (kamaki insists on 202).
+SYNNEFO_STATUS: dict[str, int] = {"account_post": 202, "container_post": 202}
+
+
+def swift_text(name: str, **fields: object) -> str:
+    return SWIFT_FAULTS[name][1].format(**fields)
 
 
 # -- the call --------------------------------------------------------------------------
@@ -107,19 +173,34 @@ def meta_headers(call: Call, prefix: str) -> tuple[dict[str, str], list[str]]:
     count = 0
     meta_prefix = f"{prefix}-meta-"
     remove_prefix = f"x-remove-{prefix.removeprefix('x-')}-meta-"
+    size = 0
     for key, value in call.request.headers.items():
         if key.startswith(meta_prefix):
             count += 1
             suffix = key[len(meta_prefix) :]
             if not suffix:
-                raise errors.InvalidInput("A metadata header without a key")
+                raise errors.InvalidInput(swift_text("meta_name_empty"))
+            _check_meta_header(key, suffix, value)
+            size += len(suffix) + len(value)
             meta[meta_key(suffix)] = http.header_text(value)
         elif key.startswith(remove_prefix):
             count += 1
             removed.append(meta_key(key[len(remove_prefix) :]))
-    if count > MAX_META_HEADERS:
-        raise errors.InvalidInput(f"At most {MAX_META_HEADERS} metadata headers per request")
+        if count > MAX_META_HEADERS:
+            raise errors.InvalidInput(swift_text("meta_too_many", limit=MAX_META_HEADERS))
+        if size > MAX_META_OVERALL_SIZE:
+            raise errors.InvalidInput(swift_text("meta_too_large", limit=MAX_META_OVERALL_SIZE))
     return meta, removed
+
+
+def _check_meta_header(header: str, suffix: str, value: str) -> None:
+    """Swift's per-header bounds, in its words (the service checks them again)."""
+    if len(suffix) > MAX_META_KEY:
+        raise errors.InvalidInput(swift_text("meta_name_too_long", header=header))
+    if len(value) > MAX_META_VALUE:
+        raise errors.InvalidInput(
+            swift_text("meta_value_too_long", limit=MAX_META_VALUE, header=header)
+        )
 
 
 def meta_out(prefix: str, meta: Mapping[str, str]) -> dict[str, str]:
