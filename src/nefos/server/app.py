@@ -86,7 +86,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
                 faults=faults,
                 # RequestId sees the path as the client wrote it, before the dialect's mapping.
                 trans_id_prefixes=SWIFT_PREFIXES
-                + tuple(e.public for e in endpoints if e.routes.startswith(SWIFT_PREFIXES)),
+                + tuple(e.public for e in endpoints if (e.routes + "/").startswith(SWIFT_PREFIXES)),
             ),
             Middleware(Dialects, endpoints=endpoints),
             Middleware(
