@@ -8,7 +8,7 @@ import re
 import time
 
 from nefos.identity.service import Identity
-from nefos.storage.swift import SWIFT_FAULTS, SYNNEFO_STATUS
+from nefos.storage.swift import SWIFT_FAULTS
 
 PREFIX = "/object-store/v1"
 TRANS_ID = re.compile(r"^tx[0-9a-f]{21}-([0-9a-f]{10})$")
@@ -100,11 +100,11 @@ async def test_limits_and_conflicts_in_swifts_words(client, identity):
     assert (await client.head(f"{base}/c/o", headers=auth)).status_code == 200
 
 
-async def test_where_swift_and_synnefo_differ_synnefo_answers_for_now(client, identity):
-    """The dialect layer will choose per endpoint; until then the spec's codes stand."""
+async def test_where_swift_and_synnefo_differ_each_endpoint_answers_its_own(client, identity):
+    """storage.dialect: Swift's 204 on the OpenStack endpoint, Pithos's 202 on Synnefo's."""
     base, auth = await alice(identity)
     await client.put(f"{base}/c", headers=auth)
-    assert SWIFT_FAULTS["account_post"][0] == 204 and SYNNEFO_STATUS["account_post"] == 202
-    assert (await client.post(base, headers=auth)).status_code == SYNNEFO_STATUS["account_post"]
-    posted = await client.post(f"{base}/c", headers=auth)
-    assert posted.status_code == SYNNEFO_STATUS["container_post"]
+    for prefix, status in ((PREFIX, 204), ("/pithos" + PREFIX, 202)):
+        account = prefix + base[len(PREFIX) :]
+        assert (await client.post(account, headers=auth)).status_code == status
+        assert (await client.post(f"{account}/c", headers=auth)).status_code == status

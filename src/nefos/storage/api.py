@@ -24,6 +24,7 @@ from starlette.responses import Response
 from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors, http
 from nefos.core.auth import client_address
+from nefos.core.dialects import public_path
 from nefos.core.faults import json_response
 from nefos.storage.api_account import account_forbidden, account_get, account_head, account_post
 from nefos.storage.api_bulk import bulk_delete, extract_archive
@@ -95,7 +96,8 @@ async def root(request: Request) -> Response:
         except errors.NotAuthenticated:
             issued = await identity.issue_token(found, methods=("password",))
             token, credentials = issued.token, await identity.authenticate(issued.token)
-        storage_url = f"{settings.endpoint('object-store', PREFIX)}/{found.id}"
+        here = public_path(request, PREFIX)  # the dialect the client logged in through
+        storage_url = f"{settings.endpoint('object-store', here)}/{found.id}"
         seconds = int((credentials.expires_at - dt.datetime.now(dt.UTC)).total_seconds())
         return Response(
             status_code=200,

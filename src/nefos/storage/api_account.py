@@ -13,6 +13,7 @@ from typing import Any
 from starlette.responses import Response
 
 from nefos.core import errors, http
+from nefos.storage.dialect import TABLE as DIALECT
 from nefos.storage.service import AccountInfo, ContainerInfo
 from nefos.storage.swift import (
     STORAGE_POLICY,
@@ -92,6 +93,7 @@ async def account_get(call: Call) -> Response:
         marker, end_marker = end_marker, marker
     limit = limit_param(call)
     delimiter = call.query.get("delimiter") or None
+    extras = DIALECT.pick(call.request, "container_item_extras")
     items: list[dict[str, Any]] = []
     for c in containers:
         if len(items) >= limit:
@@ -104,7 +106,7 @@ async def account_get(call: Call) -> Response:
             continue
         cut = c.name.find(delimiter, len(prefix)) if delimiter else -1
         if cut < 0:
-            items.append(_container_item(c, call.owner))
+            items.append(_container_item(c, call.owner and bool(extras)))
             continue
         subdir = c.name[: cut + len(delimiter or "")]
         if subdir == marker and not reverse:  # the previous page ended with it
@@ -115,7 +117,7 @@ async def account_get(call: Call) -> Response:
     return render_listing(call.request, "account", call.account, items, names, headers)
 
 
-def _container_item(info: ContainerInfo, owner: bool) -> dict[str, Any]:
+def _container_item(info: ContainerInfo, policies: bool) -> dict[str, Any]:
     item: dict[str, Any] = {
         "name": info.name,
         "count": info.count,
@@ -123,7 +125,7 @@ def _container_item(info: ContainerInfo, owner: bool) -> dict[str, Any]:
         "last_modified": http.iso(info.last_modified),
         "storage_policy": STORAGE_POLICY,
     }
-    if owner:
+    if policies:  # Pithos's field (storage.dialect), for the owner
         item["x_container_policy"] = {
             "quota": str(info.quota),
             "versioning": info.versioning,
@@ -144,7 +146,7 @@ async def account_post(call: Call) -> Response:
             members = [m.strip() for m in http.header_text(value).split(",") if m.strip()]
             groups[name] = members
     await call.storage.set_account_meta(call.account, meta, groups)
-    return Response(status_code=202)
+    return Response(status_code=DIALECT.pick(call.request, "account_post_status"))
 
 
 async def account_forbidden(call: Call) -> Response:

@@ -19,6 +19,7 @@ from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors, http
 from nefos.core.faults import json_response
 from nefos.storage import sharing
+from nefos.storage.dialect import TABLE as DIALECT
 from nefos.storage.service import ContainerInfo, ObjectRecord, Subdir
 from nefos.storage.swift import (
     HASH_ALGORITHM,
@@ -195,12 +196,13 @@ async def container_get(call: Call) -> Response:
     if serials and listing_format(call.query, call.headers.get("accept")) != "text":
         # Swift lists a static large object at its whole size, with the SLO's ETag.
         large = await call.storage.version_attributes(serials, (SLO_BYTES, SLO_ETAG))
-    items = [_object_item(entry, large) for entry in entries]
+    extras = DIALECT.pick(call.request, "object_item_extras")
+    items = [_object_item(entry, large, extras) for entry in entries]
     return render_listing(call.request, "container", call.container, items, names, headers)
 
 
 def _object_item(
-    entry: ObjectRecord | Subdir, large: Mapping[int, dict[str, str]]
+    entry: ObjectRecord | Subdir, large: Mapping[int, dict[str, str]], extras: frozenset[str]
 ) -> dict[str, Any]:
     if isinstance(entry, Subdir):
         return {"subdir": entry.name}
@@ -211,12 +213,13 @@ def _object_item(
         "hash": etag_of(entry),
         "content_type": entry.type,
         "last_modified": http.iso(entry.mtime),
-        "x_object_hash": entry.hash,
-        "x_object_uuid": str(entry.uuid),
-        "x_object_version": entry.serial,
-        "x_object_version_timestamp": http.epoch(entry.mtime),
-        "x_object_modified_by": entry.muser,
     }
+    if extras:  # Pithos's fields (storage.dialect), all or none
+        item["x_object_hash"] = entry.hash
+        item["x_object_uuid"] = str(entry.uuid)
+        item["x_object_version"] = entry.serial
+        item["x_object_version_timestamp"] = http.epoch(entry.mtime)
+        item["x_object_modified_by"] = entry.muser
     if SLO_ETAG in slo:
         item["slo_etag"] = f'"{slo[SLO_ETAG]}"'
     return item
@@ -264,7 +267,7 @@ async def container_post(call: Call) -> Response:
         meta[key] = ""
     policies = _policies(call)
     await call.storage.create_container(call.account, call.container, policies, meta, create=False)
-    return Response(status_code=202)
+    return Response(status_code=DIALECT.pick(call.request, "container_post_status"))
 
 
 async def block_upload(call: Call) -> Response:

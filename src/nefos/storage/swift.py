@@ -92,13 +92,10 @@ def status_line(status: int) -> str:
     return f"{status} {REASONS.get(status, 'Unknown')}"
 
 
-# Swift's answers where they are not Synnefo's (spec §1), by name: (status, text). The
-# object store answers with these where the spec is silent; where the spec names another
-# status (``SYNNEFO_STATUS``), the Synnefo answer stays until the dialect layer (issue 18
-# item 1) picks per endpoint. Texts take ``str.format`` fields. docs/swift.md lists them.
+# Swift's answers where Synnefo's spec (§1) is silent, by name: (status, text), on both
+# dialects. Where the two disagree, ``storage.dialect.TABLE`` picks per endpoint. Texts
+# take ``str.format`` fields. docs/swift.md lists them.
 SWIFT_FAULTS: dict[str, tuple[int, str]] = {
-    "account_post": (204, ""),
-    "container_post": (204, ""),
     "account_put": (405, "The method is not allowed for this resource."),
     "account_delete": (405, "The method is not allowed for this resource."),
     "container_not_empty": (409, "There was a conflict when trying to complete your request."),
@@ -113,8 +110,6 @@ SWIFT_FAULTS: dict[str, tuple[int, str]] = {
     "meta_too_large": (400, "Total metadata too large; max {limit}"),
     "archive_format": (400, "Unsupported archive format"),
 }
-# What Synnefo answers instead, where spec §1 says so (kamaki insists on 202).
-SYNNEFO_STATUS: dict[str, int] = {"account_post": 202, "container_post": 202}
 
 
 def swift_text(name: str, **fields: object) -> str:
