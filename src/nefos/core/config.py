@@ -231,8 +231,7 @@ class Limits(BaseModel):
     image_size_bytes: int = Field(
         default=1 << 40,
         ge=0,
-        description="Largest image data one Glance v2 upload may store "
-        "(Glance's image_size_cap).",
+        description="Largest image data one Glance v2 upload may store (Glance's image_size_cap).",
     )
 
 
