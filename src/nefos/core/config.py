@@ -220,6 +220,23 @@ class Limits(BaseModel):
         description="Most projects or users one Keystone v3 listing returns; a longer "
         'list is cut and marked "truncated": true (Keystone\'s list_limit).',
     )
+    image_list_default: int = Field(
+        default=25,
+        ge=1,
+        description="Images one Glance v2 listing page holds when the client gives no "
+        "limit (Glance's limit_param_default).",
+    )
+    image_list_max: int = Field(
+        default=1000,
+        ge=1,
+        description="Most images one Glance v2 listing page holds, whatever limit the "
+        "client asks (Glance's api_limit_max).",
+    )
+    image_size_bytes: int = Field(
+        default=1 << 40,
+        ge=0,
+        description="Largest image data one Glance v2 upload may store (Glance's image_size_cap).",
+    )
 
 
 class Settings(BaseSettings):

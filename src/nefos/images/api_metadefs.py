@@ -20,7 +20,8 @@ from starlette.responses import Response
 from nefos.core import errors
 from nefos.core.auth import current_user
 from nefos.core.faults import json_response
-from nefos.images.api_v2 import PREFIX, collection
+from nefos.images.api_v2_common import PREFIX
+from nefos.images.api_v2_schemas import collection
 
 router = APIRouter()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import string
-from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
@@ -33,7 +32,8 @@ from nefos.core.faults import json_response
 from nefos.core.http import header_text
 from nefos.core.numbers import ascii_int
 from nefos.images.api_paths import image_id_in_path
-from nefos.images.service import Image, Images, parse_location
+from nefos.images.catalog import Condition, ImageQuery, Match
+from nefos.images.service import ACTIVE, DEACTIVATED, QUEUED, Image, Images, parse_location
 
 PREFIX = "/image/v1"
 META = "x-image-meta-"
@@ -81,8 +81,12 @@ def _user(credentials: Credentials) -> str:
 # -- rendering ---------------------------------------------------------------------------
 
 
+def v1_status_of(status: str) -> str:
+    return STATUS.get(status.lower(), status.upper())
+
+
 def v1_status(image: Image) -> str:
-    return STATUS.get(image.status.lower(), image.status.upper())
+    return v1_status_of(image.status)
 
 
 def _time(moment: dt.datetime) -> str:
@@ -195,35 +199,27 @@ def _image_reply(image: Image) -> Response:
 # -- listing -----------------------------------------------------------------------------
 
 
-def _filters(request: Request) -> list[Callable[[Image], bool]]:
-    """Plankton's filters, plus Glance v1's ``property-<key>=<value>``."""
+def _conditions(request: Request) -> list[Condition]:
+    """Plankton's filters, plus Glance v1's ``property-<key>=<value>``, on the image's
+    own fields (an image without a property never matches one)."""
     query = request.query_params
-    checks: list[Callable[[Image], bool]] = []
-    for field in ("name", "container_format", "disk_format"):
-        if field in query:
-            checks.append(lambda i, f=field, v=query[field]: getattr(i, f) == v)
+    conditions: list[Condition] = [
+        Match(key, "eq", query[key])
+        for key in ("name", "container_format", "disk_format")
+        if key in query
+    ]
     if "status" in query:
         wanted = query["status"].upper()
-        checks.append(lambda i: v1_status(i) == wanted)
+        statuses = tuple(s for s in (QUEUED, ACTIVE, DEACTIVATED) if v1_status_of(s) == wanted)
+        conditions.append(Match("status", "in", statuses))
     if "size_min" in query:
-        low = _count(query["size_min"], "size_min")
-        checks.append(lambda i: i.size >= low)
+        conditions.append(Match("size", "gte", _count(query["size_min"], "size_min")))
     if "size_max" in query:
-        high = _count(query["size_max"], "size_max")
-        checks.append(lambda i: i.size <= high)
+        conditions.append(Match("size", "lte", _count(query["size_max"], "size_max")))
     for key, value in query.items():
         if key.startswith("property-"):
-            prop = key[len("property-") :]
-            checks.append(lambda i, p=prop, v=value: i.properties.get(p) == v)
-    return checks
-
-
-def _sort_value(image: Image, key: str) -> Any:
-    if key == "status":
-        return v1_status(image)
-    if key == "id":
-        return str(image.id)
-    return getattr(image, key)
+            conditions.append(Match(f"property:{key[len('property-') :]}", "eq", value))
+    return conditions
 
 
 @router.get("/images")
@@ -243,7 +239,10 @@ def _summary(image: Image) -> dict[str, Any]:
     return {key: full[key] for key in LIST_FIELDS}
 
 
-async def _listing(request: Request, caller: Credentials) -> list[Image]:
+def _query(request: Request) -> ImageQuery:
+    """Plankton's listing: every image the caller sees, no paging. Members see their
+    images at once: v1 has no accepting of membership. Plankton's statuses sort as the
+    service's do (AVAILABLE, DEACTIVATED, SAVING as active, deactivated, queued)."""
     query = request.query_params
     sort_key = query.get("sort_key", "created_at")
     sort_dir = query.get("sort_dir", "desc")
@@ -251,12 +250,15 @@ async def _listing(request: Request, caller: Credentials) -> list[Image]:
         raise errors.InvalidInput(f"sort_key is one of {', '.join(SORT_KEYS)}")
     if sort_dir not in SORT_DIRS:
         raise errors.InvalidInput("sort_dir is asc or desc")
-    checks = _filters(request)
-    # Plankton shows members their images at once: v1 has no accepting of membership.
-    found = await _images(request).visible(_user(caller), member_status=None)
-    found = [i for i in found if all(check(i) for check in checks)]
-    found.sort(key=lambda i: (_sort_value(i, sort_key), str(i.id)), reverse=sort_dir == "desc")
-    return found
+    return ImageQuery(
+        member_status=None,
+        conditions=tuple(_conditions(request)),
+        sort=((sort_key, sort_dir), ("id", sort_dir)),
+    )
+
+
+async def _listing(request: Request, caller: Credentials) -> list[Image]:
+    return await _images(request).listing(_user(caller), _query(request))
 
 
 # -- one image ---------------------------------------------------------------------------
@@ -414,11 +416,6 @@ async def remove_member(request: Request, image_id: str, member: str, caller: Us
 async def shared_images(request: Request, member: str, caller: User) -> Response:
     """The caller's images shared with ``member`` (Plankton), or, when the caller is
     that member, the images shared with the caller (Glance)."""
-    user = _user(caller)
-    found = await _images(request).visible(user, member_status=None)
-    shared = [
-        {"image_id": str(i.id), "can_share": False}
-        for i in sorted(found, key=lambda i: str(i.id))
-        if member in i.members and user in (i.owner, member)
-    ]
+    found = await _images(request).shared_images(_user(caller), member)
+    shared = [{"image_id": str(i.id), "can_share": False} for i in found]
     return json_response({"shared_images": shared})

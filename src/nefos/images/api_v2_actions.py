@@ -2,8 +2,8 @@
 ``.../reactivate``, an admin's hold on an image and its release (204 both, 403 to anyone
 else, 409 from a status other than active or deactivated).
 
-Kept apart from :mod:`nefos.images.api_v2` (the image CRUD), whose router this one
-joins at the same prefix, with the same path-id check and fault format.
+Kept apart from :mod:`nefos.images.api_v2_images` (the image CRUD); its router joins
+the others at the same prefix, with the same path-id check and fault format.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from nefos.core.auth import current_user
 from nefos.images.api_paths import image_id_in_path
-from nefos.images.api_v2 import IMAGE
+from nefos.images.api_v2_common import IMAGE
 
 router = APIRouter(dependencies=[Depends(image_id_in_path)])
 

@@ -8,6 +8,7 @@ Glance v2 adds a *queued* image, which is an empty placeholder file in the owner
 ``images`` container until its data is uploaded.
 
 The compute service reads images through :meth:`Images.get` and :meth:`Images.visible`.
+Listings are the database's work (:mod:`nefos.images.catalog`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ import orjson
 
 from nefos.core import errors
 from nefos.core.numbers import INT32_MAX, ascii_uuid
+from nefos.images import catalog
+from nefos.images.catalog import (
+    ACTIVE,
+    DOMAIN,
+    MEMBER,
+    PROPERTY,
+    QUEUED,
+    TAG,
+    ImageQuery,
+)
 from nefos.storage.service import Namespace, ObjectRecord
 from nefos.storage.sharing import EVERYONE
 
-DOMAIN = "plankton"
 IMAGES_CONTAINER = "images"
 DISK_FORMATS = (
     "diskdump",
@@ -46,7 +56,7 @@ DISK_FORMATS = (
 CONTAINER_FORMATS = ("bare", "ovf", "aki", "ari", "ami", "ova", "docker", "compressed")
 VISIBILITIES = ("public", "private", "shared", "community")
 MEMBER_STATUSES = ("pending", "accepted", "rejected")
-QUEUED, ACTIVE, DEACTIVATED = "queued", "active", "deactivated"
+DEACTIVATED = "deactivated"
 # Keys of the plankton domain that are image fields; properties are "property:<key>".
 FIELDS = (
     "name",
@@ -62,9 +72,7 @@ FIELDS = (
     "tags",
     "managed",
 )
-PROPERTY = "property:"
-MEMBER = "member:"
-TAG = "tag:"  # one attribute per tag, "tag:000", "tag:001", ... in order
+# Tags are one attribute each, "tag:000", "tag:001", ... in order.
 MAX_NAME = 255
 MAX_TAGS = 128
 
@@ -149,47 +157,7 @@ class Images:
     # -- reading --------------------------------------------------------------------------
 
     def _image(self, record: ObjectRecord, values: dict[str, str], readers: list[str]) -> Image:
-        members = {
-            key[len(MEMBER) :]: status for key, status in values.items() if key.startswith(MEMBER)
-        }
-        visibility = values.get("visibility")
-        if visibility is None:
-            if EVERYONE in readers:
-                visibility = "public"
-            elif members or readers:
-                visibility = "shared"
-            else:
-                visibility = "private"
-        created = values.get("created_at")
-        queued = values.get("status") == QUEUED
-        return Image(
-            id=record.uuid,
-            name=values.get("name", ""),
-            owner=record.account,
-            container=record.container,
-            path=record.name,
-            size=record.size,
-            checksum=record.hash,
-            md5=record.checksum,
-            disk_format=values.get("disk_format", None if queued else "diskdump"),
-            container_format=values.get("container_format", None if queued else "bare"),
-            status=values.get("status", ACTIVE),
-            visibility=visibility,
-            created_at=dt.datetime.fromisoformat(created) if created else record.mtime,
-            updated_at=record.mtime,
-            properties={
-                key[len(PROPERTY) :]: value
-                for key, value in values.items()
-                if key.startswith(PROPERTY)
-            },
-            tags=tuple(values[key] for key in sorted(k for k in values if k.startswith(TAG))),
-            min_disk=int(values.get("min_disk", "0")),
-            min_ram=int(values.get("min_ram", "0")),
-            protected=values.get("protected") == "true",
-            members=members,
-            content_type=record.type,
-            description=values.get("description", ""),
-        )
+        return image_of(record, values, _visibility(values, readers))
 
     async def _readers(self, record: ObjectRecord) -> list[str]:
         shared = await self.storage.sharing(record.account, record.container, record.name)
@@ -230,30 +198,27 @@ class Images:
         record = await self.storage.get_object(image.owner, image.container, image.path)
         return image, record
 
+    async def listing(self, user: str, query: ImageQuery) -> list[Image]:
+        """The images ``query`` shows ``user`` (:mod:`nefos.images.catalog`): filtered,
+        sorted and paged by the database, in a bounded number of statements. A marker
+        must be an image the user may see (InvalidInput otherwise)."""
+        async with self.storage.db.session() as session:
+            found = await catalog.list_images(session, user, query)
+        return [image_of(entry.record, entry.values, entry.visibility) for entry in found]
+
     async def visible(self, user: str, member_status: str | None = "accepted") -> list[Image]:
         """Images a listing shows the user: own, public, and shared ones where the user is
-        a member with ``member_status`` (None: any) or may read the file."""
-        found = []
-        for record, values in await self.storage.with_domain_key(DOMAIN, "name"):
-            image = self._image(record, values, await self._readers(record))
-            if image.owner == user or image.visibility == "public":
-                found.append(image)
-            elif image.visibility == "community":
-                continue  # listed only when asked for (Glance)
-            elif user in image.members:
-                if member_status is None or image.members[user] == member_status:
-                    found.append(image)
-            elif await self.storage.access(user, image.owner, image.container, image.path):
-                found.append(image)
-        return found
+        a member with ``member_status`` (None: any) or may read the file; by id."""
+        return await self.listing(user, ImageQuery(member_status=member_status))
 
-    async def community(self) -> list[Image]:
-        found = []
-        for record, values in await self.storage.with_domain_key(DOMAIN, "name"):
-            image = self._image(record, values, await self._readers(record))
-            if image.visibility == "community":
-                found.append(image)
-        return found
+    async def shared_images(self, user: str, member: str) -> list[Image]:
+        """Plankton's ``shared-images``: the caller's images shared with ``member``, or,
+        when the caller is that member, the images shared with it; by id."""
+        conditions: list[catalog.Condition] = [catalog.Match(MEMBER + member, "neq", None)]
+        if user != member:
+            conditions.append(catalog.Match("owner", "eq", user))
+        query = ImageQuery(member_status=None, conditions=tuple(conditions))
+        return await self.listing(user, query)
 
     async def data(
         self, user: str, image_id: uuid.UUID | str, admin: bool = False
@@ -583,7 +548,55 @@ class Images:
         return await self.get(user, image.id)
 
     async def shared_with(self, member: str) -> list[Image]:
-        return [i for i in await self.visible(member, None) if member in i.members]
+        return await self.shared_images(member, member)
+
+
+def _visibility(values: dict[str, str], readers: list[str]) -> str:
+    """The ``visibility`` field, else the file's sharing: ``*`` among its readers is
+    public, any reader or member shared (:mod:`nefos.images.catalog` says the same in SQL)."""
+    visibility = values.get("visibility")
+    if visibility is not None:
+        return visibility
+    if EVERYONE in readers:
+        return "public"
+    if readers or any(key.startswith(MEMBER) for key in values):
+        return "shared"
+    return "private"
+
+
+def image_of(record: ObjectRecord, values: dict[str, str], visibility: str) -> Image:
+    """The image a file's version and its plankton values make."""
+    members = {
+        key[len(MEMBER) :]: status for key, status in values.items() if key.startswith(MEMBER)
+    }
+    created = values.get("created_at")
+    queued = values.get("status") == QUEUED
+    return Image(
+        id=record.uuid,
+        name=values.get("name", ""),
+        owner=record.account,
+        container=record.container,
+        path=record.name,
+        size=record.size,
+        checksum=record.hash,
+        md5=record.checksum,
+        disk_format=values.get("disk_format", None if queued else "diskdump"),
+        container_format=values.get("container_format", None if queued else "bare"),
+        status=values.get("status", ACTIVE),
+        visibility=visibility,
+        created_at=dt.datetime.fromisoformat(created) if created else record.mtime,
+        updated_at=record.mtime,
+        properties={
+            key[len(PROPERTY) :]: value for key, value in values.items() if key.startswith(PROPERTY)
+        },
+        tags=tuple(values[key] for key in sorted(k for k in values if k.startswith(TAG))),
+        min_disk=int(values.get("min_disk", "0")),
+        min_ram=int(values.get("min_ram", "0")),
+        protected=values.get("protected") == "true",
+        members=members,
+        content_type=record.type,
+        description=values.get("description", ""),
+    )
 
 
 def _members(values: dict[str, str]) -> Iterable[str]:
