@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nefos.backends.base import InstanceInfo, instance_name, server_id_of
+from nefos.backends.ops import RemoveInstance
 from nefos.compute.models import Backend, Diagnostic, Flavor, Server
 from nefos.compute.service import CLIENTKEY, Compute, _charges, _resources
 from nefos.core import errors
@@ -126,7 +127,7 @@ async def _reconcile_backend(
             continue  # not nefos's instance
         finding = Finding(backend.name, server_id, name, "unknown to nefos")
         if fix:
-            await compute.cluster(backend).remove(name)
+            await compute.cluster(backend).submit(RemoveInstance(name))
             finding = Finding(backend.name, server_id, name, finding.problem, fixed=True)
         findings.append(finding)
     return findings

@@ -24,7 +24,7 @@ import logging
 import secrets
 import string
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nefos.backends import base
 from nefos.backends.base import ComputeBackend, InstanceSpec, instance_name, server_id_of
 from nefos.backends.embedded import EmbeddedCluster
+from nefos.backends.ops import (
+    CreateInstance,
+    ModifyInstance,
+    Op,
+    RebootInstance,
+    RemoveInstance,
+    ShutdownInstance,
+    StartupInstance,
+)
 from nefos.compute.console import ConsoleProxy, console_for
 from nefos.compute.keypairs import Keypairs
 from nefos.compute.models import (
@@ -348,8 +357,12 @@ class Compute:
         quotas: Quotas,
         images: Images,
         keypairs: Keypairs | None = None,
+        embedded: Callable[[str, Bus, Path, float], ComputeBackend] = EmbeddedCluster,
     ):
+        """``embedded`` builds the simulated cluster of an ``embedded`` backend row (tests
+        pass a subclass that injects faults)."""
         self.db = db
+        self.embedded = embedded
         self.keypairs = keypairs or Keypairs(db, settings.compute.max_keypairs)
         self.settings = settings
         self.bus = bus
@@ -370,8 +383,8 @@ class Compute:
             return found
         if backend.kind == "embedded":
             state = Path(self.settings.data_dir) / "embedded" / f"{backend.name}.json"
-            found = EmbeddedCluster(
-                backend.name, self.bus, state, delay=self.settings.compute.embedded_delay
+            found = self.embedded(
+                backend.name, self.bus, state, self.settings.compute.embedded_delay
             )
         elif backend.kind == "ganeti":
             from nefos.backends.ganeti import GanetiCluster  # httpx client, loaded on use
@@ -961,7 +974,7 @@ class Compute:
             tags=[f"nefos:user:{user}"],
             osparams={"config_url": config_url},
         )
-        await self._submit(server_id, "BUILD", lambda cluster: cluster.create_instance(spec))
+        await self._submit(server_id, "BUILD", CreateInstance(spec))
 
     def _check_metadata(self, metadata: Any) -> dict[str, str]:
         if not isinstance(metadata, dict):
@@ -985,7 +998,7 @@ class Compute:
                 raise errors.InvalidInput(f"Bad tag {tag!r}: 1 to 60 characters, no / or ,")
         return list(dict.fromkeys(tags))
 
-    async def _submit(self, server_id: int, task: str, submit: Any) -> None:
+    async def _submit(self, server_id: int, task: str, op: Op) -> None:
         """Send the job; record its id so the update path knows which job ends the task.
         A backend that refuses the job leaves the server in ERROR with a diagnostic."""
         async with self.db.session() as s:
@@ -994,7 +1007,7 @@ class Compute:
             backend = await s.get(Backend, server.backend_id)
             assert backend is not None
         try:
-            job_id = await submit(self.cluster(backend))
+            job_id = await self.cluster(backend).submit(op)
         except Exception as exc:  # the cluster is unreachable or refused: tell the user
             log.warning("backend %s refused a job for server %s: %s", backend.name, server_id, exc)
             async with self.db.transaction() as s:
@@ -1074,19 +1087,19 @@ class Compute:
         resources = _resources(view.flavor, running=True, existing=False)
         server = await self._start_task(user, server_id, "START", ("STOPPED",), resources, +1)
         name = instance_name(server.id)
-        await self._submit(server.id, "START", lambda cluster: cluster.startup(name))
+        await self._submit(server.id, "START", StartupInstance(name))
 
     async def shutdown(self, user: str, server_id: int | str) -> None:
         view = await self.server(user, server_id)
         resources = _resources(view.flavor, running=True, existing=False)
         server = await self._start_task(user, server_id, "STOP", ("STARTED",), resources, -1)
         name = instance_name(server.id)
-        await self._submit(server.id, "STOP", lambda cluster: cluster.shutdown(name))
+        await self._submit(server.id, "STOP", ShutdownInstance(name))
 
     async def reboot(self, user: str, server_id: int | str, hard: bool = False) -> None:
         server = await self._start_task(user, server_id, "REBOOT", ("STARTED", "STOPPED"))
         name = instance_name(server.id)
-        await self._submit(server.id, "REBOOT", lambda cluster: cluster.reboot(name, hard))
+        await self._submit(server.id, "REBOOT", RebootInstance(name, hard))
 
     async def resize(
         self, user: str, server_id: int | str, flavor_id: int | str, projects: Iterable[str] = ()
@@ -1107,9 +1120,7 @@ class Compute:
             user, server_id, "RESIZE", ("STOPPED",), {k: v for k, v in delta.items() if v}, +1
         )
         name = instance_name(server.id)
-        await self._submit(
-            server.id, "RESIZE", lambda cluster: cluster.modify(name, flavor.vcpus, flavor.ram)
-        )
+        await self._submit(server.id, "RESIZE", ModifyInstance(name, flavor.vcpus, flavor.ram))
 
     async def delete_server(self, user: str | None, server_id: int | str) -> None:
         view = await self.server(user, server_id)
@@ -1119,7 +1130,7 @@ class Compute:
             view.server.user_id, server_id, "DESTROY", (), resources, -1
         )
         name = instance_name(server.id)
-        await self._submit(server.id, "DESTROY", lambda cluster: cluster.remove(name))
+        await self._submit(server.id, "DESTROY", RemoveInstance(name))
 
     async def rename(self, user: str, server_id: int | str, name: str) -> ServerView:
         _check_name(name)
