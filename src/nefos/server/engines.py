@@ -14,10 +14,10 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
-from nefos.backends.base import OP_BINDING, ComputeBackend
+from nefos.backends.base import OP_BINDING
 from nefos.backends.embedded import EmbeddedCluster
+from nefos.compute.clusters import EmbeddedFactory
 from nefos.compute.keypairs import Keypairs
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import Compute
@@ -55,7 +55,7 @@ class Engines:
         settings: Settings,
         database: Database | None = None,
         bus: Bus | None = None,
-        embedded: Callable[[str, Bus, Path, float], ComputeBackend] = EmbeddedCluster,
+        embedded: EmbeddedFactory = EmbeddedCluster,
     ):
         """``embedded`` builds the simulated clusters (tests pass one that injects faults)."""
         self.settings = settings
