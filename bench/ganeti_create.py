@@ -35,6 +35,7 @@ from sqlalchemy import select, text
 
 from nefos.backends import base
 from nefos.backends.ganeti import GanetiCluster
+from nefos.backends.ops import RemoveInstance, ShutdownInstance
 from nefos.compute.models import Flavor, Server
 from nefos.core.bus import AmqpBus
 from nefos.core.config import Settings, ensure_data_dir
@@ -283,8 +284,8 @@ async def cleanup(bench: Bench) -> None:
     """Whatever a failure left on the shared cluster goes."""
     ours = {base.instance_name(i) for i in bench.ids}
     for name in set(await bench.cluster.instances()) & ours:
-        await bench.cluster.wait(await bench.cluster.shutdown(name, 0), within=120)
-        await bench.cluster.wait(await bench.cluster.remove(name), within=120)
+        await bench.cluster.wait(await bench.cluster.submit(ShutdownInstance(name, 0)), within=120)
+        await bench.cluster.wait(await bench.cluster.submit(RemoveInstance(name)), within=120)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import pytest
 from sqlalchemy import text
 
 from nefos.backends import base
+from nefos.backends.ops import RemoveInstance, ShutdownInstance
 from nefos.compute.models import Backend
 from nefos.server.engines import Engines
 from tests.conftest import NEFOS
@@ -281,8 +282,8 @@ async def remove_leftovers(engines: Engines, server_ids: list[int]) -> None:
     cluster = engines.compute.cluster(await engines.compute.backend("ganeti1"))
     ours = {base.instance_name(i) for i in server_ids}
     for name in set(await cluster.instances()) & ours:
-        await cluster.wait(await cluster.shutdown(name, 0), within=60)
-        await cluster.wait(await cluster.remove(name), within=60)
+        await cluster.wait(await cluster.submit(ShutdownInstance(name, 0)), within=60)
+        await cluster.wait(await cluster.submit(RemoveInstance(name)), within=60)
 
 
 async def add_ganeti_backend(engines: Engines, ganeti: Ganeti, name: str = "ganeti1") -> Backend:

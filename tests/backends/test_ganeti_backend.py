@@ -34,6 +34,14 @@ from nefos.backends.base import InstanceInfo, InstanceSpec
 from nefos.backends.ganeti import GanetiCluster, RapiClient
 from nefos.backends.ganeti.eventd import QueueWatcher, op_message
 from nefos.backends.ganeti.rapi import pem_certificates, ssl_context
+from nefos.backends.ops import (
+    CreateInstance,
+    ModifyInstance,
+    RebootInstance,
+    RemoveInstance,
+    ShutdownInstance,
+    StartupInstance,
+)
 from nefos.compute.service import ServerView
 from nefos.core import errors
 from nefos.core.bus import AmqpBus, Message
@@ -94,7 +102,7 @@ async def test_rapi_requests_and_error_kinds() -> None:
         "g", "https://ganeti.test:5080", "nefos", "pw", transport=fake_rapi(seen), hypervisor="fake"
     )
     spec = InstanceSpec("snf-1", 2, 256, 1, "file", "snf-image+default", {}, [{"link": "br0"}])
-    assert await cluster.create_instance(spec) == 17
+    assert await cluster.submit(CreateInstance(spec)) == 17
     created = json.loads(seen[-1].content)
     assert created == {
         "__version__": 1,
@@ -113,12 +121,12 @@ async def test_rapi_requests_and_error_kinds() -> None:
         "pnode": "n1",  # the only node: no allocator to ask
     }
     assert seen[-1].headers["Authorization"].startswith("Basic ")
-    assert await cluster.reboot("snf-1", hard=True) == 18
+    assert await cluster.submit(RebootInstance("snf-1", hard=True)) == 18
     assert seen[-1].url.params["type"] == "hard"
     with pytest.raises(errors.NotFound, match="Instance 'snf-404' not known"):
         await cluster.rapi.instance("snf-404")
     with pytest.raises(errors.InvalidInput):
-        await cluster.modify("bad", 1, 128)
+        await cluster.submit(ModifyInstance("bad", 1, 128))
     with pytest.raises(errors.Unavailable, match="queue full"):
         await cluster.rapi.job(5)
     await cluster.close()
@@ -357,7 +365,9 @@ async def test_cluster_runs_an_instance_through_its_life(
     spec = InstanceSpec(
         name, 1, 128, 1, "file", "noop", {}, [{"link": ganeti.bridge}], ["nefos:test"]
     )
-    _, done = await run(cluster, timings, "create (1 GiB file disk)", cluster.create_instance(spec))
+    _, done = await run(
+        cluster, timings, "create (1 GiB file disk)", cluster.submit(CreateInstance(spec))
+    )
     assert done["status"] == "success", done["opresult"]
     assert (await cluster.instances())[name] == InstanceInfo(name, True, 1, 128)
     details = await cluster.rapi.instance(name)
@@ -365,25 +375,33 @@ async def test_cluster_runs_an_instance_through_its_life(
     assert details["os"] == "noop" and "nefos:test" in details["tags"]
     assert (await cluster.info()).pinst_cnt >= 1
 
-    _, done = await run(cluster, timings, "shutdown", cluster.shutdown(name, grace_seconds=5))
+    _, done = await run(
+        cluster, timings, "shutdown", cluster.submit(ShutdownInstance(name, grace_seconds=5))
+    )
     assert done["status"] == "success", done["opresult"]
     assert (await cluster.instances())[name].running is False
-    _, done = await run(cluster, timings, "modify (2 CPUs, 256 MiB)", cluster.modify(name, 2, 256))
+    _, done = await run(
+        cluster, timings, "modify (2 CPUs, 256 MiB)", cluster.submit(ModifyInstance(name, 2, 256))
+    )
     assert done["status"] == "success", done["opresult"]
     assert (await cluster.instances())[name] == InstanceInfo(name, False, 2, 256)
-    _, done = await run(cluster, timings, "startup", cluster.startup(name))
+    _, done = await run(cluster, timings, "startup", cluster.submit(StartupInstance(name)))
     assert done["status"] == "success", done["opresult"]
     assert (await cluster.instances())[name].running is True
-    _, done = await run(cluster, timings, "reboot (hard)", cluster.reboot(name, hard=True))
+    _, done = await run(
+        cluster, timings, "reboot (hard)", cluster.submit(RebootInstance(name, hard=True))
+    )
     assert done["status"] == "success", done["opresult"]
     assert (await cluster.instances())[name].running is True
-    _, done = await run(cluster, timings, "remove", cluster.remove(name))
+    _, done = await run(cluster, timings, "remove", cluster.submit(RemoveInstance(name)))
     assert done["status"] == "success", done["opresult"]
     assert name not in await cluster.instances()
     with pytest.raises(errors.NotFound):
         await cluster.rapi.instance(name)
     # A job on an instance that is gone is accepted, and fails as the update path expects.
-    _, done = await run(cluster, timings, "startup of a missing instance", cluster.startup(name))
+    _, done = await run(
+        cluster, timings, "startup of a missing instance", cluster.submit(StartupInstance(name))
+    )
     assert done["status"] == "error" and "not known" in json.dumps(done["opresult"])
 
 
@@ -428,13 +446,13 @@ async def test_eventd_publishes_ganeti_jobs_in_order(
     try:
         spec = InstanceSpec(name, 1, 128, 1, "diskless", "noop", {}, [{"link": ganeti.bridge}])
         steps: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-            (base.OP_CREATE, lambda: cluster.create_instance(spec)),
-            (base.OP_SHUTDOWN, lambda: cluster.shutdown(name, grace_seconds=5)),
-            (base.OP_MODIFY, lambda: cluster.modify(name, 2, 256)),
-            (base.OP_STARTUP, lambda: cluster.startup(name)),
-            (base.OP_REBOOT, lambda: cluster.reboot(name)),
-            (base.OP_REMOVE, lambda: cluster.remove(name)),
-            (base.OP_REMOVE, lambda: cluster.remove(name)),  # gone already: fails
+            (base.OP_CREATE, lambda: cluster.submit(CreateInstance(spec))),
+            (base.OP_SHUTDOWN, lambda: cluster.submit(ShutdownInstance(name, grace_seconds=5))),
+            (base.OP_MODIFY, lambda: cluster.submit(ModifyInstance(name, 2, 256))),
+            (base.OP_STARTUP, lambda: cluster.submit(StartupInstance(name))),
+            (base.OP_REBOOT, lambda: cluster.submit(RebootInstance(name))),
+            (base.OP_REMOVE, lambda: cluster.submit(RemoveInstance(name))),
+            (base.OP_REMOVE, lambda: cluster.submit(RemoveInstance(name))),  # gone already: fails
         ]
         jobs: list[tuple[str, int, str]] = []
         for opcode, submit in steps:
@@ -469,7 +487,9 @@ async def test_eventd_publishes_ganeti_jobs_in_order(
         # Stopped by SIGTERM, a job meanwhile, started again: the job is not lost, and
         # recent jobs are published again (at least once; the dispatcher drops repeats).
         assert await stop_eventd(process) == 0
-        missed, done = await run(cluster, timings, "eventd: while stopped", cluster.startup(name))
+        missed, done = await run(
+            cluster, timings, "eventd: while stopped", cluster.submit(StartupInstance(name))
+        )
         assert done["status"] == "error"
         before = len(got)
         process = await start_eventd(log, AMQP_URL, cluster_name, exchange, replay_minutes=10)

@@ -19,6 +19,7 @@ import pytest
 
 from nefos.backends.base import ConsoleInfo, InstanceSpec
 from nefos.backends.ganeti.cluster import GanetiCluster
+from nefos.backends.ops import CreateInstance, ShutdownInstance
 from nefos.compute.console import ConsoleProxy, console_for, vnc_response
 from nefos.core import errors
 from tests.backends.conftest import Ganeti
@@ -134,7 +135,7 @@ async def test_a_kvm_guest_console_through_the_proxy(
     cluster = cluster_for(ganeti, "kvm", vnc_bind_address="0.0.0.0")
     try:
         started = time.monotonic()
-        job = await cluster.wait(await cluster.create_instance(spec(instance_name)))
+        job = await cluster.wait(await cluster.submit(CreateInstance(spec(instance_name))))
         assert job["status"] == "success", job
         timings.append(("console: kvm create (diskless, started)", time.monotonic() - started))
 
@@ -183,13 +184,13 @@ async def test_consoles_ganeti_cannot_offer_are_refused(
     either: conflicts, and no ticket opened."""
     cluster = cluster_for(ganeti, "fake")
     try:
-        job = await cluster.wait(await cluster.create_instance(spec(instance_name)))
+        job = await cluster.wait(await cluster.submit(CreateInstance(spec(instance_name))))
         assert job["status"] == "success", job
         with pytest.raises(errors.Conflict, match="no VNC console"):
             await console_for(proxy, cluster, instance_name)
         assert proxy.listening == []
 
-        job = await cluster.wait(await cluster.shutdown(instance_name, 0))
+        job = await cluster.wait(await cluster.submit(ShutdownInstance(instance_name, 0)))
         assert job["status"] == "success", job
         with pytest.raises(errors.Conflict, match="not running"):
             await cluster.console(instance_name)

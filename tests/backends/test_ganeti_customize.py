@@ -31,6 +31,7 @@ import pytest
 
 from nefos.backends import base
 from nefos.backends.base import InstanceSpec
+from nefos.backends.ops import CreateInstance, Op
 from nefos.server.engines import Engines
 from tests.backends.conftest import Ganeti, _unavailable
 from tests.backends.test_ganeti_backend import until_status
@@ -406,13 +407,14 @@ async def test_create_customises_what_the_server_was_created_with(
     flavor = await compute.create_flavor(1, 128, 1)
     cluster = compute.cluster(await compute.backend("embedded"))
     specs: list[InstanceSpec] = []
-    submit = cluster.create_instance
+    submit = cluster.submit
 
-    async def recording(spec: InstanceSpec) -> int:
-        specs.append(spec)
-        return await submit(spec)
+    async def recording(op: Op) -> int:
+        if isinstance(op, CreateInstance):
+            specs.append(op.spec)
+        return await submit(op)
 
-    cluster.create_instance = recording  # type: ignore[method-assign]
+    cluster.submit = recording  # type: ignore[method-assign]
     view, password = await compute.create_server(
         user,
         "customised",

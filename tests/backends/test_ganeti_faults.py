@@ -11,6 +11,7 @@ import datetime as dt
 
 from nefos.backends import base
 from nefos.backends.ganeti.eventd import QueueWatcher
+from nefos.backends.ops import RemoveInstance, ShutdownInstance, StartupInstance
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import CLIENTKEY
 from nefos.server.engines import Engines
@@ -75,7 +76,7 @@ async def test_lost_events_restarts_and_changes_behind_the_back(ganeti, engines:
         # would): no task of nefos, yet its event moves the server and a forced
         # commission charges the running resources.
         name = base.instance_name(reconciled)
-        await cluster.wait(await cluster.startup(name), within=60)
+        await cluster.wait(await cluster.submit(StartupInstance(name)), within=60)
         await until_status(engines, user, reconciled, "ACTIVE")
         assert await usage(engines, user, "cyclades.ram") == (3 * 128 * MiB, 3 * 128 * MiB)
 
@@ -83,10 +84,10 @@ async def test_lost_events_restarts_and_changes_behind_the_back(ganeti, engines:
         # reconciler finds and repairs them.
         await stop(eventd)
         name = base.instance_name(stopped_behind)
-        await cluster.wait(await cluster.shutdown(name, 0), within=60)
+        await cluster.wait(await cluster.submit(ShutdownInstance(name, 0)), within=60)
         name = base.instance_name(removed_behind)
-        await cluster.wait(await cluster.shutdown(name, 0), within=60)
-        await cluster.wait(await cluster.remove(name), within=60)
+        await cluster.wait(await cluster.submit(ShutdownInstance(name, 0)), within=60)
+        await cluster.wait(await cluster.submit(RemoveInstance(name)), within=60)
         stale = dt.timedelta(0)
         findings = [
             f

@@ -33,6 +33,7 @@ from nefos.backends import base
 from nefos.backends.base import InstanceSpec
 from nefos.backends.ganeti import GanetiCluster, osprovider
 from nefos.backends.ganeti.eventd import QueueWatcher
+from nefos.backends.ops import CreateInstance, Op, RemoveInstance, ShutdownInstance
 from nefos.blocks import BLOCK_SIZE, hashmap, merkle
 from nefos.server.app import create_app
 from nefos.server.engines import Engines
@@ -208,13 +209,14 @@ async def test_create_writes_the_image_once(engines: Engines, tmp_path: Path) ->
     flavor = await compute.create_flavor(1, 128, 1)
     cluster = compute.cluster(await compute.backend("embedded"))
     specs: list[InstanceSpec] = []
-    submit = cluster.create_instance
+    submit = cluster.submit
 
-    async def recording(spec: InstanceSpec) -> int:
-        specs.append(spec)
-        return await submit(spec)
+    async def recording(op: Op) -> int:
+        if isinstance(op, CreateInstance):
+            specs.append(op.spec)
+        return await submit(op)
 
-    cluster.create_instance = recording  # type: ignore[method-assign]
+    cluster.submit = recording  # type: ignore[method-assign]
     await compute.create_server(user, "by-hand", image_id, flavor.id)
     config_url = specs[0].osparams["config_url"]
     disk = tmp_path / "disk0"
@@ -264,7 +266,7 @@ async def test_the_cluster_asks_for_its_os_with_the_spec_parameters() -> None:
             hvparams={"initrd_path": "/boot/x"},
             transport=fake_rapi(seen),
         )
-        assert await cluster.create_instance(spec) == 17
+        assert await cluster.submit(CreateInstance(spec)) == 17
         body = json.loads(seen[-1].content)
         assert body["os_type"] == expected
         assert body["osparams"] == {"config_url": "http://n/v/s"}
@@ -359,8 +361,10 @@ async def nefos_on_ganeti(
             for v in await compute.servers(None, include_deleted=True)
         }
         for leftover in ours & set(await cluster.instances()):
-            await cluster.wait(await cluster.shutdown(leftover, grace_seconds=0), within=60)
-            await cluster.wait(await cluster.remove(leftover), within=60)
+            await cluster.wait(
+                await cluster.submit(ShutdownInstance(leftover, grace_seconds=0)), within=60
+            )
+            await cluster.wait(await cluster.submit(RemoveInstance(leftover)), within=60)
 
 
 @pytest.mark.slow

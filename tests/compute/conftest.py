@@ -16,6 +16,7 @@ from nefos.core.bus import AmqpBus, MemoryBus
 from nefos.core.config import Settings
 from nefos.quotas.service import project_holder, user_holder
 from nefos.server.engines import Engines
+from tests.backends.faulty import FaultyEmbeddedCluster
 
 AMQP_URL = os.environ.get("NEFOS_TEST_AMQP_URL")
 BUSES = ["memory", pytest.param("amqp", marks=pytest.mark.skipif(not AMQP_URL, reason="no AMQP"))]
@@ -32,7 +33,7 @@ def settings(settings: Settings) -> Settings:
 async def engines(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Engines]:
     exchange = f"nefos-test-{uuid.uuid4().hex[:12]}"
     bus = MemoryBus() if request.param == "memory" else AmqpBus(AMQP_URL or "", exchange=exchange)
-    engines = Engines(settings, bus=bus)
+    engines = Engines(settings, bus=bus, embedded=FaultyEmbeddedCluster)
     await engines.start()
     try:
         yield engines

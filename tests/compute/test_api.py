@@ -411,3 +411,32 @@ async def test_multiple_create(client: httpx.AsyncClient, engines, setup):
     assert len((await client.get(f"{V21}/servers", headers=alice)).json()["servers"]) == 5
     assert (await client.get(detail, headers=alice)).json()["quota_set"] == held
     assert held["instances"]["in_use"] + held["instances"]["reserved"] == 5
+
+
+async def test_limits_follow_the_settings(client: httpx.AsyncClient, engines, setup):
+    """The limits reply shows the limits nefos enforces, from its settings."""
+    _, alice = setup["people"]["alice"]
+    engines.settings.compute.max_keypairs = 7
+    engines.settings.compute.max_metadata = 3
+    limits = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
+    assert limits["maxTotalKeypairs"] == 7 and limits["maxServerMeta"] == 3
+
+
+async def test_every_action_in_the_table_answers_for_a_missing_server(
+    client: httpx.AsyncClient, setup
+):
+    """Each name of the dispatch table reaches its handler, which refuses a server that
+    is not there (or the action itself) rather than an unknown action."""
+    from nefos.compute.api_actions import ACTIONS
+
+    _, alice = setup["people"]["alice"]
+    args = {"reboot": {"type": "HARD"}, "resize": {"flavorRef": "1"}, "console": {"type": "vnc"}}
+    args["reassign"] = {"project": "p"}
+    for name in ACTIONS:
+        answer = await client.post(
+            f"{V21}/servers/999999/action", json={name: args.get(name)}, headers=alice
+        )
+        expected = 403 if name == "suspend" else 404
+        assert answer.status_code == expected, (name, answer.text)
+    unknown = await client.post(f"{V21}/servers/999999/action", json={"x": None}, headers=alice)
+    assert unknown.status_code == 400 and "Unknown action" in unknown.text

@@ -7,10 +7,10 @@ import asyncio
 import datetime as dt
 
 from nefos.backends.base import instance_name
-from nefos.backends.embedded import EmbeddedCluster
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import CLIENTKEY, Compute
 from nefos.server.engines import Engines
+from tests.backends.faulty import FaultyEmbeddedCluster
 from tests.compute.conftest import until, usage
 
 NOW = dt.timedelta(0)
@@ -19,7 +19,7 @@ NOW = dt.timedelta(0)
 async def test_lost_events_and_changes_behind_the_back(engines: Engines, compute: Compute, world):
     user = world["user"]
     cluster = compute.cluster(await compute.backend("embedded"))
-    assert isinstance(cluster, EmbeddedCluster)
+    assert isinstance(cluster, FaultyEmbeddedCluster)
     views = []
     for name in ("lost", "stopped", "gone", "resized"):
         view, _ = await compute.create_server(user, name, world["image"], world["small"].id)
@@ -81,7 +81,7 @@ async def test_unreachable_backend_is_reported_not_guessed(compute: Compute, wor
 async def test_a_build_whose_events_were_lost_gets_its_launch_time(compute: Compute, world):
     user = world["user"]
     cluster = compute.cluster(await compute.backend("embedded"))
-    assert isinstance(cluster, EmbeddedCluster)
+    assert isinstance(cluster, FaultyEmbeddedCluster)
     cluster.drop_events = 1.0
     view, _ = await compute.create_server(user, "quiet", world["image"], world["small"].id)
     await cluster.idle()

@@ -9,10 +9,10 @@ import uuid
 import pytest
 
 from nefos.backends import base
-from nefos.backends.embedded import EmbeddedCluster
 from nefos.compute.service import Compute
 from nefos.core import errors
 from nefos.server.engines import Engines
+from tests.backends.faulty import FaultyEmbeddedCluster
 from tests.compute.conftest import until, usage
 
 MiB = 1 << 20
@@ -29,7 +29,7 @@ async def test_lifecycle_moves_on_events(engines: Engines, compute: Compute, wor
     active = await until(compute, user, view.server.id, "ACTIVE")
     assert active.metadata == {"role": "web"}
     cluster = compute.cluster(await compute.backend("embedded"))
-    assert isinstance(cluster, EmbeddedCluster)
+    assert isinstance(cluster, FaultyEmbeddedCluster)
     cluster.delay = 1.0  # slow enough for the checks while the job runs
     await compute.shutdown(user, view.server.id)
     assert (await compute.server(user, view.server.id)).task_state == "STOPPING"
@@ -67,7 +67,7 @@ async def test_lifecycle_moves_on_events(engines: Engines, compute: Compute, wor
 
 async def test_failed_build_ends_in_error_with_diagnostic(compute: Compute, world):
     cluster = compute.cluster(await compute.backend("embedded"))
-    assert isinstance(cluster, EmbeddedCluster)
+    assert isinstance(cluster, FaultyEmbeddedCluster)
     cluster.fail_next(base.OP_CREATE, "No free memory on node1")
     view, _ = await compute.create_server(world["user"], "x", world["image"], world["small"].id)
     failed = await until(compute, world["user"], view.server.id, "ERROR")
@@ -118,7 +118,7 @@ async def test_bad_requests(engines: Engines, compute: Compute, world):
             user, "x", world["image"], world["small"].id, metadata={str(i): "v" for i in range(11)}
         )
     cluster = compute.cluster(await compute.backend("embedded"))
-    assert isinstance(cluster, EmbeddedCluster)
+    assert isinstance(cluster, FaultyEmbeddedCluster)
     cluster.delay = 1.0  # slow enough to act while it builds
     view, _ = await compute.create_server(user, "mine", world["image"], world["small"].id)
     with pytest.raises(errors.NotFound):

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 
 from nefos.backends import base
 from nefos.backends.base import InstanceSpec
+from nefos.backends.ops import CreateInstance, Op
 from nefos.blocks import BLOCK_SIZE, hashmap, merkle
 from nefos.compute.service import Compute
 from nefos.compute.vmapi import digest
@@ -43,13 +44,14 @@ async def _build(engines: Engines, data: bytes = IMAGE) -> dict[str, Any]:
     flavor = next(iter(await compute.flavors()), None) or await compute.create_flavor(1, 128, 1)
     cluster = compute.cluster(await compute.backend("embedded"))
     specs: list[InstanceSpec] = []
-    submit = cluster.create_instance
+    submit = cluster.submit
 
-    async def recording(spec: InstanceSpec) -> int:
-        specs.append(spec)
-        return await submit(spec)
+    async def recording(op: Op) -> int:
+        if isinstance(op, CreateInstance):
+            specs.append(op.spec)
+        return await submit(op)
 
-    cluster.create_instance = recording  # type: ignore[method-assign]
+    cluster.submit = recording  # type: ignore[method-assign]
     view, password = await compute.create_server(user, "built", str(image.id), flavor.id)
     (spec,) = specs
     return {

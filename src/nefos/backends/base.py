@@ -15,7 +15,10 @@ Instances are named ``snf-<server id>``; statuses are Ganeti's job statuses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from nefos.backends.ops import Op
 
 INSTANCE_PREFIX = "snf-"
 OP_ROUTING_KEY = "ganeti.snf.event.op"
@@ -104,17 +107,10 @@ class ConsoleInfo:
 class ComputeBackend(Protocol):
     name: str
 
-    async def create_instance(self, spec: InstanceSpec) -> int: ...
-
-    async def startup(self, instance: str) -> int: ...
-
-    async def shutdown(self, instance: str, grace_seconds: int = 120) -> int: ...
-
-    async def reboot(self, instance: str, hard: bool = False) -> int: ...
-
-    async def modify(self, instance: str, vcpus: int, memory: int) -> int: ...
-
-    async def remove(self, instance: str) -> int: ...
+    async def submit(self, op: Op) -> int:
+        """Start one job for ``op`` (a record of ``nefos.backends.ops``) and return its
+        id at once; its progress arrives later as job events on the bus."""
+        ...
 
     async def instances(self) -> dict[str, InstanceInfo]: ...
 

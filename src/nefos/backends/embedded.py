@@ -6,6 +6,10 @@ the same bus events as ``nefos ganeti eventd``, so the dispatcher, quotas and
 reconciler run exactly as against a real cluster. It runs no guest, and says so
 (``ClusterInfo.runs_guests``). Its instances and job counter live in a JSON file under
 the data directory, so a restart keeps them, as a real cluster would.
+
+It injects no faults: tests that need lost events, failing jobs or changes made behind
+nefos's back use a subclass of their own (``tests/backends/faulty.py``), which overrides
+:meth:`EmbeddedCluster.plan` and :meth:`EmbeddedCluster.report`.
 """
 
 from __future__ import annotations
@@ -14,36 +18,40 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, assert_never
 
 from nefos.backends.base import (
     ERROR,
-    OP_CREATE,
-    OP_MODIFY,
-    OP_REBOOT,
-    OP_REMOVE,
     OP_ROUTING_KEY,
-    OP_SHUTDOWN,
-    OP_STARTUP,
     QUEUED,
     RUNNING,
     SUCCESS,
     ClusterInfo,
     ConsoleInfo,
     InstanceInfo,
-    InstanceSpec,
+)
+from nefos.backends.ops import (
+    CreateInstance,
+    ModifyInstance,
+    Op,
+    RebootInstance,
+    RemoveInstance,
+    ShutdownInstance,
+    StartupInstance,
 )
 from nefos.core import errors
-from nefos.core.bus import Bus
+from nefos.core.bus import Bus, Message
 
 MEMORY_MIB = 64 * 1024
 DISK_MIB = 1024 * 1024
 CPUS = 32
 DISK_TEMPLATES = ("file", "diskless", "plain", "drbd", "sharedfile", "rbd", "ext_archipelago")
+
+# What a job does to the simulated cluster when it runs: None, or why it failed.
+Effect = Callable[[], str | None]
 
 
 def _now() -> list[int]:
@@ -51,81 +59,107 @@ def _now() -> list[int]:
     return [int(seconds), int((seconds % 1) * 1_000_000)]
 
 
-class EmbeddedCluster:
-    def __init__(self, name: str, bus: Bus, state: Path, delay: float = 0.5):
-        self.name = name
-        self.bus = bus
-        self.state = state
-        self.delay = delay
-        self._failures: dict[str, list[str]] = {}
-        self.drop_events = 0.0  # the share of events lost on the way (fault injection)
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loaded = self._load()
+class Plan(NamedTuple):
+    """One job as the cluster will run it: its effect, and the ``job_fields`` its
+    events carry (as Ganeti's opcode fields)."""
 
-    # -- persistent state ------------------------------------------------------------------
+    effect: Effect
+    fields: dict[str, Any]
+
+
+class InstanceFile:
+    """The simulated cluster's persistent state: its instances and next job id, in one
+    JSON file that every process of the deployment (an operator command too) shares.
+    Read it again before acting on it, write it after a change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._loaded = self._load()
 
     def _load(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state.read_text())
+            return json.loads(self.path.read_text())
         except FileNotFoundError:
             return {"next_job": 1, "instances": {}}
 
-    def _reload(self) -> None:
+    def read(self) -> None:
         on_disk = self._load()
         self._loaded["instances"] = on_disk["instances"]
         self._loaded["next_job"] = max(self._loaded["next_job"], on_disk["next_job"])
 
-    def _save(self) -> None:
-        self.state.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state.with_suffix(".tmp")
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self._loaded))
-        os.replace(temporary, self.state)
+        os.replace(temporary, self.path)
 
     @property
-    def _instances(self) -> dict[str, dict[str, Any]]:
+    def instances(self) -> dict[str, dict[str, Any]]:
         return self._loaded["instances"]
 
-    # -- failure injection (tests and demos) ------------------------------------------------
+    def take_job_id(self) -> int:
+        """The next job id, written at once so no other process hands it out too."""
+        self.read()
+        job_id = self._loaded["next_job"]
+        self._loaded["next_job"] = job_id + 1
+        self.write()
+        return job_id
 
-    def fail_next(self, opcode: str, message: str = "Injected failure") -> None:
-        """Make the next job of ``opcode`` end in error with ``message``."""
-        self._failures.setdefault(opcode, []).append(message)
 
-    def change_behind_back(self, instance: str, **changes: Any) -> None:
-        """Change an instance as an administrator would on the cluster itself,
-        without telling nefos (for reconciler tests); ``running=None`` removes it."""
-        self._reload()
-        if changes.get("running", True) is None:
-            self._instances.pop(instance, None)
-        else:
-            self._instances.setdefault(instance, {"running": False, "vcpus": 1, "memory": 128})
-            self._instances[instance].update(changes)
-        self._save()
+class EmbeddedCluster:
+    def __init__(self, name: str, bus: Bus, state: Path, delay: float = 0.5):
+        self.name = name
+        self.bus = bus
+        self.state = InstanceFile(state)
+        self.delay = delay
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def _submit(
-        self, opcode: str, instance: str, apply: Callable[[], str | None], fields: dict
-    ) -> int:
-        self._reload()
-        job_id = self._loaded["next_job"]
-        self._loaded["next_job"] = job_id + 1
-        self._save()
+    async def submit(self, op: Op) -> int:
+        plan = self.plan(op)
+        job_id = self.state.take_job_id()
         task = asyncio.get_running_loop().create_task(
-            self._run(job_id, opcode, instance, apply, fields)
+            self._run(job_id, op.OPCODE, op.instance, plan)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job_id
 
+    def plan(self, op: Op) -> Plan:
+        """How this cluster runs each operation: the one place that interprets them."""
+        match op:
+            case CreateInstance(spec=spec):
+                fields = {
+                    "beparams": {"vcpus": spec.vcpus, "memory": spec.memory},
+                    "disks": [{"size": spec.disk * 1024}],
+                    "nics": spec.nics,
+                }
+                return Plan(self._create(op), fields)
+            case StartupInstance(instance=instance):
+                return Plan(self._set_running(instance, True), {})
+            case ShutdownInstance(instance=instance):
+                return Plan(self._set_running(instance, False), {})
+            case RebootInstance(instance=instance, hard=hard):
+                fields = {"reboot_type": "hard" if hard else "soft"}
+                return Plan(self._set_running(instance, True), fields)
+            case ModifyInstance(instance=instance, vcpus=vcpus, memory=memory):
+                fields = {"beparams": {"vcpus": vcpus, "memory": memory}}
+                return Plan(self._modify(instance, vcpus, memory), fields)
+            case RemoveInstance(instance=instance):
+                return Plan(self._remove(instance), {})
+            case _:
+                assert_never(op)
+
+    async def report(self, event: Message) -> None:
+        """Publish one job event, as ``nefos ganeti eventd`` does for a real cluster."""
+        await self.bus.publish(OP_ROUTING_KEY, event)
+
     async def _publish(
         self, job_id: int, opcode: str, instance: str, status: str, logmsg: str, fields: dict
     ) -> None:
-        if self.drop_events and random.random() < self.drop_events:
-            return
-        await self.bus.publish(
-            OP_ROUTING_KEY,
+        await self.report(
             {
                 "type": "ganeti-op-status",
                 "instance": instance,
@@ -136,34 +170,35 @@ class EmbeddedCluster:
                 "logmsg": logmsg,
                 "event_time": _now(),
                 "job_fields": fields,
-            },
+            }
         )
 
-    async def _run(
-        self, job_id: int, opcode: str, instance: str, apply: Callable[[], str | None], fields: dict
-    ) -> None:
-        await self._publish(job_id, opcode, instance, QUEUED, "", fields)
+    async def _run(self, job_id: int, opcode: str, instance: str, plan: Plan) -> None:
+        await self._publish(job_id, opcode, instance, QUEUED, "", plan.fields)
         lock = self._locks.setdefault(instance, asyncio.Lock())
         async with lock:  # Ganeti runs one job per instance at a time
             await asyncio.sleep(self.delay / 2)
-            await self._publish(job_id, opcode, instance, RUNNING, "", fields)
+            await self._publish(job_id, opcode, instance, RUNNING, "", plan.fields)
             await asyncio.sleep(self.delay / 2)
-            self._reload()  # another process (an operator command) may have changed it
-            failures = self._failures.get(opcode)
-            problem = failures.pop(0) if failures else apply()
+            self.state.read()  # another process (an operator command) may have changed it
+            problem = plan.effect()
             if problem is None:
-                self._save()
+                self.state.write()
             status = ERROR if problem else SUCCESS
-            await self._publish(job_id, opcode, instance, status, problem or "", fields)
+            await self._publish(job_id, opcode, instance, status, problem or "", plan.fields)
+
+    # -- effects ----------------------------------------------------------------------------
 
     def _require(self, instance: str) -> str | None:
-        return None if instance in self._instances else f"Instance '{instance}' not known"
+        return None if instance in self.state.instances else f"Instance '{instance}' not known"
 
-    async def create_instance(self, spec: InstanceSpec) -> int:
+    def _create(self, op: CreateInstance) -> Effect:
+        spec = op.spec
+
         def apply() -> str | None:
-            if spec.name in self._instances:
+            if spec.name in self.state.instances:
                 return f"Instance '{spec.name}' is already in the cluster"
-            self._instances[spec.name] = {
+            self.state.instances[spec.name] = {
                 "running": True,
                 "vcpus": spec.vcpus,
                 "memory": spec.memory,
@@ -171,67 +206,54 @@ class EmbeddedCluster:
             }
             return None
 
-        fields = {
-            "beparams": {"vcpus": spec.vcpus, "memory": spec.memory},
-            "disks": [{"size": spec.disk * 1024}],
-            "nics": spec.nics,
-        }
-        return self._submit(OP_CREATE, spec.name, apply, fields)
+        return apply
 
-    def _set_running(self, instance: str, running: bool) -> Callable[[], str | None]:
+    def _set_running(self, instance: str, running: bool) -> Effect:
         def apply() -> str | None:
             problem = self._require(instance)
             if problem is None:
-                self._instances[instance]["running"] = running
+                self.state.instances[instance]["running"] = running
             return problem
 
         return apply
 
-    async def startup(self, instance: str) -> int:
-        return self._submit(OP_STARTUP, instance, self._set_running(instance, True), {})
-
-    async def shutdown(self, instance: str, grace_seconds: int = 120) -> int:
-        return self._submit(OP_SHUTDOWN, instance, self._set_running(instance, False), {})
-
-    async def reboot(self, instance: str, hard: bool = False) -> int:
-        fields = {"reboot_type": "hard" if hard else "soft"}
-        return self._submit(OP_REBOOT, instance, self._set_running(instance, True), fields)
-
-    async def modify(self, instance: str, vcpus: int, memory: int) -> int:
+    def _modify(self, instance: str, vcpus: int, memory: int) -> Effect:
         def apply() -> str | None:
             problem = self._require(instance)
             if problem is None:
-                self._instances[instance].update(vcpus=vcpus, memory=memory)
+                self.state.instances[instance].update(vcpus=vcpus, memory=memory)
             return problem
 
-        fields = {"beparams": {"vcpus": vcpus, "memory": memory}}
-        return self._submit(OP_MODIFY, instance, apply, fields)
+        return apply
 
-    async def remove(self, instance: str) -> int:
+    def _remove(self, instance: str) -> Effect:
         def apply() -> str | None:
             problem = self._require(instance)
-            self._instances.pop(instance, None)
+            self.state.instances.pop(instance, None)
             return problem
 
-        return self._submit(OP_REMOVE, instance, apply, {})
+        return apply
+
+    # -- what the cluster reports -------------------------------------------------------------
 
     async def instances(self) -> dict[str, InstanceInfo]:
-        self._reload()
+        self.state.read()
         return {
             name: InstanceInfo(name, bool(i["running"]), int(i["vcpus"]), int(i["memory"]))
-            for name, i in self._instances.items()
+            for name, i in self.state.instances.items()
         }
 
     async def info(self) -> ClusterInfo:
-        used_memory = sum(int(i["memory"]) for i in self._instances.values() if i["running"])
-        used_disk = sum(int(i.get("disk", 0)) * 1024 for i in self._instances.values())
+        instances = self.state.instances
+        used_memory = sum(int(i["memory"]) for i in instances.values() if i["running"])
+        used_disk = sum(int(i.get("disk", 0)) * 1024 for i in instances.values())
         return ClusterInfo(
             mfree=MEMORY_MIB - used_memory,
             mtotal=MEMORY_MIB,
             dfree=DISK_MIB - used_disk,
             dtotal=DISK_MIB,
             ctotal=CPUS,
-            pinst_cnt=len(self._instances),
+            pinst_cnt=len(instances),
             disk_templates=DISK_TEMPLATES,
             hypervisor="embedded",
             runs_guests=False,

@@ -2,7 +2,7 @@
 ``/compute/v2.0``: servers, actions, metadata, flavors and the images view.
 
 Every request that changes a server answers at once (202) with the server still in
-its old state; the backend's job events move it (see ``compute/service.py``). Faults
+its old state; the backend's job events move it (see ``compute/events.py``). Faults
 are Nova's, ``{"itemNotFound": {"code", "message", "details"}}``.
 """
 
@@ -13,14 +13,24 @@ import re
 import secrets
 import uuid
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from nefos.compute import quota_sets
-from nefos.compute.nova import PREFIXES, check_microversion, empty, reply
+from nefos.compute.api_actions import action
+from nefos.compute.nova import (
+    PREFIXES,
+    caller,
+    check_microversion,
+    empty,
+    json_body,
+    member_projects,
+    ref,
+    reply,
+)
 from nefos.compute.service import (
     MAX_PERSONALITY,
     MAX_PERSONALITY_SIZE,
@@ -28,8 +38,7 @@ from nefos.compute.service import (
     ServerView,
 )
 from nefos.core import errors
-from nefos.core.auth import Credentials, current_admin, current_user
-from nefos.core.body import parse_json
+from nefos.core.auth import current_admin, current_user
 from nefos.core.numbers import INT64_MIN, ascii_int, ascii_uuid
 from nefos.images.service import Image, Images
 
@@ -48,22 +57,11 @@ STATUSES = ("BUILD", "ACTIVE", "STOPPED", "REBOOT", "ERROR", "DELETED", "RESIZE"
 router = APIRouter()
 
 
-async def _json(request: Request) -> dict[str, Any]:
-    """The body as a JSON object (Nova takes JSON only); 400 otherwise."""
-    return parse_json(dict[str, Any], await request.body())
-
-
 _reply = reply
 
 
 def _accepted() -> Response:
     return empty(202)
-
-
-async def _caller(request: Request) -> tuple[Credentials, Compute]:
-    check_microversion(request)
-    credentials = await current_user(request)
-    return credentials, request.app.state.engines.compute
 
 
 def _base(request: Request) -> str:
@@ -255,17 +253,6 @@ def _image(base: str, image: Image, detail: bool = True) -> dict[str, Any]:
     return item
 
 
-def _projects(credentials: Credentials) -> list[str]:
-    return [str(credentials.user_id), str(credentials.project_id)]
-
-
-async def _member_projects(request: Request, credentials: Credentials) -> list[str]:
-    """Every project the caller may use: its own, its token's and those it is a member
-    of (a server may go to any of them, whatever project the token is scoped to)."""
-    members = await request.app.state.engines.projects.member_projects(credentials.user_id)
-    return list(dict.fromkeys([*_projects(credentials), *map(str, members)]))
-
-
 def _changes_since(request: Request) -> dt.datetime | None:
     raw = request.query_params.get("changes-since") or request.query_params.get("changes_since")
     if raw is None:
@@ -298,9 +285,9 @@ def _page(items: list[Any], request: Request, key: Any) -> list[Any]:
 
 
 async def _list_servers(request: Request, detail: bool) -> Response:
-    credentials, compute = await _caller(request)
+    credentials, compute = await caller(request)
     since = _changes_since(request)
-    projects = await _member_projects(request, credentials)
+    projects = await member_projects(request, credentials)
     views = await compute.servers(str(credentials.user_id), changes_since=since, projects=projects)
     if since is not None and not views:
         return empty(304)
@@ -329,20 +316,6 @@ def _body_object(body: Any, key: str) -> dict[str, Any]:
     return value
 
 
-def _ref(value: Any, key: str) -> str:
-    """An id, or a link to it as this API gives them (``href`` of ``links``): Nova takes
-    the last segment of the URL's path, so a query or a trailing slash changes nothing."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        raise errors.InvalidInput(f"Invalid {key} provided: an id or a URL")
-    if "/" in value:
-        value = urlsplit(value).path.rstrip("/").rsplit("/", 1)[-1]
-    if not value:
-        raise errors.InvalidInput(f"Invalid {key} provided: an id or a URL")
-    return value
-
-
 def _count(value: Any, key: str) -> int:
     """Nova's positive integer: a number or a string of digits, at least 1."""
     if isinstance(value, str) and value.isascii() and value.isdigit():
@@ -364,13 +337,13 @@ def _flag(value: Any, key: str) -> bool:
 
 
 async def _create_server(request: Request) -> Response:
-    credentials, compute = await _caller(request)
-    spec = _body_object(await _json(request), "server")
+    credentials, compute = await caller(request)
+    spec = _body_object(await json_body(request), "server")
     for key in ("name", "imageRef", "flavorRef"):
         if key not in spec:
             raise errors.InvalidInput(f"Missing server attribute {key}")
-    image_ref = _ref(spec["imageRef"], "imageRef")
-    flavor_ref = _ref(spec["flavorRef"], "flavorRef")
+    image_ref = ref(spec["imageRef"], "imageRef")
+    flavor_ref = ref(spec["flavorRef"], "flavorRef")
     key_names = spec.get("SNF:key_names")
     if key_names is None:
         key_names = [spec["key_name"]] if spec.get("key_name") else []
@@ -394,7 +367,7 @@ async def _create_server(request: Request) -> Response:
         image_ref,
         flavor_ref,
         project=project or str(credentials.project_id),
-        projects=await _member_projects(request, credentials),
+        projects=await member_projects(request, credentials),
         metadata=spec.get("metadata") or {},
         key_names=key_names,
         tags=spec.get("tags") or [],
@@ -418,15 +391,15 @@ async def _create_server(request: Request) -> Response:
 
 
 async def _show_server(request: Request, server_id: str) -> Response:
-    credentials, compute = await _caller(request)
-    projects = await _member_projects(request, credentials)
+    credentials, compute = await caller(request)
+    projects = await member_projects(request, credentials)
     view = await compute.server(str(credentials.user_id), server_id, projects)
     return _reply({"server": _server(_base(request), view)})
 
 
 async def _update_server(request: Request, server_id: str) -> Response:
-    credentials, compute = await _caller(request)
-    spec = _body_object(await _json(request), "server")
+    credentials, compute = await caller(request)
+    spec = _body_object(await json_body(request), "server")
     view = await compute.server(str(credentials.user_id), server_id)
     if "name" in spec:
         view = await compute.rename(str(credentials.user_id), server_id, spec["name"])
@@ -434,80 +407,20 @@ async def _update_server(request: Request, server_id: str) -> Response:
 
 
 async def _delete_server(request: Request, server_id: str) -> Response:
-    credentials, compute = await _caller(request)
+    credentials, compute = await caller(request)
     await compute.delete_server(str(credentials.user_id), server_id)
     return empty(204)
 
 
-ACTIONS_NOT_IMPLEMENTED = (
-    "changePassword",
-    "rebuild",
-    "confirmResize",
-    "revertResize",
-    "createImage",
-)
-
-
-async def _action(request: Request, server_id: str) -> Response:
-    credentials, compute = await _caller(request)
-    body = await _json(request)
-    if not isinstance(body, dict) or len(body) != 1:
-        raise errors.InvalidInput("An action body has exactly one action")
-    ((name, args),) = body.items()
-    user = str(credentials.user_id)
-    if name in ("start", "os-start"):
-        await compute.start(user, server_id)
-    elif name in ("shutdown", "os-stop"):
-        await compute.shutdown(user, server_id)
-    elif name == "reboot":
-        kind = (args or {}).get("type", "SOFT") if isinstance(args, dict) else None
-        if not isinstance(kind, str) or kind.upper() not in ("SOFT", "HARD"):
-            raise errors.InvalidInput("reboot type is SOFT or HARD")
-        await compute.reboot(user, server_id, hard=kind.upper() == "HARD")
-    elif name == "resize":
-        if not isinstance(args, dict) or "flavorRef" not in args:
-            raise errors.InvalidInput("resize needs flavorRef")
-        flavor_ref = _ref(args["flavorRef"], "flavorRef")
-        await compute.resize(
-            user, server_id, flavor_ref, await _member_projects(request, credentials)
-        )
-    elif name == "reassign":
-        if not isinstance(args, dict) or not isinstance(args.get("project"), str):
-            raise errors.InvalidInput('reassign takes {"project": "<project id>"}')
-        shared = args.get("shared_to_project")
-        if shared is not None and not isinstance(shared, bool):
-            raise errors.InvalidInput("shared_to_project is true or false")
-        projects = await _member_projects(request, credentials)
-        await compute.reassign(user, server_id, args["project"], projects, shared)
-    elif name == "console":
-        kind = args.get("type") if isinstance(args, dict) else None
-        if not isinstance(kind, str):
-            raise errors.InvalidInput('console takes {"type": "vnc" | "vnc-ws"}')
-        return _reply({"console": await compute.console(user, server_id, kind)})
-    elif name == "os-getVNCConsole":
-        await compute.server(user, server_id)
-        raise errors.NotImplementedYet(
-            "noVNC is not served here: use the console action with type vnc or vnc-ws"
-        )
-    elif name in ACTIONS_NOT_IMPLEMENTED:
-        await compute.server(user, server_id)
-        raise errors.NotImplementedYet(f"The {name} action is not implemented")
-    elif name == "suspend":
-        raise errors.PermissionDenied("Servers cannot be suspended")
-    else:
-        raise errors.InvalidInput(f"Unknown action {name!r}")
-    return _accepted()
-
-
 async def _ips(request: Request, server_id: str) -> Response:
-    credentials, compute = await _caller(request)
+    credentials, compute = await caller(request)
     await compute.server(str(credentials.user_id), server_id)
     return _reply({"addresses": {}})
 
 
 async def _diagnostics(request: Request, server_id: str) -> Response:
-    credentials, compute = await _caller(request)
-    projects = await _member_projects(request, credentials)
+    credentials, compute = await caller(request)
+    projects = await member_projects(request, credentials)
     view = await compute.server(str(credentials.user_id), server_id, projects)
     return _reply(_server(_base(request), view)["diagnostics"])
 
@@ -516,21 +429,21 @@ async def _diagnostics(request: Request, server_id: str) -> Response:
 
 
 async def _tags(request: Request, server_id: str) -> Response:
-    credentials, compute = await _caller(request)
+    credentials, compute = await caller(request)
     user = str(credentials.user_id)
     if request.method == "GET":
         return _reply({"tags": (await compute.server(user, server_id)).tags})
     if request.method == "DELETE":
         await compute.delete_tags(user, server_id)
         return empty(204)
-    body = await _json(request)
+    body = await json_body(request)
     if not isinstance(body, dict) or set(body) != {"tags"}:
         raise errors.InvalidInput('The body is {"tags": ["<tag>", ...]}')
     return _reply({"tags": await compute.set_tags(user, server_id, body["tags"])})
 
 
 async def _tag(request: Request, server_id: str, tag: str) -> Response:
-    credentials, compute = await _caller(request)
+    credentials, compute = await caller(request)
     user = str(credentials.user_id)
     if request.method == "GET":
         if tag not in (await compute.server(user, server_id)).tags:
@@ -553,11 +466,11 @@ async def _tag(request: Request, server_id: str, tag: str) -> Response:
 
 
 async def _metadata(request: Request, server_id: str) -> Response:
-    credentials, compute = await _caller(request)
+    credentials, compute = await caller(request)
     user = str(credentials.user_id)
     if request.method == "GET":
         return _reply({"metadata": (await compute.server(user, server_id)).metadata})
-    body = await _json(request)
+    body = await json_body(request)
     metadata = body.get("metadata") if isinstance(body, dict) else None
     if not isinstance(metadata, dict):
         raise errors.InvalidInput('The body is {"metadata": {...}}')
@@ -566,7 +479,7 @@ async def _metadata(request: Request, server_id: str) -> Response:
 
 
 async def _metadata_item(request: Request, server_id: str, key: str) -> Response:
-    credentials, compute = await _caller(request)
+    credentials, compute = await caller(request)
     user = str(credentials.user_id)
     if request.method == "GET":
         metadata = (await compute.server(user, server_id)).metadata
@@ -576,7 +489,7 @@ async def _metadata_item(request: Request, server_id: str, key: str) -> Response
     if request.method == "DELETE":
         await compute.delete_metadata(user, server_id, key)
         return empty(204)
-    body = await _json(request)
+    body = await json_body(request)
     meta = body.get("meta") if isinstance(body, dict) else None
     if not isinstance(meta, dict) or list(meta) != [key]:
         raise errors.InvalidInput('The body is {"meta": {"<key>": "<value>"}} for this key')
@@ -588,8 +501,8 @@ async def _metadata_item(request: Request, server_id: str, key: str) -> Response
 
 
 async def _list_flavors(request: Request, detail: bool) -> Response:
-    credentials, compute = await _caller(request)
-    projects = await _member_projects(request, credentials)
+    credentials, compute = await caller(request)
+    projects = await member_projects(request, credentials)
     flavors = await compute.flavors(projects)
     access = await compute.flavor_access(projects)
     wanted = request.query_params.get("SNF:flavor-access")
@@ -611,15 +524,15 @@ async def _list_flavors(request: Request, detail: bool) -> Response:
 
 
 async def _show_flavor(request: Request, flavor_id: str) -> Response:
-    credentials, compute = await _caller(request)
-    projects = await _member_projects(request, credentials)
+    credentials, compute = await caller(request)
+    projects = await member_projects(request, credentials)
     flavor = await compute.flavor(flavor_id, projects)
     access = await compute.flavor_access(projects)
     return _reply({"flavor": _flavor(_base(request), flavor, access=access.get(flavor.id))})
 
 
 async def _list_images(request: Request, detail: bool) -> Response:
-    credentials, _ = await _caller(request)
+    credentials, _ = await caller(request)
     images: Images = request.app.state.engines.images
     found = sorted(await images.visible(str(credentials.user_id)), key=lambda i: str(i.id))
     found = _page(found, request, lambda i: i.id)
@@ -628,7 +541,7 @@ async def _list_images(request: Request, detail: bool) -> Response:
 
 
 async def _show_image(request: Request, image_id: str) -> Response:
-    credentials, _ = await _caller(request)
+    credentials, _ = await caller(request)
     images: Images = request.app.state.engines.images
     image = await images.get(str(credentials.user_id), image_id)
     return _reply({"image": _image(_base(request), image)})
@@ -636,7 +549,7 @@ async def _show_image(request: Request, image_id: str) -> Response:
 
 async def _limits(request: Request) -> Response:
     """Nova's absolute limits, read from the caller's quotas in its token's project."""
-    credentials, compute = await _caller(request)
+    credentials, compute = await caller(request)
     holdings = await compute.quotas.holdings([f"user:{credentials.user_id}"])
     mine = {h.resource: h for h in holdings if h.source == f"project:{credentials.project_id}"}
 
@@ -660,7 +573,7 @@ async def _limits(request: Request) -> Response:
         "maxImageMeta": 128,
         "maxPersonality": MAX_PERSONALITY,
         "maxPersonalitySize": MAX_PERSONALITY_SIZE,
-        "maxTotalKeypairs": 100,
+        "maxTotalKeypairs": compute.settings.compute.max_keypairs,
         "maxServerGroups": 0,
         "maxServerGroupMembers": 0,
         "totalServerGroupsUsed": 0,
@@ -675,7 +588,7 @@ async def _limits(request: Request) -> Response:
 
 async def _zones(request: Request) -> Response:
     """Nova's availability zones: ``nova``, available while a backend takes new servers."""
-    _, compute = await _caller(request)
+    _, compute = await caller(request)
     backends = await compute.backends()
     open_ = any(not b.offline and not b.drained for b in backends)
     return _reply(
@@ -720,7 +633,7 @@ async def _quota_caller(request: Request, project_id: str) -> tuple[uuid.UUID, u
     if project is None or (raw_user is not None and user is None):
         raise errors.NotFound(f"No quotas for project {project_id}")
     if not credentials.is_admin and (
-        str(project) not in await _member_projects(request, credentials)
+        str(project) not in await member_projects(request, credentials)
         or (user is not None and user != credentials.user_id)
     ):
         raise errors.PermissionDenied("You may read only your own quotas")
@@ -769,7 +682,7 @@ async def _update_quota_set(request: Request, project_id: str) -> Response:
     project, user = await _quota_caller(request, project_id)
     engines = request.app.state.engines
     changes = quota_sets.parse_update(
-        engines.settings, _body_object(await _json(request), "quota_set")
+        engines.settings, _body_object(await json_body(request), "quota_set")
     )
     await quota_sets.update(engines.quotas, project, user, changes)
     found = await quota_sets.quota_set(engines.quotas, engines.settings, project, user)
@@ -809,7 +722,7 @@ def _routes() -> None:
         add(f"{prefix}/servers/{{server_id}}", _show_server, methods=["GET"])
         add(f"{prefix}/servers/{{server_id}}", _update_server, methods=["PUT"])
         add(f"{prefix}/servers/{{server_id}}", _delete_server, methods=["DELETE"])
-        add(f"{prefix}/servers/{{server_id}}/action", _action, methods=["POST"])
+        add(f"{prefix}/servers/{{server_id}}/action", action, methods=["POST"])
         add(f"{prefix}/servers/{{server_id}}/ips", _ips, methods=["GET"])
         add(f"{prefix}/servers/{{server_id}}/diagnostics", _diagnostics, methods=["GET"])
         add(f"{prefix}/servers/{{server_id}}/tags", _tags, methods=["GET", "PUT", "DELETE"])

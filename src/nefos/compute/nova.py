@@ -1,15 +1,20 @@
 """What every Compute API route shares: the microversion it speaks and the headers that
-say so. Kept apart from the route modules so they need not import each other."""
+say so, the caller, and the parsing of a body and of references. Kept apart from the
+route modules so they need not import each other."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from nefos.compute.service import Compute
 from nefos.core import errors
+from nefos.core.auth import Credentials, current_user
+from nefos.core.body import parse_json
 from nefos.core.faults import json_response
 
 PREFIXES = ("/compute/v2.1", "/compute/v2.0")
@@ -41,3 +46,40 @@ def reply(body: Any, status: int = 200) -> Response:
 
 def empty(status: int) -> Response:
     return Response(status_code=status, headers=dict(VERSION_HEADERS))
+
+
+async def caller(request: Request) -> tuple[Credentials, Compute]:
+    """The caller, once the microversion it asks for is one this API speaks."""
+    check_microversion(request)
+    credentials = await current_user(request)
+    return credentials, request.app.state.engines.compute
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (Nova takes JSON only); 400 otherwise."""
+    return parse_json(dict[str, Any], await request.body())
+
+
+def own_projects(credentials: Credentials) -> list[str]:
+    return [str(credentials.user_id), str(credentials.project_id)]
+
+
+async def member_projects(request: Request, credentials: Credentials) -> list[str]:
+    """Every project the caller may use: its own, its token's and those it is a member
+    of (a server may go to any of them, whatever project the token is scoped to)."""
+    members = await request.app.state.engines.projects.member_projects(credentials.user_id)
+    return list(dict.fromkeys([*own_projects(credentials), *map(str, members)]))
+
+
+def ref(value: Any, key: str) -> str:
+    """An id, or a link to it as this API gives them (``href`` of ``links``): Nova takes
+    the last segment of the URL's path, so a query or a trailing slash changes nothing."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise errors.InvalidInput(f"Invalid {key} provided: an id or a URL")
+    if "/" in value:
+        value = urlsplit(value).path.rstrip("/").rsplit("/", 1)[-1]
+    if not value:
+        raise errors.InvalidInput(f"Invalid {key} provided: an id or a URL")
+    return value

@@ -12,7 +12,9 @@ backend's instances with the servers the database places there (spec §2.6):
   its commission accepted or rejected accordingly;
 * commissions left pending by a crash: settled (``quotas.serials.reconcile``).
 
-Without ``fix`` it only reports.
+A server's state moves through ``nefos.compute.transitions`` (``observed``), by the same
+table as the update path; quotas through ``nefos.compute.charges``. Without ``fix`` it
+only reports.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from dataclasses import dataclass
 from functools import partial
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from nefos.backends.base import InstanceInfo, instance_name, server_id_of
+from nefos.backends.ops import RemoveInstance
+from nefos.compute import transitions
+from nefos.compute.charges import CLIENTKEY, charges, difference, provisions
 from nefos.compute.models import Backend, Diagnostic, Flavor, Server
-from nefos.compute.service import CLIENTKEY, Compute, _charges, _resources
+from nefos.compute.service import Compute
+from nefos.compute.transitions import RUNNING_STATES, diagnostic
 from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.quotas.serials import decide, reconcile, settle
@@ -126,7 +131,7 @@ async def _reconcile_backend(
             continue  # not nefos's instance
         finding = Finding(backend.name, server_id, name, "unknown to nefos")
         if fix:
-            await compute.cluster(backend).remove(name)
+            await compute.cluster(backend).submit(RemoveInstance(name))
             finding = Finding(backend.name, server_id, name, finding.problem, fixed=True)
         findings.append(finding)
     return findings
@@ -148,32 +153,22 @@ async def _fixed(
     return Finding(backend.name, server.id, name, problem, fixed=True)
 
 
-async def _finish_task(s: AsyncSession, server: Server, accept: bool) -> int | None:
-    serial = server.serial
-    server.task, server.task_job_id, server.serial = None, None, None
-    if serial is not None:
-        await decide(s, CLIENTKEY, serial, accept=accept)
-    return serial
-
-
 async def _gone(compute: Compute, server_id: int, flavors: dict[int, Flavor]) -> None:
     """The backend has no such instance: the server is deleted, its quota released."""
     async with compute.db.transaction() as s:
         server = await s.get(Server, server_id, with_for_update=True)
         if server is None or server.deleted:
             return
-        destroying = server.task == "DESTROY"
-        running = server.operstate in ("BUILD", "STARTED")
-        serial = await _finish_task(s, server, accept=destroying)
-        server.operstate, server.deleted = "DESTROYED", True
-        server.updated = utcnow()
+        seen = transitions.observed(server, "DESTROYED")
+        if seen.serial is not None:
+            await decide(s, CLIENTKEY, seen.serial, accept=seen.done)
         s.add(_note(server.id, "The server was not found on its backend"))
         user, project = server.user_id, server.project
-    if serial is not None:
-        await settle(compute.db, compute.quotas, CLIENTKEY, serial, accept=destroying)
-    if not destroying:  # the delete's commission would have released it; nothing did
-        resources = _resources(flavors[server.flavor_id], running=running)
-        await _force(compute, _charges(user, project, resources, -1), f"reconcile {server_id}")
+    if seen.serial is not None:
+        await settle(compute.db, compute.quotas, CLIENTKEY, seen.serial, accept=seen.done)
+    if not seen.done:  # the delete's commission would have released it; nothing did
+        resources = charges(flavors[server.flavor_id], running=seen.was_running)
+        await _force(compute, provisions(user, project, resources, -1), f"reconcile {server_id}")
 
 
 async def _set_state(
@@ -183,24 +178,21 @@ async def _set_state(
         server = await s.get(Server, server_id, with_for_update=True)
         if server is None or server.deleted or server.operstate == wanted:
             return
-        target = {"START": "STARTED", "STOP": "STOPPED", "REBOOT": "STARTED"}
-        task_done = server.task is not None and target.get(server.task) == wanted
-        charged = server.serial is not None and task_done
-        serial = await _finish_task(s, server, accept=task_done)
-        was_running = server.operstate in ("BUILD", "STARTED")
-        server.operstate = wanted
-        server.updated = utcnow()
+        seen = transitions.observed(server, wanted)
+        charged = seen.serial is not None and seen.done  # its commission pays for it
+        if seen.serial is not None:
+            await decide(s, CLIENTKEY, seen.serial, accept=seen.done)
         if wanted == "STARTED" and server.launched is None:  # its build's event was lost
             server.launched = server.updated
         s.add(_note(server.id, f"The backend shows the server {wanted.lower()}"))
         user, project, flavor = server.user_id, server.project, flavors[server.flavor_id]
-    if serial is not None:
-        await settle(compute.db, compute.quotas, CLIENTKEY, serial, accept=task_done)
-    now_running = wanted == "STARTED"
-    if was_running != now_running and not charged:
-        running = _resources(flavor, running=True, existing=False)
+    if seen.serial is not None:
+        await settle(compute.db, compute.quotas, CLIENTKEY, seen.serial, accept=seen.done)
+    now_running = wanted in RUNNING_STATES
+    if seen.was_running != now_running and not charged:
+        running = charges(flavor, running=True, existing=False)
         sign = 1 if now_running else -1
-        await _force(compute, _charges(user, project, running, sign), f"reconcile {server_id}")
+        await _force(compute, provisions(user, project, running, sign), f"reconcile {server_id}")
 
 
 async def _set_flavor(
@@ -237,17 +229,10 @@ async def _set_flavor(
         server.updated = utcnow()
         s.add(_note(server.id, f"The backend shows flavor {match.name}"))
         user, project = server.user_id, server.project
-        running = server.operstate in ("BUILD", "STARTED")
-    delta = {
-        "cyclades.total_cpu": match.vcpus - old.vcpus,
-        "cyclades.total_ram": (match.ram - old.ram) << 20,
-    }
-    if running:
-        delta["cyclades.cpu"] = delta["cyclades.total_cpu"]
-        delta["cyclades.ram"] = delta["cyclades.total_ram"]
-    delta = {k: v for k, v in delta.items() if v}
+        running = server.operstate in RUNNING_STATES
+    delta = difference(charges(match, running), charges(old, running))
     if delta:
-        await _force(compute, _charges(user, project, delta, +1), f"reconcile {server_id}")
+        await _force(compute, provisions(user, project, delta, +1), f"reconcile {server_id}")
 
 
 async def _force(compute: Compute, provisions: list, name: str) -> None:
@@ -261,4 +246,4 @@ async def _force(compute: Compute, provisions: list, name: str) -> None:
 
 
 def _note(server_id: int, message: str) -> Diagnostic:
-    return Diagnostic(server_id=server_id, level="WARNING", source="reconciler", message=message)
+    return diagnostic(server_id, "WARNING", message, source="reconciler")

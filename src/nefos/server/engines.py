@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from nefos.backends.base import OP_BINDING
+from nefos.backends.embedded import EmbeddedCluster
+from nefos.compute.clusters import EmbeddedFactory
 from nefos.compute.keypairs import Keypairs
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import Compute
@@ -49,8 +51,13 @@ def open_store(settings: Settings) -> BlockStore:
 
 class Engines:
     def __init__(
-        self, settings: Settings, database: Database | None = None, bus: Bus | None = None
+        self,
+        settings: Settings,
+        database: Database | None = None,
+        bus: Bus | None = None,
+        embedded: EmbeddedFactory = EmbeddedCluster,
     ):
+        """``embedded`` builds the simulated clusters (tests pass one that injects faults)."""
         self.settings = settings
         self.db = database or Database(settings.database)
         self.bus = bus or create_bus(settings.bus_url)
@@ -63,7 +70,9 @@ class Engines:
         self.storage = Namespace(self.db, settings, self.store, self.quotas)
         self.images = Images(self.storage)
         self.keypairs = Keypairs(self.db, settings.compute.max_keypairs)
-        self.compute = Compute(self.db, settings, self.bus, self.quotas, self.images, self.keypairs)
+        self.compute = Compute(
+            self.db, settings, self.bus, self.quotas, self.images, self.keypairs, embedded
+        )
         self._dispatcher: Subscription | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._expirer: asyncio.Task[None] | None = None

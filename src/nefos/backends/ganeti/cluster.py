@@ -1,8 +1,8 @@
 """A Google Ganeti cluster as a nefos compute backend (spec §2.6), over RAPI only.
 
-Each method submits one Ganeti job and returns its id at once; the job's progress
-reaches nefos as bus events from ``nefos ganeti eventd`` on the cluster's master, never
-from here, so a server's state moves only on what the cluster reports.
+Each operation (``nefos.backends.ops``) is one Ganeti job, its id returned at once;
+the job's progress reaches nefos as bus events from ``nefos ganeti eventd`` on the
+cluster's master, never from here, so a server's state moves only on what the cluster reports.
 
 The guest OS is this backend's own setting (``os_type``) when it has one, else the
 spec's. nefos's OS provider (``nefos ganeti install-os``, installed as ``nefos``) is
@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from typing import Any
+from typing import Any, assert_never
 
 import httpx
 
@@ -29,6 +29,15 @@ from nefos.backends.base import (
     InstanceSpec,
 )
 from nefos.backends.ganeti.rapi import RapiClient
+from nefos.backends.ops import (
+    CreateInstance,
+    ModifyInstance,
+    Op,
+    RebootInstance,
+    RemoveInstance,
+    ShutdownInstance,
+    StartupInstance,
+)
 from nefos.core import errors
 
 # Node figures summed into the cluster's capacity (as Synnefo's allocator reads them).
@@ -98,7 +107,26 @@ class GanetiCluster:
             await self._usable()
         return self._usable_nodes[0] if len(self._usable_nodes) == 1 else None
 
-    async def create_instance(self, spec: InstanceSpec) -> int:
+    async def submit(self, op: Op) -> int:
+        """One RAPI request per operation: the one place that translates them."""
+        match op:
+            case CreateInstance(spec=spec):
+                return await self._create(spec)
+            case StartupInstance(instance=instance):
+                return await self.rapi.startup(instance)
+            case ShutdownInstance(instance=instance, grace_seconds=grace):
+                return await self.rapi.shutdown(instance, grace)
+            case RebootInstance(instance=instance, hard=hard):
+                return await self.rapi.reboot(instance, "hard" if hard else "soft")
+            case ModifyInstance(instance=instance, vcpus=vcpus, memory=memory):
+                beparams = {"vcpus": vcpus, "maxmem": memory, "minmem": memory}
+                return await self.rapi.modify(instance, beparams)
+            case RemoveInstance(instance=instance):
+                return await self.rapi.remove(instance)
+            case _:
+                assert_never(op)
+
+    async def _create(self, spec: InstanceSpec) -> int:
         template, disk = spec.disk_template, {"size": spec.disk * 1024}  # GiB -> MiB
         if template.startswith("ext_"):  # ext_<provider>, e.g. ext_archipelago
             template, disk["provider"] = "ext", template[len("ext_") :]
@@ -115,23 +143,6 @@ class GanetiCluster:
             pnode=await self._primary_node(),
             tags=list(spec.tags),
         )
-
-    async def startup(self, instance: str) -> int:
-        return await self.rapi.startup(instance)
-
-    async def shutdown(self, instance: str, grace_seconds: int = 120) -> int:
-        return await self.rapi.shutdown(instance, grace_seconds)
-
-    async def reboot(self, instance: str, hard: bool = False) -> int:
-        return await self.rapi.reboot(instance, "hard" if hard else "soft")
-
-    async def modify(self, instance: str, vcpus: int, memory: int) -> int:
-        return await self.rapi.modify(
-            instance, {"vcpus": vcpus, "maxmem": memory, "minmem": memory}
-        )
-
-    async def remove(self, instance: str) -> int:
-        return await self.rapi.remove(instance)
 
     async def instances(self) -> dict[str, InstanceInfo]:
         """nefos's instances (named ``snf-``); the rest of the cluster is not ours."""

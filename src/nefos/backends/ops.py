@@ -1,0 +1,90 @@
+"""Backend operations as data: what nefos asks of a cluster, one frozen record each.
+
+As Ganeti's opcodes, a record says what to do and nothing about how: the effect path
+builds one and hands it to :meth:`ComputeBackend.submit`, and each backend interprets
+the records in one place (a ``match`` over :data:`Op`). A record knows its Ganeti
+opcode, which is also what the update path reads back in the job's events, so the
+transition table (``nefos.compute.transitions``) keys on the same names.
+
+A new operation (the NIC and disk operations networks and volumes bring) is one more
+record here, added to :data:`Op`; every backend's ``match`` then has to handle it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from nefos.backends.base import (
+    OP_CREATE,
+    OP_MODIFY,
+    OP_REBOOT,
+    OP_REMOVE,
+    OP_SHUTDOWN,
+    OP_STARTUP,
+    InstanceSpec,
+)
+
+
+@dataclass(frozen=True)
+class CreateInstance:
+    """Build a new instance and start it (``spec.name`` names it)."""
+
+    OPCODE: ClassVar[str] = OP_CREATE
+    spec: InstanceSpec
+
+    @property
+    def instance(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class StartupInstance:
+    OPCODE: ClassVar[str] = OP_STARTUP
+    instance: str
+
+
+@dataclass(frozen=True)
+class ShutdownInstance:
+    """``grace_seconds``: how long the guest may take to power off before it is cut."""
+
+    OPCODE: ClassVar[str] = OP_SHUTDOWN
+    instance: str
+    grace_seconds: int = 120
+
+
+@dataclass(frozen=True)
+class RebootInstance:
+    """``hard``: reset the virtual machine rather than ask the guest to restart."""
+
+    OPCODE: ClassVar[str] = OP_REBOOT
+    instance: str
+    hard: bool = False
+
+
+@dataclass(frozen=True)
+class ModifyInstance:
+    """A resize: new CPUs and memory (MiB); the disk never changes."""
+
+    OPCODE: ClassVar[str] = OP_MODIFY
+    instance: str
+    vcpus: int
+    memory: int
+
+
+@dataclass(frozen=True)
+class RemoveInstance:
+    OPCODE: ClassVar[str] = OP_REMOVE
+    instance: str
+
+
+# Every operation a backend must understand. Networks (issue 20) add NIC records and
+# volumes (issue 22) disk records here, beside the instance ones.
+Op = (
+    CreateInstance
+    | StartupInstance
+    | ShutdownInstance
+    | RebootInstance
+    | ModifyInstance
+    | RemoveInstance
+)

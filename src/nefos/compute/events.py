@@ -1,0 +1,145 @@
+"""The update path: job events from the backends move servers and settle quotas.
+
+Events arrive on the bus in the shape ``nefos.backends.base`` describes, whichever
+cluster ran the job. Each is kept as job history; only a finished job newer than what
+the database holds (``backendtime``) moves the server, by the transition table
+(``nefos.compute.transitions``). The job that ends a task decides its commission
+(accepted when the job is done, rejected otherwise); a job nefos did not ask for (an
+administrator's, on the cluster) makes the quota follow with a forced commission.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nefos.backends.base import FINAL, OP_CREATE, OP_MODIFY, server_id_of
+from nefos.compute import transitions
+from nefos.compute.charges import CLIENTKEY, difference, held, provisions
+from nefos.compute.models import BackendJob, Flavor, Server
+from nefos.compute.transitions import diagnostic
+from nefos.compute.vmapi import VmApi
+from nefos.core import errors
+from nefos.core.bus import Message
+from nefos.core.db import Database
+from nefos.quotas.serials import decide, settle
+from nefos.quotas.service import Charge, Quotas
+
+log = logging.getLogger("nefos.compute")
+
+
+def event_time(message: Message) -> float:
+    value = message.get("event_time")
+    if isinstance(value, list) and len(value) == 2:
+        return float(value[0]) + float(value[1]) / 1_000_000
+    if isinstance(value, int | float):
+        return float(value)
+    raise errors.InvalidInput("An event without event_time")
+
+
+class Events:
+    def __init__(self, db: Database, quotas: Quotas, vmapi: VmApi) -> None:
+        self.db = db
+        self.quotas = quotas
+        self.vmapi = vmapi
+
+    async def apply_event(self, message: Message) -> None:
+        """One job event (spec §2.6). Idempotent: a repeated or older event changes no
+        state; every event is kept as job history."""
+        instance = message.get("instance")
+        opcode = message.get("operation")
+        status = message.get("status")
+        job_id = message.get("jobId")
+        if not isinstance(instance, str) or not isinstance(opcode, str):
+            raise errors.InvalidInput("An op event needs instance and operation")
+        if not isinstance(status, str) or not isinstance(job_id, int):
+            raise errors.InvalidInput("An op event needs status and jobId")
+        server_id = server_id_of(instance)
+        if server_id is None:
+            return  # not one of ours
+        when = event_time(message)
+        logmsg = str(message.get("logmsg") or "")
+        resolve: tuple[int, bool] | None = None
+        forced: list[Charge] = []
+        async with self.db.transaction() as s:
+            server = await s.get(Server, server_id, with_for_update=True)
+            if server is None:
+                return
+            seen = await s.scalar(
+                select(BackendJob.id).where(
+                    BackendJob.server_id == server.id,
+                    BackendJob.job_id == job_id,
+                    BackendJob.status == status,
+                )
+            )
+            if seen is not None:
+                return  # delivered twice
+            s.add(
+                BackendJob(
+                    server_id=server.id,
+                    backend_id=server.backend_id,
+                    job_id=job_id,
+                    opcode=opcode,
+                    status=status,
+                    logmsg=logmsg[:10000],
+                    event_time=when,
+                )
+            )
+            if when <= server.backendtime:
+                return  # older than what we know: history only
+            transitions.job_seen(server, opcode, status, job_id)
+            if status not in FINAL:
+                return
+            before = await held(s, server)
+            if opcode == OP_CREATE:
+                await self.vmapi.forget(s, server.id)  # the build is over, either way
+            result = transitions.result_of(status, logmsg)
+            ended = transitions.job_ended(server, opcode, job_id, result, when)
+            done = ended.outcome.done
+            if ended.outcome.note is not None:
+                level, text = ended.outcome.note
+                s.add(diagnostic(server.id, level, text.format(opcode=opcode, logmsg=logmsg)))
+            if result == transitions.SUCCEEDED and opcode == OP_MODIFY:
+                await self._apply_new_flavor(s, server, message)
+            if result == transitions.SUCCEEDED and opcode == OP_CREATE:
+                server.build_percentage = 100
+                server.launched = dt.datetime.fromtimestamp(when, dt.UTC)
+            if ended.ended_task:
+                if ended.serial is not None:
+                    await decide(s, CLIENTKEY, ended.serial, accept=done)
+                    resolve = (ended.serial, done)
+            elif done:
+                # A job nefos did not ask for (an administrator's, on the cluster): the
+                # quota follows what happened, with a forced commission (spec §2.6).
+                delta = difference(await held(s, server), before)
+                forced = provisions(server.user_id, server.project, delta, +1)
+        if resolve is not None:
+            await settle(self.db, self.quotas, CLIENTKEY, *resolve)
+        if forced:
+            try:
+                await self.quotas.issue(
+                    CLIENTKEY, forced, f"cyclades event {job_id}", force=True, auto_accept=True
+                )
+            except errors.NefosError as exc:  # the reconciler's pass corrects it later
+                log.warning("could not follow job %s in quotas: %s", job_id, exc.message)
+
+    async def _apply_new_flavor(self, s: AsyncSession, server: Server, message: Message) -> None:
+        beparams = (message.get("job_fields") or {}).get("beparams") or {}
+        vcpus, memory = beparams.get("vcpus"), beparams.get("memory")
+        current = await s.get(Flavor, server.flavor_id)
+        assert current is not None
+        if vcpus is None or memory is None:
+            return
+        flavor = await s.scalar(
+            select(Flavor).where(
+                Flavor.vcpus == vcpus,
+                Flavor.ram == memory,
+                Flavor.disk == current.disk,
+                Flavor.disk_template == current.disk_template,
+            )
+        )
+        if flavor is not None:
+            server.flavor_id = flavor.id
