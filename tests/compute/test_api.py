@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import httpx
 
-from tests.compute.conftest import V21, wait
+from tests.compute.conftest import COMPUTE, wait
 
 
 async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engines, setup):
@@ -18,7 +18,7 @@ async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engin
     cluster = engines.compute.cluster(await engines.compute.backend("embedded"))
     cluster.delay = 1.0  # the build is still running when the stop comes
     body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
-    created = await client.post(f"{V21}/servers", json=body, headers=alice)
+    created = await client.post(f"{COMPUTE}/servers", json=body, headers=alice)
     assert created.status_code == 202
     server = created.json()["server"]
     assert server["status"] == "BUILD" and server["SNF:task_state"] == "BUILDING"
@@ -28,7 +28,7 @@ async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engin
     assert created.headers["X-OpenStack-Nova-API-Version"] == "2.1"
     server_id = server["id"]
     busy = await client.post(
-        f"{V21}/servers/{server_id}/action", json={"os-stop": None}, headers=alice
+        f"{COMPUTE}/servers/{server_id}/action", json={"os-stop": None}, headers=alice
     )
     assert busy.status_code == 409 and "conflict" in busy.json()
     cluster.delay = 0.02
@@ -39,37 +39,39 @@ async def test_server_shapes_actions_and_faults(client: httpx.AsyncClient, engin
     assert launched >= dt.datetime.fromisoformat(active["created"].removesuffix("Z"))
     assert active["OS-SRV-USG:terminated_at"] is None
     assert active["user_id"] == alice_id and active["flavor"]["id"] == setup["flavor"]
-    assert (await client.get(f"{V21}/servers/{server_id}", headers=bob)).status_code == 404
-    listed = (await client.get(f"{V21}/servers", headers=alice)).json()["servers"]
+    assert (await client.get(f"{COMPUTE}/servers/{server_id}", headers=bob)).status_code == 404
+    listed = (await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"]
     assert [s["id"] for s in listed] == [server_id] and set(listed[0]) == {"id", "name", "links"}
     again = await client.post(
-        f"{V21}/servers/{server_id}/action", json={"os-start": None}, headers=alice
+        f"{COMPUTE}/servers/{server_id}/action", json={"os-start": None}, headers=alice
     )
     assert again.status_code == 409  # already running
-    await client.post(f"{V21}/servers/{server_id}/action", json={"os-stop": None}, headers=alice)
+    await client.post(
+        f"{COMPUTE}/servers/{server_id}/action", json={"os-stop": None}, headers=alice
+    )
     await wait(client, alice, server_id, "STOPPED")
     unknown = await client.post(
-        f"{V21}/servers/{server_id}/action", json={"levitate": {}}, headers=alice
+        f"{COMPUTE}/servers/{server_id}/action", json={"levitate": {}}, headers=alice
     )
     assert unknown.status_code == 400 and "badRequest" in unknown.json()
     rebuild = await client.post(
-        f"{V21}/servers/{server_id}/action", json={"rebuild": {}}, headers=alice
+        f"{COMPUTE}/servers/{server_id}/action", json={"rebuild": {}}, headers=alice
     )
     assert rebuild.status_code == 501
     meta = await client.post(
-        f"{V21}/servers/{server_id}/metadata", json={"metadata": {"a": "1"}}, headers=alice
+        f"{COMPUTE}/servers/{server_id}/metadata", json={"metadata": {"a": "1"}}, headers=alice
     )
     assert meta.json() == {"metadata": {"a": "1"}}
-    item = await client.get(f"{V21}/servers/{server_id}/metadata/a", headers=alice)
+    item = await client.get(f"{COMPUTE}/servers/{server_id}/metadata/a", headers=alice)
     assert item.json() == {"meta": {"a": "1"}}
     renamed = await client.put(
-        f"{V21}/servers/{server_id}", json={"server": {"name": "db"}}, headers=alice
+        f"{COMPUTE}/servers/{server_id}", json={"server": {"name": "db"}}, headers=alice
     )
     assert renamed.json()["server"]["name"] == "db"
-    assert (await client.delete(f"{V21}/servers/{server_id}", headers=alice)).status_code == 204
+    assert (await client.delete(f"{COMPUTE}/servers/{server_id}", headers=alice)).status_code == 204
     deleted = await wait(client, alice, server_id, "DELETED")
     assert deleted["OS-SRV-USG:terminated_at"] is not None
-    assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
+    assert (await client.get(f"{COMPUTE}/servers", headers=alice)).json() == {"servers": []}
 
 
 async def test_bad_input(client: httpx.AsyncClient, setup):
@@ -86,28 +88,28 @@ async def test_bad_input(client: httpx.AsyncClient, setup):
         ({"servers": good}, alice, 400),
     ]
     for body, auth, status in cases:
-        reply = await client.post(f"{V21}/servers", json=body, headers=auth)
+        reply = await client.post(f"{COMPUTE}/servers", json=body, headers=auth)
         assert reply.status_code == status, (body, reply.text)
-    garbage = await client.post(f"{V21}/servers", content=b"{nope", headers=alice)
+    garbage = await client.post(f"{COMPUTE}/servers", content=b"{nope", headers=alice)
     assert garbage.status_code == 400
     newer = await client.get(
-        f"{V21}/servers", headers={**alice, "X-OpenStack-Nova-API-Version": "2.90"}
+        f"{COMPUTE}/servers", headers={**alice, "X-OpenStack-Nova-API-Version": "2.90"}
     )
     assert newer.status_code == 406
-    assert (await client.get(f"{V21}/servers")).status_code == 401
+    assert (await client.get(f"{COMPUTE}/servers")).status_code == 401
 
 
 async def test_flavors_images_and_changes_since(client: httpx.AsyncClient, setup):
     _, alice = setup["people"]["alice"]
-    flavors = (await client.get(f"{V21}/flavors/detail", headers=alice)).json()["flavors"]
+    flavors = (await client.get(f"{COMPUTE}/flavors/detail", headers=alice)).json()["flavors"]
     assert flavors[0]["SNF:disk_template"] == "file" and flavors[0]["vcpus"] == 1
-    images = (await client.get(f"{V21}/images/detail", headers=alice)).json()["images"]
+    images = (await client.get(f"{COMPUTE}/images/detail", headers=alice)).json()["images"]
     assert [(i["id"], i["status"]) for i in images] == [(setup["image"], "ACTIVE")]
     since = await client.get(
-        f"{V21}/servers/detail", params={"changes-since": "2100-01-01T00:00:00Z"}, headers=alice
+        f"{COMPUTE}/servers/detail", params={"changes-since": "2100-01-01T00:00:00Z"}, headers=alice
     )
     assert since.status_code == 304
-    limits = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
+    limits = (await client.get(f"{COMPUTE}/limits", headers=alice)).json()["limits"]["absolute"]
     assert limits["maxTotalInstances"] > 0 and limits["totalInstancesUsed"] == 0
 
 
@@ -117,12 +119,12 @@ async def test_ids_and_numbers_are_ascii_digits_in_range(client: httpx.AsyncClie
     column's 31 bits cannot be looked up: 404 or 400, never another server nor a 500."""
     _, alice = setup["people"]["alice"]
     body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
-    created = await client.post(f"{V21}/servers", json=body, headers=alice)
+    created = await client.post(f"{COMPUTE}/servers", json=body, headers=alice)
     server_id = created.json()["server"]["id"]
-    assert (await client.get(f"{V21}/servers/{server_id}", headers=alice)).status_code == 200
+    assert (await client.get(f"{COMPUTE}/servers/{server_id}", headers=alice)).status_code == 200
     for odd in ("\u0661" * len(server_id), "\u00b2", f" {server_id}", f"+{server_id}",
                 f"0_{server_id}", "9" * 30, str(1 << 31), str(1 << 63), "\u0661" * 32):  # fmt: skip
-        base = f"{V21}/servers/{quote(odd)}"
+        base = f"{COMPUTE}/servers/{quote(odd)}"
         for method, url, json in (
             ("GET", base, None),
             ("PUT", base, {"server": {"name": "renamed"}}),
@@ -135,9 +137,9 @@ async def test_ids_and_numbers_are_ascii_digits_in_range(client: httpx.AsyncClie
         ):
             reply = await client.request(method, url, json=json, headers=alice)
             assert reply.status_code == 404 and "itemNotFound" in reply.json(), (method, odd)
-        flavor = await client.get(f"{V21}/flavors/{quote(odd)}", headers=alice)
+        flavor = await client.get(f"{COMPUTE}/flavors/{quote(odd)}", headers=alice)
         assert flavor.status_code == 404, odd
-    shown = (await client.get(f"{V21}/servers/{server_id}", headers=alice)).json()["server"]
+    shown = (await client.get(f"{COMPUTE}/servers/{server_id}", headers=alice)).json()["server"]
     assert shown["name"] == "vm" and shown["tags"] == [] and shown["metadata"] == {}
     for path, params in (
         ("/servers", {"limit": "\u00b2"}),
@@ -147,7 +149,7 @@ async def test_ids_and_numbers_are_ascii_digits_in_range(client: httpx.AsyncClie
         ("/flavors/detail", {"minDisk": "\u00b2"}),
         ("/flavors/detail", {"minRam": "1" * 5000}),
     ):
-        reply = await client.get(f"{V21}{path}", params=params, headers=alice)
+        reply = await client.get(f"{COMPUTE}{path}", params=params, headers=alice)
         assert reply.status_code == 400 and "badRequest" in reply.json(), (path, params)
     for name, version in (
         ("OpenStack-API-Version", "compute "),
@@ -155,7 +157,7 @@ async def test_ids_and_numbers_are_ascii_digits_in_range(client: httpx.AsyncClie
         ("X-OpenStack-Nova-API-Version", "2." + "1" * 5000),
     ):
         headers = {**alice, name: version.encode()}
-        reply = await client.get(f"{V21}/servers", headers=headers)
+        reply = await client.get(f"{COMPUTE}/servers", headers=headers)
         assert reply.status_code == 406, version
 
 
@@ -165,10 +167,10 @@ async def test_a_tag_outside_latin_1_is_kept_and_served(client: httpx.AsyncClien
     had been saved."""
     _, alice = setup["people"]["alice"]
     body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
-    server_id = (await client.post(f"{V21}/servers", json=body, headers=alice)).json()["server"][
-        "id"
-    ]
-    url = f"{V21}/servers/{server_id}/tags"
+    server_id = (await client.post(f"{COMPUTE}/servers", json=body, headers=alice)).json()[
+        "server"
+    ]["id"]
+    url = f"{COMPUTE}/servers/{server_id}/tags"
     for tag in ("名前", "ünï", "a%b <&>", "😀"):
         added = await client.put(f"{url}/{quote(tag, safe='')}", headers=alice)
         assert added.status_code == 201, (tag, added.text)
@@ -202,7 +204,7 @@ async def test_unbuilt_services_answer_501_in_their_own_faults(client: httpx.Asy
     limits = await client.get("/volume/v3/limits", headers=alice)
     assert limits.json() == {"limits": {"rate": [], "absolute": {}}}
     assert (await client.get("/volume/v3/limits")).status_code == 401
-    compute = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
+    compute = (await client.get(f"{COMPUTE}/limits", headers=alice)).json()["limits"]["absolute"]
     assert compute["maxTotalInstances"] == 5
     # `openstack quota show` reads the volume and network quotas too: zero of each.
     alice_id = setup["people"]["alice"][0]
@@ -236,7 +238,7 @@ async def test_an_image_too_big_for_the_flavor_is_refused(
 ):
     alice_id, alice = setup["people"]["alice"]
     body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
-    flavor = (await client.get(f"{V21}/flavors/{setup['flavor']}", headers=alice)).json()
+    flavor = (await client.get(f"{COMPUTE}/flavors/{setup['flavor']}", headers=alice)).json()
     ram, disk = flavor["flavor"]["ram"], flavor["flavor"]["disk"]
     for fields, words in (
         (
@@ -246,20 +248,20 @@ async def test_an_image_too_big_for_the_flavor_is_refused(
         ({"min_ram": ram, "min_disk": disk + 1}, "disk is too small for requested image"),
     ):
         await engines.images.update(alice_id, setup["image"], fields)
-        refused = await client.post(f"{V21}/servers", json=body, headers=alice)
+        refused = await client.post(f"{COMPUTE}/servers", json=body, headers=alice)
         assert refused.status_code == 400 and words in refused.json()["badRequest"]["message"]
-    assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
+    assert (await client.get(f"{COMPUTE}/servers", headers=alice)).json() == {"servers": []}
     await engines.images.update(alice_id, setup["image"], {"min_ram": ram, "min_disk": disk})
-    assert (await client.post(f"{V21}/servers", json=body, headers=alice)).status_code == 202
+    assert (await client.post(f"{COMPUTE}/servers", json=body, headers=alice)).status_code == 202
 
 
 async def test_flavor_and_image_refs_may_be_their_links(client: httpx.AsyncClient, setup):
     _, alice = setup["people"]["alice"]
-    flavor = (await client.get(f"{V21}/flavors/{setup['flavor']}", headers=alice)).json()
-    image = (await client.get(f"{V21}/images/{setup['image']}", headers=alice)).json()
+    flavor = (await client.get(f"{COMPUTE}/flavors/{setup['flavor']}", headers=alice)).json()
+    image = (await client.get(f"{COMPUTE}/images/{setup['image']}", headers=alice)).json()
     flavor_links = [link["href"] for link in flavor["flavor"]["links"]]
     image_links = [link["href"] for link in image["image"]["links"]]
-    assert flavor_links[0].startswith("http") and "/compute/v2.1/flavors/" in flavor_links[0]
+    assert flavor_links[0].startswith("http") and f"{COMPUTE}/flavors/" in flavor_links[0]
     made = []
     for flavor_ref, image_ref in (
         (flavor_links[0], image_links[0]),  # self
@@ -267,39 +269,41 @@ async def test_flavor_and_image_refs_may_be_their_links(client: httpx.AsyncClien
         (int(setup["flavor"]), setup["image"]),  # Nova takes a number too
     ):
         body = {"server": {"name": "vm", "imageRef": image_ref, "flavorRef": flavor_ref}}
-        created = await client.post(f"{V21}/servers", json=body, headers=alice)
+        created = await client.post(f"{COMPUTE}/servers", json=body, headers=alice)
         assert created.status_code == 202, created.text
         made.append(created.json()["server"])
     assert {s["flavor"]["id"] for s in made} == {setup["flavor"]}
     assert {s["image"]["id"] for s in made} == {setup["image"]}
     for bad in ({"id": setup["flavor"]}, [setup["flavor"]], "", "http://x/", True):
         body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": bad}}
-        refused = await client.post(f"{V21}/servers", json=body, headers=alice)
+        refused = await client.post(f"{COMPUTE}/servers", json=body, headers=alice)
         assert refused.status_code == 400, (bad, refused.text)
         assert "Invalid flavorRef" in refused.json()["badRequest"]["message"]
     resize = {"resize": {"flavorRef": {"id": 1}}}
-    action = await client.post(f"{V21}/servers/{made[0]['id']}/action", json=resize, headers=alice)
+    action = await client.post(
+        f"{COMPUTE}/servers/{made[0]['id']}/action", json=resize, headers=alice
+    )
     assert action.status_code == 400 and "Invalid flavorRef" in action.text
-    assert len((await client.get(f"{V21}/servers", headers=alice)).json()["servers"]) == 3
+    assert len((await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"]) == 3
 
 
 async def test_availability_zones(client: httpx.AsyncClient, engines, setup):
     _, alice = setup["people"]["alice"]
     _, token = await engines.identity.create_user(f"op-{uuid.uuid4().hex[:6]}@x.org", admin=True)
     admin = {"X-Auth-Token": token}
-    zones = (await client.get(f"{V21}/os-availability-zone", headers=alice)).json()
+    zones = (await client.get(f"{COMPUTE}/os-availability-zone", headers=alice)).json()
     nova = {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}
     assert zones == {"availabilityZoneInfo": [nova]}
-    refused = await client.get(f"{V21}/os-availability-zone/detail", headers=alice)
+    refused = await client.get(f"{COMPUTE}/os-availability-zone/detail", headers=alice)
     assert refused.status_code == 403 and "forbidden" in refused.json()
-    assert (await client.get(f"{V21}/os-availability-zone")).status_code == 401
+    assert (await client.get(f"{COMPUTE}/os-availability-zone")).status_code == 401
     await engines.compute.set_drained("embedded", True)
-    detail = (await client.get(f"{V21}/os-availability-zone/detail", headers=admin)).json()
+    detail = (await client.get(f"{COMPUTE}/os-availability-zone/detail", headers=admin)).json()
     [zone] = detail["availabilityZoneInfo"]
     assert zone["zoneName"] == "nova" and zone["zoneState"] == {"available": False}
     service = zone["hosts"]["embedded"]["nova-compute"]
     assert service["available"] is True and service["active"] is False
-    zones = (await client.get(f"{V21}/os-availability-zone", headers=alice)).json()
+    zones = (await client.get(f"{COMPUTE}/os-availability-zone", headers=alice)).json()
     assert zones["availabilityZoneInfo"][0]["zoneState"] == {"available": False}
 
 
@@ -308,7 +312,7 @@ async def test_quota_sets(client: httpx.AsyncClient, engines, setup):
     bob_id, bob = setup["people"]["bob"]
     _, token = await engines.identity.create_user(f"op-{uuid.uuid4().hex[:6]}@x.org", admin=True)
     admin = {"X-Auth-Token": token}
-    url = f"{V21}/os-quota-sets/{alice_id}"
+    url = f"{COMPUTE}/os-quota-sets/{alice_id}"
     shown = (await client.get(url, headers=alice)).json()["quota_set"]
     assert shown["id"] == alice_id
     assert (shown["instances"], shown["cores"], shown["ram"]) == (5, 20, 40 * 1024)
@@ -321,7 +325,7 @@ async def test_quota_sets(client: httpx.AsyncClient, engines, setup):
     defaults = (await client.get(f"{url}/defaults", headers=bob)).json()["quota_set"]
     assert defaults["instances"] == 5 and defaults["ram"] == 40 * 1024
     body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
-    assert (await client.post(f"{V21}/servers", json=body, headers=alice)).status_code == 202
+    assert (await client.post(f"{COMPUTE}/servers", json=body, headers=alice)).status_code == 202
     detail = (await client.get(f"{url}/detail", headers=alice)).json()["quota_set"]
     assert detail["instances"] == {"in_use": 1, "limit": 5, "reserved": 0}
     assert detail["ram"]["in_use"] == 1024 and detail["key_pairs"]["limit"] == 100
@@ -344,7 +348,7 @@ async def test_quota_sets(client: httpx.AsyncClient, engines, setup):
         1,
         2048,
     )
-    over = await client.post(f"{V21}/servers", json=body, headers=alice)
+    over = await client.post(f"{COMPUTE}/servers", json=body, headers=alice)
     assert over.status_code == 413  # the new limit holds
     not_member = await client.put(url, params={"user_id": bob_id}, json=change, headers=admin)
     assert not_member.status_code == 404
@@ -369,18 +373,20 @@ async def test_multiple_create(client: httpx.AsyncClient, engines, setup):
         {"return_reservation_id": "maybe"},
     ):
         refused = await client.post(
-            f"{V21}/servers", json={"server": {**good, **bad}}, headers=alice
+            f"{COMPUTE}/servers", json={"server": {**good, **bad}}, headers=alice
         )
         assert refused.status_code == 400 and "badRequest" in refused.json(), bad
-    assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
+    assert (await client.get(f"{COMPUTE}/servers", headers=alice)).json() == {"servers": []}
 
     two = await client.post(
-        f"{V21}/servers", json={"server": {**good, "min_count": "2", "max_count": 2}}, headers=alice
+        f"{COMPUTE}/servers",
+        json={"server": {**good, "min_count": "2", "max_count": 2}},
+        headers=alice,
     )
     assert two.status_code == 202
     first = two.json()["server"]
     assert first["name"] == "vm-1" and first["adminPass"]
-    listed = (await client.get(f"{V21}/servers/detail", headers=alice)).json()["servers"]
+    listed = (await client.get(f"{COMPUTE}/servers/detail", headers=alice)).json()["servers"]
     assert sorted(s["name"] for s in listed) == ["vm-1", "vm-2"]
     jobs = set()
     for server in listed:
@@ -393,22 +399,24 @@ async def test_multiple_create(client: httpx.AsyncClient, engines, setup):
     # alice may hold 5 servers: 3 more fit of the 10 asked for, and she gets those 3.
     many = {**good, "name": "web", "min_count": 2, "max_count": 10}
     reserved = await client.post(
-        f"{V21}/servers", json={"server": {**many, "return_reservation_id": True}}, headers=alice
+        f"{COMPUTE}/servers",
+        json={"server": {**many, "return_reservation_id": True}},
+        headers=alice,
     )
     assert reserved.status_code == 202
     assert re.fullmatch(r"r-[0-9a-z]{8}", reserved.json()["reservation_id"]), reserved.json()
-    listed = (await client.get(f"{V21}/servers", headers=alice)).json()["servers"]
+    listed = (await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"]
     assert sorted(s["name"] for s in listed) == ["vm-1", "vm-2", "web-1", "web-2", "web-3"]
 
     # None fit now: fewer than min_count is over quota, and nothing is created or held.
-    detail = f"{V21}/os-quota-sets/{alice_id}/detail"
+    detail = f"{COMPUTE}/os-quota-sets/{alice_id}/detail"
     held = (await client.get(detail, headers=alice)).json()["quota_set"]
     for counts in ({"min_count": 1, "max_count": 3}, {"min_count": 2}):
         over = await client.post(
-            f"{V21}/servers", json={"server": {**good, "name": "db", **counts}}, headers=alice
+            f"{COMPUTE}/servers", json={"server": {**good, "name": "db", **counts}}, headers=alice
         )
         assert over.status_code == 413 and "overLimit" in over.json(), over.text
-    assert len((await client.get(f"{V21}/servers", headers=alice)).json()["servers"]) == 5
+    assert len((await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"]) == 5
     assert (await client.get(detail, headers=alice)).json()["quota_set"] == held
     assert held["instances"]["in_use"] + held["instances"]["reserved"] == 5
 
@@ -418,7 +426,7 @@ async def test_limits_follow_the_settings(client: httpx.AsyncClient, engines, se
     _, alice = setup["people"]["alice"]
     engines.settings.compute.max_keypairs = 7
     engines.settings.compute.max_metadata = 3
-    limits = (await client.get(f"{V21}/limits", headers=alice)).json()["limits"]["absolute"]
+    limits = (await client.get(f"{COMPUTE}/limits", headers=alice)).json()["limits"]["absolute"]
     assert limits["maxTotalKeypairs"] == 7 and limits["maxServerMeta"] == 3
 
 
@@ -434,9 +442,9 @@ async def test_every_action_in_the_table_answers_for_a_missing_server(
     args["reassign"] = {"project": "p"}
     for name in ACTIONS:
         answer = await client.post(
-            f"{V21}/servers/999999/action", json={name: args.get(name)}, headers=alice
+            f"{COMPUTE}/servers/999999/action", json={name: args.get(name)}, headers=alice
         )
         expected = 403 if name == "suspend" else 404
         assert answer.status_code == expected, (name, answer.text)
-    unknown = await client.post(f"{V21}/servers/999999/action", json={"x": None}, headers=alice)
+    unknown = await client.post(f"{COMPUTE}/servers/999999/action", json={"x": None}, headers=alice)
     assert unknown.status_code == 400 and "Unknown action" in unknown.text

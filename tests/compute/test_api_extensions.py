@@ -19,7 +19,7 @@ from nefos.compute.vmapi_models import BuildSecret
 from nefos.quotas.project_rules import Actor
 from nefos.quotas.service import project_holder, user_holder
 from nefos.server.engines import Engines
-from tests.compute.conftest import V21, wait
+from tests.compute.conftest import COMPUTE, wait
 
 RESOURCES = ("cyclades.vm", "cyclades.total_cpu", "cyclades.cpu", "cyclades.total_ram")
 
@@ -55,7 +55,7 @@ async def new_project(engines: Engines, owner: str, vms: int) -> str:
 async def create(client: httpx.AsyncClient, auth: dict, setup: dict, **extra: Any) -> str:
     body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
     body["server"].update(extra)
-    reply = await client.post(f"{V21}/servers", json=body, headers=auth)
+    reply = await client.post(f"{COMPUTE}/servers", json=body, headers=auth)
     assert reply.status_code == 202, reply.text
     return reply.json()["server"]["id"]
 
@@ -64,14 +64,14 @@ async def test_tags(client: httpx.AsyncClient, setup):
     _, alice = setup["people"]["alice"]
     _, bob = setup["people"]["bob"]
     server_id = await create(client, alice, setup, tags=["web"])
-    url = f"{V21}/servers/{server_id}/tags"
+    url = f"{COMPUTE}/servers/{server_id}/tags"
     assert (await client.get(url, headers=alice)).json() == {"tags": ["web"]}
     added = await client.put(f"{url}/db", headers=alice)
     assert added.status_code == 201 and added.headers["Location"].endswith("/tags/db")
     assert (await client.put(f"{url}/db", headers=alice)).status_code == 204  # already there
     assert (await client.get(f"{url}/db", headers=alice)).status_code == 204
     assert (await client.get(f"{url}/nope", headers=alice)).status_code == 404
-    shown = (await client.get(f"{V21}/servers/{server_id}", headers=alice)).json()["server"]
+    shown = (await client.get(f"{COMPUTE}/servers/{server_id}", headers=alice)).json()["server"]
     assert shown["tags"] == ["db", "web"]
     replaced = await client.put(url, json={"tags": ["a", "b", "a"]}, headers=alice)
     assert replaced.json() == {"tags": ["a", "b"]}
@@ -102,28 +102,30 @@ async def test_reassign_moves_the_quota_and_sharing_shows_it_to_members(
     before = await holdings(engines, alice_id, alice_id)
     assert before["cyclades.vm"] == 1 and before["cyclades.cpu"] == 1
 
-    action = f"{V21}/servers/{server_id}/action"
+    action = f"{COMPUTE}/servers/{server_id}/action"
     moved = await client.post(action, json={"reassign": {"project": project}}, headers=alice)
     assert moved.status_code == 202, moved.text
     assert await holdings(engines, alice_id, alice_id) == dict.fromkeys(before, 0)
     assert await holdings(engines, alice_id, project) == before
-    shown = (await client.get(f"{V21}/servers/{server_id}", headers=alice)).json()["server"]
+    shown = (await client.get(f"{COMPUTE}/servers/{server_id}", headers=alice)).json()["server"]
     assert shown["tenant_id"] == project and shown["shared_to_project"] is False
 
     # Bob is a member but the server is not shared: he cannot see it.
-    assert (await client.get(f"{V21}/servers/{server_id}", headers=bob)).status_code == 404
+    assert (await client.get(f"{COMPUTE}/servers/{server_id}", headers=bob)).status_code == 404
     shared = {"reassign": {"project": project, "shared_to_project": True}}
     assert (await client.post(action, json=shared, headers=alice)).status_code == 202
     assert await holdings(engines, alice_id, project) == before  # same project: no move
-    seen = await client.get(f"{V21}/servers/{server_id}", headers=bob)
+    seen = await client.get(f"{COMPUTE}/servers/{server_id}", headers=bob)
     assert seen.status_code == 200 and seen.json()["server"]["shared_to_project"] is True
-    listed = (await client.get(f"{V21}/servers", headers=bob)).json()["servers"]
+    listed = (await client.get(f"{COMPUTE}/servers", headers=bob)).json()["servers"]
     assert [s["id"] for s in listed] == [server_id]
     # Seeing is not owning: every change stays alice's.
     stop = await client.post(action, json={"os-stop": {}}, headers=bob)
     assert stop.status_code == 404
-    assert (await client.delete(f"{V21}/servers/{server_id}", headers=bob)).status_code == 404
-    assert (await client.put(f"{V21}/servers/{server_id}/tags/x", headers=bob)).status_code == 404
+    assert (await client.delete(f"{COMPUTE}/servers/{server_id}", headers=bob)).status_code == 404
+    assert (
+        await client.put(f"{COMPUTE}/servers/{server_id}/tags/x", headers=bob)
+    ).status_code == 404
 
     # Bad requests change nothing.
     stranger = await client.post(
@@ -149,11 +151,11 @@ async def test_reassign_beyond_the_projects_quota_is_413(
     for server_id in (first, second):
         await wait(client, alice, server_id, "ACTIVE")
     body = {"reassign": {"project": project}}
-    ok = await client.post(f"{V21}/servers/{first}/action", json=body, headers=alice)
+    ok = await client.post(f"{COMPUTE}/servers/{first}/action", json=body, headers=alice)
     assert ok.status_code == 202
-    over = await client.post(f"{V21}/servers/{second}/action", json=body, headers=alice)
+    over = await client.post(f"{COMPUTE}/servers/{second}/action", json=body, headers=alice)
     assert over.status_code == 413 and "overLimit" in over.json()
-    shown = (await client.get(f"{V21}/servers/{second}", headers=alice)).json()["server"]
+    shown = (await client.get(f"{COMPUTE}/servers/{second}", headers=alice)).json()["server"]
     assert shown["tenant_id"] == alice_id
     assert (await holdings(engines, alice_id, project))["cyclades.vm"] == 1
     assert (await holdings(engines, alice_id, alice_id))["cyclades.vm"] == 1
@@ -165,13 +167,13 @@ async def test_flavor_access_per_project(client: httpx.AsyncClient, engines: Eng
     project = await new_project(engines, alice_id, vms=1)
     await engines.projects.enroll(None, project, alice_id)
     private = await engines.compute.create_flavor(8, 8192, 20, public=False, projects=[project])
-    url = f"{V21}/flavors/detail"
+    url = f"{COMPUTE}/flavors/detail"
     mine = {f["id"]: f for f in (await client.get(url, headers=alice)).json()["flavors"]}
     assert mine[str(private.id)]["SNF:flavor-access"] == [project]
     assert mine[str(private.id)]["os-flavor-access:is_public"] is False
     theirs = [f["id"] for f in (await client.get(url, headers=bob)).json()["flavors"]]
     assert str(private.id) not in theirs and theirs
-    assert (await client.get(f"{V21}/flavors/{private.id}", headers=bob)).status_code == 404
+    assert (await client.get(f"{COMPUTE}/flavors/{private.id}", headers=bob)).status_code == 404
     only = await client.get(url, params={"SNF:flavor-access": project}, headers=alice)
     assert [f["id"] for f in only.json()["flavors"]] == [str(private.id)]
 
@@ -183,7 +185,7 @@ async def test_create_hands_the_build_its_customization(
     _, alice = setup["people"]["alice"]
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDmlTHBIIkCNO3EWbwB1Y6UZ9B1VQ+c2pI3mnHhb9FGD x@y"
     imported = await client.post(
-        f"{V21}/os-keypairs", json={"keypair": {"name": "k", "public_key": key}}, headers=alice
+        f"{COMPUTE}/os-keypairs", json={"keypair": {"name": "k", "public_key": key}}, headers=alice
     )
     assert imported.status_code == 200, imported.text
     cluster = engines.compute.cluster(await engines.compute.backend("embedded"))
@@ -243,9 +245,9 @@ async def test_bad_customization_is_refused_before_anything_is_made(
     alice_id, alice = setup["people"]["alice"]
     body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
     body["server"].update(extra)
-    reply = await client.post(f"{V21}/servers", json=body, headers=alice)
+    reply = await client.post(f"{COMPUTE}/servers", json=body, headers=alice)
     assert reply.status_code == status, reply.text
-    assert (await client.get(f"{V21}/servers", headers=alice)).json() == {"servers": []}
+    assert (await client.get(f"{COMPUTE}/servers", headers=alice)).json() == {"servers": []}
     assert (await holdings(engines, alice_id, alice_id)).get("cyclades.vm", 0) == 0
 
 
@@ -254,7 +256,7 @@ async def test_a_listing_shows_every_change_since_the_last_one(client: httpx.Asy
     _, alice = setup["people"]["alice"]
     server_id = await create(client, alice, setup)
     await wait(client, alice, server_id, "ACTIVE")
-    url = f"{V21}/servers/detail"
+    url = f"{COMPUTE}/servers/detail"
 
     async def listed() -> dict:
         (server,) = (await client.get(url, headers=alice)).json()["servers"]
@@ -262,7 +264,7 @@ async def test_a_listing_shows_every_change_since_the_last_one(client: httpx.Asy
 
     before = await listed()
     assert before == await listed()
-    base = f"{V21}/servers/{server_id}"
+    base = f"{COMPUTE}/servers/{server_id}"
     await client.put(base, json={"server": {"name": "renamed"}}, headers=alice)
     await client.put(f"{base}/metadata/role", json={"meta": {"role": "db"}}, headers=alice)
     await client.put(f"{base}/tags/blue", headers=alice)
@@ -285,7 +287,7 @@ async def test_console_answers_in_the_specs_order(client: httpx.AsyncClient, set
     _, bob = setup["people"]["bob"]
     server_id = await create(client, alice, setup)
     await wait(client, alice, server_id, "ACTIVE")
-    action = f"{V21}/servers/{server_id}/action"
+    action = f"{COMPUTE}/servers/{server_id}/action"
     cases = [
         ({"console": {"type": "vnc"}}, alice, 409, "conflict"),  # embedded: no guest
         ({"console": {"type": "spice"}}, alice, 400, "badRequest"),

@@ -22,7 +22,7 @@ from tests.e2e.test_server import openstack, side_by_side
 
 # Keypairs never touch the bus: one bus is enough.
 ONE_BUS = pytest.mark.parametrize("engines", ["memory"], indirect=True)
-V21 = "/compute/v2.1/os-keypairs"
+COMPUTE = "/compute/v2.1/os-keypairs"
 V20 = "/compute/v2.0/os-keypairs"
 SSH_KEYGEN = shutil.which("ssh-keygen")
 
@@ -78,7 +78,7 @@ async def create(
     body: dict[str, str] = {"name": name}
     if public_key is not None:
         body["public_key"] = public_key
-    return await client.post(V21, json={"keypair": body}, headers=who.auth)
+    return await client.post(COMPUTE, json={"keypair": body}, headers=who.auth)
 
 
 @ONE_BUS
@@ -109,7 +109,7 @@ async def test_import_shows_nova_fingerprint(
         assert keypair["fingerprint"] == md5_fingerprint_by_ssh_keygen(public_key, tmp_path)
     assert len(keypair["fingerprint"].split(":")) == 16
 
-    shown = await client.get(f"{V21}/laptop", headers=alice.auth)
+    shown = await client.get(f"{COMPUTE}/laptop", headers=alice.auth)
     assert shown.status_code == 200
     detail = shown.json()["keypair"]
     assert detail["fingerprint"] == keypair["fingerprint"]
@@ -142,23 +142,23 @@ async def test_generate_returns_the_private_key_once(
         assert derived[:2] == keypair["public_key"].split()[:2]
         fingerprint = md5_fingerprint_by_ssh_keygen(keypair["public_key"], tmp_path)
         assert keypair["fingerprint"] == fingerprint
-    shown = (await client.get(f"{V21}/made-here", headers=alice.auth)).json()["keypair"]
+    shown = (await client.get(f"{COMPUTE}/made-here", headers=alice.auth)).json()["keypair"]
     assert "private_key" not in shown
     assert shown["public_key"] == keypair["public_key"]
-    listed = (await client.get(V21, headers=alice.auth)).json()["keypairs"]
+    listed = (await client.get(COMPUTE, headers=alice.auth)).json()["keypairs"]
     assert "private_key" not in listed[0]["keypair"]
 
 
 @ONE_BUS
 async def test_list_show_delete_on_both_versions(client: httpx.AsyncClient, alice: Person):
-    assert (await client.get(V21, headers=alice.auth)).json() == {"keypairs": []}
+    assert (await client.get(COMPUTE, headers=alice.auth)).json() == {"keypairs": []}
     first, second = ed25519_key(), ed25519_key()
     assert (await create(client, alice, "b key", first)).status_code == 200
     made = await client.post(
         V20, json={"keypair": {"name": "a.key@home", "public_key": second}}, headers=alice.auth
     )
     assert made.status_code == 200
-    for prefix in (V21, V20):
+    for prefix in (COMPUTE, V20):
         listed = (await client.get(prefix, headers=alice.auth)).json()["keypairs"]
         assert [k["keypair"]["name"] for k in listed] == ["a.key@home", "b key"]
         assert set(listed[0]["keypair"]) == {"name", "public_key", "fingerprint"}
@@ -166,14 +166,14 @@ async def test_list_show_delete_on_both_versions(client: httpx.AsyncClient, alic
     shown = await client.get(f"{V20}/b key", headers=alice.auth)
     assert shown.status_code == 200 and shown.json()["keypair"]["public_key"] == first
 
-    deleted = await client.delete(f"{V21}/b key", headers=alice.auth)
+    deleted = await client.delete(f"{COMPUTE}/b key", headers=alice.auth)
     assert deleted.status_code == 202 and deleted.content == b""
-    missing = await client.get(f"{V21}/b key", headers=alice.auth)
+    missing = await client.get(f"{COMPUTE}/b key", headers=alice.auth)
     assert missing.status_code == 404
     assert missing.json()["itemNotFound"]["code"] == 404
     again = await client.delete(f"{V20}/b key", headers=alice.auth)
     assert again.status_code == 404 and "itemNotFound" in again.json()
-    listed = (await client.get(V21, headers=alice.auth)).json()["keypairs"]
+    listed = (await client.get(COMPUTE, headers=alice.auth)).json()["keypairs"]
     assert [k["keypair"]["name"] for k in listed] == ["a.key@home"]
 
 
@@ -187,17 +187,17 @@ async def test_bad_names(client: httpx.AsyncClient, alice: Person, name: object)
         body: dict[str, object] = {"name": name}
         if public_key:
             body["public_key"] = public_key
-        refused = await client.post(V21, json={"keypair": body}, headers=alice.auth)
+        refused = await client.post(COMPUTE, json={"keypair": body}, headers=alice.auth)
         assert refused.status_code == 400, refused.text
         assert refused.json()["badRequest"]["code"] == 400
-    assert (await client.get(V21, headers=alice.auth)).json() == {"keypairs": []}
+    assert (await client.get(COMPUTE, headers=alice.auth)).json() == {"keypairs": []}
 
 
 @ONE_BUS
 async def test_longest_name_is_fine(client: httpx.AsyncClient, alice: Person):
     name = "k" * 255
     assert (await create(client, alice, name, ed25519_key())).status_code == 200
-    assert (await client.get(f"{V21}/{name}", headers=alice.auth)).status_code == 200
+    assert (await client.get(f"{COMPUTE}/{name}", headers=alice.auth)).status_code == 200
 
 
 def _bad_keys() -> list[str]:
@@ -225,7 +225,7 @@ async def test_bad_keys(client: httpx.AsyncClient, alice: Person, public_key: st
     refused = await create(client, alice, "bad", public_key)
     assert refused.status_code == 400, refused.text
     assert "badRequest" in refused.json()
-    assert (await client.get(f"{V21}/bad", headers=alice.auth)).status_code == 404
+    assert (await client.get(f"{COMPUTE}/bad", headers=alice.auth)).status_code == 404
 
 
 @ONE_BUS
@@ -239,11 +239,11 @@ async def test_bad_bodies(client: httpx.AsyncClient, alice: Person):
         b'{"keypair": {"name": "k", "public_key": 5}}',
         b'{"keypair": {"name": "k", "type": "x509"}}',
     ):
-        refused = await client.post(V21, content=body, headers=alice.auth)
+        refused = await client.post(COMPUTE, content=body, headers=alice.auth)
         assert refused.status_code == 400, (body, refused.text)
         assert "badRequest" in refused.json()
     typed = await client.post(
-        V21,
+        COMPUTE,
         json={"keypair": {"name": "typed", "type": "ssh", "public_key": ed25519_key()}},
         headers=alice.auth,
     )
@@ -258,7 +258,7 @@ async def test_duplicates_conflict(client: httpx.AsyncClient, alice: Person, bob
         clash = await create(client, alice, "mine", public_key)
         assert clash.status_code == 409, clash.text
         assert clash.json()["conflict"]["code"] == 409
-    shown = (await client.get(f"{V21}/mine", headers=alice.auth)).json()["keypair"]
+    shown = (await client.get(f"{COMPUTE}/mine", headers=alice.auth)).json()["keypair"]
     assert shown["public_key"] == key  # the first one stays
     # Names are per user; the same key may be imported under several names.
     assert (await create(client, bob, "mine", key)).status_code == 200
@@ -271,24 +271,26 @@ async def test_other_users_keys_are_invisible(
 ):
     key = ed25519_key()
     assert (await create(client, alice, "secret", key)).status_code == 200
-    assert (await client.get(V21, headers=bob.auth)).json() == {"keypairs": []}
-    assert (await client.get(f"{V21}/secret", headers=bob.auth)).status_code == 404
-    assert (await client.delete(f"{V21}/secret", headers=bob.auth)).status_code == 404
-    shown = await client.get(f"{V21}/secret", headers=alice.auth)
+    assert (await client.get(COMPUTE, headers=bob.auth)).json() == {"keypairs": []}
+    assert (await client.get(f"{COMPUTE}/secret", headers=bob.auth)).status_code == 404
+    assert (await client.delete(f"{COMPUTE}/secret", headers=bob.auth)).status_code == 404
+    shown = await client.get(f"{COMPUTE}/secret", headers=alice.auth)
     assert shown.status_code == 200 and shown.json()["keypair"]["public_key"] == key
 
 
 @ONE_BUS
 async def test_anonymous_and_unknown_versions(client: httpx.AsyncClient, alice: Person):
-    assert (await client.get(V21)).status_code == 401
-    assert (await client.post(V21, json={"keypair": {"name": "k"}})).status_code == 401
-    newer = await client.get(V21, headers={**alice.auth, "OpenStack-API-Version": "compute 2.10"})
+    assert (await client.get(COMPUTE)).status_code == 401
+    assert (await client.post(COMPUTE, json={"keypair": {"name": "k"}})).status_code == 401
+    newer = await client.get(
+        COMPUTE, headers={**alice.auth, "OpenStack-API-Version": "compute 2.10"}
+    )
     assert newer.status_code == 406
     for header in (
         {"OpenStack-API-Version": "compute 2.1"},
         {"X-OpenStack-Nova-API-Version": "2.1"},
     ):
-        assert (await client.get(V21, headers={**alice.auth, **header})).status_code == 200
+        assert (await client.get(COMPUTE, headers={**alice.auth, **header})).status_code == 200
 
 
 @ONE_BUS
@@ -301,9 +303,9 @@ async def test_per_user_limit_is_nova_403(client: httpx.AsyncClient, alice: Pers
         over = await create(client, alice, "one-too-many", public_key)
         assert over.status_code == 403, over.text
         assert "too many key pairs" in over.json()["forbidden"]["message"]
-    assert len((await client.get(V21, headers=alice.auth)).json()["keypairs"]) == MAX_KEYPAIRS
+    assert len((await client.get(COMPUTE, headers=alice.auth)).json()["keypairs"]) == MAX_KEYPAIRS
     assert (await create(client, bob, "first", key)).status_code == 200  # per user
-    assert (await client.delete(f"{V21}/key-000", headers=alice.auth)).status_code == 202
+    assert (await client.delete(f"{COMPUTE}/key-000", headers=alice.auth)).status_code == 202
     assert (await create(client, alice, "room-again", None)).status_code == 200
 
 

@@ -17,7 +17,7 @@ from nefos.identity.service import Identity
 from nefos.server.engines import Engines
 
 STORE = "/object-store/v1"
-V1 = "/image/v1"
+V1 = "/cyclades/image/v1.0"  # Plankton, as kamaki reaches it (the Synnefo dialect)
 
 
 class Person:

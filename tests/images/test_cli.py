@@ -11,7 +11,7 @@ from nefos.core.config import Settings
 from nefos.server.engines import Engines
 from tests.conftest import invoke_nefos, run_nefos
 
-V1 = "/image/v1"
+V1 = "/cyclades/image/v1.0"  # Plankton, as kamaki reaches it (the Synnefo dialect)
 
 
 async def register(settings: Settings, *args: str, process: bool = False) -> dict:

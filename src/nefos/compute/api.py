@@ -12,6 +12,7 @@ import datetime as dt
 import re
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ from starlette.responses import Response
 
 from nefos.compute import quota_sets
 from nefos.compute.api_actions import action
+from nefos.compute.dialect import FLAVOR_EXTRAS, IMAGE_EXTRAS, SERVER_EXTRAS
+from nefos.compute.dialect import TABLE as DIALECT
 from nefos.compute.nova import (
     PREFIXES,
     caller,
@@ -39,6 +42,7 @@ from nefos.compute.service import (
 )
 from nefos.core import errors
 from nefos.core.auth import current_admin, current_user
+from nefos.core.dialects import public_path
 from nefos.core.numbers import INT64_MIN, ascii_int, ascii_uuid
 from nefos.images.service import Image, Images
 
@@ -64,10 +68,37 @@ def _accepted() -> Response:
     return empty(202)
 
 
-def _base(request: Request) -> str:
+@dataclass(frozen=True)
+class Wire:
+    """How one request's answers are written: its endpoint's links and the dialect's
+    choices (``compute.dialect``), read from the table once per request."""
+
+    base: str
+    stopped: str  # the name of STOPPED
+    server_drops: frozenset[str]
+    flavor_drops: frozenset[str]
+    image_drops: frozenset[str]
+
+    def status(self, status: str) -> str:
+        return self.stopped if status == "STOPPED" else status
+
+
+def _wire(request: Request) -> Wire:
     path = request.url.path
     prefix = next(p for p in PREFIXES if path.startswith(p))
-    return request.app.state.settings.base_url + prefix
+    return Wire(
+        base=request.app.state.settings.base_url + public_path(request, prefix),
+        stopped=DIALECT.pick(request, "stopped_status"),
+        server_drops=SERVER_EXTRAS - DIALECT.pick(request, "server_extras"),
+        flavor_drops=FLAVOR_EXTRAS - DIALECT.pick(request, "flavor_extras"),
+        image_drops=IMAGE_EXTRAS - DIALECT.pick(request, "image_extras"),
+    )
+
+
+def _without(item: dict[str, Any], drops: frozenset[str]) -> dict[str, Any]:
+    for key in drops:
+        del item[key]
+    return item
 
 
 def _links(base: str, kind: str, item_id: Any) -> list[dict[str, str]]:
@@ -95,7 +126,7 @@ def _usage_time(moment: dt.datetime | None) -> str | None:
 
 
 def _server(
-    base: str,
+    wire: Wire,
     view: ServerView,
     detail: bool = True,
     flavors: dict[int, dict[str, Any]] | None = None,
@@ -103,6 +134,7 @@ def _server(
     """``flavors``: the flavor references already made for this listing (one per flavor,
     shared: a thousand-server listing is rendered in one request)."""
     server = view.server
+    base = wire.base
     item: dict[str, Any] = {
         "id": str(server.id),
         "name": server.name,
@@ -123,7 +155,7 @@ def _server(
             flavors[server.flavor_id] = flavor_ref
     item.update(
         {
-            "status": status,
+            "status": wire.status(status),
             "SNF:task_state": task_state,
             "OS-EXT-STS:task_state": task_state.lower() or None,
             "OS-EXT-STS:vm_state": VM_STATES.get(status, "error"),
@@ -155,20 +187,24 @@ def _server(
             "config_drive": "",
             "deleted": server.deleted,
             "suspended": False,
-            "diagnostics": [
-                {
-                    "level": d.level,
-                    "created": _time(d.created),
-                    "source": d.source,
-                    "source_date": _time(d.source_date),
-                    "message": d.message,
-                    "details": d.details,
-                }
-                for d in view.diagnostics
-            ],
+            "diagnostics": _diagnostics_of(view),
         }
     )
-    return item
+    return _without(item, wire.server_drops)
+
+
+def _diagnostics_of(view: ServerView) -> list[dict[str, Any]]:
+    return [
+        {
+            "level": d.level,
+            "created": _time(d.created),
+            "source": d.source,
+            "source_date": _time(d.source_date),
+            "message": d.message,
+            "details": d.details,
+        }
+        for d in view.diagnostics
+    ]
 
 
 class _Rendered:
@@ -182,14 +218,14 @@ class _Rendered:
         self.items: dict[tuple[Any, ...], orjson.Fragment] = {}
 
     def server(
-        self, base: str, view: ServerView, detail: bool, flavors: dict[int, dict[str, Any]]
+        self, wire: Wire, view: ServerView, detail: bool, flavors: dict[int, dict[str, Any]]
     ) -> Any:
         if view.version is None:
-            return _server(base, view, detail, flavors)
-        key = (base, detail, view.version)
+            return _server(wire, view, detail, flavors)
+        key = (wire, detail, view.version)
         found = self.items.get(key)
         if found is None:
-            found = orjson.Fragment(orjson.dumps(_server(base, view, detail, flavors)))
+            found = orjson.Fragment(orjson.dumps(_server(wire, view, detail, flavors)))
             if len(self.items) >= self.size:
                 for old in list(self.items)[: self.size // 10]:
                     del self.items[old]
@@ -201,12 +237,12 @@ _rendered = _Rendered()
 
 
 def _flavor(
-    base: str, flavor: Any, detail: bool = True, access: list[str] | None = None
+    wire: Wire, flavor: Any, detail: bool = True, access: list[str] | None = None
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": str(flavor.id),
         "name": flavor.name,
-        "links": _links(base, "flavors", flavor.id),
+        "links": _links(wire.base, "flavors", flavor.id),
     }
     if detail:
         item.update(
@@ -225,14 +261,15 @@ def _flavor(
                 "SNF:flavor-access": access or [],
             }
         )
+        _without(item, wire.flavor_drops)
     return item
 
 
-def _image(base: str, image: Image, detail: bool = True) -> dict[str, Any]:
+def _image(wire: Wire, image: Image, detail: bool = True) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": str(image.id),
         "name": image.name,
-        "links": _links(base, "images", image.id),
+        "links": _links(wire.base, "images", image.id),
     }
     if detail:
         item.update(
@@ -250,6 +287,7 @@ def _image(base: str, image: Image, detail: bool = True) -> dict[str, Any]:
                 "is_public": image.is_public,
             }
         )
+        _without(item, wire.image_drops)
     return item
 
 
@@ -291,11 +329,14 @@ async def _list_servers(request: Request, detail: bool) -> Response:
     views = await compute.servers(str(credentials.user_id), changes_since=since, projects=projects)
     if since is not None and not views:
         return empty(304)
+    wire = _wire(request)
     status = request.query_params.get("status")
     if status is not None:
-        if status.upper() not in STATUSES:
+        wanted = status.upper()
+        named = {wire.status(s): s for s in STATUSES}  # the dialect's names
+        if wanted not in named:
             raise errors.InvalidInput(f"Invalid status {status!r}")
-        views = [v for v in views if v.status == status.upper()]
+        views = [v for v in views if v.status == named[wanted]]
     name = request.query_params.get("name")
     if name:
         try:
@@ -304,9 +345,8 @@ async def _list_servers(request: Request, detail: bool) -> Response:
             raise errors.InvalidInput(f"Bad name filter {name!r}") from None
         views = [v for v in views if pattern.search(v.server.name)]
     views = _page(views, request, lambda v: v.server.id)
-    base = _base(request)
     flavors: dict[int, dict[str, Any]] = {}
-    return _reply({"servers": [_rendered.server(base, v, detail, flavors) for v in views]})
+    return _reply({"servers": [_rendered.server(wire, v, detail, flavors) for v in views]})
 
 
 def _body_object(body: Any, key: str) -> dict[str, Any]:
@@ -381,7 +421,7 @@ async def _create_server(request: Request) -> Response:
         # Nova's reservation id names the request's servers; nefos keeps no record of
         # it, so it serves only clients that wait for this reply's shape.
         return _reply({"reservation_id": f"r-{secrets.token_hex(4)}"}, 202)
-    body = _server(_base(request), views[0])
+    body = _server(_wire(request), views[0])
     body["adminPass"] = password
     # Nova's create reply carries no task state, and the openstack client keeps any
     # field of it that the later, refreshed server has empty: a "building" here would
@@ -394,7 +434,7 @@ async def _show_server(request: Request, server_id: str) -> Response:
     credentials, compute = await caller(request)
     projects = await member_projects(request, credentials)
     view = await compute.server(str(credentials.user_id), server_id, projects)
-    return _reply({"server": _server(_base(request), view)})
+    return _reply({"server": _server(_wire(request), view)})
 
 
 async def _update_server(request: Request, server_id: str) -> Response:
@@ -403,7 +443,7 @@ async def _update_server(request: Request, server_id: str) -> Response:
     view = await compute.server(str(credentials.user_id), server_id)
     if "name" in spec:
         view = await compute.rename(str(credentials.user_id), server_id, spec["name"])
-    return _reply({"server": _server(_base(request), view)})
+    return _reply({"server": _server(_wire(request), view)})
 
 
 async def _delete_server(request: Request, server_id: str) -> Response:
@@ -422,7 +462,7 @@ async def _diagnostics(request: Request, server_id: str) -> Response:
     credentials, compute = await caller(request)
     projects = await member_projects(request, credentials)
     view = await compute.server(str(credentials.user_id), server_id, projects)
-    return _reply(_server(_base(request), view)["diagnostics"])
+    return _reply(_diagnostics_of(view))
 
 
 # -- tags (spec §2.1; Nova's server tags) ------------------------------------------------------
@@ -457,7 +497,7 @@ async def _tag(request: Request, server_id: str, tag: str) -> Response:
     # A tag is any text (Nova's rule): the header carries it percent-encoded, as a
     # header must be Latin-1.
     response.headers["Location"] = (
-        f"{_base(request)}/servers/{server_id}/tags/{quote(tag, safe='')}"
+        f"{_wire(request).base}/servers/{server_id}/tags/{quote(tag, safe='')}"
     )
     return response
 
@@ -519,8 +559,8 @@ async def _list_flavors(request: Request, detail: bool) -> Response:
                 raise errors.InvalidInput(f"{key} is a whole number")
             flavors = [f for f in flavors if getattr(f, attribute) >= least]
     flavors = _page(flavors, request, lambda f: f.id)
-    base = _base(request)
-    return _reply({"flavors": [_flavor(base, f, detail, access.get(f.id)) for f in flavors]})
+    wire = _wire(request)
+    return _reply({"flavors": [_flavor(wire, f, detail, access.get(f.id)) for f in flavors]})
 
 
 async def _show_flavor(request: Request, flavor_id: str) -> Response:
@@ -528,7 +568,7 @@ async def _show_flavor(request: Request, flavor_id: str) -> Response:
     projects = await member_projects(request, credentials)
     flavor = await compute.flavor(flavor_id, projects)
     access = await compute.flavor_access(projects)
-    return _reply({"flavor": _flavor(_base(request), flavor, access=access.get(flavor.id))})
+    return _reply({"flavor": _flavor(_wire(request), flavor, access=access.get(flavor.id))})
 
 
 async def _list_images(request: Request, detail: bool) -> Response:
@@ -536,15 +576,15 @@ async def _list_images(request: Request, detail: bool) -> Response:
     images: Images = request.app.state.engines.images
     found = sorted(await images.visible(str(credentials.user_id)), key=lambda i: str(i.id))
     found = _page(found, request, lambda i: i.id)
-    base = _base(request)
-    return _reply({"images": [_image(base, i, detail) for i in found]})
+    wire = _wire(request)
+    return _reply({"images": [_image(wire, i, detail) for i in found]})
 
 
 async def _show_image(request: Request, image_id: str) -> Response:
     credentials, _ = await caller(request)
     images: Images = request.app.state.engines.images
     image = await images.get(str(credentials.user_id), image_id)
-    return _reply({"image": _image(_base(request), image)})
+    return _reply({"image": _image(_wire(request), image)})
 
 
 async def _limits(request: Request) -> Response:

@@ -33,6 +33,7 @@ from nefos.core.http import header_text
 from nefos.core.numbers import ascii_int
 from nefos.images.api_paths import image_id_in_path
 from nefos.images.catalog import Condition, ImageQuery, Match
+from nefos.images.dialect import TABLE as DIALECT
 from nefos.images.service import ACTIVE, DEACTIVATED, QUEUED, Image, Images, parse_location
 
 PREFIX = "/image/v1"
@@ -55,15 +56,6 @@ SORT_KEYS = (
 )  # fmt: skip
 SORT_DIRS = ("asc", "desc")
 STORE = "pithos"
-# The service's statuses as Plankton names them; the file's data is what decides.
-STATUS = {
-    "active": "AVAILABLE",
-    "queued": "SAVING",
-    "saving": "SAVING",
-    "killed": "ERROR",
-    "error": "ERROR",
-    "deleted": "DELETED",
-}
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 router = APIRouter(prefix=PREFIX, dependencies=[Depends(image_id_in_path)])
@@ -81,25 +73,32 @@ def _user(credentials: Credentials) -> str:
 # -- rendering ---------------------------------------------------------------------------
 
 
-def v1_status_of(status: str) -> str:
-    return STATUS.get(status.lower(), status.upper())
+Statuses = dict[str, str]  # the service's status -> the dialect's name (images.dialect)
 
 
-def v1_status(image: Image) -> str:
-    return v1_status_of(image.status)
+def statuses(request: Request) -> Statuses:
+    return DIALECT.pick(request, "status_names")
+
+
+def v1_status_of(status: str, names: Statuses) -> str:
+    """The dialect's name; one it lacks (deactivated) keeps the service's, in its case."""
+    found = names.get(status.lower())
+    if found is not None:
+        return found
+    return status.upper() if names["active"].isupper() else status.lower()
 
 
 def _time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
-def detail(image: Image) -> dict[str, Any]:
+def detail(image: Image, names: Statuses) -> dict[str, Any]:
     """Plankton's detailed image (``GET /images/detail``, and the body of a register or
     update reply, as Glance v1 sends ``{"image": ...}``)."""
     return {
         "id": str(image.id),
         "name": image.name,
-        "status": v1_status(image),
+        "status": v1_status_of(image.status, names),
         "disk_format": image.disk_format,
         "container_format": image.container_format,
         "size": image.size,
@@ -123,11 +122,11 @@ def _header_value(text: str) -> str:
     return quote(text, safe=" !#$&'()*+,/:;=?@[]~")
 
 
-def image_headers(image: Image) -> dict[str, str]:
+def image_headers(image: Image, names: Statuses) -> dict[str, str]:
     """The image as ``X-Image-Meta-*`` headers (HEAD, register, update); property keys
     with ``_`` as ``-``, as Plankton sends them (kamaki maps them back)."""
     headers = {}
-    for key, value in detail(image).items():
+    for key, value in detail(image, names).items():
         if key == "properties":
             continue
         if isinstance(value, bool):
@@ -192,8 +191,9 @@ def _count(value: str, what: str) -> int:
     return count
 
 
-def _image_reply(image: Image) -> Response:
-    return json_response({"image": detail(image)}, 200, image_headers(image))
+def _image_reply(request: Request, image: Image) -> Response:
+    names = statuses(request)
+    return json_response({"image": detail(image, names)}, 200, image_headers(image, names))
 
 
 # -- listing -----------------------------------------------------------------------------
@@ -210,8 +210,11 @@ def _conditions(request: Request) -> list[Condition]:
     ]
     if "status" in query:
         wanted = query["status"].upper()
-        statuses = tuple(s for s in (QUEUED, ACTIVE, DEACTIVATED) if v1_status_of(s) == wanted)
-        conditions.append(Match("status", "in", statuses))
+        names = statuses(request)
+        chosen = tuple(
+            s for s in (QUEUED, ACTIVE, DEACTIVATED) if v1_status_of(s, names).upper() == wanted
+        )
+        conditions.append(Match("status", "in", chosen))
     if "size_min" in query:
         conditions.append(Match("size", "gte", _count(query["size_min"], "size_min")))
     if "size_max" in query:
@@ -226,16 +229,25 @@ def _conditions(request: Request) -> list[Condition]:
 @router.get("/images/")
 async def list_images(request: Request, caller: User) -> Response:
     """Own, public and shared images (Plankton's listing), summary fields."""
-    return json_response([_summary(i) for i in await _listing(request, caller)])
+    names = statuses(request)
+    return _listing_reply(request, [_summary(i, names) for i in await _listing(request, caller)])
 
 
 @router.get("/images/detail")
 async def list_images_detail(request: Request, caller: User) -> Response:
-    return json_response([detail(i) for i in await _listing(request, caller)])
+    names = statuses(request)
+    return _listing_reply(request, [detail(i, names) for i in await _listing(request, caller)])
 
 
-def _summary(image: Image) -> dict[str, Any]:
-    full = detail(image)
+def _listing_reply(request: Request, images: list[dict[str, Any]]) -> Response:
+    """Plankton sends the array itself; Glance v1 wraps it (images.dialect)."""
+    if DIALECT.pick(request, "listing_shape") == "array":
+        return json_response(images)
+    return json_response({"images": images})
+
+
+def _summary(image: Image, names: Statuses) -> dict[str, Any]:
+    full = detail(image, names)
     return {key: full[key] for key in LIST_FIELDS}
 
 
@@ -294,13 +306,13 @@ async def register(request: Request, caller: User) -> Response:
         checksum=fields.get("checksum"),
         description=fields.get("description"),
     )
-    return _image_reply(image)
+    return _image_reply(request, image)
 
 
 @router.head("/images/{image_id}")
 async def image_meta(request: Request, image_id: str, caller: User) -> Response:
     image = await _images(request).get(_user(caller), image_id)
-    return Response(status_code=200, headers=image_headers(image))
+    return Response(status_code=200, headers=image_headers(image, statuses(request)))
 
 
 @router.get("/images/{image_id}")
@@ -323,7 +335,8 @@ async def update(request: Request, image_id: str, caller: User) -> Response:
     service = _images(request)
     user = _user(caller)
     image = await service.get(user, image_id)
-    if "status" in fields and fields.pop("status").upper() != v1_status(image):
+    given = fields.pop("status", None)
+    if given is not None and given.upper() != v1_status_of(image.status, statuses(request)).upper():
         raise errors.InvalidInput("An image's status follows its file; it cannot be set")
     if "owner" in fields and fields.pop("owner") != image.owner:
         raise errors.InvalidInput("An image's owner is the account of its file")
@@ -342,7 +355,7 @@ async def update(request: Request, image_id: str, caller: User) -> Response:
         {key: value or None for key, value in properties.items()},
         replace_properties=purge,
     )
-    return _image_reply(updated)
+    return _image_reply(request, updated)
 
 
 @router.delete("/images/{image_id}", status_code=204)

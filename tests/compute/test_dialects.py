@@ -1,0 +1,175 @@
+"""Every row of every dialect table, walked against the endpoints each catalog publishes:
+the v3 catalog's speak OpenStack, the v2.0 catalog's speak Synnefo (core.dialects)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from nefos.compute import dialect as compute_dialect
+from nefos.core.dialects import Table
+from nefos.images import dialect as images_dialect
+from nefos.storage import dialect as storage_dialect
+from tests.compute.conftest import wait
+
+TABLES: list[Table] = [compute_dialect.TABLE, storage_dialect.TABLE, images_dialect.TABLE]
+
+Probe = Callable[[httpx.AsyncClient, dict[str, Any], dict[str, str]], Awaitable[Any]]
+PROBES: dict[tuple[str, str], Probe] = {}
+
+
+def probe(api: str, name: str) -> Callable[[Probe], Probe]:
+    def register(function: Probe) -> Probe:
+        PROBES[(api, name)] = function
+        return function
+
+    return register
+
+
+def path(url: str) -> str:
+    return urlsplit(url).path
+
+
+async def catalogs(client: httpx.AsyncClient, auth: dict[str, str]) -> dict[str, dict]:
+    """Each dialect's endpoints by service type, read from the catalog that publishes them."""
+    token = auth["X-Auth-Token"]
+    v2 = await client.post("/identity/v2.0/tokens", json={"auth": {"token": {"id": token}}})
+    v3 = await client.post(
+        "/identity/v3/auth/tokens",
+        json={"auth": {"identity": {"methods": ["token"], "token": {"id": token}}}},
+    )
+    assert v2.status_code == 200 and v3.status_code == 201, (v2.text, v3.text)
+    synnefo = {
+        s["type"]: path(s["endpoints"][0]["publicURL"])
+        for s in v2.json()["access"]["serviceCatalog"]
+    }
+    openstack = {s["type"]: path(s["endpoints"][0]["url"]) for s in v3.json()["token"]["catalog"]}
+    user = v2.json()["access"]["user"]["id"]
+    synnefo["object-store"] += f"/{user}"  # kamaki appends the account itself
+    openstack["image"] += "/v1"  # the v3 catalog names Glance's root; v1 lies below it
+    return {"openstack": openstack, "synnefo": synnefo}
+
+
+async def stopped_server(client, endpoints, auth, setup) -> str:
+    compute = endpoints["compute"]
+    body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
+    created = await client.post(f"{compute}/servers", json=body, headers=auth)
+    assert created.status_code == 202, created.text
+    server_id = created.json()["server"]["id"]
+    await wait(client, auth, server_id, "ACTIVE")
+    stop = await client.post(
+        f"{compute}/servers/{server_id}/action", json={"os-stop": None}, headers=auth
+    )
+    assert stop.status_code == 202
+    return server_id
+
+
+@probe("compute", "stopped_status")
+async def _(client, endpoints, auth, setup):
+    server_id = await stopped_server(client, endpoints, auth, setup)
+    compute = endpoints["compute"]
+    for _ in range(500):
+        server = (await client.get(f"{compute}/servers/{server_id}", headers=auth)).json()
+        status = server["server"]["status"]
+        if status not in ("ACTIVE", "BUILD"):
+            break
+        await asyncio.sleep(0.01)
+    listed = await client.get(f"{compute}/servers?status={status}", headers=auth)
+    assert server_id in [s["id"] for s in listed.json()["servers"]]  # the filter takes it
+    return status
+
+
+@probe("compute", "server_extras")
+async def _(client, endpoints, auth, setup):
+    servers = await client.get(f"{endpoints['compute']}/servers/detail", headers=auth)
+    if not servers.json()["servers"]:
+        await stopped_server(client, endpoints, auth, setup)
+        servers = await client.get(f"{endpoints['compute']}/servers/detail", headers=auth)
+    return frozenset(servers.json()["servers"][0]) & compute_dialect.SERVER_EXTRAS
+
+
+@probe("compute", "flavor_extras")
+async def _(client, endpoints, auth, setup):
+    flavors = await client.get(f"{endpoints['compute']}/flavors/detail", headers=auth)
+    return frozenset(flavors.json()["flavors"][0]) & compute_dialect.FLAVOR_EXTRAS
+
+
+@probe("compute", "image_extras")
+async def _(client, endpoints, auth, setup):
+    images = await client.get(f"{endpoints['compute']}/images/detail", headers=auth)
+    return frozenset(images.json()["images"][0]) & compute_dialect.IMAGE_EXTRAS
+
+
+@probe("object-store", "account_post_status")
+async def _(client, endpoints, auth, setup):
+    account = endpoints["object-store"]
+    reply = await client.post(account, headers={**auth, "X-Account-Meta-Colour": "blue"})
+    assert (await client.head(account, headers=auth)).headers["X-Account-Meta-Colour"] == "blue"
+    return reply.status_code
+
+
+@probe("object-store", "container_post_status")
+async def _(client, endpoints, auth, setup):
+    container = f"{endpoints['object-store']}/images"
+    reply = await client.post(container, headers={**auth, "X-Container-Meta-Colour": "red"})
+    assert (await client.head(container, headers=auth)).headers["X-Container-Meta-Colour"] == "red"
+    return reply.status_code
+
+
+@probe("object-store", "object_item_extras")
+async def _(client, endpoints, auth, setup):
+    listing = await client.get(f"{endpoints['object-store']}/images?format=json", headers=auth)
+    return frozenset(listing.json()[0]) & storage_dialect.OBJECT_ITEM_EXTRAS
+
+
+@probe("object-store", "container_item_extras")
+async def _(client, endpoints, auth, setup):
+    listing = await client.get(f"{endpoints['object-store']}?format=json", headers=auth)
+    return frozenset(listing.json()[0]) & storage_dialect.CONTAINER_ITEM_EXTRAS
+
+
+@probe("image v1", "listing_shape")
+async def _(client, endpoints, auth, setup):
+    listing = (await client.get(f"{endpoints['image']}/images", headers=auth)).json()
+    return "array" if isinstance(listing, list) else "object"
+
+
+@probe("image v1", "status_names")
+async def _(client, endpoints, auth, setup):
+    listing = (await client.get(f"{endpoints['image']}/images/detail", headers=auth)).json()
+    images = listing if isinstance(listing, list) else listing["images"]
+    status = next(i["status"] for i in images if i["id"] == setup["image"])
+    table = images_dialect.TABLE.row("status_names")
+    return (
+        table.openstack
+        if status == table.openstack["active"]
+        else (table.synnefo if status == table.synnefo["active"] else status)
+    )
+
+
+def test_every_row_has_a_probe():
+    rows = {(table.api, row.name) for table in TABLES for row in table}
+    assert rows == set(PROBES)
+
+
+@pytest.mark.parametrize("dialect", ["openstack", "synnefo"])
+async def test_each_endpoint_speaks_its_dialect(client: httpx.AsyncClient, setup, dialect: str):
+    _, alice = setup["people"]["alice"]
+    endpoints = (await catalogs(client, alice))[dialect]
+    for table in TABLES:
+        for row in table:
+            seen = await PROBES[(table.api, row.name)](client, endpoints, alice, setup)
+            assert seen == getattr(row, dialect), f"{table.api}: {row.name} on {dialect}"
+
+
+def test_the_docs_name_every_row():
+    page = (Path(__file__).parents[2] / "docs" / "dialects.md").read_text()
+    for table in TABLES:
+        for row in table:
+            assert f"| `{row.name}` |" in page, f"docs/dialects.md lacks {table.api}: {row.name}"
