@@ -38,28 +38,28 @@ from nefos.quotas.service import Charge, charge
 from nefos.storage import known, pending
 from nefos.storage.models import CURRENT, DELETED
 from nefos.storage.nodes import _Nodes
-from nefos.storage.records import CLIENTKEY, RESOURCE, USER_DOMAIN, _container_path, _object_path
+from nefos.storage.records import CLIENTKEY, RESOURCE, USER_DOMAIN, container_path, object_path
 from nefos.storage.statements import (
-    _COUNT_KEY,
-    _COUNT_WRITE,
-    _CURRENT,
-    _DROP_ATTRIBUTES,
-    _DROP_PERMISSIONS,
-    _DROP_PUBLIC,
-    _DROP_UNUSED_KEY,
-    _DROP_VERSION,
-    _NEW_ATTRIBUTES,
-    _NEW_NODE,
-    _NEW_VERSION,
-    _NODE_ID,
-    _POLICY,
-    _POLICY_LOCKED,
-    _SOURCE_VERSION,
-    _TO_HISTORY,
-    _USER_KEYS,
+    COUNT_KEY,
+    COUNT_WRITE,
+    CURRENT_OF_PATH,
+    DROP_ATTRIBUTES,
+    DROP_PERMISSIONS,
+    DROP_PUBLIC,
+    DROP_UNUSED_KEY,
+    DROP_VERSION,
+    NEW_ATTRIBUTES,
+    NEW_NODE,
+    NEW_VERSION,
+    NODE_ID,
     PERMISSIONS,
+    POLICY,
+    POLICY_LOCKED,
     PUBLIC,
-    _carried,
+    SOURCE_VERSION,
+    TO_HISTORY,
+    USER_KEYS,
+    carried_statement,
 )
 
 COMMIT_ATTEMPTS = 30
@@ -130,8 +130,8 @@ class _Commits(_Nodes):
         """``(id, quota, versioning, project)`` of a container; NotFound if absent.
         ``lock``: in a write transaction, lock the policy row (PostgreSQL), so writers of
         one container check its quota one at a time."""
-        query = _POLICY_LOCKED if lock else _POLICY
-        row = (await query(conn, {"path": _container_path(account, container)})).first()
+        query = POLICY_LOCKED if lock else POLICY
+        row = (await query(conn, {"path": container_path(account, container)})).first()
         if row is None:
             raise errors.NotFound(f"No container {container!r}")
         return row
@@ -140,7 +140,7 @@ class _Commits(_Nodes):
         """The node of ``path`` with its current version's ``(serial, size, uuid)``: one
         row with ``serial`` None when the node has no current version, no row when there
         is no node."""
-        return (await _CURRENT(conn, {"path": path})).first()
+        return (await CURRENT_OF_PATH(conn, {"path": path})).first()
 
     async def _read_plan(
         self,
@@ -159,7 +159,7 @@ class _Commits(_Nodes):
                 conn, account, container, lock=in_transaction
             )
         for container, name in targets:
-            found = await self._current(conn, _object_path(account, container, name))
+            found = await self._current(conn, object_path(account, container, name))
             plan.nodes[(container, name)] = found.id if found is not None else None
             plan.current[(container, name)] = (
                 found if found is not None and found.serial is not None else None
@@ -274,7 +274,7 @@ class _Commits(_Nodes):
     ) -> _Committed:
         """Core statements, a handful per write: this is every PUT's and DELETE's
         transaction, and SQLite runs those one at a time."""
-        path = _object_path(account, write.container, write.name)
+        path = object_path(account, write.container, write.name)
         planned = plan.policies[write.container]
         if plan.in_transaction:  # read under this transaction: it still holds
             container = planned
@@ -297,7 +297,7 @@ class _Commits(_Nodes):
         if data is not None and data.source_serial is not None:
             # A copy shares the source version's map: the source must still exist when
             # the copy commits, or gc could have taken the map (versioning "none").
-            source = (await _SOURCE_VERSION(conn, {"source": data.source_serial})).scalar()
+            source = (await SOURCE_VERSION(conn, {"source": data.source_serial})).scalar()
             if source is None:
                 raise errors.Conflict("The source object changed meanwhile; try again")
         node_id = node if node is not None else await self._insert_node(conn, path, container.id)
@@ -305,9 +305,9 @@ class _Commits(_Nodes):
         if data is None:
             # Sharing and public links belong to the path and end with the object.
             if old is None or old.shared:
-                await _DROP_PERMISSIONS(conn, {"path": path})
+                await DROP_PERMISSIONS(conn, {"path": path})
             if old is None or old.token is not None:
-                await _DROP_PUBLIC(conn, {"path": path})
+                await DROP_PUBLIC(conn, {"path": path})
             values: dict[str, Any] = {
                 "size": 0,
                 "type": "",
@@ -330,10 +330,10 @@ class _Commits(_Nodes):
                 "cluster": CURRENT,
             }
         serial = (
-            await _NEW_VERSION(conn, {"node_id": node_id, "mtime": now, "muser": muser, **values})
+            await NEW_VERSION(conn, {"node_id": node_id, "mtime": now, "muser": muser, **values})
         ).scalar()
         assert serial is not None
-        await _COUNT_WRITE[conn.dialect.name](
+        await COUNT_WRITE[conn.dialect.name](
             conn,
             {
                 "container": container.id,
@@ -348,8 +348,8 @@ class _Commits(_Nodes):
         if write.moved_from is not None:
             # Sharing and the public link belong to the path: a rename takes them along
             # (the source's deleted marker would otherwise drop them).
-            await _DROP_PERMISSIONS(conn, {"path": path})
-            await _DROP_PUBLIC(conn, {"path": path})
+            await DROP_PERMISSIONS(conn, {"path": path})
+            await DROP_PUBLIC(conn, {"path": path})
             await conn.execute(
                 update(PERMISSIONS).where(PERMISSIONS.c.path == write.moved_from).values(path=path)
             )
@@ -359,10 +359,10 @@ class _Commits(_Nodes):
         if old is not None:
             replaced = {"old_serial": old.serial}
             if container.versioning == "none":
-                await _DROP_ATTRIBUTES(conn, replaced)
-                await _DROP_VERSION(conn, replaced)
+                await DROP_ATTRIBUTES(conn, replaced)
+                await DROP_VERSION(conn, replaced)
             else:
-                await _TO_HISTORY(conn, replaced)
+                await TO_HISTORY(conn, replaced)
         return _Committed(serial, values["uuid"], now)
 
     async def _count_meta_keys(
@@ -387,23 +387,23 @@ class _Commits(_Nodes):
         gone = await self._user_keys(conn, old.serial) if old is not None else set()
         for key in sorted(came ^ gone):  # one order for all writers: no deadlock
             change = {"container": container_id, "key": key, "change": 1 if key in came else -1}
-            await _COUNT_KEY[conn.dialect.name](conn, change)
+            await COUNT_KEY[conn.dialect.name](conn, change)
             if key in gone:
-                await _DROP_UNUSED_KEY(conn, change)
+                await DROP_UNUSED_KEY(conn, change)
 
     async def _user_keys(self, conn: AsyncConnection, serial: int | None) -> set[str]:
         if serial is None:
             return set()
-        rows = await _USER_KEYS(conn, {"serial": serial})
+        rows = await USER_KEYS(conn, {"serial": serial})
         return {key for (key,) in rows if not key.startswith(":")}
 
     async def _insert_node(self, conn: AsyncConnection, path: str, parent_id: int) -> int:
         """A new object node; a concurrent writer of the same new name may have inserted
         it first (PostgreSQL), in which case theirs is used."""
-        new_node = _NEW_NODE[conn.dialect.name]
+        new_node = NEW_NODE[conn.dialect.name]
         node_id = (await new_node(conn, {"path": path, "parent_id": parent_id})).scalar()
         if node_id is None:
-            node_id = (await _NODE_ID(conn, {"path": path})).scalar()
+            node_id = (await NODE_ID(conn, {"path": path})).scalar()
         assert node_id is not None
         return node_id
 
@@ -420,11 +420,11 @@ class _Commits(_Nodes):
         if origin is not None:
             carried = {"new_serial": serial, "origin": origin}
             carried.update((f"domain{i}", domain) for i, domain in enumerate(replaced))
-            await _carried(len(replaced))(conn, carried)
+            await carried_statement(len(replaced))(conn, carried)
         rows = [
             {"serial": serial, "domain": domain, "key": key, "value": value}
             for domain, values in replaced.items()
             for key, value in values.items()
         ]
         if rows:
-            await _NEW_ATTRIBUTES(conn, rows)
+            await NEW_ATTRIBUTES(conn, rows)

@@ -24,10 +24,10 @@ from nefos.storage.records import (
     USER_DOMAIN,
     ObjectRecord,
     Subdir,
-    _container_path,
-    _record,
     check_account,
     check_container_name,
+    container_path,
+    object_record,
 )
 from nefos.storage.statements import ATTRIBUTES, META_KEYS, NODES, RECORD_COLUMNS, VERSIONS
 
@@ -100,7 +100,7 @@ class _Listings(_Nodes):
         check_container_name(container)
         if limit < 0:
             raise errors.InvalidInput("A negative limit")
-        base = _container_path(account, container) + "/"
+        base = container_path(account, container) + "/"
         # Reversed, Swift's marker bounds the names from above and end_marker from below.
         lowest, highest = (end_marker, marker) if reverse else (marker, end_marker)
         low = _Bound(base + lowest, False) if lowest is not None else None
@@ -134,7 +134,9 @@ class _Listings(_Nodes):
                     entry: ObjectRecord | Subdir
                     subdir = _subdir(name, prefix, delimiter)
                     if subdir is None:
-                        entry = _record(account, container, name, row, metas.get(row.serial, {}))
+                        entry = object_record(
+                            account, container, name, row, metas.get(row.serial, {})
+                        )
                     else:
                         # Its other members come next in name order: skip them all.
                         if reverse:
@@ -153,7 +155,7 @@ class _Listings(_Nodes):
                         ):
                             (row,) = named
                             meta = await self._user_meta(s, [row.serial]) if with_meta else {}
-                            entry = _record(
+                            entry = object_record(
                                 account, container, subdir, row, meta.get(row.serial, {})
                             )
                     if entry.name in seen:
@@ -271,7 +273,7 @@ class _Listings(_Nodes):
                 select(META_KEYS.c.key)
                 .join(NODES, NODES.c.id == META_KEYS.c.node_id)
                 .where(
-                    NODES.c.path == _container_path(account, container),
+                    NODES.c.path == container_path(account, container),
                     META_KEYS.c.objects > 0,
                 )
                 .order_by(META_KEYS.c.key)

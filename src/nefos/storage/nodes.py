@@ -19,10 +19,10 @@ from nefos.quotas.service import Quotas
 from nefos.storage.models import Node, NodeMeta
 from nefos.storage.records import (
     ContainerInfo,
-    _container_path,
     check_account,
     check_container_name,
     check_object_name,
+    container_path,
 )
 from nefos.storage.statements import NODES, POLICIES, STATS
 from nefos.storage.stores import BlockStore
@@ -56,7 +56,7 @@ class _Nodes:
         check_account(account)
         async with self.db.session() as s:
             found = await self._containers(
-                s, account, NODES.c.path == _container_path(account, name)
+                s, account, NODES.c.path == container_path(account, name)
             )
         if not found:
             raise errors.NotFound(f"No container {name!r}")
@@ -112,7 +112,7 @@ class _Nodes:
         return await s.scalar(select(Node).where(Node.path == path))
 
     async def _container_node(self, s: AsyncSession, account: str, name: str) -> Node:
-        node = await self._node(s, _container_path(account, name))
+        node = await self._node(s, container_path(account, name))
         if node is None:
             raise errors.NotFound(f"No container {name!r}")
         return node

@@ -20,12 +20,12 @@ from nefos.storage.records import (
     ContainerInfo,
     ObjectRecord,
     ObjectSharing,
-    _container_path,
-    _object_path,
-    _version_record,
+    container_path,
+    object_path,
+    version_record,
 )
 from nefos.storage.sharing import Grants, Sharing
-from nefos.storage.statements import _SUBJECTS, _grants_statement
+from nefos.storage.statements import SUBJECTS, grants_statement
 
 
 def _effective(grants: Grants, path: str) -> Sharing:
@@ -50,7 +50,7 @@ class _Permissions(_Reads):
         apply, the public token to the owner, what ``user`` may do to others), in one
         round of reads: every GET and HEAD of a current version asks for both."""
         self._check_object_args(account, container, name)
-        path = _object_path(account, container, name)
+        path = object_path(account, container, name)
         token = access = None
         async with self.db.reading() as conn:
             rows = await self._version_rows(conn, account, container, name, None)
@@ -60,13 +60,13 @@ class _Permissions(_Reads):
                 access = sharing.WRITE
             elif grants.by_path:
                 access = grants.access(path, await self._subjects(conn, user, account))
-        record = _version_record(account, container, name, rows)
+        record = version_record(account, container, name, rows)
         return record, ObjectSharing(_effective(grants, path), token, access)
 
     async def sharing(self, account: str, container: str, name: str) -> Sharing:
         """The permissions that apply to an object: its own or its nearest ancestor's."""
         self._check_object_args(account, container, name)
-        path = _object_path(account, container, name)
+        path = object_path(account, container, name)
         async with self.db.session() as s:
             grants = await self._grants(s, sharing.ancestry(path))
         return _effective(grants, path)
@@ -76,7 +76,7 @@ class _Permissions(_Reads):
     ) -> None:
         """Set (or with both lists empty, clear) the permissions of an existing object."""
         await self.get_object(account, container, name)
-        path = _object_path(account, container, name)
+        path = object_path(account, container, name)
         async with self.db.transaction() as s:
             await s.execute(delete(Permission).where(Permission.path == path))
             for access, subjects in ((sharing.READ, read), (sharing.WRITE, write)):
@@ -87,7 +87,7 @@ class _Permissions(_Reads):
         """What ``user`` may do with another account's object: write, read or None."""
         if user == account:
             return sharing.WRITE
-        path = _object_path(account, container, name)
+        path = object_path(account, container, name)
         async with self.db.session() as s:
             grants = await self._grants(s, sharing.ancestry(path))
             if not grants.by_path:
@@ -138,7 +138,7 @@ class _Permissions(_Reads):
 
     async def readable_filter(self, user: str, account: str, container: str) -> Any:
         """A predicate on object names: can ``user`` read it (for cross-user listings)?"""
-        base = _container_path(account, container) + "/"
+        base = container_path(account, container) + "/"
         async with self.db.session() as s:
             subjects = await self._subjects(s, user, account)
             rows = await s.execute(
@@ -157,7 +157,7 @@ class _Permissions(_Reads):
 
     async def _names_in(self, paths: Any, account: str, container: str) -> set[str]:
         """The names in a container that a table of paths (``paths``, its column) holds."""
-        base = _container_path(account, container) + "/"
+        base = container_path(account, container) + "/"
         async with self.db.session() as s:
             found = await s.scalars(select(paths).where(paths.startswith(base, autoescape=True)))
             return {path[len(base) :] for path in found}
@@ -165,25 +165,25 @@ class _Permissions(_Reads):
     async def _grants(self, s: AsyncSession | AsyncConnection, paths: list[str]) -> Grants:
         grants = Grants()
         asked = {f"path{i}": path for i, path in enumerate(paths)}
-        for path, access, subject in await _grants_statement(len(paths))(s, asked):
+        for path, access, subject in await grants_statement(len(paths))(s, asked):
             grants.add(path, access, subject)
         return grants
 
     async def _subjects(
         self, s: AsyncSession | AsyncConnection, user: str, account: str
     ) -> set[str]:
-        groups = (await _SUBJECTS(s, {"account": account, "member": user})).scalars()
+        groups = (await SUBJECTS(s, {"account": account, "member": user})).scalars()
         return sharing.subjects_of(user, {(account, name) for name in groups})
 
     async def public_token(self, account: str, container: str, name: str) -> str | None:
         async with self.db.session() as s:
-            link = await s.get(PublicLink, _object_path(account, container, name))
+            link = await s.get(PublicLink, object_path(account, container, name))
         return link.token if link else None
 
     async def set_public(self, account: str, container: str, name: str, public: bool) -> None:
         """Publish (a random token, kept if already public) or unpublish an object."""
         await self.get_object(account, container, name)
-        path = _object_path(account, container, name)
+        path = object_path(account, container, name)
         async with self.db.transaction() as s:
             link = await s.get(PublicLink, path)
             if public and link is None:

@@ -20,8 +20,14 @@ from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors
 from nefos.storage.models import CURRENT, HISTORY, Attribute, Node, Version
 from nefos.storage.nodes import _Nodes
-from nefos.storage.records import USER_DOMAIN, ObjectRecord, _object_path, _record, _version_record
-from nefos.storage.statements import _CURRENT_VERSION, _SOME_VERSION
+from nefos.storage.records import (
+    USER_DOMAIN,
+    ObjectRecord,
+    object_path,
+    object_record,
+    version_record,
+)
+from nefos.storage.statements import CURRENT_VERSION, SOME_VERSION
 from nefos.storage.stores import BlockMissing
 
 # blocks a read asks the store for at once, ahead of the one it sends: disks and RADOS
@@ -41,18 +47,18 @@ class _Reads(_Nodes):
         self._check_object_args(account, container, name)
         async with self.db.reading() as conn:
             rows = await self._version_rows(conn, account, container, name, version)
-        return _version_record(account, container, name, rows)
+        return version_record(account, container, name, rows)
 
     async def _version_rows(
         self, conn: AsyncConnection, account: str, container: str, name: str, version: int | None
     ) -> list[Row[Any]]:
         """One statement for the version and its metadata (a row per key): every GET and
         HEAD starts here. NotFound when there is no such version."""
-        path = _object_path(account, container, name)
+        path = object_path(account, container, name)
         if version is None:
-            rows = (await _CURRENT_VERSION(conn, {"path": path})).all()
+            rows = (await CURRENT_VERSION(conn, {"path": path})).all()
         else:
-            rows = (await _SOME_VERSION(conn, {"path": path, "version": version})).all()
+            rows = (await SOME_VERSION(conn, {"path": path, "version": version})).all()
         if not rows:
             what = f" version {version}" if version is not None else ""
             raise errors.NotFound(f"No object {container}/{name}{what}")
@@ -144,7 +150,7 @@ class _Reads(_Nodes):
         """``(serial, mtime)`` of the current and history versions, oldest first."""
         self._check_object_args(account, container, name)
         async with self.db.session() as s:
-            node = await self._node(s, _object_path(account, container, name))
+            node = await self._node(s, object_path(account, container, name))
             if node is None:
                 raise errors.NotFound(f"No object {container}/{name}")
             rows = (
@@ -180,7 +186,7 @@ class _Reads(_Nodes):
             path, version = found
             meta = await self._attributes(s, version.serial, USER_DOMAIN)
         account, container, name = path.split("/", 2)
-        return _record(account, container, name, version, meta)
+        return object_record(account, container, name, version, meta)
 
     async def with_domain_key(
         self, domain: str, key: str
@@ -214,7 +220,7 @@ class _Reads(_Nodes):
         records = []
         for path, version in rows:
             account, container, name = path.split("/", 2)
-            record = _record(account, container, name, version, {})
+            record = object_record(account, container, name, version, {})
             records.append((record, values.get(version.serial, {})))
         return records
 

@@ -62,15 +62,15 @@ from nefos.storage.records import (
     ObjectRecord,
     ObjectSharing,
     Subdir,
-    _container_path,
     check_account,
     check_container_name,
     check_meta,
     check_object_name,
     check_type,
+    container_path,
     expired,
 )
-from nefos.storage.statements import _COUNT_WRITE
+from nefos.storage.statements import COUNT_WRITE
 from nefos.storage.writes import _Writes
 
 __all__ = [
@@ -131,7 +131,7 @@ class Namespace(_Listings, _Permissions, _Writes, _Reads, _Commits, _Nodes):
             if not create:
                 await self._container_node(s, account, name)  # NotFound if absent
             account_node, _ = await self._ensure_node(s, account, None)
-            path = _container_path(account, name)
+            path = container_path(account, name)
             node, created = await self._ensure_node(s, path, account_node.id)
             if not created:
                 policy = await s.get(Policy, node.id, with_for_update=True)
@@ -156,7 +156,7 @@ class Namespace(_Listings, _Permissions, _Writes, _Reads, _Commits, _Nodes):
         """The container itself changed (created, re-PUT, metadata or policies): its
         Last-Modified moves, as it does for a write inside it."""
         change = {"container": node_id, "objects": 0, "bytes": 0, "mtime": utcnow()}
-        await _COUNT_WRITE[s.bind.dialect.name](s, change)
+        await COUNT_WRITE[s.bind.dialect.name](s, change)
 
     async def delete_container(self, account: str, name: str) -> None:
         """Delete an empty container with its history; Conflict while objects remain."""

@@ -32,16 +32,16 @@ from nefos.storage.records import (
     RESOURCE,
     USER_DOMAIN,
     ObjectRecord,
-    _check_domains,
-    _content_of,
-    _object_path,
     check_account,
     check_container_name,
+    check_domains,
     check_meta,
     check_object_name,
     check_type,
+    content_of,
+    object_path,
 )
-from nefos.storage.statements import _COPY_MD5, _COPY_OF_SIZE, ATTRIBUTES, NODES, VERSIONS
+from nefos.storage.statements import ATTRIBUTES, COPY_MD5, COPY_OF_SIZE, NODES, VERSIONS
 from nefos.storage.stores import BlockMissing
 from nefos.storage.upload import Copies, store_stream
 
@@ -86,7 +86,7 @@ class _Writes(_Reads, _Commits):
             raise errors.ChecksumMismatch("The data does not match the ETag given")
         data = await self._new_map(stored.size, stored.hashes, content_type, meta, stored.md5)
         data.known = stored.hashes
-        data.domains = _check_domains(domains)
+        data.domains = check_domains(domains)
         data.uuid = uuid  # None: the path's own, or a fresh one
         return await self._commit_new(account, container, name, muser, data, plan)
 
@@ -94,7 +94,7 @@ class _Writes(_Reads, _Commits):
         """Whether some version of more than one block has this size: the hint that an
         upload of that size may repeat it (``nefos.storage.upload``)."""
         async with self.db.reading() as conn:
-            return (await _COPY_OF_SIZE(conn, {"size": size})).first() is not None
+            return (await COPY_OF_SIZE(conn, {"size": size})).first() is not None
 
     async def _copy_md5(self, hashes: list[str], size: int) -> str | None:
         """The MD5 of a version holding these bytes, if one does: the same Merkle hash
@@ -102,7 +102,7 @@ class _Writes(_Reads, _Commits):
         the caller sent the bytes, so the answer tells them nothing they lack."""
         params = {"hash": blocks.merkle(hashes), "size": size}
         async with self.db.reading() as conn:
-            return (await _COPY_MD5(conn, params)).scalar()
+            return (await COPY_MD5(conn, params)).scalar()
 
     async def _check_write(
         self,
@@ -144,7 +144,7 @@ class _Writes(_Reads, _Commits):
             container,
             name,
             done.serial,
-            *_content_of(data),
+            *content_of(data),
             done.uuid,
             done.mtime,
             muser,
@@ -299,7 +299,7 @@ class _Writes(_Reads, _Commits):
                 dest_container,
                 dest_name,
                 data,
-                moved_from=_object_path(account, container, name),
+                moved_from=object_path(account, container, name),
             ),
             _Write(container, name, None, base=source.serial),  # a moved-over source: retry
         ]
@@ -353,7 +353,7 @@ class _Writes(_Reads, _Commits):
             nodes = select(Node.id).where(Node.parent_id == parent.id)
             if name is not None:
                 check_object_name(name)
-                nodes = nodes.where(Node.path == _object_path(account, container, name))
+                nodes = nodes.where(Node.path == object_path(account, container, name))
             serials = select(Version.serial).where(
                 Version.node_id.in_(nodes.scalar_subquery()),
                 Version.cluster.in_((HISTORY, DELETED)),
@@ -382,7 +382,7 @@ class _Writes(_Reads, _Commits):
         current = await self.get_object(account, container, name)
         if expect_serial is not None and current.serial != expect_serial:
             raise errors.Conflict(f"{container}/{name} changed meanwhile")
-        data = _same_data(current, domains=_check_domains({domain: values}))
+        data = _same_data(current, domains=check_domains({domain: values}))
         return await self._rewrite(current, data, muser)
 
     # -- updating objects in place -------------------------------------------------------------
