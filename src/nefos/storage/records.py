@@ -171,6 +171,13 @@ def check_type(content_type: str) -> str:
     return content_type
 
 
+def check_object_args(account: str, container: str, name: str) -> None:
+    """The names of an object's path, checked before anything reads or writes it."""
+    check_account(account)
+    check_container_name(container)
+    check_object_name(name)
+
+
 def container_path(account: str, container: str) -> str:
     return f"{account}/{container}"
 
