@@ -826,15 +826,15 @@ async def test_small_object_requests_skip_sqlalchemys_execution_on_sqlite(
     await ns.get_object_shared(account, account, "fast", "a")
     await ns.delete_object(account, "fast", "a")
     hot = [
-        statements._POLICY_LOCKED,
-        statements._CURRENT,
-        statements._CURRENT_VERSION,
+        statements.POLICY_LOCKED,
+        statements.CURRENT_OF_PATH,
+        statements.CURRENT_VERSION,
         *statements._GRANTS.values(),
-        statements._NEW_NODE["sqlite"],
-        statements._NEW_VERSION,
-        statements._NEW_ATTRIBUTES,
+        statements.NEW_NODE["sqlite"],
+        statements.NEW_VERSION,
+        statements.NEW_ATTRIBUTES,
         *statements._CARRIED.values(),
-        statements._TO_HISTORY,
+        statements.TO_HISTORY,
         quotas_service._TAKE_HOLDING,
         quotas_service._NEW_COMMISSION,
         quotas_service._NEW_LOG_ENTRIES,
@@ -878,7 +878,7 @@ async def test_bytes_stored_before_take_the_md5_of_their_copy(
     assert third.checksum == hashlib.md5(changed).hexdigest()
 
 
-@pytest.mark.parametrize("question", ["_COPY_OF_SIZE", "_COPY_MD5"])
+@pytest.mark.parametrize("question", ["COPY_OF_SIZE", "COPY_MD5"])
 async def test_stored_copies_are_found_through_their_partial_index(
     database_url: str, question: str
 ):

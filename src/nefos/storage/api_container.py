@@ -303,11 +303,7 @@ async def container_delete(call: Call) -> Response:
     if call.query.get("delimiter"):
         # Pithos: with a delimiter, DELETE empties the container (kamaki's
         # ``container empty``) and the container stays.
-        entries = await call.storage.list_objects(call.account, call.container)
-        for entry in entries:
-            await call.storage.delete_object(
-                call.account, call.container, entry.name, muser=call.user
-            )
+        await call.storage.empty_container(call.account, call.container, muser=call.user)
         return Response(status_code=204)
     await call.storage.delete_container(call.account, call.container)
     return Response(status_code=204)

@@ -104,14 +104,16 @@ async def _apply_sharing(call: Call, container: str, name: str) -> None:
     if sharing_header is None and public_header is None:
         return
     call.require_owner()
+    grants = None
     if sharing_header is not None:
-        read, write = sharing.parse_sharing(http.header_text(sharing_header))
-        await call.storage.set_sharing(call.account, container, name, read, write)
+        grants = sharing.parse_sharing(http.header_text(sharing_header))
+    public = None
     if public_header is not None:
         value = public_header.strip().lower()
         if value not in ("true", "false", ""):
             raise errors.InvalidInput("X-Object-Public is true or false")
-        await call.storage.set_public(call.account, container, name, value == "true")
+        public = value == "true"
+    await call.storage.share(call.account, container, name, grants, public)
 
 
 def _check_sharing_headers(call: Call) -> None:
@@ -260,31 +262,29 @@ async def _copy_tree(
     meta: dict[str, str],
     move: bool,
 ) -> ObjectRecord:
-    """One object, or with ``?delimiter=`` also everything below it (spec §1.5), each
-    object copied or moved on its own (the source path need not exist itself)."""
+    """One object, or with ``?delimiter=`` also everything below it (spec §1.5): the
+    service copies or moves the tree, each object on its own and on its map, after
+    checking the caller's rights on all of it (the source path need not exist itself)."""
     delimiter = call.query.get("delimiter")
-    done: ObjectRecord | None = None
-    try:
-        done = await _copy(
+    if not delimiter:
+        return await _copy(
             call, source_account, container, name, dest_account, dest_container, dest_name,
             meta, move,
         )  # fmt: skip
-    except errors.NotFound:
-        if not delimiter:
-            raise
-    if delimiter:
-        below = name.rstrip(delimiter) + delimiter
-        target = dest_name.rstrip(delimiter) + delimiter
-        entries = await call.storage.list_objects(source_account, container, prefix=below)
-        for entry in entries:
-            copied = await _copy(
-                call, source_account, container, entry.name, dest_account, dest_container,
-                target + entry.name[len(below) :], meta, move,
-            )  # fmt: skip
-            done = done or copied
-    if done is None:
-        raise errors.NotFound(f"No object {container}/{name}")
-    return done
+    raw_version = call.headers.get("x-source-version")
+    if raw_version is not None and move:
+        raise errors.InvalidInput("X-Source-Version is a version number (copies only)")
+    given_type = (
+        call.headers.get("content-type") if "ignore_content_type" not in call.query else None
+    )
+    return await call.storage.copy_tree(
+        call.user, source_account, container, name, dest_account, dest_container, dest_name,
+        delimiter, move=move, meta=meta,
+        version=http.version_number(raw_version, "X-Source-Version"),
+        content_type=http.header_text(given_type) if given_type else None,
+        fresh=(call.headers.get("x-fresh-metadata") or "").strip().lower() in TRUE_WORDS,
+        kept_when_fresh=LARGE_OBJECT_KEYS,
+    )  # fmt: skip
 
 
 async def _copy(
@@ -533,21 +533,12 @@ async def object_delete(call: Call) -> Response:
         await call.storage.purge(call.account, call.container, call.name, until)
         return Response(status_code=204)
     delimiter = call.query.get("delimiter")
-    deleted = 0
-    try:
-        await call.storage.delete_object(call.account, call.container, call.name, call.user)
-        deleted += 1
-    except errors.NotFound:
-        if not delimiter:
-            raise
     if delimiter:
-        below = call.name.rstrip(delimiter) + delimiter
-        for entry in await call.storage.list_objects(call.account, call.container, prefix=below):
-            await require_access(call, sharing.WRITE, call.container, entry.name)
-            await call.storage.delete_object(call.account, call.container, entry.name, call.user)
-            deleted += 1
-        if not deleted:
-            raise errors.NotFound(f"No object {call.container}/{call.name}")
+        await call.storage.delete_tree(
+            call.user, call.account, call.container, call.name, delimiter
+        )
+    else:
+        await call.storage.delete_object(call.account, call.container, call.name, call.user)
     return Response(status_code=204)
 
 

@@ -33,40 +33,46 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from nefos.blocks import EMPTY_HASH
 from nefos.core import errors
-from nefos.core.db import utcnow
-from nefos.quotas.service import Charge, charge
-from nefos.storage import known, pending
+from nefos.core.db import Database, utcnow
+from nefos.quotas.service import Charge, Quotas, charge
+from nefos.storage import known, nodes, pending
 from nefos.storage.models import CURRENT, DELETED
-from nefos.storage.nodes import _Nodes
-from nefos.storage.records import CLIENTKEY, RESOURCE, USER_DOMAIN, _container_path, _object_path
+from nefos.storage.records import (
+    CLIENTKEY,
+    RESOURCE,
+    USER_DOMAIN,
+    check_object_args,
+    container_path,
+    object_path,
+)
 from nefos.storage.statements import (
-    _COUNT_KEY,
-    _COUNT_WRITE,
-    _CURRENT,
-    _DROP_ATTRIBUTES,
-    _DROP_PERMISSIONS,
-    _DROP_PUBLIC,
-    _DROP_UNUSED_KEY,
-    _DROP_VERSION,
-    _NEW_ATTRIBUTES,
-    _NEW_NODE,
-    _NEW_VERSION,
-    _NODE_ID,
-    _POLICY,
-    _POLICY_LOCKED,
-    _SOURCE_VERSION,
-    _TO_HISTORY,
-    _USER_KEYS,
+    COUNT_KEY,
+    COUNT_WRITE,
+    CURRENT_OF_PATH,
+    DROP_ATTRIBUTES,
+    DROP_PERMISSIONS,
+    DROP_PUBLIC,
+    DROP_UNUSED_KEY,
+    DROP_VERSION,
+    NEW_ATTRIBUTES,
+    NEW_NODE,
+    NEW_VERSION,
+    NODE_ID,
     PERMISSIONS,
+    POLICY,
+    POLICY_LOCKED,
     PUBLIC,
-    _carried,
+    SOURCE_VERSION,
+    TO_HISTORY,
+    USER_KEYS,
+    carried_statement,
 )
 
 COMMIT_ATTEMPTS = 30
 
 
 @dataclass
-class _Data:
+class VersionData:
     """What a new current version holds (the map and hash are shared by copies)."""
 
     size: int
@@ -87,16 +93,16 @@ class _Data:
 
 
 @dataclass
-class _Write:
+class Write:
     container: str
     name: str
-    data: _Data | None  # None: a deleted marker
+    data: VersionData | None  # None: a deleted marker
     base: int | None = None  # the serial this write was computed from (must still be current)
     moved_from: str | None = None  # a rename: sharing and public link follow from this path
 
 
 @dataclass(frozen=True)
-class _Committed:
+class Committed:
     """What a write's transaction made: the caller answers from it without a read."""
 
     serial: int
@@ -105,7 +111,7 @@ class _Committed:
 
 
 @dataclass
-class _Plan:
+class Plan:
     """What a write expects to find: each container's policy row, each path's node
     (None: none yet) and current version (None: none). Read inside the write's own
     transaction, or before it (a big PUT, before its body arrives, to refuse it early),
@@ -121,85 +127,91 @@ class _Raced(Exception):
     """The current version changed between the quota estimate and the commit."""
 
 
-class _Commits(_Nodes):
-    """Plan, check and commit writes, retried when a concurrent write got there first."""
+async def policy(
+    conn: AsyncConnection, account: str, container: str, lock: bool = False
+) -> Row[Any]:
+    """``(id, quota, versioning, project)`` of a container; NotFound if absent.
+    ``lock``: in a write transaction, lock the policy row (PostgreSQL), so writers of
+    one container check its quota one at a time."""
+    query = POLICY_LOCKED if lock else POLICY
+    row = (await query(conn, {"path": container_path(account, container)})).first()
+    if row is None:
+        raise errors.NotFound(f"No container {container!r}")
+    return row
 
-    async def _policy(
-        self, conn: AsyncConnection, account: str, container: str, lock: bool = False
-    ) -> Row[Any]:
-        """``(id, quota, versioning, project)`` of a container; NotFound if absent.
-        ``lock``: in a write transaction, lock the policy row (PostgreSQL), so writers of
-        one container check its quota one at a time."""
-        query = _POLICY_LOCKED if lock else _POLICY
-        row = (await query(conn, {"path": _container_path(account, container)})).first()
-        if row is None:
-            raise errors.NotFound(f"No container {container!r}")
-        return row
 
-    async def _current(self, conn: AsyncConnection, path: str) -> Row[Any] | None:
-        """The node of ``path`` with its current version's ``(serial, size, uuid)``: one
-        row with ``serial`` None when the node has no current version, no row when there
-        is no node."""
-        return (await _CURRENT(conn, {"path": path})).first()
+async def current(conn: AsyncConnection, path: str) -> Row[Any] | None:
+    """The node of ``path`` with its current version's ``(serial, size, uuid)``: one
+    row with ``serial`` None when the node has no current version, no row when there
+    is no node."""
+    return (await CURRENT_OF_PATH(conn, {"path": path})).first()
 
-    async def _read_plan(
-        self,
-        conn: AsyncConnection,
-        account: str,
-        targets: list[tuple[str, str]],
-        in_transaction: bool = False,
-    ) -> _Plan:
-        """``in_transaction``: read by the write's own transaction, which locks each
-        container's policy row (PostgreSQL) so writers of one container check its quota
-        one at a time. The rows are locked in name order, so two writes across the same
-        containers (a move each way) wait for each other rather than deadlock."""
-        plan = _Plan({}, {}, {}, in_transaction)
-        for container in sorted({container for container, _ in targets}):
-            plan.policies[container] = await self._policy(
-                conn, account, container, lock=in_transaction
+
+async def read_plan(
+    conn: AsyncConnection,
+    account: str,
+    targets: list[tuple[str, str]],
+    in_transaction: bool = False,
+) -> Plan:
+    """``in_transaction``: read by the write's own transaction, which locks each
+    container's policy row (PostgreSQL) so writers of one container check its quota
+    one at a time. The rows are locked in name order, so two writes across the same
+    containers (a move each way) wait for each other rather than deadlock."""
+    plan = Plan({}, {}, {}, in_transaction)
+    for container in sorted({container for container, _ in targets}):
+        plan.policies[container] = await policy(conn, account, container, lock=in_transaction)
+    for container, name in targets:
+        found = await current(conn, object_path(account, container, name))
+        plan.nodes[(container, name)] = found.id if found is not None else None
+        plan.current[(container, name)] = (
+            found if found is not None and found.serial is not None else None
+        )
+    return plan
+
+
+async def check_plan(
+    conn: AsyncConnection, plan: Plan, writes: list[Write]
+) -> tuple[dict[str, int], dict[tuple[str, str], int | None]]:
+    """Per project, the quota change of ``writes``; and the current serial each
+    write replaces (the commit checks they did not move meanwhile)."""
+    deltas: dict[str, int] = {}
+    container_deltas: dict[str, int] = {}
+    expected: dict[tuple[str, str], int | None] = {}
+    for write in writes:
+        old = plan.current[(write.container, write.name)]
+        if write.base is not None and (old is None or old.serial != write.base):
+            raise errors.Conflict(f"{write.container}/{write.name} changed meanwhile")
+        if write.data is None and old is None:
+            raise errors.NotFound(f"No object {write.container}/{write.name}")
+        expected[(write.container, write.name)] = old.serial if old else None
+        change = (write.data.size if write.data else 0) - (old.size if old else 0)
+        project = plan.policies[write.container].project
+        deltas[project] = deltas.get(project, 0) + change
+        container_deltas[write.container] = container_deltas.get(write.container, 0) + change
+    capped = {
+        container: change
+        for container, change in container_deltas.items()
+        if plan.policies[container].quota and change > 0
+    }
+    for container, change in capped.items():
+        policy = plan.policies[container]
+        _, used, _ = await nodes.container_stats(conn, policy.id)
+        used += await pending.in_container(conn, policy.id)
+        if used + change > policy.quota:
+            raise errors.OverQuota(
+                f"Container {container!r} quota exceeded",
+                data={"limit": policy.quota, "usage": used, "requested": change},
             )
-        for container, name in targets:
-            found = await self._current(conn, _object_path(account, container, name))
-            plan.nodes[(container, name)] = found.id if found is not None else None
-            plan.current[(container, name)] = (
-                found if found is not None and found.serial is not None else None
-            )
-        return plan
+    return deltas, expected
 
-    async def _check_plan(
-        self, conn: AsyncConnection, plan: _Plan, writes: list[_Write]
-    ) -> tuple[dict[str, int], dict[tuple[str, str], int | None]]:
-        """Per project, the quota change of ``writes``; and the current serial each
-        write replaces (the commit checks they did not move meanwhile)."""
-        deltas: dict[str, int] = {}
-        container_deltas: dict[str, int] = {}
-        expected: dict[tuple[str, str], int | None] = {}
-        for write in writes:
-            old = plan.current[(write.container, write.name)]
-            if write.base is not None and (old is None or old.serial != write.base):
-                raise errors.Conflict(f"{write.container}/{write.name} changed meanwhile")
-            if write.data is None and old is None:
-                raise errors.NotFound(f"No object {write.container}/{write.name}")
-            expected[(write.container, write.name)] = old.serial if old else None
-            change = (write.data.size if write.data else 0) - (old.size if old else 0)
-            project = plan.policies[write.container].project
-            deltas[project] = deltas.get(project, 0) + change
-            container_deltas[write.container] = container_deltas.get(write.container, 0) + change
-        capped = {
-            container: change
-            for container, change in container_deltas.items()
-            if plan.policies[container].quota and change > 0
-        }
-        for container, change in capped.items():
-            policy = plan.policies[container]
-            _, used, _ = await self._container_stats(conn, policy.id)
-            used += await pending.in_container(conn, policy.id)
-            if used + change > policy.quota:
-                raise errors.OverQuota(
-                    f"Container {container!r} quota exceeded",
-                    data={"limit": policy.quota, "usage": used, "requested": change},
-                )
-        return deltas, expected
+
+class Commits:
+    """Check and commit writes, retried when a concurrent write got there first: the
+    one way a version becomes current (writes, copies, moves, deletes, expiry)."""
+
+    def __init__(self, db: Database, quotas: Quotas):
+        self.db = db
+        self.quotas = quotas
 
     async def check_growth(
         self, account: str, container: str, name: str, size: int, using: Sequence[str] = ()
@@ -208,12 +220,12 @@ class _Commits(_Nodes):
         ``size`` bytes beyond its container's or its project's quota (the commit checks
         again; a refusal here leaves nothing behind for gc). ``using``: blocks the
         account may have pending, whose charge the version takes over."""
-        self._check_object_args(account, container, name)
+        check_object_args(account, container, name)
         async with self.db.session() as s:  # reads only, on any engine's connection
             conn: Any = s
-            plan = await self._read_plan(conn, account, [(container, name)])
-            grown = _Data(size, "", "", "", "", None, None)
-            deltas, _ = await self._check_plan(conn, plan, [_Write(container, name, grown)])
+            plan = await read_plan(conn, account, [(container, name)])
+            grown = VersionData(size, "", "", "", "", None, None)
+            deltas, _ = await check_plan(conn, plan, [Write(container, name, grown)])
             if using:
                 for project, freed in (await pending.held(s, account, using)).items():
                     deltas[project] = deltas.get(project, 0) - freed
@@ -221,9 +233,9 @@ class _Commits(_Nodes):
                 if delta > 0:
                     await self.quotas.check(conn, charge(account, project, RESOURCE, delta))
 
-    async def _commit(
-        self, account: str, muser: str, writes: list[_Write], plan: _Plan | None = None
-    ) -> list[_Committed]:
+    async def commit(
+        self, account: str, muser: str, writes: list[Write], plan: Plan | None = None
+    ) -> list[Committed]:
         """One transaction for all ``writes`` and the quota of their total size change;
         retried when a concurrent write moved a current version (or the container's
         policy changed) since ``plan`` was read before it."""
@@ -240,15 +252,15 @@ class _Commits(_Nodes):
         raise errors.Conflict("The object changed concurrently; try again")
 
     async def _commit_once(
-        self, account: str, muser: str, writes: list[_Write], plan: _Plan | None
-    ) -> list[_Committed]:
+        self, account: str, muser: str, writes: list[Write], plan: Plan | None
+    ) -> list[Committed]:
         async with self.db.write() as conn:
             if plan is None:
                 targets = [(w.container, w.name) for w in writes]
-                plan = await self._read_plan(conn, account, targets, in_transaction=True)
+                plan = await read_plan(conn, account, targets, in_transaction=True)
             used = [h for w in writes if w.data is not None for h in w.data.pending]
             freed = await pending.use(conn, account, used) if used else {}
-            deltas, expected = await self._check_plan(conn, plan, writes)
+            deltas, expected = await check_plan(conn, plan, writes)
             for project, size in freed.items():
                 deltas[project] = deltas.get(project, 0) - size
             provisions: list[Charge] = []
@@ -268,27 +280,27 @@ class _Commits(_Nodes):
         conn: AsyncConnection,
         account: str,
         muser: str,
-        write: _Write,
-        plan: _Plan,
+        write: Write,
+        plan: Plan,
         expected: dict[tuple[str, str], int | None],
-    ) -> _Committed:
+    ) -> Committed:
         """Core statements, a handful per write: this is every PUT's and DELETE's
         transaction, and SQLite runs those one at a time."""
-        path = _object_path(account, write.container, write.name)
+        path = object_path(account, write.container, write.name)
         planned = plan.policies[write.container]
         if plan.in_transaction:  # read under this transaction: it still holds
             container = planned
             node = plan.nodes[(write.container, write.name)]
             old = plan.current[(write.container, write.name)]
         else:
-            container = await self._policy(conn, account, write.container, lock=True)
+            container = await policy(conn, account, write.container, lock=True)
             if (container.id, container.quota, container.project) != (
                 planned.id,
                 planned.quota,
                 planned.project,
             ):
                 raise _Raced()  # the quota was reckoned for another container or project
-            found = await self._current(conn, path)
+            found = await current(conn, path)
             node = found.id if found is not None else None
             old = found if found is not None and found.serial is not None else None
             if (old.serial if old else None) != expected[(write.container, write.name)]:
@@ -297,7 +309,7 @@ class _Commits(_Nodes):
         if data is not None and data.source_serial is not None:
             # A copy shares the source version's map: the source must still exist when
             # the copy commits, or gc could have taken the map (versioning "none").
-            source = (await _SOURCE_VERSION(conn, {"source": data.source_serial})).scalar()
+            source = (await SOURCE_VERSION(conn, {"source": data.source_serial})).scalar()
             if source is None:
                 raise errors.Conflict("The source object changed meanwhile; try again")
         node_id = node if node is not None else await self._insert_node(conn, path, container.id)
@@ -305,9 +317,9 @@ class _Commits(_Nodes):
         if data is None:
             # Sharing and public links belong to the path and end with the object.
             if old is None or old.shared:
-                await _DROP_PERMISSIONS(conn, {"path": path})
+                await DROP_PERMISSIONS(conn, {"path": path})
             if old is None or old.token is not None:
-                await _DROP_PUBLIC(conn, {"path": path})
+                await DROP_PUBLIC(conn, {"path": path})
             values: dict[str, Any] = {
                 "size": 0,
                 "type": "",
@@ -330,10 +342,10 @@ class _Commits(_Nodes):
                 "cluster": CURRENT,
             }
         serial = (
-            await _NEW_VERSION(conn, {"node_id": node_id, "mtime": now, "muser": muser, **values})
+            await NEW_VERSION(conn, {"node_id": node_id, "mtime": now, "muser": muser, **values})
         ).scalar()
         assert serial is not None
-        await _COUNT_WRITE[conn.dialect.name](
+        await COUNT_WRITE[conn.dialect.name](
             conn,
             {
                 "container": container.id,
@@ -348,8 +360,8 @@ class _Commits(_Nodes):
         if write.moved_from is not None:
             # Sharing and the public link belong to the path: a rename takes them along
             # (the source's deleted marker would otherwise drop them).
-            await _DROP_PERMISSIONS(conn, {"path": path})
-            await _DROP_PUBLIC(conn, {"path": path})
+            await DROP_PERMISSIONS(conn, {"path": path})
+            await DROP_PUBLIC(conn, {"path": path})
             await conn.execute(
                 update(PERMISSIONS).where(PERMISSIONS.c.path == write.moved_from).values(path=path)
             )
@@ -359,14 +371,18 @@ class _Commits(_Nodes):
         if old is not None:
             replaced = {"old_serial": old.serial}
             if container.versioning == "none":
-                await _DROP_ATTRIBUTES(conn, replaced)
-                await _DROP_VERSION(conn, replaced)
+                await DROP_ATTRIBUTES(conn, replaced)
+                await DROP_VERSION(conn, replaced)
             else:
-                await _TO_HISTORY(conn, replaced)
-        return _Committed(serial, values["uuid"], now)
+                await TO_HISTORY(conn, replaced)
+        return Committed(serial, values["uuid"], now)
 
     async def _count_meta_keys(
-        self, conn: AsyncConnection, container_id: int, data: _Data | None, old: Row[Any] | None
+        self,
+        conn: AsyncConnection,
+        container_id: int,
+        data: VersionData | None,
+        old: Row[Any] | None,
     ) -> None:
         """The container's count of each user metadata key: the new version's keys in,
         the replaced version's out. A new object without metadata costs nothing here."""
@@ -387,28 +403,28 @@ class _Commits(_Nodes):
         gone = await self._user_keys(conn, old.serial) if old is not None else set()
         for key in sorted(came ^ gone):  # one order for all writers: no deadlock
             change = {"container": container_id, "key": key, "change": 1 if key in came else -1}
-            await _COUNT_KEY[conn.dialect.name](conn, change)
+            await COUNT_KEY[conn.dialect.name](conn, change)
             if key in gone:
-                await _DROP_UNUSED_KEY(conn, change)
+                await DROP_UNUSED_KEY(conn, change)
 
     async def _user_keys(self, conn: AsyncConnection, serial: int | None) -> set[str]:
         if serial is None:
             return set()
-        rows = await _USER_KEYS(conn, {"serial": serial})
+        rows = await USER_KEYS(conn, {"serial": serial})
         return {key for (key,) in rows if not key.startswith(":")}
 
     async def _insert_node(self, conn: AsyncConnection, path: str, parent_id: int) -> int:
         """A new object node; a concurrent writer of the same new name may have inserted
         it first (PostgreSQL), in which case theirs is used."""
-        new_node = _NEW_NODE[conn.dialect.name]
+        new_node = NEW_NODE[conn.dialect.name]
         node_id = (await new_node(conn, {"path": path, "parent_id": parent_id})).scalar()
         if node_id is None:
-            node_id = (await _NODE_ID(conn, {"path": path})).scalar()
+            node_id = (await NODE_ID(conn, {"path": path})).scalar()
         assert node_id is not None
         return node_id
 
     async def _write_attributes(
-        self, conn: AsyncConnection, serial: int, data: _Data, old: int | None
+        self, conn: AsyncConnection, serial: int, data: VersionData, old: int | None
     ) -> None:
         """Other domains carry forward from the source (copies) or the replaced version
         (new data), copied inside the database; user metadata is replaced by what the
@@ -420,11 +436,11 @@ class _Commits(_Nodes):
         if origin is not None:
             carried = {"new_serial": serial, "origin": origin}
             carried.update((f"domain{i}", domain) for i, domain in enumerate(replaced))
-            await _carried(len(replaced))(conn, carried)
+            await carried_statement(len(replaced))(conn, carried)
         rows = [
             {"serial": serial, "domain": domain, "key": key, "value": value}
             for domain, values in replaced.items()
             for key, value in values.items()
         ]
         if rows:
-            await _NEW_ATTRIBUTES(conn, rows)
+            await NEW_ATTRIBUTES(conn, rows)

@@ -53,14 +53,25 @@ import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import BigInteger, cast, delete, literal, or_, select
 
 from nefos import blocks
 from nefos.blocks import EMPTY_HASH
+from nefos.core import errors
 from nefos.core.db import Database, utcnow
 from nefos.quotas.service import Quotas
-from nefos.storage import pending
-from nefos.storage.models import DELETED, Node, Version
+from nefos.storage import nodes, pending
+from nefos.storage.commits import Commits, Write
+from nefos.storage.models import CURRENT, DELETED, HISTORY, Attribute, Node, Version
+from nefos.storage.records import (
+    DELETE_AT,
+    USER_DOMAIN,
+    check_account,
+    check_container_name,
+    check_object_name,
+    object_path,
+)
+from nefos.storage.statements import ATTRIBUTES, NODES, VERSIONS
 from nefos.storage.stores import BlockMissing, BlockStore
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
@@ -426,3 +437,72 @@ async def _blocks_of(store: BlockStore, names: Collection[str]) -> tuple[set[str
         unreadable |= failed
     found.discard(EMPTY_HASH)
     return found, unreadable
+
+
+class Maintenance:
+    """The namespace's own housekeeping, as opposed to the store's (fsck and gc above):
+    deleting expired objects, and purging history a user asks to drop."""
+
+    def __init__(self, db: Database, commits: Commits):
+        self.db = db
+        self.commits = commits
+
+    async def expire(self, now: float, batch: int = 500) -> int:
+        """Delete the objects whose ``DELETE_AT`` has passed (Swift's expirer); returns
+        how many. Each delete is of the version found, so one rewritten meanwhile stays,
+        and concurrent expirers (API workers) only race to the same result."""
+        query = (
+            select(NODES.c.path, VERSIONS.c.serial)
+            .select_from(
+                VERSIONS.join(NODES, NODES.c.id == VERSIONS.c.node_id).join(
+                    ATTRIBUTES, ATTRIBUTES.c.serial == VERSIONS.c.serial
+                )
+            )
+            .where(
+                VERSIONS.c.cluster == CURRENT,
+                ATTRIBUTES.c.domain == USER_DOMAIN,
+                # A literal, as in the partial index's predicate, so that PostgreSQL's
+                # generic plans can use the index (a parameter could be any key).
+                ATTRIBUTES.c.key == literal(DELETE_AT, literal_execute=True),
+                ATTRIBUTES.c.value != "",
+                cast(ATTRIBUTES.c.value, BigInteger) <= int(now),
+            )
+            .limit(batch)
+        )
+        async with self.db.session() as s:
+            expired = (await s.execute(query)).all()
+        done = 0
+        for path, serial in expired:
+            account, container, name = path.split("/", 2)
+            try:
+                await self.commits.commit(account, "", [Write(container, name, None, base=serial)])
+                done += 1
+            except (errors.NotFound, errors.Conflict):
+                pass  # deleted or rewritten since
+        return done
+
+    async def purge(
+        self, account: str, container: str, name: str | None, until: dt.datetime
+    ) -> int:
+        """Drop history and deleted markers older than ``until`` (spec: ``DELETE
+        ?until``), of one object or a whole container; their blocks are left for gc.
+        Current versions are never touched, so quotas do not change."""
+        check_account(account)
+        check_container_name(container)
+        async with self.db.transaction() as s:
+            parent = await nodes.container_node(s, account, container)
+            below = select(Node.id).where(Node.parent_id == parent.id)
+            if name is not None:
+                check_object_name(name)
+                below = below.where(Node.path == object_path(account, container, name))
+            serials = select(Version.serial).where(
+                Version.node_id.in_(below.scalar_subquery()),
+                Version.cluster.in_((HISTORY, DELETED)),
+                Version.mtime <= until,
+            )
+            found = list(await s.scalars(serials))
+            for start in range(0, len(found), 500):
+                batch = found[start : start + 500]
+                await s.execute(delete(Attribute).where(Attribute.serial.in_(batch)))
+                await s.execute(delete(Version).where(Version.serial.in_(batch)))
+            return len(found)

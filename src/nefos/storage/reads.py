@@ -18,45 +18,40 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors
+from nefos.core.db import Database
+from nefos.storage import nodes
 from nefos.storage.models import CURRENT, HISTORY, Attribute, Node, Version
-from nefos.storage.nodes import _Nodes
-from nefos.storage.records import USER_DOMAIN, ObjectRecord, _object_path, _record, _version_record
-from nefos.storage.statements import _CURRENT_VERSION, _SOME_VERSION
-from nefos.storage.stores import BlockMissing
+from nefos.storage.records import (
+    USER_DOMAIN,
+    ObjectRecord,
+    check_object_args,
+    object_path,
+    object_record,
+    version_record,
+)
+from nefos.storage.statements import CURRENT_VERSION, SOME_VERSION
+from nefos.storage.stores import BlockMissing, BlockStore
 
 # blocks a read asks the store for at once, ahead of the one it sends: disks and RADOS
 # serve a few reads at once faster than one after another; bounds memory per request
 READ_AHEAD = 4
 
 
-class _Reads(_Nodes):
+class Reader:
     """Versions, their metadata domains and their data, as stored."""
 
-    # -- reading objects ------------------------------------------------------------------
+    def __init__(self, db: Database, store: BlockStore):
+        self.db = db
+        self.store = store
 
     async def get_object(
         self, account: str, container: str, name: str, version: int | None = None
     ) -> ObjectRecord:
         """The current version, or version ``version`` (current or history)."""
-        self._check_object_args(account, container, name)
+        check_object_args(account, container, name)
         async with self.db.reading() as conn:
-            rows = await self._version_rows(conn, account, container, name, version)
-        return _version_record(account, container, name, rows)
-
-    async def _version_rows(
-        self, conn: AsyncConnection, account: str, container: str, name: str, version: int | None
-    ) -> list[Row[Any]]:
-        """One statement for the version and its metadata (a row per key): every GET and
-        HEAD starts here. NotFound when there is no such version."""
-        path = _object_path(account, container, name)
-        if version is None:
-            rows = (await _CURRENT_VERSION(conn, {"path": path})).all()
-        else:
-            rows = (await _SOME_VERSION(conn, {"path": path, "version": version})).all()
-        if not rows:
-            what = f" version {version}" if version is not None else ""
-            raise errors.NotFound(f"No object {container}/{name}{what}")
-        return list(rows)
+            rows = await version_rows(conn, account, container, name, version)
+        return version_record(account, container, name, rows)
 
     async def hashmap(self, record: ObjectRecord) -> list[str]:
         return await self._hashes(record.map_name, record.hash, record.name)
@@ -142,9 +137,9 @@ class _Reads(_Nodes):
         self, account: str, container: str, name: str
     ) -> list[tuple[int, dt.datetime]]:
         """``(serial, mtime)`` of the current and history versions, oldest first."""
-        self._check_object_args(account, container, name)
+        check_object_args(account, container, name)
         async with self.db.session() as s:
-            node = await self._node(s, _object_path(account, container, name))
+            node = await nodes.node(s, object_path(account, container, name))
             if node is None:
                 raise errors.NotFound(f"No object {container}/{name}")
             rows = (
@@ -162,7 +157,7 @@ class _Reads(_Nodes):
 
     async def domain_meta(self, record: ObjectRecord, domain: str) -> dict[str, str]:
         async with self.db.session() as s:
-            return await self._attributes(s, record.serial, domain)
+            return await attributes(s, record.serial, domain)
 
     async def find_uuid(self, object_uuid: uuid.UUID) -> ObjectRecord:
         """The current version of the object with this UUID (an image id)."""
@@ -178,9 +173,9 @@ class _Reads(_Nodes):
             if found is None:
                 raise errors.NotFound(f"No object {object_uuid}")
             path, version = found
-            meta = await self._attributes(s, version.serial, USER_DOMAIN)
+            meta = await attributes(s, version.serial, USER_DOMAIN)
         account, container, name = path.split("/", 2)
-        return _record(account, container, name, version, meta)
+        return object_record(account, container, name, version, meta)
 
     async def with_domain_key(
         self, domain: str, key: str
@@ -214,16 +209,31 @@ class _Reads(_Nodes):
         records = []
         for path, version in rows:
             account, container, name = path.split("/", 2)
-            record = _record(account, container, name, version, {})
+            record = object_record(account, container, name, version, {})
             records.append((record, values.get(version.serial, {})))
         return records
 
-    async def _attributes(
-        self, s: AsyncSession | AsyncConnection, serial: int, domain: str
-    ) -> dict[str, str]:
-        rows = await s.execute(
-            select(Attribute.key, Attribute.value).where(
-                Attribute.serial == serial, Attribute.domain == domain
-            )
+
+async def version_rows(
+    conn: AsyncConnection, account: str, container: str, name: str, version: int | None
+) -> list[Row[Any]]:
+    """One statement for the version and its metadata (a row per key): every GET and
+    HEAD starts here. NotFound when there is no such version."""
+    path = object_path(account, container, name)
+    if version is None:
+        rows = (await CURRENT_VERSION(conn, {"path": path})).all()
+    else:
+        rows = (await SOME_VERSION(conn, {"path": path, "version": version})).all()
+    if not rows:
+        what = f" version {version}" if version is not None else ""
+        raise errors.NotFound(f"No object {container}/{name}{what}")
+    return list(rows)
+
+
+async def attributes(s: AsyncSession | AsyncConnection, serial: int, domain: str) -> dict[str, str]:
+    rows = await s.execute(
+        select(Attribute.key, Attribute.value).where(
+            Attribute.serial == serial, Attribute.domain == domain
         )
-        return {key: value for key, value in rows}
+    )
+    return {key: value for key, value in rows}

@@ -39,7 +39,7 @@ RECORD_FIELDS = ("serial", *CONTENT_FIELDS, "uuid", "mtime")
 # ObjectRecord's fields after account, container and name, in its order.
 VERSION_FIELDS = (*RECORD_FIELDS, "muser", "cluster")
 _version_of = operator.attrgetter(*VERSION_FIELDS)
-_content_of = operator.attrgetter(*CONTENT_FIELDS)
+content_of = operator.attrgetter(*CONTENT_FIELDS)
 
 
 # -- records ---------------------------------------------------------------------------
@@ -171,15 +171,22 @@ def check_type(content_type: str) -> str:
     return content_type
 
 
-def _container_path(account: str, container: str) -> str:
+def check_object_args(account: str, container: str, name: str) -> None:
+    """The names of an object's path, checked before anything reads or writes it."""
+    check_account(account)
+    check_container_name(container)
+    check_object_name(name)
+
+
+def container_path(account: str, container: str) -> str:
     return f"{account}/{container}"
 
 
-def _object_path(account: str, container: str, name: str) -> str:
+def object_path(account: str, container: str, name: str) -> str:
     return f"{account}/{container}/{name}"
 
 
-def _check_domains(
+def check_domains(
     domains: dict[str, dict[str, str]] | None,
 ) -> dict[str, dict[str, str]] | None:
     if domains is None:
@@ -199,10 +206,10 @@ def _check_domains(
     return domains
 
 
-def _version_record(account: str, container: str, name: str, rows: list[Row[Any]]) -> ObjectRecord:
+def version_record(account: str, container: str, name: str, rows: list[Row[Any]]) -> ObjectRecord:
     row = rows[0]
     meta = {r.key: r.value for r in rows if r.serial == row.serial and r.key is not None}
-    record = _record(account, container, name, row, meta)
+    record = object_record(account, container, name, row, meta)
     if record.cluster == CURRENT and expired(record):
         # Gone at its X-Delete-At, as in Swift; the expirer deletes it later.
         raise errors.NotFound(f"No object {container}/{name}")
@@ -214,7 +221,7 @@ def expired(record: ObjectRecord) -> bool:
     return bool(at) and at.isdigit() and int(at) <= time.time()
 
 
-def _record(
+def object_record(
     account: str, container: str, name: str, row: Version | Row[Any], meta: dict[str, str]
 ) -> ObjectRecord:
     return ObjectRecord(account, container, name, *_version_of(row), meta)

@@ -84,7 +84,7 @@ def _version_statement(current: bool) -> Any:
 _CARRIED: dict[int, Prepared] = {}  # by the number of domains the write replaces
 
 
-def _carried(replaced: int) -> Prepared:
+def carried_statement(replaced: int) -> Prepared:
     """Copies the attributes of version ``origin`` to ``new_serial``, but for the
     domains ``domain0``... that the write replaces; one statement per count, built once
     (as for grants: an expanding IN is rendered anew on every execution)."""
@@ -105,11 +105,11 @@ def _carried(replaced: int) -> Prepared:
     return statement
 
 
-_POLICY = Prepared(_policy_statement(lock=False))
-_POLICY_LOCKED = Prepared(_policy_statement(lock=True))
+POLICY = Prepared(_policy_statement(lock=False))
+POLICY_LOCKED = Prepared(_policy_statement(lock=True))
 # A path's node, current version, and whether sharing or a public link hangs on it (a
 # delete drops them, and most objects have neither).
-_CURRENT = Prepared(
+CURRENT_OF_PATH = Prepared(
     select(
         NODES.c.id,
         VERSIONS.c.serial,
@@ -130,12 +130,12 @@ _CURRENT = Prepared(
     .order_by(VERSIONS.c.serial.desc())
     .limit(1)
 )
-_CURRENT_VERSION = Prepared(_version_statement(current=True))
-_SOME_VERSION = Prepared(_version_statement(current=False))
+CURRENT_VERSION = Prepared(_version_statement(current=True))
+SOME_VERSION = Prepared(_version_statement(current=False))
 _GRANTS: dict[int, Prepared] = {}  # by the number of paths asked about (a path's depth)
 
 
-def _grants_statement(paths: int) -> Prepared:
+def grants_statement(paths: int) -> Prepared:
     """The permissions on ``paths`` paths; one statement per count, built once (an
     expanding IN is rendered anew on every execution)."""
     statement = _GRANTS.get(paths)
@@ -149,33 +149,31 @@ def _grants_statement(paths: int) -> Prepared:
     return statement
 
 
-_SUBJECTS = Prepared(
+SUBJECTS = Prepared(
     select(GroupMember.__table__.c.name).where(
         GroupMember.__table__.c.account == bindparam("account"),
         GroupMember.__table__.c.member == bindparam("member"),
     )
 )
-_NODE_ID = Prepared(select(NODES.c.id).where(NODES.c.path == bindparam("path")))
-_NEW_NODE = {
+NODE_ID = Prepared(select(NODES.c.id).where(NODES.c.path == bindparam("path")))
+NEW_NODE = {
     dialect: Prepared(
         insert_(NODES).on_conflict_do_nothing(index_elements=["path"]).returning(NODES.c.id)
     )
     for dialect, insert_ in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
 }
-_NEW_VERSION = Prepared(insert(VERSIONS).returning(VERSIONS.c.serial))
-_SOURCE_VERSION = Prepared(
+NEW_VERSION = Prepared(insert(VERSIONS).returning(VERSIONS.c.serial))
+SOURCE_VERSION = Prepared(
     select(VERSIONS.c.serial)
     .where(VERSIONS.c.serial == bindparam("source"))
     .with_for_update(read=True)
 )
-_NEW_ATTRIBUTES = Prepared(insert(ATTRIBUTES))
-_DROP_PERMISSIONS = Prepared(delete(PERMISSIONS).where(PERMISSIONS.c.path == bindparam("path")))
-_DROP_PUBLIC = Prepared(delete(PUBLIC).where(PUBLIC.c.path == bindparam("path")))
-_DROP_ATTRIBUTES = Prepared(
-    delete(ATTRIBUTES).where(ATTRIBUTES.c.serial == bindparam("old_serial"))
-)
-_DROP_VERSION = Prepared(delete(VERSIONS).where(VERSIONS.c.serial == bindparam("old_serial")))
-_TO_HISTORY = Prepared(
+NEW_ATTRIBUTES = Prepared(insert(ATTRIBUTES))
+DROP_PERMISSIONS = Prepared(delete(PERMISSIONS).where(PERMISSIONS.c.path == bindparam("path")))
+DROP_PUBLIC = Prepared(delete(PUBLIC).where(PUBLIC.c.path == bindparam("path")))
+DROP_ATTRIBUTES = Prepared(delete(ATTRIBUTES).where(ATTRIBUTES.c.serial == bindparam("old_serial")))
+DROP_VERSION = Prepared(delete(VERSIONS).where(VERSIONS.c.serial == bindparam("old_serial")))
+TO_HISTORY = Prepared(
     update(VERSIONS).where(VERSIONS.c.serial == bindparam("old_serial")).values(cluster=HISTORY)
 )
 
@@ -200,7 +198,7 @@ def _count_write(insert_: Any) -> Prepared:
     )
 
 
-_COUNT_WRITE = {"sqlite": _count_write(sqlite_insert), "postgresql": _count_write(pg_insert)}
+COUNT_WRITE = {"sqlite": _count_write(sqlite_insert), "postgresql": _count_write(pg_insert)}
 
 
 def _count_key(insert_: Any) -> Prepared:
@@ -216,15 +214,15 @@ def _count_key(insert_: Any) -> Prepared:
     )
 
 
-_COUNT_KEY = {"sqlite": _count_key(sqlite_insert), "postgresql": _count_key(pg_insert)}
-_DROP_UNUSED_KEY = Prepared(
+COUNT_KEY = {"sqlite": _count_key(sqlite_insert), "postgresql": _count_key(pg_insert)}
+DROP_UNUSED_KEY = Prepared(
     delete(META_KEYS).where(
         META_KEYS.c.node_id == bindparam("container"),
         META_KEYS.c.key == bindparam("key"),
         META_KEYS.c.objects <= 0,
     )
 )
-_USER_KEYS = Prepared(
+USER_KEYS = Prepared(
     select(ATTRIBUTES.c.key).where(
         ATTRIBUTES.c.serial == bindparam("serial"), ATTRIBUTES.c.domain == USER_DOMAIN
     )
@@ -240,10 +238,10 @@ _COPIES = [
     VERSIONS.c.size > literal_column(str(BLOCK_SIZE)),
     VERSIONS.c.checksum != "",
 ]
-_COPY_OF_SIZE = Prepared(
+COPY_OF_SIZE = Prepared(
     select(VERSIONS.c.serial).where(VERSIONS.c.size == bindparam("size"), *_COPIES).limit(1)
 )
-_COPY_MD5 = Prepared(
+COPY_MD5 = Prepared(
     select(VERSIONS.c.checksum)
     .where(VERSIONS.c.size == bindparam("size"), VERSIONS.c.hash == bindparam("hash"), *_COPIES)
     .limit(1)

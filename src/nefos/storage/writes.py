@@ -9,49 +9,60 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, delete, literal, select
-
 from nefos import blocks
 from nefos.blocks import BLOCK_SIZE, EMPTY_HASH
 from nefos.core import errors
-from nefos.core.db import utcnow
-from nefos.quotas.service import charge
-from nefos.storage import known, pending
-from nefos.storage.commits import _Commits, _Data, _Plan, _Write
-from nefos.storage.models import CURRENT, DELETED, HISTORY, Attribute, Node, Version
-from nefos.storage.reads import _Reads
+from nefos.core.config import Settings
+from nefos.core.db import Database, utcnow
+from nefos.quotas.service import Quotas, charge
+from nefos.storage import commits, known, nodes, pending
+from nefos.storage.commits import Commits, Plan, VersionData, Write
+from nefos.storage.models import CURRENT
+from nefos.storage.reads import Reader
 from nefos.storage.records import (
     CLIENTKEY,
-    DELETE_AT,
     RESOURCE,
-    USER_DOMAIN,
     ObjectRecord,
-    _check_domains,
-    _content_of,
-    _object_path,
     check_account,
     check_container_name,
+    check_domains,
     check_meta,
-    check_object_name,
+    check_object_args,
     check_type,
+    content_of,
+    object_path,
 )
-from nefos.storage.statements import _COPY_MD5, _COPY_OF_SIZE, ATTRIBUTES, NODES, VERSIONS
-from nefos.storage.stores import BlockMissing
+from nefos.storage.statements import COPY_MD5, COPY_OF_SIZE
+from nefos.storage.stores import BlockMissing, BlockStore
 from nefos.storage.upload import Copies, store_stream
 
 INLINE_HASH = 256 * 1024  # smaller blocks are hashed on the loop: a thread hop costs more
 
 
-class _Writes(_Reads, _Commits):
-    """New versions of objects: data, copies, moves, metadata; deletes and purges."""
+class Writer:
+    """New versions of objects: data, copies, moves, metadata, deletes. ``reader`` gives
+    the versions they start from; ``commits`` makes them current."""
 
-    # -- writing objects --------------------------------------------------------------------
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        store: BlockStore,
+        quotas: Quotas,
+        reader: Reader,
+        commits: Commits,
+    ):
+        self.db = db
+        self.settings = settings
+        self.store = store
+        self.quotas = quotas
+        self.reader = reader
+        self.commits = commits
 
     async def put_object(
         self,
@@ -86,7 +97,7 @@ class _Writes(_Reads, _Commits):
             raise errors.ChecksumMismatch("The data does not match the ETag given")
         data = await self._new_map(stored.size, stored.hashes, content_type, meta, stored.md5)
         data.known = stored.hashes
-        data.domains = _check_domains(domains)
+        data.domains = check_domains(domains)
         data.uuid = uuid  # None: the path's own, or a fresh one
         return await self._commit_new(account, container, name, muser, data, plan)
 
@@ -94,7 +105,7 @@ class _Writes(_Reads, _Commits):
         """Whether some version of more than one block has this size: the hint that an
         upload of that size may repeat it (``nefos.storage.upload``)."""
         async with self.db.reading() as conn:
-            return (await _COPY_OF_SIZE(conn, {"size": size})).first() is not None
+            return (await COPY_OF_SIZE(conn, {"size": size})).first() is not None
 
     async def _copy_md5(self, hashes: list[str], size: int) -> str | None:
         """The MD5 of a version holding these bytes, if one does: the same Merkle hash
@@ -102,7 +113,7 @@ class _Writes(_Reads, _Commits):
         the caller sent the bytes, so the answer tells them nothing they lack."""
         params = {"hash": blocks.merkle(hashes), "size": size}
         async with self.db.reading() as conn:
-            return (await _COPY_MD5(conn, params)).scalar()
+            return (await COPY_MD5(conn, params)).scalar()
 
     async def _check_write(
         self,
@@ -112,18 +123,18 @@ class _Writes(_Reads, _Commits):
         content_type: str,
         meta: dict[str, str] | None,
         read_plan: bool = True,
-    ) -> tuple[dict[str, str], _Plan | None]:
+    ) -> tuple[dict[str, str], Plan | None]:
         """What every new object is checked for before any block is stored; with
         ``read_plan``, the reads the commit needs are made now too (a missing container
         or a full quota is refused before the body arrives; the commit checks they
         still hold)."""
-        self._check_object_args(account, container, name)
+        check_object_args(account, container, name)
         check_type(content_type)
         checked = check_meta(meta)
         if not read_plan:
             return checked, None
         async with self.db.reading() as conn:  # the write checks it again
-            plan = await self._read_plan(conn, account, [(container, name)])
+            plan = await commits.read_plan(conn, account, [(container, name)])
         return checked, plan
 
     async def _commit_new(
@@ -132,19 +143,19 @@ class _Writes(_Reads, _Commits):
         container: str,
         name: str,
         muser: str,
-        data: _Data,
-        plan: _Plan | None,
+        data: VersionData,
+        plan: Plan | None,
     ) -> ObjectRecord:
-        (done,) = await self._commit(account, muser, [_Write(container, name, data)], plan)
+        (done,) = await self.commits.commit(account, muser, [Write(container, name, data)], plan)
         if data.meta is None:  # the user's metadata carried forward: as stored
-            return await self.get_object(account, container, name, done.serial)
+            return await self.reader.get_object(account, container, name, done.serial)
         # As written, not read back: the same fields in ObjectRecord's order.
         return ObjectRecord(
             account,
             container,
             name,
             done.serial,
-            *_content_of(data),
+            *content_of(data),
             done.uuid,
             done.mtime,
             muser,
@@ -173,7 +184,7 @@ class _Writes(_Reads, _Commits):
         except ValueError as exc:
             raise errors.InvalidInput(str(exc)) from None
         meta, plan = await self._check_write(account, container, name, content_type, meta)
-        await self.check_growth(account, container, name, size, using=hashes)
+        await self.commits.check_growth(account, container, name, size, using=hashes)
         unsent: set[str] = set()
         if self.settings.storage.hashmap_reuse == "known":
             async with self.db.session() as s:
@@ -226,14 +237,14 @@ class _Writes(_Reads, _Commits):
         """One block of an upload, charged in one transaction unless already pending;
         the account and its uploader have had it from then on."""
         async with self.db.write() as conn:
-            policy = await self._policy(conn, account, container, lock=True)
+            policy = await commits.policy(conn, account, container, lock=True)
             await known.remember(conn, {account, uploader}, [name])
             if not await pending.record(
                 conn, account, name, size, policy.project, policy.id, utcnow()
             ):
                 return
             if policy.quota:
-                _, used, _ = await self._container_stats(conn, policy.id)
+                _, used, _ = await nodes.container_stats(conn, policy.id)
                 used += await pending.in_container(conn, policy.id)  # this block's included
                 if used > policy.quota:
                     raise errors.OverQuota(
@@ -245,8 +256,8 @@ class _Writes(_Reads, _Commits):
 
     async def delete_object(self, account: str, container: str, name: str, muser: str = "") -> int:
         """Add a deleted marker (history stays) and release the object's size."""
-        self._check_object_args(account, container, name)
-        return (await self._commit(account, muser, [_Write(container, name, None)]))[0].serial
+        check_object_args(account, container, name)
+        return (await self.commits.commit(account, muser, [Write(container, name, None)]))[0].serial
 
     async def copy_object(
         self,
@@ -266,16 +277,16 @@ class _Writes(_Reads, _Commits):
         metadata domain is copied, the user's overlaid with ``meta`` (or, ``fresh``,
         replaced by it: Swift's ``X-Fresh-Metadata``). The source may be in
         ``source_account`` (the caller checks the right to read it)."""
-        self._check_object_args(account, dest_container, dest_name)
-        source = await self.get_object(source_account or account, container, name, version)
+        check_object_args(account, dest_container, dest_name)
+        source = await self.reader.get_object(source_account or account, container, name, version)
         if content_type is not None:
             source = dataclasses.replace(source, type=check_type(content_type))
         data = self._reuse(source, meta, keep_uuid=False, fresh=fresh)
         if source.account != account:  # the caller could read it: the account has had it
-            data.known = await self.hashmap(source) if source.size else []
-        write = _Write(dest_container, dest_name, data)
-        serial = (await self._commit(account, muser, [write]))[0].serial
-        return await self.get_object(account, dest_container, dest_name, serial)
+            data.known = await self.reader.hashmap(source) if source.size else []
+        write = Write(dest_container, dest_name, data)
+        serial = (await self.commits.commit(account, muser, [write]))[0].serial
+        return await self.reader.get_object(account, dest_container, dest_name, serial)
 
     async def move_object(
         self,
@@ -289,82 +300,22 @@ class _Writes(_Reads, _Commits):
     ) -> ObjectRecord:
         """Rename: the destination takes the source's map, hash and UUID; the source
         gets a deleted marker, in the same transaction."""
-        self._check_object_args(account, dest_container, dest_name)
-        source = await self.get_object(account, container, name)
+        check_object_args(account, dest_container, dest_name)
+        source = await self.reader.get_object(account, container, name)
         if (container, name) == (dest_container, dest_name):
             return source
         data = self._reuse(source, meta, keep_uuid=True)
         writes = [
-            _Write(
+            Write(
                 dest_container,
                 dest_name,
                 data,
-                moved_from=_object_path(account, container, name),
+                moved_from=object_path(account, container, name),
             ),
-            _Write(container, name, None, base=source.serial),  # a moved-over source: retry
+            Write(container, name, None, base=source.serial),  # a moved-over source: retry
         ]
-        serial = (await self._commit(account, muser, writes))[0].serial
-        return await self.get_object(account, dest_container, dest_name, serial)
-
-    async def expire(self, now: float, batch: int = 500) -> int:
-        """Delete the objects whose ``DELETE_AT`` has passed (Swift's expirer); returns
-        how many. Each delete is of the version found, so one rewritten meanwhile stays,
-        and concurrent expirers (API workers) only race to the same result."""
-        query = (
-            select(NODES.c.path, VERSIONS.c.serial)
-            .select_from(
-                VERSIONS.join(NODES, NODES.c.id == VERSIONS.c.node_id).join(
-                    ATTRIBUTES, ATTRIBUTES.c.serial == VERSIONS.c.serial
-                )
-            )
-            .where(
-                VERSIONS.c.cluster == CURRENT,
-                ATTRIBUTES.c.domain == USER_DOMAIN,
-                # A literal, as in the partial index's predicate, so that PostgreSQL's
-                # generic plans can use the index (a parameter could be any key).
-                ATTRIBUTES.c.key == literal(DELETE_AT, literal_execute=True),
-                ATTRIBUTES.c.value != "",
-                cast(ATTRIBUTES.c.value, BigInteger) <= int(now),
-            )
-            .limit(batch)
-        )
-        async with self.db.session() as s:
-            expired = (await s.execute(query)).all()
-        done = 0
-        for path, serial in expired:
-            account, container, name = path.split("/", 2)
-            try:
-                await self._commit(account, "", [_Write(container, name, None, base=serial)])
-                done += 1
-            except (errors.NotFound, errors.Conflict):
-                pass  # deleted or rewritten since
-        return done
-
-    async def purge(
-        self, account: str, container: str, name: str | None, until: dt.datetime
-    ) -> int:
-        """Drop history and deleted markers older than ``until`` (spec: ``DELETE
-        ?until``), of one object or a whole container; their blocks are left for gc.
-        Current versions are never touched, so quotas do not change."""
-        check_account(account)
-        check_container_name(container)
-        async with self.db.transaction() as s:
-            parent = await self._container_node(s, account, container)
-            nodes = select(Node.id).where(Node.parent_id == parent.id)
-            if name is not None:
-                check_object_name(name)
-                nodes = nodes.where(Node.path == _object_path(account, container, name))
-            serials = select(Version.serial).where(
-                Version.node_id.in_(nodes.scalar_subquery()),
-                Version.cluster.in_((HISTORY, DELETED)),
-                Version.mtime <= until,
-            )
-            found = list(await s.scalars(serials))
-            for start in range(0, len(found), 500):
-                batch = found[start : start + 500]
-                await s.execute(delete(Attribute).where(Attribute.serial.in_(batch)))
-                await s.execute(delete(Version).where(Version.serial.in_(batch)))
-            return len(found)
+        serial = (await self.commits.commit(account, muser, writes))[0].serial
+        return await self.reader.get_object(account, dest_container, dest_name, serial)
 
     async def set_domain(
         self,
@@ -379,10 +330,10 @@ class _Writes(_Reads, _Commits):
         """A new version on the same map whose ``domain`` holds exactly ``values``
         (the image service registers and edits images this way; no data moves).
         ``expect_serial``: fail with Conflict if the object changed since."""
-        current = await self.get_object(account, container, name)
+        current = await self.reader.get_object(account, container, name)
         if expect_serial is not None and current.serial != expect_serial:
             raise errors.Conflict(f"{container}/{name} changed meanwhile")
-        data = _same_data(current, domains=_check_domains({domain: values}))
+        data = _same_data(current, domains=check_domains({domain: values}))
         return await self._rewrite(current, data, muser)
 
     # -- updating objects in place -------------------------------------------------------------
@@ -399,7 +350,7 @@ class _Writes(_Reads, _Commits):
     ) -> ObjectRecord:
         """A new version on the same map with user metadata replaced or merged (an empty
         value deletes a key when merging)."""
-        current = await self.get_object(account, container, name)
+        current = await self.reader.get_object(account, container, name)
         merged = {} if replace else dict(current.meta)
         for key, value in check_meta(meta).items():
             if value or replace:
@@ -413,12 +364,14 @@ class _Writes(_Reads, _Commits):
         )
         return await self._rewrite(current, data, muser)
 
-    async def _rewrite(self, current: ObjectRecord, data: _Data, muser: str) -> ObjectRecord:
+    async def _rewrite(self, current: ObjectRecord, data: VersionData, muser: str) -> ObjectRecord:
         """Commit ``data`` as the version after ``current`` (Conflict if another came
         between) and read it back."""
-        write = _Write(current.container, current.name, data, base=current.serial)
-        serial = (await self._commit(current.account, muser, [write]))[0].serial
-        return await self.get_object(current.account, current.container, current.name, serial)
+        write = Write(current.container, current.name, data, base=current.serial)
+        serial = (await self.commits.commit(current.account, muser, [write]))[0].serial
+        return await self.reader.get_object(
+            current.account, current.container, current.name, serial
+        )
 
     async def update_data(
         self,
@@ -438,7 +391,7 @@ class _Writes(_Reads, _Commits):
         block keeps its hash. The sizes it will reach are checked against ``max_size``
         and the quota before any block or map is stored: a refused update writes
         nothing, and no size grows the map beyond ``max_size``."""
-        current = await self.get_object(account, container, name)
+        current = await self.reader.get_object(account, container, name)
         size = current.size
         position = size if offset is None else offset
         if position < 0 or (truncate is not None and truncate < 0):
@@ -448,8 +401,8 @@ class _Writes(_Reads, _Commits):
         if max_size is not None and max(reach, final, position) > max_size:
             raise errors.TooLarge(f"An object has at most {max_size} bytes")
         if final > size:
-            await self.check_growth(account, container, name, final)
-        hashes = list(await self.hashmap(current)) if current.size else []
+            await self.commits.check_growth(account, container, name, final)
+        hashes = list(await self.reader.hashmap(current)) if current.size else []
         had = set(hashes)
         if chunks is not None:
             hashes, size = await self._write_at(current, hashes, size, position, chunks, max_size)
@@ -539,7 +492,7 @@ class _Writes(_Reads, _Commits):
 
     async def _new_map(
         self, size: int, hashes: list[str], content_type: str, meta: dict[str, str], md5: str
-    ) -> _Data:
+    ) -> VersionData:
         """Store the map under a name never used before (a crash leaves it as garbage).
         A one-block version stores none (``map_name`` ""; see :meth:`_hashes`): for a
         small object the map file was one more file created and fsynced per write."""
@@ -547,7 +500,7 @@ class _Writes(_Reads, _Commits):
         if len(hashes) > 1:
             map_name = secrets.token_hex(16)
             await self.store.put_map(map_name, hashes)
-        return _Data(size, content_type, blocks.merkle(hashes), md5, map_name, None, meta)
+        return VersionData(size, content_type, blocks.merkle(hashes), md5, map_name, None, meta)
 
     def _reuse(
         self,
@@ -555,18 +508,18 @@ class _Writes(_Reads, _Commits):
         meta: dict[str, str] | None,
         keep_uuid: bool,
         fresh: bool = False,
-    ) -> _Data:
+    ) -> VersionData:
         merged = {} if fresh else dict(source.meta)
         merged.update(check_meta(meta))
         merged = {key: value for key, value in merged.items() if value}  # "": removed
         return _same_data(source, uuid=source.uuid if keep_uuid else None, meta=check_meta(merged))
 
 
-def _same_data(record: ObjectRecord, **changes: Any) -> _Data:
+def _same_data(record: ObjectRecord, **changes: Any) -> VersionData:
     """A new version's content on ``record``'s map (no data moves): its size, type,
     hashes and UUID, its metadata and other domains copied from it, unless ``changes``
     says otherwise."""
-    data = _Data(
+    data = VersionData(
         size=record.size,
         type=record.type,
         hash=record.hash,
