@@ -216,6 +216,12 @@ class Limits(BaseModel):
         description="Most projects or users one Keystone v3 listing returns; a longer "
         'list is cut and marked "truncated": true (Keystone\'s list_limit).',
     )
+    credentials_per_user: int = Field(
+        default=100,
+        ge=1,
+        description="Most application credentials, EC2 credentials, and access rules in "
+        "one credential, a user may hold (Keystone's user_limit).",
+    )
 
 
 class Settings(BaseSettings):
