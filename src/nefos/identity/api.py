@@ -446,7 +446,8 @@ def _v3_domain(request: Request) -> dict[str, Any]:
 
 
 def _self_or_admin(caller: Credentials, user_id: str) -> None:
-    if user_id != str(caller.user_id) and not caller.is_admin:
+    """A user is named by id, or by e-mail as ``openstack user show`` may name it."""
+    if user_id not in (str(caller.user_id), caller.email) and not caller.is_admin:
         raise errors.PermissionDenied("Only the user or an admin may see this")
 
 
@@ -564,7 +565,8 @@ async def v3_project(
     project_id: str, request: Request, service: Service, caller: User_
 ) -> Response:
     mine = await service.projects_of(caller.user_id)
-    wanted = next((p for p in mine if str(p.id) == project_id), None)
+    # By id, or by name among the caller's own (what ``project show NAME`` asks first).
+    wanted = next((p for p in mine if project_id in (str(p.id), p.name)), None)
     if wanted is None and caller.is_admin:
         parsed = parse_uuid(project_id)
         wanted = await service.get_project(parsed) if parsed else None

@@ -163,13 +163,13 @@ class ApplicationCredentials:
 
     def _roles(self, caller: Credentials, wanted: list[str] | None) -> list[str]:
         held = token_roles(caller)
-        if wanted is None:
+        if not wanted:  # none given (or an empty list, as openstackclient sends): all
             return held
         for role in wanted:
             if role not in KNOWN_ROLES:
                 raise errors.NotFound(f"Could not find role: {role}")
         granted = expand_roles(wanted)
-        if not wanted or any(role not in held for role in granted):
+        if any(role not in held for role in granted):
             raise errors.InvalidInput(
                 "Invalid application credential: Cannot create an application credential "
                 "with unassigned role"
