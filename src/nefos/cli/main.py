@@ -42,6 +42,8 @@ from nefos.cli.reconcile import reconcile_app
 from nefos.cli.storage import storage_app
 from nefos.core.config import Settings
 from nefos.core.migrate import head, upgrade_async
+from nefos.identity import client_config
+from nefos.identity.delegation import ApplicationCredentials
 from nefos.identity.models import User
 from nefos.quotas.serials import LOCAL_CLIENTS, reconcile
 from nefos.server.engines import Engines
@@ -433,6 +435,78 @@ def user_link(
     """Let an external login (OIDC, Shibboleth) log in as this user."""
     with_engines(config, data_dir, lambda e: e.identity.link(user, provider, identifier, None))
     out.print(f"{provider}:{identifier} now logs in as {user}")
+
+
+@user_app.command("config")
+def user_config(
+    user: Annotated[str, typer.Argument(help="UUID or e-mail")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="clouds (a clouds.yaml for openstack --os-cloud), openrc (to source), "
+            "kamakirc (kamaki's ~/.kamakirc)",
+        ),
+    ] = "clouds",
+    application_credential: Annotated[
+        str | None,
+        typer.Option(
+            "--application-credential",
+            help="Create an application credential of this name for the user (on their "
+            "own project, their roles, no expiry) and use it instead of the API token; "
+            "its secret is shown only in this file",
+        ),
+    ] = None,
+    cloud: Annotated[str, typer.Option(help="The cloud's name in the file")] = "nefos",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="The URL clients reach this deployment at, when public_url is not "
+            "configured (e.g. a `nefos up --port` server's)",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (mode 0600), not to stdout")
+    ] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Print a client configuration for the user: the Keystone v3 URL for OpenStack's
+    clients, the v2.0 URL for kamaki."""
+    if fmt not in client_config.FORMATS:
+        raise fail(f"--format is one of {', '.join(client_config.FORMATS)}", code=2)
+    if fmt == "kamakirc" and application_credential is not None:
+        raise fail("kamaki authenticates with a token only: drop --application-credential")
+
+    async def work(engines: Engines) -> str:
+        identity = engines.identity
+        token, _ = await identity.api_token(user)
+        if token is None:
+            raise fail("the API token cannot be shown: `nefos user renew-token` makes a new one")
+        caller = await identity.authenticate(token)
+        auth: client_config.Auth
+        if application_credential is None:
+            auth = client_config.TokenAuth(token, caller.project_id)
+        else:
+            shown, secret = await ApplicationCredentials(identity).create(
+                caller, str(caller.user_id), application_credential
+            )
+            auth = client_config.ApplicationCredentialAuth(shown.credential.id, secret)
+        settings = engines.settings
+        if url is not None:
+            settings = settings.model_copy(update={"public_url": url})
+        return client_config.render(fmt, settings, auth, cloud)
+
+    text = with_engines(config, data_dir, work)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as sink:
+        sink.write(text)
+    os.chmod(output, 0o600)  # an existing file keeps its mode through O_CREAT
+    err.print(f"wrote {output}")
 
 
 # -- configuration -------------------------------------------------------------------

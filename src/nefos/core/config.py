@@ -237,6 +237,12 @@ class Limits(BaseModel):
         ge=0,
         description="Largest image data one Glance v2 upload may store (Glance's image_size_cap).",
     )
+    credentials_per_user: int = Field(
+        default=100,
+        ge=1,
+        description="Most application credentials, EC2 credentials, and access rules in "
+        "one credential, a user may hold (Keystone's user_limit).",
+    )
 
 
 class Settings(BaseSettings):

@@ -16,7 +16,9 @@ The app lists them in one place (``nefos.server.app.MIDDLEWARE``), outermost fir
   does not read its raw path itself (400), and oversized bodies on the JSON APIs (413),
   before any route reads them; streaming prefixes (object data) are exempt from the last.
 * :class:`Authentication`: resolves ``X-Auth-Token`` (header, or ``?X-Auth-Token=`` where
-  Synnefo accepts it) once, into ``scope["nefos.credentials"]``.
+  Synnefo accepts it) once, into ``scope["nefos.credentials"]``; a token from an
+  application credential that does not allow the request leaves no credentials and a
+  403 for the routes that need them.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nefos.core import errors
+from nefos.core.auth import Credentials, refusal
 from nefos.core.config import Limits
 from nefos.core.faults import FaultRouter
 from nefos.core.logging import request_id
@@ -266,7 +268,7 @@ def _counting(receive: Receive, limit: int) -> Receive:
     return receive_counted
 
 
-Authenticator = Callable[[str], Awaitable[Any]]
+Authenticator = Callable[[str], Awaitable[Credentials]]
 
 
 class Authentication:
@@ -290,9 +292,15 @@ class Authentication:
                 token = query.get("X-Auth-Token")
             if token:
                 try:
-                    scope["nefos.credentials"] = await self.authenticate(token)
+                    credentials = await self.authenticate(token)
                 except errors.NotAuthenticated as exc:
                     scope["nefos.auth_error"] = exc
+                else:
+                    refused = refusal(credentials, scope["method"], scope["path"])
+                    if refused is None:
+                        scope["nefos.credentials"] = credentials
+                    else:
+                        scope["nefos.auth_error"] = refused
         await self.app(scope, receive, send)
 
 

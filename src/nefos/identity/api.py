@@ -18,9 +18,12 @@ from nefos.core.auth import (
     current_admin,
     current_user,
     role_names,
+    token_roles,
 )
 from nefos.core.body import parse_json
 from nefos.core.faults import json_response
+from nefos.identity import api_credentials
+from nefos.identity.delegation import APPLICATION_CREDENTIAL, ApplicationCredentials
 from nefos.identity.models import Project, User
 from nefos.identity.service import Identity, IssuedToken, parse_uuid
 
@@ -69,7 +72,7 @@ class V2TokenRequest(Body):
 
 
 def _v2_access(service: Identity, token: str, credentials: Credentials) -> dict[str, Any]:
-    roles = [{"id": name, "name": name} for name in role_names(credentials.is_admin)]
+    roles = [{"id": name, "name": name} for name in token_roles(credentials)]
     return {
         "access": {
             "token": {
@@ -159,10 +162,24 @@ class V3TokenMethod(Body):
     id: str = Field(max_length=512)
 
 
+class V3CredentialUser(Body):
+    id: str | None = Field(default=None, max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    domain: V3Domain | None = None
+
+
+class V3ApplicationCredential(Body):
+    id: str | None = Field(default=None, max_length=64)
+    name: str | None = Field(default=None, max_length=255)
+    secret: str = Field(max_length=4096)
+    user: V3CredentialUser | None = None
+
+
 class V3Identity(Body):
     methods: list[str]
     password: V3Password | None = None
     token: V3TokenMethod | None = None
+    application_credential: V3ApplicationCredential | None = None
 
 
 class V3Project(Body):
@@ -186,7 +203,7 @@ class V3TokenRequest(Body):
     auth: V3Auth
 
 
-SUPPORTED_METHODS = ("password", "token")
+SUPPORTED_METHODS = ("password", "token", APPLICATION_CREDENTIAL)
 
 
 def _check_domain(domain: V3Domain | None) -> None:
@@ -210,7 +227,8 @@ def _v3_token(
     with_catalog: bool = True,
 ) -> dict[str, Any]:
     user_id = user.id if isinstance(user, User) else user.user_id
-    roles = [{"id": name, "name": name, "domain_id": None} for name in role_names(user.is_admin)]
+    names = role_names(user.is_admin) if isinstance(user, User) else token_roles(user)
+    roles = [{"id": name, "name": name, "domain_id": None} for name in names]
     token: dict[str, Any] = {
         "methods": methods,
         "user": {
@@ -226,9 +244,53 @@ def _v3_token(
         "is_domain": False,
         "roles": roles,
     }
+    delegation = user.delegation if isinstance(user, Credentials) else None
+    if delegation is not None:
+        token["application_credential"] = {
+            "id": str(delegation.credential_id),
+            "name": delegation.name,
+            "restricted": not delegation.unrestricted,
+        }
     if with_catalog:
         token["catalog"] = service.catalog.v3(project_id)
     return {"token": token}
+
+
+def _v3_credentials_token(
+    service: Identity, credentials: Credentials, with_catalog: bool
+) -> dict[str, Any]:
+    return _v3_token(
+        service,
+        credentials,
+        credentials.project_id,
+        credentials.project_name,
+        list(credentials.methods),
+        [credentials.audit_id],
+        credentials.issued_at,
+        credentials.expires_at,
+        with_catalog=with_catalog,
+    )
+
+
+async def _v3_application_credential(
+    request: Request, service: Identity, body: V3TokenRequest, with_catalog: bool
+) -> Response:
+    """Keystone's rule: the credential fixes the scope, so a request may not ask one."""
+    given = body.auth.identity.application_credential
+    if given is None:
+        raise errors.InvalidInput("auth.identity.application_credential is missing")
+    if body.auth.scope is not None:
+        raise errors.NotAuthenticated("An application credential may not request a scope")
+    user_ref = None
+    if given.user is not None:
+        _check_domain(given.user.domain)
+        user_ref = given.user.id or given.user.name
+    issued = await ApplicationCredentials(service).login(
+        given.secret, given.id, given.name, user_ref, client_address(request)
+    )
+    credentials = await service.authenticate(issued.token)
+    document = _v3_credentials_token(service, credentials, with_catalog)
+    return json_response(document, 201, {"X-Subject-Token": issued.token})
 
 
 @v3.post("/auth/tokens", status_code=201)
@@ -240,7 +302,10 @@ async def v3_issue(request: Request, service: Service, nocatalog: str | None = N
     unknown = [m for m in ident.methods if m not in SUPPORTED_METHODS]
     if unknown:
         raise errors.NotAuthenticated(f"Unsupported authentication method: {', '.join(unknown)}")
+    if APPLICATION_CREDENTIAL in ident.methods:
+        return await _v3_application_credential(request, service, body, nocatalog is None)
     expires_at: dt.datetime | None = None
+    delegated = None
     if "password" in ident.methods:
         if ident.password is None:
             raise errors.InvalidInput("auth.identity.password is missing")
@@ -256,6 +321,7 @@ async def v3_issue(request: Request, service: Service, nocatalog: str | None = N
         proven = await service.authenticate(ident.token.id)
         user = await service.get_user(proven.user_id)
         expires_at = proven.expires_at  # a token never outlives the one it came from
+        delegated = proven.delegation
     scope = body.auth.scope
     if isinstance(scope, V3Scope) and (scope.domain is not None or scope.system is not None):
         raise errors.NotAuthenticated("nefos issues project-scoped tokens only")
@@ -268,6 +334,24 @@ async def v3_issue(request: Request, service: Service, nocatalog: str | None = N
         user, wanted.id if wanted else None, wanted.name if wanted else None
     )
     lifetime = expires_at - dt.datetime.now(dt.UTC) if expires_at is not None else None
+    if delegated is not None:
+        # A token from an application credential keeps its credential's project,
+        # roles and rules in every token made from it (Keystone: no rescoping).
+        if wanted is not None and project.id != proven.project_id:
+            raise errors.NotAuthenticated(
+                "A token from an application credential cannot be rescoped"
+            )
+        issued = await service.issue_token(
+            user,
+            await service.get_project(proven.project_id),
+            methods=list(proven.methods),
+            lifetime=lifetime,
+            application_credential_id=delegated.credential_id,
+        )
+        document = _v3_credentials_token(
+            service, await service.authenticate(issued.token), nocatalog is None
+        )
+        return json_response(document, 201, {"X-Subject-Token": issued.token})
     issued: IssuedToken = await service.issue_token(
         user, project, methods=ident.methods, lifetime=lifetime
     )
@@ -309,16 +393,8 @@ async def v3_validate(request: Request) -> Response:
     service: Identity = request.app.state.identity
     subject_token = request.headers.get("x-subject-token")
     subject = await _subject(service, await current_user(request), subject_token)
-    document = _v3_token(
-        service,
-        subject,
-        subject.project_id,
-        subject.project_name,
-        list(subject.methods),
-        [subject.audit_id],
-        subject.issued_at,
-        subject.expires_at,
-        with_catalog="nocatalog" not in request.query_params,
+    document = _v3_credentials_token(
+        service, subject, with_catalog="nocatalog" not in request.query_params
     )
     return json_response(document, 200, {"X-Subject-Token": subject_token or ""})
 
@@ -370,7 +446,8 @@ def _v3_domain(request: Request) -> dict[str, Any]:
 
 
 def _self_or_admin(caller: Credentials, user_id: str) -> None:
-    if user_id != str(caller.user_id) and not caller.is_admin:
+    """A user is named by id, or by e-mail as ``openstack user show`` may name it."""
+    if user_id not in (str(caller.user_id), caller.email) and not caller.is_admin:
         raise errors.PermissionDenied("Only the user or an admin may see this")
 
 
@@ -488,7 +565,8 @@ async def v3_project(
     project_id: str, request: Request, service: Service, caller: User_
 ) -> Response:
     mine = await service.projects_of(caller.user_id)
-    wanted = next((p for p in mine if str(p.id) == project_id), None)
+    # By id, or by name among the caller's own (what ``project show NAME`` asks first).
+    wanted = next((p for p in mine if project_id in (str(p.id), p.name)), None)
     if wanted is None and caller.is_admin:
         parsed = parse_uuid(project_id)
         wanted = await service.get_project(parsed) if parsed else None
@@ -602,3 +680,8 @@ async def feedback(request: Request, service: Service, caller: User_) -> Respons
         raise errors.InvalidInput("feedback_msg is required")
     await service.add_feedback(caller.user_id, message, fields.get("feedback_data", ""))
     return Response(status_code=200)
+
+
+# Application credentials, access rules, EC2 credentials: in their own module, under
+# this prefix.
+v3.include_router(api_credentials.router)

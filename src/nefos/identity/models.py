@@ -1,4 +1,5 @@
-"""Identity tables: users, their linked login identities, projects, tokens."""
+"""Identity tables: users, their linked login identities, projects, tokens, and the
+credentials users hand to applications (application and EC2 credentials)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,11 @@ class Token(Base):
     # The API token encrypted with the deployment's secret key, so its owner can see it
     # again in the web UI; never used to authenticate.
     sealed: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Set on tokens an application credential got: they end with it, and carry its
+    # roles and access rules.
+    application_credential_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("application_credentials.id", ondelete="CASCADE"), default=None
+    )
 
 
 class Feedback(Base):
@@ -122,3 +128,71 @@ class LoginFailures(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     since: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class ApplicationCredential(Base):
+    """A user's delegation to an application (Keystone's application credential): a
+    secret that gets tokens for one project with a subset of the user's roles, within
+    its access rules. Only a hash of the secret is kept; the secret is shown once."""
+
+    __tablename__ = "application_credentials"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("projects.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[str] = mapped_column(String(255))  # role names, comma-separated
+    unrestricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AccessRule(Base):
+    """One request an application credential's tokens may make: a service type, an
+    HTTP method and a path pattern (``*`` one segment, ``**`` any). A user's rules are
+    shared by their credentials, as Keystone keeps them."""
+
+    __tablename__ = "access_rules"
+    __table_args__ = (UniqueConstraint("user_id", "service", "method", "path"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(255))
+
+
+class CredentialRule(Base):
+    """Which access rules bind which application credential. A rule in use cannot be
+    deleted (RESTRICT); deleting the credential frees it."""
+
+    __tablename__ = "application_credential_rules"
+
+    credential_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("application_credentials.id", ondelete="CASCADE"), primary_key=True
+    )
+    rule_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("access_rules.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+
+
+class Ec2Credential(Base):
+    """An EC2-style access key for one project, kept for S3-style request signing.
+    Signature checks need the secret itself, so it is sealed, not hashed."""
+
+    __tablename__ = "ec2_credentials"
+
+    access: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("projects.id", ondelete="CASCADE")
+    )
+    sealed_secret: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

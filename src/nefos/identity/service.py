@@ -31,6 +31,7 @@ from nefos.core.db import Database, utcnow
 from nefos.core.numbers import ascii_uuid
 from nefos.identity.catalog import Catalog
 from nefos.identity.models import AuthIdentity, Feedback, Project, Token, User
+from nefos.identity.rules import load_delegation
 from nefos.identity.throttle import LoginThrottle, account_key, address_key
 
 API_TOKEN = "api"
@@ -153,7 +154,7 @@ class Identity:
             self._check_password(password)
         if len(display_name) > self.settings.limits.name_length:
             raise errors.InvalidInput("Display name too long")
-        password_hash = await _hash(password) if password is not None else None
+        password_hash = await hash_secret(password) if password is not None else None
         user = User(
             id=uuid.uuid4(),
             email=email,
@@ -227,7 +228,7 @@ class Identity:
     async def set_password(self, ref: str, password: str) -> User:
         """Set the local password, enabling the ``local`` login for this user."""
         self._check_password(password)
-        password_hash = await _hash(password)
+        password_hash = await hash_secret(password)
         async with self.db.transaction() as s:
             user = await self._find_user(s, ref)
             user.password_hash = password_hash
@@ -312,6 +313,7 @@ class Identity:
         kind: str,
         methods: Iterable[str],
         lifetime: dt.timedelta | None = None,
+        application_credential_id: uuid.UUID | None = None,
     ) -> IssuedToken:
         if lifetime is None:
             lifetime = (
@@ -331,6 +333,7 @@ class Identity:
             created_at=now,
             expires_at=now + lifetime,
             sealed=self._sealer.encrypt(token.encode()).decode() if kind == API_TOKEN else None,
+            application_credential_id=application_credential_id,
         )
         s.add(record)
         return IssuedToken(token, record)
@@ -341,12 +344,16 @@ class Identity:
         project: Project | None = None,
         methods: Iterable[str] = ("token",),
         lifetime: dt.timedelta | None = None,
+        application_credential_id: uuid.UUID | None = None,
     ) -> IssuedToken:
-        """A new session token; the user's other tokens stay valid."""
+        """A new session token; the user's other tokens stay valid. One got with an
+        application credential carries it, and ends with it."""
         self._require_active(user)
         async with self.db.transaction() as s:
             project_id = project.id if project is not None else user.system_project_id
-            return self._add_token(s, user.id, project_id, SESSION_TOKEN, methods, lifetime)
+            return self._add_token(
+                s, user.id, project_id, SESSION_TOKEN, methods, lifetime, application_credential_id
+            )
 
     async def renew_api_token(self, ref: str | uuid.UUID) -> str:
         """Replace the user's API token: the old one stops working at once."""
@@ -416,6 +423,7 @@ class Identity:
                         Token.audit_id,
                         Token.created_at,
                         Token.expires_at,
+                        Token.application_credential_id,
                         User.id,
                         User.email,
                         User.display_name,
@@ -427,7 +435,10 @@ class Identity:
                     .where(Token.digest == token_digest, Token.kind != WEB_SESSION)
                 )
             ).one_or_none()
-        if row is None:
+            delegation = None
+            if row is not None and row.application_credential_id is not None:
+                delegation = await load_delegation(s, row.application_credential_id)
+        if row is None or (row.application_credential_id is not None and delegation is None):
             raise errors.NotAuthenticated("Invalid token")
         if row.expires_at <= utcnow():
             raise errors.NotAuthenticated("Token expired")
@@ -437,7 +448,8 @@ class Identity:
             user_id=row.id,
             email=row.email,
             display_name=row.display_name,
-            is_admin=row.is_admin,
+            # An application credential without the admin role makes no admin token.
+            is_admin=row.is_admin and (delegation is None or "admin" in delegation.roles),
             project_id=row.project_id,
             project_name=row.project_name,
             token_digest=row.digest,
@@ -445,6 +457,7 @@ class Identity:
             audit_id=row.audit_id,
             issued_at=row.created_at,
             expires_at=row.expires_at,
+            delegation=delegation,
         )
         self.cache.put(credentials)
         return credentials
@@ -474,23 +487,27 @@ class Identity:
             and token is not None
             and token.user_id == user.id
             and token.kind != WEB_SESSION
+            and token.application_credential_id is None  # would shed its restrictions
             and token.expires_at > utcnow()
         ):
             right = True
         else:
             stored = user.password_hash if user is not None else None
-            right = await _verify(stored or await self._dummy(), password) and stored is not None
+            right = (
+                await verify_secret(stored or await self.dummy_hash(), password)
+                and stored is not None
+            )
         if user is None or not right:
             raise failure
         await self.throttle.succeeded(account, address)
         self._require_active(user)
         return user
 
-    async def _dummy(self) -> str:
+    async def dummy_hash(self) -> str:
         """A hash of a random password, made with this deployment's hasher parameters,
         to verify against when there is no user or no password: as slow as a real one."""
         if self._dummy_hash is None:
-            self._dummy_hash = await _hash(secrets.token_urlsafe(32))
+            self._dummy_hash = await hash_secret(secrets.token_urlsafe(32))
         return self._dummy_hash
 
     # -- web sessions -----------------------------------------------------------------
@@ -669,12 +686,13 @@ async def _no_projects(user_id: uuid.UUID) -> list[uuid.UUID]:
     return []
 
 
-async def _hash(password: str) -> str:
-    # argon2 is deliberately slow; keep it off the event loop.
+async def hash_secret(password: str) -> str:
+    """A password or a secret as stored: argon2id, off the event loop."""
+    # argon2 is deliberately slow, so a stolen hash is slow to guess.
     return await asyncio.to_thread(_hasher.hash, password)
 
 
-async def _verify(password_hash: str, password: str) -> bool:
+async def verify_secret(password_hash: str, password: str) -> bool:
     try:
         return await asyncio.to_thread(_hasher.verify, password_hash, password)
     except (VerificationError, InvalidHashError):

@@ -42,6 +42,8 @@ from starlette.templating import Jinja2Templates
 from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.faults import status_of
+from nefos.identity import client_config
+from nefos.identity.delegation import ApplicationCredentials
 from nefos.identity.models import User
 from nefos.identity.service import Identity
 
@@ -145,6 +147,7 @@ class WebLogin:
             Route("/login/shibboleth", self.login_shibboleth, methods=["GET"]),
             Route("/account", self.account, methods=["GET"]),
             Route("/account/renew-token", self.renew_token, methods=["POST"]),
+            Route("/account/config/{fmt}", self.client_config, methods=["GET", "POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/weblogin", self.weblogin, methods=["GET"]),
             Route("/static/nefos.css", self.stylesheet, methods=["GET"]),
@@ -372,6 +375,41 @@ class WebLogin:
             return self._to_login(request)
         await self.identity.renew_api_token(user.id)
         return RedirectResponse(f"{ROOT}/account", status_code=303)
+
+    async def client_config(self, request: Request) -> Response:
+        """A client configuration to download: GET for the API token, POST (with a
+        ``name``) for a new application credential of that name, whose secret is in
+        this file only."""
+        fmt = request.path_params["fmt"]
+        if fmt not in client_config.FORMATS:
+            return Response(f"No such format: {fmt}", status_code=404)
+        form = await request.form() if request.method == "POST" else None
+        if form is not None and self._forged(request, form):
+            return Response("Bad or missing CSRF token", status_code=403)
+        user = await self._session_user(request)
+        if user is None:
+            return self._to_login(request)
+        token, _ = await self.identity.api_token(user.id)
+        if token is None:
+            return Response("Your token cannot be shown; renew it first.", status_code=409)
+        caller = await self.identity.authenticate(token)
+        try:
+            auth: client_config.Auth = client_config.TokenAuth(token, caller.project_id)
+            if form is not None:
+                name = form.get("name")
+                shown, secret = await ApplicationCredentials(self.identity).create(
+                    caller, str(user.id), name if isinstance(name, str) else ""
+                )
+                auth = client_config.ApplicationCredentialAuth(shown.credential.id, secret)
+            text = client_config.render(fmt, self.settings, auth)
+        except errors.NefosError as exc:
+            return Response(exc.message, status_code=status_of(exc), media_type="text/plain")
+        filename = client_config.FILE_NAMES[fmt]
+        return Response(
+            text,
+            media_type="text/plain; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
 
     async def logout(self, request: Request) -> Response:
         session = request.session.get("sid")
