@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import openstack as openstacksdk
 import pytest
 
 from tests.conftest import Server
@@ -73,17 +74,18 @@ def test_limits_zones_and_unbuilt_services(server: Server):
 
 
 def test_server_lifecycle(server: Server, image: str, tmp_path: Path):
-    created = os_json(
-        server, "server", "create", "--image", image, "--flavor", "C1R1024D20file",
+    created = os_json(  # the image and flavor by name, which the client resolves
+        server, "server", "create", "--image", "tiny", "--flavor", "C1R1024D20file",
         "--property", "role=web", "--wait", "web",
     )  # fmt: skip
     assert created["status"] == "ACTIVE"
     assert created["OS-EXT-STS:task_state"] is None and created["OS-SRV-USG:launched_at"]
+    assert created["image"].startswith("tiny") and not any(k.startswith("SNF:") for k in created)
     server_id = created["id"]
     listed = os_json(server, "server", "list")
     assert [(s["Name"], s["Status"]) for s in listed] == [("web", "ACTIVE")]
     os_run(server, "server", "stop", server_id)
-    wait_status(server, server_id, "STOPPED")  # Synnefo's name for Nova's SHUTOFF
+    wait_status(server, server_id, "SHUTOFF")  # the OpenStack dialect (kamaki's: STOPPED)
     os_run(server, "server", "start", server_id)
     wait_status(server, server_id, "ACTIVE")
     os_run(server, "server", "reboot", "--hard", "--wait", server_id)
@@ -132,3 +134,26 @@ def test_server_create_min_max(server: Server, image: str):
     assert sorted(s["Name"] for s in listed) == ["db-1", "db-2", "web-1", "web-2", "web-3"]
     os_run(server, "server", "delete", "--wait", *(s["ID"] for s in listed))
     assert os_json(server, "server", "list") == []
+
+
+def test_openstacksdk_waits_for_shutoff(server: Server, image: str):
+    """openstacksdk's waits compare the status by name: Nova's names on the v3 endpoints."""
+    conn = openstacksdk.connect(
+        auth_url=f"{server.url}/identity/v3",
+        username=server.admin_email,
+        password=server.admin_password,
+        project_name=server.admin_email,
+        user_domain_name="Default",
+        project_domain_name="Default",
+    )
+    try:
+        flavor = conn.compute.find_flavor("C1R1024D20file")
+        made = conn.compute.create_server(name="sdk", image_id=image, flavor_id=flavor.id)
+        made = conn.compute.wait_for_server(made, status="ACTIVE", wait=60, interval=0.5)
+        conn.compute.stop_server(made)
+        stopped = conn.compute.wait_for_server(made, status="SHUTOFF", wait=60, interval=0.5)
+        assert stopped.status == "SHUTOFF" and stopped.vm_state == "stopped"
+        conn.compute.delete_server(made)
+        conn.compute.wait_for_delete(made, wait=60, interval=0.5)
+    finally:
+        conn.close()
