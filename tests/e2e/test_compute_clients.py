@@ -7,11 +7,10 @@ import json
 import time
 from pathlib import Path
 
-import openstack as openstacksdk
 import pytest
 
 from tests.conftest import Server
-from tests.e2e.test_server import openstack, side_by_side
+from tests.e2e.test_server import openstack, sdk, side_by_side
 
 
 @pytest.fixture(scope="module")
@@ -138,14 +137,7 @@ def test_server_create_min_max(server: Server, image: str):
 
 def test_openstacksdk_waits_for_shutoff(server: Server, image: str):
     """openstacksdk's waits compare the status by name: Nova's names on the v3 endpoints."""
-    conn = openstacksdk.connect(
-        auth_url=f"{server.url}/identity/v3",
-        username=server.admin_email,
-        password=server.admin_password,
-        project_name=server.admin_email,
-        user_domain_name="Default",
-        project_domain_name="Default",
-    )
+    conn = sdk(server)
     try:
         flavor = conn.compute.find_flavor("C1R1024D20file")
         made = conn.compute.create_server(name="sdk", image_id=image, flavor_id=flavor.id)

@@ -10,12 +10,11 @@ from functools import partial
 from pathlib import Path
 
 import httpx
-import openstack
 import pytest
 
 from tests.conftest import Server
 from tests.e2e.test_server import openstack as run_openstack
-from tests.e2e.test_server import side_by_side
+from tests.e2e.test_server import sdk, side_by_side
 
 CREATE = ("image", "create", "--disk-format", "raw", "--container-format", "bare")
 
@@ -144,14 +143,7 @@ def test_openstack_image_visibility_between_users(server: Server, bob, tmp_path:
 
 
 def test_openstacksdk_create_list_download(server: Server):
-    conn = openstack.connect(
-        auth_url=f"{server.url}/identity/v3",
-        username=server.admin_email,
-        password=server.admin_password,
-        project_name=server.admin_email,
-        user_domain_name="Default",
-        project_domain_name="Default",
-    )
+    conn = sdk(server)
     data = os.urandom(100_000)
     image = conn.image.create_image(
         "sdk-image",

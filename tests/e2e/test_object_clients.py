@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 import httpx
-import openstack
 import pytest
 from swiftclient import client as swift_client
 
 from nefos.blocks import block_hash
 from tests.conftest import Server
 from tests.e2e.test_server import openstack as openstack_cli
+from tests.e2e.test_server import sdk
 
 SWIFT = str(Path(sys.executable).with_name("swift"))
 BLOCK = 4 * 1024 * 1024
@@ -113,14 +113,7 @@ def test_swiftclient_library_with_keystone_v3(server: Server):
 
 
 def test_openstacksdk_object_store(server: Server):
-    cloud = openstack.connect(
-        auth_url=f"{server.url}/identity/v3",
-        username=server.admin_email,
-        password=server.admin_password,
-        project_name=server.admin_email,
-        user_domain_name="Default",
-        project_domain_name="Default",
-    )
+    cloud = sdk(server)
     cloud.object_store.create_container(name="sdk")
     cloud.object_store.upload_object(container="sdk", name="hello.txt", data=b"from the sdk")
     assert cloud.object_store.download_object("hello.txt", container="sdk") == b"from the sdk"

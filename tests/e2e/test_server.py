@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import openstack as openstack_sdk
 import pytest
 
 from tests.conftest import (
@@ -35,6 +36,18 @@ def side_by_side(*runs: Callable[[], T]) -> list[T]:
     more): their results in order."""
     with ThreadPoolExecutor(len(runs)) as pool:
         return list(pool.map(lambda run: run(), runs))
+
+
+def sdk(server: Server) -> openstack_sdk.connection.Connection:
+    """An openstacksdk connection as the admin, on the v3 (OpenStack-dialect) endpoints."""
+    return openstack_sdk.connect(
+        auth_url=f"{server.url}/identity/v3",
+        username=server.admin_email,
+        password=server.admin_password,
+        project_name=server.admin_email,
+        user_domain_name="Default",
+        project_domain_name="Default",
+    )
 
 
 def openstack(server: Server, user: str, password: str, project: str, *args: str):
