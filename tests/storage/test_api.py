@@ -317,6 +317,8 @@ async def test_sharing_groups_and_public_links(client, people, alice):
     link = (await client.head(f"{base}/c/private.txt", headers=auth)).headers["X-Object-Public"]
     token = link.rsplit("/", 1)[1]
     assert re.fullmatch(r"[0-9A-Za-z]{16}", token)
+    assert link.endswith(f"/pithos/public/{token}")  # on the dialect it was asked through
+    assert (await client.get(link)).content == b"private"
     public = await client.get(f"/public/{token}")
     assert public.content == b"private"
     assert "X-Object-Hash" not in public.headers

@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors, http
+from nefos.core.dialects import public_path
 from nefos.core.faults import json_response
 from nefos.storage import sharing
 from nefos.storage.api_large import Body, as_put, body_of, read_all, read_range
@@ -85,7 +86,8 @@ def _sharing_headers(call: Call, record: ObjectRecord, seen: ObjectSharing) -> d
             headers["X-Object-Shared-By"] = http.header_value(shared.path.split("/", 1)[1])
     if call.owner:
         if seen.public_token:
-            headers["X-Object-Public"] = f"{call.base_url()}{PUBLIC_PREFIX}/{seen.public_token}"
+            public = public_path(call.request, f"{PUBLIC_PREFIX}/{seen.public_token}")
+            headers["X-Object-Public"] = call.base_url() + public
     elif seen.access:
         headers["X-Object-Allowed-To"] = seen.access
     return headers
