@@ -173,7 +173,7 @@ def test_generated_configuration_works(server: Server, bob: str, tmp_path: Path)
     kamakirc = server.invoke(
         "user", "config", BOB[0], "--format", "kamakirc", "--url", server.url
     ).stdout
-    assert f"url = {server.url}/identity/v2.0" in kamakirc
+    assert f"url = {server.url}/astakos/identity/v2.0" in kamakirc  # the Synnefo dialect
     refused = server.invoke(
         "user", "config", BOB[0], "--format", "kamakirc", "--application-credential", "x",
         check=False,

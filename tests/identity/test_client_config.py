@@ -34,7 +34,7 @@ def test_files_point_each_client_at_its_dialect(tmp_path):
     assert "export OS_AUTH_URL=https://cloud.example.org/identity/v3" in rc
     assert "export OS_TOKEN='tok'\"'\"'en $x'" in client_config.render("openrc", settings, token)
     kamaki = client_config.render("kamakirc", settings, token)
-    assert "url = https://cloud.example.org/identity/v2.0" in kamaki
+    assert "url = https://cloud.example.org/astakos/identity/v2.0" in kamaki
     assert "default_cloud = nefos" in kamaki
     with pytest.raises(errors.InvalidInput):
         client_config.render("kamakirc", settings, credential)
