@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # OpenStack Swift's own functional tests, and python-swiftclient's, against a throwaway
-# `nefos up`: the conformance check behind docs/storage-plan.md. Not part of the test
-# suite: many of Swift's tests are about what nefos does not have (ACLs, CORS, the
-# part-number parameter) or keeps as Pithos has it (202 for account and container POST),
-# so read the summary against the last one rather than expect it to be clean.
+# `nefos up`, on the OpenStack endpoint (/object-store/v1): the conformance check behind
+# docs/swift.md. Not part of the test suite: some of Swift's tests are about what nefos
+# does not have (ACLs, CORS, the part-number parameter) or keeps as the spec has it, so
+# read the summary against the last one in docs/swift.md, where each failure has its
+# reason, rather than expect it to be clean.
 #
 #   scripts/swift-functests.sh [DIR] [pytest args...]
 #

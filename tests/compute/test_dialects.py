@@ -134,6 +134,36 @@ async def _(client, endpoints, auth, setup):
     return frozenset(listing.json()[0]) & storage_dialect.CONTAINER_ITEM_EXTRAS
 
 
+@probe("object-store", "meta_value_encoding")
+async def _(client, endpoints, auth, setup):
+    container = f"{endpoints['object-store']}/images"
+    sent = "snö".encode()  # as swiftclient sends it: the UTF-8 bytes
+    reply = await client.post(container, headers={**auth, "X-Container-Meta-Word": sent})
+    assert reply.status_code in (202, 204), reply.text
+    back = dict((await client.head(container, headers=auth)).headers.raw)[b"x-container-meta-word"]
+    return {sent: "utf-8", b"sn%C3%B6": "percent"}.get(back, back)
+
+
+@probe("object-store", "path_lists_subdirs")
+async def _(client, endpoints, auth, setup):
+    container = f"{endpoints['object-store']}/dialect-probe"
+    assert (await client.put(container, headers=auth)).status_code in (201, 202)
+    for name in ("dir/file", "dir/sub/file"):
+        assert (await client.put(f"{container}/{name}", headers=auth)).status_code == 201
+    listing = await client.get(f"{container}?path=dir&format=json", headers=auth)
+    names = [item.get("subdir") or item["name"] for item in listing.json()]
+    assert "dir/file" in names and "dir/sub/file" not in names
+    return "dir/sub/" in names
+
+
+@probe("object-store", "bad_name_status")
+async def _(client, endpoints, auth, setup):
+    not_utf8 = await client.head(f"{endpoints['object-store']}/%FF", headers=auth)
+    with_nul = await client.put(f"{endpoints['object-store']}/a%00b", headers=auth)
+    assert not_utf8.status_code == with_nul.status_code
+    return with_nul.status_code
+
+
 @probe("image v1", "listing_shape")
 async def _(client, endpoints, auth, setup):
     listing = (await client.get(f"{endpoints['image']}/images", headers=auth)).json()

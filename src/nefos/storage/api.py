@@ -38,6 +38,7 @@ from nefos.storage.api_container import (
 from nefos.storage.api_large import body_of
 from nefos.storage.api_object_read import object_headers, object_read, serve
 from nefos.storage.api_object_write import object_copy_move, object_delete, object_post, object_put
+from nefos.storage.dialect import TABLE as DIALECT
 from nefos.storage.records import MAX_CONTAINER_NAME, MAX_OBJECT_NAME
 from nefos.storage.service import Namespace, check_container_name, check_object_name
 from nefos.storage.swift import (
@@ -72,11 +73,16 @@ def _split_path(request: Request) -> tuple[str, str | None, str | None]:
     container, _, name = rest.partition("/")
     if not account or (name and not container):  # Swift: an empty part is a bad path
         raise errors.InvalidInput("Invalid path: /<account>[/<container>[/<object>]]")
-    return (
-        http.decode_segment(account, "Account"),
-        http.decode_segment(container, "Container name") if container else None,
-        http.decode_segment(name, "Object name") if name else None,
-    )
+    try:
+        return (
+            http.decode_segment(account, "Account"),
+            http.decode_segment(container, "Container name") if container else None,
+            http.decode_segment(name, "Object name") if name else None,
+        )
+    except errors.InvalidInput as refused:  # not UTF-8, or a NUL: the dialect's words
+        if DIALECT.pick(request, "bad_name_status") == 400:
+            raise
+        raise errors.PreconditionFailed(swift_text("bad_name")) from refused
 
 
 async def root(request: Request) -> Response:
@@ -119,6 +125,11 @@ async def root(request: Request) -> Response:
     return render_listing(request, "accounts", "", items, [name for name, _ in accounts])
 
 
+async def version_only(request: Request) -> Response:
+    """A write to the API's root names no account: Swift's 412, in its words."""
+    raise errors.PreconditionFailed(swift_text("bad_url"))
+
+
 async def dispatch(request: Request) -> Response:
     account, container, name = _split_path(request)
     call = Call(
@@ -142,7 +153,8 @@ async def dispatch(request: Request) -> Response:
         handlers = ACCOUNT
     if "extract-archive" in call.query and request.method == "PUT":
         return await extract_archive(call)  # at any level, as Swift's bulk filter
-    if "bulk-delete" in call.query and request.method in ("POST", "DELETE") and not container:
+    if "bulk-delete" in call.query and request.method in ("POST", "DELETE"):
+        # At any level, as Swift's bulk filter: the body's paths are the account's.
         call.require_owner()
         return await bulk_delete(call)
     handler = handlers.get(request.method)
@@ -264,5 +276,7 @@ async def info(request: Request) -> Response:
 # (measured: a small object's HEAD 1.17 -> 1.10 CPU ms).
 router.add_route(PREFIX, root, methods=["GET", "HEAD"])
 router.add_route(PREFIX + "/", root, methods=["GET", "HEAD"])
+for root_path in (PREFIX, PREFIX + "/"):
+    router.add_route(root_path, version_only, methods=["PUT", "POST", "DELETE", "COPY", "MOVE"])
 router.add_route(PREFIX + "/{rest:path}", dispatch, methods=[*OBJECT_METHODS, "OPTIONS"])
 router.add_route(PUBLIC_PREFIX + "/{token}", public_object, methods=["GET", "HEAD"])

@@ -32,21 +32,21 @@ from nefos.storage.swift import (
 
 async def account_head(call: Call) -> Response:
     call.require_owner()
-    headers = _account_headers(await call.storage.account(call.account))
+    headers = _account_headers(call, await call.storage.account(call.account))
     modified = http.parse_http_date(headers.get("Last-Modified"))
     if modified is not None and http.check_preconditions(call.headers, "", modified, True):
         return Response(status_code=304, headers=headers)
     return no_content(headers, listing_type(call.request))
 
 
-def _account_headers(info: AccountInfo) -> dict[str, str]:
+def _account_headers(call: Call, info: AccountInfo) -> dict[str, str]:
     headers = {
         "X-Account-Container-Count": str(info.containers),
         "X-Account-Object-Count": str(info.objects),
         "X-Account-Bytes-Used": str(info.bytes),
         "Accept-Ranges": "bytes",
         **timestamp_headers(info.last_modified),
-        **meta_out("X-Account", info.meta),
+        **meta_out(call.request, "X-Account", info.meta),
     }
     if info.containers:  # Swift names a policy once a container uses it
         policy = f"X-Account-Storage-Policy-{STORAGE_POLICY}"
@@ -65,7 +65,7 @@ def _account_headers(info: AccountInfo) -> dict[str, str]:
 async def account_get(call: Call) -> Response:
     if call.owner:
         info = await call.storage.account(call.account)
-        headers = _account_headers(info)
+        headers = _account_headers(call, info)
         containers = info.listing
         if "shared" in call.query or "public" in call.query:
             wanted = set()

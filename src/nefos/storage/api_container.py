@@ -60,7 +60,7 @@ async def _container_for(call: Call) -> tuple[ContainerInfo, Callable[[str], boo
     return await call.storage.container(call.account, call.container), visible
 
 
-def _container_headers(info: ContainerInfo, owner: bool) -> dict[str, str]:
+def _container_headers(call: Call, info: ContainerInfo) -> dict[str, str]:
     headers = {
         "X-Container-Object-Count": str(info.count),
         "X-Container-Bytes-Used": str(info.bytes),
@@ -70,13 +70,13 @@ def _container_headers(info: ContainerInfo, owner: bool) -> dict[str, str]:
         "X-Storage-Policy": STORAGE_POLICY,
         **timestamp_headers(info.last_modified),
     }
-    if owner:
+    if call.owner:
         headers.update(
             {
                 "X-Container-Policy-Quota": str(info.quota),
                 "X-Container-Policy-Versioning": info.versioning,
                 "X-Container-Policy-Project": info.project,
-                **meta_out("X-Container", info.meta),
+                **meta_out(call.request, "X-Container", info.meta),
             }
         )
     return headers
@@ -93,7 +93,7 @@ async def _object_meta_header(call: Call, headers: dict[str, str]) -> None:
 
 async def container_head(call: Call) -> Response:
     info, _ = await _container_for(call)
-    headers = _container_headers(info, call.owner)
+    headers = _container_headers(call, info)
     await _object_meta_header(call, headers)
     if info.last_modified and http.check_preconditions(
         call.headers, "", info.last_modified, reading=True
@@ -139,7 +139,7 @@ def _meta_filter(expression: str) -> Callable[[ObjectRecord], bool]:
 async def container_get(call: Call) -> Response:
     assert call.container is not None
     info, visible = await _container_for(call)
-    headers = _container_headers(info, call.owner)
+    headers = _container_headers(call, info)
     await _object_meta_header(call, headers)
     prefix = call.query.get("prefix") or ""
     delimiter = call.query.get("delimiter") or None
@@ -147,7 +147,8 @@ async def container_get(call: Call) -> Response:
     end_marker = call.query.get("end_marker") or None
     reverse = reverse_param(call)
     if "path" in call.query:
-        # What is directly below path X (Swift and Pithos): prefix "X/", delimiter "/";
+        # What is directly below path X: prefix "X/", delimiter "/" (Swift leaves out
+        # the virtual directories, Pithos lists them: ``path_lists_subdirs``);
         # names may start with "/" themselves, so path "/" lists those. The directory
         # object "X/" is not below itself (Swift): the bound on that side excludes it.
         path = call.query["path"]
@@ -190,6 +191,9 @@ async def container_get(call: Call) -> Response:
         keep=keep,
         until=until,
     )
+    if "path" in call.query and not DIALECT.pick(call.request, "path_lists_subdirs"):
+        # Swift's path lists objects only (a directory object "X/sub/" is one).
+        entries = [entry for entry in entries if not isinstance(entry, Subdir)]
     names = [entry.name for entry in entries]
     large: dict[int, dict[str, str]] = {}
     serials = [entry.serial for entry in entries if isinstance(entry, ObjectRecord)]

@@ -58,7 +58,7 @@ def object_headers(call: Call | None, record: ObjectRecord, body: Body) -> dict[
             "X-Object-Version": str(record.serial),
             "X-Object-Version-Timestamp": http.epoch(record.mtime),
             "X-Object-Modified-By": record.muser,
-            **meta_out("X-Object", record.meta),
+            **meta_out(call.request, "X-Object", record.meta),
         }
     )
     if record.meta.get(ENCODING):

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from nefos.core import errors, http
 from nefos.core.auth import Credentials
 from nefos.storage import sharing
+from nefos.storage.dialect import TABLE as DIALECT
 from nefos.storage.records import MAX_META_KEY, MAX_META_VALUE
 from nefos.storage.service import Namespace, ObjectRecord, check_container_name, check_object_name
 
@@ -109,6 +110,8 @@ SWIFT_FAULTS: dict[str, tuple[int, str]] = {
     "meta_too_many": (400, "Too many metadata items; max {limit}"),
     "meta_too_large": (400, "Total metadata too large; max {limit}"),
     "archive_format": (400, "Unsupported archive format"),
+    "bad_url": (412, "Bad URL"),
+    "bad_name": (412, "Invalid UTF8 or contains NULL"),
 }
 
 
@@ -162,7 +165,9 @@ class Call:
 
 
 def meta_headers(call: Call, prefix: str) -> tuple[dict[str, str], list[str]]:
-    """User metadata from ``<prefix>-Meta-*`` and the keys of ``X-Remove-*-Meta-*``."""
+    """User metadata from ``<prefix>-Meta-*`` and the keys of ``X-Remove-*-Meta-*``;
+    values percent-decoded on the Synnefo dialect only (``meta_value_encoding``)."""
+    percent = DIALECT.pick(call.request, "meta_value_encoding") == "percent"
     meta: dict[str, str] = {}
     removed: list[str] = []
     count = 0
@@ -177,7 +182,7 @@ def meta_headers(call: Call, prefix: str) -> tuple[dict[str, str], list[str]]:
                 raise errors.InvalidInput(swift_text("meta_name_empty"))
             _check_meta_header(key, suffix, value)
             size += len(suffix) + len(value)
-            meta[meta_key(suffix)] = http.header_text(value)
+            meta[meta_key(suffix)] = http.header_text(value, percent_decoded=percent)
         elif key.startswith(remove_prefix):
             count += 1
             removed.append(meta_key(key[len(remove_prefix) :]))
@@ -198,19 +203,25 @@ def _check_meta_header(header: str, suffix: str, value: str) -> None:
         )
 
 
-def meta_out(prefix: str, meta: Mapping[str, str]) -> dict[str, str]:
+def meta_out(request: Request, prefix: str, meta: Mapping[str, str]) -> dict[str, str]:
+    """User metadata as headers: the UTF-8 that was sent (OpenStack dialect), or
+    percent-encoded (Synnefo dialect, spec §1.1)."""
+    percent = DIALECT.pick(request, "meta_value_encoding") == "percent"
+    encode = http.header_value if percent else http.as_sent
     return {
-        f"{prefix}-Meta-{key}": http.header_value(value)
+        f"{prefix}-Meta-{key}": encode(value)
         for key, value in meta.items()
         if not key.startswith(":")
     }
 
 
 def limit_param(call: Call) -> int:
-    raw = call.query.get("limit")
-    if raw is None or raw == "":
+    """``limit``: a value that is not a whole number is ignored (Swift and Pithos alike
+    list their default page then), one over the bound is 412."""
+    raw = (call.query.get("limit") or "").strip()
+    if not (raw.isascii() and raw.isdigit()):
         return LISTING_LIMIT
-    limit = http.whole_number(raw, "limit")
+    limit = int(raw) if len(raw) <= len(str(LISTING_LIMIT)) else LISTING_LIMIT + 1
     if limit > LISTING_LIMIT:  # Swift's answer: the request cannot be served as asked
         raise errors.PreconditionFailed(f"Maximum limit is {LISTING_LIMIT}")
     return limit
