@@ -750,13 +750,15 @@ async def test_objects_expire_at_x_delete_at_and_the_expirer_frees_them(client, 
     assert mismatch.status_code == 412
     await client.post(f"{base}/c/kept", headers={**auth, "X-Object-Meta-A": "1"})
     assert "X-Delete-At" not in (await client.head(f"{base}/c/kept", headers=auth)).headers
-    await put(client, f"{base}/c/brief", auth, b"12345", **{"X-Delete-After": "1"})
+    # Long enough for a loaded CI machine to PUT, COPY and GET before it expires.
+    expires = time.time() + 4
+    await put(client, f"{base}/c/brief", auth, b"12345", **{"X-Delete-After": "4"})
     copied = await client.request(
         "COPY", f"{base}/c/brief", headers={**auth, "Destination": "/c/copy"}
     )
     assert copied.status_code == 201  # a copy expires with its source, as in Swift
     assert (await client.get(f"{base}/c/brief", headers=auth)).content == b"12345"
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(expires - time.time() + 1.1)
     for name in ("brief", "copy"):
         assert (await client.get(f"{base}/c/{name}", headers=auth)).status_code == 404
     listed = await client.get(f"{base}/c", headers=auth)
