@@ -180,9 +180,6 @@ class Compute(BaseModel):
     max_tags: int = 50
 
 
-NETWORK_FLAVORS = ("CUSTOM", "IP_LESS_ROUTED", "MAC_FILTERED", "PHYSICAL_VLAN")
-
-
 class Network(BaseModel):
     """Networks, their flavors and pools (``nefos.network``; spec §4.2, §4.3)."""
 

@@ -45,7 +45,11 @@ class FloatingIps:
     async def floating_ips(
         self, caller: Caller, filters: Mapping[str, Sequence[str]] | None = None
     ) -> list[IpAddress]:
-        query = select(IpAddress).where(IpAddress.floating, floating_ips_seen(caller))
+        query = (
+            select(IpAddress)
+            .where(IpAddress.floating, floating_ips_seen(caller))
+            .options(selectinload(IpAddress.port))
+        )
         query = where(query, FLOATING_FILTERS, filters or {})
         async with self.db.session() as s:
             return list(await s.scalars(query.order_by(IpAddress.created, IpAddress.id)))
@@ -61,6 +65,7 @@ class FloatingIps:
         query = (
             select(IpAddress)
             .where(IpAddress.id == key, IpAddress.floating, floating_ips_seen(caller))
+            .options(selectinload(IpAddress.port))
             .execution_options(populate_existing=True)
         )
         found = await s.scalar(query.with_for_update() if lock else query)

@@ -150,3 +150,5 @@ class IpAddress(Base):
     shared_to_project: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    port: Mapped[Port | None] = relationship(lazy="raise", viewonly=True)

@@ -138,3 +138,10 @@ class NetworkService:
         for key in ("subnetpool", "router", "rbac_policy"):
             items[key] = QuotaItem(0, 0, 0)
         return items
+
+    def default_quota(self, items: dict[str, QuotaItem]) -> dict[str, QuotaItem]:
+        """What a new user's system project starts with (``[quota_defaults]``)."""
+        found = dict(items)
+        for key, resource in (("network", PRIVATE_NETWORKS), ("floatingip", FLOATING_IPS)):
+            found[key] = QuotaItem(self.quotas.default_limit(resource), 0, 0)
+        return found
