@@ -15,10 +15,17 @@ import pytest
 from nefos.compute import dialect as compute_dialect
 from nefos.core.dialects import Table
 from nefos.images import dialect as images_dialect
+from nefos.network import dialect as network_dialect
+from nefos.network.service import Caller
 from nefos.storage import dialect as storage_dialect
 from tests.compute.conftest import wait
 
-TABLES: list[Table] = [compute_dialect.TABLE, storage_dialect.TABLE, images_dialect.TABLE]
+TABLES: list[Table] = [
+    compute_dialect.TABLE,
+    storage_dialect.TABLE,
+    images_dialect.TABLE,
+    network_dialect.TABLE,
+]
 
 Probe = Callable[[httpx.AsyncClient, dict[str, Any], dict[str, str]], Awaitable[Any]]
 PROBES: dict[tuple[str, str], Probe] = {}
@@ -181,6 +188,91 @@ async def _(client, endpoints, auth, setup):
         if status == table.openstack["active"]
         else (table.synnefo if status == table.synnefo["active"] else status)
     )
+
+
+def neutron(endpoints: dict[str, str]) -> str:
+    """The v3 catalog names Neutron's root; clients append the version."""
+    base = endpoints["network"].rstrip("/")
+    return base if base.endswith("/v2.0") else base + "/v2.0"
+
+
+async def probe_network(client, endpoints, auth) -> dict[str, Any]:
+    """One private network with an IPv4 and an IPv6 subnet and one port (made once,
+    seen through both endpoints). ``type`` is taken as input on either."""
+    base = neutron(endpoints)
+    found = await client.get(f"{base}/networks", params={"name": "probe"}, headers=auth)
+    if found.json()["networks"]:
+        network = found.json()["networks"][0]
+    else:
+        created = await client.post(
+            f"{base}/networks", json={"network": {"name": "probe", "type": "MAC_FILTERED"}},
+            headers=auth,
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        network = created.json()["network"]
+        for cidr in ("10.0.0.0/24", "2001:db8::/64"):
+            subnet = {"network_id": network["id"], "cidr": cidr}
+            made = await client.post(f"{base}/subnets", json={"subnet": subnet}, headers=auth)
+            assert made.status_code == 201, made.text
+        port = await client.post(
+            f"{base}/ports", json={"port": {"network_id": network["id"]}}, headers=auth
+        )
+        assert port.status_code == 201, port.text
+    return network
+
+
+@probe("network", "network_extras")
+async def _(client, endpoints, auth, setup):
+    await probe_network(client, endpoints, auth)
+    listing = await client.get(f"{neutron(endpoints)}/networks/detail", headers=auth)
+    return frozenset(listing.json()["networks"][0]) & network_dialect.NETWORK_EXTRAS
+
+
+@probe("network", "subnet_extras")
+async def _(client, endpoints, auth, setup):
+    await probe_network(client, endpoints, auth)
+    listing = await client.get(f"{neutron(endpoints)}/subnets/detail", headers=auth)
+    v6 = next(s for s in listing.json()["subnets"] if s["ip_version"] == 6)
+    return frozenset(v6) & network_dialect.SUBNET_EXTRAS
+
+
+async def probe_port(client, endpoints, auth) -> dict[str, Any]:
+    network = await probe_network(client, endpoints, auth)
+    listing = await client.get(
+        f"{neutron(endpoints)}/ports", params={"network_id": network["id"]}, headers=auth
+    )
+    return listing.json()["ports"][0]
+
+
+@probe("network", "port_extras")
+async def _(client, endpoints, auth, setup):
+    return frozenset(await probe_port(client, endpoints, auth)) & network_dialect.PORT_EXTRAS
+
+
+@probe("network", "fixed_ip_subnet_key")
+async def _(client, endpoints, auth, setup):
+    fixed = (await probe_port(client, endpoints, auth))["fixed_ips"][0]
+    return next(key for key in fixed if key != "ip_address")
+
+
+@probe("network", "no_device_id")
+async def _(client, endpoints, auth, setup):
+    return (await probe_port(client, endpoints, auth))["device_id"]
+
+
+@probe("network", "floating_ip_extras")
+async def _(client, endpoints, auth, setup):
+    net = client._transport.app.state.engines.network  # the operator makes the pool
+    if not await net.networks(Caller("probe", admin=True), {"name": ["probe-public"]}):
+        pool = await net.create_network(
+            Caller("probe", admin=True), "probe-public", "CUSTOM", floating_ip_pool=True
+        )
+        await net.create_subnet(Caller("probe", admin=True), str(pool.id), "192.0.2.0/24")
+    created = await client.post(
+        f"{neutron(endpoints)}/floatingips", json={"floatingip": {}}, headers=auth
+    )
+    assert created.status_code == 201, created.text
+    return frozenset(created.json()["floatingip"]) & network_dialect.FLOATING_IP_EXTRAS
 
 
 def test_every_row_has_a_probe():

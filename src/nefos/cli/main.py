@@ -36,6 +36,7 @@ from nefos.cli.common import (
 from nefos.cli.compute import backend_app, flavor_app, server_app
 from nefos.cli.ganeti import ganeti_app
 from nefos.cli.images import image_app
+from nefos.cli.network import network_app
 from nefos.cli.projects import project_app
 from nefos.cli.quota import quota_app, usage_app
 from nefos.cli.reconcile import reconcile_app
@@ -49,7 +50,7 @@ from nefos.quotas.serials import LOCAL_CLIENTS, reconcile
 from nefos.server.engines import Engines
 
 app = typer.Typer(
-    help="nefos: an open-source IaaS cloud (identity, compute, storage, images, volumes).",
+    help="nefos: an open-source IaaS cloud (identity, compute, network, storage, images, volumes).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -67,6 +68,7 @@ app.add_typer(image_app, name="image")
 app.add_typer(flavor_app, name="flavor")
 app.add_typer(backend_app, name="backend")
 app.add_typer(server_app, name="server")
+app.add_typer(network_app, name="network")
 app.add_typer(ganeti_app, name="ganeti")
 app.add_typer(reconcile_app, name="reconcile")
 

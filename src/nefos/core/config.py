@@ -180,6 +180,56 @@ class Compute(BaseModel):
     max_tags: int = 50
 
 
+class Network(BaseModel):
+    """Networks, their flavors and pools (``nefos.network``; spec §4.2, §4.3)."""
+
+    enabled_flavors: list[Literal["CUSTOM", "IP_LESS_ROUTED", "MAC_FILTERED", "PHYSICAL_VLAN"]] = (
+        Field(
+            default=["MAC_FILTERED"],
+            description="Network types users may create (Synnefo's "
+            "API_ENABLED_NETWORK_FLAVORS); administrators may create any.",
+        )
+    )
+    default_bridge: str = Field(
+        default="br0", description="Bridge of CUSTOM networks (DEFAULT_BRIDGE)."
+    )
+    mac_filtered_bridge: str = Field(
+        default="prv0",
+        description="The one bridge MAC_FILTERED networks share, isolated by MAC prefix.",
+    )
+    default_mac_prefix: str = Field(
+        default="aa:00:0",
+        pattern=r"^[0-9a-f]{2}(:[0-9a-f]{1,2}){1,4}$",
+        description="MAC prefix of every network that gets none of its own from the pool.",
+    )
+    mac_prefix_pool_base: str = Field(
+        default="aa:00:0",
+        pattern=r"^[0-9a-f]{2}(:[0-9a-f]{1,2}){1,4}$",
+        description="First value of the MAC prefix pool (MAC_FILTERED networks get one "
+        "each; the base itself is kept for public networks).",
+    )
+    mac_prefix_pool_size: int = Field(
+        default=65536, ge=2, le=1 << 20, description="Prefixes in the MAC prefix pool."
+    )
+    bridge_pool_base: str = Field(
+        default="prv",
+        pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,10}$",
+        description="Stem of the PHYSICAL_VLAN bridges: prv1, prv2, ...",
+    )
+    bridge_pool_size: int = Field(
+        default=20, ge=1, le=4094, description="Bridges in the PHYSICAL_VLAN bridge pool."
+    )
+    max_pool_addresses: int = Field(
+        default=65536,
+        ge=1,
+        le=1 << 22,
+        description="Most addresses one IPv4 allocation range may hold (a /16).",
+    )
+    mtu: int = Field(default=1500, ge=68, le=65535, description="The MTU networks report.")
+    max_dns_nameservers: int = Field(default=5, ge=0)
+    max_host_routes: int = Field(default=20, ge=0)
+
+
 class LoginThrottle(BaseModel):
     """Password guessing, slowed: every password login (the web form, Keystone v2.0 and
     v3, TempAuth) counts against the account named and the client's address, and is
@@ -298,6 +348,7 @@ class Settings(BaseSettings):
     limits: Limits = Limits()
     storage: Storage = Storage()
     compute: Compute = Compute()
+    network: Network = Network()
 
     @classmethod
     def settings_customise_sources(

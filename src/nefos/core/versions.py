@@ -99,6 +99,29 @@ def network(base: str) -> dict[str, Any]:
     return {"id": "v2.0", "status": "CURRENT", "links": _links(f"{base}/network/v2.0/")}
 
 
+NETWORK_RESOURCES = (
+    ("network", "networks"),
+    ("subnet", "subnets"),
+    ("port", "ports"),
+    ("floatingip", "floatingips"),
+    ("security_group", "security-groups"),
+    ("security_group_rule", "security-group-rules"),
+    ("quota", "quotas"),
+)
+
+
+def network_resources(base: str) -> list[dict[str, Any]]:
+    """Neutron's v2.0 root: the collections it serves."""
+    return [
+        {
+            "name": name,
+            "collection": collection,
+            "links": _links(f"{base}/network/v2.0/{collection}"),
+        }
+        for name, collection in NETWORK_RESOURCES
+    ]
+
+
 def account(base: str) -> dict[str, Any]:
     return {"id": "v1.0", "status": "CURRENT", "links": _links(f"{base}/account/v1.0/")}
 
@@ -114,7 +137,7 @@ def _documents() -> dict[str, tuple[int, Doc]]:
         "/compute/v2.0": (200, lambda b: {"version": compute(b, "v2.0")}),
         "/compute/v2.1": (200, lambda b: {"version": compute(b, "v2.1")}),
         "/network": (200, lambda b: {"versions": [network(b)]}),
-        "/network/v2.0": (200, lambda b: {"resources": []}),
+        "/network/v2.0": (200, lambda b: {"resources": network_resources(b)}),
         "/volume": (300, lambda b: {"versions": [volume(b, "v3"), volume(b, "v2")]}),
         "/volume/v2": (200, lambda b: {"versions": [volume(b, "v2")]}),
         "/volume/v3": (200, lambda b: {"versions": [volume(b, "v3")]}),
@@ -131,14 +154,14 @@ def _handler(status: int, document: Doc) -> Callable[[Request], Any]:
     return version_document
 
 
-def router(floating_ips: unbuilt.FloatingIps | None = None) -> APIRouter:
+def router() -> APIRouter:
     """Routes for every root, with and without the trailing slash (clients send both),
     then the 501s under the roots of the services not built yet (after the roots, which
-    their catch-all would otherwise shadow); ``floating_ips`` as :func:`unbuilt.router`."""
+    their catch-all would otherwise shadow)."""
     api = APIRouter()
     for path, (status, document) in _documents().items():
         handler = _handler(status, document)
         for route in (path, path + "/"):
             api.add_api_route(route, handler, methods=["GET"], include_in_schema=False)
-    api.include_router(unbuilt.router(floating_ips))
+    api.include_router(unbuilt.router())
     return api

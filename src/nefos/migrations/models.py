@@ -14,5 +14,6 @@ def load_all() -> None:
     import nefos.compute.vmapi_models
     import nefos.core.claims
     import nefos.identity.models
+    import nefos.network.models
     import nefos.quotas.models
     import nefos.storage.models  # noqa: F401

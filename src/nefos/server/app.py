@@ -34,6 +34,7 @@ from nefos.images import api_metadefs as images_metadefs
 from nefos.images import api_v1 as images_v1
 from nefos.images import api_v2 as images_v2
 from nefos.images import api_v2_actions as images_v2_actions
+from nefos.network import api as network_api
 from nefos.quotas import api as quotas_api
 from nefos.quotas import projects_api
 from nefos.server.engines import Engines
@@ -55,6 +56,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     faults.register(storage_api.PREFIX, swift_fault)
     faults.register(storage_api.PUBLIC_PREFIX + "/", swift_fault)
     faults.register(images_v2.PREFIX, images_v2.glance_fault)
+    faults.register(network_api.PREFIX + "/", network_api.neutron_fault)
     endpoints = synnefo_endpoints()
     for endpoint in endpoints:  # a last-resort 500 is seen before the dialect's mapping
         faults.register(endpoint.public, faults.style_for(endpoint.routes + "/"))
@@ -137,7 +139,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(identity_api.account)
     app.include_router(projects_api.router)
     app.include_router(quotas_api.router)
-    app.include_router(versions.router(compute_api.floating_ip_quota))
+    app.include_router(network_api.router)
+    app.include_router(versions.router())
     app.mount(UI_ROOT, WebLogin(engines.identity, settings).app())
     return app
 

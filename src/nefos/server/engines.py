@@ -27,6 +27,7 @@ from nefos.core.config import Settings
 from nefos.core.db import Database
 from nefos.identity.service import Identity
 from nefos.images.service import Images
+from nefos.network.service import NetworkService
 from nefos.quotas.projects import Projects
 from nefos.quotas.service import Quotas
 from nefos.storage.filestore import FileStore
@@ -73,6 +74,7 @@ class Engines:
         self.compute = Compute(
             self.db, settings, self.bus, self.quotas, self.images, self.keypairs, embedded
         )
+        self.network = NetworkService(self.db, settings, self.quotas)
         self._dispatcher: Subscription | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._expirer: asyncio.Task[None] | None = None

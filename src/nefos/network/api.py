@@ -1,0 +1,460 @@
+"""The Network API (Neutron v2.0, with Cyclades's extensions) at ``/network/v2.0``.
+
+Networks, subnets, ports and floating IPs (create, list, show, update, delete; and
+Cyclades's ``reassign`` action), the ``/detail`` listings kamaki reads, security groups
+as a read view, and the project's quota. Each route parses, makes one service call and
+renders; faults are Neutron's, ``{"NeutronError": {"type", "message", "detail"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from nefos.core import errors
+from nefos.core.auth import current_user
+from nefos.core.body import parse_json
+from nefos.core.faults import json_response
+from nefos.network import api_views as views
+from nefos.network.service import Caller, NetworkService, security_group_id
+from nefos.network.subnets import UNSET
+
+PREFIX = views.PREFIX
+NOT_FILTERS = frozenset({"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse"})
+NEUTRON_TYPES = {
+    400: "HTTPBadRequest",
+    401: "HTTPUnauthorized",
+    403: "HTTPForbidden",
+    404: "HTTPNotFound",
+    405: "HTTPMethodNotAllowed",
+    409: "HTTPConflict",
+    413: "HTTPRequestEntityTooLarge",
+    501: "HTTPNotImplemented",
+    503: "HTTPServiceUnavailable",
+}
+
+router = APIRouter()
+
+
+def neutron_fault(status: int, error: errors.NefosError) -> Response:
+    """Neutron's shape; a quota refusal is Neutron's 409 OverQuota, not a 413."""
+    kind = NEUTRON_TYPES.get(status, "HTTPError")
+    if isinstance(error, errors.OverQuota):
+        status, kind = 409, "OverQuota"
+    body = {"NeutronError": {"type": kind, "message": error.message, "detail": error.details}}
+    return json_response(body, status)
+
+
+async def _caller(request: Request) -> tuple[Caller, NetworkService]:
+    credentials = await current_user(request)
+    engines = request.app.state.engines
+    members = await engines.projects.member_projects(credentials.user_id)
+    caller = Caller(
+        user=str(credentials.user_id),
+        projects=frozenset({str(credentials.project_id), *map(str, members)}),
+        admin=credentials.is_admin,
+        project=str(credentials.project_id),
+    )
+    return caller, engines.network
+
+
+def _filters(request: Request) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        if key not in NOT_FILTERS:
+            found.setdefault(key, []).append(value)
+    return found
+
+
+async def _body(request: Request, key: str) -> dict[str, Any]:
+    body = parse_json(dict[str, Any], await request.body())
+    inner = body.get(key)
+    if not isinstance(inner, dict):
+        raise errors.InvalidInput(f"Invalid request: the body is {{{key!r}: {{...}}}}")
+    return inner
+
+
+def _text(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise errors.InvalidInput(f"Invalid input for {key}: text expected")
+    return value
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise errors.InvalidInput(f"Invalid input for {key}: true or false expected")
+    return value
+
+
+def _project(body: dict[str, Any]) -> str | None:
+    for key in ("project_id", "tenant_id", "project"):
+        if body.get(key) is not None:
+            return _text(body[key], key)
+    return None
+
+
+def _reply(body: Any, status: int = 200) -> Response:
+    return json_response(body, status)
+
+
+def _route(path: str, methods: list[str]):  # type: ignore[no-untyped-def]
+    def register(handler):  # type: ignore[no-untyped-def]
+        router.add_api_route(PREFIX + path, handler, methods=methods, include_in_schema=False)
+        return handler
+
+    return register
+
+
+# -- networks ------------------------------------------------------------------------------
+
+
+@_route("/networks", ["GET"])
+@_route("/networks/detail", ["GET"])
+async def list_networks(request: Request) -> Response:
+    caller, net = await _caller(request)
+    w = views.wire(request)
+    found = await net.networks(caller, _filters(request))
+    return _reply({"networks": [views.network(w, n) for n in found]})
+
+
+@_route("/networks", ["POST"])
+async def create_network(request: Request) -> Response:
+    caller, net = await _caller(request)
+    body = await _body(request, "network")
+    public = body.get("router:external", False)
+    created = await net.create_network(
+        caller,
+        name=_text(body.get("name", ""), "name"),
+        flavor=None if body.get("type") is None else _text(body["type"], "type"),
+        project=_project(body),
+        public=_flag(public, "router:external"),
+        floating_ip_pool=public,
+    )
+    return _reply({"network": views.network(views.wire(request), created)}, 201)
+
+
+@_route("/networks/{network_id}", ["GET"])
+async def show_network(request: Request, network_id: str) -> Response:
+    caller, net = await _caller(request)
+    found = await net.network(caller, network_id)
+    return _reply({"network": views.network(views.wire(request), found)})
+
+
+@_route("/networks/{network_id}", ["PUT"])
+async def update_network(request: Request, network_id: str) -> Response:
+    caller, net = await _caller(request)
+    body = await _body(request, "network")
+    found = await net.network(caller, network_id)
+    name = _text(body.get("name", found.name), "name")
+    updated = await net.update_network(caller, network_id, name)
+    return _reply({"network": views.network(views.wire(request), updated)})
+
+
+@_route("/networks/{network_id}", ["DELETE"])
+async def delete_network(request: Request, network_id: str) -> Response:
+    caller, net = await _caller(request)
+    await net.delete_network(caller, network_id)
+    return Response(status_code=204)
+
+
+def _reassign_args(body: dict[str, Any]) -> tuple[str, bool | None]:
+    args = body.get("reassign")
+    if len(body) != 1 or not isinstance(args, dict):
+        raise errors.InvalidInput('The only action is reassign: {"reassign": {"project"}}')
+    shared = args.get("shared_to_project")
+    return (
+        _text(args.get("project"), "project"),
+        None if shared is None else _flag(shared, "shared_to_project"),
+    )
+
+
+@_route("/networks/{network_id}/action", ["POST"])
+async def network_action(request: Request, network_id: str) -> Response:
+    caller, net = await _caller(request)
+    project, shared = _reassign_args(parse_json(dict[str, Any], await request.body()))
+    moved = await net.reassign_network(caller, network_id, project, shared)
+    return _reply({"network": views.network(views.wire(request), moved)})
+
+
+# -- subnets -------------------------------------------------------------------------------
+
+
+@_route("/subnets", ["GET"])
+@_route("/subnets/detail", ["GET"])
+async def list_subnets(request: Request) -> Response:
+    caller, net = await _caller(request)
+    w = views.wire(request)
+    found = await net.subnets(caller, _filters(request))
+    networks = {
+        n.id: n for n in await net.networks(caller, {"id": [str(s.network_id) for s in found]})
+    }
+    return _reply({"subnets": [views.subnet(w, s, networks[s.network_id]) for s in found]})
+
+
+@_route("/subnets", ["POST"])
+async def create_subnet(request: Request) -> Response:
+    caller, net = await _caller(request)
+    body = await _body(request, "subnet")
+    if body.get("network_id") is None or body.get("cidr") is None:
+        raise errors.InvalidInput("A subnet needs network_id and cidr")
+    mode = body.get("ipv6_address_mode") or body.get("ipv6_ra_mode")
+    if body.get("enable_slaac") is False:
+        mode = "none"
+    created = await net.create_subnet(
+        caller,
+        _text(body["network_id"], "network_id"),
+        body["cidr"],
+        ip_version=body.get("ip_version"),
+        name=_text(body.get("name", ""), "name"),
+        gateway=body.get("gateway_ip", UNSET),
+        allocation_pools=body.get("allocation_pools"),
+        enable_dhcp=_flag(body.get("enable_dhcp", True), "enable_dhcp"),
+        dns_nameservers=body.get("dns_nameservers") or [],
+        host_routes=body.get("host_routes") or [],
+        ipv6_mode=mode,
+    )
+    return await _one_subnet(request, caller, net, str(created.id), 201)
+
+
+async def _one_subnet(
+    request: Request, caller: Caller, net: NetworkService, subnet_id: str, status: int = 200
+) -> Response:
+    found, network = await net.subnet(caller, subnet_id)
+    return _reply({"subnet": views.subnet(views.wire(request), found, network)}, status)
+
+
+@_route("/subnets/{subnet_id}", ["GET"])
+async def show_subnet(request: Request, subnet_id: str) -> Response:
+    caller, net = await _caller(request)
+    return await _one_subnet(request, caller, net, subnet_id)
+
+
+@_route("/subnets/{subnet_id}", ["PUT"])
+async def update_subnet(request: Request, subnet_id: str) -> Response:
+    caller, net = await _caller(request)
+    body = await _body(request, "subnet")
+    allowed = {"name", "enable_dhcp", "dns_nameservers", "host_routes", "allocation_pools"}
+    if set(body) - allowed:
+        raise errors.InvalidInput(
+            f"Cannot update {', '.join(sorted(set(body) - allowed))} of a subnet"
+        )
+    await net.update_subnet(caller, subnet_id, **{k: body[k] for k in body})
+    return await _one_subnet(request, caller, net, subnet_id)
+
+
+@_route("/subnets/{subnet_id}", ["DELETE"])
+async def delete_subnet(request: Request, subnet_id: str) -> Response:
+    caller, net = await _caller(request)
+    await net.delete_subnet(caller, subnet_id)
+    return Response(status_code=204)
+
+
+# -- ports ---------------------------------------------------------------------------------
+
+
+@_route("/ports", ["GET"])
+@_route("/ports/detail", ["GET"])
+async def list_ports(request: Request) -> Response:
+    caller, net = await _caller(request)
+    w = views.wire(request)
+    return _reply({"ports": [views.port(w, p) for p in await net.ports(caller, _filters(request))]})
+
+
+@_route("/ports", ["POST"])
+async def create_port(request: Request) -> Response:
+    caller, net = await _caller(request)
+    body = await _body(request, "port")
+    if body.get("network_id") is None:
+        raise errors.InvalidInput("A port needs a network_id")
+    fixed = body.get("fixed_ips")
+    if fixed is not None and not isinstance(fixed, list):
+        raise errors.InvalidInput("fixed_ips is a list of {subnet_id, ip_address}")
+    created = await net.create_port(
+        caller,
+        _text(body["network_id"], "network_id"),
+        name=_text(body.get("name", ""), "name"),
+        fixed_ips=fixed,
+        device_id=body.get("device_id") or None,
+        device_owner=_text(body.get("device_owner", ""), "device_owner"),
+        project=_project(body),
+    )
+    return _reply({"port": views.port(views.wire(request), created)}, 201)
+
+
+@_route("/ports/{port_id}", ["GET"])
+async def show_port(request: Request, port_id: str) -> Response:
+    caller, net = await _caller(request)
+    return _reply({"port": views.port(views.wire(request), await net.port(caller, port_id))})
+
+
+@_route("/ports/{port_id}", ["PUT"])
+async def update_port(request: Request, port_id: str) -> Response:
+    caller, net = await _caller(request)
+    body = await _body(request, "port")
+    allowed = {"name", "device_id", "device_owner", "security_groups", "admin_state_up"}
+    if set(body) - allowed:
+        raise errors.InvalidInput(f"Cannot update {', '.join(sorted(set(body) - allowed))}")
+    groups = body.get("security_groups")
+    if groups is not None and set(groups) - {security_group_id(caller.project), "default"}:
+        raise errors.InvalidInput("A port has its project's default security group only")
+    updated = await net.update_port(
+        caller,
+        port_id,
+        name=None if "name" not in body else _text(body["name"], "name"),
+        device_id=body.get("device_id", ...),
+        device_owner=body.get("device_owner"),
+    )
+    return _reply({"port": views.port(views.wire(request), updated)})
+
+
+@_route("/ports/{port_id}", ["DELETE"])
+async def delete_port(request: Request, port_id: str) -> Response:
+    caller, net = await _caller(request)
+    await net.delete_port(caller, port_id)
+    return Response(status_code=204)
+
+
+# -- floating IPs --------------------------------------------------------------------------
+
+
+@_route("/floatingips", ["GET"])
+@_route("/floatingips/detail", ["GET"])
+async def list_floating_ips(request: Request) -> Response:
+    caller, net = await _caller(request)
+    w = views.wire(request)
+    found = await net.floating_ips(caller, _filters(request))
+    return _reply({"floatingips": [views.floating_ip(w, f) for f in found]})
+
+
+@_route("/floatingips", ["POST"])
+async def create_floating_ip(request: Request) -> Response:
+    caller, net = await _caller(request)
+    body = await _body(request, "floatingip")
+    if body.get("port_id") is not None:
+        raise errors.NotImplementedYet(
+            "Attach a floating IP by creating a port with it (fixed_ips) for now"
+        )
+    network = body.get("floating_network_id")
+    address = body.get("floating_ip_address")
+    created = await net.create_floating_ip(
+        caller,
+        None if network is None else _text(network, "floating_network_id"),
+        None if address is None else _text(address, "floating_ip_address"),
+        project=_project(body),
+    )
+    return _reply({"floatingip": views.floating_ip(views.wire(request), created)}, 201)
+
+
+@_route("/floatingips/{ip_id}", ["GET"])
+async def show_floating_ip(request: Request, ip_id: str) -> Response:
+    caller, net = await _caller(request)
+    found = await net.floating_ip(caller, ip_id)
+    return _reply({"floatingip": views.floating_ip(views.wire(request), found)})
+
+
+@_route("/floatingips/{ip_id}", ["DELETE"])
+async def delete_floating_ip(request: Request, ip_id: str) -> Response:
+    caller, net = await _caller(request)
+    await net.delete_floating_ip(caller, ip_id)
+    return Response(status_code=204)
+
+
+@_route("/floatingips/{ip_id}/action", ["POST"])
+async def floating_ip_action(request: Request, ip_id: str) -> Response:
+    caller, net = await _caller(request)
+    project, shared = _reassign_args(parse_json(dict[str, Any], await request.body()))
+    moved = await net.reassign_floating_ip(caller, ip_id, project, shared)
+    return _reply({"floatingip": views.floating_ip(views.wire(request), moved)})
+
+
+# -- security groups (a read view), quotas, extensions --------------------------------------
+
+
+def _groups(caller: Caller, net: NetworkService, request: Request) -> list[str]:
+    wanted = set(
+        request.query_params.getlist("project_id") + request.query_params.getlist("tenant_id")
+    )
+    return [p for p in net.security_groups(caller) if not wanted or p in wanted]
+
+
+@_route("/security-groups", ["GET"])
+async def list_security_groups(request: Request) -> Response:
+    caller, net = await _caller(request)
+    w = views.wire(request)
+    groups = [views.security_group(w, p) for p in _groups(caller, net, request)]
+    names = request.query_params.getlist("name")
+    return _reply({"security_groups": [g for g in groups if not names or g["name"] in names]})
+
+
+@_route("/security-groups/{group_id}", ["GET"])
+async def show_security_group(request: Request, group_id: str) -> Response:
+    caller, net = await _caller(request)
+    for project in net.security_groups(caller):
+        if security_group_id(project) == group_id:
+            return _reply({"security_group": views.security_group(views.wire(request), project)})
+    raise errors.NotFound(f"Security group {group_id} does not exist")
+
+
+@_route("/security-group-rules", ["GET"])
+async def list_security_group_rules(request: Request) -> Response:
+    caller, net = await _caller(request)
+    w = views.wire(request)
+    rules = [
+        r
+        for p in _groups(caller, net, request)
+        for r in views.security_group(w, p)["security_group_rules"]
+    ]
+    return _reply({"security_group_rules": rules})
+
+
+@_route("/security-groups", ["POST"])
+@_route("/security-group-rules", ["POST"])
+async def change_security_groups(request: Request) -> Response:
+    await _caller(request)
+    raise errors.NotImplementedYet(
+        "Security groups are a read view of the firewall profile for now"
+    )
+
+
+@_route("/quotas/{project_id}", ["GET"])
+@_route("/quotas/{project_id}/details", ["GET"])
+@_route("/quotas/{project_id}/default", ["GET"])
+async def show_quota(request: Request, project_id: str) -> Response:
+    caller, net = await _caller(request)
+    items = await net.quota(caller, project_id, request.query_params.get("user_id"))
+    path = request.url.path
+    if path.endswith("/details"):
+        return _reply(
+            {
+                "quota": {
+                    k: {"limit": v.limit, "used": v.used, "reserved": v.reserved}
+                    for k, v in items.items()
+                }
+            }
+        )
+    if path.endswith("/default"):
+        items = net.default_quota(items)
+    return _reply({"quota": {k: v.limit for k, v in items.items()}})
+
+
+EXTENSIONS = (
+    ("external-net", "Neutron external network", "router:external on networks"),
+    ("quotas", "Quota management support", "The project's network quota"),
+    ("quota_details", "Quota details management support", "Limit, used and reserved"),
+    ("security-group", "security-group", "The default group, read-only"),
+)
+
+
+@_route("/extensions", ["GET"])
+async def list_extensions(request: Request) -> Response:
+    await _caller(request)
+    return _reply(
+        {
+            "extensions": [
+                {"alias": alias, "name": name, "description": about, "links": [], "updated": ""}
+                for alias, name, about in EXTENSIONS
+            ]
+        }
+    )

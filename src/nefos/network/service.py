@@ -1,0 +1,147 @@
+"""Networking (Cyclades): one entry point for the API, the server wiring and the CLI.
+
+:class:`NetworkService` builds the collaborators and hands their operations on under
+one name; the work lives in:
+
+* ``networks``: networks by flavor, the private network quota, MAC prefix and bridge pools;
+* ``subnets``: IPv4 subnets and their allocation ranges, IPv6 subnets by SLAAC;
+* ``ports``: ports, their MACs and fixed IPs;
+* ``floating``: floating IPs and their quota;
+* ``pools``: the bitmaps every allocation goes through;
+* ``access``: who sees and changes what.
+
+This slice is the control plane: no backend learns of a network yet (servers get NICs,
+Ganeti networks and the nodes' data plane come next), so a port's status stays DOWN.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from nefos.core import errors
+from nefos.core.config import Settings
+from nefos.core.db import Database
+from nefos.network.access import Caller
+from nefos.network.floating import FLOATING_IPS, FloatingIps
+from nefos.network.models import Network, Port, Subnet
+from nefos.network.networks import PRIVATE_NETWORKS, Networks
+from nefos.network.ports import Ports
+from nefos.network.subnets import Subnets
+from nefos.quotas.models import NO_SOURCE
+from nefos.quotas.service import Quotas, project_holder, user_holder
+
+__all__ = ["DEFAULT_RULES", "Caller", "NetworkService", "QuotaItem", "security_group_id"]
+
+# Security groups are a read view of the firewall profile, one "default" group per
+# project, with an id derived from the project (there is no table to hold one yet).
+_GROUPS = uuid.UUID("8c0f7a5e-8f1d-4c59-9a43-7f1b9d3e2a10")
+UNLIMITED = -1
+# What the default group allows until firewall profiles reach the nodes: everything,
+# both ways (Synnefo's unprotected profile); (direction, ethertype).
+DEFAULT_RULES = (("ingress", "IPv4"), ("ingress", "IPv6"), ("egress", "IPv4"), ("egress", "IPv6"))
+
+
+def security_group_id(project: str) -> str:
+    return str(uuid.uuid5(_GROUPS, project))
+
+
+@dataclass(frozen=True)
+class QuotaItem:
+    limit: int
+    used: int
+    reserved: int
+
+
+class NetworkService:
+    def __init__(self, db: Database, settings: Settings, quotas: Quotas):
+        self.db = db
+        self.settings = settings
+        self.quotas = quotas
+        self.nets = Networks(db, settings, quotas)
+        self.subnet_service = Subnets(db, settings, self.nets)
+        self.port_service = Ports(db, self.nets)
+        self.floating = FloatingIps(db, quotas, self.nets)
+
+        # Networks.
+        self.networks = self.nets.networks
+        self.network = self.nets.network
+        self.create_network = self.nets.create_network
+        self.update_network = self.nets.update_network
+        self.delete_network = self.nets.delete_network
+        self.reassign_network = self.nets.reassign_network
+        self.resize_shared_pool = self.nets.resize_shared_pool
+        # Subnets.
+        self.subnets = self.subnet_service.subnets
+        self.subnet = self.subnet_service.subnet
+        self.create_subnet = self.subnet_service.create_subnet
+        self.update_subnet = self.subnet_service.update_subnet
+        self.delete_subnet = self.subnet_service.delete_subnet
+        self.add_range = self.subnet_service.add_range
+        # Ports.
+        self.ports = self.port_service.ports
+        self.port = self.port_service.port
+        self.create_port = self.port_service.create_port
+        self.update_port = self.port_service.update_port
+        self.delete_port = self.port_service.delete_port
+        # Floating IPs.
+        self.floating_ips = self.floating.floating_ips
+        self.floating_ip = self.floating.floating_ip
+        self.create_floating_ip = self.floating.create_floating_ip
+        self.delete_floating_ip = self.floating.delete_floating_ip
+        self.reassign_floating_ip = self.floating.reassign_floating_ip
+
+    def security_groups(self, caller: Caller) -> list[str]:
+        """The projects whose default group the caller sees: their own."""
+        return sorted(caller.projects)
+
+    async def quota(
+        self, caller: Caller, project: str, user: str | None = None
+    ) -> dict[str, QuotaItem]:
+        """Neutron's quota of a project (or of one member in it, ``user``): networks and
+        floating IPs are holdings; subnets and ports have no limit, and show their count;
+        routers and subnet pools do not exist here (0)."""
+        if not caller.admin and (
+            project not in caller.projects or (user is not None and user != caller.user)
+        ):
+            raise errors.PermissionDenied("You may read only your own quotas")
+        holder = project_holder(project) if user is None else user_holder(user)
+        source = NO_SOURCE if user is None else project_holder(project)
+        found = {h.resource: h for h in await self.quotas.holdings([holder]) if h.source == source}
+        items: dict[str, QuotaItem] = {}
+        for key, resource in (("network", PRIVATE_NETWORKS), ("floatingip", FLOATING_IPS)):
+            holding = found.get(resource)
+            items[key] = (
+                QuotaItem(0, 0, 0)
+                if holding is None
+                else QuotaItem(
+                    holding.limit, holding.usage_min, holding.usage_max - holding.usage_min
+                )
+            )
+        async with self.db.session() as s:
+            ports = select(func.count()).select_from(Port).where(Port.project == project)
+            subnets = (
+                select(func.count())
+                .select_from(Subnet)
+                .join(Network, Network.id == Subnet.network_id)
+                .where(Network.project == project, ~Network.public)
+            )
+            if user is not None:
+                ports = ports.where(Port.user_id == user)
+                subnets = subnets.where(Network.user_id == user)
+            items["port"] = QuotaItem(UNLIMITED, await s.scalar(ports) or 0, 0)
+            items["subnet"] = QuotaItem(UNLIMITED, await s.scalar(subnets) or 0, 0)
+        items["security_group"] = QuotaItem(1, 1, 0)
+        items["security_group_rule"] = QuotaItem(UNLIMITED, len(DEFAULT_RULES), 0)
+        for key in ("subnetpool", "router", "rbac_policy"):
+            items[key] = QuotaItem(0, 0, 0)
+        return items
+
+    def default_quota(self, items: dict[str, QuotaItem]) -> dict[str, QuotaItem]:
+        """What a new user's system project starts with (``[quota_defaults]``)."""
+        found = dict(items)
+        for key, resource in (("network", PRIVATE_NETWORKS), ("floatingip", FLOATING_IPS)):
+            found[key] = QuotaItem(self.quotas.default_limit(resource), 0, 0)
+        return found
