@@ -41,7 +41,8 @@ function fits(entries, flavor) {
 }
 
 function osName(image) {
-  const distro = image.os_distro || image.OS || image.os || "";
+  const given = image.os_distro || image.OS || image.os || "";
+  const distro = given.charAt(0).toUpperCase() + given.slice(1);
   const version = image.os_version || "";
   return [distro, version].filter(Boolean).join(" ");
 }
@@ -129,6 +130,10 @@ export class NewMachine extends Component {
       onCreated({ name: server.name, count, password: made.server.adminPass });
     } catch (error) {
       this.setState({ busy: false, failure: explain(error, this.props) });
+      if (error.fault && error.fault.data && error.fault.data.provision) {
+        // The quota moved since the form loaded (another client, another tab): show it.
+        this.setState({ quotas: await api.get("account", "/quotas") });
+      }
     }
   }
 
