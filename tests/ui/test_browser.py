@@ -138,7 +138,7 @@ def test_three_clicks_from_dashboard_to_a_building_machine(page: Page, screensho
     page.click("#create")
     clicks += 1
     assert clicks <= 3
-    expect(page.locator("#notice")).to_contain_text("debian-1 is being built")
+    expect(page.locator("#notice")).to_contain_text("Created debian-1.")
     expect(page.locator("#password")).to_have_text(re.compile(r"\S{8,}"))
     expect(status(page, "debian-1")).to_have_attribute("data-status", "ACTIVE")
     expect(status(page, "debian-1")).to_have_text("Running")
@@ -210,9 +210,10 @@ def test_over_quota_create_names_what_ran_short(page: Page, cloud: Server, scree
     expect(page.locator('.form-side [data-resource="cyclades.vm"]')).to_contain_text(
         "5 used + 1 new, of 5"
     )
-    expect(page.locator("#blocked")).to_contain_text("need 1 of number of virtual machines")
     expect(page.locator("#create")).to_be_disabled()
     page.screenshot(path=str(screenshots / "over-quota.png"), full_page=True)
     page.reload()
-    expect(page.locator("#blocked")).to_contain_text("and 0 is left")
+    expect(page.locator("#blocked")).to_contain_text(
+        "Not enough quota for number of virtual machines: this machine needs 1, and 0 is left."
+    )
     expect(page.locator("#create")).to_be_disabled()

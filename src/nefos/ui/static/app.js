@@ -43,8 +43,8 @@ class App extends Component {
   }
 
   created({ name, count, password }) {
-    const what = count > 1 ? `${count} machines named after ${name} are` : `${name} is`;
-    const notice = html`<strong>${what} being built.</strong>
+    const what = count > 1 ? `${count} machines named after ${name}` : name;
+    const notice = html`<strong>Created ${what}.</strong>
       ${password ? html` The password of its administrator (root) is <code class="secret" id="password">${password}</code>.
         Note it now: it is not shown again.` : null}`;
     this.setState({ notice });

@@ -57,8 +57,8 @@ export class Dashboard extends Component {
           <p class="big-number" id="machine-count">${servers.servers ? servers.servers.length : "?"}</p>
           <p>${plural(running, "running", "running")}</p>`, servers.failed)}
         ${this.card("Files", null, html`
-          <p class="big-number">${plural(containers.length, "container", "containers")}</p>
-          <p>${bytes(used)} stored</p>`, files.failed)}
+          <p class="big-number">${containers.length}</p>
+          <p>${containers.length === 1 ? "container" : "containers"}, ${bytes(used)} stored</p>`, files.failed)}
         ${this.card("Images", null, html`
           <p class="big-number">${images.images ? images.images.length : "?"}</p>
           <p>available, ${mine} your own</p>`, images.failed)}

@@ -149,7 +149,7 @@ export class Machines extends Component {
       <td><span class="status status-${label(server).toLowerCase()}" data-status=${server.status}>${label(server)}</span></td>
       <td>${flavorText(flavors[server.flavor && server.flavor.id])}</td>
       <td>${ips.length ? ips.join(", ") : html`<span class="sub">none</span>`}</td>
-      <td>${when(server.created)}</td>
+      <td class="when">${when(server.created)}</td>
       <td class="row-actions">
         ${this.buttons(server).map((what) => html`
           <button type="button" class=${what === "destroy" ? "danger" : ""} data-action=${what}

@@ -149,9 +149,8 @@ export class NewMachine extends Component {
   flavorChoice(flavor, entries, resources) {
     const chosen = this.state.flavor && this.state.flavor.id === flavor.id;
     const short = shortfall(entries, flavor, 1);
-    const why = short
-      ? `Needs ${amount(resources[short.name], short.wanted)} ${(resources[short.name] || {}).description || short.name}; ${amount(resources[short.name], short.left)} left`
-      : null;
+    const what = short ? ((resources[short.name] || {}).description || short.name).toLowerCase() : "";
+    const why = short ? `Over your quota of ${what} (${amount(resources[short.name], short.left)} left)` : null;
     return html`<label class="choice ${chosen ? "chosen" : ""} ${short ? "disabled" : ""}" key=${flavor.id}>
       <input type="radio" name="flavor" value=${flavor.id} checked=${chosen} disabled=${!!short}
         onChange=${() => this.setState({ flavor, count: Math.max(1, Math.min(this.state.count, fits(entries, flavor))) })} />
@@ -170,7 +169,7 @@ export class NewMachine extends Component {
     const most = s.flavor ? fits(entries, s.flavor) : 0;
     const short = s.flavor ? shortfall(entries, s.flavor, s.count) : null;
     const blocked = short
-      ? `${plural(s.count, "machine", "machines")} of this size need ${amount(resources[short.name], short.wanted)} of ${((resources[short.name] || {}).description || short.name).toLowerCase()}, and ${amount(resources[short.name], short.left)} is left.`
+      ? `Not enough quota for ${((resources[short.name] || {}).description || short.name).toLowerCase()}: ${s.count === 1 ? "this machine needs" : `${s.count} machines of this size need`} ${amount(resources[short.name], short.wanted)}, and ${amount(resources[short.name], short.left)} is left.`
       : null;
     const projectIds = Object.keys(s.quotas);
     return html`<h1>New machine</h1>
@@ -204,8 +203,8 @@ export class NewMachine extends Component {
           <h2 id="uses-title">Your quota</h2>
           <p class="sub">${projectName(projects, s.project)}: what is used, and in light blue what this adds</p>
           <${QuotaBars} entries=${entries} resources=${resources} only=${SHOWN} adds=${needs(s.flavor, s.count)} />
-          ${blocked ? html`<p class="error" id="blocked">${blocked}</p>` : null}
-          ${s.failure ? html`<p class="error" role="alert" id="failure">${s.failure}</p>` : null}
+          ${s.failure ? html`<p class="error" role="alert" id="failure">${s.failure}</p>`
+            : blocked ? html`<p class="error" id="blocked">${blocked}</p>` : null}
           <button type="submit" class="primary big" id="create" disabled=${s.busy || !!blocked || !s.flavor}>
             ${s.busy ? "Creating…" : s.count > 1 ? `Create ${s.count} machines` : "Create machine"}</button>
         </aside>
