@@ -20,12 +20,13 @@ up: $(VENV)/.installed
 	$(BIN)/nefos up $(ARGS)
 
 # As root, the suite also runs a throwaway Ceph for the rados store, a single-node
-# Ganeti for the compute backend and a private RabbitMQ node that the fault tests
-# restart (each a no-op once installed).
+# Ganeti for the compute backend, a private RabbitMQ node that the fault tests
+# restart and Debian's Chromium for the web UI's browser tests (each a no-op once
+# installed).
 test: $(VENV)/.installed-test
 	@if [ "$$(id -u)" = 0 ]; then \
 		scripts/ceph-dev.sh install && scripts/ceph-dev.sh link-python $(VENV) && \
-		scripts/ganeti-dev.sh install && \
+		scripts/ganeti-dev.sh install && scripts/chromium.sh install && \
 		{ [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt-get install -y -q rabbitmq-server; }; \
 	fi
 	$(BIN)/ruff check src tests bench

@@ -680,16 +680,6 @@ async def _quota_caller(request: Request, project_id: str) -> tuple[uuid.UUID, u
     return project, user
 
 
-async def floating_ip_quota(request: Request, project_id: str) -> tuple[int, int, int]:
-    """Nova's ``floating_ips`` of a quota set (limit, in use, reserved), for Neutron's
-    quota document until networking is built, read with the same rights."""
-    project, user = await _quota_caller(request, project_id)
-    engines = request.app.state.engines
-    found = await quota_sets.quota_set(engines.quotas, engines.settings, project, user)
-    item = found["floating_ips"]
-    return item.limit, item.in_use, item.reserved
-
-
 async def _quota_set(request: Request, project_id: str) -> Response:
     project, user = await _quota_caller(request, project_id)
     engines = request.app.state.engines

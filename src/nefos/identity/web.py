@@ -2,8 +2,10 @@
 
 Local passwords, any configured OpenID Connect provider, and a Shibboleth SAML front end
 all end in the same session, whose account page shows the user's API token and renews
-it. A login while already logged in links the new identity to the same user, so one
-person may use several login methods. ``/ui/weblogin?next=URL`` is Synnefo's hand-off
+it. The session also opens the web UI (``/ui/``, ``nefos.ui``): its shell page asks
+``/ui/session/token`` for a token of its own, which it holds in memory only. A login
+while already logged in links the new identity to the same user, so one person may use
+several login methods. ``/ui/weblogin?next=URL`` is Synnefo's hand-off
 of the token to a desktop client.
 
 What a browser could be tricked into, and what stops it:
@@ -13,14 +15,21 @@ What a browser could be tricked into, and what stops it:
   nothing.
 * Every form that changes something (log in, log out, renew the token) carries the
   session's CSRF token, and a POST whose ``Origin`` is another site is refused (403).
+* The UI's token comes only from a POST that carries the CSRF token in a header (which
+  another site cannot set without a CORS preflight, and nefos answers none) and the
+  session's cookie (``SameSite=Lax``, path ``/ui``). It is a session token of its own,
+  not the API token, and logging out revokes it.
 * ``weblogin`` hands the token only to this deployment's own URLs and the configured
   ``weblogin_clients``; a login's ``next`` is only a path on this site.
 * The pages are sent with a strict Content-Security-Policy, ``frame-ancestors 'none'``
-  and no caching (``nefos.core.middleware.SecurityHeaders``).
+  and no caching (``nefos.core.middleware.SecurityHeaders``); the UI's shell adds scripts
+  and API calls from this origin only (:data:`APP_POLICY`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import re
 import secrets
@@ -35,12 +44,13 @@ from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from nefos.core import errors
 from nefos.core.config import Settings
+from nefos.core.db import utcnow
 from nefos.core.faults import status_of
 from nefos.identity import client_config
 from nefos.identity.delegation import ApplicationCredentials
@@ -63,6 +73,15 @@ templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 
 STYLESHEET = Path(__file__).with_name("templates").joinpath("nefos.css").read_text()
 
+# The UI's shell: the pages' policy (nefos.core.middleware.PAGE_POLICY) plus module
+# scripts and API calls from this origin. Still no inline code and no other site.
+APP_POLICY = (
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+    "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+# A UI token handed out again must still have this long to live; else a new one is made.
+UI_TOKEN_MARGIN = dt.timedelta(minutes=10)
+
 # Browsers drop tabs and newlines from URLs and read a backslash as a slash, so
 # "/<tab>/evil.example" or "/\\evil.example" would lead to another host: refuse them all.
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
@@ -78,8 +97,8 @@ def local_path(target: str | None) -> str | None:
     return target
 
 
-def _safe_next(target: str | None, default: str = f"{ROOT}/account") -> str:
-    """Where a login goes on: a path on this site, or the account page."""
+def _safe_next(target: str | None, default: str = f"{ROOT}/") -> str:
+    """Where a login goes on: a path on this site, or the UI's dashboard."""
     return local_path(target) or default
 
 
@@ -140,6 +159,8 @@ class WebLogin:
 
     def app(self) -> Starlette:
         routes = [
+            Route("/", self.shell, methods=["GET"]),
+            Route("/session/token", self.session_token, methods=["POST"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login_password, methods=["POST"]),
             Route("/login/oidc/{name}", self.login_oidc, methods=["GET"]),
@@ -188,10 +209,19 @@ class WebLogin:
         return str(token)
 
     def _forged(self, request: Request, form: FormData) -> bool:
+        return self._forged_with(request, form.get("csrf"))
+
+    def _forged_with(self, request: Request, given: object) -> bool:
         """A POST that another site made the browser send: its ``Origin`` names another
-        site, or it lacks this session's CSRF token. The origin may be the deployment's
-        ``public_url`` or the one the request was sent to (a deployment reached by a
-        name it was not told); a browser never sends another site's as either."""
+        site, its ``Sec-Fetch-Site`` says it came from another origin, or ``given`` is
+        not this session's CSRF token. The origin may be the deployment's ``public_url``
+        or the one the request was sent to (a deployment reached by a name it was not
+        told); a browser never sends another site's as either. Our pages set their
+        referrer policy to ``same-origin`` (``base.html``): under the responses'
+        ``no-referrer`` a browser would send ``Origin: null`` from our own forms."""
+        fetch_site = request.headers.get("sec-fetch-site")
+        if fetch_site is not None and fetch_site != "same-origin":
+            return True
         origin = request.headers.get("origin")
         if origin is not None:
             site = _site(urlsplit(origin))
@@ -199,7 +229,6 @@ class WebLogin:
             if site is None or site not in (self.origin, own):
                 return True
         expected = request.session.get("csrf")
-        given = form.get("csrf")
         return not (
             expected
             and isinstance(given, str)
@@ -411,12 +440,62 @@ class WebLogin:
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
+    async def shell(self, request: Request) -> Response:
+        """The UI's one page: it loads the app, which draws every view in the browser."""
+        user = await self._session_user(request)
+        if user is None:
+            return self._to_login(request)
+        page = self._page(request, "app.html", title="nefos", user=user)
+        page.headers["content-security-policy"] = APP_POLICY
+        return page
+
+    async def session_token(self, request: Request) -> Response:
+        """A token for the UI's API calls, to the page of this session only (module
+        docstring). One per session, kept in it: a reload gets the same one back, until
+        it nears its end."""
+        if self._forged_with(request, request.headers.get("x-csrf-token")):
+            return JSONResponse({"error": "Bad or missing CSRF token"}, status_code=403)
+        user = await self._session_user(request)
+        if user is None:
+            return JSONResponse({"error": "Not logged in"}, status_code=401)
+        token = str(request.session.get("ui_token") or "")
+        expires: dt.datetime | None = None
+        if token:
+            try:
+                held = await self.identity.authenticate(token)
+            except errors.NefosError:
+                held = None
+            if held is not None and held.user_id == user.id:
+                expires = held.expires_at
+        if expires is None or expires - utcnow() < UI_TOKEN_MARGIN:
+            lifetime = dt.timedelta(hours=self.settings.session_token_hours)
+            issued = await self.identity.issue_token(user, lifetime=lifetime)
+            token, expires = issued.token, issued.record.expires_at
+            request.session["ui_token"] = token
+        return JSONResponse(
+            {
+                "token": token,
+                "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "user": {
+                    "id": str(user.id),
+                    "email": user.email,
+                    "name": user.display_name,
+                    "admin": user.is_admin,
+                },
+                "project": str(user.system_project_id),
+            }
+        )
+
     async def logout(self, request: Request) -> Response:
         session = request.session.get("sid")
         if session:
             if self._forged(request, await request.form()):
                 return Response("Bad or missing CSRF token", status_code=403)
             await self.identity.end_web_session(str(session))
+            ui_token = request.session.get("ui_token")
+            if ui_token:
+                with contextlib.suppress(errors.NotFound):  # expired and swept already
+                    await self.identity.revoke(str(ui_token))
         request.session.clear()
         return RedirectResponse(f"{ROOT}/login", status_code=303)
 

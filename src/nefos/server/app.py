@@ -16,7 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
 
 from nefos.compute import api as compute_api
 from nefos.compute import api_keypairs, api_vmapi
@@ -39,6 +40,8 @@ from nefos.quotas import api as quotas_api
 from nefos.quotas import projects_api
 from nefos.server.engines import Engines
 from nefos.storage import api as storage_api
+from nefos.ui import ASSETS as UI_ASSETS
+from nefos.ui import STATIC as UI_STATIC
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
 STREAMING_PREFIXES = ("/object-store/", "/image/v2/images/", "/image/v1/images")
@@ -141,6 +144,13 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(quotas_api.router)
     app.include_router(network_api.router)
     app.include_router(versions.router())
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> Response:
+        """People who type the host name land in the web UI."""
+        return RedirectResponse(f"{UI_ROOT}/", status_code=302)
+
+    app.mount(UI_ASSETS, StaticFiles(directory=UI_STATIC), name="ui-assets")  # before /ui
     app.mount(UI_ROOT, WebLogin(engines.identity, settings).app())
     return app
 

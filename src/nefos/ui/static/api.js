@@ -1,0 +1,138 @@
+// The UI's only way to the server: nefos's public APIs with the signed-in user's token.
+//
+// The token comes from the web session (POST /ui/session/token with the session's CSRF
+// token in a header) and lives in this module's memory only: never in storage, never in
+// a URL. Endpoints come from the Keystone catalog, as any client finds them; the page
+// calls them by path on its own origin (its policy allows no other).
+
+import { amount } from "./format.js";
+
+const root = document.querySelector('meta[name="nefos-root"]').content;
+const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
+
+export class ApiError extends Error {
+  constructor(status, message, fault) {
+    super(message);
+    this.status = status;
+    this.fault = fault; // the API's fault object ({code, message, data...}) if any
+  }
+
+  static async from(response) {
+    const text = await response.text();
+    let fault = null;
+    try {
+      const body = JSON.parse(text);
+      // Nova {"overLimit": {...}}, Keystone {"error": {...}}, others {"message": ...}
+      fault = Object.values(body).find((v) => v && typeof v === "object" && "message" in v);
+      fault = fault || (typeof body.message === "string" ? body : null);
+    } catch {
+      fault = null;
+    }
+    const message = (fault && fault.message) || text.trim() || response.statusText;
+    return new ApiError(response.status, message, fault);
+  }
+}
+
+export function toLogin() {
+  const here = location.pathname + location.hash;
+  location.assign(`${root}/login?next=${encodeURIComponent(here)}`);
+}
+
+export class Api {
+  constructor() {
+    this.token = null;
+    this.user = null;
+    this.project = null;
+    this.endpoints = {};
+  }
+
+  async signIn() {
+    const response = await fetch(`${root}/session/token`, {
+      method: "POST",
+      headers: { "X-CSRF-Token": csrf },
+      credentials: "same-origin",
+    });
+    if (response.status === 401 || response.status === 403) {
+      toLogin();
+      throw new ApiError(response.status, "Your session has ended; please log in again.");
+    }
+    if (!response.ok) throw await ApiError.from(response);
+    const session = await response.json();
+    this.token = session.token;
+    this.user = session.user;
+    this.project = session.project;
+    if (!Object.keys(this.endpoints).length) await this.loadCatalog();
+  }
+
+  async loadCatalog() {
+    const { catalog } = await this.request("GET", "/identity/v3/auth/catalog");
+    for (const service of catalog) {
+      const endpoint = service.endpoints.find((e) => e.interface === "public");
+      if (endpoint) this.endpoints[service.type] = new URL(endpoint.url).pathname.replace(/\/$/, "");
+    }
+  }
+
+  // A path under a service's endpoint, e.g. api.at("compute", "/servers/detail").
+  at(service, path) {
+    const base = this.endpoints[service];
+    if (base === undefined) throw new ApiError(0, `This cloud has no ${service} service.`);
+    return base + path;
+  }
+
+  async request(method, path, body, again = true) {
+    const headers = { "X-Auth-Token": this.token, Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 401 && again) {
+      await this.signIn(); // the token ended before the session: get the session's next
+      return this.request(method, path, body, false);
+    }
+    if (!response.ok) throw await ApiError.from(response);
+    const type = response.headers.get("content-type") || "";
+    if (response.status === 204 || !type.includes("json")) return null;
+    return response.json();
+  }
+
+  get(service, path) {
+    return this.request("GET", this.at(service, path));
+  }
+
+  post(service, path, body) {
+    return this.request("POST", this.at(service, path), body);
+  }
+
+  delete(service, path) {
+    return this.request("DELETE", this.at(service, path));
+  }
+}
+
+// A project's name for people: a user's system project is their personal one.
+export function projectName(projects, id) {
+  const project = projects && projects[id];
+  if (!project) return id;
+  return project.system_project ? "Personal project" : project.name;
+}
+
+// What went wrong, as the API said it; for a quota refusal, which resource ran short,
+// how much was asked, how much is left and in which project.
+export function explain(error, context = {}) {
+  const data = error && error.fault && error.fault.data;
+  if (data && data.provision && data.limit !== undefined) {
+    const name = data.provision.resource;
+    const resource = (context.resources || {})[name];
+    const what = resource ? resource.description : name;
+    const left = Math.max(0, data.limit - data.usage);
+    const project = projectName(context.projects, String(data.provision.source).replace(/^project:/, ""));
+    return (
+      `Not enough quota for ${what.toLowerCase()} in ${project}: ` +
+      `this needs ${amount(resource, data.provision.quantity)}, ` +
+      `${amount(resource, data.usage)} of ${amount(resource, data.limit)} is in use, ` +
+      `so ${amount(resource, left)} is left.`
+    );
+  }
+  return (error && error.message) || String(error);
+}

@@ -1,0 +1,84 @@
+// The web UI's entry: signs in with the web session, then draws one view per URL hash.
+
+import { Api, explain } from "./api.js";
+import { Dashboard } from "./dashboard.js";
+import { Component, html, render } from "./lib.js";
+import { Machines } from "./machines.js";
+import { NewMachine } from "./newmachine.js";
+
+const root = document.querySelector('meta[name="nefos-root"]').content;
+const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
+
+const VIEWS = {
+  "/": { title: "Dashboard", view: Dashboard },
+  "/machines": { title: "Machines", view: Machines },
+  "/machines/new": { title: "New machine", view: NewMachine },
+};
+
+function route() {
+  const path = location.hash.replace(/^#/, "") || "/";
+  return VIEWS[path] ? path : "/";
+}
+
+class App extends Component {
+  state = { ready: false, failure: null, path: route(), notice: null };
+  api = new Api();
+
+  async componentDidMount() {
+    addEventListener("hashchange", () => this.setState({ path: route() }));
+    try {
+      await this.api.signIn();
+      const [resources, projects] = await Promise.all([
+        this.api.get("account", "/resources"),
+        this.api.get("account", "/projects"),
+      ]);
+      this.setState({
+        ready: true,
+        resources,
+        projects: Object.fromEntries(projects.map((p) => [p.id, p])),
+      });
+    } catch (error) {
+      this.setState({ failure: explain(error) });
+    }
+  }
+
+  created({ name, count, password }) {
+    const what = count > 1 ? `${count} machines named after ${name}` : name;
+    const notice = html`<strong>Created ${what}.</strong>
+      ${password ? html` The password of its administrator (root) is <code class="secret" id="password">${password}</code>.
+        Note it now: it is not shown again.` : null}`;
+    this.setState({ notice });
+    location.hash = "#/machines";
+  }
+
+  nav() {
+    const link = (path, text) => html`<a href=${`#${path}`} aria-current=${this.state.path === path ? "page" : null}>${text}</a>`;
+    return html`<header class="topbar">
+      <a class="brand" href="#/">nefos</a>
+      <nav aria-label="Main">${link("/", "Dashboard")}${link("/machines", "Machines")}
+        <a href=${`${root}/account`}>Account</a></nav>
+      <form method="post" action=${`${root}/logout`} class="logout">
+        <span class="who">${this.api.user ? this.api.user.email : ""}</span>
+        <input type="hidden" name="csrf" value=${csrf} />
+        <button type="submit" class="link">Log out</button>
+      </form>
+    </header>`;
+  }
+
+  render(_, { ready, failure, path, notice, resources, projects }) {
+    const { title, view: View } = VIEWS[path];
+    document.title = `${title} · nefos`;
+    return html`${this.nav()}
+      <main>
+        ${failure ? html`<p class="error" role="alert">${failure}</p>`
+          : !ready ? html`<p class="loading">Loading your cloud…</p>`
+          : html`<${View} key=${path} api=${this.api} resources=${resources} projects=${projects}
+              notice=${notice} onDismiss=${() => this.setState({ notice: null })}
+              onCreated=${(made) => this.created(made)} />`}
+      </main>`;
+  }
+}
+
+const mount = document.getElementById("app");
+mount.replaceChildren();
+render(html`<${App} />`, mount);

@@ -1,0 +1,79 @@
+// The dashboard: what the user has, and how much of each quota is left, per project.
+
+import { explain, projectName } from "./api.js";
+import { bytes, plural } from "./format.js";
+import { Component, html } from "./lib.js";
+import { QuotaBars } from "./quota.js";
+
+function settled(result) {
+  return result.status === "fulfilled" ? result.value : { failed: result.reason };
+}
+
+export class Dashboard extends Component {
+  state = { loaded: false };
+
+  async componentDidMount() {
+    const { api } = this.props;
+    const [quotas, servers, files, images] = await Promise.allSettled([
+      api.get("account", "/quotas"),
+      api.get("compute", "/servers/detail"),
+      api.get("object-store", "?format=json"),
+      api.get("image", "/v2/images?limit=1000"),
+    ]);
+    this.setState({
+      loaded: true,
+      quotas: settled(quotas),
+      servers: settled(servers),
+      files: settled(files),
+      images: settled(images),
+    });
+  }
+
+  // A card links to its page where one exists; the others come with their pages.
+  card(title, href, body, failed) {
+    const inner = html`<h2>${title}</h2>
+      ${failed ? html`<p class="error">${explain(failed)}</p>` : body}`;
+    return href ? html`<a class="card" href=${href}>${inner}</a>` : html`<div class="card">${inner}</div>`;
+  }
+
+  render({ api, resources, projects }, { loaded, quotas, servers, files, images }) {
+    const name = api.user.name || api.user.email;
+    const hero = html`<section class="hero">
+      <div>
+        <h1>Hello, ${name}</h1>
+        <p>Start a virtual machine in a few seconds, or see what you already have.</p>
+      </div>
+      <a class="button primary big" href="#/machines/new" id="new-machine">New machine</a>
+    </section>`;
+    if (!loaded) return html`${hero}<p class="loading">Loading…</p>`;
+    const running = servers.servers ? servers.servers.filter((s) => s.status === "ACTIVE").length : 0;
+    const containers = Array.isArray(files) ? files : [];
+    const used = containers.reduce((sum, c) => sum + (c.bytes || 0), 0);
+    const mine = images.images ? images.images.filter((i) => i.owner === api.project).length : 0;
+    const projectIds = quotas.failed ? [] : Object.keys(quotas);
+    return html`${hero}
+      <section class="cards" aria-label="What you have">
+        ${this.card("Machines", "#/machines", html`
+          <p class="big-number" id="machine-count">${servers.servers ? servers.servers.length : "?"}</p>
+          <p>${plural(running, "running", "running")}</p>`, servers.failed)}
+        ${this.card("Files", null, html`
+          <p class="big-number">${containers.length}</p>
+          <p>${containers.length === 1 ? "container" : "containers"}, ${bytes(used)} stored</p>`, files.failed)}
+        ${this.card("Images", null, html`
+          <p class="big-number">${images.images ? images.images.length : "?"}</p>
+          <p>available, ${mine} your own</p>`, images.failed)}
+        ${this.card("Projects", null, html`
+          <p class="big-number">${projectIds.length}</p>
+          <p>you can use</p>`, quotas.failed)}
+      </section>
+      <section aria-labelledby="quota-title">
+        <h2 id="quota-title">Your quotas</h2>
+        ${quotas.failed ? html`<p class="error" role="alert">${explain(quotas.failed)}</p>` : null}
+        ${projectIds.map((id) => html`
+          <div class="project-quota" key=${id} data-project=${id}>
+            <h3>${projectName(projects, id)}</h3>
+            <${QuotaBars} entries=${quotas[id]} resources=${resources} />
+          </div>`)}
+      </section>`;
+  }
+}
