@@ -36,9 +36,13 @@ def storage_fsck(
 ) -> None:
     """Check every version's map and blocks against the store; list orphans.
 
+    The blocks of volume maps and of builds in flight are checked too, and are no orphans.
+
     Exits 1 when a version has a problem; orphans are gc's work, not problems.
     """
-    report = with_engines(config, data_dir, lambda e: fsck(e.db, e.store, deep=deep))
+    report = with_engines(
+        config, data_dir, lambda e: fsck(e.db, e.store, deep=deep, pinned=e.block_pins)
+    )
     if as_json:
         out.print_json(json.dumps({**asdict(report), "clean": report.clean}))
     else:
@@ -91,7 +95,8 @@ def storage_gc(
 ) -> None:
     """Delete unreferenced maps and blocks older than the grace period.
 
-    What a server's build in flight still reads (the image it was created from) stays.
+    What a server's build in flight still reads (the image it was created from) stays,
+    and so does every block a volume's map names.
 
     Blocks uploaded on their own and since collected or used by a version stop being
     charged to their account.
@@ -106,7 +111,7 @@ def storage_gc(
             e.store,
             grace=dt.timedelta(seconds=seconds),
             dry_run=dry_run,
-            pinned=e.compute.vmapi.pinned,
+            pinned=e.block_pins,
             quotas=e.quotas,
         )
 

@@ -16,4 +16,5 @@ def load_all() -> None:
     import nefos.identity.models
     import nefos.network.models
     import nefos.quotas.models
-    import nefos.storage.models  # noqa: F401
+    import nefos.storage.models
+    import nefos.volume.models  # noqa: F401

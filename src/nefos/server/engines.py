@@ -31,9 +31,10 @@ from nefos.network.service import NetworkService
 from nefos.quotas.projects import Projects
 from nefos.quotas.service import Quotas
 from nefos.storage.filestore import FileStore
-from nefos.storage.maintenance import GcReport, gc
+from nefos.storage.maintenance import GcReport, Pinned, gc, pins
 from nefos.storage.service import Namespace
 from nefos.storage.stores import BlockStore
+from nefos.volume.service import Volumes
 
 log = logging.getLogger("nefos.engines")
 GC_CLAIM = "storage-gc"
@@ -75,6 +76,11 @@ class Engines:
             self.db, settings, self.bus, self.quotas, self.images, self.keypairs, embedded
         )
         self.network = NetworkService(self.db, settings, self.quotas)
+        self.volumes = Volumes(
+            self.db, settings, self.store, self.storage, self.images, self.quotas
+        )
+        # What references blocks besides the namespace's versions, for gc and fsck.
+        self.block_pins: Pinned = pins(self.compute.vmapi.pinned, self.volumes.pinned)
         self._dispatcher: Subscription | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._expirer: asyncio.Task[None] | None = None
@@ -129,7 +135,7 @@ class Engines:
             return None
         grace = dt.timedelta(seconds=self.settings.storage.gc_grace_seconds)
         report = await gc(
-            self.db, self.store, grace=grace, pinned=self.compute.vmapi.pinned, quotas=self.quotas
+            self.db, self.store, grace=grace, pinned=self.block_pins, quotas=self.quotas
         )
         log.info(
             "gc deleted %d maps and %d blocks, released %d uploaded blocks",

@@ -32,9 +32,13 @@ A hashmap PUT touches the blocks it finds present (``store.missing(touch=True)``
 a copy or move checks in its commit that the source version it shares a map with still
 exists, so neither can come to reference what gc decided to delete.
 
-Something outside the namespace may read a version its file no longer has: a server's
-build reads the image version it was created from (``nefos.compute.vmapi``). What the
-caller passes as ``pinned`` counts as referenced, read with the references each time.
+Something outside the namespace may reference blocks and maps no version does: a
+server's build reads the image version it was created from (``nefos.compute.vmapi``), a
+volume's map names blocks of its own (``nefos.volume``). What the caller passes as
+``pinned`` counts as referenced, read with the references each time; the composition
+root joins every such referrer into one with :func:`pins` (storage imports none of them).
+Such a writer follows the rule above: it puts or touches a block before it commits a
+reference to it. fsck checks pinned maps and blocks as it checks versions'.
 
 Uploaded blocks no version uses (``nefos.storage.pending``) are garbage like any other:
 gc collects them once last put before the cutoff. It then drops the pending rows
@@ -76,8 +80,8 @@ from nefos.storage.stores import BlockMissing, BlockStore
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
 Pinned = Callable[[], Awaitable[tuple[set[str], set[str]]]]
-"""Maps, and blocks named by one-block versions, that readers outside the namespace
-still need (``VmApi.pinned``)."""
+"""Maps, and blocks, that referrers outside the namespace still need (``VmApi.pinned``,
+``Volumes.pinned``), as of the moment it is called."""
 VERSION_BATCH = 500  # version rows per query
 MAP_READS = 16  # maps read at once
 READ_BATCH = 16  # blocks read per round trip by a deep fsck (at most 64 MiB in memory)
@@ -86,10 +90,29 @@ NAME_BATCH = 500  # names per presence check, IN (...) query or delete batch
 OK, MISSING, CORRUPT = "ok", "missing", "corrupt"
 
 
+def pins(*referrers: Pinned) -> Pinned:
+    """One ``Pinned`` for gc and fsck from several referrers: the union of theirs."""
+
+    async def joined() -> tuple[set[str], set[str]]:
+        maps: set[str] = set()
+        found: set[str] = set()
+        for referrer in referrers:
+            more_maps, more_blocks = await referrer()
+            maps |= more_maps
+            found |= more_blocks
+        return maps, found
+
+    return joined
+
+
+PINNED = "(pinned)"  # the path of a problem with what a referrer outside the namespace pins
+
+
 @dataclass(frozen=True)
 class Problem:
     """Something wrong with one version; ``kind`` is one of ``map-missing``,
-    ``map-corrupt``, ``size``, ``hash``, ``blocks-missing``, ``blocks-corrupt``."""
+    ``map-corrupt``, ``size``, ``hash``, ``blocks-missing``, ``blocks-corrupt``. A
+    problem with what ``pinned`` names has serial 0 and the path ``PINNED``."""
 
     serial: int
     path: str
@@ -139,11 +162,14 @@ class _Row:
 # -- fsck ----------------------------------------------------------------------------------
 
 
-async def fsck(db: Database, store: BlockStore, deep: bool = False) -> FsckReport:
+async def fsck(
+    db: Database, store: BlockStore, deep: bool = False, pinned: Pinned | None = None
+) -> FsckReport:
     """Check every version that has data (current and history): its map is there and
     fits the version's size and hash, and its blocks are there; ``deep`` also reads every
     block and checks its hash, which reads the whole store. Versions are streamed in
-    batches; each distinct block is checked once."""
+    batches; each distinct block is checked once. What ``pinned`` names is checked the
+    same way (its maps readable, its blocks there and whole) and is no orphan."""
     report = FsckReport(deep=deep)
     stored_maps = set(await store.map_names())  # listed first: what is committed later is
     stored_blocks = await store.block_names()  # seen by the scan, never taken for garbage
@@ -161,6 +187,8 @@ async def fsck(db: Database, store: BlockStore, deep: bool = False) -> FsckRepor
         for row in rows:
             report.problems += _problems(row, maps, unreadable, state)
     report.problems = await _still_current(db, report.problems)
+    if pinned is not None:
+        report.problems += await _check_pinned(store, pinned, deep, state, referenced)
     orphans = sorted(stored_maps - referenced)
     # a version committed during the scan may sit below where the scan had got to
     adopted = await _referenced_among(db, orphans)
@@ -171,6 +199,39 @@ async def fsck(db: Database, store: BlockStore, deep: bool = False) -> FsckRepor
     report.orphan_blocks = [name for name in unchecked if name not in adopted_blocks]
     report.maps, report.blocks = len(referenced), len(state)
     return report
+
+
+async def _check_pinned(
+    store: BlockStore, pinned: Pinned, deep: bool, state: dict[str, str], referenced: set[str]
+) -> list[Problem]:
+    """fsck of what referrers outside the namespace pin; ``referenced`` gains their maps.
+    Problems with what they stopped pinning during the check are dropped (a volume
+    deleted meanwhile, whose blocks gc may then take)."""
+    pinned_maps, pinned_blocks = await pinned()
+    referenced |= pinned_maps
+    maps, unreadable = await _read_maps(store, pinned_maps)
+    holders: dict[str, set[str]] = {}  # block -> the pinned maps holding it
+    for name, hashes in maps.items():
+        for h in hashes:
+            holders.setdefault(h, set()).add(name)
+    wanted = (set(holders) | pinned_blocks) - {EMPTY_HASH}
+    await _check_blocks(store, sorted(h for h in wanted if h not in state), deep, state)
+    still_maps, still_blocks = await pinned()
+
+    def still(h: str) -> bool:
+        return h in still_blocks or bool(holders.get(h, set()) & still_maps)
+
+    found = []
+    for name, why in sorted(unreadable.items()):
+        if name in still_maps:
+            kind = "map-missing" if why == MISSING else "map-corrupt"
+            found.append(Problem(0, PINNED, kind, f"map {name}: {why}"))
+    for kind, wanted_state in (("blocks-missing", MISSING), ("blocks-corrupt", CORRUPT)):
+        bad = tuple(sorted(h for h in wanted if state[h] == wanted_state and still(h)))
+        if bad:
+            detail = f"{len(bad)} of {len(wanted)} pinned blocks {wanted_state}"
+            found.append(Problem(0, PINNED, kind, detail, bad))
+    return found
 
 
 async def _versions(db: Database) -> AsyncIterator[list[_Row]]:

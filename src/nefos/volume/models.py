@@ -1,0 +1,63 @@
+"""Volume tables (Archipelago's maps, kept in the database): volumes, their map
+entries, and the snapshots taken of them.
+
+A volume's map is one row per block that is not all zeros (``volume_blocks``): block
+``position`` of the volume holds the content-addressed block named ``hash`` in the
+deployment's block store, the same store and names as Pithos files. A block the map has
+no row for reads as zeros, so an empty volume of any size has no rows and a clone of an
+image has as many as the image has non-zero blocks. ``owned`` marks the entries this
+volume wrote since its last snapshot (its epoch's copy-on-write targets); the others
+are shared with the image, file, snapshot or volume they came from. A write never
+changes a block, only which block an entry names (``nefos.volume.service``).
+
+A snapshot is a Pithos file (and image) made from the map at one moment; its row here
+ties the file's UUID to the volume and epoch it froze.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from nefos.core.db import Base, UtcDateTime, utcnow
+
+
+class Volume(Base):
+    __tablename__ = "volume_volumes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[str] = mapped_column(String(36), index=True)
+    project: Mapped[str] = mapped_column(String(36), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes; charged as cyclades.disk
+    epoch: Mapped[int] = mapped_column(Integer, default=0)  # bumped by each snapshot
+    source_kind: Mapped[str] = mapped_column(String(16), default="")  # "", image, volume
+    source_id: Mapped[str] = mapped_column(String(36), default="")
+    created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class VolumeBlock(Base):
+    __tablename__ = "volume_blocks"
+
+    volume_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("volume_volumes.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # block index
+    hash: Mapped[str] = mapped_column(String(64), index=True)  # hex SHA-256, never H("")
+    owned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Snapshot(Base):
+    __tablename__ = "volume_snapshots"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # the Pithos file's UUID
+    volume_id: Mapped[uuid.UUID] = mapped_column(index=True)  # the volume may go first
+    user_id: Mapped[str] = mapped_column(String(36), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    epoch: Mapped[int] = mapped_column(Integer)  # the volume's epoch it froze
+    created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
