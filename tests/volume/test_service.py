@@ -5,7 +5,9 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -15,12 +17,14 @@ import pytest
 from nefos import blocks
 from nefos.blocks import BLOCK_SIZE, EMPTY_HASH
 from nefos.core import errors
+from nefos.core.config import Settings
 from nefos.core.faults import status_of
 from nefos.images.service import Image
 from nefos.quotas.service import user_holder
 from nefos.server.engines import Engines
 from nefos.storage.maintenance import fsck, gc
 from nefos.volume.service import Volumes
+from tests.conftest import invoke_nefos
 
 MiB = 1 << 20
 ZERO = dt.timedelta(0)
@@ -220,6 +224,21 @@ async def test_delete_releases_quota_and_blocks_to_gc(
     assert written in report.blocks and written not in stored_blocks(engines)
 
 
+async def test_the_storage_commands_see_volume_maps(
+    engines: Engines, settings: Settings, volumes: Volumes, user: str
+):
+    volume = await volumes.create(user, BLOCK_SIZE)
+    data = os.urandom(5000)
+    await volumes.write(user, volume.id, 0, data)
+    written = blocks.block_hash(data)
+    done = await invoke_nefos(settings, "storage", "fsck", "--json")
+    report = json.loads(done.stdout)
+    assert report["clean"] and written not in report["orphan_blocks"]
+    done = await invoke_nefos(settings, "storage", "gc", "--grace", "0", "--json")
+    assert written not in json.loads(done.stdout)["blocks"]
+    assert await volumes.read(user, volume.id, 0, len(data)) == data
+
+
 async def test_fsck_reports_a_volume_block_gone_missing(
     engines: Engines, volumes: Volumes, user: str
 ):
@@ -301,8 +320,6 @@ async def test_a_snapshot_name_in_use_is_a_conflict(volumes: Volumes, user: str)
 
 
 async def test_concurrent_writes_to_one_block_lose_nothing(volumes: Volumes, user: str):
-    import asyncio
-
     volume = await volumes.create(user, BLOCK_SIZE)
     await asyncio.gather(
         *(volumes.write(user, volume.id, n * 10, bytes([n + 1]) * 10) for n in range(8))
