@@ -71,10 +71,11 @@ class Engines:
         self.storage = Namespace(self.db, settings, self.store, self.quotas)
         self.images = Images(self.storage)
         self.keypairs = Keypairs(self.db, settings.compute.max_keypairs)
-        self.compute = Compute(
-            self.db, settings, self.bus, self.quotas, self.images, self.keypairs, embedded
-        )
         self.network = NetworkService(self.db, settings, self.quotas)
+        self.compute = Compute(
+            self.db, settings, self.bus, self.quotas, self.images, self.keypairs, embedded,
+            self.network,
+        )  # fmt: skip
         self._dispatcher: Subscription | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._expirer: asyncio.Task[None] | None = None
