@@ -154,7 +154,7 @@ async def test_backend_add_list_drain_remove(settings: Settings, engines: Engine
     assert isinstance(listed, list) and len(listed) == 1
     (sim,) = listed
     assert sim["name"] == "sim" and sim["kind"] == "embedded"
-    assert sim["guests"] == "simulated, runs no guest"
+    assert sim["guests"] == "simulated, runs no guest; NICs get addresses, no packet flows"
     assert sim["drained"] is False and sim["offline"] is False and sim["public"] is True
     assert sim["mtotal"] > 0 and sim["dfree"] > 0 and sim["ctotal"] > 0
     assert "file" in sim["disk_templates"] and sim["refreshed"]

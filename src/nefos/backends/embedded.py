@@ -4,7 +4,8 @@ It follows Ganeti's job model (each request is a job that goes queued → runnin
 success or error, one job per instance at a time, with delays) and reports through
 the same bus events as ``nefos ganeti eventd``, so the dispatcher, quotas and
 reconciler run exactly as against a real cluster. It runs no guest, and says so
-(``ClusterInfo.runs_guests``). Its instances and job counter live in a JSON file under
+(``ClusterInfo.runs_guests``); its instances keep their NICs (MAC, address, link), but
+no packet flows. Its instances and job counter live in a JSON file under
 the data directory, so a restart keeps them, as a real cluster would.
 
 It injects no faults: tests that need lost events, failing jobs or changes made behind
@@ -34,11 +35,14 @@ from nefos.backends.base import (
     InstanceInfo,
 )
 from nefos.backends.ops import (
+    AddNic,
     CreateInstance,
     ModifyInstance,
+    ModifyNic,
     Op,
     RebootInstance,
     RemoveInstance,
+    RemoveNic,
     ShutdownInstance,
     StartupInstance,
 )
@@ -149,6 +153,13 @@ class EmbeddedCluster:
                 return Plan(self._modify(instance, vcpus, memory), fields)
             case RemoveInstance(instance=instance):
                 return Plan(self._remove(instance), {})
+            case AddNic(instance=instance, nic=nic):
+                return Plan(self._change_nic(instance, nic["name"], nic), {"nics": [["add", nic]]})
+            case ModifyNic(instance=instance, nic=nic):
+                fields = {"nics": [["modify", nic["name"], nic]]}
+                return Plan(self._change_nic(instance, nic["name"], nic, replace=True), fields)
+            case RemoveNic(instance=instance, name=name):
+                return Plan(self._change_nic(instance, name, None), {"nics": [["remove", name]]})
             case _:
                 assert_never(op)
 
@@ -203,6 +214,7 @@ class EmbeddedCluster:
                 "vcpus": spec.vcpus,
                 "memory": spec.memory,
                 "disk": spec.disk,
+                "nics": [dict(nic) for nic in spec.nics],
             }
             return None
 
@@ -223,6 +235,32 @@ class EmbeddedCluster:
             if problem is None:
                 self.state.instances[instance].update(vcpus=vcpus, memory=memory)
             return problem
+
+        return apply
+
+    def _change_nic(
+        self, instance: str, name: str, nic: dict[str, Any] | None, replace: bool = False
+    ) -> Effect:
+        """Add (``nic``), replace (``replace``) or remove (``nic`` None) the NIC ``name``:
+        only the record changes, since no packet flows here."""
+
+        def apply() -> str | None:
+            problem = self._require(instance)
+            if problem is not None:
+                return problem
+            nics = self.state.instances[instance].setdefault("nics", [])
+            at = next((i for i, item in enumerate(nics) if item.get("name") == name), None)
+            if nic is not None and not replace:
+                if at is not None:
+                    return f"Instance '{instance}' already has a NIC named '{name}'"
+                nics.append(dict(nic))
+            elif at is None:
+                return f"Instance '{instance}' has no NIC named '{name}'"
+            elif nic is not None:
+                nics[at] = dict(nic)
+            else:
+                del nics[at]
+            return None
 
         return apply
 

@@ -13,7 +13,7 @@ record here, added to :data:`Op`; every backend's ``match`` then has to handle i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from nefos.backends.base import (
     OP_CREATE,
@@ -73,13 +73,41 @@ class ModifyInstance:
 
 
 @dataclass(frozen=True)
+class AddNic:
+    """Hotplug a NIC: ``nic`` holds Ganeti's NIC parameters (``name``, the port's id;
+    ``mac``, ``ip``, ``mode``, ``link``)."""
+
+    OPCODE: ClassVar[str] = OP_MODIFY
+    instance: str
+    nic: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModifyNic:
+    """Change the NIC named ``nic["name"]`` to these parameters (its addresses changed)."""
+
+    OPCODE: ClassVar[str] = OP_MODIFY
+    instance: str
+    nic: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RemoveNic:
+    """Unplug the NIC named ``name`` (the port's id)."""
+
+    OPCODE: ClassVar[str] = OP_MODIFY
+    instance: str
+    name: str
+
+
+@dataclass(frozen=True)
 class RemoveInstance:
     OPCODE: ClassVar[str] = OP_REMOVE
     instance: str
 
 
-# Every operation a backend must understand. Networks (issue 20) add NIC records and
-# volumes (issue 22) disk records here, beside the instance ones.
+# Every operation a backend must understand. Volumes (issue 22) add disk records here,
+# beside the instance and NIC ones.
 Op = (
     CreateInstance
     | StartupInstance
@@ -87,4 +115,7 @@ Op = (
     | RebootInstance
     | ModifyInstance
     | RemoveInstance
+    | AddNic
+    | ModifyNic
+    | RemoveNic
 )

@@ -201,7 +201,7 @@ def _guests(backend: Backend) -> str:
     """Whether servers there are real machines: operators must not mistake a simulated
     cluster (or Ganeti's fake hypervisor, for testing) for one that runs guests."""
     if backend.kind == "embedded":
-        return "simulated, runs no guest"
+        return "simulated, runs no guest; NICs get addresses, no packet flows"
     if backend.hypervisor == "fake":
         return "fake hypervisor, runs no guest"
     return "real guests" if backend.hypervisor else "unknown until refreshed"

@@ -20,7 +20,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from nefos.compute import quota_sets
+from nefos.compute import api_nics, quota_sets
 from nefos.compute.api_actions import action
 from nefos.compute.dialect import FLAVOR_EXTRAS, IMAGE_EXTRAS, SERVER_EXTRAS
 from nefos.compute.dialect import TABLE as DIALECT
@@ -172,8 +172,8 @@ def _server(
             "image": {"id": server.image_id, "links": _links(base, "images", server.image_id)},
             "metadata": view.metadata,
             "tags": view.tags,
-            "addresses": {},
-            "attachments": [],
+            "addresses": api_nics.addresses(view.nics),
+            "attachments": api_nics.attachments(view.nics),
             "volumes": [],
             "os-extended-volumes:volumes_attached": [],
             "hostId": "",
@@ -416,6 +416,7 @@ async def _create_server(request: Request) -> Response:
         user_data=spec.get("user_data"),
         min_count=min_count,
         max_count=max_count,
+        networks=api_nics.parse_networks(spec.get("networks")),
     )
     if reservation:
         # Nova's reservation id names the request's servers; nefos keeps no record of
@@ -450,12 +451,6 @@ async def _delete_server(request: Request, server_id: str) -> Response:
     credentials, compute = await caller(request)
     await compute.delete_server(str(credentials.user_id), server_id)
     return empty(204)
-
-
-async def _ips(request: Request, server_id: str) -> Response:
-    credentials, compute = await caller(request)
-    await compute.server(str(credentials.user_id), server_id)
-    return _reply({"addresses": {}})
 
 
 async def _diagnostics(request: Request, server_id: str) -> Response:
@@ -753,7 +748,17 @@ def _routes() -> None:
         add(f"{prefix}/servers/{{server_id}}", _update_server, methods=["PUT"])
         add(f"{prefix}/servers/{{server_id}}", _delete_server, methods=["DELETE"])
         add(f"{prefix}/servers/{{server_id}}/action", action, methods=["POST"])
-        add(f"{prefix}/servers/{{server_id}}/ips", _ips, methods=["GET"])
+        add(f"{prefix}/servers/{{server_id}}/ips", api_nics.ips, methods=["GET"])
+        add(
+            f"{prefix}/servers/{{server_id}}/ips/{{network}}",
+            api_nics.ips_of_network,
+            methods=["GET"],
+        )
+        interfaces = f"{prefix}/servers/{{server_id}}/os-interface"
+        add(interfaces, api_nics.list_interfaces, methods=["GET"])
+        add(interfaces, api_nics.attach_interface, methods=["POST"])
+        add(f"{interfaces}/{{port_id}}", api_nics.show_interface, methods=["GET"])
+        add(f"{interfaces}/{{port_id}}", api_nics.detach_interface, methods=["DELETE"])
         add(f"{prefix}/servers/{{server_id}}/diagnostics", _diagnostics, methods=["GET"])
         add(f"{prefix}/servers/{{server_id}}/tags", _tags, methods=["GET", "PUT", "DELETE"])
         add(f"{prefix}/servers/{{server_id}}/tags/{{tag}}", _tag, methods=["GET", "PUT", "DELETE"])

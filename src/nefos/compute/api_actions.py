@@ -3,6 +3,7 @@
     {"os-start": null}  {"os-stop": null}  {"reboot": {"type": "SOFT" | "HARD"}}
     {"resize": {"flavorRef": ...}}  {"reassign": {"project": ..., "shared_to_project"?}}
     {"console": {"type": "vnc" | "vnc-ws"}} -> 200 {"console": {type, host, port, password}}
+    {"addFloatingIp": {"address": ..., "fixed_address"?: ...}}  {"removeFloatingIp": {"address"}}
 
 :data:`ACTIONS` maps each action's name to its handler; a handler parses the action's
 arguments into one service call and renders its answer (None: 202 with no body, the
@@ -86,6 +87,28 @@ async def console(call: Call) -> Response:
     return reply({"console": await call.compute.console(call.user, call.server_id, kind)})
 
 
+def _address(args: Any, action: str) -> str:
+    address = args.get("address") if isinstance(args, dict) else None
+    if not isinstance(address, str):
+        raise errors.InvalidInput(f'{action} takes {{"address": "<floating IP>"}}')
+    return address
+
+
+async def add_floating_ip(call: Call) -> None:
+    address = _address(call.args, call.name)
+    fixed = call.args.get("fixed_address")
+    if fixed is not None and not isinstance(fixed, str):
+        raise errors.InvalidInput("fixed_address is an address of the server")
+    projects = await call.projects()
+    await call.compute.add_floating_ip(call.user, projects, call.server_id, address, fixed)
+
+
+async def remove_floating_ip(call: Call) -> None:
+    address = _address(call.args, call.name)
+    projects = await call.projects()
+    await call.compute.remove_floating_ip(call.user, projects, call.server_id, address)
+
+
 async def vnc_console(call: Call) -> None:
     await call.compute.server(call.user, call.server_id)  # 404 before 501
     raise errors.NotImplementedYet(
@@ -119,6 +142,8 @@ ACTIONS: dict[str, Handler] = {
     "resize": resize,
     "reassign": reassign,
     "console": console,
+    "addFloatingIp": add_floating_ip,
+    "removeFloatingIp": remove_floating_ip,
     "os-getVNCConsole": vnc_console,
     "suspend": suspend,
     **dict.fromkeys(ACTIONS_NOT_IMPLEMENTED, not_implemented),

@@ -25,6 +25,7 @@ from nefos.compute.vmapi import VmApi
 from nefos.core import errors
 from nefos.core.bus import Message
 from nefos.core.db import Database
+from nefos.network.nics import Nics
 from nefos.quotas.serials import decide, settle
 from nefos.quotas.service import Charge, Quotas
 
@@ -41,10 +42,11 @@ def event_time(message: Message) -> float:
 
 
 class Events:
-    def __init__(self, db: Database, quotas: Quotas, vmapi: VmApi) -> None:
+    def __init__(self, db: Database, quotas: Quotas, vmapi: VmApi, nics: Nics) -> None:
         self.db = db
         self.quotas = quotas
         self.vmapi = vmapi
+        self.nics = nics
 
     async def apply_event(self, message: Message) -> None:
         """One job event (spec §2.6). Idempotent: a repeated or older event changes no
@@ -102,6 +104,8 @@ class Events:
             if ended.outcome.note is not None:
                 level, text = ended.outcome.note
                 s.add(diagnostic(server.id, level, text.format(opcode=opcode, logmsg=logmsg)))
+            if ended.outcome.operstate == "DESTROYED":  # its NICs went with the instance
+                await self.nics.release_server(s, server.id, server.user_id)
             if result == transitions.SUCCEEDED and opcode == OP_MODIFY:
                 await self._apply_new_flavor(s, server, message)
             if result == transitions.SUCCEEDED and opcode == OP_CREATE:

@@ -10,6 +10,8 @@ backend's instances with the servers the database places there (spec §2.6):
   corrected as if the event had arrived, and quotas follow with a forced commission;
 * a task whose job's outcome never arrived: settled from what the backend shows, and
   its commission accepted or rejected accordingly;
+* a port made for a server that is gone (its NIC left behind by a lost event): released,
+  its addresses back in their pools;
 * commissions left pending by a crash: settled (``quotas.serials.reconcile``).
 
 A server's state moves through ``nefos.compute.transitions`` (``observed``), by the same
@@ -65,6 +67,7 @@ async def reconcile_servers(
             findings.append(Finding(backend.name, None, "", f"backend unreachable: {exc}"))
             continue
         findings += await _reconcile_backend(compute, backend, instances, fix, stale_after)
+    findings += await _orphan_ports(compute, fix)
     if fix:
         await reconcile(compute.db, compute.quotas, CLIENTKEY)
     return findings
@@ -163,12 +166,29 @@ async def _gone(compute: Compute, server_id: int, flavors: dict[int, Flavor]) ->
         if seen.serial is not None:
             await decide(s, CLIENTKEY, seen.serial, accept=seen.done)
         s.add(_note(server.id, "The server was not found on its backend"))
+        await compute.nics.release_server(s, server.id, server.user_id)
         user, project = server.user_id, server.project
     if seen.serial is not None:
         await settle(compute.db, compute.quotas, CLIENTKEY, seen.serial, accept=seen.done)
     if not seen.done:  # the delete's commission would have released it; nothing did
         resources = charges(flavors[server.flavor_id], running=seen.was_running)
         await _force(compute, provisions(user, project, resources, -1), f"reconcile {server_id}")
+
+
+async def _orphan_ports(compute: Compute, fix: bool) -> list[Finding]:
+    """Ports made for servers that no longer exist (or are deleted): released."""
+    findings = []
+    async with compute.db.transaction() as s:
+        alive = set(await s.scalars(select(Server.id).where(Server.deleted.is_(False))))
+        for server_id, user in await compute.nics.orphans(s, alive):
+            name = instance_name(server_id)
+            if not fix:
+                findings.append(Finding("", server_id, name, "ports of a server that is gone"))
+                continue
+            for done in await compute.nics.release_server(s, server_id, user):
+                log.info("reconciled ports of server %s: %s", server_id, done)
+                findings.append(Finding("", server_id, name, done, fixed=True))
+    return findings
 
 
 async def _set_state(

@@ -57,6 +57,8 @@ from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
 from nefos.images.service import Image, Images
+from nefos.network.access import Caller
+from nefos.network.nics import Nic, NicRequest, Nics
 from nefos.quotas.serials import Settlement, decide, settle, settled
 from nefos.quotas.service import Quotas
 from nefos.storage.service import ObjectRecord
@@ -77,6 +79,7 @@ class Servers:
         clusters: Clusters,
         flavors: Flavors,
         reader: ServerReader,
+        nics: Nics,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -88,6 +91,7 @@ class Servers:
         self.clusters = clusters
         self.flavors = flavors
         self.reader = reader
+        self.nics = nics
         self._allocation = asyncio.Lock()  # one create places its servers at a time
 
     def _metadata_fits(self, metadata: Any) -> dict[str, str]:
@@ -120,6 +124,7 @@ class Servers:
         user_data: Any = None,
         min_count: int = 1,
         max_count: int = 1,
+        networks: list[NicRequest] | None = None,
     ) -> tuple[list[ServerView], str]:
         """Nova's multiple create: as many servers as the quota holds up to ``max_count``,
         but at least ``min_count`` or none. One commission pays for all of them, so two
@@ -127,11 +132,17 @@ class Servers:
         each server is still its own backend job. Servers are named ``<name>-<n>`` when
         there are several, as Nova names them; they share the one admin password, the
         only one the caller is shown. Each build gets the password, keys, personality and
-        user data once from the vmapi (sealed until then, never in the job)."""
+        user data once from the vmapi (sealed until then, never in the job).
+
+        ``networks`` asks for NICs (see ``nefos.network.nics``); none asked gives one on
+        the default public network. The ports are made in the create's transaction, as
+        the caller: a create refused on the way leaves none."""
         check_counts(min_count, max_count, self.settings.compute.max_count)
         check_name(name)
         if max_count > 1:  # the longest name the servers may get must fit too
             check_name(f"{name}-{max_count}")
+            if any(request.port is not None for request in networks or []):
+                raise errors.InvalidInput("Multiple instances cannot be created with a port")
         project = project or user
         allowed = {user, *projects}
         if project not in allowed:
@@ -167,7 +178,8 @@ class Servers:
         password = admin_password or new_password()
         customization = Customization(tuple(public_keys), files, user_data)
         resources = charges(flavor, running=True)
-        created: list[tuple[int, Backend, str]] = []  # server, where, its build's URL
+        created: list[tuple[int, Backend, str, list[Nic]]] = []  # where, build's URL, NICs
+        caller = Caller(user, frozenset(allowed), project=project)
         async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
             count = await self._issue_for_count(
                 settlement, user, project, name, resources, min_count, max_count
@@ -191,10 +203,13 @@ class Servers:
                         password,
                         customization,
                     )
-                    created.append((server_id, backend, config_url))
-        for server_id, backend, config_url in created:
-            await self._build(user, server_id, flavor, image, backend, config_url)
-        return [await self.reader.server(user, server_id) for server_id, _, _ in created], password
+                    nics = await self.nics.attach_for_create(
+                        s, caller, server_id, networks, project
+                    )
+                    created.append((server_id, backend, config_url, nics))
+        for server_id, backend, config_url, nics in created:
+            await self._build(user, server_id, flavor, image, backend, config_url, nics)
+        return [await self.reader.server(user, item[0]) for item in created], password
 
     async def _issue_for_count(
         self,
@@ -272,7 +287,11 @@ class Servers:
         image: Image,
         backend: Backend,
         config_url: str,
+        nics: list[Nic],
     ) -> None:
+        nic_params = [nic.backend() for nic in nics]
+        if not nic_params and backend.default_link:
+            nic_params = [{"link": backend.default_link}]
         spec = InstanceSpec(
             name=instance_name(server_id),
             vcpus=flavor.vcpus,
@@ -287,7 +306,7 @@ class Servers:
                 "checksum": image.checksum,
                 "properties": image.properties,
             },
-            nics=[{"link": backend.default_link}] if backend.default_link else [],
+            nics=nic_params,
             tags=[f"nefos:user:{user}"],
             osparams={"config_url": config_url},
         )
@@ -309,8 +328,9 @@ class Servers:
             async with self.db.transaction() as s:
                 server = await s.get(Server, server_id, with_for_update=True)
                 assert server is not None
-                if task == "BUILD":
+                if task == "BUILD":  # no instance will hold its NICs
                     await self.vmapi.forget(s, server.id)
+                    await self.nics.release_server(s, server.id, server.user_id)
                 serial = transitions.refused(server, task)
                 s.add(diagnostic(server.id, "ERROR", f"The backend refused the job: {exc}"))
                 if serial is not None:

@@ -11,6 +11,7 @@ name; the work lives in the modules along compute's paths:
 * ``transitions``: the one table of which state follows which job outcome, and the
   only code that moves a server's state;
 * ``charges``: what a server holds of its project's quota;
+* ``nics``: servers' NICs: NIC changes become jobs, the interface and floating IP actions;
 * ``reconcile``: the periodic pass that makes the database agree with the backends.
 """
 
@@ -24,6 +25,7 @@ from nefos.compute.console import ConsoleProxy
 from nefos.compute.events import Events
 from nefos.compute.flavors import Flavors
 from nefos.compute.keypairs import Keypairs
+from nefos.compute.nics import ServerNics
 from nefos.compute.servers import Servers
 from nefos.compute.views import ServerReader, ServerView
 from nefos.compute.vmapi import VmApi
@@ -31,6 +33,7 @@ from nefos.core.bus import Bus
 from nefos.core.config import Settings
 from nefos.core.db import Database
 from nefos.images.service import Images
+from nefos.network.service import NetworkService
 from nefos.quotas.service import Quotas
 
 __all__ = ["CLIENTKEY", "MAX_PERSONALITY", "MAX_PERSONALITY_SIZE", "Compute", "ServerView"]
@@ -46,9 +49,11 @@ class Compute:
         images: Images,
         keypairs: Keypairs | None = None,
         embedded: EmbeddedFactory = EmbeddedCluster,
+        network: NetworkService | None = None,
     ):
         """``embedded`` builds the simulated cluster of an ``embedded`` backend row (tests
-        pass a subclass that injects faults)."""
+        pass a subclass that injects faults); ``network`` is the deployment's networking,
+        which then tells this compute of NIC changes."""
         self.db = db
         self.settings = settings
         self.bus = bus
@@ -60,12 +65,16 @@ class Compute:
         self.clusters = Clusters(db, settings, bus, embedded)
         self._clusters = self.clusters.live  # the live clients, by backend name
         self.catalog = Flavors(db)
-        self.reader = ServerReader(db)
+        self.network = network or NetworkService(db, settings, quotas)
+        self.nics = self.network.nics
+        self.reader = ServerReader(db, self.nics)
         self.effect_path = Servers(
             db, settings, quotas, images, self.keypairs, self.vmapi, self.consoles,
-            self.clusters, self.catalog, self.reader,
+            self.clusters, self.catalog, self.reader, self.nics,
         )  # fmt: skip
-        self.update_path = Events(db, quotas, self.vmapi)
+        self.update_path = Events(db, quotas, self.vmapi, self.nics)
+        self.server_nics = ServerNics(db, self.network, self.clusters, self.reader)
+        self.nics.devices = self.server_nics
 
         # Backends (nefos backend ...).
         self.cluster = self.clusters.cluster
@@ -104,6 +113,12 @@ class Compute:
         self.delete_tags = self.effect_path.delete_tags
         self.reassign = self.effect_path.reassign
         self.console = self.effect_path.console
+        # NICs.
+        self.interfaces = self.server_nics.interfaces
+        self.attach_interface = self.server_nics.attach_interface
+        self.detach_interface = self.server_nics.detach_interface
+        self.add_floating_ip = self.server_nics.add_floating_ip
+        self.remove_floating_ip = self.server_nics.remove_floating_ip
         # The update path.
         self.apply_event = self.update_path.apply_event
 

@@ -24,6 +24,7 @@ from nefos.compute.models import (
 )
 from nefos.core import errors
 from nefos.core.db import Database
+from nefos.network.nics import Nic, Nics
 
 STATUS = {
     "BUILD": "BUILD",
@@ -85,6 +86,7 @@ class ServerView:
     metadata: dict[str, str]
     tags: list[str]
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    nics: tuple[Nic, ...] = ()  # its ports, with their addresses
     # Everything the listing view shows, as one hashable value (None: not a listing):
     # equal versions render equal JSON, so a listing renders only what changed.
     version: tuple[Any, ...] | None = None
@@ -120,8 +122,9 @@ class ServerReader:
     """Reads servers for the API, the CLI and the effect path (which reads a server
     before it changes it)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, nics: Nics) -> None:
         self.db = db
+        self.nics = nics
 
     async def view(self, s: AsyncSession, server: Server, diagnostics: bool = True) -> ServerView:
         flavor = await s.get(Flavor, server.flavor_id)
@@ -143,7 +146,11 @@ class ServerReader:
                     .order_by(Diagnostic.id.desc())
                 )
             )
-        return ServerView(server, flavor, dict(meta.all()), list(tags), found)
+        nics = () if server.deleted else await self._nics(server.id, server.user_id)
+        return ServerView(server, flavor, dict(meta.all()), list(tags), found, nics=nics)
+
+    async def _nics(self, server_id: int, user: str) -> tuple[Nic, ...]:
+        return tuple((await self.nics.server_nics({server_id: user})).get(server_id, []))
 
     async def server(
         self, user: str | None, server_id: int | str, projects: Iterable[str] = ()
@@ -209,12 +216,16 @@ class ServerReader:
                 .order_by(ServerTag.tag)
             ):
                 tags.setdefault(server_id, []).append(tag)
+        owners = {row.id: row.user_id for row in rows if not row.deleted}
+        ports = await self.nics.server_nics(owners)
         views = []
         for row in rows:
             record = ServerRecord(*row)
             meta, labels = metadata.get(record.id, {}), tags.get(record.id, [])
-            version = (tuple(row), tuple(meta.items()), tuple(labels))
-            views.append(ServerView(record, flavors[record.flavor_id], meta, labels, [], version))
+            nics = tuple(ports.get(record.id, []))
+            version = (tuple(row), tuple(meta.items()), tuple(labels), nics)
+            flavor = flavors[record.flavor_id]
+            views.append(ServerView(record, flavor, meta, labels, [], version=version, nics=nics))
         return views
 
     async def jobs(self, server_id: int) -> list[BackendJob]:

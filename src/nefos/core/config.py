@@ -226,6 +226,11 @@ class Network(BaseModel):
         description="Most addresses one IPv4 allocation range may hold (a /16).",
     )
     mtu: int = Field(default=1500, ge=68, le=65535, description="The MTU networks report.")
+    default_public_network: str = Field(
+        default="",
+        description="The public network (id or name) a server gets a NIC on when its "
+        "create names no network; empty: no NIC.",
+    )
     max_dns_nameservers: int = Field(default=5, ge=0)
     max_host_routes: int = Field(default=20, ge=0)
 

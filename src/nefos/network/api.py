@@ -354,6 +354,21 @@ async def show_floating_ip(request: Request, ip_id: str) -> Response:
     return _reply({"floatingip": views.floating_ip(views.wire(request), found)})
 
 
+@_route("/floatingips/{ip_id}", ["PUT"])
+async def update_floating_ip(request: Request, ip_id: str) -> Response:
+    """Associate with a port (``port_id``) or dissociate (``port_id: null``)."""
+    caller, net = await _caller(request)
+    body = await _body(request, "floatingip")
+    if "port_id" not in body:
+        found = await net.floating_ip(caller, ip_id)
+    else:
+        port = body["port_id"]
+        found = await net.attach_floating_ip(
+            caller, ip_id, None if port is None else _text(port, "port_id")
+        )
+    return _reply({"floatingip": views.floating_ip(views.wire(request), found)})
+
+
 @_route("/floatingips/{ip_id}", ["DELETE"])
 async def delete_floating_ip(request: Request, ip_id: str) -> Response:
     caller, net = await _caller(request)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -115,6 +116,9 @@ class Port(Base):
     device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     device_owner: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    # Made by compute for its server (released with it), not a port the user made and
+    # passed in, which a server's delete only detaches (Nova's preserve_on_delete).
+    owned_by_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 

@@ -91,37 +91,72 @@ class Ports:
         device_id: str | None = None,
         device_owner: str = "",
         project: str | None = None,
+        for_server: bool = False,
     ) -> Port:
+        """A port as Neutron's ``POST /ports`` makes it; ``for_server``: compute makes
+        it for a server's NIC (see :meth:`new_port`)."""
         check_name(name)
         if device_id is not None:
             _device(device_id, "device_id")
         _device(device_owner, "device_owner")
         project = caller.project_for(project)
-        asked = _parse_fixed_ips(fixed_ips)
+        asked = parse_fixed_ips(fixed_ips)
         async with self.db.transaction() as s:
-            network = await self.networks._seen(s, caller, network_id)
-            if not network.public and not (
-                caller.admin
-                or network.user_id == caller.user
-                or (network.shared_to_project and network.project in caller.projects)
-            ):
-                raise errors.NotFound(f"Network {network_id} could not be found")
-            port = Port(
-                network_id=network.id,
-                name=name,
-                user_id=caller.user,
-                project=project,
-                mac=await _new_mac(s, network.mac_prefix),
-                device_id=device_id or None,
-                device_owner=device_owner,
-            )
-            s.add(port)
-            await s.flush()
-            if network.public and not caller.admin:
-                await self._attach_floating(s, caller, network, port, asked)
-            else:
-                await self._allocate(s, caller, network, port, asked, project)
+            network = await self.usable_network(s, caller, network_id)
+            port = await self.new_port(
+                s, caller, network, project, asked, name, device_id or None, device_owner,
+                for_server,
+            )  # fmt: skip
         return await self.port(caller, str(port.id))
+
+    async def usable_network(self, s: AsyncSession, caller: Caller, network_id: str) -> Network:
+        """A network the caller may put a port on: a public one, or a private one of
+        theirs or shared to a project of theirs (any other: 404)."""
+        network = await self.networks._seen(s, caller, network_id)
+        if not network.public and not (
+            caller.admin
+            or network.user_id == caller.user
+            or (network.shared_to_project and network.project in caller.projects)
+        ):
+            raise errors.NotFound(f"Network {network_id} could not be found")
+        return network
+
+    async def new_port(
+        self,
+        s: AsyncSession,
+        caller: Caller,
+        network: Network,
+        project: str,
+        asked: list[tuple[str | None, ipaddress.IPv4Address | ipaddress.IPv6Address | None]] | None,
+        name: str = "",
+        device_id: str | None = None,
+        device_owner: str = "",
+        for_server: bool = False,
+    ) -> Port:
+        """A port and its addresses, in the caller's transaction ``s``. ``for_server``:
+        compute makes it for a server's NIC, so a public network gives it an address of
+        its pool (a server's public NIC), and it goes with the server."""
+        port = Port(
+            network_id=network.id,
+            name=name,
+            user_id=caller.user,
+            project=project,
+            mac=await _new_mac(s, network.mac_prefix),
+            device_id=device_id,
+            device_owner=device_owner,
+            owned_by_server=for_server,
+        )
+        s.add(port)
+        await s.flush()
+        if network.public and not caller.admin and not for_server:
+            await self._attach_floating(s, caller, network, port, asked)
+        else:
+            if network.public and not caller.admin and asked:
+                raise errors.PermissionDenied(
+                    f"Only an administrator picks an address of public network {network.id}"
+                )
+            await self._allocate(s, caller, network, port, asked, project)
+        return port
 
     async def _attach_floating(
         self,
@@ -269,24 +304,26 @@ class Ports:
                 raise errors.PermissionDenied(
                     f"Cannot delete port {port_id}: it is on public network {network.id}"
                 )
-            fixed = [a for a in port.addresses if not a.floating]
-            locked = await ip_pools(s, list({a.subnet_id for a in fixed if a.ip_version == 4}))
-            for address in fixed:
-                if address.ip_version == 4:
-                    pools.release_ip(
-                        locked[address.subnet_id], ipaddress.ip_address(address.address)
-                    )
-                await s.delete(address)
-            await s.execute(
-                update(IpAddress)
-                .where(IpAddress.port_id == port.id)
-                .values(port_id=None, updated=utcnow())
-            )
-            await s.flush()
-            await s.delete(port)
+            await release_port(s, port)
 
 
-def _parse_fixed_ips(
+async def release_port(s: AsyncSession, port: Port) -> None:
+    """Delete a port (loaded with its addresses) in ``s``: its fixed IPs go back to
+    their pools, its floating IPs stay their owner's, detached."""
+    fixed = [a for a in port.addresses if not a.floating]
+    locked = await ip_pools(s, list({a.subnet_id for a in fixed if a.ip_version == 4}))
+    for address in fixed:
+        if address.ip_version == 4:
+            pools.release_ip(locked[address.subnet_id], ipaddress.ip_address(address.address))
+        await s.delete(address)
+    await s.execute(
+        update(IpAddress).where(IpAddress.port_id == port.id).values(port_id=None, updated=utcnow())
+    )
+    await s.flush()
+    await s.delete(port)
+
+
+def parse_fixed_ips(
     value: list[dict[str, Any]] | None,
 ) -> list[tuple[str | None, ipaddress.IPv4Address | ipaddress.IPv6Address | None]] | None:
     if value is None:

@@ -10,14 +10,19 @@ one name; the work lives in:
 * ``pools``: the bitmaps every allocation goes through;
 * ``access``: who sees and changes what.
 
-This slice is the control plane: no backend learns of a network yet (servers get NICs,
-Ganeti networks and the nodes' data plane come next), so a port's status stays DOWN.
+* ``nics``: servers' NICs: the ports compute makes and releases, floating IPs on servers.
+
+A port with a server's id as ``device_id`` is one of its NICs: creating or deleting
+one, or attaching a floating IP to it, is handed to compute (``nics.devices``) as a
+NIC change, which becomes a backend job. No Ganeti network exists yet (that and the
+nodes' data plane come next), so a port's status stays DOWN.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -28,6 +33,7 @@ from nefos.network.access import Caller
 from nefos.network.floating import FLOATING_IPS, FloatingIps
 from nefos.network.models import Network, Port, Subnet
 from nefos.network.networks import PRIVATE_NETWORKS, Networks
+from nefos.network.nics import Nics
 from nefos.network.ports import Ports
 from nefos.network.subnets import Subnets
 from nefos.quotas.models import NO_SOURCE
@@ -64,6 +70,7 @@ class NetworkService:
         self.subnet_service = Subnets(db, settings, self.nets)
         self.port_service = Ports(db, self.nets)
         self.floating = FloatingIps(db, quotas, self.nets)
+        self.nics = Nics(db, settings, self.port_service)
 
         # Networks.
         self.networks = self.nets.networks
@@ -83,15 +90,33 @@ class NetworkService:
         # Ports.
         self.ports = self.port_service.ports
         self.port = self.port_service.port
-        self.create_port = self.port_service.create_port
         self.update_port = self.port_service.update_port
-        self.delete_port = self.port_service.delete_port
         # Floating IPs.
         self.floating_ips = self.floating.floating_ips
         self.floating_ip = self.floating.floating_ip
         self.create_floating_ip = self.floating.create_floating_ip
         self.delete_floating_ip = self.floating.delete_floating_ip
         self.reassign_floating_ip = self.floating.reassign_floating_ip
+        self.attach_floating_ip = self.nics.attach_floating_ip
+
+    async def create_port(self, caller: Caller, network_id: str, **options: Any) -> Port:
+        """:meth:`Ports.create_port`; a port made with a server's id as ``device_id``
+        is a NIC added to that server."""
+        port = await self.port_service.create_port(caller, network_id, **options)
+        if port.device_id:
+            _, nic = await self.nics.port_nic(str(port.id))
+            await self.nics.notify("add", nic, port)
+        return port
+
+    async def delete_port(self, caller: Caller, port_id: str) -> None:
+        """:meth:`Ports.delete_port`; a server's port goes as a NIC removed from it."""
+        port = await self.port_service.port(caller, port_id)
+        nic = None
+        if port.device_id:
+            _, nic = await self.nics.port_nic(port_id)
+        await self.port_service.delete_port(caller, port_id)
+        if nic is not None:
+            await self.nics.notify("remove", nic, port)
 
     def security_groups(self, caller: Caller) -> list[str]:
         """The projects whose default group the caller sees: their own."""

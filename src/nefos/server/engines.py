@@ -72,10 +72,11 @@ class Engines:
         self.storage = Namespace(self.db, settings, self.store, self.quotas)
         self.images = Images(self.storage)
         self.keypairs = Keypairs(self.db, settings.compute.max_keypairs)
-        self.compute = Compute(
-            self.db, settings, self.bus, self.quotas, self.images, self.keypairs, embedded
-        )
         self.network = NetworkService(self.db, settings, self.quotas)
+        self.compute = Compute(
+            self.db, settings, self.bus, self.quotas, self.images, self.keypairs, embedded,
+            self.network,
+        )  # fmt: skip
         self.volumes = Volumes(
             self.db, settings, self.store, self.storage, self.images, self.quotas
         )

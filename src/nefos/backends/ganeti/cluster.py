@@ -30,11 +30,14 @@ from nefos.backends.base import (
 )
 from nefos.backends.ganeti.rapi import RapiClient
 from nefos.backends.ops import (
+    AddNic,
     CreateInstance,
     ModifyInstance,
+    ModifyNic,
     Op,
     RebootInstance,
     RemoveInstance,
+    RemoveNic,
     ShutdownInstance,
     StartupInstance,
 )
@@ -123,6 +126,11 @@ class GanetiCluster:
                 return await self.rapi.modify(instance, beparams)
             case RemoveInstance(instance=instance):
                 return await self.rapi.remove(instance)
+            case AddNic() | ModifyNic() | RemoveNic():
+                raise errors.NotImplementedYet(
+                    "NIC hotplug on Ganeti comes with Ganeti networks (issue 20): "
+                    "give the NICs at create"
+                )
             case _:
                 assert_never(op)
 

@@ -1,8 +1,8 @@
 """volumes: volumes, their maps of blocks, and their snapshots
 
 Revision ID: 0022
-Revises: 0020
-Create Date: 2026-12-10
+Revises: 0021
+Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import nefos.core.db
 
 revision = "0022"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,343 @@
+"""Servers' NICs, as networking sees them: the ports compute makes for a server (in
+compute's own transaction, so a create that fails leaves no address behind), what a
+server's ports show, and floating IPs attached to servers.
+
+A NIC is a port whose ``device_id`` is the server's id and whose owner is the server's
+owner (a port of someone else naming the server is not its NIC). Ports compute makes
+(``owned_by_server``) go with the server; a user's port passed in by id is only
+detached, as Nova leaves it.
+
+A change to a running server's NICs (a port created, deleted or given a floating IP)
+is handed to :attr:`Nics.devices`, which compute sets: it turns the change into a
+backend job. Networking never imports compute.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from nefos.core import errors
+from nefos.core.config import Settings
+from nefos.core.db import Database, utcnow
+from nefos.network.access import Caller, floating_ips_seen, may_change, parse_id, ports_seen
+from nefos.network.models import IpAddress, Network, Port
+from nefos.network.ports import Ports, parse_fixed_ips, release_port
+from nefos.network.subnets import parse_address
+
+DEVICE_OWNER = "compute:nova"  # Nova's compute:<availability zone>; nefos has one zone
+
+
+@dataclass(frozen=True)
+class NicRequest:
+    """One item of a server create's ``networks``: a network (with an optional fixed
+    IP), or a port of the caller's."""
+
+    network: str | None = None
+    port: str | None = None
+    fixed_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class NicAddress:
+    address: str
+    version: int
+    floating: bool
+    subnet_id: str
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A server's NIC as the server document and the backend job see it."""
+
+    port_id: str
+    network_id: str
+    network_name: str
+    mac: str
+    mode: str
+    link: str
+    addresses: tuple[NicAddress, ...] = field(default_factory=tuple)
+
+    def backend(self) -> dict[str, Any]:
+        """Ganeti's NIC parameters: named by the port, its first fixed IPv4 address."""
+        ipv4 = next((a.address for a in self.addresses if a.version == 4 and not a.floating), None)
+        return {"name": self.port_id, "mac": self.mac, "ip": ipv4, "mode": self.mode,
+                "link": self.link}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NicChange:
+    """A NIC of a server added, changed or removed outside the server's create or delete."""
+
+    kind: Literal["add", "modify", "remove"]
+    server: str  # the port's device_id
+    user: str  # the port's owner: only their own server takes it
+    nic: Nic
+
+
+class Devices(Protocol):
+    async def nic_changed(self, change: NicChange) -> None: ...
+
+
+def nic_of(port: Port, network: Network) -> Nic:
+    return Nic(
+        port_id=str(port.id),
+        network_id=str(network.id),
+        network_name=network.name or str(network.id),
+        mac=port.mac,
+        mode=network.mode,
+        link=network.link,
+        addresses=tuple(
+            NicAddress(a.address, a.ip_version, a.floating, str(a.subnet_id))
+            for a in sorted(port.addresses, key=lambda a: (a.floating, a.ip_version, a.created))
+        ),
+    )
+
+
+class Nics:
+    def __init__(self, db: Database, settings: Settings, ports: Ports) -> None:
+        self.db = db
+        self.settings = settings
+        self.ports = ports
+        self.networks = ports.networks
+        self.devices: Devices | None = None
+
+    async def default_network(self, s: AsyncSession) -> Network | None:
+        """``[network] default_public_network``, by id or name; None if unset."""
+        wanted = self.settings.network.default_public_network
+        if not wanted:
+            return None
+        query = select(Network).where(Network.public).options(selectinload(Network.subnets))
+        try:
+            query = query.where(Network.id == uuid.UUID(wanted))
+        except ValueError:
+            query = query.where(Network.name == wanted)
+        found = await s.scalar(query.order_by(Network.created).limit(1))
+        if found is None:
+            raise errors.Conflict(f"The default public network {wanted!r} does not exist")
+        return found
+
+    async def attach_for_create(
+        self,
+        s: AsyncSession,
+        caller: Caller,
+        server_id: int,
+        requests: list[NicRequest] | None,
+        project: str,
+    ) -> list[Nic]:
+        """The NICs of a new server, in its create's transaction ``s``: the ports asked
+        for, or one on the default public network when none is asked. Refusals are
+        Nova's: an unknown network or port is 400, a port in use 409. ``requests``
+        None asks for the default; an empty list for no NIC at all."""
+        device = str(server_id)
+        if requests is None:
+            network = await self.default_network(s)
+            if network is None:
+                return []
+            port = await self.ports.new_port(
+                s, caller, network, project, None, "", device, DEVICE_OWNER, for_server=True
+            )
+            return [await self._nic(s, port.id)]
+        nics = []
+        for request in requests:
+            if request.port is not None:
+                port_id = await self._take_port(s, caller, request.port, device)
+            else:
+                assert request.network is not None
+                try:
+                    network = await self.ports.usable_network(s, caller, request.network)
+                except errors.NotFound as exc:
+                    raise errors.InvalidInput(exc.message) from None
+                asked = None
+                if request.fixed_ip is not None:
+                    asked = parse_fixed_ips([{"ip_address": request.fixed_ip}])
+                port = await self.ports.new_port(
+                    s, caller, network, project, asked, "", device, DEVICE_OWNER, for_server=True
+                )
+                port_id = port.id
+            nics.append(await self._nic(s, port_id))
+        return nics
+
+    async def _take_port(
+        self, s: AsyncSession, caller: Caller, port_ref: str, device: str
+    ) -> uuid.UUID:
+        try:
+            key = parse_id(port_ref, "Port")
+        except errors.NotFound as exc:
+            raise errors.InvalidInput(exc.message) from None
+        port = await s.scalar(
+            select(Port).where(Port.id == key, ports_seen(caller)).with_for_update()
+        )
+        if port is None:
+            raise errors.InvalidInput(f"Port {port_ref} could not be found")
+        if port.device_id:
+            raise errors.Conflict(f"Port {port_ref} is still in use")
+        port.device_id, port.device_owner, port.updated = device, DEVICE_OWNER, utcnow()
+        return port.id
+
+    async def _nic(self, s: AsyncSession, port_id: uuid.UUID) -> Nic:
+        port = await s.scalar(
+            select(Port)
+            .where(Port.id == port_id)
+            .options(selectinload(Port.addresses))
+            .execution_options(populate_existing=True)
+        )
+        assert port is not None
+        network = await s.get(Network, port.network_id)
+        assert network is not None
+        return nic_of(port, network)
+
+    async def server_nics(self, owners: dict[int, str]) -> dict[int, list[Nic]]:
+        """The NICs of servers (id -> owner), oldest port first: one query for a listing."""
+        if not owners:
+            return {}
+        found: dict[int, list[Nic]] = {}
+        async with self.db.session() as s:
+            rows = await s.execute(
+                select(Port, Network)
+                .join(Network, Network.id == Port.network_id)
+                .where(Port.device_id.in_([str(key) for key in owners]))
+                .options(selectinload(Port.addresses))
+                .order_by(Port.created, Port.id)
+            )
+            for port, network in rows.all():
+                server = int(port.device_id or 0)
+                if owners.get(server) == port.user_id:
+                    found.setdefault(server, []).append(nic_of(port, network))
+        return found
+
+    async def release_server(self, s: AsyncSession, server_id: int, user: str) -> list[str]:
+        """A server is gone: the ports made for it are deleted (their addresses back in
+        the pools, floating IPs detached), the user's own ports detached. Returns what
+        was done, one line each, for the server's diagnostics or the reconciler."""
+        ports = await s.scalars(
+            select(Port)
+            .where(Port.device_id == str(server_id), Port.user_id == user)
+            .options(selectinload(Port.addresses))
+            .with_for_update()
+        )
+        done = []
+        for port in list(ports):
+            if port.owned_by_server:
+                addresses = ", ".join(a.address for a in port.addresses if not a.floating)
+                await release_port(s, port)
+                done.append(f"port {port.id} released ({addresses or 'no address'})")
+            else:
+                port.device_id, port.device_owner, port.updated = None, "", utcnow()
+                done.append(f"port {port.id} detached")
+        return done
+
+    async def orphans(self, s: AsyncSession, alive: set[int]) -> list[tuple[int, str]]:
+        """Servers named by compute-owned ports that are not in ``alive``: (server, user)."""
+        rows = await s.execute(
+            select(Port.device_id, Port.user_id)
+            .where(Port.owned_by_server, Port.device_owner == DEVICE_OWNER)
+            .distinct()
+        )
+        found = []
+        for device, user in rows.all():
+            if device and device.isdigit() and int(device) not in alive:
+                found.append((int(device), user))
+        return found
+
+    # -- NIC changes on a server that exists --------------------------------------------
+
+    async def notify(self, kind: Literal["add", "modify", "remove"], nic: Nic, port: Port) -> None:
+        if self.devices is not None and port.device_id:
+            await self.devices.nic_changed(NicChange(kind, port.device_id, port.user_id, nic))
+
+    async def port_nic(self, port_id: str) -> tuple[Port, Nic]:
+        async with self.db.session() as s:
+            nic = await self._nic(s, parse_id(port_id, "Port"))
+            port = await s.get(Port, uuid.UUID(nic.port_id))
+            assert port is not None
+            return port, nic
+
+    async def attach_floating_ip(
+        self, caller: Caller, ip_ref: str, port_id: str | None, by_address: bool = False
+    ) -> IpAddress:
+        """Attach a floating IP (by id, or by address) to a port, or detach it (None).
+
+        A port on the floating IP's network takes it as one more address. A server's
+        port on another network cannot (there is no NAT: the address lives on a NIC of
+        its own network, as in Synnefo), so the server gets a new NIC on the floating
+        IP's network that holds it. Detaching it from a NIC made only to hold it
+        removes that NIC."""
+        changes: list[tuple[Literal["add", "modify", "remove"], uuid.UUID]] = []
+        removed: tuple[Port, Nic] | None = None
+        async with self.db.transaction() as s:
+            row = await self._floating(s, caller, ip_ref, by_address)
+            may_change(caller, row.user_id, f"floating IP {ip_ref}")
+            old = row.port_id
+            if port_id is None:
+                if old is None:
+                    return row
+                row.port_id, row.updated = None, utcnow()
+                await s.flush()
+                port = await s.scalar(
+                    select(Port).where(Port.id == old).options(selectinload(Port.addresses))
+                    .execution_options(populate_existing=True)
+                )  # fmt: skip
+                assert port is not None
+                if port.owned_by_server and not port.addresses and port.device_id:
+                    network = await s.get(Network, port.network_id)
+                    assert network is not None
+                    removed = (port, nic_of(port, network))
+                    await release_port(s, port)
+                else:
+                    changes.append(("modify", old))
+            else:
+                port = await self.ports._seen(s, caller, port_id, lock=True)
+                if old is not None:
+                    raise errors.Conflict(
+                        f"Floating IP {row.id} is already associated with port {old}"
+                    )
+                if port.network_id == row.network_id:
+                    row.port_id = port.id
+                    changes.append(("modify", port.id))
+                elif port.device_id and port.device_owner.startswith("compute:"):
+                    network = await s.get(Network, row.network_id)
+                    assert network is not None
+                    nic = await self.ports.new_port(
+                        s, caller, network, row.project, [], "", port.device_id,
+                        DEVICE_OWNER, for_server=True,
+                    )  # fmt: skip
+                    row.port_id = nic.id
+                    changes.append(("add", nic.id))
+                else:
+                    raise errors.InvalidInput(
+                        f"Floating IP {row.id} is on network {row.network_id}; port "
+                        f"{port_id} is on network {port.network_id} and on no server"
+                    )
+                row.updated = utcnow()
+            ip_id = row.id
+        if removed is not None:
+            await self.notify("remove", removed[1], removed[0])
+        for kind, changed in changes:
+            port, nic = await self.port_nic(str(changed))
+            await self.notify(kind, nic, port)
+        async with self.db.session() as s:
+            found = await s.scalar(
+                select(IpAddress).where(IpAddress.id == ip_id).options(selectinload(IpAddress.port))
+            )
+            assert found is not None
+            return found
+
+    async def _floating(
+        self, s: AsyncSession, caller: Caller, ip_ref: str, by_address: bool
+    ) -> IpAddress:
+        query = select(IpAddress).where(IpAddress.floating, floating_ips_seen(caller))
+        if by_address:
+            address = parse_address(ip_ref, "address")
+            query = query.where(IpAddress.address == str(address))
+        else:
+            query = query.where(IpAddress.id == parse_id(ip_ref, "Floating IP"))
+        found = await s.scalar(query.with_for_update().execution_options(populate_existing=True))
+        if found is None:
+            raise errors.NotFound(f"Floating IP {ip_ref} could not be found")
+        return found

@@ -1,0 +1,328 @@
+"""Servers get NICs (issue 20, item 4), on the Synnefo-dialect endpoint: the default
+public NIC, NICs by network, port and fixed IP, all or none, release on delete,
+floating IPs and os-interface, with the embedded backend keeping the NICs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from nefos.core.config import Settings
+from nefos.network.models import IpAddress, Port
+from nefos.network.service import Caller
+from nefos.server.engines import Engines
+from tests.compute.conftest import COMPUTE, wait
+
+NETWORK = "/network/v2.0"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    settings.network.default_public_network = "public"
+    return settings
+
+
+@pytest.fixture
+async def nets(engines: Engines, setup: dict) -> dict:
+    """A public network (the default, and a floating IP pool) with IPv4 and IPv6."""
+    root = Caller(f"root-{uuid.uuid4().hex[:6]}", admin=True)
+    net = engines.network
+    public = await net.create_network(root, "public", "CUSTOM", public=True, floating_ip_pool=True)
+    await net.create_subnet(root, str(public.id), "192.0.2.0/29")  # 5 addresses after the gateway
+    await net.create_subnet(root, str(public.id), "2001:db8::/64", ip_version=6)
+    return {"public": str(public.id), "root": root}
+
+
+async def _create(client: httpx.AsyncClient, setup: dict, auth: dict, **extra) -> httpx.Response:
+    body = {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"], **extra}
+    return await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=auth)
+
+
+async def _held(engines: Engines) -> set[str]:
+    async with engines.db.session() as s:
+        from sqlalchemy import select
+
+        return set(await s.scalars(select(IpAddress.address).where(~IpAddress.floating)))
+
+
+async def _instance_nics(engines: Engines, server_id: str) -> list[dict]:
+    cluster = engines.compute.cluster(await engines.compute.backend("embedded"))
+    await cluster.idle()
+    cluster.state.read()
+    return cluster.state.instances[f"snf-{server_id}"]["nics"]
+
+
+async def _settled(client: httpx.AsyncClient, auth: dict, server_id: str, engines: Engines) -> dict:
+    cluster = engines.compute.cluster(await engines.compute.backend("embedded"))
+    await cluster.idle()
+    await asyncio.sleep(0.05)  # the events of the last job reach the dispatcher
+    return (await client.get(f"{COMPUTE}/servers/{server_id}", headers=auth)).json()["server"]
+
+
+async def test_default_public_nic_and_delete_releases_it(client, engines, setup, nets):
+    _, alice = setup["people"]["alice"]
+    for networks in ({}, {"networks": []}, {"networks": "auto"}):  # the openstack CLI sends []
+        created = await _create(client, setup, alice, **networks)
+        assert created.status_code == 202, created.text
+        server = created.json()["server"]
+        (v4, v6) = server["addresses"]["public"]
+        assert v4["version"] == 4 and v4["addr"].startswith("192.0.2.")
+        assert v4["OS-EXT-IPS:type"] == "fixed"
+        mac = v4["OS-EXT-IPS-MAC:mac_addr"]
+        assert v6["version"] == 6 and v6["addr"].startswith("2001:db8::")
+        (attachment,) = server["attachments"]
+        assert attachment["network_id"] == nets["public"] and attachment["mac_address"] == mac
+        assert attachment["ipv4"] == v4["addr"] and attachment["ipv6"] == v6["addr"]
+        active = await wait(client, alice, server["id"], "ACTIVE")
+        assert active["addresses"] == server["addresses"]
+        (nic,) = await _instance_nics(engines, server["id"])
+        assert nic["ip"] == v4["addr"] and nic["mac"] == mac and nic["name"] == attachment["id"]
+        ips = (await client.get(f"{COMPUTE}/servers/{server['id']}/ips", headers=alice)).json()
+        assert ips == {"addresses": {"public": [{"version": 4, "addr": v4["addr"]},
+                                                {"version": 6, "addr": v6["addr"]}]}}  # fmt: skip
+        port = await client.get(f"{NETWORK}/ports/{attachment['id']}", headers=alice)
+        assert port.json()["port"]["device_id"] == server["id"]
+        assert port.json()["port"]["device_owner"] == "compute:nova"
+        assert v4["addr"] in await _held(engines)
+        deleted = await client.delete(f"{COMPUTE}/servers/{server['id']}", headers=alice)
+        assert deleted.status_code == 204
+        await wait(client, alice, server["id"], "DELETED")
+        assert v4["addr"] not in await _held(engines)
+        gone = await client.get(f"{NETWORK}/ports/{attachment['id']}", headers=alice)
+        assert gone.status_code == 404
+    none = await _create(client, setup, alice, networks="none")
+    assert none.json()["server"]["addresses"] == {}
+
+
+async def test_no_default_network_means_no_nic(client, engines, setup):
+    engines.settings.network.default_public_network = ""
+    _, alice = setup["people"]["alice"]
+    created = await _create(client, setup, alice)
+    assert created.json()["server"]["addresses"] == {}
+    assert created.json()["server"]["attachments"] == []
+
+
+async def test_networks_by_network_port_and_fixed_ip(client, engines, setup, nets):
+    _, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    lan = (
+        await client.post(f"{NETWORK}/networks", json={"network": {"name": "lan"}}, headers=alice)
+    ).json()["network"]
+    subnet = await client.post(
+        f"{NETWORK}/subnets",
+        json={"subnet": {"network_id": lan["id"], "cidr": "10.0.0.0/24", "ip_version": 4}},
+        headers=alice,
+    )
+    assert subnet.status_code == 201
+    mine = (
+        await client.post(
+            f"{NETWORK}/ports", json={"port": {"network_id": lan["id"]}}, headers=alice
+        )
+    ).json()["port"]
+    created = await _create(
+        client, setup, alice,
+        networks=[{"uuid": lan["id"], "fixed_ip": "10.0.0.50"}, {"port": mine["id"]},
+                  {"uuid": nets["public"]}],
+    )  # fmt: skip
+    assert created.status_code == 202, created.text
+    server = created.json()["server"]
+    lan_addresses = sorted(a["addr"] for a in server["addresses"]["lan"])
+    assert lan_addresses == sorted(["10.0.0.50", mine["fixed_ips"][0]["ip_address"]])
+    assert [a["version"] for a in server["addresses"]["public"]] == [4, 6]
+    assert len(server["attachments"]) == 3
+    await wait(client, alice, server["id"], "ACTIVE")
+    assert len(await _instance_nics(engines, server["id"])) == 3
+
+    # Bob may not use alice's network or port: Nova's 400, and nothing is left behind.
+    before = await _held(engines)
+    for networks in ([{"uuid": lan["id"]}], [{"port": mine["id"]}], [{"uuid": str(uuid.uuid4())}]):
+        refused = await _create(client, setup, bob, networks=networks)
+        assert refused.status_code == 400, refused.text
+    taken = await _create(
+        client, setup, alice, networks=[{"uuid": lan["id"], "fixed_ip": "10.0.0.50"}]
+    )
+    assert taken.status_code == 409
+    in_use = await _create(client, setup, alice, networks=[{"port": mine["id"]}])
+    assert in_use.status_code == 409
+    bad = await _create(client, setup, alice, networks=[{"uuid": lan["id"], "port": mine["id"]}])
+    assert bad.status_code == 400
+    assert await _held(engines) == before
+
+    # Deleting the server releases the ports made for it, and detaches alice's own.
+    await client.delete(f"{COMPUTE}/servers/{server['id']}", headers=alice)
+    await wait(client, alice, server["id"], "DELETED")
+    kept = (await client.get(f"{NETWORK}/ports/{mine['id']}", headers=alice)).json()["port"]
+    assert kept["device_id"] == "" or kept["device_id"] is None
+    assert "10.0.0.50" not in await _held(engines)
+    assert mine["fixed_ips"][0]["ip_address"] in await _held(engines)
+
+
+async def test_all_or_none_when_the_pool_runs_out_or_the_backend_refuses(
+    client, engines, setup, nets
+):
+    _, alice = setup["people"]["alice"]
+    # The public /29 has 5 addresses; with 4 held, a create of 2 servers gets neither.
+    for _ in range(4):
+        await engines.network.create_port(nets["root"], nets["public"])
+    before = await _held(engines)
+    many = await _create(client, setup, alice, min_count=2, max_count=2)
+    assert many.status_code == 409, many.text
+    assert await _held(engines) == before
+    listed = (await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"]
+    assert listed == []
+    # A backend that refuses the build: the server is in ERROR, its address released.
+    cluster = engines.compute.cluster(await engines.compute.backend("embedded"))
+    real = cluster.submit
+
+    async def refuse(op):
+        cluster.submit = real
+        raise RuntimeError("no room")
+
+    cluster.submit = refuse
+    refused = await _create(client, setup, alice)
+    server = refused.json()["server"]
+    assert server["status"] == "ERROR"
+    assert await _held(engines) == before
+    shown = (await client.get(f"{COMPUTE}/servers/{server['id']}", headers=alice)).json()
+    assert shown["server"]["addresses"] == {}
+
+
+async def test_floating_ips_and_interfaces(client, engines, setup, nets):
+    _, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    server = (await _create(client, setup, alice)).json()["server"]
+    await wait(client, alice, server["id"], "ACTIVE")
+    action = f"{COMPUTE}/servers/{server['id']}/action"
+    fip = (
+        await client.post(f"{NETWORK}/floatingips", json={"floatingip": {}}, headers=alice)
+    ).json()["floatingip"]
+    address = fip["floating_ip_address"]
+    theirs = await client.post(action, json={"addFloatingIp": {"address": address}}, headers=bob)
+    assert theirs.status_code == 404  # bob does not see alice's server
+    added = await client.post(action, json={"addFloatingIp": {"address": address}}, headers=alice)
+    assert added.status_code == 202, added.text
+    shown = await _settled(client, alice, server["id"], engines)
+    floating = [a for a in shown["addresses"]["public"] if a["OS-EXT-IPS:type"] == "floating"]
+    assert [a["addr"] for a in floating] == [address]
+    port_id = shown["attachments"][0]["id"]
+    seen = (await client.get(f"{NETWORK}/floatingips/{fip['id']}", headers=alice)).json()
+    assert seen["floatingip"]["port_id"] == port_id
+    busy = await client.delete(f"{NETWORK}/floatingips/{fip['id']}", headers=alice)
+    assert busy.status_code == 409
+    removed = await client.post(
+        action, json={"removeFloatingIp": {"address": address}}, headers=alice
+    )
+    assert removed.status_code == 202
+    shown = await _settled(client, alice, server["id"], engines)
+    assert all(a["OS-EXT-IPS:type"] == "fixed" for a in shown["addresses"]["public"])
+    again = await client.post(
+        action, json={"removeFloatingIp": {"address": address}}, headers=alice
+    )
+    assert again.status_code == 409
+
+    # Neutron's PUT attaches and detaches it too (what `openstack server add floating ip` does).
+    put = await client.put(
+        f"{NETWORK}/floatingips/{fip['id']}",
+        json={"floatingip": {"port_id": port_id}},
+        headers=alice,
+    )
+    assert put.status_code == 200 and put.json()["floatingip"]["port_id"] == port_id
+    other = await client.put(
+        f"{NETWORK}/floatingips/{fip['id']}", json={"floatingip": {"port_id": port_id}}, headers=bob
+    )
+    assert other.status_code == 404
+    put = await client.put(
+        f"{NETWORK}/floatingips/{fip['id']}", json={"floatingip": {"port_id": None}}, headers=alice
+    )
+    assert put.status_code == 200 and put.json()["floatingip"]["port_id"] is None
+
+    # os-interface: attach a NIC on a private network, see it on the instance, detach it.
+    lan = (
+        await client.post(f"{NETWORK}/networks", json={"network": {"name": "lan"}}, headers=alice)
+    ).json()["network"]
+    await client.post(
+        f"{NETWORK}/subnets",
+        json={"subnet": {"network_id": lan["id"], "cidr": "10.1.0.0/24", "ip_version": 4}},
+        headers=alice,
+    )
+    interfaces = f"{COMPUTE}/servers/{server['id']}/os-interface"
+    attached = await client.post(
+        interfaces, json={"interfaceAttachment": {"net_id": lan["id"]}}, headers=alice
+    )
+    assert attached.status_code == 200, attached.text
+    nic = attached.json()["interfaceAttachment"]
+    assert nic["net_id"] == lan["id"] and nic["fixed_ips"][0]["ip_address"].startswith("10.1.0.")
+    shown = await _settled(client, alice, server["id"], engines)
+    assert set(shown["addresses"]) == {"public", "lan"}
+    names = [n["name"] for n in await _instance_nics(engines, server["id"])]
+    assert names == [port_id, nic["port_id"]]
+    listed = (await client.get(interfaces, headers=alice)).json()["interfaceAttachments"]
+    assert [i["port_id"] for i in listed] == [port_id, nic["port_id"]]
+    assert (await client.get(interfaces, headers=bob)).status_code == 404
+    detached = await client.delete(f"{interfaces}/{nic['port_id']}", headers=alice)
+    assert detached.status_code == 202
+    shown = await _settled(client, alice, server["id"], engines)
+    assert set(shown["addresses"]) == {"public"}
+    assert [n["name"] for n in await _instance_nics(engines, server["id"])] == [port_id]
+    gone = await client.get(f"{NETWORK}/ports/{nic['port_id']}", headers=alice)
+    assert gone.status_code == 404
+
+    # A Neutron port made with the server's id as device_id is a NIC added; deleting it
+    # removes the NIC.
+    made = await client.post(
+        f"{NETWORK}/ports",
+        json={"port": {"network_id": lan["id"], "device_id": server["id"],
+                       "device_owner": "compute:nova"}},
+        headers=alice,
+    )  # fmt: skip
+    assert made.status_code == 201
+    made_id = made.json()["port"]["id"]
+    await _settled(client, alice, server["id"], engines)
+    assert made_id in [n["name"] for n in await _instance_nics(engines, server["id"])]
+    await client.delete(f"{NETWORK}/ports/{made_id}", headers=alice)
+    await _settled(client, alice, server["id"], engines)
+    assert made_id not in [n["name"] for n in await _instance_nics(engines, server["id"])]
+    # Bob's port naming alice's server is not her NIC.
+    bobs_net = (
+        await client.post(f"{NETWORK}/networks", json={"network": {"name": "b"}}, headers=bob)
+    ).json()["network"]
+    await client.post(
+        f"{NETWORK}/subnets",
+        json={"subnet": {"network_id": bobs_net["id"], "cidr": "10.2.0.0/24", "ip_version": 4}},
+        headers=bob,
+    )
+    await client.post(
+        f"{NETWORK}/ports",
+        json={"port": {"network_id": bobs_net["id"], "device_id": server["id"]}},
+        headers=bob,
+    )
+    shown = await _settled(client, alice, server["id"], engines)
+    assert set(shown["addresses"]) == {"public"}
+
+
+async def test_reconciler_releases_ports_of_a_server_gone(engines, setup, nets, client):
+    from nefos.compute.reconcile import reconcile_servers
+
+    _, alice = setup["people"]["alice"]
+    server = (await _create(client, setup, alice)).json()["server"]
+    await wait(client, alice, server["id"], "ACTIVE")
+    address = server["addresses"]["public"][0]["addr"]
+    # The server row goes behind nefos's back (as after a lost event and a purge).
+    async with engines.db.transaction() as s:
+        from nefos.compute.models import Server
+
+        row = await s.get(Server, int(server["id"]))
+        row.deleted = True
+    findings = await reconcile_servers(engines.compute, fix=False)
+    assert any(f.server_id == int(server["id"]) and not f.fixed for f in findings)
+    assert address in await _held(engines)
+    findings = await reconcile_servers(engines.compute, fix=True)
+    assert any(f.server_id == int(server["id"]) and f.fixed for f in findings)
+    assert address not in await _held(engines)
+    async with engines.db.session() as s:
+        from sqlalchemy import select
+
+        assert (await s.scalar(select(Port).where(Port.device_id == server["id"]))) is None
