@@ -171,6 +171,11 @@ export class Files extends Component {
         this.setState({ containers: null, complete: true, items: accounts.map((a) => ({ kind: "account", name: a.name, email: names[a.name] || a.name })) });
         return;
       }
+      if (this.props.shared && this.ownerOf !== account) {
+        this.ownerOf = account; // the owner's e-mail for the breadcrumb, once per account
+        const { uuid_catalog: names } = await this.props.api.post("account", "/user_catalogs", { uuids: [account] });
+        if (turn === this.loading) this.setState({ owner: names[account] || account });
+      }
       if (!container) {
         const containers = await here.containers();
         if (turn !== this.loading) return;
@@ -230,7 +235,7 @@ export class Files extends Component {
     const { base, account, container, folders, root } = this.where();
     const crumbs = [html`<a href=${`#${base}`}>${this.props.shared ? "Shared with me" : "My containers"}</a>`];
     if (this.props.shared && account) {
-      const owner = this.state.owner || account;
+      const owner = (this.ownerOf === account && this.state.owner) || account;
       crumbs.push(html`<a href=${href(base, [account])}>${owner}</a>`);
     }
     const trail = container ? [container, ...folders] : [];
@@ -316,12 +321,12 @@ export class Files extends Component {
   accountList(items) {
     if (!items.length) return html`<p class="empty">Nobody shares files with you yet.</p>`;
     return html`<ul class="accounts">${items.map((a) => html`<li data-account=${a.name}>
-      <a href=${href("/shared", [a.name])} onClick=${() => this.setState({ owner: a.email })}>${a.email}</a></li>`)}</ul>`;
+      <a href=${href("/shared", [a.name])}>${a.email}</a></li>`)}</ul>`;
   }
 
   render({ shared }, { items, complete, selected, failure, notice, dropping }) {
     const { container, account, base, root, mine } = this.where();
-    const heading = shared ? "Shared with me" : "Files";
+    const heading = "Files";
     const folderItems = items && container;
     return html`<div class=${`files-page${dropping ? " dropping" : ""}`}
         onDragOver=${(e) => { if (mine && container) { e.preventDefault(); if (!dropping) this.setState({ dropping: true }); } }}

@@ -120,7 +120,7 @@ export class SharingDialog extends Component {
       <label class="switch"><input type="checkbox" id="public" checked=${published}
         onChange=${(e) => this.publish(e.target.checked)} />
         Anyone with the link may download it, without an account</label>
-      ${publicUrl && published ? html`<div class="public-link">
+      ${publicUrl ? html`<div class="public-link">
         <input id="public-url" readonly value=${publicUrl} aria-label="Public link" />
         <button type="button" onClick=${() => this.copyLink()}>${copied ? "Copied" : "Copy link"}</button>
       </div>` : null}`}
