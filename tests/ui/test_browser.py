@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,12 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-
-PASSWORD = "a long enough passphrase"
-EXPECT_MS = 15_000
+from tests.ui.people import EXPECT_MS, log_in, new_person
 
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, expect  # noqa: E402
+from playwright.sync_api import Page, expect
 
 expect.set_options(timeout=EXPECT_MS)
-
-
-@dataclass
-class Person:
-    email: str
-    token: str  # the API token that `nefos user create` printed
 
 
 @pytest.fixture(scope="module")
@@ -59,33 +50,15 @@ def cloud(server: Server) -> Server:
     return server
 
 
-def new_person(server: Server, email: str) -> Person:
-    made = server.nefos(
-        "user", "create", email, "--name", "Ada Lovelace", "--password-stdin", input=PASSWORD
-    )
-    token = re.search(r"token:\s*(\S+)", made.stdout).group(1)
-    return Person(email, token)
-
-
 @pytest.fixture
 def page(browser: Any, cloud: Server, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser context for a new user (named after the test), logged in: it is
     on the dashboard."""
     person = new_person(cloud, f"{request.node.name.replace('_', '-')[:40]}@example.org")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(EXPECT_MS)
-    opened = context.new_page()
     errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.goto(cloud.url)  # `/` leads to the UI, which asks for a login
-    expect(opened).to_have_url(re.compile(r"/ui/login\?next="))
-    opened.fill("#email", person.email)
-    opened.fill("#password", PASSWORD)
-    opened.click("button[type=submit]")
-    expect(opened.locator(".project-quota")).to_be_visible()
-    opened.person = person  # type: ignore[attr-defined]
+    opened = log_in(browser, cloud, person, errors)
     yield opened
-    context.close()
+    opened.context.close()
     assert not errors, errors  # no script failed on any page
 
 

@@ -97,6 +97,40 @@ export class Api {
     return response.json();
   }
 
+  // A request with its own headers and body (bytes, a Blob, a string), for APIs that
+  // are not JSON in and out (the object store). Answers the Response; a failure throws.
+  async send(method, path, { headers = {}, body, accept = [] } = {}, again = true) {
+    const response = await fetch(path, {
+      method,
+      headers: { "X-Auth-Token": this.token, ...headers },
+      body,
+    });
+    if (response.status === 401 && again) {
+      await this.signIn();
+      return this.send(method, path, { headers, body, accept }, false);
+    }
+    if (!response.ok && !accept.includes(response.status)) throw await ApiError.from(response);
+    return response;
+  }
+
+  // The Synnefo-dialect endpoints (Keystone v2.0's catalog, as kamaki reads it): the
+  // object store there lists Pithos's fields (hashes, versions) that the Files page uses.
+  async synnefoEndpoint(type) {
+    if (!this.synnefo) {
+      const { access } = await this.request("POST", this.at("identity", "").replace(/\/v3$/, "/v2.0/tokens"), {
+        auth: { token: { id: this.token } },
+      });
+      this.synnefo = {};
+      for (const service of access.serviceCatalog) {
+        const endpoint = service.endpoints[0];
+        if (endpoint) this.synnefo[service.type] = new URL(endpoint.publicURL).pathname.replace(/\/$/, "");
+      }
+    }
+    const base = this.synnefo[type];
+    if (base === undefined) throw new ApiError(0, `This cloud has no ${type} service.`);
+    return base;
+  }
+
   get(service, path) {
     return this.request("GET", this.at(service, path));
   }

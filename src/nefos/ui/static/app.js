@@ -2,6 +2,7 @@
 
 import { Api, explain } from "./api.js";
 import { Dashboard } from "./dashboard.js";
+import { Files } from "./files.js";
 import { Component, html, render } from "./lib.js";
 import { Machines } from "./machines.js";
 import { NewMachine } from "./newmachine.js";
@@ -13,19 +14,25 @@ const VIEWS = {
   "/": { title: "Dashboard", view: Dashboard },
   "/machines": { title: "Machines", view: Machines },
   "/machines/new": { title: "New machine", view: NewMachine },
+  // these take the rest of the path: a container and folders
+  "/files": { title: "Files", view: Files, nested: true },
+  "/shared": { title: "Shared with me", view: Files, nested: true, props: { shared: true } },
 };
 
+// The view a hash names, and for a nested view the rest of the path after its own.
 function route() {
   const path = location.hash.replace(/^#/, "") || "/";
-  return VIEWS[path] ? path : "/";
+  if (VIEWS[path]) return { path, rest: "" };
+  const nested = Object.keys(VIEWS).find((key) => VIEWS[key].nested && path.startsWith(`${key}/`));
+  return nested ? { path: nested, rest: path.slice(nested.length) } : { path: "/", rest: "" };
 }
 
 class App extends Component {
-  state = { ready: false, failure: null, path: route(), notice: null };
+  state = { ready: false, failure: null, ...route(), notice: null };
   api = new Api();
 
   async componentDidMount() {
-    addEventListener("hashchange", () => this.setState({ path: route() }));
+    addEventListener("hashchange", () => this.setState(route()));
     try {
       await this.api.signIn();
       const [resources, projects] = await Promise.all([
@@ -52,10 +59,11 @@ class App extends Component {
   }
 
   nav() {
-    const link = (path, text) => html`<a href=${`#${path}`} aria-current=${this.state.path === path ? "page" : null}>${text}</a>`;
+    const here = this.state.path === "/shared" ? "/files" : this.state.path;
+    const link = (path, text) => html`<a href=${`#${path}`} aria-current=${here === path ? "page" : null}>${text}</a>`;
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
-      <nav aria-label="Main">${link("/", "Dashboard")}${link("/machines", "Machines")}
+      <nav aria-label="Main">${link("/", "Dashboard")}${link("/machines", "Machines")}${link("/files", "Files")}
         <a href=${`${root}/account`}>Account</a></nav>
       <form method="post" action=${`${root}/logout`} class="logout">
         <span class="who">${this.api.user ? this.api.user.email : ""}</span>
@@ -65,14 +73,14 @@ class App extends Component {
     </header>`;
   }
 
-  render(_, { ready, failure, path, notice, resources, projects }) {
-    const { title, view: View } = VIEWS[path];
+  render(_, { ready, failure, path, rest, notice, resources, projects }) {
+    const { title, view: View, props = {} } = VIEWS[path];
     document.title = `${title} · nefos`;
     return html`${this.nav()}
       <main>
         ${failure ? html`<p class="error" role="alert">${failure}</p>`
           : !ready ? html`<p class="loading">Loading your cloud…</p>`
-          : html`<${View} key=${path} api=${this.api} resources=${resources} projects=${projects}
+          : html`<${View} key=${path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects}
               notice=${notice} onDismiss=${() => this.setState({ notice: null })}
               onCreated=${(made) => this.created(made)} />`}
       </main>`;
