@@ -1,6 +1,7 @@
 """What compute asks of a cluster, and what a cluster tells compute back.
 
-The effect path calls a :class:`ComputeBackend` to submit a job and gets a job id at
+The effect path hands a cluster an operation (a record of ``nefos.backends.ops``, where
+the ``ComputeBackend`` interface lives beside the records it takes) and gets a job id at
 once; the outcome arrives later as job events on the bus (the update path), in the
 shape Synnefo's snf-ganeti-eventd publishes (spec §2.6), whichever cluster ran it:
 
@@ -15,10 +16,7 @@ Instances are named ``snf-<server id>``; statuses are Ganeti's job statuses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from nefos.backends.ops import Op
+from typing import Any
 
 INSTANCE_PREFIX = "snf-"
 OP_ROUTING_KEY = "ganeti.snf.event.op"
@@ -102,22 +100,3 @@ class ConsoleInfo:
     host: str
     port: int
     password: str | None = None
-
-
-class ComputeBackend(Protocol):
-    name: str
-
-    async def submit(self, op: Op) -> int:
-        """Start one job for ``op`` (a record of ``nefos.backends.ops``) and return its
-        id at once; its progress arrives later as job events on the bus."""
-        ...
-
-    async def instances(self) -> dict[str, InstanceInfo]: ...
-
-    async def info(self) -> ClusterInfo: ...
-
-    async def console(self, instance: str) -> ConsoleInfo:
-        """Its VNC console; raises ``Conflict`` when the instance has none to offer."""
-        ...
-
-    async def close(self) -> None: ...

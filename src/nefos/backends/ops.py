@@ -13,7 +13,7 @@ record here, added to :data:`Op`; every backend's ``match`` then has to handle i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from nefos.backends.base import (
     OP_CREATE,
@@ -22,6 +22,9 @@ from nefos.backends.base import (
     OP_REMOVE,
     OP_SHUTDOWN,
     OP_STARTUP,
+    ClusterInfo,
+    ConsoleInfo,
+    InstanceInfo,
     InstanceSpec,
 )
 
@@ -119,3 +122,22 @@ Op = (
     | ModifyNic
     | RemoveNic
 )
+
+
+class ComputeBackend(Protocol):
+    name: str
+
+    async def submit(self, op: Op) -> int:
+        """Start one job for ``op`` (one of the records above) and return its
+        id at once; its progress arrives later as job events on the bus."""
+        ...
+
+    async def instances(self) -> dict[str, InstanceInfo]: ...
+
+    async def info(self) -> ClusterInfo: ...
+
+    async def console(self, instance: str) -> ConsoleInfo:
+        """Its VNC console; raises ``Conflict`` when the instance has none to offer."""
+        ...
+
+    async def close(self) -> None: ...

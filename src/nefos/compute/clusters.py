@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nefos.backends.base import ComputeBackend
 from nefos.backends.embedded import EmbeddedCluster
+from nefos.backends.ops import ComputeBackend
 from nefos.compute.models import Backend, Flavor, Server
 from nefos.core import errors
 from nefos.core.bus import Bus

@@ -45,7 +45,7 @@ from websockets.server import ServerProtocol
 from nefos.core import errors
 
 if TYPE_CHECKING:
-    from nefos.backends.base import ComputeBackend
+    from nefos.backends.ops import ComputeBackend
     from nefos.core.config import Compute as ComputeSettings
 
 log = logging.getLogger("nefos.compute.console")
