@@ -4,6 +4,7 @@ browser page for them."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,15 @@ class Person:
 
 
 def new_person(server: Server, email: str) -> Person:
-    made = server.nefos(
-        "user", "create", email, "--name", "Ada Lovelace", "--password-stdin", input=PASSWORD
-    )
+    """Made in process (``Server.invoke``: a process start costs seconds per user), in a
+    thread of its own, because the command runs its own event loop and Playwright's
+    sync API holds this thread's."""
+    with ThreadPoolExecutor(1) as pool:
+        made = pool.submit(
+            server.invoke,
+            *("user", "create", email, "--name", "Ada Lovelace", "--password-stdin"),
+            input=PASSWORD,
+        ).result()
     token = re.search(r"token:\s*(\S+)", made.stdout).group(1)
     uuid = re.search(r"uuid:\s*(\S+)", made.stdout).group(1)
     return Person(email, token, uuid)
