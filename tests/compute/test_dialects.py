@@ -177,6 +177,13 @@ async def _(client, endpoints, auth, setup):
     return "array" if isinstance(listing, list) else "object"
 
 
+@probe("image v1", "detail_extras")
+async def _(client, endpoints, auth, setup):
+    listing = (await client.get(f"{endpoints['image']}/images/detail", headers=auth)).json()
+    images = listing if isinstance(listing, list) else listing["images"]
+    return frozenset(images[0]) & images_dialect.DETAIL_EXTRAS
+
+
 @probe("image v1", "status_names")
 async def _(client, endpoints, auth, setup):
     listing = (await client.get(f"{endpoints['image']}/images/detail", headers=auth)).json()

@@ -33,6 +33,7 @@ from nefos.core.http import header_text
 from nefos.core.numbers import ascii_int
 from nefos.images.api_paths import image_id_in_path
 from nefos.images.catalog import Condition, ImageQuery, Match
+from nefos.images.dialect import DETAIL_EXTRAS
 from nefos.images.dialect import TABLE as DIALECT
 from nefos.images.service import ACTIVE, DEACTIVATED, QUEUED, Image, Images, parse_location
 
@@ -80,6 +81,10 @@ def statuses(request: Request) -> Statuses:
     return DIALECT.pick(request, "status_names")
 
 
+def extras(request: Request) -> frozenset[str]:
+    return DIALECT.pick(request, "detail_extras")
+
+
 def v1_status_of(status: str, names: Statuses) -> str:
     """The dialect's name; one it lacks (deactivated) keeps the service's, in its case."""
     found = names.get(status.lower())
@@ -92,10 +97,10 @@ def _time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
-def detail(image: Image, names: Statuses) -> dict[str, Any]:
-    """Plankton's detailed image (``GET /images/detail``, and the body of a register or
-    update reply, as Glance v1 sends ``{"image": ...}``)."""
-    return {
+def detail(image: Image, names: Statuses, extras: frozenset[str]) -> dict[str, Any]:
+    """The detailed image (``GET /images/detail``, and the body of a register or update
+    reply, as Glance v1 sends ``{"image": ...}``), with the dialect's own fields."""
+    item = {
         "id": str(image.id),
         "name": image.name,
         "status": v1_status_of(image.status, names),
@@ -112,7 +117,14 @@ def detail(image: Image, names: Statuses) -> dict[str, Any]:
         "properties": dict(image.properties),
         "is_snapshot": False,
         "description": image.description,
+        "min_ram": image.min_ram,
+        "min_disk": image.min_disk,
+        "protected": False,
+        "deleted": False,
     }
+    for key in DETAIL_EXTRAS - extras:
+        del item[key]
+    return item
 
 
 def _header_value(text: str) -> str:
@@ -122,11 +134,11 @@ def _header_value(text: str) -> str:
     return quote(text, safe=" !#$&'()*+,/:;=?@[]~")
 
 
-def image_headers(image: Image, names: Statuses) -> dict[str, str]:
+def image_headers(image: Image, names: Statuses, fields: frozenset[str]) -> dict[str, str]:
     """The image as ``X-Image-Meta-*`` headers (HEAD, register, update); property keys
     with ``_`` as ``-``, as Plankton sends them (kamaki maps them back)."""
     headers = {}
-    for key, value in detail(image, names).items():
+    for key, value in detail(image, names, fields).items():
         if key == "properties":
             continue
         if isinstance(value, bool):
@@ -192,8 +204,10 @@ def _count(value: str, what: str) -> int:
 
 
 def _image_reply(request: Request, image: Image) -> Response:
-    names = statuses(request)
-    return json_response({"image": detail(image, names)}, 200, image_headers(image, names))
+    names, fields = statuses(request), extras(request)
+    return json_response(
+        {"image": detail(image, names, fields)}, 200, image_headers(image, names, fields)
+    )
 
 
 # -- listing -----------------------------------------------------------------------------
@@ -235,8 +249,9 @@ async def list_images(request: Request, caller: User) -> Response:
 
 @router.get("/images/detail")
 async def list_images_detail(request: Request, caller: User) -> Response:
-    names = statuses(request)
-    return _listing_reply(request, [detail(i, names) for i in await _listing(request, caller)])
+    names, fields = statuses(request), extras(request)
+    found = await _listing(request, caller)
+    return _listing_reply(request, [detail(i, names, fields) for i in found])
 
 
 def _listing_reply(request: Request, images: list[dict[str, Any]]) -> Response:
@@ -247,7 +262,7 @@ def _listing_reply(request: Request, images: list[dict[str, Any]]) -> Response:
 
 
 def _summary(image: Image, names: Statuses) -> dict[str, Any]:
-    full = detail(image, names)
+    full = detail(image, names, frozenset())
     return {key: full[key] for key in LIST_FIELDS}
 
 
@@ -312,7 +327,9 @@ async def register(request: Request, caller: User) -> Response:
 @router.head("/images/{image_id}")
 async def image_meta(request: Request, image_id: str, caller: User) -> Response:
     image = await _images(request).get(_user(caller), image_id)
-    return Response(status_code=200, headers=image_headers(image, statuses(request)))
+    return Response(
+        status_code=200, headers=image_headers(image, statuses(request), extras(request))
+    )
 
 
 @router.get("/images/{image_id}")

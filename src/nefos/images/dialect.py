@@ -28,6 +28,12 @@ PLANKTON_STATUS = {
     "deleted": "DELETED",
 }
 
+# Fields of a detailed v1 image that only one side defines: Glance v1's own, and
+# Plankton's (its file's location, its snapshot flag, its description).
+GLANCE_V1_FIELDS = frozenset({"min_ram", "min_disk", "protected", "deleted"})
+PLANKTON_FIELDS = frozenset({"location", "is_snapshot", "description"})
+DETAIL_EXTRAS = GLANCE_V1_FIELDS | PLANKTON_FIELDS
+
 TABLE = Table(
     "image v1",
     Difference(
@@ -43,5 +49,12 @@ TABLE = Table(
         synnefo=PLANKTON_STATUS,
         why="Glance v1 names statuses in lower case (active, queued, killed); Plankton in "
         "capitals (AVAILABLE, SAVING, ERROR).",
+    ),
+    Difference(
+        "detail_extras",
+        openstack=GLANCE_V1_FIELDS,
+        synnefo=PLANKTON_FIELDS,
+        why="Glance v1's detailed image has min_ram, min_disk, protected and deleted; "
+        "Plankton's has the file's location, is_snapshot and a description instead.",
     ),
 )
