@@ -202,10 +202,13 @@ def test_versions_and_restore(page: Page, server: Server, person: Person, screen
     page.click("#versions")
     versions = page.locator("dialog tr[data-version]")
     expect(versions).to_have_count(2)
+    # A person counts versions 1, 2 from the oldest, not in Pithos's global serials.
+    expect(versions.locator("td.ordinal")).to_have_text(["2 current", "1"])
     page.screenshot(path=str(screenshots / "files-versions.png"))
     versions.nth(1).locator('[data-action="restore"]').click()
     expect(page.locator("#restored")).to_contain_text("it is now the newest")
     expect(versions).to_have_count(3)
+    expect(versions.locator("td.ordinal")).to_have_text(["3 current", "2", "1"])
     assert store.get("notes/todo.txt").content == b"first draft"
 
 

@@ -142,6 +142,8 @@ export class VersionsDialog extends Component {
     }
   }
 
+  // Rows count 1, 2, 3... from the oldest: Pithos's serials are global numbers that mean
+  // nothing to a person, so they stay behind the buttons (download and restore) only.
   render({ item, onClose, onDownload }, { versions, failure, restored }) {
     return html`<${Modal} title=${`Versions of ${basename(item.name)}`} onClose=${onClose} wide>
       ${restored ? html`<p class="notice" role="status" id="restored">Restored the version of ${when(restored.when.toISOString())}: it is now the newest.</p>` : null}
@@ -149,7 +151,7 @@ export class VersionsDialog extends Component {
       ${!versions ? html`<p class="loading">Loading…</p>` : html`<table class="machines versions">
         <thead><tr><th>Version</th><th>Saved</th><th><span class="sr-only">Actions</span></th></tr></thead>
         <tbody>${versions.map((v, i) => html`<tr data-version=${v.serial}>
-          <td>${v.serial}${i === 0 ? html` <span class="status status-running">current</span>` : null}</td>
+          <td class="ordinal">${versions.length - i}${i === 0 ? html` <span class="status status-running">current</span>` : null}</td>
           <td class="when">${when(v.when.toISOString())}</td>
           <td class="row-actions">
             <button type="button" onClick=${() => onDownload(v.serial)}>Download</button>
