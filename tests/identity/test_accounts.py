@@ -25,8 +25,9 @@ PASSWORD = "correct horse battery"
 TERMS = "Use this cloud for your studies and research only.\n"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
+    """One per test: each database kind's run of a test gets its own mail."""
     with smtp_server() as running:
         yield running
 

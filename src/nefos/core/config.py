@@ -304,8 +304,8 @@ class Signup(BaseModel):
     terms_version: str = Field(
         default="1",
         max_length=64,
-        description="The version of terms_file; raise it when the text changes, and every "
-        "user is asked to accept the new text at their next login.",
+        description="The version of terms_file; change it with the text. Sign-up records "
+        "the version each user accepted.",
     )
     password_min_length: int = Field(
         default=8, ge=1, description="Shortest password sign-up and reset accept."

@@ -84,6 +84,8 @@ async def signup_info(service: Service) -> Response:
                 "enabled": service.conf.enabled and "local" in service.settings.auth_providers,
                 "terms": {"version": terms.version, "text": terms.text} if terms else None,
                 "password_min_length": service.conf.password_min_length,
+                "verify_hours": service.conf.verify_hours,
+                "reset_minutes": service.conf.reset_minutes,
                 "moderated": not service.settings.signup_auto_activate,
             }
         }
