@@ -332,6 +332,11 @@ def _stop_server(server: Server) -> None:
         server.process.wait()
 
 
+# Public names for test modules that start a server of their own (with settings in env).
+start_server = _start_server
+stop_server = _stop_server
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``nefos up`` as a user runs it, on a free port and its own data directory."""

@@ -113,6 +113,7 @@ def with_engines(
         try:
             return await work(engines)
         finally:
+            await engines.mailer.close()
             await engines.db.close()
 
     try:

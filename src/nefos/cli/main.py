@@ -43,7 +43,7 @@ from nefos.cli.reconcile import reconcile_app
 from nefos.cli.storage import storage_app
 from nefos.core.config import Settings
 from nefos.core.migrate import head, upgrade_async
-from nefos.identity import client_config
+from nefos.identity import client_config, signup_rules
 from nefos.identity.delegation import ApplicationCredentials
 from nefos.identity.models import User
 from nefos.quotas.serials import LOCAL_CLIENTS, reconcile
@@ -363,15 +363,60 @@ def user_show(
         out.print(f"{key}: {value}")
 
 
+@user_app.command("pending")
+def user_pending(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """List accounts that signed up, verified their e-mail and wait for moderation."""
+    users = with_engines(config, data_dir, lambda e: e.accounts.pending(None))
+    if as_json:
+        out.print_json(json.dumps([_user_record(u) for u in users]))
+        return
+    table = Table("uuid", "email", "name", "signed up")
+    for user in users:
+        table.add_row(str(user.id), user.email, user.display_name, user.created_at.isoformat())
+    out.print(table)
+
+
+def _mailed(sent: bool | None, email: str) -> None:
+    if sent is False:
+        err.print(f"the mail to {email} is not sent yet: the relay ([mail]) did not take it")
+
+
 @user_app.command("activate")
 def user_activate(
     user: Annotated[str, typer.Argument(help="UUID or e-mail")],
     data_dir: DataDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Let a user log in and use tokens again."""
-    found = with_engines(config, data_dir, lambda e: e.identity.set_active(user, True))
+    """Let a user log in: approve an account that signed up (it gets an e-mail), or
+    reactivate a deactivated one."""
+
+    async def work(engines: Engines) -> tuple[User, bool | None]:
+        found = await engines.identity.get_user(user)
+        if found.signup_state in signup_rules.ALLOWED[signup_rules.ACTIVATE]:
+            done = await engines.accounts.activate(None, found.id)
+            return done.user, done.mail_sent
+        return await engines.identity.set_active(user, True), None
+
+    found, sent = with_engines(config, data_dir, work)
     out.print(f"{found.email} is active")
+    _mailed(sent, found.email)
+
+
+@user_app.command("reject")
+def user_reject(
+    user: Annotated[str, typer.Argument(help="UUID or e-mail")],
+    reason: Annotated[str, typer.Option(help="Why, told to the user in the e-mail")] = "",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Turn down an account that signed up and waits for moderation; it gets an e-mail."""
+    done = with_engines(config, data_dir, lambda e: e.accounts.reject(None, user, reason))
+    out.print(f"{done.user.email} is rejected")
+    _mailed(done.mail_sent, done.user.email)
 
 
 @user_app.command("deactivate")

@@ -261,6 +261,61 @@ class LoginThrottle(BaseModel):
     )
 
 
+class Mail(BaseModel):
+    """The SMTP relay that carries sign-up, moderation and password-reset mail
+    (``nefos.core.mail``). Mail goes out after the change it tells of is committed; a
+    relay that fails is retried after each of ``retry_seconds`` and then logged as lost.
+    """
+
+    host: str = Field(default="127.0.0.1", description="The SMTP relay's host.")
+    port: int = Field(default=25, ge=1, le=65535, description="The relay's port (465: tls).")
+    security: Literal["auto", "starttls", "tls", "none"] = Field(
+        default="auto",
+        description="auto: STARTTLS when the relay offers it; starttls: required; tls: "
+        "TLS from the first byte (port 465); none: never encrypted.",
+    )
+    user: str = Field(default="", description="Login at the relay (empty: none).")
+    password: str = Field(default="", description="Password of that login.")
+    from_address: str = Field(
+        default="nefos <nefos@localhost>", description="The From: of every mail nefos sends."
+    )
+    base_url: str = Field(
+        default="",
+        description="The public URL people open the links in mail at (default: public_url).",
+    )
+    timeout_seconds: float = Field(default=30, gt=0, description="Per SMTP conversation.")
+    retry_seconds: list[float] = Field(
+        default=[10, 60, 300, 1800],
+        description="Pauses before each new try of a mail the relay refused or did not take.",
+    )
+
+
+class Signup(BaseModel):
+    """Accounts people make themselves (``nefos.identity.accounts``): sign-up with
+    e-mail verification, then moderation unless ``signup_auto_activate``; password
+    reset by e-mail."""
+
+    enabled: bool = Field(default=True, description="Whether people may sign up themselves.")
+    terms_file: Path | None = Field(
+        default=None,
+        description="A text file with the terms of use that sign-up asks people to accept "
+        "(none: sign-up asks for no acceptance).",
+    )
+    terms_version: str = Field(
+        default="1",
+        max_length=64,
+        description="The version of terms_file; change it with the text. Sign-up records "
+        "the version each user accepted.",
+    )
+    password_min_length: int = Field(
+        default=8, ge=1, description="Shortest password sign-up and reset accept."
+    )
+    verify_hours: float = Field(default=48, gt=0, description="How long a verification link works.")
+    reset_minutes: float = Field(
+        default=60, gt=0, description="How long a password-reset link works."
+    )
+
+
 class Limits(BaseModel):
     """Request limits checked at the API edge (and again in services)."""
 
@@ -334,7 +389,11 @@ class Settings(BaseSettings):
         "is a terminal (a person watching), JSON otherwise (a journal or a file).",
     )
     admin_email: str = "admin@nefos.local"
-    signup_auto_activate: bool = True
+    signup_auto_activate: bool = Field(
+        default=True,
+        description="Whether a new account (signed up and verified, or a first external "
+        "login) is active at once; else it waits for an administrator ([signup]).",
+    )
     quota_defaults: dict[str, int] = Field(
         default_factory=dict,
         description="Base quota per user by resource name, over the built-in defaults.",
@@ -351,6 +410,8 @@ class Settings(BaseSettings):
     oidc: list[OidcProvider] = []
     shibboleth: Shibboleth = Shibboleth()
     limits: Limits = Limits()
+    mail: Mail = Mail()
+    signup: Signup = Signup()
     storage: Storage = Storage()
     compute: Compute = Compute()
     network: Network = Network()

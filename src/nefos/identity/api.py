@@ -22,7 +22,7 @@ from nefos.core.auth import (
 )
 from nefos.core.body import parse_json
 from nefos.core.faults import json_response
-from nefos.identity import api_credentials
+from nefos.identity import api_accounts, api_credentials
 from nefos.identity.delegation import APPLICATION_CREDENTIAL, ApplicationCredentials
 from nefos.identity.models import Project, User
 from nefos.identity.service import Identity, IssuedToken, parse_uuid
@@ -685,3 +685,5 @@ async def feedback(request: Request, service: Service, caller: User_) -> Respons
 # Application credentials, access rules, EC2 credentials: in their own module, under
 # this prefix.
 v3.include_router(api_credentials.router)
+# Sign-up, verification, password reset and moderation: in their own module.
+account.include_router(api_accounts.router)

@@ -22,6 +22,12 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where a self-made account is on its way in (nefos.identity.signup_rules.STATES):
+    # unverified, pending, active, rejected; None for one an operator made.
+    signup_state: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
+    # The version of the terms of use the user accepted, and when.
+    terms_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    terms_accepted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -196,3 +202,19 @@ class Ec2Credential(Base):
     )
     sealed_secret: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AccountToken(Base):
+    """A single-use secret sent by mail: ``verify`` (an e-mail address is the user's) or
+    ``reset`` (set a new password). Only its SHA-256 digest is kept; using it deletes
+    it, and it stops working at ``expires_at``."""
+
+    __tablename__ = "account_tokens"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

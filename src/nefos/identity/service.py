@@ -29,6 +29,7 @@ from nefos.core.auth import Credentials
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
 from nefos.core.numbers import ascii_uuid
+from nefos.identity import signup_rules
 from nefos.identity.catalog import Catalog
 from nefos.identity.models import AuthIdentity, Feedback, Project, Token, User
 from nefos.identity.rules import load_delegation
@@ -126,7 +127,7 @@ class Identity:
 
     # -- users ----------------------------------------------------------------------
 
-    def _check_email(self, email: str) -> str:
+    def check_email(self, email: str) -> str:
         email = email.strip().lower()
         if len(email) > 254 or not _EMAIL.match(email):
             raise errors.InvalidInput(f"Invalid e-mail address: {email[:254]!r}")
@@ -147,9 +148,15 @@ class Identity:
         active: bool = True,
         verified: bool = False,
         identity: tuple[str, str, dict[str, object]] | None = None,
+        signup_state: str | None = None,
+        terms_version: str | None = None,
+        also: Callable[[AsyncSession, User], None] | None = None,
     ) -> tuple[User, str]:
-        """Create a user with a system project and an API token, which is returned."""
-        email = self._check_email(email)
+        """Create a user with a system project and an API token, which is returned.
+
+        ``also`` adds rows of its own in the same transaction (sign-up's verification
+        token), so the user and what it needs exist together or not at all."""
+        email = self.check_email(email)
         if password is not None:
             self._check_password(password)
         if len(display_name) > self.settings.limits.name_length:
@@ -163,6 +170,9 @@ class Identity:
             is_active=active,
             is_verified=verified,
             is_admin=admin,
+            signup_state=signup_state,
+            terms_version=terms_version,
+            terms_accepted_at=utcnow() if terms_version is not None else None,
         )
         try:
             async with self.db.transaction() as s:
@@ -193,7 +203,9 @@ class Identity:
                 await s.flush()
                 for hook in self.user_created:
                     await hook(s, user.id)
-                issued = self._add_token(s, user.id, user.id, API_TOKEN, ("token",))
+                if also is not None:
+                    also(s, user)
+                issued = self.add_token(s, user.id, user.id, API_TOKEN, ("token",))
         except IntegrityError as exc:
             raise errors.Conflict(f"A user with e-mail {email} already exists") from exc
         return user, issued.token
@@ -201,9 +213,9 @@ class Identity:
     async def get_user(self, ref: str | uuid.UUID) -> User:
         """A user by UUID or e-mail."""
         async with self.db.session() as s:
-            return await self._find_user(s, ref)
+            return await self.find_user(s, ref)
 
-    async def _find_user(self, s: AsyncSession, ref: str | uuid.UUID) -> User:
+    async def find_user(self, s: AsyncSession, ref: str | uuid.UUID) -> User:
         user_id = ref if isinstance(ref, uuid.UUID) else parse_uuid(ref)
         user = None
         if user_id is not None:
@@ -220,7 +232,7 @@ class Identity:
 
     async def set_active(self, ref: str, active: bool) -> User:
         async with self.db.transaction() as s:
-            user = await self._find_user(s, ref)
+            user = await self.find_user(s, ref)
             user.is_active = active
         self.cache.drop_user(user.id)
         return user
@@ -230,7 +242,7 @@ class Identity:
         self._check_password(password)
         password_hash = await hash_secret(password)
         async with self.db.transaction() as s:
-            user = await self._find_user(s, ref)
+            user = await self.find_user(s, ref)
             user.password_hash = password_hash
             linked = await s.scalar(
                 select(AuthIdentity).where(
@@ -255,7 +267,7 @@ class Identity:
             raise errors.InvalidInput("A login needs a provider and an identifier (≤ 255 chars)")
         try:
             async with self.db.transaction() as s:
-                user = await self._find_user(s, ref)
+                user = await self.find_user(s, ref)
                 linked = AuthIdentity(
                     user_id=user.id, provider=provider, identifier=identifier, info=info or {}
                 )
@@ -289,11 +301,13 @@ class Identity:
                 return user
         if not email:
             raise errors.InvalidInput(f"The {provider} login gave no e-mail address")
+        auto = self.settings.signup_auto_activate
         user, _ = await self.create_user(
             email,
             display_name=display_name,
-            active=self.settings.signup_auto_activate,
+            active=auto,
             verified=True,
+            signup_state=None if auto else signup_rules.PENDING,  # in the moderation list
             identity=(provider, identifier, {"email": email, "name": display_name}),
         )
         self._require_active(user)
@@ -301,11 +315,15 @@ class Identity:
 
     def _require_active(self, user: User) -> None:
         if not user.is_active:
-            raise errors.NotAuthenticated(f"The account {user.email} is not active")
+            raise errors.NotAuthenticated(
+                signup_rules.NOT_ACTIVE.get(
+                    user.signup_state, f"The account {user.email} is not active"
+                )
+            )
 
     # -- tokens ---------------------------------------------------------------------
 
-    def _add_token(
+    def add_token(
         self,
         s: AsyncSession,
         user_id: uuid.UUID,
@@ -351,23 +369,23 @@ class Identity:
         self._require_active(user)
         async with self.db.transaction() as s:
             project_id = project.id if project is not None else user.system_project_id
-            return self._add_token(
+            return self.add_token(
                 s, user.id, project_id, SESSION_TOKEN, methods, lifetime, application_credential_id
             )
 
     async def renew_api_token(self, ref: str | uuid.UUID) -> str:
         """Replace the user's API token: the old one stops working at once."""
         async with self.db.transaction() as s:
-            user = await self._find_user(s, ref)
+            user = await self.find_user(s, ref)
             await s.execute(delete(Token).where(Token.user_id == user.id, Token.kind == API_TOKEN))
-            issued = self._add_token(s, user.id, user.system_project_id, API_TOKEN, ("token",))
+            issued = self.add_token(s, user.id, user.system_project_id, API_TOKEN, ("token",))
         self.cache.drop_user(user.id)
         return issued.token
 
     async def api_token(self, ref: str | uuid.UUID) -> tuple[str | None, Token | None]:
         """The user's current API token, if it can be unsealed with this deployment's key."""
         async with self.db.session() as s:
-            user = await self._find_user(s, ref)
+            user = await self.find_user(s, ref)
             record = await s.scalar(
                 select(Token).where(Token.user_id == user.id, Token.kind == API_TOKEN)
             )
@@ -475,7 +493,7 @@ class Identity:
             raise failure
         async with self.db.session() as s:
             try:
-                user: User | None = await self._find_user(s, ref)
+                user: User | None = await self.find_user(s, ref)
             except errors.NotFound:
                 user = None
             token = await s.get(Token, digest(password))
@@ -516,7 +534,7 @@ class Identity:
         """A new web session for ``user`` (``session_token_hours`` long); its id."""
         self._require_active(user)
         async with self.db.transaction() as s:
-            return self._add_token(s, user.id, user.id, WEB_SESSION, ("web",)).token
+            return self.add_token(s, user.id, user.id, WEB_SESSION, ("web",)).token
 
     async def web_session_user(self, session: str) -> User | None:
         """The active user of a web session that has not ended, else ``None``."""

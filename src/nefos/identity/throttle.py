@@ -74,14 +74,16 @@ class LoginThrottle:
         self._insert = insert
         self._purged: float | None = None  # when this process last purged
 
-    async def attempt(self, account: str, address: str | None) -> None:
+    async def attempt(
+        self, account: str, address: str | None, doing: str = "failed logins"
+    ) -> None:
         """Count one attempt; Throttled if the address or the account is over its limit.
 
         The address is counted first, and an address over its limit adds nothing to
         the account: one guesser cannot fill the table with names it invents."""
         if address is not None:
-            await self._count(address, self.limits.per_address, "this address")
-        await self._count(account, self.limits.per_account, "this account")
+            await self._count(address, self.limits.per_address, f"{doing} from this address")
+        await self._count(account, self.limits.per_account, f"{doing} for this account")
         await self._purge()
 
     async def succeeded(self, account: str, address: str | None) -> None:
@@ -113,7 +115,7 @@ class LoginThrottle:
             wait = (since + self.window - now).total_seconds()
             seconds = max(1, math.ceil(wait))
             raise errors.Throttled(
-                f"Too many failed logins from {what}; try again in {seconds} seconds",
+                f"Too many {what}; try again in {seconds} seconds",
                 headers={"Retry-After": str(seconds)},
             )
 

@@ -160,6 +160,8 @@ class WebLogin:
     def app(self) -> Starlette:
         routes = [
             Route("/", self.shell, methods=["GET"]),
+            Route("/welcome", self.welcome, methods=["GET"]),
+            Route("/signup", self.signup, methods=["GET"]),
             Route("/session/token", self.session_token, methods=["POST"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login_password, methods=["POST"]),
@@ -249,6 +251,7 @@ class WebLogin:
             providers=self.settings.auth_providers,
             oidc=list(self.oidc.values()),
             shibboleth=self.settings.shibboleth.enabled,
+            signup=self.settings.signup.enabled,
         )
 
     async def login_form(self, request: Request) -> Response:
@@ -448,6 +451,23 @@ class WebLogin:
         page = self._page(request, "app.html", title="nefos", user=user)
         page.headers["content-security-policy"] = APP_POLICY
         return page
+
+    async def welcome(self, request: Request) -> Response:
+        """The UI's pages for people who are not logged in (sign up, verify, forgotten
+        password): the same app, with no session, calling the account API without a
+        token. Links in mail carry their token after ``#``, which no browser sends to a
+        server or in a Referer."""
+        page = self._page(
+            request,
+            "welcome.html",
+            title="Welcome",
+            account=urlsplit(self.settings.endpoint("account", "/account/v1.0")).path,
+        )
+        page.headers["content-security-policy"] = APP_POLICY
+        return page
+
+    async def signup(self, request: Request) -> Response:
+        return RedirectResponse(f"{ROOT}/welcome#/signup", status_code=303)
 
     async def session_token(self, request: Request) -> Response:
         """A token for the UI's API calls, to the page of this session only (module

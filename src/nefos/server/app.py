@@ -107,6 +107,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engines = engines
     app.state.identity = engines.identity
+    app.state.accounts = engines.accounts
     app.state.faults = faults
 
     @app.exception_handler(errors.NefosError)

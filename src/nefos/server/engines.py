@@ -25,6 +25,8 @@ from nefos.core import claims
 from nefos.core.bus import Bus, Subscription, create_bus
 from nefos.core.config import Settings
 from nefos.core.db import Database
+from nefos.core.mail import Mailer
+from nefos.identity.accounts import Accounts
 from nefos.identity.service import Identity
 from nefos.images.service import Images
 from nefos.network.service import NetworkService
@@ -64,6 +66,8 @@ class Engines:
         self.db = database or Database(settings.database)
         self.bus = bus or create_bus(settings.bus_url)
         self.identity = Identity(self.db, settings)
+        self.mailer = Mailer(settings.mail, settings.base_url)
+        self.accounts = Accounts(self.identity, self.mailer, settings)
         self.quotas = Quotas(self.db, settings)
         self.identity.user_created.append(self.quotas.init_user)
         self.projects = Projects(self.db, settings, self.identity, self.quotas)
@@ -159,6 +163,7 @@ class Engines:
             await self._dispatcher.cancel()
             self._dispatcher = None
         await self.compute.close()
+        await self.mailer.close()
         await self.bus.close()
         await self.store.close()
         await self.db.close()

@@ -5,6 +5,7 @@ import { Dashboard } from "./dashboard.js";
 import { Files } from "./files.js";
 import { Component, html, render } from "./lib.js";
 import { Machines } from "./machines.js";
+import { Moderation } from "./moderation.js";
 import { NewMachine } from "./newmachine.js";
 
 const root = document.querySelector('meta[name="nefos-root"]').content;
@@ -14,6 +15,7 @@ const VIEWS = {
   "/": { title: "Dashboard", view: Dashboard },
   "/machines": { title: "Machines", view: Machines },
   "/machines/new": { title: "New machine", view: NewMachine },
+  "/admin/users": { title: "Accounts to approve", view: Moderation },
   // these take the rest of the path: a container and folders
   "/files": { title: "Files", view: Files, nested: true },
   "/shared": { title: "Shared with me", view: Files, nested: true, props: { shared: true } },
@@ -64,6 +66,7 @@ class App extends Component {
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
       <nav aria-label="Main">${link("/", "Dashboard")}${link("/machines", "Machines")}${link("/files", "Files")}
+        ${this.api.user && this.api.user.admin ? link("/admin/users", "Accounts to approve") : null}
         <a href=${`${root}/account`}>Account</a></nav>
       <form method="post" action=${`${root}/logout`} class="logout">
         <span class="who">${this.api.user ? this.api.user.email : ""}</span>
