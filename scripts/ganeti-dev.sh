@@ -116,6 +116,8 @@ write_guest_init() {
 # disk (or its first partition) is an ext4 file system holding /nefos-guest-show, a list
 # of paths, it is mounted read-only and each of those files is printed too, line by
 # line, as NEFOS-GUEST-FILE <path> <line>, between NEFOS-GUEST-FILES-BEGIN and -END.
+# Each line typed on the screen's terminal (tty1: what a VNC console types) comes back
+# on ttyS0 as NEFOS-GUEST-TYPED <line>, byte for byte.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /tmp
@@ -154,6 +156,11 @@ power_button() {
     echo "NEFOS-GUEST-POWEROFF" >/dev/ttyS0
     sync
     poweroff -f
+) &
+(
+    while IFS= read -r line; do
+        printf 'NEFOS-GUEST-TYPED %s\n' "$line" >/dev/ttyS0
+    done </dev/tty1
 ) &
 mac=$(cat /sys/class/net/eth0/address 2>/dev/null)
 mkdir -p /guest

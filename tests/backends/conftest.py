@@ -133,7 +133,8 @@ class Ganeti:
 
 @pytest.fixture(scope="session")
 def ganeti(pytestconfig: pytest.Config) -> Iterator[Ganeti]:
-    timings = pytestconfig.stash[TIMINGS]
+    # setdefault: tests elsewhere (tests/ui) import this fixture without this conftest's hooks
+    timings = pytestconfig.stash.setdefault(TIMINGS, [])
     if os.geteuid() != 0:
         _unavailable("the Ganeti tests install and run a Ganeti cluster: they need root")
     started = time.monotonic()

@@ -40,7 +40,8 @@ async def test_shell_runs_only_its_own_scripts(client: httpx.AsyncClient, identi
     await logged_in(client, identity, "ann@example.org")
     shell = await client.get("/ui/")
     policy = shell.headers["content-security-policy"]
-    assert "script-src 'self';" in policy and "connect-src 'self';" in policy
+    assert "script-src 'self';" in policy
+    assert "connect-src 'self' ws://127.0.0.1:*;" in policy  # and the console proxy
     assert "unsafe" not in policy and "frame-ancestors 'none'" in policy
     assert shell.headers["cache-control"] == "no-store"
     assert '<script type="module" src="/ui/assets/app.js">' in shell.text

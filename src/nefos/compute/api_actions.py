@@ -2,7 +2,8 @@
 
     {"os-start": null}  {"os-stop": null}  {"reboot": {"type": "SOFT" | "HARD"}}
     {"resize": {"flavorRef": ...}}  {"reassign": {"project": ..., "shared_to_project"?}}
-    {"console": {"type": "vnc" | "vnc-ws"}} -> 200 {"console": {type, host, port, password}}
+    {"console": {"type": "vnc" | "vnc-ws"}}
+        -> 200 {"console": {type, host, port, password, expires}}
     {"addFloatingIp": {"address": ..., "fixed_address"?: ...}}  {"removeFloatingIp": {"address"}}
 
 :data:`ACTIONS` maps each action's name to its handler; a handler parses the action's

@@ -537,7 +537,9 @@ class Servers:
     async def console(self, user: str, server_id: int | str, kind: str) -> dict[str, Any]:
         """A one-time VNC ticket to a running server's console (spec §2.4): the proxy's
         host and port and a random password; the cluster's own VNC address is never
-        shown. ``vnc-ws`` is the same over WebSocket (noVNC)."""
+        shown. ``vnc-ws`` is the same over WebSocket (noVNC). ``expires`` (UTC, a nefos
+        addition) is when the ticket closes if nobody has connected, so a client that
+        cannot connect can tell an expired ticket from an unreachable proxy."""
         if kind == "vnc-wss":
             raise errors.NotImplementedYet("vnc-wss needs TLS on the console proxy: use vnc-ws")
         if kind not in ("vnc", "vnc-ws"):
@@ -556,7 +558,13 @@ class Servers:
             instance_name(view.server.id),
             websocket=kind == "vnc-ws",
         )
-        return {"type": kind, "host": ticket.host, "port": ticket.port, "password": ticket.password}
+        return {
+            "type": kind,
+            "host": ticket.host,
+            "port": ticket.port,
+            "password": ticket.password,
+            "expires": ticket.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
 
     async def _changeable(self, user: str, server_id: int | str) -> Server:
         view = await self.reader.server(user, server_id)

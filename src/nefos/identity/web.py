@@ -23,7 +23,8 @@ What a browser could be tricked into, and what stops it:
   ``weblogin_clients``; a login's ``next`` is only a path on this site.
 * The pages are sent with a strict Content-Security-Policy, ``frame-ancestors 'none'``
   and no caching (``nefos.core.middleware.SecurityHeaders``); the UI's shell adds scripts
-  and API calls from this origin only (:data:`APP_POLICY`).
+  and API calls from this origin only, and WebSockets to the console proxy
+  (:func:`app_policy`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ APP_POLICY = (
     "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
     "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+def app_policy(console_host: str) -> str:
+    """:data:`APP_POLICY` plus WebSockets to the console proxy's host, any port (each
+    console ticket opens a port of its own): the only other place the page connects to,
+    for noVNC. An IPv6 address goes in brackets, as in a URL."""
+    host = f"[{console_host}]" if ":" in console_host else console_host
+    return APP_POLICY.replace("connect-src 'self'", f"connect-src 'self' ws://{host}:*")
+
+
 # A UI token handed out again must still have this long to live; else a new one is made.
 UI_TOKEN_MARGIN = dt.timedelta(minutes=10)
 
@@ -449,7 +460,8 @@ class WebLogin:
         if user is None:
             return self._to_login(request)
         page = self._page(request, "app.html", title="nefos", user=user)
-        page.headers["content-security-policy"] = APP_POLICY
+        policy = app_policy(self.settings.compute.console_host)
+        page.headers["content-security-policy"] = policy
         return page
 
     async def welcome(self, request: Request) -> Response:

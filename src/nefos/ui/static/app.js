@@ -1,6 +1,7 @@
 // The web UI's entry: signs in with the web session, then draws one view per URL hash.
 
 import { Api, explain } from "./api.js";
+import { Console } from "./console.js";
 import { Dashboard } from "./dashboard.js";
 import { Files } from "./files.js";
 import { Component, html, render } from "./lib.js";
@@ -19,12 +20,17 @@ const VIEWS = {
   // these take the rest of the path: a container and folders
   "/files": { title: "Files", view: Files, nested: true },
   "/shared": { title: "Shared with me", view: Files, nested: true, props: { shared: true } },
+  // #/machines/<id>/console: the rest is the machine's id; another id is another page
+  "/console": { title: "Console", view: Console, section: "/machines", remount: true },
 };
+const CONSOLE = /^\/machines\/([^/]+)\/console$/;
 
 // The view a hash names, and for a nested view the rest of the path after its own.
 function route() {
   const path = location.hash.replace(/^#/, "") || "/";
   if (VIEWS[path]) return { path, rest: "" };
+  const machine = CONSOLE.exec(path);
+  if (machine) return { path: "/console", rest: decodeURIComponent(machine[1]) };
   const nested = Object.keys(VIEWS).find((key) => VIEWS[key].nested && path.startsWith(`${key}/`));
   return nested ? { path: nested, rest: path.slice(nested.length) } : { path: "/", rest: "" };
 }
@@ -61,7 +67,8 @@ class App extends Component {
   }
 
   nav() {
-    const here = this.state.path === "/shared" ? "/files" : this.state.path;
+    const { path } = this.state;
+    const here = path === "/shared" ? "/files" : VIEWS[path].section || path;
     const link = (path, text) => html`<a href=${`#${path}`} aria-current=${here === path ? "page" : null}>${text}</a>`;
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
@@ -77,13 +84,13 @@ class App extends Component {
   }
 
   render(_, { ready, failure, path, rest, notice, resources, projects }) {
-    const { title, view: View, props = {} } = VIEWS[path];
+    const { title, view: View, props = {}, remount } = VIEWS[path];
     document.title = `${title} · nefos`;
     return html`${this.nav()}
       <main>
         ${failure ? html`<p class="error" role="alert">${failure}</p>`
           : !ready ? html`<p class="loading">Loading your cloud…</p>`
-          : html`<${View} key=${path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects}
+          : html`<${View} key=${remount ? `${path}/${rest}` : path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects}
               notice=${notice} onDismiss=${() => this.setState({ notice: null })}
               onCreated=${(made) => this.created(made)} />`}
       </main>`;

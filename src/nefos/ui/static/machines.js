@@ -33,7 +33,8 @@ function task(server) {
   return server["OS-EXT-STS:task_state"] || null;
 }
 
-function label(server) {
+// A machine's state in words ("Running", "Stopping"...).
+export function label(server) {
   return TASK[task(server)] || STATUS[server.status] || server.status;
 }
 
@@ -151,6 +152,8 @@ export class Machines extends Component {
       <td>${ips.length ? ips.join(", ") : html`<span class="sub">none</span>`}</td>
       <td class="when">${when(server.created)}</td>
       <td class="row-actions">
+        ${server.status === "ACTIVE" && task(server) === null
+          ? html`<a class="button" data-action="console" href=${`#/machines/${server.id}/console`}>Console</a>` : null}
         ${this.buttons(server).map((what) => html`
           <button type="button" class=${what === "destroy" ? "danger" : ""} data-action=${what}
             onClick=${() => (what === "destroy" ? this.setState({ confirm: server }) : this.act(server, what))}>
