@@ -35,6 +35,7 @@ from nefos.storage.maintenance import GcReport, Pinned, gc, pins
 from nefos.storage.service import Namespace
 from nefos.storage.stores import BlockStore
 from nefos.volume.service import Volumes
+from nefos.volume.snapshots import Snapshots
 
 log = logging.getLogger("nefos.engines")
 GC_CLAIM = "storage-gc"
@@ -80,6 +81,7 @@ class Engines:
         self.volumes = Volumes(
             self.db, settings, self.store, self.storage, self.images, self.quotas
         )
+        self.snapshots = Snapshots(self.db, self.images, self.storage)
         # What references blocks besides the namespace's versions, for gc and fsck.
         self.block_pins: Pinned = pins(self.compute.vmapi.pinned, self.volumes.pinned)
         self._dispatcher: Subscription | None = None
