@@ -189,17 +189,23 @@ UPDATE_KEYS = {
 }  # fmt: skip
 
 
+def query(request: Request, *names: str) -> dict[str, str]:
+    """The filters Cinder takes that nefos applies (others are ignored, as Cinder ignores
+    those its configuration does not allow)."""
+    return {n: request.query_params[n] for n in names if n in request.query_params}
+
+
 @route("/volumes", ["GET"])
 async def list_volumes(request: Request) -> Response:
     c = await call(request)
-    found = await c.volumes.views(c.user)
+    found = await c.volumes.views(c.user, **query(request, "name", "status"))
     return c.reply({"volumes": [views.volume(c.wire, v, detail=False) for v in found]})
 
 
 @route("/volumes/detail", ["GET"])
 async def list_volumes_detail(request: Request) -> Response:
     c = await call(request)
-    found = await c.volumes.views(c.user)
+    found = await c.volumes.views(c.user, **query(request, "name", "status"))
     return c.reply({"volumes": [views.volume(c.wire, v) for v in found]})
 
 

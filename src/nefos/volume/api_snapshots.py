@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from nefos.core import errors
 from nefos.volume import api_views as views
-from nefos.volume.api import body_of, call, flag, ref, refuse_unknown, text
+from nefos.volume.api import body_of, call, flag, query, ref, refuse_unknown, text
 from nefos.volume.api import route as volume_route
 
 router = APIRouter()
@@ -31,7 +31,7 @@ def route(path: str, methods: list[str]):  # type: ignore[no-untyped-def]
 @route("/snapshots", ["GET"])
 async def list_snapshots(request: Request) -> Response:
     c = await call(request)
-    found = await c.snapshots.listing(c.user)
+    found = await c.snapshots.listing(c.user, **query(request, "name", "status", "volume_id"))
     return c.reply({"snapshots": [views.snapshot(c.wire, s) for s in found]})
 
 

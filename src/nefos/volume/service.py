@@ -96,10 +96,17 @@ class Volumes:
         async with self.db.session() as s:
             return await details.view(s, await self._owned(s, user, volume_id))
 
-    async def views(self, user: str) -> list[VolumeView]:
-        """The caller's volumes with their metadata (two queries for any number)."""
+    async def views(
+        self, user: str, name: str | None = None, status: str | None = None
+    ) -> list[VolumeView]:
+        """The caller's volumes with their metadata (two queries for any number), those
+        of a name or a status if given (Cinder's filters)."""
         async with self.db.session() as s:
             query = select(Volume).where(Volume.user_id == user).order_by(Volume.created)
+            if name is not None:
+                query = query.where(Volume.name == name)
+            if status is not None:
+                query = query.where(Volume.status == status)
             found = list(await s.scalars(query))
             metadata = await details.metadata_of(s, [v.id for v in found])
         return [VolumeView(v, metadata[v.id]) for v in found]

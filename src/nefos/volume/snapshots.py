@@ -74,11 +74,29 @@ class Snapshots:
         self.images = images
         self.storage = storage
 
-    async def listing(self, user: str) -> list[SnapshotView]:
+    async def listing(
+        self,
+        user: str,
+        name: str | None = None,
+        status: str | None = None,
+        volume_id: str | None = None,
+    ) -> list[SnapshotView]:
+        """The caller's snapshots; of a name, a status or a volume if given (Cinder's
+        filters; name and status are the image's, so they are matched here)."""
         async with self.db.session() as s:
             query = select(Snapshot).where(Snapshot.user_id == user).order_by(Snapshot.created)
+            if volume_id is not None:
+                key = _uuid_or_none(volume_id)
+                if key is None:
+                    return []
+                query = query.where(Snapshot.volume_id == key)
             found = list(await s.scalars(query))
-        return [SnapshotView(row, await self._image(user, row)) for row in found]
+        views = [SnapshotView(row, await self._image(user, row)) for row in found]
+        return [
+            v
+            for v in views
+            if (name is None or v.name == name) and (status is None or v.status == status)
+        ]
 
     async def show(self, user: str, snapshot_id: uuid.UUID | str) -> SnapshotView:
         async with self.db.session() as s:
@@ -153,11 +171,17 @@ def _image_id(view: SnapshotView) -> uuid.UUID:
     return view.image.id
 
 
-async def _owned(s: AsyncSession, user: str, snapshot_id: uuid.UUID | str) -> Snapshot:
+def _uuid_or_none(value: uuid.UUID | str) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
     try:
-        key = snapshot_id if isinstance(snapshot_id, uuid.UUID) else uuid.UUID(str(snapshot_id))
+        return uuid.UUID(str(value))
     except ValueError:
-        key = None
+        return None
+
+
+async def _owned(s: AsyncSession, user: str, snapshot_id: uuid.UUID | str) -> Snapshot:
+    key = _uuid_or_none(snapshot_id)
     found = None
     if key is not None:
         found = await s.scalar(select(Snapshot).where(Snapshot.id == key, Snapshot.user_id == user))
