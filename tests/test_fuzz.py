@@ -49,7 +49,7 @@ from nefos.server.app import create_app
 from nefos.server.engines import Engines
 from tests.conftest import DATABASES, fresh_database
 
-FAMILIES = ["identity", "account", "compute", "image", "object-store"]
+FAMILIES = ["identity", "account", "compute", "image", "object-store", "volume"]
 # Per route and database: the suite's budget is well under a minute. Set
 # NEFOS_FUZZ_EXAMPLES to search longer by hand.
 EXAMPLES = int(os.environ.get("NEFOS_FUZZ_EXAMPLES", "6"))
@@ -262,6 +262,20 @@ HASHMAP = {"bytes": "$any", "hashes": ["$any"], "block_hash": "$any", "block_siz
 NOVA = "/compute/{nova}"
 PROJECTS = "/account/v1.0/projects"
 V2 = "/image/v2/images"
+CINDER = "/volume/v3"
+SYNNEFO_CINDER = "/cyclades/volume/v2.0"
+VOLUME_BODY = {
+    "volume": {
+        "size": "$int", "name": "$name", "display_name": "$name", "metadata": {"$key": "$any"},
+        "imageRef": "$image", "snapshot_id": "$snapshot", "source_volid": "$volume",
+        "volume_type": "$name", "project": "$project", "description": "$any",
+    }
+}  # fmt: skip
+VOLUME_UPDATE = {"name": "$name", "description": "$any", "delete_on_termination": "$any"}
+EXTEND = {"os-extend": {"new_size": "$int"}}
+REASSIGN = {"reassign": {"project": "$project"}}
+METADATA = {"metadata": {"$key": "$any"}}
+SNAPSHOT_BODY = {"volume_id": "$volume", "name": "$name", "force": "$any", "metadata": "$any"}
 V1 = "/image/v1"
 STORE = "/object-store/v1"
 
@@ -467,6 +481,40 @@ ROUTES: dict[str, list[Route]] = {
         Route("PUT", V1 + "/images/{image}/members/{user}"),
         Route("DELETE", V1 + "/images/{image}/members/{user}"),
         Route("GET", V1 + "/shared-images/{user}"),
+    ],
+    "volume": [
+        Route("GET", CINDER + "/volumes", ("name", "status")),
+        Route("GET", CINDER + "/volumes/detail", ("name", "status")),
+        Route("POST", CINDER + "/volumes", body=VOLUME_BODY),
+        Route("POST", SYNNEFO_CINDER + "/volumes", body=VOLUME_BODY),
+        Route("GET", CINDER + "/volumes/{volume}"),
+        Route("GET", "/volume/v3/{project}/volumes/{volume}"),
+        Route("PUT", CINDER + "/volumes/{volume}", body={"volume": VOLUME_UPDATE}),
+        Route("DELETE", CINDER + "/volumes/{volume}"),
+        Route("GET", CINDER + "/volumes/{volume}/metadata"),
+        Route("POST", CINDER + "/volumes/{volume}/metadata", body={"metadata": {"$key": "$any"}}),
+        Route("PUT", CINDER + "/volumes/{volume}/metadata", body={"metadata": {"$key": "$name"}}),
+        Route("GET", CINDER + "/volumes/{volume}/metadata/{key}"),
+        Route("PUT", CINDER + "/volumes/{volume}/metadata/{key}", body={"meta": {"$key": "$any"}}),
+        Route("DELETE", CINDER + "/volumes/{volume}/metadata/{key}"),
+        Route(
+            "POST", CINDER + "/volumes/{volume}/action", body={"os-extend": {"new_size": "$int"}}
+        ),
+        Route(
+            "POST", CINDER + "/volumes/{volume}/action", body={"reassign": {"project": "$project"}}
+        ),
+        Route("GET", CINDER + "/snapshots/detail", ("name", "status", "volume_id")),
+        Route("POST", CINDER + "/snapshots", body={"snapshot": SNAPSHOT_BODY}),
+        Route("GET", SYNNEFO_CINDER + "/snapshots/{snapshot}"),
+        Route("PUT", CINDER + "/snapshots/{snapshot}", body={"snapshot": {"name": "$name"}}),
+        Route("DELETE", CINDER + "/snapshots/{snapshot}"),
+        Route(
+            "POST", CINDER + "/snapshots/{snapshot}/metadata", body={"metadata": {"$key": "$any"}}
+        ),
+        Route("DELETE", CINDER + "/snapshots/{snapshot}/metadata/{key}"),
+        Route("GET", CINDER + "/types/{name}"),
+        Route("GET", CINDER + "/limits"),
+        Route("GET", CINDER + "/os-quota-sets/{project}", ("usage",)),
     ],
     "object-store": [
         Route("GET", STORE, (), ("X-Auth-User", "X-Auth-Key", "X-Storage-User", "X-Storage-Pass")),
@@ -674,6 +722,21 @@ async def build_world(settings: Settings, engines: Engines) -> World:
         f"{PROJECTS}/memberships", json={"join": {"project": public_project}}, headers=auth("bob")
     )
     world.add("membership", (_ok(joined)).json()["id"], owner="bob")
+
+    # Volumes and a snapshot of alice's named with markers; a volume of bob's.
+    for who in ("alice", "bob"):
+        secret = who == "alice"
+        spec = {
+            "size": 1,
+            "name": world.marker("vol") if secret else "bobvol",
+            "metadata": {"role": world.marker("vmeta") if secret else "bobmeta"},
+        }
+        made = await client.post(CINDER + "/volumes", json={"volume": spec}, headers=auth(who))
+        volume = (_ok(made)).json()["volume"]["id"]
+        world.add("volume", volume, owner=who)
+        snap = {"volume_id": volume, "name": world.marker("snap") if secret else "bobsnap"}
+        taken = await client.post(CINDER + "/snapshots", json={"snapshot": snap}, headers=auth(who))
+        world.add("snapshot", (_ok(taken)).json()["snapshot"]["id"], owner=who)
 
     # A pending commission of the admin's.
     issued = await client.post(

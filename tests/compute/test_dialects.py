@@ -18,6 +18,7 @@ from nefos.images import dialect as images_dialect
 from nefos.network import dialect as network_dialect
 from nefos.network.service import Caller
 from nefos.storage import dialect as storage_dialect
+from nefos.volume import dialect as volume_dialect
 from tests.compute.conftest import wait
 
 TABLES: list[Table] = [
@@ -25,6 +26,7 @@ TABLES: list[Table] = [
     storage_dialect.TABLE,
     images_dialect.TABLE,
     network_dialect.TABLE,
+    volume_dialect.TABLE,
 ]
 
 Probe = Callable[[httpx.AsyncClient, dict[str, Any], dict[str, str]], Awaitable[Any]]
@@ -280,6 +282,65 @@ async def _(client, endpoints, auth, setup):
     )
     assert created.status_code == 201, created.text
     return frozenset(created.json()["floatingip"]) & network_dialect.FLOATING_IP_EXTRAS
+
+
+async def probe_volume(client, endpoints, auth) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One volume and one snapshot of it (made once, seen through both endpoints); the
+    volume is made with Cinder's names on either."""
+    base = endpoints["volume"]
+    listed = (await client.get(f"{base}/volumes/detail", headers=auth)).json()["volumes"]
+    if not listed:
+        body = {"volume": {"size": 1, "name": "probe", "description": "d"}}
+        made = await client.post(f"{base}/volumes", json=body, headers=auth)
+        assert made.status_code == 202, made.text
+        taken = {"snapshot": {"volume_id": made.json()["volume"]["id"], "name": "probe"}}
+        snapshot = await client.post(f"{base}/snapshots", json=taken, headers=auth)
+        assert snapshot.status_code == 202, snapshot.text
+        listed = (await client.get(f"{base}/volumes/detail", headers=auth)).json()["volumes"]
+    snapshots = await client.get(f"{base}/snapshots/detail", headers=auth)
+    return listed[0], snapshots.json()["snapshots"][0]
+
+
+@probe("volume", "name_keys")
+async def _(client, endpoints, auth, setup):
+    volume, snapshot = await probe_volume(client, endpoints, auth)
+    keys = ("name", "description", "display_name", "display_description")
+    seen = tuple(k for k in keys if k in volume)
+    assert seen == tuple(k for k in keys if k in snapshot)
+    assert [volume[k] for k in seen] == ["probe", "d"]
+    return seen
+
+
+@probe("volume", "volume_extras")
+async def _(client, endpoints, auth, setup):
+    volume, _ = await probe_volume(client, endpoints, auth)
+    return frozenset(volume) & volume_dialect.VOLUME_EXTRAS
+
+
+@probe("volume", "volume_type_ref")
+async def _(client, endpoints, auth, setup):
+    volume, _ = await probe_volume(client, endpoints, auth)
+    types = await client.get(f"{endpoints['volume']}/types", headers=auth)
+    [volume_type] = types.json()["volume_types"]
+    return next(k for k in ("name", "id") if volume_type[k] == volume["volume_type"])
+
+
+@probe("volume", "snapshot_status")
+async def _(client, endpoints, auth, setup):
+    _, snapshot = await probe_volume(client, endpoints, auth)
+    return snapshot["status"]
+
+
+@probe("volume", "snapshot_extras")
+async def _(client, endpoints, auth, setup):
+    _, snapshot = await probe_volume(client, endpoints, auth)
+    return frozenset(snapshot) & volume_dialect.SNAPSHOT_EXTRAS
+
+
+@probe("volume", "type_extras")
+async def _(client, endpoints, auth, setup):
+    types = await client.get(f"{endpoints['volume']}/types", headers=auth)
+    return frozenset(types.json()["volume_types"][0]) & volume_dialect.TYPE_EXTRAS
 
 
 def test_every_row_has_a_probe():

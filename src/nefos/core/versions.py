@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from nefos.core import unbuilt
 from nefos.core.faults import json_response
 
 COMPUTE_MAX_MICROVERSION = "2.1"
@@ -155,13 +154,10 @@ def _handler(status: int, document: Doc) -> Callable[[Request], Any]:
 
 
 def router() -> APIRouter:
-    """Routes for every root, with and without the trailing slash (clients send both),
-    then the 501s under the roots of the services not built yet (after the roots, which
-    their catch-all would otherwise shadow)."""
+    """Routes for every root, with and without the trailing slash (clients send both)."""
     api = APIRouter()
     for path, (status, document) in _documents().items():
         handler = _handler(status, document)
         for route in (path, path + "/"):
             api.add_api_route(route, handler, methods=["GET"], include_in_schema=False)
-    api.include_router(unbuilt.router())
     return api

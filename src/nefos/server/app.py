@@ -42,6 +42,8 @@ from nefos.server.engines import Engines
 from nefos.storage import api as storage_api
 from nefos.ui import ASSETS as UI_ASSETS
 from nefos.ui import STATIC as UI_STATIC
+from nefos.volume import api as volume_api
+from nefos.volume import api_snapshots as volume_snapshots
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
 STREAMING_PREFIXES = ("/object-store/", "/image/v2/images/", "/image/v1/images")
@@ -144,6 +146,8 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(projects_api.router)
     app.include_router(quotas_api.router)
     app.include_router(network_api.router)
+    app.include_router(volume_api.router)
+    app.include_router(volume_snapshots.router)
     app.include_router(versions.router())
 
     @app.get("/", include_in_schema=False)

@@ -37,6 +37,7 @@ from nefos.storage.maintenance import GcReport, Pinned, gc, pins
 from nefos.storage.service import Namespace
 from nefos.storage.stores import BlockStore
 from nefos.volume.service import Volumes
+from nefos.volume.snapshots import Snapshots
 
 log = logging.getLogger("nefos.engines")
 GC_CLAIM = "storage-gc"
@@ -84,6 +85,7 @@ class Engines:
         self.volumes = Volumes(
             self.db, settings, self.store, self.storage, self.images, self.quotas
         )
+        self.snapshots = Snapshots(self.db, self.images, self.storage)
         # What references blocks besides the namespace's versions, for gc and fsck.
         self.block_pins: Pinned = pins(self.compute.vmapi.pinned, self.volumes.pinned)
         self._dispatcher: Subscription | None = None

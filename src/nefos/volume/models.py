@@ -11,7 +11,11 @@ are shared with the image, file, snapshot or volume they came from. A write neve
 changes a block, only which block an entry names (``nefos.volume.service``).
 
 A snapshot is a Pithos file (and image) made from the map at one moment; its row here
-ties the file's UUID to the volume and epoch it froze.
+ties the file's UUID to the volume and epoch it froze. Its name, description and
+metadata are the image's (Synnefo keeps them in Plankton too), so they cannot disagree.
+
+A volume's ``status`` is Cinder's word for it (``nefos.volume.states``); its metadata
+(``volume_metadata``) is Cinder's and Cyclades's key/value pairs.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nefos.core.db import Base, UtcDateTime, utcnow
+from nefos.volume.types import DEFAULT as DEFAULT_TYPE
 
 
 class Volume(Base):
@@ -36,6 +41,10 @@ class Volume(Base):
     epoch: Mapped[int] = mapped_column(Integer, default=0)  # bumped by each snapshot
     source_kind: Mapped[str] = mapped_column(String(16), default="")  # "", image, volume
     source_id: Mapped[str] = mapped_column(String(36), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(16), default="available")
+    volume_type: Mapped[str] = mapped_column(String(64), default=DEFAULT_TYPE.id)
+    delete_on_termination: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -49,6 +58,16 @@ class VolumeBlock(Base):
     position: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # block index
     hash: Mapped[str] = mapped_column(String(64), index=True)  # hex SHA-256, never H("")
     owned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class VolumeMetadata(Base):
+    __tablename__ = "volume_metadata"
+
+    volume_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("volume_volumes.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
 
 
 class Snapshot(Base):

@@ -34,7 +34,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Uuid, delete, false, insert, literal, select, update
+from sqlalchemy import Uuid, delete, false, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nefos.blocks import EMPTY_HASH
@@ -45,8 +45,9 @@ from nefos.images.service import Image, Images
 from nefos.quotas.service import Quotas, charge
 from nefos.storage.service import Namespace, check_object_name
 from nefos.storage.stores import BlockMissing, BlockStore
-from nefos.volume import maps
-from nefos.volume.models import Snapshot, Volume, VolumeBlock
+from nefos.volume import details, maps, states
+from nefos.volume.details import Details, VolumeView
+from nefos.volume.models import Snapshot, Volume, VolumeBlock, VolumeMetadata
 
 CLIENTKEY = "cyclades"  # Synnefo charges volumes as Cyclades resources
 DISK = "cyclades.disk"
@@ -90,6 +91,44 @@ class Volumes:
         async with self.db.session() as s:
             query = select(Volume).where(Volume.user_id == user).order_by(Volume.created)
             return list(await s.scalars(query))
+
+    async def show(self, user: str, volume_id: uuid.UUID | str) -> VolumeView:
+        async with self.db.session() as s:
+            return await details.view(s, await self._owned(s, user, volume_id))
+
+    async def views(
+        self, user: str, name: str | None = None, status: str | None = None
+    ) -> list[VolumeView]:
+        """The caller's volumes with their metadata (two queries for any number), those
+        of a name or a status if given (Cinder's filters)."""
+        async with self.db.session() as s:
+            query = select(Volume).where(Volume.user_id == user).order_by(Volume.created)
+            if name is not None:
+                query = query.where(Volume.name == name)
+            if status is not None:
+                query = query.where(Volume.status == status)
+            found = list(await s.scalars(query))
+            metadata = await details.metadata_of(s, [v.id for v in found])
+        return [VolumeView(v, metadata[v.id]) for v in found]
+
+    async def counts(self, user: str) -> tuple[int, int]:
+        """How many volumes and snapshots the caller has (Cinder's limits count them)."""
+        async with self.db.session() as s:
+            volumes = await s.scalar(select(func.count()).where(Volume.user_id == user))
+            taken = await s.scalar(select(func.count()).where(Snapshot.user_id == user))
+        return volumes or 0, taken or 0
+
+    async def project_counts(self, project: str) -> tuple[int, int]:
+        """How many volumes a project holds, and snapshots of them."""
+        async with self.db.session() as s:
+            volumes = await s.scalar(select(func.count()).where(Volume.project == project))
+            taken = await s.scalar(
+                select(func.count())
+                .select_from(Snapshot)
+                .join(Volume, Volume.id == Snapshot.volume_id)
+                .where(Volume.project == project)
+            )
+        return volumes or 0, taken or 0
 
     async def entries(self, user: str, volume_id: uuid.UUID | str) -> dict[int, tuple[str, bool]]:
         """The volume's map: each non-zero block's hash and whether the volume owns it
@@ -136,12 +175,18 @@ class Volumes:
     # -- creating -------------------------------------------------------------------------
 
     async def create(
-        self, user: str, size: int, name: str = "", project: str | None = None
+        self,
+        user: str,
+        size: int,
+        name: str = "",
+        project: str | None = None,
+        extra: Details | None = None,
     ) -> Volume:
         """An empty volume: zeros, and no blocks until written."""
         _check_size(size)
+        extra = details.check_details(extra or Details())
         async with self.db.transaction() as s:
-            volume = await self._new(s, user, project, size, name, "", "")
+            volume = await self._new(s, user, project, size, name, "", "", extra)
         return volume
 
     async def create_from_image(
@@ -151,10 +196,13 @@ class Volumes:
         size: int | None = None,
         name: str = "",
         project: str | None = None,
+        extra: Details | None = None,
+        kind: str = "image",
     ) -> Volume:
         """A volume whose map is the image file's hashmap (an image, or a snapshot, which
         is an image too): nothing is copied. ``size`` defaults to the image's and is
         never smaller (InvalidInput)."""
+        extra = details.check_details(extra or Details())
         image, record = await self.images.data(user, image_id)
         if record is None:
             raise errors.Conflict(f"The image {image.id} has no data yet")
@@ -170,9 +218,30 @@ class Volumes:
         if await self.store.missing(list(entries.values()), touch=True):
             raise errors.Unavailable(f"Blocks of the image {image.id} are missing")
         async with self.db.transaction() as s:
-            volume = await self._new(s, user, project, size, name, "image", str(image.id))
+            volume = await self._new(s, user, project, size, name, kind, str(image.id), extra)
             await _insert_entries(s, volume.id, entries)
         return volume
+
+    async def create_from_snapshot(
+        self,
+        user: str,
+        snapshot_id: uuid.UUID | str,
+        size: int | None = None,
+        name: str = "",
+        project: str | None = None,
+        extra: Details | None = None,
+    ) -> Volume:
+        """A volume over a snapshot's blocks. Only the snapshot's owner may (NotFound
+        for anyone else, even if its image was made public: a public snapshot is used
+        as an image, by ``imageRef``)."""
+        key = _snapshot_key(snapshot_id)
+        async with self.db.session() as s:
+            found = await s.scalar(
+                select(Snapshot.id).where(Snapshot.id == key, Snapshot.user_id == user)
+            )
+        if found is None:
+            raise errors.NotFound(f"Snapshot {snapshot_id} could not be found")
+        return await self.create_from_image(user, key, size, name, project, extra, "snapshot")
 
     async def clone(
         self,
@@ -181,10 +250,12 @@ class Volumes:
         size: int | None = None,
         name: str = "",
         project: str | None = None,
+        extra: Details | None = None,
     ) -> Volume:
         """A new volume over the same blocks (rows copied, no block); at least as large
         as its source. The source's owned entries become shared, as at a snapshot: the
         clone references them now."""
+        extra = details.check_details(extra or Details())
         async with self.db.transaction() as s:
             source = await self._owned(s, user, volume_id, lock=True)
             size = source.size if size is None else size
@@ -193,7 +264,7 @@ class Volumes:
                     f"A volume of {size} bytes is smaller than its source ({source.size} bytes)"
                 )
             _check_size(size)
-            volume = await self._new(s, user, project, size, name, "volume", str(source.id))
+            volume = await self._new(s, user, project, size, name, "volume", str(source.id), extra)
             copied = select(
                 literal(volume.id, Uuid()), VolumeBlock.position, VolumeBlock.hash, false()
             ).where(VolumeBlock.volume_id == source.id)
@@ -212,6 +283,7 @@ class Volumes:
         name: str,
         source_kind: str,
         source_id: str,
+        extra: Details,
     ) -> Volume:
         _check_name(name)
         project = project or user
@@ -223,9 +295,14 @@ class Volumes:
             epoch=0,
             source_kind=source_kind,
             source_id=source_id,
+            description=extra.description,
+            status=states.AVAILABLE,
+            volume_type=extra.volume_type,
+            delete_on_termination=extra.delete_on_termination,
         )
         s.add(volume)
         await s.flush()
+        await details.set_metadata(s, volume, extra.metadata, replace=True)
         await self._charge(s, user, project, size, f"volume create {volume.id}")
         return volume
 
@@ -301,6 +378,7 @@ class Volumes:
         """Grow the volume; the new bytes read as zeros (nothing is stored for them)."""
         async with self.db.transaction() as s:
             volume = await self._owned(s, user, volume_id, lock=True)
+            states.require(volume, "extend")
             if isinstance(size, bool) or not isinstance(size, int) or size <= volume.size:
                 raise errors.InvalidInput(
                     f"A volume grows only: {size!r} is not more than its {volume.size} bytes"
@@ -319,14 +397,91 @@ class Volumes:
         images keep theirs)."""
         async with self.db.transaction() as s:
             volume = await self._owned(s, user, volume_id, lock=True)
+            states.require(volume, "delete")
             await s.execute(delete(VolumeBlock).where(VolumeBlock.volume_id == volume.id))
+            await s.execute(delete(VolumeMetadata).where(VolumeMetadata.volume_id == volume.id))
             await s.execute(delete(Volume).where(Volume.id == volume.id))
             await self._charge(s, user, volume.project, -volume.size, f"volume delete {volume.id}")
+
+    async def update(
+        self,
+        user: str,
+        volume_id: uuid.UUID | str,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+        delete_on_termination: bool | None = None,
+    ) -> VolumeView:
+        """Change what is given (None: leave it); ``metadata`` replaces the whole set."""
+        if name is not None:
+            _check_name(name)
+        if description is not None:
+            details.check_description(description)
+        if delete_on_termination is not None and not isinstance(delete_on_termination, bool):
+            raise errors.InvalidInput("delete_on_termination is true or false")
+        async with self.db.transaction() as s:
+            volume = await self._owned(s, user, volume_id, lock=True)
+            if name is not None:
+                volume.name = name
+            if description is not None:
+                volume.description = description
+            if delete_on_termination is not None:
+                volume.delete_on_termination = delete_on_termination
+            if metadata is not None:
+                await details.set_metadata(s, volume, metadata, replace=True)
+            volume.updated = utcnow()
+            return await details.view(s, volume)
+
+    async def metadata(self, user: str, volume_id: uuid.UUID | str) -> dict[str, str]:
+        return (await self.show(user, volume_id)).metadata
+
+    async def set_metadata(
+        self, user: str, volume_id: uuid.UUID | str, items: dict[str, str], replace: bool
+    ) -> dict[str, str]:
+        """Merge (or with ``replace``, replace) the volume's metadata."""
+        async with self.db.transaction() as s:
+            volume = await self._owned(s, user, volume_id, lock=True)
+            volume.updated = utcnow()
+            return await details.set_metadata(s, volume, items, replace)
+
+    async def delete_metadata_item(self, user: str, volume_id: uuid.UUID | str, key: str) -> None:
+        async with self.db.transaction() as s:
+            volume = await self._owned(s, user, volume_id, lock=True)
+            done = await s.execute(
+                delete(VolumeMetadata).where(
+                    VolumeMetadata.volume_id == volume.id, VolumeMetadata.key == key
+                )
+            )
+            if not done.rowcount:
+                raise errors.NotFound(f"Metadata item {key} of volume {volume.id} was not found")
+            volume.updated = utcnow()
+
+    async def reassign(self, user: str, volume_id: uuid.UUID | str, project: str) -> VolumeView:
+        """Move the volume, and its ``cyclades.disk``, to another project the owner is a
+        member of (Cyclades's reassign): released in the old project and charged in the
+        new one in one transaction, so over quota (413) changes nothing."""
+        if not isinstance(project, str) or not project:
+            raise errors.InvalidInput("reassign needs the project to move the volume to")
+        async with self.db.transaction() as s:
+            volume = await self._owned(s, user, volume_id, lock=True)
+            if project != volume.project:
+                what = f"volume reassign {volume.id}"
+                await self._charge(s, user, volume.project, -volume.size, what)
+                await self._charge(s, user, project, volume.size, what)
+                volume.project = project
+                volume.updated = utcnow()
+            return await details.view(s, volume)
 
     # -- snapshots ------------------------------------------------------------------------
 
     async def snapshot(
-        self, user: str, volume_id: uuid.UUID | str, name: str, description: str = ""
+        self,
+        user: str,
+        volume_id: uuid.UUID | str,
+        name: str,
+        description: str = "",
+        metadata: dict[str, str] | None = None,
+        force: bool = False,
     ) -> tuple[Snapshot, Image]:
         """Freeze the map as the file ``snapshots/<name>`` of the owner and register it
         as an image (spec §6: ``exclude_all_tasks=yes``, so a server booted from it is
@@ -335,10 +490,13 @@ class Volumes:
         (OverQuota past it). A file of that name already there is a Conflict: the
         snapshot's id is its file's UUID, which a new version would share."""
         check_object_name(name)
+        details.check_description(description)
+        metadata = details.check_metadata(metadata or {})
         key = _volume_key(volume_id)
         async with self._lock(key):
             async with self.db.session() as s:
                 volume = await self._owned(s, user, key)
+                states.require(volume, "snapshot_forced" if force else "snapshot")
                 rows = await s.execute(
                     select(VolumeBlock.position, VolumeBlock.hash).where(
                         VolumeBlock.volume_id == volume.id
@@ -357,7 +515,7 @@ class Volumes:
             # source), so a hashmap PUT of them is theirs to make (nefos.storage.known).
             await self.storage.had_blocks(user, list(dict.fromkeys(frozen.values())))
             await self.storage.put_hashmap(user, SNAPSHOTS, name, volume.size, hashes, muser=user)
-            image = await self._register(user, volume, name, description)
+            image = await self._register(user, volume, name, description, metadata)
             async with self.db.transaction() as s:
                 volume = await self._owned(s, user, key, lock=True)
                 snapshot = Snapshot(
@@ -372,7 +530,9 @@ class Volumes:
                 await _next_epoch(s, volume, owned=frozen)
         return snapshot, image
 
-    async def _register(self, user: str, volume: Volume, name: str, description: str) -> Image:
+    async def _register(
+        self, user: str, volume: Volume, name: str, description: str, metadata: dict[str, str]
+    ) -> Image:
         location = f"pithos://{user}/{SNAPSHOTS}/{name}"
         try:
             return await self.images.register(
@@ -381,7 +541,11 @@ class Volumes:
                 name[:MAX_NAME],
                 disk_format="diskdump",
                 container_format="bare",
-                properties={"exclude_all_tasks": "yes", "volume_id": str(volume.id)},
+                properties={
+                    **metadata,
+                    "exclude_all_tasks": "yes",
+                    "volume_id": str(volume.id),
+                },
                 description=description,
             )
         except BaseException:
@@ -460,6 +624,13 @@ def _volume_key(value: uuid.UUID | str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise errors.NotFound(f"Volume {value} could not be found") from None
+
+
+def _snapshot_key(value: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return _volume_key(value)
+    except errors.NotFound:
+        raise errors.NotFound(f"Snapshot {value} could not be found") from None
 
 
 def _check_size(size: int) -> None:
