@@ -336,3 +336,42 @@ async def test_reconciler_releases_ports_of_a_server_gone(engines, setup, nets, 
         from sqlalchemy import select
 
         assert (await s.scalar(select(Port).where(Port.device_id == server["id"]))) is None
+
+
+async def test_firewall_profile_action_sets_the_nic_tag(client, engines, setup, nets):
+    """Synnefo's firewallProfile: the NIC's profile shows in ``attachments`` and becomes
+    the instance's tag, one per NIC; bad input and another user's server are refused."""
+    _, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    server = (await _create(client, setup, alice)).json()["server"]
+    await wait(client, alice, server["id"], "ACTIVE")
+    (attachment,) = server["attachments"]
+    port = attachment["id"]
+    action = f"{COMPUTE}/servers/{server['id']}/action"
+    cluster = engines.compute.cluster(await engines.compute.backend("embedded"))
+
+    async def firewall_tags() -> list[str]:
+        await cluster.idle()
+        cluster.state.read()
+        tags = cluster.state.instances[f"snf-{server['id']}"]["tags"]
+        return [t for t in tags if t.startswith("nefos:firewall:")]
+
+    assert await firewall_tags() == [f"nefos:firewall:nefos-port-{port}:unprotected"]
+    for profile, level in (("ENABLED", "protected"), ("PROTECTED", "limited")):
+        body = {"firewallProfile": {"profile": profile, "nic": port}}
+        answer = await client.post(action, json=body, headers=alice)
+        assert answer.status_code == 202, answer.text
+        assert await firewall_tags() == [f"nefos:firewall:nefos-port-{port}:{level}"]
+        shown = await _settled(client, alice, server["id"], engines)
+        assert shown["attachments"][0]["firewallProfile"] == profile
+
+    refused = [
+        ({"profile": "OPEN", "nic": port}, alice, 400),
+        ({"profile": "ENABLED"}, alice, 400),
+        ({"profile": "ENABLED", "nic": str(uuid.uuid4())}, alice, 404),
+        ({"profile": "DISABLED", "nic": port}, bob, 404),
+    ]
+    for args, who, status in refused:
+        answer = await client.post(action, json={"firewallProfile": args}, headers=who)
+        assert answer.status_code == status, (args, answer.text)
+    assert await firewall_tags() == [f"nefos:firewall:nefos-port-{port}:limited"]
