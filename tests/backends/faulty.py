@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 from nefos.backends.embedded import EmbeddedCluster, Plan
-from nefos.backends.ops import Op
+from nefos.backends.ops import NetworkOp, Op
 from nefos.core.bus import Message
 
 
@@ -33,14 +33,14 @@ class FaultyEmbeddedCluster(EmbeddedCluster):
             self.state.instances[instance].update(changes)
         self.state.write()
 
-    def plan(self, op: Op) -> Plan:
+    def plan(self, op: Op | NetworkOp) -> Plan:
         real = super().plan(op)
 
         def effect() -> str | None:  # decided when the job runs, as a real failure is
             queued = self.failures.get(op.OPCODE)
             return queued.pop(0) if queued else real.effect()
 
-        return Plan(effect, real.fields)
+        return Plan(effect, real.fields, real.depends)
 
     async def report(self, event: Message) -> None:
         if self.drop_events and random.random() < self.drop_events:

@@ -423,6 +423,7 @@ async def test_every_action_in_the_table_answers_for_a_missing_server(
     args = {"reboot": {"type": "HARD"}, "resize": {"flavorRef": "1"}, "console": {"type": "vnc"}}
     args["reassign"] = {"project": "p"}
     args["addFloatingIp"] = args["removeFloatingIp"] = {"address": "192.0.2.1"}
+    args["firewallProfile"] = {"profile": "ENABLED", "nic": "0"}
     for name in ACTIONS:
         answer = await client.post(
             f"{COMPUTE}/servers/999999/action", json={name: args.get(name)}, headers=alice

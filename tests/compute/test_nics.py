@@ -79,7 +79,11 @@ async def test_default_public_nic_and_delete_releases_it(client, engines, setup,
         active = await wait(client, alice, server["id"], "ACTIVE")
         assert active["addresses"] == server["addresses"]
         (nic,) = await _instance_nics(engines, server["id"])
-        assert nic["ip"] == v4["addr"] and nic["mac"] == mac and nic["name"] == attachment["id"]
+        assert (
+            nic["ip"] == v4["addr"]
+            and nic["mac"] == mac
+            and nic["name"] == f"nefos-port-{attachment['id']}"
+        )
         ips = (await client.get(f"{COMPUTE}/servers/{server['id']}/ips", headers=alice)).json()
         assert ips == {"addresses": {"public": [{"version": 4, "addr": v4["addr"]},
                                                 {"version": 6, "addr": v6["addr"]}]}}  # fmt: skip
@@ -258,7 +262,7 @@ async def test_floating_ips_and_interfaces(client, engines, setup, nets):
     shown = await _settled(client, alice, server["id"], engines)
     assert set(shown["addresses"]) == {"public", "lan"}
     names = [n["name"] for n in await _instance_nics(engines, server["id"])]
-    assert names == [port_id, nic["port_id"]]
+    assert names == [f"nefos-port-{port_id}", f"nefos-port-{nic['port_id']}"]
     listed = (await client.get(interfaces, headers=alice)).json()["interfaceAttachments"]
     assert [i["port_id"] for i in listed] == [port_id, nic["port_id"]]
     assert (await client.get(interfaces, headers=bob)).status_code == 404
@@ -266,7 +270,9 @@ async def test_floating_ips_and_interfaces(client, engines, setup, nets):
     assert detached.status_code == 202
     shown = await _settled(client, alice, server["id"], engines)
     assert set(shown["addresses"]) == {"public"}
-    assert [n["name"] for n in await _instance_nics(engines, server["id"])] == [port_id]
+    assert [n["name"] for n in await _instance_nics(engines, server["id"])] == [
+        f"nefos-port-{port_id}"
+    ]
     gone = await client.get(f"{NETWORK}/ports/{nic['port_id']}", headers=alice)
     assert gone.status_code == 404
 
@@ -281,10 +287,14 @@ async def test_floating_ips_and_interfaces(client, engines, setup, nets):
     assert made.status_code == 201
     made_id = made.json()["port"]["id"]
     await _settled(client, alice, server["id"], engines)
-    assert made_id in [n["name"] for n in await _instance_nics(engines, server["id"])]
+    assert f"nefos-port-{made_id}" in [
+        n["name"] for n in await _instance_nics(engines, server["id"])
+    ]
     await client.delete(f"{NETWORK}/ports/{made_id}", headers=alice)
     await _settled(client, alice, server["id"], engines)
-    assert made_id not in [n["name"] for n in await _instance_nics(engines, server["id"])]
+    assert f"nefos-port-{made_id}" not in [
+        n["name"] for n in await _instance_nics(engines, server["id"])
+    ]
     # Bob's port naming alice's server is not her NIC.
     bobs_net = (
         await client.post(f"{NETWORK}/networks", json={"network": {"name": "b"}}, headers=bob)
@@ -326,3 +336,42 @@ async def test_reconciler_releases_ports_of_a_server_gone(engines, setup, nets, 
         from sqlalchemy import select
 
         assert (await s.scalar(select(Port).where(Port.device_id == server["id"]))) is None
+
+
+async def test_firewall_profile_action_sets_the_nic_tag(client, engines, setup, nets):
+    """Synnefo's firewallProfile: the NIC's profile shows in ``attachments`` and becomes
+    the instance's tag, one per NIC; bad input and another user's server are refused."""
+    _, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    server = (await _create(client, setup, alice)).json()["server"]
+    await wait(client, alice, server["id"], "ACTIVE")
+    (attachment,) = server["attachments"]
+    port = attachment["id"]
+    action = f"{COMPUTE}/servers/{server['id']}/action"
+    cluster = engines.compute.cluster(await engines.compute.backend("embedded"))
+
+    async def firewall_tags() -> list[str]:
+        await cluster.idle()
+        cluster.state.read()
+        tags = cluster.state.instances[f"snf-{server['id']}"]["tags"]
+        return [t for t in tags if t.startswith("nefos:firewall:")]
+
+    assert await firewall_tags() == [f"nefos:firewall:nefos-port-{port}:unprotected"]
+    for profile, level in (("ENABLED", "protected"), ("PROTECTED", "limited")):
+        body = {"firewallProfile": {"profile": profile, "nic": port}}
+        answer = await client.post(action, json=body, headers=alice)
+        assert answer.status_code == 202, answer.text
+        assert await firewall_tags() == [f"nefos:firewall:nefos-port-{port}:{level}"]
+        shown = await _settled(client, alice, server["id"], engines)
+        assert shown["attachments"][0]["firewallProfile"] == profile
+
+    refused = [
+        ({"profile": "OPEN", "nic": port}, alice, 400),
+        ({"profile": "ENABLED"}, alice, 400),
+        ({"profile": "ENABLED", "nic": str(uuid.uuid4())}, alice, 404),
+        ({"profile": "DISABLED", "nic": port}, bob, 404),
+    ]
+    for args, who, status in refused:
+        answer = await client.post(action, json={"firewallProfile": args}, headers=who)
+        assert answer.status_code == status, (args, answer.text)
+    assert await firewall_tags() == [f"nefos:firewall:nefos-port-{port}:limited"]

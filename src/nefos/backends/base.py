@@ -21,6 +21,12 @@ from typing import Any
 INSTANCE_PREFIX = "snf-"
 OP_ROUTING_KEY = "ganeti.snf.event.op"
 OP_BINDING = "ganeti.*.event.op"
+# Jobs on networks (spec §2.6 ``ganeti-network-status``), and the names nefos gives its
+# networks and NICs on a cluster (the node data plane reads them: docs/network.md).
+NETWORK_ROUTING_KEY = "ganeti.snf.event.network"
+NETWORK_BINDING = "ganeti.*.event.network"
+NETWORK_PREFIX = "nefos-net-"
+NIC_PREFIX = "nefos-port-"
 
 # Ganeti opcodes the update path understands.
 OP_CREATE = "OP_INSTANCE_CREATE"
@@ -29,6 +35,11 @@ OP_SHUTDOWN = "OP_INSTANCE_SHUTDOWN"
 OP_REBOOT = "OP_INSTANCE_REBOOT"
 OP_MODIFY = "OP_INSTANCE_SET_PARAMS"
 OP_REMOVE = "OP_INSTANCE_REMOVE"
+OP_NETWORK_ADD = "OP_NETWORK_ADD"
+OP_NETWORK_CONNECT = "OP_NETWORK_CONNECT"
+OP_NETWORK_DISCONNECT = "OP_NETWORK_DISCONNECT"
+OP_NETWORK_REMOVE = "OP_NETWORK_REMOVE"
+OP_TAGS_SET = "OP_TAGS_SET"
 
 # Job statuses, and those after which a job never changes again.
 QUEUED, WAITING, RUNNING = "queued", "waiting", "running"
@@ -45,6 +56,68 @@ def server_id_of(instance: str) -> int | None:
         return None
     rest = instance[len(INSTANCE_PREFIX) :]
     return int(rest) if rest.isdigit() else None
+
+
+def network_name(network_id: object) -> str:
+    return f"{NETWORK_PREFIX}{network_id}"
+
+
+def network_id_of(name: str) -> str | None:
+    return name[len(NETWORK_PREFIX) :] if name.startswith(NETWORK_PREFIX) else None
+
+
+def nic_name(port_id: object) -> str:
+    return f"{NIC_PREFIX}{port_id}"
+
+
+def port_id_of(name: str) -> str | None:
+    return name[len(NIC_PREFIX) :] if name.startswith(NIC_PREFIX) else None
+
+
+# A NIC's firewall profile is an instance tag the node scripts read:
+# ``nefos:firewall:<nic name>:<protected|limited|unprotected>``.
+FIREWALL_TAG = "nefos:firewall:"
+FIREWALL_LEVELS = ("protected", "limited", "unprotected")
+
+
+def firewall_tag(nic: str, level: str) -> str:
+    return f"{FIREWALL_TAG}{nic}:{level}"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A nefos network as a cluster network (Ganeti's ``OP_NETWORK_ADD`` fields): its
+    IPv4 and IPv6 subnets and gateways, the MAC prefix of a MAC-filtered network (three
+    octets), and the tags that tell the node scripts how to wire it."""
+
+    name: str
+    subnet: str | None
+    gateway: str | None = None
+    subnet6: str | None = None
+    gateway6: str | None = None
+    mac_prefix: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NicInfo:
+    """A NIC of an instance as the cluster reports it (for the reconciler)."""
+
+    name: str
+    network: str
+    ip: str | None
+    mac: str
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """A network as the cluster reports it: where it is connected (group -> (mode,
+    link)) and its tags."""
+
+    name: str
+    subnet: str | None
+    connected: dict[str, tuple[str, str]]
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +138,8 @@ class InstanceSpec:
     nics: list[dict[str, Any]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     osparams: dict[str, str] = field(default_factory=dict)
+    # Jobs that must succeed before this one runs (the networks its NICs are on).
+    depends: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +150,8 @@ class InstanceInfo:
     running: bool
     vcpus: int
     memory: int
+    nics: tuple[NicInfo, ...] = ()
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,10 @@ from typing import Any, NamedTuple, assert_never
 
 from nefos.backends.base import (
     ERROR,
+    FIREWALL_TAG,
+    NETWORK_PREFIX,
+    NETWORK_ROUTING_KEY,
+    NIC_PREFIX,
     OP_ROUTING_KEY,
     QUEUED,
     RUNNING,
@@ -33,16 +37,24 @@ from nefos.backends.base import (
     ClusterInfo,
     ConsoleInfo,
     InstanceInfo,
+    NetworkInfo,
+    NicInfo,
+    firewall_tag,
 )
 from nefos.backends.ops import (
     AddNic,
+    ConnectNetwork,
     CreateInstance,
+    CreateNetwork,
     ModifyInstance,
     ModifyNic,
+    NetworkOp,
     Op,
     RebootInstance,
     RemoveInstance,
+    RemoveNetwork,
     RemoveNic,
+    SetFirewall,
     ShutdownInstance,
     StartupInstance,
 )
@@ -52,6 +64,7 @@ from nefos.core.bus import Bus, Message
 MEMORY_MIB = 64 * 1024
 DISK_MIB = 1024 * 1024
 CPUS = 32
+GROUP = "default"  # the simulated cluster's one node group
 DISK_TEMPLATES = ("file", "diskless", "plain", "drbd", "sharedfile", "rbd", "ext_archipelago")
 
 # What a job does to the simulated cluster when it runs: None, or why it failed.
@@ -64,11 +77,12 @@ def _now() -> list[int]:
 
 
 class Plan(NamedTuple):
-    """One job as the cluster will run it: its effect, and the ``job_fields`` its
-    events carry (as Ganeti's opcode fields)."""
+    """One job as the cluster will run it: its effect, the ``job_fields`` its events
+    carry (as Ganeti's opcode fields), and the jobs that must succeed before it runs."""
 
     effect: Effect
     fields: dict[str, Any]
+    depends: tuple[int, ...] = ()
 
 
 class InstanceFile:
@@ -84,11 +98,12 @@ class InstanceFile:
         try:
             return json.loads(self.path.read_text())
         except FileNotFoundError:
-            return {"next_job": 1, "instances": {}}
+            return {"next_job": 1, "instances": {}, "networks": {}}
 
     def read(self) -> None:
         on_disk = self._load()
         self._loaded["instances"] = on_disk["instances"]
+        self._loaded["networks"] = on_disk.get("networks", {})
         self._loaded["next_job"] = max(self._loaded["next_job"], on_disk["next_job"])
 
     def write(self) -> None:
@@ -100,6 +115,10 @@ class InstanceFile:
     @property
     def instances(self) -> dict[str, dict[str, Any]]:
         return self._loaded["instances"]
+
+    @property
+    def networks(self) -> dict[str, dict[str, Any]]:
+        return self._loaded.setdefault("networks", {})
 
     def take_job_id(self) -> int:
         """The next job id, written at once so no other process hands it out too."""
@@ -118,20 +137,26 @@ class EmbeddedCluster:
         self.delay = delay
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ended: dict[int, asyncio.Future[str]] = {}  # job id -> its final status
 
     # -- jobs -------------------------------------------------------------------------------
 
-    async def submit(self, op: Op) -> int:
+    async def submit(self, op: Op | NetworkOp) -> int:
         plan = self.plan(op)
         job_id = self.state.take_job_id()
+        self._ended[job_id] = asyncio.get_running_loop().create_future()
+        if isinstance(op, CreateNetwork | ConnectNetwork | RemoveNetwork):
+            target, kind = op.network, "network"
+        else:
+            target, kind = op.instance, "instance"
         task = asyncio.get_running_loop().create_task(
-            self._run(job_id, op.OPCODE, op.instance, plan)
+            self._run(job_id, op.OPCODE, target, kind, plan)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job_id
 
-    def plan(self, op: Op) -> Plan:
+    def plan(self, op: Op | NetworkOp) -> Plan:
         """How this cluster runs each operation: the one place that interprets them."""
         match op:
             case CreateInstance(spec=spec):
@@ -140,7 +165,7 @@ class EmbeddedCluster:
                     "disks": [{"size": spec.disk * 1024}],
                     "nics": spec.nics,
                 }
-                return Plan(self._create(op), fields)
+                return Plan(self._create(op), fields, spec.depends)
             case StartupInstance(instance=instance):
                 return Plan(self._set_running(instance, True), {})
             case ShutdownInstance(instance=instance):
@@ -153,13 +178,25 @@ class EmbeddedCluster:
                 return Plan(self._modify(instance, vcpus, memory), fields)
             case RemoveInstance(instance=instance):
                 return Plan(self._remove(instance), {})
-            case AddNic(instance=instance, nic=nic):
-                return Plan(self._change_nic(instance, nic["name"], nic), {"nics": [["add", nic]]})
-            case ModifyNic(instance=instance, nic=nic):
+            case AddNic(instance=instance, nic=nic, depends=depends):
+                fields = {"nics": [["add", -1, nic]]}
+                return Plan(self._change_nic(instance, nic["name"], nic), fields, depends)
+            case ModifyNic(instance=instance, nic=nic, depends=depends):
                 fields = {"nics": [["modify", nic["name"], nic]]}
-                return Plan(self._change_nic(instance, nic["name"], nic, replace=True), fields)
+                effect = self._change_nic(instance, nic["name"], nic, replace=True)
+                return Plan(effect, fields, depends)
             case RemoveNic(instance=instance, name=name):
-                return Plan(self._change_nic(instance, name, None), {"nics": [["remove", name]]})
+                fields = {"nics": [["remove", name, {}]]}
+                return Plan(self._change_nic(instance, name, None), fields)
+            case SetFirewall(instance=instance, nic=nic, level=level):
+                return Plan(self._set_firewall(instance, nic, level), {"kind": "instance"})
+            case CreateNetwork(spec=spec, depends=depends):
+                return Plan(self._add_network(spec.name, spec.subnet, spec.tags), {}, depends)
+            case ConnectNetwork(network=network, mode=mode, link=link, depends=depends):
+                fields = {"network_mode": mode, "network_link": link}
+                return Plan(self._connect(network, (mode, link)), fields, depends)
+            case RemoveNetwork(network=network, depends=depends):
+                return Plan(self._remove_network(network), {}, depends)
             case _:
                 assert_never(op)
 
@@ -168,35 +205,63 @@ class EmbeddedCluster:
         await self.bus.publish(OP_ROUTING_KEY, event)
 
     async def _publish(
-        self, job_id: int, opcode: str, instance: str, status: str, logmsg: str, fields: dict
+        self,
+        job_id: int,
+        opcode: str,
+        target: tuple[str, str],
+        status: str,
+        logmsg: str,
+        fields: dict,
     ) -> None:
-        await self.report(
-            {
-                "type": "ganeti-op-status",
-                "instance": instance,
-                "operation": opcode,
-                "status": status,
-                "jobId": job_id,
-                "cluster": self.name,
-                "logmsg": logmsg,
-                "event_time": _now(),
-                "job_fields": fields,
-            }
-        )
+        kind, name = target
+        event = {
+            "type": f"ganeti-{'op' if kind == 'instance' else 'network'}-status",
+            kind: name,
+            "operation": opcode,
+            "status": status,
+            "jobId": job_id,
+            "cluster": self.name,
+            "logmsg": logmsg,
+            "event_time": _now(),
+            "job_fields": fields,
+        }
+        if kind == "instance":
+            await self.report(event)
+        else:
+            await self.bus.publish(NETWORK_ROUTING_KEY, event)
 
-    async def _run(self, job_id: int, opcode: str, instance: str, plan: Plan) -> None:
-        await self._publish(job_id, opcode, instance, QUEUED, "", plan.fields)
-        lock = self._locks.setdefault(instance, asyncio.Lock())
-        async with lock:  # Ganeti runs one job per instance at a time
-            await asyncio.sleep(self.delay / 2)
-            await self._publish(job_id, opcode, instance, RUNNING, "", plan.fields)
-            await asyncio.sleep(self.delay / 2)
-            self.state.read()  # another process (an operator command) may have changed it
-            problem = plan.effect()
-            if problem is None:
-                self.state.write()
-            status = ERROR if problem else SUCCESS
-            await self._publish(job_id, opcode, instance, status, problem or "", plan.fields)
+    async def _dependencies(self, depends: tuple[int, ...]) -> str | None:
+        """Wait for the jobs this one depends on; why it cannot run, if one failed. A job
+        this process does not know ran before it started, and counts as done."""
+        for job_id in depends:
+            ended = self._ended.get(job_id)
+            status = SUCCESS if ended is None else await asyncio.shield(ended)
+            if status != SUCCESS:
+                return f"Dependency job {job_id} has status '{status}', not 'success'"
+        return None
+
+    async def _run(self, job_id: int, opcode: str, name: str, kind: str, plan: Plan) -> None:
+        target = (kind, name)
+        await self._publish(job_id, opcode, target, QUEUED, "", plan.fields)
+        status = ERROR
+        try:
+            problem = await self._dependencies(plan.depends)
+            lock = self._locks.setdefault(f"{kind}:{name}", asyncio.Lock())
+            async with lock:  # Ganeti runs one job per instance (or network) at a time
+                if problem is None:
+                    await asyncio.sleep(self.delay / 2)
+                    await self._publish(job_id, opcode, target, RUNNING, "", plan.fields)
+                    await asyncio.sleep(self.delay / 2)
+                    self.state.read()  # another process (an operator command) may have changed it
+                    problem = plan.effect()
+                    if problem is None:
+                        self.state.write()
+                status = ERROR if problem else SUCCESS
+                await self._publish(job_id, opcode, target, status, problem or "", plan.fields)
+        finally:
+            ended = self._ended.get(job_id)
+            if ended is not None and not ended.done():
+                ended.set_result(status)
 
     # -- effects ----------------------------------------------------------------------------
 
@@ -209,16 +274,33 @@ class EmbeddedCluster:
         def apply() -> str | None:
             if spec.name in self.state.instances:
                 return f"Instance '{spec.name}' is already in the cluster"
+            for nic in spec.nics:
+                problem = self._network_usable(nic)
+                if problem is not None:
+                    return problem
             self.state.instances[spec.name] = {
                 "running": True,
                 "vcpus": spec.vcpus,
                 "memory": spec.memory,
                 "disk": spec.disk,
                 "nics": [dict(nic) for nic in spec.nics],
+                "tags": list(spec.tags),
             }
             return None
 
         return apply
+
+    def _network_usable(self, nic: dict[str, Any]) -> str | None:
+        """A NIC on a network needs it on the cluster and connected, as Ganeti does."""
+        name = nic.get("network")
+        if not name:
+            return None
+        network = self.state.networks.get(name)
+        if network is None:
+            return f"Network '{name}' not known"
+        if GROUP not in network["groups"]:
+            return f"Network '{name}' is not connected to the node group"
+        return None
 
     def _set_running(self, instance: str, running: bool) -> Effect:
         def apply() -> str | None:
@@ -253,6 +335,9 @@ class EmbeddedCluster:
             if nic is not None and not replace:
                 if at is not None:
                     return f"Instance '{instance}' already has a NIC named '{name}'"
+                problem = self._network_usable(nic)
+                if problem is not None:
+                    return problem
                 nics.append(dict(nic))
             elif at is None:
                 return f"Instance '{instance}' has no NIC named '{name}'"
@@ -260,6 +345,58 @@ class EmbeddedCluster:
                 nics[at] = dict(nic)
             else:
                 del nics[at]
+            return None
+
+        return apply
+
+    def _set_firewall(self, instance: str, nic: str, level: str) -> Effect:
+        def apply() -> str | None:
+            problem = self._require(instance)
+            if problem is not None:
+                return problem
+            record = self.state.instances[instance]
+            stale = f"{FIREWALL_TAG}{nic}:"
+            tags = [t for t in record.get("tags", []) if not t.startswith(stale)]
+            record["tags"] = [*tags, firewall_tag(nic, level)]
+            return None
+
+        return apply
+
+    def _add_network(self, name: str, subnet: str | None, tags: tuple[str, ...]) -> Effect:
+        def apply() -> str | None:
+            if name in self.state.networks:
+                return f"Network '{name}' already exists"
+            self.state.networks[name] = {"subnet": subnet, "tags": list(tags), "groups": {}}
+            return None
+
+        return apply
+
+    def _connect(self, name: str, wiring: tuple[str, str] | None) -> Effect:
+        def apply() -> str | None:
+            network = self.state.networks.get(name)
+            if network is None:
+                return f"Network '{name}' not known"
+            if wiring is None:
+                network["groups"].pop(GROUP, None)
+            else:
+                network["groups"][GROUP] = list(wiring)
+            return None
+
+        return apply
+
+    def _remove_network(self, name: str) -> Effect:
+        def apply() -> str | None:
+            network = self.state.networks.get(name)
+            if network is None:
+                return f"Network '{name}' not known"
+            in_use = any(
+                nic.get("network") == name
+                for instance in self.state.instances.values()
+                for nic in instance.get("nics", [])
+            )
+            if in_use:  # Ganeti refuses to disconnect it, and the removal never runs
+                return f"Network '{name}' is still used by instances"
+            del self.state.networks[name]  # disconnected and removed
             return None
 
         return apply
@@ -277,8 +414,32 @@ class EmbeddedCluster:
     async def instances(self) -> dict[str, InstanceInfo]:
         self.state.read()
         return {
-            name: InstanceInfo(name, bool(i["running"]), int(i["vcpus"]), int(i["memory"]))
+            name: InstanceInfo(
+                name,
+                bool(i["running"]),
+                int(i["vcpus"]),
+                int(i["memory"]),
+                nics=tuple(
+                    NicInfo(n["name"], n.get("network") or "", n.get("ip"), n.get("mac") or "")
+                    for n in i.get("nics", [])
+                    if str(n.get("name") or "").startswith(NIC_PREFIX)
+                ),
+                tags=tuple(t for t in i.get("tags", []) if t.startswith(FIREWALL_TAG)),
+            )
             for name, i in self.state.instances.items()
+        }
+
+    async def networks(self) -> dict[str, NetworkInfo]:
+        self.state.read()
+        return {
+            name: NetworkInfo(
+                name,
+                n.get("subnet"),
+                {group: (wiring[0], wiring[1]) for group, wiring in n["groups"].items()},
+                tuple(n.get("tags", [])),
+            )
+            for name, n in self.state.networks.items()
+            if name.startswith(NETWORK_PREFIX)
         }
 
     async def info(self) -> ClusterInfo:

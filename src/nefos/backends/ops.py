@@ -18,14 +18,20 @@ from typing import Any, ClassVar, Protocol
 from nefos.backends.base import (
     OP_CREATE,
     OP_MODIFY,
+    OP_NETWORK_ADD,
+    OP_NETWORK_CONNECT,
+    OP_NETWORK_REMOVE,
     OP_REBOOT,
     OP_REMOVE,
     OP_SHUTDOWN,
     OP_STARTUP,
+    OP_TAGS_SET,
     ClusterInfo,
     ConsoleInfo,
     InstanceInfo,
     InstanceSpec,
+    NetworkInfo,
+    NetworkSpec,
 )
 
 
@@ -76,13 +82,24 @@ class ModifyInstance:
 
 
 @dataclass(frozen=True)
+class RemoveInstance:
+    OPCODE: ClassVar[str] = OP_REMOVE
+    instance: str
+
+
+@dataclass(frozen=True)
 class AddNic:
-    """Hotplug a NIC: ``nic`` holds Ganeti's NIC parameters (``name``, the port's id;
-    ``mac``, ``ip``, ``mode``, ``link``)."""
+    """Plug a NIC in: ``nic`` holds Ganeti's NIC parameters (``name``, ``nefos-port-<port
+    id>``; ``network``, the cluster network's name; ``mac``; ``ip``). ``hotplug``: the
+    instance runs, so the NIC should reach the guest now, where the hypervisor can
+    (elsewhere it does at the next boot). ``depends``: jobs that must succeed first (the
+    network's)."""
 
     OPCODE: ClassVar[str] = OP_MODIFY
     instance: str
     nic: dict[str, Any]
+    hotplug: bool = False
+    depends: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,21 +109,68 @@ class ModifyNic:
     OPCODE: ClassVar[str] = OP_MODIFY
     instance: str
     nic: dict[str, Any]
+    hotplug: bool = False
+    depends: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class RemoveNic:
-    """Unplug the NIC named ``name`` (the port's id)."""
+    """Unplug the NIC named ``name`` (``nefos-port-<port id>``)."""
 
     OPCODE: ClassVar[str] = OP_MODIFY
     instance: str
     name: str
+    hotplug: bool = False
 
 
 @dataclass(frozen=True)
-class RemoveInstance:
-    OPCODE: ClassVar[str] = OP_REMOVE
+class SetFirewall:
+    """Give the NIC named ``nic`` the firewall profile ``level`` (protected, limited or
+    unprotected): the instance's tag ``nefos:firewall:<nic>:<level>`` replaces any other
+    of that NIC."""
+
+    OPCODE: ClassVar[str] = OP_TAGS_SET
     instance: str
+    nic: str
+    level: str
+
+
+# -- networks: jobs on no instance -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateNetwork:
+    """Add a network to the cluster (not yet usable: connect it)."""
+
+    OPCODE: ClassVar[str] = OP_NETWORK_ADD
+    spec: NetworkSpec
+    depends: tuple[int, ...] = ()  # e.g. the removal of its former self
+
+    @property
+    def network(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class ConnectNetwork:
+    """Connect the network to the cluster's node groups, ``mode`` bridged or routed, on
+    ``link`` (a bridge or a routing table), once the jobs in ``depends`` succeeded."""
+
+    OPCODE: ClassVar[str] = OP_NETWORK_CONNECT
+    network: str
+    mode: str
+    link: str
+    depends: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoveNetwork:
+    """Disconnect the network from every node group, then remove it from the cluster
+    (once the jobs in ``depends`` succeeded); the job id is the removal's."""
+
+    OPCODE: ClassVar[str] = OP_NETWORK_REMOVE
+    network: str
+    depends: tuple[int, ...] = ()
 
 
 # Every operation a backend must understand. Volumes (issue 22) add disk records here,
@@ -121,18 +185,24 @@ Op = (
     | AddNic
     | ModifyNic
     | RemoveNic
+    | SetFirewall
 )
+NetworkOp = CreateNetwork | ConnectNetwork | RemoveNetwork
 
 
 class ComputeBackend(Protocol):
     name: str
 
-    async def submit(self, op: Op) -> int:
+    async def submit(self, op: Op | NetworkOp) -> int:
         """Start one job for ``op`` (one of the records above) and return its
         id at once; its progress arrives later as job events on the bus."""
         ...
 
     async def instances(self) -> dict[str, InstanceInfo]: ...
+
+    async def networks(self) -> dict[str, NetworkInfo]:
+        """The cluster's networks named ``nefos-net-...``."""
+        ...
 
     async def info(self) -> ClusterInfo: ...
 

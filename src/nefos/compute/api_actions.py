@@ -5,6 +5,7 @@
     {"console": {"type": "vnc" | "vnc-ws"}}
         -> 200 {"console": {type, host, port, password, expires}}
     {"addFloatingIp": {"address": ..., "fixed_address"?: ...}}  {"removeFloatingIp": {"address"}}
+    {"firewallProfile": {"profile": "ENABLED" | "PROTECTED" | "DISABLED", "nic": <port id>}}
 
 :data:`ACTIONS` maps each action's name to its handler; a handler parses the action's
 arguments into one service call and renders its answer (None: 202 with no body, the
@@ -110,6 +111,18 @@ async def remove_floating_ip(call: Call) -> None:
     await call.compute.remove_floating_ip(call.user, projects, call.server_id, address)
 
 
+async def firewall_profile(call: Call) -> None:
+    """Synnefo's: the NIC's profile becomes an instance tag on the backend; the answer
+    is 202 before the tag job has run."""
+    args = call.args if isinstance(call.args, dict) else {}
+    profile, nic = args.get("profile"), args.get("nic")
+    if not isinstance(profile, str) or not isinstance(nic, str):
+        raise errors.InvalidInput(
+            'firewallProfile takes {"profile": "ENABLED|PROTECTED|DISABLED", "nic": "<port>"}'
+        )
+    await call.compute.set_firewall(call.user, call.server_id, nic, profile)
+
+
 async def vnc_console(call: Call) -> None:
     await call.compute.server(call.user, call.server_id)  # 404 before 501
     raise errors.NotImplementedYet(
@@ -145,6 +158,7 @@ ACTIONS: dict[str, Handler] = {
     "console": console,
     "addFloatingIp": add_floating_ip,
     "removeFloatingIp": remove_floating_ip,
+    "firewallProfile": firewall_profile,
     "os-getVNCConsole": vnc_console,
     "suspend": suspend,
     **dict.fromkeys(ACTIONS_NOT_IMPLEMENTED, not_implemented),

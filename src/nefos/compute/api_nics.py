@@ -78,7 +78,7 @@ def attachments(nics: tuple[Nic, ...]) -> list[dict[str, Any]]:
                 "ipv4": ipv4,
                 "ipv6": ipv6,
                 "OS-EXT-IPS:type": "floating" if floating else "fixed",
-                "firewallProfile": "DISABLED",
+                "firewallProfile": nic.firewall,
             }
         )
     return found
@@ -115,7 +115,7 @@ def _attachment(nic: Nic) -> dict[str, Any]:
         "mac_addr": nic.mac,
         "net_id": nic.network_id,
         "port_id": nic.port_id,
-        "port_state": "ACTIVE",
+        "port_state": nic.status,
     }
 
 

@@ -16,8 +16,9 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nefos.backends.base import FINAL, OP_CREATE, OP_MODIFY, server_id_of
+from nefos.backends.base import FINAL, OP_CREATE, OP_MODIFY, OP_REMOVE, port_id_of, server_id_of
 from nefos.compute import transitions
+from nefos.compute.backend_networks import BackendNetworks
 from nefos.compute.charges import CLIENTKEY, difference, held, provisions
 from nefos.compute.models import BackendJob, Flavor, Server
 from nefos.compute.transitions import diagnostic
@@ -41,16 +42,51 @@ def event_time(message: Message) -> float:
     raise errors.InvalidInput("An event without event_time")
 
 
+def nic_changes(opcode: str, fields: dict) -> tuple[list[dict], list[str]]:
+    """The NICs a job put in place (their Ganeti parameters) and the names of those it
+    took away, from its ``job_fields["nics"]``: a create's list, or a modify's
+    ``[["add", -1, {...}], ["modify", NAME, {...}], ["remove", NAME, {}]]``."""
+    placed: list[dict] = []
+    removed: list[str] = []
+    for item in fields.get("nics") or []:
+        if opcode == OP_CREATE and isinstance(item, dict):
+            placed.append(item)
+        elif isinstance(item, list) and len(item) >= 2:
+            params = item[2] if len(item) > 2 and isinstance(item[2], dict) else {}
+            if item[0] == "remove":
+                removed.append(str(item[1]))
+            elif item[0] in ("add", "modify"):
+                placed.append({"name": str(item[1]), **params} if item[0] == "modify" else params)
+    return placed, removed
+
+
+def _ports(nics: list[dict]) -> list[str]:
+    found = (port_id_of(str(nic.get("name") or "")) for nic in nics)
+    return [port for port in found if port]
+
+
 class Events:
-    def __init__(self, db: Database, quotas: Quotas, vmapi: VmApi, nics: Nics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        quotas: Quotas,
+        vmapi: VmApi,
+        nics: Nics,
+        backend_networks: BackendNetworks,
+    ) -> None:
         self.db = db
         self.quotas = quotas
         self.vmapi = vmapi
         self.nics = nics
+        self.backend_networks = backend_networks
 
     async def apply_event(self, message: Message) -> None:
         """One job event (spec §2.6). Idempotent: a repeated or older event changes no
-        state; every event is kept as job history."""
+        state; every event is kept as job history. Network jobs' events move the
+        networks' state on their backend (``nefos.compute.backend_networks``)."""
+        if message.get("type") == "ganeti-network-status":
+            await self.backend_networks.apply_event(message)
+            return
         instance = message.get("instance")
         opcode = message.get("operation")
         status = message.get("status")
@@ -66,6 +102,7 @@ class Events:
         logmsg = str(message.get("logmsg") or "")
         resolve: tuple[int, bool] | None = None
         forced: list[Charge] = []
+        release_networks: int | None = None
         async with self.db.transaction() as s:
             server = await s.get(Server, server_id, with_for_update=True)
             if server is None:
@@ -108,6 +145,10 @@ class Events:
                 await self.nics.release_server(s, server.id, server.user_id)
             if result == transitions.SUCCEEDED and opcode == OP_MODIFY:
                 await self._apply_new_flavor(s, server, message)
+            if opcode in (OP_CREATE, OP_MODIFY, OP_REMOVE):
+                gone = await self._apply_nics(s, server, opcode, result, message, logmsg)
+                if gone and server.backend_id is not None:
+                    release_networks = server.backend_id
             if result == transitions.SUCCEEDED and opcode == OP_CREATE:
                 server.build_percentage = 100
                 server.launched = dt.datetime.fromtimestamp(when, dt.UTC)
@@ -120,6 +161,8 @@ class Events:
                 # quota follows what happened, with a forced commission (spec §2.6).
                 delta = difference(await held(s, server), before)
                 forced = provisions(server.user_id, server.project, delta, +1)
+        if release_networks is not None:  # after the commit: its ports are gone now
+            await self.backend_networks.release_unused(release_networks)
         if resolve is not None:
             await settle(self.db, self.quotas, CLIENTKEY, *resolve)
         if forced:
@@ -129,6 +172,40 @@ class Events:
                 )
             except errors.NefosError as exc:  # the reconciler's pass corrects it later
                 log.warning("could not follow job %s in quotas: %s", job_id, exc.message)
+
+    async def _apply_nics(
+        self,
+        s: AsyncSession,
+        server: Server,
+        opcode: str,
+        result: str,
+        message: Message,
+        logmsg: str,
+    ) -> bool:
+        """What a finished job did to the instance's NICs: the ports it plugged in are
+        ACTIVE (ERROR if it failed), their networks active on the backend. Returns
+        whether NICs went away (the server, or some of its NICs), so networks the
+        backend no longer needs can go too."""
+        if opcode == OP_REMOVE:
+            return result != transitions.FAILED
+        placed, removed = nic_changes(opcode, message.get("job_fields") or {})
+        done = result == transitions.SUCCEEDED
+        await self.nics.mark(s, _ports(placed), "ACTIVE" if done else "ERROR")
+        if not done:
+            return False
+        if server.backend_id is not None:
+            networks = [str(nic.get("network")) for nic in placed if nic.get("network")]
+            await self.backend_networks.seen_in_use(s, server.backend_id, networks)
+        if (placed or removed) and opcode == OP_MODIFY and "without hotplugging" in logmsg:
+            s.add(
+                diagnostic(
+                    server.id,
+                    "INFO",
+                    "The NIC change reaches the guest at its next reboot: its hypervisor "
+                    "could not plug it in while it runs",
+                )
+            )
+        return bool(removed)
 
     async def _apply_new_flavor(self, s: AsyncSession, server: Server, message: Message) -> None:
         beparams = (message.get("job_fields") or {}).get("beparams") or {}

@@ -9,6 +9,7 @@ A server's ``operstate`` is what its backend last reported for a finished job (s
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from sqlalchemy import (
     BigInteger,
@@ -87,6 +88,29 @@ class Backend(Base):
     ctotal: Mapped[int] = mapped_column(Integer, default=0)
     pinst_cnt: Mapped[int] = mapped_column(Integer, default=0)
     refreshed: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, default=None)
+
+
+class BackendNetwork(Base):
+    """A network's state on one backend (Synnefo's BackendNetwork): made there lazily
+    when a server there first needs it, removed when no NIC there uses it.
+
+    ``state``: ``pending`` (its add and connect jobs are in flight; ``job_id`` is the
+    connect, which jobs that use the network depend on), ``active``, ``removing``
+    (``job_id`` is the removal), ``removed`` (also: never made, or its jobs failed, with
+    Ganeti's reason in ``logmsg``)."""
+
+    __tablename__ = "compute_backend_networks"
+
+    network_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("network_networks.id", ondelete="CASCADE"), primary_key=True
+    )
+    backend_id: Mapped[int] = mapped_column(
+        ForeignKey("compute_backends.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="removed")
+    job_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    logmsg: Mapped[str] = mapped_column(Text, default="")
+    updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Server(Base):

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from nefos.backends.base import instance_name
-from nefos.backends.ops import AddNic, ModifyNic, Op, RemoveNic
+from nefos.backends.base import instance_name, nic_name
+from nefos.backends.ops import AddNic, ModifyNic, Op, RemoveNic, SetFirewall
+from nefos.compute.backend_networks import FIREWALL_LEVELS, BackendNetworks, nic_params
 from nefos.compute.clusters import Clusters
 from nefos.compute.models import Backend, Server
 from nefos.compute.transitions import diagnostic
@@ -32,13 +33,19 @@ log = logging.getLogger("nefos.compute")
 
 class ServerNics:
     def __init__(
-        self, db: Database, network: NetworkService, clusters: Clusters, reader: ServerReader
+        self,
+        db: Database,
+        network: NetworkService,
+        clusters: Clusters,
+        reader: ServerReader,
+        backend_networks: BackendNetworks,
     ) -> None:
         self.db = db
         self.network = network
         self.nics: Nics = network.nics
         self.clusters = clusters
         self.reader = reader
+        self.backend_networks = backend_networks
 
     async def nic_changed(self, change: NicChange) -> None:
         """Networking changed a NIC of server ``change.server``: send the job, if the
@@ -54,15 +61,21 @@ class ServerNics:
             backend = await s.get(Backend, server.backend_id)
             assert backend is not None
         name = instance_name(server.id)
+        running = server.operstate == "STARTED"  # a hotplug, where the hypervisor can
         op: Op
-        if change.kind == "add":
-            op = AddNic(name, change.nic.backend())
-        elif change.kind == "modify":
-            op = ModifyNic(name, change.nic.backend())
-        else:
-            op = RemoveNic(name, change.nic.port_id)
         try:
+            if change.kind == "remove":
+                op = RemoveNic(name, nic_name(change.nic.port_id), hotplug=running)
+            else:
+                depends = await self.backend_networks.ensure(backend, [change.nic.network_id])
+                params = nic_params(change.nic)
+                if change.kind == "add":
+                    op = AddNic(name, params, hotplug=running, depends=depends)
+                else:
+                    op = ModifyNic(name, params, hotplug=running, depends=depends)
             await self.clusters.cluster(backend).submit(op)
+            if change.kind == "add":
+                await self.nics.set_status([change.nic.port_id], "BUILD")
         except Exception as exc:  # the cluster refused: the port stays, the user is told
             log.warning(
                 "backend %s refused a NIC job for server %s: %s", backend.name, server.id, exc
@@ -71,6 +84,30 @@ class ServerNics:
                 s.add(
                     diagnostic(server.id, "WARNING", f"The backend refused the NIC change: {exc}")
                 )
+
+    async def set_firewall(
+        self, user: str, server_id: int | str, port_id: str, profile: str
+    ) -> None:
+        """Synnefo's ``firewallProfile`` action: the NIC's profile (ENABLED, PROTECTED or
+        DISABLED) recorded on its port, and sent to the backend as the instance's tag."""
+        if profile not in FIREWALL_LEVELS:
+            raise errors.InvalidInput(
+                f"firewallProfile is one of {', '.join(sorted(FIREWALL_LEVELS))}"
+            )
+        server, nics = await self.interfaces(user, server_id)
+        if server.operstate == "BUILD" or server.task == "BUILD":
+            raise errors.Conflict(f"Server {server.id} is being built")
+        if server.operstate == "ERROR" or server.backend_id is None:
+            raise errors.InvalidInput(f"Server {server.id} is in ERROR")
+        nic = next((n for n in nics if n.port_id == port_id), None)
+        if nic is None:
+            raise errors.NotFound(f"Server {server.id} has no NIC {port_id}")
+        await self.nics.set_firewall(port_id, profile)
+        async with self.db.session() as s:
+            backend = await s.get(Backend, server.backend_id)
+            assert backend is not None
+        op = SetFirewall(instance_name(server.id), nic_name(port_id), FIREWALL_LEVELS[profile])
+        await self.clusters.cluster(backend).submit(op)
 
     def _caller(self, user: str, projects: Iterable[str], project: str | None = None) -> Caller:
         return Caller(user, frozenset(projects), project=project or user)

@@ -12,6 +12,7 @@ backend's instances with the servers the database places there (spec §2.6):
   its commission accepted or rejected accordingly;
 * a port made for a server that is gone (its NIC left behind by a lost event): released,
   its addresses back in their pools;
+* networks, NICs and address pools (``nefos.compute.reconcile_networks``);
 * commissions left pending by a crash: settled (``quotas.serials.reconcile``).
 
 A server's state moves through ``nefos.compute.transitions`` (``observed``), by the same
@@ -24,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 
 from sqlalchemy import select
@@ -34,6 +34,12 @@ from nefos.backends.ops import RemoveInstance
 from nefos.compute import transitions
 from nefos.compute.charges import CLIENTKEY, charges, difference, provisions
 from nefos.compute.models import Backend, Diagnostic, Flavor, Server
+from nefos.compute.reconcile_networks import (
+    Finding,
+    reconcile_networks,
+    reconcile_nics,
+    reconcile_pools,
+)
 from nefos.compute.service import Compute
 from nefos.compute.transitions import RUNNING_STATES, diagnostic
 from nefos.core import errors
@@ -45,13 +51,7 @@ log = logging.getLogger("nefos.compute.reconcile")
 STALE_AFTER = dt.timedelta(minutes=10)  # a task or build older than this lost its events
 
 
-@dataclass(frozen=True)
-class Finding:
-    backend: str
-    server_id: int | None
-    instance: str
-    problem: str
-    fixed: bool = False
+__all__ = ["Finding", "reconcile_servers"]
 
 
 async def reconcile_servers(
@@ -67,7 +67,13 @@ async def reconcile_servers(
             findings.append(Finding(backend.name, None, "", f"backend unreachable: {exc}"))
             continue
         findings += await _reconcile_backend(compute, backend, instances, fix, stale_after)
+        try:
+            findings += await reconcile_networks(compute, backend, fix, stale_after)
+        except Exception as exc:
+            findings.append(Finding(backend.name, None, "", f"networks unreadable: {exc}"))
+        findings += await reconcile_nics(compute, backend, instances, fix, stale_after)
     findings += await _orphan_ports(compute, fix)
+    findings += await reconcile_pools(compute, fix)
     if fix:
         await reconcile(compute.db, compute.quotas, CLIENTKEY)
     return findings

@@ -33,6 +33,7 @@ from nefos.backends.ops import (
     StartupInstance,
 )
 from nefos.compute import transitions
+from nefos.compute.backend_networks import BackendNetworks, firewall_tags, nic_params
 from nefos.compute.charges import CLIENTKEY, charges, difference, held, provisions
 from nefos.compute.checks import (
     check_counts,
@@ -80,6 +81,7 @@ class Servers:
         flavors: Flavors,
         reader: ServerReader,
         nics: Nics,
+        backend_networks: BackendNetworks,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -92,6 +94,7 @@ class Servers:
         self.flavors = flavors
         self.reader = reader
         self.nics = nics
+        self.backend_networks = backend_networks
         self._allocation = asyncio.Lock()  # one create places its servers at a time
 
     def _metadata_fits(self, metadata: Any) -> dict[str, str]:
@@ -289,9 +292,14 @@ class Servers:
         config_url: str,
         nics: list[Nic],
     ) -> None:
-        nic_params = [nic.backend() for nic in nics]
-        if not nic_params and backend.default_link:
-            nic_params = [{"link": backend.default_link}]
+        params = [nic_params(nic) for nic in nics]
+        if not params and backend.default_link:
+            params = [{"link": backend.default_link}]
+        try:  # the networks first: the create job waits for them (Ganeti's depends)
+            depends = await self.backend_networks.ensure(backend, [n.network_id for n in nics])
+        except Exception as exc:
+            await self._refused(server_id, "BUILD", backend, exc)
+            return
         spec = InstanceSpec(
             name=instance_name(server_id),
             vcpus=flavor.vcpus,
@@ -306,9 +314,10 @@ class Servers:
                 "checksum": image.checksum,
                 "properties": image.properties,
             },
-            nics=nic_params,
-            tags=[f"nefos:user:{user}"],
+            nics=params,
+            tags=[f"nefos:user:{user}", *firewall_tags(nics)],
             osparams={"config_url": config_url},
+            depends=depends,
         )
         await self._submit(server_id, "BUILD", CreateInstance(spec))
 
@@ -324,24 +333,29 @@ class Servers:
         try:
             job_id = await self.clusters.cluster(backend).submit(op)
         except Exception as exc:  # the cluster is unreachable or refused: tell the user
-            log.warning("backend %s refused a job for server %s: %s", backend.name, server_id, exc)
-            async with self.db.transaction() as s:
-                server = await s.get(Server, server_id, with_for_update=True)
-                assert server is not None
-                if task == "BUILD":  # no instance will hold its NICs
-                    await self.vmapi.forget(s, server.id)
-                    await self.nics.release_server(s, server.id, server.user_id)
-                serial = transitions.refused(server, task)
-                s.add(diagnostic(server.id, "ERROR", f"The backend refused the job: {exc}"))
-                if serial is not None:
-                    await decide(s, CLIENTKEY, serial, accept=False)
-            if serial is not None:
-                await settle(self.db, self.quotas, CLIENTKEY, serial, accept=False)
+            await self._refused(server_id, task, backend, exc)
             return
         async with self.db.transaction() as s:
             server = await s.get(Server, server_id, with_for_update=True)
             assert server is not None
             transitions.submitted(server, task, job_id)
+
+    async def _refused(self, server_id: int, task: str, backend: Backend, exc: Exception) -> None:
+        """The backend refused ``task``'s job (or one it needed first): the task ends as
+        its job's failure would, with a diagnostic, and its commission is rejected."""
+        log.warning("backend %s refused a job for server %s: %s", backend.name, server_id, exc)
+        async with self.db.transaction() as s:
+            server = await s.get(Server, server_id, with_for_update=True)
+            assert server is not None
+            if task == "BUILD":  # no instance will hold its NICs
+                await self.vmapi.forget(s, server.id)
+                await self.nics.release_server(s, server.id, server.user_id)
+            serial = transitions.refused(server, task)
+            s.add(diagnostic(server.id, "ERROR", f"The backend refused the job: {exc}"))
+            if serial is not None:
+                await decide(s, CLIENTKEY, serial, accept=False)
+        if serial is not None:
+            await settle(self.db, self.quotas, CLIENTKEY, serial, accept=False)
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -11,13 +11,17 @@ name; the work lives in the modules along compute's paths:
 * ``transitions``: the one table of which state follows which job outcome, and the
   only code that moves a server's state;
 * ``charges``: what a server holds of its project's quota;
-* ``nics``: servers' NICs: NIC changes become jobs, the interface and floating IP actions;
+* ``nics``: servers' NICs: NIC changes become jobs, the interface, floating IP and
+  firewall profile actions;
+* ``backend_networks``: networks made on a backend when its servers need them, removed
+  when unused;
 * ``reconcile``: the periodic pass that makes the database agree with the backends.
 """
 
 from __future__ import annotations
 
 from nefos.backends.embedded import EmbeddedCluster
+from nefos.compute.backend_networks import BackendNetworks
 from nefos.compute.charges import CLIENTKEY
 from nefos.compute.checks import MAX_PERSONALITY, MAX_PERSONALITY_SIZE
 from nefos.compute.clusters import Clusters, EmbeddedFactory
@@ -68,12 +72,15 @@ class Compute:
         self.network = network or NetworkService(db, settings, quotas)
         self.nics = self.network.nics
         self.reader = ServerReader(db, self.nics)
+        self.backend_networks = BackendNetworks(db, self.clusters)
         self.effect_path = Servers(
             db, settings, quotas, images, self.keypairs, self.vmapi, self.consoles,
-            self.clusters, self.catalog, self.reader, self.nics,
+            self.clusters, self.catalog, self.reader, self.nics, self.backend_networks,
         )  # fmt: skip
-        self.update_path = Events(db, quotas, self.vmapi, self.nics)
-        self.server_nics = ServerNics(db, self.network, self.clusters, self.reader)
+        self.update_path = Events(db, quotas, self.vmapi, self.nics, self.backend_networks)
+        self.server_nics = ServerNics(
+            db, self.network, self.clusters, self.reader, self.backend_networks
+        )
         self.nics.devices = self.server_nics
 
         # Backends (nefos backend ...).
@@ -119,6 +126,7 @@ class Compute:
         self.detach_interface = self.server_nics.detach_interface
         self.add_floating_ip = self.server_nics.add_floating_ip
         self.remove_floating_ip = self.server_nics.remove_floating_ip
+        self.set_firewall = self.server_nics.set_firewall
         # The update path.
         self.apply_event = self.update_path.apply_event
 

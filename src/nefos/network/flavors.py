@@ -16,13 +16,13 @@ class Flavor:
     mode: str  # bridged | routed
     link: str  # "default" bridge, "mac_filtered" bridge, "pool", or "own" (snf-link-<id>)
     mac_prefix: str  # "default" prefix or from the "pool"
-    tag: str  # the Ganeti network tag the node scripts read
+    node_mode: str  # how the node scripts wire it: the Ganeti tag nefos:mode:<node_mode>
 
 
 FLAVORS: dict[str, Flavor] = {
-    "CUSTOM": Flavor("bridged", "default", DEFAULT, ""),
-    "IP_LESS_ROUTED": Flavor("routed", OWN, DEFAULT, "ip-less-routed"),
-    "MAC_FILTERED": Flavor("bridged", "mac_filtered", POOL, "private-filtered"),
+    "CUSTOM": Flavor("bridged", "default", DEFAULT, "bridged"),
+    "IP_LESS_ROUTED": Flavor("routed", OWN, DEFAULT, "routed"),
+    "MAC_FILTERED": Flavor("bridged", "mac_filtered", POOL, "mac-filtered"),
     "PHYSICAL_VLAN": Flavor("bridged", POOL, DEFAULT, "physical-vlan"),
 }
 

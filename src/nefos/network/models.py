@@ -119,6 +119,11 @@ class Port(Base):
     # Made by compute for its server (released with it), not a port the user made and
     # passed in, which a server's delete only detaches (Nova's preserve_on_delete).
     owned_by_server: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Synnefo's firewallProfile of the NIC: DISABLED (unprotected), ENABLED (protected),
+    # PROTECTED (limited); an instance tag on Ganeti (nefos.compute.firewall).
+    firewall_profile: Mapped[str] = mapped_column(
+        String(16), default="DISABLED", server_default="DISABLED"
+    )
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,12 +62,8 @@ class Nic:
     mode: str
     link: str
     addresses: tuple[NicAddress, ...] = field(default_factory=tuple)
-
-    def backend(self) -> dict[str, Any]:
-        """Ganeti's NIC parameters: named by the port, its first fixed IPv4 address."""
-        ipv4 = next((a.address for a in self.addresses if a.version == 4 and not a.floating), None)
-        return {"name": self.port_id, "mac": self.mac, "ip": ipv4, "mode": self.mode,
-                "link": self.link}  # fmt: skip
+    firewall: str = "DISABLED"  # Synnefo's firewallProfile: DISABLED, ENABLED, PROTECTED
+    status: str = "DOWN"  # the port's: BUILD, ACTIVE, DOWN, ERROR
 
 
 @dataclass(frozen=True)
@@ -92,6 +88,8 @@ def nic_of(port: Port, network: Network) -> Nic:
         mac=port.mac,
         mode=network.mode,
         link=network.link,
+        firewall=port.firewall_profile,
+        status=port.status,
         addresses=tuple(
             NicAddress(a.address, a.ip_version, a.floating, str(a.subnet_id))
             for a in sorted(port.addresses, key=lambda a: (a.floating, a.ip_version, a.created))
@@ -246,6 +244,32 @@ class Nics:
         return found
 
     # -- NIC changes on a server that exists --------------------------------------------
+
+    async def set_status(self, port_ids: list[str], status: str) -> None:
+        """Ports as their backend reported them (ACTIVE once plugged in, ERROR when the
+        job that plugged them failed), or BUILD while the job runs."""
+        if not port_ids:
+            return
+        keys = [uuid.UUID(p) for p in port_ids]
+        async with self.db.transaction() as s:
+            for port in await s.scalars(select(Port).where(Port.id.in_(keys)).with_for_update()):
+                if port.status != status:
+                    port.status, port.updated = status, utcnow()
+
+    async def mark(self, s: AsyncSession, port_ids: list[str], status: str) -> None:
+        """As :meth:`set_status`, inside the caller's transaction."""
+        keys = [uuid.UUID(p) for p in port_ids]
+        if keys:
+            for port in await s.scalars(select(Port).where(Port.id.in_(keys)).with_for_update()):
+                if port.status != status:
+                    port.status, port.updated = status, utcnow()
+
+    async def set_firewall(self, port_id: str, profile: str) -> None:
+        async with self.db.transaction() as s:
+            port = await s.get(Port, parse_id(port_id, "Port"), with_for_update=True)
+            if port is None:
+                raise errors.NotFound(f"Port {port_id} could not be found")
+            port.firewall_profile, port.updated = profile, utcnow()
 
     async def notify(self, kind: Literal["add", "modify", "remove"], nic: Nic, port: Port) -> None:
         if self.devices is not None and port.device_id:

@@ -135,7 +135,8 @@ class Ports:
     ) -> Port:
         """A port and its addresses, in the caller's transaction ``s``. ``for_server``:
         compute makes it for a server's NIC, so a public network gives it an address of
-        its pool (a server's public NIC), and it goes with the server."""
+        its pool (a server's public NIC), and it goes with the server; it shows BUILD
+        until the server's backend reports the NIC plugged in."""
         port = Port(
             network_id=network.id,
             name=name,
@@ -145,6 +146,7 @@ class Ports:
             device_id=device_id,
             device_owner=device_owner,
             owned_by_server=for_server,
+            status="BUILD" if for_server else "DOWN",  # ACTIVE once its backend job ran
         )
         s.add(port)
         await s.flush()

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 
-from nefos.backends.base import OP_BINDING
+from nefos.backends.base import NETWORK_BINDING, OP_BINDING
 from nefos.backends.embedded import EmbeddedCluster
 from nefos.compute.clusters import EmbeddedFactory
 from nefos.compute.keypairs import Keypairs
@@ -102,7 +102,9 @@ class Engines:
         """Apply backend job events in this process (the update path)."""
         if self._dispatcher is None:
             self._dispatcher = await self.bus.subscribe(
-                self.settings.compute.dispatcher_queue, [OP_BINDING], self.compute.apply_event
+                self.settings.compute.dispatcher_queue,
+                [OP_BINDING, NETWORK_BINDING],
+                self.compute.apply_event,
             )
 
     async def start_reconciler(self) -> None:

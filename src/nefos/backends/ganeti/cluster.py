@@ -22,22 +22,34 @@ from typing import Any, assert_never
 import httpx
 
 from nefos.backends.base import (
+    FIREWALL_TAG,
     INSTANCE_PREFIX,
+    NETWORK_PREFIX,
+    NIC_PREFIX,
     ClusterInfo,
     ConsoleInfo,
     InstanceInfo,
     InstanceSpec,
+    NetworkInfo,
+    NetworkSpec,
+    NicInfo,
+    firewall_tag,
 )
 from nefos.backends.ganeti.rapi import RapiClient
 from nefos.backends.ops import (
     AddNic,
+    ConnectNetwork,
     CreateInstance,
+    CreateNetwork,
     ModifyInstance,
     ModifyNic,
+    NetworkOp,
     Op,
     RebootInstance,
     RemoveInstance,
+    RemoveNetwork,
     RemoveNic,
+    SetFirewall,
     ShutdownInstance,
     StartupInstance,
 )
@@ -51,6 +63,20 @@ _VNC_BASE_PORT = 5900  # display N listens on 5900 + N
 def _memory(beparams: dict[str, Any]) -> int:
     """Ganeti 2.6+ keeps ``maxmem``/``minmem``; older clusters and requests ``memory``."""
     return int(beparams.get("maxmem") or beparams.get("memory") or 0)
+
+
+def _nics(item: dict[str, Any]) -> tuple[NicInfo, ...]:
+    """The instance's NICs nefos named (``nefos-port-``), from the bulk listing's
+    parallel ``nic.*`` lists."""
+    names = item.get("nic.names") or []
+    networks = item.get("nic.networks.names") or [None] * len(names)
+    ips = item.get("nic.ips") or [None] * len(names)
+    macs = item.get("nic.macs") or [""] * len(names)
+    return tuple(
+        NicInfo(name, network or "", ip, mac)
+        for name, network, ip, mac in zip(names, networks, ips, macs, strict=False)
+        if name and name.startswith(NIC_PREFIX)
+    )
 
 
 class GanetiCluster:
@@ -110,8 +136,10 @@ class GanetiCluster:
             await self._usable()
         return self._usable_nodes[0] if len(self._usable_nodes) == 1 else None
 
-    async def submit(self, op: Op) -> int:
-        """One RAPI request per operation: the one place that translates them."""
+    async def submit(self, op: Op | NetworkOp) -> int:
+        """One RAPI request per operation (two or more where Ganeti needs one job per
+        tag change or node group; the last job's id is returned, and each depends on
+        the one before): the one place that translates them."""
         match op:
             case CreateInstance(spec=spec):
                 return await self._create(spec)
@@ -126,13 +154,67 @@ class GanetiCluster:
                 return await self.rapi.modify(instance, beparams)
             case RemoveInstance(instance=instance):
                 return await self.rapi.remove(instance)
-            case AddNic() | ModifyNic() | RemoveNic():
-                raise errors.NotImplementedYet(
-                    "NIC hotplug on Ganeti comes with Ganeti networks (issue 20): "
-                    "give the NICs at create"
-                )
+            case AddNic(instance=instance, nic=nic, hotplug=hotplug, depends=depends):
+                changes: list[list[Any]] = [["add", -1, dict(nic)]]
+                return await self.rapi.modify_nics(instance, changes, hotplug, depends)
+            case ModifyNic(instance=instance, nic=nic, hotplug=hotplug, depends=depends):
+                changes = [["modify", nic["name"], dict(nic)]]
+                return await self.rapi.modify_nics(instance, changes, hotplug, depends)
+            case RemoveNic(instance=instance, name=name, hotplug=hotplug):
+                return await self.rapi.modify_nics(instance, [["remove", name, {}]], hotplug)
+            case SetFirewall(instance=instance, nic=nic, level=level):
+                return await self._set_firewall(instance, nic, level)
+            case CreateNetwork(spec=spec, depends=depends):
+                return await self._add_network(spec, depends)
+            case ConnectNetwork(network=network, mode=mode, link=link, depends=depends):
+                job_id = None
+                for group in await self.rapi.groups():
+                    after = depends if job_id is None else (job_id,)
+                    job_id = await self.rapi.connect_network(network, group, mode, link, after)
+                if job_id is None:
+                    raise errors.Unavailable(f"Cluster {self.name} has no node group")
+                return job_id
+            case RemoveNetwork(network=network, depends=depends):
+                connected = [
+                    group[0]
+                    for found in await self.rapi.networks()
+                    if found["name"] == network
+                    for group in found.get("group_list") or []
+                ]
+                for group in connected:  # disconnected first, one job per node group
+                    depends = (await self.rapi.disconnect_network(network, group, depends),)
+                return await self.rapi.remove_network(network, depends)
             case _:
                 assert_never(op)
+
+    async def _set_firewall(self, instance: str, nic: str, level: str) -> int:
+        """The new tag first, then the NIC's other firewall tags go: a NIC is never left
+        without a profile in between (the node scripts take the strictest they see)."""
+        stale = [
+            tag
+            for tag in await self.rapi.instance_tags(instance)
+            if tag.startswith(f"{FIREWALL_TAG}{nic}:") and tag != firewall_tag(nic, level)
+        ]
+        job_id = await self.rapi.add_instance_tags(instance, [firewall_tag(nic, level)])
+        if stale:
+            job_id = await self.rapi.remove_instance_tags(instance, stale)
+        return job_id
+
+    async def _add_network(self, spec: NetworkSpec, depends: tuple[int, ...]) -> int:
+        if not spec.subnet:
+            raise errors.InvalidInput(
+                f"Network {spec.name} has no IPv4 subnet: a Ganeti network needs one"
+            )
+        return await self.rapi.add_network(
+            spec.name,
+            spec.subnet,
+            gateway=spec.gateway,
+            network6=spec.subnet6,
+            gateway6=spec.gateway6,
+            mac_prefix=spec.mac_prefix,
+            tags=list(spec.tags),
+            depends=depends,
+        )
 
     async def _create(self, spec: InstanceSpec) -> int:
         template, disk = spec.disk_template, {"size": spec.disk * 1024}  # GiB -> MiB
@@ -150,6 +232,7 @@ class GanetiCluster:
             osparams=dict(spec.osparams),
             pnode=await self._primary_node(),
             tags=list(spec.tags),
+            depends=spec.depends,
         )
 
     async def instances(self) -> dict[str, InstanceInfo]:
@@ -165,6 +248,23 @@ class GanetiCluster:
                 running=bool(item.get("oper_state")),
                 vcpus=int(beparams.get("vcpus") or 0),
                 memory=_memory(beparams),
+                nics=_nics(item),
+                tags=tuple(t for t in item.get("tags") or () if t.startswith(FIREWALL_TAG)),
+            )
+        return found
+
+    async def networks(self) -> dict[str, NetworkInfo]:
+        """nefos's networks on the cluster (named ``nefos-net-``)."""
+        found: dict[str, NetworkInfo] = {}
+        for item in await self.rapi.networks():
+            name = item["name"]
+            if not name.startswith(NETWORK_PREFIX):
+                continue
+            found[name] = NetworkInfo(
+                name=name,
+                subnet=item.get("network"),
+                connected={g[0]: (g[1], g[2]) for g in item.get("group_list") or ()},
+                tags=tuple(item.get("tags") or ()),
             )
         return found
 

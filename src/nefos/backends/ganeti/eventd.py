@@ -5,7 +5,11 @@ where Ganeti keeps each job as a JSON file ``job-N`` and replaces it, by renamin
 copy onto it, at every change. The daemon watches the directory (inotify, or the files'
 stat every 0.2 s where inotify is missing) and, for each operation on an instance named
 ``snf-...``, publishes each new op status to ``ganeti.snf.event.op`` in the shape of
-spec §2.6 (see :mod:`nefos.backends.base`).
+spec §2.6 (see :mod:`nefos.backends.base`); ops on networks named ``nefos-net-...`` go
+to ``ganeti.snf.event.network`` (type ``ganeti-network-status``, ``network`` for
+``instance``). NIC changes travel in ``job_fields["nics"]`` (what the job was asked:
+nefos names every NIC and gives its network, address and MAC); what an instance really
+has is the reconciler's to compare.
 
 Delivery is at least once, as the dispatcher expects (it drops repeats and events older
 than what it knows): the daemon remembers the last status it published per job and op,
@@ -31,7 +35,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from nefos.backends.base import FINAL, INSTANCE_PREFIX, OP_CREATE, OP_ROUTING_KEY
+from nefos.backends.base import (
+    FINAL,
+    INSTANCE_PREFIX,
+    NETWORK_PREFIX,
+    NETWORK_ROUTING_KEY,
+    OP_CREATE,
+    OP_ROUTING_KEY,
+)
 from nefos.backends.ganeti import inotify
 from nefos.core.bus import AmqpBus, Bus, Message, create_bus
 
@@ -92,12 +103,18 @@ def error_message(result: Any) -> str:
 
 
 def _logmsg(op: dict[str, Any]) -> str:
+    """A failed op's error; a finished op's whole log (its warnings, e.g. that a NIC
+    was not hotplugged, matter to the update path); else the latest entry."""
     if op.get("status") == "error":
         return error_message(op.get("result"))
-    entries = op.get("log") or []
-    if entries and isinstance(entries[-1], list) and len(entries[-1]) >= 4:
-        return str(entries[-1][3])
-    return ""
+    lines = [
+        str(entry[3]).strip()
+        for entry in op.get("log") or []
+        if isinstance(entry, list) and len(entry) >= 4
+    ]
+    if op.get("status") in FINAL:
+        return "\n".join(lines)[-4000:]
+    return lines[-1] if lines else ""
 
 
 def _job_fields(request: dict[str, Any], status: str) -> dict[str, Any]:
@@ -113,18 +130,29 @@ def _job_fields(request: dict[str, Any], status: str) -> dict[str, Any]:
     return fields
 
 
+def routing_key(message: Message) -> str:
+    return NETWORK_ROUTING_KEY if message["type"] == "ganeti-network-status" else OP_ROUTING_KEY
+
+
 def op_message(job: dict[str, Any], op: dict[str, Any], cluster: str) -> Message | None:
-    """The event for one op in its current status, or None if it is not nefos's."""
+    """The event for one op in its current status, or None if it is not nefos's: an op
+    on an instance named ``snf-...`` (``ganeti-op-status``) or on a network named
+    ``nefos-net-...`` (``ganeti-network-status``)."""
     request = op.get("input") or {}
     instance = request.get("instance_name")
+    network = request.get("network_name")
     status = op.get("status")
-    if not isinstance(instance, str) or not instance.startswith(INSTANCE_PREFIX):
-        return None
     if status not in OP_STATUSES:
         return None
+    if isinstance(instance, str) and instance.startswith(INSTANCE_PREFIX):
+        kind, name = "op", instance
+    elif isinstance(network, str) and network.startswith(NETWORK_PREFIX):
+        kind, name = "network", network
+    else:
+        return None
     message: Message = {
-        "type": "ganeti-op-status",
-        "instance": instance,
+        "type": f"ganeti-{kind}-status",
+        "instance" if kind == "op" else "network": name,
         "operation": request.get("OP_ID"),
         "status": status,
         "jobId": int(job["id"]),
@@ -375,11 +403,9 @@ class QueueWatcher:
                 continue
             message = op_message(job, op, self.cluster)
             if message is not None:
-                await self.publish(OP_ROUTING_KEY, message)
+                await self.publish(routing_key(message), message)
                 self.published_count += 1
-                log.debug(
-                    "job %s %s %s %s", job_id, message["operation"], message["instance"], status
-                )
+                log.debug("job %s %s %s", job_id, message["operation"], status)
             record.statuses[index] = status
 
 

@@ -209,6 +209,7 @@ class RapiClient:
         pnode: str | None = None,
         tags: list[str] | None = None,
         start: bool = True,
+        depends: tuple[int, ...] = (),
     ) -> int:
         """Submit OP_INSTANCE_CREATE (request version 1). Name and IP checks are off:
         names are nefos's own and need not resolve. Without ``pnode`` the cluster's
@@ -235,6 +236,8 @@ class RapiClient:
             body["osparams"] = osparams
         if pnode:
             body["pnode"] = pnode
+        if depends:
+            body["depends"] = _depends(depends)
         return await self._job("POST", "/2/instances", body)
 
     async def startup(self, name: str) -> int:
@@ -255,3 +258,88 @@ class RapiClient:
 
     async def remove(self, name: str) -> int:
         return await self._job("DELETE", f"/2/instances/{name}")
+
+    async def modify_nics(
+        self,
+        name: str,
+        changes: list[list[Any]],
+        hotplug: bool = False,
+        depends: tuple[int, ...] = (),
+    ) -> int:
+        """OP_INSTANCE_SET_PARAMS on NICs (``[["add", -1, {...}]]``, ``[["remove", NAME,
+        {}]]``...). ``hotplug``: plug into the running guest where the hypervisor can
+        (``hotplug_if_possible``); elsewhere Ganeti logs a warning and the change reaches
+        the guest at its next boot."""
+        body: dict[str, Any] = {"nics": changes}
+        if hotplug:
+            body["hotplug_if_possible"] = True
+        if depends:
+            body["depends"] = _depends(depends)
+        return await self._job("PUT", f"/2/instances/{name}/modify", body)
+
+    async def instance_tags(self, name: str) -> list[str]:
+        return await self._call("GET", f"/2/instances/{name}/tags")
+
+    async def add_instance_tags(self, name: str, tags: list[str]) -> int:
+        return await self._job("PUT", f"/2/instances/{name}/tags", tag=tags)
+
+    async def remove_instance_tags(self, name: str, tags: list[str]) -> int:
+        return await self._job("DELETE", f"/2/instances/{name}/tags", tag=tags)
+
+    # -- networks -------------------------------------------------------------------------
+
+    async def networks(self) -> list[dict[str, Any]]:
+        return await self._call("GET", "/2/networks", params={"bulk": 1})
+
+    async def groups(self) -> list[str]:
+        return [group["name"] for group in await self._call("GET", "/2/groups")]
+
+    async def add_network(
+        self,
+        name: str,
+        network: str,
+        gateway: str | None = None,
+        network6: str | None = None,
+        gateway6: str | None = None,
+        mac_prefix: str | None = None,
+        tags: list[str] | None = None,
+        depends: tuple[int, ...] = (),
+    ) -> int:
+        """OP_NETWORK_ADD; Ganeti's own address pool then holds the addresses nefos
+        gives NICs (it never picks one: every NIC comes with its IP)."""
+        body: dict[str, Any] = {"network_name": name, "network": network, "tags": tags or []}
+        for key, value in (
+            ("gateway", gateway),
+            ("network6", network6),
+            ("gateway6", gateway6),
+            ("mac_prefix", mac_prefix),
+        ):
+            if value:
+                body[key] = value
+        if depends:
+            body["depends"] = _depends(depends)
+        return await self._job("POST", "/2/networks", body)
+
+    async def connect_network(
+        self, name: str, group: str, mode: str, link: str, depends: tuple[int, ...] = ()
+    ) -> int:
+        body: dict[str, Any] = {"group_name": group, "network_mode": mode, "network_link": link}
+        if depends:
+            body["depends"] = _depends(depends)
+        return await self._job("PUT", f"/2/networks/{name}/connect", body)
+
+    async def disconnect_network(self, name: str, group: str, depends: tuple[int, ...] = ()) -> int:
+        body: dict[str, Any] = {"group_name": group}
+        if depends:
+            body["depends"] = _depends(depends)
+        return await self._job("PUT", f"/2/networks/{name}/disconnect", body)
+
+    async def remove_network(self, name: str, depends: tuple[int, ...] = ()) -> int:
+        """A body on DELETE: Ganeti's RAPI reads the opcode's ``depends`` from it."""
+        body = {"depends": _depends(depends)} if depends else None
+        return await self._job("DELETE", f"/2/networks/{name}", body)
+
+
+def _depends(jobs: tuple[int, ...]) -> list[list[Any]]:
+    """Ganeti's job dependencies: each job must have ended in success first."""
+    return [[job_id, ["success"]] for job_id in jobs]
