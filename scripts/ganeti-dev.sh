@@ -25,7 +25,8 @@
 set -euo pipefail
 
 PACKAGES=(ganeti ganeti-os-noop qemu-system-x86 linux-image-amd64 busybox-static socat cpio
-    curl openssh-server iproute2 e2fsprogs fdisk)
+    curl openssh-server iproute2 e2fsprogs fdisk
+    ebtables iptables)  # the network data plane's rules (tests/network/test_dataplane.py)
 
 NS=gnt
 UTS=/run/gnt-uts

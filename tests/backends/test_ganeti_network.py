@@ -115,7 +115,11 @@ async def test_a_server_brings_its_networks_and_takes_them_away(
         # The networks, as the node scripts will read them.
         shown = {n["name"]: n for n in await cluster.rapi.networks() if n["name"] in nets.values()}
         lan, pub = shown[nets["lan"]], shown[nets["pub"]]
-        assert sorted(lan["tags"]) == ["nefos:dhcp", "nefos:mode:mac-filtered"]
+        assert sorted(lan["tags"]) == [
+            "nefos:dhcp",
+            f"nefos:mac-prefix:{private.mac_prefix}",
+            "nefos:mode:mac-filtered",
+        ]
         assert lan["group_list"] == [["default", "bridged", ganeti.private_bridge, ""]]
         prefix = private.mac_prefix.replace(":", "")
         assert lan["mac_prefix"].replace(":", "").startswith(prefix)

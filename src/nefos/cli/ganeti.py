@@ -5,13 +5,15 @@ the deployment's bus (RabbitMQ: the API and the dispatcher run elsewhere). The b
 comes from ``--bus``, else from the deployment's settings (``NEFOS_BUS_URL``,
 ``--config``), like every other command; a URL with a password only from the settings,
 since any local user can read a command line. ``install-os`` puts nefos's OS provider on a
-node (every node of the cluster needs it).
+node (every node of the cluster needs it); ``install-network`` its network data plane
+(``nefos.nodenet``: the KVM ifup hook, the node's settings, the DHCP/RA responder).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -22,6 +24,8 @@ from nefos.backends.ganeti import osprovider
 from nefos.backends.ganeti.eventd import QUEUE_DIR, open_bus, serve
 from nefos.cli.common import ConfigFile, DataDir, fail, settings_for
 from nefos.core.logging import configure_logging
+from nefos.nodenet import install as node_install
+from nefos.nodenet.nic import DEFAULT_CONFIG, NicError, NodeConfig
 
 ganeti_app = typer.Typer(
     help="Google Ganeti clusters: the daemons nefos runs on their master nodes.",
@@ -105,6 +109,53 @@ def install_os(
     except (OSError, ValueError) as exc:
         raise fail(f"cannot install the OS provider: {exc}") from None
     typer.echo(f"installed {folder}; Ganeti offers it as {osprovider.os_type(name)}")
+
+
+@ganeti_app.command("install-network")
+def install_network(
+    dns: Annotated[
+        list[str] | None, typer.Option("--dns", help="IPv4 DNS server for DHCP (repeat)")
+    ] = None,
+    dns6: Annotated[
+        list[str] | None,
+        typer.Option("--dns6", help="IPv6 DNS server for RAs and DHCPv6 (repeat)"),
+    ] = None,
+    domain: Annotated[str, typer.Option(help="Search domain given to guests")] = "",
+    node_config: Annotated[
+        Path, typer.Option("--node-config", help="Where the node's settings go")
+    ] = DEFAULT_CONFIG,
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", help="Bindings and locks")
+    ] = NodeConfig.state_dir,
+    ganeti_dir: Annotated[
+        Path, typer.Option("--ganeti-dir", help="Ganeti's configuration directory")
+    ] = node_install.GANETI_DIR,
+    start: Annotated[
+        bool, typer.Option("--start/--no-start", help="Start the responder if not running")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a kvm-vif-bridge that is not nefos's")
+    ] = False,
+) -> None:
+    """Install nefos's network data plane on this node: the KVM ifup hook, the node's
+    settings and the DHCP/RA responder. Run it again to change them; it is idempotent."""
+    try:
+        settings = NodeConfig(
+            state_dir=state_dir,
+            dns=tuple(str(ip_address(a)) for a in dns or ()),
+            dns6=tuple(str(ip_address(a)) for a in dns6 or ()),
+            domain=domain,
+        )
+        done = node_install.install(settings, node_config, ganeti_dir, start=start, force=force)
+    except ValueError as exc:
+        raise fail(f"bad address: {exc}", code=2) from None
+    except (OSError, NicError, node_install.InstallError) as exc:
+        raise fail(f"cannot install the network data plane: {exc}") from None
+    typer.echo(f"hook {done.hook}; settings {done.config}")
+    typer.echo(
+        f"responder: pid {done.responder_pid}" if done.responder_pid else "responder: not started"
+    )
+    typer.echo("changed: " + (", ".join(done.changed) if done.changed else "nothing"))
 
 
 def _safe(url: str) -> str:

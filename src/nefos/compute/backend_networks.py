@@ -94,6 +94,8 @@ def network_spec(network: Network) -> NetworkSpec:
         tags.append("nefos:dhcp")
     if v6 is not None and v6.slaac:
         tags.append("nefos:slaac")
+    if kind.mac_prefix == POOL:
+        tags.append(f"nefos:mac-prefix:{network.mac_prefix}")
     return NetworkSpec(
         name=network_name(network.id),
         subnet=v4.cidr if v4 else None,
