@@ -36,7 +36,14 @@ def new_person(server: Server, email: str) -> Person:
     return Person(email, token, uuid)
 
 
-def log_in(browser: Any, server: Server, person: Person, errors: list[str]) -> Any:
+def admin_of(server: Server) -> tuple[Person, str]:
+    """The administrator ``nefos up`` made, and their password."""
+    return Person(server.admin_email, server.admin_token, server.admin_uuid), server.admin_password
+
+
+def log_in(
+    browser: Any, server: Server, person: Person, errors: list[str], password: str = PASSWORD
+) -> Any:
     """A fresh browser context for ``person``, logged in through the web login from
     ``/``: it is on the dashboard. Script failures on its pages go to ``errors``."""
     from playwright.sync_api import expect
@@ -48,7 +55,7 @@ def log_in(browser: Any, server: Server, person: Person, errors: list[str]) -> A
     opened.goto(server.url)  # `/` leads to the UI, which asks for a login
     expect(opened).to_have_url(re.compile(r"/ui/login\?next="))
     opened.fill("#email", person.email)
-    opened.fill("#password", PASSWORD)
+    opened.fill("#password", password)
     opened.click("button[type=submit]")
     expect(opened.locator(".project-quota")).to_be_visible()
     opened.person = person

@@ -8,6 +8,8 @@ import { Component, html, render } from "./lib.js";
 import { Machines } from "./machines.js";
 import { Moderation } from "./moderation.js";
 import { NewMachine } from "./newmachine.js";
+import { ProjectsAdmin } from "./projectadmin.js";
+import { Projects } from "./projects.js";
 
 const root = document.querySelector('meta[name="nefos-root"]').content;
 const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
@@ -16,7 +18,9 @@ const VIEWS = {
   "/": { title: "Dashboard", view: Dashboard },
   "/machines": { title: "Machines", view: Machines },
   "/machines/new": { title: "New machine", view: NewMachine },
+  "/projects": { title: "Projects", view: Projects },
   "/admin/users": { title: "Accounts to approve", view: Moderation },
+  "/admin/projects": { title: "Projects to approve", view: ProjectsAdmin },
   // these take the rest of the path: a container and folders
   "/files": { title: "Files", view: Files, nested: true },
   "/shared": { title: "Shared with me", view: Files, nested: true, props: { shared: true } },
@@ -57,6 +61,16 @@ class App extends Component {
     }
   }
 
+  // Projects' names, again after a page joined, left or approved one.
+  async reloadProjects() {
+    try {
+      const projects = await this.api.get("account", "/projects");
+      this.setState({ projects: Object.fromEntries(projects.map((p) => [p.id, p])) });
+    } catch {
+      // the names stay as they were; a quota shows under the project's id meanwhile
+    }
+  }
+
   created({ name, count, password }) {
     const what = count > 1 ? `${count} machines named after ${name}` : name;
     const notice = html`<strong>Created ${what}.</strong>
@@ -73,7 +87,9 @@ class App extends Component {
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
       <nav aria-label="Main">${link("/", "Dashboard")}${link("/machines", "Machines")}${link("/files", "Files")}
-        ${this.api.user && this.api.user.admin ? link("/admin/users", "Accounts to approve") : null}
+        ${link("/projects", "Projects")}
+        ${this.api.user && this.api.user.admin
+          ? html`${link("/admin/users", "Accounts to approve")}${link("/admin/projects", "Projects to approve")}` : null}
         <a href=${`${root}/account`}>Account</a></nav>
       <form method="post" action=${`${root}/logout`} class="logout">
         <span class="who">${this.api.user ? this.api.user.email : ""}</span>
@@ -92,7 +108,7 @@ class App extends Component {
           : !ready ? html`<p class="loading">Loading your cloud…</p>`
           : html`<${View} key=${remount ? `${path}/${rest}` : path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects}
               notice=${notice} onDismiss=${() => this.setState({ notice: null })}
-              onCreated=${(made) => this.created(made)} />`}
+              onCreated=${(made) => this.created(made)} onProjectsChanged=${() => this.reloadProjects()} />`}
       </main>`;
   }
 }
