@@ -5,6 +5,7 @@ import { Console } from "./console.js";
 import { Dashboard } from "./dashboard.js";
 import { Files } from "./files.js";
 import { Component, html, render } from "./lib.js";
+import { Machine } from "./machine.js";
 import { Machines } from "./machines.js";
 import { Moderation } from "./moderation.js";
 import { NewMachine } from "./newmachine.js";
@@ -26,8 +27,11 @@ const VIEWS = {
   "/shared": { title: "Shared with me", view: Files, nested: true, props: { shared: true } },
   // #/machines/<id>/console: the rest is the machine's id; another id is another page
   "/console": { title: "Console", view: Console, section: "/machines", remount: true },
+  // #/machines/<id>: one machine
+  "/machine": { title: "Machine", view: Machine, section: "/machines", remount: true },
 };
 const CONSOLE = /^\/machines\/([^/]+)\/console$/;
+const MACHINE = /^\/machines\/([^/]+)$/;
 
 // The view a hash names, and for a nested view the rest of the path after its own.
 function route() {
@@ -35,6 +39,8 @@ function route() {
   if (VIEWS[path]) return { path, rest: "" };
   const machine = CONSOLE.exec(path);
   if (machine) return { path: "/console", rest: decodeURIComponent(machine[1]) };
+  const one = MACHINE.exec(path);
+  if (one) return { path: "/machine", rest: decodeURIComponent(one[1]) };
   const nested = Object.keys(VIEWS).find((key) => VIEWS[key].nested && path.startsWith(`${key}/`));
   return nested ? { path: nested, rest: path.slice(nested.length) } : { path: "/", rest: "" };
 }
@@ -74,8 +80,8 @@ class App extends Component {
   created({ name, count, password }) {
     const what = count > 1 ? `${count} machines named after ${name}` : name;
     const notice = html`<strong>Created ${what}.</strong>
-      ${password ? html` The password of its administrator (root) is <code class="secret" id="password">${password}</code>.
-        Note it now: it is not shown again.` : null}`;
+      ${password ? html` The password of ${count > 1 ? "their administrator (root), the same on each, is" : "its administrator (root) is"} <code
+        class="secret" id="password">${password}</code>. Note it now: it is not shown again.` : null}`;
     this.setState({ notice });
     location.hash = "#/machines";
   }
