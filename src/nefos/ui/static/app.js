@@ -4,6 +4,7 @@ import { Api, explain } from "./api.js";
 import { Console } from "./console.js";
 import { Dashboard } from "./dashboard.js";
 import { Files } from "./files.js";
+import { Images } from "./images.js";
 import { Component, html, render } from "./lib.js";
 import { Machine } from "./machine.js";
 import { Machines } from "./machines.js";
@@ -18,7 +19,8 @@ const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
 const VIEWS = {
   "/": { title: "Dashboard", view: Dashboard },
   "/machines": { title: "Machines", view: Machines },
-  "/machines/new": { title: "New machine", view: NewMachine },
+  "/machines/new": { title: "New machine", view: NewMachine, nested: true, section: "/machines" },
+  "/images": { title: "Images", view: Images },
   "/projects": { title: "Projects", view: Projects },
   "/admin/users": { title: "Accounts to approve", view: Moderation },
   "/admin/projects": { title: "Projects to approve", view: ProjectsAdmin },
@@ -93,7 +95,7 @@ class App extends Component {
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
       <nav aria-label="Main">${link("/", "Dashboard")}${link("/machines", "Machines")}${link("/files", "Files")}
-        ${link("/projects", "Projects")}
+        ${link("/images", "Images")}${link("/projects", "Projects")}
         ${this.api.user && this.api.user.admin
           ? html`${link("/admin/users", "Accounts to approve")}${link("/admin/projects", "Projects to approve")}` : null}
         <a href=${`${root}/account`}>Account</a></nav>

@@ -68,7 +68,7 @@ export class Dashboard extends Component {
         ${this.card("Files", null, html`
           <p class="big-number">${containers.length}</p>
           <p>${containers.length === 1 ? "container" : "containers"}, ${bytes(used)} stored</p>`, files.failed)}
-        ${this.card("Images", null, html`
+        ${this.card("Images", "#/images", html`
           <p class="big-number">${images.images ? images.images.length : "?"}</p>
           <p>available, ${mine} your own</p>`, images.failed)}
         ${this.card("Projects", "#/projects", html`
