@@ -42,13 +42,21 @@ def admin_of(server: Server) -> tuple[Person, str]:
 
 
 def log_in(
-    browser: Any, server: Server, person: Person, errors: list[str], password: str = PASSWORD
+    browser: Any,
+    server: Server,
+    person: Person,
+    errors: list[str],
+    password: str = PASSWORD,
+    **options: Any,
 ) -> Any:
     """A fresh browser context for ``person``, logged in through the web login from
-    ``/``: it is on the dashboard. Script failures on its pages go to ``errors``."""
+    ``/``: it is on the dashboard. Script failures on its pages go to ``errors``;
+    ``options`` go to the context (e.g. ``bypass_csp`` to inject a test's script)."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, accept_downloads=True, **options
+    )
     context.set_default_timeout(EXPECT_MS)
     opened = context.new_page()
     opened.on("pageerror", lambda error: errors.append(str(error)))
