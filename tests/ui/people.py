@@ -36,19 +36,34 @@ def new_person(server: Server, email: str) -> Person:
     return Person(email, token, uuid)
 
 
-def log_in(browser: Any, server: Server, person: Person, errors: list[str]) -> Any:
+def admin_of(server: Server) -> tuple[Person, str]:
+    """The administrator ``nefos up`` made, and their password."""
+    return Person(server.admin_email, server.admin_token, server.admin_uuid), server.admin_password
+
+
+def log_in(
+    browser: Any,
+    server: Server,
+    person: Person,
+    errors: list[str],
+    password: str = PASSWORD,
+    **options: Any,
+) -> Any:
     """A fresh browser context for ``person``, logged in through the web login from
-    ``/``: it is on the dashboard. Script failures on its pages go to ``errors``."""
+    ``/``: it is on the dashboard. Script failures on its pages go to ``errors``;
+    ``options`` go to the context (e.g. ``bypass_csp`` to inject a test's script)."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, accept_downloads=True, **options
+    )
     context.set_default_timeout(EXPECT_MS)
     opened = context.new_page()
     opened.on("pageerror", lambda error: errors.append(str(error)))
     opened.goto(server.url)  # `/` leads to the UI, which asks for a login
     expect(opened).to_have_url(re.compile(r"/ui/login\?next="))
     opened.fill("#email", person.email)
-    opened.fill("#password", PASSWORD)
+    opened.fill("#password", password)
     opened.click("button[type=submit]")
     expect(opened.locator(".project-quota")).to_be_visible()
     opened.person = person

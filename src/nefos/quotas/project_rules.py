@@ -470,6 +470,9 @@ def describe_application(app: ProjectApplication) -> dict[str, Any]:
         "max_members": app.max_members,
         "private": app.private,
         "resources": api_visible(app.resources),
+        # nefos adds the decision's reason, so an applicant learns why they were refused
+        "response": app.response,
+        "response_date": iso(app.response_date),
     }
 
 

@@ -4,10 +4,14 @@ import { Api, explain } from "./api.js";
 import { Console } from "./console.js";
 import { Dashboard } from "./dashboard.js";
 import { Files } from "./files.js";
+import { Images } from "./images.js";
 import { Component, html, render } from "./lib.js";
+import { Machine } from "./machine.js";
 import { Machines } from "./machines.js";
 import { Moderation } from "./moderation.js";
 import { NewMachine } from "./newmachine.js";
+import { ProjectsAdmin } from "./projectadmin.js";
+import { Projects } from "./projects.js";
 
 const root = document.querySelector('meta[name="nefos-root"]').content;
 const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
@@ -15,15 +19,21 @@ const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
 const VIEWS = {
   "/": { title: "Dashboard", view: Dashboard },
   "/machines": { title: "Machines", view: Machines },
-  "/machines/new": { title: "New machine", view: NewMachine },
+  "/machines/new": { title: "New machine", view: NewMachine, nested: true, section: "/machines" },
+  "/images": { title: "Images", view: Images },
+  "/projects": { title: "Projects", view: Projects },
   "/admin/users": { title: "Accounts to approve", view: Moderation },
+  "/admin/projects": { title: "Projects to approve", view: ProjectsAdmin },
   // these take the rest of the path: a container and folders
   "/files": { title: "Files", view: Files, nested: true },
   "/shared": { title: "Shared with me", view: Files, nested: true, props: { shared: true } },
   // #/machines/<id>/console: the rest is the machine's id; another id is another page
   "/console": { title: "Console", view: Console, section: "/machines", remount: true },
+  // #/machines/<id>: one machine
+  "/machine": { title: "Machine", view: Machine, section: "/machines", remount: true },
 };
 const CONSOLE = /^\/machines\/([^/]+)\/console$/;
+const MACHINE = /^\/machines\/([^/]+)$/;
 
 // The view a hash names, and for a nested view the rest of the path after its own.
 function route() {
@@ -31,6 +41,8 @@ function route() {
   if (VIEWS[path]) return { path, rest: "" };
   const machine = CONSOLE.exec(path);
   if (machine) return { path: "/console", rest: decodeURIComponent(machine[1]) };
+  const one = MACHINE.exec(path);
+  if (one) return { path: "/machine", rest: decodeURIComponent(one[1]) };
   const nested = Object.keys(VIEWS).find((key) => VIEWS[key].nested && path.startsWith(`${key}/`));
   return nested ? { path: nested, rest: path.slice(nested.length) } : { path: "/", rest: "" };
 }
@@ -57,11 +69,21 @@ class App extends Component {
     }
   }
 
+  // Projects' names, again after a page joined, left or approved one.
+  async reloadProjects() {
+    try {
+      const projects = await this.api.get("account", "/projects");
+      this.setState({ projects: Object.fromEntries(projects.map((p) => [p.id, p])) });
+    } catch {
+      // the names stay as they were; a quota shows under the project's id meanwhile
+    }
+  }
+
   created({ name, count, password }) {
     const what = count > 1 ? `${count} machines named after ${name}` : name;
     const notice = html`<strong>Created ${what}.</strong>
-      ${password ? html` The password of its administrator (root) is <code class="secret" id="password">${password}</code>.
-        Note it now: it is not shown again.` : null}`;
+      ${password ? html` The password of ${count > 1 ? "their administrator (root), the same on each, is" : "its administrator (root) is"} <code
+        class="secret" id="password">${password}</code>. Note it now: it is not shown again.` : null}`;
     this.setState({ notice });
     location.hash = "#/machines";
   }
@@ -73,7 +95,9 @@ class App extends Component {
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
       <nav aria-label="Main">${link("/", "Dashboard")}${link("/machines", "Machines")}${link("/files", "Files")}
-        ${this.api.user && this.api.user.admin ? link("/admin/users", "Accounts to approve") : null}
+        ${link("/images", "Images")}${link("/projects", "Projects")}
+        ${this.api.user && this.api.user.admin
+          ? html`${link("/admin/users", "Accounts to approve")}${link("/admin/projects", "Projects to approve")}` : null}
         <a href=${`${root}/account`}>Account</a></nav>
       <form method="post" action=${`${root}/logout`} class="logout">
         <span class="who">${this.api.user ? this.api.user.email : ""}</span>
@@ -92,7 +116,7 @@ class App extends Component {
           : !ready ? html`<p class="loading">Loading your cloud…</p>`
           : html`<${View} key=${remount ? `${path}/${rest}` : path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects}
               notice=${notice} onDismiss=${() => this.setState({ notice: null })}
-              onCreated=${(made) => this.created(made)} />`}
+              onCreated=${(made) => this.created(made)} onProjectsChanged=${() => this.reloadProjects()} />`}
       </main>`;
   }
 }

@@ -9,11 +9,17 @@ function settled(result) {
   return result.status === "fulfilled" ? result.value : { failed: result.reason };
 }
 
+// A project other than the personal one shows what it gives, not a row of "0 of 0".
+function granted(entries, project) {
+  if (!project || project.system_project) return undefined;
+  return Object.keys(entries).filter((name) => entries[name].limit > 0);
+}
+
 export class Dashboard extends Component {
   state = { loaded: false };
 
   async componentDidMount() {
-    const { api } = this.props;
+    const { api, projects, onProjectsChanged } = this.props;
     const [quotas, servers, files, images] = await Promise.allSettled([
       api.get("account", "/quotas"),
       api.get("compute", "/servers/detail"),
@@ -27,6 +33,9 @@ export class Dashboard extends Component {
       files: settled(files),
       images: settled(images),
     });
+    // a project joined elsewhere (another tab, kamaki) has a quota but no name here yet
+    const unnamed = quotas.status === "fulfilled" && Object.keys(quotas.value).some((id) => !projects[id]);
+    if (unnamed && onProjectsChanged) onProjectsChanged();
   }
 
   // A card links to its page where one exists; the others come with their pages.
@@ -59,10 +68,10 @@ export class Dashboard extends Component {
         ${this.card("Files", null, html`
           <p class="big-number">${containers.length}</p>
           <p>${containers.length === 1 ? "container" : "containers"}, ${bytes(used)} stored</p>`, files.failed)}
-        ${this.card("Images", null, html`
+        ${this.card("Images", "#/images", html`
           <p class="big-number">${images.images ? images.images.length : "?"}</p>
           <p>available, ${mine} your own</p>`, images.failed)}
-        ${this.card("Projects", null, html`
+        ${this.card("Projects", "#/projects", html`
           <p class="big-number">${projectIds.length}</p>
           <p>you can use</p>`, quotas.failed)}
       </section>
@@ -72,7 +81,7 @@ export class Dashboard extends Component {
         ${projectIds.map((id) => html`
           <div class="project-quota" key=${id} data-project=${id}>
             <h3>${projectName(projects, id)}</h3>
-            <${QuotaBars} entries=${quotas[id]} resources=${resources} />
+            <${QuotaBars} entries=${quotas[id]} resources=${resources} only=${granted(quotas[id], projects[id])} />
           </div>`)}
       </section>`;
   }

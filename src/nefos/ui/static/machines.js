@@ -29,7 +29,7 @@ const QUICK_POLL_MS = 1000; // while a machine is on its way somewhere
 const SLOW_POLL_MS = 5000;
 const HIDDEN_POLL_MS = 15000; // the tab is not shown
 
-function task(server) {
+export function task(server) {
   return server["OS-EXT-STS:task_state"] || null;
 }
 
@@ -38,7 +38,7 @@ export function label(server) {
   return TASK[task(server)] || STATUS[server.status] || server.status;
 }
 
-function moving(server) {
+export function moving(server) {
   return !SETTLED.has(server.status) || task(server) !== null;
 }
 
@@ -48,14 +48,31 @@ export function flavorText(flavor) {
   return `${cpus} · ${bytes(flavor.ram * MiB)} RAM · ${bytes(flavor.disk * GiB)} disk`;
 }
 
-function addresses(server) {
+// IPv4 first: the one people type into ssh.
+export function addresses(server) {
   return Object.values(server.addresses || {})
     .flat()
+    .sort((a, b) => a.version - b.version)
     .map((a) => a.addr);
 }
 
+export const POLL = { QUICK_POLL_MS, SLOW_POLL_MS, HIDDEN_POLL_MS };
+
+// The actions a machine's state allows now (none while one is under way).
+export function allowed(server) {
+  if (task(server) !== null) return [];
+  const by = {
+    ACTIVE: ["stop", "reboot", "resize", "destroy"],
+    SHUTOFF: ["start", "resize", "destroy"],
+    STOPPED: ["start", "resize", "destroy"],
+    BUILD: ["destroy"],
+    ERROR: ["destroy"],
+  };
+  return by[server.status] || [];
+}
+
 // Asks before what cannot be undone; Escape or "Keep it" closes it.
-class Confirm extends Component {
+export class Confirm extends Component {
   dialog = createRef();
 
   componentDidMount() {
@@ -129,16 +146,18 @@ export class Machines extends Component {
     this.poll();
   }
 
+  // Resize asks more than a yes (which size), so it lives on the machine's own page.
   buttons(server) {
-    if (task(server) !== null) return [];
-    const allowed = {
-      ACTIVE: ["stop", "reboot", "destroy"],
-      SHUTOFF: ["start", "destroy"],
-      STOPPED: ["start", "destroy"],
-      BUILD: ["destroy"],
-      ERROR: ["destroy"],
-    };
-    return allowed[server.status] || [];
+    return allowed(server).filter((what) => what !== "resize");
+  }
+
+  // IPv4 addresses in full; IPv6 ones are long, and the machine's page lists them.
+  ips(server) {
+    const all = Object.values(server.addresses || {}).flat();
+    const v4 = all.filter((a) => a.version === 4).map((a) => a.addr);
+    const v6 = all.length - v4.length;
+    return html`${v4.map((ip) => html`<div key=${ip}><code>${ip}</code></div>`)}
+      ${v6 ? html`<a class="sub" href=${`#/machines/${server.id}`}>${v4.length ? "and " : ""}${v6} IPv6</a>` : null}`;
   }
 
   row(server) {
@@ -146,10 +165,11 @@ export class Machines extends Component {
     const image = images[server.image && server.image.id];
     const ips = addresses(server);
     return html`<tr key=${server.id} data-server=${server.id} data-name=${server.name}>
-      <td><strong>${server.name}</strong><div class="sub">${image ? image.name : ""}</div></td>
+      <td><a class="machine-name" href=${`#/machines/${server.id}`}><strong>${server.name}</strong></a>
+        <div class="sub">${image ? image.name : ""}</div></td>
       <td><span class="status status-${label(server).toLowerCase()}" data-status=${server.status}>${label(server)}</span></td>
-      <td>${flavorText(flavors[server.flavor && server.flavor.id])}</td>
-      <td>${ips.length ? ips.join(", ") : html`<span class="sub">none</span>`}</td>
+      <td class="size">${flavorText(flavors[server.flavor && server.flavor.id])}</td>
+      <td class="ips">${ips.length ? this.ips(server) : html`<span class="sub">none</span>`}</td>
       <td class="when">${when(server.created)}</td>
       <td class="row-actions">
         ${server.status === "ACTIVE" && task(server) === null
@@ -183,9 +203,10 @@ export class Machines extends Component {
   }
 }
 
-const ACTIONS = {
+export const ACTIONS = {
   start: { title: "Start", body: { "os-start": null } },
   stop: { title: "Stop", body: { "os-stop": null } },
   reboot: { title: "Reboot", body: { reboot: { type: "SOFT" } } },
+  resize: { title: "Resize…" },
   destroy: { title: "Destroy" },
 };

@@ -40,7 +40,7 @@ function fits(entries, flavor) {
   return n;
 }
 
-function osName(image) {
+export function osName(image) {
   const given = image.os_distro || image.OS || image.os || "";
   const distro = given.charAt(0).toUpperCase() + given.slice(1);
   const version = image.os_version || "";
@@ -51,7 +51,8 @@ function slug(text) {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 20) || "machine";
 }
 
-function Logo({ image }) {
+// A neutral mark: the OS's initial on a colour of its own (no vendor's logo is shipped).
+export function Logo({ image }) {
   const word = (image.os_distro || image.name || "?").trim();
   let hue = 0;
   for (const c of word) hue = (hue * 31 + c.charCodeAt(0)) % 360;
@@ -79,7 +80,9 @@ export class NewMachine extends Component {
         .sort((a, b) => a.vcpus - b.vcpus || a.ram - b.ram || a.disk - b.disk);
       const project = quotas[api.project] ? api.project : Object.keys(quotas)[0];
       const entries = quotas[project] || {};
-      const image = usable[0] || null;
+      // #/machines/new/<image id>: the Images page's "Start a machine" chose it
+      const wanted = this.props.rest ? decodeURIComponent(this.props.rest.replace(/^\//, "")) : "";
+      const image = usable.find((i) => i.id === wanted) || usable[0] || null;
       const flavor = sizes.find((f) => fits(entries, f) > 0) || sizes[0] || null;
       const used = entries["cyclades.vm"] ? entries["cyclades.vm"].usage : 0;
       this.setState({

@@ -4,7 +4,7 @@ import { amount } from "./format.js";
 import { html } from "./lib.js";
 
 // The resources people think of first; the rest follow in name order.
-const FIRST = [
+export const FIRST = [
   "cyclades.vm",
   "cyclades.total_cpu",
   "cyclades.total_ram",

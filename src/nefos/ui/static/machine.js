@@ -1,0 +1,228 @@
+// One machine: its state, size, image and addresses, followed by polling, with its
+// actions; resize picks a size against the quota and asks first, since a running
+// machine is stopped and started again for it.
+
+import { explain, projectName } from "./api.js";
+import { GiB, MiB, amount, when } from "./format.js";
+import { Component, createRef, html } from "./lib.js";
+import { ACTIONS, Confirm, POLL, allowed, flavorText, label, moving, task } from "./machines.js";
+import { QuotaBars, remaining } from "./quota.js";
+
+const WAIT_LIMIT_MS = 5 * 60 * 1000;
+const RUNNING = new Set(["ACTIVE"]);
+
+// What changing from one flavor to another adds to (or frees from) the quota.
+function delta(from, to, running) {
+  const cpu = to.vcpus - from.vcpus;
+  const ram = (to.ram - from.ram) * MiB;
+  const change = { "cyclades.total_cpu": cpu, "cyclades.total_ram": ram };
+  if (running) Object.assign(change, { "cyclades.cpu": cpu, "cyclades.ram": ram });
+  return change;
+}
+
+// The first resource a resize would overrun, or null.
+function overrun(entries, change) {
+  for (const [name, wanted] of Object.entries(change)) {
+    if (wanted > 0 && entries[name] && wanted > remaining(entries[name])) return { name, wanted, left: remaining(entries[name]) };
+  }
+  return null;
+}
+
+class Resize extends Component {
+  dialog = createRef();
+  state = { chosen: null };
+
+  componentDidMount() {
+    this.dialog.current.showModal();
+  }
+
+  render({ server, flavor, flavors, entries, resources, onYes, onNo }, { chosen }) {
+    const running = RUNNING.has(server.status);
+    const sizes = flavors.filter((f) => f.disk === flavor.disk && f.id !== flavor.id);
+    const picked = sizes.find((f) => f.id === chosen) || null;
+    const change = picked ? delta(flavor, picked, running) : {};
+    const adds = Object.fromEntries(Object.entries(change).map(([k, v]) => [k, Math.max(0, v)]));
+    return html`<dialog ref=${this.dialog} class="confirm wide" aria-labelledby="resize-title"
+        onCancel=${(e) => { e.preventDefault(); onNo(); }}>
+      <h2 id="resize-title">Resize ${server.name}</h2>
+      <p>Now: <strong>${flavorText(flavor)}</strong>. A resize changes CPUs and memory; the disk stays as it is.</p>
+      ${!sizes.length ? html`<p class="empty">No other size has a ${amount({ unit: "bytes" }, flavor.disk * GiB)} disk,
+          so this machine cannot be resized. An administrator can add such sizes.</p>`
+        : html`<fieldset class="resize-sizes"><legend>New size</legend>
+          <div class="choices">${sizes.map((f) => {
+            const short = overrun(entries, delta(flavor, f, running));
+            const why = short ? `Over your quota of ${((resources[short.name] || {}).description || short.name).toLowerCase()} (${amount(resources[short.name], short.left)} left)` : f.name;
+            return html`<label class="choice ${chosen === f.id ? "chosen" : ""} ${short ? "disabled" : ""}" key=${f.id}>
+              <input type="radio" name="resize" value=${f.id} checked=${chosen === f.id} disabled=${!!short}
+                onChange=${() => this.setState({ chosen: f.id })} />
+              <span><strong>${flavorText(f)}</strong><span class="sub">${why}</span></span></label>`;
+          })}</div></fieldset>
+          <${QuotaBars} entries=${entries} resources=${resources} only=${["cyclades.total_cpu", "cyclades.total_ram"]} adds=${adds} />`}
+      <p class="warning">${running
+        ? html`<strong>${server.name} is running: it is stopped, resized and started again.</strong>
+            Programs on it end as at a shutdown; what is on its disk stays.`
+        : html`${server.name} is stopped and stays stopped; start it when you want.`}</p>
+      <div class="actions">
+        <button type="button" onClick=${onNo} autofocus>Keep this size</button>
+        <button type="button" class="primary" id="resize-yes" disabled=${!picked} onClick=${() => onYes(picked)}>
+          ${running ? "Stop, resize and start" : "Resize"}</button>
+      </div>
+    </dialog>`;
+  }
+}
+
+export class Machine extends Component {
+  state = { server: null, flavors: [], images: {}, quotas: {}, dialog: null, progress: null, notice: null, failure: null, missing: false };
+
+  componentDidMount() {
+    this.poll();
+    this.loadNames();
+  }
+
+  componentWillUnmount() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  async loadNames() {
+    const { api } = this.props;
+    const [flavors, images, quotas] = await Promise.allSettled([
+      api.get("compute", "/flavors/detail"),
+      api.get("image", "/v2/images?limit=1000"),
+      api.get("account", "/quotas"),
+    ]);
+    this.setState({
+      flavors: flavors.status === "fulfilled" ? flavors.value.flavors.filter((f) => !f["OS-FLV-DISABLED:disabled"]) : [],
+      images: images.status === "fulfilled" ? Object.fromEntries(images.value.images.map((i) => [i.id, i])) : {},
+      quotas: quotas.status === "fulfilled" ? quotas.value : {},
+    });
+  }
+
+  async fetch() {
+    const { server } = await this.props.api.get("compute", `/servers/${encodeURIComponent(this.props.rest)}`);
+    if (!this.stopped) this.setState({ server });
+    return server;
+  }
+
+  async poll() {
+    clearTimeout(this.timer);
+    try {
+      await this.fetch();
+    } catch (error) {
+      if (this.stopped) return;
+      if (error.status === 404) return this.setState({ missing: true });
+      this.setState({ failure: explain(error, this.props) });
+    }
+    if (this.stopped) return;
+    const { server } = this.state;
+    const wait = document.hidden ? POLL.HIDDEN_POLL_MS : server && moving(server) ? POLL.QUICK_POLL_MS : POLL.SLOW_POLL_MS;
+    this.timer = setTimeout(() => this.poll(), wait);
+  }
+
+  // Polls until the machine is where `done` says, as the list does, or says it is not.
+  async until(done, what) {
+    const deadline = Date.now() + WAIT_LIMIT_MS;
+    for (;;) {
+      const server = await this.fetch();
+      if (server.status === "ERROR") throw new Error(`${server.name} went into an error while ${what}.`);
+      if (done(server) && task(server) === null) return server;
+      if (Date.now() > deadline) throw new Error(`${server.name} is still ${what} after five minutes.`);
+      await new Promise((resolve) => setTimeout(resolve, POLL.QUICK_POLL_MS));
+    }
+  }
+
+  async act(what, body) {
+    const { api } = this.props;
+    const { server } = this.state;
+    this.setState({ dialog: null, failure: null, notice: null });
+    try {
+      if (what === "destroy") {
+        await api.delete("compute", `/servers/${server.id}`);
+        location.hash = "#/machines";
+        return;
+      }
+      await api.post("compute", `/servers/${server.id}/action`, body || ACTIONS[what].body);
+    } catch (error) {
+      this.setState({ failure: `${ACTIONS[what].title} ${server.name}: ${explain(error, this.props)}` });
+    }
+    this.poll();
+  }
+
+  async resize(flavor) {
+    const { api } = this.props;
+    const { server } = this.state;
+    const path = `/servers/${server.id}/action`;
+    const wasRunning = RUNNING.has(server.status);
+    this.setState({ dialog: null, failure: null, notice: null });
+    clearTimeout(this.timer);
+    try {
+      if (wasRunning) {
+        this.setState({ progress: `Stopping ${server.name}…` });
+        await api.post("compute", path, ACTIONS.stop.body);
+        await this.until((s) => s.status === "SHUTOFF" || s.status === "STOPPED", "stopping");
+      }
+      this.setState({ progress: `Resizing ${server.name} to ${flavorText(flavor)}…` });
+      await api.post("compute", path, { resize: { flavorRef: flavor.id } });
+      await this.until((s) => s.flavor && s.flavor.id === flavor.id, "resizing");
+      if (wasRunning) {
+        this.setState({ progress: `Starting ${server.name} again…` });
+        await api.post("compute", path, ACTIONS.start.body);
+        await this.until((s) => s.status === "ACTIVE", "starting");
+      }
+      this.setState({ notice: `${server.name} now has ${flavorText(flavor)}.` });
+    } catch (error) {
+      this.setState({ failure: `Resize ${server.name}: ${explain(error, this.props)}` });
+    }
+    this.setState({ progress: null, quotas: await api.get("account", "/quotas").catch(() => this.state.quotas) });
+    this.poll();
+  }
+
+  render({ resources, projects }, s) {
+    const back = html`<p class="back"><a href="#/machines">← All machines</a></p>`;
+    if (s.missing) return html`${back}<h1>No such machine</h1><p class="empty">It was destroyed, or it is not yours.</p>`;
+    if (!s.server) return html`${back}${s.failure ? html`<p class="error" role="alert">${s.failure}</p>` : html`<p class="loading">Loading…</p>`}`;
+    const server = s.server;
+    const flavor = s.flavors.find((f) => f.id === (server.flavor && server.flavor.id));
+    const image = s.images[server.image && server.image.id];
+    const entries = s.quotas[server.tenant_id] || {};
+    const busy = s.progress !== null;
+    const nics = Object.entries(server.addresses || {}).flatMap(([network, list]) => list.map((a) => ({ network, ...a })));
+    nics.sort((a, b) => a.version - b.version);
+    return html`${back}
+      <section class="page-head">
+        <h1>${server.name}</h1>
+        <span class="status status-${label(server).toLowerCase()}" data-status=${server.status} id="machine-status">${label(server)}</span>
+      </section>
+      ${s.progress ? html`<p class="notice" role="status" id="progress">${s.progress}</p>` : null}
+      ${s.notice ? html`<p class="notice" role="status" id="machine-notice">${s.notice}</p>` : null}
+      ${s.failure ? html`<p class="error" role="alert" id="failure">${s.failure}</p>` : null}
+      <div class="toolbar machine-actions">
+        ${server.status === "ACTIVE" && task(server) === null && !busy
+          ? html`<a class="button" data-action="console" href=${`#/machines/${server.id}/console`}>Console</a>` : null}
+        ${busy ? null : allowed(server).map((what) => html`<button type="button" key=${what} data-action=${what}
+            class=${what === "destroy" ? "danger" : ""}
+            onClick=${() => (what === "destroy" || what === "resize" ? this.setState({ dialog: what }) : this.act(what))}>
+            ${ACTIONS[what].title}</button>`)}
+      </div>
+      <dl class="facts">
+        <dt>Size</dt><dd id="machine-size">${flavorText(flavor) || (server.flavor && server.flavor.id)}</dd>
+        <dt>Operating system</dt><dd>${image ? image.name : "an image you can no longer see"}</dd>
+        <dt>Project</dt><dd>${projectName(projects, server.tenant_id)}</dd>
+        <dt>Created</dt><dd>${when(server.created)}</dd>
+      </dl>
+      <h2>Addresses</h2>
+      ${nics.length ? html`<table class="machines addresses" id="addresses">
+          <thead><tr><th>Address</th><th>Kind</th><th>Network</th><th>Hardware (MAC)</th></tr></thead>
+          <tbody>${nics.map((a) => html`<tr key=${a.addr}>
+            <td><code>${a.addr}</code></td>
+            <td>IPv${a.version}${a["OS-EXT-IPS:type"] === "floating" ? ", floating" : ""}</td>
+            <td>${a.network}</td><td><code>${a["OS-EXT-IPS-MAC:mac_addr"] || ""}</code></td></tr>`)}</tbody></table>
+          <p class="hint">Connect with <code>ssh root@${nics[0].addr}</code> once it runs.</p>`
+        : html`<p class="sub">No network address: this machine is on no network.</p>`}
+      ${s.dialog === "destroy" ? html`<${Confirm} server=${server} onYes=${() => this.act("destroy")}
+          onNo=${() => this.setState({ dialog: null })} />` : null}
+      ${s.dialog === "resize" && flavor ? html`<${Resize} server=${server} flavor=${flavor} flavors=${s.flavors}
+          entries=${entries} resources=${resources} onYes=${(f) => this.resize(f)}
+          onNo=${() => this.setState({ dialog: null })} />` : null}`;
+  }
+}

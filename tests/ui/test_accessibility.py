@@ -1,0 +1,176 @@
+"""axe-core on every page of the UI: no serious or critical violation (labels, names,
+contrast, roles). Each page's screenshot goes to the screenshots folder.
+
+axe-core comes from its npm package (``tests/ui/vendor/axe-core``, THIRD_PARTY.md) and
+is injected into each page by the test; the pages' policy runs no injected script, so
+these browser contexts bypass it (``bypass_csp``), and only these.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Server
+from tests.ui.people import EXPECT_MS, admin_of, log_in
+
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Page, expect
+
+expect.set_options(timeout=EXPECT_MS)
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe-4.10.3.min.js"
+SERIOUS = ("serious", "critical")
+
+
+@pytest.fixture(scope="module")
+def cloud(server: Server) -> dict[str, str]:
+    """An image, a running machine, a container with a file and a project application
+    of the administrator's, so that each page has something to show."""
+    admin = {"X-Auth-Token": server.admin_token}
+    made = httpx.post(
+        f"{server.url}/image/v2/images",
+        headers=admin,
+        json={
+            "name": "Debian 12",
+            "disk_format": "raw",
+            "container_format": "bare",
+            "visibility": "public",
+            "os_distro": "debian",
+            "os_version": "12",
+        },
+    )
+    made.raise_for_status()
+    image = made.json()["id"]
+    httpx.put(
+        f"{server.url}/image/v2/images/{image}/file",
+        headers={**admin, "Content-Type": "application/octet-stream"},
+        content=b"\0" * 65536,
+    ).raise_for_status()
+    created = httpx.post(
+        f"{server.url}/compute/v2.1/servers",
+        headers=admin,
+        json={"server": {"name": "web-1", "imageRef": image, "flavorRef": "1"}},
+    )
+    created.raise_for_status()
+    machine = created.json()["server"]["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = httpx.get(f"{server.url}/compute/v2.1/servers/{machine}", headers=admin)
+        if shown.json()["server"]["status"] == "ACTIVE":
+            break
+        time.sleep(0.3)
+    store = f"{server.url}/object-store/v1/{server.admin_uuid}/documents"
+    httpx.put(store, headers=admin).raise_for_status()
+    httpx.put(f"{store}/notes.txt", headers=admin, content=b"hello").raise_for_status()
+    applied = httpx.post(
+        f"{server.url}/account/v1.0/projects",
+        headers=admin,
+        json={
+            "name": "a11y-course",
+            "end_date": "2099-01-01T00:00:00Z",
+            "resources": {"cyclades.vm": {"project_capacity": 10, "member_capacity": 2}},
+        },
+    )
+    applied.raise_for_status()
+    return {"machine": machine}
+
+
+def violations(page: Page) -> list[dict[str, Any]]:
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    checked = page.evaluate(
+        """async (serious) => {
+        const result = await axe.run(document);
+        return {
+          passes: result.passes.length,
+          minor: result.violations.filter((v) => !serious.includes(v.impact)).map((v) => v.id),
+          violations: result.violations.filter((v) => serious.includes(v.impact)).map((v) => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + ": " + n.failureSummary),
+          })),
+        };
+    }""",
+        list(SERIOUS),
+    )
+    assert checked["passes"] > 10, checked  # axe ran its rules on this page
+    if checked["minor"]:
+        print(f"{page.url}: moderate or minor: {checked['minor']}")
+    return checked["violations"]
+
+
+class Checker:
+    def __init__(self, screenshots: Path) -> None:
+        self.screenshots = screenshots
+        self.found: dict[str, list[dict[str, Any]]] = {}
+
+    def check(self, page: Page, name: str, ready: str) -> None:
+        expect(page.locator(ready).first).to_be_visible()
+        page.screenshot(path=str(self.screenshots / f"axe-{name}.png"), full_page=True)
+        found = violations(page)
+        if found:
+            self.found[name] = found
+
+
+@pytest.fixture
+def checker(screenshots: Path) -> Iterator[Checker]:
+    checking = Checker(screenshots)
+    yield checking
+    assert not checking.found, checking.found
+
+
+def test_every_signed_in_page(browser: Any, server: Server, cloud: dict[str, str], checker):
+    errors: list[str] = []
+    person, password = admin_of(server)
+    page = log_in(browser, server, person, errors, password, bypass_csp=True)
+    ui = f"{server.url}/ui/"
+    machine = cloud["machine"]
+    pages = [
+        ("dashboard", "#/", ".project-quota"),
+        ("machines", "#/machines", "tr[data-name=web-1]"),
+        ("new-machine", "#/machines/new", "#create"),
+        ("machine", f"#/machines/{machine}", "#addresses, .facts"),
+        ("console", f"#/machines/{machine}/console", ".console-bar"),
+        ("files", "#/files", "main h1"),
+        ("files-container", "#/files/documents", "text=notes.txt"),
+        ("shared", "#/shared", "main h1"),
+        ("images", "#/images", "[data-image]"),
+        ("projects", "#/projects", "#my-applications"),
+        ("moderation", "#/admin/users", "main .empty"),
+        ("projects-approve", "#/admin/projects", "[data-project=a11y-course]"),
+    ]
+    for name, hash_, ready in pages:
+        page.goto(ui + hash_)
+        checker.check(page, name, ready)
+    page.goto(ui + "#/projects")
+    page.click("#apply")
+    checker.check(page, "project-apply", "#project-submit")
+    page.goto(f"{ui}#/images")
+    page.click("#register")
+    checker.check(page, "image-register", "#image-submit")
+    page.goto(f"{server.url}/ui/account")
+    checker.check(page, "account", "main, body")
+    page.context.close()
+    assert not errors, errors
+
+
+def test_pages_without_a_login(browser: Any, server: Server, checker):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    for name, path, ready in [
+        ("login", "/ui/login", "#email"),
+        ("signup", "/ui/welcome#/signup", "#name"),
+        ("forgot", "/ui/welcome#/forgot", "#email"),
+    ]:
+        page.goto(server.url + path)
+        checker.check(page, name, ready)
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)
+    small = phone.new_page()
+    small.goto(f"{server.url}/ui/welcome#/signup")
+    checker.check(small, "signup-phone", "#name")
+    context.close()
+    phone.close()
