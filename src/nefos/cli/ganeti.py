@@ -5,7 +5,8 @@ the deployment's bus (RabbitMQ: the API and the dispatcher run elsewhere). The b
 comes from ``--bus``, else from the deployment's settings (``NEFOS_BUS_URL``,
 ``--config``), like every other command; a URL with a password only from the settings,
 since any local user can read a command line. ``install-os`` puts nefos's OS provider on a
-node (every node of the cluster needs it).
+node (every node of the cluster needs it), ``install-extstorage`` the ExtStorage provider
+of volumes (with ``nefos volumed`` running on the node).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from nefos.backends.ganeti import osprovider
 from nefos.backends.ganeti.eventd import QUEUE_DIR, open_bus, serve
 from nefos.cli.common import ConfigFile, DataDir, fail, settings_for
 from nefos.core.logging import configure_logging
+from nefos.volume import extstorage
 
 ganeti_app = typer.Typer(
     help="Google Ganeti clusters: the daemons nefos runs on their master nodes.",
@@ -105,6 +107,30 @@ def install_os(
     except (OSError, ValueError) as exc:
         raise fail(f"cannot install the OS provider: {exc}") from None
     typer.echo(f"installed {folder}; Ganeti offers it as {osprovider.os_type(name)}")
+
+
+@ganeti_app.command("install-extstorage")
+def install_extstorage(
+    target: Annotated[
+        Path, typer.Option("--target", help="A folder of Ganeti's ExtStorage search path")
+    ] = extstorage.DEFAULT_TARGET,
+    name: Annotated[str, typer.Option("--name", help="The provider's name")] = (
+        extstorage.DEFAULT_NAME
+    ),
+    run_dir: Annotated[
+        Path, typer.Option("--run-dir", help="The run directory of this node's `nefos volumed`")
+    ] = extstorage.DEFAULT_RUN_DIR,
+) -> None:
+    """Install the `nefos` ExtStorage provider on this node (again: same result).
+
+    Ganeti's `ext` disk template then gives QEMU volumes served by `nefos volumed`
+    (disk parameters `provider=nefos`, `access=userspace`, `owner`, `origin`, `volume`).
+    """
+    try:
+        folder = extstorage.install(target, name, run_dir)
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot install the ExtStorage provider: {exc}") from None
+    typer.echo(f"installed {folder}; Ganeti offers it as the ext provider {name}")
 
 
 def _safe(url: str) -> str:

@@ -86,6 +86,13 @@ class Volumes:
         async with self.db.session() as s:
             return await self._owned(s, user, volume_id)
 
+    async def owner_of(self, volume_id: uuid.UUID | str) -> str | None:
+        """Who owns a volume (None: no such volume). For the nodes' data plane only
+        (``nefos volumed``), which administers every volume and then acts as its owner;
+        never for a request made on a user's behalf."""
+        async with self.db.session() as s:
+            return await s.scalar(select(Volume.user_id).where(Volume.id == _volume_key(volume_id)))
+
     async def listing(self, user: str) -> list[Volume]:
         async with self.db.session() as s:
             query = select(Volume).where(Volume.user_id == user).order_by(Volume.created)
@@ -136,12 +143,19 @@ class Volumes:
     # -- creating -------------------------------------------------------------------------
 
     async def create(
-        self, user: str, size: int, name: str = "", project: str | None = None
+        self,
+        user: str,
+        size: int,
+        name: str = "",
+        project: str | None = None,
+        new_id: uuid.UUID | None = None,
     ) -> Volume:
-        """An empty volume: zeros, and no blocks until written."""
+        """An empty volume: zeros, and no blocks until written. ``new_id``: the id
+        to give it (a node's ExtStorage provider derives one from Ganeti's disk name);
+        one in use is a Conflict."""
         _check_size(size)
         async with self.db.transaction() as s:
-            volume = await self._new(s, user, project, size, name, "", "")
+            volume = await self._new(s, user, project, size, name, "", "", new_id)
         return volume
 
     async def create_from_image(
@@ -151,6 +165,7 @@ class Volumes:
         size: int | None = None,
         name: str = "",
         project: str | None = None,
+        new_id: uuid.UUID | None = None,
     ) -> Volume:
         """A volume whose map is the image file's hashmap (an image, or a snapshot, which
         is an image too): nothing is copied. ``size`` defaults to the image's and is
@@ -170,7 +185,7 @@ class Volumes:
         if await self.store.missing(list(entries.values()), touch=True):
             raise errors.Unavailable(f"Blocks of the image {image.id} are missing")
         async with self.db.transaction() as s:
-            volume = await self._new(s, user, project, size, name, "image", str(image.id))
+            volume = await self._new(s, user, project, size, name, "image", str(image.id), new_id)
             await _insert_entries(s, volume.id, entries)
         return volume
 
@@ -181,6 +196,7 @@ class Volumes:
         size: int | None = None,
         name: str = "",
         project: str | None = None,
+        new_id: uuid.UUID | None = None,
     ) -> Volume:
         """A new volume over the same blocks (rows copied, no block); at least as large
         as its source. The source's owned entries become shared, as at a snapshot: the
@@ -193,7 +209,7 @@ class Volumes:
                     f"A volume of {size} bytes is smaller than its source ({source.size} bytes)"
                 )
             _check_size(size)
-            volume = await self._new(s, user, project, size, name, "volume", str(source.id))
+            volume = await self._new(s, user, project, size, name, "volume", str(source.id), new_id)
             copied = select(
                 literal(volume.id, Uuid()), VolumeBlock.position, VolumeBlock.hash, false()
             ).where(VolumeBlock.volume_id == source.id)
@@ -212,10 +228,14 @@ class Volumes:
         name: str,
         source_kind: str,
         source_id: str,
+        new_id: uuid.UUID | None = None,
     ) -> Volume:
         _check_name(name)
         project = project or user
+        if new_id is not None and await s.get(Volume, new_id) is not None:
+            raise errors.Conflict(f"Volume {new_id} exists already")
         volume = Volume(
+            id=new_id or uuid.uuid4(),
             user_id=user,
             project=project,
             name=name,
