@@ -397,6 +397,7 @@ cmd_start() {
     install -d -m 700 "$STATE"
     : >"$STATE/created"
     rm -rf /var/log/ganeti/*
+    install -d -m 750 /var/log/ganeti/extstorage  # ExtStorage providers log there
 
     guest=$(cmd_guest_initramfs "$STATE/guest")
     kernel=$(sed -n 's/^KERNEL=//p' <<<"$guest")

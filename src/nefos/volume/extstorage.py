@@ -35,6 +35,7 @@ from pathlib import Path
 DEFAULT_RUN_DIR = Path("/run/nefos/volumed")
 DEFAULT_TARGET = Path("/srv/ganeti/extstorage")  # first in Ganeti's search path
 DEFAULT_NAME = "nefos"
+GANETI_LOG_DIR = Path("/var/log/ganeti")  # Ganeti logs each action under extstorage/
 NBD_SOCKET = "nbd.sock"
 CONTROL_SOCKET = "control.sock"
 RUN_DIR_ENV = "NEFOS_VOLUMED_RUN_DIR"
@@ -121,15 +122,20 @@ def install(
     name: str = DEFAULT_NAME,
     run_dir: Path = DEFAULT_RUN_DIR,
     python: str = sys.executable,
+    log_dir: Path = GANETI_LOG_DIR,
 ) -> Path:
     """Write the provider to ``target/name``: one small script per action running this
     Python (which has nefos installed), and ``parameters.list``. Each file is replaced
     by a rename, so Ganeti running a script meanwhile sees the old one or the new, and
-    installing again changes nothing else."""
+    installing again changes nothing else. Ganeti refuses every action but attach
+    without its log folder ``extstorage/``, which its packages do not create: it is
+    made here on a node with Ganeti's log directory."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"{name!r} is not a provider name (no '/' or leading '.')")
     folder = Path(target) / name
     folder.mkdir(parents=True, exist_ok=True)
+    if Path(log_dir).is_dir():
+        (Path(log_dir) / "extstorage").mkdir(mode=0o750, exist_ok=True)
     script = (
         f"#!{python}\n"
         "# nefos's ExtStorage provider: `nefos ganeti install-extstorage` wrote this.\n"

@@ -235,19 +235,16 @@ class Volumed:
         owner = env.get("EXTP_OWNER") or None
         origin = _uuid_param(env, "EXTP_ORIGIN")
         origin_owner = None if origin is None else await self.volumes.owner_of(origin)
+        # The source is read as the new volume's owner: a volume of theirs, or an image
+        # they can see (a clone of another user's volume is NotFound, as in the API).
         if origin is not None and origin_owner is not None:
-            volume = await self.volumes.clone(owner or origin_owner, origin, new_id=key)
-            if volume.size < size:
-                volume = await self.volumes.extend(volume.user_id, key, size)
+            volume = await self.volumes.clone(owner or origin_owner, origin, size=size, new_id=key)
+        elif owner is None:
+            raise Refused("a new volume needs its owner: the disk parameter owner=<user id>")
+        elif origin is not None:
+            volume = await self.volumes.create_from_image(owner, origin, size=size, new_id=key)
         else:
-            if owner is None:
-                raise Refused("a new volume needs its owner: the disk parameter owner=<user id>")
-            if origin is not None:
-                volume = await self.volumes.create_from_image(owner, origin, size=None, new_id=key)
-                if volume.size < size:
-                    volume = await self.volumes.extend(owner, key, size)
-            else:
-                volume = await self.volumes.create(owner, size, new_id=key)
+            volume = await self.volumes.create(owner, size, new_id=key)
         return {"volume": str(key), "size": volume.size}
 
     async def _do_remove(self, key: uuid.UUID, env: dict[str, str]) -> dict[str, Any]:
