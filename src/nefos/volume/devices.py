@@ -77,7 +77,7 @@ class Device:
         self.entries = entries
         self.dirty_blocks = max(1, dirty_blocks)
         self.dirty: OrderedDict[int, bytearray] = OrderedDict()
-        self.clean: OrderedDict[int, bytes] = OrderedDict()
+        self.clean: OrderedDict[int, bytes | bytearray] = OrderedDict()
         self.blocks_written = 0  # blocks stored by write-back (for logs and tests)
 
     @classmethod
@@ -139,7 +139,7 @@ class Device:
             length = min(BLOCK_SIZE, self.size - p * BLOCK_SIZE)
             self._remember(p, data.ljust(length, b"\0") if len(data) < length else data)
 
-    def _remember(self, position: int, data: bytes) -> None:
+    def _remember(self, position: int, data: bytes | bytearray) -> None:
         self.clean[position] = data
         self.clean.move_to_end(position)
         while len(self.clean) > CLEAN_BLOCKS:
@@ -198,7 +198,7 @@ class Device:
             # A write that arrived meanwhile would have replaced the buffer object.
             if self.dirty.get(position) is block:
                 del self.dirty[position]
-                self._remember(position, bytes(block))
+                self._remember(position, block)  # no longer changed in place: no copy
 
     async def _commit(self, written: dict[int, str]) -> None:
         """Point ``written`` positions at their blocks (EMPTY_HASH: no entry) in one
