@@ -14,7 +14,7 @@ export NEFOS_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/t
 export NEFOS_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 endif
 
-.PHONY: up test lint format bench bench-swift clean
+.PHONY: up test lint format bench bench-swift bench-volumed clean
 
 up: $(VENV)/.installed
 	$(BIN)/nefos up $(ARGS)
@@ -40,6 +40,11 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/token_validation.py
 	$(BIN)/python bench/compute_list.py
+
+# nefos volumed against a raw file through qemu-img/qemu-io (issue 22); needs qemu-utils
+bench-volumed: $(VENV)/.installed-test
+	@command -v qemu-img >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q qemu-utils; }
+	$(BIN)/python bench/volumed.py $(ARGS)
 
 # nefos against OpenStack Swift (issue 4); Swift itself goes into bench/.swift-venv
 bench-swift: $(VENV)/.installed-test

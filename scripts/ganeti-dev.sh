@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway single-node Google Ganeti (Debian's `ganeti` 3.0) for the tests of the compute
-# backend, with the `fake` and `kvm` (QEMU TCG) hypervisors and the `file` and `diskless`
-# disk templates. See docs/ganeti-dev.md and the Ganeti section of engines.md.
+# backend, with the `fake` and `kvm` (QEMU TCG) hypervisors and the `file`, `diskless` and
+# `ext` (volumes through nefos's ExtStorage provider) disk templates; qemu-utils for the
+# volume tests' qemu-img and qemu-io. See docs/ganeti-dev.md and the Ganeti section of engines.md.
 #
 # Every Ganeti daemon, sshd and guest runs inside a network namespace `gnt` and a UTS
 # namespace (/run/gnt-uts, hostname node1), so the machine's hostname, /etc/hosts and eth0
@@ -24,8 +25,8 @@
 #                                               (e.g. exec gnt-instance list)
 set -euo pipefail
 
-PACKAGES=(ganeti ganeti-os-noop qemu-system-x86 linux-image-amd64 busybox-static socat cpio
-    curl openssh-server iproute2 e2fsprogs fdisk
+PACKAGES=(ganeti ganeti-os-noop qemu-system-x86 qemu-utils linux-image-amd64 busybox-static
+    socat cpio curl openssh-server iproute2 e2fsprogs fdisk
     ebtables iptables)  # the network data plane's rules (tests/network/test_dataplane.py)
 
 NS=gnt
@@ -373,12 +374,19 @@ EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
+enable_ext() {  # no-op when ext is enabled already
+    in_ns gnt-cluster info | grep -q "enabled disk templates:.*ext" && return 0
+    in_ns gnt-cluster modify --enabled-disk-templates=file,diskless,ext \
+        --ipolicy-disk-templates=file,diskless,ext </dev/null >>"$STATE/start.log" 2>&1
+}
+
 cmd_start() {
     local password guest kernel initrd deadline t0
     need_root
     command -v gnt-cluster >/dev/null || die "ganeti is not installed (run: $0 install)"
     t0=$SECONDS
     if cmd_status 2>/dev/null; then
+        enable_ext  # a cluster started before ext was in the list
         return 0  # already up
     fi
     if [ -e "/run/netns/$NS" ] || [ -e "$STATE" ] || [ -e "$UTS" ]; then
@@ -390,6 +398,7 @@ cmd_start() {
     install -d -m 700 "$STATE"
     : >"$STATE/created"
     rm -rf /var/log/ganeti/*
+    install -d -m 750 /var/log/ganeti/extstorage  # ExtStorage providers log there
 
     guest=$(cmd_guest_initramfs "$STATE/guest")
     kernel=$(sed -n 's/^KERNEL=//p' <<<"$guest")
@@ -405,8 +414,8 @@ cmd_start() {
     log "gnt-cluster init"
     if ! in_ns gnt-cluster init \
         --enabled-hypervisors=fake,kvm \
-        --enabled-disk-templates=file,diskless \
-        --ipolicy-disk-templates=file,diskless \
+        --enabled-disk-templates=file,diskless,ext \
+        --ipolicy-disk-templates=file,diskless,ext \
         --ipolicy-bounds-specs=min:disk-size=64,cpu-count=1,disk-count=0,memory-size=32,nic-count=0,spindle-use=0/max:disk-size=1048576,cpu-count=8,disk-count=16,memory-size=32768,nic-count=8,spindle-use=12 \
         --file-storage-dir="$FILE_STORAGE" \
         --master-netdev="$BRIDGE" --master-netmask=24 \

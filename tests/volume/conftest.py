@@ -1,13 +1,20 @@
-"""Block Storage API fixtures: two users with tokens, and an image of alice's."""
+"""Volume fixtures: two users with tokens and an image of alice's (the Block Storage
+API), and the node: a real ``nefos volumed`` on the test's deployment."""
 
 from __future__ import annotations
 
+import shutil
+import signal
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from nefos.core.config import Settings
 from nefos.server.engines import Engines
+from tests.volume.node import Node
 
 V3 = "/volume/v3"
 V2 = "/volume/v2"
@@ -39,3 +46,17 @@ async def image(engines: Engines, people) -> str:
     await engines.storage.put_object(alice, "images", "os.img", stream(data))
     registered = await engines.images.register(alice, f"pithos://{alice}/images/os.img", "OS")
     return str(registered.id)
+
+
+@pytest.fixture
+def node(settings: Settings) -> Iterator[Node]:
+    """volumed on the test's deployment. Its run directory is short (a unix socket's
+    path is at most 107 bytes), under /tmp."""
+    run_dir = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
+    node = Node(settings, run_dir, settings.data_dir / "volumed.log")
+    node.start()
+    try:
+        yield node
+    finally:
+        node.kill(signal.SIGTERM)
+        shutil.rmtree(run_dir, ignore_errors=True)

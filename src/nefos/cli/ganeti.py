@@ -6,7 +6,9 @@ comes from ``--bus``, else from the deployment's settings (``NEFOS_BUS_URL``,
 ``--config``), like every other command; a URL with a password only from the settings,
 since any local user can read a command line. ``install-os`` puts nefos's OS provider on a
 node (every node of the cluster needs it); ``install-network`` its network data plane
-(``nefos.nodenet``: the KVM ifup hook, the node's settings, the DHCP/RA responder).
+(``nefos.nodenet``: the KVM ifup hook, the node's settings, the DHCP/RA responder);
+``install-extstorage`` the ExtStorage provider of volumes (with ``nefos volumed`` running
+on the node).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from nefos.cli.common import ConfigFile, DataDir, fail, settings_for
 from nefos.core.logging import configure_logging
 from nefos.nodenet import install as node_install
 from nefos.nodenet.nic import DEFAULT_CONFIG, NicError, NodeConfig
+from nefos.volume import extstorage
 
 ganeti_app = typer.Typer(
     help="Google Ganeti clusters: the daemons nefos runs on their master nodes.",
@@ -156,6 +159,30 @@ def install_network(
         f"responder: pid {done.responder_pid}" if done.responder_pid else "responder: not started"
     )
     typer.echo("changed: " + (", ".join(done.changed) if done.changed else "nothing"))
+
+
+@ganeti_app.command("install-extstorage")
+def install_extstorage(
+    target: Annotated[
+        Path, typer.Option("--target", help="A folder of Ganeti's ExtStorage search path")
+    ] = extstorage.DEFAULT_TARGET,
+    name: Annotated[str, typer.Option("--name", help="The provider's name")] = (
+        extstorage.DEFAULT_NAME
+    ),
+    run_dir: Annotated[
+        Path, typer.Option("--run-dir", help="The run directory of this node's `nefos volumed`")
+    ] = extstorage.DEFAULT_RUN_DIR,
+) -> None:
+    """Install the `nefos` ExtStorage provider on this node (again: same result).
+
+    Ganeti's `ext` disk template then gives QEMU volumes served by `nefos volumed`
+    (disk parameters `provider=nefos`, `access=userspace`, `owner`, `origin`, `volume`).
+    """
+    try:
+        folder = extstorage.install(target, name, run_dir)
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot install the ExtStorage provider: {exc}") from None
+    typer.echo(f"installed {folder}; Ganeti offers it as the ext provider {name}")
 
 
 def _safe(url: str) -> str:

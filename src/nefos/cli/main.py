@@ -41,6 +41,7 @@ from nefos.cli.projects import project_app
 from nefos.cli.quota import quota_app, usage_app
 from nefos.cli.reconcile import reconcile_app
 from nefos.cli.storage import storage_app
+from nefos.cli.volumed import volumed
 from nefos.core.config import Settings
 from nefos.core.migrate import head, upgrade_async
 from nefos.identity import client_config, signup_rules
@@ -71,6 +72,7 @@ app.add_typer(server_app, name="server")
 app.add_typer(network_app, name="network")
 app.add_typer(ganeti_app, name="ganeti")
 app.add_typer(reconcile_app, name="reconcile")
+app.command("volumed")(volumed)
 
 # -- running -------------------------------------------------------------------------
 

@@ -87,6 +87,13 @@ class Volumes:
         async with self.db.session() as s:
             return await self._owned(s, user, volume_id)
 
+    async def owner_of(self, volume_id: uuid.UUID | str) -> str | None:
+        """Who owns a volume (None: no such volume). For the nodes' data plane only
+        (``nefos volumed``), which administers every volume and then acts as its owner;
+        never for a request made on a user's behalf."""
+        async with self.db.session() as s:
+            return await s.scalar(select(Volume.user_id).where(Volume.id == _volume_key(volume_id)))
+
     async def listing(self, user: str) -> list[Volume]:
         async with self.db.session() as s:
             query = select(Volume).where(Volume.user_id == user).order_by(Volume.created)
@@ -181,12 +188,15 @@ class Volumes:
         name: str = "",
         project: str | None = None,
         extra: Details | None = None,
+        new_id: uuid.UUID | None = None,
     ) -> Volume:
-        """An empty volume: zeros, and no blocks until written."""
+        """An empty volume: zeros, and no blocks until written. ``new_id``: the id
+        to give it (a node's ExtStorage provider derives one from Ganeti's disk name);
+        one in use is a Conflict."""
         _check_size(size)
         extra = details.check_details(extra or Details())
         async with self.db.transaction() as s:
-            volume = await self._new(s, user, project, size, name, "", "", extra)
+            volume = await self._new(s, user, project, size, name, "", "", extra, new_id)
         return volume
 
     async def create_from_image(
@@ -198,6 +208,7 @@ class Volumes:
         project: str | None = None,
         extra: Details | None = None,
         kind: str = "image",
+        new_id: uuid.UUID | None = None,
     ) -> Volume:
         """A volume whose map is the image file's hashmap (an image, or a snapshot, which
         is an image too): nothing is copied. ``size`` defaults to the image's and is
@@ -218,7 +229,9 @@ class Volumes:
         if await self.store.missing(list(entries.values()), touch=True):
             raise errors.Unavailable(f"Blocks of the image {image.id} are missing")
         async with self.db.transaction() as s:
-            volume = await self._new(s, user, project, size, name, kind, str(image.id), extra)
+            volume = await self._new(
+                s, user, project, size, name, kind, str(image.id), extra, new_id
+            )
             await _insert_entries(s, volume.id, entries)
         return volume
 
@@ -251,6 +264,7 @@ class Volumes:
         name: str = "",
         project: str | None = None,
         extra: Details | None = None,
+        new_id: uuid.UUID | None = None,
     ) -> Volume:
         """A new volume over the same blocks (rows copied, no block); at least as large
         as its source. The source's owned entries become shared, as at a snapshot: the
@@ -264,7 +278,9 @@ class Volumes:
                     f"A volume of {size} bytes is smaller than its source ({source.size} bytes)"
                 )
             _check_size(size)
-            volume = await self._new(s, user, project, size, name, "volume", str(source.id), extra)
+            volume = await self._new(
+                s, user, project, size, name, "volume", str(source.id), extra, new_id
+            )
             copied = select(
                 literal(volume.id, Uuid()), VolumeBlock.position, VolumeBlock.hash, false()
             ).where(VolumeBlock.volume_id == source.id)
@@ -284,10 +300,14 @@ class Volumes:
         source_kind: str,
         source_id: str,
         extra: Details,
+        new_id: uuid.UUID | None = None,
     ) -> Volume:
         _check_name(name)
         project = project or user
+        if new_id is not None and await s.get(Volume, new_id) is not None:
+            raise errors.Conflict(f"Volume {new_id} exists already")
         volume = Volume(
+            id=new_id or uuid.uuid4(),
             user_id=user,
             project=project,
             name=name,

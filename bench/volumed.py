@@ -1,0 +1,144 @@
+"""``nefos volumed`` against a raw local file, through QEMU's own tools (issue 22).
+
+    .venv/bin/python bench/volumed.py [--runs 3] [--dir /var/tmp] [--random-writes 1000]
+
+Sets up a throwaway deployment (SQLite, file store under ``--dir``) and a volumed on it,
+then times, ``--runs`` times each and alternating with the raw file, on the same disk:
+
+* sequential write of 1 GiB of random bytes: ``qemu-img convert -n -t none`` into a
+  10 GiB volume, and into a preallocated raw file (flushed at the end by qemu-img);
+* sequential read of that 1 GiB: ``qemu-img bench -t none`` (4 MiB requests, depth 8);
+* 4 KiB writes at random 4 KiB-aligned offsets of the first GiB, one at a time, then a
+  flush: ``qemu-io -t writeback`` fed the commands on its standard input;
+* a snapshot of the 10 GiB volume (its first GiB written: 256 entries and 2,304 zero
+  blocks), through volumed's control channel as Ganeti's ``snapshot`` script asks it.
+
+Prints each command, the median seconds and MiB/s or IOPS of each, and volumed/raw
+ratios. Needs qemu-utils (``scripts/ganeti-dev.sh install``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from nefos.volume import extstorage
+
+MiB = 1 << 20
+GiB = 1 << 30
+NEFOS = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "nefos")
+
+
+def run(*args: str, stdin: bytes | None = None) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(args, input=stdin, capture_output=True, timeout=900)
+    took = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{args} failed: {done.stdout[-2000:]!r} {done.stderr[-2000:]!r}")
+    return took
+
+
+def median_pair(runs: int, a: list[str], b: list[str], stdin: bytes | None = None) -> tuple:
+    """Medians of ``a`` and ``b`` run in turn, and the median of the pairwise ratios."""
+    times_a, times_b = [], []
+    for _ in range(runs):
+        times_a.append(run(*a, stdin=stdin))
+        times_b.append(run(*b, stdin=stdin))
+    ratios = [x / y for x, y in zip(times_a, times_b, strict=True)]
+    return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=Path("/var/tmp"))
+    parser.add_argument("--random-writes", type=int, default=1000)
+    options = parser.parse_args()
+    for tool in ("qemu-img", "qemu-io"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: scripts/ganeti-dev.sh install")
+    work = Path(tempfile.mkdtemp(prefix="nefos-vbench-", dir=options.dir))
+    run_dir = Path(tempfile.mkdtemp(prefix="nvb-", dir="/tmp"))
+    env = {**os.environ, "NEFOS_DATA_DIR": str(work / "data"), "NEFOS_LOG_LEVEL": "WARNING"}
+    env.pop("NEFOS_DATABASE_URL", None)
+    env.pop("NEFOS_CONFIG", None)
+    volumed = None
+    try:
+        subprocess.run([NEFOS, "db", "upgrade"], env=env, check=True, capture_output=True)
+        made = subprocess.run(
+            [NEFOS, "user", "create", "bench@example.org"],
+            env=env, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        owner = next(line.split()[1] for line in made.stdout.splitlines() if "uuid:" in line)
+        volumed = subprocess.Popen(
+            [NEFOS, "volumed", "--run-dir", str(run_dir), "--log-level", "WARNING"],
+            env=env,
+        )
+        while not (run_dir / extstorage.CONTROL_SOCKET).exists():
+            time.sleep(0.05)
+        disk = {"VOL_NAME": "bench.ext.disk0", "VOL_SIZE": str(10 * 1024), "EXTP_OWNER": owner}
+        extstorage.request(run_dir, "create", disk)
+        answer = extstorage.request(run_dir, "attach", disk)
+        uri = f"nbd+unix:///{answer['volume']}?socket={answer['socket']}"
+        source, raw = work / "source.raw", work / "raw.img"
+        with source.open("wb") as sink:
+            for _ in range(GiB // (64 * MiB)):
+                sink.write(os.urandom(64 * MiB))
+        run("qemu-img", "create", "-f", "raw", "-o", "preallocation=full", str(raw), "1G")
+
+        print(f"volume: {uri}\nraw file: {raw} (the same file system)\n")
+        # -t none: the raw file is written around the page cache (O_DIRECT), as the file
+        # store writes blocks; else its 1 GiB lands in memory and only the flush waits.
+        convert = ["qemu-img", "convert", "-n", "-t", "none", "-f", "raw", "-O", "raw"]
+        write_v, write_r = [*convert, str(source), uri], [*convert, str(source), str(raw)]
+        report("sequential write, 1 GiB", write_v, write_r, options.runs, GiB)
+        read = ["qemu-img", "bench", "-t", "none", "-f", "raw", "-c", "256", "-s", "4M", "-d", "8"]
+        report("sequential read, 1 GiB", [*read, uri], [*read, str(raw)], options.runs, GiB)
+
+        rng = random.Random(1)
+        commands = "".join(
+            f"write -P {rng.randrange(1, 255)} {rng.randrange(GiB // 4096) * 4096} 4k\n"
+            for _ in range(options.random_writes)
+        )
+        script = (commands + "flush\n").encode()
+        io = ["qemu-io", "-t", "writeback", "-f", "raw"]
+        v, r, ratio = median_pair(options.runs, [*io, uri], [*io, str(raw)], stdin=script)
+        count = options.random_writes
+        print(f"random 4 KiB writes, {count} then a flush: {' '.join(io)} TARGET < commands")
+        print(f"  volumed {v:.2f} s ({count / v:,.0f} IOPS), raw {r:.2f} s ({count / r:,.0f} IOPS)")
+        print(f"  time volumed/raw {ratio:.2f}\n")
+
+        snapshots = []
+        for number in range(5):
+            started = time.perf_counter()
+            extstorage.request(run_dir, "snapshot", {**disk, "VOL_SNAPSHOT_NAME": f"s{number}"})
+            snapshots.append(time.perf_counter() - started)
+        print("snapshot of the 10 GiB volume (control channel, as Ganeti's script):")
+        print(f"  median {statistics.median(snapshots):.3f} s of 5 ({min(snapshots):.3f}-"
+              f"{max(snapshots):.3f})")  # fmt: skip
+    finally:
+        if volumed is not None:
+            volumed.send_signal(signal.SIGTERM)
+            volumed.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def report(what: str, volumed: list[str], raw: list[str], runs: int, size: int) -> None:
+    v, r, ratio = median_pair(runs, volumed, raw)
+    print(f"{what}: {' '.join(volumed[:-1])} TARGET")
+    print(f"  volumed {v:.2f} s ({size / MiB / v:,.0f} MiB/s), raw {r:.2f} s "
+          f"({size / MiB / r:,.0f} MiB/s)")  # fmt: skip
+    print(f"  throughput volumed/raw {1 / ratio:.2f} (median of pairwise ratios)\n")
+
+
+if __name__ == "__main__":
+    main()

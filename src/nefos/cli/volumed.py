@@ -1,0 +1,78 @@
+"""``nefos volumed``: the node's block server for volumes (``nefos.volume.volumed``).
+
+It runs on every Ganeti node that hosts servers on the ``ext`` disk template, with the
+deployment's configuration (database and block store: the node's credential, root's
+to read). SIGTERM or SIGINT flush every open volume before it exits; SIGKILL loses only
+writes no client saw flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nefos.cli.common import ConfigFile, DataDir, check_schema, settings_for
+from nefos.core.logging import configure_logging
+from nefos.server.engines import Engines
+from nefos.volume.devices import DIRTY_BLOCKS
+from nefos.volume.extstorage import DEFAULT_RUN_DIR
+from nefos.volume.volumed import Volumed
+
+log = logging.getLogger("nefos.volumed")
+
+
+def volumed(
+    run_dir: Annotated[
+        Path,
+        typer.Option(
+            "--run-dir", help="Where the sockets (nbd.sock, control.sock) and exports live"
+        ),
+    ] = DEFAULT_RUN_DIR,
+    tcp_port: Annotated[
+        int | None,
+        typer.Option(
+            "--tcp-port",
+            help="Also serve NBD on 127.0.0.1:PORT (any local user can reach it: tests "
+            "and benchmarks only)",
+        ),
+    ] = None,
+    dirty_mib: Annotated[
+        int,
+        typer.Option(
+            "--dirty-mib",
+            help="Unflushed writes kept in memory per volume before write-back starts",
+        ),
+    ] = DIRTY_BLOCKS * 4,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Serve volumes to QEMU over NBD, with copy-on-write over the block store."""
+    settings = settings_for(config, data_dir)
+    configure_logging(log_level.upper(), "text")
+
+    async def run() -> None:
+        await check_schema(settings)
+        engines = Engines(settings)
+        server = Volumed(
+            engines.db, engines.store, engines.volumes, run_dir, max(1, dirty_mib // 4)
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await server.start(tcp_port)
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping: flushing open volumes")
+            await server.close()
+            await engines.store.close()
+            await engines.db.close()
+
+    asyncio.run(run())

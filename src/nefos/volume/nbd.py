@@ -1,0 +1,265 @@
+"""The NBD protocol, server side, as QEMU speaks it (the protocol's doc, proto.md).
+
+Fixed newstyle negotiation only: ``NBD_OPT_EXPORT_NAME``, ``NBD_OPT_GO``,
+``NBD_OPT_INFO``, ``NBD_OPT_LIST`` and ``NBD_OPT_ABORT`` are answered; every other
+option, ``NBD_OPT_STRUCTURED_REPLY`` among them, gets ``NBD_REP_ERR_UNSUP``, which
+clients take as "simple replies only". Transmission: READ, WRITE (with FUA), FLUSH,
+TRIM, WRITE_ZEROES (with FUA) and DISC. Requests of one connection are served in order:
+the next request is read only when the last is answered, which keeps each export's
+cache single-threaded and still lets a client pipeline (its requests wait in the socket).
+
+What is served is asked of an ``Exports`` (``nefos.volume.volumed``): this module knows
+the wire, not volumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import struct
+from typing import Protocol
+
+log = logging.getLogger("nefos.volumed.nbd")
+
+NBDMAGIC = b"NBDMAGIC"
+IHAVEOPT = b"IHAVEOPT"
+REPLY_MAGIC = 0x3E889045565A9
+REQUEST_MAGIC = 0x25609513
+SIMPLE_REPLY_MAGIC = 0x67446698
+
+FLAG_FIXED_NEWSTYLE = 1
+FLAG_NO_ZEROES = 2
+CLIENT_FIXED_NEWSTYLE = 1
+CLIENT_NO_ZEROES = 2
+
+OPT_EXPORT_NAME = 1
+OPT_ABORT = 2
+OPT_LIST = 3
+OPT_INFO = 6
+OPT_GO = 7
+
+REP_ACK = 1
+REP_SERVER = 2
+REP_INFO = 3
+REP_ERR_UNSUP = (1 << 31) + 1
+REP_ERR_POLICY = (1 << 31) + 2
+REP_ERR_INVALID = (1 << 31) + 3
+REP_ERR_UNKNOWN = (1 << 31) + 6
+
+INFO_EXPORT = 0
+INFO_BLOCK_SIZE = 3
+
+TX_HAS_FLAGS = 1
+TX_READ_ONLY = 2
+TX_SEND_FLUSH = 4
+TX_SEND_FUA = 8
+TX_SEND_TRIM = 32
+TX_SEND_WRITE_ZEROES = 64
+
+CMD_READ = 0
+CMD_WRITE = 1
+CMD_DISC = 2
+CMD_FLUSH = 3
+CMD_TRIM = 4
+CMD_WRITE_ZEROES = 6
+CMD_FLAG_FUA = 1
+
+MAX_REQUEST = 32 << 20  # the largest READ or WRITE a client may send (INFO_BLOCK_SIZE)
+MAX_OPTION = 64 << 10
+PREFERRED_BLOCK = 4096
+
+TRANSMISSION_FLAGS = (
+    TX_HAS_FLAGS | TX_SEND_FLUSH | TX_SEND_FUA | TX_SEND_TRIM | TX_SEND_WRITE_ZEROES
+)
+
+REQUEST = struct.Struct(">IHHQQI")
+SIMPLE_REPLY = struct.Struct(">IIQ")
+OPTION_REPLY = struct.Struct(">QIII")
+
+
+class Handle(Protocol):
+    """One client's open export."""
+
+    size: int
+
+    async def read(self, offset: int, length: int) -> bytes: ...
+
+    async def write(self, offset: int, data: bytes, fua: bool) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def zero(self, offset: int, length: int, fua: bool) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Exports(Protocol):
+    def names(self) -> list[str]: ...
+
+    async def size_of(self, name: str) -> int | None:
+        """The export's size, or None if there is no such export (INFO)."""
+
+    async def open(self, name: str) -> Handle | None:
+        """The export opened for this client, or None: no such export, or it is open
+        already (one writer per volume)."""
+
+
+class ProtocolError(Exception):
+    """The client broke the protocol: the connection is dropped."""
+
+
+async def serve_client(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, exports: Exports
+) -> None:
+    """Negotiate, then serve one client until it disconnects."""
+    handle: Handle | None = None
+    try:
+        handle = await _negotiate(reader, writer, exports)
+        if handle is not None:
+            await _transmit(reader, writer, handle)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass  # the client went away; what it had flushed is durable
+    except ProtocolError as exc:
+        log.warning("dropping an NBD client: %s", exc)
+    finally:
+        if handle is not None:
+            try:
+                await handle.close()
+            except Exception:
+                log.exception("closing an export failed")
+        writer.close()
+
+
+async def _negotiate(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, exports: Exports
+) -> Handle | None:
+    writer.write(NBDMAGIC + IHAVEOPT + struct.pack(">H", FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
+    await writer.drain()
+    (client_flags,) = struct.unpack(">I", await reader.readexactly(4))
+    if not client_flags & CLIENT_FIXED_NEWSTYLE:
+        raise ProtocolError("the client does not speak fixed newstyle")
+    no_zeroes = bool(client_flags & CLIENT_NO_ZEROES)
+    while True:
+        magic, option, length = struct.unpack(">8sII", await reader.readexactly(16))
+        if magic != IHAVEOPT:
+            raise ProtocolError("bad option magic")
+        if length > MAX_OPTION:
+            raise ProtocolError(f"an option of {length} bytes")
+        data = await reader.readexactly(length)
+        if option == OPT_EXPORT_NAME:
+            handle = await exports.open(data.decode("utf-8", "replace"))
+            if handle is None:
+                return None  # the only answer this old option allows: hang up
+            writer.write(struct.pack(">QH", handle.size, TRANSMISSION_FLAGS))
+            if not no_zeroes:
+                writer.write(bytes(124))
+            await writer.drain()
+            return handle
+        if option == OPT_ABORT:
+            _reply(writer, option, REP_ACK)
+            await writer.drain()
+            return None
+        if option == OPT_LIST:
+            if length:
+                _reply(writer, option, REP_ERR_INVALID, b"LIST takes no data")
+            else:
+                for name in exports.names():
+                    raw = name.encode()
+                    _reply(writer, option, REP_SERVER, struct.pack(">I", len(raw)) + raw)
+                _reply(writer, option, REP_ACK)
+        elif option in (OPT_INFO, OPT_GO):
+            handle = await _info_or_go(writer, option, data, exports)
+            if handle is not None:
+                return handle
+        else:
+            _reply(writer, option, REP_ERR_UNSUP, b"not supported")
+        await writer.drain()
+
+
+async def _info_or_go(
+    writer: asyncio.StreamWriter, option: int, data: bytes, exports: Exports
+) -> Handle | None:
+    if len(data) < 6:
+        _reply(writer, option, REP_ERR_INVALID, b"short request")
+        return None
+    (name_length,) = struct.unpack(">I", data[:4])
+    if 4 + name_length + 2 > len(data):
+        _reply(writer, option, REP_ERR_INVALID, b"bad name length")
+        return None
+    name = data[4 : 4 + name_length].decode("utf-8", "replace")
+    handle: Handle | None = None
+    if option == OPT_GO:
+        handle = await exports.open(name)
+        size = None if handle is None else handle.size
+    else:
+        size = await exports.size_of(name)
+    if size is None:
+        reason = b"unknown export, or it is open already" if option == OPT_GO else b"unknown"
+        _reply(writer, option, REP_ERR_UNKNOWN, reason)
+        return None
+    _reply(writer, option, REP_INFO, struct.pack(">HQH", INFO_EXPORT, size, TRANSMISSION_FLAGS))
+    _reply(
+        writer,
+        option,
+        REP_INFO,
+        struct.pack(">HIII", INFO_BLOCK_SIZE, 1, PREFERRED_BLOCK, MAX_REQUEST),
+    )
+    _reply(writer, option, REP_ACK)
+    await writer.drain()
+    return handle
+
+
+def _reply(writer: asyncio.StreamWriter, option: int, kind: int, data: bytes = b"") -> None:
+    writer.write(OPTION_REPLY.pack(REPLY_MAGIC, option, kind, len(data)) + data)
+
+
+async def _transmit(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handle: Handle
+) -> None:
+    while True:
+        magic, flags, kind, cookie, offset, length = REQUEST.unpack(
+            await reader.readexactly(REQUEST.size)
+        )
+        if magic != REQUEST_MAGIC:
+            raise ProtocolError("bad request magic")
+        if kind == CMD_DISC:
+            await handle.flush()  # QEMU flushes first; a plain client may not
+            return
+        fua = bool(flags & CMD_FLAG_FUA)
+        if kind == CMD_WRITE:
+            if length > MAX_REQUEST:
+                raise ProtocolError(f"a write of {length} bytes")
+            data = await reader.readexactly(length)
+        error = _check(kind, offset, length, handle.size)
+        payload = b""
+        if not error:
+            try:
+                if kind == CMD_READ:
+                    payload = await handle.read(offset, length)
+                elif kind == CMD_WRITE:
+                    await handle.write(offset, data, fua)
+                elif kind == CMD_FLUSH:
+                    await handle.flush()
+                elif kind in (CMD_TRIM, CMD_WRITE_ZEROES):
+                    await handle.zero(offset, length, fua)
+            except Exception:
+                log.exception("NBD request %d at %d+%d failed", kind, offset, length)
+                error = errno.EIO
+        writer.write(SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, cookie))
+        if kind == CMD_READ and not error:
+            writer.write(payload)
+        await writer.drain()
+
+
+def _check(kind: int, offset: int, length: int, size: int) -> int:
+    """The errno a request gets before it is tried (0: go ahead)."""
+    if kind not in (CMD_READ, CMD_WRITE, CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES):
+        return errno.EINVAL
+    if kind == CMD_FLUSH:
+        return 0
+    if kind == CMD_READ and length > MAX_REQUEST:
+        return errno.EINVAL
+    if offset + length > size:
+        return errno.ENOSPC if kind in (CMD_WRITE, CMD_WRITE_ZEROES) else errno.EINVAL
+    return 0

@@ -1,0 +1,193 @@
+"""``nefos volumed`` (issue 22, item 4): QEMU's tools reading and writing volumes over
+NBD, clones of an image reading its bytes and writing only the 4 MiB blocks they
+change, ten clones sharing one image's blocks, and a SIGKILL in the middle of writes
+losing no flushed write and leaving fsck clean. A real volumed process, file store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import random
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+
+from nefos.blocks import BLOCK_SIZE
+from nefos.server.engines import Engines
+from tests.conftest import invoke_nefos
+from tests.volume.nbdclient import NbdClient, NbdError
+from tests.volume.node import Node, need_qemu_tools, qemu, store_usage
+from tests.volume.test_service import image_bytes, make_image, new_user
+
+MiB = 1 << 20
+
+
+async def new_volume(node: Node, owner: str, size_mib: int, origin: str = "") -> str:
+    """A volume made and attached the way Ganeti's ``ext`` template does it."""
+    env = {"VOL_NAME": f"t-{uuid.uuid4()}", "VOL_SIZE": str(size_mib), "EXTP_OWNER": owner}
+    if origin:
+        env["EXTP_ORIGIN"] = origin
+    created = await node.control("create", **env)
+    attached = await node.control("attach", **env)
+    assert attached["volume"] == created["volume"]
+    return str(created["volume"])
+
+
+async def test_qemu_reads_a_clone_of_an_image_and_writes_only_changed_blocks(
+    engines: Engines, node: Node, tmp_path: Path
+):
+    need_qemu_tools()
+    owner = await new_user(engines)
+    data = os.urandom(3 * BLOCK_SIZE + 5000)  # three whole blocks and a short one
+    image = await make_image(engines, owner, data)
+    volume = await new_volume(node, owner, 32, origin=str(image.id))
+    info = qemu("qemu-img", "info", "--output=json", node.uri(volume))
+    assert '"virtual-size": 33554432' in info
+
+    copy = tmp_path / "copy.raw"
+    qemu("qemu-img", "convert", "-f", "raw", "-O", "raw", node.uri(volume), str(copy))
+    assert copy.read_bytes() == data + bytes(32 * MiB - len(data))  # the image, then zeros
+
+    blocks_before, _ = store_usage(engines.store.blocks)
+    # Two writes inside block 1, one in block 3, one in the empty block 6; FUA on one.
+    # (qemu-io's default cache mode, writethrough, would flush after each write.)
+    qemu(
+        "qemu-io", "-t", "writeback", "-f", "raw", node.uri(volume),
+        "-c", "write -P 0xab 5M 4k",
+        "-c", "write -P 0xcd 6M 64k",
+        "-c", "write -P 0xef -f 13M 512",
+        "-c", "write -P 0x11 25M 4k",
+        "-c", "flush",
+    )  # fmt: skip
+    blocks_after, _ = store_usage(engines.store.blocks)
+    assert blocks_after == blocks_before + 3  # blocks 1, 3 and 6: copy-up per 4 MiB
+
+    expected = bytearray(data + bytes(32 * MiB - len(data)))
+    expected[5 * MiB : 5 * MiB + 4096] = b"\xab" * 4096
+    expected[6 * MiB : 6 * MiB + 65536] = b"\xcd" * 65536
+    expected[13 * MiB : 13 * MiB + 512] = b"\xef" * 512
+    expected[25 * MiB : 25 * MiB + 4096] = b"\x11" * 4096
+    qemu("qemu-img", "convert", "-f", "raw", "-O", "raw", node.uri(volume), str(copy))
+    assert copy.read_bytes() == bytes(expected)
+    assert await image_bytes(engines, image) == data  # the image keeps its bytes
+
+    entries = await engines.volumes.entries(owner, volume)
+    assert sorted(p for p, (_, owned) in entries.items() if owned) == [1, 3, 6]
+    assert sorted(entries) == [0, 1, 2, 3, 6]
+
+    # Zeros: TRIM of a whole block drops its entry; zeros over part of one are a write.
+    qemu("qemu-io", "-f", "raw", node.uri(volume), "-c", "discard 24M 4M", "-c", "flush")
+    qemu("qemu-io", "-f", "raw", node.uri(volume), "-c", "write -z 0 4k", "-c", "flush")
+    entries = await engines.volumes.entries(owner, volume)
+    assert 6 not in entries and entries[0][1]  # block 0 copied up with its zeros
+    qemu(
+        "qemu-io", "-f", "raw", node.uri(volume),
+        "-c", "read -P 0 24M 4M", "-c", "read -P 0 0 4k", "-c", "read -P 0xab 5M 4k",
+    )  # fmt: skip
+
+
+async def test_one_writer_per_volume_and_unknown_exports(engines: Engines, node: Node):
+    owner = await new_user(engines)
+    volume = await new_volume(node, owner, 8)
+    first = await NbdClient.connect(node.socket, volume)
+    assert first.size == 8 * MiB
+    with pytest.raises(NbdError, match="GO refused"):
+        await NbdClient.connect(node.socket, volume)  # open already: one writer
+    await first.write(8 * MiB - 3, b"end")
+    with pytest.raises(NbdError, match="error 28"):  # ENOSPC past the end
+        await first.write(8 * MiB - 2, b"end")
+    await first.close()
+    second = await NbdClient.connect(node.socket, volume)  # DISC flushed, closed
+    assert await second.read(8 * MiB - 3, 3) == b"end"
+    await second.close()
+    with pytest.raises(NbdError, match="GO refused"):
+        await NbdClient.connect(node.socket, str(uuid.uuid4()))  # not attached here
+    await node.control("detach", EXTP_VOLUME=volume)
+    with pytest.raises(NbdError, match="GO refused"):
+        await NbdClient.connect(node.socket, volume)  # detached: not served
+
+
+async def test_ten_clones_share_the_image_blocks_on_disk(engines: Engines, node: Node):
+    owner = await new_user(engines)
+    data = os.urandom(4 * BLOCK_SIZE)
+    image = await make_image(engines, owner, data)
+    image_count, image_bytes_on_disk = store_usage(engines.store.blocks)
+    assert image_count == 4
+    clones = [await new_volume(node, owner, 16, origin=str(image.id)) for _ in range(10)]
+    assert store_usage(engines.store.blocks) == (image_count, image_bytes_on_disk)
+    for number, volume in enumerate(clones):
+        client = await NbdClient.connect(node.socket, volume)
+        await client.write(number * 4096, f"clone {number}".encode().ljust(4096, b"."))
+        await client.flush()
+        await client.close()
+    count, on_disk = store_usage(engines.store.blocks)
+    assert count == image_count + 10  # one image, one written block per clone
+    assert on_disk <= image_bytes_on_disk + 10 * (BLOCK_SIZE + 4096)
+    for number, volume in enumerate(clones):
+        client = await NbdClient.connect(node.socket, volume)
+        got = await client.read(0, 2 * BLOCK_SIZE)
+        await client.close()
+        mark = f"clone {number}".encode()
+        assert got[number * 4096 : number * 4096 + len(mark)] == mark
+        assert got[: number * 4096] == data[: number * 4096]
+        assert got[BLOCK_SIZE:] == data[BLOCK_SIZE : 2 * BLOCK_SIZE]
+
+
+def piece(seed: int, index: int, size: int) -> bytes:
+    """The bytes of write ``index``: reproducible, and different for every write."""
+    stream = hashlib.shake_256(f"{seed}:{index}".encode())
+    return stream.digest(size)
+
+
+async def test_sigkill_mid_writes_loses_no_flushed_write(engines: Engines, node: Node, settings):
+    owner = await new_user(engines)
+    size_mib = 64
+    volume = await new_volume(node, owner, size_mib)
+    slot = 64 * 1024
+    # Every write goes to a slot of its own, in a random order across the 16 blocks, so
+    # the check knows exactly what each byte must be.
+    order = list(range(size_mib * MiB // slot))
+    random.Random(7).shuffle(order)
+    seed = random.randrange(1 << 30)
+    flushed = 0  # writes [0, flushed) were acknowledged as flushed
+    sent = 0
+
+    async def writer() -> None:
+        nonlocal flushed, sent
+        client = await NbdClient.connect(node.socket, volume)
+        for index, number in enumerate(order):
+            sent = index + 1
+            await client.write(number * slot, piece(seed, index, slot))
+            if index % 16 == 15:
+                await client.flush()
+                flushed = index + 1
+
+    task = asyncio.create_task(writer())
+    while flushed < 8 * 16:  # let it get going, then kill it between flushes
+        await asyncio.sleep(0.01)
+        assert not task.done() or task.exception() is None
+    node.kill(signal.SIGKILL)
+    with contextlib.suppress(NbdError, ConnectionError, asyncio.IncompleteReadError):
+        await task
+    assert flushed < len(order), "the writer finished before the kill: nothing was tested"
+    assert sent > flushed  # writes were in flight, unflushed
+
+    node.start()
+    client = await NbdClient.connect(node.socket, volume)  # still attached after restart
+    lost = 0
+    for index, number in enumerate(order[:sent]):
+        got = await client.read(number * slot, slot)
+        if index < flushed:
+            assert got == piece(seed, index, slot), f"flushed write {index} is lost"
+        else:  # unflushed: there whole, or not at all (a block written back, or not)
+            assert got in (piece(seed, index, slot), bytes(slot)), f"write {index} is torn"
+            lost += got == bytes(slot)
+    for number in order[sent:]:
+        assert await client.read(number * slot, slot) == bytes(slot)
+    await client.close()
+    done = await invoke_nefos(settings, "storage", "fsck", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
