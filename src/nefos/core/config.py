@@ -287,6 +287,12 @@ class Limits(BaseModel):
         description="Most images one Glance v2 listing page holds, whatever limit the "
         "client asks (Glance's api_limit_max).",
     )
+    server_list_max: int = Field(
+        default=1000,
+        ge=1,
+        description="Most servers one Compute listing page holds, whatever limit the client "
+        "asks; a full page links to the next (Nova's [api] max_limit).",
+    )
     image_size_bytes: int = Field(
         default=1 << 40,
         ge=0,
