@@ -585,7 +585,7 @@ async def _limits(request: Request) -> Response:
         "maxTotalRAMSize": ram,
         "totalRAMUsed": ram_used,
         "maxServerMeta": compute.settings.compute.max_metadata,
-        "maxImageMeta": 128,
+        "maxImageMeta": compute.settings.limits.image_properties,
         "maxPersonality": MAX_PERSONALITY,
         "maxPersonalitySize": MAX_PERSONALITY_SIZE,
         "maxTotalKeypairs": compute.settings.compute.max_keypairs,
