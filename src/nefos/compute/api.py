@@ -421,9 +421,11 @@ async def _show_server(request: Request, server_id: str) -> Response:
 async def _update_server(request: Request, server_id: str) -> Response:
     credentials, compute = await caller(request)
     spec = _body_object(await json_body(request), "server")
-    view = await compute.server(str(credentials.user_id), server_id)
+    user = str(credentials.user_id)
     if "name" in spec:
-        view = await compute.rename(str(credentials.user_id), server_id, spec["name"])
+        view = await compute.rename(user, server_id, spec["name"])
+    else:  # nothing nefos keeps changes: the server as it is
+        view = await compute.server(user, server_id)
     return _reply({"server": _server(_wire(request), view)})
 
 
