@@ -157,6 +157,7 @@ class Route:
 
 
 NOVA_QUERY = ("limit", "marker", "changes-since", "status", "name")
+SERVER_QUERY = (*NOVA_QUERY, "image", "flavor", "ip", "ip6", "sort_key", "sort_dir")
 FLAVOR_QUERY = ("minDisk", "minRam", "limit", "marker", "is_public", "SNF:flavor-access")
 NOVA_HEADERS = ("X-OpenStack-Nova-API-Version", "OpenStack-API-Version")
 SERVER_BODY = {
@@ -402,8 +403,8 @@ ROUTES: dict[str, list[Route]] = {
         ),
     ],
     "compute": [
-        Route("GET", NOVA + "/servers", NOVA_QUERY, NOVA_HEADERS),
-        Route("GET", NOVA + "/servers/detail", NOVA_QUERY, NOVA_HEADERS),
+        Route("GET", NOVA + "/servers", SERVER_QUERY, NOVA_HEADERS),
+        Route("GET", NOVA + "/servers/detail", SERVER_QUERY, NOVA_HEADERS),
         Route("POST", NOVA + "/servers", (), NOVA_HEADERS, SERVER_BODY),
         Route("GET", NOVA + "/servers/{server}", (), NOVA_HEADERS),
         Route("PUT", NOVA + "/servers/{server}", (), NOVA_HEADERS, {"server": {"name": "$name"}}),

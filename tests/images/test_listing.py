@@ -4,43 +4,19 @@ in a bounded number of statements, however many images there are (issue 19)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import event
 
 from nefos.images.api_v2_listing import parse_listing
 from nefos.images.catalog import ImageQuery, Match
 from nefos.images.service import Images
 from nefos.server.engines import Engines
+from tests.statements import statements
 
 
 async def nothing() -> AsyncIterator[bytes]:
     yield b"x" * 10
-
-
-@asynccontextmanager
-async def counted(engines: Engines) -> AsyncIterator[list[str]]:
-    """Every statement the database is sent meanwhile."""
-    sent: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    engine = engines.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
-async def statements(engines: Engines, call: Callable[[], Awaitable[Any]]) -> tuple[int, Any]:
-    async with counted(engines) as sent:
-        result = await call()
-    return len(sent), result
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ async def _find(net: NetworkService, ref: str) -> Network:
 async def _record(net: NetworkService, network: Network) -> dict[str, Any]:
     subnets = []
     for subnet in network.subnets:
-        full, _ = await net.subnet(OPERATOR, str(subnet.id))
+        full = await net.subnet(OPERATOR, str(subnet.id))
         subnets.append(
             {
                 "id": str(full.id),

@@ -9,7 +9,6 @@ are Nova's, ``{"itemNotFound": {"code", "message", "details"}}``.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from starlette.responses import Response
 
 from nefos.compute import api_nics, quota_sets
 from nefos.compute.api_actions import action
+from nefos.compute.api_listing import next_link, server_query
 from nefos.compute.dialect import FLAVOR_EXTRAS, IMAGE_EXTRAS, SERVER_EXTRAS
 from nefos.compute.dialect import TABLE as DIALECT
 from nefos.compute.nova import (
@@ -56,7 +56,6 @@ VM_STATES = {  # Nova's vm_state for each status
     "DELETED": "deleted",
 }
 ZONE = "nova"  # backends have no zone or group of their own yet: one zone, as Nova's default
-STATUSES = ("BUILD", "ACTIVE", "STOPPED", "REBOOT", "ERROR", "DELETED", "RESIZE", "UNKNOWN")
 
 router = APIRouter()
 
@@ -291,17 +290,6 @@ def _image(wire: Wire, image: Image, detail: bool = True) -> dict[str, Any]:
     return item
 
 
-def _changes_since(request: Request) -> dt.datetime | None:
-    raw = request.query_params.get("changes-since") or request.query_params.get("changes_since")
-    if raw is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise errors.InvalidInput(f"Bad changes-since {raw!r}: an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _page(items: list[Any], request: Request, key: Any) -> list[Any]:
     marker = request.query_params.get("marker")
     if marker is not None:
@@ -324,29 +312,21 @@ def _page(items: list[Any], request: Request, key: Any) -> list[Any]:
 
 async def _list_servers(request: Request, detail: bool) -> Response:
     credentials, compute = await caller(request)
-    since = _changes_since(request)
-    projects = await member_projects(request, credentials)
-    views = await compute.servers(str(credentials.user_id), changes_since=since, projects=projects)
-    if since is not None and not views:
-        return empty(304)
     wire = _wire(request)
-    status = request.query_params.get("status")
-    if status is not None:
-        wanted = status.upper()
-        named = {wire.status(s): s for s in STATUSES}  # the dialect's names
-        if wanted not in named:
-            raise errors.InvalidInput(f"Invalid status {status!r}")
-        views = [v for v in views if v.status == named[wanted]]
-    name = request.query_params.get("name")
-    if name:
-        try:
-            pattern = re.compile(name)
-        except re.error:
-            raise errors.InvalidInput(f"Bad name filter {name!r}") from None
-        views = [v for v in views if pattern.search(v.server.name)]
-    views = _page(views, request, lambda v: v.server.id)
+    params = request.query_params
+    query = server_query(params, request.app.state.settings.limits, wire.status)
+    projects = await member_projects(request, credentials)
+    views = await compute.listing(str(credentials.user_id), query, projects)
+    if query.changes_since is not None and not views and query.after is None:
+        return empty(304)
     flavors: dict[int, dict[str, Any]] = {}
-    return _reply({"servers": [_rendered.server(wire, v, detail, flavors) for v in views]})
+    answer: dict[str, Any] = {
+        "servers": [_rendered.server(wire, v, detail, flavors) for v in views]
+    }
+    if views and len(views) == query.limit:
+        path = f"{wire.base}/servers" + ("/detail" if detail else "")
+        answer["servers_links"] = next_link(path, params, views[-1].server.id)
+    return _reply(answer)
 
 
 def _body_object(body: Any, key: str) -> dict[str, Any]:
@@ -441,9 +421,11 @@ async def _show_server(request: Request, server_id: str) -> Response:
 async def _update_server(request: Request, server_id: str) -> Response:
     credentials, compute = await caller(request)
     spec = _body_object(await json_body(request), "server")
-    view = await compute.server(str(credentials.user_id), server_id)
+    user = str(credentials.user_id)
     if "name" in spec:
-        view = await compute.rename(str(credentials.user_id), server_id, spec["name"])
+        view = await compute.rename(user, server_id, spec["name"])
+    else:  # nothing nefos keeps changes: the server as it is
+        view = await compute.server(user, server_id)
     return _reply({"server": _server(_wire(request), view)})
 
 
@@ -605,7 +587,7 @@ async def _limits(request: Request) -> Response:
         "maxTotalRAMSize": ram,
         "totalRAMUsed": ram_used,
         "maxServerMeta": compute.settings.compute.max_metadata,
-        "maxImageMeta": 128,
+        "maxImageMeta": compute.settings.limits.image_properties,
         "maxPersonality": MAX_PERSONALITY,
         "maxPersonalitySize": MAX_PERSONALITY_SIZE,
         "maxTotalKeypairs": compute.settings.compute.max_keypairs,

@@ -103,6 +103,7 @@ class Compute:
         # Reading servers.
         self.server = self.reader.server
         self.servers = self.reader.servers
+        self.listing = self.reader.listing
         self.jobs = self.reader.jobs
         # The effect path.
         self.create_server = self.effect_path.create_server

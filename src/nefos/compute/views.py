@@ -10,10 +10,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nefos.backends import base
+from nefos.compute import listing
 from nefos.compute.checks import parse_id
+from nefos.compute.listing import IN_FLIGHT, STATUS, ServerQuery
 from nefos.compute.models import (
     BackendJob,
     Diagnostic,
@@ -26,14 +29,6 @@ from nefos.core import errors
 from nefos.core.db import Database
 from nefos.network.nics import Nic, Nics
 
-STATUS = {
-    "BUILD": "BUILD",
-    "ERROR": "ERROR",
-    "STOPPED": "STOPPED",
-    "STARTED": "ACTIVE",
-    "DESTROYED": "DELETED",
-    "RESIZE": "RESIZE",
-}
 TASK_STATE = {
     "BUILD": "BUILDING",
     "START": "STARTING",
@@ -97,7 +92,7 @@ class ServerView:
         if s.deleted:
             return "DELETED"
         status = STATUS.get(s.operstate, "UNKNOWN")
-        in_flight = s.job_status in (base.QUEUED, base.WAITING, base.RUNNING)
+        in_flight = s.job_status in IN_FLIGHT
         if status == "ACTIVE" and s.job_opcode == base.OP_REBOOT and in_flight:
             return "REBOOT"
         if status == "STOPPED" and s.job_opcode == base.OP_MODIFY and in_flight:
@@ -178,41 +173,58 @@ class ServerReader:
         include_deleted: bool = False,
         projects: Iterable[str] = (),
     ) -> list[ServerView]:
-        """``user``'s servers and those shared to one of ``projects`` (None: all)."""
-        wanted = []
-        shared_in = list(projects)
-        if user is not None and shared_in:
-            wanted.append(
-                (Server.user_id == user)
-                | (Server.shared_to_project.is_(True) & Server.project.in_(shared_in))
-            )
-        elif user is not None:
-            wanted.append(Server.user_id == user)
-        if changes_since is not None:
-            wanted.append(Server.updated > changes_since)
-        elif not include_deleted:
-            wanted.append(Server.deleted.is_(False))
+        """``user``'s servers and those shared to one of ``projects`` (None: all), by id."""
+        query = ServerQuery(changes_since=changes_since, include_deleted=include_deleted)
+        return await self.listing(user, query, projects)
+
+    async def listing(
+        self, user: str | None, query: ServerQuery, projects: Iterable[str] = ()
+    ) -> list[ServerView]:
+        """A page of the servers ``user`` sees (its own and those shared to one of
+        ``projects``; None: all) that ``query`` asks for (:mod:`nefos.compute.listing`).
+        The database filters, sorts and pages: one statement for the page, one for the
+        marker's place (it must be a server the caller sees, deleted or not:
+        InvalidInput otherwise), one each for flavors, metadata and tags, two for the
+        NICs, however many servers there are."""
+        seen = listing.visible_to(user, list(projects))
+        wanted = [*seen, *listing.conditions(query)]
+        columns = listing.sort_columns(query)
         # A detailed listing of a thousand servers is one API call: Core rows rather
         # than ORM objects (identity-mapped instances cost more than the query), and
-        # metadata and tags joined on the same filter rather than asked for by id.
+        # metadata and tags asked for by the page's statement.
         async with self.db.session() as s:
-            query = select(*SERVER_COLUMNS).where(*wanted).order_by(Server.id)
-            rows = (await s.execute(query)).all()
+            if query.after is not None:
+                keys = [column for column, _ in columns]
+                marker = (
+                    await s.execute(select(*keys).where(Server.id == query.after, *seen))
+                ).first()
+                if marker is None:
+                    raise errors.InvalidInput(f"marker [{query.after}] not found")
+                wanted.append(listing.after(columns, tuple(marker)))
+            statement = select(*SERVER_COLUMNS).where(*wanted).order_by(*listing.order(columns))
+            if query.limit is not None:
+                statement = statement.limit(query.limit)
+            try:
+                rows = (await s.execute(statement)).all()
+            except DataError:  # a pattern PostgreSQL reads otherwise than Python
+                raise errors.InvalidInput("Invalid regular expression in a filter") from None
             if not rows:
                 return []
+            # The page again as a subquery, not its ids as a thousand parameters (binding
+            # them cost more than the metadata query itself).
+            ids = statement.with_only_columns(Server.id).scalar_subquery()
             flavors = {f.id: f for f in await s.scalars(select(Flavor))}
             metadata: dict[int, dict[str, str]] = {}
             tags: dict[int, list[str]] = {}
             for server_id, key, value in await s.execute(
-                select(ServerMetadata.server_id, ServerMetadata.key, ServerMetadata.value)
-                .join(Server, Server.id == ServerMetadata.server_id)
-                .where(*wanted)
+                select(ServerMetadata.server_id, ServerMetadata.key, ServerMetadata.value).where(
+                    ServerMetadata.server_id.in_(ids)
+                )
             ):
                 metadata.setdefault(server_id, {})[key] = value
             for server_id, tag in await s.execute(
                 select(ServerTag.server_id, ServerTag.tag)
-                .join(Server, Server.id == ServerTag.server_id)
-                .where(*wanted)
+                .where(ServerTag.server_id.in_(ids))
                 .order_by(ServerTag.tag)
             ):
                 tags.setdefault(server_id, []).append(tag)

@@ -342,6 +342,35 @@ class Limits(BaseModel):
         description="Most images one Glance v2 listing page holds, whatever limit the "
         "client asks (Glance's api_limit_max).",
     )
+    server_list_max: int = Field(
+        default=1000,
+        ge=1,
+        description="Most servers one Compute listing page holds, whatever limit the client "
+        "asks; a full page links to the next (Nova's [api] max_limit).",
+    )
+    image_properties: int = Field(
+        default=128,
+        ge=0,
+        description="Most custom properties one image may hold; more are refused with 413 "
+        "(Glance's image_property_quota; Nova's limits show it as maxImageMeta).",
+    )
+    quota_provisions: int = Field(
+        default=1000,
+        ge=1,
+        description="Most provisions one Astakos commission request issues.",
+    )
+    quota_serials: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most serials one Astakos resolve-commissions request accepts plus "
+        "rejects, each list alone.",
+    )
+    user_catalog_names: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most UUIDs, and most display names, one Astakos user_catalogs request "
+        "asks about.",
+    )
     image_size_bytes: int = Field(
         default=1 << 40,
         ge=0,

@@ -643,14 +643,22 @@ account = APIRouter(prefix="/account/v1.0")
 
 
 class UserCatalogRequest(Body):
-    uuids: list[str] | None = Field(default=None, max_length=10_000)
-    displaynames: list[str] | None = Field(default=None, max_length=10_000)
+    uuids: list[str] | None = None
+    displaynames: list[str] | None = None
+
+    def capped(self, most: int) -> tuple[list[str], list[str]]:
+        """Both lists, each within ``[limits] user_catalog_names``; InvalidInput if not."""
+        uuids, names = self.uuids or [], self.displaynames or []
+        if len(uuids) > most or len(names) > most:
+            raise errors.InvalidInput(f"At most {most} uuids and {most} displaynames")
+        return uuids, names
 
 
 @account.post("/user_catalogs")
 async def user_catalogs(request: Request, service: Service, caller: User_) -> Response:
     body = parse_json(UserCatalogRequest, await request.body())
-    by_id, by_name = await service.user_catalogs(body.uuids or [], body.displaynames or [])
+    uuids, names = body.capped(request.app.state.settings.limits.user_catalog_names)
+    by_id, by_name = await service.user_catalogs(uuids, names)
     return json_response({"uuid_catalog": by_id, "displayname_catalog": by_name})
 
 
@@ -662,6 +670,7 @@ async def service_user_catalogs(
 ) -> Response:
     """For services: ``null`` lists mean every user."""
     body = parse_json(UserCatalogRequest, await request.body())
+    body.capped(request.app.state.settings.limits.user_catalog_names)
     by_id, by_name = await service.user_catalogs(body.uuids, body.displaynames)
     return json_response({"uuid_catalog": by_id, "displayname_catalog": by_name})
 

@@ -153,6 +153,18 @@ def _check_count(value: Any, what: str) -> str:
 class Images:
     def __init__(self, storage: Namespace):
         self.storage = storage
+        # Glance's image_property_quota; compute's limits show the same number.
+        self.max_properties = storage.settings.limits.image_properties
+
+    def _check_properties(self, values: dict[str, str], before: int = 0) -> None:
+        """Glance refuses a change that leaves an image more custom properties than its
+        quota, 413; one that adds none passes (the quota may have been lowered since)."""
+        count = _property_count(values)
+        if count > self.max_properties and count > before:
+            raise errors.TooLarge(
+                f"Attempted to add {count} properties to the image; "
+                f"the maximum is {self.max_properties}"
+            )
 
     # -- reading --------------------------------------------------------------------------
 
@@ -285,6 +297,7 @@ class Images:
             values["description"] = description
         for key, value in (properties or {}).items():
             values[PROPERTY + _property_key(key)] = _property_value(value)
+        self._check_properties(values)
         record = await self.storage.set_domain(
             account, container, path, DOMAIN, values, muser=user, expect_serial=record.serial
         )
@@ -313,6 +326,7 @@ class Images:
         changes the file's sharing."""
         image, record = await self._owned(user, image_id)
         values = await self.storage.domain_meta(record, DOMAIN)
+        before = _property_count(values)
         fields = dict(fields or {})
         visibility = fields.pop("visibility", None)
         if "is_public" in fields:
@@ -332,6 +346,7 @@ class Images:
                 values[PROPERTY + _property_key(key)] = _property_value(value)
         if visibility is not None:
             values["visibility"] = _check_choice(visibility, VISIBILITIES, "visibility")
+        self._check_properties(values, before)
         record = await self.storage.set_domain(
             image.owner, image.container, image.path, DOMAIN, values, muser=user,
             expect_serial=record.serial,
@@ -423,6 +438,7 @@ class Images:
             values.update(_field("description", description))
         for key, value in (properties or {}).items():
             values[PROPERTY + _property_key(key)] = _property_value(value)
+        self._check_properties(values)
         image_id = image_id or uuid.uuid4()
         try:
             await self.storage.find_uuid(image_id)
@@ -609,6 +625,10 @@ def _check_member(member: Any) -> str:
     if any(c in member for c in " ,;=:/*\0"):
         raise errors.InvalidInput(f"Bad member {member!r}")
     return member
+
+
+def _property_count(values: dict[str, str]) -> int:
+    return sum(1 for key in values if key.startswith(PROPERTY))
 
 
 def _property_key(key: Any) -> str:

@@ -8,6 +8,7 @@ renders; faults are Neutron's, ``{"NeutronError": {"type", "message", "detail"}}
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -107,16 +108,67 @@ def _route(path: str, methods: list[str]):  # type: ignore[no-untyped-def]
     return register
 
 
+# Each kind's view; its collection is the kind with an "s" (Neutron's names).
+RENDER: dict[str, Callable[[views.Wire, Any], dict[str, Any]]] = {
+    "network": views.network,
+    "subnet": views.subnet,
+    "port": views.port,
+    "floatingip": views.floating_ip,
+}
+
+
+def _one(request: Request, kind: str, found: Any, status: int = 200) -> Response:
+    return _reply({kind: RENDER[kind](views.wire(request), found)}, status)
+
+
+# kind, path, and the service's list, show and delete calls: the routes that only read
+# or remove are the same for every kind.
+PLAIN = (
+    ("network", "/networks", "networks", "network", "delete_network"),
+    ("subnet", "/subnets", "subnets", "subnet", "delete_subnet"),
+    ("port", "/ports", "ports", "port", "delete_port"),
+    ("floatingip", "/floatingips", "floating_ips", "floating_ip", "delete_floating_ip"),
+)
+
+
+def _plain_routes(kind: str, path: str, listing: str, show: str, delete: str) -> None:
+    async def list_all(request: Request) -> Response:
+        caller, net = await _caller(request)
+        found = await getattr(net, listing)(caller, _filters(request))
+        w = views.wire(request)
+        return _reply({f"{kind}s": [RENDER[kind](w, item) for item in found]})
+
+    async def show_one(request: Request) -> Response:
+        caller, net = await _caller(request)
+        return _one(request, kind, await getattr(net, show)(caller, request.path_params["id"]))
+
+    async def delete_one(request: Request) -> Response:
+        caller, net = await _caller(request)
+        await getattr(net, delete)(caller, request.path_params["id"])
+        return Response(status_code=204)
+
+    _route(path, ["GET"])(list_all)
+    _route(f"{path}/detail", ["GET"])(list_all)
+    _route(f"{path}/{{id}}", ["GET"])(show_one)
+    _route(f"{path}/{{id}}", ["DELETE"])(delete_one)
+
+
+for plain in PLAIN:
+    _plain_routes(*plain)
+
+
+def _reassign_args(body: dict[str, Any]) -> tuple[str, bool | None]:
+    args = body.get("reassign")
+    if len(body) != 1 or not isinstance(args, dict):
+        raise errors.InvalidInput('The only action is reassign: {"reassign": {"project"}}')
+    shared = args.get("shared_to_project")
+    return (
+        _text(args.get("project"), "project"),
+        None if shared is None else _flag(shared, "shared_to_project"),
+    )
+
+
 # -- networks ------------------------------------------------------------------------------
-
-
-@_route("/networks", ["GET"])
-@_route("/networks/detail", ["GET"])
-async def list_networks(request: Request) -> Response:
-    caller, net = await _caller(request)
-    w = views.wire(request)
-    found = await net.networks(caller, _filters(request))
-    return _reply({"networks": [views.network(w, n) for n in found]})
 
 
 @_route("/networks", ["POST"])
@@ -132,42 +184,15 @@ async def create_network(request: Request) -> Response:
         public=_flag(public, "router:external"),
         floating_ip_pool=public,
     )
-    return _reply({"network": views.network(views.wire(request), created)}, 201)
-
-
-@_route("/networks/{network_id}", ["GET"])
-async def show_network(request: Request, network_id: str) -> Response:
-    caller, net = await _caller(request)
-    found = await net.network(caller, network_id)
-    return _reply({"network": views.network(views.wire(request), found)})
+    return _one(request, "network", created, 201)
 
 
 @_route("/networks/{network_id}", ["PUT"])
 async def update_network(request: Request, network_id: str) -> Response:
     caller, net = await _caller(request)
     body = await _body(request, "network")
-    found = await net.network(caller, network_id)
-    name = _text(body.get("name", found.name), "name")
-    updated = await net.update_network(caller, network_id, name)
-    return _reply({"network": views.network(views.wire(request), updated)})
-
-
-@_route("/networks/{network_id}", ["DELETE"])
-async def delete_network(request: Request, network_id: str) -> Response:
-    caller, net = await _caller(request)
-    await net.delete_network(caller, network_id)
-    return Response(status_code=204)
-
-
-def _reassign_args(body: dict[str, Any]) -> tuple[str, bool | None]:
-    args = body.get("reassign")
-    if len(body) != 1 or not isinstance(args, dict):
-        raise errors.InvalidInput('The only action is reassign: {"reassign": {"project"}}')
-    shared = args.get("shared_to_project")
-    return (
-        _text(args.get("project"), "project"),
-        None if shared is None else _flag(shared, "shared_to_project"),
-    )
+    name = None if "name" not in body else _text(body["name"], "name")
+    return _one(request, "network", await net.update_network(caller, network_id, name))
 
 
 @_route("/networks/{network_id}/action", ["POST"])
@@ -175,22 +200,10 @@ async def network_action(request: Request, network_id: str) -> Response:
     caller, net = await _caller(request)
     project, shared = _reassign_args(parse_json(dict[str, Any], await request.body()))
     moved = await net.reassign_network(caller, network_id, project, shared)
-    return _reply({"network": views.network(views.wire(request), moved)})
+    return _one(request, "network", moved)
 
 
 # -- subnets -------------------------------------------------------------------------------
-
-
-@_route("/subnets", ["GET"])
-@_route("/subnets/detail", ["GET"])
-async def list_subnets(request: Request) -> Response:
-    caller, net = await _caller(request)
-    w = views.wire(request)
-    found = await net.subnets(caller, _filters(request))
-    networks = {
-        n.id: n for n in await net.networks(caller, {"id": [str(s.network_id) for s in found]})
-    }
-    return _reply({"subnets": [views.subnet(w, s, networks[s.network_id]) for s in found]})
 
 
 @_route("/subnets", ["POST"])
@@ -215,20 +228,7 @@ async def create_subnet(request: Request) -> Response:
         host_routes=body.get("host_routes") or [],
         ipv6_mode=mode,
     )
-    return await _one_subnet(request, caller, net, str(created.id), 201)
-
-
-async def _one_subnet(
-    request: Request, caller: Caller, net: NetworkService, subnet_id: str, status: int = 200
-) -> Response:
-    found, network = await net.subnet(caller, subnet_id)
-    return _reply({"subnet": views.subnet(views.wire(request), found, network)}, status)
-
-
-@_route("/subnets/{subnet_id}", ["GET"])
-async def show_subnet(request: Request, subnet_id: str) -> Response:
-    caller, net = await _caller(request)
-    return await _one_subnet(request, caller, net, subnet_id)
+    return _one(request, "subnet", created, 201)
 
 
 @_route("/subnets/{subnet_id}", ["PUT"])
@@ -240,26 +240,10 @@ async def update_subnet(request: Request, subnet_id: str) -> Response:
         raise errors.InvalidInput(
             f"Cannot update {', '.join(sorted(set(body) - allowed))} of a subnet"
         )
-    await net.update_subnet(caller, subnet_id, **{k: body[k] for k in body})
-    return await _one_subnet(request, caller, net, subnet_id)
-
-
-@_route("/subnets/{subnet_id}", ["DELETE"])
-async def delete_subnet(request: Request, subnet_id: str) -> Response:
-    caller, net = await _caller(request)
-    await net.delete_subnet(caller, subnet_id)
-    return Response(status_code=204)
+    return _one(request, "subnet", await net.update_subnet(caller, subnet_id, **body))
 
 
 # -- ports ---------------------------------------------------------------------------------
-
-
-@_route("/ports", ["GET"])
-@_route("/ports/detail", ["GET"])
-async def list_ports(request: Request) -> Response:
-    caller, net = await _caller(request)
-    w = views.wire(request)
-    return _reply({"ports": [views.port(w, p) for p in await net.ports(caller, _filters(request))]})
 
 
 @_route("/ports", ["POST"])
@@ -280,13 +264,7 @@ async def create_port(request: Request) -> Response:
         device_owner=_text(body.get("device_owner", ""), "device_owner"),
         project=_project(body),
     )
-    return _reply({"port": views.port(views.wire(request), created)}, 201)
-
-
-@_route("/ports/{port_id}", ["GET"])
-async def show_port(request: Request, port_id: str) -> Response:
-    caller, net = await _caller(request)
-    return _reply({"port": views.port(views.wire(request), await net.port(caller, port_id))})
+    return _one(request, "port", created, 201)
 
 
 @_route("/ports/{port_id}", ["PUT"])
@@ -306,26 +284,10 @@ async def update_port(request: Request, port_id: str) -> Response:
         device_id=body.get("device_id", ...),
         device_owner=body.get("device_owner"),
     )
-    return _reply({"port": views.port(views.wire(request), updated)})
-
-
-@_route("/ports/{port_id}", ["DELETE"])
-async def delete_port(request: Request, port_id: str) -> Response:
-    caller, net = await _caller(request)
-    await net.delete_port(caller, port_id)
-    return Response(status_code=204)
+    return _one(request, "port", updated)
 
 
 # -- floating IPs --------------------------------------------------------------------------
-
-
-@_route("/floatingips", ["GET"])
-@_route("/floatingips/detail", ["GET"])
-async def list_floating_ips(request: Request) -> Response:
-    caller, net = await _caller(request)
-    w = views.wire(request)
-    found = await net.floating_ips(caller, _filters(request))
-    return _reply({"floatingips": [views.floating_ip(w, f) for f in found]})
 
 
 @_route("/floatingips", ["POST"])
@@ -344,36 +306,22 @@ async def create_floating_ip(request: Request) -> Response:
         None if address is None else _text(address, "floating_ip_address"),
         project=_project(body),
     )
-    return _reply({"floatingip": views.floating_ip(views.wire(request), created)}, 201)
-
-
-@_route("/floatingips/{ip_id}", ["GET"])
-async def show_floating_ip(request: Request, ip_id: str) -> Response:
-    caller, net = await _caller(request)
-    found = await net.floating_ip(caller, ip_id)
-    return _reply({"floatingip": views.floating_ip(views.wire(request), found)})
+    return _one(request, "floatingip", created, 201)
 
 
 @_route("/floatingips/{ip_id}", ["PUT"])
 async def update_floating_ip(request: Request, ip_id: str) -> Response:
-    """Associate with a port (``port_id``) or dissociate (``port_id: null``)."""
+    """Associate with a port (``port_id``) or dissociate (``port_id: null``); a body
+    without ``port_id`` changes nothing and shows the floating IP."""
     caller, net = await _caller(request)
     body = await _body(request, "floatingip")
     if "port_id" not in body:
-        found = await net.floating_ip(caller, ip_id)
-    else:
-        port = body["port_id"]
-        found = await net.attach_floating_ip(
-            caller, ip_id, None if port is None else _text(port, "port_id")
-        )
-    return _reply({"floatingip": views.floating_ip(views.wire(request), found)})
-
-
-@_route("/floatingips/{ip_id}", ["DELETE"])
-async def delete_floating_ip(request: Request, ip_id: str) -> Response:
-    caller, net = await _caller(request)
-    await net.delete_floating_ip(caller, ip_id)
-    return Response(status_code=204)
+        return _one(request, "floatingip", await net.floating_ip(caller, ip_id))
+    port = body["port_id"]
+    found = await net.attach_floating_ip(
+        caller, ip_id, None if port is None else _text(port, "port_id")
+    )
+    return _one(request, "floatingip", found)
 
 
 @_route("/floatingips/{ip_id}/action", ["POST"])
@@ -381,7 +329,7 @@ async def floating_ip_action(request: Request, ip_id: str) -> Response:
     caller, net = await _caller(request)
     project, shared = _reassign_args(parse_json(dict[str, Any], await request.body()))
     moved = await net.reassign_floating_ip(caller, ip_id, project, shared)
-    return _reply({"floatingip": views.floating_ip(views.wire(request), moved)})
+    return _one(request, "floatingip", moved)
 
 
 # -- security groups (a read view), quotas, extensions --------------------------------------

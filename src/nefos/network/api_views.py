@@ -104,7 +104,9 @@ def network(w: Wire, net: Network) -> dict[str, Any]:
     )
 
 
-def subnet(w: Wire, sub: Subnet, net: Network) -> dict[str, Any]:
+def subnet(w: Wire, sub: Subnet) -> dict[str, Any]:
+    """A subnet read with its network (``Subnet.network``), whose project it shows."""
+    net = sub.network
     v6 = sub.ip_version == 6
     return w.shape(
         {

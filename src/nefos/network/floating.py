@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from nefos.core import errors
-from nefos.core.db import Database, utcnow
+from nefos.core.db import Database
 from nefos.network import pools
 from nefos.network.access import Caller, floating_ips_seen, may_change, parse_id
 from nefos.network.models import IpAddress, Network
-from nefos.network.networks import CLIENTKEY, Networks, where
+from nefos.network.networks import CLIENTKEY, Networks, reassign, where
 from nefos.network.subnets import ip_pools, parse_address
 from nefos.quotas.serials import settled
 from nefos.quotas.service import Quotas, charge
@@ -90,7 +90,7 @@ class FloatingIps:
             )
             async with settlement.transaction() as s:
                 if network_id is not None:
-                    network = await self.networks._seen(s, caller, network_id)
+                    network = await self.networks.seen(s, caller, network_id)
                     if not (network.public and network.floating_ip_pool):
                         raise errors.InvalidInput(f"Network {network_id} is not a floating IP pool")
                     candidates = [network]
@@ -171,24 +171,12 @@ class FloatingIps:
     ) -> IpAddress:
         found = await self.floating_ip(caller, ip_id)
         may_change(caller, found.user_id, f"floating IP {ip_id}")
-        if not isinstance(project, str) or not project:
-            raise errors.InvalidInput("Missing 'project' attribute.")
-        if not caller.admin and project not in caller.projects:
-            raise errors.PermissionDenied(f"You are not a member of project {project}")
-        old = found.project
-        async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
-            if project != old:
-                await settlement.issue(
-                    charge(found.user_id, old, FLOATING_IPS, -1)
-                    + charge(found.user_id, project, FLOATING_IPS, 1),
-                    name=f"cyclades floating ip reassign {found.id}",
-                )
-            async with settlement.transaction() as s:
-                row = await self._seen(s, caller, ip_id, lock=True)
-                if row.project != old:
-                    raise errors.Conflict(f"Floating IP {ip_id} changed meanwhile; try again")
-                row.project = project
-                if shared_to_project is not None:
-                    row.shared_to_project = shared_to_project
-                row.updated = utcnow()
+
+        async def row(s: AsyncSession) -> IpAddress:
+            return await self._seen(s, caller, ip_id, lock=True)
+
+        await reassign(
+            self.db, self.quotas, caller, found, row, project, shared_to_project,
+            FLOATING_IPS, "floating IP",
+        )  # fmt: skip
         return await self.floating_ip(caller, ip_id)

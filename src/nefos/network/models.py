@@ -75,6 +75,8 @@ class Subnet(Base):
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     pools: Mapped[list[Pool]] = relationship(order_by="Pool.offset", lazy="raise", viewonly=True)
+    # Loaded with the subnet where it is read (its project and publicity are in its view).
+    network: Mapped[Network] = relationship(lazy="raise", viewonly=True)
 
 
 class Pool(Base):

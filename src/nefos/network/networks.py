@@ -8,7 +8,9 @@ as servers do. Public networks are the operator's and charge nobody.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,12 +95,15 @@ class Networks:
             return list(await s.scalars(query))
 
     async def network(self, caller: Caller, network_id: str) -> Network:
-        found = await self._seen(None, caller, network_id)
+        found = await self.seen(None, caller, network_id)
         return found
 
-    async def _seen(
+    async def seen(
         self, s: AsyncSession | None, caller: Caller, network_id: str, lock: bool = False
     ) -> Network:
+        """The network if ``caller`` sees it (NotFound otherwise), in session ``s`` so
+        subnets, ports and floating IPs change it in their own transaction; ``lock``
+        holds the row until that transaction ends."""
         key = parse_id(network_id, "Network")
         query = (
             select(Network)
@@ -214,12 +219,15 @@ class Networks:
             bitmap.store(pool)
             return bitmap.used()
 
-    async def update_network(self, caller: Caller, network_id: str, name: str) -> Network:
-        check_name(name)
+    async def update_network(self, caller: Caller, network_id: str, name: str | None) -> Network:
+        """Rename (None keeps the name: Neutron's PUT of other fields, which nefos keeps)."""
+        if name is not None:
+            check_name(name)
         async with self.db.transaction() as s:
-            network = await self._seen(s, caller, network_id, lock=True)
+            network = await self.seen(s, caller, network_id, lock=True)
             may_change(caller, network.user_id, f"network {network_id}")
-            network.name = name
+            if name is not None:
+                network.name = name
             network.updated = utcnow()
         return await self.network(caller, network_id)
 
@@ -235,7 +243,7 @@ class Networks:
                     name=f"cyclades network delete {network.id}",
                 )
             async with settlement.transaction() as s:
-                row = await self._seen(s, caller, network_id, lock=True)
+                row = await self.seen(s, caller, network_id, lock=True)
                 if (row.public, row.project, row.user_id) != (
                     network.public,
                     network.project,
@@ -284,24 +292,61 @@ class Networks:
         may_change(caller, network.user_id, f"network {network_id}")
         if network.public:
             raise errors.InvalidInput("Public networks belong to no project")
-        if not isinstance(project, str) or not project:
-            raise errors.InvalidInput("Missing 'project' attribute.")
-        if not caller.admin and project not in caller.projects:
-            raise errors.PermissionDenied(f"You are not a member of project {project}")
-        old = network.project
-        async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
-            if project != old:
-                await settlement.issue(
-                    charge(network.user_id, old, PRIVATE_NETWORKS, -1)
-                    + charge(network.user_id, project, PRIVATE_NETWORKS, 1),
-                    name=f"cyclades network reassign {network.id}",
-                )
-            async with settlement.transaction() as s:
-                row = await self._seen(s, caller, network_id, lock=True)
-                if row.project != old:
-                    raise errors.Conflict(f"Network {network_id} changed meanwhile; try again")
-                row.project = project
-                if shared_to_project is not None:
-                    row.shared_to_project = shared_to_project
-                row.updated = utcnow()
+
+        async def row(s: AsyncSession) -> Network:
+            return await self.seen(s, caller, network_id, lock=True)
+
+        await reassign(
+            self.db, self.quotas, caller, network, row, project, shared_to_project,
+            PRIVATE_NETWORKS, "network",
+        )  # fmt: skip
         return await self.network(caller, network_id)
+
+
+class Reassignable(Protocol):
+    """A network or a floating IP: what one project holds of its owner's quota."""
+
+    id: Any
+    user_id: str
+    project: str
+    shared_to_project: bool
+    updated: dt.datetime
+
+
+async def reassign(
+    db: Database,
+    quotas: Quotas,
+    caller: Caller,
+    found: Reassignable,
+    row: Callable[[AsyncSession], Awaitable[Reassignable]],
+    project: Any,
+    shared_to_project: bool | None,
+    resource: str,
+    kind: str,
+) -> None:
+    """Cyclades's reassign: move ``found`` (a network or floating IP the caller may
+    change) to another project of its owner's, with one commission that releases
+    ``resource`` in the old project and takes it in the new one; ``row`` reads it again
+    locked, and a project changed meanwhile is a conflict, not a double charge."""
+    if not isinstance(project, str) or not project:
+        raise errors.InvalidInput("Missing 'project' attribute.")
+    if not caller.admin and project not in caller.projects:
+        raise errors.PermissionDenied(f"You are not a member of project {project}")
+    old = found.project
+    async with settled(db, quotas, CLIENTKEY) as settlement:
+        if project != old:
+            await settlement.issue(
+                charge(found.user_id, old, resource, -1)
+                + charge(found.user_id, project, resource, 1),
+                name=f"cyclades {kind.lower()} reassign {found.id}",
+            )
+        async with settlement.transaction() as s:
+            locked = await row(s)
+            if locked.project != old:
+                raise errors.Conflict(
+                    f"{kind[0].upper()}{kind[1:]} {found.id} changed meanwhile; try again"
+                )
+            locked.project = project
+            if shared_to_project is not None:
+                locked.shared_to_project = shared_to_project
+            locked.updated = utcnow()

@@ -316,7 +316,7 @@ class Nics:
                 else:
                     changes.append(("modify", old))
             else:
-                port = await self.ports._seen(s, caller, port_id, lock=True)
+                port = await self.ports.seen(s, caller, port_id, lock=True)
                 if old is not None:
                     raise errors.Conflict(
                         f"Floating IP {row.id} is already associated with port {old}"

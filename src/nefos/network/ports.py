@@ -65,11 +65,9 @@ class Ports:
 
     async def port(self, caller: Caller, port_id: str) -> Port:
         async with self.db.session() as s:
-            return await self._seen(s, caller, port_id)
+            return await self.seen(s, caller, port_id)
 
-    async def _seen(
-        self, s: AsyncSession, caller: Caller, port_id: str, lock: bool = False
-    ) -> Port:
+    async def seen(self, s: AsyncSession, caller: Caller, port_id: str, lock: bool = False) -> Port:
         key = parse_id(port_id, "Port")
         query = (
             select(Port)
@@ -112,7 +110,7 @@ class Ports:
     async def usable_network(self, s: AsyncSession, caller: Caller, network_id: str) -> Network:
         """A network the caller may put a port on: a public one, or a private one of
         theirs or shared to a project of theirs (any other: 404)."""
-        network = await self.networks._seen(s, caller, network_id)
+        network = await self.networks.seen(s, caller, network_id)
         if not network.public and not (
             caller.admin
             or network.user_id == caller.user
@@ -280,7 +278,7 @@ class Ports:
         device_owner: str | None = None,
     ) -> Port:
         async with self.db.transaction() as s:
-            port = await self._seen(s, caller, port_id, lock=True)
+            port = await self.seen(s, caller, port_id, lock=True)
             may_change(caller, port.user_id, f"port {port_id}")
             if name is not None:
                 port.name = check_name(name)
@@ -297,7 +295,7 @@ class Ports:
         """Its fixed IPs go back to their pools; its floating IPs stay their owner's,
         detached."""
         async with self.db.transaction() as s:
-            port = await self._seen(s, caller, port_id, lock=True)
+            port = await self.seen(s, caller, port_id, lock=True)
             may_change(caller, port.user_id, f"port {port_id}")
             network = await s.get(Network, port.network_id)
             assert network is not None

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, selectinload
 
 from nefos.core import errors
 from nefos.core.config import Settings
@@ -192,15 +192,16 @@ class Subnets:
             select(Subnet)
             .join(Network, Network.id == Subnet.network_id)
             .where(networks_seen(caller))
-            .options(selectinload(Subnet.pools))
+            .options(selectinload(Subnet.pools), contains_eager(Subnet.network))
         )
         query = where(query, SUBNET_FILTERS, filters or {}).order_by(Subnet.created, Subnet.id)
         async with self.db.session() as s:
             return list(await s.scalars(query))
 
-    async def subnet(self, caller: Caller, subnet_id: str) -> tuple[Subnet, Network]:
+    async def subnet(self, caller: Caller, subnet_id: str) -> Subnet:
+        """The subnet if ``caller`` sees its network, with its pools and network loaded."""
         async with self.db.session() as s:
-            return await self._seen(s, caller, subnet_id)
+            return (await self._seen(s, caller, subnet_id))[0]
 
     async def _seen(
         self, s: AsyncSession, caller: Caller, subnet_id: str
@@ -211,7 +212,7 @@ class Subnets:
                 select(Subnet, Network)
                 .join(Network, Network.id == Subnet.network_id)
                 .where(Subnet.id == key, networks_seen(caller))
-                .options(selectinload(Subnet.pools))
+                .options(selectinload(Subnet.pools), contains_eager(Subnet.network))
                 .execution_options(populate_existing=True)
             )
         ).first()
@@ -260,7 +261,7 @@ class Subnets:
         self._check_size(ranges)
         dns, routes = self._check_extras(list(dns_nameservers or []), list(host_routes or []))  # type: ignore[call-overload]
         async with self.db.transaction() as s:
-            network = await self.networks._seen(s, caller, network_id, lock=True)
+            network = await self.networks.seen(s, caller, network_id, lock=True)
             may_change(caller, network.user_id, f"network {network_id}")
             for other in network.subnets:
                 if ipaddress.ip_network(other.cidr).overlaps(subnet_cidr):
@@ -288,7 +289,7 @@ class Subnets:
                 pool.subnet_id = subnet.id
                 s.add(pool)
             network.updated = utcnow()
-        return (await self.subnet(caller, str(subnet.id)))[0]
+        return await self.subnet(caller, str(subnet.id))
 
     async def update_subnet(
         self,
@@ -321,7 +322,7 @@ class Subnets:
             if allocation_pools is not UNSET:
                 await self._set_ranges(s, subnet, allocation_pools)
             subnet.updated = utcnow()
-        return (await self.subnet(caller, subnet_id))[0]
+        return await self.subnet(caller, subnet_id)
 
     async def _set_ranges(self, s: AsyncSession, subnet: Subnet, value: object) -> None:
         cidr = ipaddress.ip_network(subnet.cidr)
@@ -362,7 +363,7 @@ class Subnets:
         for subnet in network.subnets:
             cidr = ipaddress.ip_network(subnet.cidr)
             if subnet.ip_version == 4 and first in cidr:
-                current, _ = await self.subnet(caller, str(subnet.id))
+                current = await self.subnet(caller, str(subnet.id))
                 ranges = [pools.ip_range(p).as_dict() for p in current.pools]
                 return await self.update_subnet(
                     caller,

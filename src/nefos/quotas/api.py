@@ -135,7 +135,13 @@ class CommissionBody(BaseModel):
     force: bool = False
     auto_accept: bool = False
     name: str = Field(default="", max_length=255)
-    provisions: list[ProvisionBody] = Field(min_length=1, max_length=1000)
+    provisions: list[ProvisionBody] = Field(min_length=1)
+
+
+def _capped(items: list[Any], most: int, what: str) -> None:
+    """A request's list within its setting (``[limits]``), checked before any work."""
+    if len(items) > most:
+        raise errors.InvalidInput(f"At most {most} {what} in one request")
 
 
 def _holder_ref(value: str, default_kind: str) -> str:
@@ -156,6 +162,7 @@ def _charge(p: ProvisionBody) -> Charge:
 @router.post("/commissions", status_code=201)
 async def issue(request: Request, service: Service, caller: Admin) -> Response:
     body = parse_json(CommissionBody, await request.body())
+    _capped(body.provisions, request.app.state.settings.limits.quota_provisions, "provisions")
     serial = await service.issue(
         clientkey(caller),
         [_charge(p) for p in body.provisions],
@@ -221,8 +228,8 @@ Serial = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 class BulkAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    accept: list[Serial] = Field(default_factory=list, max_length=10_000)
-    reject: list[Serial] = Field(default_factory=list, max_length=10_000)
+    accept: list[Serial] = Field(default_factory=list)
+    reject: list[Serial] = Field(default_factory=list)
 
 
 def _fault(error: errors.NefosError) -> dict[str, Any]:
@@ -235,6 +242,9 @@ def _fault(error: errors.NefosError) -> dict[str, Any]:
 @router.post("/commissions/action")
 async def resolve_many(request: Request, service: Service, caller: Admin) -> Response:
     body = parse_json(BulkAction, await request.body())
+    most = request.app.state.settings.limits.quota_serials
+    _capped(body.accept, most, "serials to accept")
+    _capped(body.reject, most, "serials to reject")
     accepted, rejected, failed = await service.resolve(clientkey(caller), body.accept, body.reject)
     return json_response(
         {

@@ -39,7 +39,12 @@ from nefos.storage.api_large import body_of
 from nefos.storage.api_object_read import object_headers, object_read, serve
 from nefos.storage.api_object_write import object_copy_move, object_delete, object_post, object_put
 from nefos.storage.dialect import TABLE as DIALECT
-from nefos.storage.records import MAX_CONTAINER_NAME, MAX_OBJECT_NAME
+from nefos.storage.records import (
+    MAX_CONTAINER_NAME,
+    MAX_META_KEY,
+    MAX_META_VALUE,
+    MAX_OBJECT_NAME,
+)
 from nefos.storage.service import Namespace, check_container_name, check_object_name
 from nefos.storage.swift import (
     HASH_ALGORITHM,
@@ -239,8 +244,8 @@ async def info(request: Request) -> Response:
             "swift": {
                 "version": "2.35.0",
                 "max_file_size": MAX_FILE_SIZE,
-                "max_meta_name_length": 128,
-                "max_meta_value_length": 256,
+                "max_meta_name_length": MAX_META_KEY,
+                "max_meta_value_length": MAX_META_VALUE,
                 "max_meta_count": MAX_META_HEADERS,
                 "max_meta_overall_size": MAX_META_OVERALL_SIZE,
                 "max_object_name_length": MAX_OBJECT_NAME,
