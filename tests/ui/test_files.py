@@ -286,7 +286,7 @@ def test_a_long_listing_scrolls(page: Page, server: Server, person: Person, scre
             assert made.status_code == 200, made.text
             assert made.json()["Number Files Created"] == 750, made.text
     page.goto(f"{server.url}/ui/#/files/many")
-    expect(page.locator("#count")).to_have_text(re.compile(r"^3000 items ·"))
+    expect(page.locator("#count")).to_have_text(re.compile(r"^3,000 items ·"))
     drawn = page.locator(".files tbody tr:not(.spacer)").count()
     assert 0 < drawn < 100, drawn  # only what is in view, not 3,000 rows
     page.screenshot(path=str(screenshots / "files-long.png"), full_page=True)

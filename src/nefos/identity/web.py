@@ -53,7 +53,7 @@ from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import utcnow
 from nefos.core.faults import status_of
-from nefos.identity import client_config
+from nefos.identity import client_config, webtexts
 from nefos.identity.delegation import ApplicationCredentials
 from nefos.identity.models import User
 from nefos.identity.service import Identity
@@ -148,6 +148,15 @@ def url_allowed(target: str, allowed: list[str]) -> bool:
     return False
 
 
+def _token_json(token: str | None, record: Any) -> dict[str, Any] | None:
+    """The API token as the UI's account page shows it; ``token`` is None when this
+    deployment's key cannot unseal it (renewing makes one it can)."""
+    if record is None:
+        return None
+    expires = record.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if record.expires_at else None
+    return {"token": token, "expires": expires}
+
+
 class WebLogin:
     def __init__(self, identity: Identity, settings: Settings):
         self.identity = identity
@@ -174,6 +183,8 @@ class WebLogin:
             Route("/welcome", self.welcome, methods=["GET"]),
             Route("/signup", self.signup, methods=["GET"]),
             Route("/session/token", self.session_token, methods=["POST"]),
+            Route("/session/account", self.session_account, methods=["GET"]),
+            Route("/session/api-token", self.session_renew_token, methods=["POST"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login_password, methods=["POST"]),
             Route("/login/oidc/{name}", self.login_oidc, methods=["GET"]),
@@ -202,10 +213,33 @@ class WebLogin:
     # -- pages ------------------------------------------------------------------------
 
     def _page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        lang = self._language(request)
         context.setdefault("error", None)
         context["root"] = ROOT
         context["csrf"] = self._csrf(request)
-        return templates.TemplateResponse(request, name, context, status_code=status)
+        context["lang"] = lang
+        context["tx"] = webtexts.translator(lang)
+        context["code"] = webtexts.code
+        context["link"] = webtexts.link
+        context["languages"] = {}  # this page in each language, its other parameters kept
+        for code in webtexts.LANGUAGES:
+            url = request.url.include_query_params(lang=code)
+            context["languages"][code] = f"{url.path}?{url.query}"
+        context["language_names"] = webtexts.LANGUAGES
+        if isinstance(context.get("title"), tuple):  # a key of webtexts' table
+            context["title"] = context["tx"](context["title"][0])
+        page = templates.TemplateResponse(request, name, context, status_code=status)
+        if request.query_params.get("lang") in webtexts.LANGUAGES:
+            # asked for by the page's own links: remembered, as the UI's selector does
+            page.set_cookie(webtexts.COOKIE, lang, max_age=365 * 86400, path="/", samesite="lax")
+        return page
+
+    def _language(self, request: Request) -> str:
+        return webtexts.language(
+            request.query_params.get("lang"),
+            request.cookies.get(webtexts.COOKIE),
+            request.headers.get("accept-language"),
+        )
 
     async def stylesheet(self, request: Request) -> Response:
         # A file of our own, not an inline <style>: the pages' policy allows no inline code.
@@ -255,7 +289,7 @@ class WebLogin:
             request,
             "login.html",
             status,
-            title="Log in",
+            title=("loginTitle",),
             error=error,
             email=email,
             next=_safe_next(request.query_params.get("next")),
@@ -403,7 +437,7 @@ class WebLogin:
         return self._page(
             request,
             "account.html",
-            title="Your account",
+            title=("accountTitle",),
             user=user,
             logins=await self.identity.identities(user.id),
             token=token,
@@ -472,7 +506,7 @@ class WebLogin:
         page = self._page(
             request,
             "welcome.html",
-            title="Welcome",
+            title=("welcome",),
             account=urlsplit(self.settings.endpoint("account", "/account/v1.0")).path,
         )
         page.headers["content-security-policy"] = APP_POLICY
@@ -517,6 +551,43 @@ class WebLogin:
                 "project": str(user.system_project_id),
             }
         )
+
+    async def session_account(self, request: Request) -> Response:
+        """The UI's account page: the user, their logins and their API token (which
+        only the person logged in may read: never an API call's, since an application
+        credential's token could then read the token it stands in for). As
+        ``session/token``: the CSRF header, and this site's page only."""
+        if self._forged_with(request, request.headers.get("x-csrf-token")):
+            return JSONResponse({"error": "Bad or missing CSRF token"}, status_code=403)
+        user = await self._session_user(request)
+        if user is None:
+            return JSONResponse({"error": "Not logged in"}, status_code=401)
+        token, record = await self.identity.api_token(user.id)
+        logins = await self.identity.identities(user.id)
+        return JSONResponse(
+            {
+                "user": {
+                    "id": str(user.id),
+                    "email": user.email,
+                    "name": user.display_name,
+                    "admin": user.is_admin,
+                },
+                "logins": [{"provider": i.provider, "identifier": i.identifier} for i in logins],
+                "api_token": _token_json(token, record),
+            }
+        )
+
+    async def session_renew_token(self, request: Request) -> Response:
+        """A new API token for the user, answered to the UI's page; the old one stops
+        working at once (the page's own session token is another, and goes on)."""
+        if self._forged_with(request, request.headers.get("x-csrf-token")):
+            return JSONResponse({"error": "Bad or missing CSRF token"}, status_code=403)
+        user = await self._session_user(request)
+        if user is None:
+            return JSONResponse({"error": "Not logged in"}, status_code=401)
+        await self.identity.renew_api_token(user.id)
+        token, record = await self.identity.api_token(user.id)
+        return JSONResponse({"api_token": _token_json(token, record)})
 
     async def logout(self, request: Request) -> Response:
         session = request.session.get("sid")

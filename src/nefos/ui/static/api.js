@@ -6,6 +6,7 @@
 // calls them by path on its own origin (its policy allows no other).
 
 import { amount } from "./format.js";
+import { resourceText, t } from "./i18n.js";
 
 const root = document.querySelector('meta[name="nefos-root"]').content;
 const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
@@ -54,7 +55,7 @@ export class Api {
     });
     if (response.status === 401 || response.status === 403) {
       toLogin();
-      throw new ApiError(response.status, "Your session has ended; please log in again.");
+      throw new ApiError(response.status, t("api.sessionEnded"));
     }
     if (!response.ok) throw await ApiError.from(response);
     const session = await response.json();
@@ -75,7 +76,7 @@ export class Api {
   // A path under a service's endpoint, e.g. api.at("compute", "/servers/detail").
   at(service, path) {
     const base = this.endpoints[service];
-    if (base === undefined) throw new ApiError(0, `This cloud has no ${service} service.`);
+    if (base === undefined) throw new ApiError(0, t("api.noService", { service }));
     return base + path;
   }
 
@@ -127,8 +128,34 @@ export class Api {
       }
     }
     const base = this.synnefo[type];
-    if (base === undefined) throw new ApiError(0, `This cloud has no ${type} service.`);
+    if (base === undefined) throw new ApiError(0, t("api.noService", { service: type }));
     return base;
+  }
+
+  // The web session's own calls (/ui/session/...): the account page's API token,
+  // which only the person logged in may read, never an API token's holder.
+  async session(method, path) {
+    const response = await fetch(`${root}/session/${path}`, {
+      method,
+      headers: { "X-CSRF-Token": csrf, Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    if (response.status === 401) {
+      toLogin();
+      throw new ApiError(401, t("api.sessionEnded"));
+    }
+    if (!response.ok) throw await ApiError.from(response);
+    return response.json();
+  }
+
+  // A client configuration to download (clouds.yaml, openrc, kamakirc), by the session.
+  configUrl(format) {
+    return `${root}/account/config/${format}`;
+  }
+
+  // The server-rendered account page, which also makes application credentials.
+  accountPageUrl() {
+    return `${root}/account`;
   }
 
   get(service, path) {
@@ -148,7 +175,7 @@ export class Api {
 export function projectName(projects, id) {
   const project = projects && projects[id];
   if (!project) return id;
-  return project.system_project ? "Personal project" : project.name;
+  return project.system_project ? t("api.personal") : project.name;
 }
 
 // What went wrong, as the API said it; for a quota refusal, which resource ran short,
@@ -158,15 +185,17 @@ export function explain(error, context = {}) {
   if (data && data.provision && data.limit !== undefined) {
     const name = data.provision.resource;
     const resource = (context.resources || {})[name];
-    const what = resource ? resource.description : name;
+    const what = resourceText(name, resource);
     const left = Math.max(0, data.limit - data.usage);
     const project = projectName(context.projects, String(data.provision.source).replace(/^project:/, ""));
-    return (
-      `Not enough quota for ${what.toLowerCase()} in ${project}: ` +
-      `this needs ${amount(resource, data.provision.quantity)}, ` +
-      `${amount(resource, data.usage)} of ${amount(resource, data.limit)} is in use, ` +
-      `so ${amount(resource, left)} is left.`
-    );
+    return t("api.quota", {
+      what: what.toLowerCase(),
+      project,
+      needs: amount(resource, data.provision.quantity),
+      used: amount(resource, data.usage),
+      limit: amount(resource, data.limit),
+      left: amount(resource, left),
+    });
   }
   return (error && error.message) || String(error);
 }

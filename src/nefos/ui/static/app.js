@@ -1,9 +1,11 @@
 // The web UI's entry: signs in with the web session, then draws one view per URL hash.
 
+import { Account } from "./account.js";
 import { Api, explain } from "./api.js";
 import { Console } from "./console.js";
 import { Dashboard } from "./dashboard.js";
 import { Files } from "./files.js";
+import { LANGUAGES, lang, onLanguage, setLanguage, t } from "./i18n.js";
 import { Images } from "./images.js";
 import { Component, html, render } from "./lib.js";
 import { Machine } from "./machine.js";
@@ -17,20 +19,21 @@ const root = document.querySelector('meta[name="nefos-root"]').content;
 const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
 
 const VIEWS = {
-  "/": { title: "Dashboard", view: Dashboard },
-  "/machines": { title: "Machines", view: Machines },
-  "/machines/new": { title: "New machine", view: NewMachine, nested: true, section: "/machines" },
-  "/images": { title: "Images", view: Images },
-  "/projects": { title: "Projects", view: Projects },
-  "/admin/users": { title: "Accounts to approve", view: Moderation },
-  "/admin/projects": { title: "Projects to approve", view: ProjectsAdmin },
+  "/": { title: "nav.dashboard", view: Dashboard },
+  "/machines": { title: "nav.machines", view: Machines },
+  "/machines/new": { title: "title.newMachine", view: NewMachine, nested: true, section: "/machines" },
+  "/images": { title: "nav.images", view: Images },
+  "/account": { title: "account.title", view: Account },
+  "/projects": { title: "nav.projects", view: Projects },
+  "/admin/users": { title: "nav.accountsToApprove", view: Moderation },
+  "/admin/projects": { title: "nav.projectsToApprove", view: ProjectsAdmin },
   // these take the rest of the path: a container and folders
-  "/files": { title: "Files", view: Files, nested: true },
-  "/shared": { title: "Shared with me", view: Files, nested: true, props: { shared: true } },
+  "/files": { title: "nav.files", view: Files, nested: true },
+  "/shared": { title: "title.shared", view: Files, nested: true, props: { shared: true } },
   // #/machines/<id>/console: the rest is the machine's id; another id is another page
-  "/console": { title: "Console", view: Console, section: "/machines", remount: true },
+  "/console": { title: "title.console", view: Console, section: "/machines", remount: true },
   // #/machines/<id>: one machine
-  "/machine": { title: "Machine", view: Machine, section: "/machines", remount: true },
+  "/machine": { title: "title.machine", view: Machine, section: "/machines", remount: true },
 };
 const CONSOLE = /^\/machines\/([^/]+)\/console$/;
 const MACHINE = /^\/machines\/([^/]+)$/;
@@ -53,6 +56,7 @@ class App extends Component {
 
   async componentDidMount() {
     addEventListener("hashchange", () => this.setState(route()));
+    onLanguage((code) => this.setState({ lang: code }));
     try {
       await this.api.signIn();
       const [resources, projects] = await Promise.all([
@@ -80,10 +84,10 @@ class App extends Component {
   }
 
   created({ name, count, password }) {
-    const what = count > 1 ? `${count} machines named after ${name}` : name;
-    const notice = html`<strong>Created ${what}.</strong>
-      ${password ? html` The password of ${count > 1 ? "their administrator (root), the same on each, is" : "its administrator (root) is"} <code
-        class="secret" id="password">${password}</code>. Note it now: it is not shown again.` : null}`;
+    const made = count > 1 ? t("app.createdMany", { n: count, name }) : t("app.createdOne", { name });
+    const secret = password ? html`<code class="secret" id="password">${password}</code>` : null;
+    const notice = html`<strong>${made}</strong>
+      ${password ? html` ${t(count > 1 ? "app.passwordMany" : "app.passwordOne", { password: secret })}` : null}`;
     this.setState({ notice });
     location.hash = "#/machines";
   }
@@ -94,26 +98,30 @@ class App extends Component {
     const link = (path, text) => html`<a href=${`#${path}`} aria-current=${here === path ? "page" : null}>${text}</a>`;
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
-      <nav aria-label="Main">${link("/", "Dashboard")}${link("/machines", "Machines")}${link("/files", "Files")}
-        ${link("/images", "Images")}${link("/projects", "Projects")}
+      <nav aria-label=${t("nav.main")}>${link("/", t("nav.dashboard"))}${link("/machines", t("nav.machines"))}
+        ${link("/files", t("nav.files"))}${link("/images", t("nav.images"))}${link("/projects", t("nav.projects"))}
         ${this.api.user && this.api.user.admin
-          ? html`${link("/admin/users", "Accounts to approve")}${link("/admin/projects", "Projects to approve")}` : null}
-        <a href=${`${root}/account`}>Account</a></nav>
+          ? html`${link("/admin/users", t("nav.accountsToApprove"))}${link("/admin/projects", t("nav.projectsToApprove"))}` : null}
+        ${link("/account", t("nav.account"))}</nav>
+      <label class="language"><span class="sr-only">${t("nav.language")}</span>
+        <select id="language" value=${lang} onChange=${(e) => setLanguage(e.target.value)}>
+          ${Object.entries(LANGUAGES).map(([code, name]) => html`<option value=${code} lang=${code}>${name}</option>`)}
+        </select></label>
       <form method="post" action=${`${root}/logout`} class="logout">
         <span class="who">${this.api.user ? this.api.user.email : ""}</span>
         <input type="hidden" name="csrf" value=${csrf} />
-        <button type="submit" class="link">Log out</button>
+        <button type="submit" class="link">${t("nav.logout")}</button>
       </form>
     </header>`;
   }
 
   render(_, { ready, failure, path, rest, notice, resources, projects }) {
     const { title, view: View, props = {}, remount } = VIEWS[path];
-    document.title = `${title} · nefos`;
+    document.title = `${t(title)} · nefos`;
     return html`${this.nav()}
       <main>
         ${failure ? html`<p class="error" role="alert">${failure}</p>`
-          : !ready ? html`<p class="loading">Loading your cloud…</p>`
+          : !ready ? html`<p class="loading">${t("app.loading")}</p>`
           : html`<${View} key=${remount ? `${path}/${rest}` : path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects}
               notice=${notice} onDismiss=${() => this.setState({ notice: null })}
               onCreated=${(made) => this.created(made)} onProjectsChanged=${() => this.reloadProjects()} />`}

@@ -11,6 +11,8 @@
 // after a reload or a lost connection by doing the same again: only what is still
 // missing goes. A file of one block or less is one plain PUT.
 
+import { t } from "./i18n.js";
+
 const RETRIES = 5; // per block, on a lost connection, waiting 1, 2, 4, 8, 16 s
 
 export function canHash() {
@@ -39,7 +41,8 @@ function sleep(ms) {
 }
 
 // Progress goes to `onProgress({phase, done, total})`: phase "hashing" (bytes read),
-// then "sending" (bytes of the missing blocks sent). Answers how many blocks were sent.
+// then "sending" (bytes of the missing blocks sent), "retrying" (with `wait`, in seconds)
+// while the connection is lost. Answers how many blocks were sent.
 export async function uploadFile(store, container, name, file, onProgress = () => {}, { signal } = {}) {
   const { blockSize, blockHash: algorithm } = await store.container(container);
   if (file.size <= blockSize || !canHash() || algorithm !== "sha256") {
@@ -74,16 +77,17 @@ export async function uploadFile(store, container, name, file, onProgress = () =
   onProgress({ phase: "sending", done, total });
   for (const index of unique) {
     const block = file.slice(index * blockSize, (index + 1) * blockSize);
-    await sendBlock(store, container, block, signal);
+    await sendBlock(store, container, block, signal, (wait) => onProgress({ phase: "retrying", done, total, wait }));
     done += block.size;
     onProgress({ phase: "sending", done, total });
   }
   answer = await putMap();
-  if (answer.status === 409) throw new Error("The store still lacks blocks of this file; try again.");
+  if (answer.status === 409) throw new Error(t("upload.lacks"));
   return { sent: unique.length, blocks: hashes.length };
 }
 
-async function sendBlock(store, container, block, signal) {
+// `onRetry(seconds)` says that the connection was lost and when the next try goes.
+async function sendBlock(store, container, block, signal, onRetry = () => {}) {
   for (let attempt = 0; ; attempt += 1) {
     if (signal && signal.aborted) throw signal.reason;
     try {
@@ -95,6 +99,7 @@ async function sendBlock(store, container, block, signal) {
       // fetch throws a TypeError when the connection is lost; the API's refusals are
       // ApiErrors, which retrying would not change.
       if (!(error instanceof TypeError) || attempt >= RETRIES) throw error;
+      onRetry(2 ** attempt);
       await sleep(1000 * 2 ** attempt);
     }
   }

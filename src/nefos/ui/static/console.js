@@ -8,19 +8,12 @@
 // new one. "Type this text" and paste send keysyms (keysyms.js).
 
 import { explain } from "./api.js";
+import { clock, t } from "./i18n.js";
 import { keystrokes, typeText } from "./keysyms.js";
 import { Component, createRef, html } from "./lib.js";
 import { label } from "./machines.js";
 
 const RUNNING = "ACTIVE";
-const STATE_TEXT = {
-  loading: "Looking up the machine…",
-  asking: "Asking for a console…",
-  connecting: "Connecting…",
-  connected: "Connected",
-  closed: "Closed",
-  failed: "No console",
-};
 
 export class Console extends Component {
   state = { phase: "loading", server: null, failure: null, text: "", enter: false, typing: null, note: null };
@@ -56,21 +49,15 @@ export class Console extends Component {
     try {
       ({ server } = await api.get("compute", `/servers/${encodeURIComponent(id)}`));
     } catch (error) {
-      return this.fail(`This machine cannot be shown: ${explain(error, this.props)}`);
+      return this.fail(t("console.cannotShow", { why: explain(error, this.props) }));
     }
     if (this.gone) return;
     this.setState({ server });
     if (server.status !== RUNNING) {
-      return this.fail(
-        `${server.name} is not running (it is ${label(server).toLowerCase()}), so it has no screen to show. ` +
-          "Start it from the machines page, then open its console again.",
-      );
+      return this.fail(t("console.notRunning", { name: server.name, state: label(server).toLowerCase() }));
     }
     if (location.protocol === "https:") {
-      return this.fail(
-        "This page came over HTTPS, and nefos's console proxy speaks WebSocket without TLS " +
-          "(vnc-wss is not supported yet), which browsers refuse from an HTTPS page.",
-      );
+      return this.fail(t("console.https"));
     }
     this.setState({ phase: "asking" });
     let ticket;
@@ -79,7 +66,7 @@ export class Console extends Component {
         console: { type: "vnc-ws" },
       }));
     } catch (error) {
-      return this.fail(`No console for ${server.name}: ${explain(error, this.props)}`);
+      return this.fail(t("console.none", { name: server.name, why: explain(error, this.props) }));
     }
     if (this.gone) return;
     await this.connect(server, ticket);
@@ -99,14 +86,14 @@ export class Console extends Component {
         wsProtocols: ["binary"],
       });
     } catch (error) {
-      return this.fail(`The browser would not open ${url}: ${error.message}`);
+      return this.fail(t("console.wouldNotOpen", { url, why: error.message }));
     }
     this.rfb = rfb;
     rfb.scaleViewport = true; // the machine's screen fits the window, phone or desktop
     rfb.background = "#1b1f24";
     rfb.addEventListener("connect", () => this.rfb === rfb && this.setState({ phase: "connected" }));
     rfb.addEventListener("securityfailure", (event) => {
-      refused = event.detail.reason || "the password was not accepted";
+      refused = event.detail.reason || t("console.badPassword");
     });
     rfb.addEventListener("disconnect", (event) => {
       if (this.rfb !== rfb) return; // closed by us: leaving the page, or opening again
@@ -114,17 +101,15 @@ export class Console extends Component {
       if (this.state.phase === "connected") {
         this.setState({ phase: "closed", typing: null });
       } else if (refused) {
-        this.fail(`The console proxy refused the connection: ${refused}.`);
+        this.fail(t("console.refused", { why: refused }));
       } else if (ticket.expires && Date.now() > Date.parse(ticket.expires)) {
-        this.fail(
-          `The console's ticket expired before the browser reached it (it was good until ` +
-            `${new Date(ticket.expires).toLocaleTimeString()}, for one connection). Try again for a new one.`,
-        );
+        this.fail(t("console.expired", { time: clock(new Date(ticket.expires)) }));
       } else {
         this.fail(
-          `The browser could not reach the console proxy at ${ticket.host}:${ticket.port}` +
-            `${event.detail.clean ? "" : " (the connection failed)"}. Its address is set by the ` +
-            "cloud's operator (compute.console_host); ask them if this goes on.",
+          t("console.unreachable", {
+            address: `${ticket.host}:${ticket.port}`,
+            failed: event.detail.clean ? "" : t("console.connectionFailed"),
+          }),
         );
       }
     });
@@ -135,7 +120,7 @@ export class Console extends Component {
     if (!this.rfb || this.state.phase !== "connected" || !strokes.length) return;
     const rfb = this.rfb;
     const note = unusual.length
-      ? `Sent, but a machine with a US keymap has no key for ${unusual.join(" ")}: those may not arrive.`
+      ? t("console.noKey", { chars: unusual.join(" ") })
       : null;
     this.setState({ typing: { done: 0, total: strokes.length }, note });
     const finished = await typeText(
@@ -159,15 +144,14 @@ export class Console extends Component {
       text = await navigator.clipboard.readText();
     } catch (error) {
       this.setState({
-        note:
-          "The browser did not let this page read the clipboard " +
-          `(${error.name === "NotAllowedError" ? "permission refused" : error.message}). ` +
-          "Paste into the box above instead, then press “Type it”.",
+        note: t("console.clipboardRefused", {
+          why: error.name === "NotAllowedError" ? t("console.permission") : error.message,
+        }),
       });
       return;
     }
     if (!text) {
-      this.setState({ note: "The clipboard holds no text." });
+      this.setState({ note: t("console.emptyClipboard") });
       return;
     }
     this.type(text);
@@ -175,7 +159,7 @@ export class Console extends Component {
 
   status() {
     const { phase, typing } = this.state;
-    const word = typing ? `Typing ${typing.done} of ${typing.total}…` : STATE_TEXT[phase];
+    const word = typing ? t("console.typing", { done: typing.done, total: typing.total }) : t(`console.${phase}`);
     return html`<span class=${`console-state console-${phase}`} data-state=${phase} role="status">${word}</span>`;
   }
 
@@ -184,31 +168,29 @@ export class Console extends Component {
     const live = phase === "connected";
     const again = phase === "closed" || phase === "failed";
     return html`<section class="page-head">
-        <h1>Console${name ? html` of <span class="name">${name}</span>` : null}</h1>
-        <a class="button" href="#/machines">Back to machines</a>
+        <h1>${name ? t("console.of", { name: html`<span class="name">${name}</span>` }) : t("title.console")}</h1>
+        <a class="button" href="#/machines">${t("console.back")}</a>
       </section>
       <div class="console-bar">
         ${this.status()}
-        ${phase === "closed" ? html`<span id="console-closed">The connection to the machine's screen ended
-          (another console may have taken it over, or the cloud restarted).</span>` : null}
+        ${phase === "closed" ? html`<span id="console-closed">${t("console.ended")}</span>` : null}
         ${again ? html`<button type="button" class="primary" id="open-again" onClick=${() => this.open()}>
-          ${phase === "closed" ? "Open again" : "Try again"}</button>` : null}
-        ${live ? html`<button type="button" onClick=${() => this.rfb && this.rfb.sendCtrlAltDel()}>Send Ctrl+Alt+Del</button>` : null}
+          ${t(phase === "closed" ? "console.openAgain" : "console.tryAgain")}</button>` : null}
+        ${live ? html`<button type="button" onClick=${() => this.rfb && this.rfb.sendCtrlAltDel()}>${t("console.cad")}</button>` : null}
       </div>
       ${failure ? html`<p class="error" role="alert" id="console-failure">${failure}</p>` : null}
       <div class="console-screen" ref=${this.screen} hidden=${again}></div>
       <form class="type-text" onSubmit=${(e) => this.submit(e)} hidden=${again}>
-        <label for="type-text">Type this text</label>
+        <label for="type-text">${t("console.typeThis")}</label>
         <textarea id="type-text" rows="2" spellcheck="false" autocomplete="off" autocapitalize="off"
           value=${text} onInput=${(e) => this.setState({ text: e.target.value })}></textarea>
         <div class="type-actions">
           <label class="check"><input type="checkbox" checked=${enter}
-            onChange=${(e) => this.setState({ enter: e.target.checked })} /> then press Enter</label>
-          <button type="submit" class="primary" id="type-it" disabled=${!live || !!typing || !text}>Type it</button>
-          <button type="button" id="paste" disabled=${!live || !!typing} onClick=${() => this.paste()}>Paste from clipboard</button>
+            onChange=${(e) => this.setState({ enter: e.target.checked })} /> ${t("console.enter")}</label>
+          <button type="submit" class="primary" id="type-it" disabled=${!live || !!typing || !text}>${t("console.typeIt")}</button>
+          <button type="button" id="paste" disabled=${!live || !!typing} onClick=${() => this.paste()}>${t("console.paste")}</button>
         </div>
-        <p class="hint">Sent key by key as the characters themselves, so they arrive as written here
-          whatever your keyboard's layout. A new line presses Enter.</p>
+        <p class="hint">${t("console.hint")}</p>
         ${note ? html`<p class="notice" id="type-note">${note}</p>` : null}
       </form>`;
   }

@@ -1,7 +1,8 @@
 // The dashboard: what the user has, and how much of each quota is left, per project.
 
 import { explain, projectName } from "./api.js";
-import { bytes, plural } from "./format.js";
+import { bytes } from "./format.js";
+import { t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 import { QuotaBars } from "./quota.js";
 
@@ -49,34 +50,34 @@ export class Dashboard extends Component {
     const name = api.user.name || api.user.email;
     const hero = html`<section class="hero">
       <div>
-        <h1>Hello, ${name}</h1>
-        <p>Start a virtual machine in a few seconds, or see what you already have.</p>
+        <h1>${t("dash.hello", { name })}</h1>
+        <p>${t("dash.intro")}</p>
       </div>
-      <a class="button primary big" href="#/machines/new" id="new-machine">New machine</a>
+      <a class="button primary big" href="#/machines/new" id="new-machine">${t("title.newMachine")}</a>
     </section>`;
-    if (!loaded) return html`${hero}<p class="loading">Loading…</p>`;
+    if (!loaded) return html`${hero}<p class="loading">${t("common.loading")}</p>`;
     const running = servers.servers ? servers.servers.filter((s) => s.status === "ACTIVE").length : 0;
     const containers = Array.isArray(files) ? files : [];
     const used = containers.reduce((sum, c) => sum + (c.bytes || 0), 0);
     const mine = images.images ? images.images.filter((i) => i.owner === api.project).length : 0;
     const projectIds = quotas.failed ? [] : Object.keys(quotas);
     return html`${hero}
-      <section class="cards" aria-label="What you have">
-        ${this.card("Machines", "#/machines", html`
+      <section class="cards" aria-label=${t("dash.whatYouHave")}>
+        ${this.card(t("nav.machines"), "#/machines", html`
           <p class="big-number" id="machine-count">${servers.servers ? servers.servers.length : "?"}</p>
-          <p>${plural(running, "running", "running")}</p>`, servers.failed)}
-        ${this.card("Files", null, html`
+          <p>${t("dash.running", { n: running })}</p>`, servers.failed)}
+        ${this.card(t("nav.files"), null, html`
           <p class="big-number">${containers.length}</p>
-          <p>${containers.length === 1 ? "container" : "containers"}, ${bytes(used)} stored</p>`, files.failed)}
-        ${this.card("Images", "#/images", html`
+          <p>${t("dash.stored", { n: containers.length, size: bytes(used) })}</p>`, files.failed)}
+        ${this.card(t("nav.images"), "#/images", html`
           <p class="big-number">${images.images ? images.images.length : "?"}</p>
-          <p>available, ${mine} your own</p>`, images.failed)}
-        ${this.card("Projects", "#/projects", html`
+          <p>${t("dash.images", { n: mine })}</p>`, images.failed)}
+        ${this.card(t("nav.projects"), "#/projects", html`
           <p class="big-number">${projectIds.length}</p>
-          <p>you can use</p>`, quotas.failed)}
+          <p>${t("dash.projects")}</p>`, quotas.failed)}
       </section>
       <section aria-labelledby="quota-title">
-        <h2 id="quota-title">Your quotas</h2>
+        <h2 id="quota-title">${t("dash.quotas")}</h2>
         ${quotas.failed ? html`<p class="error" role="alert">${explain(quotas.failed)}</p>` : null}
         ${projectIds.map((id) => html`
           <div class="project-quota" key=${id} data-project=${id}>

@@ -3,6 +3,7 @@
 
 import { explain } from "./api.js";
 import { when } from "./format.js";
+import { t } from "./i18n.js";
 import { Component, createRef, html } from "./lib.js";
 import { basename } from "./store.js";
 
@@ -43,7 +44,7 @@ class Form extends Component {
         ${children}
         ${failure ? html`<p class="error" role="alert" id="dialog-failure">${failure}</p>` : null}
         <div class="actions">
-          <button type="button" onClick=${onClose}>Cancel</button>
+          <button type="button" onClick=${onClose}>${t("common.cancel")}</button>
           <button type="submit" class=${danger ? "danger" : "primary"} disabled=${busy}>${submit}</button>
         </div>
       </form>
@@ -57,7 +58,7 @@ export class NameDialog extends Component {
   render({ title, label, submit, hint, onSubmit, onClose, onDone }, { name }) {
     return html`<${Form} title=${title} submit=${submit} onClose=${onClose} onDone=${onDone}
         action=${() => {
-          if (!name.trim() || name.includes("/")) throw new Error("Give a name without “/”.");
+          if (!name.trim() || name.includes("/")) throw new Error(t("dialog.noSlash"));
           return onSubmit(name.trim());
         }}>
       <label for="new-name">${label}</label>
@@ -76,24 +77,24 @@ export class TransferDialog extends Component {
   }
 
   render({ item, copy, containers, store, onClose, onDone }, { container, name }) {
-    const what = item.kind === "folder" ? "folder" : "file";
-    return html`<${Form} title=${`${copy ? "Copy" : "Rename or move"} ${basename(item.name)}`}
-        submit=${copy ? "Copy" : "Move"} onClose=${onClose} onDone=${onDone}
+    const folder = item.kind === "folder";
+    return html`<${Form} title=${t(copy ? "dialog.copyTitle" : "dialog.moveTitle", { name: basename(item.name) })}
+        submit=${t(copy ? "files.copy" : "dialog.move")} onClose=${onClose} onDone=${onDone}
         action=${() => {
           const target = name.trim().replace(/^\/+|\/+$/g, "");
-          if (!target) throw new Error(`Give the ${what} a name.`);
-          if (target === item.name && container === this.props.container) throw new Error("That is where it is now.");
+          if (!target) throw new Error(t(folder ? "dialog.nameFolder" : "dialog.nameFile"));
+          if (target === item.name && container === this.props.container) throw new Error(t("dialog.sameplace"));
           return store.transfer(copy ? "COPY" : "MOVE", this.props.container, item.name, container, target, {
             tree: item.kind === "folder",
           });
         }}>
-      <label for="to-container">Container</label>
+      <label for="to-container">${t("common.container")}</label>
       <select id="to-container" value=${container} onChange=${(e) => this.setState({ container: e.target.value })}>
         ${containers.map((c) => html`<option value=${c.name}>${c.name}</option>`)}
       </select>
-      <label for="to-name">Name, with its folders</label>
+      <label for="to-name">${t("dialog.toName")}</label>
       <input id="to-name" value=${name} autofocus onInput=${(e) => this.setState({ name: e.target.value })} />
-      <p class="hint">Folders are separated by “/”, e.g. <code>reports/2024/${basename(item.name)}</code>.</p>
+      <p class="hint">${t("dialog.foldersHint", { example: html`<code>reports/2024/${basename(item.name)}</code>` })}</p>
     <//>`;
   }
 }
@@ -101,16 +102,15 @@ export class TransferDialog extends Component {
 function copyName(name) {
   const dot = name.lastIndexOf(".");
   const slash = name.lastIndexOf("/");
-  if (dot > slash + 1) return `${name.slice(0, dot)} (copy)${name.slice(dot)}`;
-  return `${name} (copy)`;
+  if (dot > slash + 1) return `${name.slice(0, dot)} ${t("dialog.copySuffix")}${name.slice(dot)}`;
+  return `${name} ${t("dialog.copySuffix")}`;
 }
 
 export function DeleteDialog({ item, store, container, onClose, onDone }) {
   const folder = item.kind === "folder";
-  return html`<${Form} title=${`Delete ${basename(item.name)}?`} submit=${`Delete ${basename(item.name)}`} danger
+  return html`<${Form} title=${t("dialog.deleteTitle", { name: basename(item.name) })} submit=${t("dialog.deleteYes", { name: basename(item.name) })} danger
       onClose=${onClose} onDone=${onDone} action=${() => store.remove(container, item.name, { tree: folder })}>
-    <p>${folder ? "The folder and every file in it are deleted." : "The file and its earlier versions are deleted."}
-      This cannot be undone.</p>
+    <p>${t(folder ? "dialog.deleteFolder" : "dialog.deleteFile")}</p>
   <//>`;
 }
 
@@ -145,19 +145,19 @@ export class VersionsDialog extends Component {
   // Rows count 1, 2, 3... from the oldest: Pithos's serials are global numbers that mean
   // nothing to a person, so they stay behind the buttons (download and restore) only.
   render({ item, onClose, onDownload }, { versions, failure, restored }) {
-    return html`<${Modal} title=${`Versions of ${basename(item.name)}`} onClose=${onClose} wide>
-      ${restored ? html`<p class="notice" role="status" id="restored">Restored the version of ${when(restored.when.toISOString())}: it is now the newest.</p>` : null}
+    return html`<${Modal} title=${t("dialog.versionsTitle", { name: basename(item.name) })} onClose=${onClose} wide>
+      ${restored ? html`<p class="notice" role="status" id="restored">${t("dialog.restored", { when: when(restored.when.toISOString()) })}</p>` : null}
       ${failure ? html`<p class="error" role="alert">${failure}</p>` : null}
-      ${!versions ? html`<p class="loading">Loading…</p>` : html`<table class="machines versions">
-        <thead><tr><th>Version</th><th>Saved</th><th><span class="sr-only">Actions</span></th></tr></thead>
+      ${!versions ? html`<p class="loading">${t("common.loading")}</p>` : html`<table class="machines versions">
+        <thead><tr><th>${t("dialog.version")}</th><th>${t("dialog.saved")}</th><th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
         <tbody>${versions.map((v, i) => html`<tr data-version=${v.serial}>
-          <td class="ordinal">${versions.length - i}${i === 0 ? html` <span class="status status-running">current</span>` : null}</td>
+          <td class="ordinal">${versions.length - i}${i === 0 ? html` <span class="status status-running">${t("dialog.current")}</span>` : null}</td>
           <td class="when">${when(v.when.toISOString())}</td>
           <td class="row-actions">
-            <button type="button" onClick=${() => onDownload(v.serial)}>Download</button>
-            ${i > 0 ? html`<button type="button" data-action="restore" onClick=${() => this.restore(v)}>Restore</button>` : null}
+            <button type="button" onClick=${() => onDownload(v.serial)}>${t("common.download")}</button>
+            ${i > 0 ? html`<button type="button" data-action="restore" onClick=${() => this.restore(v)}>${t("dialog.restore")}</button>` : null}
           </td></tr>`)}</tbody></table>`}
-      <div class="actions"><button type="button" onClick=${onClose}>Close</button></div>
+      <div class="actions"><button type="button" onClick=${onClose}>${t("common.close")}</button></div>
     <//>`;
   }
 }

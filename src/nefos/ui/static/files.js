@@ -7,7 +7,8 @@
 
 import { explain } from "./api.js";
 import { DeleteDialog, NameDialog, TransferDialog, VersionsDialog } from "./filedialogs.js";
-import { bytes, plural, when } from "./format.js";
+import { bytes, when } from "./format.js";
+import { number, t } from "./i18n.js";
 import { Component, createRef, html } from "./lib.js";
 import { SharingDialog } from "./sharing.js";
 import { DIRECTORY, PAGE, Store, basename } from "./store.js";
@@ -94,13 +95,13 @@ class Rows extends Component {
             ? html`<a href=${link(item)} onClick=${(e) => e.stopPropagation()}>${name}</a>`
             : html`<button type="button" class="link name" onDblClick=${() => onOpen(item)}>${name}</button>`}
         </td>
-        <td class="size">${folder ? "Folder" : bytes(item.bytes)}</td>
+        <td class="size">${folder ? t("files.folder") : bytes(item.bytes)}</td>
         <td class="when">${item.modified ? when(`${item.modified}Z`) : ""}</td>
       </tr>`;
     };
     return html`<div class="file-pane" ref=${this.pane} onScroll=${() => this.scrolled()} tabindex="-1">
       <table class="files" aria-rowcount=${items.length}>
-        <thead><tr><th scope="col">Name</th><th scope="col" class="size">Size</th><th scope="col" class="when">Modified</th></tr></thead>
+        <thead><tr><th scope="col">${t("common.name")}</th><th scope="col" class="size">${t("common.size")}</th><th scope="col" class="when">${t("files.modified")}</th></tr></thead>
         <tbody>
           ${first > 0 ? html`<tr class="spacer" aria-hidden="true"><td colspan="3" style=${{ height: `${first * ROW}px` }}></td></tr>` : null}
           ${items.slice(first, last).map(row)}
@@ -233,7 +234,7 @@ export class Files extends Component {
 
   breadcrumb() {
     const { base, account, container, folders, root } = this.where();
-    const crumbs = [html`<a href=${`#${base}`}>${this.props.shared ? "Shared with me" : "My containers"}</a>`];
+    const crumbs = [html`<a href=${`#${base}`}>${t(this.props.shared ? "title.shared" : "files.myContainers")}</a>`];
     if (this.props.shared && account) {
       const owner = (this.ownerOf === account && this.state.owner) || account;
       crumbs.push(html`<a href=${href(base, [account])}>${owner}</a>`);
@@ -243,7 +244,7 @@ export class Files extends Component {
       const last = i === trail.length - 1;
       crumbs.push(last ? html`<span aria-current="page">${part}</span>` : html`<a href=${href(base, [...root, ...trail.slice(0, i + 1)])}>${part}</a>`);
     });
-    return html`<nav aria-label="Folder path" class="breadcrumb"><ol>${crumbs.map((c) => html`<li>${c}</li>`)}</ol></nav>`;
+    return html`<nav aria-label=${t("files.path")} class="breadcrumb"><ol>${crumbs.map((c) => html`<li>${c}</li>`)}</ol></nav>`;
   }
 
   toolbar() {
@@ -252,21 +253,21 @@ export class Files extends Component {
     const file = item && item.kind === "file";
     const open = (dialog) => this.setState({ dialog, target: item });
     const disabled = !item;
-    return html`<div class="toolbar" role="toolbar" aria-label="Files">
+    return html`<div class="toolbar" role="toolbar" aria-label=${t("files.toolbar")}>
       ${mine ? html`
-        <button type="button" id="new-folder" onClick=${() => open("folder")}>New folder</button>
-        <button type="button" id="upload" class="primary" onClick=${() => this.picker.current.click()}>Upload files</button>
+        <button type="button" id="new-folder" onClick=${() => open("folder")}>${t("files.newFolder")}</button>
+        <button type="button" id="upload" class="primary" onClick=${() => this.picker.current.click()}>${t("files.upload")}</button>
         <input type="file" multiple ref=${this.picker} class="sr-only" id="file-picker" tabindex="-1" aria-hidden="true"
           onChange=${(e) => { this.uploadFiles(e.target.files); e.target.value = ""; }} />` : null}
       <span class="toolbar-gap"></span>
-      <span class="selection" aria-live="polite">${item ? basename(item.name) : "Select a file"}</span>
-      <button type="button" id="download" disabled=${!file} onClick=${() => this.download(item)}>Download</button>
+      <span class="selection" aria-live="polite">${item ? basename(item.name) : t("files.select")}</span>
+      <button type="button" id="download" disabled=${!file} onClick=${() => this.download(item)}>${t("common.download")}</button>
       ${mine ? html`
-        <button type="button" id="rename" disabled=${disabled} onClick=${() => open("move")}>Rename or move</button>
-        <button type="button" id="copy" disabled=${disabled} onClick=${() => open("copy")}>Copy</button>
-        <button type="button" id="versions" disabled=${!file} onClick=${() => open("versions")}>Versions</button>
-        <button type="button" id="share" disabled=${!file} onClick=${() => open("share")}>Share</button>
-        <button type="button" id="delete" class="danger" disabled=${disabled} onClick=${() => open("delete")}>Delete</button>` : null}
+        <button type="button" id="rename" disabled=${disabled} onClick=${() => open("move")}>${t("files.rename")}</button>
+        <button type="button" id="copy" disabled=${disabled} onClick=${() => open("copy")}>${t("files.copy")}</button>
+        <button type="button" id="versions" disabled=${!file} onClick=${() => open("versions")}>${t("files.versions")}</button>
+        <button type="button" id="share" disabled=${!file} onClick=${() => open("share")}>${t("files.share")}</button>
+        <button type="button" id="delete" class="danger" disabled=${disabled} onClick=${() => open("delete")}>${t("files.delete")}</button>` : null}
     </div>`;
   }
 
@@ -279,20 +280,20 @@ export class Files extends Component {
     const done = (notice) => () => this.setState({ dialog: null, notice }, () => this.load());
     switch (dialog) {
       case "container":
-        return html`<${NameDialog} title="New container" label="Name" submit="Create container" onClose=${close}
-          hint="A container holds folders and files, like a drive." onDone=${done("Container created.")}
+        return html`<${NameDialog} title=${t("files.newContainer")} label=${t("common.name")} submit=${t("files.createContainer")} onClose=${close}
+          hint=${t("files.containerHint")} onDone=${done(t("files.containerCreated"))}
           onSubmit=${(name) => store.createContainer(name)} />`;
       case "folder":
-        return html`<${NameDialog} title="New folder" label="Name" submit="Create folder" onClose=${close}
-          onDone=${done("Folder created.")} onSubmit=${(name) => store.createFolder(container, [...folders, name].join("/"))} />`;
+        return html`<${NameDialog} title=${t("files.newFolder")} label=${t("common.name")} submit=${t("files.createFolder")} onClose=${close}
+          onDone=${done(t("files.folderCreated"))} onSubmit=${(name) => store.createFolder(container, [...folders, name].join("/"))} />`;
       case "move":
       case "copy":
         return html`<${TransferDialog} item=${item} copy=${dialog === "copy"} store=${store} container=${container}
           containers=${containers || [{ name: container }]} onClose=${close}
-          onDone=${done(dialog === "copy" ? "Copied." : "Moved.")} />`;
+          onDone=${done(t(dialog === "copy" ? "files.copied" : "files.moved"))} />`;
       case "delete":
         return html`<${DeleteDialog} item=${item} store=${store} container=${container} onClose=${close}
-          onDone=${done(`Deleted ${basename(item.name)}.`)} />`;
+          onDone=${done(t("files.deleted", { name: basename(item.name) }))} />`;
       case "versions":
         return html`<${VersionsDialog} item=${item} store=${store} container=${container} onClose=${close}
           onChanged=${() => this.load()} onDownload=${(v) => this.download(item, v)} />`;
@@ -306,27 +307,27 @@ export class Files extends Component {
   containerList(items) {
     const { base, root, mine } = this.where();
     return html`<table class="machines containers">
-      <thead><tr><th>Container</th><th>Files</th><th>Size</th><th><span class="sr-only">Actions</span></th></tr></thead>
+      <thead><tr><th>${t("common.container")}</th><th>${t("nav.files")}</th><th>${t("common.size")}</th><th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
       <tbody>${items.map((c) => html`<tr data-name=${c.name}>
         <td><span class="icon icon-container" aria-hidden="true"></span> <a href=${href(base, [...root, c.name])}><strong>${c.name}</strong></a></td>
-        <td>${c.count}</td><td>${bytes(c.bytes)}</td>
+        <td>${number(c.count)}</td><td>${bytes(c.bytes)}</td>
         <td class="row-actions">${mine ? html`<button type="button" class="danger" data-action="delete" disabled=${c.count > 0}
-          title=${c.count > 0 ? "Only an empty container can be deleted" : null}
+          title=${c.count > 0 ? t("files.onlyEmpty") : null}
           onClick=${async () => {
             try { await this.state.store.deleteContainer(c.name); this.load(); } catch (error) { this.setState({ failure: explain(error) }); }
-          }}>Delete</button>` : null}</td>
+          }}>${t("files.delete")}</button>` : null}</td>
       </tr>`)}</tbody></table>`;
   }
 
   accountList(items) {
-    if (!items.length) return html`<p class="empty">Nobody shares files with you yet.</p>`;
+    if (!items.length) return html`<p class="empty">${t("files.nobodyShares")}</p>`;
     return html`<ul class="accounts">${items.map((a) => html`<li data-account=${a.name}>
       <a href=${href("/shared", [a.name])}>${a.email}</a></li>`)}</ul>`;
   }
 
   render({ shared }, { items, complete, selected, failure, notice, dropping }) {
     const { container, account, base, root, mine } = this.where();
-    const heading = "Files";
+    const heading = t("nav.files");
     const folderItems = items && container;
     return html`<div class=${`files-page${dropping ? " dropping" : ""}`}
         onDragOver=${(e) => { if (mine && container) { e.preventDefault(); if (!dropping) this.setState({ dropping: true }); } }}
@@ -334,27 +335,27 @@ export class Files extends Component {
         onDrop=${(e) => this.dropped(e)}>
       <div class="page-head">
         <h1>${heading}</h1>
-        <nav class="tabs" aria-label="Whose files">
-          <a href="#/files" aria-current=${shared ? null : "page"}>Mine</a>
-          <a href="#/shared" aria-current=${shared ? "page" : null}>Shared with me</a>
+        <nav class="tabs" aria-label=${t("files.whose")}>
+          <a href="#/files" aria-current=${shared ? null : "page"}>${t("files.mine")}</a>
+          <a href="#/shared" aria-current=${shared ? "page" : null}>${t("title.shared")}</a>
         </nav>
-        ${mine && !container ? html`<button type="button" id="new-container" class="primary" onClick=${() => this.setState({ dialog: "container" })}>New container</button>` : null}
+        ${mine && !container ? html`<button type="button" id="new-container" class="primary" onClick=${() => this.setState({ dialog: "container" })}>${t("files.newContainer")}</button>` : null}
       </div>
       ${this.breadcrumb()}
       ${notice ? html`<p class="notice" role="status" id="notice">${notice}
-        <button type="button" class="link" onClick=${() => this.setState({ notice: null })}>Dismiss</button></p>` : null}
+        <button type="button" class="link" onClick=${() => this.setState({ notice: null })}>${t("common.dismiss")}</button></p>` : null}
       ${failure ? html`<p class="error" role="alert" id="failure">${failure}</p>` : null}
       ${container ? this.toolbar() : null}
-      ${!items ? html`<p class="loading">Loading…</p>`
+      ${!items ? html`<p class="loading">${t("common.loading")}</p>`
         : folderItems ? html`<${Rows} key=${`${account}/${container}/${this.props.rest}`} items=${items} selected=${selected}
             link=${(item) => href(base, [...root, container, ...item.name.split("/")])}
             onSelect=${(item) => this.setState({ selected: item.name })}
             onOpen=${(item) => this.download(item)}
-            empty=${mine ? "This folder is empty. Drop files here, or use “Upload files”." : "Nothing here is shared with you."} />
-          <p class="count" id="count">${plural(items.length, "item", "items")}${complete ? "" : ", loading more…"}${mine ? " · Drop files anywhere on this page to upload them." : ""}</p>`
+            empty=${t(mine ? "files.emptyFolder" : "files.nothingShared")} />
+          <p class="count" id="count">${t("files.items", { n: items.length })}${complete ? "" : t("files.loadingMore")}${mine ? t("files.dropHint") : ""}</p>`
         : shared && !account ? this.accountList(items)
         : items.length ? this.containerList(items)
-        : html`<p class="empty">${mine ? "You have no containers yet. Make one to keep files in." : "Nothing here."}</p>`}
+        : html`<p class="empty">${t(mine ? "files.noContainers" : "files.nothing")}</p>`}
       <${Uploads} />
       ${this.dialog()}
     </div>`;

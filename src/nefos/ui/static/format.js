@@ -1,4 +1,6 @@
-// Numbers for people: sizes in binary units, counts with their noun.
+// Numbers for people: sizes in binary units, in the page's language.
+
+import { dateTime, number, t } from "./i18n.js";
 
 const UNITS = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
 export const MiB = 1024 * 1024;
@@ -11,22 +13,16 @@ export function bytes(n) {
     value /= 1024;
     unit += 1;
   }
-  if (unit === 0) return `${value} ${value === 1 ? "byte" : "bytes"}`;
-  const shown = value >= 100 || Number.isInteger(value) ? Math.round(value) : value.toFixed(1);
-  return `${String(shown).replace(/\.0$/, "")} ${UNITS[unit]}`;
-}
-
-export function plural(n, one, many) {
-  return `${n} ${n === 1 ? one : many}`;
+  if (unit === 0) return t("format.bytes", { n: value });
+  const digits = value >= 100 || Number.isInteger(value) ? 0 : 1;
+  return `${number(value, { maximumFractionDigits: digits })} ${UNITS[unit]}`;
 }
 
 // A quantity of a quota resource (its description from /account/v1.0/resources).
 export function amount(resource, n) {
-  return resource && resource.unit === "bytes" ? bytes(n) : String(n);
+  return resource && resource.unit === "bytes" ? bytes(n) : number(n);
 }
 
 export function when(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return dateTime(iso);
 }

@@ -4,17 +4,23 @@
 
 import { explain } from "./api.js";
 import { bytes } from "./format.js";
+import { day, t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 import { Logo, osName } from "./newmachine.js";
-import { day } from "./projects.js";
 import { DIRECTORY, Store } from "./store.js";
 
-const STATUS = { active: "Ready", queued: "No data yet", saving: "Saving", deactivated: "Deactivated", killed: "Failed" };
+const STATUS = {
+  active: "image.status.active",
+  queued: "image.status.queued",
+  saving: "image.status.saving",
+  deactivated: "image.status.deactivated",
+  killed: "image.status.killed",
+};
 const FAMILIES = [
   ["linux", "Linux"],
   ["windows", "Windows"],
   ["freebsd", "FreeBSD"],
-  ["other", "Other"],
+  ["other", "image.family.other"],
 ];
 
 function header(value) {
@@ -55,8 +61,8 @@ class Register extends Component {
     const { api, onDone } = this.props;
     const { container, file, name, distro, version, family, description } = this.state;
     const errors = {};
-    if (!file) errors.file = "Choose a file.";
-    if (!name.trim()) errors.name = "Give the image a name.";
+    if (!file) errors.file = t("image.chooseFile");
+    if (!name.trim()) errors.name = t("image.giveName");
     this.setState({ errors, failure: null });
     if (Object.keys(errors).length) return;
     this.setState({ busy: true });
@@ -93,37 +99,36 @@ class Register extends Component {
   }
 
   render({ onCancel }, s) {
-    if (s.containers === null) return html`<div class="project-form"><p class="loading">Loading your files…</p></div>`;
+    if (s.containers === null) return html`<div class="project-form"><p class="loading">${t("image.loadingFiles")}</p></div>`;
     const fileError = s.errors.file;
     return html`<form class="project-form image-form" onSubmit=${(e) => this.submit(e)} noValidate>
-      <h2>Register one of your files as an image</h2>
-      <p class="sub">A disk image you uploaded to Files (a raw disk, e.g. made with <code>snf-image-creator</code>)
-        becomes an operating system to start machines from. Nothing is copied: the image is the file.</p>
-      ${!s.containers.length ? html`<p class="empty">You have no files yet. <a href="#/files">Upload one in Files</a> first.</p>` : html`
+      <h2>${t("image.registerTitle")}</h2>
+      <p class="sub">${t("image.registerIntro", { tool: html`<code>snf-image-creator</code>` })}</p>
+      ${!s.containers.length ? html`<p class="empty">${t("image.noFiles")} <a href="#/files">${t("image.uploadFirst")}</a>${t("image.first")}</p>` : html`
         <div class="field-row">
-          <div class="field"><label for="image-container">Container</label>
+          <div class="field"><label for="image-container">${t("common.container")}</label>
             <select id="image-container" value=${s.container} onChange=${(e) => this.pickContainer(e.target.value)}>
               ${s.containers.map((c) => html`<option value=${c}>${c}</option>`)}</select></div>
-          <div class="field ${fileError ? "invalid" : ""}"><label for="image-file">File</label>
+          <div class="field ${fileError ? "invalid" : ""}"><label for="image-file">${t("image.file")}</label>
             <select id="image-file" value=${s.file} onChange=${(e) => this.pickFile(e.target.value)}>
-              ${!s.files.length ? html`<option value="">no file in this container</option>` : null}
+              ${!s.files.length ? html`<option value="">${t("image.noFileHere")}</option>` : null}
               ${s.files.map((f) => html`<option value=${f.name}>${f.name} (${bytes(f.bytes)})</option>`)}</select>
             ${fileError ? html`<p class="field-error">${fileError}</p>` : null}</div>
         </div>
-        ${this.text("image-name", "name", "Name", "What people pick in “New machine”.", { maxlength: 255 })}
+        ${this.text("image-name", "name", t("common.name"), t("image.nameHint"), { maxlength: 255 })}
         <div class="field-row">
-          ${this.text("image-distro", "distro", "Operating system", "e.g. debian, ubuntu, fedora", { maxlength: 64 })}
-          ${this.text("image-version", "version", "Version", "e.g. 12", { maxlength: 64 })}
-          <div class="field"><label for="image-family">Family</label>
+          ${this.text("image-distro", "distro", t("machine.os"), t("image.osHint"), { maxlength: 64 })}
+          ${this.text("image-version", "version", t("image.version"), t("image.versionHint"), { maxlength: 64 })}
+          <div class="field"><label for="image-family">${t("image.family")}</label>
             <select id="image-family" value=${s.family} onChange=${(e) => this.setState({ family: e.target.value })}>
-              ${FAMILIES.map(([value, text]) => html`<option value=${value}>${text}</option>`)}</select></div>
+              ${FAMILIES.map(([value, text]) => html`<option value=${value}>${text.startsWith("image.") ? t(text) : text}</option>`)}</select></div>
         </div>
-        ${this.text("image-description", "description", "Description (optional)", null, { maxlength: 255 })}`}
+        ${this.text("image-description", "description", t("image.description"), null, { maxlength: 255 })}`}
       ${s.failure ? html`<p class="error" role="alert" id="image-failure">${s.failure}</p>` : null}
       <div class="actions">
-        <button type="button" onClick=${onCancel}>Cancel</button>
+        <button type="button" onClick=${onCancel}>${t("common.cancel")}</button>
         <button type="submit" class="primary" id="image-submit" disabled=${s.busy || !s.containers.length}>
-          ${s.busy ? "Registering…" : "Register the image"}</button>
+          ${t(s.busy ? "image.registering" : "image.register")}</button>
       </div>
     </form>`;
   }
@@ -157,7 +162,7 @@ export class Images extends Component {
     const { api } = this.props;
     try {
       await api.request("PUT", api.at("image", `/v2/images/${image.id}/members/${api.project}`), { status: "accepted" });
-      this.setState({ notice: `${image.name} is in your list: you can start machines from it.` });
+      this.setState({ notice: t("image.accepted", { name: image.name }) });
     } catch (error) {
       this.setState({ failure: explain(error) });
     }
@@ -169,14 +174,14 @@ export class Images extends Component {
     return html`<li class="image-card" key=${image.id} data-image=${image.name}>
       <${Logo} image=${image} />
       <div class="image-text">
-        <strong>${image.name || "(no name)"}</strong>
-        <span class="sub">${osName(image) || "operating system not given"}${image.size ? ` · ${bytes(image.size)}` : ""}</span>
-        <span class="sub">${waiting ? "Shared with you: accept it to use it" : ready ? `Added ${day(image.created_at)}` : STATUS[image.status] || image.status}</span>
+        <strong>${image.name || t("image.noName")}</strong>
+        <span class="sub">${osName(image) || t("new.osNotGiven")}${image.size ? ` · ${bytes(image.size)}` : ""}</span>
+        <span class="sub">${waiting ? t("image.waiting") : ready ? t("image.added", { day: day(image.created_at) }) : STATUS[image.status] ? t(STATUS[image.status]) : image.status}</span>
       </div>
-      ${waiting ? html`<button type="button" class="primary" aria-label=${`Accept ${image.name}`}
-          onClick=${() => this.accept(image)}>Accept</button>`
+      ${waiting ? html`<button type="button" class="primary" aria-label=${t("image.acceptName", { name: image.name })}
+          onClick=${() => this.accept(image)}>${t("image.accept")}</button>`
         : ready ? html`<a class="button" href=${`#/machines/new/${encodeURIComponent(image.id)}`}
-          aria-label=${`Start a machine from ${image.name}`}>Start a machine</a>` : null}
+          aria-label=${t("image.startFrom", { name: image.name })}>${t("image.start")}</a>` : null}
     </li>`;
   }
 
@@ -191,23 +196,23 @@ export class Images extends Component {
 
   render({ api }, { images, pending, failure, notice, registering }) {
     const head = html`<section class="page-head">
-      <h1>Images</h1>
+      <h1>${t("nav.images")}</h1>
       ${registering ? null : html`<button type="button" class="primary" id="register"
-          onClick=${() => this.setState({ registering: true, notice: null })}>Register one of my files</button>`}
+          onClick=${() => this.setState({ registering: true, notice: null })}>${t("image.registerMine")}</button>`}
     </section>
     ${notice ? html`<p class="notice" role="status" id="image-notice">${notice}</p>` : null}
     ${failure ? html`<p class="error" role="alert">${failure}</p>` : null}`;
     if (registering) {
       return html`${head}<${Register} api=${api} onCancel=${() => this.setState({ registering: false })}
-        onDone=${(name) => { this.setState({ registering: false, notice: `${name} is registered: you can start machines from it.` }); this.load(); }} />`;
+        onDone=${(name) => { this.setState({ registering: false, notice: t("image.registered", { name }) }); this.load(); }} />`;
     }
-    if (images === null) return html`${head}<p class="loading">Loading…</p>`;
+    if (images === null) return html`${head}<p class="loading">${t("common.loading")}</p>`;
     const mine = images.filter((i) => i.owner === api.project || i.owner === api.user.id);
     const publicOnes = images.filter((i) => !mine.includes(i) && i.visibility === "public");
     const shared = images.filter((i) => !mine.includes(i) && !publicOnes.includes(i));
     return html`${head}
-      ${this.group("my-images", "Your images", mine, "None yet. Register a disk image you uploaded to Files.")}
-      ${this.group("shared-images", "Shared with you", shared, "Nobody shares an image with you.", pending)}
-      ${this.group("public-images", "Public", publicOnes, "There is no public image yet.")}`;
+      ${this.group("my-images", t("image.yours"), mine, t("image.yoursEmpty"))}
+      ${this.group("shared-images", t("image.shared"), shared, t("image.sharedEmpty"), pending)}
+      ${this.group("public-images", t("image.public"), publicOnes, t("image.publicEmpty"))}`;
   }
 }

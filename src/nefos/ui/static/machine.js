@@ -4,8 +4,9 @@
 
 import { explain, projectName } from "./api.js";
 import { GiB, MiB, amount, when } from "./format.js";
+import { resourceText, t } from "./i18n.js";
 import { Component, createRef, html } from "./lib.js";
-import { ACTIONS, Confirm, POLL, allowed, flavorText, label, moving, task } from "./machines.js";
+import { ACTIONS, Confirm, POLL, allowed, flavorText, label, moving, statusClass, task } from "./machines.js";
 import { QuotaBars, remaining } from "./quota.js";
 
 const WAIT_LIMIT_MS = 5 * 60 * 1000;
@@ -44,14 +45,13 @@ class Resize extends Component {
     const adds = Object.fromEntries(Object.entries(change).map(([k, v]) => [k, Math.max(0, v)]));
     return html`<dialog ref=${this.dialog} class="confirm wide" aria-labelledby="resize-title"
         onCancel=${(e) => { e.preventDefault(); onNo(); }}>
-      <h2 id="resize-title">Resize ${server.name}</h2>
-      <p>Now: <strong>${flavorText(flavor)}</strong>. A resize changes CPUs and memory; the disk stays as it is.</p>
-      ${!sizes.length ? html`<p class="empty">No other size has a ${amount({ unit: "bytes" }, flavor.disk * GiB)} disk,
-          so this machine cannot be resized. An administrator can add such sizes.</p>`
-        : html`<fieldset class="resize-sizes"><legend>New size</legend>
+      <h2 id="resize-title">${t("machine.resizeTitle", { name: server.name })}</h2>
+      <p>${t("machine.now", { size: html`<strong>${flavorText(flavor)}</strong>` })}</p>
+      ${!sizes.length ? html`<p class="empty">${t("machine.noSize", { disk: amount({ unit: "bytes" }, flavor.disk * GiB) })}</p>`
+        : html`<fieldset class="resize-sizes"><legend>${t("machine.newSize")}</legend>
           <div class="choices">${sizes.map((f) => {
             const short = overrun(entries, delta(flavor, f, running));
-            const why = short ? `Over your quota of ${((resources[short.name] || {}).description || short.name).toLowerCase()} (${amount(resources[short.name], short.left)} left)` : f.name;
+            const why = short ? t("machine.overQuota", { what: resourceText(short.name, resources[short.name]).toLowerCase(), left: amount(resources[short.name], short.left) }) : f.name;
             return html`<label class="choice ${chosen === f.id ? "chosen" : ""} ${short ? "disabled" : ""}" key=${f.id}>
               <input type="radio" name="resize" value=${f.id} checked=${chosen === f.id} disabled=${!!short}
                 onChange=${() => this.setState({ chosen: f.id })} />
@@ -59,13 +59,12 @@ class Resize extends Component {
           })}</div></fieldset>
           <${QuotaBars} entries=${entries} resources=${resources} only=${["cyclades.total_cpu", "cyclades.total_ram"]} adds=${adds} />`}
       <p class="warning">${running
-        ? html`<strong>${server.name} is running: it is stopped, resized and started again.</strong>
-            Programs on it end as at a shutdown; what is on its disk stays.`
-        : html`${server.name} is stopped and stays stopped; start it when you want.`}</p>
+        ? html`<strong>${t("machine.runningWarning", { name: server.name })}</strong> ${t("machine.runningWarning2")}`
+        : t("machine.stoppedWarning", { name: server.name })}</p>
       <div class="actions">
-        <button type="button" onClick=${onNo} autofocus>Keep this size</button>
+        <button type="button" onClick=${onNo} autofocus>${t("machine.keepSize")}</button>
         <button type="button" class="primary" id="resize-yes" disabled=${!picked} onClick=${() => onYes(picked)}>
-          ${running ? "Stop, resize and start" : "Resize"}</button>
+          ${t(running ? "machine.resizeRunning" : "machine.resize")}</button>
       </div>
     </dialog>`;
   }
@@ -124,9 +123,9 @@ export class Machine extends Component {
     const deadline = Date.now() + WAIT_LIMIT_MS;
     for (;;) {
       const server = await this.fetch();
-      if (server.status === "ERROR") throw new Error(`${server.name} went into an error while ${what}.`);
+      if (server.status === "ERROR") throw new Error(t("machine.errorWhile", { name: server.name, what: t(`machine.while.${what}`) }));
       if (done(server) && task(server) === null) return server;
-      if (Date.now() > deadline) throw new Error(`${server.name} is still ${what} after five minutes.`);
+      if (Date.now() > deadline) throw new Error(t("machine.stillWhile", { name: server.name, what: t(`machine.while.${what}`) }));
       await new Promise((resolve) => setTimeout(resolve, POLL.QUICK_POLL_MS));
     }
   }
@@ -143,7 +142,7 @@ export class Machine extends Component {
       }
       await api.post("compute", `/servers/${server.id}/action`, body || ACTIONS[what].body);
     } catch (error) {
-      this.setState({ failure: `${ACTIONS[what].title} ${server.name}: ${explain(error, this.props)}` });
+      this.setState({ failure: t("common.failed", { action: t(ACTIONS[what].title), name: server.name, why: explain(error, this.props) }) });
     }
     this.poll();
   }
@@ -157,30 +156,30 @@ export class Machine extends Component {
     clearTimeout(this.timer);
     try {
       if (wasRunning) {
-        this.setState({ progress: `Stopping ${server.name}…` });
+        this.setState({ progress: t("machine.stopping", { name: server.name }) });
         await api.post("compute", path, ACTIONS.stop.body);
         await this.until((s) => s.status === "SHUTOFF" || s.status === "STOPPED", "stopping");
       }
-      this.setState({ progress: `Resizing ${server.name} to ${flavorText(flavor)}…` });
+      this.setState({ progress: t("machine.resizing", { name: server.name, size: flavorText(flavor) }) });
       await api.post("compute", path, { resize: { flavorRef: flavor.id } });
       await this.until((s) => s.flavor && s.flavor.id === flavor.id, "resizing");
       if (wasRunning) {
-        this.setState({ progress: `Starting ${server.name} again…` });
+        this.setState({ progress: t("machine.startingAgain", { name: server.name }) });
         await api.post("compute", path, ACTIONS.start.body);
         await this.until((s) => s.status === "ACTIVE", "starting");
       }
-      this.setState({ notice: `${server.name} now has ${flavorText(flavor)}.` });
+      this.setState({ notice: t("machine.nowHas", { name: server.name, size: flavorText(flavor) }) });
     } catch (error) {
-      this.setState({ failure: `Resize ${server.name}: ${explain(error, this.props)}` });
+      this.setState({ failure: t("common.failed", { action: t("machine.resize"), name: server.name, why: explain(error, this.props) }) });
     }
     this.setState({ progress: null, quotas: await api.get("account", "/quotas").catch(() => this.state.quotas) });
     this.poll();
   }
 
   render({ resources, projects }, s) {
-    const back = html`<p class="back"><a href="#/machines">← All machines</a></p>`;
-    if (s.missing) return html`${back}<h1>No such machine</h1><p class="empty">It was destroyed, or it is not yours.</p>`;
-    if (!s.server) return html`${back}${s.failure ? html`<p class="error" role="alert">${s.failure}</p>` : html`<p class="loading">Loading…</p>`}`;
+    const back = html`<p class="back"><a href="#/machines">${t("machine.all")}</a></p>`;
+    if (s.missing) return html`${back}<h1>${t("machine.missing")}</h1><p class="empty">${t("machine.missingText")}</p>`;
+    if (!s.server) return html`${back}${s.failure ? html`<p class="error" role="alert">${s.failure}</p>` : html`<p class="loading">${t("common.loading")}</p>`}`;
     const server = s.server;
     const flavor = s.flavors.find((f) => f.id === (server.flavor && server.flavor.id));
     const image = s.images[server.image && server.image.id];
@@ -191,34 +190,34 @@ export class Machine extends Component {
     return html`${back}
       <section class="page-head">
         <h1>${server.name}</h1>
-        <span class="status status-${label(server).toLowerCase()}" data-status=${server.status} id="machine-status">${label(server)}</span>
+        <span class=${statusClass(server)} data-status=${server.status} id="machine-status">${label(server)}</span>
       </section>
       ${s.progress ? html`<p class="notice" role="status" id="progress">${s.progress}</p>` : null}
       ${s.notice ? html`<p class="notice" role="status" id="machine-notice">${s.notice}</p>` : null}
       ${s.failure ? html`<p class="error" role="alert" id="failure">${s.failure}</p>` : null}
       <div class="toolbar machine-actions">
         ${server.status === "ACTIVE" && task(server) === null && !busy
-          ? html`<a class="button" data-action="console" href=${`#/machines/${server.id}/console`}>Console</a>` : null}
+          ? html`<a class="button" data-action="console" href=${`#/machines/${server.id}/console`}>${t("action.console")}</a>` : null}
         ${busy ? null : allowed(server).map((what) => html`<button type="button" key=${what} data-action=${what}
             class=${what === "destroy" ? "danger" : ""}
             onClick=${() => (what === "destroy" || what === "resize" ? this.setState({ dialog: what }) : this.act(what))}>
-            ${ACTIONS[what].title}</button>`)}
+            ${t(ACTIONS[what].title)}</button>`)}
       </div>
       <dl class="facts">
-        <dt>Size</dt><dd id="machine-size">${flavorText(flavor) || (server.flavor && server.flavor.id)}</dd>
-        <dt>Operating system</dt><dd>${image ? image.name : "an image you can no longer see"}</dd>
-        <dt>Project</dt><dd>${projectName(projects, server.tenant_id)}</dd>
-        <dt>Created</dt><dd>${when(server.created)}</dd>
+        <dt>${t("common.size")}</dt><dd id="machine-size">${flavorText(flavor) || (server.flavor && server.flavor.id)}</dd>
+        <dt>${t("machine.os")}</dt><dd>${image ? image.name : t("machine.imageGone")}</dd>
+        <dt>${t("common.project")}</dt><dd>${projectName(projects, server.tenant_id)}</dd>
+        <dt>${t("common.created")}</dt><dd>${when(server.created)}</dd>
       </dl>
-      <h2>Addresses</h2>
+      <h2>${t("machines.addresses")}</h2>
       ${nics.length ? html`<table class="machines addresses" id="addresses">
-          <thead><tr><th>Address</th><th>Kind</th><th>Network</th><th>Hardware (MAC)</th></tr></thead>
+          <thead><tr><th>${t("machine.address")}</th><th>${t("machine.kind")}</th><th>${t("machine.network")}</th><th>${t("machine.mac")}</th></tr></thead>
           <tbody>${nics.map((a) => html`<tr key=${a.addr}>
             <td><code>${a.addr}</code></td>
-            <td>IPv${a.version}${a["OS-EXT-IPS:type"] === "floating" ? ", floating" : ""}</td>
+            <td>${t(a["OS-EXT-IPS:type"] === "floating" ? "machine.floating" : "machine.ipv", { v: a.version })}</td>
             <td>${a.network}</td><td><code>${a["OS-EXT-IPS-MAC:mac_addr"] || ""}</code></td></tr>`)}</tbody></table>
-          <p class="hint">Connect with <code>ssh root@${nics[0].addr}</code> once it runs.</p>`
-        : html`<p class="sub">No network address: this machine is on no network.</p>`}
+          <p class="hint">${t("machine.ssh", { command: html`<code>ssh root@${nics[0].addr}</code>` })}</p>`
+        : html`<p class="sub">${t("machine.noNetwork")}</p>`}
       ${s.dialog === "destroy" ? html`<${Confirm} server=${server} onYes=${() => this.act("destroy")}
           onNo=${() => this.setState({ dialog: null })} />` : null}
       ${s.dialog === "resize" && flavor ? html`<${Resize} server=${server} flavor=${flavor} flavors=${s.flavors}

@@ -2,27 +2,30 @@
 
 import { explain } from "./api.js";
 import { GiB, MiB, bytes, when } from "./format.js";
+import { t } from "./i18n.js";
 import { Component, createRef, html } from "./lib.js";
+import { TEXTS } from "./texts.js";
 
+// keys of texts.js; a state's CSS class is its English word ("status-running")
 const STATUS = {
-  BUILD: "Building",
-  ACTIVE: "Running",
-  SHUTOFF: "Stopped",
-  STOPPED: "Stopped",
-  REBOOT: "Rebooting",
-  HARD_REBOOT: "Rebooting",
-  RESIZE: "Resizing",
-  VERIFY_RESIZE: "Resized",
-  ERROR: "Error",
-  DELETED: "Destroyed",
+  BUILD: "status.BUILD",
+  ACTIVE: "status.ACTIVE",
+  SHUTOFF: "status.SHUTOFF",
+  STOPPED: "status.SHUTOFF",
+  REBOOT: "status.REBOOT",
+  HARD_REBOOT: "status.REBOOT",
+  RESIZE: "status.RESIZE",
+  VERIFY_RESIZE: "status.VERIFY_RESIZE",
+  ERROR: "status.ERROR",
+  DELETED: "status.DELETED",
 };
 const TASK = {
-  stopping: "Stopping",
-  "powering-off": "Stopping",
-  starting: "Starting",
-  "powering-on": "Starting",
-  rebooting: "Rebooting",
-  deleting: "Destroying",
+  stopping: "task.stopping",
+  "powering-off": "task.stopping",
+  starting: "task.starting",
+  "powering-on": "task.starting",
+  rebooting: "status.REBOOT",
+  deleting: "task.deleting",
 };
 const SETTLED = new Set(["ACTIVE", "SHUTOFF", "STOPPED", "ERROR", "DELETED"]);
 const QUICK_POLL_MS = 1000; // while a machine is on its way somewhere
@@ -35,7 +38,14 @@ export function task(server) {
 
 // A machine's state in words ("Running", "Stopping"...).
 export function label(server) {
-  return TASK[task(server)] || STATUS[server.status] || server.status;
+  const key = TASK[task(server)] || STATUS[server.status];
+  return key ? t(key) : server.status;
+}
+
+// The state's class, the same in every language.
+export function statusClass(server) {
+  const key = TASK[task(server)] || STATUS[server.status];
+  return `status status-${(key ? TEXTS[key].en : server.status).toLowerCase()}`;
 }
 
 export function moving(server) {
@@ -44,8 +54,8 @@ export function moving(server) {
 
 export function flavorText(flavor) {
   if (!flavor) return "";
-  const cpus = `${flavor.vcpus} CPU${flavor.vcpus === 1 ? "" : "s"}`;
-  return `${cpus} · ${bytes(flavor.ram * MiB)} RAM · ${bytes(flavor.disk * GiB)} disk`;
+  const cpus = t("flavor.cpus", { n: flavor.vcpus });
+  return t("flavor.text", { cpus, ram: bytes(flavor.ram * MiB), disk: bytes(flavor.disk * GiB) });
 }
 
 // IPv4 first: the one people type into ssh.
@@ -82,11 +92,11 @@ export class Confirm extends Component {
   render({ server, onYes, onNo }) {
     return html`<dialog ref=${this.dialog} class="confirm" aria-labelledby="confirm-title"
         onCancel=${(e) => { e.preventDefault(); onNo(); }}>
-      <h2 id="confirm-title">Destroy ${server.name}?</h2>
-      <p>The machine and everything on its disk are deleted for good. This cannot be undone.</p>
+      <h2 id="confirm-title">${t("destroy.title", { name: server.name })}</h2>
+      <p>${t("destroy.text")}</p>
       <div class="actions">
-        <button type="button" onClick=${onNo} autofocus>Keep it</button>
-        <button type="button" class="danger" onClick=${onYes}>Destroy ${server.name}</button>
+        <button type="button" onClick=${onNo} autofocus>${t("destroy.keep")}</button>
+        <button type="button" class="danger" onClick=${onYes}>${t("destroy.yes", { name: server.name })}</button>
       </div>
     </dialog>`;
   }
@@ -141,7 +151,7 @@ export class Machines extends Component {
       if (what === "destroy") await api.delete("compute", path);
       else await api.post("compute", `${path}/action`, ACTIONS[what].body);
     } catch (error) {
-      this.setState({ failure: `${ACTIONS[what].title} ${server.name}: ${explain(error, this.props)}` });
+      this.setState({ failure: t("common.failed", { action: t(ACTIONS[what].title), name: server.name, why: explain(error, this.props) }) });
     }
     this.poll();
   }
@@ -157,7 +167,7 @@ export class Machines extends Component {
     const v4 = all.filter((a) => a.version === 4).map((a) => a.addr);
     const v6 = all.length - v4.length;
     return html`${v4.map((ip) => html`<div key=${ip}><code>${ip}</code></div>`)}
-      ${v6 ? html`<a class="sub" href=${`#/machines/${server.id}`}>${v4.length ? "and " : ""}${v6} IPv6</a>` : null}`;
+      ${v6 ? html`<a class="sub" href=${`#/machines/${server.id}`}>${t(v4.length ? "machines.andIpv6" : "machines.ipv6", { n: v6 })}</a>` : null}`;
   }
 
   row(server) {
@@ -167,35 +177,36 @@ export class Machines extends Component {
     return html`<tr key=${server.id} data-server=${server.id} data-name=${server.name}>
       <td><a class="machine-name" href=${`#/machines/${server.id}`}><strong>${server.name}</strong></a>
         <div class="sub">${image ? image.name : ""}</div></td>
-      <td><span class="status status-${label(server).toLowerCase()}" data-status=${server.status}>${label(server)}</span></td>
+      <td><span class=${statusClass(server)} data-status=${server.status}>${label(server)}</span></td>
       <td class="size">${flavorText(flavors[server.flavor && server.flavor.id])}</td>
-      <td class="ips">${ips.length ? this.ips(server) : html`<span class="sub">none</span>`}</td>
+      <td class="ips">${ips.length ? this.ips(server) : html`<span class="sub">${t("machines.none")}</span>`}</td>
       <td class="when">${when(server.created)}</td>
       <td class="row-actions">
         ${server.status === "ACTIVE" && task(server) === null
-          ? html`<a class="button" data-action="console" href=${`#/machines/${server.id}/console`}>Console</a>` : null}
+          ? html`<a class="button" data-action="console" href=${`#/machines/${server.id}/console`}>${t("action.console")}</a>` : null}
         ${this.buttons(server).map((what) => html`
           <button type="button" class=${what === "destroy" ? "danger" : ""} data-action=${what}
             onClick=${() => (what === "destroy" ? this.setState({ confirm: server }) : this.act(server, what))}>
-            ${ACTIONS[what].title}</button>`)}
+            ${t(ACTIONS[what].title)}</button>`)}
       </td>
     </tr>`;
   }
 
   render({ notice, onDismiss }, { servers, error, failure, confirm }) {
     return html`<section class="page-head">
-        <h1>Machines</h1>
-        <a class="button primary" href="#/machines/new">New machine</a>
+        <h1>${t("nav.machines")}</h1>
+        <a class="button primary" href="#/machines/new">${t("title.newMachine")}</a>
       </section>
       ${notice ? html`<div class="notice" role="status" id="notice">
-        <div>${notice}</div><button type="button" class="link" onClick=${onDismiss}>Dismiss</button></div>` : null}
+        <div>${notice}</div><button type="button" class="link" onClick=${onDismiss}>${t("common.dismiss")}</button></div>` : null}
       ${failure ? html`<p class="error" role="alert" id="failure">${failure}</p>` : null}
       ${error ? html`<p class="error" role="alert">${error}</p>` : null}
-      ${servers === null ? html`<p class="loading">Loading…</p>`
-        : servers.length === 0 ? html`<div class="empty"><p>You have no machines yet.</p>
-            <a class="button primary big" href="#/machines/new">Create your first machine</a></div>`
+      ${servers === null ? html`<p class="loading">${t("common.loading")}</p>`
+        : servers.length === 0 ? html`<div class="empty"><p>${t("machines.empty")}</p>
+            <a class="button primary big" href="#/machines/new">${t("machines.first")}</a></div>`
         : html`<table class="machines">
-            <thead><tr><th>Name</th><th>State</th><th>Size</th><th>Addresses</th><th>Created</th><th><span class="sr-only">Actions</span></th></tr></thead>
+            <thead><tr><th>${t("common.name")}</th><th>${t("machines.state")}</th><th>${t("common.size")}</th>
+              <th>${t("machines.addresses")}</th><th>${t("common.created")}</th><th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
             <tbody>${servers.map((s) => this.row(s))}</tbody>
           </table>`}
       ${confirm ? html`<${Confirm} server=${confirm} onYes=${() => this.act(confirm, "destroy")}
@@ -204,9 +215,9 @@ export class Machines extends Component {
 }
 
 export const ACTIONS = {
-  start: { title: "Start", body: { "os-start": null } },
-  stop: { title: "Stop", body: { "os-stop": null } },
-  reboot: { title: "Reboot", body: { reboot: { type: "SOFT" } } },
-  resize: { title: "Resize…" },
-  destroy: { title: "Destroy" },
+  start: { title: "action.start", body: { "os-start": null } },
+  stop: { title: "action.stop", body: { "os-stop": null } },
+  reboot: { title: "action.reboot", body: { reboot: { type: "SOFT" } } },
+  resize: { title: "action.resize" },
+  destroy: { title: "action.destroy" },
 };

@@ -3,6 +3,7 @@
 
 import { explain } from "./api.js";
 import { when } from "./format.js";
+import { t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 
 export class Moderation extends Component {
@@ -25,12 +26,11 @@ export class Moderation extends Component {
     this.setState({ busy: user.id, failure: null });
     try {
       const done = await this.props.api.post("account", `/users/${user.id}/${action}`, body);
-      const what = action === "activate" ? "is active" : "was rejected";
-      const mail = done.mail_sent
-        ? "We sent them a mail."
-        : "The mail to them could not be sent yet; it is tried again.";
+      const who = `${user.name} (${user.email})`;
+      const what = t(action === "activate" ? "moderation.active" : "moderation.rejected", { who });
+      const mail = t(done.mail_sent ? "moderation.mailSent" : "moderation.mailLater");
       this.setState({
-        notice: `${user.name} (${user.email}) ${what}. ${mail}`,
+        notice: `${what} ${mail}`,
         users: this.state.users.filter((u) => u.id !== user.id),
         rejecting: null,
         reason: "",
@@ -47,13 +47,13 @@ export class Moderation extends Component {
     const label = `${user.name} (${user.email})`;
     if (rejecting === user.id) {
       return html`<tr key=${user.id}>
-        <td colspan="3"><label for="reason"><strong>Reject ${label}?</strong> Reason for them (optional)</label>
+        <td colspan="3"><label for="reason"><strong>${t("moderation.rejectWho", { who: label })}</strong> ${t("moderation.reason")}</label>
           <input id="reason" class="reason" value=${reason} maxlength="1000"
             onInput=${(e) => this.setState({ reason: e.target.value })} /></td>
         <td class="row-actions">
           <button type="button" class="danger" disabled=${busy === user.id}
-            onClick=${() => this.decide(user, "reject", { reason })}>Reject</button>
-          <button type="button" onClick=${() => this.setState({ rejecting: null, reason: "" })}>Cancel</button>
+            onClick=${() => this.decide(user, "reject", { reason })}>${t("moderation.reject")}</button>
+          <button type="button" onClick=${() => this.setState({ rejecting: null, reason: "" })}>${t("common.cancel")}</button>
         </td></tr>`;
     }
     return html`<tr key=${user.id}>
@@ -61,26 +61,25 @@ export class Moderation extends Component {
       <td>${user.email}</td>
       <td class="when">${when(user.created)}</td>
       <td class="row-actions">
-        <button type="button" class="primary" disabled=${busy === user.id} aria-label=${`Activate ${label}`}
-          onClick=${() => this.decide(user, "activate")}>Activate</button>
-        <button type="button" aria-label=${`Reject ${label}`}
-          onClick=${() => this.setState({ rejecting: user.id, reason: "" })}>Reject…</button>
+        <button type="button" class="primary" disabled=${busy === user.id} aria-label=${t("moderation.activateWho", { who: label })}
+          onClick=${() => this.decide(user, "activate")}>${t("moderation.activate")}</button>
+        <button type="button" aria-label=${t("moderation.rejectName", { who: label })}
+          onClick=${() => this.setState({ rejecting: user.id, reason: "" })}>${t("moderation.rejectMore")}</button>
       </td></tr>`;
   }
 
   render({ api }, { users, failure, notice }) {
     if (!api.user || !api.user.admin) {
-      return html`<h1>Accounts to approve</h1><p class="error" role="alert">This page is for administrators.</p>`;
+      return html`<h1>${t("nav.accountsToApprove")}</h1><p class="error" role="alert">${t("common.adminOnly")}</p>`;
     }
-    return html`<div class="page-head"><h1>Accounts to approve</h1></div>
-      <p class="sub">People who signed up and confirmed their e-mail address. They cannot log in until you
-        activate them.</p>
+    return html`<div class="page-head"><h1>${t("nav.accountsToApprove")}</h1></div>
+      <p class="sub">${t("moderation.intro")}</p>
       ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
       ${failure ? html`<p class="error" role="alert">${failure}</p>` : null}
-      ${users === null ? html`<p class="loading">Loading…</p>`
-        : !users.length ? html`<p class="empty">Nobody is waiting. New sign-ups appear here, and you get a mail.</p>`
+      ${users === null ? html`<p class="loading">${t("common.loading")}</p>`
+        : !users.length ? html`<p class="empty">${t("moderation.nobody")}</p>`
         : html`<table class="machines moderation">
-            <thead><tr><th>Name</th><th>E-mail</th><th>Signed up</th><th><span class="sr-only">Actions</span></th></tr></thead>
+            <thead><tr><th>${t("common.name")}</th><th>${t("moderation.email")}</th><th>${t("moderation.signedUp")}</th><th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
             <tbody>${users.map((user) => this.row(user))}</tbody>
           </table>`}`;
   }

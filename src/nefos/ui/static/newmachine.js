@@ -2,7 +2,8 @@
 // against the quota left. The defaults are filled in, so "Create" is the only click.
 
 import { explain, projectName } from "./api.js";
-import { GiB, MiB, amount, plural } from "./format.js";
+import { GiB, MiB, amount } from "./format.js";
+import { resourceText, t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 import { flavorText } from "./machines.js";
 import { QuotaBars, remaining } from "./quota.js";
@@ -145,15 +146,15 @@ export class NewMachine extends Component {
     return html`<label class="choice ${chosen ? "chosen" : ""}" key=${image.id}>
       <input type="radio" name="image" value=${image.id} checked=${chosen} onChange=${() => this.pickImage(image)} />
       <${Logo} image=${image} />
-      <span><strong>${image.name}</strong><span class="sub">${osName(image) || "operating system not given"}</span></span>
+      <span><strong>${image.name}</strong><span class="sub">${osName(image) || t("new.osNotGiven")}</span></span>
     </label>`;
   }
 
   flavorChoice(flavor, entries, resources) {
     const chosen = this.state.flavor && this.state.flavor.id === flavor.id;
     const short = shortfall(entries, flavor, 1);
-    const what = short ? ((resources[short.name] || {}).description || short.name).toLowerCase() : "";
-    const why = short ? `Over your quota of ${what} (${amount(resources[short.name], short.left)} left)` : null;
+    const what = short ? resourceText(short.name, resources[short.name]).toLowerCase() : "";
+    const why = short ? t("new.overQuota", { what, left: amount(resources[short.name], short.left) }) : null;
     return html`<label class="choice ${chosen ? "chosen" : ""} ${short ? "disabled" : ""}" key=${flavor.id}>
       <input type="radio" name="flavor" value=${flavor.id} checked=${chosen} disabled=${!!short}
         onChange=${() => this.setState({ flavor, count: Math.max(1, Math.min(this.state.count, fits(entries, flavor))) })} />
@@ -162,54 +163,58 @@ export class NewMachine extends Component {
   }
 
   render({ resources, projects }, s) {
-    if (!s.loaded) return html`<h1>New machine</h1><p class="loading">Loading…</p>`;
-    if (!s.images) return html`<h1>New machine</h1><p class="error" role="alert">${s.failure}</p>`;
+    if (!s.loaded) return html`<h1>${t("title.newMachine")}</h1><p class="loading">${t("common.loading")}</p>`;
+    if (!s.images) return html`<h1>${t("title.newMachine")}</h1><p class="error" role="alert">${s.failure}</p>`;
     if (!s.images.length) {
-      return html`<h1>New machine</h1><p class="empty">There is no image to start a machine from yet.
-        An administrator registers them (<code>nefos image</code>), or you can with Glance.</p>`;
+      return html`<h1>${t("title.newMachine")}</h1><p class="empty">${t("new.noImage", { command: html`<code>nefos image</code>` })}</p>`;
     }
     const entries = s.quotas[s.project] || {};
     const most = s.flavor ? fits(entries, s.flavor) : 0;
     const short = s.flavor ? shortfall(entries, s.flavor, s.count) : null;
     const blocked = short
-      ? `Not enough quota for ${((resources[short.name] || {}).description || short.name).toLowerCase()}: ${s.count === 1 ? "this machine needs" : `${s.count} machines of this size need`} ${amount(resources[short.name], short.wanted)}, and ${amount(resources[short.name], short.left)} is left.`
+      ? t(s.count === 1 ? "new.blockedOne" : "new.blockedMany", {
+        what: resourceText(short.name, resources[short.name]).toLowerCase(),
+        n: s.count,
+        needs: amount(resources[short.name], short.wanted),
+        left: amount(resources[short.name], short.left),
+      })
       : null;
     const projectIds = Object.keys(s.quotas);
-    return html`<h1>New machine</h1>
+    return html`<h1>${t("title.newMachine")}</h1>
       <form class="new-machine" onSubmit=${(e) => this.create(e)}>
         <div class="form-main">
-          <fieldset><legend>1. Operating system</legend>
+          <fieldset><legend>${t("new.os")}</legend>
             <div class="choices">${s.images.map((i) => this.imageChoice(i))}</div></fieldset>
-          <fieldset><legend>2. Size</legend>
+          <fieldset><legend>${t("new.size")}</legend>
             <div class="choices">${s.flavors.map((f) => this.flavorChoice(f, entries, resources))}</div></fieldset>
-          <fieldset class="details"><legend>3. Details</legend>
-            <label for="name">Name</label>
+          <fieldset class="details"><legend>${t("new.details")}</legend>
+            <label for="name">${t("common.name")}</label>
             <input id="name" required maxlength="255" value=${s.name}
               onInput=${(e) => this.setState({ name: e.target.value, named: true })} />
-            <label for="count">How many</label>
+            <label for="count">${t("new.count")}</label>
             <input id="count" type="number" min="1" max=${Math.max(1, most)} value=${s.count}
               onInput=${(e) => this.setState({ count: Math.max(1, Number.parseInt(e.target.value, 10) || 1) })} />
-            <p class="hint">Your quota allows ${plural(most, "more machine", "more machines")} of this size.</p>
-            <label for="key">SSH key (optional)</label>
+            <p class="hint">${t("new.allows", { n: most })}</p>
+            <label for="key">${t("new.key")}</label>
             <select id="key" value=${s.key} onChange=${(e) => this.setState({ key: e.target.value })}>
-              <option value="">No key: use the password shown after creation</option>
+              <option value="">${t("new.noKey")}</option>
               ${s.keys.map((k) => html`<option value=${k}>${k}</option>`)}
             </select>
             ${projectIds.length > 1 ? html`
-              <label for="project">Project</label>
+              <label for="project">${t("common.project")}</label>
               <select id="project" value=${s.project} onChange=${(e) => this.setState({ project: e.target.value })}>
                 ${projectIds.map((id) => html`<option value=${id}>${projectName(projects, id)}</option>`)}
               </select>` : null}
           </fieldset>
         </div>
         <aside class="form-side" aria-labelledby="uses-title">
-          <h2 id="uses-title">Your quota</h2>
-          <p class="sub">${projectName(projects, s.project)}: what is used, and in light blue what this adds</p>
+          <h2 id="uses-title">${t("new.quota")}</h2>
+          <p class="sub">${t("new.quotaHint", { project: projectName(projects, s.project) })}</p>
           <${QuotaBars} entries=${entries} resources=${resources} only=${SHOWN} adds=${needs(s.flavor, s.count)} />
           ${s.failure ? html`<p class="error" role="alert" id="failure">${s.failure}</p>`
             : blocked ? html`<p class="error" id="blocked">${blocked}</p>` : null}
           <button type="submit" class="primary big" id="create" disabled=${s.busy || !!blocked || !s.flavor}>
-            ${s.busy ? "Creating…" : s.count > 1 ? `Create ${s.count} machines` : "Create machine"}</button>
+            ${s.busy ? t("new.creating") : s.count > 1 ? t("new.createMany", { n: s.count }) : t("new.create")}</button>
         </aside>
       </form>`;
   }

@@ -3,6 +3,7 @@
 
 import { explain } from "./api.js";
 import { GiB } from "./format.js";
+import { number, resourceText, t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 import { FIRST } from "./quota.js";
 
@@ -55,24 +56,24 @@ export class ProjectForm extends Component {
   check() {
     const { name, start, end, members, amounts } = this.state;
     const errors = {};
-    if (!name.trim()) errors.name = "Give the project a name.";
-    else if (/[:\x00-\x1f]/.test(name)) errors.name = "A name may not contain “:”.";
-    if (!end) errors.end = "Give the last day of the project.";
-    else if (new Date(`${end}T23:59:59Z`) <= new Date()) errors.end = "The end date must be in the future.";
-    else if (start && start > end) errors.end = "The project must end after it starts.";
+    if (!name.trim()) errors.name = t("form.nameNeeded");
+    else if (/[:\x00-\x1f]/.test(name)) errors.name = t("form.noColon");
+    if (!end) errors.end = t("form.endNeeded");
+    else if (new Date(`${end}T23:59:59Z`) <= new Date()) errors.end = t("form.endFuture");
+    else if (start && start > end) errors.end = t("form.endAfter");
     const count = Number(members);
-    if (!Number.isInteger(count) || count < 1) errors.members = "At least 1 member.";
+    if (!Number.isInteger(count) || count < 1) errors.members = t("form.oneMember");
     for (const [resource, typed] of Object.entries(amounts)) {
-      if (typed !== "" && !(Number(typed) >= 0)) errors[resource] = "A number, 0 or more.";
+      if (typed !== "" && !(Number(typed) >= 0)) errors[resource] = t("form.number");
     }
     const asked = Object.values(amounts).some((typed) => Number(typed) > 0);
-    if (!asked) errors.resources = "Ask for at least one resource.";
+    if (!asked) errors.resources = t("form.oneResource");
     if (Number(amounts["cyclades.vm"]) > 0) {
       const { resources } = this.props;
       const missing = MACHINE_NEEDS.filter((n) => resources[n] && !(Number(amounts[n]) > 0));
       if (missing.length) {
-        const names = missing.map((n) => resources[n].description).join(", ");
-        errors.resources = `Machines need these too, or nobody can create one: ${names}.`;
+        const names = missing.map((n) => resourceText(n, resources[n])).join(", ");
+        errors.resources = t("form.machinesNeed", { names });
       }
     }
     return errors;
@@ -139,9 +140,9 @@ export class ProjectForm extends Component {
     const typed = this.state.amounts[name] ?? "";
     const error = this.state.errors[name];
     const count = Number(this.state.members) || 0;
-    const total = Number(typed) > 0 && count > 0 ? `${Number(typed) * count} ${unit.name}`.trim() : "";
+    const total = Number(typed) > 0 && count > 0 ? `${number(Number(typed) * count)} ${unit.name}`.trim() : "";
     return html`<tr key=${name} data-resource=${name}>
-      <td><label for=${`grant-${name}`}>${resource.description}</label></td>
+      <td><label for=${`grant-${name}`}>${resourceText(name, resource)}</label></td>
       <td><input id=${`grant-${name}`} type="number" min="0" step="any" inputmode="decimal" value=${typed}
           class="amount" aria-invalid=${error ? "true" : null}
           onInput=${(e) => this.setState({
@@ -150,46 +151,45 @@ export class ProjectForm extends Component {
           })} />
         <span class="unit">${unit.name}</span>
         ${error ? html`<p class="field-error">${error}</p>` : null}</td>
-      <td class="sub">${total ? `${total} for the whole project` : ""}</td>
+      <td class="sub">${total ? t("form.total", { total }) : ""}</td>
     </tr>`;
   }
 
   render({ resources, onCancel }, { description, policy, busy, failure, errors }) {
     return html`<form class="project-form" onSubmit=${(e) => this.submit(e)} noValidate>
-      <h2>Apply for a project</h2>
-      <p class="sub">A project gives its members more resources than their own quota, for a while: a course,
-        a research group. An administrator reads your application and approves it or says why not.</p>
-      ${this.field("name", "Name", this.input("name", "name", { maxlength: 255, autocomplete: "off" }),
-        "Unique, e.g. “physics-lab-2025”.")}
+      <h2>${t("projects.apply")}</h2>
+      <p class="sub">${t("form.intro")}</p>
+      ${this.field("name", t("common.name"), this.input("name", "name", { maxlength: 255, autocomplete: "off" }),
+        t("form.nameHint"))}
       <div class="field">
-        <label for="project-description">What is it for?</label>
+        <label for="project-description">${t("form.what")}</label>
         <textarea id="project-description" maxlength="1024" rows="3" value=${description}
           onInput=${(e) => this.setState({ description: e.target.value })}></textarea>
       </div>
       <div class="field-row">
-        ${this.field("start", "Starts on", this.input("start", "start", { type: "date" }))}
-        ${this.field("end", "Ends on", this.input("end", "end", { type: "date" }),
-          "Machines stay, but the extra quota ends on this day.")}
-        ${this.field("members", "Most members", this.input("members", "members", { type: "number", min: 1 }))}
+        ${this.field("start", t("form.starts"), this.input("start", "start", { type: "date" }))}
+        ${this.field("end", t("form.ends"), this.input("end", "end", { type: "date" }),
+          t("form.endsHint"))}
+        ${this.field("members", t("form.members"), this.input("members", "members", { type: "number", min: 1 }))}
       </div>
       <fieldset class="policy">
-        <legend>Who may join</legend>
+        <legend>${t("form.who")}</legend>
         <label class="check"><input type="radio" name="policy" value="moderated" checked=${policy === "moderated"}
-          onChange=${() => this.setState({ policy: "moderated" })} /> People ask, and I accept them</label>
+          onChange=${() => this.setState({ policy: "moderated" })} /> ${t("form.moderated")}</label>
         <label class="check"><input type="radio" name="policy" value="auto" checked=${policy === "auto"}
-          onChange=${() => this.setState({ policy: "auto" })} /> Anyone with an account joins at once</label>
+          onChange=${() => this.setState({ policy: "auto" })} /> ${t("form.auto")}</label>
       </fieldset>
       <fieldset class="grants">
-        <legend>What each member gets</legend>
-        <p class="hint">On top of their own quota. Leave empty what the project does not need.</p>
+        <legend>${t("form.grants")}</legend>
+        <p class="hint">${t("form.grantsHint")}</p>
         <table class="grant-table"><tbody>${grantable(resources).map((n) => this.resourceRow(n))}</tbody></table>
         ${errors.resources ? html`<p class="field-error" id="project-resources-error">${errors.resources}</p>` : null}
       </fieldset>
       ${failure ? html`<p class="error" role="alert" id="project-failure">${failure}</p>` : null}
       <div class="actions">
-        <button type="button" onClick=${onCancel}>Cancel</button>
+        <button type="button" onClick=${onCancel}>${t("common.cancel")}</button>
         <button type="submit" class="primary" id="project-submit" disabled=${busy}>
-          ${busy ? "Sending…" : "Send the application"}</button>
+          ${t(busy ? "form.sending" : "form.send")}</button>
       </div>
     </form>`;
   }

@@ -4,34 +4,29 @@
 
 import { explain } from "./api.js";
 import { amount } from "./format.js";
+import { day, resourceText, t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 import { ProjectForm } from "./projectform.js";
 
 const MEMBER = new Set(["accepted", "leave_requested", "suspended"]);
-const MEMBERSHIP_TEXT = {
-  accepted: "Member",
-  leave_requested: "Leaving: waits for the owner",
-  suspended: "Member (the project is suspended)",
-  requested: "Waiting for the owner to accept you",
-};
-const APPLICATION_TEXT = {
-  pending: "Waiting for an administrator",
-  approved: "Approved",
-  denied: "Refused",
-  replaced: "Replaced by a newer application",
-};
-const JOIN_TEXT = { auto: "Anyone can join", moderated: "The owner accepts who joins", closed: "Closed to new members" };
-
-export function day(iso) {
-  return iso ? new Date(iso).toLocaleDateString(undefined, { dateStyle: "medium" }) : "";
+// membership, application and join policy states: their texts are texts.js's
+// "membership.<state>", "application.<state>" and "join.<policy>"
+function stateText(prefix, state) {
+  try {
+    return t(`${prefix}.${state}`);
+  } catch {
+    return state; // a state this page does not know yet
+  }
 }
+
+export { day };
 
 // What each member gets, in words: "Number of virtual machines 3 · Virtual machine memory 8 GiB".
 export function grants(project, resources) {
   const entries = Object.entries(project.resources || {}).filter(([, c]) => c.member_capacity > 0);
-  if (!entries.length) return html`<span class="sub">nothing</span>`;
+  if (!entries.length) return html`<span class="sub">${t("projects.nothing")}</span>`;
   return html`<ul class="grants-list">${entries.map(([name, capacity]) => html`<li key=${name}>
-    ${(resources[name] || {}).description || name}: <strong>${amount(resources[name], capacity.member_capacity)}</strong></li>`)}</ul>`;
+    ${resourceText(name, resources[name])}: <strong>${amount(resources[name], capacity.member_capacity)}</strong></li>`)}</ul>`;
 }
 
 export class Projects extends Component {
@@ -75,8 +70,8 @@ export class Projects extends Component {
   join(project) {
     const { api } = this.props;
     const words = project.join_policy === "auto"
-      ? `You joined ${project.name}. Its resources are in your quota now.`
-      : `You asked to join ${project.name}. Its owner decides.`;
+      ? t("projects.joined", { name: project.name })
+      : t("projects.asked", { name: project.name });
     return this.act(`join:${project.id}`, () => api.post("account", "/projects/memberships", { join: { project: project.id } }), words);
   }
 
@@ -97,22 +92,23 @@ export class Projects extends Component {
   mine(projects, mine, resources) {
     const me = this.props.api.user.id;
     const rows = projects.filter((p) => p.state === "active" && (MEMBER.has((mine[p.id] || {}).state) || p.owner === me));
-    if (!rows.length) return html`<p class="empty">You are in no project yet. Join one below, or apply for your own.</p>`;
+    if (!rows.length) return html`<p class="empty">${t("projects.none")}</p>`;
     return html`<table class="machines projects" id="my-projects">
-      <thead><tr><th>Project</th><th>Each member gets</th><th>Until</th><th>You</th><th><span class="sr-only">Actions</span></th></tr></thead>
+      <thead><tr><th>${t("common.project")}</th><th>${t("projects.each")}</th><th>${t("projects.until")}</th><th>${t("projects.you")}</th>
+        <th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
       <tbody>${rows.map((p) => {
         const m = mine[p.id];
         const member = m && MEMBER.has(m.state);
-        const you = member ? MEMBERSHIP_TEXT[m.state] : "Owner, not a member: join to use its resources";
+        const you = member ? stateText("membership", m.state) : t("projects.ownerOnly");
         return html`<tr key=${p.id} data-project=${p.name}>
           <td><strong>${p.name}</strong><div class="sub">${p.description}</div></td>
           <td>${grants(p, resources)}</td>
           <td class="when">${day(p.end_date)}</td>
           <td class="state">${you}</td>
           <td class="row-actions">
-            ${!member ? this.button(`join:${p.id}`, "Join", () => this.join(p), { kind: "primary", label: `Join ${p.name}` }) : null}
+            ${!member ? this.button(`join:${p.id}`, t("projects.join"), () => this.join(p), { kind: "primary", label: t("projects.joinName", { name: p.name }) }) : null}
             ${member && m.allowed_actions.includes("leave")
-              ? this.button(`leave:${m.id}`, "Leave", () => this.membership(m, "leave", `You left ${p.name}.`), { label: `Leave ${p.name}` }) : null}
+              ? this.button(`leave:${m.id}`, t("projects.leave"), () => this.membership(m, "leave", t("projects.left", { name: p.name })), { label: t("projects.leaveName", { name: p.name }) }) : null}
           </td></tr>`;
       })}</tbody></table>`;
   }
@@ -122,19 +118,19 @@ export class Projects extends Component {
     const rows = projects.filter((p) => p.owner === me && p.last_application && p.state !== "deleted");
     if (!rows.length) return null;
     return html`<section aria-labelledby="applications-title">
-      <h2 id="applications-title">Your applications</h2>
+      <h2 id="applications-title">${t("projects.applications")}</h2>
       <table class="machines projects" id="my-applications">
-        <thead><tr><th>Project</th><th>Sent</th><th>State</th><th><span class="sr-only">Actions</span></th></tr></thead>
+        <thead><tr><th>${t("common.project")}</th><th>${t("projects.sent")}</th><th>${t("machines.state")}</th><th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
         <tbody>${rows.map((p) => {
           const app = p.last_application;
           return html`<tr key=${p.id} data-project=${app.name}>
             <td><strong>${app.name}</strong></td>
             <td class="when">${day(app.issue_date)}</td>
-            <td class="state" data-state=${app.state}>${APPLICATION_TEXT[app.state] || app.state}
-              ${app.state === "denied" && app.response ? html`<div class="sub">Why: ${app.response}</div>` : null}</td>
+            <td class="state" data-state=${app.state}>${stateText("application", app.state)}
+              ${app.state === "denied" && app.response ? html`<div class="sub">${t("projects.why", { reason: app.response })}</div>` : null}</td>
             <td class="row-actions">
-              ${app.state === "pending" ? this.button(`cancel:${p.id}`, "Withdraw", () => this.application(p, "cancel", `You withdrew ${app.name}.`)) : null}
-              ${app.state === "denied" ? this.button(`dismiss:${p.id}`, "Dismiss", () => this.application(p, "dismiss", `${app.name} is off your list.`)) : null}
+              ${app.state === "pending" ? this.button(`cancel:${p.id}`, t("projects.withdraw"), () => this.application(p, "cancel", t("projects.withdrew", { name: app.name }))) : null}
+              ${app.state === "denied" ? this.button(`dismiss:${p.id}`, t("common.dismiss"), () => this.application(p, "dismiss", t("projects.dismissed", { name: app.name }))) : null}
             </td></tr>`;
         })}</tbody></table></section>`;
   }
@@ -143,10 +139,11 @@ export class Projects extends Component {
     const me = this.props.api.user.id;
     const rows = projects.filter((p) => p.state === "active" && p.owner !== me && !MEMBER.has((mine[p.id] || {}).state));
     return html`<section aria-labelledby="joinable-title">
-      <h2 id="joinable-title">Projects you can join</h2>
-      ${!rows.length ? html`<p class="sub">None right now.</p>` : html`
+      <h2 id="joinable-title">${t("projects.joinable")}</h2>
+      ${!rows.length ? html`<p class="sub">${t("projects.noneNow")}</p>` : html`
       <table class="machines projects" id="joinable">
-        <thead><tr><th>Project</th><th>Each member gets</th><th>Until</th><th>Joining</th><th><span class="sr-only">Actions</span></th></tr></thead>
+        <thead><tr><th>${t("common.project")}</th><th>${t("projects.each")}</th><th>${t("projects.until")}</th><th>${t("projects.joining")}</th>
+          <th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
         <tbody>${rows.map((p) => {
           const m = mine[p.id];
           const waiting = m && m.state === "requested";
@@ -154,12 +151,12 @@ export class Projects extends Component {
             <td><strong>${p.name}</strong><div class="sub">${p.description}</div></td>
             <td>${grants(p, resources)}</td>
             <td class="when">${day(p.end_date)}</td>
-            <td class="state">${waiting ? MEMBERSHIP_TEXT.requested : JOIN_TEXT[p.join_policy]}</td>
+            <td class="state">${waiting ? t("membership.requested") : stateText("join", p.join_policy)}</td>
             <td class="row-actions">
-              ${waiting ? this.button(`cancel:${m.id}`, "Cancel request", () => this.membership(m, "cancel", `You no longer ask to join ${p.name}.`))
+              ${waiting ? this.button(`cancel:${m.id}`, t("projects.cancelRequest"), () => this.membership(m, "cancel", t("projects.noLongerAsk", { name: p.name })))
                 : p.join_policy === "closed" ? null
-                : this.button(`join:${p.id}`, p.join_policy === "auto" ? "Join" : "Ask to join", () => this.join(p),
-                  { kind: "primary", label: `${p.join_policy === "auto" ? "Join" : "Ask to join"} ${p.name}` })}
+                : this.button(`join:${p.id}`, t(p.join_policy === "auto" ? "projects.join" : "projects.ask"), () => this.join(p),
+                  { kind: "primary", label: t(p.join_policy === "auto" ? "projects.joinName" : "projects.askName", { name: p.name }) })}
             </td></tr>`;
         })}</tbody></table>`}
     </section>`;
@@ -172,40 +169,40 @@ export class Projects extends Component {
     if (!asking.length) return null;
     const { people } = this.state;
     return html`<section aria-labelledby="requests-title">
-      <h2 id="requests-title">People asking to join your projects</h2>
+      <h2 id="requests-title">${t("projects.requests")}</h2>
       <table class="machines projects" id="join-requests">
-        <thead><tr><th>Who</th><th>Project</th><th>Asked</th><th><span class="sr-only">Actions</span></th></tr></thead>
+        <thead><tr><th>${t("projects.who")}</th><th>${t("common.project")}</th><th>${t("projects.askedOn")}</th><th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
         <tbody>${asking.map((m) => {
           const who = people[m.user] || m.user;
           const name = owned[m.project].name;
           return html`<tr key=${m.id}>
             <td>${who}</td><td>${name}</td><td class="when">${day(m.requested)}</td>
             <td class="row-actions">
-              ${this.button(`accept:${m.id}`, "Accept", () => this.membership(m, "accept", `${who} is a member of ${name}.`), { kind: "primary", label: `Accept ${who} in ${name}` })}
-              ${this.button(`reject:${m.id}`, "Refuse", () => this.membership(m, "reject", `${who} was refused.`), { label: `Refuse ${who} in ${name}` })}
+              ${this.button(`accept:${m.id}`, t("projects.accept"), () => this.membership(m, "accept", t("projects.isMember", { who, name })), { kind: "primary", label: t("projects.acceptName", { who, name }) })}
+              ${this.button(`reject:${m.id}`, t("projects.refuse"), () => this.membership(m, "reject", t("projects.refused", { who })), { label: t("projects.refuseName", { who, name }) })}
             </td></tr>`;
         })}</tbody></table></section>`;
   }
 
   render({ api, resources }, { projects, memberships, applying, notice, failure }) {
     const head = html`<section class="page-head">
-      <h1>Projects</h1>
+      <h1>${t("nav.projects")}</h1>
       ${applying ? null : html`<button type="button" class="primary" id="apply" onClick=${() => this.setState({ applying: true, notice: null })}>
-        Apply for a project</button>`}
+        ${t("projects.apply")}</button>`}
     </section>`;
     const messages = html`${notice ? html`<p class="notice" role="status" id="project-notice">${notice}</p>` : null}
       ${failure ? html`<p class="error" role="alert" id="project-error">${failure}</p>` : null}`;
     if (applying) {
       return html`${head}${messages}<${ProjectForm} api=${api} resources=${resources}
         onCancel=${() => this.setState({ applying: false })}
-        onDone=${(name) => { this.setState({ applying: false, notice: `${name}: your application is sent. An administrator decides, and it shows below.` }); this.load(); }} />`;
+        onDone=${(name) => { this.setState({ applying: false, notice: t("projects.applied", { name }) }); this.load(); }} />`;
     }
-    if (projects === null) return html`${head}<p class="loading">Loading…</p>`;
+    if (projects === null) return html`${head}<p class="loading">${t("common.loading")}</p>`;
     const mine = Object.fromEntries(memberships.filter((m) => m.user === api.user.id).map((m) => [m.project, m]));
     return html`${head}${messages}
       <section aria-labelledby="mine-title">
-        <h2 id="mine-title">Your projects</h2>
-        <p class="sub">Besides your personal quota, which is always yours.</p>
+        <h2 id="mine-title">${t("projects.yours")}</h2>
+        <p class="sub">${t("projects.besides")}</p>
         ${this.mine(projects, mine, resources)}
       </section>
       ${this.applications(projects)}

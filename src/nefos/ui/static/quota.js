@@ -1,6 +1,7 @@
 // Quotas as people read them: one bar per resource, what is used, what a request adds.
 
 import { amount } from "./format.js";
+import { resourceText, t } from "./i18n.js";
 import { html } from "./lib.js";
 
 // The resources people think of first; the rest follow in name order.
@@ -35,10 +36,10 @@ export function QuotaBar({ name, entry, resource, adds = 0 }) {
   const used = entry.usage;
   const limit = entry.limit;
   const over = adds > remaining(entry);
-  const label = resource ? resource.description : name;
+  const label = resourceText(name, resource);
   const text = adds
-    ? `${amount(resource, used)} used + ${amount(resource, adds)} new, of ${amount(resource, limit)}`
-    : `${amount(resource, used)} of ${amount(resource, limit)} used`;
+    ? t("quota.adds", { used: amount(resource, used), adds: amount(resource, adds), limit: amount(resource, limit) })
+    : t("quota.used", { used: amount(resource, used), limit: amount(resource, limit) });
   return html`
     <div class="quota ${over ? "over" : ""}" data-resource=${name}>
       <div class="quota-label"><span>${label}</span><span class="quota-text">${text}</span></div>

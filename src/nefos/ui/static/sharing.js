@@ -6,6 +6,7 @@
 
 import { explain } from "./api.js";
 import { Modal } from "./filedialogs.js";
+import { t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 import { basename } from "./store.js";
 
@@ -57,11 +58,11 @@ export class SharingDialog extends Component {
       if (entry === EVERYONE || /^[0-9a-f-]{36}$/i.test(entry) || entry.includes(":")) return entry;
       if (entry.includes("@")) {
         const uuid = lowered[entry.toLowerCase()];
-        if (!uuid) throw new Error(`No user has the e-mail address ${entry}.`);
+        if (!uuid) throw new Error(t("share.noUser", { email: entry }));
         return uuid;
       }
       if (this.state.groups.includes(entry.toLowerCase())) return `${api.user.id}:${entry.toLowerCase()}`;
-      throw new Error(`${entry} is neither an e-mail address nor one of your groups.`);
+      throw new Error(t("share.notKnown", { entry }));
     });
   }
 
@@ -101,31 +102,31 @@ export class SharingDialog extends Component {
   }
 
   render({ item, onClose }, { loaded, read, write, publicUrl, published, groups, failure, saved, busy, copied }) {
-    return html`<${Modal} title=${`Share ${basename(item.name)}`} onClose=${onClose} wide>
-      ${!loaded ? html`<p class="loading">Loading…</p>` : html`
+    return html`<${Modal} title=${t("share.title", { name: basename(item.name) })} onClose=${onClose} wide>
+      ${!loaded ? html`<p class="loading">${t("common.loading")}</p>` : html`
       <form class="details" onSubmit=${(e) => this.save(e)}>
-        <label for="share-read">People who may read it</label>
-        <input id="share-read" value=${read} placeholder="e-mail addresses, separated by commas"
+        <label for="share-read">${t("share.read")}</label>
+        <input id="share-read" value=${read} placeholder=${t("share.placeholder")}
           onInput=${(e) => this.setState({ read: e.target.value, saved: false })} />
-        <label for="share-write">People who may read and change it</label>
-        <input id="share-write" value=${write} placeholder="e-mail addresses, separated by commas"
+        <label for="share-write">${t("share.write")}</label>
+        <input id="share-write" value=${write} placeholder=${t("share.placeholder")}
           onInput=${(e) => this.setState({ write: e.target.value, saved: false })} />
-        <p class="hint">${groups.length ? `Your groups may be named too: ${groups.join(", ")}. ` : ""}An asterisk (*) means everyone with an account here.</p>
+        <p class="hint">${groups.length ? t("share.groups", { groups: groups.join(", ") }) : ""}${t("share.everyone")}</p>
         <div class="actions">
-          ${saved ? html`<span class="saved" role="status" id="sharing-saved">Saved.</span>` : null}
-          <button type="submit" class="primary" disabled=${busy}>Save sharing</button>
+          ${saved ? html`<span class="saved" role="status" id="sharing-saved">${t("share.saved")}</span>` : null}
+          <button type="submit" class="primary" disabled=${busy}>${t("share.save")}</button>
         </div>
       </form>
-      <h3>Public link</h3>
+      <h3>${t("share.public")}</h3>
       <label class="switch"><input type="checkbox" id="public" checked=${published}
         onChange=${(e) => this.publish(e.target.checked)} />
-        Anyone with the link may download it, without an account</label>
+        ${t("share.publicText")}</label>
       ${publicUrl ? html`<div class="public-link">
-        <input id="public-url" readonly value=${publicUrl} aria-label="Public link" />
-        <button type="button" onClick=${() => this.copyLink()}>${copied ? "Copied" : "Copy link"}</button>
+        <input id="public-url" readonly value=${publicUrl} aria-label=${t("share.public")} />
+        <button type="button" onClick=${() => this.copyLink()}>${t(copied ? "share.copied" : "share.copyLink")}</button>
       </div>` : null}`}
       ${failure ? html`<p class="error" role="alert" id="dialog-failure">${failure}</p>` : null}
-      <div class="actions"><button type="button" onClick=${onClose}>Close</button></div>
+      <div class="actions"><button type="button" onClick=${onClose}>${t("common.close")}</button></div>
     <//>`;
   }
 }

@@ -3,6 +3,7 @@
 
 import { uploadFile } from "./blocks.js";
 import { bytes } from "./format.js";
+import { t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 
 let nextId = 1;
@@ -53,16 +54,15 @@ export async function upload(store, container, prefix, files) {
 }
 
 function describe(u) {
-  if (u.state === "failed") return `Stopped: ${u.error}`;
+  if (u.state === "failed") return t("upload.stopped", { why: u.error });
   if (u.state === "done") {
-    if (u.blocks > 1 && u.sent < u.blocks) {
-      return `Uploaded: ${u.sent} of ${u.blocks} blocks sent, the rest was already stored`;
-    }
-    return `Uploaded, ${bytes(u.file.size)}`;
+    if (u.blocks > 1 && u.sent < u.blocks) return t("upload.partly", { sent: u.sent, n: u.blocks });
+    return t("upload.done", { size: bytes(u.file.size) });
   }
-  if (u.state === "waiting") return "Waiting";
-  if (u.phase === "hashing") return `Checking what is already stored: ${bytes(u.done)} of ${bytes(u.total)}`;
-  return `Sending ${bytes(u.done)} of ${bytes(u.total)}`;
+  if (u.state === "waiting") return t("upload.waiting");
+  if (u.phase === "retrying") return t("upload.retrying", { done: bytes(u.done), total: bytes(u.total), s: u.wait });
+  if (u.phase === "hashing") return t("upload.hashing", { done: bytes(u.done), total: bytes(u.total) });
+  return t("upload.sending", { done: bytes(u.done), total: bytes(u.total) });
 }
 
 export class Uploads extends Component {
@@ -83,17 +83,17 @@ export class Uploads extends Component {
 
   render() {
     if (!uploads.length) return null;
-    return html`<section class="uploads" aria-label="Uploads">
-      <div class="uploads-head"><h2>Uploads</h2>
-        <button type="button" class="link" onClick=${() => this.clear()}>Clear finished</button></div>
+    return html`<section class="uploads" aria-label=${t("upload.title")}>
+      <div class="uploads-head"><h2>${t("upload.title")}</h2>
+        <button type="button" class="link" onClick=${() => this.clear()}>${t("upload.clear")}</button></div>
       <ul>
         ${uploads.map((u) => html`<li key=${u.id} class=${`upload upload-${u.state}`} data-name=${u.name}
             data-state=${u.state} data-sent=${u.state === "done" ? u.sent : null}>
           <span class="upload-name">${u.container}/${u.name}</span>
           <progress max=${u.total || 1} value=${u.state === "done" ? u.total || 1 : u.done}
-            aria-label=${`Upload of ${u.name}`}></progress>
+            aria-label=${t("upload.of", { name: u.name })}></progress>
           <span class="upload-text" role="status">${describe(u)}</span>
-          ${u.state === "failed" ? html`<button type="button" onClick=${() => run(u)}>Try again</button>` : null}
+          ${u.state === "failed" ? html`<button type="button" onClick=${() => run(u)}>${t("upload.again")}</button>` : null}
         </li>`)}
       </ul>
     </section>`;

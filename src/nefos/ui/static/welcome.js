@@ -5,6 +5,7 @@
 // "#", so it never reaches a server log or a Referer.
 
 import { ApiError } from "./api.js";
+import { LANGUAGES, lang, onLanguage, setLanguage, t } from "./i18n.js";
 import { Component, html, render } from "./lib.js";
 
 const root = document.querySelector('meta[name="nefos-root"]').content;
@@ -88,14 +89,14 @@ class SignUp extends FormView {
     const shortest = info.password_min_length;
     this.attempt(
       {
-        name: name.trim() ? null : "Please type your name",
+        name: name.trim() ? null : t("welcome.typeName"),
         email: /^[^@\s]+@[^@\s]+$/.test(email.trim()) ? null
-          : email.trim() ? "This is not an e-mail address: it looks like name@example.org"
-          : "Please type your e-mail address",
+          : email.trim() ? t("welcome.notEmail")
+          : t("welcome.typeEmail"),
         password: password.length >= shortest ? null
-          : password ? `A password needs at least ${shortest} characters; this has ${password.length}`
-          : "Please choose a password",
-        terms: !info.terms || accepted ? null : "Please read the terms of use and accept them",
+          : password ? t("welcome.shortPassword", { n: shortest, length: password.length })
+          : t("welcome.choosePassword"),
+        terms: !info.terms || accepted ? null : t("welcome.acceptTerms"),
       },
       async () => {
         const done = await call("POST", "/signup", {
@@ -111,35 +112,34 @@ class SignUp extends FormView {
 
   render({ info }, { name, email, password, accepted, errors, busy }) {
     if (!info.enabled) {
-      return html`<${Card} title="Create an account">
-        <p>You cannot create an account here yourself. Ask the people who run this cloud.</p>
-        <p><a href=${LOGIN}>Log in</a></p><//>`;
+      return html`<${Card} title=${t("welcome.signup")}>
+        <p>${t("welcome.closed")}</p>
+        <p><a href=${LOGIN}>${t("welcome.login")}</a></p><//>`;
     }
     const set = (key) => (value) => this.setState({ [key]: value });
-    return html`<${Card} title="Create an account">
-      <p>With an account you can start virtual machines and keep your files on this cloud.
-        ${info.moderated ? " An administrator approves each new account, so it may take a little while." : ""}</p>
+    return html`<${Card} title=${t("welcome.signup")}>
+      <p>${t("welcome.with")}${info.moderated ? t("welcome.moderated") : ""}</p>
       <form class="welcome-form" novalidate onSubmit=${(e) => this.submit(e)}>
-        <${Field} id="name" label="Your name" value=${name} onInput=${set("name")} error=${errors.name}
+        <${Field} id="name" label=${t("welcome.yourName")} value=${name} onInput=${set("name")} error=${errors.name}
           autocomplete="name" />
-        <${Field} id="email" label="E-mail address" type="email" value=${email} onInput=${set("email")}
-          error=${errors.email} autocomplete="email" hint="We send a link to this address to check that it is yours." />
-        <${Field} id="password" label="Password" type="password" value=${password} onInput=${set("password")}
+        <${Field} id="email" label=${t("welcome.email")} type="email" value=${email} onInput=${set("email")}
+          error=${errors.email} autocomplete="email" hint=${t("welcome.emailHint")} />
+        <${Field} id="password" label=${t("welcome.password")} type="password" value=${password} onInput=${set("password")}
           error=${errors.password} autocomplete="new-password"
-          hint=${`At least ${info.password_min_length} characters. A few words you will remember make a good one.`} />
+          hint=${t("welcome.passwordHint", { n: info.password_min_length })} />
         ${info.terms ? html`<div class=${`field terms${errors.terms ? " invalid" : ""}`}>
-          <h2 id="terms-title">Terms of use</h2>
+          <h2 id="terms-title">${t("welcome.terms")}</h2>
           <div class="terms-text" tabindex="0" role="document" aria-labelledby="terms-title">${info.terms.text}</div>
           <label class="check"><input type="checkbox" id="terms" checked=${accepted}
             aria-invalid=${errors.terms ? "true" : null} aria-describedby=${errors.terms ? "terms-error" : null}
             onChange=${(e) => this.setState({ accepted: e.target.checked })} />
-            I have read the terms of use and I accept them</label>
+            ${t("welcome.accept")}</label>
           ${errors.terms ? html`<p class="field-error" id="terms-error">${errors.terms}</p>` : null}
         </div>` : null}
         ${this.formError()}
-        <button type="submit" class="primary big" disabled=${busy}>${busy ? "Creating…" : "Create account"}</button>
+        <button type="submit" class="primary big" disabled=${busy}>${t(busy ? "welcome.creating" : "welcome.create")}</button>
       </form>
-      <p>Already have an account? <a href=${LOGIN}>Log in</a></p>
+      <p>${t("welcome.already")} <a href=${LOGIN}>${t("welcome.login")}</a></p>
     <//>`;
   }
 }
@@ -153,26 +153,23 @@ class Sent extends FormView {
       await call("POST", "/signup/resend", { email });
       this.setState({ again: true });
     });
-    return html`<${Card} title="Check your mail">
+    return html`<${Card} title=${t("welcome.checkMail")}>
       ${mailSent === false
-        ? html`<p class="notice">Your account is made, but we could not send the mail yet. We keep trying;
-            it should reach you within the hour. You can also ask for it again below.</p>`
-        : html`<p>We sent a mail to <strong>${email || "your address"}</strong>.
-            Open the link in it to confirm that the address is yours.</p>`}
-      <p>No mail after a few minutes? Look in your spam folder, then:</p>
+        ? html`<p class="notice">${t("welcome.notSent")}</p>`
+        : html`<p>${t("welcome.sentTo", { email: html`<strong>${email || t("welcome.yourAddress")}</strong>` })}</p>`}
+      <p>${t("welcome.noMail")}</p>
       ${this.formError()}
-      ${again ? html`<p class="saved" role="status">We sent a new link. Only the newest link works.</p>` : null}
-      ${email ? html`<button type="button" disabled=${busy} onClick=${resend}>Send the mail again</button>`
-        : html`<p><a href="#/resend">Send the mail again</a></p>`}
+      ${again ? html`<p class="saved" role="status">${t("welcome.newLink")}</p>` : null}
+      ${email ? html`<button type="button" disabled=${busy} onClick=${resend}>${t("welcome.sendAgain")}</button>`
+        : html`<p><a href="#/resend">${t("welcome.sendAgain")}</a></p>`}
     <//>`;
   }
 }
 
 function Pending() {
-  return html`<${Card} title="Almost there">
-    <p>Your e-mail address is confirmed. Thank you!</p>
-    <p>An administrator now looks at your account. We will send you a mail as soon as it is ready;
-      you cannot log in until then.</p>
+  return html`<${Card} title=${t("welcome.almost")}>
+    <p>${t("welcome.confirmed")}</p>
+    <p>${t("welcome.waitAdmin")}</p>
   <//>`;
 }
 
@@ -190,15 +187,15 @@ class Verify extends Component {
 
   render(_, { result, failure }) {
     if (failure) {
-      return html`<${Card} title="We could not confirm your address">
+      return html`<${Card} title=${t("welcome.couldNot")}>
         <p class="error" role="alert">${failure}</p>
-        <p><a class="button" href="#/resend">Send me a new link</a> or <a href=${LOGIN}>log in</a></p><//>`;
+        <p><a class="button" href="#/resend">${t("welcome.sendNewLink")}</a> ${t("welcome.or")} <a href=${LOGIN}>${t("welcome.loginLower")}</a></p><//>`;
     }
-    if (!result) return html`<${Card} title="Confirming your address"><p class="loading">One moment…</p><//>`;
+    if (!result) return html`<${Card} title=${t("welcome.confirming")}><p class="loading">${t("welcome.moment")}</p><//>`;
     if (result.state === "pending") return html`<${Pending} />`;
-    return html`<${Card} title="Your account is ready">
-      <p>Your e-mail address is confirmed. You can log in now.</p>
-      <p><a class="button primary" href=${LOGIN}>Log in</a></p><//>`;
+    return html`<${Card} title=${t("welcome.ready")}>
+      <p>${t("welcome.canLogin")}</p>
+      <p><a class="button primary" href=${LOGIN}>${t("welcome.login")}</a></p><//>`;
   }
 }
 
@@ -208,13 +205,13 @@ class AskByMail extends FormView {
 
   render({ title, intro, path, doneText, button }, { email, done, errors, busy }) {
     if (done) {
-      return html`<${Card} title="Check your mail">
+      return html`<${Card} title=${t("welcome.checkMail")}>
         <p role="status">${doneText(email.trim())}</p>
-        <p><a href=${LOGIN}>Back to the login</a></p><//>`;
+        <p><a href=${LOGIN}>${t("welcome.back")}</a></p><//>`;
     }
     const submit = (event) => {
       event.preventDefault();
-      this.attempt({ email: email.trim() ? null : "Please type your e-mail address" }, async () => {
+      this.attempt({ email: email.trim() ? null : t("welcome.typeEmail") }, async () => {
         await call("POST", path, { email: email.trim() });
         this.setState({ done: true });
       });
@@ -222,12 +219,12 @@ class AskByMail extends FormView {
     return html`<${Card} title=${title}>
       <p>${intro}</p>
       <form class="welcome-form" novalidate onSubmit=${submit}>
-        <${Field} id="email" label="E-mail address" type="email" value=${email} autocomplete="email"
+        <${Field} id="email" label=${t("welcome.email")} type="email" value=${email} autocomplete="email"
           onInput=${(value) => this.setState({ email: value })} error=${errors.email} />
         ${this.formError()}
         <button type="submit" class="primary big" disabled=${busy}>${button}</button>
       </form>
-      <p><a href=${LOGIN}>Back to the login</a></p>
+      <p><a href=${LOGIN}>${t("welcome.back")}</a></p>
     <//>`;
   }
 }
@@ -237,17 +234,16 @@ class Reset extends FormView {
 
   render({ token, info }, { password, repeat, done, errors, busy }) {
     if (done) {
-      return html`<${Card} title="Your password is changed">
-        <p role="status">You were logged out everywhere, and your API token was replaced.
-          Log in with your new password.</p>
-        <p><a class="button primary" href=${LOGIN}>Log in</a></p><//>`;
+      return html`<${Card} title=${t("welcome.changed")}>
+        <p role="status">${t("welcome.loggedOut")}</p>
+        <p><a class="button primary" href=${LOGIN}>${t("welcome.login")}</a></p><//>`;
     }
     const submit = (event) => {
       event.preventDefault();
       this.attempt(
         {
-          password: password ? null : "Please choose a password",
-          repeat: password === repeat ? null : "The two passwords are not the same",
+          password: password ? null : t("welcome.choosePassword"),
+          repeat: password === repeat ? null : t("welcome.notSame"),
         },
         async () => {
           await call("POST", "/password/reset/confirm", { token, password });
@@ -256,28 +252,28 @@ class Reset extends FormView {
       );
     };
     const failed = errors.form || errors.token;
-    return html`<${Card} title="Choose a new password">
+    return html`<${Card} title=${t("welcome.chooseNew")}>
       <form class="welcome-form" novalidate onSubmit=${submit}>
-        <${Field} id="password" label="New password" type="password" value=${password} autocomplete="new-password"
+        <${Field} id="password" label=${t("welcome.newPassword")} type="password" value=${password} autocomplete="new-password"
           onInput=${(value) => this.setState({ password: value })} error=${errors.password}
-          hint=${`At least ${info.password_min_length} characters. A few words you will remember make a good one.`} />
-        <${Field} id="repeat" label="The same password again" type="password" value=${repeat}
+          hint=${t("welcome.passwordHint", { n: info.password_min_length })} />
+        <${Field} id="repeat" label=${t("welcome.repeat")} type="password" value=${repeat}
           autocomplete="new-password" onInput=${(value) => this.setState({ repeat: value })} error=${errors.repeat} />
-        ${failed ? html`<p class="error" role="alert">${failed} <a href="#/forgot">Ask for a new link</a></p>` : null}
-        <button type="submit" class="primary big" disabled=${busy}>Set new password</button>
+        ${failed ? html`<p class="error" role="alert">${failed} <a href="#/forgot">${t("welcome.askNewLink")}</a></p>` : null}
+        <button type="submit" class="primary big" disabled=${busy}>${t("welcome.setPassword")}</button>
       </form>
     <//>`;
   }
 }
 
 const TITLES = {
-  signup: "Create an account",
-  sent: "Check your mail",
-  verify: "Confirm your address",
-  pending: "Waiting for approval",
-  forgot: "Forgot your password",
-  resend: "Get a new link",
-  reset: "New password",
+  signup: "welcome.signup",
+  sent: "welcome.title.sent",
+  verify: "welcome.title.verify",
+  pending: "welcome.title.pending",
+  forgot: "welcome.title.forgot",
+  resend: "welcome.title.resend",
+  reset: "welcome.title.reset",
 };
 
 function route() {
@@ -286,8 +282,8 @@ function route() {
 }
 
 function hours(value) {
-  if (value < 1) return `${Math.round(value * 60)} minutes`;
-  return value === 1 ? "one hour" : `${value} hours`;
+  if (value < 1) return t("welcome.minutes", { n: Math.round(value * 60) });
+  return t("welcome.hours", { n: value });
 }
 
 class Welcome extends Component {
@@ -295,6 +291,7 @@ class Welcome extends Component {
 
   async componentDidMount() {
     addEventListener("hashchange", () => this.setState(route()));
+    onLanguage((code) => this.setState({ lang: code }));
     try {
       this.setState({ info: (await call("GET", "/signup")).signup });
     } catch (error) {
@@ -303,22 +300,21 @@ class Welcome extends Component {
   }
 
   page({ page, arg, signedUp, info, failure }) {
-    if (failure) return html`<${Card} title=${TITLES[page]}><p class="error" role="alert">${failure}</p><//>`;
-    if (!info) return html`<p class="loading">Loading…</p>`;
+    if (failure) return html`<${Card} title=${t(TITLES[page])}><p class="error" role="alert">${failure}</p><//>`;
+    if (!info) return html`<p class="loading">${t("common.loading")}</p>`;
     switch (page) {
       case "sent": return html`<${Sent} ...${signedUp} />`;
       case "verify": return html`<${Verify} token=${arg} />`;
       case "pending": return html`<${Pending} />`;
       case "reset": return html`<${Reset} token=${arg} info=${info} />`;
       case "forgot":
-        return html`<${AskByMail} title="Forgot your password?" path="/password/reset" button="Send me a link"
-          intro="Type the e-mail address of your account. We will send you a link to choose a new password."
-          doneText=${(email) => `If ${email} belongs to an account here, we sent a link to it. ` +
-            `The link works for ${hours(info.reset_minutes / 60)}.`} />`;
+        return html`<${AskByMail} title=${t("welcome.forgot")} path="/password/reset" button=${t("welcome.sendLink")}
+          intro=${t("welcome.forgotIntro")}
+          doneText=${(email) => t("welcome.forgotDone", { email, time: hours(info.reset_minutes / 60) })} />`;
       case "resend":
-        return html`<${AskByMail} title="Get a new link" path="/signup/resend" button="Send me a new link"
-          intro="Type the e-mail address you signed up with. We will send a new link to confirm it."
-          doneText=${(email) => `If ${email} signed up and is not confirmed yet, we sent a new link to it.`} />`;
+        return html`<${AskByMail} title=${t("welcome.title.resend")} path="/signup/resend" button=${t("welcome.sendNewLink")}
+          intro=${t("welcome.resendIntro")}
+          doneText=${(email) => t("welcome.resendDone", { email })} />`;
       default:
         return html`<${SignUp} info=${info} onSignedUp=${(made) => {
           this.setState({ signedUp: made });
@@ -328,10 +324,14 @@ class Welcome extends Component {
   }
 
   render(_, state) {
-    document.title = `${TITLES[state.page]} · nefos`;
+    document.title = `${t(TITLES[state.page])} · nefos`;
     return html`<header class="topbar"><a class="brand" href=${LOGIN}>nefos</a>
-        <nav aria-label="Main"><a href=${LOGIN}>Log in</a><a href="#/signup"
-          aria-current=${state.page === "signup" ? "page" : null}>Create an account</a></nav></header>
+        <nav aria-label=${t("nav.main")}><a href=${LOGIN}>${t("welcome.login")}</a><a href="#/signup"
+          aria-current=${state.page === "signup" ? "page" : null}>${t("welcome.signup")}</a></nav>
+        <label class="language"><span class="sr-only">${t("nav.language")}</span>
+          <select id="language" value=${lang} onChange=${(e) => setLanguage(e.target.value)}>
+            ${Object.entries(LANGUAGES).map(([code, name]) => html`<option value=${code} lang=${code}>${name}</option>`)}
+          </select></label></header>
       <main class="welcome" key=${`${state.page}/${state.arg}`}>${this.page(state)}</main>`;
   }
 }

@@ -1,0 +1,255 @@
+"""English and Greek: the language selector, its memory, the browser's language as the
+default, and every page in Greek with no English text of the table left on it (nor in
+its labels), ``<html lang="el">``, Greek dates and axe-core still content. The
+server-rendered pages (login, account) follow the same choice. Screenshots of the
+Greek pages go to the screenshots folder as ``el-*.png``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nefos.identity import webtexts
+from tests.conftest import Server
+from tests.ui.people import EXPECT_MS, admin_of, log_in
+
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Page, expect
+
+from tests.ui.test_accessibility import violations
+
+expect.set_options(timeout=EXPECT_MS)
+GREEK = re.compile(r"[\u0370-\u03ff\u1f00-\u1fff]")
+
+# The English of texts.js found on the page: every value's literal pieces (between its
+# {placeholders}) of three letters or more that its Greek does not share (IPv6,
+# clouds.yaml), matched as whole words, in the visible text and in the labels a screen
+# reader reads (aria-label, title, placeholder). `spared` is the user's own data
+# (their name), which is no text of ours.
+LEFTOVERS = """async (spared) => {
+  const { TEXTS } = await import("/ui/assets/texts.js");
+  const labels = [...document.querySelectorAll("[aria-label], [title], [placeholder]")]
+    .map((e) => ["aria-label", "title", "placeholder"].map((a) => e.getAttribute(a)).join("\\n"));
+  let haystack = [document.body.innerText, document.title, ...labels].join("\\n");
+  for (const words of spared) haystack = haystack.split(words).join(" ");
+  const escape = (s) => s.replace(/[.*+?^${}()|[\\]\\\\]/g, "\\\\$&");
+  const found = [];
+  for (const [key, entry] of Object.entries(TEXTS)) {
+    const forms = typeof entry.en === "object" ? Object.values(entry.en) : [entry.en];
+    const greek = JSON.stringify(entry.el);
+    for (const form of forms) {
+      for (const raw of form.split(/\\{\\w+\\}/)) {
+        const piece = raw.trim().replace(/^[,.:;·()]+|[,.:;·()]+$/g, "").trim();
+        if (piece.replace(/[^A-Za-z]/g, "").length < 3 || greek.includes(piece)) continue;
+        const word = new RegExp(`(^|[^A-Za-z])${escape(piece)}([^A-Za-z]|$)`);
+        if (word.test(haystack)) found.push(`${key}: ${piece}`);
+      }
+    }
+  }
+  return found;
+}"""
+
+
+def english_left(page: Page, spared: list[str]) -> list[str]:
+    return page.evaluate(LEFTOVERS, spared)
+
+
+@pytest.fixture(scope="module")
+def cloud(server: Server) -> dict[str, str]:
+    """A machine, a container with a file and a project application of the
+    administrator's, so that the pages have something to translate."""
+    admin = {"X-Auth-Token": server.admin_token}
+    made = httpx.post(
+        f"{server.url}/image/v2/images",
+        headers=admin,
+        json={
+            "name": "Debian 12",
+            "disk_format": "raw",
+            "container_format": "bare",
+            "visibility": "public",
+            "os_distro": "debian",
+            "os_version": "12",
+        },
+    )
+    made.raise_for_status()
+    image = made.json()["id"]
+    httpx.put(
+        f"{server.url}/image/v2/images/{image}/file",
+        headers={**admin, "Content-Type": "application/octet-stream"},
+        content=b"\0" * 65536,
+    ).raise_for_status()
+    created = httpx.post(
+        f"{server.url}/compute/v2.1/servers",
+        headers=admin,
+        json={"server": {"name": "web-1", "imageRef": image, "flavorRef": "1"}},
+    )
+    created.raise_for_status()
+    machine = created.json()["server"]["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = httpx.get(f"{server.url}/compute/v2.1/servers/{machine}", headers=admin)
+        if shown.json()["server"]["status"] == "ACTIVE":
+            break
+        time.sleep(0.3)
+    store = f"{server.url}/object-store/v1/{server.admin_uuid}/documents"
+    httpx.put(store, headers=admin).raise_for_status()
+    httpx.put(f"{store}/notes.txt", headers=admin, content=b"hello").raise_for_status()
+    httpx.post(
+        f"{server.url}/account/v1.0/projects",
+        headers=admin,
+        json={
+            "name": "lab-2099",
+            "end_date": "2099-01-01T00:00:00Z",
+            "resources": {"cyclades.vm": {"project_capacity": 10, "member_capacity": 2}},
+        },
+    ).raise_for_status()
+    return {"machine": machine}
+
+
+def test_every_page_in_greek(browser: Any, server: Server, cloud: dict[str, str], screenshots):
+    errors: list[str] = []
+    person, password = admin_of(server)
+    page = log_in(browser, server, person, errors, password, bypass_csp=True, locale="en-US")
+    spared = ["Administrator", person.email]
+    # an English browser gets English, and the selector says so
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#language")).to_have_value("en")
+    expect(page.locator("main h1")).to_contain_text("Hello")
+    found = english_left(page, spared)  # the check finds English where there is some
+    assert "nav.dashboard: Dashboard" in found and "dash.quotas: Your quotas" in found, found
+
+    page.select_option("#language", "el")
+    expect(page.locator("html")).to_have_attribute("lang", "el")
+    expect(page.locator("main h1")).to_have_text("Γεια σας, Administrator")
+    expect(page.locator("nav[aria-label='Κύριο μενού']")).to_contain_text("Εικονικές μηχανές")
+    page.reload()  # remembered
+    expect(page.locator(".project-quota").first).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "el")
+    expect(page.locator("#language")).to_have_value("el")
+
+    ui = f"{server.url}/ui/"
+    machine = cloud["machine"]
+    pages = [
+        ("dashboard", "#/", ".project-quota"),
+        ("machines", "#/machines", "tr[data-name=web-1]"),
+        ("new-machine", "#/machines/new", "#create"),
+        ("machine", f"#/machines/{machine}", "#addresses, .facts"),
+        ("console", f"#/machines/{machine}/console", "#console-failure"),
+        ("files", "#/files", "tr[data-name=documents]"),
+        ("files-container", "#/files/documents", "text=notes.txt"),
+        ("shared", "#/shared", "main .empty"),
+        ("images", "#/images", "[data-image]"),
+        ("projects", "#/projects", "#my-applications"),
+        ("moderation", "#/admin/users", "main .empty"),
+        ("projects-approve", "#/admin/projects", "[data-project=lab-2099]"),
+        ("account", "#/account", "#api-token"),
+    ]
+    left: dict[str, list[str]] = {}
+    axe: dict[str, Any] = {}
+
+    def look(name: str, ready: str) -> None:
+        expect(page.locator(ready).first).to_be_visible()
+        expect(page.locator("p.loading")).to_have_count(0)
+        page.screenshot(path=str(screenshots / f"el-{name}.png"), full_page=True)
+        if found := english_left(page, spared):
+            left[name] = found
+        if found := violations(page):
+            axe[name] = found
+
+    for name, hash_, ready in pages:
+        page.goto(ui + hash_)
+        look(name, ready)
+    # dialogs and forms
+    page.goto(ui + "#/machines")
+    page.click("tr[data-name=web-1] [data-action=destroy]")
+    look("destroy-dialog", "dialog.confirm")
+    page.click("dialog.confirm button[autofocus]")
+    page.goto(ui + "#/files/documents")
+    page.click("tr[data-name='notes.txt'] button.name")
+    page.click("#share")
+    look("share-dialog", "#share-read")
+    page.keyboard.press("Escape")
+    page.click("#versions")
+    look("versions-dialog", "tr[data-version]")
+    page.keyboard.press("Escape")
+    page.goto(ui + "#/projects")
+    page.click("#apply")
+    look("project-apply", "#project-submit")
+    page.click("#project-submit")  # empty: each error by its field, in Greek
+    look("project-apply-errors", "#project-name-error")
+    page.goto(ui + "#/images")
+    page.click("#register")
+    look("image-register", "#image-submit")
+    assert not left, left
+    assert not axe, axe
+
+    # dates and numbers follow the language (Intl): a Greek month on the machine's page
+    page.goto(f"{ui}#/machines/{machine}")
+    created = page.locator(".facts dd").nth(3)
+    expect(created).to_have_text(GREEK)
+    expect(page.locator("#machine-size")).to_contain_text("επεξεργαστής")
+
+    # the server-rendered account page follows the choice (the cookie)
+    page.goto(f"{server.url}/ui/account")
+    expect(page.locator("html")).to_have_attribute("lang", "el")
+    expect(page.locator("h1")).to_have_text("Ο λογαριασμός σας")  # noqa: RUF001
+    text = page.locator("body").inner_text().replace(person.email, "")
+    english = [
+        entry["en"]
+        for entry in webtexts.TEXTS.values()
+        if entry["en"] != entry["el"]
+        and "{" not in entry["en"]
+        and re.search(rf"\b{re.escape(entry['en'])}\b", text)
+    ]
+    assert not english, english
+    page.screenshot(path=str(screenshots / "el-account-server.png"), full_page=True)
+    assert not violations(page)
+    # and back to English from the app's selector
+    page.goto(ui)
+    page.select_option("#language", "en")
+    expect(page.locator("main h1")).to_have_text("Hello, Administrator")
+    page.context.close()
+    assert not errors, errors
+
+
+def test_browser_language_and_login_page(browser: Any, server: Server, screenshots: Path):
+    """A Greek browser gets Greek before any choice (login page by Accept-Language, the
+    app by navigator.language); an English one can switch the login page, which keeps
+    where the login goes on to, and the app follows that choice."""
+    greek = browser.new_context(locale="el-GR", bypass_csp=True)
+    page = greek.new_page()
+    page.goto(f"{server.url}/ui/login")
+    expect(page.locator("html")).to_have_attribute("lang", "el")
+    expect(page.locator("h1")).to_have_text("Σύνδεση")
+    expect(page.locator("label[for=password]")).to_have_text("Κωδικός")
+    page.screenshot(path=str(screenshots / "el-login.png"), full_page=True)
+    assert not violations(page)
+    page.goto(f"{server.url}/ui/welcome#/signup")
+    expect(page.locator("h1")).to_have_text("Δημιουργία λογαριασμού")
+    expect(page.locator("html")).to_have_attribute("lang", "el")
+    assert not english_left(page, [])
+    page.screenshot(path=str(screenshots / "el-signup.png"), full_page=True)
+    page.click("button[type=submit]")
+    expect(page.locator("#name-error")).to_have_text("Γράψτε το όνομά σας")
+    greek.close()
+
+    english = browser.new_context(locale="en-US")
+    page = english.new_page()
+    page.goto(f"{server.url}/ui/login?next=/ui/%23/images")
+    expect(page.locator("h1")).to_have_text("Log in")
+    page.click("nav.languages a[lang=el]")
+    expect(page.locator("h1")).to_have_text("Σύνδεση")
+    expect(page.locator("input[name=next]")).to_have_value("/ui/#/images")
+    person, password = admin_of(server)
+    page.fill("#email", person.email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    expect(page.locator("main h1")).to_have_text("Εικόνες")  # the app read the cookie
+    expect(page.locator("html")).to_have_attribute("lang", "el")
+    english.close()
