@@ -120,6 +120,11 @@ write_guest_init() {
 # line, as NEFOS-GUEST-FILE <path> <line>, between NEFOS-GUEST-FILES-BEGIN and -END.
 # Each line typed on the screen's terminal (tty1: what a VNC console types) comes back
 # on ttyS0 as NEFOS-GUEST-TYPED <line>, byte for byte.
+# With nefos.net=dhcp, every NIC (also one hot-plugged later) asks DHCP for its address
+# (udhcpc -n -q) and, every 2 s, NEFOS-GUEST-LEASE <nic> mac=... ip=ADDR/LEN router=...
+# (or NEFOS-GUEST-NOLEASE <nic> mac=...) and NEFOS-GUEST-SLAAC <nic> mac=... addr=ADDR/LEN
+# for each global IPv6 address the kernel made from an RA. With nefos.shell=ttyS0 a shell
+# reads commands from ttyS0, one per line, without echo; their output goes to ttyS0.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mkdir -p /proc /sys /dev /tmp
@@ -131,10 +136,14 @@ for module in $(cat /modules.order); do
 done
 ip=
 gw=
+net=
+shell=
 for arg in $(cat /proc/cmdline); do
     case $arg in
     nefos.ip=*) ip=${arg#nefos.ip=} ;;
     nefos.gw=*) gw=${arg#nefos.gw=} ;;
+    nefos.net=*) net=${arg#nefos.net=} ;;
+    nefos.shell=*) shell=${arg#nefos.shell=} ;;
     esac
 done
 ip link set lo up
@@ -164,6 +173,60 @@ power_button() {
         printf 'NEFOS-GUEST-TYPED %s\n' "$line" >/dev/ttyS0
     done </dev/tty1
 ) &
+if [ "$shell" = ttyS0 ]; then
+    stty -F /dev/ttyS0 -echo 2>/dev/null
+    (
+        while read -r line; do eval "$line" </dev/null; done </dev/ttyS0 >/dev/ttyS0 2>&1
+    ) &
+fi
+cat >/bin/nefos-udhcpc <<'SCRIPT'
+#!/bin/sh
+# udhcpc's hook: the address on the NIC, the first NIC's router as the default route,
+# and the lease in /tmp/lease.<nic> for the console.
+case $1 in
+bound | renew)
+    ip addr add "$ip/$mask" dev "$interface" 2>/dev/null
+    if [ -n "$router" ] && [ "$interface" = eth0 ]; then
+        ip route replace default via "${router%% *}" dev "$interface"
+    fi
+    echo "ip=$ip/$mask router=${router:-none} dns=${dns:-none}" \
+        "hostname=${hostname:-none} domain=${domain:-none} server=${serverid:-none}" \
+        >"/tmp/lease.$interface"
+    ;;
+esac
+exit 0
+SCRIPT
+chmod 755 /bin/nefos-udhcpc
+dhcp_new_nics() {  # once per NIC, each in the background: a slow one delays no other
+    local path nic
+    for path in /sys/class/net/eth*; do
+        nic=${path##*/}
+        [ -e "$path" ] && [ ! -e "/tmp/dhcp.$nic" ] || continue
+        : >"/tmp/dhcp.$nic"
+        ip link set "$nic" up
+        (
+            udhcpc -i "$nic" -s /bin/nefos-udhcpc -n -q -t 10 -T 2 >/dev/null 2>&1 \
+                || echo failed >"/tmp/dhcp.$nic"
+        ) &
+    done
+}
+show_network() {
+    local path nic nicmac address
+    for path in /sys/class/net/eth*; do
+        nic=${path##*/}
+        nicmac=$(cat "$path/address" 2>/dev/null)
+        if [ -s "/tmp/lease.$nic" ]; then
+            echo "NEFOS-GUEST-LEASE $nic mac=$nicmac $(cat "/tmp/lease.$nic")"
+        elif [ -s "/tmp/dhcp.$nic" ]; then
+            echo "NEFOS-GUEST-NOLEASE $nic mac=$nicmac"
+        fi
+        for address in $(ip -6 addr show dev "$nic" 2>/dev/null \
+            | awk '/inet6/ && / scope global/ && !/tentative/ {print $2}'); do
+            echo "NEFOS-GUEST-SLAAC $nic mac=$nicmac addr=$address"
+        done
+    done
+}
+[ "$net" = dhcp ] && dhcp_new_nics
 mac=$(cat /sys/class/net/eth0/address 2>/dev/null)
 mkdir -p /guest
 shown=
@@ -193,6 +256,10 @@ while :; do
         echo "NEFOS-GUEST-DISK ${line:-<empty>}" >/dev/ttyS0
     fi
     [ -n "$shown" ] && show_files >/dev/ttyS0
+    if [ "$net" = dhcp ]; then
+        dhcp_new_nics
+        show_network >/dev/ttyS0
+    fi
     sleep 2
 done
 EOF

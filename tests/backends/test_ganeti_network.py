@@ -209,7 +209,14 @@ async def test_a_nic_is_hotplugged_into_a_running_kvm_guest(
     leftovers.extend([instance, network])
     try:
         added = await cluster.submit(
-            CreateNetwork(NetworkSpec(network, random_subnet(), tags=("nefos:mode:mac-filtered",)))
+            CreateNetwork(
+                NetworkSpec(
+                    network,
+                    random_subnet(),
+                    # what nefos tags, so nefos's ifup hook (when installed) takes the NIC
+                    tags=("nefos:mode:mac-filtered", "nefos:mac-prefix:aa:00:77"),
+                )
+            )
         )
         connected = await cluster.submit(
             ConnectNetwork(network, "bridged", ganeti.private_bridge, (added,))

@@ -266,6 +266,30 @@ async def test_floating_ips_and_interfaces(client, engines, setup, nets):
     listed = (await client.get(interfaces, headers=alice)).json()["interfaceAttachments"]
     assert [i["port_id"] for i in listed] == [port_id, nic["port_id"]]
     assert (await client.get(interfaces, headers=bob)).status_code == 404
+
+    # The server's ports by device_id (a text id, not a UUID: what `openstack server add
+    # floating ip` looks up). A port on another network takes no floating IP itself (no
+    # NAT): the server gets a NIC of the floating IP's network holding it, gone on detach.
+    by_device = await client.get(
+        f"{NETWORK}/ports", params={"device_id": server["id"]}, headers=alice
+    )
+    assert sorted(p["id"] for p in by_device.json()["ports"]) == sorted([port_id, nic["port_id"]])
+    put = await client.put(
+        f"{NETWORK}/floatingips/{fip['id']}",
+        json={"floatingip": {"port_id": nic["port_id"]}},
+        headers=alice,
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["floatingip"]["port_id"] not in (port_id, nic["port_id"])
+    shown = await _settled(client, alice, server["id"], engines)
+    assert address in [a["addr"] for a in shown["addresses"]["public"]]
+    assert len(await _instance_nics(engines, server["id"])) == 3
+    put = await client.put(
+        f"{NETWORK}/floatingips/{fip['id']}", json={"floatingip": {"port_id": None}}, headers=alice
+    )
+    assert put.status_code == 200
+    assert len(await _instance_nics(engines, server["id"])) == 2
+
     detached = await client.delete(f"{interfaces}/{nic['port_id']}", headers=alice)
     assert detached.status_code == 202
     shown = await _settled(client, alice, server["id"], engines)

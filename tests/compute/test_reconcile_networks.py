@@ -12,7 +12,8 @@ import uuid
 
 from sqlalchemy import select
 
-from nefos.backends.base import instance_name, network_name, nic_name
+from nefos.backends.base import OP_NETWORK_REMOVE, instance_name, network_name, nic_name
+from nefos.compute.backend_networks import REMOVAL_RETRIES
 from nefos.compute.models import BackendNetwork
 from nefos.compute.reconcile import reconcile_servers
 from nefos.compute.service import Compute
@@ -159,3 +160,39 @@ async def test_networks_nics_and_pools_repaired_and_reported(compute: Compute, w
         await asyncio.sleep(0.02)
     assert (await _states(compute))[lan_name] == "removed"
     assert set(await cluster.networks()) == {unknown}
+
+
+async def test_a_failed_network_removal_is_tried_again(compute: Compute, world) -> None:
+    """Ganeti fails a removal's disconnect when the node group's instances change under
+    it (servers going together) and says to retry: nefos does, a bounded number of
+    times, so the unused network still leaves the backend; one that keeps failing stays
+    active, with Ganeti's reason, for the next release."""
+    user = world["user"]
+    cluster = compute.cluster(await compute.backend("embedded"))
+    assert isinstance(cluster, FaultyEmbeddedCluster)
+    caller = Caller(user)
+    raced = "Instances in node group 'default' changed since locks were acquired; retry"
+    for failures, final in ((2, "removed"), (REMOVAL_RETRIES + 1, "active")):
+        lan = await compute.network.create_network(caller, f"lan-{failures}")
+        await compute.network.create_subnet(caller, str(lan.id), f"10.6.{failures}.0/24", 4)
+        view, _ = await compute.create_server(
+            user, "a", world["image"], world["small"].id, networks=[NicRequest(str(lan.id))]
+        )
+        await until(compute, user, view.server.id, "ACTIVE")
+        for _ in range(failures):
+            cluster.fail_next(OP_NETWORK_REMOVE, raced)
+        await compute.delete_server(user, view.server.id)
+        await until(compute, user, view.server.id, "DELETED")
+        name = network_name(lan.id)
+        for _ in range(300):  # each try is a job and its event
+            await cluster.idle()
+            if (await _states(compute))[name] == final and not cluster.failures.get(
+                OP_NETWORK_REMOVE
+            ):
+                break
+            await asyncio.sleep(0.02)
+        assert (await _states(compute))[name] == final
+        assert (name in await cluster.networks()) == (final == "active")
+        async with compute.db.session() as s:
+            row = await s.get(BackendNetwork, (lan.id, (await compute.backend("embedded")).id))
+            assert row is not None and row.logmsg == ("" if final == "removed" else raced)

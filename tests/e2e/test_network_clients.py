@@ -4,6 +4,7 @@ network control plane end to end (no server NICs yet: those come with the next s
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,76 @@ def test_floating_ips_and_quota(server: Server, public: str):
     assert rows["networks"] == (5, 0)
     os_run(server, "floating", "ip", "delete", created["id"])
     assert os_json(server, "floating", "ip", "list") == []
+
+
+def test_server_nics_and_floating_ips(server: Server, public: str, tmp_path: Path):
+    """Issue 20's CLI flows on servers: `server create --network`, `port create
+    --device` (a NIC added to the running server), `server add/remove floating ip`
+    (no NAT: the floating IP comes on a NIC of its own network), on the embedded
+    backend, where the addresses are real and no packet flows."""
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\x00" * 4096)
+    image, lan = side_by_side(
+        lambda: os_json(
+            server,
+            "image",
+            "create",
+            "--file",
+            str(disk),
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "nic-image",
+        ),
+        lambda: os_json(server, "network", "create", "vm-lan"),
+    )
+    os_json(
+        server, "subnet", "create", "--network", lan["id"], "--subnet-range", "10.1.0.0/24", "v4"
+    )
+    created = os_json(
+        server, "server", "create", "--image", image["id"], "--flavor", "C1R1024D20file",
+        "--network", "vm-lan", "--wait", "vm",
+    )  # fmt: skip
+    assert created["status"] == "ACTIVE"
+    assert created["addresses"] in ({"vm-lan": ["10.1.0.2"]}, "vm-lan=10.1.0.2"), created
+    server_id = created["id"]
+    floating, port = side_by_side(
+        lambda: os_json(server, "floating", "ip", "create", "public"),
+        lambda: os_json(
+            server,
+            "port",
+            "create",
+            "--network",
+            "vm-lan",
+            "--device",
+            server_id,
+            "--device-owner",
+            "compute:nova",
+            "second",
+        ),
+    )
+    address = floating["floating_ip_address"]
+    assert port["device_id"] == server_id and "10.1.0.3" in str(port["fixed_ips"])
+    os_run(server, "server", "add", "floating", "ip", server_id, address)
+    shown, ports = side_by_side(
+        lambda: os_json(server, "server", "show", server_id),
+        lambda: os_json(server, "port", "list", "--server", server_id),
+    )
+    text = str(shown["addresses"])
+    assert "10.1.0.2" in text and "10.1.0.3" in text and address in text, shown["addresses"]
+    assert len(ports) == 3  # the first NIC, the one added, the floating IP's own
+    held = os_json(server, "floating", "ip", "show", address)
+    assert held["port_id"] in {p["ID"] for p in ports}  # a NIC of the public network
+    os_run(server, "server", "remove", "floating", "ip", server_id, address)
+    shown, released = side_by_side(
+        lambda: os_json(server, "server", "show", server_id),
+        lambda: os_json(server, "floating", "ip", "show", address),
+    )
+    assert address not in str(shown["addresses"]) and released["port_id"] is None
+    os_run(server, "server", "delete", "--wait", server_id)
+    os_run(server, "floating", "ip", "delete", address)
+    left = os_json(server, "port", "list", "--network", "vm-lan")
+    assert [p["Name"] for p in left] == ["second"]  # a user's port is only detached
+    os_run(server, "port", "delete", "second")
+    os_run(server, "network", "delete", "vm-lan")

@@ -52,6 +52,10 @@ from nefos.network.nics import Nic
 log = logging.getLogger("nefos.compute")
 
 PENDING, ACTIVE, REMOVING, REMOVED = "pending", "active", "removing", "removed"
+# A removal's disconnect locks the node group's instances optimistically: an instance
+# made or removed meanwhile (the network's last servers going together) fails it, and
+# Ganeti says to retry. A failed removal is tried again this many times in a row.
+REMOVAL_RETRIES = 5
 # Synnefo's firewallProfile values and the levels the node scripts apply (spec §4.4).
 FIREWALL_LEVELS = {"ENABLED": "protected", "PROTECTED": "limited", "DISABLED": "unprotected"}
 
@@ -121,6 +125,7 @@ class BackendNetworks:
     def __init__(self, db: Database, clusters: Clusters) -> None:
         self.db = db
         self.clusters = clusters
+        self._failed_removals: dict[tuple[uuid.UUID, int], int] = {}
 
     async def _row(self, s: AsyncSession, network_id: uuid.UUID, backend_id: int) -> BackendNetwork:
         """The row, locked; made (``removed``) if missing, a racing twin tolerated."""
@@ -185,6 +190,7 @@ class BackendNetworks:
             key = uuid.UUID(network_id)
         except ValueError:
             return
+        retry = False
         async with self.db.transaction() as s:
             backend = await s.scalar(select(Backend).where(Backend.name == message.get("cluster")))
             if backend is None:
@@ -198,11 +204,28 @@ class BackendNetworks:
                 row.state = ACTIVE if status == SUCCESS else REMOVED
             elif opcode == OP_NETWORK_REMOVE and row.state == REMOVING:
                 row.state = REMOVED if status == SUCCESS else ACTIVE
+                if status == SUCCESS:
+                    self._failed_removals.pop((key, backend.id), None)
+                else:
+                    retry = self._count_failed_removal(key, backend.id)
             else:
                 return
             row.job_id = None
             row.logmsg = "" if status == SUCCESS else logmsg
             row.updated = utcnow()
+        if retry:
+            log.warning("removal of %s from %s failed, trying again: %s", name,
+                        backend.name, logmsg)  # fmt: skip
+            await self.release_unused(backend.id)
+
+    def _count_failed_removal(self, network_id: uuid.UUID, backend_id: int) -> bool:
+        """Whether a failed removal may be tried again (the count is this process's)."""
+        key = (network_id, backend_id)
+        self._failed_removals[key] = self._failed_removals.get(key, 0) + 1
+        if self._failed_removals[key] <= REMOVAL_RETRIES:
+            return True
+        del self._failed_removals[key]
+        return False
 
     async def seen_in_use(self, s: AsyncSession, backend_id: int, names: Iterable[str]) -> None:
         """An instance there has NICs on these cluster networks: they are active."""

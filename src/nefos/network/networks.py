@@ -9,6 +9,7 @@ as servers do. Public networks are the operator's and charge nobody.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -67,7 +68,7 @@ def where(query: Select, columns: Mapping[str, object], filters: Mapping[str, Se
                     parsed.append(int(value))
                 except ValueError:
                     raise errors.InvalidInput(f"Invalid value for {key}: {value!r}") from None
-            elif key == "id" or (key.endswith("_id") and key not in ("tenant_id", "project_id")):
+            elif python_type is uuid.UUID:  # not device_id: text, a server's id
                 try:
                     parsed.append(parse_id(value, key))
                 except errors.NotFound:

@@ -325,7 +325,12 @@ class Nics:
                     row.port_id = port.id
                     changes.append(("modify", port.id))
                 elif port.device_id and port.device_owner.startswith("compute:"):
-                    network = await s.get(Network, row.network_id)
+                    network = await s.scalar(  # new_port allocates from its subnets
+                        select(Network)
+                        .where(Network.id == row.network_id)
+                        .options(selectinload(Network.subnets))
+                        .execution_options(populate_existing=True)
+                    )
                     assert network is not None
                     nic = await self.ports.new_port(
                         s, caller, network, row.project, [], "", port.device_id,

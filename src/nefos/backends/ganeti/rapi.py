@@ -323,7 +323,18 @@ class RapiClient:
     async def connect_network(
         self, name: str, group: str, mode: str, link: str, depends: tuple[int, ...] = ()
     ) -> int:
-        body: dict[str, Any] = {"group_name": group, "network_mode": mode, "network_link": link}
+        """Without Ganeti's ``conflicts_check``: with it, the connect locks the group's
+        instances optimistically and fails ("Instances in node group ... changed since
+        locks were acquired; retry the operation") whenever an instance there is made or
+        removed meanwhile, as servers are while their networks connect. What it checks
+        (NICs off the network holding its addresses) cannot happen to nefos's NICs: each
+        address is the port's, from the network's own pool."""
+        body: dict[str, Any] = {
+            "group_name": group,
+            "network_mode": mode,
+            "network_link": link,
+            "conflicts_check": False,
+        }
         if depends:
             body["depends"] = _depends(depends)
         return await self._job("PUT", f"/2/networks/{name}/connect", body)
