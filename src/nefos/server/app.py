@@ -72,6 +72,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
         await engines.compute.seal_backend_passwords()  # those an older nefos stored plain
         await engines.start_expirer()
         await engines.start_collector()
+        await engines.start_pruner()
         if settings.compute.dispatcher:
             await engines.start_dispatcher()
             await engines.start_reconciler()
