@@ -44,7 +44,8 @@ from nefos.quotas.resources import RESOURCES
 from nefos.quotas.service import project_holder, user_holder
 
 MAX_POINTS = 500
-# Steps a client gets when it names none: the smallest giving at most DEFAULT_POINTS.
+# Steps a client gets when it names none: the smallest giving at most DEFAULT_POINTS
+# (a year gets days: 365 points).
 NICE_STEPS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 DEFAULT_POINTS = 200
 DEFAULT_SPAN = dt.timedelta(days=1)
@@ -105,7 +106,9 @@ def choose_step(span: dt.timedelta, step: int | None) -> int:
         for nice in NICE_STEPS:
             if seconds / nice <= DEFAULT_POINTS:
                 return nice
-        return max(NICE_STEPS[-1], math.ceil(seconds / DEFAULT_POINTS))
+        if seconds / NICE_STEPS[-1] <= MAX_POINTS:
+            return NICE_STEPS[-1]  # a year by days
+        return math.ceil(seconds / MAX_POINTS)
     if step < 1:
         raise errors.InvalidInput("step must be a whole number of seconds, at least 1")
     if math.ceil(seconds / step) > MAX_POINTS:

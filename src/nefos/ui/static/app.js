@@ -12,6 +12,7 @@ import { Moderation } from "./moderation.js";
 import { NewMachine } from "./newmachine.js";
 import { ProjectsAdmin } from "./projectadmin.js";
 import { Projects } from "./projects.js";
+import { Usage } from "./usage.js";
 
 const root = document.querySelector('meta[name="nefos-root"]').content;
 const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
@@ -22,6 +23,7 @@ const VIEWS = {
   "/machines/new": { title: "New machine", view: NewMachine, nested: true, section: "/machines" },
   "/images": { title: "Images", view: Images },
   "/projects": { title: "Projects", view: Projects },
+  "/usage": { title: "Usage", view: Usage },
   "/admin/users": { title: "Accounts to approve", view: Moderation },
   "/admin/projects": { title: "Projects to approve", view: ProjectsAdmin },
   // these take the rest of the path: a container and folders
@@ -95,7 +97,7 @@ class App extends Component {
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
       <nav aria-label="Main">${link("/", "Dashboard")}${link("/machines", "Machines")}${link("/files", "Files")}
-        ${link("/images", "Images")}${link("/projects", "Projects")}
+        ${link("/images", "Images")}${link("/projects", "Projects")}${link("/usage", "Usage")}
         ${this.api.user && this.api.user.admin
           ? html`${link("/admin/users", "Accounts to approve")}${link("/admin/projects", "Projects to approve")}` : null}
         <a href=${`${root}/account`}>Account</a></nav>
