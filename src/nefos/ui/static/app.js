@@ -65,6 +65,7 @@ class App extends Component {
         ready: true,
         resources,
         projects: Object.fromEntries(projects.map((p) => [p.id, p])),
+        projectsAt: Date.now(),
       });
     } catch (error) {
       this.setState({ failure: explain(error) });
@@ -75,7 +76,7 @@ class App extends Component {
   async reloadProjects() {
     try {
       const projects = await this.api.get("account", "/projects");
-      this.setState({ projects: Object.fromEntries(projects.map((p) => [p.id, p])) });
+      this.setState({ projects: Object.fromEntries(projects.map((p) => [p.id, p])), projectsAt: Date.now() });
     } catch {
       // the names stay as they were; a quota shows under the project's id meanwhile
     }
@@ -109,14 +110,14 @@ class App extends Component {
     </header>`;
   }
 
-  render(_, { ready, failure, path, rest, notice, resources, projects }) {
+  render(_, { ready, failure, path, rest, notice, resources, projects, projectsAt }) {
     const { title, view: View, props = {}, remount } = VIEWS[path];
     document.title = `${title} · nefos`;
     return html`${this.nav()}
       <main>
         ${failure ? html`<p class="error" role="alert">${failure}</p>`
           : !ready ? html`<p class="loading">Loading your cloud…</p>`
-          : html`<${View} key=${remount ? `${path}/${rest}` : path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects}
+          : html`<${View} key=${remount ? `${path}/${rest}` : path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects} projectsAt=${projectsAt}
               notice=${notice} onDismiss=${() => this.setState({ notice: null })}
               onCreated=${(made) => this.created(made)} onProjectsChanged=${() => this.reloadProjects()} />`}
       </main>`;
