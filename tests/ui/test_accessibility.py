@@ -142,10 +142,13 @@ def test_every_signed_in_page(browser: Any, server: Server, cloud: dict[str, str
         ("projects", "#/projects", "#my-applications"),
         ("moderation", "#/admin/users", "main .empty"),
         ("projects-approve", "#/admin/projects", "[data-project=a11y-course]"),
+        ("usage", "#/usage", ".usage-chart canvas"),
     ]
     for name, hash_, ready in pages:
         page.goto(ui + hash_)
         checker.check(page, name, ready)
+    page.locator(".usage-chart summary").first.click()  # the charts' text alternative
+    checker.check(page, "usage-table", ".usage-table")
     page.goto(ui + "#/projects")
     page.click("#apply")
     checker.check(page, "project-apply", "#project-submit")

@@ -427,6 +427,13 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Base quota per user by resource name, over the built-in defaults.",
     )
+    usage_history_days: int = Field(
+        default=400,
+        ge=0,
+        description="How long the quota log (each accepted change of a holding) is kept: "
+        "the usage history of GET /account/v1.0/usage reaches this far back, and older "
+        "rows are deleted hourly (0: keep them forever).",
+    )
     auth_providers: list[str] = ["local"]
     weblogin_clients: list[str] = Field(
         default_factory=list,

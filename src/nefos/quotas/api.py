@@ -7,6 +7,8 @@ that owns its serials, so one service cannot resolve another's.
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,7 +20,9 @@ from nefos.core.auth import Credentials, current_admin, current_user
 from nefos.core.body import parse_json
 from nefos.core.faults import SYNNEFO_NAMES, json_response, status_of
 from nefos.core.numbers import INT32_MAX, INT64_MAX, INT64_MIN, ascii_int, ascii_uuid
+from nefos.quotas.history import History, UsageHistory
 from nefos.quotas.models import NO_SOURCE, Holding
+from nefos.quotas.project_rules import Actor
 from nefos.quotas.resources import describe
 from nefos.quotas.service import (
     MAX_QUANTITY,
@@ -35,7 +39,12 @@ async def quotas(request: Request) -> Quotas:
     return request.app.state.engines.quotas
 
 
+async def usage_history(request: Request) -> UsageHistory:
+    return request.app.state.engines.usage_history
+
+
 Service = Annotated[Quotas, Depends(quotas)]
+HistoryService = Annotated[UsageHistory, Depends(usage_history)]
 User_ = Annotated[Credentials, Depends(current_user)]
 Admin = Annotated[Credentials, Depends(current_admin)]
 
@@ -115,6 +124,95 @@ async def service_project_quotas(
                 "pending": h.usage_max - h.usage_min,
             }
     return json_response(found)
+
+
+# -- usage over time ---------------------------------------------------------------------
+
+
+def _moment(value: str | None, name: str) -> dt.datetime | None:
+    """An ISO 8601 time; one without a zone is UTC, as every time nefos writes."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise errors.InvalidInput(
+            f"{name} is not an ISO 8601 time (e.g. 2026-01-31T12:00:00Z): {value!r}",
+            data={"field": name},
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _uuid_param(value: str | None, name: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    found = ascii_uuid(value)
+    if found is None:
+        raise errors.InvalidInput(f"{name} is not a UUID: {value!r}", data={"field": name})
+    return found
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _render_history(history: History, service: Quotas) -> dict[str, Any]:
+    units = {name: resource.unit for name, resource in service.resources().items()}
+    return {
+        "since": _iso(history.since),
+        "until": _iso(history.until),
+        "step": history.step,
+        "kept_since": _iso(history.kept_since) if history.kept_since else None,
+        "times": history.times,
+        "series": [
+            {
+                "project": s.project,
+                "holder": s.holder,
+                "resource": s.resource,
+                "unit": units.get(s.resource, ""),
+                "limit": s.limit,
+                "usage": s.usage,
+                "peak": s.peak,
+            }
+            for s in history.series
+        ],
+    }
+
+
+@router.get("/usage")
+async def usage(
+    history: HistoryService,
+    service: Service,
+    caller: User_,
+    resource: str | None = None,
+    project: str | None = None,
+    user: str | None = None,
+    scope: str = "user",
+    since: str | None = None,
+    until: str | None = None,
+    step: str | None = None,
+) -> Response:
+    """Usage over time as series to plot (docs/identity.md, "Usage over time")."""
+    if scope not in ("user", "project"):
+        raise errors.InvalidInput("scope is user or project", data={"field": "scope"})
+    seconds = None
+    if step is not None:
+        seconds = ascii_int(step, 1, INT32_MAX)
+        if seconds is None:
+            raise errors.InvalidInput(
+                f"step is a whole number of seconds: {step!r}", data={"field": "step"}
+            )
+    found = await history.history(
+        Actor(caller.user_id, caller.is_admin),
+        scope="project" if scope == "project" else "user",
+        project=_uuid_param(project, "project"),
+        user=_uuid_param(user, "user"),
+        resource=resource,
+        since=_moment(since, "since"),
+        until=_moment(until, "until"),
+        step=seconds,
+    )
+    return json_response(_render_history(found, service))
 
 
 # -- commissions ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -67,10 +68,15 @@ class Provision(Base):
 
 
 class ProvisionLog(Base):
-    """Every resolved provision with the holding as it stood: the history usage reports
-    and billing read."""
+    """Every resolved provision with the holding as it stood after it: the history usage
+    series (``nefos.quotas.history``) and billing read, kept ``usage_history_days``."""
 
     __tablename__ = "provision_log"
+    # A holder's history in time order (the usage series); the time alone for pruning.
+    __table_args__ = (
+        Index("ix_provision_log_holder_log_time", "holder", "log_time"),
+        Index("ix_provision_log_log_time", "log_time"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     serial: Mapped[int] = mapped_column(Integer, index=True)
@@ -79,7 +85,7 @@ class ProvisionLog(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # accept | reject
     issue_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     log_time: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
-    holder: Mapped[str] = mapped_column(String(80), index=True)
+    holder: Mapped[str] = mapped_column(String(80))
     source: Mapped[str] = mapped_column(String(80))
     resource: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(BigInteger)

@@ -30,6 +30,7 @@ from nefos.identity.accounts import Accounts
 from nefos.identity.service import Identity
 from nefos.images.service import Images
 from nefos.network.service import NetworkService
+from nefos.quotas.history import UsageHistory
 from nefos.quotas.projects import Projects
 from nefos.quotas.service import Quotas
 from nefos.storage.filestore import FileStore
@@ -41,6 +42,8 @@ from nefos.volume.snapshots import Snapshots
 
 log = logging.getLogger("nefos.engines")
 GC_CLAIM = "storage-gc"
+PRUNE_CLAIM = "quota-log-prune"
+PRUNE_SECONDS = 3600.0
 
 
 def open_store(settings: Settings) -> BlockStore:
@@ -71,6 +74,7 @@ class Engines:
         self.accounts = Accounts(self.identity, self.mailer, settings)
         self.quotas = Quotas(self.db, settings)
         self.identity.user_created.append(self.quotas.init_user)
+        self.usage_history = UsageHistory(self.db, settings)
         self.projects = Projects(self.db, settings, self.identity, self.quotas)
         self.identity.member_projects = self.projects.member_projects
         self.store = open_store(settings)
@@ -92,6 +96,7 @@ class Engines:
         self._reconciler: asyncio.Task[None] | None = None
         self._expirer: asyncio.Task[None] | None = None
         self._collector: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         # who claims periodic work (nefos.core.claims), as an operator would look for it
         self.process = f"{socket.gethostname()[:80]}:{os.getpid()}:{id(self):x}"
 
@@ -156,13 +161,25 @@ class Engines:
             log.error("gc: %s", report.stopped)
         return report
 
+    async def start_pruner(self) -> None:
+        """Delete quota log rows past ``usage_history_days`` hourly: every API process
+        runs the loop, one per hour does the work."""
+        if self.settings.usage_history_days and self._pruner is None:
+            self._pruner = _every(PRUNE_SECONDS, self._prune, "quota log pruning")
+
+    async def _prune(self) -> None:
+        if await claims.claim(self.db, PRUNE_CLAIM, PRUNE_SECONDS, self.process):
+            gone = await self.usage_history.prune()
+            log.info("pruned %d quota log rows older than %d days", gone,
+                     self.settings.usage_history_days)  # fmt: skip
+
     async def close(self) -> None:
-        for task in (self._reconciler, self._expirer, self._collector):
+        for task in (self._reconciler, self._expirer, self._collector, self._pruner):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._reconciler = self._expirer = self._collector = None
+        self._reconciler = self._expirer = self._collector = self._pruner = None
         if self._dispatcher is not None:
             await self._dispatcher.cancel()
             self._dispatcher = None

@@ -14,6 +14,7 @@ import { Moderation } from "./moderation.js";
 import { NewMachine } from "./newmachine.js";
 import { ProjectsAdmin } from "./projectadmin.js";
 import { Projects } from "./projects.js";
+import { Usage } from "./usage.js";
 
 const root = document.querySelector('meta[name="nefos-root"]').content;
 const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
@@ -25,6 +26,7 @@ const VIEWS = {
   "/images": { title: "nav.images", view: Images },
   "/account": { title: "account.title", view: Account },
   "/projects": { title: "nav.projects", view: Projects },
+  "/usage": { title: "nav.usage", view: Usage },
   "/admin/users": { title: "nav.accountsToApprove", view: Moderation },
   "/admin/projects": { title: "nav.projectsToApprove", view: ProjectsAdmin },
   // these take the rest of the path: a container and folders
@@ -67,6 +69,7 @@ class App extends Component {
         ready: true,
         resources,
         projects: Object.fromEntries(projects.map((p) => [p.id, p])),
+        projectsAt: Date.now(),
       });
     } catch (error) {
       this.setState({ failure: explain(error) });
@@ -77,7 +80,7 @@ class App extends Component {
   async reloadProjects() {
     try {
       const projects = await this.api.get("account", "/projects");
-      this.setState({ projects: Object.fromEntries(projects.map((p) => [p.id, p])) });
+      this.setState({ projects: Object.fromEntries(projects.map((p) => [p.id, p])), projectsAt: Date.now() });
     } catch {
       // the names stay as they were; a quota shows under the project's id meanwhile
     }
@@ -99,7 +102,7 @@ class App extends Component {
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
       <nav aria-label=${t("nav.main")}>${link("/", t("nav.dashboard"))}${link("/machines", t("nav.machines"))}
-        ${link("/files", t("nav.files"))}${link("/images", t("nav.images"))}${link("/projects", t("nav.projects"))}
+        ${link("/files", t("nav.files"))}${link("/images", t("nav.images"))}${link("/projects", t("nav.projects"))}${link("/usage", t("nav.usage"))}
         ${this.api.user && this.api.user.admin
           ? html`${link("/admin/users", t("nav.accountsToApprove"))}${link("/admin/projects", t("nav.projectsToApprove"))}` : null}
         ${link("/account", t("nav.account"))}</nav>
@@ -115,14 +118,14 @@ class App extends Component {
     </header>`;
   }
 
-  render(_, { ready, failure, path, rest, notice, resources, projects }) {
+  render(_, { ready, failure, path, rest, notice, resources, projects, projectsAt }) {
     const { title, view: View, props = {}, remount } = VIEWS[path];
     document.title = `${t(title)} · nefos`;
     return html`${this.nav()}
       <main>
         ${failure ? html`<p class="error" role="alert">${failure}</p>`
           : !ready ? html`<p class="loading">${t("app.loading")}</p>`
-          : html`<${View} key=${remount ? `${path}/${rest}` : path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects}
+          : html`<${View} key=${remount ? `${path}/${rest}` : path} api=${this.api} rest=${rest} ...${props} resources=${resources} projects=${projects} projectsAt=${projectsAt}
               notice=${notice} onDismiss=${() => this.setState({ notice: null })}
               onCreated=${(made) => this.created(made)} onProjectsChanged=${() => this.reloadProjects()} />`}
       </main>`;

@@ -29,18 +29,23 @@ export function grants(project, resources) {
     ${resourceText(name, resources[name])}: <strong>${amount(resources[name], capacity.member_capacity)}</strong></li>`)}</ul>`;
 }
 
+const FRESH_MS = 5000;
+
 export class Projects extends Component {
   state = { projects: null, memberships: [], people: {}, applying: false, notice: null, failure: null, busy: null };
 
   componentDidMount() {
-    this.load();
+    // The app read the projects a moment ago (opening this page first): not again.
+    const { projects, projectsAt } = this.props;
+    const fresh = projects && projectsAt && Date.now() - projectsAt < FRESH_MS;
+    this.load(fresh ? Object.values(projects) : null);
   }
 
-  async load() {
+  async load(known = null) {
     const { api } = this.props;
     try {
       const [projects, memberships] = await Promise.all([
-        api.get("account", "/projects"),
+        known || api.get("account", "/projects"),
         api.get("account", "/projects/memberships"),
       ]);
       const others = [...new Set(memberships.map((m) => m.user).filter((u) => u !== api.user.id))];

@@ -13,6 +13,7 @@ export const TEXTS = {
   "nav.files": { en: "Files", el: "Αρχεία" },
   "nav.images": { en: "Images", el: "Εικόνες" },
   "nav.projects": { en: "Projects", el: "Έργα" },
+  "nav.usage": { en: "Usage", el: "Χρήση" },
   "nav.accountsToApprove": { en: "Accounts to approve", el: "Λογαριασμοί προς έγκριση" },
   "nav.projectsToApprove": { en: "Projects to approve", el: "Έργα προς έγκριση" },
   "nav.account": { en: "Account", el: "Λογαριασμός" },
