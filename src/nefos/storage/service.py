@@ -14,6 +14,7 @@ operations under one name. The parts hold one another explicitly, never by inher
   metadata, deletes);
 - ``trees`` (``nefos.storage.trees.Trees``): copies, moves and deletes of everything
   below a name, any number of objects;
+- ``bulk`` (``nefos.storage.bulk.BulkDeleter``): Swift's bulk delete of many paths;
 - ``maintenance`` (``nefos.storage.maintenance.Maintenance``): expiry and purges.
 
 The lookups they share are functions in ``nefos.storage.nodes``; the records and checks
@@ -33,6 +34,7 @@ from __future__ import annotations
 from nefos.core.config import Settings
 from nefos.core.db import Database
 from nefos.quotas.service import Quotas
+from nefos.storage.bulk import BulkDeleter
 from nefos.storage.commits import Commits
 from nefos.storage.containers import Containers
 from nefos.storage.listings import Lister
@@ -93,6 +95,7 @@ class Namespace:
         self.writer = writer = Writer(db, settings, store, quotas, reader, commits)
         self.trees = trees = Trees(reader, lister, writer, permissions)
         self.maintenance = maintenance = Maintenance(db, commits)
+        self.bulk = bulk = BulkDeleter(containers, writer)
 
         # containers and accounts
         self.create_container = containers.create_container
@@ -145,6 +148,7 @@ class Namespace:
         self.copy_tree = trees.copy_tree
         self.delete_tree = trees.delete_tree
         self.empty_container = trees.empty_container
+        self.bulk_delete = bulk.bulk_delete
         # housekeeping
         self.expire = maintenance.expire
         self.purge = maintenance.purge
