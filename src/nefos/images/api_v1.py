@@ -439,13 +439,13 @@ async def add_member(request: Request, image_id: str, member: str, caller: User)
 @router.delete("/images/{image_id}/members/{member}", status_code=204)
 async def remove_member(request: Request, image_id: str, member: str, caller: User) -> Response:
     """Idempotent, as in Plankton: removing a non-member is a 204 too."""
-    service = _images(request)
-    user = _user(caller)
-    image = await service.get(user, image_id)
-    if image.owner != user:
-        raise errors.PermissionDenied("Only the image's owner may change its members")
-    if member in image.members:
-        await service.remove_member(user, image.id, member)
+    await _images(request).remove_member(
+        _user(caller),
+        image_id,
+        member,
+        missing_ok=True,
+        denied="Only the image's owner may change its members",
+    )
     return Response(status_code=204)
 
 

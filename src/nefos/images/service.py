@@ -578,9 +578,22 @@ class Images:
         )  # fmt: skip
         return await self.get(user, image.id)
 
-    async def remove_member(self, user: str, image_id: uuid.UUID | str, member: str) -> None:
+    async def remove_member(
+        self,
+        user: str,
+        image_id: uuid.UUID | str,
+        member: str,
+        missing_ok: bool = False,
+        denied: str = "Only the image's owner may change it",
+    ) -> None:
+        """``missing_ok``: removing a non-member does nothing (Plankton) instead of
+        NotFound (Glance). ``denied``: the refusal a caller who is not the owner gets."""
+        if (await self.get(user, image_id)).owner != user:
+            raise errors.PermissionDenied(denied)
         image, record = await self._owned(user, image_id)
         if member not in image.members:
+            if missing_ok:
+                return
             raise errors.NotFound(f"{member} is not a member of image {image.id}")
         values = await self.storage.domain_meta(record, DOMAIN)
         values.pop(MEMBER + member, None)
