@@ -18,6 +18,8 @@ operations under one name. The parts hold one another explicitly, never by inher
   container listing as a caller sees it;
 - ``large`` (``nefos.storage.large.LargeObjects``): static large objects' segments,
   the caller's rights on them, and a manifest's delete with its segments;
+- ``browser`` (``nefos.storage.browsing.Browser``): a container and a page of its
+  objects as a caller sees them;
 - ``bulk`` (``nefos.storage.bulk.BulkDeleter``): Swift's bulk delete of many paths;
 - ``maintenance`` (``nefos.storage.maintenance.Maintenance``): expiry and purges.
 
@@ -39,6 +41,7 @@ from nefos.core.config import Settings
 from nefos.core.db import Database
 from nefos.quotas.service import Quotas
 from nefos.storage.accounts import AccountLister
+from nefos.storage.browsing import Browser
 from nefos.storage.bulk import BulkDeleter
 from nefos.storage.commits import Commits
 from nefos.storage.containers import Containers
@@ -102,6 +105,7 @@ class Namespace:
         self.trees = trees = Trees(reader, lister, writer, permissions)
         self.maintenance = maintenance = Maintenance(db, commits)
         self.bulk = bulk = BulkDeleter(containers, writer)
+        self.browser = browser = Browser(containers, lister, permissions)
         self.large = large = LargeObjects(settings, reader, writer, permissions)
         self.account_lister = account_lister = AccountLister(db, containers, permissions)
 
@@ -114,6 +118,8 @@ class Namespace:
         self.set_account_meta = containers.set_account_meta
         self.set_container_meta = containers.set_container_meta
         self.list_account = account_lister.list_account
+        self.view_container = browser.view_container
+        self.browse = browser.browse
         # reading objects
         self.get_object = reader.get_object
         self.hashmap = reader.hashmap
