@@ -113,6 +113,51 @@ async def test_flavors_images_and_changes_since(client: httpx.AsyncClient, setup
     assert limits["maxTotalInstances"] > 0 and limits["totalInstancesUsed"] == 0
 
 
+async def test_flavors_and_images_filter_and_page_in_the_database(
+    client: httpx.AsyncClient, engines, setup
+):
+    """Nova's minDisk, minRam, is_public, marker and limit, and Synnefo's
+    SNF:flavor-access, over public flavors and one granted to alice's project only."""
+    alice_id, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    private = await engines.compute.create_flavor(8, 8192, 160, public=False, projects=[alice_id])
+    public = [
+        f["id"] for f in (await client.get(f"{COMPUTE}/flavors", headers=bob)).json()["flavors"]
+    ]
+    assert str(private.id) not in public and len(public) >= 3
+
+    async def ids(auth: dict, **params: str) -> list[str]:
+        reply = await client.get(f"{COMPUTE}/flavors/detail", params=params, headers=auth)
+        assert reply.status_code == 200, reply.text
+        return [f["id"] for f in reply.json()["flavors"]]
+
+    assert await ids(alice) == [*public, str(private.id)]
+    assert await ids(alice, minDisk="160") == [str(private.id)]
+    assert await ids(alice, minRam="4096", is_public="true") == [public[2]]
+    assert await ids(alice, **{"SNF:is_public": "false"}) == [str(private.id)]
+    assert await ids(alice, **{"SNF:flavor-access": alice_id}) == [str(private.id)]
+    assert await ids(bob, **{"SNF:flavor-access": alice_id}) == []
+    assert await ids(alice, marker=public[0], limit="1") == [public[1]]
+    assert await ids(alice, limit="-1") == [*public, str(private.id)]
+    assert await ids(alice, limit="0") == []
+    detail = await client.get(f"{COMPUTE}/flavors/{private.id}", headers=alice)
+    assert detail.json()["flavor"]["SNF:flavor-access"] == [alice_id]
+    assert (await client.get(f"{COMPUTE}/flavors/{private.id}", headers=bob)).status_code == 404
+    for who, marker in ((bob, str(private.id)), (alice, "abc"), (alice, f"0{public[0]}")):
+        reply = await client.get(f"{COMPUTE}/flavors", params={"marker": marker}, headers=who)
+        assert reply.status_code == 400 and "badRequest" in reply.json(), marker
+
+    async def images(auth: dict, **params: str) -> httpx.Response:
+        return await client.get(f"{COMPUTE}/images", params=params, headers=auth)
+
+    assert [i["id"] for i in (await images(alice)).json()["images"]] == [setup["image"]]
+    assert (await images(alice, marker=setup["image"])).json()["images"] == []
+    assert (await images(alice, limit="0")).json()["images"] == []
+    for who, marker in ((bob, setup["image"]), (alice, str(uuid.uuid4())), (alice, "x")):
+        reply = await images(who, marker=marker)
+        assert reply.status_code == 400 and "badRequest" in reply.json(), marker
+
+
 async def test_ids_and_numbers_are_ascii_digits_in_range(client: httpx.AsyncClient, setup):
     """``/servers/\\u0661`` is no alias of server 1 (``int()`` reads any Unicode digit),
     ``\\u00b2`` is a digit to ``str.isdigit()`` that ``int()`` refuses, and an id past the

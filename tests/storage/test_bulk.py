@@ -269,3 +269,27 @@ def test_the_tar_reader_expands_in_bounded_pieces():
     packed = zeros.compress(bytes(64 << 20)) + zeros.flush()
     pieces = decompressor("gz")(packed)
     assert sum(map(len, pieces)) == 64 << 20 and max(map(len, pieces)) <= 1 << 20
+
+
+async def test_bulk_delete_stops_after_max_failed_deletes(client, people, settings):
+    """Swift's ``max_failed_deletes``: /info publishes the setting, and after that many
+    refused paths the rest are left alone and the result says why."""
+    account, auth = people["alice"]
+    base = f"{PREFIX}/{account}"
+    settings.storage.bulk_max_failed_deletes = 2
+    info = await client.get("/info")
+    assert info.json()["bulk_delete"]["max_failed_deletes"] == 2
+    await extract(client, base, auth, archive([("k1/a", b"1"), ("k2/b", b"2"), ("k3/c", b"3")]))
+    result = await client.post(
+        f"{base}?bulk-delete",
+        headers={**auth, "Accept": "application/json"},
+        content="/k1\n/k2\n/k3\n/k3/c\n",
+    )
+    assert result.json() == {
+        "Number Deleted": 1,  # the object goes first; then two full containers refuse
+        "Number Not Found": 0,
+        "Response Status": "400 Bad Request",
+        "Response Body": "Max delete failures exceeded",
+        "Errors": [["/k1", "409 Conflict"], ["/k2", "409 Conflict"]],
+    }
+    assert await names(client, base, auth) == ["k1", "k2", "k3"]  # k3 was not reached

@@ -24,6 +24,7 @@ from nefos.compute.api_actions import action
 from nefos.compute.api_listing import next_link, server_query
 from nefos.compute.dialect import FLAVOR_EXTRAS, IMAGE_EXTRAS, SERVER_EXTRAS
 from nefos.compute.dialect import TABLE as DIALECT
+from nefos.compute.flavors import FlavorQuery
 from nefos.compute.nova import (
     PREFIXES,
     caller,
@@ -35,8 +36,6 @@ from nefos.compute.nova import (
     reply,
 )
 from nefos.compute.service import (
-    MAX_PERSONALITY,
-    MAX_PERSONALITY_SIZE,
     Compute,
     ServerView,
 )
@@ -44,6 +43,7 @@ from nefos.core import errors
 from nefos.core.auth import current_admin, current_user
 from nefos.core.dialects import public_path
 from nefos.core.numbers import INT64_MIN, ascii_int, ascii_uuid
+from nefos.images.catalog import ImageQuery
 from nefos.images.service import Image, Images
 
 VM_STATES = {  # Nova's vm_state for each status
@@ -290,23 +290,6 @@ def _image(wire: Wire, image: Image, detail: bool = True) -> dict[str, Any]:
     return item
 
 
-def _page(items: list[Any], request: Request, key: Any) -> list[Any]:
-    marker = request.query_params.get("marker")
-    if marker is not None:
-        ids = [str(key(item)) for item in items]
-        if marker not in ids:
-            raise errors.InvalidInput(f"Marker {marker} not found")
-        items = items[ids.index(marker) + 1 :]
-    raw = request.query_params.get("limit")
-    if raw is not None:
-        limit = ascii_int(raw, INT64_MIN)
-        if limit is None:
-            raise errors.InvalidInput("limit is a whole number")
-        if limit >= 0:
-            items = items[:limit]
-    return items
-
-
 # -- servers ---------------------------------------------------------------------------------
 
 
@@ -517,42 +500,70 @@ async def _metadata_item(request: Request, server_id: str, key: str) -> Response
 # -- flavors and images --------------------------------------------------------------------------
 
 
+def _page_limit(request: Request) -> int | None:
+    """Nova's ``limit``: a whole number; a negative one is no limit."""
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return None
+    limit = ascii_int(raw, INT64_MIN)
+    if limit is None:
+        raise errors.InvalidInput("limit is a whole number")
+    return limit if limit >= 0 else None
+
+
+def _flavor_query(request: Request) -> FlavorQuery:
+    params = request.query_params
+    public = params.get("SNF:is_public") or params.get("is_public")
+    least: dict[str, int | None] = {}
+    for key in ("minDisk", "minRam"):
+        raw = params.get(key)
+        least[key] = None if raw is None else ascii_int(raw)
+        if raw is not None and least[key] is None:
+            raise errors.InvalidInput(f"{key} is a whole number")
+    return FlavorQuery(
+        access=params.get("SNF:flavor-access"),
+        public=(public.lower() == "true")
+        if public is not None and public.lower() in ("true", "false")
+        else None,
+        min_disk=least["minDisk"],
+        min_ram=least["minRam"],
+        after=params.get("marker"),
+        limit=_page_limit(request),
+    )
+
+
 async def _list_flavors(request: Request, detail: bool) -> Response:
     credentials, compute = await caller(request)
+    query = _flavor_query(request)
     projects = await member_projects(request, credentials)
-    flavors = await compute.flavors(projects)
-    access = await compute.flavor_access(projects)
-    wanted = request.query_params.get("SNF:flavor-access")
-    if wanted is not None:
-        flavors = [f for f in flavors if wanted in access.get(f.id, [])]
-    public = request.query_params.get("SNF:is_public") or request.query_params.get("is_public")
-    if public is not None and public.lower() in ("true", "false"):
-        flavors = [f for f in flavors if f.public == (public.lower() == "true")]
-    for key, attribute in (("minDisk", "disk"), ("minRam", "ram")):
-        raw = request.query_params.get(key)
-        if raw is not None:
-            least = ascii_int(raw)
-            if least is None:
-                raise errors.InvalidInput(f"{key} is a whole number")
-            flavors = [f for f in flavors if getattr(f, attribute) >= least]
-    flavors = _page(flavors, request, lambda f: f.id)
+    listed = await compute.flavor_listing(projects, query)
     wire = _wire(request)
-    return _reply({"flavors": [_flavor(wire, f, detail, access.get(f.id)) for f in flavors]})
+    return _reply({"flavors": [_flavor(wire, f.flavor, detail, f.access) for f in listed]})
 
 
 async def _show_flavor(request: Request, flavor_id: str) -> Response:
     credentials, compute = await caller(request)
     projects = await member_projects(request, credentials)
-    flavor = await compute.flavor(flavor_id, projects)
-    access = await compute.flavor_access(projects)
-    return _reply({"flavor": _flavor(_wire(request), flavor, access=access.get(flavor.id))})
+    shown = await compute.shown_flavor(flavor_id, projects)
+    return _reply({"flavor": _flavor(_wire(request), shown.flavor, access=shown.access)})
+
+
+def _image_query(request: Request) -> ImageQuery:
+    """Compute's images view: what Plankton lists the caller, by id."""
+    marker = request.query_params.get("marker")
+    after = None
+    if marker is not None:
+        after = ascii_uuid(marker)
+        if after is None or str(after) != marker:
+            raise errors.InvalidInput(f"Marker {marker} not found")
+    return ImageQuery(member_status="accepted", after=after, limit=_page_limit(request))
 
 
 async def _list_images(request: Request, detail: bool) -> Response:
     credentials, _ = await caller(request)
+    query = _image_query(request)
     images: Images = request.app.state.engines.images
-    found = sorted(await images.visible(str(credentials.user_id)), key=lambda i: str(i.id))
-    found = _page(found, request, lambda i: i.id)
+    found = await images.listing(str(credentials.user_id), query)
     wire = _wire(request)
     return _reply({"images": [_image(wire, i, detail) for i in found]})
 
@@ -567,30 +578,19 @@ async def _show_image(request: Request, image_id: str) -> Response:
 async def _limits(request: Request) -> Response:
     """Nova's absolute limits, read from the caller's quotas in its token's project."""
     credentials, compute = await caller(request)
-    holdings = await compute.quotas.holdings([f"user:{credentials.user_id}"])
-    mine = {h.resource: h for h in holdings if h.source == f"project:{credentials.project_id}"}
-
-    def limit(resource: str, unit: int = 1) -> tuple[int, int]:
-        holding = mine.get(resource)
-        if holding is None:
-            return 0, 0
-        return holding.limit // unit, holding.usage_max // unit
-
-    instances, instances_used = limit("cyclades.vm")
-    cores, cores_used = limit("cyclades.total_cpu")
-    ram, ram_used = limit("cyclades.total_ram", 1 << 20)
+    found = await compute.limits(str(credentials.user_id), str(credentials.project_id))
     absolute = {
-        "maxTotalInstances": instances,
-        "totalInstancesUsed": instances_used,
-        "maxTotalCores": cores,
-        "totalCoresUsed": cores_used,
-        "maxTotalRAMSize": ram,
-        "totalRAMUsed": ram_used,
-        "maxServerMeta": compute.settings.compute.max_metadata,
-        "maxImageMeta": compute.settings.limits.image_properties,
-        "maxPersonality": MAX_PERSONALITY,
-        "maxPersonalitySize": MAX_PERSONALITY_SIZE,
-        "maxTotalKeypairs": compute.settings.compute.max_keypairs,
+        "maxTotalInstances": found.max_instances,
+        "totalInstancesUsed": found.instances_used,
+        "maxTotalCores": found.max_cores,
+        "totalCoresUsed": found.cores_used,
+        "maxTotalRAMSize": found.max_ram_mib,
+        "totalRAMUsed": found.ram_used_mib,
+        "maxServerMeta": found.max_server_meta,
+        "maxImageMeta": found.max_image_meta,
+        "maxPersonality": found.max_personality,
+        "maxPersonalitySize": found.max_personality_size,
+        "maxTotalKeypairs": found.max_keypairs,
         "maxServerGroups": 0,
         "maxServerGroupMembers": 0,
         "totalServerGroupsUsed": 0,

@@ -3,9 +3,12 @@ granted to projects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from nefos.compute.checks import parse_id
 from nefos.compute.models import Flavor, FlavorAccess
@@ -18,6 +21,33 @@ DEFAULT_FLAVORS = ((1, 1024, 20), (2, 2048, 40), (4, 4096, 80))  # vcpus, MiB, G
 
 def flavor_name(vcpus: int, ram: int, disk: int, disk_template: str) -> str:
     return f"C{vcpus}R{ram}D{disk}{disk_template}"
+
+
+@dataclass(frozen=True)
+class FlavorQuery:
+    """Which flavors a listing shows (Nova's ``GET /flavors``), by id, how many.
+
+    ``access``: only flavors granted to this project (Synnefo's ``SNF:flavor-access``;
+    a caller learns only of its own projects, so another project matches nothing).
+    ``public``: only public (True) or only private (False) ones. ``min_disk``,
+    ``min_ram``: at least this disk (GiB) and RAM (MiB). ``after``: the marker's id as
+    the caller spelled it; it must be a flavor this listing shows (InvalidInput
+    otherwise), and the page starts past it. ``limit``: None, no limit."""
+
+    access: str | None = None
+    public: bool | None = None
+    min_disk: int | None = None
+    min_ram: int | None = None
+    after: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ListedFlavor:
+    """A flavor and which of the caller's projects it is granted to."""
+
+    flavor: Flavor
+    access: list[str] = field(default_factory=list)
 
 
 class Flavors:
@@ -91,18 +121,81 @@ class Flavors:
             )
         return [f for f in rows if f.public or f.id in granted]
 
-    async def flavor_access(self, projects: Iterable[str]) -> dict[int, list[str]]:
-        """Which of ``projects`` each non-public flavor is granted to (``SNF:flavor-access``):
-        a caller learns only about its own projects."""
-        async with self.db.session() as s:
-            rows = await s.execute(
-                select(FlavorAccess.flavor_id, FlavorAccess.project)
-                .where(FlavorAccess.project.in_(list(projects)))
-                .order_by(FlavorAccess.project)
+    def _usable(self, projects: Sequence[str]) -> list[ColumnElement[bool]]:
+        granted = exists().where(
+            FlavorAccess.flavor_id == Flavor.id, FlavorAccess.project.in_(list(projects))
+        )
+        return [Flavor.deleted.is_(False), Flavor.public.is_(True) | granted]
+
+    async def listing(self, projects: Sequence[str], query: FlavorQuery) -> list[ListedFlavor]:
+        """The usable flavors ``query`` shows a member of ``projects``, filtered and paged
+        by the database, each with its grants among ``projects``: two statements (three
+        with a marker) however many flavors there are."""
+        conditions = self._usable(projects)
+        if query.access is not None:
+            conditions.append(
+                exists().where(
+                    FlavorAccess.flavor_id == Flavor.id,
+                    FlavorAccess.project == query.access,
+                    FlavorAccess.project.in_(list(projects)),
+                )
             )
-            found: dict[int, list[str]] = {}
-            for flavor_id, project in rows:
-                found.setdefault(flavor_id, []).append(project)
+        if query.public is not None:
+            conditions.append(Flavor.public.is_(query.public))
+        if query.min_disk is not None:
+            conditions.append(Flavor.disk >= query.min_disk)
+        if query.min_ram is not None:
+            conditions.append(Flavor.ram >= query.min_ram)
+        async with self.db.session() as s:
+            if query.after is not None:
+                marker = parse_id(query.after)
+                found = None
+                if marker is not None and str(marker) == query.after:
+                    found = await s.scalar(
+                        select(Flavor.id).where(Flavor.id == marker, *conditions)
+                    )
+                if found is None:
+                    raise errors.InvalidInput(f"Marker {query.after} not found")
+                conditions.append(Flavor.id > marker)
+            statement = select(Flavor).where(*conditions).order_by(Flavor.id)
+            if query.limit is not None:
+                statement = statement.limit(query.limit)
+            flavors = list(await s.scalars(statement))
+            access = await self._access(s, [f.id for f in flavors], projects)
+        return [ListedFlavor(f, access.get(f.id, [])) for f in flavors]
+
+    async def shown(self, flavor_id: int | str, projects: Sequence[str]) -> ListedFlavor:
+        """One usable flavor and its grants among ``projects`` (Nova's ``GET
+        /flavors/{id}``); NotFound for one the caller may not use."""
+        wanted = parse_id(flavor_id)
+        if wanted is None:
+            raise errors.NotFound(f"No flavor {flavor_id}")
+        async with self.db.session() as s:
+            flavor = await s.scalar(
+                select(Flavor).where(Flavor.id == wanted, *self._usable(projects))
+            )
+            if flavor is None:
+                raise errors.NotFound(f"No flavor {flavor_id}")
+            access = await self._access(s, [flavor.id], projects)
+        return ListedFlavor(flavor, access.get(flavor.id, []))
+
+    @staticmethod
+    async def _access(
+        s: AsyncSession, flavor_ids: Sequence[int], projects: Sequence[str]
+    ) -> dict[int, list[str]]:
+        if not flavor_ids:
+            return {}
+        rows = await s.execute(
+            select(FlavorAccess.flavor_id, FlavorAccess.project)
+            .where(
+                FlavorAccess.flavor_id.in_(list(flavor_ids)),
+                FlavorAccess.project.in_(list(projects)),
+            )
+            .order_by(FlavorAccess.project)
+        )
+        found: dict[int, list[str]] = {}
+        for flavor_id, project in rows:
+            found.setdefault(flavor_id, []).append(project)
         return found
 
     async def flavor(self, flavor_id: int | str, projects: Iterable[str] | None = None) -> Flavor:

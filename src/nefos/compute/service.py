@@ -5,6 +5,7 @@ name; the work lives in the modules along compute's paths:
 
 * ``clusters``: backend rows and their live clients, placement (spec §2.7);
 * ``flavors``: the sizes a server may have;
+* ``limits``: Nova's absolute limits, from the caller's quotas and the settings;
 * ``views``: servers as the API shows them;
 * ``servers``: the effect path (create, actions, delete, metadata, tags, consoles);
 * ``events``: the update path (job events from the backends);
@@ -29,6 +30,7 @@ from nefos.compute.console import ConsoleProxy
 from nefos.compute.events import Events
 from nefos.compute.flavors import Flavors
 from nefos.compute.keypairs import Keypairs
+from nefos.compute.limits import Limits
 from nefos.compute.nics import ServerNics
 from nefos.compute.servers import Servers
 from nefos.compute.views import ServerReader, ServerView
@@ -69,6 +71,7 @@ class Compute:
         self.clusters = Clusters(db, settings, bus, embedded)
         self._clusters = self.clusters.live  # the live clients, by backend name
         self.catalog = Flavors(db)
+        self.quota_limits = Limits(settings, quotas)
         self.network = network or NetworkService(db, settings, quotas)
         self.nics = self.network.nics
         self.reader = ServerReader(db, self.nics)
@@ -97,9 +100,12 @@ class Compute:
         self.create_flavor = self.catalog.create_flavor
         self.ensure_default_flavors = self.catalog.ensure_default_flavors
         self.flavors = self.catalog.flavors
-        self.flavor_access = self.catalog.flavor_access
+        self.flavor_listing = self.catalog.listing
+        self.shown_flavor = self.catalog.shown
         self.flavor = self.catalog.flavor
         self.delete_flavor = self.catalog.delete_flavor
+        # Nova's limits.
+        self.limits = self.quota_limits.limits
         # Reading servers.
         self.server = self.reader.server
         self.servers = self.reader.servers

@@ -114,6 +114,8 @@ class Storage(BaseModel):
     # account level), and refused members after which the rest of the archive is not read
     bulk_max_containers_per_extraction: int = Field(default=10000, ge=0)
     bulk_max_failed_extractions: int = Field(default=1000, ge=1)
+    # Swift's bulk delete limit: refused paths after which the rest are not deleted
+    bulk_max_failed_deletes: int = Field(default=1000, ge=1)
 
 
 class Compute(BaseModel):

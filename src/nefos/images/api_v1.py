@@ -35,7 +35,15 @@ from nefos.images.api_paths import image_id_in_path
 from nefos.images.catalog import Condition, ImageQuery, Match
 from nefos.images.dialect import DETAIL_EXTRAS
 from nefos.images.dialect import TABLE as DIALECT
-from nefos.images.service import ACTIVE, DEACTIVATED, QUEUED, Image, Images, parse_location
+from nefos.images.service import (
+    ACTIVE,
+    DEACTIVATED,
+    QUEUED,
+    Image,
+    ImageChange,
+    Images,
+    parse_location,
+)
 
 PREFIX = "/image/v1"
 META = "x-image-meta-"
@@ -349,29 +357,28 @@ async def update(request: Request, image_id: str, caller: User) -> Response:
     fields, properties = meta_headers(request)
     _check_fields(fields, UPDATE_FIELDS)
     purge = _flag(request.headers.get(PURGE_PROPS, "false"), "X-Glance-Registry-Purge-Props")
-    service = _images(request)
-    user = _user(caller)
-    image = await service.get(user, image_id)
-    given = fields.pop("status", None)
-    if given is not None and given.upper() != v1_status_of(image.status, statuses(request)).upper():
-        raise errors.InvalidInput("An image's status follows its file; it cannot be set")
-    if "owner" in fields and fields.pop("owner") != image.owner:
-        raise errors.InvalidInput("An image's owner is the account of its file")
-    changes: dict[str, Any] = {
-        key: fields[key]
-        for key in ("name", "disk_format", "container_format", "description")
-        if key in fields
-    }
-    if "is_public" in fields:
-        public = _flag(fields["is_public"], "X-Image-Meta-Is-Public")
-        changes["visibility"] = "public" if public else ("shared" if image.members else "private")
-    updated = await service.update(
-        user,
-        image.id,
-        changes,
-        {key: value or None for key, value in properties.items()},
-        replace_properties=purge,
-    )
+    v1_statuses = statuses(request)
+
+    def plan(image: Image) -> ImageChange:
+        given = fields.pop("status", None)
+        if given is not None and given.upper() != v1_status_of(image.status, v1_statuses).upper():
+            raise errors.InvalidInput("An image's status follows its file; it cannot be set")
+        if "owner" in fields and fields.pop("owner") != image.owner:
+            raise errors.InvalidInput("An image's owner is the account of its file")
+        changes: dict[str, Any] = {
+            key: fields[key]
+            for key in ("name", "disk_format", "container_format", "description")
+            if key in fields
+        }
+        if "is_public" in fields:
+            public = _flag(fields["is_public"], "X-Image-Meta-Is-Public")
+            changes["visibility"] = (
+                "public" if public else ("shared" if image.members else "private")
+            )
+        given_properties = {key: value or None for key, value in properties.items()}
+        return ImageChange(changes, given_properties, replace_properties=purge)
+
+    updated = await _images(request).change(_user(caller), image_id, plan)
     return _image_reply(request, updated)
 
 
@@ -432,13 +439,13 @@ async def add_member(request: Request, image_id: str, member: str, caller: User)
 @router.delete("/images/{image_id}/members/{member}", status_code=204)
 async def remove_member(request: Request, image_id: str, member: str, caller: User) -> Response:
     """Idempotent, as in Plankton: removing a non-member is a 204 too."""
-    service = _images(request)
-    user = _user(caller)
-    image = await service.get(user, image_id)
-    if image.owner != user:
-        raise errors.PermissionDenied("Only the image's owner may change its members")
-    if member in image.members:
-        await service.remove_member(user, image.id, member)
+    await _images(request).remove_member(
+        _user(caller),
+        image_id,
+        member,
+        missing_ok=True,
+        denied="Only the image's owner may change its members",
+    )
     return Response(status_code=204)
 
 

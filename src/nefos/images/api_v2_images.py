@@ -39,7 +39,7 @@ from nefos.images.api_v2_common import (
     read_json,
     render,
 )
-from nefos.images.service import Image
+from nefos.images.service import Image, ImageChange
 
 router = APIRouter(dependencies=[Depends(image_id_in_path)])
 
@@ -244,37 +244,40 @@ async def update_image(request: Request, image_id: str) -> Response:
             headers={"Accept-Patch": ", ".join(sorted(PATCH_TYPES))},
         )
     changes = _changes(await read_json(request), draft)
-    image = await images.get(user, image_id)
-    if image.owner != user:
-        raise errors.PermissionDenied("You are not permitted to modify this image.")
-    fields, properties = _apply(image, changes, draft)
-    if fields or properties:
-        image = await images.update(user, image.id, fields=fields, properties=properties)
-    return json_response(render(image))
+
+    def plan(image: Image) -> ImageChange | None:
+        fields, properties = _apply(image, changes, draft)
+        return ImageChange(fields, properties) if fields or properties else None
+
+    denied = "You are not permitted to modify this image."
+    return json_response(render(await images.change(user, image_id, plan, denied)))
 
 
 # -- tags ------------------------------------------------------------------------------
+
+TAGS_DENIED = "You are not permitted to modify tags on this image."
 
 
 @router.put(IMAGE + "/tags/{tag}")
 async def add_tag(request: Request, image_id: str, tag: str) -> Response:
     user, images = await caller(request)
-    image = await images.get(user, image_id)
-    if image.owner != user:
-        raise errors.PermissionDenied("You are not permitted to modify tags on this image.")
-    check_attribute("tags", [tag])
-    if tag not in image.tags:
-        await images.update(user, image.id, fields={"tags": [*image.tags, tag]})
+
+    def plan(image: Image) -> ImageChange | None:
+        check_attribute("tags", [tag])
+        return None if tag in image.tags else ImageChange({"tags": [*image.tags, tag]})
+
+    await images.change(user, image_id, plan, TAGS_DENIED)
     return Response(status_code=204)
 
 
 @router.delete(IMAGE + "/tags/{tag}")
 async def delete_tag(request: Request, image_id: str, tag: str) -> Response:
     user, images = await caller(request)
-    image = await images.get(user, image_id)
-    if image.owner != user:
-        raise errors.PermissionDenied("You are not permitted to modify tags on this image.")
-    if tag not in image.tags:
-        raise errors.NotFound(f"Tag {tag} not found")
-    await images.update(user, image.id, fields={"tags": [t for t in image.tags if t != tag]})
+
+    def plan(image: Image) -> ImageChange:
+        if tag not in image.tags:
+            raise errors.NotFound(f"Tag {tag} not found")
+        return ImageChange({"tags": [t for t in image.tags if t != tag]})
+
+    await images.change(user, image_id, plan, TAGS_DENIED)
     return Response(status_code=204)

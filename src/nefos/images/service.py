@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +150,16 @@ def _check_count(value: Any, what: str) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class ImageChange:
+    """What :meth:`Images.change` writes: fields and properties as :meth:`Images.update`
+    takes them."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, str | None] = field(default_factory=dict)
+    replace_properties: bool = False
+
+
 class Images:
     def __init__(self, storage: Namespace):
         self.storage = storage
@@ -195,13 +205,16 @@ class Images:
 
     async def get(self, user: str, image_id: uuid.UUID | str) -> Image:
         """An image the user may see (owner, public, community, member or shared)."""
+        return (await self._seen(user, image_id))[0]
+
+    async def _seen(self, user: str, image_id: uuid.UUID | str) -> tuple[Image, ObjectRecord]:
         if not isinstance(image_id, uuid.UUID):
             image_id = parse_image_id(image_id)
         record, values = await self._load(image_id)
         image = self._image(record, values, await self._readers(record))
         if not await self._may_see(user, image):
             raise errors.NotFound(f"No image {image_id}")
-        return image
+        return image, record
 
     async def _owned(self, user: str, image_id: uuid.UUID | str) -> tuple[Image, ObjectRecord]:
         image = await self.get(user, image_id)
@@ -325,6 +338,41 @@ class Images:
         """Change image fields and properties (None deletes a property); visibility
         changes the file's sharing."""
         image, record = await self._owned(user, image_id)
+        return await self._write(user, image, record, fields, properties, replace_properties)
+
+    async def change(
+        self,
+        user: str,
+        image_id: uuid.UUID | str,
+        plan: Callable[[Image], ImageChange | None],
+        denied: str | None = None,
+    ) -> Image:
+        """Read the image, let ``plan`` (a pure function of the image as read; it may
+        raise a domain error) say what changes, and write that, refused (Conflict) if
+        the image changed in between: a read-then-update in one operation. ``denied``:
+        refuse a caller who is not the owner with this message before ``plan`` runs
+        (None: after it, with :meth:`update`'s)."""
+        image, record = await self._seen(user, image_id)
+        if denied is not None and image.owner != user:
+            raise errors.PermissionDenied(denied)
+        wanted = plan(image)
+        if wanted is None:
+            return image
+        if image.owner != user:
+            raise errors.PermissionDenied("Only the image's owner may change it")
+        return await self._write(
+            user, image, record, wanted.fields, wanted.properties, wanted.replace_properties
+        )
+
+    async def _write(
+        self,
+        user: str,
+        image: Image,
+        record: ObjectRecord,
+        fields: dict[str, Any] | None,
+        properties: dict[str, str | None] | None,
+        replace_properties: bool,
+    ) -> Image:
         values = await self.storage.domain_meta(record, DOMAIN)
         before = _property_count(values)
         fields = dict(fields or {})
@@ -530,9 +578,22 @@ class Images:
         )  # fmt: skip
         return await self.get(user, image.id)
 
-    async def remove_member(self, user: str, image_id: uuid.UUID | str, member: str) -> None:
+    async def remove_member(
+        self,
+        user: str,
+        image_id: uuid.UUID | str,
+        member: str,
+        missing_ok: bool = False,
+        denied: str = "Only the image's owner may change it",
+    ) -> None:
+        """``missing_ok``: removing a non-member does nothing (Plankton) instead of
+        NotFound (Glance). ``denied``: the refusal a caller who is not the owner gets."""
+        if (await self.get(user, image_id)).owner != user:
+            raise errors.PermissionDenied(denied)
         image, record = await self._owned(user, image_id)
         if member not in image.members:
+            if missing_ok:
+                return
             raise errors.NotFound(f"{member} is not a member of image {image.id}")
         values = await self.storage.domain_meta(record, DOMAIN)
         values.pop(MEMBER + member, None)

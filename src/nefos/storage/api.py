@@ -268,7 +268,7 @@ async def info(request: Request) -> Response:
             },
             "bulk_delete": {
                 "max_deletes_per_request": MAX_BULK_DELETES,
-                "max_failed_deletes": 1000,
+                "max_failed_deletes": storage.bulk_max_failed_deletes,
             },
             "tempauth": {"account_acls": False},
             "pithos": {"block_size": BLOCK_SIZE, "block_hash": HASH_ALGORITHM},

@@ -13,8 +13,9 @@ from typing import Any
 from starlette.responses import Response
 
 from nefos.core import errors, http
+from nefos.storage.accounts import ContainerQuery
 from nefos.storage.dialect import TABLE as DIALECT
-from nefos.storage.service import AccountInfo, ContainerInfo
+from nefos.storage.service import AccountInfo, ContainerInfo, Subdir
 from nefos.storage.swift import (
     STORAGE_POLICY,
     Call,
@@ -63,56 +64,24 @@ def _account_headers(call: Call, info: AccountInfo) -> dict[str, str]:
 
 
 async def account_get(call: Call) -> Response:
-    if call.owner:
-        info = await call.storage.account(call.account)
-        headers = _account_headers(call, info)
-        containers = info.listing
-        if "shared" in call.query or "public" in call.query:
-            wanted = set()
-            for container in containers:
-                if "shared" in call.query and await call.storage.shared_names(
-                    call.account, container.name
-                ):
-                    wanted.add(container.name)
-                if "public" in call.query and await call.storage.public_names(
-                    call.account, container.name
-                ):
-                    wanted.add(container.name)
-            containers = [c for c in containers if c.name in wanted]
-    else:
-        if "public" in call.query:
-            raise errors.PermissionDenied("Only the owner lists public objects")
-        headers = {}
-        containers = await call.storage.visible_containers(call.user, call.account)
-    prefix = call.query.get("prefix") or ""
-    marker = call.query.get("marker") or None  # empty: no bound, as in Swift
-    end_marker = call.query.get("end_marker") or None
-    reverse = reverse_param(call)
-    if reverse:
-        containers = containers[::-1]
-        marker, end_marker = end_marker, marker
-    limit = limit_param(call)
-    delimiter = call.query.get("delimiter") or None
-    extras = DIALECT.pick(call.request, "container_item_extras")
-    items: list[dict[str, Any]] = []
-    for c in containers:
-        if len(items) >= limit:
-            break
-        if not c.name.startswith(prefix):
-            continue
-        if (marker is not None and c.name <= marker) or (
-            end_marker is not None and c.name >= end_marker
-        ):
-            continue
-        cut = c.name.find(delimiter, len(prefix)) if delimiter else -1
-        if cut < 0:
-            items.append(_container_item(c, call.owner and bool(extras)))
-            continue
-        subdir = c.name[: cut + len(delimiter or "")]
-        if subdir == marker and not reverse:  # the previous page ended with it
-            continue
-        if not items or items[-1].get("subdir") != subdir:
-            items.append({"subdir": subdir})
+    user = call.user  # an anonymous caller learns nothing, not even a bad parameter
+    query = ContainerQuery(
+        limit=limit_param(call),
+        prefix=call.query.get("prefix") or "",
+        marker=call.query.get("marker") or None,  # empty: no bound, as in Swift
+        end_marker=call.query.get("end_marker") or None,
+        reverse=reverse_param(call),
+        delimiter=call.query.get("delimiter") or None,
+        shared="shared" in call.query,
+        public="public" in call.query,
+    )
+    listing = await call.storage.list_account(user, call.account, query)
+    headers = {} if listing.info is None else _account_headers(call, listing.info)
+    policies = call.owner and bool(DIALECT.pick(call.request, "container_item_extras"))
+    items: list[dict[str, Any]] = [
+        {"subdir": e.name} if isinstance(e, Subdir) else _container_item(e, policies)
+        for e in listing.entries
+    ]
     names = [item.get("subdir") or item["name"] for item in items]
     return render_listing(call.request, "account", call.account, items, names, headers)
 

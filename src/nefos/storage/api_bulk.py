@@ -5,7 +5,8 @@ stores each regular file of the archive in the body as an object under that path
 the account level the first part of each member's path names its container, created if
 missing (files with no container part are ignored, as in Swift). Directories, links and
 devices are skipped. ``POST /object-store/v1/<account>?bulk-delete`` deletes the
-``/container[/object]`` lines of its body, objects first.
+``/container[/object]`` lines of its body, objects first (the storage service's
+``bulk_delete``), stopping after ``bulk_max_failed_deletes`` refusals.
 
 Both answer 200 whatever happened, with Swift's result document (``Response Status``,
 ``Response Body``, ``Errors`` and counts) in the type the ``Accept`` header picks:
@@ -303,8 +304,16 @@ async def bulk_delete(call: Call) -> Response:
         given_type = call.headers.get("content-type")
         if media_type is None or (given_type and not given_type.startswith("text/plain")):
             raise _Abort(406, "")
-        await _delete_lines(call, await _delete_paths(call), result, failures)
-        if failures:
+        paths = await _delete_paths(call)
+        limit = call.request.app.state.settings.storage.bulk_max_failed_deletes
+        done = await call.storage.bulk_delete(call.user, call.account, paths, limit)
+        result["Number Deleted"] = done.deleted
+        result["Number Not Found"] = done.not_found
+        failures += [[quote(path), status_line(status_of(e))] for path, e in done.failures]
+        if done.stopped:
+            result["Response Status"] = status_line(400)
+            result["Response Body"] = "Max delete failures exceeded"
+        elif failures:
             result["Response Status"] = status_line(400)
         elif not (result["Number Deleted"] or result["Number Not Found"]):
             result["Response Status"] = status_line(400)
@@ -326,24 +335,3 @@ async def _delete_paths(call: Call) -> list[str]:
     if len(paths) > MAX_BULK_DELETES:
         raise _Abort(413, f"Maximum Bulk Deletes: {MAX_BULK_DELETES} per request")
     return paths
-
-
-async def _delete_lines(
-    call: Call, paths: list[str], result: dict[str, Any], failures: list[list[str]]
-) -> None:
-    objects = [p for p in paths if "/" in p.strip("/")]
-    containers = [p for p in paths if "/" not in p.strip("/")]
-    for path in [*objects, *containers]:  # objects first, so their containers empty
-        container, _, name = path.strip("/").partition("/")
-        try:
-            if not container:
-                raise errors.InvalidInput("No container")
-            if name:
-                await call.storage.delete_object(call.account, container, name, muser=call.user)
-            else:
-                await call.storage.delete_container(call.account, container)
-            result["Number Deleted"] += 1
-        except errors.NotFound:
-            result["Number Not Found"] += 1
-        except errors.NefosError as error:
-            failures.append([quote(path), status_line(status_of(error))])

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors, http
 from nefos.core.faults import json_response
-from nefos.storage import sharing
+from nefos.storage.browsing import ObjectQuery
 from nefos.storage.dialect import TABLE as DIALECT
 from nefos.storage.service import ContainerInfo, ObjectRecord, Subdir
 from nefos.storage.swift import (
@@ -40,24 +40,6 @@ from nefos.storage.swift import (
     timestamp_headers,
     until_param,
 )
-
-
-async def _container_for(call: Call) -> tuple[ContainerInfo, Callable[[str], bool] | None]:
-    """The container, and for another user the names it may see (403 if none, whether
-    the container exists or not)."""
-    assert call.container is not None
-    if call.owner:
-        return await call.storage.container(call.account, call.container), None
-    visible = await call.storage.readable_filter(call.user, call.account, call.container)
-    try:
-        listed = await call.storage.list_objects(
-            call.account, call.container, visible=visible, limit=1
-        )
-    except errors.NotFound:  # as for a container that shares nothing: no telling which
-        listed = []
-    if not listed:
-        raise errors.PermissionDenied("Nothing here is shared with you")
-    return await call.storage.container(call.account, call.container), visible
 
 
 def _container_headers(call: Call, info: ContainerInfo) -> dict[str, str]:
@@ -82,19 +64,18 @@ def _container_headers(call: Call, info: ContainerInfo) -> dict[str, str]:
     return headers
 
 
-async def _object_meta_header(call: Call, headers: dict[str, str]) -> None:
+def _meta_keys_header(headers: dict[str, str], keys: list[str]) -> None:
     """Spec §1.4: the metadata keys the container's objects use, to its owner."""
-    assert call.container is not None
-    if call.owner:
-        keys = await call.storage.object_meta_keys(call.account, call.container)
-        if keys:
-            headers["X-Container-Object-Meta"] = http.header_value(",".join(keys))
+    if keys:
+        headers["X-Container-Object-Meta"] = http.header_value(",".join(keys))
 
 
 async def container_head(call: Call) -> Response:
-    info, _ = await _container_for(call)
+    assert call.container is not None
+    view = await call.storage.view_container(call.user, call.account, call.container)
+    info = view.info
     headers = _container_headers(call, info)
-    await _object_meta_header(call, headers)
+    _meta_keys_header(headers, view.meta_keys)
     if info.last_modified and http.check_preconditions(
         call.headers, "", info.last_modified, reading=True
     ):
@@ -138,9 +119,7 @@ def _meta_filter(expression: str) -> Callable[[ObjectRecord], bool]:
 
 async def container_get(call: Call) -> Response:
     assert call.container is not None
-    info, visible = await _container_for(call)
-    headers = _container_headers(call, info)
-    await _object_meta_header(call, headers)
+    user = call.user  # an anonymous caller learns nothing, not even a bad parameter
     prefix = call.query.get("prefix") or ""
     delimiter = call.query.get("delimiter") or None
     marker = call.query.get("marker") or None  # empty: no bound, as in Swift
@@ -157,51 +136,30 @@ async def container_get(call: Call) -> Response:
             end_marker = max(end_marker or "", prefix)
         elif prefix:
             marker = max(marker or "", prefix)
-    keep = _meta_filter(call.query["meta"]) if call.query.get("meta") else None
-    until = until_param(call)
-    if until is not None:
-        headers["X-Container-Until-Timestamp"] = http.epoch(until)
-    if call.owner and ("shared" in call.query or "public" in call.query):
-        chosen: set[str] = set()
-        if "shared" in call.query:
-            chosen |= await call.storage.shared_names(call.account, call.container)
-        if "public" in call.query:
-            chosen |= await call.storage.public_names(call.account, call.container)
-        if "shared" in call.query:
-            grants = sharing.Grants()
-            for name in chosen:
-                grants.add(f"{call.account}/{call.container}/{name}", sharing.READ, "")
-            base = f"{call.account}/{call.container}/"
-            visible = lambda name: grants.nearest(base + name) is not None  # noqa: E731
-        else:
-            visible = chosen.__contains__
-    elif not call.owner and "public" in call.query:
-        raise errors.PermissionDenied("Only the owner lists public objects")
-    entries = await call.storage.list_objects(
-        call.account,
-        call.container,
+    query = ObjectQuery(
+        limit=limit_param(call),
         prefix=prefix,
         delimiter=delimiter,
         marker=marker,
         end_marker=end_marker,
-        limit=limit_param(call),
         reverse=reverse,
-        visible=visible,
-        with_meta=keep is not None,
-        keep=keep,
-        until=until,
-    )
-    if "path" in call.query and not DIALECT.pick(call.request, "path_lists_subdirs"):
+        keep=_meta_filter(call.query["meta"]) if call.query.get("meta") else None,
+        until=until_param(call),
+        shared="shared" in call.query,
+        public="public" in call.query,
         # Swift's path lists objects only (a directory object "X/sub/" is one).
-        entries = [entry for entry in entries if not isinstance(entry, Subdir)]
-    names = [entry.name for entry in entries]
-    large: dict[int, dict[str, str]] = {}
-    serials = [entry.serial for entry in entries if isinstance(entry, ObjectRecord)]
-    if serials and listing_format(call.query, call.headers.get("accept")) != "text":
+        objects_only="path" in call.query and not DIALECT.pick(call.request, "path_lists_subdirs"),
         # Swift lists a static large object at its whole size, with the SLO's ETag.
-        large = await call.storage.version_attributes(serials, (SLO_BYTES, SLO_ETAG))
+        large_sizes=listing_format(call.query, call.headers.get("accept")) != "text",
+    )
+    page = await call.storage.browse(user, call.account, call.container, query)
+    headers = _container_headers(call, page.info)
+    _meta_keys_header(headers, page.meta_keys)
+    if query.until is not None:
+        headers["X-Container-Until-Timestamp"] = http.epoch(query.until)
+    names = [entry.name for entry in page.entries]
     extras = DIALECT.pick(call.request, "object_item_extras")
-    items = [_object_item(entry, large, extras) for entry in entries]
+    items = [_object_item(entry, page.large, extras) for entry in page.entries]
     return render_listing(call.request, "container", call.container, items, names, headers)
 
 

@@ -15,7 +15,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -25,10 +25,10 @@ from starlette.responses import Response
 from nefos.core import errors, http
 from nefos.core.faults import json_response
 from nefos.storage import sharing
+from nefos.storage.large import SegmentRights, read_manifest
 from nefos.storage.service import Namespace, ObjectRecord
 from nefos.storage.swift import (
     MANIFEST,
-    MAX_BULK_DELETES,
     MAX_MANIFEST_BODY,
     SLO,
     SLO_BYTES,
@@ -70,51 +70,16 @@ class Body:
         return cls.of_pieces(record.size, etag_of(record), [(record, 0, record.size)])
 
 
-@dataclass
-class SegmentRights:
-    """Whether the caller may read or delete the objects a large object names, in the
-    manifest's account, asked as the caller at the time of the request: a share of
-    one object, or a manifest written by somebody else, grants nothing more. Read rights
-    are asked once per container; an anonymous reader (a public link) reads only
-    segments that are published themselves."""
-
-    storage: Namespace
-    account: str
-    user: str | None
-    _readable: dict[str, Callable[[str], bool]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, call: Call, account: str | None = None) -> SegmentRights:
-        user = None if call.credentials is None else call.user
-        return cls(call.storage, account or call.account, user)
-
-    async def require(self, wanted: str, container: str, name: str) -> None:
-        if self.user == self.account:
-            return
-        if wanted == sharing.READ:
-            readable = self._readable.get(container)
-            if readable is None:
-                readable = await self._readable_in(container)
-                self._readable[container] = readable
-            if readable(name):
-                return
-        elif self.user is not None:
-            granted = await self.storage.access(self.user, self.account, container, name)
-            if granted == sharing.WRITE:
-                return
-        raise errors.PermissionDenied(f"You may not {wanted} segment {container}/{name}")
-
-    async def _readable_in(self, container: str) -> Callable[[str], bool]:
-        if self.user is None:
-            published = await self.storage.public_names(self.account, container)
-            return published.__contains__
-        return await self.storage.readable_filter(self.user, self.account, container)
+def segment_rights(call: Call, account: str | None = None) -> SegmentRights:
+    """The caller's rights on the segments of a large object in ``account``."""
+    user = None if call.credentials is None else call.user
+    return call.storage.large.rights(user, account or call.account)
 
 
 async def body_of(call: Call, record: ObjectRecord) -> Body:
     """Resolve large-object manifests into their segments (Swift's DLO and SLO), each
     segment checked with the caller's rights."""
-    rights = SegmentRights.of(call, record.account)
+    rights = segment_rights(call, record.account)
     if record.meta.get(SLO):
         size = int(record.meta[SLO_BYTES])
         max_depth = call.storage.settings.storage.slo_max_depth
@@ -173,7 +138,7 @@ async def _slo_pieces(
     if depth >= max_depth:
         raise errors.Conflict("Static large objects nest too deep")
     offset = 0
-    for segment in orjson.loads(await read_all(rights.storage, manifest)):
+    for segment in orjson.loads(await read_manifest(rights.reader, manifest)):
         length = segment_length(segment)
         lo, hi = max(start - offset, 0), min(end - offset, length)
         offset += length
@@ -186,7 +151,7 @@ async def _slo_pieces(
             continue
         container, _, name = segment["name"].lstrip("/").partition("/")
         await rights.require(sharing.READ, container, name)
-        part = await rights.storage.get_object(manifest.account, container, name)
+        part = await rights.reader.get_object(manifest.account, container, name)
         nested = bool(part.meta.get(SLO))
         size = int(part.meta[SLO_BYTES]) if nested else part.size
         if size != segment["bytes"]:
@@ -360,7 +325,7 @@ async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
 async def check_segments(call: Call, account: str, manifest: bytes) -> None:
     """A manifest that lands in ``account`` (a copy) names objects there: the caller
     must be able to read each, as when a manifest is PUT."""
-    rights = SegmentRights.of(call, account)
+    rights = segment_rights(call, account)
     for segment in orjson.loads(manifest):
         if "data" not in segment:
             container, _, name = segment["name"].lstrip("/").partition("/")
@@ -368,46 +333,11 @@ async def check_segments(call: Call, account: str, manifest: bytes) -> None:
 
 
 async def delete_slo(call: Call) -> Response:
-    """The manifest and its segments (a nested manifest's own first). Every object to
-    delete is checked with the caller's rights before any is deleted, so a share of the
-    manifest deletes nothing else of the owner's."""
+    """The manifest and its segments (the storage service's ``delete_slo``, which
+    checks the caller's rights on every object before it deletes any)."""
     assert call.container is not None and call.name is not None
-    record = await call.storage.get_object(call.account, call.container, call.name)
-    max_depth = call.storage.settings.storage.slo_max_depth
-    doomed: list[tuple[str, str]] = []
-
-    async def gather(manifest: ObjectRecord, depth: int) -> None:
-        if depth >= max_depth:
-            raise errors.Conflict("Static large objects nest too deep")
-        for segment in orjson.loads(await read_all(call.storage, manifest)):
-            if "data" in segment:
-                continue
-            container, _, name = segment["name"].lstrip("/").partition("/")
-            if segment.get("sub_slo"):
-                try:
-                    inner = await call.storage.get_object(call.account, container, name)
-                except errors.NotFound:
-                    inner = None
-                if inner is not None and inner.meta.get(SLO):
-                    await gather(inner, depth + 1)
-            doomed.append((container, name))
-            if len(doomed) > MAX_BULK_DELETES:
-                raise errors.InvalidInput(f"At most {MAX_BULK_DELETES} segments per delete")
-
-    if record.meta.get(SLO):
-        await gather(record, 0)
-    rights = SegmentRights.of(call)
-    for container, name in doomed:
-        await rights.require(sharing.WRITE, container, name)
-    deleted = not_found = 0
-    for container, name in doomed:
-        try:
-            await call.storage.delete_object(call.account, container, name, call.user)
-            deleted += 1
-        except errors.NotFound:
-            not_found += 1
-    await call.storage.delete_object(call.account, call.container, call.name, call.user)
-    deleted += 1
+    done = await call.storage.delete_slo(call.user, call.account, call.container, call.name)
+    deleted, not_found = done.deleted, done.not_found
     result = {
         "Number Deleted": deleted,
         "Number Not Found": not_found,

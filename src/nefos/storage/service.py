@@ -14,6 +14,13 @@ operations under one name. The parts hold one another explicitly, never by inher
   metadata, deletes);
 - ``trees`` (``nefos.storage.trees.Trees``): copies, moves and deletes of everything
   below a name, any number of objects;
+- ``account_lister`` (``nefos.storage.accounts.AccountLister``): an account's
+  container listing as a caller sees it;
+- ``large`` (``nefos.storage.large.LargeObjects``): static large objects' segments,
+  the caller's rights on them, and a manifest's delete with its segments;
+- ``browser`` (``nefos.storage.browsing.Browser``): a container and a page of its
+  objects as a caller sees them;
+- ``bulk`` (``nefos.storage.bulk.BulkDeleter``): Swift's bulk delete of many paths;
 - ``maintenance`` (``nefos.storage.maintenance.Maintenance``): expiry and purges.
 
 The lookups they share are functions in ``nefos.storage.nodes``; the records and checks
@@ -33,8 +40,12 @@ from __future__ import annotations
 from nefos.core.config import Settings
 from nefos.core.db import Database
 from nefos.quotas.service import Quotas
+from nefos.storage.accounts import AccountLister
+from nefos.storage.browsing import Browser
+from nefos.storage.bulk import BulkDeleter
 from nefos.storage.commits import Commits
 from nefos.storage.containers import Containers
+from nefos.storage.large import LargeObjects
 from nefos.storage.listings import Lister
 from nefos.storage.maintenance import Maintenance
 from nefos.storage.permissions import Permissions
@@ -93,6 +104,10 @@ class Namespace:
         self.writer = writer = Writer(db, settings, store, quotas, reader, commits)
         self.trees = trees = Trees(reader, lister, writer, permissions)
         self.maintenance = maintenance = Maintenance(db, commits)
+        self.bulk = bulk = BulkDeleter(containers, writer)
+        self.browser = browser = Browser(containers, lister, permissions)
+        self.large = large = LargeObjects(settings, reader, writer, permissions)
+        self.account_lister = account_lister = AccountLister(db, containers, permissions)
 
         # containers and accounts
         self.create_container = containers.create_container
@@ -102,6 +117,9 @@ class Namespace:
         self.account = containers.account
         self.set_account_meta = containers.set_account_meta
         self.set_container_meta = containers.set_container_meta
+        self.list_account = account_lister.list_account
+        self.view_container = browser.view_container
+        self.browse = browser.browse
         # reading objects
         self.get_object = reader.get_object
         self.hashmap = reader.hashmap
@@ -145,6 +163,8 @@ class Namespace:
         self.copy_tree = trees.copy_tree
         self.delete_tree = trees.delete_tree
         self.empty_container = trees.empty_container
+        self.bulk_delete = bulk.bulk_delete
+        self.delete_slo = large.delete_slo
         # housekeeping
         self.expire = maintenance.expire
         self.purge = maintenance.purge

@@ -27,6 +27,9 @@ from nefos.core import errors, http
 from nefos.core.auth import Credentials
 from nefos.storage import sharing
 from nefos.storage.dialect import TABLE as DIALECT
+from nefos.storage.large import MAX_BULK_DELETES as MAX_BULK_DELETES
+from nefos.storage.large import MAX_MANIFEST_BODY as MAX_MANIFEST_BODY
+from nefos.storage.large import SLO, SLO_BYTES, SLO_DEPTH, SLO_ETAG
 from nefos.storage.records import MAX_META_KEY, MAX_META_VALUE
 from nefos.storage.service import Namespace, ObjectRecord, check_container_name, check_object_name
 
@@ -38,8 +41,6 @@ MAX_FILE_SIZE = 5 * 1024**3 + 2  # Swift's single-upload bound
 MAX_OBJECT_SIZE = MAX_FILE_SIZE * 1024  # what hashmaps and partial updates may reach
 MAX_META_HEADERS = 90
 MAX_HASHMAP_BODY = 64 << 20
-MAX_MANIFEST_BODY = 8 << 20
-MAX_BULK_DELETES = 10000
 SMALL_BODY = 1 << 20  # bodies up to this are read whole and sent in one piece
 DIRECTORY_TYPE = "application/directory"
 MAX_META_OVERALL_SIZE = 4096  # Swift's bound on one request's metadata names and values
@@ -49,7 +50,6 @@ STORAGE_POLICY = "Policy-0"
 
 # System headers kept with an object's user metadata, under keys no header can spell.
 ENCODING, DISPOSITION, MANIFEST = ":content-encoding", ":content-disposition", ":manifest"
-SLO, SLO_BYTES, SLO_ETAG, SLO_DEPTH = ":slo", ":slo-bytes", ":slo-etag", ":slo-depth"
 SLO_KEYS = (SLO, SLO_BYTES, SLO_ETAG, SLO_DEPTH)
 LARGE_OBJECT_KEYS = (MANIFEST, *SLO_KEYS)
 SYSTEM_HEADERS = {
