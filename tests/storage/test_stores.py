@@ -385,3 +385,28 @@ async def test_group_sync_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.
     assert await store.put_blocks([b"each"]) == [block_hash(b"each")]
     assert syncs == []
     assert open_store(Settings(data_dir=tmp_path)).group_sync  # grouped by default
+
+
+def test_a_direct_read_that_stops_short_is_finished_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """O_DIRECT reads may end before the file does: the rest is read buffered, and a
+    block is never returned shorter than its file."""
+    store = FileStore(tmp_path / "store")
+    data = os.urandom(filestore.DIRECT_MIN + 12345)
+    (name,) = asyncio.run(store.put_blocks([data]))
+    real = os.preadv
+    direct_reads: list[int] = []
+
+    def stops_after_one_unit(fd: int, buffers: list[Any], offset: int, *flags: int) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            direct_reads.append(offset)
+            if offset:
+                return 0
+            return real(fd, [memoryview(buffers[0])[: filestore.ALIGN]], offset, *flags)
+        return real(fd, buffers, offset, *flags)
+
+    monkeypatch.setattr(filestore.os, "preadv", stops_after_one_unit)
+    assert store._read(store._block_path(name)) == data
+    if store.direct_min is not None:  # a filesystem with O_DIRECT took the direct path
+        assert direct_reads == [0, filestore.ALIGN]

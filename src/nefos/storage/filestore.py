@@ -77,14 +77,20 @@ def _aligned_buffer(size: int) -> mmap.mmap:
     return buffer
 
 
-def _read_all(fd: int, size: int) -> bytes:
-    chunks = []
+def _read_all(fd: int, size: int, offset: int = 0) -> bytes:
+    """``size`` bytes from ``offset``: a file that ends sooner is an error, never a
+    shorter block (its hash would no longer be its name)."""
+    chunks, retries = [], 3
     while size > 0:
-        chunk = os.read(fd, size)
+        chunk = os.pread(fd, size, offset)
         if not chunk:
-            break
+            if retries == 0:
+                raise OSError(errno.EIO, f"block file ended {size} bytes early")
+            retries -= 1
+            continue
         chunks.append(chunk)
         size -= len(chunk)
+        offset += len(chunk)
     return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
@@ -383,7 +389,8 @@ class FileStore:
             got = 0
             while got < size:  # whole ALIGN units until the end of the file
                 read = os.preadv(fd, [view[got:padded]], got)
-                if read == 0:
+                if read == 0 or read % ALIGN:
+                    got += read
                     break
                 got += read
         except OSError as exc:
@@ -391,7 +398,12 @@ class FileStore:
                 raise
             self.direct_min = None
             return None
-        return bytes(view[:got])
+        if got >= size:
+            return bytes(view[:size])
+        # A direct read may stop short of the end (seen under memory pressure, at the
+        # file's last partial unit): the rest through the page cache, from where it stopped.
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        return bytes(view[:got]) + _read_all(fd, size - got, got)
 
     @staticmethod
     def _read_cached(path: Path) -> bytes | None:
