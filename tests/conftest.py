@@ -52,6 +52,42 @@ DATABASES = [
 ]
 
 
+# -- running in parallel (pytest-xdist, ``make test`` runs ``-n 2 --dist loadgroup``) ----------
+
+# Tests that share one thing that is not safe to share, or costly to have twice, run on
+# one worker, together: the Ganeti cluster of the machine (one session starts it, and
+# stops it at its end), the session's throwaway Ceph, and Chromium (with the ``nefos up``
+# of its module). Every other test goes wherever a worker is free, except that a module
+# whose tests share a module-scoped fixture that starts a process (a ``nefos up``, a
+# private RabbitMQ node, the fuzzer's deployment) keeps them together, so it starts once.
+SHARED_GROUPS = {"ganeti": "ganeti", "rapi": "ganeti", "ceph_conf": "ceph", "browser": "browser"}
+MODULE_GROUPED = {"server", "private_broker", "fuzzed"}
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    """The ``xdist_group`` an item must run in, if any (see above)."""
+    names = set(getattr(item, "fixturenames", ()))
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "rados" in params.values():  # the store fixtures ask for Ceph by their parameter
+        names.add("ceph_conf")
+    for fixture, group in SHARED_GROUPS.items():
+        if fixture in names:
+            return group
+    shared = sorted(names & MODULE_GROUPED)
+    if not shared:
+        return None
+    # A parametrized fixture (the fuzzer's world per database) is one group per value.
+    values = [str(params[name]) for name in shared if name in params]
+    return "::".join([item.nodeid.split("::", 1)[0], *values])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = xdist_group_of(item)
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cheap_password_hashing() -> Iterator[None]:
     """argon2id at its lowest cost for the in-process services: the default costs a
