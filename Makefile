@@ -7,6 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 PYTEST_ARGS ?=
+# Test workers (pytest-xdist): CI's machine has 2 cores. Tests that share the Ganeti
+# cluster, Ceph, Chromium or a module's `nefos up` stay on one worker (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 
 # In CI the local PostgreSQL and RabbitMQ are part of the suite, not optional extras.
 ifeq ($(CI),true)
@@ -31,7 +34,7 @@ test: $(VENV)/.installed-test
 	fi
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix src tests bench

@@ -16,8 +16,10 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,6 +50,42 @@ DATABASES = [
         marks=pytest.mark.skipif(not PG_URL, reason="NEFOS_TEST_DATABASE_URL is not set"),
     ),
 ]
+
+
+# -- running in parallel (pytest-xdist, ``make test`` runs ``-n 2 --dist loadgroup``) ----------
+
+# Tests that share one thing that is not safe to share, or costly to have twice, run on
+# one worker, together: the Ganeti cluster of the machine (one session starts it, and
+# stops it at its end), the session's throwaway Ceph, and Chromium (with the ``nefos up``
+# of its module). Every other test goes wherever a worker is free, except that a module
+# whose tests share a module-scoped fixture that starts a process (a ``nefos up``, a
+# private RabbitMQ node, the fuzzer's deployment) keeps them together, so it starts once.
+SHARED_GROUPS = {"ganeti": "ganeti", "rapi": "ganeti", "ceph_conf": "ceph", "browser": "browser"}
+MODULE_GROUPED = {"server", "private_broker", "fuzzed"}
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    """The ``xdist_group`` an item must run in, if any (see above)."""
+    names = set(getattr(item, "fixturenames", ()))
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "rados" in params.values():  # the store fixtures ask for Ceph by their parameter
+        names.add("ceph_conf")
+    for fixture, group in SHARED_GROUPS.items():
+        if fixture in names:
+            return group
+    shared = sorted(names & MODULE_GROUPED)
+    if not shared:
+        return None
+    # A parametrized fixture (the fuzzer's world per database) is one group per value.
+    values = [str(params[name]) for name in shared if name in params]
+    return "::".join([item.nodeid.split("::", 1)[0], *values])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = xdist_group_of(item)
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -88,12 +126,75 @@ async def _pg_execute(*statements: str) -> None:
         await connection.close()
 
 
+class PgCopies:
+    """Fresh copies of the session's migrated template database, made ahead of need.
+
+    ``CREATE DATABASE ... TEMPLATE`` writes the whole copy (catalogs included, ~10 MB)
+    to the WAL and waits for it on disk: most of a second on a busy machine, and the
+    suite takes hundreds of copies. One thread makes the next ``AHEAD`` copies and drops
+    used ones while tests run, so a test waits only when it outruns that thread; each
+    copy is still made from the template and used by one test only. Commits in a copy
+    do not wait for the server's WAL flush (``synchronous_commit = off``): that only
+    matters if PostgreSQL itself crashes, which no test does, and what one connection
+    commits is seen by the next exactly as before.
+    """
+
+    AHEAD = 2
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-copies")
+        self.coming: deque[Future[str]] = deque()
+        self.drops: list[Future[None]] = []
+        self._top_up()
+
+    def _make(self) -> str:
+        name = f"nefos_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(
+            _pg_execute(
+                f"CREATE DATABASE {name} TEMPLATE {self.template}",
+                f"ALTER DATABASE {name} SET synchronous_commit = off",
+            )
+        )
+        return name
+
+    def _top_up(self) -> None:
+        while len(self.coming) < self.AHEAD:
+            self.coming.append(self.worker.submit(self._make))
+
+    def take(self) -> str:
+        """A fresh copy's name (the caller ``give_back``s it when done)."""
+        name = self.coming.popleft().result()
+        self._top_up()
+        return name
+
+    def give_back(self, name: str) -> None:
+        """Drop a used copy, in the background (``close`` reports a drop that failed)."""
+        self.drops.append(self.worker.submit(self._drop, name))
+
+    @staticmethod
+    def _drop(name: str) -> None:
+        asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+    def close(self) -> None:
+        """Drop what was made ahead and wait for every drop to be done."""
+        while self.coming:
+            future = self.coming.popleft()
+            with suppress(Exception):  # a copy that failed to be made has nothing to drop
+                self.give_back(future.result())
+        self.worker.shutdown(wait=True)
+        for drop in self.drops:
+            drop.result()
+
+
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
+def pg_copies() -> Iterator[PgCopies]:
     name = f"nefos_template_{os.getpid()}"
     asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"))
     upgrade(_pg_url_for(name))
-    yield name
+    copies = PgCopies(name)
+    yield copies
+    copies.close()
     asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
@@ -106,11 +207,12 @@ def fresh_database(request: pytest.FixtureRequest, directory: Path) -> Iterator[
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"nefos_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_execute(f"CREATE DATABASE {name} TEMPLATE {template}"))
-    yield _pg_url_for(name)
-    asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    copies: PgCopies = request.getfixturevalue("pg_copies")
+    name = copies.take()
+    try:
+        yield _pg_url_for(name)
+    finally:
+        copies.give_back(name)
 
 
 @pytest.fixture(params=DATABASES)

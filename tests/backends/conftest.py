@@ -13,6 +13,7 @@ left running; one that the session starts, it stops.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from tests.conftest import NEFOS
 IN_CI = os.environ.get("CI") == "true"
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ganeti-dev.sh"
 FINAL_JOB_STATUSES = {"success", "error", "canceled"}
+START_LOCK = Path("/tmp/nefos-ganeti-dev.lock")
 TIMINGS = pytest.StashKey[list[tuple[str, float]]]()
 
 
@@ -131,29 +134,47 @@ class Ganeti:
         return context
 
 
+@contextmanager
+def _one_at_a_time(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` across processes: two test processes (xdist workers,
+    or two runs) never install or start the cluster at the same time, so a second one
+    finds it up and leaves it to the first, which stops it."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def ganeti(pytestconfig: pytest.Config) -> Iterator[Ganeti]:
+    """The cluster; under ``make test``'s workers, every test that uses it is in one
+    ``xdist_group`` (tests/conftest.py), so one worker's session starts and stops it."""
     # setdefault: tests elsewhere (tests/ui) import this fixture without this conftest's hooks
     timings = pytestconfig.stash.setdefault(TIMINGS, [])
     if os.geteuid() != 0:
         _unavailable("the Ganeti tests install and run a Ganeti cluster: they need root")
-    started = time.monotonic()
-    try:
-        _script("install", timeout=900)
-    except (RuntimeError, subprocess.TimeoutExpired) as error:
-        _unavailable(f"cannot install Ganeti's Debian packages: {error}")
-    timings.append(("ganeti-dev.sh install", time.monotonic() - started))
-    already_up = _script("status", timeout=30, check=False)
+    with _one_at_a_time(START_LOCK):
+        started = time.monotonic()
+        try:
+            _script("install", timeout=900)
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            _unavailable(f"cannot install Ganeti's Debian packages: {error}")
+        timings.append(("ganeti-dev.sh install", time.monotonic() - started))
+        already_up = _script("status", timeout=30, check=False)
+        if not already_up:
+            started = time.monotonic()
+            try:
+                env = _parse_env(_script("start", timeout=300))
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                _script("stop", timeout=120, check=False)  # whatever half came up
+                _unavailable(f"the Ganeti cluster did not come up: {error}")
+            timings.append(("ganeti-dev.sh start", time.monotonic() - started))
     if already_up:
         yield Ganeti.from_env(_parse_env(already_up))
         return
     try:
-        started = time.monotonic()
-        try:
-            env = _parse_env(_script("start", timeout=300))
-        except (RuntimeError, subprocess.TimeoutExpired) as error:
-            _unavailable(f"the Ganeti cluster did not come up: {error}")
-        timings.append(("ganeti-dev.sh start", time.monotonic() - started))
         yield Ganeti.from_env(env)
     finally:
         started = time.monotonic()

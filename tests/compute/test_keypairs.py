@@ -200,27 +200,32 @@ async def test_longest_name_is_fine(client: httpx.AsyncClient, alice: Person):
     assert (await client.get(f"{COMPUTE}/{name}", headers=alice.auth)).status_code == 200
 
 
-def _bad_keys() -> list[str]:
+def _bad_keys() -> dict[str, str]:
+    """Each bad key by a name of its own: the keys are new every run, and test ids must
+    be the same in every process of one run (pytest-xdist's workers compare them)."""
     ed = ed25519_key()
     kind, blob = ed.split()
     rsa_blob = openssh(rsa.generate_private_key(65537, 1024)).split()[1]
-    return [
-        "",
-        "not a key",
-        "ssh-rsa",
-        "ssh-rsa AAAA",
-        f"ssh-ed25519 {blob[:-8]}",  # truncated
-        f"ssh-rsa {blob}",  # the blob says ed25519
-        f"ssh-ed25519 {rsa_blob}",
-        f"ssh-dss {blob}",  # a type sshd no longer accepts
-        f"{ed}\n{ed}",  # two keys: would add a second line to authorized_keys
-        f"{kind} {blob}!!",
-        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----",
-    ]
+    return {
+        "empty": "",
+        "not-a-key": "not a key",
+        "type-only": "ssh-rsa",
+        "short-blob": "ssh-rsa AAAA",
+        "truncated": f"ssh-ed25519 {blob[:-8]}",
+        "blob-says-ed25519": f"ssh-rsa {blob}",
+        "blob-says-rsa": f"ssh-ed25519 {rsa_blob}",
+        "dss": f"ssh-dss {blob}",  # a type sshd no longer accepts
+        "two-keys": f"{ed}\n{ed}",  # would add a second line to authorized_keys
+        "bad-base64": f"{kind} {blob}!!",
+        "pem": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----",
+    }
+
+
+BAD_KEYS = _bad_keys()
 
 
 @ONE_BUS
-@pytest.mark.parametrize("public_key", _bad_keys())
+@pytest.mark.parametrize("public_key", BAD_KEYS.values(), ids=BAD_KEYS.keys())
 async def test_bad_keys(client: httpx.AsyncClient, alice: Person, public_key: str):
     refused = await create(client, alice, "bad", public_key)
     assert refused.status_code == 400, refused.text

@@ -65,10 +65,16 @@ def ceph_conf() -> Iterator[Path]:
         _unavailable(f"cannot import Debian's rados module: {error}")
     directory = Path(tempfile.mkdtemp(prefix="nefos-ceph-"))
     try:
-        try:
-            conf = Path(_script("start", str(directory), timeout=120).splitlines()[-1])
-        except (RuntimeError, subprocess.TimeoutExpired) as error:
-            _unavailable(f"the Ceph daemons did not start: {error}")
+        for attempt in range(3):
+            try:
+                conf = Path(_script("start", str(directory), timeout=120).splitlines()[-1])
+                break
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                # Another run's Ceph took the monitor's port between the script's check
+                # and the bind (it prefers 3300): a new start picks again.
+                if "Address already in use" in str(error) and attempt < 2:
+                    continue
+                _unavailable(f"the Ceph daemons did not start: {error}")
         yield conf
     finally:
         _script("stop", str(directory), timeout=60)

@@ -811,7 +811,7 @@ def test_records_are_built_from_the_version_fields_in_order():
 
 
 async def test_small_object_requests_skip_sqlalchemys_execution_on_sqlite(
-    ns: Namespace, account: str
+    ns: Namespace, account: str, monkeypatch: pytest.MonkeyPatch
 ):
     """Every statement of a small PUT, GET/HEAD and DELETE runs on the fast path of
     nefos.core.prepared (a statement that silently fell back would cost its 150 us)."""
@@ -820,6 +820,11 @@ async def test_small_object_requests_skip_sqlalchemys_execution_on_sqlite(
 
     if not ns.db.url.startswith("sqlite"):
         pytest.skip("the fast path is SQLite's")
+    # The statements built per count are kept per process: start from none, so what is
+    # checked is what these requests built (not what another test built, and maybe ran
+    # only on PostgreSQL, earlier in this process; under pytest-xdist that varies).
+    monkeypatch.setattr(statements, "_GRANTS", {})
+    monkeypatch.setattr(statements, "_CARRIED", {})
     await ns.create_container(account, "fast")
     await ns.put_object(account, "fast", "a", stream(b"one"), "text/plain", {"k": "v"})
     await ns.put_object(account, "fast", "a", stream(b"two"), "text/plain", {})
@@ -839,6 +844,7 @@ async def test_small_object_requests_skip_sqlalchemys_execution_on_sqlite(
         quotas_service._NEW_COMMISSION,
         quotas_service._NEW_LOG_ENTRIES,
     ]
+    assert statements._GRANTS and statements._CARRIED  # these requests built some
     slow = [str(p.statement)[:60] for p in hot if not p._plans or None in p._plans.values()]
     assert slow == []
 
