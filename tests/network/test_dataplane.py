@@ -32,7 +32,10 @@ from tests.network.nodeplane import (
     ganeti_network,
 )
 
-pytestmark = pytest.mark.slow
+# Its TCG guests answer DHCP and ping on timers: under ``make test``'s workers it runs on
+# the worker of the Ganeti tests (whose guests would otherwise share the two cores with
+# these), one guest-booting module at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ganeti")]
 BRIDGE = "nfdpbr0"
 PRIVATE = dict(subnet="10.77.0.0/24")
 PUBLIC = dict(
