@@ -331,21 +331,32 @@ async def set_metadata(request: Request, volume_id: str) -> Response:
     return c.reply({"metadata": found})
 
 
+def metadata_item(found: dict[str, str], key: str, kind: str, owner_id: str) -> dict:
+    """Cinder's ``{"meta": {key: value}}`` of one item, or its 404 (volumes and snapshots)."""
+    if key not in found:
+        raise errors.NotFound(f"Metadata item {key} of {kind} {owner_id} was not found")
+    return {"meta": {key: found[key]}}
+
+
+async def named_item(request: Request, key: str) -> dict:
+    """The body of a PUT of one metadata item: exactly the item the URI names."""
+    item = await body_of(request, "meta")
+    if list(item) != [key]:
+        raise errors.InvalidInput("Request body and URI mismatch: one item, named by the URI")
+    return item
+
+
 @route("/volumes/{volume_id}/metadata/{key}", ["GET"])
 async def show_metadata_item(request: Request, volume_id: str, key: str) -> Response:
     c = await call(request)
     found = await c.volumes.metadata(c.user, volume_id)
-    if key not in found:
-        raise errors.NotFound(f"Metadata item {key} of volume {volume_id} was not found")
-    return c.reply({"meta": {key: found[key]}})
+    return c.reply(metadata_item(found, key, "volume", volume_id))
 
 
 @route("/volumes/{volume_id}/metadata/{key}", ["PUT"])
 async def set_metadata_item(request: Request, volume_id: str, key: str) -> Response:
     c = await call(request)
-    item = await body_of(request, "meta")
-    if list(item) != [key]:
-        raise errors.InvalidInput("Request body and URI mismatch: one item, named by the URI")
+    item = await named_item(request, key)
     await c.volumes.set_metadata(c.user, volume_id, item, replace=False)
     return c.reply({"meta": item})
 

@@ -13,7 +13,17 @@ from starlette.responses import Response
 
 from nefos.core import errors
 from nefos.volume import api_views as views
-from nefos.volume.api import body_of, call, flag, query, ref, refuse_unknown, text
+from nefos.volume.api import (
+    body_of,
+    call,
+    flag,
+    metadata_item,
+    named_item,
+    query,
+    ref,
+    refuse_unknown,
+    text,
+)
 from nefos.volume.api import route as volume_route
 
 router = APIRouter()
@@ -111,17 +121,13 @@ async def set_snapshot_metadata(request: Request, snapshot_id: str) -> Response:
 async def show_snapshot_metadata_item(request: Request, snapshot_id: str, key: str) -> Response:
     c = await call(request)
     found = (await c.snapshots.show(c.user, snapshot_id)).metadata
-    if key not in found:
-        raise errors.NotFound(f"Metadata item {key} of snapshot {snapshot_id} was not found")
-    return c.reply({"meta": {key: found[key]}})
+    return c.reply(metadata_item(found, key, "snapshot", snapshot_id))
 
 
 @route("/snapshots/{snapshot_id}/metadata/{key}", ["PUT"])
 async def set_snapshot_metadata_item(request: Request, snapshot_id: str, key: str) -> Response:
     c = await call(request)
-    item = await body_of(request, "meta")
-    if list(item) != [key]:
-        raise errors.InvalidInput("Request body and URI mismatch: one item, named by the URI")
+    item = await named_item(request, key)
     await c.snapshots.set_metadata(c.user, snapshot_id, item, replace=False)
     return c.reply({"meta": item})
 
