@@ -81,11 +81,31 @@ def xdist_group_of(item: pytest.Item) -> str | None:
     return "::".join([item.nodeid.split("::", 1)[0], *values])
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # First: xdist's worker reads the marks in its own hook of the same name (to give each
+    # item its group's suffix), and that hook, registered later, would otherwise run first.
     for item in items:
         group = xdist_group_of(item)
         if group is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker, every grouped item must carry its group in its id (that is all
+    the scheduler sees): otherwise two workers would share the Ganeti cluster, and the one
+    that started it would stop it under the other."""
+    config = session.config
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    lost = [
+        item.nodeid
+        for item in session.items
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+    ]
+    if lost:
+        raise pytest.UsageError(f"xdist groups not applied (pytest-xdist too old?): {lost[:3]}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -262,6 +262,13 @@ def test_typed_and_pasted_text_arrives_exactly(page: Page, cloud: Cloud, screens
     # On a phone-sized screen the machine's screen still fits, under the bar and above
     # the text box.
     page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function(  # noVNC rescales when its ResizeObserver fires, a frame later
+        """() => {
+            const canvas = document.querySelector('.console-screen canvas');
+            return canvas && canvas.getBoundingClientRect().width <= 390;
+        }""",
+        timeout=10_000,
+    )
     canvas = page.locator(".console-screen canvas").bounding_box()
     assert canvas is not None and 0 < canvas["width"] <= 390
     page.screenshot(path=screenshots / "console-phone.png", full_page=True)
