@@ -501,7 +501,9 @@ async def test_gc_collects_unused_uploads_and_frees_their_charge(
         await ns.create_container(owner, "c")
     a, b, c, d = (os.urandom(1000) + b"!" for _ in range(4))
     for data in (a, b, c, d):
-        assert await ns.upload_blocks(account, "c", stream(data)) == [blocks.block_hash(data)]
+        assert await ns.upload_blocks(account, account, "c", stream(data)) == [
+            blocks.block_hash(data)
+        ]
     assert await charged(engines, account) == 4 * 1001
     await ns.put_hashmap(account, "c", "b", 1001, [blocks.block_hash(b)])
     await ns.put_hashmap(str(other), "c", "c", 1001, [blocks.block_hash(c)])
@@ -538,15 +540,15 @@ async def test_gc_keeps_the_charge_of_a_block_posted_again(ns: Namespace, accoun
     even if gc had decided to collect the old copy (the post stores it again)."""
     await ns.create_container(account, "c")
     data = os.urandom(1000) + b"!"
-    await ns.upload_blocks(account, "c", stream(data))
+    await ns.upload_blocks(account, account, "c", stream(data))
     await age_everything(ns.store)
     await backdate_uploads(engines, 2 * 3600)
-    assert await ns.upload_blocks(account, "c", stream(data)) == [blocks.block_hash(data)]
+    assert await ns.upload_blocks(account, account, "c", stream(data)) == [blocks.block_hash(data)]
     await age_everything(ns.store)  # as if gc listed it old just before the post
     report = await gc(ns.db, ns.store, grace=HOUR, quotas=engines.quotas)
     assert (report.blocks, report.uploads) == ([blocks.block_hash(data)], 0)
     assert await charged(engines, account) == 1001  # charged once, still
-    assert await ns.upload_blocks(account, "c", stream(data)) == [blocks.block_hash(data)]
+    assert await ns.upload_blocks(account, account, "c", stream(data)) == [blocks.block_hash(data)]
     assert await ns.store.missing([blocks.block_hash(data)]) == []
     assert await charged(engines, account) == 1001
 
@@ -562,7 +564,7 @@ async def test_the_server_collects_garbage_in_the_background(
     await ns.create_container(account, "c")
     data = os.urandom(1000) + b"!"
     name = blocks.block_hash(data)
-    await ns.upload_blocks(account, "c", stream(data))
+    await ns.upload_blocks(account, account, "c", stream(data))
     assert await charged(engines, account) == 1001
     server = Engines(settings)  # the server process's own, closed by its lifespan
     app = create_app(settings, server)
@@ -673,7 +675,7 @@ async def test_the_commands(settings: Settings, engines: Engines, account: str):
     done = json.loads((await run(settings, "storage", "gc", "--grace", "0", "--json")).stdout)
     assert (done["maps"], done["blocks"], done["dry_run"]) == ([map_name], garbage, False)
     assert await ns.store.map_names() == [record.map_name]
-    (posted,) = await ns.upload_blocks(account, "c", stream(b"posted, never used"))
+    (posted,) = await ns.upload_blocks(account, account, "c", stream(b"posted, never used"))
     freed = await run(settings, "storage", "gc", "--grace", "0")
     assert "deleted 0 maps and 1 blocks" in freed.stdout
     assert "released the charge of 1 uploaded blocks" in freed.stdout

@@ -237,22 +237,10 @@ async def block_upload(call: Call) -> Response:
     their hashes, so a client can then commit a hashmap that names them. The blocks are
     charged to the account until a version uses them (413 past its quota)."""
     assert call.container is not None
-    if not call.owner and not await _may_write_somewhere(call):
-        raise errors.PermissionDenied("You may not write in this container")
-    await call.storage.container(call.account, call.container)
     hashes = await call.storage.upload_blocks(
-        call.account, call.container, call.request.stream(), uploader=call.user
+        call.user, call.account, call.container, call.request.stream()
     )
     return json_response(hashes, 202)
-
-
-async def _may_write_somewhere(call: Call) -> bool:
-    assert call.container is not None
-    shared = await call.storage.shared_names(call.account, call.container)
-    for name in shared:
-        if await call.storage.access(call.user, call.account, call.container, name) == "write":
-            return True
-    return False
 
 
 async def container_delete(call: Call) -> Response:

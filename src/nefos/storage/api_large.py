@@ -1,8 +1,8 @@
 """Swift's large objects in the object-store API: a dynamic one (DLO) names its segments
 by an ``X-Object-Manifest`` prefix, a static one (SLO) lists them in a manifest stored as
-its data (``PUT ?multipart-manifest=put``). Both are resolved at read into a ``Body`` of
-pieces; ``DELETE ?multipart-manifest=delete`` removes an SLO with its segments. Kept
-apart from the object level, whose reads, writes and copies all use it.
+its data (``PUT ?multipart-manifest=put``, checked and stored here). Reads and copies
+resolve both in the service (``nefos.storage.bodies``), as the caller;
+``DELETE ?multipart-manifest=delete`` removes an SLO with its segments.
 
 An SLO segment may be a manifest itself, a byte ``range`` of its segment, or inline
 ``data`` (base64); the SLO's ETag is Swift's MD5 of the segments' ETags
@@ -14,10 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import orjson
 from starlette.responses import Response
@@ -25,10 +24,9 @@ from starlette.responses import Response
 from nefos.core import errors, http
 from nefos.core.faults import json_response
 from nefos.storage import sharing
-from nefos.storage.large import SegmentRights, read_manifest
+from nefos.storage.bodies import Body
 from nefos.storage.service import Namespace, ObjectRecord
 from nefos.storage.swift import (
-    MANIFEST,
     MAX_MANIFEST_BODY,
     SLO,
     SLO_BYTES,
@@ -42,157 +40,16 @@ from nefos.storage.swift import (
     source_path,
 )
 
-# A piece of a body: bytes [start, end) of an object, or of data a manifest holds inline.
-Piece = tuple[ObjectRecord | bytes, int, int]
-
-
-@dataclass
-class Body:
-    """What a read serves: one object, or the segments of a large object. ``pieces``
-    yields the pieces that make bytes [start, end): a static large object is expanded
-    only as far as it is read, so its size and ETag come from what its PUT stored."""
-
-    size: int
-    etag: str
-    pieces: Callable[[int, int], AsyncIterator[Piece]]
-
-    @classmethod
-    def of_pieces(cls, size: int, etag: str, parts: list[Piece]) -> Body:
-        async def pieces(start: int, end: int) -> AsyncIterator[Piece]:
-            for piece in _slice(parts, start, end):
-                yield piece
-
-        return cls(size, etag, pieces)
-
-    @classmethod
-    def whole(cls, record: ObjectRecord) -> Body:
-        """The object's own data, as written (a manifest's too)."""
-        return cls.of_pieces(record.size, etag_of(record), [(record, 0, record.size)])
-
-
-def segment_rights(call: Call, account: str | None = None) -> SegmentRights:
-    """The caller's rights on the segments of a large object in ``account``."""
-    user = None if call.credentials is None else call.user
-    return call.storage.large.rights(user, account or call.account)
-
 
 async def body_of(call: Call, record: ObjectRecord) -> Body:
-    """Resolve large-object manifests into their segments (Swift's DLO and SLO), each
-    segment checked with the caller's rights."""
-    rights = segment_rights(call, record.account)
-    if record.meta.get(SLO):
-        size = int(record.meta[SLO_BYTES])
-        max_depth = call.storage.settings.storage.slo_max_depth
-
-        async def pieces(start: int, end: int) -> AsyncIterator[Piece]:
-            async for piece in _slo_pieces(rights, record, start, end, 0, max_depth):
-                yield piece
-
-        return Body(size, f'"{record.meta[SLO_ETAG]}"', pieces)
-    if record.meta.get(MANIFEST):
-        container, _, prefix = record.meta[MANIFEST].lstrip("/").partition("/")
-        container = unquote(container)
-        prefix = unquote(prefix)
-        try:
-            entries = await call.storage.list_objects(record.account, container, prefix=prefix)
-        except errors.NotFound:
-            entries = []
-        segments = [
-            e
-            for e in entries
-            if isinstance(e, ObjectRecord)
-            and (container, e.name) != (record.container, record.name)
-        ]
-        for segment in segments:  # the listing is the caller's, as in Swift
-            await rights.require(sharing.READ, container, segment.name)
-        etag = hashlib.md5(
-            "".join(etag_of(e) for e in segments).encode(), usedforsecurity=False
-        ).hexdigest()
-        size = sum(e.size for e in segments)
-        return Body.of_pieces(size, f'"{etag}"', [(e, 0, e.size) for e in segments])
-    return Body.whole(record)
-
-
-def segment_length(segment: dict[str, Any]) -> int:
-    """How many bytes a stored SLO segment adds to the whole."""
-    if "data" in segment:
-        return len(base64.b64decode(segment["data"]))
-    if "range" in segment:
-        first, _, last = segment["range"].partition("-")
-        return int(last) - int(first) + 1
-    return int(segment["bytes"])
-
-
-async def _slo_pieces(
-    rights: SegmentRights,
-    manifest: ObjectRecord,
-    start: int,
-    end: int,
-    depth: int,
-    max_depth: int,
-) -> AsyncIterator[Piece]:
-    """Bytes [start, end) of a static large object, as pieces of ordinary objects:
-    segments before ``start`` are skipped by the sizes the manifest stored, and a
-    segment that is a manifest itself is read only when its bytes are reached. A
-    segment the caller may not read, or that changed size since, ends the read."""
-    if depth >= max_depth:
-        raise errors.Conflict("Static large objects nest too deep")
-    offset = 0
-    for segment in orjson.loads(await read_manifest(rights.reader, manifest)):
-        length = segment_length(segment)
-        lo, hi = max(start - offset, 0), min(end - offset, length)
-        offset += length
-        if lo >= hi:
-            if offset >= end:
-                return
-            continue
-        if "data" in segment:
-            yield base64.b64decode(segment["data"]), lo, hi
-            continue
-        container, _, name = segment["name"].lstrip("/").partition("/")
-        await rights.require(sharing.READ, container, name)
-        part = await rights.reader.get_object(manifest.account, container, name)
-        nested = bool(part.meta.get(SLO))
-        size = int(part.meta[SLO_BYTES]) if nested else part.size
-        if size != segment["bytes"]:
-            raise errors.Conflict(f"Segment {segment['name']} changed since")
-        first = int(segment["range"].partition("-")[0]) if "range" in segment else 0
-        if nested:
-            inner = _slo_pieces(rights, part, first + lo, first + hi, depth + 1, max_depth)
-            async for piece in inner:
-                yield piece
-        else:
-            yield part, first + lo, first + hi
-        if offset >= end:
-            return
-
-
-def _slice(parts: list[Piece], start: int, end: int) -> list[Piece]:
-    """The pieces that make bytes [start, end) of the data ``parts`` make."""
-    sliced: list[Piece] = []
-    offset = 0
-    for source, first, last in parts:
-        length = last - first
-        lo, hi = max(start - offset, 0), min(end - offset, length)
-        if lo < hi:
-            sliced.append((source, first + lo, first + hi))
-        offset += length
-    return sliced
+    """What a read of ``record`` serves, large objects resolved as the caller."""
+    return await call.storage.body(None if call.credentials is None else call.user, record)
 
 
 async def read_all(storage: Namespace, record: ObjectRecord) -> bytes:
     if record.size > MAX_MANIFEST_BODY:
         raise errors.InvalidInput("A manifest is too large")
     return b"".join([chunk async for chunk in storage.read(record)])
-
-
-async def read_range(storage: Namespace, body: Body, start: int, end: int) -> AsyncIterator[bytes]:
-    async for source, first, last in body.pieces(start, end):
-        if isinstance(source, bytes):
-            yield source[first:last]
-        else:
-            async for chunk in storage.read(source, first, last):
-                yield chunk
 
 
 def as_put(segment: dict[str, Any]) -> dict[str, Any]:
@@ -320,16 +177,6 @@ async def put_slo(call: Call, meta: dict[str, str]) -> ObjectRecord:
         meta={**meta, **markers},
         muser=call.user,
     )
-
-
-async def check_segments(call: Call, account: str, manifest: bytes) -> None:
-    """A manifest that lands in ``account`` (a copy) names objects there: the caller
-    must be able to read each, as when a manifest is PUT."""
-    rights = segment_rights(call, account)
-    for segment in orjson.loads(manifest):
-        if "data" not in segment:
-            container, _, name = segment["name"].lstrip("/").partition("/")
-            await rights.require(sharing.READ, container, name)
 
 
 async def delete_slo(call: Call) -> Response:

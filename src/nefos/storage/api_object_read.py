@@ -23,7 +23,8 @@ from nefos.core import errors, http
 from nefos.core.dialects import public_path
 from nefos.core.faults import json_response
 from nefos.storage import sharing
-from nefos.storage.api_large import Body, as_put, body_of, read_all, read_range
+from nefos.storage.api_large import as_put, body_of, read_all
+from nefos.storage.bodies import Body
 from nefos.storage.service import DELETE_AT, Namespace, ObjectRecord, ObjectSharing
 from nefos.storage.swift import (
     DISPOSITION,
@@ -208,7 +209,7 @@ async def serve(
         headers["Content-Length"] = str(body.size)
         if head or body.size == 0:
             return Response(status_code=200, headers=headers)
-        stream = read_range(storage, body, 0, body.size)
+        stream = storage.read_body(body, 0, body.size)
         if body.size <= SMALL_BODY:  # read whole: a streamed reply costs more than it
             return Response(b"".join([chunk async for chunk in stream]), 200, headers)
         return StreamingResponse(await _primed(stream), 200, headers)
@@ -218,7 +219,7 @@ async def serve(
         headers["Content-Length"] = str(end - start)
         if head:
             return Response(status_code=206, headers=headers)
-        return StreamingResponse(await _primed(read_range(storage, body, start, end)), 206, headers)
+        return StreamingResponse(await _primed(storage.read_body(body, start, end)), 206, headers)
     boundary = secrets.token_hex(16)
     content_type = headers.pop("Content-Type")
     preambles = [
@@ -240,7 +241,7 @@ async def serve(
     async def parts() -> AsyncIterator[bytes]:
         for preamble, (start, end) in zip(preambles, ranges, strict=True):
             yield preamble
-            async for chunk in read_range(storage, body, start, end):
+            async for chunk in storage.read_body(body, start, end):
                 yield chunk
             yield b"\r\n"
         yield closing

@@ -20,17 +20,10 @@ from starlette.responses import Response
 
 from nefos.core import errors, http
 from nefos.storage import sharing
-from nefos.storage.api_large import (
-    body_of,
-    check_segments,
-    delete_slo,
-    put_slo,
-    read_all,
-    read_range,
-)
+from nefos.storage.api_large import delete_slo, put_slo
+from nefos.storage.copies import CopyRequest
 from nefos.storage.service import DELETE_AT, ObjectRecord
 from nefos.storage.swift import (
-    LARGE_OBJECT_KEYS,
     MANIFEST,
     MAX_FILE_SIZE,
     MAX_HASHMAP_BODY,
@@ -234,6 +227,37 @@ async def _put_hashmap(call: Call, meta: dict[str, str]) -> ObjectRecord:
     )
 
 
+def _copy_request(
+    call: Call,
+    source: tuple[str, str, str],
+    destination: tuple[str, str, str],
+    meta: dict[str, str],
+    move: bool,
+) -> CopyRequest:
+    """A copy or move as the service takes it: (account, container, name) each way;
+    with ``?delimiter=`` also everything below the source (spec §1.5)."""
+    given_type = (
+        call.headers.get("content-type") if "ignore_content_type" not in call.query else None
+    )
+    return CopyRequest(
+        user=call.user,
+        source_account=source[0],
+        container=source[1],
+        name=source[2],
+        dest_account=destination[0],
+        dest_container=destination[1],
+        dest_name=destination[2],
+        meta=meta,
+        move=move,
+        delimiter=call.query.get("delimiter") or None,
+        version=http.version_number(call.headers.get("x-source-version"), "X-Source-Version"),
+        content_type=http.header_text(given_type) if given_type else None,
+        fresh=(call.headers.get("x-fresh-metadata") or "").strip().lower() in TRUE_WORDS,
+        byte_range=call.headers.get("range"),
+        manifest_itself=call.query.get("multipart-manifest") == "get",
+    )
+
+
 async def _put_from(call: Call, meta: dict[str, str]) -> ObjectRecord:
     """``X-Copy-From`` / ``X-Move-From``: no data moves, only the map is shared."""
     assert call.container is not None and call.name is not None
@@ -245,139 +269,11 @@ async def _put_from(call: Call, meta: dict[str, str]) -> ObjectRecord:
         or call.headers.get("x-copy-from-account")  # Swift's name for it
         or call.account
     )
-    return await _copy_tree(
-        call, source_account, container, name, call.account, call.container, call.name,
-        meta, move=bool(moving),
-    )  # fmt: skip
-
-
-async def _copy_tree(
-    call: Call,
-    source_account: str,
-    container: str,
-    name: str,
-    dest_account: str,
-    dest_container: str,
-    dest_name: str,
-    meta: dict[str, str],
-    move: bool,
-) -> ObjectRecord:
-    """One object, or with ``?delimiter=`` also everything below it (spec §1.5): the
-    service copies or moves the tree, each object on its own and on its map, after
-    checking the caller's rights on all of it (the source path need not exist itself)."""
-    delimiter = call.query.get("delimiter")
-    if not delimiter:
-        return await _copy(
-            call, source_account, container, name, dest_account, dest_container, dest_name,
-            meta, move,
-        )  # fmt: skip
-    raw_version = call.headers.get("x-source-version")
-    if raw_version is not None and move:
-        raise errors.InvalidInput("X-Source-Version is a version number (copies only)")
-    given_type = (
-        call.headers.get("content-type") if "ignore_content_type" not in call.query else None
+    destination = (call.account, call.container, call.name)
+    request = _copy_request(
+        call, (source_account, container, name), destination, meta, move=bool(moving)
     )
-    return await call.storage.copy_tree(
-        call.user, source_account, container, name, dest_account, dest_container, dest_name,
-        delimiter, move=move, meta=meta,
-        version=http.version_number(raw_version, "X-Source-Version"),
-        content_type=http.header_text(given_type) if given_type else None,
-        fresh=(call.headers.get("x-fresh-metadata") or "").strip().lower() in TRUE_WORDS,
-        kept_when_fresh=LARGE_OBJECT_KEYS,
-    )  # fmt: skip
-
-
-async def _copy(
-    call: Call,
-    source_account: str,
-    container: str,
-    name: str,
-    dest_account: str,
-    dest_container: str,
-    dest_name: str,
-    meta: dict[str, str],
-    move: bool,
-) -> ObjectRecord:
-    raw_version = call.headers.get("x-source-version")
-    if raw_version is not None and move:
-        raise errors.InvalidInput("X-Source-Version is a version number (copies only)")
-    version = http.version_number(raw_version, "X-Source-Version")
-    source_call = Call(call.request, call.storage, call.credentials, source_account, None, None)
-    if not source_call.owner:
-        granted = await call.storage.access(call.user, source_account, container, name)
-        if granted is None or (move and granted != sharing.WRITE):
-            raise errors.PermissionDenied(f"You may not read {container}/{name}")
-    dest_call = Call(call.request, call.storage, call.credentials, dest_account, None, None)
-    await require_access(dest_call, sharing.WRITE, dest_container, dest_name)
-    given_type = (
-        call.headers.get("content-type") if "ignore_content_type" not in call.query else None
-    )
-    fresh = (call.headers.get("x-fresh-metadata") or "").strip().lower() in TRUE_WORDS
-    if not move:
-        source = await call.storage.get_object(source_account, container, name, version)
-        large = bool(source.meta.get(MANIFEST) or source.meta.get(SLO))
-        if call.headers.get("range") or (large and call.query.get("multipart-manifest") != "get"):
-            return await _copy_data(
-                call, source, dest_account, dest_container, dest_name, meta, fresh,
-                http.header_text(given_type) if given_type else None,
-            )  # fmt: skip
-        if source.meta.get(SLO) and source_account != dest_account:
-            await check_segments(call, dest_account, await read_all(call.storage, source))
-        if fresh:  # a copied manifest stays one: its markers are part of its data
-            markers = {k: source.meta[k] for k in LARGE_OBJECT_KEYS if k in source.meta}
-            meta = {**markers, **meta}
-    if move:
-        if source_account != dest_account:
-            raise errors.PermissionDenied("Objects move only within an account")
-        return await call.storage.move_object(
-            dest_account, container, name, dest_container, dest_name, meta=meta, muser=call.user
-        )
-    return await call.storage.copy_object(
-        dest_account,
-        container,
-        name,
-        dest_container,
-        dest_name,
-        version=version,
-        meta=meta,
-        muser=call.user,
-        source_account=source_account,
-        content_type=http.header_text(given_type) if given_type else None,
-        fresh=fresh,
-    )
-
-
-async def _copy_data(
-    call: Call,
-    source: ObjectRecord,
-    dest_account: str,
-    dest_container: str,
-    dest_name: str,
-    meta: dict[str, str],
-    fresh: bool,
-    content_type: str | None,
-) -> ObjectRecord:
-    """Swift's copies that are not of the source's map: a large object's data (its
-    segments, joined: the copy is an ordinary object), or the byte range asked for."""
-    body = await body_of(call, source)
-    start, end = 0, body.size
-    ranges = http.parse_ranges(call.headers.get("range"), body.size)
-    if ranges is not None:
-        if len(ranges) > 1:
-            raise errors.InvalidInput("A copy takes one byte range")
-        start, end = ranges[0]
-    kept = {} if fresh else {k: v for k, v in source.meta.items() if k not in LARGE_OBJECT_KEYS}
-    return await call.storage.put_object(
-        dest_account,
-        dest_container,
-        dest_name,
-        read_range(call.storage, body, start, end),
-        content_type=content_type or source.type,
-        meta={**kept, **meta},
-        muser=call.user,
-        max_size=MAX_FILE_SIZE,
-        size_hint=end - start,
-    )
+    return await call.storage.copy(request)
 
 
 async def object_post(call: Call) -> Response:
@@ -551,8 +447,11 @@ async def object_copy_move(call: Call) -> Response:
     dest_container, dest_name = source_path(destination, "Destination")
     dest_account = call.headers.get("destination-account") or call.account
     meta, _ = _object_meta(call)
-    record = await _copy_tree(
-        call, call.account, call.container, call.name, dest_account, dest_container, dest_name,
-        meta, move=call.request.method == "MOVE",
-    )  # fmt: skip
-    return _written(record)
+    request = _copy_request(
+        call,
+        (call.account, call.container, call.name),
+        (dest_account, dest_container, dest_name),
+        meta,
+        move=call.request.method == "MOVE",
+    )
+    return _written(await call.storage.copy(request))

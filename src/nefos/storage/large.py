@@ -24,6 +24,11 @@ from nefos.storage.writes import Writer
 
 # Object metadata of a static large object, under keys no header can spell.
 SLO, SLO_BYTES, SLO_ETAG, SLO_DEPTH = ":slo", ":slo-bytes", ":slo-etag", ":slo-depth"
+SLO_KEYS = (SLO, SLO_BYTES, SLO_ETAG, SLO_DEPTH)
+# A dynamic large object (Swift's DLO): its data are the objects under this prefix.
+MANIFEST = ":manifest"
+# What makes an object a large one: kept when its user metadata is replaced.
+LARGE_OBJECT_KEYS = (MANIFEST, *SLO_KEYS)
 MAX_MANIFEST_BODY = 8 << 20
 MAX_BULK_DELETES = 10000  # Swift's bound on one bulk delete, and on one SLO's segments
 

@@ -122,6 +122,16 @@ class Permissions:
             subjects = await read_subjects(s, user, account)
         return grants.access(path, subjects)
 
+    async def require(
+        self, user: str, account: str, container: str, name: str, wanted: str
+    ) -> None:
+        """PermissionDenied unless ``user`` owns the account or is granted ``wanted``."""
+        if user == account:
+            return
+        granted = await self.access(user, account, container, name)
+        if granted is None or (wanted == sharing.WRITE and granted != sharing.WRITE):
+            raise errors.PermissionDenied(f"You may not {wanted} {container}/{name}")
+
     async def shared_with(self, user: str) -> list[tuple[str, dt.datetime | None]]:
         """Accounts that share something with ``user`` (top-level GET), by name."""
         async with self.db.session() as s:
@@ -162,6 +172,24 @@ class Permissions:
             if any((g[sharing.READ] | g[sharing.WRITE]) & subjects for g in grants.by_path.values())
         }
         return [c for c in await self.containers.list_containers(account) if c.name in names]
+
+    async def writes_in(self, user: str, account: str, container: str) -> bool:
+        """May ``user`` write some object of the container (its owner, or a share with
+        write on some path in it)? Pithos's block upload asks no more than that."""
+        if user == account:
+            return True
+        base = container_path(account, container) + "/"
+        async with self.db.session() as s:
+            subjects = await read_subjects(s, user, account)
+            rows = await s.execute(
+                select(Permission.path, Permission.access, Permission.subject).where(
+                    Permission.path.startswith(base, autoescape=True)
+                )
+            )
+            grants = Grants()
+            for path, access, subject in rows:
+                grants.add(path, access, subject)
+        return any(g[sharing.WRITE] & subjects for g in grants.by_path.values())
 
     async def readable_filter(self, user: str, account: str, container: str) -> Any:
         """A predicate on object names: can ``user`` read it (for cross-user listings)?"""

@@ -32,6 +32,8 @@ MAX_META_KEYS = 32
 MAX_META_KEY = 128
 MAX_META_VALUE = 256
 MAX_TYPE = 256
+MAX_FILE_SIZE = 5 * 1024**3 + 2  # Swift's single-upload bound (a copy's data too)
+MAX_OBJECT_SIZE = MAX_FILE_SIZE * 1024  # what hashmaps and partial updates may reach
 VERSIONING = ("auto", "none")
 
 CONTENT_FIELDS = ("size", "type", "hash", "checksum", "map_name")  # what a write gives
@@ -214,6 +216,11 @@ def version_record(account: str, container: str, name: str, rows: list[Row[Any]]
         # Gone at its X-Delete-At, as in Swift; the expirer deletes it later.
         raise errors.NotFound(f"No object {container}/{name}")
     return record
+
+
+def etag_of(record: ObjectRecord) -> str:
+    """The object's ETag: the client's MD5 where one was kept, else the Pithos hash."""
+    return record.checksum or record.hash
 
 
 def expired(record: ObjectRecord) -> bool:

@@ -18,6 +18,10 @@ operations under one name. The parts hold one another explicitly, never by inher
   container listing as a caller sees it;
 - ``large`` (``nefos.storage.large.LargeObjects``): static large objects' segments,
   the caller's rights on them, and a manifest's delete with its segments;
+- ``bodies`` (``nefos.storage.bodies.Bodies``): what a read or a copy takes, a large
+  object's segments resolved as the caller;
+- ``copier`` (``nefos.storage.copies.Copier``): a copy or move of an object or a tree,
+  as the caller asks it;
 - ``browser`` (``nefos.storage.browsing.Browser``): a container and a page of its
   objects as a caller sees them;
 - ``bulk`` (``nefos.storage.bulk.BulkDeleter``): Swift's bulk delete of many paths;
@@ -41,10 +45,12 @@ from nefos.core.config import Settings
 from nefos.core.db import Database
 from nefos.quotas.service import Quotas
 from nefos.storage.accounts import AccountLister
+from nefos.storage.bodies import Bodies
 from nefos.storage.browsing import Browser
 from nefos.storage.bulk import BulkDeleter
 from nefos.storage.commits import Commits
 from nefos.storage.containers import Containers
+from nefos.storage.copies import Copier
 from nefos.storage.large import LargeObjects
 from nefos.storage.listings import Lister
 from nefos.storage.maintenance import Maintenance
@@ -101,12 +107,14 @@ class Namespace:
         self.lister = lister = Lister(db)
         self.permissions = permissions = Permissions(db, reader, containers)
         self.commits = commits = Commits(db, quotas)
-        self.writer = writer = Writer(db, settings, store, quotas, reader, commits)
+        self.writer = writer = Writer(db, settings, store, quotas, reader, commits, permissions)
         self.trees = trees = Trees(reader, lister, writer, permissions)
         self.maintenance = maintenance = Maintenance(db, commits)
         self.bulk = bulk = BulkDeleter(containers, writer)
         self.browser = browser = Browser(containers, lister, permissions)
         self.large = large = LargeObjects(settings, reader, writer, permissions)
+        self.bodies = bodies = Bodies(settings, reader, lister, large)
+        self.copier = copier = Copier(reader, writer, trees, permissions, bodies)
         self.account_lister = account_lister = AccountLister(db, containers, permissions)
 
         # containers and accounts
@@ -125,6 +133,8 @@ class Namespace:
         self.hashmap = reader.hashmap
         self.read = reader.read
         self.read_map = reader.read_map
+        self.body = bodies.body
+        self.read_body = bodies.read
         self.versions = reader.versions
         self.domain_meta = reader.domain_meta
         self.find_uuid = reader.find_uuid
@@ -159,6 +169,7 @@ class Namespace:
         self.set_domain = writer.set_domain
         self.update_meta = writer.update_meta
         self.update_data = writer.update_data
+        self.copy = copier.copy
         # trees of objects
         self.copy_tree = trees.copy_tree
         self.delete_tree = trees.delete_tree

@@ -27,18 +27,27 @@ from nefos.core import errors, http
 from nefos.core.auth import Credentials
 from nefos.storage import sharing
 from nefos.storage.dialect import TABLE as DIALECT
+
+# Names the API modules take from here, whatever part of the service defines them.
+from nefos.storage.large import LARGE_OBJECT_KEYS as LARGE_OBJECT_KEYS
+from nefos.storage.large import MANIFEST as MANIFEST
 from nefos.storage.large import MAX_BULK_DELETES as MAX_BULK_DELETES
 from nefos.storage.large import MAX_MANIFEST_BODY as MAX_MANIFEST_BODY
-from nefos.storage.large import SLO, SLO_BYTES, SLO_DEPTH, SLO_ETAG
+from nefos.storage.large import SLO as SLO
+from nefos.storage.large import SLO_BYTES as SLO_BYTES
+from nefos.storage.large import SLO_DEPTH as SLO_DEPTH
+from nefos.storage.large import SLO_ETAG as SLO_ETAG
+from nefos.storage.large import SLO_KEYS as SLO_KEYS
+from nefos.storage.records import MAX_FILE_SIZE as MAX_FILE_SIZE
 from nefos.storage.records import MAX_META_KEY, MAX_META_VALUE
-from nefos.storage.service import Namespace, ObjectRecord, check_container_name, check_object_name
+from nefos.storage.records import MAX_OBJECT_SIZE as MAX_OBJECT_SIZE
+from nefos.storage.records import etag_of as etag_of
+from nefos.storage.service import Namespace, check_container_name, check_object_name
 
 PREFIX = "/object-store/v1"
 PUBLIC_PREFIX = "/public"
 HASH_ALGORITHM = "sha256"
 LISTING_LIMIT = 10000
-MAX_FILE_SIZE = 5 * 1024**3 + 2  # Swift's single-upload bound
-MAX_OBJECT_SIZE = MAX_FILE_SIZE * 1024  # what hashmaps and partial updates may reach
 MAX_META_HEADERS = 90
 MAX_HASHMAP_BODY = 64 << 20
 SMALL_BODY = 1 << 20  # bodies up to this are read whole and sent in one piece
@@ -49,9 +58,7 @@ MAX_META_OVERALL_SIZE = 4096  # Swift's bound on one request's metadata names an
 STORAGE_POLICY = "Policy-0"
 
 # System headers kept with an object's user metadata, under keys no header can spell.
-ENCODING, DISPOSITION, MANIFEST = ":content-encoding", ":content-disposition", ":manifest"
-SLO_KEYS = (SLO, SLO_BYTES, SLO_ETAG, SLO_DEPTH)
-LARGE_OBJECT_KEYS = (MANIFEST, *SLO_KEYS)
+ENCODING, DISPOSITION = ":content-encoding", ":content-disposition"
 SYSTEM_HEADERS = {
     "content-encoding": ENCODING,
     "content-disposition": DISPOSITION,
@@ -298,10 +305,6 @@ def timestamp_headers(moment: dt.datetime | None) -> dict[str, str]:
     if moment is None:
         return {}
     return {"Last-Modified": http.http_date(moment), "X-Timestamp": http.epoch(moment)}
-
-
-def etag_of(record: ObjectRecord) -> str:
-    return record.checksum or record.hash
 
 
 async def require_access(call: Call, wanted: str, container: str, name: str) -> None:

@@ -91,8 +91,8 @@ class Trees:
         wanted = sharing.WRITE if move else sharing.READ
         async for record in self._tree(source_account, container, name, below, page, fresh):
             if not ours(record):
-                await self._require(user, source_account, container, record.name, wanted)
-                await self._require(
+                await self.permissions.require(user, source_account, container, record.name, wanted)
+                await self.permissions.require(
                     user, dest_account, dest_container, destination(record.name), sharing.WRITE
                 )
         first: ObjectRecord | None = None
@@ -100,9 +100,9 @@ class Trees:
         async for record in self._tree(source_account, container, name, below, page, fresh):
             if ours(record):
                 continue
-            await self._require(user, source_account, container, record.name, wanted)
+            await self.permissions.require(user, source_account, container, record.name, wanted)
             dest = destination(record.name)
-            await self._require(user, dest_account, dest_container, dest, sharing.WRITE)
+            await self.permissions.require(user, dest_account, dest_container, dest, sharing.WRITE)
             given = dict(meta or {})
             if fresh:
                 kept = {k: record.meta[k] for k in kept_when_fresh if k in record.meta}
@@ -139,10 +139,10 @@ class Trees:
         is none."""
         below = name.rstrip(delimiter) + delimiter
         async for record in self._tree(account, container, name, below, page):
-            await self._require(user, account, container, record.name, sharing.WRITE)
+            await self.permissions.require(user, account, container, record.name, sharing.WRITE)
         deleted = 0
         async for record in self._tree(account, container, name, below, page):
-            await self._require(user, account, container, record.name, sharing.WRITE)
+            await self.permissions.require(user, account, container, record.name, sharing.WRITE)
             try:
                 await self.writer.delete_object(account, container, record.name, user)
             except errors.NotFound:
@@ -206,16 +206,6 @@ class Trees:
             named = None
         if named is not None:
             yield named
-
-    async def _require(
-        self, user: str, account: str, container: str, name: str, wanted: str
-    ) -> None:
-        """PermissionDenied unless ``user`` owns the account or is granted ``wanted``."""
-        if user == account:
-            return
-        granted = await self.permissions.access(user, account, container, name)
-        if granted is None or (wanted == sharing.WRITE and granted != sharing.WRITE):
-            raise errors.PermissionDenied(f"You may not {wanted} {container}/{name}")
 
     async def _last_serial(self) -> int:
         async with self.db.session() as s:

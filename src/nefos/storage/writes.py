@@ -23,6 +23,7 @@ from nefos.quotas.service import Quotas, charge
 from nefos.storage import commits, known, nodes, pending
 from nefos.storage.commits import Commits, Plan, VersionData, Write
 from nefos.storage.models import CURRENT
+from nefos.storage.permissions import Permissions
 from nefos.storage.reads import Reader
 from nefos.storage.records import (
     CLIENTKEY,
@@ -56,6 +57,7 @@ class Writer:
         quotas: Quotas,
         reader: Reader,
         commits: Commits,
+        permissions: Permissions,
     ):
         self.db = db
         self.settings = settings
@@ -63,6 +65,7 @@ class Writer:
         self.quotas = quotas
         self.reader = reader
         self.commits = commits
+        self.permissions = permissions
 
     async def put_object(
         self,
@@ -208,14 +211,18 @@ class Writer:
             await known.remember(conn, [account], hashes)
 
     async def upload_blocks(
-        self, account: str, container: str, chunks: AsyncIterator[bytes], uploader: str = ""
+        self, uploader: str, account: str, container: str, chunks: AsyncIterator[bytes]
     ) -> list[str]:
         """Pithos's block upload: store a body as blocks for a later hashmap PUT and say
-        their hashes ([] for an empty body). Each block is charged to the account before
+        their hashes ([] for an empty body). The uploader must own the container or be
+        able to write somewhere in it. Each block is charged to the account before
         it is stored (``nefos.storage.pending``): past the quota the upload stops with
         OverQuota, the blocks before that point stored and charged, none after it."""
         check_account(account)
         check_container_name(container)
+        if not await self.permissions.writes_in(uploader, account, container):
+            raise errors.PermissionDenied("You may not write in this container")
+        await self.permissions.containers.container(account, container)
 
         async def admit(block: memoryview) -> None:
             data = blocks.stripped(block)
