@@ -30,7 +30,6 @@ from nefos.storage.swift import (
     MAX_OBJECT_SIZE,
     SLO,
     SLO_ETAG,
-    SLO_KEYS,
     SYSTEM_HEADERS,
     TRUE_WORDS,
     Call,
@@ -43,6 +42,13 @@ from nefos.storage.swift import (
     swift_text,
     timestamp_headers,
     until_param,
+)
+from nefos.storage.updates import (
+    DataSource,
+    DataUpdate,
+    ObjectUpdate,
+    SharingChange,
+    require_sharing_rights,
 )
 
 
@@ -90,13 +96,12 @@ def _signed(raw: str, header: str) -> int:
     return int(text)
 
 
-async def _apply_sharing(call: Call, container: str, name: str) -> None:
-    """``X-Object-Sharing`` and ``X-Object-Public`` on a write (owner only)."""
+def _sharing_change(call: Call) -> SharingChange | None:
+    """``X-Object-Sharing`` and ``X-Object-Public``, parsed (400 on bad syntax)."""
     sharing_header = call.headers.get("x-object-sharing")
     public_header = call.headers.get("x-object-public")
     if sharing_header is None and public_header is None:
-        return
-    call.require_owner()
+        return None
     grants = None
     if sharing_header is not None:
         grants = sharing.parse_sharing(http.header_text(sharing_header))
@@ -106,22 +111,7 @@ async def _apply_sharing(call: Call, container: str, name: str) -> None:
         if value not in ("true", "false", ""):
             raise errors.InvalidInput("X-Object-Public is true or false")
         public = value == "true"
-    await call.storage.share(call.account, container, name, grants, public)
-
-
-def _check_sharing_headers(call: Call) -> None:
-    """Validate before writing anything, so a bad header leaves nothing behind."""
-    value = call.headers.get("x-object-sharing")
-    if value is not None:
-        if not call.owner:
-            raise errors.PermissionDenied("Only the owner may change sharing")
-        sharing.parse_sharing(http.header_text(value))
-    public = call.headers.get("x-object-public")
-    if public is not None:
-        if not call.owner:
-            raise errors.PermissionDenied("Only the owner may publish")
-        if public.strip().lower() not in ("true", "false", ""):
-            raise errors.InvalidInput("X-Object-Public is true or false")
+    return SharingChange(grants, public)
 
 
 def _written(record: ObjectRecord, status: int = 201) -> Response:
@@ -138,7 +128,8 @@ def _written(record: ObjectRecord, status: int = 201) -> Response:
 async def object_put(call: Call) -> Response:
     assert call.container is not None and call.name is not None
     await require_access(call, sharing.WRITE, call.container, call.name)
-    _check_sharing_headers(call)
+    change = _sharing_change(call)
+    require_sharing_rights(call.user, call.account, change)
     await _check_write_conditions(call)
     meta, _ = _object_meta(call)
     if "hashmap" in call.query:
@@ -161,7 +152,10 @@ async def object_put(call: Call) -> Response:
             max_size=MAX_FILE_SIZE,
             size_hint=_declared_length(call),
         )
-    await _apply_sharing(call, call.container, call.name)
+    if change is not None:
+        await call.storage.share(
+            call.account, call.container, call.name, change.grants, change.public
+        )
     response = _written(record)
     if record.meta.get(SLO):
         response.headers["ETag"] = f'"{record.meta[SLO_ETAG]}"'
@@ -281,10 +275,39 @@ async def object_post(call: Call) -> Response:
     content_type = (call.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         return await _form_upload(call)
-    await require_access(call, sharing.WRITE, call.container, call.name)
-    _check_sharing_headers(call)
+    user = call.user
     meta, removed = _object_meta(call)
-    data_update = (
+    data = _data_update(call, content_type)
+    update = "update" in call.query
+    rewrite = data is None and (
+        not update
+        or bool(meta or removed)
+        or any(k.startswith("x-object-meta-") or k in SYSTEM_HEADERS for k in call.headers)
+    )
+    if rewrite:
+        meta.update(dict.fromkeys(removed, ""))
+    new_type = call.headers.get("content-type") if content_type else None
+    record = await call.storage.update(
+        ObjectUpdate(
+            user=user,
+            account=call.account,
+            container=call.container,
+            name=call.name,
+            meta=meta,
+            rewrite_meta=rewrite,
+            replace_meta=not update,
+            content_type=http.header_text(new_type) if rewrite and new_type else None,
+            data=data,
+            sharing=_sharing_change(call),
+        )
+    )
+    return _written(record, 204) if data is not None else Response(status_code=202)
+
+
+def _data_update(call: Call, content_type: str) -> DataUpdate | None:
+    """Pithos partial updates (spec §1.5), when the POST carries one: write at an
+    offset, append, take data from another object, truncate or extend."""
+    wanted = (
         "content-range" in call.headers
         or "x-source-object" in call.headers
         or "x-object-bytes" in call.headers
@@ -296,69 +319,24 @@ async def object_post(call: Call) -> Response:
             )
         )
     )
-    if data_update:
-        record = await _update_data(call)
-        if meta:
-            record = await call.storage.update_meta(
-                call.account, call.container, call.name, meta, muser=call.user
-            )
-        await _apply_sharing(call, call.container, call.name)
-        return _written(record, 204)
-    update = "update" in call.query
-    has_meta = bool(meta or removed) or any(
-        k.startswith("x-object-meta-") or k in SYSTEM_HEADERS for k in call.headers
-    )
-    if has_meta or not update:
-        for key in removed:
-            meta[key] = ""
-        current = await call.storage.get_object(call.account, call.container, call.name)
-        if not update:
-            # Swift and Pithos: a POST without update replaces the user metadata, but
-            # keeps the large-object markers that are part of the data.
-            for key in SLO_KEYS:
-                if key in current.meta:
-                    meta[key] = current.meta[key]
-        if has_meta or not update:
-            new_type = call.headers.get("content-type") if content_type else None
-            await call.storage.update_meta(
-                call.account,
-                call.container,
-                call.name,
-                meta,
-                replace=not update,
-                content_type=http.header_text(new_type) if new_type else None,
-                muser=call.user,
-            )
-    else:
-        await call.storage.get_object(call.account, call.container, call.name)
-    await _apply_sharing(call, call.container, call.name)
-    return Response(status_code=202)
-
-
-async def _update_data(call: Call) -> ObjectRecord:
-    """Pithos partial updates: write at an offset, append, take data from another
-    object, truncate or extend (spec §1.5)."""
-    assert call.container is not None and call.name is not None
+    if not wanted:
+        return None
     offset: int | None = None
     last: int | None = None
     if "content-range" in call.headers:
         offset, last = http.parse_content_range(call.headers["content-range"])
     chunks: AsyncIterator[bytes] | None = None
     length: int | None = None
-    source = call.headers.get("x-source-object")
-    if source:
-        container, name = source_path(source, "X-Source-Object")
-        source_account = call.headers.get("x-source-account") or call.account
+    source: DataSource | None = None
+    if call.headers.get("x-source-object"):
+        container, name = source_path(call.headers["x-source-object"], "X-Source-Object")
         raw_version = call.headers.get("x-source-version")
-        version = http.version_number(raw_version, "X-Source-Version")
-        # The caller reads the source: a share of this object grants nothing else.
-        granted = await call.storage.access(call.user, source_account, container, name)
-        if granted is None:
-            raise errors.PermissionDenied(f"You may not read {container}/{name}")
-        record = await call.storage.get_object(source_account, container, name, version)
-        end = record.size if last is None or offset is None else min(record.size, last - offset + 1)
-        chunks = call.storage.read(record, 0, end)
-        length = end
+        source = DataSource(
+            call.headers.get("x-source-account") or call.account,
+            container,
+            name,
+            http.version_number(raw_version, "X-Source-Version"),
+        )
     elif "content-range" in call.headers or call.headers.get("content-length", "0") != "0":
         _require_length(call)
         length = _declared_length(call)
@@ -372,17 +350,7 @@ async def _update_data(call: Call) -> ObjectRecord:
         chunks = call.request.stream()
     raw_truncate = call.headers.get("x-object-bytes")
     truncate = None if raw_truncate is None else http.whole_number(raw_truncate, "X-Object-Bytes")
-    return await call.storage.update_data(
-        call.account,
-        call.container,
-        call.name,
-        chunks,
-        offset=offset,
-        truncate=truncate,
-        muser=call.user,
-        length=length,
-        max_size=MAX_OBJECT_SIZE,
-    )
+    return DataUpdate(chunks, length, offset, last, source, truncate)
 
 
 async def _form_upload(call: Call) -> Response:

@@ -22,6 +22,8 @@ operations under one name. The parts hold one another explicitly, never by inher
   object's segments resolved as the caller;
 - ``copier`` (``nefos.storage.copies.Copier``): a copy or move of an object or a tree,
   as the caller asks it;
+- ``updater`` (``nefos.storage.updates.Updater``): an object's POST (metadata, data in
+  place, sharing) as the caller asks it;
 - ``browser`` (``nefos.storage.browsing.Browser``): a container and a page of its
   objects as a caller sees them;
 - ``bulk`` (``nefos.storage.bulk.BulkDeleter``): Swift's bulk delete of many paths;
@@ -73,6 +75,7 @@ from nefos.storage.records import (
 )
 from nefos.storage.stores import BlockStore
 from nefos.storage.trees import Trees
+from nefos.storage.updates import Updater
 from nefos.storage.writes import Writer
 
 __all__ = [
@@ -115,6 +118,7 @@ class Namespace:
         self.large = large = LargeObjects(settings, reader, writer, permissions)
         self.bodies = bodies = Bodies(settings, reader, lister, large)
         self.copier = copier = Copier(reader, writer, trees, permissions, bodies)
+        self.updater = updater = Updater(reader, writer, permissions)
         self.account_lister = account_lister = AccountLister(db, containers, permissions)
 
         # containers and accounts
@@ -169,6 +173,7 @@ class Namespace:
         self.set_domain = writer.set_domain
         self.update_meta = writer.update_meta
         self.update_data = writer.update_data
+        self.update = updater.update
         self.copy = copier.copy
         # trees of objects
         self.copy_tree = trees.copy_tree
