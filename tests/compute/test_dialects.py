@@ -4,6 +4,7 @@ the v3 catalog's speak OpenStack, the v2.0 catalog's speak Synnefo (core.dialect
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -269,9 +270,10 @@ async def _(client, endpoints, auth, setup):
     return (await probe_port(client, endpoints, auth))["device_id"]
 
 
-@probe("network", "floating_ip_extras")
-async def _(client, endpoints, auth, setup):
-    net = client._transport.app.state.engines.network  # the operator makes the pool
+async def probe_floating_ip(client, endpoints, auth) -> httpx.Response:
+    """A floating IP made on this endpoint (the operator makes the pool once); its
+    release frees the quota for the next probe."""
+    net = client._transport.app.state.engines.network
     if not await net.networks(Caller("probe", admin=True), {"name": ["probe-public"]}):
         pool = await net.create_network(
             Caller("probe", admin=True), "probe-public", "CUSTOM", floating_ip_pool=True
@@ -280,8 +282,38 @@ async def _(client, endpoints, auth, setup):
     created = await client.post(
         f"{neutron(endpoints)}/floatingips", json={"floatingip": {}}, headers=auth
     )
-    assert created.status_code == 201, created.text
+    assert created.status_code in (200, 201), created.text
+    gone = await client.delete(
+        f"{neutron(endpoints)}/floatingips/{created.json()['floatingip']['id']}", headers=auth
+    )
+    assert gone.status_code == 204, gone.text
+    return created
+
+
+@probe("network", "floating_ip_extras")
+async def _(client, endpoints, auth, setup):
+    created = await probe_floating_ip(client, endpoints, auth)
     return frozenset(created.json()["floatingip"]) & network_dialect.FLOATING_IP_EXTRAS
+
+
+@probe("network", "floating_ip_create_status")
+async def _(client, endpoints, auth, setup):
+    return (await probe_floating_ip(client, endpoints, auth)).status_code
+
+
+@probe("network", "port_update_network_id")
+async def _(client, endpoints, auth, setup):
+    port = await probe_port(client, endpoints, auth)
+    own = {"port": {"network_id": port["network_id"], "name": "renamed"}}
+    reply = await client.put(f"{neutron(endpoints)}/ports/{port['id']}", json=own, headers=auth)
+    if reply.status_code == 200:
+        assert reply.json()["port"]["name"] == "renamed"
+        elsewhere = {"port": {"network_id": str(uuid.uuid4()), "name": "moved"}}
+        moved = await client.put(
+            f"{neutron(endpoints)}/ports/{port['id']}", json=elsewhere, headers=auth
+        )
+        assert moved.status_code == 400, moved.text  # a port never moves
+    return reply.status_code
 
 
 async def probe_volume(client, endpoints, auth) -> tuple[dict[str, Any], dict[str, Any]]:

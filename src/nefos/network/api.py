@@ -19,6 +19,7 @@ from nefos.core.auth import current_user
 from nefos.core.body import parse_json
 from nefos.core.faults import json_response
 from nefos.network import api_views as views
+from nefos.network.dialect import TABLE as DIALECT
 from nefos.network.service import Caller, NetworkService, security_group_id
 from nefos.network.subnets import UNSET
 
@@ -272,6 +273,9 @@ async def update_port(request: Request, port_id: str) -> Response:
     caller, net = await _caller(request)
     body = await _body(request, "port")
     allowed = {"name", "device_id", "device_owner", "security_groups", "admin_state_up"}
+    own_network = None
+    if "network_id" in body and DIALECT.pick(request, "port_update_network_id") == 200:
+        own_network = _text(body.pop("network_id"), "network_id")
     if set(body) - allowed:
         raise errors.InvalidInput(f"Cannot update {', '.join(sorted(set(body) - allowed))}")
     groups = body.get("security_groups")
@@ -283,6 +287,7 @@ async def update_port(request: Request, port_id: str) -> Response:
         name=None if "name" not in body else _text(body["name"], "name"),
         device_id=body.get("device_id", ...),
         device_owner=body.get("device_owner"),
+        network_id=own_network,
     )
     return _one(request, "port", updated)
 
@@ -306,7 +311,7 @@ async def create_floating_ip(request: Request) -> Response:
         None if address is None else _text(address, "floating_ip_address"),
         project=_project(body),
     )
-    return _one(request, "floatingip", created, 201)
+    return _one(request, "floatingip", created, DIALECT.pick(request, "floating_ip_create_status"))
 
 
 @_route("/floatingips/{ip_id}", ["PUT"])

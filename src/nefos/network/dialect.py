@@ -2,7 +2,8 @@
 
 The OpenStack dialect sends Neutron's fields and nothing more; Synnefo's extras (the
 network's type, owner and pool flags; ids of users) go to the Synnefo dialect only.
-Input is the same on both: ``type`` is taken in a network create on either endpoint.
+Input is the same on both: ``type`` is taken in a network create on either endpoint,
+except a port update that names the port's own network (kamaki's ``port modify``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,20 @@ TABLE = Table(
         synnefo="subnet",
         why="A port's fixed_ips name their subnet as subnet_id in Neutron and as subnet "
         "in Cyclades.",
+    ),
+    Difference(
+        "floating_ip_create_status",
+        openstack=201,
+        synnefo=200,
+        why="Neutron creates a floating IP with 201; Cyclades allocates one with 200, the "
+        "only status kamaki's create_floatingip accepts (kamaki ip create).",
+    ),
+    Difference(
+        "port_update_network_id",
+        openstack=400,
+        synnefo=200,
+        why="A port update naming the port's own network_id: Neutron refuses the read-only "
+        "attribute; Cyclades ignores it, and kamaki's port modify always sends it back.",
     ),
     Difference(
         "no_device_id",

@@ -276,10 +276,17 @@ class Ports:
         name: str | None = None,
         device_id: object = ...,
         device_owner: str | None = None,
+        network_id: str | None = None,
     ) -> Port:
+        """``network_id``: the network the caller believes the port is on (kamaki sends it
+        back with every change); a port never moves, so another one is refused."""
         async with self.db.transaction() as s:
             port = await self.seen(s, caller, port_id, lock=True)
             may_change(caller, port.user_id, f"port {port_id}")
+            if network_id is not None and network_id != str(port.network_id):
+                raise errors.InvalidInput(
+                    f"Port {port_id} is on network {port.network_id}: a port cannot move"
+                )
             if name is not None:
                 port.name = check_name(name)
             if device_id is not ...:

@@ -101,11 +101,14 @@ class NetworkService:
 
     async def create_port(self, caller: Caller, network_id: str, **options: Any) -> Port:
         """:meth:`Ports.create_port`; a port made with a server's id as ``device_id``
-        is a NIC added to that server."""
+        is a NIC added to that server. Such a port is read again after its job is sent,
+        so the answer says BUILD: kamaki's ``port create --wait`` waits while the status
+        it was given lasts, and a DOWN it never sees again would end its wait at once."""
         port = await self.port_service.create_port(caller, network_id, **options)
         if port.device_id:
             _, nic = await self.nics.port_nic(str(port.id))
             await self.nics.notify("add", nic, port)
+            port = await self.port_service.port(caller, str(port.id))
         return port
 
     async def delete_port(self, caller: Caller, port_id: str) -> None:
