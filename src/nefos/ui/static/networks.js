@@ -270,8 +270,7 @@ export class Networks extends Component {
     if (!subnets.length) return html`<span class="sub">${t("net.noSubnet")}</span>`;
     return html`<ul class="subnets">${subnets.map((s) => html`<li key=${s.id}>
       <code>${s.cidr}</code>
-      <span class="sub">${s.gateway_ip ? t("net.gateway", { ip: html`<code>${s.gateway_ip}</code>` }) : t("net.noGateway")}
-        · ${s.ip_version === 6 ? t("net.slaac") : t(s.enable_dhcp ? "net.dhcpOn" : "net.dhcpOff")}</span></li>`)}</ul>`;
+      <span class="sub">${s.gateway_ip ? t("net.gateway", { ip: html`<code>${s.gateway_ip}</code>` }) : t("net.noGateway")}${" · "}${s.ip_version === 6 ? t("net.slaac") : t(s.enable_dhcp ? "net.dhcpOn" : "net.dhcpOff")}</span></li>`)}</ul>`;
   }
 
   table(id, networks, mine) {
