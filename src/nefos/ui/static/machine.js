@@ -256,10 +256,10 @@ export class Machine extends Component {
         <th>${t("nic.firewall")}</th><th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
       <tbody>${rows.map((row) => html`<tr key=${row.nic.id} data-network=${row.name}>
         <td><strong>${row.name}</strong></td>
-        <td class="ips">${shown(4)(row)}</td>
-        <td class="ips">${shown(6)(row)}</td>
-        <td><code>${row.nic.mac_address}</code></td>
-        <td>${FIREWALL[row.nic.firewallProfile] ? t(FIREWALL[row.nic.firewallProfile]) : row.nic.firewallProfile}</td>
+        <td class="ips" data-label="IPv4">${shown(4)(row)}</td>
+        <td class="ips" data-label="IPv6">${shown(6)(row)}</td>
+        <td data-label=${t("machine.mac")}><code>${row.nic.mac_address}</code></td>
+        <td data-label=${t("nic.firewall")}>${FIREWALL[row.nic.firewallProfile] ? t(FIREWALL[row.nic.firewallProfile]) : row.nic.firewallProfile}</td>
         <td class="row-actions">${row.removable ? html`<button type="button" class="danger" data-action="disconnect"
             aria-label=${t("nic.disconnectFrom", { network: row.name })}
             onClick=${() => this.setState({ dialog: { kind: "disconnect", nic: row.nic, network: row.name, addresses: row.mine.map((a) => a.addr) } })}>

@@ -297,8 +297,8 @@ export class Networks extends Component {
         <th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
       <tbody>${ips.map((ip) => html`<tr key=${ip.id} data-ip=${ip.floating_ip_address}>
         <td><code>${ip.floating_ip_address}</code></td>
-        <td>${networkName(ip.floating_network_id)}</td>
-        <td class="held-by">${this.holder(ip.port_id)}</td>
+        <td data-label=${t("machine.network")}>${networkName(ip.floating_network_id)}</td>
+        <td class="held-by" data-label=${t("net.heldBy")}>${this.holder(ip.port_id)}</td>
         <td class="row-actions">${ip.port_id
           ? html`<button type="button" data-action="detach" disabled=${busy}
               aria-label=${t("net.detachAddress", { address: ip.floating_ip_address })}
