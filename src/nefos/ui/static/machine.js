@@ -252,7 +252,7 @@ export class Machine extends Component {
         ? html` <span class="sub inline">${t("nic.floating")}</span>` : null}</span>`);
     };
     return html`<table class="machines nics" id="nics">
-      <thead><tr><th>${t("machine.network")}</th><th>IPv4</th><th>IPv6</th><th>${t("machine.mac")}</th>
+      <thead><tr><th>${t("machine.network")}</th><th class="as-is">IPv4</th><th class="as-is">IPv6</th><th>${t("machine.mac")}</th>
         <th>${t("nic.firewall")}</th><th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
       <tbody>${rows.map((row) => html`<tr key=${row.nic.id} data-network=${row.name}>
         <td><strong>${row.name}</strong></td>
