@@ -27,6 +27,36 @@ AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe-4.10.3.min.js"
 SERIOUS = ("serious", "critical")
 
 
+def lab_with_floating_ip(server: Server) -> str:
+    """A public network that gives floating IPs (an administrator's), one floating IP and
+    a private network "lab" with an IPv4 subnet, of the administrator's: the Networks
+    page shows each kind. Answers lab's id."""
+    admin = {"X-Auth-Token": server.admin_token}
+    net = f"{server.url}/network/v2.0"
+    public = httpx.post(
+        f"{net}/networks",
+        headers=admin,
+        json={"network": {"name": "public", "router:external": True}},
+    )
+    public.raise_for_status()
+    lab = httpx.post(f"{net}/networks", headers=admin, json={"network": {"name": "lab"}})
+    lab.raise_for_status()
+    for network, cidr in ((public, "10.79.0.0/24"), (lab, "192.168.1.0/24")):
+        httpx.post(
+            f"{net}/subnets",
+            headers=admin,
+            json={
+                "subnet": {
+                    "network_id": network.json()["network"]["id"],
+                    "cidr": cidr,
+                    "ip_version": 4,
+                }
+            },
+        ).raise_for_status()
+    httpx.post(f"{net}/floatingips", headers=admin, json={"floatingip": {}}).raise_for_status()
+    return lab.json()["network"]["id"]
+
+
 @pytest.fixture(scope="module")
 def cloud(server: Server) -> dict[str, str]:
     """An image, a running machine, a container with a file and a project application
@@ -51,10 +81,18 @@ def cloud(server: Server) -> dict[str, str]:
         headers={**admin, "Content-Type": "application/octet-stream"},
         content=b"\0" * 65536,
     ).raise_for_status()
+    lab = lab_with_floating_ip(server)
     created = httpx.post(
         f"{server.url}/compute/v2.1/servers",
         headers=admin,
-        json={"server": {"name": "web-1", "imageRef": image, "flavorRef": "1"}},
+        json={
+            "server": {
+                "name": "web-1",
+                "imageRef": image,
+                "flavorRef": "1",
+                "networks": [{"uuid": lab}],
+            }
+        },
     )
     created.raise_for_status()
     machine = created.json()["server"]["id"]
@@ -64,6 +102,15 @@ def cloud(server: Server) -> dict[str, str]:
         if shown.json()["server"]["status"] == "ACTIVE":
             break
         time.sleep(0.3)
+    ports = httpx.get(
+        f"{server.url}/network/v2.0/ports", headers=admin, params={"device_id": machine}
+    ).json()["ports"]
+    floating = httpx.get(f"{server.url}/network/v2.0/floatingips", headers=admin).json()
+    httpx.put(
+        f"{server.url}/network/v2.0/floatingips/{floating['floatingips'][0]['id']}",
+        headers=admin,
+        json={"floatingip": {"port_id": ports[0]["id"]}},
+    ).raise_for_status()
     store = f"{server.url}/object-store/v1/{server.admin_uuid}/documents"
     httpx.put(store, headers=admin).raise_for_status()
     httpx.put(f"{store}/notes.txt", headers=admin, content=b"hello").raise_for_status()
@@ -133,12 +180,13 @@ def test_every_signed_in_page(browser: Any, server: Server, cloud: dict[str, str
         ("dashboard", "#/", ".project-quota"),
         ("machines", "#/machines", "tr[data-name=web-1]"),
         ("new-machine", "#/machines/new", "#create"),
-        ("machine", f"#/machines/{machine}", "#addresses, .facts"),
+        ("machine", f"#/machines/{machine}", "#nics"),
         ("console", f"#/machines/{machine}/console", ".console-bar"),
         ("files", "#/files", "main h1"),
         ("files-container", "#/files/documents", "text=notes.txt"),
         ("shared", "#/shared", "main h1"),
         ("images", "#/images", "[data-image]"),
+        ("networks", "#/networks", "tr[data-network=lab]"),
         ("projects", "#/projects", "#my-applications"),
         ("moderation", "#/admin/users", "main .empty"),
         ("projects-approve", "#/admin/projects", "[data-project=a11y-course]"),
@@ -155,6 +203,23 @@ def test_every_signed_in_page(browser: Any, server: Server, cloud: dict[str, str
     page.goto(f"{ui}#/images")
     page.click("#register")
     checker.check(page, "image-register", "#image-submit")
+    page.goto(f"{ui}#/networks")
+    page.click("#new-network")
+    checker.check(page, "network-new", "#network-submit")
+    page.click("form.network-form button[type=button]")  # Cancel
+    page.click("#floating-ips [data-action=detach]")
+    checker.check(page, "floating-detach", "dialog.confirm #ask-yes")
+    page.goto(f"{ui}#/machines/{machine}")
+    page.click("#connect")
+    checker.check(page, "connect-dialog", "#connect-network")
+    page.keyboard.press("Escape")
+    phone = page.context.new_page()
+    phone.set_viewport_size({"width": 390, "height": 844})
+    phone.goto(f"{ui}#/networks")
+    checker.check(phone, "networks-phone", "tr[data-network=lab]")
+    phone.goto(f"{ui}#/machines/{machine}")
+    checker.check(phone, "machine-phone", "#nics")
+    phone.close()
     page.goto(f"{server.url}/ui/account")
     checker.check(page, "account", "main, body")
     page.context.close()

@@ -22,7 +22,7 @@ from tests.ui.people import EXPECT_MS, admin_of, log_in
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect
 
-from tests.ui.test_accessibility import violations
+from tests.ui.test_accessibility import lab_with_floating_ip, violations
 
 expect.set_options(timeout=EXPECT_MS)
 GREEK = re.compile(r"[\u0370-\u03ff\u1f00-\u1fff]")
@@ -84,10 +84,18 @@ def cloud(server: Server) -> dict[str, str]:
         headers={**admin, "Content-Type": "application/octet-stream"},
         content=b"\0" * 65536,
     ).raise_for_status()
+    lab = lab_with_floating_ip(server)
     created = httpx.post(
         f"{server.url}/compute/v2.1/servers",
         headers=admin,
-        json={"server": {"name": "web-1", "imageRef": image, "flavorRef": "1"}},
+        json={
+            "server": {
+                "name": "web-1",
+                "imageRef": image,
+                "flavorRef": "1",
+                "networks": [{"uuid": lab}],
+            }
+        },
     )
     created.raise_for_status()
     machine = created.json()["server"]["id"]
@@ -97,6 +105,15 @@ def cloud(server: Server) -> dict[str, str]:
         if shown.json()["server"]["status"] == "ACTIVE":
             break
         time.sleep(0.3)
+    ports = httpx.get(
+        f"{server.url}/network/v2.0/ports", headers=admin, params={"device_id": machine}
+    ).json()["ports"]
+    floating = httpx.get(f"{server.url}/network/v2.0/floatingips", headers=admin).json()
+    httpx.put(
+        f"{server.url}/network/v2.0/floatingips/{floating['floatingips'][0]['id']}",
+        headers=admin,
+        json={"floatingip": {"port_id": ports[0]["id"]}},
+    ).raise_for_status()
     store = f"{server.url}/object-store/v1/{server.admin_uuid}/documents"
     httpx.put(store, headers=admin).raise_for_status()
     httpx.put(f"{store}/notes.txt", headers=admin, content=b"hello").raise_for_status()
@@ -139,12 +156,13 @@ def test_every_page_in_greek(browser: Any, server: Server, cloud: dict[str, str]
         ("dashboard", "#/", ".project-quota"),
         ("machines", "#/machines", "tr[data-name=web-1]"),
         ("new-machine", "#/machines/new", "#create"),
-        ("machine", f"#/machines/{machine}", "#addresses, .facts"),
+        ("machine", f"#/machines/{machine}", "#nics"),
         ("console", f"#/machines/{machine}/console", "#console-failure"),
         ("files", "#/files", "tr[data-name=documents]"),
         ("files-container", "#/files/documents", "text=notes.txt"),
         ("shared", "#/shared", "main .empty"),
         ("images", "#/images", "[data-image]"),
+        ("networks", "#/networks", "tr[data-network=lab]"),
         ("projects", "#/projects", "#my-applications"),
         ("moderation", "#/admin/users", "main .empty"),
         ("projects-approve", "#/admin/projects", "[data-project=lab-2099]"),
@@ -186,6 +204,16 @@ def test_every_page_in_greek(browser: Any, server: Server, cloud: dict[str, str]
     page.goto(ui + "#/images")
     page.click("#register")
     look("image-register", "#image-submit")
+    page.goto(ui + "#/networks")
+    page.click("#new-network")
+    look("network-new", "#network-submit")
+    page.click("form.network-form button[type=button]")  # Cancel
+    page.click("#floating-ips [data-action=detach]")
+    look("floating-detach", "dialog.confirm #ask-yes")
+    page.goto(f"{ui}#/machines/{machine}")
+    page.click("#connect")
+    look("connect-dialog", "#connect-network")
+    page.keyboard.press("Escape")
     assert not left, left
     assert not axe, axe
 

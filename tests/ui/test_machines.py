@@ -1,5 +1,5 @@
 """Machines in the browser, on a cloud with a default public network: five at once, each
-turning ACTIVE with its own address; a machine's page with its addresses; resize against
+turning ACTIVE with its own address; a machine's page with its NIC and addresses; resize against
 the quota, with its confirmation.
 
 ``nefos up`` with ``[network] default_public_network`` set, the network made as an
@@ -115,13 +115,13 @@ def test_machine_page_shows_addresses_and_resizes(page: Page, screenshots: Path)
     expect(page).to_have_url(re.compile(r"#/machines/[^/]+$"))
     expect(page.locator("h1")).to_have_text("grow")
     expect(page.locator("#machine-status")).to_have_text("Running")
-    addresses = page.locator("#addresses tbody tr")
-    expect(addresses).to_have_count(2)  # IPv4 from the pool, and IPv6 (SLAAC)
-    first = addresses.first.locator("code").first.inner_text()
+    nic = page.locator("#nics tbody tr")
+    expect(nic).to_have_count(1)  # one NIC on public: IPv4 from the pool, and IPv6 (SLAAC)
+    expect(nic).to_have_attribute("data-network", "public")
+    first = nic.locator("td.ips").nth(0).inner_text()
     assert ipaddress.ip_address(first) in POOL
-    expect(addresses.first).to_contain_text("IPv4")
-    expect(addresses.first).to_contain_text("public")
-    expect(addresses.nth(1)).to_contain_text("IPv6")
+    v6 = ipaddress.ip_address(nic.locator("td.ips").nth(1).inner_text())
+    assert v6.version == 6 and v6 in ipaddress.ip_network("2001:db8:77::/64")
     expect(page.locator(".hint")).to_contain_text(f"ssh root@{first}")
     expect(page.locator("#machine-size")).to_have_text("1 CPU · 1 GiB RAM · 20 GiB disk")
 

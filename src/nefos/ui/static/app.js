@@ -11,6 +11,7 @@ import { Component, html, render } from "./lib.js";
 import { Machine } from "./machine.js";
 import { Machines } from "./machines.js";
 import { Moderation } from "./moderation.js";
+import { Networks } from "./networks.js";
 import { NewMachine } from "./newmachine.js";
 import { ProjectsAdmin } from "./projectadmin.js";
 import { Projects } from "./projects.js";
@@ -24,6 +25,7 @@ const VIEWS = {
   "/machines": { title: "nav.machines", view: Machines },
   "/machines/new": { title: "title.newMachine", view: NewMachine, nested: true, section: "/machines" },
   "/images": { title: "nav.images", view: Images },
+  "/networks": { title: "nav.networks", view: Networks },
   "/account": { title: "account.title", view: Account },
   "/projects": { title: "nav.projects", view: Projects },
   "/usage": { title: "nav.usage", view: Usage },
@@ -102,7 +104,7 @@ class App extends Component {
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
       <nav aria-label=${t("nav.main")}>${link("/", t("nav.dashboard"))}${link("/machines", t("nav.machines"))}
-        ${link("/files", t("nav.files"))}${link("/images", t("nav.images"))}${link("/projects", t("nav.projects"))}${link("/usage", t("nav.usage"))}
+        ${link("/files", t("nav.files"))}${link("/images", t("nav.images"))}${link("/networks", t("nav.networks"))}${link("/projects", t("nav.projects"))}${link("/usage", t("nav.usage"))}
         ${this.api.user && this.api.user.admin
           ? html`${link("/admin/users", t("nav.accountsToApprove"))}${link("/admin/projects", t("nav.projectsToApprove"))}` : null}
         ${link("/account", t("nav.account"))}</nav>

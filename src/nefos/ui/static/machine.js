@@ -1,16 +1,20 @@
-// One machine: its state, size, image and addresses, followed by polling, with its
-// actions; resize picks a size against the quota and asks first, since a running
-// machine is stopped and started again for it.
+// One machine: its state, size, image and network interfaces, followed by polling, with
+// its actions; resize picks a size against the quota and asks first, since a running
+// machine is stopped and started again for it. A NIC is a port of the Network API whose
+// device is the machine: "connect" makes one, "disconnect" deletes it; the firewall
+// profile is Cyclades's (the Synnefo dialect's `attachments`).
 
 import { explain, projectName } from "./api.js";
 import { GiB, MiB, amount, when } from "./format.js";
 import { resourceText, t } from "./i18n.js";
 import { Component, createRef, html } from "./lib.js";
 import { ACTIONS, Confirm, POLL, allowed, flavorText, label, moving, statusClass, task } from "./machines.js";
+import { Ask } from "./networks.js";
 import { QuotaBars, remaining } from "./quota.js";
 
 const WAIT_LIMIT_MS = 5 * 60 * 1000;
 const RUNNING = new Set(["ACTIVE"]);
+const FIREWALL = { ENABLED: "nic.firewall.ENABLED", PROTECTED: "nic.firewall.PROTECTED", DISABLED: "nic.firewall.DISABLED" };
 
 // What changing from one flavor to another adds to (or frees from) the quota.
 function delta(from, to, running) {
@@ -71,11 +75,28 @@ class Resize extends Component {
 }
 
 export class Machine extends Component {
-  state = { server: null, flavors: [], images: {}, quotas: {}, dialog: null, progress: null, notice: null, failure: null, missing: false };
+  state = { server: null, flavors: [], images: {}, quotas: {}, dialog: null, progress: null, notice: null, failure: null, missing: false,
+    nics: null, networks: [], joining: "" };
 
   componentDidMount() {
     this.poll();
     this.loadNames();
+  }
+
+  // The NICs (Cyclades's attachments) and the networks they are on; again whenever the
+  // server's addresses change, which is when a NIC comes or goes.
+  async loadNics() {
+    const { api } = this.props;
+    try {
+      const synnefo = await api.synnefoEndpoint("compute");
+      const [{ server }, { networks }] = await Promise.all([
+        api.request("GET", `${synnefo}/servers/${encodeURIComponent(this.props.rest)}`),
+        api.get("network", "/v2.0/networks"),
+      ]);
+      if (!this.stopped) this.setState({ nics: server.attachments || [], networks });
+    } catch (error) {
+      if (!this.stopped && error.status !== 404) this.setState({ failure: explain(error, this.props) });
+    }
   }
 
   componentWillUnmount() {
@@ -99,7 +120,13 @@ export class Machine extends Component {
 
   async fetch() {
     const { server } = await this.props.api.get("compute", `/servers/${encodeURIComponent(this.props.rest)}`);
-    if (!this.stopped) this.setState({ server });
+    if (this.stopped) return server;
+    this.setState({ server });
+    const addresses = JSON.stringify(server.addresses || {});
+    if (addresses !== this.addresses) {
+      this.addresses = addresses;
+      this.loadNics();
+    }
     return server;
   }
 
@@ -176,6 +203,92 @@ export class Machine extends Component {
     this.poll();
   }
 
+  // A new NIC: a port on the network with the machine as its device (the API plugs it
+  // in, on a running machine too).
+  async connect(network) {
+    const { api } = this.props;
+    const { server } = this.state;
+    this.setState({ dialog: null, failure: null, notice: null });
+    try {
+      await api.post("network", "/v2.0/ports", { port: { network_id: network.id, device_id: String(server.id), device_owner: "compute:nova" } });
+      this.setState({ notice: t("nic.connected", { name: server.name, network: network.name }) });
+    } catch (error) {
+      this.setState({ failure: t("nic.connectFailed", { name: server.name, network: network.name, why: explain(error, this.props) }) });
+    }
+    this.loadNics();
+    this.poll();
+  }
+
+  async disconnect(nic, network) {
+    const { api } = this.props;
+    const { server } = this.state;
+    this.setState({ dialog: null, failure: null, notice: null });
+    try {
+      await api.delete("network", `/v2.0/ports/${nic.id}`);
+      this.setState({ notice: t("nic.disconnected", { name: server.name, network }) });
+    } catch (error) {
+      this.setState({ failure: t("nic.disconnectFailed", { name: server.name, network, why: explain(error, this.props) }) });
+    }
+    this.loadNics();
+    this.poll();
+  }
+
+  // One row per NIC: its network, addresses (the server's, by the NIC's MAC) and profile.
+  nicTable(server) {
+    const { nics, networks } = this.state;
+    const listed = Object.entries(server.addresses || {}).flatMap(([network, list]) => list.map((a) => ({ network, ...a })));
+    const rows = (nics || []).map((nic) => {
+      const mine = listed.filter((a) => a["OS-EXT-IPS-MAC:mac_addr"] === nic.mac_address);
+      const network = networks.find((n) => n.id === nic.network_id);
+      const name = network ? network.name : mine.length ? mine[0].network : nic.network_id;
+      const floating = mine.some((a) => a["OS-EXT-IPS:type"] === "floating");
+      const removable = !network || !network.shared || floating;
+      return { nic, name, mine, removable };
+    });
+    const shown = (version) => (row) => {
+      const found = row.mine.filter((a) => a.version === version);
+      if (!found.length) return html`<span class="sub">${t("nic.none")}</span>`;
+      return found.map((a) => html`<span class="address" key=${a.addr}><code>${a.addr}</code>${a["OS-EXT-IPS:type"] === "floating"
+        ? html` <span class="sub inline">${t("nic.floating")}</span>` : null}</span>`);
+    };
+    return html`<table class="machines nics" id="nics">
+      <thead><tr><th>${t("machine.network")}</th><th class="as-is">IPv4</th><th class="as-is">IPv6</th><th>${t("machine.mac")}</th>
+        <th>${t("nic.firewall")}</th><th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
+      <tbody>${rows.map((row) => html`<tr key=${row.nic.id} data-network=${row.name}>
+        <td><strong>${row.name}</strong></td>
+        <td class="ips" data-label="IPv4">${shown(4)(row)}</td>
+        <td class="ips" data-label="IPv6">${shown(6)(row)}</td>
+        <td data-label=${t("machine.mac")}><code>${row.nic.mac_address}</code></td>
+        <td data-label=${t("nic.firewall")}>${FIREWALL[row.nic.firewallProfile] ? t(FIREWALL[row.nic.firewallProfile]) : row.nic.firewallProfile}</td>
+        <td class="row-actions">${row.removable ? html`<button type="button" class="danger" data-action="disconnect"
+            aria-label=${t("nic.disconnectFrom", { network: row.name })}
+            onClick=${() => this.setState({ dialog: { kind: "disconnect", nic: row.nic, network: row.name, addresses: row.mine.map((a) => a.addr) } })}>
+            ${t("nic.disconnect")}</button>` : null}</td>
+      </tr>`)}</tbody></table>`;
+  }
+
+  nicDialog(server) {
+    const { dialog, networks, joining } = this.state;
+    const close = () => this.setState({ dialog: null });
+    if (dialog && dialog.kind === "disconnect") {
+      const text = dialog.addresses.length ? t("nic.disconnectText", { addresses: dialog.addresses.join(", ") }) : t("nic.disconnectTextNone");
+      return html`<${Ask} title=${t("nic.disconnectTitle", { name: server.name, network: dialog.network })} text=${text}
+        keep=${t("nic.keep")} yes=${t("nic.disconnectFrom", { network: dialog.network })}
+        onYes=${() => this.disconnect(dialog.nic, dialog.network)} onNo=${close} />`;
+    }
+    if (dialog !== "connect") return null;
+    const choices = networks.filter((n) => !n.shared);
+    const chosen = choices.find((n) => n.id === joining) || choices[0];
+    return html`<${Ask} title=${t("nic.connectTitle", { name: server.name })} tone="primary" ready=${!!chosen}
+        keep=${t("common.cancel")} yes=${t("nic.connect")} onYes=${() => this.connect(chosen)} onNo=${close}>
+      ${choices.length ? html`<div class="field"><label for="connect-network">${t("machine.network")}</label>
+          <select id="connect-network" value=${chosen.id} onChange=${(e) => this.setState({ joining: e.target.value })}>
+            ${choices.map((n) => html`<option value=${n.id}>${n.name}</option>`)}</select>
+          <p class="hint">${t("nic.connectHint")}</p></div>`
+        : html`<p class="empty">${t("nic.noPrivate")} <a href="#/networks">${t("nic.makeOne")}</a></p>`}
+    </${Ask}>`;
+  }
+
   render({ resources, projects }, s) {
     const back = html`<p class="back"><a href="#/machines">${t("machine.all")}</a></p>`;
     if (s.missing) return html`${back}<h1>${t("machine.missing")}</h1><p class="empty">${t("machine.missingText")}</p>`;
@@ -185,8 +298,11 @@ export class Machine extends Component {
     const image = s.images[server.image && server.image.id];
     const entries = s.quotas[server.tenant_id] || {};
     const busy = s.progress !== null;
-    const nics = Object.entries(server.addresses || {}).flatMap(([network, list]) => list.map((a) => ({ network, ...a })));
-    nics.sort((a, b) => a.version - b.version);
+    // the address to reach it by: a floating one, else one on a public network, IPv4 first
+    const shared = new Set(s.networks.filter((n) => n.shared).map((n) => n.name));
+    const rank = (a) => (a["OS-EXT-IPS:type"] === "floating" ? 0 : shared.has(a.network) ? 1 : 2) * 10 + a.version;
+    const reach = Object.entries(server.addresses || {}).flatMap(([network, list]) => list.map((a) => ({ network, ...a })))
+      .sort((a, b) => rank(a) - rank(b))[0];
     return html`${back}
       <section class="page-head">
         <h1>${server.name}</h1>
@@ -209,15 +325,14 @@ export class Machine extends Component {
         <dt>${t("common.project")}</dt><dd>${projectName(projects, server.tenant_id)}</dd>
         <dt>${t("common.created")}</dt><dd>${when(server.created)}</dd>
       </dl>
-      <h2>${t("machines.addresses")}</h2>
-      ${nics.length ? html`<table class="machines addresses" id="addresses">
-          <thead><tr><th>${t("machine.address")}</th><th>${t("machine.kind")}</th><th>${t("machine.network")}</th><th>${t("machine.mac")}</th></tr></thead>
-          <tbody>${nics.map((a) => html`<tr key=${a.addr}>
-            <td><code>${a.addr}</code></td>
-            <td>${t(a["OS-EXT-IPS:type"] === "floating" ? "machine.floating" : "machine.ipv", { v: a.version })}</td>
-            <td>${a.network}</td><td><code>${a["OS-EXT-IPS-MAC:mac_addr"] || ""}</code></td></tr>`)}</tbody></table>
-          <p class="hint">${t("machine.ssh", { command: html`<code>ssh root@${nics[0].addr}</code>` })}</p>`
-        : html`<p class="sub">${t("machine.noNetwork")}</p>`}
+      <section class="page-head nics-head">
+        <h2>${t("nic.title")}</h2>
+        ${busy ? null : html`<button type="button" id="connect" onClick=${() => this.setState({ dialog: "connect", joining: "" })}>${t("nic.connectOpen")}</button>`}
+      </section>
+      ${s.nics === null ? html`<p class="loading">${t("common.loading")}</p>`
+        : s.nics.length ? this.nicTable(server) : html`<p class="sub">${t("machine.noNetwork")}</p>`}
+      ${reach ? html`<p class="hint">${t("machine.ssh", { command: html`<code>ssh root@${reach.addr}</code>` })}</p>` : null}
+      ${this.nicDialog(server)}
       ${s.dialog === "destroy" ? html`<${Confirm} server=${server} onYes=${() => this.act("destroy")}
           onNo=${() => this.setState({ dialog: null })} />` : null}
       ${s.dialog === "resize" && flavor ? html`<${Resize} server=${server} flavor=${flavor} flavors=${s.flavors}
