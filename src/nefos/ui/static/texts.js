@@ -310,6 +310,9 @@ export const TEXTS = {
   "share.copied": { en: "Copied", el: "Αντιγράφηκε" },
   "share.copyLink": { en: "Copy link", el: "Αντιγραφή συνδέσμου" },
 
+  // oslogos.js
+  "logo.unknown": { en: "Operating system not given", el: "Δεν δηλώθηκε λειτουργικό σύστημα" },
+
   // images.js
   "image.status.active": { en: "Ready", el: "Έτοιμη" },
   "image.status.queued": { en: "No data yet", el: "Χωρίς δεδομένα ακόμη" },
