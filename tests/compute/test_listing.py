@@ -207,3 +207,39 @@ async def test_ip_filters_match_fixed_addresses_from_the_start(
     assert await listed(ip6="2001:db8:") == ids[:2]
     assert await listed(ip=v6) == []  # ip is IPv4's, ip6 IPv6's
     assert await listed(bob, ip=v4.replace(".", "\\.")) == []
+
+
+async def test_with_count_counts_every_page_the_filters_select(
+    client: httpx.AsyncClient, engines: Engines, setup
+):
+    """``with_count=true`` adds how many servers the filters select over all pages (pages
+    are 4 here): a client showing a number needs no page of servers; without it the
+    body is Nova's."""
+    _, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    user = setup["people"]["alice"][0]
+    flavor = int(setup["flavor"])
+    rows = [dict(name=f"up-{n}", operstate="STARTED") for n in range(6)]
+    rows += [dict(name=f"down-{n}", operstate="STOPPED") for n in range(3)]
+    rows += [dict(name="gone", operstate="STARTED", deleted=True)]
+    await _rows(engines, user, flavor, rows)
+
+    async def listed(auth: dict = alice, **params) -> dict:
+        reply = await client.get(f"{NOVA}/servers", params=params, headers=auth)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    assert listed_count(await listed(with_count="true", limit=0)) == (0, 9)
+    assert listed_count(await listed(with_count="true", limit=0, status="ACTIVE")) == (0, 6)
+    assert listed_count(await listed(with_count="True", status="SHUTOFF")) == (3, 3)
+    assert listed_count(await listed(with_count="true", name="^up-[01]$")) == (2, 2)
+    assert listed_count(await listed(with_count="true")) == (4, 9)  # one page, all counted
+    assert "count" not in await listed()
+    assert "count" not in await listed(with_count="false")
+    assert listed_count(await listed(bob, with_count="true")) == (0, 0)  # not bob's
+    bad = await client.get(f"{NOVA}/servers", params={"with_count": "yes"}, headers=alice)
+    assert bad.status_code == 400 and "with_count" in bad.json()["badRequest"]["message"]
+
+
+def listed_count(body: dict) -> tuple[int, int]:
+    return len(body["servers"]), body["count"]

@@ -130,3 +130,71 @@ def test_lists_mine_shared_and_public_and_registers_a_file(
     row = page.locator('tr[data-name="ubuntu-1"]')
     expect(row.locator("[data-status]")).to_have_attribute("data-status", "ACTIVE")
     expect(row).to_contain_text("My Ubuntu")
+
+
+# (name, properties as a client sends them, the logo drawn, its accessible name)
+SYSTEMS = [
+    ("Logo Debian", {"os_distro": "debian", "os_version": "12"}, "debian", "Debian"),
+    ("Logo Ubuntu", {"OS": "Ubuntu"}, "ubuntu", "Ubuntu"),  # Synnefo's OS, as kept by v2
+    ("Logo Fedora", {"os_distro": "fedora"}, "fedora", "Fedora"),
+    ("Logo Rocky", {"os_distro": "rocky"}, "rocky", "Rocky Linux"),
+    ("Logo Alma", {"os_distro": "almalinux"}, "alma", "AlmaLinux"),
+    ("Logo Windows", {"OSFAMILY": "windows"}, "windows", "Windows"),  # the family alone
+    ("Logo FreeBSD", {"os_distro": "freebsd"}, "freebsd", "FreeBSD"),
+    ("Logo Arch", {"os_distro": "arch"}, "arch", "Arch Linux"),
+    ("Logo Leap", {"os_distro": "opensuse-leap"}, "opensuse", "openSUSE"),
+    ("Logo Haiku", {"os_distro": "haiku"}, "generic", "Haiku"),  # one no logo knows
+    ("Logo Bare", {}, "generic", "Operating system not given"),
+]
+
+
+def test_each_os_has_its_logo(browser: Any, server: Server, screenshots: Path):
+    """Images of many systems, set by Glance v2's properties and by Plankton's headers
+    (kamaki's), each drawn with its own logo, named for a screen reader, on the Images
+    page and in the new machine's picker; an OS no logo knows gets the plain one."""
+    me = new_person(server, "logos@example.org")
+    errors: list[str] = []
+    page = log_in(browser, server, me, errors)
+    auth = {"X-Auth-Token": me.token}
+    for name, properties, _, _ in SYSTEMS:
+        made = httpx.post(
+            f"{server.url}/image/v2/images",
+            headers=auth,
+            json={"name": name, "disk_format": "raw", "container_format": "bare", **properties},
+        )
+        made.raise_for_status()
+        httpx.put(
+            f"{server.url}/image/v2/images/{made.json()['id']}/file",
+            headers={**auth, "Content-Type": "application/octet-stream"},
+            content=DISK,
+        ).raise_for_status()
+    upload(server, me, "disks", "centos.img")
+    httpx.post(  # Plankton lowers the header's name: the property is "os"
+        f"{server.url}/image/v1/images/",
+        headers={
+            **auth,
+            "X-Image-Meta-Name": "Logo CentOS",
+            "X-Image-Meta-Location": f"pithos://{me.uuid}/disks/centos.img",
+            "X-Image-Meta-Property-OS": "centos",
+            "X-Image-Meta-Property-OSFamily": "linux",
+        },
+    ).raise_for_status()
+    systems = [*SYSTEMS, ("Logo CentOS", {}, "centos", "CentOS")]
+
+    page.click("nav >> text=Images")
+    for name, _, logo, label in systems:
+        card = page.locator(f'#my-images [data-image="{name}"]')
+        expect(card.get_by_role("img", name=label, exact=True)).to_have_attribute("data-logo", logo)
+    page.screenshot(path=str(screenshots / "images-logos.png"), full_page=True)
+
+    page.goto(f"{server.url}/ui/#/machines/new")
+    for name, _, logo, label in systems:
+        choice = page.locator(".choice", has_text=name)
+        expect(choice.locator("svg.logo")).to_have_attribute("data-logo", logo)
+        expect(choice.locator("svg.logo")).to_have_attribute("aria-label", label)
+        expect(choice.locator(".sub")).to_contain_text(label, ignore_case=True)  # in words too
+    # the image is still chosen by its radio, whose name carries the OS too
+    expect(page.get_by_role("radio", name="Windows Logo Windows")).to_have_count(1)
+    page.screenshot(path=str(screenshots / "new-machine-logos.png"), full_page=True)
+    page.context.close()
+    assert not errors, errors

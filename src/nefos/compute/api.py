@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from nefos.compute import api_nics, quota_sets
 from nefos.compute.api_actions import action
-from nefos.compute.api_listing import next_link, server_query
+from nefos.compute.api_listing import next_link, server_query, with_count
 from nefos.compute.dialect import FLAVOR_EXTRAS, IMAGE_EXTRAS, SERVER_EXTRAS
 from nefos.compute.dialect import TABLE as DIALECT
 from nefos.compute.flavors import FlavorQuery
@@ -298,6 +298,7 @@ async def _list_servers(request: Request, detail: bool) -> Response:
     wire = _wire(request)
     params = request.query_params
     query = server_query(params, request.app.state.settings.limits, wire.status)
+    counted = with_count(params)
     projects = await member_projects(request, credentials)
     views = await compute.listing(str(credentials.user_id), query, projects)
     if query.changes_since is not None and not views and query.after is None:
@@ -309,6 +310,8 @@ async def _list_servers(request: Request, detail: bool) -> Response:
     if views and len(views) == query.limit:
         path = f"{wire.base}/servers" + ("/detail" if detail else "")
         answer["servers_links"] = next_link(path, params, views[-1].server.id)
+    if counted:
+        answer["count"] = await compute.count(str(credentials.user_id), query, projects)
     return _reply(answer)
 
 

@@ -7,7 +7,9 @@ Filters: ``status`` (the dialect's name: SHUTOFF or STOPPED), ``name``, ``ip``, 
 ``changes-since``; paging: ``marker`` (400 when it is no server the caller sees),
 ``limit`` (a whole number, at most ``[limits] server_list_max``), ``sort_key`` and
 ``sort_dir`` (repeatable, as Nova takes them; a key without a direction sorts
-descending). Nova ignores query parameters it does not know, and so does this.
+descending). ``with_count=true`` adds ``count``: how many servers the filters select
+over all pages (Cinder's ``with_count``, a nefos extension to Nova). Nova ignores query
+parameters it does not know, and so does this.
 """
 
 from __future__ import annotations
@@ -100,6 +102,16 @@ def server_query(params: QueryParams, limits: Limits, shown: Callable[[str], str
         after=after,
         limit=_limit(params, limits),
     )
+
+
+def with_count(params: QueryParams) -> bool:
+    raw = params.get("with_count")
+    if raw is None:
+        return False
+    wanted = {"true": True, "1": True, "false": False, "0": False}.get(raw.lower())
+    if wanted is None:
+        raise errors.InvalidInput(f"Invalid with_count {raw!r}: true or false")
+    return wanted
 
 
 def next_link(base: str, params: QueryParams, last_id: int) -> list[dict[str, str]]:

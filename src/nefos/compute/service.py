@@ -110,6 +110,7 @@ class Compute:
         self.server = self.reader.server
         self.servers = self.reader.servers
         self.listing = self.reader.listing
+        self.count = self.reader.count
         self.jobs = self.reader.jobs
         # The effect path.
         self.create_server = self.effect_path.create_server

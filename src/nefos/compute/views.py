@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DataError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -176,6 +176,19 @@ class ServerReader:
         """``user``'s servers and those shared to one of ``projects`` (None: all), by id."""
         query = ServerQuery(changes_since=changes_since, include_deleted=include_deleted)
         return await self.listing(user, query, projects)
+
+    async def count(
+        self, user: str | None, query: ServerQuery, projects: Iterable[str] = ()
+    ) -> int:
+        """How many servers ``user`` sees that ``query``'s filters select, over all
+        pages (its marker and limit aside): one COUNT, so that a client showing a
+        number (the web UI's dashboard) need not download every server."""
+        wanted = [*listing.visible_to(user, list(projects)), *listing.conditions(query)]
+        async with self.db.session() as s:
+            try:
+                return await s.scalar(select(func.count()).select_from(Server).where(*wanted)) or 0
+            except DataError:  # as in listing
+                raise errors.InvalidInput("Invalid regular expression in a filter") from None
 
     async def listing(
         self, user: str | None, query: ServerQuery, projects: Iterable[str] = ()

@@ -5,6 +5,7 @@
 // own origin, so the script is added once, on the first chart, and every other page pays
 // nothing for it.
 
+import { lang, t } from "./i18n.js";
 import { Component, createRef, html } from "./lib.js";
 
 const SCRIPT = new URL("./vendor/uplot-1.6.32.iife.min.js", import.meta.url);
@@ -23,7 +24,7 @@ export function loadChartLibrary() {
       script.onload = () => resolve(window.uPlot);
       script.onerror = () => {
         loading = null; // a later chart tries again
-        reject(new Error("The chart library could not be loaded."));
+        reject(new Error(t("chart.failed")));
       };
       document.head.append(script);
     });
@@ -33,6 +34,21 @@ export function loadChartLibrary() {
 
 // Colours of the page's palette (ui.css), each readable on white.
 const COLOURS = { used: "#1d5fd1", peak: "#9a5b00", limit: "#b3261e", axis: "#5a6478", grid: "#e6e9f0" };
+
+const HOUR = 3600;
+const DAY = 24 * HOUR;
+
+// The time axis in the page's language (uPlot's own labels are English): days when the
+// ticks are a day or more apart, else times, with the day too when the chart spans
+// several.
+function timeTicks(plot, ticks, _axis, _space, step) {
+  const span = ticks.length > 1 ? ticks[ticks.length - 1] - ticks[0] : 0;
+  const options = step >= DAY ? { day: "numeric", month: "short" }
+    : span > DAY ? { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }
+      : { hour: "2-digit", minute: "2-digit" };
+  const written = new Intl.DateTimeFormat(lang, options);
+  return ticks.map((tick) => written.format(new Date(tick * 1000)));
+}
 
 // A line chart of `times` (seconds since the epoch) against `lines`, each
 // {label, values, kind: "used" | "peak" | "limit"}; `format` writes an axis value,
@@ -82,7 +98,7 @@ export class Chart extends Component {
       cursor: { show: true, drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: () => [0, highest * 1.1] } },
       axes: [
-        { stroke: COLOURS.axis, grid: { stroke: COLOURS.grid }, space: 80 }, // times need room
+        { stroke: COLOURS.axis, grid: { stroke: COLOURS.grid }, space: 80, values: timeTicks }, // times need room
         {
           stroke: COLOURS.axis,
           grid: { stroke: COLOURS.grid },

@@ -76,6 +76,12 @@ export function t(key, values = {}) {
   return markup ? parts.filter((p) => p !== "") : parts.join("");
 }
 
+// Whether the table has a text (for a family of keys, e.g. one per resource, that
+// covers only the names it knows).
+export function has(key) {
+  return Object.hasOwn(TEXTS, key);
+}
+
 // A quota resource's name: the table's, else the API's description (a resource the
 // table does not know, added by a newer nefos).
 export function resourceText(name, resource) {

@@ -6,7 +6,7 @@ import { explain } from "./api.js";
 import { bytes } from "./format.js";
 import { day, t } from "./i18n.js";
 import { Component, html } from "./lib.js";
-import { Logo, osName } from "./newmachine.js";
+import { Logo, osName } from "./oslogos.js";
 import { DIRECTORY, Store } from "./store.js";
 
 const STATUS = {

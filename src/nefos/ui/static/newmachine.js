@@ -6,6 +6,7 @@ import { GiB, MiB, amount } from "./format.js";
 import { resourceText, t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 import { flavorText } from "./machines.js";
+import { distroOf, Logo, osName } from "./oslogos.js";
 import { QuotaBars, remaining } from "./quota.js";
 
 const MAX_COUNT = 20;
@@ -41,24 +42,8 @@ function fits(entries, flavor) {
   return n;
 }
 
-export function osName(image) {
-  const given = image.os_distro || image.OS || image.os || "";
-  const distro = given.charAt(0).toUpperCase() + given.slice(1);
-  const version = image.os_version || "";
-  return [distro, version].filter(Boolean).join(" ");
-}
-
 function slug(text) {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 20) || "machine";
-}
-
-// A neutral mark: the OS's initial on a colour of its own (no vendor's logo is shipped).
-export function Logo({ image }) {
-  const word = (image.os_distro || image.name || "?").trim();
-  let hue = 0;
-  for (const c of word) hue = (hue * 31 + c.charCodeAt(0)) % 360;
-  return html`<span class="logo" aria-hidden="true" style=${{ backgroundColor: `hsl(${hue} 55% 38%)` }}>
-    ${word.slice(0, 1).toUpperCase()}</span>`;
 }
 
 export class NewMachine extends Component {
@@ -97,7 +82,7 @@ export class NewMachine extends Component {
         flavor,
         count: 1,
         key: "",
-        name: image ? `${slug(image.os_distro || image.name)}-${used + 1}` : "",
+        name: image ? `${slug(distroOf(image) || image.name)}-${used + 1}` : "",
         named: false, // the user typed a name: choosing an image no longer renames it
       });
     } catch (error) {
@@ -110,7 +95,7 @@ export class NewMachine extends Component {
     if (!this.state.named) {
       const entries = this.state.quotas[this.state.project] || {};
       const used = entries["cyclades.vm"] ? entries["cyclades.vm"].usage : 0;
-      update.name = `${slug(image.os_distro || image.name)}-${used + 1}`;
+      update.name = `${slug(distroOf(image) || image.name)}-${used + 1}`;
     }
     this.setState(update);
   }

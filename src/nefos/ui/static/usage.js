@@ -4,34 +4,29 @@
 import { explain, projectName } from "./api.js";
 import { Chart } from "./chart.js";
 import { bytes, GiB, MiB } from "./format.js";
+import { has, lang, number, resourceText, t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 import { ordered } from "./quota.js";
 
 const HOUR = 3600;
 const DAY = 24 * HOUR;
+// Each period's label is the text `usage.<key>`.
 const PERIODS = [
-  { key: "hour", label: "Last hour", seconds: HOUR },
-  { key: "day", label: "Last day", seconds: DAY },
-  { key: "week", label: "Last 7 days", seconds: 7 * DAY },
-  { key: "month", label: "Last 30 days", seconds: 30 * DAY },
-  { key: "year", label: "Last year", seconds: 365 * DAY },
+  { key: "hour", seconds: HOUR },
+  { key: "day", seconds: DAY },
+  { key: "week", seconds: 7 * DAY },
+  { key: "month", seconds: 30 * DAY },
+  { key: "year", seconds: 365 * DAY },
 ];
 
-// Plain names: what each resource is to someone who has never run a server.
-const NAMES = {
-  "cyclades.vm": { title: "Machines", one: "machine", many: "machines" },
-  "cyclades.total_cpu": { title: "CPUs", one: "CPU", many: "CPUs" },
-  "cyclades.cpu": { title: "CPUs of running machines", one: "CPU", many: "CPUs" },
-  "cyclades.total_ram": { title: "Memory" },
-  "cyclades.ram": { title: "Memory of running machines" },
-  "cyclades.disk": { title: "Machines' disks" },
-  "pithos.diskspace": { title: "Space for your files" },
-  "cyclades.network.private": { title: "Private networks", one: "network", many: "networks" },
-  "cyclades.floating_ip": { title: "Public IP addresses", one: "address", many: "addresses" },
-};
-
+// Plain names: what each resource is to someone who has never run a server. texts.js
+// has `usage.title.<resource>`, and for a count `usage.count.<resource>` (with its
+// noun) and `usage.unit.<resource>` (the axis); a resource it does not know gets its
+// quota name, and bare numbers.
 function nameOf(resource, description) {
-  return NAMES[resource] || { title: description ? description.description : resource };
+  const title = has(`usage.title.${resource}`) ? t(`usage.title.${resource}`) : resourceText(resource, description);
+  const counted = has(`usage.count.${resource}`);
+  return { title, counted, many: counted ? t(`usage.unit.${resource}`) : "" };
 }
 
 // How a number of this resource reads: sizes in binary units, counts with their noun.
@@ -39,10 +34,7 @@ function wording(name, description) {
   const isBytes = description && description.unit === "bytes";
   const plain = nameOf(name, description);
   if (isBytes) return { isBytes, text: (n) => bytes(n) };
-  return {
-    isBytes,
-    text: (n) => (plain.one ? `${n} ${n === 1 ? plain.one : plain.many}` : String(n)),
-  };
+  return { isBytes, text: (n) => (plain.counted ? t(`usage.count.${name}`, { n }) : number(n)) };
 }
 
 // The axis unit for sizes: the largest that keeps the biggest value at 1 or more.
@@ -50,12 +42,12 @@ function axisUnit(highest) {
   if (highest >= GiB) return { label: "GiB", size: GiB };
   if (highest >= MiB) return { label: "MiB", size: MiB };
   if (highest >= 1024) return { label: "KiB", size: 1024 };
-  return { label: "bytes", size: 1 };
+  return { label: t("usage.unit.bytes"), size: 1 };
 }
 
 function clock(seconds, period) {
   const options = period.seconds <= DAY ? { timeStyle: "short" } : { dateStyle: "medium", timeStyle: "short" };
-  return new Date(seconds * 1000).toLocaleString(undefined, options);
+  return new Date(seconds * 1000).toLocaleString(lang, options);
 }
 
 function last(values) {
@@ -88,35 +80,43 @@ function ResourceChart({ series, times, description, period, projectTitle }) {
   const unit = words.isBytes ? axisUnit(Math.max(most, limit)) : null;
   // Sizes are drawn in the axis unit, so that its ticks fall on round numbers of it.
   const scale = (values) => (unit ? values.map((v) => (v === null ? null : v / unit.size)) : values);
-  const format = (v) => String(Number(v.toFixed(2)));
-  const lines = [{ label: "In use", kind: "used", values: scale(usage) }];
-  if (shortLived) lines.push({ label: "Most at once", kind: "peak", values: scale(peak) });
-  lines.push({ label: "Limit", kind: "limit", values: scale(times.map(() => limit)) });
-  const summary = `${plain.title} in ${projectTitle}, ${period.label.toLowerCase()}: ${
-    now === null ? "no record" : `${words.text(now)} now`}, at most ${words.text(most)}, of a limit of ${words.text(limit)}.`;
+  const format = (v) => number(v, { maximumFractionDigits: 2 });
+  const lines = [{ label: t("usage.inUse"), kind: "used", values: scale(usage) }];
+  if (shortLived) lines.push({ label: t("usage.mostAtOnce"), kind: "peak", values: scale(peak) });
+  lines.push({ label: t("usage.limit"), kind: "limit", values: scale(times.map(() => limit)) });
+  const summary = t("usage.summary", {
+    title: plain.title,
+    project: projectTitle,
+    period: t(`usage.${period.key}`).toLocaleLowerCase(lang),
+    now: now === null ? t("usage.noRecord") : t("usage.nowIs", { amount: words.text(now) }),
+    most: words.text(most),
+    limit: words.text(limit),
+  });
   const rows = changes(times, usage, peak);
   const data = JSON.stringify({ times, usage, peak, limit });
   return html`<figure class="usage-chart" data-resource=${series.resource} data-usage=${data}>
     <figcaption>
       <h3>${plain.title}</h3>
-      <p class="usage-now">${now === null ? "No record for this period" : `${words.text(now)} in use now`}, of ${words.text(limit)}.
-        ${most > (now || 0) ? ` At most ${words.text(most)} at once in this period.` : ""}</p>
+      <p class="usage-now">${now === null ? t("usage.noRecordNow", { limit: words.text(limit) })
+        : t("usage.now", { amount: words.text(now), limit: words.text(limit) })}${
+        most > (now || 0) ? ` ${t("usage.most", { amount: words.text(most) })}` : ""}</p>
     </figcaption>
     <${Chart} times=${times} lines=${lines} format=${format} whole=${!words.isBytes}
-      unit=${unit ? unit.label : plain.many || ""} summary=${summary} />
+      unit=${unit ? unit.label : plain.many} summary=${summary} />
     <ul class="chart-key" aria-hidden="true">
       ${lines.map((l) => html`<li key=${l.kind}><span class=${`swatch swatch-${l.kind}`}></span>${l.label}</li>`)}
     </ul>
     <details>
-      <summary>Show as a table</summary>
+      <summary>${t("usage.showTable")}</summary>
       <table class="usage-table">
-        <caption>${plain.title} in ${projectTitle}, at the end of each ${period.step}</caption>
-        <thead><tr><th scope="col">Time</th><th scope="col">In use</th><th scope="col">Most at once</th></tr></thead>
+        <caption>${t("usage.caption", { title: plain.title, project: projectTitle, step: period.step })}</caption>
+        <thead><tr><th scope="col">${t("usage.time")}</th><th scope="col">${t("usage.inUse")}</th>
+          <th scope="col">${t("usage.mostAtOnce")}</th></tr></thead>
         <tbody>
           ${rows.map((i) => html`<tr key=${times[i]}>
             <td>${clock(times[i], period)}</td>
-            <td>${usage[i] === null ? "no record" : words.text(usage[i])}</td>
-            <td>${peak[i] === null ? "no record" : words.text(peak[i])}</td>
+            <td>${usage[i] === null ? t("usage.noRecord") : words.text(usage[i])}</td>
+            <td>${peak[i] === null ? t("usage.noRecord") : words.text(peak[i])}</td>
           </tr>`)}
         </tbody>
       </table>
@@ -126,10 +126,10 @@ function ResourceChart({ series, times, description, period, projectTitle }) {
 
 // A step in words, for the table's caption.
 function stepWords(seconds) {
-  if (seconds % DAY === 0) return seconds === DAY ? "day" : `${seconds / DAY} days`;
-  if (seconds % HOUR === 0) return seconds === HOUR ? "hour" : `${seconds / HOUR} hours`;
-  if (seconds % 60 === 0) return seconds === 60 ? "minute" : `${seconds / 60} minutes`;
-  return seconds === 1 ? "second" : `${seconds} seconds`;
+  if (seconds % DAY === 0) return t("usage.step.day", { n: seconds / DAY });
+  if (seconds % HOUR === 0) return t("usage.step.hour", { n: seconds / HOUR });
+  if (seconds % 60 === 0) return t("usage.step.minute", { n: seconds / 60 });
+  return t("usage.step.second", { n: seconds });
 }
 
 export class Usage extends Component {
@@ -172,15 +172,15 @@ export class Usage extends Component {
   render({ resources, projects }, { period: key, loading, history, failed }) {
     const period = { ...PERIODS.find((p) => p.key === key), step: history ? stepWords(history.step) : "" };
     return html`<section class="usage">
-      <h1>Usage</h1>
-      <p class="intro">How much you used of each resource over time, in each of your projects, against its limit.</p>
-      <div class="periods" role="group" aria-label="Period">
+      <h1>${t("nav.usage")}</h1>
+      <p class="intro">${t("usage.intro")}</p>
+      <div class="periods" role="group" aria-label=${t("usage.period")}>
         ${PERIODS.map((p) => html`<button type="button" key=${p.key} aria-pressed=${p.key === key ? "true" : "false"}
-          class=${p.key === key ? "primary" : ""} onClick=${() => this.load(p.key)}>${p.label}</button>`)}
-        <button type="button" class="link" onClick=${() => this.load(key)}>Refresh</button>
+          class=${p.key === key ? "primary" : ""} onClick=${() => this.load(p.key)}>${t(`usage.${p.key}`)}</button>`)}
+        <button type="button" class="link" onClick=${() => this.load(key)}>${t("usage.refresh")}</button>
       </div>
       ${failed ? html`<p class="error" role="alert">${explain(failed)}</p>` : null}
-      ${loading && !history ? html`<p class="loading">Loading…</p>` : null}
+      ${loading && !history ? html`<p class="loading">${t("common.loading")}</p>` : null}
       ${history ? html`<div aria-busy=${loading ? "true" : "false"}>
         ${this.grouped().map(({ id, series }) => html`<section class="project-usage" key=${id} data-project=${id}
             aria-labelledby=${`usage-${id}`}>
@@ -190,7 +190,7 @@ export class Usage extends Component {
               description=${resources[s.resource]} period=${period} projectTitle=${projectName(projects, id)} />`)}
           </div>
         </section>`)}
-        ${history.series.length === 0 ? html`<p>You have no quota yet, so nothing to show.</p>` : null}
+        ${history.series.length === 0 ? html`<p>${t("usage.nothing")}</p>` : null}
       </div>` : null}
     </section>`;
   }
