@@ -8,6 +8,7 @@ says the same in words and in a table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from tests.ui.people import EXPECT_MS, log_in, new_person
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 expect.set_options(timeout=EXPECT_MS)
 
@@ -148,6 +150,9 @@ def test_machines_made_and_destroyed_show_in_the_charts(
     # On a phone, the charts (and the top bar, wrapped) fit the screen.
     page.set_viewport_size({"width": 390, "height": 844})
     expect(vm.locator("canvas")).to_be_visible()
+    # The charts take the new width when their ResizeObserver fires, a frame or more later.
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function("document.documentElement.scrollWidth <= 390", timeout=10_000)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, width
     page.screenshot(path=str(screenshots / "usage-phone.png"), full_page=True)
