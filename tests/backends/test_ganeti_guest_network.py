@@ -12,6 +12,8 @@ there runs the pings.
 - G1 and G2 on the private MAC_FILTERED network A, G2 also on the public network
   (bridged on the backend's link, IPv4 by DHCP, IPv6 by SLAAC);
 - G3 on the private network B, same bridge, same subnet numbers;
+- G2's NIC on A turns protected, then unprotected, while it runs: the node's chain
+  follows (a new inbound TCP connection is dropped, then reaches it);
 - a port made for G1 on B is hot-plugged into it, gets its lease, and reaches G3.
 
 The guests boot once and the tests share them, in file order; the last one deletes the
@@ -62,6 +64,7 @@ from tests.conftest import NEFOS
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 HOOK = Path("/etc/ganeti/kvm-vif-bridge")  # inside the cluster's namespaces (its own copy)
+MODIFY_HOOK = Path("/etc/ganeti/hooks/instance-modify-post.d/nefos-firewall")
 DNS = "192.0.2.53"
 DOMAIN = "guests.example.org"
 KERNEL_ARGS = "ro quiet nefos.net=dhcp nefos.shell=ttyS0"
@@ -124,9 +127,10 @@ def dataplane(ganeti: Ganeti, tmp_path_factory: pytest.TempPathFactory) -> Itera
         if plane.responder_pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(plane.responder_pid, signal.SIGTERM)
-        hook = ganeti.exec("cat", str(HOOK)).stdout
-        if MARKER in hook and str(config) in hook:  # ours, not a later run's
-            ganeti.exec("rm", "-f", str(HOOK))
+        for installed in (HOOK, MODIFY_HOOK):
+            hook = ganeti.exec("cat", str(installed)).stdout
+            if MARKER in hook and str(config) in hook:  # ours, not a later run's
+                ganeti.exec("rm", "-f", str(installed))
         for key, value in sysctls.items():
             _sysctl(ganeti, key, value)
 
@@ -425,6 +429,45 @@ async def test_a_public_guest_gets_ipv4_by_dhcp_and_ipv6_by_slaac(world: World) 
     assert found.group(1) == f"{ip6}/64"  # the kernel's SLAAC address is the port's
     status, out = await g2.sh("ip -6 route")
     assert status == 0 and "default via fe80::" in out, out  # the RA named a router
+
+
+async def test_a_firewall_profile_change_reaches_the_running_guest(world: World) -> None:
+    """firewallProfile on a running server: the tag job, then the modify whose hook
+    replaces the NIC's chain on the node; the guest keeps running throughout."""
+    engines, g1, g2 = world.engines, world.consoles["g1"], world.consoles["g2"]
+    server_id = world.servers["g2"].server.id
+    mac2, ip2, _ = world.nic("g2", "a")
+    port = next(n.port_id for n in world.servers["g2"].nics if n.mac == mac2)
+    name = base.instance_name(server_id)
+
+    def profile() -> object:
+        bound = world.plane.bound().values()
+        return next(b["firewall"] for b in bound if b["instance"] == name and b["mac"] == mac2)
+
+    async def has_profile(wanted: str) -> None:
+        async def seen() -> bool:
+            return profile() == wanted
+
+        await until(seen, 90)
+
+    await engines.compute.set_firewall(world.user, server_id, port, "ENABLED")
+    await has_profile("protected")
+    await g2.sh("rm -f /tmp/in; nc -l -p 8081 >/tmp/in & true")
+    await asyncio.sleep(0.5)
+    status, out = await g1.sh(f"echo inbound | nc -w 3 {ip2} 8081")
+    assert status != 0, out  # a new inbound connection: dropped
+    status, out = await g1.sh(f"ping -c 1 -W 2 {ip2}")
+    assert status == 0, out  # ICMP passes the protected profile
+
+    await engines.compute.set_firewall(world.user, server_id, port, "DISABLED")
+    await has_profile("unprotected")
+    status, out = await g1.sh(f"echo inbound | nc -w 3 {ip2} 8081")
+    assert status == 0, out  # the same listener, reached now
+    await asyncio.sleep(0.5)
+    assert (await g2.sh("cat /tmp/in"))[1].strip().endswith("inbound")
+    view = await until_status(engines, world.user, server_id, "ACTIVE")
+    assert view.status == "ACTIVE"  # no reboot: the guest's console never closed
+    assert g2.pump is not None and not g2.pump.done()
 
 
 async def test_a_port_made_for_a_running_guest_is_hotplugged_and_gets_a_lease(

@@ -287,3 +287,57 @@ print(install.stop(t / "pid"), install.running(t / "pid"))
 """
     out = netns.run(argv=[sys.executable, "-c", script], timeout=60).stdout.split("\n")
     assert out[:2] == ["True []", "True None"], out
+
+
+def test_a_profile_change_replaces_the_chain_of_a_running_nic(netns: Netns, tmp_path: Path) -> None:
+    """The instance-modify hook's environment (as Ganeti's post phase gives it) names the
+    instance's tags and NICs: the bound TAP's chain takes the new profile, and ifdown
+    still removes everything."""
+    config = tmp_path / "node.toml"
+    config.write_text(f'state_dir = "{tmp_path}"\n')
+    netns.run("ip link add nfdpb3 type bridge")
+    netns.run("ip link set nfdpb3 up")
+    netns.run("ip tuntap add nfdpx3 mode tap")
+    mac, instance = "aa:00:00:00:09:01", "snf-9"
+    network = ganeti_network("nefos-net-9", ["nefos:mode:bridged"], subnet="10.9.0.0/24")
+
+    def nic_tags(level: str | None) -> list[str]:
+        return [] if level is None else [f"nefos:firewall:nefos-port-9:{level}"]
+
+    env = ganeti_env(
+        tap="nfdpx3", instance=instance, mac=mac, mode="bridged", link="nfdpb3",
+        ip="10.9.0.9", nic_name="nefos-port-9", instance_tags=nic_tags("protected"),
+        network=network,
+    )  # fmt: skip
+    netns.node(config, "ifup", env=env)
+
+    def chain() -> str:
+        return netns.run("iptables -S nefos-fw-nfdpx3", check=False).stdout
+
+    def after_modify(level: str | None) -> None:
+        hook = {
+            "PATH": env["PATH"],
+            "GANETI_HOOKS_PHASE": "post",
+            "GANETI_POST_INSTANCE_NAME": instance,
+            "GANETI_POST_INSTANCE_TAGS": " ".join(["other", *nic_tags(level)]),
+            "GANETI_POST_INSTANCE_NIC_COUNT": "1",
+            "GANETI_POST_INSTANCE_NIC0_MAC": mac.upper(),
+            "GANETI_POST_INSTANCE_NIC0_NAME": "nefos-port-9",
+        }
+        netns.node(config, "firewall", env=hook)
+
+    assert "-A nefos-fw-nfdpx3 -j DROP" in chain()
+    after_modify("unprotected")
+    assert chain().splitlines()[1:] == ["-A nefos-fw-nfdpx3 -j ACCEPT"]
+    assert netns.run("iptables -S FORWARD").stdout.count("-j nefos-fw-nfdpx3") == 1
+    after_modify("limited")
+    assert (
+        "--dport 22 -j ACCEPT" in chain()
+        and "--dport 22 -j ACCEPT" in netns.run("ip6tables -S nefos-fw-nfdpx3").stdout
+    )
+    after_modify(None)  # no profile: no chain, no jump
+    assert chain() == "" and "nefos-fw" not in netns.run("iptables -S FORWARD").stdout
+    after_modify("protected")
+    assert "-A nefos-fw-nfdpx3 -j DROP" in chain()
+    netns.node(config, "ifdown", "nfdpx3")
+    assert chain() == "" and "nefos" not in netns.rules()

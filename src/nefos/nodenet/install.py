@@ -1,11 +1,12 @@
-"""Put the data plane on a Ganeti node: the hook Ganeti runs, the node's settings, the
+"""Put the data plane on a Ganeti node: the hooks Ganeti runs, the node's settings, the
 responder. Each part is rewritten only when it differs, so a second run changes nothing
 (the responder restarts only if its settings changed or it is not running).
 
 Ganeti 3.0's ``/usr/lib/ganeti/kvm-ifup`` execs ``<conf dir>/kvm-vif-bridge`` when that
 is executable, instead of its own bridge and route set-up; the hook runs nefos's ifup for
 NICs of nefos networks and Ganeti's own functions (``net-common``) for every other NIC,
-so instances that nefos did not make keep Ganeti's behaviour.
+so instances that nefos did not make keep Ganeti's behaviour. The ``instance-modify``
+post hook re-applies a NIC's firewall profile when it changes (``firewall.py``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ fi
 """
 
 
+def firewall_hook_script(python: str, config_path: Path) -> str:
+    return f"""#!/bin/bash
+# {MARKER}: written by `nefos ganeti install-network`; it rewrites this file.
+# Ganeti runs this after every instance modify, on the instance's nodes: nefos follows
+# a firewall tag change with one, so the NICs' chains here take the new profile.
+exec {python} -m nefos.nodenet --config {config_path} firewall
+"""
+
+
 def install(
     settings: NodeConfig,
     config_path: Path,
@@ -77,6 +87,9 @@ def install(
     changed = []
     if _write(hook, hook_script(python, config_path, NET_COMMON), 0o755):
         changed.append(str(hook))
+    modify_hook = ganeti_dir / "hooks" / "instance-modify-post.d" / "nefos-firewall"
+    if _write(modify_hook, firewall_hook_script(python, config_path), 0o755):
+        changed.append(str(modify_hook))
     config_changed = _write(config_path, settings.to_toml(), 0o644)
     if config_changed:
         changed.append(str(config_path))

@@ -189,7 +189,9 @@ class GanetiCluster:
 
     async def _set_firewall(self, instance: str, nic: str, level: str) -> int:
         """The new tag first, then the NIC's other firewall tags go: a NIC is never left
-        without a profile in between (the node scripts take the strictest they see)."""
+        without a profile in between (the node scripts take the strictest they see).
+        Then a modify that changes nothing, once the tags are in: its hook re-applies the
+        profile on the node while the guest runs (``nefos.nodenet.firewall``)."""
         stale = [
             tag
             for tag in await self.rapi.instance_tags(instance)
@@ -198,6 +200,9 @@ class GanetiCluster:
         job_id = await self.rapi.add_instance_tags(instance, [firewall_tag(nic, level)])
         if stale:
             job_id = await self.rapi.remove_instance_tags(instance, stale)
+        os_name = (await self.rapi.instance(instance)).get("os")
+        if os_name:
+            job_id = await self.rapi.touch(instance, os_name, (job_id,))
         return job_id
 
     async def _add_network(self, spec: NetworkSpec, depends: tuple[int, ...]) -> int:

@@ -256,6 +256,14 @@ class RapiClient:
     async def modify(self, name: str, beparams: dict[str, Any]) -> int:
         return await self._job("PUT", f"/2/instances/{name}/modify", {"beparams": beparams})
 
+    async def touch(self, name: str, os_name: str, depends: tuple[int, ...] = ()) -> int:
+        """A modify that changes nothing (the OS name the instance has): Ganeti runs its
+        ``instance-modify`` hooks on the instance's nodes, which no tag change does."""
+        body: dict[str, Any] = {"os_name": os_name}
+        if depends:
+            body["depends"] = _depends(depends)
+        return await self._job("PUT", f"/2/instances/{name}/modify", body)
+
     async def remove(self, name: str) -> int:
         return await self._job("DELETE", f"/2/instances/{name}")
 
