@@ -182,10 +182,13 @@ fi
 cat >/bin/nefos-udhcpc <<'SCRIPT'
 #!/bin/sh
 # udhcpc's hook: the address on the NIC, the first NIC's router as the default route,
-# and the lease in /tmp/lease.<nic> for the console.
+# and the lease in /tmp/lease.<nic> for the console. A new address is announced
+# (unsolicited ARP, as distributions' DHCP clients do), so peers that knew it at another
+# MAC (a floating IP that moved here) learn the new one at once.
 case $1 in
 bound | renew)
     ip addr add "$ip/$mask" dev "$interface" 2>/dev/null
+    [ "$1" = bound ] && arping -U -c 2 -w 3 -I "$interface" "$ip" >/dev/null 2>&1 &
     if [ -n "$router" ] && [ "$interface" = eth0 ]; then
         ip route replace default via "${router%% *}" dev "$interface"
     fi

@@ -14,7 +14,8 @@ there runs the pings.
 - G3 on the private network B, same bridge, same subnet numbers;
 - G2's NIC on A turns protected, then unprotected, while it runs: the node's chain
   follows (a new inbound TCP connection is dropped, then reaches it);
-- a port made for G1 on B is hot-plugged into it, gets its lease, and reaches G3.
+- a port made for G1 on B is hot-plugged into it, gets its lease, and reaches G3;
+- a floating IP held by a port on G1 moves to G3 (the port deleted, another made).
 
 The guests boot once and the tests share them, in file order; the last one deletes the
 servers and finds no binding or rule of theirs left on the node.
@@ -310,7 +311,9 @@ async def world(
         await network.create_subnet(caller, str(a.id), f"{private}.0/24", 4)
         b = await network.create_network(caller, "lan-b")
         await network.create_subnet(caller, str(b.id), f"{private}.0/24", 4)
-        public = await network.create_network(admin, "public", "CUSTOM", public=True)
+        public = await network.create_network(
+            admin, "public", "CUSTOM", public=True, floating_ip_pool=True
+        )
         public_net = random_net()
         await network.create_subnet(admin, str(public.id), f"{public_net}.0/24", 4)
         v6 = f"2001:db8:{secrets.randbelow(0xFFFF):x}::/64"
@@ -498,11 +501,56 @@ async def test_a_port_made_for_a_running_guest_is_hotplugged_and_gets_a_lease(
     assert status == 0, out
 
 
+async def test_a_floating_ip_moves_from_one_server_to_another(world: World) -> None:
+    """Synnefo's way: a floating IP is a NIC's own address, given by a port made with it
+    (fixed_ips) on its public network. G1 holds it, then G3; G2 reaches whichever does."""
+    engines, network = world.engines, world.engines.compute.network
+    g1, g2 = world.consoles["g1"], world.consoles["g2"]
+    floating = await network.create_floating_ip(world.caller, world.networks["public"])
+    address = floating.address
+
+    async def hold(guest: str) -> str:
+        server_id = world.servers[guest].server.id
+        port = await network.create_port(
+            world.caller, world.networks["public"], fixed_ips=[{"ip_address": address}],
+            device_id=str(server_id), device_owner="compute:nova",
+        )  # fmt: skip
+
+        async def active() -> bool:
+            view = await engines.compute.server(world.user, server_id)
+            return any(n.port_id == str(port.id) and n.status == "ACTIVE" for n in view.nics)
+
+        await until(active, 90)
+        view = await engines.compute.server(world.user, server_id)
+        mac = next(n.mac for n in view.nics if n.port_id == str(port.id))
+        lease = await world.consoles[guest].lease(mac, within=60)
+        assert lease["ip"].split("/")[0] == address, lease
+        return str(port.id)
+
+    held = await hold("g1")
+    status, out = await g2.sh(f"ping -c 2 -W 2 {address}")
+    assert status == 0, out
+    status, out = await g1.sh("ip -4 addr")
+    assert address in out, out
+
+    await network.delete_port(world.caller, held)  # the NIC leaves G1; the IP stays ours
+    mine = {f.address for f in await network.floating_ips(world.caller)}
+    assert address in mine
+    await hold("g3")
+    status, out = await g2.sh(f"ping -c 2 -W 2 {address}")
+    assert status == 0, out  # G3 answers now
+    status, out = await g1.sh("ip -4 addr")
+    assert address not in out, out  # G1's NIC with it was unplugged
+
+
 async def test_deleted_servers_leave_no_binding_or_rule_on_the_node(world: World) -> None:
     bound = world.plane.bound()
     ours = {base.instance_name(v.server.id) for v in world.servers.values()}
     taps = {tap for tap, b in bound.items() if b["instance"] in ours}
-    assert len(taps) == 5  # g1: 2 NICs, g2: 2, g3: 1
+    nics = 0
+    for view in world.servers.values():
+        nics += len((await world.engines.compute.server(world.user, view.server.id)).nics)
+    assert len(taps) == nics == 6  # g1: A and B; g2: A and public; g3: B and the floating IP
     for view in world.servers.values():
         await world.engines.compute.delete_server(world.user, view.server.id)
     for view in world.servers.values():
