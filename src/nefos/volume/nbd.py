@@ -4,9 +4,12 @@ Fixed newstyle negotiation only: ``NBD_OPT_EXPORT_NAME``, ``NBD_OPT_GO``,
 ``NBD_OPT_INFO``, ``NBD_OPT_LIST`` and ``NBD_OPT_ABORT`` are answered; every other
 option, ``NBD_OPT_STRUCTURED_REPLY`` among them, gets ``NBD_REP_ERR_UNSUP``, which
 clients take as "simple replies only". Transmission: READ, WRITE (with FUA), FLUSH,
-TRIM, WRITE_ZEROES (with FUA) and DISC. Requests of one connection are served in order:
-the next request is read only when the last is answered, which keeps each export's
-cache single-threaded and still lets a client pipeline (its requests wait in the socket).
+TRIM, WRITE_ZEROES (with FUA) and DISC. Requests of one connection are served
+concurrently, up to ``IN_FLIGHT`` at once, and each is answered when it is done, as the
+protocol allows (replies are matched by their cookie): QEMU keeps several reads in
+flight, and one read waiting for the store no longer holds up the others. The handle
+must take concurrent calls; a FLUSH covers the writes answered before it, and DISC waits
+for every request under way, then flushes.
 
 What is served is asked of an ``Exports`` (``nefos.volume.volumed``): this module knows
 the wire, not volumes.
@@ -15,6 +18,7 @@ the wire, not volumes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import struct
@@ -67,6 +71,7 @@ CMD_FLAG_FUA = 1
 
 MAX_REQUEST = 32 << 20  # the largest READ or WRITE a client may send (INFO_BLOCK_SIZE)
 MAX_OPTION = 64 << 10
+IN_FLIGHT = 16  # requests of one connection served at once (the reader waits past it)
 PREFERRED_BLOCK = 4096
 
 TRANSMISSION_FLAGS = (
@@ -83,7 +88,7 @@ class Handle(Protocol):
 
     size: int
 
-    async def read(self, offset: int, length: int) -> bytes: ...
+    async def read(self, offset: int, length: int) -> bytes | bytearray: ...
 
     async def write(self, offset: int, data: bytes, fua: bool) -> None: ...
 
@@ -217,38 +222,72 @@ def _reply(writer: asyncio.StreamWriter, option: int, kind: int, data: bytes = b
 async def _transmit(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handle: Handle
 ) -> None:
-    while True:
-        magic, flags, kind, cookie, offset, length = REQUEST.unpack(
-            await reader.readexactly(REQUEST.size)
-        )
-        if magic != REQUEST_MAGIC:
-            raise ProtocolError("bad request magic")
-        if kind == CMD_DISC:
-            await handle.flush()  # QEMU flushes first; a plain client may not
-            return
-        fua = bool(flags & CMD_FLAG_FUA)
-        if kind == CMD_WRITE:
-            if length > MAX_REQUEST:
-                raise ProtocolError(f"a write of {length} bytes")
-            data = await reader.readexactly(length)
-        error = _check(kind, offset, length, handle.size)
-        payload = b""
-        if not error:
-            try:
-                if kind == CMD_READ:
-                    payload = await handle.read(offset, length)
-                elif kind == CMD_WRITE:
-                    await handle.write(offset, data, fua)
-                elif kind == CMD_FLUSH:
-                    await handle.flush()
-                elif kind in (CMD_TRIM, CMD_WRITE_ZEROES):
-                    await handle.zero(offset, length, fua)
-            except Exception:
-                log.exception("NBD request %d at %d+%d failed", kind, offset, length)
-                error = errno.EIO
-        writer.write(SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, cookie))
-        if kind == CMD_READ and not error:
-            writer.write(payload)
+    slots = asyncio.Semaphore(IN_FLIGHT)
+    under_way: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            magic, flags, kind, cookie, offset, length = REQUEST.unpack(
+                await reader.readexactly(REQUEST.size)
+            )
+            if magic != REQUEST_MAGIC:
+                raise ProtocolError("bad request magic")
+            if kind == CMD_DISC:
+                if under_way:
+                    await asyncio.wait(under_way)
+                await handle.flush()  # QEMU flushes first; a plain client may not
+                return
+            data = b""
+            if kind == CMD_WRITE:
+                if length > MAX_REQUEST:
+                    raise ProtocolError(f"a write of {length} bytes")
+                data = await reader.readexactly(length)
+            await slots.acquire()
+            task = asyncio.ensure_future(
+                _serve(
+                    writer, handle, kind, bool(flags & CMD_FLAG_FUA), cookie, offset, length, data
+                )
+            )
+            under_way.add(task)
+            task.add_done_callback(under_way.discard)
+            task.add_done_callback(lambda _: slots.release())
+    finally:
+        if under_way:  # the client went: let what it sent finish before the handle closes
+            await asyncio.wait(under_way)
+
+
+async def _serve(
+    writer: asyncio.StreamWriter,
+    handle: Handle,
+    kind: int,
+    fua: bool,
+    cookie: int,
+    offset: int,
+    length: int,
+    data: bytes,
+) -> None:
+    """One request, answered when done (a reply is written whole, so replies of
+    concurrent requests never interleave)."""
+    error = _check(kind, offset, length, handle.size)
+    payload: bytes | bytearray = b""
+    if not error:
+        try:
+            if kind == CMD_READ:
+                payload = await handle.read(offset, length)
+            elif kind == CMD_WRITE:
+                await handle.write(offset, data, fua)
+            elif kind == CMD_FLUSH:
+                await handle.flush()
+            elif kind in (CMD_TRIM, CMD_WRITE_ZEROES):
+                await handle.zero(offset, length, fua)
+        except Exception:
+            log.exception("NBD request %d at %d+%d failed", kind, offset, length)
+            error = errno.EIO
+    if writer.is_closing():
+        return
+    writer.write(SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, cookie))
+    if kind == CMD_READ and not error:
+        writer.write(payload)
+    with contextlib.suppress(ConnectionError):  # the reader notices the client is gone
         await writer.drain()
 
 

@@ -56,39 +56,35 @@ HANDOVER_SECONDS = 2.0  # a client reconnecting may arrive before its old connec
 
 
 class OpenVolume:
-    """One client's handle on a device (``nbd.Handle``); requests of the control
-    channel (a snapshot's flush) take the same lock."""
+    """One client's handle on a device (``nbd.Handle``). The device takes the client's
+    concurrent requests, and the control channel's flush (a snapshot's, a detach's)
+    beside them."""
 
     def __init__(self, server: Volumed, name: str, device: Device):
         self.server = server
         self.name = name
         self.device = device
-        self.lock = asyncio.Lock()
         self.released = asyncio.Event()
 
     @property
     def size(self) -> int:
         return self.device.size
 
-    async def read(self, offset: int, length: int) -> bytes:
-        async with self.lock:
-            return await self.device.read(offset, length)
+    async def read(self, offset: int, length: int) -> bytes | bytearray:
+        return await self.device.read(offset, length)
 
     async def write(self, offset: int, data: bytes, fua: bool) -> None:
-        async with self.lock:
-            await self.device.write(offset, data)
-            if fua:
-                await self.device.flush()
-
-    async def flush(self) -> None:
-        async with self.lock:
+        await self.device.write(offset, data)
+        if fua:
             await self.device.flush()
 
+    async def flush(self) -> None:
+        await self.device.flush()
+
     async def zero(self, offset: int, length: int, fua: bool) -> None:
-        async with self.lock:
-            await self.device.zero(offset, length)
-            if fua:
-                await self.device.flush()
+        await self.device.zero(offset, length)
+        if fua:
+            await self.device.flush()
 
     async def close(self) -> None:
         try:
@@ -264,8 +260,7 @@ class Volumed:
             volume = await self.volumes.extend(owner, key, size)
             opened = self.opened.get(str(key))
             if opened is not None:
-                async with opened.lock:
-                    opened.device.size = volume.size
+                opened.device.resize(volume.size)
         return {"volume": str(key), "size": volume.size}
 
     async def _do_attach(self, key: uuid.UUID, env: dict[str, str]) -> dict[str, Any]:
