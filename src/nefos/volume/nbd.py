@@ -72,6 +72,7 @@ CMD_FLAG_FUA = 1
 MAX_REQUEST = 32 << 20  # the largest READ or WRITE a client may send (INFO_BLOCK_SIZE)
 MAX_OPTION = 64 << 10
 IN_FLIGHT = 16  # requests of one connection served at once (the reader waits past it)
+SEND_CHUNK = 256 << 10  # a read's payload goes out in slices of this (see _serve)
 PREFERRED_BLOCK = 4096
 
 TRANSMISSION_FLAGS = (
@@ -223,6 +224,7 @@ async def _transmit(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handle: Handle
 ) -> None:
     slots = asyncio.Semaphore(IN_FLIGHT)
+    sending = asyncio.Lock()
     under_way: set[asyncio.Task[None]] = set()
     try:
         while True:
@@ -243,9 +245,7 @@ async def _transmit(
                 data = await reader.readexactly(length)
             await slots.acquire()
             task = asyncio.ensure_future(
-                _serve(
-                    writer, handle, kind, bool(flags & CMD_FLAG_FUA), cookie, offset, length, data
-                )
+                _serve(writer, sending, handle, kind, flags, cookie, offset, length, data)
             )
             under_way.add(task)
             task.add_done_callback(under_way.discard)
@@ -257,16 +257,21 @@ async def _transmit(
 
 async def _serve(
     writer: asyncio.StreamWriter,
+    sending: asyncio.Lock,
     handle: Handle,
     kind: int,
-    fua: bool,
+    flags: int,
     cookie: int,
     offset: int,
     length: int,
     data: bytes,
 ) -> None:
-    """One request, answered when done (a reply is written whole, so replies of
-    concurrent requests never interleave)."""
+    """One request, answered when done. A reply goes out under ``sending``, so the
+    replies of concurrent requests never interleave; a read's payload goes in slices,
+    each waiting for the socket to take the last: the transport copies what the socket
+    does not take at once, and a 4 MiB bytes object sliced after a short send is copied
+    whole again."""
+    fua = bool(flags & CMD_FLAG_FUA)
     error = _check(kind, offset, length, handle.size)
     payload: bytes | bytearray = b""
     if not error:
@@ -282,13 +287,17 @@ async def _serve(
         except Exception:
             log.exception("NBD request %d at %d+%d failed", kind, offset, length)
             error = errno.EIO
-    if writer.is_closing():
-        return
-    writer.write(SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, cookie))
-    if kind == CMD_READ and not error:
-        writer.write(payload)
     with contextlib.suppress(ConnectionError):  # the reader notices the client is gone
-        await writer.drain()
+        async with sending:
+            if writer.is_closing():
+                return
+            writer.write(SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, cookie))
+            if kind == CMD_READ and not error:
+                view = memoryview(payload)
+                for start in range(0, len(view), SEND_CHUNK):
+                    writer.write(view[start : start + SEND_CHUNK])
+                    await writer.drain()
+            await writer.drain()
 
 
 def _check(kind: int, offset: int, length: int, size: int) -> int:
