@@ -118,17 +118,22 @@ class Volumed:
     async def start(self, tcp_port: int | None = None) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.attached_dir.mkdir(exist_ok=True, mode=0o700)
-        for name, handler in ((NBD_SOCKET, self._nbd_client), (CONTROL_SOCKET, self._control)):
+        loop = asyncio.get_running_loop()
+        for name in (NBD_SOCKET, CONTROL_SOCKET):
             path = self.run_dir / name
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # a socket left by a volumed that was killed
             old = os.umask(0o177)
             try:
-                self.servers.append(await asyncio.start_unix_server(handler, path, limit=MAX_LINE))
+                if name == NBD_SOCKET:
+                    server = await loop.create_unix_server(self._nbd_client, path)
+                else:
+                    server = await asyncio.start_unix_server(self._control, path, limit=MAX_LINE)
+                self.servers.append(server)
             finally:
                 os.umask(old)
         if tcp_port is not None:
-            self.servers.append(await asyncio.start_server(self._nbd_client, "127.0.0.1", tcp_port))
+            self.servers.append(await loop.create_server(self._nbd_client, "127.0.0.1", tcp_port))
         log.info("serving volumes in %s", self.run_dir)
 
     async def close(self) -> None:
@@ -138,11 +143,8 @@ class Volumed:
             with contextlib.suppress(Exception):
                 await opened.flush()
 
-    async def _nbd_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        if sock is not None and sock.family == socket.AF_INET:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await nbd.serve_client(reader, writer, self)
+    def _nbd_client(self) -> nbd.Connection:
+        return nbd.Connection(self)
 
     # -- nbd.Exports ----------------------------------------------------------------------
 
