@@ -319,6 +319,33 @@ async def test_small_blocks_written_at_once_share_their_syncs(
     assert temporary_files(tmp_path) == []
 
 
+async def test_big_blocks_of_one_call_share_their_syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """volumed writes back 4 MiB blocks several at a time: two syncfs for the call, no
+    fsync of each file; one big block alone is still fsynced on its own."""
+    store = FileStore(tmp_path)
+    syncs = count_syncs(monkeypatch)
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(filestore.os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    data = [os.urandom(BLOCK_SIZE) for _ in range(3)] + [bytes(BLOCK_SIZE)]
+    stored_before = data[1]
+    await store.put_blocks([stored_before])  # alone: its own fsyncs
+    assert len(fsyncs) == 2 and syncs == []
+    fsyncs.clear()
+    names = await store.put_blocks([*data, data[0]])
+    assert names == [block_hash(d) for d in [*data, data[0]]]
+    assert len(syncs) == 2 and fsyncs == []
+    assert await store.get_blocks(names[:3]) == data[:3]
+    assert temporary_files(tmp_path) == []
+    count_syncs(monkeypatch, fail_at=1)  # the first sync of the next call fails
+    with pytest.raises(OSError):
+        await store.put_blocks([os.urandom(BLOCK_SIZE), os.urandom(BLOCK_SIZE)])
+    assert sorted(await store.block_names()) == sorted(names[:3])
+    assert temporary_files(tmp_path) == []
+
+
 async def test_a_failed_sync_fails_its_group_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

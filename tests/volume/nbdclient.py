@@ -76,6 +76,32 @@ class NbdClient:
             raise NbdError(f"error {error}")
         return await self.reader.readexactly(length) if kind == 0 else b""
 
+    async def pipeline(self, requests: list[tuple[int, int, bytes]]) -> dict[int, bytes]:
+        """Send every ``(kind, offset, data or length)`` request before reading any
+        reply, then take the replies in whatever order they come (NBD matches them by
+        cookie). Each request's answer by its index: a read's bytes, else b""."""
+        sent: dict[int, tuple[int, int, int]] = {}
+        for index, (kind, offset, body) in enumerate(requests):
+            self.cookie += 1
+            length = len(body) if isinstance(body, bytes) else body
+            data = body if kind == 1 else b""
+            header = struct.pack(">IHHQQI", 0x25609513, 0, kind, self.cookie, offset, length)
+            self.writer.write(header + data)
+            sent[self.cookie] = (index, kind, length)
+        await self.writer.drain()
+        answers: dict[int, bytes] = {}
+        self.order: list[int] = []  # the indexes in the order their replies came
+        while sent:
+            magic, error, cookie = struct.unpack(">IIQ", await self.reader.readexactly(16))
+            if magic != 0x67446698 or cookie not in sent:
+                raise NbdError("bad reply")
+            index, kind, length = sent.pop(cookie)
+            if error:
+                raise NbdError(f"error {error} for request {index}")
+            answers[index] = await self.reader.readexactly(length) if kind == 0 else b""
+            self.order.append(index)
+        return answers
+
     async def read(self, offset: int, length: int) -> bytes:
         return await self._request(0, offset, length)
 

@@ -9,6 +9,7 @@ writes no client saw flushed.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import signal
 from pathlib import Path
@@ -75,4 +76,21 @@ def volumed(
             await engines.store.close()
             await engines.db.close()
 
+    keep_freed_memory()
     asyncio.run(run())
+
+
+def keep_freed_memory() -> None:
+    """Let glibc's malloc keep freed 4 MiB buffers for reuse rather than give them back
+    to the kernel: volumed allocates one per block it reads or writes, and each fresh
+    mapping costs a page fault per 4 KiB on first touch, which on this path cost more
+    than the copy itself. Freed memory stays in the heap, up to 256 MiB above what is in
+    use. Elsewhere than glibc, nothing changes."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # its largest value: 4 MiB blocks come from the heap
+    mallopt(m_trim_threshold, 256 << 20)

@@ -11,7 +11,9 @@ more). Smaller blocks written at the same time are made durable together
 (``group_sync``, on by default where libc has ``syncfs``): written to temporary names,
 one ``syncfs`` of the store's filesystem, renamed, a second ``syncfs``, instead of an
 fsync of each file and its directory: a small PUT costs its share of two flushes, and no
-thread wake-ups of its own. The price: ``syncfs`` also flushes whatever else is dirty on
+thread wake-ups of its own. Several big blocks given in one call (``nefos volumed``'s
+write-back) are grouped the same way, in that call's thread. The price: ``syncfs`` also
+flushes whatever else is dirty on
 that filesystem, so a store that shares its filesystem with heavy buffered writers is
 better off without it.
 """
@@ -306,7 +308,17 @@ class FileStore:
         return put
 
     async def _put(self, blocks: Sequence[Buffer]) -> list[Put]:
-        if not self.group_sync or any(memoryview(b).nbytes >= DIRECT_MIN for b in blocks):
+        big = any(memoryview(b).nbytes >= DIRECT_MIN for b in blocks)
+        if self.group_sync and big and len(blocks) > 1:
+            # Several big blocks in one call (volumed's write-back): made durable
+            # together in this call's thread, two syncfs instead of two fsyncs each.
+            puts = []
+            for outcome in await asyncio.to_thread(self._put_group, blocks):
+                if isinstance(outcome, OSError):
+                    raise outcome
+                puts.append(outcome)
+            return puts
+        if not self.group_sync or big:
             return await asyncio.to_thread(self._put_blocks, blocks)
         loop = asyncio.get_running_loop()
         waiting = []

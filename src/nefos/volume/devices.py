@@ -2,35 +2,45 @@
 
 The service's ``Volumes.write`` stores a new 4 MiB block for every write, which is
 right for an API call and ruinous for a disk that gets 4 KiB writes. A ``Device`` is a
-write-back cache in front of the same model:
+write-back cache in front of the same model, safe for the concurrent requests of one
+NBD connection (``nefos.volume.nbd`` serves them in parallel):
 
 * **At open** the volume's map is loaded once (``{position: hash}``); the device is the
   volume's only writer from then on (``nefos.volume.volumed`` refuses a second one), so
-  reads need no database: a map lookup, then the block from a small clean cache or the
-  store.
-* **A write** patches a whole 4 MiB block held in memory (``dirty``); the first write
-  to a block reads it (unless the write covers it whole, or the map has no entry, which
-  reads as zeros). Nothing reaches the store or the database yet.
-* **Write-back** (a flush, a FUA write, or the dirty set past its bound) stores each
-  dirty block as a content-addressed block (``BlockStore.put_blocks``: temporary file,
-  fsync, rename), then points the map's entries at them in one transaction, marked
-  owned. That is the service's copy-on-write exactly: a block is never changed in
-  place, the first write-back over an image's block leaves the image's block alone, a
-  block written back as all zeros drops its entry, and equal blocks dedupe. A crash
-  before the commit loses the unflushed writes and leaves the previous map, whole; the
-  blocks stored for it are garbage that the collector takes after its grace period.
-* **A flush is acknowledged after the commit returns**: every written byte is in an
-  fsynced block, and the map naming it is committed.
+  reads need no database: a map lookup, then the block from a clean cache or the store.
+  Concurrent reads of one block share one fetch, and a miss starts fetches of the next
+  few mapped blocks, each in its own thread, for the sequential reader's next requests.
+* **A write** patches a 4 MiB block held in memory (``dirty``). The old block is not
+  read at the write when the write covers whole 4 KiB pages: the pages written are
+  recorded, and the rest is filled in from the old block only when the block is read or
+  written back. So a random 4 KiB write costs a memory copy; an unaligned partial write
+  reads the old block first. Nothing reaches the store or the database yet.
+* **Write-back** (a flush, a FUA write, or the dirty set past its bound, then in the
+  background while requests go on) stores each dirty block as a content-addressed block
+  (``BlockStore.put_blocks``: temporary file, fsync, rename), several blocks at once in
+  worker threads (SHA-256 releases the GIL), then points the map's entries at them in
+  one transaction, marked owned. Blocks being written back are frozen (``writing``): a
+  write to one meanwhile starts a new dirty block over it. Write-backs take turns, so
+  the map's commits follow the order of the writes. This is the service's
+  copy-on-write exactly: a block is never changed in place, the first write-back over
+  an image's block leaves the image's block alone, a block written back as all zeros
+  drops its entry, and equal blocks dedupe. A crash before the commit loses the
+  unflushed writes and leaves the previous map, whole; the blocks stored for it are
+  garbage that the collector takes after its grace period.
+* **A flush is acknowledged after the commit returns**: every write completed before it
+  is in an fsynced block, and the map naming it is committed.
 
 Why content-addressed blocks and not volume-owned blocks rewritten in place: the store
 has only immutable blocks in both engines, so nothing in it can be torn; snapshots need
 no hashing pass; and write-back happens once per 4 MiB per flush, so a burst of small
-writes between flushes costs one block write, not one per write. The price is paid by a
-workload that flushes after every small write (a 4 MiB hash and write per flush).
+writes between flushes costs one block write, not one per write. The price is a SHA-256
+of every block written back, and a workload that flushes after every small write pays
+a 4 MiB read, hash and write per flush.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import OrderedDict
@@ -45,8 +55,10 @@ from nefos.volume import maps
 from nefos.volume.models import Volume, VolumeBlock
 
 DIRTY_BLOCKS = 64  # 256 MiB of unflushed writes per device before write-back starts
-CLEAN_BLOCKS = 16  # 64 MiB of recently read blocks per device
-READ_AHEAD = 4  # blocks fetched together when a read misses the cache
+CLEAN_BLOCKS = 32  # 128 MiB of recently read blocks per device
+READ_AHEAD = 8  # mapped blocks fetched ahead when a read misses the cache
+PUT_STREAMS = 4  # store calls (threads) one write-back runs at once
+PAGE = 4096  # the unit of a write that needs no read of the old block
 INSERT_BATCH = 2000
 log = logging.getLogger("nefos.volumed")
 ZEROS = bytes(BLOCK_SIZE)
@@ -58,6 +70,36 @@ class DeviceError(Exception):
 
 class VolumeGone(DeviceError):
     """The volume was deleted while it was open."""
+
+
+class Dirty:
+    """A block written since the last write-back. Until ``filled``, only the 4 KiB
+    pages set in ``pages`` (a bit mask) hold the volume's bytes; the others are zeros
+    standing in for the old block, which is read when the whole block is needed."""
+
+    __slots__ = ("buffer", "filled", "pages")
+
+    def __init__(self, buffer: bytearray, filled: bool):
+        self.buffer = buffer
+        self.filled = filled
+        self.pages = 0
+
+    def runs(self) -> list[tuple[int, int]]:
+        """The byte ranges the written pages cover, merged."""
+        found: list[tuple[int, int]] = []
+        mask, page = self.pages, 0
+        while mask:
+            if mask & 1:
+                run = page
+                while mask & 1:
+                    mask >>= 1
+                    page += 1
+                found.append((run * PAGE, page * PAGE))
+            else:
+                low = (mask & -mask).bit_length() - 1  # skip the unwritten pages at once
+                mask >>= low
+                page += low
+        return found
 
 
 class Device:
@@ -76,8 +118,14 @@ class Device:
         self.size = size
         self.entries = entries
         self.dirty_blocks = max(1, dirty_blocks)
-        self.dirty: OrderedDict[int, bytearray] = OrderedDict()
+        self.dirty: OrderedDict[int, Dirty] = OrderedDict()
+        self.writing: dict[int, bytes | bytearray] = {}  # frozen while written back
         self.clean: OrderedDict[int, bytes | bytearray] = OrderedDict()
+        # Fetches under way, by position: the block's name, and the fetch.
+        self.fetching: dict[int, tuple[str, asyncio.Future[bytes | bytearray]]] = {}
+        self.write_back_turn = asyncio.Lock()
+        self.background: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None  # of a background write-back
         self.blocks_written = 0  # blocks stored by write-back (for logs and tests)
 
     @classmethod
@@ -96,48 +144,108 @@ class Device:
             entries = dict(rows.all())
         return cls(db, store, volume_id, volume.size, entries, dirty_blocks)
 
+    def resize(self, size: int) -> None:
+        """Grow to ``size`` bytes: the old last block, if short, is held at its new
+        length (zeros after the old end), wherever it is held."""
+        last = block_count(self.size) - 1
+        self.size = size
+        if last < 0:
+            return
+        length = self._length(last)
+        dirty = self.dirty.get(last)
+        if dirty is not None and len(dirty.buffer) < length:
+            dirty.buffer.extend(bytes(length - len(dirty.buffer)))
+        for held in (self.clean, self.writing):
+            block = held.get(last)
+            if block is not None and len(block) < length:
+                held[last] = bytes(block).ljust(length, b"\0")
+
+    def _length(self, position: int) -> int:
+        return min(BLOCK_SIZE, self.size - position * BLOCK_SIZE)
+
     # -- reading --------------------------------------------------------------------------
 
-    async def read(self, offset: int, length: int) -> bytes:
+    async def read(self, offset: int, length: int) -> bytes | bytearray:
         touched = maps.pieces(offset, length, self.size)
+        if len(touched) == 1:
+            piece = touched[0]
+            block = await self._block(piece.position)
+            if piece.whole and isinstance(block, bytes) and len(block) == piece.length:
+                return block  # immutable: no copy
+            return block[piece.start : piece.end]
         out = bytearray()
         for piece in touched:
-            block = await self._block(piece.position, piece.length)
-            out += block[piece.start : piece.end]
-        return bytes(out)
+            block = await self._block(piece.position)
+            out += memoryview(block)[piece.start : piece.end]
+        return out
 
-    async def _block(self, position: int, length: int) -> bytes | bytearray:
-        """Block ``position``'s current bytes, ``length`` long (the volume's last block
-        is short)."""
-        if position in self.dirty:
-            return self.dirty[position]
+    async def _block(self, position: int) -> bytes | bytearray:
+        """Block ``position``'s current bytes (the volume's last block is short)."""
+        dirty = self.dirty.get(position)
+        if dirty is not None:
+            if not dirty.filled:
+                await self._fill(position, dirty)
+            return dirty.buffer
+        return await self._base(position, ahead=True)
+
+    async def _base(self, position: int, ahead: bool = False) -> bytes | bytearray:
+        """Block ``position`` as last written back: frozen for a write-back, cached, or
+        in the store (zeros where the map has no entry)."""
+        if position in self.writing:
+            return self.writing[position]
         if position in self.clean:
             self.clean.move_to_end(position)
             return self.clean[position]
-        h = self.entries.get(position)
-        if h is None:
-            return ZEROS[:length]
-        await self._fetch(position)
-        return self.clean[position]
+        if position not in self.entries:
+            return ZEROS[: self._length(position)]
+        name = self.entries[position]
+        under_way = self.fetching.get(position)
+        pending = (
+            under_way[1] if under_way and under_way[0] == name else self._start_fetch(position)
+        )
+        if ahead:
+            self._read_ahead(position)
+        return await asyncio.shield(pending)
 
-    async def _fetch(self, position: int) -> None:
-        """Read block ``position`` and the next few mapped ones that are not cached yet
-        (a sequential reader asks for them next) in one store call."""
-        last = block_count(self.size) - 1
-        wanted = [position]
-        for following in range(position + 1, min(position + READ_AHEAD, last + 1)):
-            if following in self.dirty or following in self.clean:
-                break
-            if following in self.entries:
-                wanted.append(following)
-        hashes = [self.entries[p] for p in wanted]
+    def _start_fetch(self, position: int) -> asyncio.Future[bytes | bytearray]:
+        name = self.entries[position]
+        task = asyncio.ensure_future(self._fetch(position, name))
+        self.fetching[position] = (name, task)
+        task.add_done_callback(lambda done: self._fetched(position, done))
+        return task
+
+    def _fetched(self, position: int, task: asyncio.Future[bytes | bytearray]) -> None:
+        under_way = self.fetching.get(position)
+        if under_way is not None and under_way[1] is task:
+            del self.fetching[position]
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("%s: fetching block %d failed", self.volume_id, position)
+
+    def _read_ahead(self, position: int) -> None:
+        """Fetch the next mapped blocks not cached yet: a sequential reader asks for
+        them next, and each comes in its own thread."""
+        last = min(position + READ_AHEAD, block_count(self.size) - 1)
+        for following in range(position + 1, last + 1):
+            if (
+                following in self.entries
+                and following not in self.dirty
+                and following not in self.writing
+                and following not in self.clean
+                and following not in self.fetching
+            ):
+                self._start_fetch(following)
+
+    async def _fetch(self, position: int, name: str) -> bytes | bytearray:
         try:
-            found = await self.store.get_blocks(hashes)
+            (data,) = await self.store.get_blocks([name])
         except BlockMissing as exc:
             raise DeviceError(f"blocks of volume {self.volume_id} are missing: {exc}") from exc
-        for p, data in zip(wanted, found, strict=True):
-            length = min(BLOCK_SIZE, self.size - p * BLOCK_SIZE)
-            self._remember(p, data.ljust(length, b"\0") if len(data) < length else data)
+        length = self._length(position)
+        if len(data) < length:
+            data = data.ljust(length, b"\0")
+        if self.entries.get(position) == name and position not in self.writing:
+            self._remember(position, data)
+        return data
 
     def _remember(self, position: int, data: bytes | bytearray) -> None:
         self.clean[position] = data
@@ -147,58 +255,136 @@ class Device:
 
     # -- writing --------------------------------------------------------------------------
 
-    async def write(self, offset: int, data: bytes | memoryview) -> None:
-        view = memoryview(data)
+    async def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self._raise_failure()
+        view = memoryview(data).cast("B")
         done = 0
         for piece in maps.pieces(offset, len(view), self.size):
             size = piece.end - piece.start
-            chunk = view[done : done + size]
+            await self._patch(piece, view[done : done + size])
             done += size
-            block = self.dirty.get(piece.position)
-            if block is None:
-                if piece.whole:
-                    block = bytearray(chunk)
-                else:
-                    block = bytearray(await self._block(piece.position, piece.length))
-                    block[piece.start : piece.end] = chunk
-                self.clean.pop(piece.position, None)
-                self.dirty[piece.position] = block
-            else:
-                block[piece.start : piece.end] = chunk
-                self.dirty.move_to_end(piece.position)
-        if len(self.dirty) > self.dirty_blocks:
-            # The oldest half: a sequential writer has finished them.
-            await self._write_back(list(self.dirty)[: max(1, self.dirty_blocks // 2)])
+        await self._bound()
+
+    async def _patch(self, piece: maps.Piece, chunk: memoryview) -> None:
+        position = piece.position
+        aligned = piece.start % PAGE == 0 and (piece.end % PAGE == 0 or piece.end == piece.length)
+        while True:
+            dirty = self.dirty.get(position)
+            if dirty is None:
+                # No old bytes to keep: the whole block is written, or it reads as zeros.
+                empty = position not in self.writing and position not in self.entries
+                dirty = Dirty(bytearray(piece.length), filled=piece.whole or empty)
+                self.dirty[position] = dirty
+            if dirty.filled or aligned:
+                dirty.buffer[piece.start : piece.end] = chunk
+                if not dirty.filled:
+                    first, last = piece.start // PAGE, -(-piece.end // PAGE)
+                    dirty.pages |= ((1 << (last - first)) - 1) << first
+                self.dirty.move_to_end(position)
+                return
+            await self._fill(position, dirty)  # then patch whatever is dirty by then
+
+    async def _fill(self, position: int, dirty: Dirty) -> None:
+        """The old block under the pages written so far (read once, when needed)."""
+        base = await self._base(position)
+        if dirty.filled:
+            return  # another request filled it meanwhile
+        block = bytearray(base)
+        if len(block) < len(dirty.buffer):
+            block.extend(bytes(len(dirty.buffer) - len(block)))
+        written = memoryview(dirty.buffer)
+        for start, end in dirty.runs():
+            block[start:end] = written[start:end]
+        dirty.buffer, dirty.filled, dirty.pages = block, True, 0
+
+    async def _bound(self) -> None:
+        """Past the dirty bound, write the oldest half back in the background (a
+        sequential writer has finished them); past twice the bound, wait for it."""
+        if len(self.dirty) <= self.dirty_blocks:
+            return
+        running = self.background
+        if running is None or running.done():
+            oldest = list(self.dirty)[: max(1, self.dirty_blocks // 2)]
+            self.background = asyncio.ensure_future(self._background(oldest))
+        elif len(self.dirty) + len(self.writing) > 2 * self.dirty_blocks:
+            await asyncio.shield(running)
+            self._raise_failure()
+
+    async def _background(self, positions: list[int]) -> None:
+        try:
+            await self._write_back(positions)
+        except Exception as exc:  # the next flush or write reports it
+            log.exception("%s: write-back failed", self.volume_id)
+            self.failure = exc
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise DeviceError(f"an earlier write-back failed: {failure}") from failure
 
     async def zero(self, offset: int, length: int) -> None:
         """TRIM and WRITE_ZEROES: whole blocks become zeros without a 4 MiB buffer (the
-        entry is dropped at write-back); a partial block is a write of zeros."""
+        entry is dropped at a write-back, in turn); a partial block is a write of zeros."""
         for piece in maps.pieces(offset, length, self.size):
-            if piece.whole and piece.position not in self.dirty:
-                if piece.position in self.entries:
-                    self.clean.pop(piece.position, None)
-                    await self._commit({piece.position: EMPTY_HASH})
-                continue
-            await self.write(
-                piece.position * BLOCK_SIZE + piece.start, ZEROS[: piece.end - piece.start]
-            )
+            position = piece.position
+            if piece.whole and position not in self.dirty:
+                if position in self.entries or position in self.writing:
+                    async with self.write_back_turn:
+                        if position not in self.dirty:
+                            await self._commit({position: EMPTY_HASH})
+                            self.clean.pop(position, None)
+                            continue
+                else:
+                    continue
+            await self.write(position * BLOCK_SIZE + piece.start, ZEROS[: piece.end - piece.start])
 
     async def flush(self) -> None:
-        """Make every write so far durable: blocks stored, then the map committed."""
-        if self.dirty:
-            await self._write_back(list(self.dirty))
+        """Make every write completed so far durable: blocks stored, then the map
+        committed (after any write-back already under way)."""
+        self._raise_failure()
+        await self._write_back(None)
+        self._raise_failure()
 
-    async def _write_back(self, positions: Sequence[int]) -> None:
-        blocks = [self.dirty[p] for p in positions]
-        log.debug("%s: writing back blocks %s", self.volume_id, list(positions))
-        hashes = await self.store.put_blocks(blocks)  # fsynced when this returns
-        await self._commit(dict(zip(positions, hashes, strict=True)))
-        self.blocks_written += sum(1 for h in hashes if h != EMPTY_HASH)
-        for position, block in zip(positions, blocks, strict=True):
-            # A write that arrived meanwhile would have replaced the buffer object.
-            if self.dirty.get(position) is block:
-                del self.dirty[position]
-                self._remember(position, block)  # no longer changed in place: no copy
+    async def _write_back(self, positions: Sequence[int] | None) -> None:
+        """Write back ``positions`` (None: every dirty block), in turn with others."""
+        async with self.write_back_turn:
+            chosen = list(self.dirty) if positions is None else positions
+            for position in chosen:
+                dirty = self.dirty.get(position)
+                if dirty is not None and not dirty.filled:
+                    await self._fill(position, dirty)
+            frozen: dict[int, bytes | bytearray] = {}
+            for position in chosen:
+                dirty = self.dirty.get(position)
+                if dirty is not None and dirty.filled:
+                    frozen[position] = self.writing[position] = dirty.buffer
+                    del self.dirty[position]
+            if not frozen:
+                return
+            log.debug("%s: writing back blocks %s", self.volume_id, list(frozen))
+            try:
+                hashes = await self._put(list(frozen.values()))
+                await self._commit(dict(zip(frozen, hashes, strict=True)))
+            except BaseException:
+                for position, block in frozen.items():
+                    self.writing.pop(position, None)
+                    if position not in self.dirty:  # not overwritten meanwhile: retry later
+                        self.dirty[position] = Dirty(bytearray(block), filled=True)
+                        self.dirty.move_to_end(position, last=False)
+                raise
+            self.blocks_written += sum(1 for h in hashes if h != EMPTY_HASH)
+            for position, block in frozen.items():
+                del self.writing[position]
+                self._remember(position, block)  # what the map names now
+
+    async def _put(self, blocks: list[bytes | bytearray]) -> list[str]:
+        """``put_blocks`` in a few concurrent calls: each engine works a call in its own
+        thread, and hashing and writing 4 MiB blocks is the write path's cost."""
+        streams = max(1, min(PUT_STREAMS, len(blocks)))
+        share = -(-len(blocks) // streams)
+        parts = [blocks[i : i + share] for i in range(0, len(blocks), share)]
+        answers = await asyncio.gather(*(self.store.put_blocks(part) for part in parts))
+        return [name for answer in answers for name in answer]
 
     async def _commit(self, written: dict[int, str]) -> None:
         """Point ``written`` positions at their blocks (EMPTY_HASH: no entry) in one

@@ -56,39 +56,35 @@ HANDOVER_SECONDS = 2.0  # a client reconnecting may arrive before its old connec
 
 
 class OpenVolume:
-    """One client's handle on a device (``nbd.Handle``); requests of the control
-    channel (a snapshot's flush) take the same lock."""
+    """One client's handle on a device (``nbd.Handle``). The device takes the client's
+    concurrent requests, and the control channel's flush (a snapshot's, a detach's)
+    beside them."""
 
     def __init__(self, server: Volumed, name: str, device: Device):
         self.server = server
         self.name = name
         self.device = device
-        self.lock = asyncio.Lock()
         self.released = asyncio.Event()
 
     @property
     def size(self) -> int:
         return self.device.size
 
-    async def read(self, offset: int, length: int) -> bytes:
-        async with self.lock:
-            return await self.device.read(offset, length)
+    async def read(self, offset: int, length: int) -> bytes | bytearray:
+        return await self.device.read(offset, length)
 
     async def write(self, offset: int, data: bytes, fua: bool) -> None:
-        async with self.lock:
-            await self.device.write(offset, data)
-            if fua:
-                await self.device.flush()
-
-    async def flush(self) -> None:
-        async with self.lock:
+        await self.device.write(offset, data)
+        if fua:
             await self.device.flush()
 
+    async def flush(self) -> None:
+        await self.device.flush()
+
     async def zero(self, offset: int, length: int, fua: bool) -> None:
-        async with self.lock:
-            await self.device.zero(offset, length)
-            if fua:
-                await self.device.flush()
+        await self.device.zero(offset, length)
+        if fua:
+            await self.device.flush()
 
     async def close(self) -> None:
         try:
@@ -122,17 +118,22 @@ class Volumed:
     async def start(self, tcp_port: int | None = None) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.attached_dir.mkdir(exist_ok=True, mode=0o700)
-        for name, handler in ((NBD_SOCKET, self._nbd_client), (CONTROL_SOCKET, self._control)):
+        loop = asyncio.get_running_loop()
+        for name in (NBD_SOCKET, CONTROL_SOCKET):
             path = self.run_dir / name
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # a socket left by a volumed that was killed
             old = os.umask(0o177)
             try:
-                self.servers.append(await asyncio.start_unix_server(handler, path, limit=MAX_LINE))
+                if name == NBD_SOCKET:
+                    server = await loop.create_unix_server(self._nbd_client, path)
+                else:
+                    server = await asyncio.start_unix_server(self._control, path, limit=MAX_LINE)
+                self.servers.append(server)
             finally:
                 os.umask(old)
         if tcp_port is not None:
-            self.servers.append(await asyncio.start_server(self._nbd_client, "127.0.0.1", tcp_port))
+            self.servers.append(await loop.create_server(self._nbd_client, "127.0.0.1", tcp_port))
         log.info("serving volumes in %s", self.run_dir)
 
     async def close(self) -> None:
@@ -142,11 +143,8 @@ class Volumed:
             with contextlib.suppress(Exception):
                 await opened.flush()
 
-    async def _nbd_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        if sock is not None and sock.family == socket.AF_INET:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await nbd.serve_client(reader, writer, self)
+    def _nbd_client(self) -> nbd.Connection:
+        return nbd.Connection(self)
 
     # -- nbd.Exports ----------------------------------------------------------------------
 
@@ -264,8 +262,7 @@ class Volumed:
             volume = await self.volumes.extend(owner, key, size)
             opened = self.opened.get(str(key))
             if opened is not None:
-                async with opened.lock:
-                    opened.device.size = volume.size
+                opened.device.resize(volume.size)
         return {"volume": str(key), "size": volume.size}
 
     async def _do_attach(self, key: uuid.UUID, env: dict[str, str]) -> dict[str, Any]:
