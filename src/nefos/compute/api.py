@@ -19,7 +19,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from nefos.compute import api_nics, quota_sets
+from nefos.compute import api_nics, api_volumes, quota_sets
 from nefos.compute.api_actions import action
 from nefos.compute.api_listing import next_link, server_query, with_count
 from nefos.compute.dialect import FLAVOR_EXTRAS, IMAGE_EXTRAS, SERVER_EXTRAS
@@ -173,8 +173,8 @@ def _server(
             "tags": view.tags,
             "addresses": api_nics.addresses(view.nics),
             "attachments": api_nics.attachments(view.nics),
-            "volumes": [],
-            "os-extended-volumes:volumes_attached": [],
+            "volumes": api_volumes.volume_ids(view),
+            "os-extended-volumes:volumes_attached": api_volumes.volumes_attached(view),
             "hostId": "",
             "accessIPv4": "",
             "accessIPv6": "",
@@ -744,6 +744,11 @@ def _routes() -> None:
         add(interfaces, api_nics.attach_interface, methods=["POST"])
         add(f"{interfaces}/{{port_id}}", api_nics.show_interface, methods=["GET"])
         add(f"{interfaces}/{{port_id}}", api_nics.detach_interface, methods=["DELETE"])
+        disks = f"{prefix}/servers/{{server_id}}/os-volume_attachments"
+        add(disks, api_volumes.list_attachments, methods=["GET"])
+        add(disks, api_volumes.attach, methods=["POST"])
+        add(f"{disks}/{{volume_id}}", api_volumes.show_attachment, methods=["GET"])
+        add(f"{disks}/{{volume_id}}", api_volumes.detach, methods=["DELETE"])
         add(f"{prefix}/servers/{{server_id}}/diagnostics", _diagnostics, methods=["GET"])
         add(f"{prefix}/servers/{{server_id}}/tags", _tags, methods=["GET", "PUT", "DELETE"])
         add(f"{prefix}/servers/{{server_id}}/tags/{{tag}}", _tag, methods=["GET", "PUT", "DELETE"])

@@ -38,9 +38,11 @@ from nefos.backends.base import (
 from nefos.backends.ganeti.rapi import RapiClient
 from nefos.backends.ops import (
     AddNic,
+    AttachDisk,
     ConnectNetwork,
     CreateInstance,
     CreateNetwork,
+    DetachDisk,
     ModifyInstance,
     ModifyNic,
     NetworkOp,
@@ -162,6 +164,10 @@ class GanetiCluster:
                 return await self.rapi.modify_nics(instance, changes, hotplug, depends)
             case RemoveNic(instance=instance, name=name, hotplug=hotplug):
                 return await self.rapi.modify_nics(instance, [["remove", name, {}]], hotplug)
+            case AttachDisk(instance=instance, disk=disk, hotplug=hotplug):
+                return await self.rapi.modify_disks(instance, [["add", -1, dict(disk)]], hotplug)
+            case DetachDisk(instance=instance, name=name, hotplug=hotplug):
+                return await self.rapi.modify_disks(instance, [["detach", name, {}]], hotplug)
             case SetFirewall(instance=instance, nic=nic, level=level):
                 return await self._set_firewall(instance, nic, level)
             case CreateNetwork(spec=spec, depends=depends):
