@@ -211,3 +211,132 @@ async def test_deleting_the_server_detaches_or_deletes_its_volumes(client, engin
     # the server's own disk and the doomed volume's 2 GiB are released
     disk_after = (await usage(engines, user, "cyclades.disk"))[0]
     assert disk_before - disk_after >= 2 * GiB
+
+
+def _bdm(source: str, uuid: str, **extra) -> list[dict]:
+    return [{"uuid": uuid, "boot_index": 0, "source_type": source,
+             "destination_type": "volume", **extra}]  # fmt: skip
+
+
+async def _boot(client: httpx.AsyncClient, setup: dict, auth: dict, bdm: list) -> httpx.Response:
+    body = {"name": "bfv", "imageRef": "", "flavorRef": setup["flavor"],
+            "block_device_mapping_v2": bdm}  # fmt: skip
+    return await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=auth)
+
+
+async def _volumes(client: httpx.AsyncClient, auth: dict) -> list[dict]:
+    return (await client.get(f"{CINDER}/volumes/detail", headers=auth)).json()["volumes"]
+
+
+async def test_boot_from_a_new_volume_cloned_from_the_image(client, engines, setup):
+    user, alice = setup["people"]["alice"]
+    disk_before = (await usage(engines, user, "cyclades.disk"))[0]
+    made = await _boot(client, setup, alice, _bdm(
+        "image", setup["image"], volume_size=1, delete_on_termination=True
+    ))  # fmt: skip
+    assert made.status_code == 202, made.text
+    sid = made.json()["server"]["id"]
+    server = await wait(client, alice, sid, "ACTIVE")
+    (root,) = server["os-extended-volumes:volumes_attached"]
+    assert root["delete_on_termination"] is True
+    volume = await _volume_in(client, alice, root["id"], "in-use")
+    assert volume["attachments"][0]["device"] == "/dev/vda"
+    assert volume["attachments"][0]["server_id"] == sid
+    assert volume["bootable"] == "true" and volume["size"] == 1
+    assert volume["volume_image_metadata"] == {"image_id": setup["image"]}
+    assert server["image"]["id"] == setup["image"]
+    # a clone of the image's map: the same blocks, nothing copied
+    entries = await engines.volumes.entries(user, root["id"])
+    _, record = await engines.images.data(user, setup["image"])
+    hashes = await engines.storage.hashmap(record)
+    assert {h for h, _ in entries.values()} == set(hashes) and len(entries) == 1
+    assert all(not owned for _, owned in entries.values())
+    # the volume's GiB counts in cyclades.disk, beside the server's
+    disk_after = (await usage(engines, user, "cyclades.disk"))[0]
+    assert disk_after - disk_before >= GiB
+    (disk,) = await _disks(engines, sid)
+    assert disk["volume"] == root["id"]
+    # the root volume is not detached
+    refused = await client.delete(f"{_attachments(sid)}/{root['id']}", headers=alice)
+    assert refused.status_code == 400 and "root" in refused.json()["badRequest"]["message"]
+    # it goes with the server
+    assert (await client.delete(f"{COMPUTE}/servers/{sid}", headers=alice)).status_code == 204
+    for _ in range(500):
+        if not await _volumes(client, alice):
+            break
+        await asyncio.sleep(0.01)
+    assert await _volumes(client, alice) == []
+
+
+async def test_boot_from_a_volume_or_a_snapshot_keeps_the_volume(client, engines, setup):
+    _, alice = setup["people"]["alice"]
+    body = {"volume": {"size": 1, "imageRef": setup["image"], "name": "system"}}
+    system = (await client.post(f"{CINDER}/volumes", json=body, headers=alice)).json()["volume"]
+    made = await _boot(client, setup, alice, _bdm("volume", system["id"]))
+    assert made.status_code == 202, made.text
+    sid = made.json()["server"]["id"]
+    await wait(client, alice, sid, "ACTIVE")
+    await _volume_in(client, alice, system["id"], "in-use")
+    # in use now: another server cannot boot from it
+    again = await _boot(client, setup, alice, _bdm("volume", system["id"]))
+    assert again.status_code == 400 and "Invalid volume" in again.json()["badRequest"]["message"]
+    assert (await client.delete(f"{COMPUTE}/servers/{sid}", headers=alice)).status_code == 204
+    await _volume_in(client, alice, system["id"], "available")  # not delete_on_termination
+
+    snap = {"snapshot": {"volume_id": system["id"], "name": "gold"}}
+    snapshot = (await client.post(f"{CINDER}/snapshots", json=snap, headers=alice)).json()
+    made = await _boot(client, setup, alice, _bdm("snapshot", snapshot["snapshot"]["id"]))
+    assert made.status_code == 202, made.text
+    sid = made.json()["server"]["id"]
+    server = await wait(client, alice, sid, "ACTIVE")
+    (root,) = server["os-extended-volumes:volumes_attached"]
+    shown = await _volume_in(client, alice, root["id"], "in-use")
+    assert shown["snapshot_id"] == snapshot["snapshot"]["id"] and shown["size"] == 1
+    assert root["delete_on_termination"] is False
+    assert (await client.delete(f"{COMPUTE}/servers/{sid}", headers=alice)).status_code == 204
+    await _volume_in(client, alice, root["id"], "available")
+
+
+async def test_boot_volume_bad_input_and_quota(client, engines, setup):
+    _, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    over = await _boot(client, setup, alice, _bdm("image", setup["image"], volume_size=1000))
+    assert over.status_code == 413, over.text
+    assert "cyclades.disk" in over.json()["overLimit"]["message"]
+    bobs = await _volume(client, bob)
+    cases = [
+        (_bdm("volume", bobs["id"]), 404),  # another user's volume
+        (_bdm("image", setup["image"]), 400),  # an image into a volume needs a size
+        (_bdm("image", setup["image"], volume_size=1, boot_index=1), 400),
+        (
+            [
+                {
+                    "source_type": "blank",
+                    "destination_type": "volume",
+                    "boot_index": 0,
+                    "volume_size": 1,
+                }
+            ],
+            400,
+        ),
+        (_bdm("image", "not-an-image", volume_size=1), 400),
+        ("nonsense", 400),
+    ]
+    for bdm, status in cases:
+        answer = await _boot(client, setup, alice, bdm)
+        assert answer.status_code == status, (bdm, answer.text)
+    # refused after its volume was made (an unknown key): the volume goes again
+    body = {"name": "bfv", "flavorRef": setup["flavor"], "key_name": "no-such-key",
+            "block_device_mapping_v2": _bdm("image", setup["image"], volume_size=1)}  # fmt: skip
+    answer = await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=alice)
+    assert answer.status_code == 400 and "key_name" in answer.text
+    # nothing was left behind: no volume, no server
+    assert await _volumes(client, alice) == []
+    servers = (await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"]
+    assert servers == []
+    # the openstack client's plain create names the image twice: still a local disk
+    local = [{"uuid": setup["image"], "boot_index": 0, "source_type": "image",
+              "destination_type": "local", "delete_on_termination": True}]  # fmt: skip
+    answer = await _boot(client, setup, alice, local)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["server"]["os-extended-volumes:volumes_attached"] == []

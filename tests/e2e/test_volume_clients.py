@@ -163,3 +163,24 @@ def test_openstack_server_add_and_remove_volume(server: Server, bob, tmp_path: P
     ok(admin(server, "server", "delete", "--wait", "attach-vm"))
     ok(admin(server, "volume", "delete", "data"))
     ok(as_bob(server, bob, "volume", "delete", bobs))
+
+
+def test_openstack_server_create_boot_from_volume(server: Server, tmp_path: Path):
+    disk = tmp_path / "bfv.img"
+    disk.write_bytes(b"\x00" * 4096 + b"boot from volume")
+    image = os_json(server, "image", "create", "--file", str(disk), "--disk-format", "raw",
+                    "--container-format", "bare", "bfv-image")  # fmt: skip
+    vm = os_json(server, "server", "create", "--image", "bfv-image", "--boot-from-volume", "1",
+                 "--flavor", "C1R1024D20file", "--wait", "bfv-vm")  # fmt: skip
+    assert vm["status"] == "ACTIVE"
+    (root,) = vm["volumes_attached"]
+    volume = _until(server, root["id"], "in-use")
+    assert volume["attachments"][0]["device"] == "/dev/vda" and volume["size"] == 1
+    assert volume["volume_image_metadata"]["image_id"] == image["id"]
+    listed = os_json(server, "server", "volume", "list", "bfv-vm")
+    assert [v["Volume ID"] for v in listed] == [root["id"]]
+    # the root volume stays after the server (no --delete-on-termination)
+    ok(admin(server, "server", "delete", "--wait", "bfv-vm"))
+    _until(server, root["id"], "available")
+    ok(admin(server, "volume", "delete", root["id"]))
+    ok(admin(server, "image", "delete", "bfv-image"))

@@ -149,6 +149,9 @@ class InstanceSpec:
     osparams: dict[str, str] = field(default_factory=dict)
     # Jobs that must succeed before this one runs (the networks its NICs are on).
     depends: tuple[int, ...] = ()
+    # The root disk as a nefos volume (its disk parameters, ``nefos.compute.volumes``):
+    # then the instance's disks are these, not a new disk of ``disk`` GiB.
+    volumes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

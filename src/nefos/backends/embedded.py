@@ -162,9 +162,10 @@ class EmbeddedCluster:
         """How this cluster runs each operation: the one place that interprets them."""
         match op:
             case CreateInstance(spec=spec):
+                disks = [dict(v) for v in spec.volumes] or [{"size": spec.disk * 1024}]
                 fields = {
                     "beparams": {"vcpus": spec.vcpus, "memory": spec.memory},
-                    "disks": [{"size": spec.disk * 1024}],
+                    "disks": disks,
                     "nics": spec.nics,
                 }
                 return Plan(self._create(op), fields, spec.depends)
@@ -293,6 +294,7 @@ class EmbeddedCluster:
                 "disk": spec.disk,
                 "nics": [dict(nic) for nic in spec.nics],
                 "tags": list(spec.tags),
+                "volumes": [dict(v) for v in spec.volumes],
             }
             return None
 

@@ -345,10 +345,18 @@ def _flag(value: Any, key: str) -> bool:
 async def _create_server(request: Request) -> Response:
     credentials, compute = await caller(request)
     spec = _body_object(await json_body(request), "server")
-    for key in ("name", "imageRef", "flavorRef"):
+    boot_volume, local_image = api_volumes.parse_block_devices(spec.get("block_device_mapping_v2"))
+    for key in ("name", "flavorRef"):
         if key not in spec:
             raise errors.InvalidInput(f"Missing server attribute {key}")
-    image_ref = ref(spec["imageRef"], "imageRef")
+    if spec.get("imageRef"):
+        image_ref = ref(spec["imageRef"], "imageRef")
+    elif local_image is not None or boot_volume is not None:
+        image_ref = local_image or ""  # a root volume names its image
+    elif "imageRef" in spec:
+        image_ref = ref(spec["imageRef"], "imageRef")
+    else:
+        raise errors.InvalidInput("Missing server attribute imageRef")
     flavor_ref = ref(spec["flavorRef"], "flavorRef")
     key_names = spec.get("SNF:key_names")
     if key_names is None:
@@ -383,6 +391,7 @@ async def _create_server(request: Request) -> Response:
         min_count=min_count,
         max_count=max_count,
         networks=api_nics.parse_networks(spec.get("networks")),
+        boot_volume=boot_volume,
     )
     if reservation:
         # Nova's reservation id names the request's servers; nefos keeps no record of

@@ -149,9 +149,10 @@ class Events:
             if ended.outcome.operstate == "DESTROYED":  # its NICs went with the instance
                 await self.nics.release_server(s, server.id, server.user_id)
                 doomed = await self.volumes.server_gone(s, server)
-            if opcode == OP_MODIFY:
+            if opcode in (OP_CREATE, OP_MODIFY):
                 fields = message.get("job_fields") or {}
-                await self.volumes.apply_disks(s, server, fields, result == transitions.SUCCEEDED)
+                succeeded = result == transitions.SUCCEEDED
+                await self.volumes.apply_disks(s, server, fields, succeeded, opcode == OP_CREATE)
             if result == transitions.SUCCEEDED and opcode == OP_MODIFY:
                 await self._apply_new_flavor(s, server, message)
             if opcode in (OP_CREATE, OP_MODIFY, OP_REMOVE):

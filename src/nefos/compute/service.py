@@ -82,14 +82,15 @@ class Compute:
         self.nics = self.network.nics
         self.reader = ServerReader(db, self.nics)
         self.backend_networks = BackendNetworks(db, self.clusters)
-        self.effect_path = Servers(
-            db, settings, quotas, images, self.keypairs, self.vmapi, self.consoles,
-            self.clusters, self.catalog, self.reader, self.nics, self.backend_networks,
-        )  # fmt: skip
         self.volumes = volumes or Volumes(
             db, settings, images.storage.store, images.storage, images, quotas
         )
         self.server_volumes = ServerVolumes(db, self.clusters, self.reader, self.volumes)
+        self.effect_path = Servers(
+            db, settings, quotas, images, self.keypairs, self.vmapi, self.consoles,
+            self.clusters, self.catalog, self.reader, self.nics, self.backend_networks,
+            self.server_volumes,
+        )  # fmt: skip
         self.update_path = Events(
             db, quotas, self.vmapi, self.nics, self.backend_networks, self.server_volumes
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +31,7 @@ from nefos.core import errors
 from nefos.core.db import Database
 from nefos.volume import attachments
 from nefos.volume.attachments import Attached
+from nefos.volume.details import Details
 from nefos.volume.models import Volume
 from nefos.volume.service import Volumes
 
@@ -37,6 +39,19 @@ log = logging.getLogger("nefos.compute")
 
 MiB = 1 << 20
 PROVIDER = "nefos"  # the ExtStorage provider that serves volumes (docs/volumes.md)
+
+
+@dataclass(frozen=True)
+class BootVolume:
+    """A server's root disk as a volume (``block_device_mapping_v2``, boot index 0): a
+    new volume made from an image or a snapshot (``size`` bytes, None: the source's),
+    or an existing volume of the caller's. ``delete_on_termination`` None: keep what
+    the volume says (a new volume: False)."""
+
+    source: str  # image, snapshot or volume
+    source_id: str
+    size: int | None = None
+    delete_on_termination: bool | None = None
 
 
 def disk_params(volume_id: uuid.UUID, size: int) -> dict[str, object]:
@@ -51,10 +66,15 @@ def disk_params(volume_id: uuid.UUID, size: int) -> dict[str, object]:
 
 
 def disk_changes(fields: dict) -> list[tuple[str, uuid.UUID]]:
-    """The volumes a modify job attached or detached, from its ``job_fields["disks"]``:
-    ``[["add", -1, {"name": "nefos-vol-<id>", ...}]]``, ``[["detach", NAME, {}]]``."""
+    """The volumes a job attached or detached, from its ``job_fields["disks"]``: a
+    modify's ``[["add", -1, {"name": "nefos-vol-<id>", ...}]]`` or ``[["detach", NAME,
+    {}]]``, or a create's disks ``[{"name": "nefos-vol-<id>", ...}]``."""
     found = []
     for item in fields.get("disks") or []:
+        if isinstance(item, dict):  # a create's disk
+            volume = volume_id_of(str(item.get("name") or ""))
+            if volume is not None:
+                item = ["add", -1, item]
         if not isinstance(item, list) or len(item) < 2:
             continue
         params = item[2] if len(item) > 2 and isinstance(item[2], dict) else {}
@@ -89,6 +109,47 @@ class ServerVolumes:
             if str(found.volume_id) == volume_id:
                 return found
         raise errors.NotFound(f"Volume {volume_id} is not attached to server {server_id}")
+
+    async def prepare_boot(
+        self, user: str, project: str, boot: BootVolume
+    ) -> tuple[uuid.UUID, str, bool]:
+        """Before a create: the root volume, made now from an image or a snapshot (a
+        clone of its map: no data copied; charged ``cyclades.disk``, 413 past it), or
+        the caller's existing one. Returns its id, the image the server boots (the
+        source's), and whether it was made here (so a create refused later deletes it)."""
+        if boot.source == "volume":
+            volume = await self.volumes.get(user, boot.source_id)
+            if volume.source_kind not in ("image", "snapshot"):
+                raise errors.InvalidInput(
+                    f"Volume {volume.id} was not made from an image: it cannot boot a server"
+                )
+            return volume.id, volume.source_id, False
+        extra = Details(delete_on_termination=bool(boot.delete_on_termination))
+        if boot.source == "snapshot":
+            made = await self.volumes.create_from_snapshot(
+                user, boot.source_id, boot.size, project=project, extra=extra
+            )
+        else:
+            try:
+                made = await self.volumes.create_from_image(
+                    user, boot.source_id, boot.size, project=project, extra=extra
+                )
+            except errors.NotFound:
+                raise errors.InvalidInput(f"No image {boot.source_id}") from None
+        return made.id, made.source_id, True
+
+    async def attach_root(
+        self, s: AsyncSession, user: str, server_id: int, volume_id: uuid.UUID, boot: BootVolume
+    ) -> dict[str, object]:
+        """In the create's transaction: the volume becomes the server's root disk
+        (attaching until the build's event); returns its disk parameters for the job."""
+        found = await attachments.begin_attach(
+            s, user, volume_id, server_id, boot_index=0,
+            delete_on_termination=boot.delete_on_termination,
+        )  # fmt: skip
+        volume = await s.get(Volume, found.volume_id)
+        assert volume is not None
+        return disk_params(volume.id, volume.size)
 
     async def _server(self, s: AsyncSession, user: str, server_id: int | str) -> Server:
         """The caller's server, locked, in a state that takes a disk change."""
@@ -148,10 +209,14 @@ class ServerVolumes:
     # -- the update path ---------------------------------------------------------------------
 
     async def apply_disks(
-        self, s: AsyncSession, server: Server, fields: dict, succeeded: bool
+        self, s: AsyncSession, server: Server, fields: dict, succeeded: bool, create: bool
     ) -> None:
-        """A finished modify job: the volumes it attached or detached move on (or back,
-        if it failed), inside the event's transaction."""
+        """A finished modify or create job: the volumes it attached or detached move on
+        (or back, if it failed), inside the event's transaction. A failed create leaves
+        its root volume attached to the server in ERROR, as Nova keeps its block device
+        mapping: the server's deletion releases it (or deletes it)."""
+        if create and not succeeded:
+            return
         for action, volume_id in disk_changes(fields):
             moved = await attachments.end(s, action, server.id, volume_id, ok=succeeded)
             if moved and not succeeded:

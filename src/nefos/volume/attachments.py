@@ -89,10 +89,12 @@ async def begin_attach(
     volume_id: uuid.UUID | str,
     server_id: int,
     boot_index: int | None = None,
+    delete_on_termination: bool | None = None,
 ) -> Attached:
     """The volume (``user``'s) starts attaching to the server as its next free device
     (``/dev/vda`` for a root volume, ``boot_index`` 0). A volume that is not
-    available is refused as Nova refuses it (Cinder's reserve fails: 400)."""
+    available is refused as Nova refuses it (Cinder's reserve fails: 400).
+    ``delete_on_termination``: set it on the volume (None: keep its own)."""
     volume = await _volume(s, user, volume_id)
     if volume.status != states.AVAILABLE:
         raise errors.InvalidInput(
@@ -110,6 +112,8 @@ async def begin_attach(
         device = next((d for d in DEVICES if d not in taken), "")
         if not device:
             raise errors.InvalidInput(f"Server {server_id} has no free device for a volume")
+    if delete_on_termination is not None:
+        volume.delete_on_termination = delete_on_termination
     row = VolumeAttachment(
         volume_id=volume.id,
         server_id=server_id,

@@ -226,10 +226,13 @@ class GanetiCluster:
         template, disk = spec.disk_template, {"size": spec.disk * 1024}  # GiB -> MiB
         if template.startswith("ext_"):  # ext_<provider>, e.g. ext_archipelago
             template, disk["provider"] = "ext", template[len("ext_") :]
+        disks = [disk]
+        if spec.volumes:  # a root volume: the nefos ExtStorage provider's disk
+            template, disks = "ext", [dict(v) for v in spec.volumes]
         return await self.rapi.create_instance(
             spec.name,
             disk_template=template,
-            disks=[] if template == "diskless" else [disk],
+            disks=[] if template == "diskless" else disks,
             nics=[dict(nic) for nic in spec.nics],
             os_type=self.os_type or spec.os,
             beparams={"vcpus": spec.vcpus, "maxmem": spec.memory, "minmem": spec.memory},
