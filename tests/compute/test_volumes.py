@@ -340,3 +340,47 @@ async def test_boot_volume_bad_input_and_quota(client, engines, setup):
     answer = await _boot(client, setup, alice, local)
     assert answer.status_code == 202, answer.text
     assert answer.json()["server"]["os-extended-volumes:volumes_attached"] == []
+
+
+async def test_create_image_snapshots_the_root_volume(client, engines, setup):
+    _, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    made = await _boot(client, setup, alice, _bdm("image", setup["image"], volume_size=1))
+    sid = made.json()["server"]["id"]
+    server = await wait(client, alice, sid, "ACTIVE")
+    (root,) = server["os-extended-volumes:volumes_attached"]
+    await _volume_in(client, alice, root["id"], "in-use")
+    action = f"{COMPUTE}/servers/{sid}/action"
+    body = {"createImage": {"name": "golden", "metadata": {"tier": "web"}}}
+    answer = await client.post(action, json=body, headers=alice)
+    assert answer.status_code == 202, answer.text
+    assert answer.content == b""
+    location = answer.headers["Location"]
+    assert "/image/v2/images/" in location
+    image_id = location.rsplit("/", 1)[1]
+    image = (await client.get(f"/image/v2/images/{image_id}", headers=alice)).json()
+    assert image["name"] == "golden" and image["status"] == "active" and image["tier"] == "web"
+    snapshots = (await client.get(f"{CINDER}/snapshots/detail", headers=alice)).json()
+    (snapshot,) = snapshots["snapshots"]
+    assert snapshot["id"] == image_id and snapshot["volume_id"] == root["id"]
+    # the image boots a new server
+    body = {"name": "copy", "imageRef": image_id, "flavorRef": setup["flavor"]}
+    copy = await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=alice)
+    assert copy.status_code == 202, copy.text
+    await wait(client, alice, copy.json()["server"]["id"], "ACTIVE")
+    # bad input: the same name again, no name, another user's server
+    again = await client.post(action, json={"createImage": {"name": "golden"}}, headers=alice)
+    assert again.status_code == 409, again.text
+    nameless = await client.post(action, json={"createImage": {}}, headers=alice)
+    assert nameless.status_code == 400
+    theirs = await client.post(action, json={"createImage": {"name": "x"}}, headers=bob)
+    assert theirs.status_code == 404
+    # a server on its own disk: said to be unsupported, in Nova's format
+    plain = await _server(client, setup, alice)
+    refused = await client.post(
+        f"{COMPUTE}/servers/{plain['id']}/action",
+        json={"createImage": {"name": "plain"}},
+        headers=alice,
+    )
+    assert refused.status_code == 501, refused.text
+    assert "booted from a volume" in refused.json()["notImplemented"]["message"]

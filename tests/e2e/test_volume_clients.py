@@ -179,6 +179,18 @@ def test_openstack_server_create_boot_from_volume(server: Server, tmp_path: Path
     assert volume["volume_image_metadata"]["image_id"] == image["id"]
     listed = os_json(server, "server", "volume", "list", "bfv-vm")
     assert [v["Volume ID"] for v in listed] == [root["id"]]
+    # createImage: a snapshot of the root volume, an image at once
+    snap = os_json(server, "server", "image", "create", "--name", "bfv-snap", "--wait", "bfv-vm")
+    assert snap["name"] == "bfv-snap" and snap["status"] == "active"
+    snapshots = os_json(server, "volume", "snapshot", "list")
+    assert [s["ID"] for s in snapshots if s["Name"] == "bfv-snap"] == [snap["id"]]
+    plain = admin(server, "server", "create", "--image", "bfv-image", "--flavor",
+                  "C1R1024D20file", "--wait", "plain-vm")  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    refused = admin(server, "server", "image", "create", "--name", "nope", "plain-vm")
+    assert refused.returncode != 0 and "booted from a volume" in refused.stderr
+    ok(admin(server, "server", "delete", "--wait", "plain-vm"))
+    ok(admin(server, "volume", "snapshot", "delete", "bfv-snap"))
     # the root volume stays after the server (no --delete-on-termination)
     ok(admin(server, "server", "delete", "--wait", "bfv-vm"))
     _until(server, root["id"], "available")

@@ -153,6 +153,7 @@ class Compute:
         self.volume_attachment = self.server_volumes.attachment
         self.attach_volume = self.server_volumes.attach
         self.detach_volume = self.server_volumes.detach
+        self.create_image = self.server_volumes.create_image
         # The update path.
         self.apply_event = self.update_path.apply_event
 
