@@ -384,3 +384,20 @@ async def test_create_image_snapshots_the_root_volume(client, engines, setup):
     )
     assert refused.status_code == 501, refused.text
     assert "booted from a volume" in refused.json()["notImplemented"]["message"]
+
+
+async def test_a_server_gone_from_its_backend_releases_its_volumes(client, engines, setup):
+    from nefos.backends.base import instance_name
+    from nefos.compute.reconcile import reconcile_servers
+
+    _, alice = setup["people"]["alice"]
+    server = await _server(client, setup, alice)
+    volume = await _volume(client, alice)
+    body = {"volumeAttachment": {"volumeId": volume["id"]}}
+    await client.post(_attachments(server["id"]), json=body, headers=alice)
+    await _volume_in(client, alice, volume["id"], "in-use")
+    cluster = engines.compute.cluster(await engines.compute.backend("embedded"))
+    cluster.change_behind_back(instance_name(int(server["id"])), running=None)
+    await reconcile_servers(engines.compute, fix=True)
+    left = await _volume_in(client, alice, volume["id"], "available")
+    assert left["attachments"] == []
