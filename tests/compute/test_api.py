@@ -469,6 +469,7 @@ async def test_every_action_in_the_table_answers_for_a_missing_server(
     args["reassign"] = {"project": "p"}
     args["addFloatingIp"] = args["removeFloatingIp"] = {"address": "192.0.2.1"}
     args["firewallProfile"] = {"profile": "ENABLED", "nic": "0"}
+    args["createImage"] = {"name": "image"}
     for name in ACTIONS:
         answer = await client.post(
             f"{COMPUTE}/servers/999999/action", json={name: args.get(name)}, headers=alice

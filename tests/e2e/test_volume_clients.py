@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,78 @@ def test_openstacksdk_volumes_and_snapshots(server: Server):
         conn.block_storage.delete_volume(volume)
     assert conn.block_storage.find_volume("sdk-volume") is None
     conn.close()
+
+
+def _until(server: Server, volume: str, status: str) -> dict:
+    for _ in range(60):
+        shown = os_json(server, "volume", "show", volume)
+        if shown["status"] == status:
+            return shown
+        time.sleep(0.5)
+    raise AssertionError(f"volume {volume} is {shown['status']}, not {status}")
+
+
+def test_openstack_server_add_and_remove_volume(server: Server, bob, tmp_path: Path):
+    disk = tmp_path / "tiny.img"
+    disk.write_bytes(b"\x00" * 4096 + b"attach test")
+    ok(admin(server, "image", "create", "--file", str(disk), "--disk-format", "raw",
+             "--container-format", "bare", "attach-image"))  # fmt: skip
+    vm = os_json(server, "server", "create", "--image", "attach-image", "--flavor",
+                 "C1R1024D20file", "--wait", "attach-vm")  # fmt: skip
+    data = os_json(server, "volume", "create", "--size", "1", "data")
+    attached = os_json(server, "server", "add", "volume", "attach-vm", "data")
+    assert attached["Volume ID"] == data["id"] and attached["Server ID"] == vm["id"]
+    assert attached["Device"] == "/dev/vdb"
+    in_use = _until(server, "data", "in-use")
+    (attachment,) = in_use["attachments"]
+    assert attachment["server_id"] == vm["id"] and attachment["device"] == "/dev/vdb"
+    shown = os_json(server, "server", "show", "attach-vm")
+    assert [v["id"] for v in shown["volumes_attached"]] == [data["id"]]
+    listed = os_json(server, "server", "volume", "list", "attach-vm")
+    assert [(v["Volume ID"], v["Device"]) for v in listed] == [(data["id"], "/dev/vdb")]
+    # bad input: attached volumes are not deleted; another user's server is not found
+    refused = admin(server, "volume", "delete", "data")
+    assert refused.returncode != 0 and "in-use" in refused.stderr
+    bobs = ok(as_bob(server, bob, "volume", "create", "--size", "1", "bobs", "-f", "value",
+                     "-c", "id")).strip()  # fmt: skip
+    theirs = as_bob(server, bob, "server", "add", "volume", vm["id"], bobs)
+    assert theirs.returncode != 0 and "403" not in theirs.stderr
+    ok(admin(server, "server", "remove", "volume", "attach-vm", "data"))
+    assert _until(server, "data", "available")["attachments"] == []
+    assert os_json(server, "server", "volume", "list", "attach-vm") == []
+    ok(admin(server, "server", "delete", "--wait", "attach-vm"))
+    ok(admin(server, "volume", "delete", "data"))
+    ok(as_bob(server, bob, "volume", "delete", bobs))
+
+
+def test_openstack_server_create_boot_from_volume(server: Server, tmp_path: Path):
+    disk = tmp_path / "bfv.img"
+    disk.write_bytes(b"\x00" * 4096 + b"boot from volume")
+    image = os_json(server, "image", "create", "--file", str(disk), "--disk-format", "raw",
+                    "--container-format", "bare", "bfv-image")  # fmt: skip
+    vm = os_json(server, "server", "create", "--image", "bfv-image", "--boot-from-volume", "1",
+                 "--flavor", "C1R1024D20file", "--wait", "bfv-vm")  # fmt: skip
+    assert vm["status"] == "ACTIVE"
+    (root,) = vm["volumes_attached"]
+    volume = _until(server, root["id"], "in-use")
+    assert volume["attachments"][0]["device"] == "/dev/vda" and volume["size"] == 1
+    assert volume["volume_image_metadata"]["image_id"] == image["id"]
+    listed = os_json(server, "server", "volume", "list", "bfv-vm")
+    assert [v["Volume ID"] for v in listed] == [root["id"]]
+    # createImage: a snapshot of the root volume, an image at once
+    snap = os_json(server, "server", "image", "create", "--name", "bfv-snap", "--wait", "bfv-vm")
+    assert snap["name"] == "bfv-snap" and snap["status"] == "active"
+    snapshots = os_json(server, "volume", "snapshot", "list")
+    assert [s["ID"] for s in snapshots if s["Name"] == "bfv-snap"] == [snap["id"]]
+    plain = admin(server, "server", "create", "--image", "bfv-image", "--flavor",
+                  "C1R1024D20file", "--wait", "plain-vm")  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    refused = admin(server, "server", "image", "create", "--name", "nope", "plain-vm")
+    assert refused.returncode != 0 and "booted from a volume" in refused.stderr
+    ok(admin(server, "server", "delete", "--wait", "plain-vm"))
+    ok(admin(server, "volume", "snapshot", "delete", "bfv-snap"))
+    # the root volume stays after the server (no --delete-on-termination)
+    ok(admin(server, "server", "delete", "--wait", "bfv-vm"))
+    _until(server, root["id"], "available")
+    ok(admin(server, "volume", "delete", root["id"]))
+    ok(admin(server, "image", "delete", "bfv-image"))

@@ -327,3 +327,26 @@ async def test_concurrent_writes_to_one_block_lose_nothing(volumes: Volumes, use
     got = await volumes.read(user, volume.id, 0, 80)
     assert got == b"".join(bytes([n + 1]) * 10 for n in range(8))
     assert EMPTY_HASH not in {h for h, _ in (await volumes.entries(user, volume.id)).values()}
+
+
+def test_attachment_moves_are_one_table():
+    """Every step of an attach and a detach, from the status it needs; any other status
+    is left alone (a late or repeated event)."""
+    from nefos.volume import states
+    from nefos.volume.models import Volume
+
+    expected = {
+        ("attach", "begin"): ("available", "attaching"),
+        ("attach", "done"): ("attaching", "in-use"),
+        ("attach", "failed"): ("attaching", "available"),
+        ("detach", "begin"): ("in-use", "detaching"),
+        ("detach", "done"): ("detaching", "available"),
+        ("detach", "failed"): ("detaching", "in-use"),
+    }
+    assert expected == states.MOVES
+    for (action, step), (before, after) in expected.items():
+        for status in states.STATUSES:
+            volume = Volume(status=status)
+            moved = states.move(volume, action, step)
+            assert moved == (status == before)
+            assert volume.status == (after if moved else status)

@@ -27,6 +27,7 @@ NETWORK_ROUTING_KEY = "ganeti.snf.event.network"
 NETWORK_BINDING = "ganeti.*.event.network"
 NETWORK_PREFIX = "nefos-net-"
 NIC_PREFIX = "nefos-port-"
+DISK_PREFIX = "nefos-vol-"  # a disk that is a nefos volume (docs/volumes.md)
 
 # Ganeti opcodes the update path understands.
 OP_CREATE = "OP_INSTANCE_CREATE"
@@ -72,6 +73,14 @@ def nic_name(port_id: object) -> str:
 
 def port_id_of(name: str) -> str | None:
     return name[len(NIC_PREFIX) :] if name.startswith(NIC_PREFIX) else None
+
+
+def disk_name(volume_id: object) -> str:
+    return f"{DISK_PREFIX}{volume_id}"
+
+
+def volume_id_of(name: str) -> str | None:
+    return name[len(DISK_PREFIX) :] if name.startswith(DISK_PREFIX) else None
 
 
 # A NIC's firewall profile is an instance tag the node scripts read:
@@ -140,6 +149,9 @@ class InstanceSpec:
     osparams: dict[str, str] = field(default_factory=dict)
     # Jobs that must succeed before this one runs (the networks its NICs are on).
     depends: tuple[int, ...] = ()
+    # The root disk as a nefos volume (its disk parameters, ``nefos.compute.volumes``):
+    # then the instance's disks are these, not a new disk of ``disk`` GiB.
+    volumes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

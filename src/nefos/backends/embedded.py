@@ -43,9 +43,11 @@ from nefos.backends.base import (
 )
 from nefos.backends.ops import (
     AddNic,
+    AttachDisk,
     ConnectNetwork,
     CreateInstance,
     CreateNetwork,
+    DetachDisk,
     ModifyInstance,
     ModifyNic,
     NetworkOp,
@@ -160,9 +162,10 @@ class EmbeddedCluster:
         """How this cluster runs each operation: the one place that interprets them."""
         match op:
             case CreateInstance(spec=spec):
+                disks = [dict(v) for v in spec.volumes] or [{"size": spec.disk * 1024}]
                 fields = {
                     "beparams": {"vcpus": spec.vcpus, "memory": spec.memory},
-                    "disks": [{"size": spec.disk * 1024}],
+                    "disks": disks,
                     "nics": spec.nics,
                 }
                 return Plan(self._create(op), fields, spec.depends)
@@ -188,6 +191,12 @@ class EmbeddedCluster:
             case RemoveNic(instance=instance, name=name):
                 fields = {"nics": [["remove", name, {}]]}
                 return Plan(self._change_nic(instance, name, None), fields)
+            case AttachDisk(instance=instance, disk=disk):
+                fields = {"disks": [["add", -1, disk]]}
+                return Plan(self._change_disk(instance, disk["name"], disk), fields)
+            case DetachDisk(instance=instance, name=name):
+                fields = {"disks": [["detach", name, {}]]}
+                return Plan(self._change_disk(instance, name, None), fields)
             case SetFirewall(instance=instance, nic=nic, level=level):
                 return Plan(self._set_firewall(instance, nic, level), {"kind": "instance"})
             case CreateNetwork(spec=spec, depends=depends):
@@ -285,6 +294,7 @@ class EmbeddedCluster:
                 "disk": spec.disk,
                 "nics": [dict(nic) for nic in spec.nics],
                 "tags": list(spec.tags),
+                "volumes": [dict(v) for v in spec.volumes],
             }
             return None
 
@@ -345,6 +355,28 @@ class EmbeddedCluster:
                 nics[at] = dict(nic)
             else:
                 del nics[at]
+            return None
+
+        return apply
+
+    def _change_disk(self, instance: str, name: str, disk: dict[str, Any] | None) -> Effect:
+        """Plug in (``disk``) or unplug (None) the volume disk ``name``: only the record
+        changes, since no guest runs here."""
+
+        def apply() -> str | None:
+            problem = self._require(instance)
+            if problem is not None:
+                return problem
+            disks = self.state.instances[instance].setdefault("volumes", [])
+            at = next((i for i, item in enumerate(disks) if item.get("name") == name), None)
+            if disk is not None:
+                if at is not None:
+                    return f"Instance '{instance}' already has a disk named '{name}'"
+                disks.append(dict(disk))
+            elif at is None:
+                return f"Instance '{instance}' has no disk named '{name}'"
+            else:
+                del disks[at]
             return None
 
         return apply

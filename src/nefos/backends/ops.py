@@ -124,6 +124,31 @@ class RemoveNic:
 
 
 @dataclass(frozen=True)
+class AttachDisk:
+    """Plug a volume in as a disk: ``disk`` holds Ganeti's disk parameters (``name``,
+    ``nefos-vol-<volume id>``; ``size`` in MiB; ``provider`` ``nefos``; ``volume``, the
+    volume's id; ``access`` ``userspace``), so that on Ganeti the ``nefos`` ExtStorage
+    provider finds the volume and QEMU opens it through ``nefos volumed``. ``hotplug``:
+    the instance runs, so the disk should reach the guest now."""
+
+    OPCODE: ClassVar[str] = OP_MODIFY
+    instance: str
+    disk: dict[str, Any]
+    hotplug: bool = False
+
+
+@dataclass(frozen=True)
+class DetachDisk:
+    """Unplug the disk named ``name`` (``nefos-vol-<volume id>``) and keep the volume:
+    Ganeti's ``detach``, never ``remove`` (which would remove the volume)."""
+
+    OPCODE: ClassVar[str] = OP_MODIFY
+    instance: str
+    name: str
+    hotplug: bool = False
+
+
+@dataclass(frozen=True)
 class SetFirewall:
     """Give the NIC named ``nic`` the firewall profile ``level`` (protected, limited or
     unprotected): the instance's tag ``nefos:firewall:<nic>:<level>`` replaces any other
@@ -173,8 +198,7 @@ class RemoveNetwork:
     depends: tuple[int, ...] = ()
 
 
-# Every operation a backend must understand. Volumes (issue 22) add disk records here,
-# beside the instance and NIC ones.
+# Every operation a backend must understand.
 Op = (
     CreateInstance
     | StartupInstance
@@ -185,6 +209,8 @@ Op = (
     | AddNic
     | ModifyNic
     | RemoveNic
+    | AttachDisk
+    | DetachDisk
     | SetFirewall
 )
 NetworkOp = CreateNetwork | ConnectNetwork | RemoveNetwork

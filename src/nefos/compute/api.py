@@ -19,7 +19,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from nefos.compute import api_nics, quota_sets
+from nefos.compute import api_nics, api_volumes, quota_sets
 from nefos.compute.api_actions import action
 from nefos.compute.api_listing import next_link, server_query, with_count
 from nefos.compute.dialect import FLAVOR_EXTRAS, IMAGE_EXTRAS, SERVER_EXTRAS
@@ -173,8 +173,8 @@ def _server(
             "tags": view.tags,
             "addresses": api_nics.addresses(view.nics),
             "attachments": api_nics.attachments(view.nics),
-            "volumes": [],
-            "os-extended-volumes:volumes_attached": [],
+            "volumes": api_volumes.volume_ids(view),
+            "os-extended-volumes:volumes_attached": api_volumes.volumes_attached(view),
             "hostId": "",
             "accessIPv4": "",
             "accessIPv6": "",
@@ -345,10 +345,18 @@ def _flag(value: Any, key: str) -> bool:
 async def _create_server(request: Request) -> Response:
     credentials, compute = await caller(request)
     spec = _body_object(await json_body(request), "server")
-    for key in ("name", "imageRef", "flavorRef"):
+    boot_volume, local_image = api_volumes.parse_block_devices(spec.get("block_device_mapping_v2"))
+    for key in ("name", "flavorRef"):
         if key not in spec:
             raise errors.InvalidInput(f"Missing server attribute {key}")
-    image_ref = ref(spec["imageRef"], "imageRef")
+    if spec.get("imageRef"):
+        image_ref = ref(spec["imageRef"], "imageRef")
+    elif local_image is not None or boot_volume is not None:
+        image_ref = local_image or ""  # a root volume names its image
+    elif "imageRef" in spec:
+        image_ref = ref(spec["imageRef"], "imageRef")
+    else:
+        raise errors.InvalidInput("Missing server attribute imageRef")
     flavor_ref = ref(spec["flavorRef"], "flavorRef")
     key_names = spec.get("SNF:key_names")
     if key_names is None:
@@ -383,6 +391,7 @@ async def _create_server(request: Request) -> Response:
         min_count=min_count,
         max_count=max_count,
         networks=api_nics.parse_networks(spec.get("networks")),
+        boot_volume=boot_volume,
     )
     if reservation:
         # Nova's reservation id names the request's servers; nefos keeps no record of
@@ -744,6 +753,11 @@ def _routes() -> None:
         add(interfaces, api_nics.attach_interface, methods=["POST"])
         add(f"{interfaces}/{{port_id}}", api_nics.show_interface, methods=["GET"])
         add(f"{interfaces}/{{port_id}}", api_nics.detach_interface, methods=["DELETE"])
+        disks = f"{prefix}/servers/{{server_id}}/os-volume_attachments"
+        add(disks, api_volumes.list_attachments, methods=["GET"])
+        add(disks, api_volumes.attach, methods=["POST"])
+        add(f"{disks}/{{volume_id}}", api_volumes.show_attachment, methods=["GET"])
+        add(f"{disks}/{{volume_id}}", api_volumes.detach, methods=["DELETE"])
         add(f"{prefix}/servers/{{server_id}}/diagnostics", _diagnostics, methods=["GET"])
         add(f"{prefix}/servers/{{server_id}}/tags", _tags, methods=["GET", "PUT", "DELETE"])
         add(f"{prefix}/servers/{{server_id}}/tags/{{tag}}", _tag, methods=["GET", "PUT", "DELETE"])

@@ -6,6 +6,8 @@
         -> 200 {"console": {type, host, port, password, expires}}
     {"addFloatingIp": {"address": ..., "fixed_address"?: ...}}  {"removeFloatingIp": {"address"}}
     {"firewallProfile": {"profile": "ENABLED" | "PROTECTED" | "DISABLED", "nic": <port id>}}
+    {"createImage": {"name": ..., "metadata"?: {...}}}
+        -> 202, Location: <the image's URL> (a server booted from a volume only)
 
 :data:`ACTIONS` maps each action's name to its handler; a handler parses the action's
 arguments into one service call and renders its answer (None: 202 with no body, the
@@ -130,6 +132,23 @@ async def vnc_console(call: Call) -> None:
     )
 
 
+async def create_image(call: Call) -> Response:
+    """Nova 2.1's: 202, no body, the new image's URL in ``Location`` (clients take its
+    last segment as the image id)."""
+    args = call.args if isinstance(call.args, dict) else None
+    name = None if args is None else args.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise errors.InvalidInput('createImage takes {"name": ..., "metadata"?: {...}}')
+    metadata = args.get("metadata") or {} if args is not None else {}
+    if not isinstance(metadata, dict):
+        raise errors.InvalidInput("metadata is an object of text keys and values")
+    image_id = await call.compute.create_image(call.user, call.server_id, name, metadata)
+    answer = empty(202)
+    base = call.request.app.state.settings.base_url
+    answer.headers["Location"] = f"{base}/image/v2/images/{image_id}"
+    return answer
+
+
 async def not_implemented(call: Call) -> None:
     await call.compute.server(call.user, call.server_id)  # 404 before 501
     raise errors.NotImplementedYet(f"The {call.name} action is not implemented")
@@ -144,7 +163,6 @@ ACTIONS_NOT_IMPLEMENTED = (
     "rebuild",
     "confirmResize",
     "revertResize",
-    "createImage",
 )
 
 ACTIONS: dict[str, Handler] = {
@@ -161,6 +179,7 @@ ACTIONS: dict[str, Handler] = {
     "firewallProfile": firewall_profile,
     "os-getVNCConsole": vnc_console,
     "suspend": suspend,
+    "createImage": create_image,
     **dict.fromkeys(ACTIONS_NOT_IMPLEMENTED, not_implemented),
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from nefos.compute.charges import CLIENTKEY, difference, held, provisions
 from nefos.compute.models import BackendJob, Flavor, Server
 from nefos.compute.transitions import diagnostic
 from nefos.compute.vmapi import VmApi
+from nefos.compute.volumes import ServerVolumes
 from nefos.core import errors
 from nefos.core.bus import Message
 from nefos.core.db import Database
@@ -73,12 +75,14 @@ class Events:
         vmapi: VmApi,
         nics: Nics,
         backend_networks: BackendNetworks,
+        volumes: ServerVolumes,
     ) -> None:
         self.db = db
         self.quotas = quotas
         self.vmapi = vmapi
         self.nics = nics
         self.backend_networks = backend_networks
+        self.volumes = volumes
 
     async def apply_event(self, message: Message) -> None:
         """One job event (spec §2.6). Idempotent: a repeated or older event changes no
@@ -103,6 +107,7 @@ class Events:
         resolve: tuple[int, bool] | None = None
         forced: list[Charge] = []
         release_networks: int | None = None
+        doomed: list[tuple[str, uuid.UUID]] = []
         async with self.db.transaction() as s:
             server = await s.get(Server, server_id, with_for_update=True)
             if server is None:
@@ -143,6 +148,11 @@ class Events:
                 s.add(diagnostic(server.id, level, text.format(opcode=opcode, logmsg=logmsg)))
             if ended.outcome.operstate == "DESTROYED":  # its NICs went with the instance
                 await self.nics.release_server(s, server.id, server.user_id)
+                doomed = await self.volumes.server_gone(s, server)
+            if opcode in (OP_CREATE, OP_MODIFY):
+                fields = message.get("job_fields") or {}
+                succeeded = result == transitions.SUCCEEDED
+                await self.volumes.apply_disks(s, server, fields, succeeded, opcode == OP_CREATE)
             if result == transitions.SUCCEEDED and opcode == OP_MODIFY:
                 await self._apply_new_flavor(s, server, message)
             if opcode in (OP_CREATE, OP_MODIFY, OP_REMOVE):
@@ -161,6 +171,8 @@ class Events:
                 # quota follows what happened, with a forced commission (spec §2.6).
                 delta = difference(await held(s, server), before)
                 forced = provisions(server.user_id, server.project, delta, +1)
+        if doomed:  # after the commit: detached now, so each is deleted as its owner would
+            await self.volumes.delete_volumes(doomed)
         if release_networks is not None:  # after the commit: its ports are gone now
             await self.backend_networks.release_unused(release_networks)
         if resolve is not None:

@@ -163,7 +163,8 @@ async def _fixed(
 
 
 async def _gone(compute: Compute, server_id: int, flavors: dict[int, Flavor]) -> None:
-    """The backend has no such instance: the server is deleted, its quota released."""
+    """The backend has no such instance: the server is deleted, its quota released, its
+    volumes detached (those marked ``delete_on_termination`` deleted)."""
     async with compute.db.transaction() as s:
         server = await s.get(Server, server_id, with_for_update=True)
         if server is None or server.deleted:
@@ -173,7 +174,9 @@ async def _gone(compute: Compute, server_id: int, flavors: dict[int, Flavor]) ->
             await decide(s, CLIENTKEY, seen.serial, accept=seen.done)
         s.add(_note(server.id, "The server was not found on its backend"))
         await compute.nics.release_server(s, server.id, server.user_id)
+        doomed = await compute.server_volumes.server_gone(s, server)
         user, project = server.user_id, server.project
+    await compute.server_volumes.delete_volumes(doomed)  # detached now: deleted as their owner
     if seen.serial is not None:
         await settle(compute.db, compute.quotas, CLIENTKEY, seen.serial, accept=seen.done)
     if not seen.done:  # the delete's commission would have released it; nothing did

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,6 +55,7 @@ from nefos.compute.models import Backend, Flavor, Server, ServerMetadata, Server
 from nefos.compute.transitions import RUNNING_STATES, diagnostic
 from nefos.compute.views import ServerReader, ServerView
 from nefos.compute.vmapi import Customization, VmApi
+from nefos.compute.volumes import BootVolume, ServerVolumes
 from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
@@ -82,6 +84,7 @@ class Servers:
         reader: ServerReader,
         nics: Nics,
         backend_networks: BackendNetworks,
+        volumes: ServerVolumes,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -95,6 +98,7 @@ class Servers:
         self.reader = reader
         self.nics = nics
         self.backend_networks = backend_networks
+        self.volumes = volumes
         self._allocation = asyncio.Lock()  # one create places its servers at a time
 
     def _metadata_fits(self, metadata: Any) -> dict[str, str]:
@@ -128,6 +132,7 @@ class Servers:
         min_count: int = 1,
         max_count: int = 1,
         networks: list[NicRequest] | None = None,
+        boot_volume: BootVolume | None = None,
     ) -> tuple[list[ServerView], str]:
         """Nova's multiple create: as many servers as the quota holds up to ``max_count``,
         but at least ``min_count`` or none. One commission pays for all of them, so two
@@ -139,8 +144,14 @@ class Servers:
 
         ``networks`` asks for NICs (see ``nefos.network.nics``); none asked gives one on
         the default public network. The ports are made in the create's transaction, as
-        the caller: a create refused on the way leaves none."""
+        the caller: a create refused on the way leaves none.
+
+        ``boot_volume``: the root disk is a volume (``nefos.compute.volumes``), made
+        first when it comes from an image or a snapshot and deleted again if the create
+        is refused; the server boots the image the volume came from."""
         check_counts(min_count, max_count, self.settings.compute.max_count)
+        if boot_volume is not None and max_count > 1:
+            raise errors.InvalidInput("Multiple instances cannot boot from one volume")
         check_name(name)
         if max_count > 1:  # the longest name the servers may get must fit too
             check_name(f"{name}-{max_count}")
@@ -163,6 +174,46 @@ class Servers:
             raise errors.InvalidInput("adminPass is 1 to 255 characters, no control characters")
         files = check_personality(personality)
         user_data = check_user_data(user_data)
+        if boot_volume is None:
+            return await self._create(
+                user, name, image_id, flavor, project, allowed, metadata, key_names, tags,
+                admin_password, files, user_data, min_count, max_count, networks, None,
+            )  # fmt: skip
+        root, image_id, made = await self.volumes.prepare_boot(user, project, boot_volume)
+        try:
+            return await self._create(
+                user, name, image_id, flavor, project, allowed, metadata, key_names, tags,
+                admin_password, files, user_data, min_count, max_count, networks,
+                (root, boot_volume),
+            )  # fmt: skip
+        except BaseException:
+            if made:  # the create was refused: nothing uses the volume made for it
+                try:
+                    await self.volumes.volumes.delete(user, root)
+                except errors.NefosError as exc:  # attached after all: the server has it
+                    log.warning("root volume %s kept: %s", root, exc.message)
+            raise
+
+    async def _create(
+        self,
+        user: str,
+        name: str,
+        image_id: str,
+        flavor: Flavor,
+        project: str,
+        allowed: set[str],
+        metadata: dict[str, str],
+        key_names: list[str] | None,
+        tags: list[str],
+        admin_password: str | None,
+        files: Any,
+        user_data: Any,
+        min_count: int,
+        max_count: int,
+        networks: list[NicRequest] | None,
+        root: tuple[uuid.UUID, BootVolume] | None,
+    ) -> tuple[list[ServerView], str]:
+        """The create once its arguments are checked (and its root volume made)."""
         public_keys = []
         for key_name in key_names or []:
             try:
@@ -181,7 +232,8 @@ class Servers:
         password = admin_password or new_password()
         customization = Customization(tuple(public_keys), files, user_data)
         resources = charges(flavor, running=True)
-        created: list[tuple[int, Backend, str, list[Nic]]] = []  # where, build's URL, NICs
+        # each server: where, its build's URL, NICs and root volume's disk
+        created: list[tuple[int, Backend, str, list[Nic], list[dict[str, Any]]]] = []
         caller = Caller(user, frozenset(allowed), project=project)
         async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
             count = await self._issue_for_count(
@@ -209,9 +261,12 @@ class Servers:
                     nics = await self.nics.attach_for_create(
                         s, caller, server_id, networks, project
                     )
-                    created.append((server_id, backend, config_url, nics))
-        for server_id, backend, config_url, nics in created:
-            await self._build(user, server_id, flavor, image, backend, config_url, nics)
+                    disks = []
+                    if root is not None:
+                        disks = [await self.volumes.attach_root(s, user, server_id, *root)]
+                    created.append((server_id, backend, config_url, nics, disks))
+        for server_id, backend, config_url, nics, disks in created:
+            await self._build(user, server_id, flavor, image, backend, config_url, nics, disks)
         return [await self.reader.server(user, item[0]) for item in created], password
 
     async def _issue_for_count(
@@ -291,6 +346,7 @@ class Servers:
         backend: Backend,
         config_url: str,
         nics: list[Nic],
+        volumes: list[dict[str, Any]],
     ) -> None:
         params = [nic_params(nic) for nic in nics]
         if not params and backend.default_link:
@@ -318,6 +374,7 @@ class Servers:
             tags=[f"nefos:user:{user}", *firewall_tags(nics)],
             osparams={"config_url": config_url},
             depends=depends,
+            volumes=tuple(volumes),
         )
         await self._submit(server_id, "BUILD", CreateInstance(spec))
 

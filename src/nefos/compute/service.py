@@ -14,6 +14,8 @@ name; the work lives in the modules along compute's paths:
 * ``charges``: what a server holds of its project's quota;
 * ``nics``: servers' NICs: NIC changes become jobs, the interface, floating IP and
   firewall profile actions;
+* ``volumes``: servers' volumes: attach and detach as disk jobs, and what a job's
+  event or a server's removal does to them;
 * ``backend_networks``: networks made on a backend when its servers need them, removed
   when unused;
 * ``reconcile``: the periodic pass that makes the database agree with the backends.
@@ -35,12 +37,14 @@ from nefos.compute.nics import ServerNics
 from nefos.compute.servers import Servers
 from nefos.compute.views import ServerReader, ServerView
 from nefos.compute.vmapi import VmApi
+from nefos.compute.volumes import ServerVolumes
 from nefos.core.bus import Bus
 from nefos.core.config import Settings
 from nefos.core.db import Database
 from nefos.images.service import Images
 from nefos.network.service import NetworkService
 from nefos.quotas.service import Quotas
+from nefos.volume.service import Volumes
 
 __all__ = ["CLIENTKEY", "MAX_PERSONALITY", "MAX_PERSONALITY_SIZE", "Compute", "ServerView"]
 
@@ -56,10 +60,12 @@ class Compute:
         keypairs: Keypairs | None = None,
         embedded: EmbeddedFactory = EmbeddedCluster,
         network: NetworkService | None = None,
+        volumes: Volumes | None = None,
     ):
         """``embedded`` builds the simulated cluster of an ``embedded`` backend row (tests
         pass a subclass that injects faults); ``network`` is the deployment's networking,
-        which then tells this compute of NIC changes."""
+        which then tells this compute of NIC changes; ``volumes`` the deployment's volumes,
+        which servers attach."""
         self.db = db
         self.settings = settings
         self.bus = bus
@@ -76,11 +82,18 @@ class Compute:
         self.nics = self.network.nics
         self.reader = ServerReader(db, self.nics)
         self.backend_networks = BackendNetworks(db, self.clusters)
+        self.volumes = volumes or Volumes(
+            db, settings, images.storage.store, images.storage, images, quotas
+        )
+        self.server_volumes = ServerVolumes(db, self.clusters, self.reader, self.volumes)
         self.effect_path = Servers(
             db, settings, quotas, images, self.keypairs, self.vmapi, self.consoles,
             self.clusters, self.catalog, self.reader, self.nics, self.backend_networks,
+            self.server_volumes,
         )  # fmt: skip
-        self.update_path = Events(db, quotas, self.vmapi, self.nics, self.backend_networks)
+        self.update_path = Events(
+            db, quotas, self.vmapi, self.nics, self.backend_networks, self.server_volumes
+        )
         self.server_nics = ServerNics(
             db, self.network, self.clusters, self.reader, self.backend_networks
         )
@@ -135,6 +148,12 @@ class Compute:
         self.add_floating_ip = self.server_nics.add_floating_ip
         self.remove_floating_ip = self.server_nics.remove_floating_ip
         self.set_firewall = self.server_nics.set_firewall
+        # Volumes.
+        self.volume_attachments = self.server_volumes.attachments
+        self.volume_attachment = self.server_volumes.attachment
+        self.attach_volume = self.server_volumes.attach
+        self.detach_volume = self.server_volumes.detach
+        self.create_image = self.server_volumes.create_image
         # The update path.
         self.apply_event = self.update_path.apply_event
 

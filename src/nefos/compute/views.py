@@ -28,6 +28,8 @@ from nefos.compute.models import (
 from nefos.core import errors
 from nefos.core.db import Database
 from nefos.network.nics import Nic, Nics
+from nefos.volume import attachments
+from nefos.volume.attachments import Attached
 
 TASK_STATE = {
     "BUILD": "BUILDING",
@@ -82,6 +84,7 @@ class ServerView:
     tags: list[str]
     diagnostics: list[Diagnostic] = field(default_factory=list)
     nics: tuple[Nic, ...] = ()  # its ports, with their addresses
+    volumes: tuple[Attached, ...] = ()  # its volumes, root first
     # Everything the listing view shows, as one hashable value (None: not a listing):
     # equal versions render equal JSON, so a listing renders only what changed.
     version: tuple[Any, ...] | None = None
@@ -142,7 +145,10 @@ class ServerReader:
                 )
             )
         nics = () if server.deleted else await self._nics(server.id, server.user_id)
-        return ServerView(server, flavor, dict(meta.all()), list(tags), found, nics=nics)
+        volumes = tuple((await attachments.of_servers(s, [server.id]))[server.id])
+        return ServerView(
+            server, flavor, dict(meta.all()), list(tags), found, nics=nics, volumes=volumes
+        )
 
     async def _nics(self, server_id: int, user: str) -> tuple[Nic, ...]:
         return tuple((await self.nics.server_nics({server_id: user})).get(server_id, []))
@@ -241,6 +247,7 @@ class ServerReader:
                 .order_by(ServerTag.tag)
             ):
                 tags.setdefault(server_id, []).append(tag)
+            volumes = await attachments.of_servers(s, [row.id for row in rows])
         owners = {row.id: row.user_id for row in rows if not row.deleted}
         ports = await self.nics.server_nics(owners)
         views = []
@@ -248,9 +255,14 @@ class ServerReader:
             record = ServerRecord(*row)
             meta, labels = metadata.get(record.id, {}), tags.get(record.id, [])
             nics = tuple(ports.get(record.id, []))
-            version = (tuple(row), tuple(meta.items()), tuple(labels), nics)
+            disks = tuple(volumes[record.id])
+            version = (tuple(row), tuple(meta.items()), tuple(labels), nics, disks)
             flavor = flavors[record.flavor_id]
-            views.append(ServerView(record, flavor, meta, labels, [], version=version, nics=nics))
+            views.append(
+                ServerView(
+                    record, flavor, meta, labels, [], version=version, nics=nics, volumes=disks
+                )
+            )
         return views
 
     async def jobs(self, server_id: int) -> list[BackendJob]:

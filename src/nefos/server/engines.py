@@ -82,13 +82,13 @@ class Engines:
         self.images = Images(self.storage)
         self.keypairs = Keypairs(self.db, settings.compute.max_keypairs)
         self.network = NetworkService(self.db, settings, self.quotas)
-        self.compute = Compute(
-            self.db, settings, self.bus, self.quotas, self.images, self.keypairs, embedded,
-            self.network,
-        )  # fmt: skip
         self.volumes = Volumes(
             self.db, settings, self.store, self.storage, self.images, self.quotas
         )
+        self.compute = Compute(
+            self.db, settings, self.bus, self.quotas, self.images, self.keypairs, embedded,
+            self.network, self.volumes,
+        )  # fmt: skip
         self.snapshots = Snapshots(self.db, self.images, self.storage)
         # What references blocks besides the namespace's versions, for gc and fsck.
         self.block_pins: Pinned = pins(self.compute.vmapi.pinned, self.volumes.pinned)

@@ -11,6 +11,8 @@ from typing import Any
 from starlette.requests import Request
 
 from nefos.core.dialects import public_path
+from nefos.volume import states
+from nefos.volume.attachments import Attached
 from nefos.volume.details import VolumeView
 from nefos.volume.dialect import SNAPSHOT_EXTRAS, TABLE, TYPE_EXTRAS, VOLUME_EXTRAS
 from nefos.volume.limits import gigabytes
@@ -89,7 +91,7 @@ def volume(w: Wire, found: VolumeView, detail: bool = True) -> dict[str, Any]:
             "availability_zone": ZONE,
             "created_at": time(v.created),
             "updated_at": time(v.updated),
-            "attachments": [],  # attaching to servers comes with the compute integration
+            "attachments": [_attachment(a, v.id) for a in found.attachments if a.status in SHOWN],
             "volume_type": getattr(volume_type, w.type_by),
             "snapshot_id": sources["snapshot_id"],
             "source_volid": sources["source_volid"],
@@ -110,6 +112,22 @@ def volume(w: Wire, found: VolumeView, detail: bool = True) -> dict[str, Any]:
     if sources["image_id"] is not None:
         item["volume_image_metadata"] = {"image_id": sources["image_id"]}
     return _drop(item, w.volume_drops)
+
+
+# Cinder lists an attachment once it is attached (in-use), until its detach ends.
+SHOWN = (states.IN_USE, states.DETACHING)
+
+
+def _attachment(found: Attached, volume_id: object) -> dict[str, Any]:
+    return {
+        "id": str(volume_id),
+        "attachment_id": str(found.attachment_id),
+        "volume_id": str(volume_id),
+        "server_id": str(found.server_id),
+        "host_name": None,
+        "device": found.device,
+        "attached_at": time(found.created),
+    }
 
 
 def snapshot(w: Wire, found: SnapshotView, detail: bool = True) -> dict[str, Any]:

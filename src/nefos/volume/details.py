@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nefos.core import errors
+from nefos.volume.attachments import Attached, of_volumes
 from nefos.volume.models import Volume, VolumeMetadata
 from nefos.volume.types import DEFAULT, find_type
 
@@ -40,6 +41,7 @@ class VolumeView:
 
     volume: Volume
     metadata: dict[str, str]
+    attachments: list[Attached] = field(default_factory=list)
 
 
 def check_details(details: Details) -> Details:
@@ -124,4 +126,5 @@ async def set_metadata(
 
 
 async def view(s: AsyncSession, volume: Volume) -> VolumeView:
-    return VolumeView(volume, (await metadata_of(s, [volume.id]))[volume.id])
+    metadata = (await metadata_of(s, [volume.id]))[volume.id]
+    return VolumeView(volume, metadata, (await of_volumes(s, [volume.id]))[volume.id])

@@ -80,3 +80,23 @@ class Snapshot(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     epoch: Mapped[int] = mapped_column(Integer)  # the volume's epoch it froze
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class VolumeAttachment(Base):
+    """A volume attached to a server (one server at a time: no multiattach). The row
+    exists from the moment an attach starts (the volume ``attaching``) until its detach
+    ends (``available`` again); its id is Cinder's ``attachment_id``. ``server_id`` is
+    compute's integer id, kept without a foreign key so that the volume part does not
+    depend on compute's tables. ``boot_index`` 0 marks the server's root disk (a server
+    booted from a volume), None a disk attached later."""
+
+    __tablename__ = "volume_attachments"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    volume_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("volume_volumes.id", ondelete="CASCADE"), unique=True
+    )
+    server_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    device: Mapped[str] = mapped_column(String(64))
+    boot_index: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

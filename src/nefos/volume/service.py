@@ -45,7 +45,7 @@ from nefos.images.service import Image, Images
 from nefos.quotas.service import Quotas, charge
 from nefos.storage.service import Namespace, check_object_name
 from nefos.storage.stores import BlockMissing, BlockStore
-from nefos.volume import details, maps, states
+from nefos.volume import attachments, details, maps, states
 from nefos.volume.details import Details, VolumeView
 from nefos.volume.models import Snapshot, Volume, VolumeBlock, VolumeMetadata
 
@@ -116,7 +116,8 @@ class Volumes:
                 query = query.where(Volume.status == status)
             found = list(await s.scalars(query))
             metadata = await details.metadata_of(s, [v.id for v in found])
-        return [VolumeView(v, metadata[v.id]) for v in found]
+            attached = await attachments.of_volumes(s, [v.id for v in found])
+        return [VolumeView(v, metadata[v.id], attached[v.id]) for v in found]
 
     async def counts(self, user: str) -> tuple[int, int]:
         """How many volumes and snapshots the caller has (Cinder's limits count them)."""

@@ -1,11 +1,10 @@
 """A volume's status, as Cinder names it, and which actions each status allows.
 
-Every change this API makes to a volume (create, clone, extend, delete) completes
-inside its request, so a volume the API shows is ``available``; ``in-use``,
-``attaching`` and ``detaching`` belong to attachments (the compute integration), and
-``creating``, ``extending``, ``deleting`` and ``error`` to work that a backend does
-later. The table already says what each of them allows, so that those slices only
-move volumes between statuses.
+Every change the Block Storage API makes to a volume (create, clone, extend, delete)
+completes inside its request, so such a volume is ``available``; ``attaching``,
+``in-use`` and ``detaching`` belong to attachments, which a backend job completes
+(:data:`MOVES`), and ``creating``, ``extending``, ``deleting`` and ``error`` to work
+that a backend may do later. :data:`ALLOWED` says what each status allows.
 """
 
 from __future__ import annotations
@@ -32,6 +31,30 @@ ALLOWED = {
     "snapshot": {AVAILABLE},
     "snapshot_forced": {AVAILABLE, IN_USE},
 }
+
+
+# Attachments move a volume by this table only (``nefos.volume.attachments``): a step
+# (begin, done, failed) of an attach or a detach, from the status it needs to the one it
+# leaves. An attach or detach that the backend refused or failed leaves the volume where
+# it was before.
+MOVES: dict[tuple[str, str], tuple[str, str]] = {
+    ("attach", "begin"): (AVAILABLE, ATTACHING),
+    ("attach", "done"): (ATTACHING, IN_USE),
+    ("attach", "failed"): (ATTACHING, AVAILABLE),
+    ("detach", "begin"): (IN_USE, DETACHING),
+    ("detach", "done"): (DETACHING, AVAILABLE),
+    ("detach", "failed"): (DETACHING, IN_USE),
+}
+
+
+def move(volume: Volume, action: str, step: str) -> bool:
+    """Move the volume by :data:`MOVES`; False (nothing changed) when it is not in the
+    status the step needs (a late or repeated event)."""
+    before, after = MOVES[(action, step)]
+    if volume.status != before:
+        return False
+    volume.status = after
+    return True
 
 
 def require(volume: Volume, action: str) -> None:

@@ -38,9 +38,11 @@ from nefos.backends.base import (
 from nefos.backends.ganeti.rapi import RapiClient
 from nefos.backends.ops import (
     AddNic,
+    AttachDisk,
     ConnectNetwork,
     CreateInstance,
     CreateNetwork,
+    DetachDisk,
     ModifyInstance,
     ModifyNic,
     NetworkOp,
@@ -162,6 +164,10 @@ class GanetiCluster:
                 return await self.rapi.modify_nics(instance, changes, hotplug, depends)
             case RemoveNic(instance=instance, name=name, hotplug=hotplug):
                 return await self.rapi.modify_nics(instance, [["remove", name, {}]], hotplug)
+            case AttachDisk(instance=instance, disk=disk, hotplug=hotplug):
+                return await self.rapi.modify_disks(instance, [["add", -1, dict(disk)]], hotplug)
+            case DetachDisk(instance=instance, name=name, hotplug=hotplug):
+                return await self.rapi.modify_disks(instance, [["detach", name, {}]], hotplug)
             case SetFirewall(instance=instance, nic=nic, level=level):
                 return await self._set_firewall(instance, nic, level)
             case CreateNetwork(spec=spec, depends=depends):
@@ -225,10 +231,13 @@ class GanetiCluster:
         template, disk = spec.disk_template, {"size": spec.disk * 1024}  # GiB -> MiB
         if template.startswith("ext_"):  # ext_<provider>, e.g. ext_archipelago
             template, disk["provider"] = "ext", template[len("ext_") :]
+        disks = [disk]
+        if spec.volumes:  # a root volume: the nefos ExtStorage provider's disk
+            template, disks = "ext", [dict(v) for v in spec.volumes]
         return await self.rapi.create_instance(
             spec.name,
             disk_template=template,
-            disks=[] if template == "diskless" else [disk],
+            disks=[] if template == "diskless" else disks,
             nics=[dict(nic) for nic in spec.nics],
             os_type=self.os_type or spec.os,
             beparams={"vcpus": spec.vcpus, "maxmem": spec.memory, "minmem": spec.memory},

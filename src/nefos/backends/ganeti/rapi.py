@@ -285,6 +285,14 @@ class RapiClient:
             body["depends"] = _depends(depends)
         return await self._job("PUT", f"/2/instances/{name}/modify", body)
 
+    async def modify_disks(self, name: str, changes: list[list[Any]], hotplug: bool = False) -> int:
+        """OP_INSTANCE_SET_PARAMS on disks (``[["add", -1, {...}]]``, ``[["detach", NAME,
+        {}]]``), hot where the hypervisor can, as for NICs."""
+        body: dict[str, Any] = {"disks": changes}
+        if hotplug:
+            body["hotplug_if_possible"] = True
+        return await self._job("PUT", f"/2/instances/{name}/modify", body)
+
     async def instance_tags(self, name: str) -> list[str]:
         return await self._call("GET", f"/2/instances/{name}/tags")
 
