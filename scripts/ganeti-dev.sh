@@ -27,6 +27,7 @@ set -euo pipefail
 
 PACKAGES=(ganeti ganeti-os-noop qemu-system-x86 qemu-utils linux-image-amd64 busybox-static
     socat cpio curl openssh-server iproute2 e2fsprogs fdisk
+    kbd console-data  # the guest's binary console keymaps (loadkeys -b; tests/ui/test_console_ganeti.py)
     ebtables iptables)  # the network data plane's rules (tests/network/test_dataplane.py)
 
 NS=gnt
@@ -56,6 +57,9 @@ WAIT_SECONDS=${GANETI_DEV_WAIT_SECONDS:-60}
 GUEST_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
     failover net_failover virtio_net virtio_blk button evdev
     crc16 mbcache crc32c_generic jbd2 ext4)  # ext4 last: it needs crc32c loaded first
+# The guest's console keymaps, NAME=console-data keymap: /etc/keymaps/NAME.bmap, compiled by
+# `loadkeys -b` for busybox's loadkmap (the console page's layouts, keylayouts.js).
+GUEST_KEYMAPS=(us=us de=de-latin1 fr=fr-latin1 gr=gr)
 
 die() {
     echo "ganeti-dev: $*" >&2
@@ -119,7 +123,9 @@ write_guest_init() {
 # of paths, it is mounted read-only and each of those files is printed too, line by
 # line, as NEFOS-GUEST-FILE <path> <line>, between NEFOS-GUEST-FILES-BEGIN and -END.
 # Each line typed on the screen's terminal (tty1: what a VNC console types) comes back
-# on ttyS0 as NEFOS-GUEST-TYPED <line>, byte for byte.
+# on ttyS0 as NEFOS-GUEST-TYPED <line>, byte for byte. The console's keymap is the
+# kernel's (US) until a command such as `loadkmap </etc/keymaps/de.bmap` (us, de, fr, gr)
+# loads another.
 # With nefos.net=dhcp, every NIC (also one hot-plugged later) asks DHCP for its address
 # (udhcpc -n -q) and, every 2 s, NEFOS-GUEST-LEASE <nic> mac=... ip=ADDR/LEN router=...
 # (or NEFOS-GUEST-NOLEASE <nic> mac=...) and NEFOS-GUEST-SLAAC <nic> mac=... addr=ADDR/LEN
@@ -269,15 +275,17 @@ EOF
 }
 
 cmd_guest_initramfs() {
-    local dir=${1:?usage: guest-initramfs DIR} version root module path
+    local dir=${1:?usage: guest-initramfs DIR} version root module path keymap
     version=$(kernel_version)
     [ -x /bin/busybox ] || die "busybox-static is not installed (run: $0 install)"
+    command -v loadkeys >/dev/null && [ -d /usr/share/keymaps ] \
+        || die "kbd or console-data is not installed (run: $0 install)"
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     root=$(mktemp -d)
     # shellcheck disable=SC2064
     trap "rm -rf '$root'" RETURN
-    mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
+    mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules,etc/keymaps}
     cp /bin/busybox "$root/bin/busybox"
     ln -s busybox "$root/bin/sh"
     : >"$root/modules.order"
@@ -290,6 +298,10 @@ cmd_guest_initramfs() {
         *) continue ;;  # built in
         esac
         echo "$module" >>"$root/modules.order"
+    done
+    for keymap in "${GUEST_KEYMAPS[@]}"; do
+        loadkeys -b "${keymap#*=}" </dev/null >"$root/etc/keymaps/${keymap%%=*}.bmap" \
+            || die "loadkeys -b ${keymap#*=} failed"
     done
     write_guest_init "$root/init"
     chmod 755 "$root/init"

@@ -4,7 +4,9 @@ server and a Linux guest under KVM (QEMU TCG) on the real Ganeti of
 
 The guest (``write_guest_init``) copies each line typed on its screen's terminal to its
 serial console as ``NEFOS-GUEST-TYPED <line>``; the test reads that socket, so what is
-compared is what the guest's own terminal made of the key presses.
+compared is what the guest's own terminal made of the key presses. The same socket is a
+shell (``nefos.shell=ttyS0``), through which the test loads another keymap into the
+guest's console (``loadkmap </etc/keymaps/de.bmap``).
 
 nefos runs in this process, in a thread with an event loop of its own (Playwright's sync
 API holds this thread's): its Ganeti backend is a client made here, with the kvm
@@ -59,6 +61,8 @@ expect.set_options(timeout=EXPECT_MS)
 
 TYPED = b"NEFOS-GUEST-TYPED"
 TICKET_SECONDS = 5.0  # the console proxy's; short, so that a ticket can expire in a test
+KERNEL_ARGS = "ro quiet nefos.shell=ttyS0"
+LAYOUTS = ("us", "de", "fr", "gr")  # the console page's, and the guest's /etc/keymaps
 
 
 class NefosThread:
@@ -162,7 +166,7 @@ def cloud(
             ganeti.rapi_password,
             certificate=str(ganeti.rapi_cert),
             hypervisor="kvm",
-            hvparams={"kernel_path": kernel, "initrd_path": initrd},
+            hvparams={"kernel_path": kernel, "initrd_path": initrd, "kernel_args": KERNEL_ARGS},
         )
         engines.compute.clusters.live[backend] = held["cluster"] = cluster
         watcher = QueueWatcher(ganeti.queue_dir, backend, engines.bus.publish, replay_seconds=0)
@@ -222,10 +226,41 @@ def page(browser: Any, cloud: Cloud) -> Iterator[Page]:
 
 def typed_line(serial: Serial, timeout: float = 20) -> str:
     """The next line the guest's terminal read, as the guest printed it; consumed."""
-    line = serial.wait_for(TYPED, timeout)
-    end = serial.output.index(b"\n", serial.output.index(TYPED))
+    serial.wait_for(TYPED, timeout)
+    start = serial.output.index(TYPED) + len(TYPED) + 1
+    end = serial.output.index(b"\n", start)
+    line = serial.output[start:end].removesuffix(b"\r")  # spaces at either end kept
     serial.output = serial.output[end + 1 :]
-    return line.removeprefix(TYPED + b" ").decode()
+    return line.decode()
+
+
+def guest_sh(serial: Serial, command: str, timeout: float = 20) -> str:
+    """Run ``command`` in the guest's serial shell; what it printed. Consumes the output
+    up to its end, lines the guest printed meanwhile included."""
+    token = secrets.token_hex(4)
+    marker = f"NEFOS-SH-DONE-{token}".encode()
+    # Written apart, so that an echo of the command line holds no marker.
+    serial.sock.sendall(f'{command}; echo "NEFOS-SH-""DONE-{token}" $?\n'.encode())
+    line = serial.wait_for(marker + b" ", timeout)
+    start = serial.output.index(marker + b" ")
+    printed = serial.output[:start]
+    serial.output = serial.output[serial.output.index(b"\n", start) + 1 :]
+    status = int(line.split()[-1])
+    assert status == 0, f"{command!r} failed ({status}): {printed!r}"
+    return printed.decode(errors="replace")
+
+
+def guest_layout(serial: Serial, layout: str) -> None:
+    """The guest's console keymap, as a machine's own settings would have it."""
+    guest_sh(serial, f"loadkmap </etc/keymaps/{layout}.bmap")
+
+
+def type_line(page: Page, text: str) -> None:
+    """Type ``text`` with "then press Enter", and wait until the typing is over."""
+    page.fill("#type-text", text)
+    page.check("text=then press Enter")
+    page.click("#type-it")
+    expect(page.locator("[data-state]")).to_have_text("Connected")
 
 
 def open_console(page: Page, cloud: Cloud) -> None:
@@ -272,6 +307,46 @@ def test_typed_and_pasted_text_arrives_exactly(page: Page, cloud: Cloud, screens
     canvas = page.locator(".console-screen canvas").bounding_box()
     assert canvas is not None and 0 < canvas["width"] <= 390
     page.screenshot(path=screenshots / "console-phone.png", full_page=True)
+
+
+@pytest.mark.slow
+def test_text_arrives_exactly_under_each_keyboard_layout(
+    page: Page, cloud: Cloud, screenshots: Path
+) -> None:
+    open_console(page, cloud)
+    serial = cloud.serial
+    serial.output = b""
+    layout = page.locator("#console-layout")
+    expect(layout).to_have_value("us")  # a machine nobody chose a layout for
+    alphabet = string.ascii_letters + string.digits + string.punctuation + " "
+    try:
+        for name in LAYOUTS:
+            guest_layout(serial, name)
+            layout.select_option(name)
+            # Every printable ASCII character may occur; y, z, a, q, m, ^, ` and ~ do.
+            password = "yzaqm^`~" + "".join(secrets.choice(alphabet) for _ in range(40))
+            password = "".join(secrets.SystemRandom().sample(password, len(password)))
+            type_line(page, password)
+            assert typed_line(serial) == password, name
+            page.screenshot(path=screenshots / f"console-layout-{name}.png")
+
+        # The choice matters: a German machine typed at as if it were a US one reads the
+        # keys of y and z the other way round.
+        guest_layout(serial, "de")
+        layout.select_option("us")
+        text = "yz" + "".join(secrets.choice(string.ascii_letters) for _ in range(20))
+        type_line(page, text)
+        arrived = typed_line(serial)
+        assert arrived != text
+        assert arrived == text.translate(str.maketrans("yzYZ", "zyZY"))
+
+        # Remembered for this machine: the page opened again has the last choice.
+        layout.select_option("fr")
+        page.reload()
+        expect(page.locator("[data-state]")).to_have_text("Connected")
+        expect(page.locator("#console-layout")).to_have_value("fr")
+    finally:
+        guest_layout(serial, "us")  # what the other tests expect
 
 
 def take_over(cloud: Cloud) -> None:

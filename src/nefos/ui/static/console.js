@@ -5,18 +5,40 @@
 // password, valid for one connection made before `expires`. noVNC speaks RFB to
 // ws://<host>:<port>/ with that password; the proxy checks it and relays to the
 // machine's VNC server. Closing the console spends the ticket: "Open again" asks for a
-// new one. "Type this text" and paste send keysyms (keysyms.js).
+// new one. "Type this text" and paste send the keys that type the text under the
+// machine's own keyboard layout, which the person chooses here (remembered per machine
+// in this browser), or keysyms where the server takes no key codes (keysyms.js).
 
 import { explain } from "./api.js";
 import { clock, t } from "./i18n.js";
+import { DEFAULT_LAYOUT, LAYOUTS } from "./keylayouts.js";
 import { keystrokes, typeText } from "./keysyms.js";
 import { Component, createRef, html } from "./lib.js";
 import { label } from "./machines.js";
 
 const RUNNING = "ACTIVE";
+const LAYOUT_KEY = "nefos.console.layout."; // + the machine's id, in localStorage
+
+function storedLayout(id) {
+  try {
+    const layout = localStorage.getItem(LAYOUT_KEY + id);
+    return layout && LAYOUTS[layout] ? layout : DEFAULT_LAYOUT;
+  } catch {
+    return DEFAULT_LAYOUT; // storage refused (private mode): the default each time
+  }
+}
 
 export class Console extends Component {
-  state = { phase: "loading", server: null, failure: null, text: "", enter: false, typing: null, note: null };
+  state = {
+    phase: "loading",
+    server: null,
+    failure: null,
+    text: "",
+    enter: false,
+    typing: null,
+    note: null,
+    layout: storedLayout(this.props.rest),
+  };
   screen = createRef();
 
   componentDidMount() {
@@ -116,11 +138,11 @@ export class Console extends Component {
   }
 
   async type(text) {
-    const { strokes, unusual } = keystrokes(text);
+    const { strokes, unusual } = keystrokes(text, this.state.layout);
     if (!this.rfb || this.state.phase !== "connected" || !strokes.length) return;
     const rfb = this.rfb;
     const note = unusual.length
-      ? t("console.noKey", { chars: unusual.join(" ") })
+      ? t("console.noKey", { chars: unusual.join(" "), layout: t(`console.layout.${this.state.layout}`) })
       : null;
     this.setState({ typing: { done: 0, total: strokes.length }, note });
     const finished = await typeText(
@@ -130,6 +152,15 @@ export class Console extends Component {
       () => this.rfb !== rfb,
     );
     if (this.rfb === rfb && finished) this.setState({ typing: null });
+  }
+
+  chooseLayout(layout) {
+    this.setState({ layout });
+    try {
+      localStorage.setItem(LAYOUT_KEY + this.props.rest, layout);
+    } catch {
+      // storage refused: the choice holds for this page only
+    }
   }
 
   submit(event) {
@@ -163,7 +194,7 @@ export class Console extends Component {
     return html`<span class=${`console-state console-${phase}`} data-state=${phase} role="status">${word}</span>`;
   }
 
-  render(_, { phase, server, failure, text, enter, typing, note }) {
+  render(_, { phase, server, failure, text, enter, typing, note, layout }) {
     const name = server ? server.name : "";
     const live = phase === "connected";
     const again = phase === "closed" || phase === "failed";
@@ -184,6 +215,13 @@ export class Console extends Component {
         <label for="type-text">${t("console.typeThis")}</label>
         <textarea id="type-text" rows="2" spellcheck="false" autocomplete="off" autocapitalize="off"
           value=${text} onInput=${(e) => this.setState({ text: e.target.value })}></textarea>
+        <div class="type-layout">
+          <label for="console-layout">${t("console.layout")}</label>
+          <select id="console-layout" value=${layout} onChange=${(e) => this.chooseLayout(e.target.value)}>
+            ${Object.keys(LAYOUTS).map((name) => html`<option value=${name}>${t(`console.layout.${name}`)}</option>`)}
+          </select>
+          <p class="hint" id="console-layout-hint">${t("console.layoutHint")}</p>
+        </div>
         <div class="type-actions">
           <label class="check"><input type="checkbox" checked=${enter}
             onChange=${(e) => this.setState({ enter: e.target.checked })} /> ${t("console.enter")}</label>

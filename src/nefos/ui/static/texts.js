@@ -516,8 +516,8 @@ export const TEXTS = {
   },
   "console.connectionFailed": { en: " (the connection failed)", el: " (η σύνδεση απέτυχε)" },
   "console.noKey": {
-    en: "Sent, but a machine with a US keymap has no key for {chars}: those may not arrive.",
-    el: "Στάλθηκε, αλλά μια μηχανή με αμερικανική διάταξη πληκτρολογίου δεν έχει πλήκτρο για {chars}: αυτά ίσως δεν φτάσουν.",
+    en: "Sent, but the {layout} keyboard layout has no key for {chars}: those may not arrive.",
+    el: "Στάλθηκε, αλλά η διάταξη πληκτρολογίου {layout} δεν έχει πλήκτρο για {chars}: αυτά ίσως δεν φτάσουν.",
   },
   "console.clipboardRefused": {
     en: "The browser did not let this page read the clipboard ({why}). Paste into the box above instead, then press “Type it”.",
@@ -540,9 +540,19 @@ export const TEXTS = {
   "console.typeIt": { en: "Type it", el: "Πληκτρολόγηση" },
   "console.paste": { en: "Paste from clipboard", el: "Επικόλληση από το πρόχειρο" },
   "console.hint": {
-    en: "Sent key by key as the characters themselves, so they arrive as written here whatever your keyboard's layout. A new line presses Enter.",
-    el: "Στέλνεται πλήκτρο προς πλήκτρο ως οι ίδιοι οι χαρακτήρες, οπότε φτάνουν όπως γράφονται εδώ, όποια κι αν είναι η διάταξη του πληκτρολογίου σας. Μια νέα γραμμή πατά Enter.",
+    en: "Sent key by key, as the keys that type these characters on the machine's keyboard layout, so they arrive as written here whatever your own keyboard's layout. A new line presses Enter.",
+    el: "Στέλνεται πλήκτρο προς πλήκτρο, ως τα πλήκτρα που γράφουν αυτούς τους χαρακτήρες στη διάταξη πληκτρολογίου της μηχανής, οπότε φτάνουν όπως γράφονται εδώ, όποια κι αν είναι η διάταξη του δικού σας πληκτρολογίου. Μια νέα γραμμή πατά Enter.",
   },
+  // console layouts
+  "console.layout": { en: "Keyboard layout of the machine", el: "Διάταξη πληκτρολογίου της μηχανής" },
+  "console.layoutHint": {
+    en: "The layout the machine itself uses (what it was set to inside, e.g. with loadkeys), not your computer's. Remembered for this machine in this browser.",
+    el: "Η διάταξη που χρησιμοποιεί η ίδια η μηχανή (όπως ρυθμίστηκε μέσα της, π.χ. με το loadkeys), όχι του δικού σας υπολογιστή. Απομνημονεύεται για αυτή τη μηχανή σε αυτόν τον φυλλομετρητή.",
+  },
+  "console.layout.us": { en: "English (US)", el: "Αγγλική (ΗΠΑ)" },
+  "console.layout.de": { en: "German (DE)", el: "Γερμανική (DE)" },
+  "console.layout.fr": { en: "French (FR)", el: "Γαλλική (FR)" },
+  "console.layout.gr": { en: "Greek (GR)", el: "Ελληνική (GR)" },
 
   // welcome.js: sign-up, verification, password reset (no login)
   "welcome.typeName": { en: "Please type your name", el: "Γράψτε το όνομά σας" },
