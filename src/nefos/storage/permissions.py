@@ -178,22 +178,18 @@ class Permissions:
         write on some path in it)? Pithos's block upload asks no more than that."""
         if user == account:
             return True
-        base = container_path(account, container) + "/"
-        async with self.db.session() as s:
-            subjects = await read_subjects(s, user, account)
-            rows = await s.execute(
-                select(Permission.path, Permission.access, Permission.subject).where(
-                    Permission.path.startswith(base, autoescape=True)
-                )
-            )
-            grants = Grants()
-            for path, access, subject in rows:
-                grants.add(path, access, subject)
+        grants, subjects = await self._grants_in(user, account, container)
         return any(g[sharing.WRITE] & subjects for g in grants.by_path.values())
 
     async def readable_filter(self, user: str, account: str, container: str) -> Any:
         """A predicate on object names: can ``user`` read it (for cross-user listings)?"""
         base = container_path(account, container) + "/"
+        grants, subjects = await self._grants_in(user, account, container)
+        return lambda name: grants.access(base + name, subjects) is not None
+
+    async def _grants_in(self, user: str, account: str, container: str) -> tuple[Grants, set[str]]:
+        """Every grant on a path in the container, and the subjects ``user`` is."""
+        base = container_path(account, container) + "/"
         async with self.db.session() as s:
             subjects = await read_subjects(s, user, account)
             rows = await s.execute(
@@ -204,7 +200,7 @@ class Permissions:
             grants = Grants()
             for path, access, subject in rows:
                 grants.add(path, access, subject)
-        return lambda name: grants.access(base + name, subjects) is not None
+        return grants, subjects
 
     async def shared_names(self, account: str, container: str) -> set[str]:
         """Paths (object names) in a container that carry permissions of their own."""

@@ -5,7 +5,10 @@
 // it; names of things people type or read elsewhere (IPv4, SSH, root, API token,
 // clouds.yaml) stay as they are.
 
+import { WELCOME_TEXTS } from "./texts-welcome.js";
+
 export const TEXTS = {
+  ...WELCOME_TEXTS, // the pages before a login, in a file of their own
   // the top bar and the views' titles (app.js)
   "nav.main": { en: "Main", el: "Κύριο μενού" },
   "nav.dashboard": { en: "Dashboard", el: "Πίνακας ελέγχου" },
@@ -553,100 +556,6 @@ export const TEXTS = {
   "console.layout.de": { en: "German (DE)", el: "Γερμανική (DE)" },
   "console.layout.fr": { en: "French (FR)", el: "Γαλλική (FR)" },
   "console.layout.gr": { en: "Greek (GR)", el: "Ελληνική (GR)" },
-
-  // welcome.js: sign-up, verification, password reset (no login)
-  "welcome.typeName": { en: "Please type your name", el: "Γράψτε το όνομά σας" },
-  "welcome.notEmail": { en: "This is not an e-mail address: it looks like name@example.org", el: "Αυτό δεν είναι διεύθυνση e-mail: μοιάζει με name@example.org" },
-  "welcome.typeEmail": { en: "Please type your e-mail address", el: "Γράψτε τη διεύθυνση e-mail σας" },
-  "welcome.shortPassword": {
-    en: "A password needs at least {n} characters; this has {length}",
-    el: "Ο κωδικός χρειάζεται τουλάχιστον {n} χαρακτήρες· αυτός έχει {length}",
-  },
-  "welcome.choosePassword": { en: "Please choose a password", el: "Επιλέξτε έναν κωδικό" },
-  "welcome.acceptTerms": { en: "Please read the terms of use and accept them", el: "Διαβάστε τους όρους χρήσης και αποδεχτείτε τους" },
-  "welcome.signup": { en: "Create an account", el: "Δημιουργία λογαριασμού" },
-  "welcome.closed": { en: "You cannot create an account here yourself. Ask the people who run this cloud.", el: "Δεν μπορείτε να δημιουργήσετε μόνοι σας λογαριασμό εδώ. Ρωτήστε όσους διαχειρίζονται αυτό το νέφος." },
-  "welcome.login": { en: "Log in", el: "Σύνδεση" },
-  "welcome.with": { en: "With an account you can start virtual machines and keep your files on this cloud.", el: "Με έναν λογαριασμό μπορείτε να ξεκινάτε εικονικές μηχανές και να κρατάτε τα αρχεία σας σε αυτό το νέφος." },
-  "welcome.moderated": { en: " An administrator approves each new account, so it may take a little while.", el: " Κάθε νέο λογαριασμό τον εγκρίνει ένας διαχειριστής, οπότε ίσως χρειαστεί λίγος χρόνος." },
-  "welcome.yourName": { en: "Your name", el: "Το όνομά σας" },
-  "welcome.email": { en: "E-mail address", el: "Διεύθυνση e-mail" },
-  "welcome.emailHint": { en: "We send a link to this address to check that it is yours.", el: "Στέλνουμε έναν σύνδεσμο σε αυτή τη διεύθυνση για να ελέγξουμε ότι είναι δική σας." },
-  "welcome.password": { en: "Password", el: "Κωδικός" },
-  "welcome.passwordHint": {
-    en: "At least {n} characters. A few words you will remember make a good one.",
-    el: "Τουλάχιστον {n} χαρακτήρες. Μερικές λέξεις που θα θυμάστε κάνουν έναν καλό κωδικό.",
-  },
-  "welcome.terms": { en: "Terms of use", el: "Όροι χρήσης" },
-  "welcome.accept": { en: "I have read the terms of use and I accept them", el: "Διάβασα τους όρους χρήσης και τους αποδέχομαι" },
-  "welcome.creating": { en: "Creating…", el: "Δημιουργία…" },
-  "welcome.create": { en: "Create account", el: "Δημιουργία λογαριασμού" },
-  "welcome.already": { en: "Already have an account?", el: "Έχετε ήδη λογαριασμό;" },
-  "welcome.checkMail": { en: "Check your mail", el: "Ελέγξτε το e-mail σας" },
-  "welcome.notSent": {
-    en: "Your account is made, but we could not send the mail yet. We keep trying; it should reach you within the hour. You can also ask for it again below.",
-    el: "Ο λογαριασμός σας δημιουργήθηκε, αλλά δεν μπορέσαμε ακόμη να στείλουμε το e-mail. Συνεχίζουμε να προσπαθούμε· θα σας φτάσει μέσα στην ώρα. Μπορείτε επίσης να το ζητήσετε ξανά παρακάτω.",
-  },
-  "welcome.sentTo": {
-    en: "We sent a mail to {email}. Open the link in it to confirm that the address is yours.",
-    el: "Στείλαμε ένα e-mail στο {email}. Ανοίξτε τον σύνδεσμο που περιέχει για να επιβεβαιώσετε ότι η διεύθυνση είναι δική σας.",
-  },
-  "welcome.yourAddress": { en: "your address", el: "τη διεύθυνσή σας" },
-  "welcome.noMail": { en: "No mail after a few minutes? Look in your spam folder, then:", el: "Δεν ήρθε e-mail μετά από λίγα λεπτά; Κοιτάξτε στα ανεπιθύμητα και μετά:" },
-  "welcome.newLink": { en: "We sent a new link. Only the newest link works.", el: "Στείλαμε νέο σύνδεσμο. Ισχύει μόνο ο πιο πρόσφατος." },
-  "welcome.sendAgain": { en: "Send the mail again", el: "Αποστολή του e-mail ξανά" },
-  "welcome.almost": { en: "Almost there", el: "Σχεδόν έτοιμο" },
-  "welcome.confirmed": { en: "Your e-mail address is confirmed. Thank you!", el: "Η διεύθυνση e-mail σας επιβεβαιώθηκε. Ευχαριστούμε!" },
-  "welcome.waitAdmin": {
-    en: "An administrator now looks at your account. We will send you a mail as soon as it is ready; you cannot log in until then.",
-    el: "Ένας διαχειριστής εξετάζει τώρα τον λογαριασμό σας. Θα σας στείλουμε e-mail μόλις είναι έτοιμος· ως τότε δεν μπορείτε να συνδεθείτε.",
-  },
-  "welcome.couldNot": { en: "We could not confirm your address", el: "Δεν μπορέσαμε να επιβεβαιώσουμε τη διεύθυνσή σας" },
-  "welcome.sendNewLink": { en: "Send me a new link", el: "Στείλτε μου νέο σύνδεσμο" },
-  "welcome.or": { en: "or", el: "ή" },
-  "welcome.loginLower": { en: "log in", el: "συνδεθείτε" },
-  "welcome.confirming": { en: "Confirming your address", el: "Επιβεβαίωση της διεύθυνσής σας" },
-  "welcome.moment": { en: "One moment…", el: "Μια στιγμή…" },
-  "welcome.ready": { en: "Your account is ready", el: "Ο λογαριασμός σας είναι έτοιμος" },
-  "welcome.canLogin": { en: "Your e-mail address is confirmed. You can log in now.", el: "Η διεύθυνση e-mail σας επιβεβαιώθηκε. Μπορείτε να συνδεθείτε τώρα." },
-  "welcome.back": { en: "Back to the login", el: "Πίσω στη σύνδεση" },
-  "welcome.changed": { en: "Your password is changed", el: "Ο κωδικός σας άλλαξε" },
-  "welcome.loggedOut": {
-    en: "You were logged out everywhere, and your API token was replaced. Log in with your new password.",
-    el: "Αποσυνδεθήκατε παντού και το API token σας αντικαταστάθηκε. Συνδεθείτε με τον νέο σας κωδικό.",
-  },
-  "welcome.notSame": { en: "The two passwords are not the same", el: "Οι δύο κωδικοί δεν είναι ίδιοι" },
-  "welcome.chooseNew": { en: "Choose a new password", el: "Επιλέξτε νέο κωδικό" },
-  "welcome.newPassword": { en: "New password", el: "Νέος κωδικός" },
-  "welcome.repeat": { en: "The same password again", el: "Ο ίδιος κωδικός ξανά" },
-  "welcome.askNewLink": { en: "Ask for a new link", el: "Ζητήστε νέο σύνδεσμο" },
-  "welcome.setPassword": { en: "Set new password", el: "Ορισμός νέου κωδικού" },
-  "welcome.title.sent": { en: "Check your mail", el: "Ελέγξτε το e-mail σας" },
-  "welcome.title.verify": { en: "Confirm your address", el: "Επιβεβαίωση διεύθυνσης" },
-  "welcome.title.pending": { en: "Waiting for approval", el: "Αναμονή έγκρισης" },
-  "welcome.title.forgot": { en: "Forgot your password", el: "Ξεχάσατε τον κωδικό σας" },
-  "welcome.title.resend": { en: "Get a new link", el: "Νέος σύνδεσμος" },
-  "welcome.title.reset": { en: "New password", el: "Νέος κωδικός" },
-  "welcome.minutes": { en: { one: "{n} minute", other: "{n} minutes" }, el: { one: "{n} λεπτό", other: "{n} λεπτά" } },
-  "welcome.hours": { en: { one: "one hour", other: "{n} hours" }, el: { one: "μία ώρα", other: "{n} ώρες" } },
-  "welcome.forgot": { en: "Forgot your password?", el: "Ξεχάσατε τον κωδικό σας;" },
-  "welcome.sendLink": { en: "Send me a link", el: "Στείλτε μου σύνδεσμο" },
-  "welcome.forgotIntro": {
-    en: "Type the e-mail address of your account. We will send you a link to choose a new password.",
-    el: "Γράψτε τη διεύθυνση e-mail του λογαριασμού σας. Θα σας στείλουμε σύνδεσμο για να επιλέξετε νέο κωδικό.",
-  },
-  "welcome.forgotDone": {
-    en: "If {email} belongs to an account here, we sent a link to it. The link works for {time}.",
-    el: "Αν το {email} ανήκει σε λογαριασμό εδώ, του στείλαμε σύνδεσμο. Ο σύνδεσμος ισχύει για {time}.",
-  },
-  "welcome.resendIntro": {
-    en: "Type the e-mail address you signed up with. We will send a new link to confirm it.",
-    el: "Γράψτε τη διεύθυνση e-mail με την οποία εγγραφήκατε. Θα στείλουμε νέο σύνδεσμο για να την επιβεβαιώσετε.",
-  },
-  "welcome.resendDone": {
-    en: "If {email} signed up and is not confirmed yet, we sent a new link to it.",
-    el: "Αν το {email} έχει εγγραφεί και δεν έχει επιβεβαιωθεί ακόμη, του στείλαμε νέο σύνδεσμο.",
-  },
 
   // usage.js and chart.js: the Usage page
   "usage.intro": {
