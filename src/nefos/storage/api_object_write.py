@@ -13,15 +13,18 @@ may set when the object expires (``X-Delete-At`` / ``X-Delete-After``).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.responses import Response
 
 from nefos.core import errors, http
 from nefos.storage import sharing
-from nefos.storage.api_large import delete_slo, put_slo
+from nefos.storage.api_large import manifest_of, slo_deleted
 from nefos.storage.copies import CopyRequest
+from nefos.storage.deletes import DeleteRequest
+from nefos.storage.manifests import Manifest
+from nefos.storage.puts import Data, Hashmap, PutRequest
 from nefos.storage.service import DELETE_AT, ObjectRecord
 from nefos.storage.swift import (
     MANIFEST,
@@ -48,7 +51,6 @@ from nefos.storage.updates import (
     DataUpdate,
     ObjectUpdate,
     SharingChange,
-    require_sharing_rights,
 )
 
 
@@ -127,58 +129,39 @@ def _written(record: ObjectRecord, status: int = 201) -> Response:
 
 async def object_put(call: Call) -> Response:
     assert call.container is not None and call.name is not None
-    await require_access(call, sharing.WRITE, call.container, call.name)
-    change = _sharing_change(call)
-    require_sharing_rights(call.user, call.account, change)
-    await _check_write_conditions(call)
     meta, _ = _object_meta(call)
+    body: Data | Hashmap | Manifest | CopyRequest
     if "hashmap" in call.query:
-        record = await _put_hashmap(call, meta)
+        body = Hashmap(_hashmap_of(call), content_type_of(call))
     elif call.headers.get("x-copy-from") or call.headers.get("x-move-from"):
-        record = await _put_from(call, meta)
+        body = _copy_from(call, meta)
     elif call.query.get("multipart-manifest") == "put":
-        record = await put_slo(call, meta)
+        body = manifest_of(call)
     else:
         _require_length(call)
-        record = await call.storage.put_object(
-            call.account,
-            call.container,
-            call.name,
+        body = Data(
             call.request.stream(),
-            content_type=content_type_of(call),
-            meta=meta,
-            muser=call.user,
+            content_type_of(call),
             etag=call.headers.get("etag"),
-            max_size=MAX_FILE_SIZE,
             size_hint=_declared_length(call),
         )
-    if change is not None:
-        await call.storage.share(
-            call.account, call.container, call.name, change.grants, change.public
+    record = await call.storage.put(
+        PutRequest(
+            user=call.user,
+            account=call.account,
+            container=call.container,
+            name=call.name,
+            body=body,
+            meta=meta,
+            sharing=_sharing_change(call),
+            if_match=call.headers.get("if-match"),
+            if_none_match=call.headers.get("if-none-match"),
         )
+    )
     response = _written(record)
     if record.meta.get(SLO):
         response.headers["ETag"] = f'"{record.meta[SLO_ETAG]}"'
     return response
-
-
-async def _check_write_conditions(call: Call) -> None:
-    """A PUT's If-Match / If-None-Match against the object it would replace (spec
-    §1.5): ``*`` for any current version, else its ETags; 412 when they fail."""
-    assert call.container is not None and call.name is not None
-    if_match = call.headers.get("if-match")
-    if_none_match = call.headers.get("if-none-match")
-    if if_match is None and if_none_match is None:
-        return
-    try:
-        current = await call.storage.get_object(call.account, call.container, call.name)
-        etag: str | None = etag_of(current)
-    except errors.NotFound:
-        etag = None
-    if if_match is not None and (etag is None or not http.etag_matches(if_match, etag)):
-        raise errors.PreconditionFailed("If-Match does not match the object")
-    if if_none_match is not None and etag is not None and http.etag_matches(if_none_match, etag):
-        raise errors.PreconditionFailed("If-None-Match matches the object")
 
 
 def _declared_length(call: Call) -> int | None:
@@ -196,29 +179,24 @@ def _require_length(call: Call) -> None:
         raise errors.TooLarge(swift_text("object_too_large"))
 
 
-async def _put_hashmap(call: Call, meta: dict[str, str]) -> ObjectRecord:
-    assert call.container is not None and call.name is not None
-    try:
-        document = orjson.loads(await read_body(call, MAX_HASHMAP_BODY))
-    except orjson.JSONDecodeError:
-        raise errors.InvalidInput("The hashmap is not JSON") from None
-    if not isinstance(document, dict) or not isinstance(document.get("hashes"), list):
-        raise errors.InvalidInput('A hashmap is {"bytes": N, "hashes": [...]}')
-    size = document.get("bytes")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise errors.InvalidInput("The hashmap's bytes is a byte count")
-    if size > MAX_OBJECT_SIZE:
-        raise errors.TooLarge("The object is too large")
-    return await call.storage.put_hashmap(
-        call.account,
-        call.container,
-        call.name,
-        size,
-        document["hashes"],
-        content_type=content_type_of(call),
-        meta=meta,
-        muser=call.user,
-    )
+def _hashmap_of(call: Call) -> Callable[[], Awaitable[tuple[int, list[str]]]]:
+    """``PUT ?hashmap``'s body, read and parsed when the service asks."""
+
+    async def read() -> tuple[int, list[str]]:
+        try:
+            document = orjson.loads(await read_body(call, MAX_HASHMAP_BODY))
+        except orjson.JSONDecodeError:
+            raise errors.InvalidInput("The hashmap is not JSON") from None
+        if not isinstance(document, dict) or not isinstance(document.get("hashes"), list):
+            raise errors.InvalidInput('A hashmap is {"bytes": N, "hashes": [...]}')
+        size = document.get("bytes")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise errors.InvalidInput("The hashmap's bytes is a byte count")
+        if size > MAX_OBJECT_SIZE:
+            raise errors.TooLarge("The object is too large")
+        return size, document["hashes"]
+
+    return read
 
 
 def _copy_request(
@@ -252,7 +230,7 @@ def _copy_request(
     )
 
 
-async def _put_from(call: Call, meta: dict[str, str]) -> ObjectRecord:
+def _copy_from(call: Call, meta: dict[str, str]) -> CopyRequest:
     """``X-Copy-From`` / ``X-Move-From``: no data moves, only the map is shared."""
     assert call.container is not None and call.name is not None
     moving = call.headers.get("x-move-from")
@@ -264,10 +242,9 @@ async def _put_from(call: Call, meta: dict[str, str]) -> ObjectRecord:
         or call.account
     )
     destination = (call.account, call.container, call.name)
-    request = _copy_request(
+    return _copy_request(
         call, (source_account, container, name), destination, meta, move=bool(moving)
     )
-    return await call.storage.copy(request)
 
 
 async def object_post(call: Call) -> Response:
@@ -380,30 +357,27 @@ async def _form_upload(call: Call) -> Response:
 
 async def object_delete(call: Call) -> Response:
     assert call.container is not None and call.name is not None
-    await require_access(call, sharing.WRITE, call.container, call.name)
-    if call.query.get("multipart-manifest") == "delete":
-        return await delete_slo(call)
     if_delete_at = call.headers.get("x-if-delete-at")
-    if if_delete_at is not None:  # Swift: delete only if it still expires then
+    wanted = None
+    if if_delete_at is not None:
         try:
             wanted = http.whole_number(if_delete_at, "X-If-Delete-At")
         except errors.InvalidInput:
             raise errors.InvalidInput("Bad X-If-Delete-At header value") from None
-        record = await call.storage.get_object(call.account, call.container, call.name)
-        if int(record.meta.get(DELETE_AT) or -1) != wanted:
-            raise errors.PreconditionFailed("X-If-Delete-At and X-Delete-At do not match")
-    until = until_param(call)
-    if until is not None:
-        await call.storage.purge(call.account, call.container, call.name, until)
-        return Response(status_code=204)
-    delimiter = call.query.get("delimiter")
-    if delimiter:
-        await call.storage.delete_tree(
-            call.user, call.account, call.container, call.name, delimiter
+    manifest = call.query.get("multipart-manifest") == "delete"
+    done = await call.storage.delete(
+        DeleteRequest(
+            user=call.user,
+            account=call.account,
+            container=call.container,
+            name=call.name,
+            delimiter=call.query.get("delimiter") or None,
+            manifest=manifest,
+            until=None if manifest else until_param(call),
+            if_delete_at=wanted,
         )
-    else:
-        await call.storage.delete_object(call.account, call.container, call.name, call.user)
-    return Response(status_code=204)
+    )
+    return slo_deleted(call, done) if done is not None else Response(status_code=204)
 
 
 async def object_copy_move(call: Call) -> Response:

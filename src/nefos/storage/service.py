@@ -24,6 +24,12 @@ operations under one name. The parts hold one another explicitly, never by inher
   as the caller asks it;
 - ``updater`` (``nefos.storage.updates.Updater``): an object's POST (metadata, data in
   place, sharing) as the caller asks it;
+- ``manifests`` (``nefos.storage.manifests.Manifests``): a static large object's
+  manifest, checked as the caller and stored;
+- ``putter`` (``nefos.storage.puts.Putter``): an object's PUT (data, hashmap, manifest,
+  copy or move) with its conditions and sharing, as the caller asks it;
+- ``deleter`` (``nefos.storage.deletes.Deleter``): an object's DELETE (the object, its
+  tree, an SLO with its segments, its history) as the caller asks it;
 - ``browser`` (``nefos.storage.browsing.Browser``): a container and a page of its
   objects as a caller sees them;
 - ``bulk`` (``nefos.storage.bulk.BulkDeleter``): Swift's bulk delete of many paths;
@@ -53,10 +59,13 @@ from nefos.storage.bulk import BulkDeleter
 from nefos.storage.commits import Commits
 from nefos.storage.containers import Containers
 from nefos.storage.copies import Copier
+from nefos.storage.deletes import Deleter
 from nefos.storage.large import LargeObjects
 from nefos.storage.listings import Lister
 from nefos.storage.maintenance import Maintenance
+from nefos.storage.manifests import Manifests
 from nefos.storage.permissions import Permissions
+from nefos.storage.puts import Putter
 from nefos.storage.reads import Reader
 from nefos.storage.records import (
     DELETE_AT,
@@ -119,6 +128,9 @@ class Namespace:
         self.bodies = bodies = Bodies(settings, reader, lister, large)
         self.copier = copier = Copier(reader, writer, trees, permissions, bodies)
         self.updater = updater = Updater(reader, writer, permissions)
+        self.manifests = manifests = Manifests(settings, reader, writer, permissions)
+        self.putter = putter = Putter(reader, writer, permissions, manifests, copier)
+        self.deleter = deleter = Deleter(reader, writer, trees, permissions, large, maintenance)
         self.account_lister = account_lister = AccountLister(db, containers, permissions)
 
         # containers and accounts
@@ -174,6 +186,8 @@ class Namespace:
         self.update_meta = writer.update_meta
         self.update_data = writer.update_data
         self.update = updater.update
+        self.put = putter.put
+        self.delete = deleter.delete
         self.copy = copier.copy
         # trees of objects
         self.copy_tree = trees.copy_tree
