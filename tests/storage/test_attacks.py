@@ -525,3 +525,50 @@ async def test_any_stored_block_serves_a_hashmap_put_where_configured(
     guess = f"{scene.dave.base}/mine/guess"
     assert (await _hashmap_put(client, scene.dave, guess, SECRET)).status_code == 201
     assert await _content(client, guess, scene.dave) == SECRET
+
+
+async def test_no_write_right_learns_nothing_from_a_put_post_copy_or_delete(client, scene):
+    """dave, who holds no share, against alice's objects through every typed call of the
+    object level: each is 403 before any body is read or any condition is compared, and
+    nothing of alice's changes."""
+    dave = scene.dave
+    await client.put(f"{dave.base}/mine", headers=dave.auth)
+    attempts = {
+        "hashmap body never parsed": client.put(
+            f"{scene.secret}?hashmap", headers=dave.auth, content=b"not json"
+        ),
+        "manifest body never parsed": client.put(
+            f"{scene.secret}?multipart-manifest=put", headers=dave.auth, content=b"not json"
+        ),
+        "If-Match not compared": client.put(
+            scene.secret, headers={**dave.auth, "If-Match": "*"}, content=b"x"
+        ),
+        "copy of a source he cannot read": client.put(
+            f"{dave.base}/mine/stolen",
+            headers={**dave.auth, "X-Copy-From": "/private/secret",
+                     "X-Copy-From-Account": scene.alice.uuid},
+        ),
+        "data from a source he cannot read": client.post(
+            f"{dave.base}/mine/stolen",
+            headers={**dave.auth, "X-Source-Object": "/private/secret",
+                     "X-Source-Account": scene.alice.uuid},
+        ),
+        "metadata": client.post(scene.secret, headers={**dave.auth, "X-Object-Meta-A": "b"}),
+        "a manifest's delete": client.delete(
+            f"{scene.secret}?multipart-manifest=delete", headers=dave.auth
+        ),
+        "a delete": client.delete(scene.secret, headers=dave.auth),
+        "a tree's delete": client.delete(f"{scene.secret}?delimiter=/", headers=dave.auth),
+    }  # fmt: skip
+    for what, attempt in attempts.items():
+        answer = await attempt
+        assert answer.status_code == 403, (what, answer.status_code, answer.text)
+    read = await client.get(scene.secret, headers=scene.alice.auth)
+    assert read.status_code == 200 and read.content == SECRET
+    assert "x-object-meta-a" not in read.headers
+    # bob may write shared/doc, but only alice shares it on.
+    sharing = await client.post(
+        scene.doc, headers={**scene.bob.auth, "X-Object-Sharing": f"read={dave.uuid}"}
+    )
+    assert sharing.status_code == 403
+    assert (await client.get(scene.doc, headers=dave.auth)).status_code == 403

@@ -4,9 +4,12 @@ browser page for them."""
 from __future__ import annotations
 
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from tests.conftest import Server
 
@@ -68,3 +71,103 @@ def log_in(
     expect(opened.locator(".project-quota")).to_be_visible()
     opened.person = person
     return opened
+
+
+def filled_cloud(server: Server, project: str) -> dict[str, str]:
+    """The administrator's image, a running machine on "lab" holding a floating IP, a
+    container with a file and the application of ``project``, so that every page of the
+    UI has something to show (the accessibility and the Greek tests walk them all)."""
+    admin = {"X-Auth-Token": server.admin_token}
+    made = httpx.post(
+        f"{server.url}/image/v2/images",
+        headers=admin,
+        json={
+            "name": "Debian 12",
+            "disk_format": "raw",
+            "container_format": "bare",
+            "visibility": "public",
+            "os_distro": "debian",
+            "os_version": "12",
+        },
+    )
+    made.raise_for_status()
+    image = made.json()["id"]
+    httpx.put(
+        f"{server.url}/image/v2/images/{image}/file",
+        headers={**admin, "Content-Type": "application/octet-stream"},
+        content=b"\0" * 65536,
+    ).raise_for_status()
+    lab = lab_with_floating_ip(server)
+    created = httpx.post(
+        f"{server.url}/compute/v2.1/servers",
+        headers=admin,
+        json={
+            "server": {
+                "name": "web-1",
+                "imageRef": image,
+                "flavorRef": "1",
+                "networks": [{"uuid": lab}],
+            }
+        },
+    )
+    created.raise_for_status()
+    machine = created.json()["server"]["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = httpx.get(f"{server.url}/compute/v2.1/servers/{machine}", headers=admin)
+        if shown.json()["server"]["status"] == "ACTIVE":
+            break
+        time.sleep(0.3)
+    ports = httpx.get(
+        f"{server.url}/network/v2.0/ports", headers=admin, params={"device_id": machine}
+    ).json()["ports"]
+    floating = httpx.get(f"{server.url}/network/v2.0/floatingips", headers=admin).json()
+    httpx.put(
+        f"{server.url}/network/v2.0/floatingips/{floating['floatingips'][0]['id']}",
+        headers=admin,
+        json={"floatingip": {"port_id": ports[0]["id"]}},
+    ).raise_for_status()
+    store = f"{server.url}/object-store/v1/{server.admin_uuid}/documents"
+    httpx.put(store, headers=admin).raise_for_status()
+    httpx.put(f"{store}/notes.txt", headers=admin, content=b"hello").raise_for_status()
+    applied = httpx.post(
+        f"{server.url}/account/v1.0/projects",
+        headers=admin,
+        json={
+            "name": project,
+            "end_date": "2099-01-01T00:00:00Z",
+            "resources": {"cyclades.vm": {"project_capacity": 10, "member_capacity": 2}},
+        },
+    )
+    applied.raise_for_status()
+    return {"machine": machine}
+
+
+def lab_with_floating_ip(server: Server) -> str:
+    """A public network that gives floating IPs (an administrator's), one floating IP and
+    a private network "lab" with an IPv4 subnet, of the administrator's: the Networks
+    page shows each kind. Answers lab's id."""
+    admin = {"X-Auth-Token": server.admin_token}
+    net = f"{server.url}/network/v2.0"
+    public = httpx.post(
+        f"{net}/networks",
+        headers=admin,
+        json={"network": {"name": "public", "router:external": True}},
+    )
+    public.raise_for_status()
+    lab = httpx.post(f"{net}/networks", headers=admin, json={"network": {"name": "lab"}})
+    lab.raise_for_status()
+    for network, cidr in ((public, "10.79.0.0/24"), (lab, "192.168.1.0/24")):
+        httpx.post(
+            f"{net}/subnets",
+            headers=admin,
+            json={
+                "subnet": {
+                    "network_id": network.json()["network"]["id"],
+                    "cidr": cidr,
+                    "ip_version": 4,
+                }
+            },
+        ).raise_for_status()
+    httpx.post(f"{net}/floatingips", headers=admin, json={"floatingip": {}}).raise_for_status()
+    return lab.json()["network"]["id"]

@@ -8,16 +8,14 @@ these browser contexts bypass it (``bypass_csp``), and only these.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.ui.people import EXPECT_MS, admin_of, log_in
+from tests.ui.people import EXPECT_MS, admin_of, filled_cloud, log_in
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect
@@ -27,104 +25,9 @@ AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe-4.10.3.min.js"
 SERIOUS = ("serious", "critical")
 
 
-def lab_with_floating_ip(server: Server) -> str:
-    """A public network that gives floating IPs (an administrator's), one floating IP and
-    a private network "lab" with an IPv4 subnet, of the administrator's: the Networks
-    page shows each kind. Answers lab's id."""
-    admin = {"X-Auth-Token": server.admin_token}
-    net = f"{server.url}/network/v2.0"
-    public = httpx.post(
-        f"{net}/networks",
-        headers=admin,
-        json={"network": {"name": "public", "router:external": True}},
-    )
-    public.raise_for_status()
-    lab = httpx.post(f"{net}/networks", headers=admin, json={"network": {"name": "lab"}})
-    lab.raise_for_status()
-    for network, cidr in ((public, "10.79.0.0/24"), (lab, "192.168.1.0/24")):
-        httpx.post(
-            f"{net}/subnets",
-            headers=admin,
-            json={
-                "subnet": {
-                    "network_id": network.json()["network"]["id"],
-                    "cidr": cidr,
-                    "ip_version": 4,
-                }
-            },
-        ).raise_for_status()
-    httpx.post(f"{net}/floatingips", headers=admin, json={"floatingip": {}}).raise_for_status()
-    return lab.json()["network"]["id"]
-
-
 @pytest.fixture(scope="module")
 def cloud(server: Server) -> dict[str, str]:
-    """An image, a running machine, a container with a file and a project application
-    of the administrator's, so that each page has something to show."""
-    admin = {"X-Auth-Token": server.admin_token}
-    made = httpx.post(
-        f"{server.url}/image/v2/images",
-        headers=admin,
-        json={
-            "name": "Debian 12",
-            "disk_format": "raw",
-            "container_format": "bare",
-            "visibility": "public",
-            "os_distro": "debian",
-            "os_version": "12",
-        },
-    )
-    made.raise_for_status()
-    image = made.json()["id"]
-    httpx.put(
-        f"{server.url}/image/v2/images/{image}/file",
-        headers={**admin, "Content-Type": "application/octet-stream"},
-        content=b"\0" * 65536,
-    ).raise_for_status()
-    lab = lab_with_floating_ip(server)
-    created = httpx.post(
-        f"{server.url}/compute/v2.1/servers",
-        headers=admin,
-        json={
-            "server": {
-                "name": "web-1",
-                "imageRef": image,
-                "flavorRef": "1",
-                "networks": [{"uuid": lab}],
-            }
-        },
-    )
-    created.raise_for_status()
-    machine = created.json()["server"]["id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        shown = httpx.get(f"{server.url}/compute/v2.1/servers/{machine}", headers=admin)
-        if shown.json()["server"]["status"] == "ACTIVE":
-            break
-        time.sleep(0.3)
-    ports = httpx.get(
-        f"{server.url}/network/v2.0/ports", headers=admin, params={"device_id": machine}
-    ).json()["ports"]
-    floating = httpx.get(f"{server.url}/network/v2.0/floatingips", headers=admin).json()
-    httpx.put(
-        f"{server.url}/network/v2.0/floatingips/{floating['floatingips'][0]['id']}",
-        headers=admin,
-        json={"floatingip": {"port_id": ports[0]["id"]}},
-    ).raise_for_status()
-    store = f"{server.url}/object-store/v1/{server.admin_uuid}/documents"
-    httpx.put(store, headers=admin).raise_for_status()
-    httpx.put(f"{store}/notes.txt", headers=admin, content=b"hello").raise_for_status()
-    applied = httpx.post(
-        f"{server.url}/account/v1.0/projects",
-        headers=admin,
-        json={
-            "name": "a11y-course",
-            "end_date": "2099-01-01T00:00:00Z",
-            "resources": {"cyclades.vm": {"project_capacity": 10, "member_capacity": 2}},
-        },
-    )
-    applied.raise_for_status()
-    return {"machine": machine}
+    return filled_cloud(server, "a11y-course")
 
 
 def violations(page: Page) -> list[dict[str, Any]]:

@@ -8,21 +8,19 @@ Greek pages go to the screenshots folder as ``el-*.png``.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from nefos.identity import webtexts
 from tests.conftest import Server
-from tests.ui.people import EXPECT_MS, admin_of, log_in
+from tests.ui.people import EXPECT_MS, admin_of, filled_cloud, log_in
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect
 
-from tests.ui.test_accessibility import lab_with_floating_ip, violations
+from tests.ui.test_accessibility import violations
 
 expect.set_options(timeout=EXPECT_MS)
 GREEK = re.compile(r"[\u0370-\u03ff\u1f00-\u1fff]")
@@ -81,71 +79,7 @@ def latin_left(page: Page, spared: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cloud(server: Server) -> dict[str, str]:
-    """A machine, a container with a file and a project application of the
-    administrator's, so that the pages have something to translate."""
-    admin = {"X-Auth-Token": server.admin_token}
-    made = httpx.post(
-        f"{server.url}/image/v2/images",
-        headers=admin,
-        json={
-            "name": "Debian 12",
-            "disk_format": "raw",
-            "container_format": "bare",
-            "visibility": "public",
-            "os_distro": "debian",
-            "os_version": "12",
-        },
-    )
-    made.raise_for_status()
-    image = made.json()["id"]
-    httpx.put(
-        f"{server.url}/image/v2/images/{image}/file",
-        headers={**admin, "Content-Type": "application/octet-stream"},
-        content=b"\0" * 65536,
-    ).raise_for_status()
-    lab = lab_with_floating_ip(server)
-    created = httpx.post(
-        f"{server.url}/compute/v2.1/servers",
-        headers=admin,
-        json={
-            "server": {
-                "name": "web-1",
-                "imageRef": image,
-                "flavorRef": "1",
-                "networks": [{"uuid": lab}],
-            }
-        },
-    )
-    created.raise_for_status()
-    machine = created.json()["server"]["id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        shown = httpx.get(f"{server.url}/compute/v2.1/servers/{machine}", headers=admin)
-        if shown.json()["server"]["status"] == "ACTIVE":
-            break
-        time.sleep(0.3)
-    ports = httpx.get(
-        f"{server.url}/network/v2.0/ports", headers=admin, params={"device_id": machine}
-    ).json()["ports"]
-    floating = httpx.get(f"{server.url}/network/v2.0/floatingips", headers=admin).json()
-    httpx.put(
-        f"{server.url}/network/v2.0/floatingips/{floating['floatingips'][0]['id']}",
-        headers=admin,
-        json={"floatingip": {"port_id": ports[0]["id"]}},
-    ).raise_for_status()
-    store = f"{server.url}/object-store/v1/{server.admin_uuid}/documents"
-    httpx.put(store, headers=admin).raise_for_status()
-    httpx.put(f"{store}/notes.txt", headers=admin, content=b"hello").raise_for_status()
-    httpx.post(
-        f"{server.url}/account/v1.0/projects",
-        headers=admin,
-        json={
-            "name": "lab-2099",
-            "end_date": "2099-01-01T00:00:00Z",
-            "resources": {"cyclades.vm": {"project_capacity": 10, "member_capacity": 2}},
-        },
-    ).raise_for_status()
-    return {"machine": machine}
+    return filled_cloud(server, "lab-2099")
 
 
 def test_every_page_in_greek(browser: Any, server: Server, cloud: dict[str, str], screenshots):

@@ -74,6 +74,8 @@ class Putter:
         user, account, container, name = (
             request.user, request.account, request.container, request.name,
         )  # fmt: skip
+        # Before the conditions, so a 412 tells nobody else what is there (a copy checks
+        # its destination again, with its source: the price of one query for a sharer).
         await self.permissions.require(user, account, container, name, sharing.WRITE)
         require_sharing_rights(user, account, request.sharing)
         await self._check_conditions(request)
