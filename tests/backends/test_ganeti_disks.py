@@ -30,7 +30,7 @@ async def test_disk_records_become_ganeti_disk_changes() -> None:
     seen: list[httpx.Request] = []
     cluster = GanetiCluster("g", "https://g.test:5080", "u", "p", transport=_fake(seen))
     volume = uuid.uuid4()
-    params = disk_params(volume, (1 << 30) + 1)  # a byte past 1 GiB needs 1025 MiB
+    params = disk_params(volume, (1 << 30) + 1, "nefos")  # a byte past 1 GiB: 1025 MiB
     assert params == {
         "name": f"nefos-vol-{volume}",
         "size": 1025,
@@ -59,3 +59,5 @@ async def test_disk_records_become_ganeti_disk_changes() -> None:
     assert disk_changes({"disks": [["detach", params["name"], {}]]}) == [("detach", volume)]
     assert disk_changes({"disks": [params, {"size": 1024}]}) == [("attach", volume)]
     assert disk_changes({"disks": [["add", -1, {"name": "other"}], "junk"]}) == []
+    # Ganeti saves a detach with the disk's index in place of its name
+    assert disk_changes({"disks": [["detach", 1, {}]]}) == [("detach", 1)]

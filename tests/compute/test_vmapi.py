@@ -104,6 +104,7 @@ async def test_config_once_image_while_building(
         "disk_format": "diskdump",
         "properties": {"OSFAMILY": "linux"},
         "url": f"{url}/image",
+        "on_disk": False,  # a clone of the image (a root volume) says True
     }
     # Once: a second fetch, like a wrong or malformed secret, finds nothing.
     for path in (_path(url), "/vmapi/" + "A" * 43, "/vmapi/x", "/vmapi/" + "A" * 300):

@@ -257,6 +257,7 @@ class Servers:
                         tags,
                         password,
                         customization,
+                        image_on_disk=root is not None,
                     )
                     nics = await self.nics.attach_for_create(
                         s, caller, server_id, networks, project
@@ -311,6 +312,7 @@ class Servers:
         tags: list[str],
         password: str,
         customization: Customization,
+        image_on_disk: bool = False,
     ) -> tuple[int, str]:
         """One server of a create, its metadata and tags, and its build's sealed secrets;
         returns its id and the URL its build fetches them from."""
@@ -333,7 +335,7 @@ class Servers:
             s.add(ServerTag(server_id=server.id, tag=tag))
         # Secrets reach the build through the vmapi, never through the job.
         config_url = await self.vmapi.issue(
-            s, server.id, name, image, record, password, customization
+            s, server.id, name, image, record, password, customization, image_on_disk
         )
         return server.id, config_url
 

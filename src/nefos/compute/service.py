@@ -85,7 +85,9 @@ class Compute:
         self.volumes = volumes or Volumes(
             db, settings, images.storage.store, images.storage, images, quotas
         )
-        self.server_volumes = ServerVolumes(db, self.clusters, self.reader, self.volumes)
+        self.server_volumes = ServerVolumes(
+            db, self.clusters, self.reader, self.volumes, settings.compute.volume_provider
+        )
         self.effect_path = Servers(
             db, settings, quotas, images, self.keypairs, self.vmapi, self.consoles,
             self.clusters, self.catalog, self.reader, self.nics, self.backend_networks,

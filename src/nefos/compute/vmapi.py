@@ -98,10 +98,13 @@ class VmApi:
         record: ObjectRecord,
         password: str,
         customization: Customization | None = None,
+        image_on_disk: bool = False,
     ) -> str:
         """A new build secret for a server being created, in the caller's transaction;
         the ``config_url`` the cluster gets. Rows left by builds that never ended are
-        dropped here, so the table holds only builds in flight."""
+        dropped here, so the table holds only builds in flight. ``image_on_disk``: the
+        root disk is a volume cloned from the image, so the OS provider only customises
+        it (writing the image again would copy every block it shares)."""
         customization = customization or Customization()
         now = utcnow()
         await s.execute(delete(BuildSecret).where(BuildSecret.expires <= now))
@@ -117,6 +120,7 @@ class VmApi:
                 "disk_format": image.disk_format,
                 "properties": dict(image.properties),
                 "url": f"{url}/image",
+                "on_disk": image_on_disk,
             },
             "password": password,
             "public_keys": list(customization.public_keys),

@@ -38,7 +38,6 @@ from nefos.volume.service import Volumes
 log = logging.getLogger("nefos.compute")
 
 MiB = 1 << 20
-PROVIDER = "nefos"  # the ExtStorage provider that serves volumes (docs/volumes.md)
 
 
 @dataclass(frozen=True)
@@ -54,22 +53,25 @@ class BootVolume:
     delete_on_termination: bool | None = None
 
 
-def disk_params(volume_id: uuid.UUID, size: int) -> dict[str, object]:
-    """Ganeti's parameters of the disk that is this volume (``size`` in bytes)."""
+def disk_params(volume_id: uuid.UUID, size: int, provider: str) -> dict[str, object]:
+    """Ganeti's parameters of the disk that is this volume (``size`` in bytes), served
+    by nefos's ExtStorage ``provider`` (``compute.volume_provider``)."""
     return {
         "name": disk_name(volume_id),
         "size": -(-size // MiB),
-        "provider": PROVIDER,
+        "provider": provider,
         "volume": str(volume_id),
         "access": "userspace",
     }
 
 
-def disk_changes(fields: dict) -> list[tuple[str, uuid.UUID]]:
+def disk_changes(fields: dict) -> list[tuple[str, uuid.UUID | int]]:
     """The volumes a job attached or detached, from its ``job_fields["disks"]``: a
     modify's ``[["add", -1, {"name": "nefos-vol-<id>", ...}]]`` or ``[["detach", NAME,
-    {}]]``, or a create's disks ``[{"name": "nefos-vol-<id>", ...}]``."""
-    found = []
+    {}]]``, or a create's disks ``[{"name": "nefos-vol-<id>", ...}]``. Ganeti rewrites a
+    detach's disk name into the disk's index before it saves the job, so a detach may
+    name its volume by that index (an ``int``: ``ServerVolumes.apply_disks`` finds it)."""
+    found: list[tuple[str, uuid.UUID | int]] = []
     for item in fields.get("disks") or []:
         if isinstance(item, dict):  # a create's disk
             volume = volume_id_of(str(item.get("name") or ""))
@@ -79,6 +81,9 @@ def disk_changes(fields: dict) -> list[tuple[str, uuid.UUID]]:
             continue
         params = item[2] if len(item) > 2 and isinstance(item[2], dict) else {}
         action = {"add": "attach", "detach": "detach", "remove": "detach"}.get(item[0])
+        if action == "detach" and isinstance(item[1], int) and not isinstance(item[1], bool):
+            found.append((action, item[1]))
+            continue
         name = str(params.get("name") or "") if item[0] == "add" else str(item[1])
         volume = volume_id_of(name)
         if action is None or volume is None:
@@ -92,9 +97,15 @@ def disk_changes(fields: dict) -> list[tuple[str, uuid.UUID]]:
 
 class ServerVolumes:
     def __init__(
-        self, db: Database, clusters: Clusters, reader: ServerReader, volumes: Volumes
+        self,
+        db: Database,
+        clusters: Clusters,
+        reader: ServerReader,
+        volumes: Volumes,
+        provider: str = "nefos",
     ) -> None:
         self.db = db
+        self.provider = provider
         self.clusters = clusters
         self.reader = reader
         self.volumes = volumes
@@ -149,7 +160,7 @@ class ServerVolumes:
         )  # fmt: skip
         volume = await s.get(Volume, found.volume_id)
         assert volume is not None
-        return disk_params(volume.id, volume.size)
+        return disk_params(volume.id, volume.size, self.provider)
 
     async def create_image(
         self, user: str, server_id: int | str, name: str, metadata: dict[str, str]
@@ -203,7 +214,7 @@ class ServerVolumes:
             backend = await s.get(Backend, server.backend_id)
             assert backend is not None
             running = server.operstate == "STARTED"
-        params = disk_params(found.volume_id, size)
+        params = disk_params(found.volume_id, size, self.provider)
         op = AttachDisk(instance_name(server.id), params, hotplug=running)
         await self._submit(backend, server.id, "attach", found.volume_id, op)
         return found
@@ -243,7 +254,13 @@ class ServerVolumes:
         mapping: the server's deletion releases it (or deletes it)."""
         if create and not succeeded:
             return
-        for action, volume_id in disk_changes(fields):
+        for action, named in disk_changes(fields):
+            volume_id = named
+            if isinstance(named, int):
+                volume_id = await attachments.at_disk_index(s, server.id, named)
+                if volume_id is None:
+                    log.warning("server %s: no volume is its disk %d", server.id, named)
+                    continue
             moved = await attachments.end(s, action, server.id, volume_id, ok=succeeded)
             if moved and not succeeded:
                 s.add(diagnostic(server.id, "WARNING", f"Could not {action} volume {volume_id}"))

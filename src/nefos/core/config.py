@@ -171,6 +171,13 @@ class Compute(BaseModel):
         description="How long a console ticket waits for its client to connect, and then "
         "for it to authenticate, before its port closes.",
     )
+    volume_provider: str = Field(
+        default="nefos",
+        pattern=r"^[A-Za-z0-9_.+-]+$",
+        description="The name under which nefos's ExtStorage provider is installed on "
+        "the Ganeti nodes (`nefos ganeti install-extstorage --name`): the disks of "
+        "volumes are created and attached through it.",
+    )
     max_keypairs: int = Field(default=100, ge=1, description="Keypairs per user.")
     max_count: int = Field(
         default=100,

@@ -167,6 +167,27 @@ async def end(s: AsyncSession, action: str, server_id: int, volume_id: uuid.UUID
     return True
 
 
+async def at_disk_index(s: AsyncSession, server_id: int, index: int) -> uuid.UUID | None:
+    """The volume that is the server's Ganeti disk ``index``, for a job that names it
+    so. The volume detaching, if only one is; otherwise the instance's disks are in
+    the order they were attached (an add appends, a detach closes the gap), after the
+    server's own disk when it has no root volume, as the attachments were made."""
+    rows = (
+        await s.execute(
+            select(VolumeAttachment.volume_id, VolumeAttachment.boot_index, Volume.status)
+            .join(Volume, Volume.id == VolumeAttachment.volume_id)
+            .where(VolumeAttachment.server_id == server_id)
+            .order_by(VolumeAttachment.created, VolumeAttachment.id)
+        )
+    ).all()
+    detaching = [volume for volume, _, status in rows if status == states.DETACHING]
+    if len(detaching) == 1:
+        return detaching[0]
+    own_disk = 0 if any(boot == 0 for _, boot, _ in rows) else 1
+    position = index - own_disk
+    return rows[position][0] if 0 <= position < len(rows) else None
+
+
 async def release_server(s: AsyncSession, server_id: int) -> list[tuple[str, uuid.UUID]]:
     """The server is gone: each of its volumes is detached (available again). Returns
     the (owner, id) of those to delete with it (``delete_on_termination``), for the

@@ -246,11 +246,16 @@ class Volumed:
         return {"volume": str(key), "size": volume.size}
 
     async def _do_remove(self, key: uuid.UUID, env: dict[str, str]) -> dict[str, Any]:
+        """Ganeti removes the disk (its instance, or the disk itself, goes away). A disk
+        that nefos's API made of a volume (``EXTP_VOLUME``) is only released: the volume
+        outlives the instance, as a Cinder volume outlives a Nova server, and nefos
+        keeps or deletes it by its own record (``delete_on_termination``). A disk Ganeti
+        made (no ``volume`` parameter) is the volume, and goes with it."""
         owner = await self.volumes.owner_of(key)
         if str(key) in self.opened:
             raise Refused(f"volume {key} is open by a client; detach it first")
         (self.attached_dir / str(key)).unlink(missing_ok=True)
-        if owner is not None:  # removing twice is done
+        if owner is not None and not env.get("EXTP_VOLUME"):  # removing twice is done
             await self.volumes.delete(owner, key)
         return {"volume": str(key)}
 
