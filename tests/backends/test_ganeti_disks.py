@@ -59,3 +59,32 @@ async def test_disk_records_become_ganeti_disk_changes() -> None:
     assert disk_changes({"disks": [["detach", params["name"], {}]]}) == [("detach", volume)]
     assert disk_changes({"disks": [params, {"size": 1024}]}) == [("attach", volume)]
     assert disk_changes({"disks": [["add", -1, {"name": "other"}], "junk"]}) == []
+
+
+async def test_a_server_on_the_volume_template_is_created_over_its_cloned_root() -> None:
+    """A flavor on ext_nefos: the create carries the root volume nefos cloned (its id,
+    the image as origin, Synnefo's clone-provider shape), never a new disk of the
+    flavor's size for the OS provider to fill."""
+    seen: list[httpx.Request] = []
+    cluster = GanetiCluster("g", "https://g.test:5080", "u", "p", transport=_fake(seen))
+    volume, image = uuid.uuid4(), str(uuid.uuid4())
+    params = disk_params(volume, 2 << 30, origin=image)
+    assert params["origin"] == image and params["volume"] == str(volume)
+    spec = InstanceSpec(
+        "snf-3", 1, 1024, 2, "ext_nefos", "snf-image+default", {}, volumes=(params,)
+    )
+    await cluster.submit(CreateInstance(spec))
+    created = json.loads(seen[-1].content)
+    assert created["disk_template"] == "ext"
+    assert created["disks"] == [
+        {
+            "name": f"nefos-vol-{volume}",
+            "size": 2048,
+            "provider": "nefos",
+            "volume": str(volume),
+            "access": "userspace",
+            "origin": image,
+        }
+    ]
+    assert disk_changes({"disks": created["disks"]}) == [("attach", volume)]
+    await cluster.close()

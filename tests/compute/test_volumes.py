@@ -401,3 +401,131 @@ async def test_a_server_gone_from_its_backend_releases_its_volumes(client, engin
     await reconcile_servers(engines.compute, fix=True)
     left = await _volume_in(client, alice, volume["id"], "available")
     assert left["attachments"] == []
+
+
+async def _held(engines: Engines, user: str) -> dict[str, int]:
+    resources = ("cyclades.vm", "cyclades.disk", "cyclades.total_ram", "cyclades.ram")
+    return {r: (await usage(engines, user, r))[0] for r in resources}
+
+
+async def _stopped(client: httpx.AsyncClient, auth: dict, sid: object) -> dict:
+    action = f"{COMPUTE}/servers/{sid}/action"
+    assert (await client.post(action, json={"os-stop": None}, headers=auth)).status_code == 202
+    return await wait(client, auth, sid, "STOPPED")
+
+
+async def test_a_volume_backed_server_charges_its_disk_once(client, engines, setup):
+    """The root volume holds cyclades.disk; the server holds no flavor disk beside it,
+    through its create, a resize and its deletion."""
+    user, alice = setup["people"]["alice"]
+    flavor = await engines.compute.flavor(setup["flavor"])  # 1 CPU, 1 GiB RAM, 20 GiB disk
+    bigger = await engines.compute.create_flavor(2, 2048, flavor.disk, flavor.disk_template)
+    before = await _held(engines, user)
+    made = await _boot(client, setup, alice, _bdm(
+        "image", setup["image"], volume_size=3, delete_on_termination=True
+    ))  # fmt: skip
+    assert made.status_code == 202, made.text
+    sid = made.json()["server"]["id"]
+    await wait(client, alice, sid, "ACTIVE")
+    created = await _held(engines, user)
+    assert created["cyclades.disk"] - before["cyclades.disk"] == 3 * GiB  # not 3 + 20
+    assert created["cyclades.vm"] - before["cyclades.vm"] == 1
+    assert created["cyclades.total_ram"] - before["cyclades.total_ram"] == 1 << 30
+
+    await _stopped(client, alice, sid)
+    resize = {"resize": {"flavorRef": str(bigger.id)}}
+    answer = await client.post(f"{COMPUTE}/servers/{sid}/action", json=resize, headers=alice)
+    assert answer.status_code == 202, answer.text
+    resized = await wait(client, alice, sid, "STOPPED")
+    assert resized["flavor"]["id"] == str(bigger.id)
+    after_resize = await _held(engines, user)
+    assert after_resize["cyclades.disk"] == created["cyclades.disk"]
+    assert after_resize["cyclades.total_ram"] - created["cyclades.total_ram"] == 1 << 30
+
+    assert (await client.delete(f"{COMPUTE}/servers/{sid}", headers=alice)).status_code == 204
+    for _ in range(500):
+        if not await _volumes(client, alice):
+            break
+        await asyncio.sleep(0.01)
+    assert await _held(engines, user) == before  # the volume's 3 GiB too, nothing more
+
+    # a server on its own disk still holds its flavor's
+    plain = await _server(client, setup, alice)
+    held = await _held(engines, user)
+    assert held["cyclades.disk"] - before["cyclades.disk"] == flavor.disk * GiB
+    gone = await client.delete(f"{COMPUTE}/servers/{plain['id']}", headers=alice)
+    assert gone.status_code == 204
+
+
+async def test_a_flavor_on_the_volume_template_spawns_every_server_by_cloning(
+    client, engines, setup
+):
+    """A plain create (no block_device_mapping_v2) on an ext_nefos flavor boots from a
+    new root volume cloned from the image's map: the flavor's disk, /dev/vda, deleted
+    with the server, charged once; the create's disk carries the image as origin."""
+    user, alice = setup["people"]["alice"]
+    flavor = await engines.compute.create_flavor(1, 1024, 2, "ext_nefos")
+    listed = (await client.get(f"{COMPUTE}/flavors/{flavor.id}", headers=alice)).json()
+    assert listed["flavor"]["SNF:disk_template"] == "ext_nefos"
+    before = await _held(engines, user)
+    body = {"name": "cow", "imageRef": setup["image"], "flavorRef": str(flavor.id)}
+    made = await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=alice)
+    assert made.status_code == 202, made.text
+    sid = made.json()["server"]["id"]
+    server = await wait(client, alice, sid, "ACTIVE")
+    (root,) = server["os-extended-volumes:volumes_attached"]
+    assert root["delete_on_termination"] is True
+    assert server["volumes"] == [root["id"]] and server["image"]["id"] == setup["image"]
+    volume = await _volume_in(client, alice, root["id"], "in-use")
+    assert volume["size"] == 2 and volume["bootable"] == "true"
+    assert volume["attachments"][0]["device"] == "/dev/vda"
+    assert volume["volume_image_metadata"] == {"image_id": setup["image"]}
+    # the image's map, nothing copied
+    entries = await engines.volumes.entries(user, root["id"])
+    _, record = await engines.images.data(user, setup["image"])
+    assert [h for h, _ in entries.values()] == list(await engines.storage.hashmap(record))
+    assert not any(owned for _, owned in entries.values())
+    (disk,) = await _disks(engines, sid)
+    assert disk["volume"] == root["id"] and disk["origin"] == setup["image"]
+    assert disk["provider"] == "nefos" and disk["size"] == 2048
+    held = await _held(engines, user)
+    assert held["cyclades.disk"] - before["cyclades.disk"] == 2 * GiB  # the volume's only
+
+    # several at once: each its own volume
+    body = {**body, "name": "many", "min_count": 2, "max_count": 2}
+    many = await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=alice)
+    assert many.status_code == 202, many.text
+    listing = (await client.get(f"{COMPUTE}/servers/detail", headers=alice)).json()["servers"]
+    pair = [s for s in listing if s["name"].startswith("many-")]
+    assert len(pair) == 2
+    roots = set()
+    for each in pair:
+        shown = await wait(client, alice, each["id"], "ACTIVE")
+        roots.update(v["id"] for v in shown["os-extended-volumes:volumes_attached"])
+    assert len(roots) == 2 and root["id"] not in roots
+
+    for each in [sid, *(s["id"] for s in pair)]:
+        answer = await client.delete(f"{COMPUTE}/servers/{each}", headers=alice)
+        assert answer.status_code == 204
+    for _ in range(500):
+        if not await _volumes(client, alice):
+            break
+        await asyncio.sleep(0.01)
+    assert await _volumes(client, alice) == []
+    assert await _held(engines, user) == before
+
+
+async def test_a_volume_template_create_past_the_disk_quota_leaves_nothing(client, engines, setup):
+    """Three servers whose volumes need 240 GiB of a 200 GiB cyclades.disk: 413 naming
+    it, and neither servers nor the volumes made before the refusal are left."""
+    user, alice = setup["people"]["alice"]
+    flavor = await engines.compute.create_flavor(1, 512, 80, "ext_nefos")
+    before = await _held(engines, user)
+    body = {"name": "big", "imageRef": setup["image"], "flavorRef": str(flavor.id),
+            "min_count": 3, "max_count": 3}  # fmt: skip
+    refused = await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=alice)
+    assert refused.status_code == 413, refused.text
+    assert "cyclades.disk" in refused.json()["overLimit"]["message"]
+    assert await _volumes(client, alice) == []
+    assert (await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"] == []
+    assert await _held(engines, user) == before

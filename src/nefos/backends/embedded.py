@@ -67,7 +67,10 @@ MEMORY_MIB = 64 * 1024
 DISK_MIB = 1024 * 1024
 CPUS = 32
 GROUP = "default"  # the simulated cluster's one node group
-DISK_TEMPLATES = ("file", "diskless", "plain", "drbd", "sharedfile", "rbd", "ext_archipelago")
+# Ganeti names the ExtStorage template "ext" (a flavor says ext_<provider>, spec §2.7).
+DISK_TEMPLATES = (
+    "file", "diskless", "plain", "drbd", "sharedfile", "rbd", "ext", "ext_archipelago",
+)  # fmt: skip
 
 # What a job does to the simulated cluster when it runs: None, or why it failed.
 Effect = Callable[[], str | None]

@@ -180,7 +180,9 @@ async def _gone(compute: Compute, server_id: int, flavors: dict[int, Flavor]) ->
     if seen.serial is not None:
         await settle(compute.db, compute.quotas, CLIENTKEY, seen.serial, accept=seen.done)
     if not seen.done:  # the delete's commission would have released it; nothing did
-        resources = charges(flavors[server.flavor_id], running=seen.was_running)
+        resources = charges(
+            flavors[server.flavor_id], running=seen.was_running, root_volume=server.root_volume
+        )
         await _force(compute, provisions(user, project, resources, -1), f"reconcile {server_id}")
 
 
@@ -258,8 +260,10 @@ async def _set_flavor(
         server.updated = utcnow()
         s.add(_note(server.id, f"The backend shows flavor {match.name}"))
         user, project = server.user_id, server.project
-        running = server.operstate in RUNNING_STATES
-    delta = difference(charges(match, running), charges(old, running))
+        running, on_volume = server.operstate in RUNNING_STATES, server.root_volume
+    delta = difference(
+        charges(match, running, root_volume=on_volume), charges(old, running, root_volume=on_volume)
+    )
     if delta:
         await _force(compute, provisions(user, project, delta, +1), f"reconcile {server_id}")
 
