@@ -529,3 +529,39 @@ async def test_a_volume_template_create_past_the_disk_quota_leaves_nothing(clien
     assert await _volumes(client, alice) == []
     assert (await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"] == []
     assert await _held(engines, user) == before
+
+
+async def test_a_volume_created_with_server_id_attaches_to_it(client, engines, setup):
+    """Cyclades's server_id in a volume create: the volume attaches to the caller's
+    server; another user's server, or none, is 404 and leaves no volume (nor quota)."""
+    user, alice = setup["people"]["alice"]
+    bob_id, bob = setup["people"]["bob"]
+    server = await _server(client, setup, alice)
+    sid = server["id"]
+    before = (await usage(engines, user, "cyclades.disk"))[0]
+    body = {"volume": {"size": 1, "display_name": "data", "server_id": int(sid)}}
+    made = await client.post("/cyclades/volume/v2.0/volumes", json=body, headers=alice)
+    assert made.status_code == 202, made.text
+    volume = made.json()["volume"]
+    assert volume["status"] in ("attaching", "in-use")
+    shown = await _volume_in(client, alice, volume["id"], "in-use")
+    assert shown["attachments"][0]["server_id"] == sid
+    assert shown["attachments"][0]["device"] == "/dev/vdb"
+    listed = (await client.get(_attachments(sid), headers=alice)).json()["volumeAttachments"]
+    assert [a["volumeId"] for a in listed] == [volume["id"]]
+    assert (await _disks(engines, sid))[0]["volume"] == volume["id"]
+    assert (await usage(engines, user, "cyclades.disk"))[0] - before == GiB
+
+    # bob names alice's server (and a server that does not exist): 404, nothing made
+    bob_before = (await usage(engines, bob_id, "cyclades.disk"))[0]
+    for target in (sid, "999999", "junk"):
+        body = {"volume": {"size": 1, "server_id": target}}
+        refused = await client.post(f"{CINDER}/volumes", json=body, headers=bob)
+        assert refused.status_code == 404, refused.text
+        assert "itemNotFound" in refused.json()
+    assert await _volumes(client, bob) == []
+    assert (await usage(engines, bob_id, "cyclades.disk"))[0] == bob_before
+    # not a server id at all: 400
+    body = {"volume": {"size": 1, "server_id": {"id": sid}}}
+    assert (await client.post(f"{CINDER}/volumes", json=body, headers=alice)).status_code == 400
+    assert [v["id"] for v in await _volumes(client, alice)] == [volume["id"]]
