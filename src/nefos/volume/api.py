@@ -200,17 +200,25 @@ def query(request: Request, *names: str) -> dict[str, str]:
     return {n: request.query_params[n] for n in names if n in request.query_params}
 
 
+def volume_query(request: Request, c: Call) -> dict[str, str]:
+    """A volume listing's filters, its status in the dialect's spelling."""
+    found = query(request, "name", "status")
+    if "status" in found:
+        found["status"] = c.wire.status_filter(found["status"])
+    return found
+
+
 @route("/volumes", ["GET"])
 async def list_volumes(request: Request) -> Response:
     c = await call(request)
-    found = await c.volumes.views(c.user, **query(request, "name", "status"))
+    found = await c.volumes.views(c.user, **volume_query(request, c))
     return c.reply({"volumes": [views.volume(c.wire, v, detail=False) for v in found]})
 
 
 @route("/volumes/detail", ["GET"])
 async def list_volumes_detail(request: Request) -> Response:
     c = await call(request)
-    found = await c.volumes.views(c.user, **query(request, "name", "status"))
+    found = await c.volumes.views(c.user, **volume_query(request, c))
     return c.reply({"volumes": [views.volume(c.wire, v) for v in found]})
 
 
