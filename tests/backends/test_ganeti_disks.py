@@ -88,3 +88,23 @@ async def test_a_server_on_the_volume_template_is_created_over_its_cloned_root()
     ]
     assert disk_changes({"disks": created["disks"]}) == [("attach", volume)]
     await cluster.close()
+
+
+async def test_the_instance_listing_names_its_volume_disks() -> None:
+    """The reconciler compares attachments with ``disk.names`` of the bulk listing;
+    a cluster that does not list them says nothing (None), not "no disks"."""
+    volume = uuid.uuid4()
+    listing = [
+        {"name": "snf-1", "disk.names": [f"nefos-vol-{volume}", "other", None]},
+        {"name": "snf-2"},
+    ]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=listing)
+
+    transport = httpx.MockTransport(handle)
+    cluster = GanetiCluster("g", "https://g.test:5080", "u", "p", transport=transport)
+    found = await cluster.instances()
+    assert found["snf-1"].disks == (f"nefos-vol-{volume}",)
+    assert found["snf-2"].disks is None
+    await cluster.close()

@@ -40,6 +40,7 @@ from nefos.backends.base import (
     NetworkInfo,
     NicInfo,
     firewall_tag,
+    volume_id_of,
 )
 from nefos.backends.ops import (
     AddNic,
@@ -460,6 +461,11 @@ class EmbeddedCluster:
                     if str(n.get("name") or "").startswith(NIC_PREFIX)
                 ),
                 tags=tuple(t for t in i.get("tags", []) if t.startswith(FIREWALL_TAG)),
+                disks=tuple(
+                    str(d["name"])
+                    for d in i.get("volumes", [])
+                    if volume_id_of(str(d.get("name") or ""))
+                ),
             )
             for name, i in self.state.instances.items()
         }
