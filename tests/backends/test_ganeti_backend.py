@@ -369,7 +369,7 @@ async def test_cluster_runs_an_instance_through_its_life(
         cluster, timings, "create (1 GiB file disk)", cluster.submit(CreateInstance(spec))
     )
     assert done["status"] == "success", done["opresult"]
-    assert (await cluster.instances())[name] == InstanceInfo(name, True, 1, 128)
+    assert (await cluster.instances())[name] == InstanceInfo(name, True, 1, 128, disks=())
     details = await cluster.rapi.instance(name)
     assert details["disk.sizes"] == [1024] and details["nic.links"] == [ganeti.bridge]
     assert details["os"] == "noop" and "nefos:test" in details["tags"]
@@ -384,7 +384,7 @@ async def test_cluster_runs_an_instance_through_its_life(
         cluster, timings, "modify (2 CPUs, 256 MiB)", cluster.submit(ModifyInstance(name, 2, 256))
     )
     assert done["status"] == "success", done["opresult"]
-    assert (await cluster.instances())[name] == InstanceInfo(name, False, 2, 256)
+    assert (await cluster.instances())[name] == InstanceInfo(name, False, 2, 256, disks=())
     _, done = await run(cluster, timings, "startup", cluster.submit(StartupInstance(name)))
     assert done["status"] == "success", done["opresult"]
     assert (await cluster.instances())[name].running is True
@@ -553,7 +553,7 @@ async def test_servers_on_ganeti_move_on_its_events(
         timings.append(("whole path: create -> ACTIVE", to_active))
         timings.append(("whole path: its Ganeti job alone", raw))
         print(f"create -> ACTIVE {to_active:.2f} s; the Ganeti job {raw:.2f} s")
-        assert (await cluster.instances())[name] == InstanceInfo(name, True, 1, 128)
+        assert (await cluster.instances())[name] == InstanceInfo(name, True, 1, 128, disks=())
         assert await usage(engines, user, "cyclades.vm") == (1, 1)
         assert await usage(engines, user, "cyclades.ram") == (128 * MiB, 128 * MiB)
 

@@ -375,6 +375,30 @@ async def _(client, endpoints, auth, setup):
     return frozenset(types.json()["volume_types"][0]) & volume_dialect.TYPE_EXTRAS
 
 
+@probe("volume", "volume_in_use")
+async def _(client, endpoints, auth, setup):
+    """A volume made on a server (server_id) through the dialect's endpoint, once its
+    attach is done; the status filter takes the same spelling."""
+    compute, base = endpoints["compute"], endpoints["volume"]
+    body = {"server": {"name": "vm", "imageRef": setup["image"], "flavorRef": setup["flavor"]}}
+    created = await client.post(f"{compute}/servers", json=body, headers=auth)
+    server_id = created.json()["server"]["id"]
+    await wait(client, auth, server_id, "ACTIVE")
+    body = {"volume": {"size": 1, "name": "on-server", "server_id": server_id}}
+    made = await client.post(f"{base}/volumes", json=body, headers=auth)
+    assert made.status_code == 202, made.text
+    volume_id = made.json()["volume"]["id"]
+    for _ in range(500):
+        shown = (await client.get(f"{base}/volumes/{volume_id}", headers=auth)).json()
+        if shown["volume"]["status"] != "attaching":
+            break
+        await asyncio.sleep(0.01)
+    status = shown["volume"]["status"]
+    listed = await client.get(f"{base}/volumes/detail?status={status}", headers=auth)
+    assert [v["id"] for v in listed.json()["volumes"]] == [volume_id]
+    return status
+
+
 def test_every_row_has_a_probe():
     rows = {(table.api, row.name) for table in TABLES for row in table}
     assert rows == set(PROBES)

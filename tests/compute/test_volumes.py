@@ -401,3 +401,246 @@ async def test_a_server_gone_from_its_backend_releases_its_volumes(client, engin
     await reconcile_servers(engines.compute, fix=True)
     left = await _volume_in(client, alice, volume["id"], "available")
     assert left["attachments"] == []
+
+
+async def _held(engines: Engines, user: str) -> dict[str, int]:
+    resources = ("cyclades.vm", "cyclades.disk", "cyclades.total_ram", "cyclades.ram")
+    return {r: (await usage(engines, user, r))[0] for r in resources}
+
+
+async def _stopped(client: httpx.AsyncClient, auth: dict, sid: object) -> dict:
+    action = f"{COMPUTE}/servers/{sid}/action"
+    assert (await client.post(action, json={"os-stop": None}, headers=auth)).status_code == 202
+    return await wait(client, auth, sid, "STOPPED")
+
+
+async def test_a_volume_backed_server_charges_its_disk_once(client, engines, setup):
+    """The root volume holds cyclades.disk; the server holds no flavor disk beside it,
+    through its create, a resize and its deletion."""
+    user, alice = setup["people"]["alice"]
+    flavor = await engines.compute.flavor(setup["flavor"])  # 1 CPU, 1 GiB RAM, 20 GiB disk
+    bigger = await engines.compute.create_flavor(2, 2048, flavor.disk, flavor.disk_template)
+    before = await _held(engines, user)
+    made = await _boot(client, setup, alice, _bdm(
+        "image", setup["image"], volume_size=3, delete_on_termination=True
+    ))  # fmt: skip
+    assert made.status_code == 202, made.text
+    sid = made.json()["server"]["id"]
+    await wait(client, alice, sid, "ACTIVE")
+    created = await _held(engines, user)
+    assert created["cyclades.disk"] - before["cyclades.disk"] == 3 * GiB  # not 3 + 20
+    assert created["cyclades.vm"] - before["cyclades.vm"] == 1
+    assert created["cyclades.total_ram"] - before["cyclades.total_ram"] == 1 << 30
+
+    await _stopped(client, alice, sid)
+    resize = {"resize": {"flavorRef": str(bigger.id)}}
+    answer = await client.post(f"{COMPUTE}/servers/{sid}/action", json=resize, headers=alice)
+    assert answer.status_code == 202, answer.text
+    resized = await wait(client, alice, sid, "STOPPED")
+    assert resized["flavor"]["id"] == str(bigger.id)
+    after_resize = await _held(engines, user)
+    assert after_resize["cyclades.disk"] == created["cyclades.disk"]
+    assert after_resize["cyclades.total_ram"] - created["cyclades.total_ram"] == 1 << 30
+
+    assert (await client.delete(f"{COMPUTE}/servers/{sid}", headers=alice)).status_code == 204
+    for _ in range(500):
+        if not await _volumes(client, alice):
+            break
+        await asyncio.sleep(0.01)
+    assert await _held(engines, user) == before  # the volume's 3 GiB too, nothing more
+
+    # a server on its own disk still holds its flavor's
+    plain = await _server(client, setup, alice)
+    held = await _held(engines, user)
+    assert held["cyclades.disk"] - before["cyclades.disk"] == flavor.disk * GiB
+    gone = await client.delete(f"{COMPUTE}/servers/{plain['id']}", headers=alice)
+    assert gone.status_code == 204
+
+
+async def test_a_flavor_on_the_volume_template_spawns_every_server_by_cloning(
+    client, engines, setup
+):
+    """A plain create (no block_device_mapping_v2) on an ext_nefos flavor boots from a
+    new root volume cloned from the image's map: the flavor's disk, /dev/vda, deleted
+    with the server, charged once; the create's disk carries the image as origin."""
+    user, alice = setup["people"]["alice"]
+    flavor = await engines.compute.create_flavor(1, 1024, 2, "ext_nefos")
+    listed = (await client.get(f"{COMPUTE}/flavors/{flavor.id}", headers=alice)).json()
+    assert listed["flavor"]["SNF:disk_template"] == "ext_nefos"
+    before = await _held(engines, user)
+    body = {"name": "cow", "imageRef": setup["image"], "flavorRef": str(flavor.id)}
+    made = await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=alice)
+    assert made.status_code == 202, made.text
+    sid = made.json()["server"]["id"]
+    server = await wait(client, alice, sid, "ACTIVE")
+    (root,) = server["os-extended-volumes:volumes_attached"]
+    assert root["delete_on_termination"] is True
+    assert server["volumes"] == [root["id"]] and server["image"]["id"] == setup["image"]
+    volume = await _volume_in(client, alice, root["id"], "in-use")
+    assert volume["size"] == 2 and volume["bootable"] == "true"
+    assert volume["attachments"][0]["device"] == "/dev/vda"
+    assert volume["volume_image_metadata"] == {"image_id": setup["image"]}
+    # the image's map, nothing copied
+    entries = await engines.volumes.entries(user, root["id"])
+    _, record = await engines.images.data(user, setup["image"])
+    assert [h for h, _ in entries.values()] == list(await engines.storage.hashmap(record))
+    assert not any(owned for _, owned in entries.values())
+    (disk,) = await _disks(engines, sid)
+    assert disk["volume"] == root["id"] and disk["origin"] == setup["image"]
+    assert disk["provider"] == "nefos" and disk["size"] == 2048
+    held = await _held(engines, user)
+    assert held["cyclades.disk"] - before["cyclades.disk"] == 2 * GiB  # the volume's only
+
+    # several at once: each its own volume
+    body = {**body, "name": "many", "min_count": 2, "max_count": 2}
+    many = await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=alice)
+    assert many.status_code == 202, many.text
+    listing = (await client.get(f"{COMPUTE}/servers/detail", headers=alice)).json()["servers"]
+    pair = [s for s in listing if s["name"].startswith("many-")]
+    assert len(pair) == 2
+    roots = set()
+    for each in pair:
+        shown = await wait(client, alice, each["id"], "ACTIVE")
+        roots.update(v["id"] for v in shown["os-extended-volumes:volumes_attached"])
+    assert len(roots) == 2 and root["id"] not in roots
+
+    for each in [sid, *(s["id"] for s in pair)]:
+        answer = await client.delete(f"{COMPUTE}/servers/{each}", headers=alice)
+        assert answer.status_code == 204
+    for _ in range(500):
+        if not await _volumes(client, alice):
+            break
+        await asyncio.sleep(0.01)
+    assert await _volumes(client, alice) == []
+    assert await _held(engines, user) == before
+
+
+async def test_a_volume_template_create_past_the_disk_quota_leaves_nothing(client, engines, setup):
+    """Three servers whose volumes need 240 GiB of a 200 GiB cyclades.disk: 413 naming
+    it, and neither servers nor the volumes made before the refusal are left."""
+    user, alice = setup["people"]["alice"]
+    flavor = await engines.compute.create_flavor(1, 512, 80, "ext_nefos")
+    before = await _held(engines, user)
+    body = {"name": "big", "imageRef": setup["image"], "flavorRef": str(flavor.id),
+            "min_count": 3, "max_count": 3}  # fmt: skip
+    refused = await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=alice)
+    assert refused.status_code == 413, refused.text
+    assert "cyclades.disk" in refused.json()["overLimit"]["message"]
+    assert await _volumes(client, alice) == []
+    assert (await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"] == []
+    assert await _held(engines, user) == before
+
+
+async def test_a_volume_created_with_server_id_attaches_to_it(client, engines, setup):
+    """Cyclades's server_id in a volume create: the volume attaches to the caller's
+    server; another user's server, or none, is 404 and leaves no volume (nor quota)."""
+    user, alice = setup["people"]["alice"]
+    bob_id, bob = setup["people"]["bob"]
+    server = await _server(client, setup, alice)
+    sid = server["id"]
+    before = (await usage(engines, user, "cyclades.disk"))[0]
+    body = {"volume": {"size": 1, "display_name": "data", "server_id": int(sid)}}
+    made = await client.post("/cyclades/volume/v2.0/volumes", json=body, headers=alice)
+    assert made.status_code == 202, made.text
+    volume = made.json()["volume"]
+    assert volume["status"] in ("attaching", "in-use")
+    shown = await _volume_in(client, alice, volume["id"], "in-use")
+    assert shown["attachments"][0]["server_id"] == sid
+    assert shown["attachments"][0]["device"] == "/dev/vdb"
+    listed = (await client.get(_attachments(sid), headers=alice)).json()["volumeAttachments"]
+    assert [a["volumeId"] for a in listed] == [volume["id"]]
+    assert (await _disks(engines, sid))[0]["volume"] == volume["id"]
+    assert (await usage(engines, user, "cyclades.disk"))[0] - before == GiB
+
+    # bob names alice's server (and a server that does not exist): 404, nothing made
+    bob_before = (await usage(engines, bob_id, "cyclades.disk"))[0]
+    for target in (sid, "999999", "junk"):
+        body = {"volume": {"size": 1, "server_id": target}}
+        refused = await client.post(f"{CINDER}/volumes", json=body, headers=bob)
+        assert refused.status_code == 404, refused.text
+        assert "itemNotFound" in refused.json()
+    assert await _volumes(client, bob) == []
+    assert (await usage(engines, bob_id, "cyclades.disk"))[0] == bob_before
+    # not a server id at all: 400
+    body = {"volume": {"size": 1, "server_id": {"id": sid}}}
+    assert (await client.post(f"{CINDER}/volumes", json=body, headers=alice)).status_code == 400
+    assert [v["id"] for v in await _volumes(client, alice)] == [volume["id"]]
+
+
+async def test_the_reconciler_settles_attachments_by_the_backends_disks(client, engines, setup):
+    """Lost events and changes behind nefos's back, through the embedded backend's fault
+    double: an in-use volume whose disk is gone is detached, an attach or a detach whose
+    event never came is settled by the instance's disks, a disk nefos does not record
+    is reported; each is a finding, fixed only with fix."""
+    import datetime as dt
+
+    from nefos.backends.base import disk_name, instance_name
+    from nefos.compute.reconcile import reconcile_servers
+
+    _, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    server = await _server(client, setup, alice)
+    sid, name = server["id"], instance_name(int(server["id"]))
+    cluster = engines.compute.cluster(await engines.compute.backend("embedded"))
+    lost, stuck_in, stuck_out = [await _volume(client, alice) for _ in range(3)]
+
+    def about(findings, volume):
+        return [f for f in findings if f.server_id == int(sid) and volume["id"] in f.problem]
+
+    # in-use, and its disk removed on the cluster by hand
+    body = {"volumeAttachment": {"volumeId": lost["id"]}}
+    assert (await client.post(_attachments(sid), json=body, headers=alice)).status_code == 200
+    await _volume_in(client, alice, lost["id"], "in-use")
+    await cluster.idle()
+    cluster.state.read()
+    kept = [d for d in cluster.state.instances[name]["volumes"] if d["volume"] != lost["id"]]
+    cluster.change_behind_back(name, volumes=kept)
+    (seen,) = about(await reconcile_servers(engines.compute), lost)
+    assert not seen.fixed and "in-use" in seen.problem and "has no" in seen.problem
+    assert (await _volume_in(client, alice, lost["id"], "in-use"))["attachments"]
+    (seen,) = about(await reconcile_servers(engines.compute, fix=True), lost)
+    assert seen.fixed
+    shown = await _volume_in(client, alice, lost["id"], "available")
+    assert shown["attachments"] == []
+    assert about(await reconcile_servers(engines.compute), lost) == []
+
+    # an attach, then a detach, whose events are lost
+    cluster.drop_events = 1.0
+    body = {"volumeAttachment": {"volumeId": stuck_in["id"]}}
+    assert (await client.post(_attachments(sid), json=body, headers=alice)).status_code == 200
+    await cluster.idle()
+    await _volume_in(client, alice, stuck_in["id"], "attaching")
+    cluster.drop_events = 0.0
+    body = {"volumeAttachment": {"volumeId": stuck_out["id"]}}
+    assert (await client.post(_attachments(sid), json=body, headers=alice)).status_code == 200
+    await _volume_in(client, alice, stuck_out["id"], "in-use")
+    cluster.drop_events = 1.0
+    detach = await client.delete(f"{_attachments(sid)}/{stuck_out['id']}", headers=alice)
+    assert detach.status_code == 202
+    await cluster.idle()
+    cluster.drop_events = 0.0
+    await _volume_in(client, alice, stuck_out["id"], "detaching")
+    # a job just ended may still have its event on the way: left alone while recent
+    findings = await reconcile_servers(engines.compute, fix=True)
+    assert about(findings, stuck_in) == [] and about(findings, stuck_out) == []
+    findings = await reconcile_servers(engines.compute, fix=True, stale_after=dt.timedelta(0))
+    ((attach,), (detach,)) = about(findings, stuck_in), about(findings, stuck_out)
+    assert attach.fixed and "attaching" in attach.problem
+    assert detach.fixed and "detaching" in detach.problem
+    await _volume_in(client, alice, stuck_in["id"], "in-use")
+    assert (await _volume_in(client, alice, stuck_out["id"], "available"))["attachments"] == []
+    listed = (await client.get(_attachments(sid), headers=alice)).json()["volumeAttachments"]
+    assert [a["volumeId"] for a in listed] == [stuck_in["id"]]
+
+    # a disk of bob's volume put on alice's instance by hand: reported, bob's untouched
+    bobs = await _volume(client, bob)
+    cluster.state.read()
+    disks = cluster.state.instances[name]["volumes"]
+    cluster.change_behind_back(name, volumes=[*disks, {"name": disk_name(bobs["id"])}])
+    findings = await reconcile_servers(engines.compute, fix=True)
+    (odd,) = about(findings, bobs)
+    assert not odd.fixed and "does not attach" in odd.problem
+    await _volume_in(client, bob, bobs["id"], "available")
+    diagnostics = (await client.get(f"{COMPUTE}/servers/{sid}", headers=alice)).json()
+    notes = [d["message"] for d in diagnostics["server"]["diagnostics"]]
+    assert any(lost["id"] in n and "available" in n for n in notes)

@@ -164,6 +164,9 @@ class InstanceInfo:
     memory: int
     nics: tuple[NicInfo, ...] = ()
     tags: tuple[str, ...] = ()
+    # The names of its disks that are nefos volumes (``nefos-vol-<id>``); None when the
+    # cluster does not say, so the reconciler leaves the attachments alone.
+    disks: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from nefos.backends.base import (
     NetworkInfo,
     NicInfo,
     firewall_tag,
+    volume_id_of,
 )
 from nefos.backends.ops import (
     AddNic,
@@ -67,7 +68,10 @@ MEMORY_MIB = 64 * 1024
 DISK_MIB = 1024 * 1024
 CPUS = 32
 GROUP = "default"  # the simulated cluster's one node group
-DISK_TEMPLATES = ("file", "diskless", "plain", "drbd", "sharedfile", "rbd", "ext_archipelago")
+# Ganeti names the ExtStorage template "ext" (a flavor says ext_<provider>, spec §2.7).
+DISK_TEMPLATES = (
+    "file", "diskless", "plain", "drbd", "sharedfile", "rbd", "ext", "ext_archipelago",
+)  # fmt: skip
 
 # What a job does to the simulated cluster when it runs: None, or why it failed.
 Effect = Callable[[], str | None]
@@ -457,6 +461,11 @@ class EmbeddedCluster:
                     if str(n.get("name") or "").startswith(NIC_PREFIX)
                 ),
                 tags=tuple(t for t in i.get("tags", []) if t.startswith(FIREWALL_TAG)),
+                disks=tuple(
+                    str(d["name"])
+                    for d in i.get("volumes", [])
+                    if volume_id_of(str(d.get("name") or ""))
+                ),
             )
             for name, i in self.state.instances.items()
         }

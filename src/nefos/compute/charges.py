@@ -6,6 +6,11 @@ runs (spec §3.3). Create, the actions (a resize is the difference of two flavor
 charges), the update path and the reconciler all ask :func:`charges` and never spell a
 resource themselves, so a new resource (a volume's disk, a network's addresses) is one
 line here.
+
+A server whose root disk is a volume (``Server.root_volume``: booted from a volume, or
+on the volume disk template) holds no ``cyclades.disk`` of its flavor: the volume holds
+its own, so the disk is charged once, as Synnefo charges a server's disk through its
+root volume.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ CLIENTKEY = "cyclades"  # the quota client that compute's commissions belong to
 MiB, GiB = 1 << 20, 1 << 30
 
 
-def charges(flavor: Flavor, running: bool, existing: bool = True) -> dict[str, int]:
+def charges(
+    flavor: Flavor, running: bool, existing: bool = True, root_volume: bool = False
+) -> dict[str, int]:
     """What a server of ``flavor`` holds: while it exists (``existing``) and while it
-    runs (``running``); both False is nothing."""
+    runs (``running``); both False is nothing. ``root_volume``: its disk is a volume,
+    which holds ``cyclades.disk`` itself."""
     found: dict[str, int] = {}
     if existing:
         found.update(
@@ -32,9 +40,10 @@ def charges(flavor: Flavor, running: bool, existing: bool = True) -> dict[str, i
                 "cyclades.vm": 1,
                 "cyclades.total_cpu": flavor.vcpus,
                 "cyclades.total_ram": flavor.ram * MiB,
-                "cyclades.disk": flavor.disk * GiB,
             }
         )
+        if not root_volume:
+            found["cyclades.disk"] = flavor.disk * GiB
     if running:
         found.update({"cyclades.cpu": flavor.vcpus, "cyclades.ram": flavor.ram * MiB})
     return found
@@ -61,4 +70,5 @@ async def held(s: AsyncSession, server: Server) -> dict[str, int]:
         return {}
     flavor = await s.get(Flavor, server.flavor_id)
     assert flavor is not None
-    return charges(flavor, running=server.operstate in RUNNING_STATES)
+    running = server.operstate in RUNNING_STATES
+    return charges(flavor, running=running, root_volume=server.root_volume)

@@ -141,6 +141,9 @@ class Server(Base):
     key_names: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
     # Members of ``project`` see the server (read only) when its owner shares it.
     shared_to_project: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Its root disk is a volume (it holds that volume's cyclades.disk, not the flavor's):
+    # fixed at its create, so what it releases is always what it took.
+    root_volume: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)

@@ -10,6 +10,10 @@ backend's instances with the servers the database places there (spec §2.6):
   corrected as if the event had arrived, and quotas follow with a forced commission;
 * a task whose job's outcome never arrived: settled from what the backend shows, and
   its commission accepted or rejected accordingly;
+* a volume whose attachment the instance's disks contradict: an ``in-use`` volume
+  whose disk the instance lacks is detached (``available``); one ``attaching`` or
+  ``detaching`` for longer than a job takes is settled by whether the disk is there; a
+  disk of a volume nefos does not record as attached is reported;
 * a port made for a server that is gone (its NIC left behind by a lost event): released,
   its addresses back in their pools;
 * networks, NICs and address pools (``nefos.compute.reconcile_networks``);
@@ -24,12 +28,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 
 from sqlalchemy import select
 
-from nefos.backends.base import InstanceInfo, instance_name, server_id_of
+from nefos.backends.base import InstanceInfo, instance_name, server_id_of, volume_id_of
 from nefos.backends.ops import RemoveInstance
 from nefos.compute import transitions
 from nefos.compute.charges import CLIENTKEY, charges, difference, provisions
@@ -45,6 +50,8 @@ from nefos.compute.transitions import RUNNING_STATES, diagnostic
 from nefos.core import errors
 from nefos.core.db import utcnow
 from nefos.quotas.serials import decide, reconcile, settle
+from nefos.volume import attachments, states
+from nefos.volume.attachments import Attached
 
 log = logging.getLogger("nefos.compute.reconcile")
 
@@ -94,6 +101,7 @@ async def _reconcile_backend(
             )
         )
         flavors = {f.id: f for f in await s.scalars(select(Flavor))}
+        attached = await attachments.of_servers(s, [server.id for server in servers])
     known = {instance_name(server.id) for server in servers}
     now = utcnow()
     for server in servers:
@@ -113,6 +121,9 @@ async def _reconcile_backend(
             continue
         if server.task is not None and not stale:
             continue  # a job is in flight; its events will come
+        findings += await _reconcile_disks(
+            compute, backend, server, instance, attached[server.id], fix, now - stale_after
+        )
         wanted = "STARTED" if instance.running else "STOPPED"
         if server.operstate != wanted:
             problem = f"operstate {server.operstate}, backend says {wanted}"
@@ -143,6 +154,56 @@ async def _reconcile_backend(
             await compute.cluster(backend).submit(RemoveInstance(name))
             finding = Finding(backend.name, server_id, name, finding.problem, fixed=True)
         findings.append(finding)
+    return findings
+
+
+async def _reconcile_disks(
+    compute: Compute,
+    backend: Backend,
+    server: Server,
+    instance: InstanceInfo,
+    volumes: list[Attached],
+    fix: bool,
+    stale_before: dt.datetime,
+) -> list[Finding]:
+    """The server's attachments against its instance's disks (``nefos-vol-<id>``)."""
+    if instance.disks is None:
+        return []  # the cluster does not list disk names: nothing to compare
+    name = instance_name(server.id)
+    present = set()
+    for disk in instance.disks:
+        try:
+            present.add(uuid.UUID(volume_id_of(disk) or ""))
+        except ValueError:
+            continue
+    findings = []
+    for found in volumes:
+        has_disk = found.volume_id in present
+        wanted = states.seen_on_backend(found.status, has_disk)
+        in_flight = found.status != states.IN_USE and (
+            found.updated is None or found.updated > stale_before
+        )
+        if wanted is None or in_flight:
+            continue  # agrees, or its job's event may still come
+        where = "has" if has_disk else "has no"
+        problem = f"volume {found.volume_id} {found.status}, backend {where} its disk"
+        if found.boot_index == 0 and not has_disk:  # not detached: the operator's to see
+            findings.append(Finding(backend.name, server.id, name, problem + " (root disk)"))
+            continue
+        if not fix:
+            findings.append(Finding(backend.name, server.id, name, problem))
+            continue
+        async with compute.db.transaction() as s:
+            done = await attachments.settle(s, server.id, found.volume_id, has_disk)
+            if done is not None:
+                s.add(_note(server.id, f"Volume {found.volume_id} is {done}: {problem}"))
+        if done is not None:
+            log.info("reconciled server %s on %s: %s", server.id, backend.name, problem)
+        findings.append(Finding(backend.name, server.id, name, problem, fixed=done is not None))
+    recorded = {found.volume_id for found in volumes}
+    for volume_id in sorted(present - recorded, key=str):
+        problem = f"backend has a disk of volume {volume_id} that nefos does not attach here"
+        findings.append(Finding(backend.name, server.id, name, problem))
     return findings
 
 
@@ -180,7 +241,9 @@ async def _gone(compute: Compute, server_id: int, flavors: dict[int, Flavor]) ->
     if seen.serial is not None:
         await settle(compute.db, compute.quotas, CLIENTKEY, seen.serial, accept=seen.done)
     if not seen.done:  # the delete's commission would have released it; nothing did
-        resources = charges(flavors[server.flavor_id], running=seen.was_running)
+        resources = charges(
+            flavors[server.flavor_id], running=seen.was_running, root_volume=server.root_volume
+        )
         await _force(compute, provisions(user, project, resources, -1), f"reconcile {server_id}")
 
 
@@ -258,8 +321,10 @@ async def _set_flavor(
         server.updated = utcnow()
         s.add(_note(server.id, f"The backend shows flavor {match.name}"))
         user, project = server.user_id, server.project
-        running = server.operstate in RUNNING_STATES
-    delta = difference(charges(match, running), charges(old, running))
+        running, on_volume = server.operstate in RUNNING_STATES, server.root_volume
+    delta = difference(
+        charges(match, running, root_volume=on_volume), charges(old, running, root_volume=on_volume)
+    )
     if delta:
         await _force(compute, provisions(user, project, delta, +1), f"reconcile {server_id}")
 

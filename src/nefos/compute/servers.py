@@ -55,7 +55,7 @@ from nefos.compute.models import Backend, Flavor, Server, ServerMetadata, Server
 from nefos.compute.transitions import RUNNING_STATES, diagnostic
 from nefos.compute.views import ServerReader, ServerView
 from nefos.compute.vmapi import Customization, VmApi
-from nefos.compute.volumes import BootVolume, ServerVolumes
+from nefos.compute.volumes import BootVolume, ServerVolumes, cloned_root
 from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
@@ -148,7 +148,10 @@ class Servers:
 
         ``boot_volume``: the root disk is a volume (``nefos.compute.volumes``), made
         first when it comes from an image or a snapshot and deleted again if the create
-        is refused; the server boots the image the volume came from."""
+        is refused; the server boots the image the volume came from. Without one, a
+        flavor on the volume disk template (``ext_nefos``) gives each server a root
+        volume of its own all the same: a clone of the image's map, of the flavor's
+        disk, deleted with the server (``nefos.compute.volumes.cloned_root``)."""
         check_counts(min_count, max_count, self.settings.compute.max_count)
         if boot_volume is not None and max_count > 1:
             raise errors.InvalidInput("Multiple instances cannot boot from one volume")
@@ -175,9 +178,11 @@ class Servers:
         files = check_personality(personality)
         user_data = check_user_data(user_data)
         if boot_volume is None:
+            clone = cloned_root(flavor, image_id)  # None: the server's own disk
             return await self._create(
                 user, name, image_id, flavor, project, allowed, metadata, key_names, tags,
                 admin_password, files, user_data, min_count, max_count, networks, None,
+                clone,
             )  # fmt: skip
         root, image_id, made = await self.volumes.prepare_boot(user, project, boot_volume)
         try:
@@ -188,11 +193,17 @@ class Servers:
             )  # fmt: skip
         except BaseException:
             if made:  # the create was refused: nothing uses the volume made for it
-                try:
-                    await self.volumes.volumes.delete(user, root)
-                except errors.NefosError as exc:  # attached after all: the server has it
-                    log.warning("root volume %s kept: %s", root, exc.message)
+                await self._forget_roots(user, [root])
             raise
+
+    async def _forget_roots(self, user: str, volume_ids: list[uuid.UUID]) -> None:
+        """Delete root volumes made for a create that was refused (their
+        ``cyclades.disk`` released); one attached after all stays with its server."""
+        for volume_id in volume_ids:
+            try:
+                await self.volumes.volumes.delete(user, volume_id)
+            except errors.NefosError as exc:
+                log.warning("root volume %s kept: %s", volume_id, exc.message)
 
     async def _create(
         self,
@@ -212,8 +223,11 @@ class Servers:
         max_count: int,
         networks: list[NicRequest] | None,
         root: tuple[uuid.UUID, BootVolume] | None,
+        clone: BootVolume | None = None,
     ) -> tuple[list[ServerView], str]:
-        """The create once its arguments are checked (and its root volume made)."""
+        """The create once its arguments are checked (and its root volume made).
+        ``clone``: each server gets a new root volume so made, once the quota says how
+        many servers there are (deleted again if the create is refused after that)."""
         public_keys = []
         for key_name in key_names or []:
             try:
@@ -231,41 +245,54 @@ class Servers:
         check_fits(flavor, image)
         password = admin_password or new_password()
         customization = Customization(tuple(public_keys), files, user_data)
-        resources = charges(flavor, running=True)
+        on_volume = root is not None or clone is not None
+        resources = charges(flavor, running=True, root_volume=on_volume)
         # each server: where, its build's URL, NICs and root volume's disk
         created: list[tuple[int, Backend, str, list[Nic], list[dict[str, Any]]]] = []
         caller = Caller(user, frozenset(allowed), project=project)
-        async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
-            count = await self._issue_for_count(
-                settlement, user, project, name, resources, min_count, max_count
-            )
-            async with self._allocation, settlement.transaction() as s:
-                for index in range(count):
-                    label = f"{name}-{index + 1}" if count > 1 else name
-                    backend = await self.clusters.allocate(s, flavor, project)
-                    server_id, config_url = await self._add_server(
-                        s,
-                        user,
-                        label,
-                        project,
-                        flavor,
-                        image,
-                        record,
-                        backend,
-                        key_names or [],
-                        metadata,
-                        tags,
-                        password,
-                        customization,
-                        image_on_disk=root is not None,
-                    )
-                    nics = await self.nics.attach_for_create(
-                        s, caller, server_id, networks, project
-                    )
-                    disks = []
-                    if root is not None:
-                        disks = [await self.volumes.attach_root(s, user, server_id, *root)]
-                    created.append((server_id, backend, config_url, nics, disks))
+        made: list[uuid.UUID] = []
+        try:
+            async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
+                count = await self._issue_for_count(
+                    settlement, user, project, name, resources, min_count, max_count
+                )
+                roots = [root] * count if root is not None else []
+                if clone is not None:  # each its own volume, charged cyclades.disk
+                    for _ in range(count):
+                        made.append((await self.volumes.prepare_boot(user, project, clone))[0])
+                    roots = [(volume_id, clone) for volume_id in made]
+                async with self._allocation, settlement.transaction() as s:
+                    for index in range(count):
+                        label = f"{name}-{index + 1}" if count > 1 else name
+                        backend = await self.clusters.allocate(s, flavor, project)
+                        server_id, config_url = await self._add_server(
+                            s,
+                            user,
+                            label,
+                            project,
+                            flavor,
+                            image,
+                            record,
+                            backend,
+                            key_names or [],
+                            metadata,
+                            tags,
+                            password,
+                            customization,
+                            root_volume=on_volume,
+                        )
+                        nics = await self.nics.attach_for_create(
+                            s, caller, server_id, networks, project
+                        )
+                        disks = []
+                        if roots:
+                            disks = [
+                                await self.volumes.attach_root(s, user, server_id, *roots[index])
+                            ]
+                        created.append((server_id, backend, config_url, nics, disks))
+        except BaseException:
+            await self._forget_roots(user, made)
+            raise
         for server_id, backend, config_url, nics, disks in created:
             await self._build(user, server_id, flavor, image, backend, config_url, nics, disks)
         return [await self.reader.server(user, item[0]) for item in created], password
@@ -312,7 +339,7 @@ class Servers:
         tags: list[str],
         password: str,
         customization: Customization,
-        image_on_disk: bool = False,
+        root_volume: bool = False,
     ) -> tuple[int, str]:
         """One server of a create, its metadata and tags, and its build's sealed secrets;
         returns its id and the URL its build fetches them from."""
@@ -326,6 +353,7 @@ class Servers:
             operstate="BUILD",
             task="BUILD",
             key_names=orjson.dumps(key_names).decode(),
+            root_volume=root_volume,
         )
         s.add(server)
         await s.flush()
@@ -334,8 +362,9 @@ class Servers:
         for tag in tags:
             s.add(ServerTag(server_id=server.id, tag=tag))
         # Secrets reach the build through the vmapi, never through the job.
+        # A root volume is a clone of the image: the OS provider only customises it.
         config_url = await self.vmapi.issue(
-            s, server.id, name, image, record, password, customization, image_on_disk
+            s, server.id, name, image, record, password, customization, root_volume
         )
         return server.id, config_url
 
@@ -479,7 +508,11 @@ class Servers:
             raise errors.InvalidInput("A resize changes only CPUs and RAM")
         if flavor.id == old.id:
             raise errors.InvalidInput("The server already has this flavor")
-        delta = difference(charges(flavor, running=False), charges(old, running=False))
+        on_volume = view.server.root_volume
+        delta = difference(
+            charges(flavor, running=False, root_volume=on_volume),
+            charges(old, running=False, root_volume=on_volume),
+        )
         server = await self._start_task(user, server_id, "RESIZE", delta, +1)
         name = instance_name(server.id)
         await self._submit(server.id, "RESIZE", ModifyInstance(name, flavor.vcpus, flavor.ram))
@@ -487,7 +520,7 @@ class Servers:
     async def delete_server(self, user: str | None, server_id: int | str) -> None:
         view = await self.reader.server(user, server_id)
         running = view.server.operstate in RUNNING_STATES
-        resources = charges(view.flavor, running=running)
+        resources = charges(view.flavor, running=running, root_volume=view.server.root_volume)
         server = await self._start_task(view.server.user_id, server_id, "DESTROY", resources, -1)
         name = instance_name(server.id)
         await self._submit(server.id, "DESTROY", RemoveInstance(name))

@@ -10,6 +10,12 @@ backend). The job's event ends the step (:meth:`ServerVolumes.apply_disks`); a b
 that refuses the job ends it at once as failed, and the user is told in a diagnostic.
 When the server goes, its volumes are detached and those marked
 ``delete_on_termination`` are deleted (:meth:`ServerVolumes.server_gone`).
+
+A server's root disk is a volume when its create says so (``block_device_mapping_v2``)
+and whenever its flavor is on the volume disk template (``ext_nefos``, the disk
+template of the volume type, ``nefos.volume.types``): then a plain create boots from a
+new volume cloned from the image's map (:func:`cloned_root`), so every such server
+spawns with no image data copied, as Synnefo's ``ext_archipelago`` servers do.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from nefos.backends.base import disk_name, instance_name, volume_id_of
 from nefos.backends.ops import AttachDisk, DetachDisk, Op
 from nefos.compute.checks import parse_id
 from nefos.compute.clusters import Clusters
-from nefos.compute.models import Backend, Server
+from nefos.compute.models import Backend, Flavor, Server
 from nefos.compute.transitions import diagnostic
 from nefos.compute.views import ServerReader
 from nefos.core import errors
@@ -34,10 +40,11 @@ from nefos.volume.attachments import Attached
 from nefos.volume.details import Details
 from nefos.volume.models import Volume
 from nefos.volume.service import Volumes
+from nefos.volume.types import TYPES
 
 log = logging.getLogger("nefos.compute")
 
-MiB = 1 << 20
+MiB, GiB = 1 << 20, 1 << 30
 
 
 @dataclass(frozen=True)
@@ -53,16 +60,39 @@ class BootVolume:
     delete_on_termination: bool | None = None
 
 
-def disk_params(volume_id: uuid.UUID, size: int, provider: str) -> dict[str, object]:
+def on_volume_template(flavor: Flavor) -> bool:
+    """Whether servers of the flavor live on a volume type's disk template, whose disks
+    are nefos volumes (``ext_nefos``)."""
+    return any(flavor.disk_template == found.disk_template for found in TYPES)
+
+
+def cloned_root(flavor: Flavor, image_id: str) -> BootVolume | None:
+    """The root volume a plain create gets on a volume disk template flavor: a clone of
+    the image's map of the flavor's disk, which goes with its server (Synnefo's root
+    volume of ``flavor.disk`` GiB, spec §2.2). None: the server has its own disk."""
+    if not on_volume_template(flavor):
+        return None
+    return BootVolume("image", image_id, size=flavor.disk * GiB, delete_on_termination=True)
+
+
+def disk_params(
+    volume_id: uuid.UUID, size: int, provider: str, origin: str | None = None
+) -> dict[str, object]:
     """Ganeti's parameters of the disk that is this volume (``size`` in bytes), served
-    by nefos's ExtStorage ``provider`` (``compute.volume_provider``)."""
-    return {
+    by nefos's ExtStorage ``provider`` (``compute.volume_provider``). ``origin``: the
+    image or snapshot a root volume was cloned from (Synnefo's clone providers get it;
+    the ``nefos`` provider finds the volume by ``volume`` and only reads ``origin`` for
+    a volume it must make, which also needs an ``owner``)."""
+    found: dict[str, object] = {
         "name": disk_name(volume_id),
         "size": -(-size // MiB),
         "provider": provider,
         "volume": str(volume_id),
         "access": "userspace",
     }
+    if origin:
+        found["origin"] = origin
+    return found
 
 
 def disk_changes(fields: dict) -> list[tuple[str, uuid.UUID | int]]:
@@ -160,7 +190,8 @@ class ServerVolumes:
         )  # fmt: skip
         volume = await s.get(Volume, found.volume_id)
         assert volume is not None
-        return disk_params(volume.id, volume.size, self.provider)
+        origin = volume.source_id if volume.source_kind in ("image", "snapshot") else None
+        return disk_params(volume.id, volume.size, self.provider, origin)
 
     async def create_image(
         self, user: str, server_id: int | str, name: str, metadata: dict[str, str]

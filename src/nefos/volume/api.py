@@ -51,6 +51,10 @@ class Call:
     project: str
     volumes: Volumes
     snapshots: Snapshots
+    # Compute's os-volume_attachments POST (user, server id, volume id): how a create
+    # with Synnefo's server_id attaches, handed in by the composition root, as this
+    # part does not import compute.
+    attach: Callable[[str, str, str], Awaitable[object]]
     wire: views.Wire
     v3: bool
 
@@ -105,6 +109,7 @@ async def call(request: Request) -> Call:
         project=str(credentials.project_id),
         volumes=engines.volumes,
         snapshots=engines.snapshots,
+        attach=engines.compute.attach_volume,
         wire=views.wire(request, prefix),
         v3=v3,
     )
@@ -195,17 +200,25 @@ def query(request: Request, *names: str) -> dict[str, str]:
     return {n: request.query_params[n] for n in names if n in request.query_params}
 
 
+def volume_query(request: Request, c: Call) -> dict[str, str]:
+    """A volume listing's filters, its status in the dialect's spelling."""
+    found = query(request, "name", "status")
+    if "status" in found:
+        found["status"] = c.wire.status_filter(found["status"])
+    return found
+
+
 @route("/volumes", ["GET"])
 async def list_volumes(request: Request) -> Response:
     c = await call(request)
-    found = await c.volumes.views(c.user, **query(request, "name", "status"))
+    found = await c.volumes.views(c.user, **volume_query(request, c))
     return c.reply({"volumes": [views.volume(c.wire, v, detail=False) for v in found]})
 
 
 @route("/volumes/detail", ["GET"])
 async def list_volumes_detail(request: Request) -> Response:
     c = await call(request)
-    found = await c.volumes.views(c.user, **query(request, "name", "status"))
+    found = await c.volumes.views(c.user, **volume_query(request, c))
     return c.reply({"volumes": [views.volume(c.wire, v) for v in found]})
 
 
@@ -213,14 +226,16 @@ async def list_volumes_detail(request: Request) -> Response:
 async def create_volume(request: Request) -> Response:
     """From nothing, an image (``imageRef``), a snapshot (``snapshot_id``) or a volume
     (``source_volid``): at most one source; ``size`` is needed unless the source is a
-    snapshot or a volume (then it defaults to theirs)."""
+    snapshot or a volume (then it defaults to theirs). ``server_id`` (Cyclades's): the
+    new volume attaches to the caller's server, as ``os-volume_attachments`` would; if
+    the attach is refused (another user's server: 404) the volume is deleted again."""
     c = await call(request)
     body = await body_of(request, "volume", CREATE_TOP)
-    if body.get("server_id") is not None:
-        raise errors.NotImplementedYet(
-            "Creating a volume on a server comes with the compute integration; create "
-            "the volume alone"
-        )
+    server_id = body.get("server_id")
+    if server_id is not None and (
+        isinstance(server_id, bool) or not isinstance(server_id, str | int)
+    ):
+        raise errors.InvalidInput("Invalid input for server_id: a server id")
     sources = [k for k in ("imageRef", "snapshot_id", "source_volid") if body.get(k) is not None]
     if len(sources) > 1:
         raise errors.InvalidInput(f"A volume has one source, not {' and '.join(sources)}")
@@ -250,6 +265,12 @@ async def create_volume(request: Request) -> Response:
     else:
         assert size is not None
         made = await c.volumes.create(c.user, size, name, project, extra)
+    if server_id is not None:
+        try:
+            await c.attach(c.user, str(server_id), str(made.id))
+        except BaseException:  # nothing half-made: the volume goes, its quota released
+            await c.volumes.delete(c.user, made.id)
+            raise
     shown = await c.volumes.show(c.user, made.id)
     return c.reply({"volume": views.volume(c.wire, shown)}, 202)
 

@@ -33,6 +33,15 @@ class Wire:
     snapshot_upper: bool
     snapshot_drops: frozenset[str]
     type_drops: frozenset[str]
+    in_use: str  # how the dialect spells Cinder's in-use
+
+    def status(self, internal: str) -> str:
+        """A volume's status as this dialect shows it."""
+        return self.in_use if internal == states.IN_USE else internal
+
+    def status_filter(self, given: str) -> str:
+        """A ``?status=`` in the dialect's spelling, as the volumes are recorded."""
+        return states.IN_USE if given == self.in_use else given
 
 
 def wire(request: Request, prefix: str) -> Wire:
@@ -47,6 +56,7 @@ def wire(request: Request, prefix: str) -> Wire:
         snapshot_upper=TABLE.pick(request, "snapshot_status") == "AVAILABLE",
         snapshot_drops=SNAPSHOT_EXTRAS - TABLE.pick(request, "snapshot_extras"),
         type_drops=TYPE_EXTRAS - TABLE.pick(request, "type_extras"),
+        in_use=TABLE.pick(request, "volume_in_use"),
     )
 
 
@@ -86,7 +96,7 @@ def volume(w: Wire, found: VolumeView, detail: bool = True) -> dict[str, Any]:
     item.update(
         {
             w.description_key: v.description,
-            "status": v.status,
+            "status": w.status(v.status),
             "size": gigabytes(v.size),
             "availability_zone": ZONE,
             "created_at": time(v.created),

@@ -48,6 +48,7 @@ class Attached:
     delete_on_termination: bool
     status: str  # the volume's: attaching, in-use or detaching
     created: dt.datetime
+    updated: dt.datetime | None = None  # the volume's last change (its step's start)
 
 
 def _key(value: uuid.UUID | str) -> uuid.UUID:
@@ -80,6 +81,7 @@ def _attached(row: VolumeAttachment, volume: Volume) -> Attached:
         volume.delete_on_termination,
         volume.status,
         row.created,
+        volume.updated,
     )
 
 
@@ -186,6 +188,32 @@ async def at_disk_index(s: AsyncSession, server_id: int, index: int) -> uuid.UUI
     own_disk = 0 if any(boot == 0 for _, boot, _ in rows) else 1
     position = index - own_disk
     return rows[position][0] if 0 <= position < len(rows) else None
+
+
+async def settle(
+    s: AsyncSession, server_id: int, volume_id: uuid.UUID, present: bool
+) -> str | None:
+    """The reconciler found the server's instance with the volume's disk (``present``)
+    or without it, and no event will say so: the volume takes the status that follows
+    (``states.seen_on_backend``), and its attachment ends if the disk is not there.
+    Returns the new status, None if nothing changed (it moved meanwhile). A root
+    volume is never detached here: a server without its root disk is the operator's."""
+    row = await s.scalar(
+        select(VolumeAttachment).where(
+            VolumeAttachment.server_id == server_id, VolumeAttachment.volume_id == volume_id
+        )
+    )
+    volume = await s.get(Volume, volume_id, with_for_update=True, populate_existing=True)
+    if row is None or volume is None or (row.boot_index == 0 and not present):
+        return None
+    wanted = states.seen_on_backend(volume.status, present)
+    if wanted is None:
+        return None
+    volume.status = wanted
+    volume.updated = utcnow()
+    if wanted == states.AVAILABLE:
+        await s.delete(row)
+    return wanted
 
 
 async def release_server(s: AsyncSession, server_id: int) -> list[tuple[str, uuid.UUID]]:

@@ -55,4 +55,12 @@ TABLE = Table(
         why="Cyclades puts SNF:disk_template and SNF:detachable at the top of a volume "
         "type; Cinder keeps them in extra_specs (sent on both).",
     ),
+    Difference(
+        "volume_in_use",
+        openstack="in-use",
+        synnefo="in_use",
+        why="Cyclades shows a volume's status as its upper-case name lowered (IN_USE: "
+        "in_use, spec §6); Cinder spells an attached volume in-use. The other statuses "
+        "are one word, alike on both; a ?status= filter takes the dialect's spelling.",
+    ),
 )

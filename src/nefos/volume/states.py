@@ -10,6 +10,7 @@ that a backend may do later. :data:`ALLOWED` says what each status allows.
 from __future__ import annotations
 
 from nefos.core import errors
+from nefos.core.db import utcnow
 from nefos.volume.models import Volume
 
 CREATING = "creating"
@@ -54,7 +55,19 @@ def move(volume: Volume, action: str, step: str) -> bool:
     if volume.status != before:
         return False
     volume.status = after
+    volume.updated = utcnow()  # the reconciler tells a lost event by the step's age
     return True
+
+
+def seen_on_backend(status: str, present: bool) -> str | None:
+    """The status an attached volume should have when its server's instance on the
+    backend has its disk (``present``) or not; None if it has it already. The backend
+    is the truth once no event will come: an attach or a detach whose job ended shows
+    in the instance's disks, and an ``in-use`` volume whose disk is gone is not in use."""
+    wanted = IN_USE if present else AVAILABLE
+    if status not in (ATTACHING, IN_USE, DETACHING) or status == wanted:
+        return None
+    return wanted
 
 
 def require(volume: Volume, action: str) -> None:

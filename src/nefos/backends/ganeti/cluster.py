@@ -34,6 +34,7 @@ from nefos.backends.base import (
     NetworkSpec,
     NicInfo,
     firewall_tag,
+    volume_id_of,
 )
 from nefos.backends.ganeti.rapi import RapiClient
 from nefos.backends.ops import (
@@ -79,6 +80,15 @@ def _nics(item: dict[str, Any]) -> tuple[NicInfo, ...]:
         for name, network, ip, mac in zip(names, networks, ips, macs, strict=False)
         if name and name.startswith(NIC_PREFIX)
     )
+
+
+def _volume_disks(item: dict[str, Any]) -> tuple[str, ...] | None:
+    """The instance's disks that are nefos volumes (``nefos-vol-``), from the bulk
+    listing's ``disk.names``; None if the cluster does not list disk names."""
+    names = item.get("disk.names")
+    if not isinstance(names, list):
+        return None
+    return tuple(n for n in names if isinstance(n, str) and volume_id_of(n))
 
 
 class GanetiCluster:
@@ -264,6 +274,7 @@ class GanetiCluster:
                 memory=_memory(beparams),
                 nics=_nics(item),
                 tags=tuple(t for t in item.get("tags") or () if t.startswith(FIREWALL_TAG)),
+                disks=_volume_disks(item),
             )
         return found
 
