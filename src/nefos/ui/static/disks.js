@@ -512,15 +512,15 @@ export class Disks extends Component {
   volumesTable() {
     return html`<table class="machines disks" id="disks">
       <thead><tr><th>${t("common.name")}</th><th>${t("common.size")}</th><th>${t("machines.state")}</th>
-        <th>${t("disk.attachedTo")}</th><th>${t("disk.bootable")}</th><th>${t("disk.type")}</th><th>${t("common.created")}</th>
+        <th>${t("disk.attachedTo")}</th><th>${t("disk.bootable")}</th><th>${t("common.created")}</th>
         <th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
       <tbody>${this.state.volumes.map((v) => html`<tr key=${v.id} data-disk=${v.name} data-id=${v.id}>
-        <td><strong>${diskName(v)}</strong>${v.description ? html`<span class="sub">${v.description}</span>` : null}</td>
+        <td><strong>${diskName(v)}</strong><span class="sub">${t("disk.typeIs", { type: v.volume_type })}</span>
+          ${v.description ? html`<span class="sub">${v.description}</span>` : null}</td>
         <td class="size" data-label=${t("common.size")}>${bytes(v.size * GiB)}</td>
         <td><span class=${diskStateClass(v.status)} data-status=${v.status}>${diskState(v.status)}</span></td>
         <td class="attached-to" data-label=${t("disk.attachedTo")}>${this.attachedTo(v)}</td>
         <td data-label=${t("disk.bootable")}>${t(v.bootable === "true" ? "disk.yes" : "disk.no")}</td>
-        <td data-label=${t("disk.type")}>${v.volume_type}</td>
         <td class="when" data-label=${t("common.created")}>${cinderTime(v.created_at)}</td>
         <td class="row-actions">${this.rowActions(v)}</td>
       </tr>`)}</tbody></table>`;

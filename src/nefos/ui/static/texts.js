@@ -645,7 +645,7 @@ export const TEXTS = {
   "disk.bootable": { en: "Bootable", el: "Εκκινήσιμος" },
   "disk.yes": { en: "Yes", el: "Ναι" },
   "disk.no": { en: "No", el: "Όχι" },
-  "disk.type": { en: "Type", el: "Τύπος" },
+  "disk.typeIs": { en: "type: {type}", el: "τύπος: {type}" },
   "disk.ofDisk": { en: "From the disk", el: "Από τον δίσκο" },
   "disk.unnamed": { en: "unnamed disk {id}", el: "δίσκος χωρίς όνομα {id}" },
   "disk.details": { en: "Name and size", el: "Όνομα και μέγεθος" },
