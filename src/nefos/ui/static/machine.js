@@ -447,7 +447,7 @@ export class Machine extends Component {
       </section>
       ${s.disks === null ? html`<p class="loading">${t("common.loading")}</p>`
         : s.disks.length ? this.diskTable() : html`<p class="sub" id="no-machine-disks">${t("disk.machineNone")}</p>`}
-      ${s.disks !== null && !bootsFromDisk ? html`<p class="hint" id="no-snapshot">${t("disk.ownDisk", { machine: server.name })}</p>` : null}
+      ${s.disks !== null && !bootsFromDisk ? html`<p class="sub disk-note" id="no-snapshot">${t("disk.ownDisk", { machine: server.name })}</p>` : null}
       ${this.nicDialog(server)}
       ${this.diskDialog(server)}
       ${s.dialog === "destroy" ? html`<${Confirm} server=${server} onYes=${() => this.act("destroy")}
