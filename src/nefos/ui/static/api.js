@@ -187,7 +187,10 @@ export function explain(error, context = {}) {
     const resource = (context.resources || {})[name];
     const what = resourceText(name, resource);
     const left = Math.max(0, data.limit - data.usage);
-    const project = projectName(context.projects, String(data.provision.source).replace(/^project:/, ""));
+    // a user's share of a project is held from the project (source); the project's
+    // own limit is held by the project itself (no source)
+    const holding = data.provision.source || data.provision.holder;
+    const project = projectName(context.projects, String(holding).replace(/^project:/, ""));
     return t("api.quota", {
       what: what.toLowerCase(),
       project,

@@ -4,6 +4,7 @@ import { Account } from "./account.js";
 import { Api, explain } from "./api.js";
 import { Console } from "./console.js";
 import { Dashboard } from "./dashboard.js";
+import { Disks } from "./disks.js";
 import { Files } from "./files.js";
 import { LANGUAGES, lang, onLanguage, setLanguage, t } from "./i18n.js";
 import { Images } from "./images.js";
@@ -26,6 +27,7 @@ const VIEWS = {
   "/machines/new": { title: "title.newMachine", view: NewMachine, nested: true, section: "/machines" },
   "/images": { title: "nav.images", view: Images },
   "/networks": { title: "nav.networks", view: Networks },
+  "/disks": { title: "nav.disks", view: Disks },
   "/account": { title: "account.title", view: Account },
   "/projects": { title: "nav.projects", view: Projects },
   "/usage": { title: "nav.usage", view: Usage },
@@ -104,7 +106,7 @@ class App extends Component {
     return html`<header class="topbar">
       <a class="brand" href="#/">nefos</a>
       <nav aria-label=${t("nav.main")}>${link("/", t("nav.dashboard"))}${link("/machines", t("nav.machines"))}
-        ${link("/files", t("nav.files"))}${link("/images", t("nav.images"))}${link("/networks", t("nav.networks"))}${link("/projects", t("nav.projects"))}${link("/usage", t("nav.usage"))}
+        ${link("/files", t("nav.files"))}${link("/images", t("nav.images"))}${link("/networks", t("nav.networks"))}${link("/disks", t("nav.disks"))}${link("/projects", t("nav.projects"))}${link("/usage", t("nav.usage"))}
         ${this.api.user && this.api.user.admin
           ? html`${link("/admin/users", t("nav.accountsToApprove"))}${link("/admin/projects", t("nav.projectsToApprove"))}` : null}
         ${link("/account", t("nav.account"))}</nav>

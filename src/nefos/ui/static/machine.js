@@ -2,12 +2,17 @@
 // its actions; resize picks a size against the quota and asks first, since a running
 // machine is stopped and started again for it. A NIC is a port of the Network API whose
 // device is the machine: "connect" makes one, "disconnect" deletes it; the firewall
-// profile is Cyclades's (the Synnefo dialect's `attachments`).
+// profile is Cyclades's (the Synnefo dialect's `attachments`). Its disks are the volumes
+// attached to it (os-volume_attachments, with their names from the Block Storage API);
+// a machine booted from a volume (its /dev/vda) can be snapshotted into an image
+// (createImage), one on its own disk cannot (the API answers 501), and the page says so.
 
 import { explain, projectName } from "./api.js";
-import { GiB, MiB, amount, when } from "./format.js";
+import { GiB, MiB, amount, bytes, when } from "./format.js";
 import { resourceText, t } from "./i18n.js";
 import { Component, createRef, html } from "./lib.js";
+import { AskValue, BOOT_DEVICE, attachDialog, attachDisk, detachDialog, detachDisk, diskName, diskState, diskStateClass,
+  moving as diskMoving, whereImagesAre } from "./disks.js";
 import { ACTIONS, Confirm, POLL, allowed, flavorText, label, moving, statusClass, task } from "./machines.js";
 import { Ask } from "./networks.js";
 import { QuotaBars, remaining } from "./quota.js";
@@ -76,7 +81,7 @@ class Resize extends Component {
 
 export class Machine extends Component {
   state = { server: null, flavors: [], images: {}, quotas: {}, dialog: null, progress: null, notice: null, failure: null, missing: false,
-    nics: null, networks: [], joining: "" };
+    nics: null, networks: [], joining: "", disks: null, volumes: [] };
 
   componentDidMount() {
     this.poll();
@@ -94,6 +99,26 @@ export class Machine extends Component {
         api.get("network", "/v2.0/networks"),
       ]);
       if (!this.stopped) this.setState({ nics: server.attachments || [], networks });
+    } catch (error) {
+      if (!this.stopped && error.status !== 404) this.setState({ failure: explain(error, this.props) });
+    }
+  }
+
+  // The disks attached to the machine, each with its volume (name, size, state); again
+  // when the server's list of volumes changes, and while one is attaching or detaching.
+  async loadDisks() {
+    const { api } = this.props;
+    try {
+      const [{ volumeAttachments }, { volumes }] = await Promise.all([
+        api.get("compute", `/servers/${encodeURIComponent(this.props.rest)}/os-volume_attachments`),
+        api.get("block-storage", "/volumes/detail"),
+      ]);
+      if (this.stopped) return;
+      const disks = volumeAttachments.map((attachment) => ({
+        attachment,
+        volume: volumes.find((v) => v.id === attachment.volumeId) || { id: attachment.volumeId, name: "", size: 0, status: "" },
+      })).sort((a, b) => a.attachment.device.localeCompare(b.attachment.device));
+      this.setState({ disks, volumes });
     } catch (error) {
       if (!this.stopped && error.status !== 404) this.setState({ failure: explain(error, this.props) });
     }
@@ -127,6 +152,12 @@ export class Machine extends Component {
       this.addresses = addresses;
       this.loadNics();
     }
+    const volumes = JSON.stringify(server["os-extended-volumes:volumes_attached"] || []);
+    const disksMoving = (this.state.disks || []).some((d) => diskMoving(d.volume));
+    if (volumes !== this.volumesSeen || disksMoving) {
+      this.volumesSeen = volumes;
+      this.loadDisks();
+    }
     return server;
   }
 
@@ -140,8 +171,10 @@ export class Machine extends Component {
       this.setState({ failure: explain(error, this.props) });
     }
     if (this.stopped) return;
-    const { server } = this.state;
-    const wait = document.hidden ? POLL.HIDDEN_POLL_MS : server && moving(server) ? POLL.QUICK_POLL_MS : POLL.SLOW_POLL_MS;
+    const s = this.state;
+    const { server } = s;
+    const changing = (server && moving(server)) || (s.disks || []).some((d) => diskMoving(d.volume));
+    const wait = document.hidden ? POLL.HIDDEN_POLL_MS : changing ? POLL.QUICK_POLL_MS : POLL.SLOW_POLL_MS;
     this.timer = setTimeout(() => this.poll(), wait);
   }
 
@@ -233,6 +266,77 @@ export class Machine extends Component {
     this.poll();
   }
 
+  // A disk change (attach, detach) through the API, then the disks again.
+  async diskChange(call, done, failed) {
+    this.setState({ dialog: null, failure: null, notice: null });
+    try {
+      await call();
+      this.setState({ notice: done });
+    } catch (error) {
+      this.setState({ failure: failed(explain(error, this.props)) });
+    }
+    await this.loadDisks();
+    this.poll();
+  }
+
+  attachVolume(server, volume) {
+    const name = diskName(volume);
+    return this.diskChange(() => attachDisk(this.props.api, server, volume), t("disk.attached", { name, machine: server.name }),
+      (why) => t("disk.failed", { doing: t("disk.attaching", { name, machine: server.name }), why }));
+  }
+
+  detachVolume(volume) {
+    const { server } = this.state;
+    const name = diskName(volume);
+    return this.diskChange(() => detachDisk(this.props.api, server.id, volume), t("disk.detached", { name, machine: server.name }),
+      (why) => t("disk.failed", { doing: t("disk.detaching", { name, machine: server.name }), why }));
+  }
+
+  // createImage: a snapshot of the boot disk, which is an image the user can start
+  // machines from.
+  snapshotMachine(name) {
+    const { api } = this.props;
+    const { server } = this.state;
+    return this.diskChange(() => api.post("compute", `/servers/${server.id}/action`, { createImage: { name } }),
+      html`<span>${t("disk.imageMade", { name, machine: server.name })} ${whereImagesAre()}</span>`,
+      (why) => t("disk.failed", { doing: t("disk.imaging", { machine: server.name }), why }));
+  }
+
+  diskTable() {
+    return html`<table class="machines disks" id="machine-disks">
+      <thead><tr><th>${t("common.name")}</th><th>${t("common.size")}</th><th>${t("disk.device")}</th><th>${t("machines.state")}</th>
+        <th><span class="sr-only">${t("common.actions")}</span></th></tr></thead>
+      <tbody>${this.state.disks.map(({ attachment, volume }) => html`<tr key=${volume.id} data-disk=${volume.name}>
+        <td><a href="#/disks"><strong>${diskName(volume)}</strong></a></td>
+        <td data-label=${t("common.size")}>${bytes(volume.size * GiB)}</td>
+        <td data-label=${t("disk.device")}><code>${attachment.device}</code>${attachment.device === BOOT_DEVICE
+          ? html` <span class="sub inline">${t("disk.bootDisk")}</span>` : null}</td>
+        <td>${volume.status ? html`<span class=${diskStateClass(volume.status)} data-status=${volume.status}>${diskState(volume.status)}</span>` : null}</td>
+        <td class="row-actions">${attachment.device !== BOOT_DEVICE && volume.status === "in-use" ? html`<button type="button"
+            data-action="detach" aria-label=${t("disk.detachName", { name: diskName(volume) })}
+            onClick=${() => this.setState({ dialog: { kind: "detach-disk", volume } })}>${t("disk.detach")}</button>` : null}</td>
+      </tr>`)}</tbody></table>`;
+  }
+
+  diskDialog(server) {
+    const { dialog } = this.state;
+    const close = () => this.setState({ dialog: null });
+    if (dialog === "attach-disk") {
+      return attachDialog({ server, volumes: this.state.volumes, onYes: (s, v) => this.attachVolume(s, v), onNo: close });
+    }
+    if (dialog && dialog.kind === "detach-disk") {
+      return detachDialog({ volume: dialog.volume, serverName: server.name, onYes: () => this.detachVolume(dialog.volume), onNo: close });
+    }
+    if (dialog === "snapshot") {
+      return html`<${AskValue} id="image-name" title=${t("disk.imageTitle", { machine: server.name })}
+        text=${t("disk.imageText", { machine: server.name })} label=${t("disk.imageName")} value=${`${server.name}-image`}
+        yes=${t("disk.makeImage")} onNo=${close}
+        check=${(v) => (!v.trim() ? t("disk.giveName") : v.includes("/") ? t("disk.noSlash") : null)}
+        onYes=${(v) => this.snapshotMachine(v.trim())} />`;
+    }
+    return null;
+  }
+
   // One row per NIC: its network, addresses (the server's, by the NIC's MAC) and profile.
   nicTable(server) {
     const { nics, networks } = this.state;
@@ -298,6 +402,7 @@ export class Machine extends Component {
     const image = s.images[server.image && server.image.id];
     const entries = s.quotas[server.tenant_id] || {};
     const busy = s.progress !== null;
+    const bootsFromDisk = (s.disks || []).some((d) => d.attachment.device === BOOT_DEVICE);
     // the address to reach it by: a floating one, else one on a public network, IPv4 first
     const shared = new Set(s.networks.filter((n) => n.shared).map((n) => n.name));
     const rank = (a) => (a["OS-EXT-IPS:type"] === "floating" ? 0 : shared.has(a.network) ? 1 : 2) * 10 + a.version;
@@ -318,6 +423,9 @@ export class Machine extends Component {
             class=${what === "destroy" ? "danger" : ""}
             onClick=${() => (what === "destroy" || what === "resize" ? this.setState({ dialog: what }) : this.act(what))}>
             ${t(ACTIONS[what].title)}</button>`)}
+        ${!busy && bootsFromDisk && ["ACTIVE", "SHUTOFF", "STOPPED"].includes(server.status) && task(server) === null
+          ? html`<button type="button" data-action="snapshot" id="snapshot-machine"
+              onClick=${() => this.setState({ dialog: "snapshot" })}>${t("disk.imageOpen")}</button>` : null}
       </div>
       <dl class="facts">
         <dt>${t("common.size")}</dt><dd id="machine-size">${flavorText(flavor) || (server.flavor && server.flavor.id)}</dd>
@@ -332,7 +440,16 @@ export class Machine extends Component {
       ${s.nics === null ? html`<p class="loading">${t("common.loading")}</p>`
         : s.nics.length ? this.nicTable(server) : html`<p class="sub">${t("machine.noNetwork")}</p>`}
       ${reach ? html`<p class="hint">${t("machine.ssh", { command: html`<code>ssh root@${reach.addr}</code>` })}</p>` : null}
+      <section class="page-head nics-head">
+        <h2>${t("disk.machineTitle")}</h2>
+        ${busy ? null : html`<button type="button" id="attach-disk-open" onClick=${() => this.setState({ dialog: "attach-disk" })}>
+          ${t("disk.attachDiskOpen")}</button>`}
+      </section>
+      ${s.disks === null ? html`<p class="loading">${t("common.loading")}</p>`
+        : s.disks.length ? this.diskTable() : html`<p class="sub" id="no-machine-disks">${t("disk.machineNone")}</p>`}
+      ${s.disks !== null && !bootsFromDisk ? html`<p class="sub disk-note" id="no-snapshot">${t("disk.ownDisk", { machine: server.name })}</p>` : null}
       ${this.nicDialog(server)}
+      ${this.diskDialog(server)}
       ${s.dialog === "destroy" ? html`<${Confirm} server=${server} onYes=${() => this.act("destroy")}
           onNo=${() => this.setState({ dialog: null })} />` : null}
       ${s.dialog === "resize" && flavor ? html`<${Resize} server=${server} flavor=${flavor} flavors=${s.flavors}
