@@ -16,6 +16,7 @@ from nefos.network.models import IpAddress, Port
 from nefos.network.service import Caller
 from nefos.server.engines import Engines
 from tests.compute.conftest import COMPUTE, usage, wait
+from tests.compute.test_api_extensions import new_project
 
 NETWORK = "/network/v2.0"
 
@@ -108,6 +109,40 @@ async def test_no_default_network_means_no_nic(client, engines, setup):
     created = await _create(client, setup, alice)
     assert created.json()["server"]["addresses"] == {}
     assert created.json()["server"]["attachments"] == []
+
+
+async def test_a_project_default_network_wins_over_the_deployments(client, engines, setup, nets):
+    """A server created without networks in a project that names its own default
+    network (`nefos project default-network`) gets a NIC there; in another project, the
+    deployment's default; with the project's setting gone, the deployment's again."""
+    alice_id, alice = setup["people"]["alice"]
+    project = await new_project(engines, alice_id, vms=5)
+    await engines.projects.enroll(None, project, alice_id)
+    root, net = nets["root"], engines.network
+    campus = await net.create_network(root, "campus", "CUSTOM", public=True)
+    await net.create_subnet(root, str(campus.id), "198.51.100.0/29")
+    assert (await net.set_project_network(project, "campus")).id == campus.id
+
+    def first_nic(server: dict) -> tuple[str, str]:
+        (attachment,) = server["attachments"]
+        return attachment["network_id"], attachment["ipv4"]
+
+    in_project = (await _create(client, setup, alice, project=project)).json()["server"]
+    network_id, address = first_nic(in_project)
+    assert network_id == str(campus.id) and address.startswith("198.51.100.")
+    assert set(in_project["addresses"]) == {"campus"}
+    for networks in ({"networks": []}, {"networks": "auto"}):  # the openstack CLI sends []
+        also = (await _create(client, setup, alice, project=project, **networks)).json()
+        assert first_nic(also["server"])[0] == str(campus.id)
+    asked = await _create(
+        client, setup, alice, project=project, networks=[{"uuid": nets["public"]}]
+    )
+    assert first_nic(asked.json()["server"])[0] == nets["public"]  # networks named: those
+    elsewhere = (await _create(client, setup, alice)).json()["server"]  # her own project
+    assert first_nic(elsewhere)[0] == nets["public"]
+    await net.set_project_network(project, None)
+    after = (await _create(client, setup, alice, project=project)).json()["server"]
+    assert first_nic(after)[0] == nets["public"]
 
 
 async def test_networks_by_network_port_and_fixed_ip(client, engines, setup, nets):

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -26,7 +26,7 @@ from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
 from nefos.network.access import Caller, floating_ips_seen, may_change, parse_id, ports_seen
-from nefos.network.models import IpAddress, Network, Port
+from nefos.network.models import IpAddress, Network, Port, ProjectNetwork
 from nefos.network.ports import Ports, parse_fixed_ips, release_port
 from nefos.network.subnets import parse_address
 
@@ -109,20 +109,57 @@ class Nics:
         self.networks = ports.networks
         self.devices: Devices | None = None
 
-    async def default_network(self, s: AsyncSession) -> Network | None:
-        """``[network] default_public_network``, by id or name; None if unset."""
+    async def default_network(self, s: AsyncSession, project: str | None = None) -> Network | None:
+        """The network a server of ``project`` created without ``networks`` gets: the
+        project's own default (:meth:`set_project_network`), else ``[network]
+        default_public_network`` (by id or name); None if neither is set."""
+        if project is not None:
+            own = await s.scalar(
+                select(Network)
+                .join(ProjectNetwork, ProjectNetwork.network_id == Network.id)
+                .where(ProjectNetwork.project == project)
+                .options(selectinload(Network.subnets))
+            )
+            if own is not None:
+                return own
         wanted = self.settings.network.default_public_network
         if not wanted:
             return None
-        query = select(Network).where(Network.public).options(selectinload(Network.subnets))
-        try:
-            query = query.where(Network.id == uuid.UUID(wanted))
-        except ValueError:
-            query = query.where(Network.name == wanted)
-        found = await s.scalar(query.order_by(Network.created).limit(1))
-        if found is None:
+        found = await _public_networks(s, wanted)
+        if not found:
             raise errors.Conflict(f"The default public network {wanted!r} does not exist")
-        return found
+        return found[0]
+
+    async def project_network(self, project: str) -> Network | None:
+        """The project's own default network, if an operator named one."""
+        async with self.db.session() as s:
+            return await s.scalar(
+                select(Network)
+                .join(ProjectNetwork, ProjectNetwork.network_id == Network.id)
+                .where(ProjectNetwork.project == project)
+            )
+
+    async def set_project_network(self, project: str, network: str | None) -> Network | None:
+        """An operator names the public network (by id or name) that servers of
+        ``project`` created without ``networks`` get, over the deployment's default;
+        None takes it away. It goes when its network is deleted."""
+        async with self.db.transaction() as s:
+            if network is None:
+                await s.execute(delete(ProjectNetwork).where(ProjectNetwork.project == project))
+                return None
+            found = await _public_networks(s, network)
+            if not found:
+                raise errors.NotFound(f"Public network {network} could not be found")
+            if len(found) > 1:
+                raise errors.Conflict(
+                    f"{len(found)} public networks are named {network}: give its id"
+                )
+            row = await s.get(ProjectNetwork, project, with_for_update=True)
+            if row is None:
+                s.add(ProjectNetwork(project=project, network_id=found[0].id))
+            else:
+                row.network_id, row.updated = found[0].id, utcnow()
+            return found[0]
 
     async def attach_for_create(
         self,
@@ -138,7 +175,7 @@ class Nics:
         None asks for the default; an empty list for no NIC at all."""
         device = str(server_id)
         if requests is None:
-            network = await self.default_network(s)
+            network = await self.default_network(s, project)
             if network is None:
                 return []
             port = await self.ports.new_port(
@@ -446,3 +483,13 @@ class Nics:
         if found is None:
             raise errors.NotFound(f"Floating IP {ip_ref} could not be found")
         return found
+
+
+async def _public_networks(s: AsyncSession, ref: str) -> list[Network]:
+    """Public networks by id, else by name, oldest first."""
+    query = select(Network).where(Network.public).options(selectinload(Network.subnets))
+    try:
+        query = query.where(Network.id == uuid.UUID(ref))
+    except ValueError:
+        query = query.where(Network.name == ref)
+    return list(await s.scalars(query.order_by(Network.created, Network.id)))

@@ -98,6 +98,9 @@ class NetworkService:
         self.delete_floating_ip = self.floating.delete_floating_ip
         self.reassign_floating_ip = self.floating.reassign_floating_ip
         self.attach_floating_ip = self.nics.attach_floating_ip
+        # A project's default network (the operator's).
+        self.project_network = self.nics.project_network
+        self.set_project_network = self.nics.set_project_network
 
     async def create_port(self, caller: Caller, network_id: str, **options: Any) -> Port:
         """:meth:`Ports.create_port`; a port made with a server's id as ``device_id``
