@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import Server
@@ -161,12 +162,15 @@ def test_server_nics_and_floating_ips(server: Server, public: str, tmp_path: Pat
     os_run(server, "network", "delete", "vm-lan")
 
 
-def test_floating_ip_on_a_server_of_its_own_network(server: Server, public: str, tmp_path: Path):
+def test_a_server_on_the_public_network_floating_ip_and_security_groups(
+    server: Server, public: str, tmp_path: Path
+):
     """The case Synnefo's model exists for: the server's NIC is on the public network
     already, with a fixed address of its own. `server add floating ip` (Neutron's PUT
     with that port) gives the server a second NIC there, holding the floating IP, which
     the node can route; `server remove floating ip` takes that NIC away, and the
-    floating IP stays allocated, charged once."""
+    floating IP stays allocated, charged once. Its NIC's security group is its firewall
+    profile's."""
     disk = tmp_path / "disk.img"
     disk.write_bytes(b"\x00" * 4096)
     image = os_json(
@@ -205,5 +209,24 @@ def test_floating_ip_on_a_server_of_its_own_network(server: Server, public: str,
     assert [p["ID"] for p in ports] == [first["ID"]]
     rows = {q["Resource"]: q["In Use"] for q in os_json(server, "quota", "show", "--usage")}
     assert rows["floating_ips"] == 1
+
+    # Security groups are the firewall profiles: the NIC's group follows its profile.
+    groups = {g["Name"]: g["ID"] for g in os_json(server, "security", "group", "list")}
+    assert set(groups) == {"protected", "limited", "unprotected"}
+    shown_port = os_json(server, "port", "show", first["ID"])
+    assert shown_port["security_group_ids"] == [groups["unprotected"]]
+    changed = httpx.post(
+        f"{server.url}/compute/v2.1/servers/{server_id}/action",
+        json={"firewallProfile": {"profile": "PROTECTED", "nic": first["ID"]}},
+        headers={"X-Auth-Token": server.admin_token},
+    )
+    assert changed.status_code == 202, changed.text
+    shown_port = os_json(server, "port", "show", first["ID"])
+    assert shown_port["security_group_ids"] == [groups["limited"]]
+    rules = os_json(server, "security", "group", "rule", "list", "limited", "--ingress")
+    assert {(r["IP Protocol"], r["Port Range"]) for r in rules} >= {
+        ("tcp", "22:22"),
+        ("tcp", "3389:3389"),
+    }
     os_run(server, "server", "delete", "--wait", server_id)
     os_run(server, "floating", "ip", "delete", address)

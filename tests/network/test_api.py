@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from nefos.nodenet.rules import profile_rules
 from nefos.server.engines import Engines
 from tests.network.conftest import NETWORK, SYNNEFO_NETWORK
 
@@ -198,14 +199,96 @@ async def test_over_quota_is_neutrons_409(client: httpx.AsyncClient, people):
     assert fault(over, 409)["type"] == "OverQuota"
 
 
-async def test_security_groups_read_view(client: httpx.AsyncClient, people):
+def _lets_in(rules: list[dict], ethertype: str) -> set[tuple[str | None, int | None]]:
+    return {
+        (r["protocol"], r["port_range_min"])
+        for r in rules
+        if r["direction"] == "ingress" and r["ethertype"] == ethertype
+    }
+
+
+def _node_lets_in(level: str, icmp: str) -> set[tuple[str | None, int | None]]:
+    """What the node's chain of a level accepts that is not a reply (nefos.nodenet)."""
+    found: set[tuple[str | None, int | None]] = set()
+    for rule in profile_rules(level, icmp):
+        if rule[-1] != "ACCEPT" or "--ctstate" in rule or "--sport" in rule:
+            continue  # replies (DNS answers among them) pass a stateful group anyway
+        protocol = rule[rule.index("-p") + 1] if "-p" in rule else None
+        port = int(rule[rule.index("--dport") + 1]) if "--dport" in rule else None
+        found.add((protocol, port))
+    return found
+
+
+async def test_security_groups_show_the_firewall_profiles(
+    client: httpx.AsyncClient, engines: Engines, people
+):
+    """One group per profile level in each of the caller's projects, whose ingress
+    rules are what the node's chain of that level lets in; a port shows its profile's
+    group, and follows a profile change; groups and rules cannot be made."""
     caller, alice = people["alice"]
+    _, bob = people["bob"]
     groups = (await client.get(f"{NETWORK}/security-groups", headers=alice)).json()
-    [group] = groups["security_groups"]
-    assert group["name"] == "default" and group["project_id"] == caller.user
-    assert {(r["direction"], r["ethertype"]) for r in group["security_group_rules"]} == {
-        ("ingress", "IPv4"), ("ingress", "IPv6"), ("egress", "IPv4"), ("egress", "IPv6")
+    by_name = {g["name"]: g for g in groups["security_groups"]}
+    assert set(by_name) == {"protected", "limited", "unprotected"}
+    assert {g["project_id"] for g in by_name.values()} == {caller.user}
+    for level, group in by_name.items():
+        for ethertype, icmp in (("IPv4", "icmp"), ("IPv6", "ipv6-icmp")):
+            rules = group["security_group_rules"]
+            assert _lets_in(rules, ethertype) == _node_lets_in(level, icmp), (level, ethertype)
+            assert (None, None) in {
+                (r["protocol"], r["port_range_min"])
+                for r in rules
+                if r["direction"] == "egress" and r["ethertype"] == ethertype
+            }
+    assert _lets_in(by_name["limited"]["security_group_rules"], "IPv4") == {
+        ("icmp", None), ("tcp", 22), ("tcp", 3389)
     }  # fmt: skip
-    shown = await client.get(f"{NETWORK}/security-groups/{group['id']}", headers=alice)
-    assert shown.json()["security_group"]["id"] == group["id"]
+    protected = by_name["protected"]
+    shown = await client.get(f"{NETWORK}/security-groups/{protected['id']}", headers=alice)
+    assert shown.json()["security_group"] == protected
+    named = await client.get(
+        f"{NETWORK}/security-groups", params={"name": "limited"}, headers=alice
+    )
+    assert [g["id"] for g in named.json()["security_groups"]] == [by_name["limited"]["id"]]
+    fault(await client.get(f"{NETWORK}/security-groups/{protected['id']}", headers=bob), 404)
+    rules = await client.get(
+        f"{NETWORK}/security-group-rules",
+        params={"security_group_id": protected["id"], "direction": "ingress"},
+        headers=alice,
+    )
+    listed = rules.json()["security_group_rules"]
+    assert {r["protocol"] for r in listed} == {"icmp", "ipv6-icmp"}
+    one = await client.get(f"{NETWORK}/security-group-rules/{listed[0]['id']}", headers=alice)
+    assert one.json()["security_group_rule"] == listed[0]
+    fault(await client.get(f"{NETWORK}/security-group-rules/{listed[0]['id']}", headers=bob), 404)
+
+    network_id, _ = await make_net(client, alice)
+    port = (
+        await client.post(
+            f"{NETWORK}/ports", json={"port": {"network_id": network_id}}, headers=alice
+        )
+    ).json()["port"]
+    assert port["security_groups"] == [by_name["unprotected"]["id"]]
+    await engines.network.nics.set_firewall(port["id"], "ENABLED")  # what firewallProfile does
+    again = (await client.get(f"{NETWORK}/ports/{port['id']}", headers=alice)).json()["port"]
+    assert again["security_groups"] == [protected["id"]]
+    same = await client.put(
+        f"{NETWORK}/ports/{port['id']}",
+        json={"port": {"security_groups": [protected["id"]]}},
+        headers=alice,
+    )
+    assert same.status_code == 200
+    other = await client.put(
+        f"{NETWORK}/ports/{port['id']}",
+        json={"port": {"security_groups": [by_name["unprotected"]["id"]]}},
+        headers=alice,
+    )
+    assert "firewallProfile" in fault(other, 400)["message"]
+    made = await client.post(
+        f"{NETWORK}/ports",
+        json={"port": {"network_id": network_id, "security_groups": [protected["id"]]}},
+        headers=alice,
+    )
+    fault(made, 400)
     fault(await client.post(f"{NETWORK}/security-groups", json={}, headers=alice), 501)
+    fault(await client.post(f"{NETWORK}/security-group-rules", json={}, headers=alice), 501)
