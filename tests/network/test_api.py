@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import httpx
 
 from nefos.nodenet.rules import profile_rules
+from nefos.quotas.project_rules import Actor
 from nefos.server.engines import Engines
 from tests.network.conftest import NETWORK, SYNNEFO_NETWORK
 
@@ -189,14 +193,58 @@ async def test_floating_ips_public_ports_and_quota(
     assert exhausted.status_code == 201
 
 
-async def test_over_quota_is_neutrons_409(client: httpx.AsyncClient, people):
-    alice = people["alice"][1]
+async def new_project(engines: Engines, owner: str, capacities: dict[str, int]) -> str:
+    """An approved project of ``owner``'s with these member capacities."""
+    resources = {
+        name: {"project_capacity": 4 * most, "member_capacity": most}
+        for name, most in capacities.items()
+    }
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    project_id, app_id = await engines.projects.submit(
+        Actor(uuid.UUID(owner), False),
+        {"name": f"p-{uuid.uuid4().hex[:8]}", "end_date": end, "resources": resources},
+    )
+    await engines.projects.application_action(None, project_id, "approve", app_id)
+    return str(project_id)
+
+
+async def test_over_quota_is_neutrons_409_and_says_what_and_where(
+    client: httpx.AsyncClient, engines: Engines, people
+):
+    """An over-quota network or floating IP names the resource, how much is used of
+    which limit and the project by its name (never a holder's raw id), and carries the
+    commission's data, as the compute API's overLimit does."""
+    caller, alice = people["alice"]
     for index in range(5):
         await client.post(
             f"{NETWORK}/networks", json={"network": {"name": f"n{index}"}}, headers=alice
         )
     over = await client.post(f"{NETWORK}/networks", json={"network": {"name": "x"}}, headers=alice)
-    assert fault(over, 409)["type"] == "OverQuota"
+    refusal = fault(over, 409)
+    assert refusal["type"] == "OverQuota"
+    message = refusal["message"]
+    assert "cyclades.network.private (Number of private networks)" in message, message
+    assert "your personal project" in message and "5 of a limit of 5" in message, message
+    assert caller.user not in message and "user:" not in message, message
+    assert refusal["data"]["limit"] == 5 and refusal["data"]["usage"] == 5
+    assert refusal["data"]["provision"]["resource"] == "cyclades.network.private"
+
+    # In a project of its own name, for floating IPs: the project's name.
+    root = people["root"][0]
+    pool = await engines.network.create_network(
+        root, "pool", "CUSTOM", public=True, floating_ip_pool=True
+    )
+    await engines.network.create_subnet(root, str(pool.id), "192.0.2.0/28")
+    project = await new_project(engines, caller.user, {"cyclades.floating_ip": 1})
+    await engines.projects.enroll(None, project, caller.user)
+    body = {"floatingip": {"floating_network_id": str(pool.id), "project": project}}
+    taken = await client.post(f"{NETWORK}/floatingips", json=body, headers=alice)
+    assert taken.status_code == 201, taken.text
+    refused = fault(await client.post(f"{NETWORK}/floatingips", json=body, headers=alice), 409)
+    name = (await engines.projects.get_project(None, project)).name
+    assert f"project {name!r}" in refused["message"], refused["message"]
+    assert "cyclades.floating_ip (Number of floating IPs)" in refused["message"]
+    assert "1 of a limit of 1" in refused["message"] and project not in refused["message"]
 
 
 def _lets_in(rules: list[dict], ethertype: str) -> set[tuple[str | None, int | None]]:

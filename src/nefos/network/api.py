@@ -42,12 +42,16 @@ router = APIRouter()
 
 
 def neutron_fault(status: int, error: errors.NefosError) -> Response:
-    """Neutron's shape; a quota refusal is Neutron's 409 OverQuota, not a 413."""
+    """Neutron's shape; a quota refusal is Neutron's 409 OverQuota, not a 413, and
+    carries the commission's ``data`` too (the resource, its holder's usage and limit,
+    as the compute API's overLimit does), from which the web UI writes its own text."""
     kind = NEUTRON_TYPES.get(status, "HTTPError")
+    fault: dict[str, Any] = {"type": kind, "message": error.message, "detail": error.details}
     if isinstance(error, errors.OverQuota):
-        status, kind = 409, "OverQuota"
-    body = {"NeutronError": {"type": kind, "message": error.message, "detail": error.details}}
-    return json_response(body, status)
+        status, fault["type"] = 409, "OverQuota"
+        if error.data is not None:
+            fault["data"] = error.data
+    return json_response({"NeutronError": fault}, status)
 
 
 async def _caller(request: Request) -> tuple[Caller, NetworkService]:

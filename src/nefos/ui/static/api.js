@@ -187,9 +187,11 @@ export function explain(error, context = {}) {
     const resource = (context.resources || {})[name];
     const what = resourceText(name, resource);
     const left = Math.max(0, data.limit - data.usage);
-    const project = projectName(context.projects, String(data.provision.source).replace(/^project:/, ""));
+    // The member's provision names the project as its source; the project's own, as its holder.
+    const holder = data.provision.source || data.provision.holder;
+    const project = projectName(context.projects, String(holder).replace(/^project:/, ""));
     return t("api.quota", {
-      what: what.toLowerCase(),
+      what: what.charAt(0).toLowerCase() + what.slice(1), // "floating IPs" keeps its capitals
       project,
       needs: amount(resource, data.provision.quantity),
       used: amount(resource, data.usage),
