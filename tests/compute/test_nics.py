@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,8 @@ from nefos.core.config import Settings
 from nefos.network.models import IpAddress, Port
 from nefos.network.service import Caller
 from nefos.server.engines import Engines
-from tests.compute.conftest import COMPUTE, wait
+from tests.compute.conftest import COMPUTE, usage, wait
+from tests.compute.test_api_extensions import new_project
 
 NETWORK = "/network/v2.0"
 
@@ -109,6 +111,40 @@ async def test_no_default_network_means_no_nic(client, engines, setup):
     assert created.json()["server"]["attachments"] == []
 
 
+async def test_a_project_default_network_wins_over_the_deployments(client, engines, setup, nets):
+    """A server created without networks in a project that names its own default
+    network (`nefos project default-network`) gets a NIC there; in another project, the
+    deployment's default; with the project's setting gone, the deployment's again."""
+    alice_id, alice = setup["people"]["alice"]
+    project = await new_project(engines, alice_id, vms=5)
+    await engines.projects.enroll(None, project, alice_id)
+    root, net = nets["root"], engines.network
+    campus = await net.create_network(root, "campus", "CUSTOM", public=True)
+    await net.create_subnet(root, str(campus.id), "198.51.100.0/29")
+    assert (await net.set_project_network(project, "campus")).id == campus.id
+
+    def first_nic(server: dict) -> tuple[str, str]:
+        (attachment,) = server["attachments"]
+        return attachment["network_id"], attachment["ipv4"]
+
+    in_project = (await _create(client, setup, alice, project=project)).json()["server"]
+    network_id, address = first_nic(in_project)
+    assert network_id == str(campus.id) and address.startswith("198.51.100.")
+    assert set(in_project["addresses"]) == {"campus"}
+    for networks in ({"networks": []}, {"networks": "auto"}):  # the openstack CLI sends []
+        also = (await _create(client, setup, alice, project=project, **networks)).json()
+        assert first_nic(also["server"])[0] == str(campus.id)
+    asked = await _create(
+        client, setup, alice, project=project, networks=[{"uuid": nets["public"]}]
+    )
+    assert first_nic(asked.json()["server"])[0] == nets["public"]  # networks named: those
+    elsewhere = (await _create(client, setup, alice)).json()["server"]  # her own project
+    assert first_nic(elsewhere)[0] == nets["public"]
+    await net.set_project_network(project, None)
+    after = (await _create(client, setup, alice, project=project)).json()["server"]
+    assert first_nic(after)[0] == nets["public"]
+
+
 async def test_networks_by_network_port_and_fixed_ip(client, engines, setup, nets):
     _, alice = setup["people"]["alice"]
     _, bob = setup["people"]["bob"]
@@ -195,53 +231,77 @@ async def test_all_or_none_when_the_pool_runs_out_or_the_backend_refuses(
 
 
 async def test_floating_ips_and_interfaces(client, engines, setup, nets):
-    _, alice = setup["people"]["alice"]
+    alice_id, alice = setup["people"]["alice"]
     _, bob = setup["people"]["bob"]
     server = (await _create(client, setup, alice)).json()["server"]
     await wait(client, alice, server["id"], "ACTIVE")
+    port_id = server["attachments"][0]["id"]  # its default NIC, with a public fixed IPv4
     action = f"{COMPUTE}/servers/{server['id']}/action"
     fip = (
         await client.post(f"{NETWORK}/floatingips", json={"floatingip": {}}, headers=alice)
     ).json()["floatingip"]
-    address = fip["floating_ip_address"]
+    address, fip_url = fip["floating_ip_address"], f"{NETWORK}/floatingips/{fip['id']}"
+    assert await usage(engines, alice_id, "cyclades.floating_ip") == (1, 1)
     theirs = await client.post(action, json={"addFloatingIp": {"address": address}}, headers=bob)
     assert theirs.status_code == 404  # bob does not see alice's server
+    unknown = await client.post(
+        action, json={"addFloatingIp": {"address": "192.0.2.200"}}, headers=alice
+    )
+    assert unknown.status_code == 404
+
+    # addFloatingIp, as Synnefo: a new NIC on the floating IP's network holds it (the
+    # default NIC keeps its own address: a node routes one address per NIC, no NAT).
     added = await client.post(action, json={"addFloatingIp": {"address": address}}, headers=alice)
     assert added.status_code == 202, added.text
     shown = await _settled(client, alice, server["id"], engines)
     floating = [a for a in shown["addresses"]["public"] if a["OS-EXT-IPS:type"] == "floating"]
     assert [a["addr"] for a in floating] == [address]
-    port_id = shown["attachments"][0]["id"]
-    seen = (await client.get(f"{NETWORK}/floatingips/{fip['id']}", headers=alice)).json()
-    assert seen["floatingip"]["port_id"] == port_id
-    busy = await client.delete(f"{NETWORK}/floatingips/{fip['id']}", headers=alice)
+    first, holder = shown["attachments"]
+    assert first["id"] == port_id and first["ipv4"] != address
+    assert holder["ipv4"] == address and holder["OS-EXT-IPS:type"] == "floating"
+    assert [n["ip"] for n in await _instance_nics(engines, server["id"])] == [
+        first["ipv4"], address
+    ]  # fmt: skip
+    seen = (await client.get(fip_url, headers=alice)).json()["floatingip"]
+    assert seen["port_id"] == holder["id"]
+    busy = await client.delete(fip_url, headers=alice)
     assert busy.status_code == 409
+    twice = await client.post(action, json={"addFloatingIp": {"address": address}}, headers=alice)
+    assert twice.status_code == 202  # already there: no second NIC
+    assert len(await _instance_nics(engines, server["id"])) == 2
     removed = await client.post(
         action, json={"removeFloatingIp": {"address": address}}, headers=alice
     )
     assert removed.status_code == 202
     shown = await _settled(client, alice, server["id"], engines)
     assert all(a["OS-EXT-IPS:type"] == "fixed" for a in shown["addresses"]["public"])
+    assert [a["id"] for a in shown["attachments"]] == [port_id]
+    assert len(await _instance_nics(engines, server["id"])) == 1
+    assert (await client.get(f"{NETWORK}/ports/{holder['id']}", headers=alice)).status_code == 404
+    assert (await client.get(fip_url, headers=alice)).json()["floatingip"]["port_id"] is None
+    assert await usage(engines, alice_id, "cyclades.floating_ip") == (1, 1)
     again = await client.post(
         action, json={"removeFloatingIp": {"address": address}}, headers=alice
     )
     assert again.status_code == 409
 
-    # Neutron's PUT attaches and detaches it too (what `openstack server add floating ip` does).
-    put = await client.put(
-        f"{NETWORK}/floatingips/{fip['id']}",
-        json={"floatingip": {"port_id": port_id}},
-        headers=alice,
-    )
-    assert put.status_code == 200 and put.json()["floatingip"]["port_id"] == port_id
-    other = await client.put(
-        f"{NETWORK}/floatingips/{fip['id']}", json={"floatingip": {"port_id": port_id}}, headers=bob
-    )
-    assert other.status_code == 404
-    put = await client.put(
-        f"{NETWORK}/floatingips/{fip['id']}", json={"floatingip": {"port_id": None}}, headers=alice
-    )
+    # Neutron's PUT with one of the server's ports (what `openstack server add floating
+    # ip` sends) does the same: the answer's port_id is the NIC that now holds it.
+    put = await client.put(fip_url, json={"floatingip": {"port_id": port_id}}, headers=alice)
+    assert put.status_code == 200, put.text
+    holder_id = put.json()["floatingip"]["port_id"]
+    assert holder_id not in (None, port_id)
+    same = await client.put(fip_url, json={"floatingip": {"port_id": port_id}}, headers=alice)
+    assert same.status_code == 200 and same.json()["floatingip"]["port_id"] == holder_id
+    shown = await _settled(client, alice, server["id"], engines)
+    assert address in [a["addr"] for a in shown["addresses"]["public"]]
+    assert [n["ip"] for n in await _instance_nics(engines, server["id"])][1] == address
+    other = await client.put(fip_url, json={"floatingip": {"port_id": port_id}}, headers=bob)
+    assert other.status_code == 404 and "NeutronError" in other.json()
+    put = await client.put(fip_url, json={"floatingip": {"port_id": None}}, headers=alice)
     assert put.status_code == 200 and put.json()["floatingip"]["port_id"] is None
+    assert len(await _instance_nics(engines, server["id"])) == 1
+    assert await usage(engines, alice_id, "cyclades.floating_ip") == (1, 1)
 
     # os-interface: attach a NIC on a private network, see it on the instance, detach it.
     lan = (
@@ -335,6 +395,98 @@ async def test_floating_ips_and_interfaces(client, engines, setup, nets):
     )
     shown = await _settled(client, alice, server["id"], engines)
     assert set(shown["addresses"]) == {"public"}
+
+
+async def test_a_floating_ip_goes_on_a_nic_of_a_server_only(client, engines, setup, nets):
+    """Who may put which floating IP where, and its quota through a server's delete: a
+    port on no server, another user's port or floating IP, and a floating IP on another
+    server answer Neutron's 404 and 409; a user's own port of the floating IP's network
+    holding no address (kamaki's `ip attach`, then detached) takes it itself."""
+    alice_id, alice = setup["people"]["alice"]
+    _, bob = setup["people"]["bob"]
+    one = (await _create(client, setup, alice)).json()["server"]
+    two = (await _create(client, setup, alice)).json()["server"]
+    await wait(client, alice, one["id"], "ACTIVE")
+    await wait(client, alice, two["id"], "ACTIVE")
+    fips = [
+        (await client.post(f"{NETWORK}/floatingips", json={"floatingip": {}}, headers=who)).json()[
+            "floatingip"
+        ]
+        for who in (alice, alice, bob)
+    ]
+    first, second, bobs = (f"{NETWORK}/floatingips/{f['id']}" for f in fips)
+    one_port, two_port = one["attachments"][0]["id"], two["attachments"][0]["id"]
+
+    def put(url: str, port: str | None, auth: dict) -> Any:
+        return client.put(url, json={"floatingip": {"port_id": port}}, headers=auth)
+
+    assert (await put(first, one_port, alice)).status_code == 200
+    taken = await put(first, two_port, alice)
+    assert taken.status_code == 409 and "NeutronError" in taken.json()
+    moved = await client.post(
+        f"{COMPUTE}/servers/{two['id']}/action",
+        json={"addFloatingIp": {"address": fips[0]["floating_ip_address"]}},
+        headers=alice,
+    )
+    assert moved.status_code == 409
+    lan = (
+        await client.post(f"{NETWORK}/networks", json={"network": {"name": "l"}}, headers=alice)
+    ).json()["network"]
+    await client.post(
+        f"{NETWORK}/subnets",
+        json={"subnet": {"network_id": lan["id"], "cidr": "10.3.0.0/24", "ip_version": 4}},
+        headers=alice,
+    )
+    loose = (
+        await client.post(
+            f"{NETWORK}/ports", json={"port": {"network_id": lan["id"]}}, headers=alice
+        )
+    ).json()["port"]
+    for url, port, auth in (
+        (second, loose["id"], alice),  # a port on no server
+        (second, str(uuid.uuid4()), alice),  # no such port
+        (second, one_port, bob),  # alice's floating IP: bob sees neither it nor the port
+        (bobs, one_port, bob),  # bob's floating IP, alice's port
+        (bobs, one_port, alice),  # alice's port, bob's floating IP
+    ):
+        refused = await put(url, port, auth)
+        assert refused.status_code == 404 and "NeutronError" in refused.json(), (url, port)
+    assert (await client.get(second, headers=alice)).json()["floatingip"]["port_id"] is None
+
+    # kamaki's `ip attach`: a port of alice's on the public network holding the address.
+    address = fips[1]["floating_ip_address"]
+    own = await client.post(
+        f"{NETWORK}/ports",
+        json={"port": {"network_id": nets["public"], "device_id": two["id"],
+                       "fixed_ips": [{"ip_address": address}]}},
+        headers=alice,
+    )  # fmt: skip
+    assert own.status_code == 201, own.text
+    own_id = own.json()["port"]["id"]
+    await _settled(client, alice, two["id"], engines)
+    assert [n["ip"] for n in await _instance_nics(engines, two["id"])][1] == address
+    assert (await put(second, None, alice)).json()["floatingip"]["port_id"] is None
+    assert [n["ip"] for n in await _instance_nics(engines, two["id"])][1] is None
+    back = await put(second, own_id, alice)  # it holds no address: it takes it itself
+    assert back.status_code == 200 and back.json()["floatingip"]["port_id"] == own_id
+    assert [n["ip"] for n in await _instance_nics(engines, two["id"])][1] == address
+    assert await usage(engines, alice_id, "cyclades.floating_ip") == (2, 2)
+
+    # A server's delete releases the NIC made for a floating IP, which stays allocated
+    # (charged once); a user's own port is only detached from the server, as Nova does,
+    # and keeps its floating IP until it is deleted.
+    for server in (one, two):
+        await client.delete(f"{COMPUTE}/servers/{server['id']}", headers=alice)
+        await wait(client, alice, server["id"], "DELETED")
+    assert (await client.get(first, headers=alice)).json()["floatingip"]["port_id"] is None
+    kept = (await client.get(f"{NETWORK}/ports/{own_id}", headers=alice)).json()["port"]
+    assert kept["device_id"] == "" and address in str(kept["fixed_ips"])
+    assert (await client.get(second, headers=alice)).json()["floatingip"]["port_id"] == own_id
+    assert (await client.delete(f"{NETWORK}/ports/{own_id}", headers=alice)).status_code == 204
+    assert await usage(engines, alice_id, "cyclades.floating_ip") == (2, 2)
+    for url in (first, second):
+        assert (await client.delete(url, headers=alice)).status_code == 204
+    assert await usage(engines, alice_id, "cyclades.floating_ip") == (0, 0)
 
 
 async def test_reconciler_releases_ports_of_a_server_gone(engines, setup, nets, client):

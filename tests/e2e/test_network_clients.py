@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import Server
@@ -159,3 +160,73 @@ def test_server_nics_and_floating_ips(server: Server, public: str, tmp_path: Pat
     assert [p["Name"] for p in left] == ["second"]  # a user's port is only detached
     os_run(server, "port", "delete", "second")
     os_run(server, "network", "delete", "vm-lan")
+
+
+def test_a_server_on_the_public_network_floating_ip_and_security_groups(
+    server: Server, public: str, tmp_path: Path
+):
+    """The case Synnefo's model exists for: the server's NIC is on the public network
+    already, with a fixed address of its own. `server add floating ip` (Neutron's PUT
+    with that port) gives the server a second NIC there, holding the floating IP, which
+    the node can route; `server remove floating ip` takes that NIC away, and the
+    floating IP stays allocated, charged once. Its NIC's security group is its firewall
+    profile's."""
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\x00" * 4096)
+    image = os_json(
+        server, "image", "create", "--file", str(disk), "--disk-format", "raw",
+        "--container-format", "bare", "public-image",
+    )  # fmt: skip
+    created = os_json(
+        server, "server", "create", "--image", image["id"], "--flavor", "C1R1024D20file",
+        "--network", "public", "--wait", "on-public",
+    )  # fmt: skip
+    server_id = created["id"]
+    (first,) = os_json(server, "port", "list", "--server", server_id)
+    fixed = first["Fixed IP Addresses"]
+    floating = os_json(server, "floating", "ip", "create", "public")
+    address = floating["floating_ip_address"]
+    assert address not in str(fixed)
+    os_run(server, "server", "add", "floating", "ip", server_id, address)
+    shown, ports, held = side_by_side(
+        lambda: os_json(server, "server", "show", server_id),
+        lambda: os_json(server, "port", "list", "--server", server_id),
+        lambda: os_json(server, "floating", "ip", "show", address),
+    )
+    assert address in str(shown["addresses"]), shown["addresses"]
+    assert len(ports) == 2 and held["port_id"] != first["ID"]
+    (holder,) = [p for p in ports if p["ID"] == held["port_id"]]
+    assert address in str(holder["Fixed IP Addresses"])  # the NIC's own address
+    rows = {q["Resource"]: q["In Use"] for q in os_json(server, "quota", "show", "--usage")}
+    assert rows["floating_ips"] == 1
+    os_run(server, "server", "remove", "floating", "ip", server_id, address)
+    shown, ports, released = side_by_side(
+        lambda: os_json(server, "server", "show", server_id),
+        lambda: os_json(server, "port", "list", "--server", server_id),
+        lambda: os_json(server, "floating", "ip", "show", address),
+    )
+    assert address not in str(shown["addresses"]) and released["port_id"] is None
+    assert [p["ID"] for p in ports] == [first["ID"]]
+    rows = {q["Resource"]: q["In Use"] for q in os_json(server, "quota", "show", "--usage")}
+    assert rows["floating_ips"] == 1
+
+    # Security groups are the firewall profiles: the NIC's group follows its profile.
+    groups = {g["Name"]: g["ID"] for g in os_json(server, "security", "group", "list")}
+    assert set(groups) == {"protected", "limited", "unprotected"}
+    shown_port = os_json(server, "port", "show", first["ID"])
+    assert shown_port["security_group_ids"] == [groups["unprotected"]]
+    changed = httpx.post(
+        f"{server.url}/compute/v2.1/servers/{server_id}/action",
+        json={"firewallProfile": {"profile": "PROTECTED", "nic": first["ID"]}},
+        headers={"X-Auth-Token": server.admin_token},
+    )
+    assert changed.status_code == 202, changed.text
+    shown_port = os_json(server, "port", "show", first["ID"])
+    assert shown_port["security_group_ids"] == [groups["limited"]]
+    rules = os_json(server, "security", "group", "rule", "list", "limited", "--ingress")
+    assert {(r["IP Protocol"], r["Port Range"]) for r in rules} >= {
+        ("tcp", "22:22"),
+        ("tcp", "3389:3389"),
+    }
+    os_run(server, "server", "delete", "--wait", server_id)
+    os_run(server, "floating", "ip", "delete", address)

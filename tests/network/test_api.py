@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import httpx
 
+from nefos.nodenet.rules import profile_rules
+from nefos.quotas.project_rules import Actor
 from nefos.server.engines import Engines
 from tests.network.conftest import NETWORK, SYNNEFO_NETWORK
 
@@ -188,24 +193,150 @@ async def test_floating_ips_public_ports_and_quota(
     assert exhausted.status_code == 201
 
 
-async def test_over_quota_is_neutrons_409(client: httpx.AsyncClient, people):
-    alice = people["alice"][1]
+async def new_project(engines: Engines, owner: str, capacities: dict[str, int]) -> str:
+    """An approved project of ``owner``'s with these member capacities."""
+    resources = {
+        name: {"project_capacity": 4 * most, "member_capacity": most}
+        for name, most in capacities.items()
+    }
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    project_id, app_id = await engines.projects.submit(
+        Actor(uuid.UUID(owner), False),
+        {"name": f"p-{uuid.uuid4().hex[:8]}", "end_date": end, "resources": resources},
+    )
+    await engines.projects.application_action(None, project_id, "approve", app_id)
+    return str(project_id)
+
+
+async def test_over_quota_is_neutrons_409_and_says_what_and_where(
+    client: httpx.AsyncClient, engines: Engines, people
+):
+    """An over-quota network or floating IP names the resource, how much is used of
+    which limit and the project by its name (never a holder's raw id), and carries the
+    commission's data, as the compute API's overLimit does."""
+    caller, alice = people["alice"]
     for index in range(5):
         await client.post(
             f"{NETWORK}/networks", json={"network": {"name": f"n{index}"}}, headers=alice
         )
     over = await client.post(f"{NETWORK}/networks", json={"network": {"name": "x"}}, headers=alice)
-    assert fault(over, 409)["type"] == "OverQuota"
+    refusal = fault(over, 409)
+    assert refusal["type"] == "OverQuota"
+    message = refusal["message"]
+    assert "cyclades.network.private (Number of private networks)" in message, message
+    assert "your personal project" in message and "5 of a limit of 5" in message, message
+    assert caller.user not in message and "user:" not in message, message
+    assert refusal["data"]["limit"] == 5 and refusal["data"]["usage"] == 5
+    assert refusal["data"]["provision"]["resource"] == "cyclades.network.private"
+
+    # In a project of its own name, for floating IPs: the project's name.
+    root = people["root"][0]
+    pool = await engines.network.create_network(
+        root, "pool", "CUSTOM", public=True, floating_ip_pool=True
+    )
+    await engines.network.create_subnet(root, str(pool.id), "192.0.2.0/28")
+    project = await new_project(engines, caller.user, {"cyclades.floating_ip": 1})
+    await engines.projects.enroll(None, project, caller.user)
+    body = {"floatingip": {"floating_network_id": str(pool.id), "project": project}}
+    taken = await client.post(f"{NETWORK}/floatingips", json=body, headers=alice)
+    assert taken.status_code == 201, taken.text
+    refused = fault(await client.post(f"{NETWORK}/floatingips", json=body, headers=alice), 409)
+    name = (await engines.projects.get_project(None, project)).name
+    assert f"project {name!r}" in refused["message"], refused["message"]
+    assert "cyclades.floating_ip (Number of floating IPs)" in refused["message"]
+    assert "1 of a limit of 1" in refused["message"] and project not in refused["message"]
 
 
-async def test_security_groups_read_view(client: httpx.AsyncClient, people):
+def _lets_in(rules: list[dict], ethertype: str) -> set[tuple[str | None, int | None]]:
+    return {
+        (r["protocol"], r["port_range_min"])
+        for r in rules
+        if r["direction"] == "ingress" and r["ethertype"] == ethertype
+    }
+
+
+def _node_lets_in(level: str, icmp: str) -> set[tuple[str | None, int | None]]:
+    """What the node's chain of a level accepts that is not a reply (nefos.nodenet)."""
+    found: set[tuple[str | None, int | None]] = set()
+    for rule in profile_rules(level, icmp):
+        if rule[-1] != "ACCEPT" or "--ctstate" in rule or "--sport" in rule:
+            continue  # replies (DNS answers among them) pass a stateful group anyway
+        protocol = rule[rule.index("-p") + 1] if "-p" in rule else None
+        port = int(rule[rule.index("--dport") + 1]) if "--dport" in rule else None
+        found.add((protocol, port))
+    return found
+
+
+async def test_security_groups_show_the_firewall_profiles(
+    client: httpx.AsyncClient, engines: Engines, people
+):
+    """One group per profile level in each of the caller's projects, whose ingress
+    rules are what the node's chain of that level lets in; a port shows its profile's
+    group, and follows a profile change; groups and rules cannot be made."""
     caller, alice = people["alice"]
+    _, bob = people["bob"]
     groups = (await client.get(f"{NETWORK}/security-groups", headers=alice)).json()
-    [group] = groups["security_groups"]
-    assert group["name"] == "default" and group["project_id"] == caller.user
-    assert {(r["direction"], r["ethertype"]) for r in group["security_group_rules"]} == {
-        ("ingress", "IPv4"), ("ingress", "IPv6"), ("egress", "IPv4"), ("egress", "IPv6")
+    by_name = {g["name"]: g for g in groups["security_groups"]}
+    assert set(by_name) == {"protected", "limited", "unprotected"}
+    assert {g["project_id"] for g in by_name.values()} == {caller.user}
+    for level, group in by_name.items():
+        for ethertype, icmp in (("IPv4", "icmp"), ("IPv6", "ipv6-icmp")):
+            rules = group["security_group_rules"]
+            assert _lets_in(rules, ethertype) == _node_lets_in(level, icmp), (level, ethertype)
+            assert (None, None) in {
+                (r["protocol"], r["port_range_min"])
+                for r in rules
+                if r["direction"] == "egress" and r["ethertype"] == ethertype
+            }
+    assert _lets_in(by_name["limited"]["security_group_rules"], "IPv4") == {
+        ("icmp", None), ("tcp", 22), ("tcp", 3389)
     }  # fmt: skip
-    shown = await client.get(f"{NETWORK}/security-groups/{group['id']}", headers=alice)
-    assert shown.json()["security_group"]["id"] == group["id"]
+    protected = by_name["protected"]
+    shown = await client.get(f"{NETWORK}/security-groups/{protected['id']}", headers=alice)
+    assert shown.json()["security_group"] == protected
+    named = await client.get(
+        f"{NETWORK}/security-groups", params={"name": "limited"}, headers=alice
+    )
+    assert [g["id"] for g in named.json()["security_groups"]] == [by_name["limited"]["id"]]
+    fault(await client.get(f"{NETWORK}/security-groups/{protected['id']}", headers=bob), 404)
+    rules = await client.get(
+        f"{NETWORK}/security-group-rules",
+        params={"security_group_id": protected["id"], "direction": "ingress"},
+        headers=alice,
+    )
+    listed = rules.json()["security_group_rules"]
+    assert {r["protocol"] for r in listed} == {"icmp", "ipv6-icmp"}
+    one = await client.get(f"{NETWORK}/security-group-rules/{listed[0]['id']}", headers=alice)
+    assert one.json()["security_group_rule"] == listed[0]
+    fault(await client.get(f"{NETWORK}/security-group-rules/{listed[0]['id']}", headers=bob), 404)
+
+    network_id, _ = await make_net(client, alice)
+    port = (
+        await client.post(
+            f"{NETWORK}/ports", json={"port": {"network_id": network_id}}, headers=alice
+        )
+    ).json()["port"]
+    assert port["security_groups"] == [by_name["unprotected"]["id"]]
+    await engines.network.nics.set_firewall(port["id"], "ENABLED")  # what firewallProfile does
+    again = (await client.get(f"{NETWORK}/ports/{port['id']}", headers=alice)).json()["port"]
+    assert again["security_groups"] == [protected["id"]]
+    same = await client.put(
+        f"{NETWORK}/ports/{port['id']}",
+        json={"port": {"security_groups": [protected["id"]]}},
+        headers=alice,
+    )
+    assert same.status_code == 200
+    other = await client.put(
+        f"{NETWORK}/ports/{port['id']}",
+        json={"port": {"security_groups": [by_name["unprotected"]["id"]]}},
+        headers=alice,
+    )
+    assert "firewallProfile" in fault(other, 400)["message"]
+    made = await client.post(
+        f"{NETWORK}/ports",
+        json={"port": {"network_id": network_id, "security_groups": [protected["id"]]}},
+        headers=alice,
+    )
+    fault(made, 400)
     fault(await client.post(f"{NETWORK}/security-groups", json={}, headers=alice), 501)
+    fault(await client.post(f"{NETWORK}/security-group-rules", json={}, headers=alice), 501)

@@ -49,3 +49,41 @@ async def test_create_add_range_list_delete(settings: Settings, engines: Engines
     assert gateway_out.returncode == 1 and "Invalid network type" in gateway_out.stderr
     names = json.loads((await invoke_nefos(settings, "network", "list", "--json")).stdout)
     assert [r["name"] for r in names] == ["public"]  # nothing half-made
+
+
+async def test_a_project_names_its_default_network(settings: Settings, engines: Engines, people):
+    """`nefos project default-network`: the operator's setting that servers of a
+    project created without networks follow (tests/compute/test_nics.py has the
+    servers); only a public network, only an existing project."""
+    alice = people["alice"][0].user  # her system project
+    await invoke_nefos(
+        settings, "network", "create", "campus", "--public", "--subnet", "198.51.100.0/28",
+        "--gateway", "198.51.100.1",
+    )  # fmt: skip
+    shown = await invoke_nefos(settings, "project", "default-network", alice)
+    assert "the deployment's default network" in shown.stdout
+    named = await invoke_nefos(settings, "project", "default-network", alice, "campus")
+    campus = await engines.network.project_network(alice)
+    assert campus is not None and campus.name == "campus" and str(campus.id) in named.stdout
+    again = await invoke_nefos(settings, "project", "default-network", alice)
+    assert str(campus.id) in again.stdout
+    private = await engines.network.create_network(people["alice"][0], "mine", "MAC_FILTERED")
+    for ref in (str(private.id), "nowhere"):
+        refused = await invoke_nefos(
+            settings, "project", "default-network", alice, ref, check=False
+        )
+        assert refused.returncode == 1 and "could not be found" in refused.stderr, ref
+    unknown = await invoke_nefos(
+        settings, "project", "default-network", "0" * 32, "campus", check=False
+    )
+    assert unknown.returncode == 1
+    assert (await engines.network.project_network("0" * 32)) is None
+    both = await invoke_nefos(
+        settings, "project", "default-network", alice, "campus", "--clear", check=False
+    )
+    assert both.returncode == 1
+    await invoke_nefos(settings, "project", "default-network", alice, "--clear")
+    assert await engines.network.project_network(alice) is None
+    await invoke_nefos(settings, "project", "default-network", alice, "campus")
+    await invoke_nefos(settings, "network", "delete", "campus")  # the setting goes with it
+    assert await engines.network.project_network(alice) is None

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nefos.cli.common import ConfigFile, DataDir, out, with_engines
+from nefos.cli.common import ConfigFile, DataDir, fail, out, with_engines
 from nefos.cli.quota import shown_amount
 from nefos.quotas.project_rules import describe_project
 from nefos.server.engines import Engines
@@ -146,3 +146,37 @@ def _state_command(action: str) -> Callable[..., None]:
 
 for _action, _help in STATE_CHANGES.items():
     project_app.command(_action, help=_help)(_state_command(_action))
+
+
+@project_app.command("default-network")
+def project_default_network(
+    project: Annotated[str, typer.Argument(help="Project UUID")],
+    network: Annotated[
+        str | None, typer.Argument(help="A public network, by id or name [default: show it]")
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Back to the deployment's default network")
+    ] = False,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+) -> None:
+    """Name the public network that the project's servers get when created without
+    networks, over [network] default_public_network; without NETWORK, show it."""
+    if clear and network is not None:
+        raise fail("Give a NETWORK or --clear, not both")
+
+    async def work(engines: Engines) -> str:
+        await engines.projects.get_project(None, project)  # an unknown project: an error
+        if clear:
+            await engines.network.set_project_network(project, None)
+            return f"project {project}: the deployment's default network"
+        found = (
+            await engines.network.project_network(project)
+            if network is None
+            else await engines.network.set_project_network(project, network)
+        )
+        if found is None:
+            return f"project {project}: the deployment's default network"
+        return f"project {project}: default network {found.id} {found.name}"
+
+    out.print(with_engines(config, data_dir, work))

@@ -48,6 +48,7 @@ from nefos.core.db import Database, utcnow
 from nefos.network.flavors import FLAVORS, POOL
 from nefos.network.models import Network, Port
 from nefos.network.nics import Nic
+from nefos.network.security_groups import LEVELS
 
 log = logging.getLogger("nefos.compute")
 
@@ -57,7 +58,7 @@ PENDING, ACTIVE, REMOVING, REMOVED = "pending", "active", "removing", "removed"
 # Ganeti says to retry. A failed removal is tried again this many times in a row.
 REMOVAL_RETRIES = 5
 # Synnefo's firewallProfile values and the levels the node scripts apply (spec §4.4).
-FIREWALL_LEVELS = {"ENABLED": "protected", "PROTECTED": "limited", "DISABLED": "unprotected"}
+FIREWALL_LEVELS = LEVELS  # one table: the node's levels, and the security groups' names
 
 
 def firewall_tags(nics: Iterable[Nic]) -> list[str]:

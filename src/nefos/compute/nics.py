@@ -187,28 +187,32 @@ class ServerNics:
         address: str,
         fixed_address: str | None = None,
     ) -> IpAddress:
-        """Nova's ``addFloatingIp``: onto the server's port with ``fixed_address``, or its
-        port on the floating IP's network, or (none there) a new NIC that holds it."""
+        """Nova's ``addFloatingIp``, as Synnefo does it: the floating IP comes on a new
+        NIC of the server, on the floating IP's network (a node routes a NIC's own
+        address and does no NAT). ``fixed_address``, Nova's choice of the address to
+        NAT to, has nothing to choose here; it must still be one of the server's."""
         server, nics = await self.interfaces(user, server_id)
+        if fixed_address is not None and not any(
+            a.address == fixed_address for n in nics for a in n.addresses
+        ):
+            raise errors.InvalidInput(f"Server {server.id} has no fixed address {fixed_address}")
         caller = self._caller(user, projects, server.project)
-        floating = [f for f in await self.network.floating_ips(caller) if f.address == address]
-        if not floating:
-            raise errors.NotFound(f"Floating IP {address} could not be found")
-        wanted = floating[0]
-        if fixed_address is not None:
-            nic = next(
-                (n for n in nics if any(a.address == fixed_address for a in n.addresses)), None
-            )
-            if nic is None:
-                raise errors.InvalidInput(
-                    f"Server {server.id} has no fixed address {fixed_address}"
-                )
-        else:
-            nic = next((n for n in nics if n.network_id == str(wanted.network_id)), None)
-            nic = nic or (nics[0] if nics else None)
-        if nic is None:
-            raise errors.InvalidInput(f"Server {server.id} has no NIC to attach {address} to")
-        return await self.network.attach_floating_ip(caller, str(wanted.id), nic.port_id)
+        return await self.nics.add_floating_ip_to_server(
+            caller, address, str(server.id), server.user_id
+        )
+
+    async def is_server_of(self, user: str, device: str) -> bool:
+        if not device.isdigit():
+            return False
+        async with self.db.session() as s:
+            server = await s.get(Server, int(device))
+        return (
+            server is not None
+            and server.user_id == user
+            and not server.deleted
+            and server.task != "DESTROY"
+            and server.operstate != "DESTROYED"
+        )
 
     async def remove_floating_ip(
         self, user: str, projects: Iterable[str], server_id: int | str, address: str

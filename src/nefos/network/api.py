@@ -20,7 +20,8 @@ from nefos.core.body import parse_json
 from nefos.core.faults import json_response
 from nefos.network import api_views as views
 from nefos.network.dialect import TABLE as DIALECT
-from nefos.network.service import Caller, NetworkService, security_group_id
+from nefos.network.security_groups import LEVELS, Rule, SecurityGroup, group_id
+from nefos.network.service import Caller, NetworkService
 from nefos.network.subnets import UNSET
 
 PREFIX = views.PREFIX
@@ -41,12 +42,16 @@ router = APIRouter()
 
 
 def neutron_fault(status: int, error: errors.NefosError) -> Response:
-    """Neutron's shape; a quota refusal is Neutron's 409 OverQuota, not a 413."""
+    """Neutron's shape; a quota refusal is Neutron's 409 OverQuota, not a 413, and
+    carries the commission's ``data`` too (the resource, its holder's usage and limit,
+    as the compute API's overLimit does), from which the web UI writes its own text."""
     kind = NEUTRON_TYPES.get(status, "HTTPError")
+    fault: dict[str, Any] = {"type": kind, "message": error.message, "detail": error.details}
     if isinstance(error, errors.OverQuota):
-        status, kind = 409, "OverQuota"
-    body = {"NeutronError": {"type": kind, "message": error.message, "detail": error.details}}
-    return json_response(body, status)
+        status, fault["type"] = 409, "OverQuota"
+        if error.data is not None:
+            fault["data"] = error.data
+    return json_response({"NeutronError": fault}, status)
 
 
 async def _caller(request: Request) -> tuple[Caller, NetworkService]:
@@ -256,6 +261,8 @@ async def create_port(request: Request) -> Response:
     fixed = body.get("fixed_ips")
     if fixed is not None and not isinstance(fixed, list):
         raise errors.InvalidInput("fixed_ips is a list of {subnet_id, ip_address}")
+    if body.get("security_groups") is not None:
+        _check_groups(body["security_groups"], _project(body) or caller.project, "DISABLED")
     created = await net.create_port(
         caller,
         _text(body["network_id"], "network_id"),
@@ -268,6 +275,20 @@ async def create_port(request: Request) -> Response:
     return _one(request, "port", created, 201)
 
 
+def _check_groups(groups: Any, project: str, profile: str) -> None:
+    """A port's security group is its firewall profile's (a new port's: DISABLED's,
+    ``unprotected``); naming it again is allowed, naming another is not."""
+    level = LEVELS[profile]
+    own = {group_id(project, level), level}
+    if not isinstance(groups, list) or any(not isinstance(g, str) for g in groups):
+        raise errors.InvalidInput("security_groups is a list of security group ids")
+    if set(groups) - own:
+        raise errors.InvalidInput(
+            f"A port is in the security group of its firewall profile ({level}) only: "
+            "change the profile with the server action firewallProfile"
+        )
+
+
 @_route("/ports/{port_id}", ["PUT"])
 async def update_port(request: Request, port_id: str) -> Response:
     caller, net = await _caller(request)
@@ -278,9 +299,9 @@ async def update_port(request: Request, port_id: str) -> Response:
         own_network = _text(body.pop("network_id"), "network_id")
     if set(body) - allowed:
         raise errors.InvalidInput(f"Cannot update {', '.join(sorted(set(body) - allowed))}")
-    groups = body.get("security_groups")
-    if groups is not None and set(groups) - {security_group_id(caller.project), "default"}:
-        raise errors.InvalidInput("A port has its project's default security group only")
+    if body.get("security_groups") is not None:
+        port = await net.port(caller, port_id)
+        _check_groups(body["security_groups"], port.project, port.firewall_profile)
     updated = await net.update_port(
         caller,
         port_id,
@@ -340,28 +361,65 @@ async def floating_ip_action(request: Request, ip_id: str) -> Response:
 # -- security groups (a read view), quotas, extensions --------------------------------------
 
 
-def _groups(caller: Caller, net: NetworkService, request: Request) -> list[str]:
-    wanted = set(
-        request.query_params.getlist("project_id") + request.query_params.getlist("tenant_id")
-    )
-    return [p for p in net.security_groups(caller) if not wanted or p in wanted]
+def _groups(caller: Caller, net: NetworkService, request: Request) -> list[SecurityGroup]:
+    """The caller's groups, filtered as Neutron filters them (a filter given several
+    times matches any of its values)."""
+    q = request.query_params
+    projects = set(q.getlist("project_id") + q.getlist("tenant_id"))
+    names, ids = set(q.getlist("name")), set(q.getlist("id"))
+    return [
+        g
+        for g in net.security_groups(caller)
+        if (not projects or g.project in projects)
+        and (not names or g.name in names)
+        and (not ids or g.id in ids)
+    ]
+
+
+def _rules(
+    caller: Caller, net: NetworkService, request: Request
+) -> list[tuple[SecurityGroup, Rule]]:
+    q = request.query_params
+    wanted = {
+        key: set(q.getlist(key))
+        for key in ("id", "security_group_id", "direction", "ethertype", "protocol")
+        if q.getlist(key)
+    }
+
+    def keep(group: SecurityGroup, rule: Rule) -> bool:
+        values = {
+            "id": rule.id,
+            "security_group_id": group.id,
+            "direction": rule.direction,
+            "ethertype": rule.ethertype,
+            "protocol": rule.protocol or "",
+        }
+        return all(values[key] in allowed for key, allowed in wanted.items())
+
+    groups = [
+        g
+        for g in net.security_groups(caller)
+        if not (projects := set(q.getlist("project_id") + q.getlist("tenant_id")))
+        or g.project in projects
+    ]
+    return [(g, r) for g in groups for r in g.rules if keep(g, r)]
 
 
 @_route("/security-groups", ["GET"])
 async def list_security_groups(request: Request) -> Response:
     caller, net = await _caller(request)
     w = views.wire(request)
-    groups = [views.security_group(w, p) for p in _groups(caller, net, request)]
-    names = request.query_params.getlist("name")
-    return _reply({"security_groups": [g for g in groups if not names or g["name"] in names]})
+    return _reply(
+        {"security_groups": [views.security_group(w, g) for g in _groups(caller, net, request)]}
+    )
 
 
 @_route("/security-groups/{group_id}", ["GET"])
 async def show_security_group(request: Request, group_id: str) -> Response:
     caller, net = await _caller(request)
-    for project in net.security_groups(caller):
-        if security_group_id(project) == group_id:
-            return _reply({"security_group": views.security_group(views.wire(request), project)})
+    for group in net.security_groups(caller):
+        if group.id == group_id:
+            return _reply({"security_group": views.security_group(views.wire(request), group)})
     raise errors.NotFound(f"Security group {group_id} does not exist")
 
 
@@ -369,12 +427,19 @@ async def show_security_group(request: Request, group_id: str) -> Response:
 async def list_security_group_rules(request: Request) -> Response:
     caller, net = await _caller(request)
     w = views.wire(request)
-    rules = [
-        r
-        for p in _groups(caller, net, request)
-        for r in views.security_group(w, p)["security_group_rules"]
-    ]
-    return _reply({"security_group_rules": rules})
+    found = _rules(caller, net, request)
+    return _reply({"security_group_rules": [views.security_group_rule(w, g, r) for g, r in found]})
+
+
+@_route("/security-group-rules/{rule_id}", ["GET"])
+async def show_security_group_rule(request: Request, rule_id: str) -> Response:
+    caller, net = await _caller(request)
+    for group in net.security_groups(caller):
+        for rule in group.rules:
+            if rule.id == rule_id:
+                shown = views.security_group_rule(views.wire(request), group, rule)
+                return _reply({"security_group_rule": shown})
+    raise errors.NotFound(f"Security group rule {rule_id} does not exist")
 
 
 @_route("/security-groups", ["POST"])
@@ -382,7 +447,8 @@ async def list_security_group_rules(request: Request) -> Response:
 async def change_security_groups(request: Request) -> Response:
     await _caller(request)
     raise errors.NotImplementedYet(
-        "Security groups are a read view of the firewall profile for now"
+        "Security groups are a read view of the firewall profiles: change a NIC's "
+        "profile with the server action firewallProfile"
     )
 
 
@@ -411,7 +477,7 @@ EXTENSIONS = (
     ("external-net", "Neutron external network", "router:external on networks"),
     ("quotas", "Quota management support", "The project's network quota"),
     ("quota_details", "Quota details management support", "Limit, used and reserved"),
-    ("security-group", "security-group", "The default group, read-only"),
+    ("security-group", "security-group", "The firewall profiles as groups, read-only"),
 )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ from nefos.network.dialect import (
 )
 from nefos.network.dialect import TABLE as DIALECT
 from nefos.network.models import IpAddress, Network, Port, Subnet
-from nefos.network.service import DEFAULT_RULES, security_group_id
+from nefos.network.security_groups import Rule, SecurityGroup, port_group
 from nefos.network.subnets import ranges_of
 
 PREFIX = "/network/v2.0"
@@ -156,7 +155,7 @@ def port(w: Wire, item: Port) -> dict[str, Any]:
             "device_owner": item.device_owner,
             "status": item.status,
             "admin_state_up": True,
-            "security_groups": [security_group_id(item.project)],
+            "security_groups": [port_group(item.project, item.firewall_profile)],
             "allowed_address_pairs": [],
             "extra_dhcp_opts": [],
             "binding:vnic_type": "normal",
@@ -197,50 +196,41 @@ def floating_ip(w: Wire, item: IpAddress) -> dict[str, Any]:
     )
 
 
-_RULES = uuid.UUID("5b7d3a8e-2f49-4c1e-8d0a-64e1f3c9b270")
-
-
-def security_group_rule(w: Wire, project: str, direction: str, ethertype: str) -> dict[str, Any]:
-    group = security_group_id(project)
+def security_group_rule(w: Wire, group: SecurityGroup, rule: Rule) -> dict[str, Any]:
     return w.shape(
         {
-            "id": str(uuid.uuid5(_RULES, f"{group}/{direction}/{ethertype}")),
-            "security_group_id": group,
-            "direction": direction,
-            "ethertype": ethertype,
-            "protocol": None,
-            "port_range_min": None,
-            "port_range_max": None,
+            "id": rule.id,
+            "security_group_id": group.id,
+            "direction": rule.direction,
+            "ethertype": rule.ethertype,
+            "protocol": rule.protocol,
+            "port_range_min": rule.port,
+            "port_range_max": rule.port,
             "remote_ip_prefix": str(
-                ipaddress.ip_network("0.0.0.0/0" if ethertype == "IPv4" else "::/0")
+                ipaddress.ip_network("0.0.0.0/0" if rule.ethertype == "IPv4" else "::/0")
             ),
             "remote_group_id": None,
-            "tenant_id": project,
-            "project_id": project,
+            "tenant_id": group.project,
+            "project_id": group.project,
             "description": "",
         },
         frozenset(),
     )
 
 
-def security_group(w: Wire, project: str) -> dict[str, Any]:
+def security_group(w: Wire, group: SecurityGroup) -> dict[str, Any]:
+    every_field = Wire(w.base, w.mtu, *(frozenset(),) * 4, w.subnet_key, w.no_device, ())
     return w.shape(
         {
-            "id": security_group_id(project),
-            "name": "default",
-            "description": "Everything is allowed until firewall profiles reach the nodes",
-            "tenant_id": project,
-            "project_id": project,
+            "id": group.id,
+            "name": group.name,
+            "description": group.description,
+            "tenant_id": group.project,
+            "project_id": group.project,
             "stateful": True,
             "tags": [],
             "security_group_rules": [
-                security_group_rule(
-                    Wire(w.base, w.mtu, *(frozenset(),) * 4, w.subnet_key, w.no_device, ()),
-                    project,
-                    direction,
-                    ethertype,
-                )
-                for direction, ethertype in DEFAULT_RULES
+                security_group_rule(every_field, group, rule) for rule in group.rules
             ],
         },
         frozenset(),

@@ -20,7 +20,7 @@ from nefos.core.db import Database
 from nefos.network import pools
 from nefos.network.access import Caller, floating_ips_seen, may_change, parse_id
 from nefos.network.models import IpAddress, Network
-from nefos.network.networks import CLIENTKEY, Networks, reassign, where
+from nefos.network.networks import CLIENTKEY, Networks, issue_explained, reassign, where
 from nefos.network.subnets import ip_pools, parse_address
 from nefos.quotas.serials import settled
 from nefos.quotas.service import Quotas, charge
@@ -85,8 +85,11 @@ class FloatingIps:
         if wanted is not None and network_id is None:
             raise errors.InvalidInput("A floating_ip_address needs its floating_network_id")
         async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
-            await settlement.issue(
-                charge(caller.user, project, FLOATING_IPS, 1), name="cyclades floating ip create"
+            await issue_explained(
+                settlement,
+                self.quotas,
+                charge(caller.user, project, FLOATING_IPS, 1),
+                "cyclades floating ip create",
             )
             async with settlement.transaction() as s:
                 if network_id is not None:

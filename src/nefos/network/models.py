@@ -163,3 +163,17 @@ class IpAddress(Base):
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     port: Mapped[Port | None] = relationship(lazy="raise", viewonly=True)
+
+
+class ProjectNetwork(Base):
+    """The public network a project's servers get when created without ``networks``
+    (issue 20: a deployment, or a project, names a default public network); set by an
+    operator, it wins over ``[network] default_public_network``."""
+
+    __tablename__ = "network_project_defaults"
+
+    project: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("network_networks.id", ondelete="CASCADE"), index=True
+    )
+    updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -24,8 +24,8 @@ from nefos.network import pools
 from nefos.network.access import Caller, may_change, networks_seen, parse_id
 from nefos.network.flavors import FLAVORS, OWN, POOL, routed_link
 from nefos.network.models import IpAddress, Network, Pool, Port, Subnet
-from nefos.quotas.serials import settled
-from nefos.quotas.service import Quotas, charge
+from nefos.quotas.serials import Settlement, settled
+from nefos.quotas.service import Charge, Quotas, charge
 
 CLIENTKEY = "cyclades"  # the quota client network commissions belong to, as compute's
 PRIVATE_NETWORKS = "cyclades.network.private"
@@ -151,9 +151,11 @@ class Networks:
         conf = self.settings.network
         async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
             if not public:
-                await settlement.issue(
+                await issue_explained(
+                    settlement,
+                    self.quotas,
                     charge(caller.user, project, PRIVATE_NETWORKS, 1),
-                    name=f"cyclades network create {name}"[:255],
+                    f"cyclades network create {name}"[:255],
                 )
             async with settlement.transaction() as s:
                 network = Network(
@@ -336,10 +338,12 @@ async def reassign(
     old = found.project
     async with settled(db, quotas, CLIENTKEY) as settlement:
         if project != old:
-            await settlement.issue(
+            await issue_explained(
+                settlement,
+                quotas,
                 charge(found.user_id, old, resource, -1)
                 + charge(found.user_id, project, resource, 1),
-                name=f"cyclades {kind.lower()} reassign {found.id}",
+                f"cyclades {kind.lower()} reassign {found.id}",
             )
         async with settlement.transaction() as s:
             locked = await row(s)
@@ -351,3 +355,14 @@ async def reassign(
             if shared_to_project is not None:
                 locked.shared_to_project = shared_to_project
             locked.updated = utcnow()
+
+
+async def issue_explained(
+    settlement: Settlement, quotas: Quotas, charges: Sequence[Charge], name: str
+) -> None:
+    """Issue a commission; a refusal says which resource of which project, how much is
+    used and of what limit (:meth:`Quotas.explained`), never a holder's raw id."""
+    try:
+        await settlement.issue(charges, name=name)
+    except errors.OverQuota as exc:
+        raise await quotas.explained(exc) from None

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -26,7 +26,7 @@ from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
 from nefos.network.access import Caller, floating_ips_seen, may_change, parse_id, ports_seen
-from nefos.network.models import IpAddress, Network, Port
+from nefos.network.models import IpAddress, Network, Port, ProjectNetwork
 from nefos.network.ports import Ports, parse_fixed_ips, release_port
 from nefos.network.subnets import parse_address
 
@@ -79,6 +79,10 @@ class NicChange:
 class Devices(Protocol):
     async def nic_changed(self, change: NicChange) -> None: ...
 
+    async def is_server_of(self, user: str, device: str) -> bool:
+        """Whether ``device`` is a live server of ``user``'s (a port naming it is its NIC)."""
+        ...
+
 
 def nic_of(port: Port, network: Network) -> Nic:
     return Nic(
@@ -105,20 +109,57 @@ class Nics:
         self.networks = ports.networks
         self.devices: Devices | None = None
 
-    async def default_network(self, s: AsyncSession) -> Network | None:
-        """``[network] default_public_network``, by id or name; None if unset."""
+    async def default_network(self, s: AsyncSession, project: str | None = None) -> Network | None:
+        """The network a server of ``project`` created without ``networks`` gets: the
+        project's own default (:meth:`set_project_network`), else ``[network]
+        default_public_network`` (by id or name); None if neither is set."""
+        if project is not None:
+            own = await s.scalar(
+                select(Network)
+                .join(ProjectNetwork, ProjectNetwork.network_id == Network.id)
+                .where(ProjectNetwork.project == project)
+                .options(selectinload(Network.subnets))
+            )
+            if own is not None:
+                return own
         wanted = self.settings.network.default_public_network
         if not wanted:
             return None
-        query = select(Network).where(Network.public).options(selectinload(Network.subnets))
-        try:
-            query = query.where(Network.id == uuid.UUID(wanted))
-        except ValueError:
-            query = query.where(Network.name == wanted)
-        found = await s.scalar(query.order_by(Network.created).limit(1))
-        if found is None:
+        found = await _public_networks(s, wanted)
+        if not found:
             raise errors.Conflict(f"The default public network {wanted!r} does not exist")
-        return found
+        return found[0]
+
+    async def project_network(self, project: str) -> Network | None:
+        """The project's own default network, if an operator named one."""
+        async with self.db.session() as s:
+            return await s.scalar(
+                select(Network)
+                .join(ProjectNetwork, ProjectNetwork.network_id == Network.id)
+                .where(ProjectNetwork.project == project)
+            )
+
+    async def set_project_network(self, project: str, network: str | None) -> Network | None:
+        """An operator names the public network (by id or name) that servers of
+        ``project`` created without ``networks`` get, over the deployment's default;
+        None takes it away. It goes when its network is deleted."""
+        async with self.db.transaction() as s:
+            if network is None:
+                await s.execute(delete(ProjectNetwork).where(ProjectNetwork.project == project))
+                return None
+            found = await _public_networks(s, network)
+            if not found:
+                raise errors.NotFound(f"Public network {network} could not be found")
+            if len(found) > 1:
+                raise errors.Conflict(
+                    f"{len(found)} public networks are named {network}: give its id"
+                )
+            row = await s.get(ProjectNetwork, project, with_for_update=True)
+            if row is None:
+                s.add(ProjectNetwork(project=project, network_id=found[0].id))
+            else:
+                row.network_id, row.updated = found[0].id, utcnow()
+            return found[0]
 
     async def attach_for_create(
         self,
@@ -134,7 +175,7 @@ class Nics:
         None asks for the default; an empty list for no NIC at all."""
         device = str(server_id)
         if requests is None:
-            network = await self.default_network(s)
+            network = await self.default_network(s, project)
             if network is None:
                 return []
             port = await self.ports.new_port(
@@ -285,22 +326,121 @@ class Nics:
     async def attach_floating_ip(
         self, caller: Caller, ip_ref: str, port_id: str | None, by_address: bool = False
     ) -> IpAddress:
-        """Attach a floating IP (by id, or by address) to a port, or detach it (None).
+        """Neutron's ``PUT /floatingips/<id>``: associate a floating IP (by id, or by
+        address) with port ``port_id``, or dissociate it (None).
 
-        A port on the floating IP's network takes it as one more address. A server's
-        port on another network cannot (there is no NAT: the address lives on a NIC of
-        its own network, as in Synnefo), so the server gets a new NIC on the floating
-        IP's network that holds it. Detaching it from a NIC made only to hold it
-        removes that NIC."""
-        changes: list[tuple[Literal["add", "modify", "remove"], uuid.UUID]] = []
-        removed: tuple[Port, Nic] | None = None
+        A floating IP is the address of a NIC of its own network, as in Synnefo: the
+        node routes a NIC's one address and does no NAT, so a port that has a fixed
+        IPv4 of its own cannot take it as a second one. Associating with a server's
+        port puts it on a new NIC of that server, on the floating IP's network (the
+        answer's ``port_id`` is that NIC); only a port of that network with no IPv4 of
+        its own takes it itself. A port on no server of its owner is Neutron's 404 for a
+        port the floating IP cannot reach (python-openstackclient then tries the
+        server's next port)."""
+        if port_id is None:
+            return await self._detach_floating_ip(caller, ip_ref, by_address)
+        port = await self.ports.port(caller, port_id)  # another user's: 404
+        device = port.device_id
+        if not device or not await self._is_server_of(port.user_id, device):
+            raise errors.NotFound(
+                f"Port {port_id} is not a NIC of a server, so floating IP {ip_ref} cannot "
+                "be associated with it"
+            )
+        return await self._float_on_server(caller, ip_ref, by_address, device, port.user_id, port)
+
+    async def add_floating_ip_to_server(
+        self, caller: Caller, address: str, server: str, owner: str
+    ) -> IpAddress:
+        """Nova's ``addFloatingIp`` (compute has checked that ``server`` is ``owner``'s):
+        the floating IP comes on a new NIC of the server, on its own network."""
+        return await self._float_on_server(caller, address, True, server, owner, None)
+
+    async def _is_server_of(self, user: str, device: str) -> bool:
+        return self.devices is not None and await self.devices.is_server_of(user, device)
+
+    async def _float_on_server(
+        self,
+        caller: Caller,
+        ip_ref: str,
+        by_address: bool,
+        device: str,
+        owner: str,
+        through: Port | None,
+    ) -> IpAddress:
+        """Put a floating IP on server ``device`` of ``owner``: onto ``through`` (the
+        port the request named) if that port is of the floating IP's network and has no
+        IPv4 address, else onto a new NIC made for it. Quota is not touched: the
+        floating IP holds its ``cyclades.floating_ip`` whether it is attached or not,
+        and a port is charged nothing."""
+        change: tuple[Literal["add", "modify"], uuid.UUID] | None = None
         async with self.db.transaction() as s:
             row = await self._floating(s, caller, ip_ref, by_address)
             may_change(caller, row.user_id, f"floating IP {ip_ref}")
-            old = row.port_id
-            if port_id is None:
-                if old is None:
-                    return row
+            if row.user_id != owner:  # an administrator's request across two users
+                raise errors.NotFound(
+                    f"Floating IP {ip_ref} could not be found for the server's owner"
+                )
+            ip_id = row.id
+            if row.port_id is not None:
+                holder = await s.get(Port, row.port_id)
+                if holder is None or holder.device_id != device:
+                    raise errors.Conflict(
+                        f"Floating IP {row.address} is already associated with port {row.port_id}"
+                    )
+            else:  # already on this server: nothing to do
+                change = await self._hold(s, caller, row, device, owner, through)
+        if change is not None:
+            port_now, nic_now = await self.port_nic(str(change[1]))
+            await self.notify(change[0], nic_now, port_now)
+        return await self._floating_ip_row(ip_id)
+
+    async def _hold(
+        self,
+        s: AsyncSession,
+        caller: Caller,
+        row: IpAddress,
+        device: str,
+        owner: str,
+        through: Port | None,
+    ) -> tuple[Literal["add", "modify"], uuid.UUID]:
+        """In ``s``: the port that now holds floating IP ``row`` on server ``device``."""
+        port = None
+        if through is not None:
+            port = await self.ports.seen(s, caller, str(through.id), lock=True)
+            if port.device_id != device:
+                raise errors.Conflict(f"Port {port.id} changed meanwhile; try again")
+        if (
+            port is not None
+            and port.network_id == row.network_id
+            and not any(a.ip_version == 4 for a in port.addresses)
+        ):
+            row.port_id, row.updated = port.id, utcnow()
+            return ("modify", port.id)
+        network = await s.scalar(  # new_port allocates from its subnets
+            select(Network)
+            .where(Network.id == row.network_id)
+            .options(selectinload(Network.subnets))
+            .execution_options(populate_existing=True)
+        )
+        assert network is not None
+        maker = caller if caller.user == owner else Caller(owner, project=row.project)
+        nic = await self.ports.new_port(
+            s, maker, network, row.project, [], "", device, DEVICE_OWNER, for_server=True
+        )
+        row.port_id, row.updated = nic.id, utcnow()
+        return ("add", nic.id)
+
+    async def _detach_floating_ip(self, caller: Caller, ip_ref: str, by_address: bool) -> IpAddress:
+        """Dissociate a floating IP: it stays its owner's, allocated. A NIC made to hold
+        it (compute's, with no other address) is removed from its server; a user's own
+        port only loses the address."""
+        removed: tuple[Port, Nic] | None = None
+        modified: uuid.UUID | None = None
+        async with self.db.transaction() as s:
+            row = await self._floating(s, caller, ip_ref, by_address)
+            may_change(caller, row.user_id, f"floating IP {ip_ref}")
+            ip_id, old = row.id, row.port_id
+            if old is not None:
                 row.port_id, row.updated = None, utcnow()
                 await s.flush()
                 port = await s.scalar(
@@ -314,42 +454,15 @@ class Nics:
                     removed = (port, nic_of(port, network))
                     await release_port(s, port)
                 else:
-                    changes.append(("modify", old))
-            else:
-                port = await self.ports.seen(s, caller, port_id, lock=True)
-                if old is not None:
-                    raise errors.Conflict(
-                        f"Floating IP {row.id} is already associated with port {old}"
-                    )
-                if port.network_id == row.network_id:
-                    row.port_id = port.id
-                    changes.append(("modify", port.id))
-                elif port.device_id and port.device_owner.startswith("compute:"):
-                    network = await s.scalar(  # new_port allocates from its subnets
-                        select(Network)
-                        .where(Network.id == row.network_id)
-                        .options(selectinload(Network.subnets))
-                        .execution_options(populate_existing=True)
-                    )
-                    assert network is not None
-                    nic = await self.ports.new_port(
-                        s, caller, network, row.project, [], "", port.device_id,
-                        DEVICE_OWNER, for_server=True,
-                    )  # fmt: skip
-                    row.port_id = nic.id
-                    changes.append(("add", nic.id))
-                else:
-                    raise errors.InvalidInput(
-                        f"Floating IP {row.id} is on network {row.network_id}; port "
-                        f"{port_id} is on network {port.network_id} and on no server"
-                    )
-                row.updated = utcnow()
-            ip_id = row.id
+                    modified = old
         if removed is not None:
             await self.notify("remove", removed[1], removed[0])
-        for kind, changed in changes:
-            port, nic = await self.port_nic(str(changed))
-            await self.notify(kind, nic, port)
+        if modified is not None:
+            port_now, nic_now = await self.port_nic(str(modified))
+            await self.notify("modify", nic_now, port_now)
+        return await self._floating_ip_row(ip_id)
+
+    async def _floating_ip_row(self, ip_id: uuid.UUID) -> IpAddress:
         async with self.db.session() as s:
             found = await s.scalar(
                 select(IpAddress).where(IpAddress.id == ip_id).options(selectinload(IpAddress.port))
@@ -370,3 +483,13 @@ class Nics:
         if found is None:
             raise errors.NotFound(f"Floating IP {ip_ref} could not be found")
         return found
+
+
+async def _public_networks(s: AsyncSession, ref: str) -> list[Network]:
+    """Public networks by id, else by name, oldest first."""
+    query = select(Network).where(Network.public).options(selectinload(Network.subnets))
+    try:
+        query = query.where(Network.id == uuid.UUID(ref))
+    except ValueError:
+        query = query.where(Network.name == ref)
+    return list(await s.scalars(query.order_by(Network.created, Network.id)))

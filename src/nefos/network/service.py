@@ -8,19 +8,19 @@ one name; the work lives in:
 * ``ports``: ports, their MACs and fixed IPs;
 * ``floating``: floating IPs and their quota;
 * ``pools``: the bitmaps every allocation goes through;
-* ``access``: who sees and changes what.
-
-* ``nics``: servers' NICs: the ports compute makes and releases, floating IPs on servers.
+* ``access``: who sees and changes what;
+* ``security_groups``: the firewall profiles as Neutron's security groups (a read view);
+* ``nics``: servers' NICs: the ports compute makes and releases, floating IPs on servers,
+  projects' default networks.
 
 A port with a server's id as ``device_id`` is one of its NICs: creating or deleting
 one, or attaching a floating IP to it, is handed to compute (``nics.devices``) as a
-NIC change, which becomes a backend job. No Ganeti network exists yet (that and the
-nodes' data plane come next), so a port's status stays DOWN.
+NIC change, which becomes a backend job; the port shows BUILD until the job's event
+turns it ACTIVE.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,23 +35,14 @@ from nefos.network.models import Network, Port, Subnet
 from nefos.network.networks import PRIVATE_NETWORKS, Networks
 from nefos.network.nics import Nics
 from nefos.network.ports import Ports
+from nefos.network.security_groups import SecurityGroup, groups_of
 from nefos.network.subnets import Subnets
 from nefos.quotas.models import NO_SOURCE
 from nefos.quotas.service import Quotas, project_holder, user_holder
 
-__all__ = ["DEFAULT_RULES", "Caller", "NetworkService", "QuotaItem", "security_group_id"]
+__all__ = ["Caller", "NetworkService", "QuotaItem"]
 
-# Security groups are a read view of the firewall profile, one "default" group per
-# project, with an id derived from the project (there is no table to hold one yet).
-_GROUPS = uuid.UUID("8c0f7a5e-8f1d-4c59-9a43-7f1b9d3e2a10")
 UNLIMITED = -1
-# What the default group allows until firewall profiles reach the nodes: everything,
-# both ways (Synnefo's unprotected profile); (direction, ethertype).
-DEFAULT_RULES = (("ingress", "IPv4"), ("ingress", "IPv6"), ("egress", "IPv4"), ("egress", "IPv6"))
-
-
-def security_group_id(project: str) -> str:
-    return str(uuid.uuid5(_GROUPS, project))
 
 
 @dataclass(frozen=True)
@@ -98,6 +89,9 @@ class NetworkService:
         self.delete_floating_ip = self.floating.delete_floating_ip
         self.reassign_floating_ip = self.floating.reassign_floating_ip
         self.attach_floating_ip = self.nics.attach_floating_ip
+        # A project's default network (the operator's).
+        self.project_network = self.nics.project_network
+        self.set_project_network = self.nics.set_project_network
 
     async def create_port(self, caller: Caller, network_id: str, **options: Any) -> Port:
         """:meth:`Ports.create_port`; a port made with a server's id as ``device_id``
@@ -121,9 +115,10 @@ class NetworkService:
         if nic is not None:
             await self.nics.notify("remove", nic, port)
 
-    def security_groups(self, caller: Caller) -> list[str]:
-        """The projects whose default group the caller sees: their own."""
-        return sorted(caller.projects)
+    def security_groups(self, caller: Caller) -> list[SecurityGroup]:
+        """The groups the caller sees: those of the projects they belong to (one per
+        firewall profile level; ``nefos.network.security_groups``)."""
+        return groups_of(caller.projects)
 
     async def quota(
         self, caller: Caller, project: str, user: str | None = None
@@ -161,8 +156,9 @@ class NetworkService:
                 subnets = subnets.where(Network.user_id == user)
             items["port"] = QuotaItem(UNLIMITED, await s.scalar(ports) or 0, 0)
             items["subnet"] = QuotaItem(UNLIMITED, await s.scalar(subnets) or 0, 0)
-        items["security_group"] = QuotaItem(1, 1, 0)
-        items["security_group_rule"] = QuotaItem(UNLIMITED, len(DEFAULT_RULES), 0)
+        groups = groups_of([project])
+        items["security_group"] = QuotaItem(len(groups), len(groups), 0)
+        items["security_group_rule"] = QuotaItem(UNLIMITED, sum(len(g.rules) for g in groups), 0)
         for key in ("subnetpool", "router", "rbac_policy"):
             items[key] = QuotaItem(0, 0, 0)
         return items

@@ -62,6 +62,13 @@ def project_holder(project_id: uuid.UUID | str) -> str:
     return f"project:{project_id}"
 
 
+def _holder_uuid(holder: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(holder.split(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class Charge:
     """One provision: ``quantity`` of ``resource`` to ``holder`` from ``source``."""
@@ -102,6 +109,40 @@ class Quotas:
         unknown = set(settings.quota_defaults) - set(RESOURCES)
         if unknown:
             raise errors.InvalidInput(f"quota_defaults names unknown resources: {sorted(unknown)}")
+
+    async def explained(self, refusal: errors.OverQuota) -> errors.OverQuota:
+        """A refusal from a commission, its message written for people: the resource
+        by its description and name, how much its holder uses of its limit and how much
+        more was asked, and the project by its name (a user's system project as their
+        personal project), never a holder's raw id. The data stays as it was, for
+        clients that compose their own text (the web UI does)."""
+        data = refusal.data if isinstance(refusal.data, dict) else {}
+        provision = data.get("provision")
+        if not isinstance(provision, dict) or "limit" not in data or "usage" not in data:
+            return refusal
+        name = str(provision.get("resource"))
+        resource = RESOURCES.get(name)
+        unit = resource.unit if resource else ""
+        holder, source = str(provision.get("holder")), provision.get("source")
+        project_ref = holder if source is None else str(source)
+        project_id = _holder_uuid(project_ref)
+        project_text = project_ref
+        if project_id is not None:
+            async with self.db.session() as s:
+                project = await s.get(Project, project_id)
+            if project is not None:
+                project_text = (
+                    "your personal project" if project.is_system else f"project {project.name!r}"
+                )
+        who = "its members together" if source is None else "you"
+        what = f"{name} ({resource.description})" if resource else name
+        message = (
+            f"Quota exceeded for {what} in {project_text}: {who} use "
+            f"{human_amount(int(data['usage']), unit)} of a limit of "
+            f"{human_amount(int(data['limit']), unit)}, and "
+            f"{human_amount(int(provision.get('quantity', 0)), unit)} more was asked"
+        )
+        return errors.OverQuota(message, data=data)
 
     # -- resources ----------------------------------------------------------------------
 

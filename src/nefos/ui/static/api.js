@@ -192,7 +192,7 @@ export function explain(error, context = {}) {
     const holding = data.provision.source || data.provision.holder;
     const project = projectName(context.projects, String(holding).replace(/^project:/, ""));
     return t("api.quota", {
-      what: what.toLowerCase(),
+      what: what.charAt(0).toLowerCase() + what.slice(1), // "floating IPs" keeps its capitals
       project,
       needs: amount(resource, data.provision.quantity),
       used: amount(resource, data.usage),

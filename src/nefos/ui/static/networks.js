@@ -2,7 +2,7 @@
 // and the user's floating IPs. A private network is made with one IPv4 subnet (two
 // calls: the network, then its subnet; a refused subnet takes its network back, so a
 // failed create leaves nothing). Floating IPs come from the public networks that are
-// pools (Neutron's router:external) and go onto one of a machine's ports. Everything is
+// pools (Neutron's router:external) and go onto a machine as a NIC of their own. Everything is
 // the Network API at /network/v2.0, as the user's token sees it.
 
 import { explain } from "./api.js";
