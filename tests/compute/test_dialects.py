@@ -104,6 +104,18 @@ async def _(client, endpoints, auth, setup):
     return frozenset(servers.json()["servers"][0]) & compute_dialect.SERVER_EXTRAS
 
 
+@probe("compute", "server_security_groups")
+async def _(client, endpoints, auth, setup):
+    servers = await client.get(f"{endpoints['compute']}/servers/detail", headers=auth)
+    if not servers.json()["servers"]:
+        await stopped_server(client, endpoints, auth, setup)
+        servers = await client.get(f"{endpoints['compute']}/servers/detail", headers=auth)
+    groups = servers.json()["servers"][0]["security_groups"]
+    levels = {"protected", "limited", "unprotected"}
+    assert groups == [{"name": "default"}] or {g["name"] for g in groups} <= levels
+    return "default" if groups == [{"name": "default"}] else "profiles"
+
+
 @probe("compute", "flavor_extras")
 async def _(client, endpoints, auth, setup):
     flavors = await client.get(f"{endpoints['compute']}/flavors/detail", headers=auth)

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from nefos.compute import api_nics, api_volumes, quota_sets
 from nefos.compute.api_actions import action
 from nefos.compute.api_listing import next_link, server_query, with_count
+from nefos.compute.backend_networks import FIREWALL_LEVELS
 from nefos.compute.dialect import FLAVOR_EXTRAS, IMAGE_EXTRAS, SERVER_EXTRAS
 from nefos.compute.dialect import TABLE as DIALECT
 from nefos.compute.flavors import FlavorQuery
@@ -75,6 +76,7 @@ class Wire:
     base: str
     stopped: str  # the name of STOPPED
     server_drops: frozenset[str]
+    profiles_as_groups: bool  # security_groups: the NICs' firewall profiles, or "default"
     flavor_drops: frozenset[str]
     image_drops: frozenset[str]
 
@@ -89,6 +91,7 @@ def _wire(request: Request) -> Wire:
         base=request.app.state.settings.base_url + public_path(request, prefix),
         stopped=DIALECT.pick(request, "stopped_status"),
         server_drops=SERVER_EXTRAS - DIALECT.pick(request, "server_extras"),
+        profiles_as_groups=DIALECT.pick(request, "server_security_groups") == "profiles",
         flavor_drops=FLAVOR_EXTRAS - DIALECT.pick(request, "flavor_extras"),
         image_drops=IMAGE_EXTRAS - DIALECT.pick(request, "image_extras"),
     )
@@ -180,7 +183,7 @@ def _server(
             "accessIPv6": "",
             "key_name": key_names[0] if key_names else None,
             "SNF:key_names": key_names,
-            "security_groups": [{"name": "default"}],
+            "security_groups": _security_groups(view, wire),
             "OS-DCF:diskConfig": "MANUAL",
             "OS-EXT-AZ:availability_zone": ZONE,
             "config_drive": "",
@@ -190,6 +193,15 @@ def _server(
         }
     )
     return _without(item, wire.server_drops)
+
+
+def _security_groups(view: ServerView, wire: Wire) -> list[dict[str, str]]:
+    """The groups of the server's NICs (``nefos.network.security_groups``: one per
+    firewall level), each once; Cyclades's constant on its dialect."""
+    if not wire.profiles_as_groups:
+        return [{"name": "default"}]
+    levels = {FIREWALL_LEVELS[nic.firewall] for nic in view.nics}
+    return [{"name": level} for level in sorted(levels)]
 
 
 def _diagnostics_of(view: ServerView) -> list[dict[str, Any]]:

@@ -45,6 +45,14 @@ TABLE = Table(
         "OS-EXT-STS:task_state and key_name instead.",
     ),
     Difference(
+        "server_security_groups",
+        openstack="profiles",
+        synnefo="default",
+        why="Nova names the security groups of the server's ports, which nefos's are the "
+        "firewall profiles of its NICs (protected, limited, unprotected); Cyclades "
+        'always shows [{"name": "default"}].',
+    ),
+    Difference(
         "flavor_extras",
         openstack=frozenset(),
         synnefo=FLAVOR_EXTRAS,
