@@ -17,7 +17,7 @@ export NEFOS_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/t
 export NEFOS_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 endif
 
-.PHONY: up test lint format bench bench-swift bench-volumed bench-ip clean
+.PHONY: up test lint format bench bench-swift bench-volumed bench-spawn bench-ip clean
 
 up: $(VENV)/.installed
 	$(BIN)/nefos up $(ARGS)
@@ -48,6 +48,11 @@ bench: $(VENV)/.installed-test
 bench-volumed: $(VENV)/.installed-test
 	@command -v qemu-img >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q qemu-utils; }
 	$(BIN)/python bench/volumed.py $(ARGS)
+
+# create -> ACTIVE from a 10 GiB image against a 10 MiB one on the dev Ganeti (issue 22);
+# needs scripts/ganeti-dev.sh start, as root
+bench-spawn: $(VENV)/.installed-test
+	$(BIN)/python bench/volume_spawn.py $(ARGS)
 
 # IP allocations per second under 50 concurrent clients (issue 20): PostgreSQL on
 # 127.0.0.1:5432 (user postgres, a throwaway database), then SQLite
