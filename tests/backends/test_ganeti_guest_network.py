@@ -502,8 +502,11 @@ async def test_a_port_made_for_a_running_guest_is_hotplugged_and_gets_a_lease(
 
 
 async def test_a_floating_ip_moves_from_one_server_to_another(world: World) -> None:
-    """Synnefo's way: a floating IP is a NIC's own address, given by a port made with it
-    (fixed_ips) on its public network. G1 holds it, then G3; G2 reaches whichever does."""
+    """Synnefo's way: a floating IP is a NIC's own address on its public network. G1
+    holds it by a port made with it (fixed_ips, kamaki's ``ip attach``), then G3 by
+    Nova's ``addFloatingIp`` (what ``openstack server add floating ip`` comes to), which
+    hot-plugs a NIC holding it; G2 reaches whichever does. ``removeFloatingIp`` unplugs
+    that NIC again and the address stays the user's."""
     engines, network = world.engines, world.engines.compute.network
     g1, g2 = world.consoles["g1"], world.consoles["g2"]
     floating = await network.create_floating_ip(world.caller, world.networks["public"])
@@ -536,11 +539,39 @@ async def test_a_floating_ip_moves_from_one_server_to_another(world: World) -> N
     await network.delete_port(world.caller, held)  # the NIC leaves G1; the IP stays ours
     mine = {f.address for f in await network.floating_ips(world.caller)}
     assert address in mine
-    await hold("g3")
+    compute, g3 = engines.compute, world.servers["g3"].server.id
+    projects = world.caller.projects
+    await compute.add_floating_ip(world.user, projects, g3, address)
+
+    async def on_g3() -> list[str]:
+        view = await compute.server(world.user, g3)
+        return [
+            n.mac
+            for n in view.nics
+            if n.status == "ACTIVE" and any(a.address == address for a in n.addresses)
+        ]
+
+    await until(on_g3, 90)
+    (mac,) = await on_g3()
+    lease = await world.consoles["g3"].lease(mac, within=60)
+    assert lease["ip"].split("/")[0] == address, lease
     status, out = await g2.sh(f"ping -c 2 -W 2 {address}")
     assert status == 0, out  # G3 answers now
     status, out = await g1.sh("ip -4 addr")
     assert address not in out, out  # G1's NIC with it was unplugged
+
+    await compute.remove_floating_ip(world.user, projects, g3, address)
+
+    async def gone() -> bool:  # from nefos's records, and from the node's bindings
+        unplugged = all(
+            address not in [a.address for a in n.addresses]
+            for n in (await compute.server(world.user, g3)).nics
+        )
+        unbound = all(b.get("mac") != mac for b in world.plane.bound().values())
+        return unplugged and unbound
+
+    await until(gone, 90)
+    assert address in {f.address for f in await network.floating_ips(world.caller)}
 
 
 async def test_deleted_servers_leave_no_binding_or_rule_on_the_node(world: World) -> None:
@@ -550,7 +581,7 @@ async def test_deleted_servers_leave_no_binding_or_rule_on_the_node(world: World
     nics = 0
     for view in world.servers.values():
         nics += len((await world.engines.compute.server(world.user, view.server.id)).nics)
-    assert len(taps) == nics == 6  # g1: A and B; g2: A and public; g3: B and the floating IP
+    assert len(taps) == nics == 5  # g1: A and B; g2: A and public; g3: B
     for view in world.servers.values():
         await world.engines.compute.delete_server(world.user, view.server.id)
     for view in world.servers.values():
