@@ -6,7 +6,7 @@
 // calls them by path on its own origin (its policy allows no other).
 
 import { amount } from "./format.js";
-import { resourceText, t } from "./i18n.js";
+import { resourceInSentence, t } from "./i18n.js";
 
 const root = document.querySelector('meta[name="nefos-root"]').content;
 const csrf = document.querySelector('meta[name="nefos-csrf"]').content;
@@ -185,14 +185,14 @@ export function explain(error, context = {}) {
   if (data && data.provision && data.limit !== undefined) {
     const name = data.provision.resource;
     const resource = (context.resources || {})[name];
-    const what = resourceText(name, resource);
+    const what = resourceInSentence(name, resource);
     const left = Math.max(0, data.limit - data.usage);
     // a user's share of a project is held from the project (source); the project's
     // own limit is held by the project itself (no source)
     const holding = data.provision.source || data.provision.holder;
     const project = projectName(context.projects, String(holding).replace(/^project:/, ""));
     return t("api.quota", {
-      what: what.charAt(0).toLowerCase() + what.slice(1), // "floating IPs" keeps its capitals
+      what,
       project,
       needs: amount(resource, data.provision.quantity),
       used: amount(resource, data.usage),

@@ -9,7 +9,7 @@
 
 import { explain, projectName } from "./api.js";
 import { GiB, amount, bytes, when } from "./format.js";
-import { resourceText, t } from "./i18n.js";
+import { resourceInSentence, t } from "./i18n.js";
 import { Component, createRef, html } from "./lib.js";
 import { POLL } from "./machines.js";
 import { Ask } from "./networks.js";
@@ -281,7 +281,7 @@ class NewDisk extends Component {
     const left = remaining(entries[DISK]);
     const blocked = entries[DISK] && adds > left
       ? t("disk.blocked", {
-        what: resourceText(DISK, resources[DISK]).toLowerCase(),
+        what: resourceInSentence(DISK, resources[DISK]),
         needs: amount(resources[DISK], adds),
         left: amount(resources[DISK], left),
         project: projectName(projects, s.project),
@@ -595,7 +595,7 @@ export class Disks extends Component {
         if (!Number.isInteger(size) || size <= item.size) return t("disk.growOnly", { n: item.size + 1 });
         if (entries[DISK] && grows(v) > remaining(entries[DISK])) {
           return t("disk.blocked", {
-            what: resourceText(DISK, resources[DISK]).toLowerCase(),
+            what: resourceInSentence(DISK, resources[DISK]),
             needs: amount(resources[DISK], grows(v)),
             left: amount(resources[DISK], remaining(entries[DISK])),
             project: projectName(projects, projectOf(item)),

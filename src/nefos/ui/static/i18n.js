@@ -90,6 +90,13 @@ export function resourceText(name, resource) {
   return resource ? resource.description : name;
 }
 
+// A resource's name inside a sentence: its first letter small, the rest as it is
+// ("Floating IPs" becomes "floating IPs", not "floating ips").
+export function resourceInSentence(name, resource) {
+  const text = resourceText(name, resource);
+  return text.charAt(0).toLocaleLowerCase(lang) + text.slice(1);
+}
+
 export function dateTime(iso) {
   if (!iso) return "";
   return new Date(iso).toLocaleString(lang, { dateStyle: "medium", timeStyle: "short" });

@@ -9,7 +9,7 @@
 
 import { explain, projectName } from "./api.js";
 import { GiB, MiB, amount, bytes, when } from "./format.js";
-import { resourceText, t } from "./i18n.js";
+import { resourceInSentence, t } from "./i18n.js";
 import { Component, createRef, html } from "./lib.js";
 import { AskValue, BOOT_DEVICE, attachDialog, attachDisk, detachDialog, detachDisk, diskName, diskState, diskStateClass,
   moving as diskMoving, whereImagesAre } from "./disks.js";
@@ -60,7 +60,7 @@ class Resize extends Component {
         : html`<fieldset class="resize-sizes"><legend>${t("machine.newSize")}</legend>
           <div class="choices">${sizes.map((f) => {
             const short = overrun(entries, delta(flavor, f, running));
-            const why = short ? t("machine.overQuota", { what: resourceText(short.name, resources[short.name]).toLowerCase(), left: amount(resources[short.name], short.left) }) : f.name;
+            const why = short ? t("machine.overQuota", { what: resourceInSentence(short.name, resources[short.name]), left: amount(resources[short.name], short.left) }) : f.name;
             return html`<label class="choice ${chosen === f.id ? "chosen" : ""} ${short ? "disabled" : ""}" key=${f.id}>
               <input type="radio" name="resize" value=${f.id} checked=${chosen === f.id} disabled=${!!short}
                 onChange=${() => this.setState({ chosen: f.id })} />

@@ -3,7 +3,7 @@
 
 import { explain, projectName } from "./api.js";
 import { GiB, MiB, amount } from "./format.js";
-import { resourceText, t } from "./i18n.js";
+import { resourceInSentence, t } from "./i18n.js";
 import { Component, html } from "./lib.js";
 import { flavorText } from "./machines.js";
 import { distroOf, Logo, osName } from "./oslogos.js";
@@ -138,7 +138,7 @@ export class NewMachine extends Component {
   flavorChoice(flavor, entries, resources) {
     const chosen = this.state.flavor && this.state.flavor.id === flavor.id;
     const short = shortfall(entries, flavor, 1);
-    const what = short ? resourceText(short.name, resources[short.name]).toLowerCase() : "";
+    const what = short ? resourceInSentence(short.name, resources[short.name]) : "";
     const why = short ? t("new.overQuota", { what, left: amount(resources[short.name], short.left) }) : null;
     return html`<label class="choice ${chosen ? "chosen" : ""} ${short ? "disabled" : ""}" key=${flavor.id}>
       <input type="radio" name="flavor" value=${flavor.id} checked=${chosen} disabled=${!!short}
@@ -158,7 +158,7 @@ export class NewMachine extends Component {
     const short = s.flavor ? shortfall(entries, s.flavor, s.count) : null;
     const blocked = short
       ? t(s.count === 1 ? "new.blockedOne" : "new.blockedMany", {
-        what: resourceText(short.name, resources[short.name]).toLowerCase(),
+        what: resourceInSentence(short.name, resources[short.name]),
         n: s.count,
         needs: amount(resources[short.name], short.wanted),
         left: amount(resources[short.name], short.left),
