@@ -150,6 +150,8 @@ async def main(args: argparse.Namespace) -> None:
             )
         )
         run_dir = Path(tempfile.mkdtemp(prefix="nvb-", dir="/tmp"))  # a short socket path
+        os_folder = Path("/srv/ganeti/os/nefos")
+        had_os = os_folder.exists()  # an operator's: left as it is
         extstorage = Path("/srv/ganeti/extstorage") / provider
         volumed = await asyncio.to_thread(node_side, provider, run_dir, settings, root)
         engines = Engines(settings)
@@ -237,6 +239,8 @@ async def main(args: argparse.Namespace) -> None:
             volumed.send_signal(signal.SIGTERM)
             await asyncio.to_thread(volumed.wait, 60)
             shutil.rmtree(extstorage, ignore_errors=True)
+            if not had_os:
+                shutil.rmtree(os_folder, ignore_errors=True)
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
