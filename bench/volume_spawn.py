@@ -151,7 +151,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         run_dir = Path(tempfile.mkdtemp(prefix="nvb-", dir="/tmp"))  # a short socket path
         os_folder = Path("/srv/ganeti/os/nefos")
-        had_os = os_folder.exists()  # an operator's: left as it is
+        had_os = await asyncio.to_thread(os_folder.exists)  # an operator's: left as it is
         extstorage = Path("/srv/ganeti/extstorage") / provider
         volumed = await asyncio.to_thread(node_side, provider, run_dir, settings, root)
         engines = Engines(settings)
