@@ -251,3 +251,24 @@ async def test_sigkill_mid_writes_loses_no_flushed_write(engines: Engines, node:
     await client.close()
     done = await invoke_nefos(settings, "storage", "fsck", check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_a_block_written_whole_in_pieces_never_reads_the_old_block(
+    engines: Engines, node: Node
+):
+    """``qemu-img convert`` writes 2 MiB at a time: a block written whole in two halves
+    over an image's block replaces it, so the old block is not read at write-back. Its
+    file is deleted from the store first: a read of it would fail the flush."""
+    owner = await new_user(engines)
+    data = os.urandom(2 * BLOCK_SIZE)
+    image = await make_image(engines, owner, data)
+    volume = await new_volume(node, owner, 8, origin=str(image.id))
+    first = hashlib.sha256(data[:BLOCK_SIZE]).hexdigest()
+    await engines.store.delete_blocks([first])
+    new = os.urandom(BLOCK_SIZE)
+    client = await NbdClient.connect(node.socket, volume)
+    await client.write(0, new[: BLOCK_SIZE // 2])
+    await client.write(BLOCK_SIZE // 2, new[BLOCK_SIZE // 2 :])
+    await client.flush()
+    assert await client.read(0, 2 * BLOCK_SIZE) == new + data[BLOCK_SIZE:]
+    await client.close()

@@ -280,6 +280,10 @@ class Device:
                 if not dirty.filled:
                     first, last = piece.start // PAGE, -(-piece.end // PAGE)
                     dirty.pages |= ((1 << (last - first)) - 1) << first
+                    if dirty.pages == (1 << -(-piece.length // PAGE)) - 1:
+                        # Every page written (a sequential writer's second half): the
+                        # old block is wholly replaced and never needs reading.
+                        dirty.filled, dirty.pages = True, 0
                 self.dirty.move_to_end(position)
                 return
             await self._fill(position, dirty)  # then patch whatever is dirty by then
