@@ -1,6 +1,7 @@
 """``nefos volumed`` against a raw local file, through QEMU's own tools (issue 22).
 
     .venv/bin/python bench/volumed.py [--runs 3] [--dir /var/tmp] [--random-writes 1000]
+        [--only write,read,random,snapshot]
 
 Sets up a throwaway deployment (SQLite, file store under ``--dir``) and a volumed on it,
 then times, ``--runs`` times each and alternating with the raw file, on the same disk:
@@ -61,6 +62,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"))
     parser.add_argument("--random-writes", type=int, default=1000)
+    parser.add_argument(
+        "--only",
+        default="write,read,random,snapshot",
+        help="comma-separated parts to time (read alone still writes the volume once)",
+    )
     options = parser.parse_args()
     for tool in ("qemu-img", "qemu-io"):
         if not shutil.which(tool):
@@ -99,31 +105,41 @@ def main() -> None:
         # store writes blocks; else its 1 GiB lands in memory and only the flush waits.
         convert = ["qemu-img", "convert", "-n", "-t", "none", "-f", "raw", "-O", "raw"]
         write_v, write_r = [*convert, str(source), uri], [*convert, str(source), str(raw)]
-        report("sequential write, 1 GiB", write_v, write_r, options.runs, GiB)
+        parts = set(options.only.split(","))
+        if "write" in parts:
+            report("sequential write, 1 GiB", write_v, write_r, options.runs, GiB)
+        else:
+            run(*write_v)
+            run(*write_r)
         read = ["qemu-img", "bench", "-t", "none", "-f", "raw", "-c", "256", "-s", "4M", "-d", "8"]
-        report("sequential read, 1 GiB", [*read, uri], [*read, str(raw)], options.runs, GiB)
-
-        rng = random.Random(1)
-        commands = "".join(
-            f"write -P {rng.randrange(1, 255)} {rng.randrange(GiB // 4096) * 4096} 4k\n"
-            for _ in range(options.random_writes)
-        )
-        script = (commands + "flush\n").encode()
-        io = ["qemu-io", "-t", "writeback", "-f", "raw"]
-        v, r, ratio = median_pair(options.runs, [*io, uri], [*io, str(raw)], stdin=script)
-        count = options.random_writes
-        print(f"random 4 KiB writes, {count} then a flush: {' '.join(io)} TARGET < commands")
-        print(f"  volumed {v:.2f} s ({count / v:,.0f} IOPS), raw {r:.2f} s ({count / r:,.0f} IOPS)")
-        print(f"  time volumed/raw {ratio:.2f}\n")
+        if "read" in parts:
+            report("sequential read, 1 GiB", [*read, uri], [*read, str(raw)], options.runs, GiB)
+        if "random" in parts:
+            rng = random.Random(1)
+            commands = "".join(
+                f"write -P {rng.randrange(1, 255)} {rng.randrange(GiB // 4096) * 4096} 4k\n"
+                for _ in range(options.random_writes)
+            )
+            script = (commands + "flush\n").encode()
+            io = ["qemu-io", "-t", "writeback", "-f", "raw"]
+            v, r, ratio = median_pair(options.runs, [*io, uri], [*io, str(raw)], stdin=script)
+            count = options.random_writes
+            print(f"random 4 KiB writes, {count} then a flush: {' '.join(io)} TARGET < commands")
+            rates = (
+                f"volumed {v:.2f} s ({count / v:,.0f} IOPS), raw {r:.2f} s ({count / r:,.0f} IOPS)"
+            )
+            print(f"  {rates}")
+            print(f"  time volumed/raw {ratio:.2f}\n")
 
         snapshots = []
-        for number in range(5):
+        for number in range(5 if "snapshot" in parts else 0):
             started = time.perf_counter()
             extstorage.request(run_dir, "snapshot", {**disk, "VOL_SNAPSHOT_NAME": f"s{number}"})
             snapshots.append(time.perf_counter() - started)
-        print("snapshot of the 10 GiB volume (control channel, as Ganeti's script):")
-        print(f"  median {statistics.median(snapshots):.3f} s of 5 ({min(snapshots):.3f}-"
-              f"{max(snapshots):.3f})")  # fmt: skip
+        if snapshots:
+            print("snapshot of the 10 GiB volume (control channel, as Ganeti's script):")
+            print(f"  median {statistics.median(snapshots):.3f} s of 5 ({min(snapshots):.3f}-"
+                  f"{max(snapshots):.3f})")  # fmt: skip
     finally:
         if volumed is not None:
             volumed.send_signal(signal.SIGTERM)
