@@ -13,8 +13,11 @@ NBD connection (``nefos.volume.nbd`` serves them in parallel):
 * **A write** patches a 4 MiB block held in memory (``dirty``). The old block is not
   read at the write when the write covers whole 4 KiB pages: the pages written are
   recorded, and the rest is filled in from the old block only when the block is read or
-  written back. So a random 4 KiB write costs a memory copy; an unaligned partial write
-  reads the old block first. Nothing reaches the store or the database yet.
+  written back, and once every page is written the block is whole and the old one is
+  never read. So a random 4 KiB write costs a memory copy; an unaligned partial write
+  reads the old block first. Nothing reaches the store or the database yet. A write of
+  whole pages of one block is received straight into the block (``receive``, then
+  ``land``): no buffer and no copy of its own.
 * **Write-back** (a flush, a FUA write, or the dirty set past its bound, then in the
   background while requests go on) stores each dirty block as a content-addressed block
   (``BlockStore.put_blocks``: temporary file, fsync, rename), several blocks at once in

@@ -133,7 +133,8 @@ class ProtocolError(Exception):
 class Connection(asyncio.BufferedProtocol):
     """One client's connection (``loop.create_unix_server(lambda: Connection(exports),
     path)``), serving it from ``connection_made`` on. Bytes are received straight into
-    the buffer that wants them: a write's payload into a buffer of its own, so the only
+    the buffer that wants them: a write's payload into the block it patches when the
+    handle offers one (``Handle.receive``), else into a buffer of its own, so the only
     copy is the kernel's (asyncio's streams copy each byte twice more, a cost that
     showed in the write benchmark); the rest into a fixed buffer. It serves as both the
     reader and the writer of the functions below."""
