@@ -434,9 +434,11 @@ class Device:
                 if dirty is None or not dirty.filled:
                     continue
                 if dirty.receiving:
-                    # A payload is arriving into it (a write sent after this flush):
-                    # a copy is written back, and the block stays dirty for that write.
-                    frozen[position] = self.writing[position] = bytes(dirty.buffer)
+                    # A payload is arriving into it (a write sent after this flush): a
+                    # flush writes back a copy, and the block stays dirty for that
+                    # write; a background write-back leaves it for the next one.
+                    if positions is None:
+                        frozen[position] = self.writing[position] = bytes(dirty.buffer)
                 else:
                     frozen[position] = self.writing[position] = dirty.buffer
                     del self.dirty[position]
