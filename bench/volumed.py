@@ -1,6 +1,7 @@
 """``nefos volumed`` against a raw local file, through QEMU's own tools (issue 22).
 
     .venv/bin/python bench/volumed.py [--runs 3] [--dir /var/tmp] [--random-writes 1000]
+        [--only write,read,random,snapshot] [--volumed-args "--dirty-mib 64"]
 
 Sets up a throwaway deployment (SQLite, file store under ``--dir``) and a volumed on it,
 then times, ``--runs`` times each and alternating with the raw file, on the same disk:
@@ -46,14 +47,28 @@ def run(*args: str, stdin: bytes | None = None) -> float:
     return took
 
 
+VOLUMED_PID: list[int] = []  # the volumed being timed, for its CPU seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used (Linux's /proc): on a shared machine, the
+    wall time of a run varies with the neighbours' load much more than this does."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def median_pair(runs: int, a: list[str], b: list[str], stdin: bytes | None = None) -> tuple:
-    """Medians of ``a`` and ``b`` run in turn, and the median of the pairwise ratios."""
-    times_a, times_b = [], []
+    """Medians of ``a`` and ``b`` run in turn, the median of the pairwise ratios, and
+    the median CPU seconds volumed spent on each run of ``a``."""
+    times_a, times_b, cpu = [], [], []
     for _ in range(runs):
+        before = cpu_seconds(VOLUMED_PID[0])
         times_a.append(run(*a, stdin=stdin))
+        cpu.append(cpu_seconds(VOLUMED_PID[0]) - before)
         times_b.append(run(*b, stdin=stdin))
     ratios = [x / y for x, y in zip(times_a, times_b, strict=True)]
-    return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
+    median = statistics.median
+    return median(times_a), median(times_b), median(ratios), median(cpu)
 
 
 def main() -> None:
@@ -61,6 +76,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"))
     parser.add_argument("--random-writes", type=int, default=1000)
+    parser.add_argument(
+        "--volumed-args", type=str.split, default=[], help="more options for volumed"
+    )
+    parser.add_argument(
+        "--only",
+        default="write,read,random,snapshot",
+        help="comma-separated parts to time (read alone still writes the volume once)",
+    )
     options = parser.parse_args()
     for tool in ("qemu-img", "qemu-io"):
         if not shutil.which(tool):
@@ -79,9 +102,18 @@ def main() -> None:
         )  # fmt: skip
         owner = next(line.split()[1] for line in made.stdout.splitlines() if "uuid:" in line)
         volumed = subprocess.Popen(
-            [NEFOS, "volumed", "--run-dir", str(run_dir), "--log-level", "WARNING"],
+            [
+                NEFOS,
+                "volumed",
+                "--run-dir",
+                str(run_dir),
+                "--log-level",
+                "WARNING",
+                *options.volumed_args,
+            ],
             env=env,
         )
+        VOLUMED_PID.append(volumed.pid)
         while not (run_dir / extstorage.CONTROL_SOCKET).exists():
             time.sleep(0.05)
         disk = {"VOL_NAME": "bench.ext.disk0", "VOL_SIZE": str(10 * 1024), "EXTP_OWNER": owner}
@@ -99,31 +131,41 @@ def main() -> None:
         # store writes blocks; else its 1 GiB lands in memory and only the flush waits.
         convert = ["qemu-img", "convert", "-n", "-t", "none", "-f", "raw", "-O", "raw"]
         write_v, write_r = [*convert, str(source), uri], [*convert, str(source), str(raw)]
-        report("sequential write, 1 GiB", write_v, write_r, options.runs, GiB)
+        parts = set(options.only.split(","))
+        if "write" in parts:
+            report("sequential write, 1 GiB", write_v, write_r, options.runs, GiB)
+        else:
+            run(*write_v)
+            run(*write_r)
         read = ["qemu-img", "bench", "-t", "none", "-f", "raw", "-c", "256", "-s", "4M", "-d", "8"]
-        report("sequential read, 1 GiB", [*read, uri], [*read, str(raw)], options.runs, GiB)
-
-        rng = random.Random(1)
-        commands = "".join(
-            f"write -P {rng.randrange(1, 255)} {rng.randrange(GiB // 4096) * 4096} 4k\n"
-            for _ in range(options.random_writes)
-        )
-        script = (commands + "flush\n").encode()
-        io = ["qemu-io", "-t", "writeback", "-f", "raw"]
-        v, r, ratio = median_pair(options.runs, [*io, uri], [*io, str(raw)], stdin=script)
-        count = options.random_writes
-        print(f"random 4 KiB writes, {count} then a flush: {' '.join(io)} TARGET < commands")
-        print(f"  volumed {v:.2f} s ({count / v:,.0f} IOPS), raw {r:.2f} s ({count / r:,.0f} IOPS)")
-        print(f"  time volumed/raw {ratio:.2f}\n")
+        if "read" in parts:
+            report("sequential read, 1 GiB", [*read, uri], [*read, str(raw)], options.runs, GiB)
+        if "random" in parts:
+            rng = random.Random(1)
+            commands = "".join(
+                f"write -P {rng.randrange(1, 255)} {rng.randrange(GiB // 4096) * 4096} 4k\n"
+                for _ in range(options.random_writes)
+            )
+            script = (commands + "flush\n").encode()
+            io = ["qemu-io", "-t", "writeback", "-f", "raw"]
+            v, r, ratio, cpu = median_pair(options.runs, [*io, uri], [*io, str(raw)], script)
+            count = options.random_writes
+            print(f"random 4 KiB writes, {count} then a flush: {' '.join(io)} TARGET < commands")
+            rates = (
+                f"volumed {v:.2f} s ({count / v:,.0f} IOPS), raw {r:.2f} s ({count / r:,.0f} IOPS)"
+            )
+            print(f"  {rates}")
+            print(f"  time volumed/raw {ratio:.2f}; volumed's CPU {cpu:.2f} s\n")
 
         snapshots = []
-        for number in range(5):
+        for number in range(5 if "snapshot" in parts else 0):
             started = time.perf_counter()
             extstorage.request(run_dir, "snapshot", {**disk, "VOL_SNAPSHOT_NAME": f"s{number}"})
             snapshots.append(time.perf_counter() - started)
-        print("snapshot of the 10 GiB volume (control channel, as Ganeti's script):")
-        print(f"  median {statistics.median(snapshots):.3f} s of 5 ({min(snapshots):.3f}-"
-              f"{max(snapshots):.3f})")  # fmt: skip
+        if snapshots:
+            print("snapshot of the 10 GiB volume (control channel, as Ganeti's script):")
+            print(f"  median {statistics.median(snapshots):.3f} s of 5 ({min(snapshots):.3f}-"
+                  f"{max(snapshots):.3f})")  # fmt: skip
     finally:
         if volumed is not None:
             volumed.send_signal(signal.SIGTERM)
@@ -133,11 +175,12 @@ def main() -> None:
 
 
 def report(what: str, volumed: list[str], raw: list[str], runs: int, size: int) -> None:
-    v, r, ratio = median_pair(runs, volumed, raw)
+    v, r, ratio, cpu = median_pair(runs, volumed, raw)
     print(f"{what}: {' '.join(volumed[:-1])} TARGET")
     print(f"  volumed {v:.2f} s ({size / MiB / v:,.0f} MiB/s), raw {r:.2f} s "
           f"({size / MiB / r:,.0f} MiB/s)")  # fmt: skip
-    print(f"  throughput volumed/raw {1 / ratio:.2f} (median of pairwise ratios)\n")
+    print(f"  throughput volumed/raw {1 / ratio:.2f} (median of pairwise ratios)")
+    print(f"  volumed's CPU {cpu:.2f} s per run (median)\n")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import pytest
 
 from nefos.blocks import BLOCK_SIZE
 from nefos.server.engines import Engines
+from nefos.volume.devices import Device
 from tests.conftest import invoke_nefos
 from tests.volume.nbdclient import NbdClient, NbdError
 from tests.volume.node import Node, need_qemu_tools, qemu, store_usage
@@ -251,3 +252,77 @@ async def test_sigkill_mid_writes_loses_no_flushed_write(engines: Engines, node:
     await client.close()
     done = await invoke_nefos(settings, "storage", "fsck", check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_a_block_written_whole_in_pieces_never_reads_the_old_block(
+    engines: Engines, node: Node
+):
+    """``qemu-img convert`` writes 2 MiB at a time: a block written whole in two halves
+    over an image's block replaces it, so the old block is not read at write-back. Its
+    file is deleted from the store first: a read of it would fail the flush."""
+    owner = await new_user(engines)
+    data = os.urandom(2 * BLOCK_SIZE)
+    image = await make_image(engines, owner, data)
+    volume = await new_volume(node, owner, 8, origin=str(image.id))
+    first = hashlib.sha256(data[:BLOCK_SIZE]).hexdigest()
+    await engines.store.delete_blocks([first])
+    new = os.urandom(BLOCK_SIZE)
+    client = await NbdClient.connect(node.socket, volume)
+    await client.write(0, new[: BLOCK_SIZE // 2])
+    await client.write(BLOCK_SIZE // 2, new[BLOCK_SIZE // 2 :])
+    await client.flush()
+    assert await client.read(0, 2 * BLOCK_SIZE) == new + data[BLOCK_SIZE:]
+    await client.close()
+
+
+async def test_a_payload_received_in_place_survives_a_flush_and_a_fill_meanwhile(
+    engines: Engines,
+):
+    """A write's payload arrives straight into its dirty block (``Device.receive``).
+    A flush while it arrives (a control-channel snapshot, or a FLUSH sent before the
+    write) writes back the block's completed writes without taking the block from
+    under the payload, a read meanwhile fills the block from the image, and the write,
+    landed, is in the next flush: the device reopened from the database reads it."""
+    owner = await new_user(engines)
+    data = os.urandom(2 * BLOCK_SIZE)
+    image = await make_image(engines, owner, data)
+    volume = await engines.volumes.create_from_image(owner, image.id, size=8 * MiB)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    first, second = os.urandom(MiB), os.urandom(MiB)
+    await device.write(0, first)  # whole pages of the image's block: nothing read yet
+    reception = device.receive(MiB, MiB)
+    assert reception is not None
+    reception.view[: MiB // 2] = second[: MiB // 2]  # half the payload is in
+    await device.flush()
+    assert device.dirty[0].receiving == 1  # still the payload's block
+    expected_flushed = first + data[MiB:BLOCK_SIZE]
+    assert await device.read(2 * MiB, 2 * MiB) == data[2 * MiB : BLOCK_SIZE]
+    reception.view[MiB // 2 :] = second[MiB // 2 :]
+    await device.land(reception)
+    expected = first + second + data[2 * MiB :]
+    assert await device.read(0, 2 * BLOCK_SIZE) == expected
+    reopened = await Device.open(engines.db, engines.store, volume.id)
+    flushed = await reopened.read(0, BLOCK_SIZE)
+    assert flushed[:MiB] == first and flushed[2 * MiB :] == expected_flushed[2 * MiB :]
+    await device.flush()
+    reopened = await Device.open(engines.db, engines.store, volume.id)
+    assert await reopened.read(0, 2 * BLOCK_SIZE) == expected
+    assert await image_bytes(engines, image) == data
+
+
+async def test_a_payload_received_in_place_into_a_grown_volume_lands(engines: Engines):
+    """Growing the volume while a payload arrives into its short last block gives the
+    block a new buffer; the write lands there when it is in."""
+    owner = await new_user(engines)
+    volume = await engines.volumes.create(owner, 6 * MiB)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    await device.write(4 * MiB, b"\1" * 4096)
+    reception = device.receive(5 * MiB, MiB)
+    assert reception is not None
+    device.resize(8 * MiB)
+    payload = os.urandom(MiB)
+    reception.view[:] = payload
+    await device.land(reception)
+    assert await device.read(4 * MiB, 4 * MiB) == b"\1" * 4096 + bytes(
+        MiB - 4096
+    ) + payload + bytes(2 * MiB)

@@ -13,8 +13,11 @@ NBD connection (``nefos.volume.nbd`` serves them in parallel):
 * **A write** patches a 4 MiB block held in memory (``dirty``). The old block is not
   read at the write when the write covers whole 4 KiB pages: the pages written are
   recorded, and the rest is filled in from the old block only when the block is read or
-  written back. So a random 4 KiB write costs a memory copy; an unaligned partial write
-  reads the old block first. Nothing reaches the store or the database yet.
+  written back, and once every page is written the block is whole and the old one is
+  never read. So a random 4 KiB write costs a memory copy; an unaligned partial write
+  reads the old block first. Nothing reaches the store or the database yet. A write of
+  whole pages of one block is received straight into the block (``receive``, then
+  ``land``): no buffer and no copy of its own.
 * **Write-back** (a flush, a FUA write, or the dirty set past its bound, then in the
   background while requests go on) stores each dirty block as a content-addressed block
   (``BlockStore.put_blocks``: temporary file, fsync, rename), several blocks at once in
@@ -77,12 +80,24 @@ class Dirty:
     pages set in ``pages`` (a bit mask) hold the volume's bytes; the others are zeros
     standing in for the old block, which is read when the whole block is needed."""
 
-    __slots__ = ("buffer", "filled", "pages")
+    __slots__ = ("buffer", "filled", "pages", "receiving")
 
     def __init__(self, buffer: bytearray, filled: bool):
         self.buffer = buffer
         self.filled = filled
         self.pages = 0
+        self.receiving = 0  # writes' payloads arriving in ``buffer``: not written back yet
+
+    def mark(self, start: int, end: int, length: int) -> None:
+        """Bytes ``[start, end)`` (whole pages, or up to the block's ``length``) now hold
+        the volume's bytes. Every page written (a sequential writer's second half) fills
+        the block: the old one is wholly replaced and never needs reading."""
+        if self.filled:
+            return
+        first, last = start // PAGE, -(-end // PAGE)
+        self.pages |= ((1 << (last - first)) - 1) << first
+        if self.pages == (1 << -(-length // PAGE)) - 1:
+            self.filled, self.pages = True, 0
 
     def runs(self) -> list[tuple[int, int]]:
         """The byte ranges the written pages cover, merged."""
@@ -100,6 +115,28 @@ class Dirty:
                 mask >>= low
                 page += low
         return found
+
+
+class Reception:
+    """A write's payload arriving straight into a dirty block (``Device.receive``).
+    While it arrives the block is never frozen for a write-back (a write-back takes a
+    copy and leaves it dirty); ``Device.land`` writes it, and
+    ``release`` alone gives it up (the client went away mid-payload: those bytes were
+    never acknowledged, so whatever part of them arrived may stay)."""
+
+    __slots__ = ("buffer", "dirty", "piece", "released", "view")
+
+    def __init__(self, piece: maps.Piece, dirty: Dirty):
+        self.piece = piece
+        self.dirty = dirty
+        self.buffer = dirty.buffer
+        self.view = memoryview(dirty.buffer)[piece.start : piece.end]
+        self.released = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.dirty.receiving -= 1
 
 
 class Device:
@@ -154,7 +191,9 @@ class Device:
         length = self._length(last)
         dirty = self.dirty.get(last)
         if dirty is not None and len(dirty.buffer) < length:
-            dirty.buffer.extend(bytes(length - len(dirty.buffer)))
+            # A new buffer, not extend: a payload may be arriving into the old one
+            # (``receive``), and its write lands in this one when it is in.
+            dirty.buffer = dirty.buffer + bytes(length - len(dirty.buffer))
         for held in (self.clean, self.writing):
             block = held.get(last)
             if block is not None and len(block) < length:
@@ -269,20 +308,56 @@ class Device:
         position = piece.position
         aligned = piece.start % PAGE == 0 and (piece.end % PAGE == 0 or piece.end == piece.length)
         while True:
-            dirty = self.dirty.get(position)
-            if dirty is None:
-                # No old bytes to keep: the whole block is written, or it reads as zeros.
-                empty = position not in self.writing and position not in self.entries
-                dirty = Dirty(bytearray(piece.length), filled=piece.whole or empty)
-                self.dirty[position] = dirty
+            dirty = self._dirty(piece)
             if dirty.filled or aligned:
                 dirty.buffer[piece.start : piece.end] = chunk
-                if not dirty.filled:
-                    first, last = piece.start // PAGE, -(-piece.end // PAGE)
-                    dirty.pages |= ((1 << (last - first)) - 1) << first
+                dirty.mark(piece.start, piece.end, piece.length)
                 self.dirty.move_to_end(position)
                 return
             await self._fill(position, dirty)  # then patch whatever is dirty by then
+
+    def _dirty(self, piece: maps.Piece) -> Dirty:
+        """Block ``piece.position`` as held for writing, made if it was not."""
+        dirty = self.dirty.get(piece.position)
+        if dirty is None:
+            # No old bytes to keep: the whole block is written, or it reads as zeros.
+            position = piece.position
+            empty = position not in self.writing and position not in self.entries
+            dirty = self.dirty[position] = Dirty(bytearray(piece.length), piece.whole or empty)
+        return dirty
+
+    def receive(self, offset: int, length: int) -> Reception | None:
+        """Where a write's payload can arrive in place: straight into the dirty block,
+        saving a buffer and a copy per write (``nefos.volume.nbd``). None when the
+        write is not whole pages of one block (or a block the writer has filled), or
+        lies past the end: then it comes in a buffer of its own, through ``write``."""
+        if length <= 0 or offset + length > self.size:
+            return None
+        touched = maps.pieces(offset, length, self.size)
+        if len(touched) != 1:
+            return None
+        piece = touched[0]
+        aligned = piece.start % PAGE == 0 and (piece.end % PAGE == 0 or piece.end == piece.length)
+        dirty = self.dirty.get(piece.position)
+        if not aligned and not (dirty is not None and dirty.filled):
+            return None
+        dirty = self._dirty(piece)
+        dirty.receiving += 1
+        return Reception(piece, dirty)
+
+    async def land(self, reception: Reception) -> None:
+        """A payload received in place (``receive``) is written: its pages are marked,
+        or, if its block was replaced meanwhile (filled by a read, resized), it is
+        copied into the block held now."""
+        self._raise_failure()
+        reception.release()
+        piece, dirty = reception.piece, reception.dirty
+        if self.dirty.get(piece.position) is dirty and dirty.buffer is reception.buffer:
+            dirty.mark(piece.start, piece.end, piece.length)
+            self.dirty.move_to_end(piece.position)
+        else:
+            await self._patch(piece, reception.view)
+        await self._bound()
 
     async def _fill(self, position: int, dirty: Dirty) -> None:
         """The old block under the pages written so far (read once, when needed)."""
@@ -356,7 +431,15 @@ class Device:
             frozen: dict[int, bytes | bytearray] = {}
             for position in chosen:
                 dirty = self.dirty.get(position)
-                if dirty is not None and dirty.filled:
+                if dirty is None or not dirty.filled:
+                    continue
+                if dirty.receiving:
+                    # A payload is arriving into it (a write sent after this flush): a
+                    # flush writes back a copy, and the block stays dirty for that
+                    # write; a background write-back leaves it for the next one.
+                    if positions is None:
+                        frozen[position] = self.writing[position] = bytes(dirty.buffer)
+                else:
                     frozen[position] = self.writing[position] = dirty.buffer
                     del self.dirty[position]
             if not frozen:

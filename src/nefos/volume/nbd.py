@@ -86,6 +86,15 @@ SIMPLE_REPLY = struct.Struct(">IIQ")
 OPTION_REPLY = struct.Struct(">QIII")
 
 
+class Reception(Protocol):
+    """Where a write's payload is received in place (``Handle.receive``)."""
+
+    view: memoryview
+
+    def release(self) -> None:
+        """The payload will not arrive (the client went away)."""
+
+
 class Handle(Protocol):
     """One client's open export."""
 
@@ -93,7 +102,11 @@ class Handle(Protocol):
 
     async def read(self, offset: int, length: int) -> bytes | bytearray: ...
 
-    async def write(self, offset: int, data: bytes, fua: bool) -> None: ...
+    def receive(self, offset: int, length: int) -> Reception | None:
+        """Where this write's payload may arrive, or None: a buffer of its own. The
+        write is then ``write(offset, reception, fua)``."""
+
+    async def write(self, offset: int, data: bytes | bytearray | Reception, fua: bool) -> None: ...
 
     async def flush(self) -> None: ...
 
@@ -120,7 +133,8 @@ class ProtocolError(Exception):
 class Connection(asyncio.BufferedProtocol):
     """One client's connection (``loop.create_unix_server(lambda: Connection(exports),
     path)``), serving it from ``connection_made`` on. Bytes are received straight into
-    the buffer that wants them: a write's payload into a buffer of its own, so the only
+    the buffer that wants them: a write's payload into the block it patches when the
+    handle offers one (``Handle.receive``), else into a buffer of its own, so the only
     copy is the kernel's (asyncio's streams copy each byte twice more, a cost that
     showed in the write benchmark); the rest into a fixed buffer. It serves as both the
     reader and the writer of the functions below."""
@@ -228,11 +242,18 @@ class Connection(asyncio.BufferedProtocol):
     async def payload(self, n: int) -> bytearray:
         """``n`` bytes received into a new buffer of their own."""
         out = bytearray(n)
+        await self.payload_into(memoryview(out))
+        return out
+
+    async def payload_into(self, out: memoryview) -> None:
+        """``len(out)`` bytes received into ``out``: what is buffered already is
+        copied, the rest arrives there from the socket."""
+        n = len(out)
         taken = min(n, self.end - self.start)
         out[:taken] = self.view[self.start : self.start + taken]
         self.start += taken
         if taken < n:
-            self.target, self.filled = memoryview(out)[taken:], 0
+            self.target, self.filled = out[taken:], 0
             if self.reading_paused and self.transport is not None:
                 self.reading_paused = False
                 self.transport.resume_reading()
@@ -378,11 +399,20 @@ async def _transmit(reader: Connection, writer: Connection, handle: Handle) -> N
                     await asyncio.wait(under_way)
                 await handle.flush()  # QEMU flushes first; a plain client may not
                 return
-            data: bytes | bytearray = b""
+            data: bytes | bytearray | Reception = b""
             if kind == CMD_WRITE:
                 if length > MAX_REQUEST:
                     raise ProtocolError(f"a write of {length} bytes")
-                data = await reader.payload(length)
+                place = handle.receive(offset, length)
+                if place is None:
+                    data = await reader.payload(length)
+                else:
+                    try:
+                        await reader.payload_into(place.view)
+                    except BaseException:
+                        place.release()
+                        raise
+                    data = place
             await slots.acquire()
             task = asyncio.ensure_future(
                 _serve(writer, sending, handle, kind, flags, cookie, offset, length, data)
@@ -404,7 +434,7 @@ async def _serve(
     cookie: int,
     offset: int,
     length: int,
-    data: bytes | bytearray,
+    data: bytes | bytearray | Reception,
 ) -> None:
     """One request, answered when done. A reply goes out under ``sending``, so the
     replies of concurrent requests never interleave; a read's payload goes in slices,
@@ -414,6 +444,8 @@ async def _serve(
     fua = bool(flags & CMD_FLAG_FUA)
     error = _check(kind, offset, length, handle.size)
     payload: bytes | bytearray = b""
+    if error and not isinstance(data, bytes | bytearray):
+        data.release()  # the size shrank since it was received (it never does today)
     if not error:
         try:
             if kind == CMD_READ:

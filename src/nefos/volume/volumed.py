@@ -39,7 +39,7 @@ from nefos.core import errors
 from nefos.core.db import Database
 from nefos.storage.stores import BlockStore
 from nefos.volume import nbd
-from nefos.volume.devices import DIRTY_BLOCKS, Device, DeviceError
+from nefos.volume.devices import DIRTY_BLOCKS, Device, DeviceError, Reception
 from nefos.volume.extstorage import (
     CONTROL_SOCKET,
     NBD_SOCKET,
@@ -73,8 +73,14 @@ class OpenVolume:
     async def read(self, offset: int, length: int) -> bytes | bytearray:
         return await self.device.read(offset, length)
 
-    async def write(self, offset: int, data: bytes, fua: bool) -> None:
-        await self.device.write(offset, data)
+    def receive(self, offset: int, length: int) -> Reception | None:
+        return self.device.receive(offset, length)
+
+    async def write(self, offset: int, data: bytes | bytearray | Reception, fua: bool) -> None:
+        if isinstance(data, Reception):
+            await self.device.land(data)
+        else:
+            await self.device.write(offset, data)
         if fua:
             await self.device.flush()
 
