@@ -73,30 +73,39 @@ def log_in(
     return opened
 
 
-def filled_cloud(server: Server, project: str) -> dict[str, str]:
-    """The administrator's image, a running machine on "lab" holding a floating IP, a
-    container with a file and the application of ``project``, so that every page of the
-    UI has something to show (the accessibility and the Greek tests walk them all)."""
+def public_image(
+    server: Server, name: str = "Debian 12", content: bytes = b"\0" * 65536, **properties: str
+) -> str:
+    """An image the administrator registers for everyone (Glance v2: create, then upload
+    its bytes), as an operator does; its id."""
     admin = {"X-Auth-Token": server.admin_token}
     made = httpx.post(
         f"{server.url}/image/v2/images",
         headers=admin,
         json={
-            "name": "Debian 12",
+            "name": name,
             "disk_format": "raw",
             "container_format": "bare",
             "visibility": "public",
-            "os_distro": "debian",
-            "os_version": "12",
+            **properties,
         },
     )
     made.raise_for_status()
-    image = made.json()["id"]
+    image = str(made.json()["id"])
     httpx.put(
         f"{server.url}/image/v2/images/{image}/file",
         headers={**admin, "Content-Type": "application/octet-stream"},
-        content=b"\0" * 65536,
+        content=content,
     ).raise_for_status()
+    return image
+
+
+def filled_cloud(server: Server, project: str) -> dict[str, str]:
+    """The administrator's image, a running machine on "lab" holding a floating IP, a
+    container with a file and the application of ``project``, so that every page of the
+    UI has something to show (the accessibility and the Greek tests walk them all)."""
+    image = public_image(server, os_distro="debian", os_version="12")
+    admin = {"X-Auth-Token": server.admin_token}
     lab = lab_with_floating_ip(server)
     created = httpx.post(
         f"{server.url}/compute/v2.1/servers",

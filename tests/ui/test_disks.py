@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, start_server, stop_server
-from tests.ui.people import EXPECT_MS, Person, log_in, new_person
+from tests.ui.people import EXPECT_MS, Person, log_in, new_person, public_image
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect
@@ -36,25 +36,7 @@ GiB = 1 << 30
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(tmp_path_factory.mktemp("disks"))
     try:
-        admin = {"X-Auth-Token": running.admin_token}
-        made = httpx.post(
-            f"{running.url}/image/v2/images",
-            headers=admin,
-            json={
-                "name": "Debian 12",
-                "disk_format": "raw",
-                "container_format": "bare",
-                "visibility": "public",
-                "os_distro": "debian",
-            },
-        )
-        made.raise_for_status()
-        httpx.put(
-            f"{running.url}/image/v2/images/{made.json()['id']}/file",
-            headers={**admin, "Content-Type": "application/octet-stream"},
-            content=b"\1" * 65536,
-        ).raise_for_status()
-        running.image = made.json()["id"]  # type: ignore[attr-defined]
+        running.image = public_image(running, content=b"\1" * 65536, os_distro="debian")  # type: ignore[attr-defined]
         yield running
     finally:
         stop_server(running)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.ui.people import EXPECT_MS, Person, log_in, new_person
+from tests.ui.people import EXPECT_MS, Person, log_in, new_person, public_image
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect
@@ -60,25 +60,7 @@ def test_lists_mine_shared_and_public_and_registers_a_file(
     page: Page, server: Server, screenshots: Path
 ):
     me = page.person  # type: ignore[attr-defined]
-    admin = {"X-Auth-Token": server.admin_token}
-    public = httpx.post(
-        f"{server.url}/image/v2/images",
-        headers=admin,
-        json={
-            "name": "Debian 12",
-            "disk_format": "raw",
-            "container_format": "bare",
-            "visibility": "public",
-            "os_distro": "debian",
-            "os_version": "12",
-        },
-    )
-    public.raise_for_status()
-    httpx.put(
-        f"{server.url}/image/v2/images/{public.json()['id']}/file",
-        headers={**admin, "Content-Type": "application/octet-stream"},
-        content=DISK,
-    ).raise_for_status()
+    public_image(server, content=DISK, os_distro="debian", os_version="12")
     friend = new_person(server, "friend@example.org")
     upload(server, friend, "disks", "lab.img")
     shared = register(server, friend, "disks", "lab.img", "Lab image")

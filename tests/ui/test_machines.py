@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, start_server, stop_server
-from tests.ui.people import EXPECT_MS, log_in, new_person
+from tests.ui.people import EXPECT_MS, log_in, new_person, public_image
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect
@@ -44,25 +44,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             pool.submit(
                 running.invoke, "flavor", "create", "--vcpus", "2", "--ram", "2048", "--disk", "20"
             ).result()
-        admin = {"X-Auth-Token": running.admin_token}
-        made = httpx.post(
-            f"{running.url}/image/v2/images",
-            headers=admin,
-            json={
-                "name": "Debian 12",
-                "disk_format": "raw",
-                "container_format": "bare",
-                "visibility": "public",
-                "os_distro": "debian",
-                "os_version": "12",
-            },
-        )
-        made.raise_for_status()
-        httpx.put(
-            f"{running.url}/image/v2/images/{made.json()['id']}/file",
-            headers={**admin, "Content-Type": "application/octet-stream"},
-            content=b"\0" * 65536,
-        ).raise_for_status()
+        public_image(running, os_distro="debian", os_version="12")
         yield running
     finally:
         stop_server(running)

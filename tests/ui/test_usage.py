@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.ui.people import EXPECT_MS, log_in, new_person
+from tests.ui.people import EXPECT_MS, log_in, new_person, public_image
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect
@@ -31,24 +31,7 @@ expect.set_options(timeout=EXPECT_MS)
 @pytest.fixture(scope="module")
 def cloud(server: Server) -> Server:
     """The server with one public image, as an operator registers it."""
-    admin = {"X-Auth-Token": server.admin_token}
-    made = httpx.post(
-        f"{server.url}/image/v2/images",
-        headers=admin,
-        json={
-            "name": "Debian 12 (usage)",
-            "disk_format": "raw",
-            "container_format": "bare",
-            "visibility": "public",
-            "os_distro": "debian",
-        },
-    )
-    made.raise_for_status()
-    httpx.put(
-        f"{server.url}/image/v2/images/{made.json()['id']}/file",
-        headers={**admin, "Content-Type": "application/octet-stream"},
-        content=b"\0" * 65536,
-    ).raise_for_status()
+    public_image(server, "Debian 12 (usage)", os_distro="debian")
     return server
 
 
