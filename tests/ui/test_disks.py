@@ -248,6 +248,8 @@ def test_snapshot_of_a_machine_booted_from_a_disk(page: Page, cloud: Server, scr
     boot = page.locator("#machine-disks tbody tr")
     expect(boot).to_contain_text("/dev/vda (boot disk)")
     expect(boot.locator("[data-action=detach]")).to_have_count(0)  # it boots the machine
+    # its size shows the boot disk it has (the 1 GiB volume), not the flavor's disk
+    expect(page.locator("#machine-size")).to_contain_text("1 GiB disk")
     expect(page.locator("#no-snapshot")).to_have_count(0)
     page.click("#snapshot-machine")
     expect(page.locator("dialog.confirm")).to_contain_text("Makes an image of bfv-1's boot disk")

@@ -79,6 +79,13 @@ class Resize extends Component {
   }
 }
 
+
+// The size in GiB of the machine's boot disk when it is a volume (at /dev/vda), else 0.
+function bootVolumeSize(disks) {
+  const boot = (disks || []).find((d) => d.attachment.device === "/dev/vda");
+  return boot ? boot.volume.size : 0;
+}
+
 export class Machine extends Component {
   state = { server: null, flavors: [], images: {}, quotas: {}, dialog: null, progress: null, notice: null, failure: null, missing: false,
     nics: null, networks: [], joining: "", disks: null, volumes: [] };
@@ -428,7 +435,7 @@ export class Machine extends Component {
               onClick=${() => this.setState({ dialog: "snapshot" })}>${t("disk.imageOpen")}</button>` : null}
       </div>
       <dl class="facts">
-        <dt>${t("common.size")}</dt><dd id="machine-size">${flavorText(flavor) || (server.flavor && server.flavor.id)}</dd>
+        <dt>${t("common.size")}</dt><dd id="machine-size">${flavorText(flavor, bootVolumeSize(s.disks)) || (server.flavor && server.flavor.id)}</dd>
         <dt>${t("machine.os")}</dt><dd>${image ? image.name : t("machine.imageGone")}</dd>
         <dt>${t("common.project")}</dt><dd>${projectName(projects, server.tenant_id)}</dd>
         <dt>${t("common.created")}</dt><dd>${when(server.created)}</dd>

@@ -52,10 +52,13 @@ export function moving(server) {
   return !SETTLED.has(server.status) || task(server) !== null;
 }
 
-export function flavorText(flavor) {
+// A size as people read it; `bootGiB`, a machine's boot disk when it is a volume (its
+// own size, which the flavor's disk does not say).
+export function flavorText(flavor, bootGiB = 0) {
   if (!flavor) return "";
   const cpus = t("flavor.cpus", { n: flavor.vcpus });
-  return t("flavor.text", { cpus, ram: bytes(flavor.ram * MiB), disk: bytes(flavor.disk * GiB) });
+  const disk = bytes((bootGiB || flavor.disk) * GiB);
+  return t("flavor.text", { cpus, ram: bytes(flavor.ram * MiB), disk });
 }
 
 // IPv4 first: the one people type into ssh.
