@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import Server
 
@@ -71,6 +72,16 @@ def log_in(
     expect(opened.locator(".project-quota")).to_be_visible()
     opened.person = person
     return opened
+
+
+def person_for(server: Server, request: pytest.FixtureRequest, suffix: str = "") -> Person:
+    """A new person named after the test (``suffix`` for a second one)."""
+    return new_person(server, f"{request.node.name.replace('_', '-')[:36]}{suffix}@example.org")
+
+
+def api(server: Server, person: Person) -> httpx.Client:
+    """The person's own API client, as a script of theirs would call nefos."""
+    return httpx.Client(base_url=server.url, headers={"X-Auth-Token": person.token}, timeout=30)
 
 
 def public_image(

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, start_server, stop_server
-from tests.ui.people import EXPECT_MS, Person, log_in, new_person, public_image
+from tests.ui.people import EXPECT_MS, api, log_in, person_for, public_image
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect
@@ -51,10 +51,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stop_server(running)
 
 
-def person_for(cloud: Server, request: pytest.FixtureRequest, suffix: str = "") -> Person:
-    return new_person(cloud, f"{request.node.name.replace('_', '-')[:36]}{suffix}@example.org")
-
-
 @pytest.fixture
 def page(browser: Any, cloud: Server, request: pytest.FixtureRequest) -> Iterator[Page]:
     errors: list[str] = []
@@ -62,10 +58,6 @@ def page(browser: Any, cloud: Server, request: pytest.FixtureRequest) -> Iterato
     yield opened
     opened.context.close()
     assert not errors, errors
-
-
-def api(cloud: Server, person: Person) -> httpx.Client:
-    return httpx.Client(base_url=cloud.url, headers={"X-Auth-Token": person.token}, timeout=30)
 
 
 def network_id(client: httpx.Client, name: str) -> str:
