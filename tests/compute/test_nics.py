@@ -408,6 +408,12 @@ async def test_a_floating_ip_goes_on_a_nic_of_a_server_only(client, engines, set
     two = (await _create(client, setup, alice)).json()["server"]
     await wait(client, alice, one["id"], "ACTIVE")
     await wait(client, alice, two["id"], "ACTIVE")
+    # a device id names a server only in ASCII digits; someone else's server is not one
+    nics = engines.compute.server_nics
+    assert await nics.is_server_of(alice_id, str(one["id"]))
+    assert not await nics.is_server_of(setup["people"]["bob"][0], str(one["id"]))
+    for odd in ("\u00b2", "\u0661", "9" * 30, "", "-1"):
+        assert not await nics.is_server_of(alice_id, odd)
     fips = [
         (await client.post(f"{NETWORK}/floatingips", json={"floatingip": {}}, headers=who)).json()[
             "floatingip"

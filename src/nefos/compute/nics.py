@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from nefos.backends.base import instance_name, nic_name
 from nefos.backends.ops import AddNic, ModifyNic, Op, RemoveNic, SetFirewall
 from nefos.compute.backend_networks import FIREWALL_LEVELS, BackendNetworks, nic_params
+from nefos.compute.checks import parse_id
 from nefos.compute.clusters import Clusters
 from nefos.compute.models import Backend, Server
 from nefos.compute.transitions import diagnostic
@@ -202,10 +203,12 @@ class ServerNics:
         )
 
     async def is_server_of(self, user: str, device: str) -> bool:
-        if not device.isdigit():
+        """Whether ``device`` (a port's ``device_id``) names a live server of ``user``."""
+        wanted = parse_id(device)
+        if wanted is None:
             return False
         async with self.db.session() as s:
-            server = await s.get(Server, int(device))
+            server = await s.get(Server, wanted)
         return (
             server is not None
             and server.user_id == user
