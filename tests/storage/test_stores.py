@@ -15,7 +15,7 @@ import pytest
 from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, block_hash
 from nefos.storage import filestore
 from nefos.storage.filestore import FileStore
-from nefos.storage.stores import BlockMissing, BlockStore
+from nefos.storage.stores import BlockMissing, BlockStore, ExtentWrite, extent_name
 
 STORES = ["file", "file-fsync-each", "rados"]
 
@@ -437,3 +437,73 @@ def test_a_direct_read_that_stops_short_is_finished_through_the_cache(
     assert store._read(store._block_path(name)) == data
     if store.direct_min is not None:  # a filesystem with O_DIRECT took the direct path
         assert direct_reads == [0, filestore.ALIGN]
+
+
+# -- extents: a volume's own blocks, changed in place -------------------------------------
+
+OWNER = "0123456789abcdef0123456789abcdef"
+
+
+async def test_extents_are_written_in_place_and_read_back(store: BlockStore):
+    name = extent_name(OWNER, 7)
+    whole = os.urandom(BLOCK_SIZE)
+    await store.write_extents([ExtentWrite(name, [(0, whole)], fresh=True)])
+    assert await store.read_extent(name) == whole
+    # A run changes only its bytes: no read, no hash of the rest.
+    await store.write_extents([ExtentWrite(name, [(4096, b"x" * 4096), (BLOCK_SIZE - 3, b"end")])])
+    expected = bytearray(whole)
+    expected[4096:8192] = b"x" * 4096
+    expected[-3:] = b"end"
+    assert await store.read_extent(name) == bytes(expected)
+    assert await store.extent_names(OWNER) == [name]
+    assert await store.block_names() == []  # extents are no blocks: gc never sees them
+
+
+async def test_a_fresh_extent_starts_empty_and_reads_short(store: BlockStore):
+    name = extent_name(OWNER, 0)
+    await store.write_extents([ExtentWrite(name, [(0, b"old" * 1000)], fresh=True)])
+    await store.write_extents([ExtentWrite(name, [(8192, b"new")], fresh=True)])
+    data = await store.read_extent(name)
+    assert data == bytes(8192) + b"new"  # the old bytes are gone; past the end is zeros
+
+
+async def test_sealing_copies_an_extent_into_a_block(store: BlockStore):
+    first, second, empty = (extent_name(OWNER, i) for i in (1, 2, 3))
+    body = os.urandom(BLOCK_SIZE - 4096) + bytes(4096)  # trailing zeros are no content
+    await store.write_extents(
+        [
+            ExtentWrite(first, [(0, body)], fresh=True),
+            ExtentWrite(second, [(100, b"small")], fresh=True),
+            ExtentWrite(empty, [(0, bytes(4096))], fresh=True),
+        ]
+    )
+    hashes = await store.seal_extents([first, second, empty])
+    assert hashes == [block_hash(body), block_hash(bytes(100) + b"small"), EMPTY_HASH]
+    assert await store.get_blocks(hashes[:2]) == [body.rstrip(b"\0"), bytes(100) + b"small"]
+    # The extent stays, and writing it again leaves the sealed block alone.
+    await store.write_extents([ExtentWrite(first, [(0, b"changed")])])
+    assert await store.get_blocks(hashes[:1]) == [body.rstrip(b"\0")]
+    assert (await store.read_extent(first))[:7] == b"changed"
+
+
+async def test_extents_are_deleted_and_missing_ones_named(store: BlockStore):
+    other_owner = "f" * 32
+    mine, theirs = extent_name(OWNER, 1), extent_name(other_owner, 1)
+    await store.write_extents([ExtentWrite(n, [(0, b"a")], fresh=True) for n in (mine, theirs)])
+    assert await store.extent_names(other_owner) == [theirs]
+    await store.delete_extents([mine, mine])
+    assert await store.extent_names(OWNER) == []
+    with pytest.raises(BlockMissing) as caught:
+        await store.read_extent(mine)
+    assert caught.value.names == [mine]
+    with pytest.raises(BlockMissing):
+        await store.seal_extents([theirs, mine])
+    assert await store.read_extent(theirs) == b"a"
+
+
+async def test_bad_extent_names_and_runs_are_refused(store: BlockStore):
+    for bad in ("", "nodot", f"{OWNER}.", f"{OWNER}.xyz", "../x.1", f"{OWNER}/../x.1"):
+        with pytest.raises(ValueError):
+            await store.read_extent(bad)
+    with pytest.raises(ValueError):
+        await store.write_extents([ExtentWrite(extent_name(OWNER, 1), [(BLOCK_SIZE, b"x")])])

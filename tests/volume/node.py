@@ -82,6 +82,10 @@ def qemu(*args: str) -> str:
 
 
 def store_usage(root: Path) -> tuple[int, int]:
-    """The file store's blocks: how many, and their bytes on disk."""
-    files = [p for p in root.glob("*/*/*") if not p.name.startswith(".")]
+    """The file store's blocks and extents: how many, and their bytes on disk."""
+    files = [
+        p
+        for p in [*root.glob("blocks/*/*/*"), *root.glob("extents/*/*")]
+        if not p.name.startswith(".")
+    ]
     return len(files), sum(p.stat().st_blocks * 512 for p in files)

@@ -16,6 +16,12 @@ write-back) are grouped the same way, in that call's thread. The price: ``syncfs
 flushes whatever else is dirty on
 that filesystem, so a store that shares its filesystem with heavy buffered writers is
 better off without it.
+
+Extents (a volume's own blocks, changed in place) are files under ``extents/<owner>/``,
+written with ``pwrite`` at their offsets (runs of 1 MiB or more around the page cache,
+as blocks are) and made durable by the same ``syncfs`` (or an fsync of each, and of a
+new file's directory). A crash may leave an extent with some of its latest runs and not
+others, which is what a disk gives for writes it never acknowledged as flushed.
 """
 
 from __future__ import annotations
@@ -35,7 +41,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer, is_hash, stripped
-from nefos.storage.stores import BlockMissing, Kind, Put, check_map_name, decode_map, encode_map
+from nefos.storage.stores import (
+    BlockMissing,
+    ExtentWrite,
+    Kind,
+    Put,
+    check_extent_owner,
+    check_map_name,
+    decode_map,
+    encode_map,
+    split_extent,
+)
 
 HELD = "~gc"  # the suffix of a file collect has renamed aside
 DIRECT_MIN = 1 << 20  # blocks at least this big are written with O_DIRECT
@@ -119,6 +135,7 @@ class FileStore:
         self.root = root
         self.blocks = root / "blocks"
         self.maps = root / "maps"
+        self.extents = root / "extents"
         self.blocks.mkdir(parents=True, exist_ok=True)
         self.maps.mkdir(parents=True, exist_ok=True)
         self._recovered = False  # collect's leftovers, looked for once per store
@@ -572,6 +589,130 @@ class FileStore:
         where = self._block_path if kind == "block" else self._map_path
         paths = [(name, where(name)) for name in names if name != EMPTY_HASH]
         return await asyncio.to_thread(self._collect, paths, before.timestamp(), dry_run)
+
+    # -- extents ---------------------------------------------------------------------------
+
+    def _extent_path(self, name: str) -> Path:
+        owner, index = split_extent(name)
+        return self.extents / owner / index
+
+    def _open_extent(self, path: Path, fresh: bool) -> tuple[int, bool]:
+        """An extent's file, opened for writing, and whether this made it (its directory
+        then needs the new name made durable)."""
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if fresh else 0)
+        try:
+            existed = path.exists()
+            return os.open(path, flags, 0o640), not existed
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(path, flags, 0o640), True
+
+    def _write_run(self, fd: int, offset: int, data: Buffer) -> None:
+        view = memoryview(data).cast("B")
+        length = len(view)
+        direct = (
+            self.direct_min is not None
+            and length >= self.direct_min
+            and offset % ALIGN == 0
+            and length % ALIGN == 0
+        )
+        if direct:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+                aligned = _aligned_copy(view)
+                done = 0
+                while done < length:
+                    done += os.pwrite(fd, aligned[done:length], offset + done)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self.direct_min = None
+            finally:
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+        done = 0
+        while done < length:
+            done += os.pwrite(fd, view[done:], offset + done)
+
+    def _write_extents(self, writes: Sequence[ExtentWrite]) -> None:
+        opened: list[int] = []
+        made: set[Path] = set()  # directories holding new names
+        try:
+            for write in writes:
+                path = self._extent_path(write.name)
+                fd, new = self._open_extent(path, write.fresh)
+                opened.append(fd)
+                if new:
+                    made.add(path.parent)
+                for offset, data in write.runs:
+                    if offset < 0 or offset + memoryview(data).nbytes > BLOCK_SIZE:
+                        raise ValueError(f"a run past the end of extent {write.name}")
+                    self._write_run(fd, offset, data)
+            if not opened:
+                return
+            if self.group_sync:
+                assert _syncfs is not None
+                _syncfs(opened[0])
+                return
+            for fd in opened:
+                os.fsync(fd)
+            for directory in made | {d.parent for d in made}:
+                handle = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(handle)
+                finally:
+                    os.close(handle)
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    async def write_extents(self, writes: Sequence[ExtentWrite]) -> None:
+        await asyncio.to_thread(self._write_extents, writes)
+
+    def _read_extents(self, names: Sequence[str]) -> list[bytes]:
+        found, absent = [], []
+        for name in names:
+            try:
+                found.append(self._read(self._extent_path(name)))
+            except FileNotFoundError:
+                absent.append(name)
+        if absent:
+            raise BlockMissing(absent)
+        return found
+
+    async def read_extent(self, name: str) -> bytes:
+        (data,) = await asyncio.to_thread(self._read_extents, [name])
+        return data
+
+    def _seal(self, names: Sequence[str]) -> list[str]:
+        contents = self._read_extents(names)
+        if self.group_sync and len(contents) > 1:
+            puts: list[Put] = []
+            for outcome in self._put_group(contents):
+                if isinstance(outcome, OSError):
+                    raise outcome
+                puts.append(outcome)
+        else:
+            puts = self._put_blocks(contents)
+        return [name for name, _ in puts]
+
+    async def seal_extents(self, names: Sequence[str]) -> list[str]:
+        return await asyncio.to_thread(self._seal, names)
+
+    async def delete_extents(self, names: Sequence[str]) -> None:
+        paths = [self._extent_path(name) for name in names]
+        await asyncio.to_thread(self._delete, paths)
+
+    def _extent_names(self, owner: str) -> list[str]:
+        try:
+            found = os.listdir(self.extents / check_extent_owner(owner))
+        except FileNotFoundError:
+            return []
+        return sorted(f"{owner}.{index}" for index in found if not index.startswith("."))
+
+    async def extent_names(self, owner: str) -> list[str]:
+        return await asyncio.to_thread(self._extent_names, owner)
 
     async def close(self) -> None:
         return None

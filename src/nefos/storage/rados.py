@@ -12,6 +12,11 @@ touch never creates a truncated or empty block where gc has just deleted one. Co
 deletes with ``assert_version``: an object touched since it was looked at is kept. The
 version of a stat is only readable per I/O context, so those calls use one of their own.
 
+Extents (a volume's own blocks, changed in place) are objects ``<index>`` in the
+namespace ``ext.<owner>`` of the pool, so an owner's extents list without listing the
+pool, and ``block_names`` never sees them. A write of runs is one compound operation
+per extent (truncated first when fresh), acknowledged once committed.
+
 The ``rados`` module is Debian's python3-rados (there is no PyPI route); it is imported
 here only, so the file store works on machines without Ceph.
 """
@@ -31,11 +36,22 @@ from typing import Any
 
 import rados
 
-from nefos.blocks import EMPTY_HASH, Buffer, block_hash, canonical, is_hash
-from nefos.storage.stores import BlockMissing, Kind, Put, check_map_name, decode_map, encode_map
+from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer, block_hash, canonical, is_hash
+from nefos.storage.stores import (
+    BlockMissing,
+    ExtentWrite,
+    Kind,
+    Put,
+    check_extent_owner,
+    check_map_name,
+    decode_map,
+    encode_map,
+    split_extent,
+)
 
 BLOCK_PREFIX = "blk."
 MAP_PREFIX = "map."
+EXTENT_NAMESPACE = "ext."
 CONNECT_TIMEOUT = 30  # seconds; a wrong mon address fails instead of hanging
 PUT_XATTR = "nefos.put"  # set (empty) by a touch, for its mtime
 PROBE = 8  # tail bytes a touch compares, so it only ever touches the right, whole block
@@ -273,6 +289,74 @@ class RadosStore:
         where = _block_object if kind == "block" else _map_object
         keys = [(name, where(name)) for name in names if name != EMPTY_HASH]
         return await asyncio.to_thread(self._collect, keys, before.timestamp(), dry_run)
+
+    # -- extents ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _extent_io(self, owner: str) -> Iterator[Any]:
+        """An I/O context in ``owner``'s extent namespace (a namespace is per context,
+        so each call has its own)."""
+        with self._private_io() as io:
+            io.set_namespace(EXTENT_NAMESPACE + check_extent_owner(owner))
+            yield io
+
+    def _write_extents(self, writes: Sequence[ExtentWrite]) -> None:
+        for write in writes:
+            owner, index = split_extent(write.name)
+            with self._extent_io(owner) as io:
+                op = io.create_write_op()
+                try:
+                    if write.fresh:
+                        op.truncate(0)
+                    for offset, data in write.runs:
+                        if offset < 0 or offset + memoryview(data).nbytes > BLOCK_SIZE:
+                            raise ValueError(f"a run past the end of extent {write.name}")
+                        op.write(bytes(data), offset)
+                    io.operate_write_op(op, index)
+                finally:
+                    io.release_write_op(op)
+
+    async def write_extents(self, writes: Sequence[ExtentWrite]) -> None:
+        await asyncio.to_thread(self._write_extents, writes)
+
+    def _read_extents(self, names: Sequence[str]) -> list[bytes]:
+        found, absent = [], []
+        for name in names:
+            owner, index = split_extent(name)
+            with self._extent_io(owner) as io:
+                try:
+                    found.append(self._read(io, index))
+                except rados.ObjectNotFound:
+                    absent.append(name)
+        if absent:
+            raise BlockMissing(absent)
+        return found
+
+    async def read_extent(self, name: str) -> bytes:
+        (data,) = await asyncio.to_thread(self._read_extents, [name])
+        return data
+
+    def _seal(self, names: Sequence[str]) -> list[str]:
+        return [name for name, _ in self._put_blocks(self._read_extents(names))]
+
+    async def seal_extents(self, names: Sequence[str]) -> list[str]:
+        return await asyncio.to_thread(self._seal, names)
+
+    def _delete_extents(self, names: Sequence[str]) -> None:
+        for name in names:
+            owner, index = split_extent(name)
+            with self._extent_io(owner) as io, contextlib.suppress(rados.ObjectNotFound):
+                io.remove_object(index)
+
+    async def delete_extents(self, names: Sequence[str]) -> None:
+        await asyncio.to_thread(self._delete_extents, names)
+
+    def _extent_names(self, owner: str) -> list[str]:
+        with self._extent_io(owner) as io:
+            return sorted(f"{owner}.{obj.key}" for obj in io.list_objects())
+
+    async def extent_names(self, owner: str) -> list[str]:
+        return await asyncio.to_thread(self._extent_names, owner)
 
     def _close(self) -> None:
         with self._lock:

@@ -18,12 +18,21 @@ writers: a writer about to reference a stored block puts it (or asks ``missing``
 before a cutoff, deciding and deleting atomically per object. So a block a writer has
 just relied on is either kept, or was deleted before the writer looked and so gets
 written again.
+
+**Extents** are the other kind of object: the blocks a volume owns, changed in place
+(``nefos.volume.devices``). An extent is named by its owner (a volume's id in hex) and
+its index, holds up to one block of bytes (reads past its end are zeros), and is
+written at any offset without reading or hashing the rest, which is what lets a disk's
+writes cost what the bytes cost. It is never shared: what another map needs from it is
+sealed first (``seal_extents``), a content-addressed copy. Nothing here collects
+extents; their owner deletes them (the volume, when it drops or seals one).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from nefos.blocks import DIGEST_SIZE, Buffer
@@ -38,6 +47,17 @@ class BlockMissing(Exception):
     def __init__(self, names: Sequence[str]):
         super().__init__(f"missing from the store: {', '.join(names[:5])}")
         self.names = list(names)
+
+
+@dataclass(frozen=True)
+class ExtentWrite:
+    """Bytes for one extent: each run is (offset, bytes) inside the block. ``fresh``: the
+    extent starts empty, whatever an earlier one of that name held (its owner never
+    committed a reference to that one)."""
+
+    name: str
+    runs: Sequence[tuple[int, Buffer]]
+    fresh: bool = False
 
 
 class BlockStore(Protocol):
@@ -85,7 +105,53 @@ class BlockStore(Protocol):
         a concurrent put or touch of it, so gc never removes what a writer just relied on.
         Absent names are skipped."""
 
+    async def write_extents(self, writes: Sequence[ExtentWrite]) -> None:
+        """Write runs into extents in place, making each extent that did not exist;
+        durable when it returns (all of them). The buffers are not kept."""
+
+    async def read_extent(self, name: str) -> bytes:
+        """An extent's bytes, which may end before the block does (the rest is zeros);
+        raises BlockMissing."""
+
+    async def seal_extents(self, names: Sequence[str]) -> list[str]:
+        """Store each extent's bytes as a content-addressed block (durable on return, as
+        ``put_blocks``) and return its hash; the extents stay. Raises BlockMissing."""
+
+    async def delete_extents(self, names: Sequence[str]) -> None:
+        """Remove extents; absent ones are ignored."""
+
+    async def extent_names(self, owner: str) -> list[str]:
+        """The extents ``owner`` has in the store."""
+
     async def close(self) -> None: ...
+
+
+def extent_name(owner: str, index: int) -> str:
+    """The extent ``index`` of ``owner`` (hex, as a volume id's ``.hex``)."""
+    return f"{check_extent_owner(owner)}.{index:x}"
+
+
+def split_extent(name: str) -> tuple[str, str]:
+    """An extent name's owner and hex index; ValueError for anything else."""
+    owner, dot, index = name.partition(".")
+    if not dot or not index or len(index) > 16 or not _is_hex(index):
+        raise ValueError(f"bad extent name {name!r}")
+    return check_extent_owner(owner), index
+
+
+def is_extent(name: str) -> bool:
+    """Whether a map entry names an extent (a block's hash has no dot)."""
+    return "." in name
+
+
+def check_extent_owner(owner: str) -> str:
+    if len(owner) != 32 or not _is_hex(owner):
+        raise ValueError(f"bad extent owner {owner!r}")
+    return owner
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
 
 
 def check_map_name(name: str) -> str:

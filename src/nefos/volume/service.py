@@ -2,11 +2,15 @@
 
 A volume is a size and a map (``nefos.volume.models``): block ``i`` of the volume is the
 content-addressed block its entry names in the deployment's block store, the same
-store, names and bytes as Pithos files and images, or zeros where there is no entry.
+store, names and bytes as Pithos files and images, or the volume's own **extent** for
+that block (written in place by ``nefos volumed``, ``nefos.volume.devices``), or zeros
+where there is no entry. Whatever another map takes from a volume (a snapshot, a clone)
+is content-addressed: its extents are sealed first, into blocks (``_sealed_map``).
 
 * **From an image** the image file's hashmap becomes the map: no byte is copied, so
   creating a volume takes the same time for any image size.
-* **A clone** of a volume copies its entries (rows, not blocks), and may be larger.
+* **A clone** of a volume copies its entries (rows, not blocks; its extents sealed into
+  blocks first), and may be larger.
 * **A write** never changes a block. The blocks it touches are read (unless it covers
   them whole), patched, and stored as new content-addressed blocks, durable when
   ``put_blocks`` returns; then one transaction points the entries at them and marks
@@ -44,7 +48,7 @@ from nefos.core.db import Database, utcnow
 from nefos.images.service import Image, Images
 from nefos.quotas.service import Quotas, charge
 from nefos.storage.service import Namespace, check_object_name
-from nefos.storage.stores import BlockMissing, BlockStore
+from nefos.storage.stores import BlockMissing, BlockStore, is_extent
 from nefos.volume import attachments, details, maps, states
 from nefos.volume.details import Details, VolumeView
 from nefos.volume.models import Snapshot, Volume, VolumeBlock, VolumeMetadata
@@ -58,6 +62,8 @@ MAX_NAME = 255
 INSERT_BATCH = 2000  # map rows per INSERT
 WRITE_TRIES = 5  # a write that meets another process's write to its blocks starts over
 LOCKS = 64  # writes to one volume in this process take turns (striped by volume)
+SEAL_TRIES = 5  # a volumed sealing extents meanwhile removes them: read the map again
+EXTENT_ENTRY = VolumeBlock.hash.contains(".")  # an entry naming the volume's own extent
 
 
 class Volumes:
@@ -177,7 +183,7 @@ class Volumes:
         """The blocks volume maps reference, for the block collector and fsck
         (``nefos.storage.maintenance``): a block only a volume uses is never garbage."""
         async with self.db.session() as s:
-            found = set(await s.scalars(select(VolumeBlock.hash).distinct()))
+            found = set(await s.scalars(select(VolumeBlock.hash).where(~EXTENT_ENTRY).distinct()))
         return set(), found
 
     # -- creating -------------------------------------------------------------------------
@@ -271,25 +277,44 @@ class Volumes:
         as its source. The source's owned entries become shared, as at a snapshot: the
         clone references them now."""
         extra = details.check_details(extra or Details())
-        async with self.db.transaction() as s:
-            source = await self._owned(s, user, volume_id, lock=True)
-            size = source.size if size is None else size
-            if size < source.size:
-                raise errors.InvalidInput(
-                    f"A volume of {size} bytes is smaller than its source ({source.size} bytes)"
+        key = _volume_key(volume_id)
+        for _ in range(SEAL_TRIES):
+            _, sealed, extents = await self._sealed_map(user, key)
+            async with self.db.transaction() as s:
+                source = await self._owned(s, user, key, lock=True)
+                size = source.size if size is None else size
+                if size < source.size:
+                    raise errors.InvalidInput(
+                        f"A volume of {size} bytes is smaller than its source ({source.size} bytes)"
+                    )
+                _check_size(size)
+                # The source's extents must be those just sealed: one written since (a
+                # volumed writing the source meanwhile) was not, and the clone starts over.
+                now = dict(
+                    (await s.execute(
+                        select(VolumeBlock.position, VolumeBlock.hash).where(
+                            VolumeBlock.volume_id == source.id, EXTENT_ENTRY
+                        )
+                    )).all()
+                )  # fmt: skip
+                if now != extents:
+                    continue
+                volume = await self._new(
+                    s, user, project, size, name, "volume", str(source.id), extra, new_id
                 )
-            _check_size(size)
-            volume = await self._new(
-                s, user, project, size, name, "volume", str(source.id), extra, new_id
-            )
-            copied = select(
-                literal(volume.id, Uuid()), VolumeBlock.position, VolumeBlock.hash, false()
-            ).where(VolumeBlock.volume_id == source.id)
-            await s.execute(
-                insert(VolumeBlock).from_select(["volume_id", "position", "hash", "owned"], copied)
-            )
-            await _next_epoch(s, source, owned=None)
-        return volume
+                copied = select(
+                    literal(volume.id, Uuid()), VolumeBlock.position, VolumeBlock.hash, false()
+                ).where(VolumeBlock.volume_id == source.id, ~EXTENT_ENTRY)
+                await s.execute(
+                    insert(VolumeBlock).from_select(
+                        ["volume_id", "position", "hash", "owned"], copied
+                    )
+                )
+                blocks = {p: sealed[p] for p in extents if sealed[p] != EMPTY_HASH}
+                await _insert_entries(s, volume.id, blocks)
+                await _next_epoch(s, source, owned=None)
+                return volume
+        raise errors.Conflict(f"The blocks of volume {key} kept changing; retry")
 
     async def _new(
         self,
@@ -393,6 +418,9 @@ class Volumes:
             written = {p: h for p, h in zip(positions, hashes, strict=True) if h != EMPTY_HASH}
             await _insert_entries(s, volume.id, written, owned=True)
             volume.updated = utcnow()
+        replaced = [name for name in before.values() if is_extent(name)]
+        if replaced:  # the volume's blocks now: its extents there are nobody's
+            await self.store.delete_extents(replaced)
         return True
 
     async def extend(self, user: str, volume_id: uuid.UUID | str, size: int) -> Volume:
@@ -423,6 +451,8 @@ class Volumes:
             await s.execute(delete(VolumeMetadata).where(VolumeMetadata.volume_id == volume.id))
             await s.execute(delete(Volume).where(Volume.id == volume.id))
             await self._charge(s, user, volume.project, -volume.size, f"volume delete {volume.id}")
+        # Its extents were only ever its own (a crash here leaves them to fsck's report).
+        await self.store.delete_extents(await self.store.extent_names(volume.id.hex))
 
     async def update(
         self,
@@ -518,12 +548,7 @@ class Volumes:
             async with self.db.session() as s:
                 volume = await self._owned(s, user, key)
                 states.require(volume, "snapshot_forced" if force else "snapshot")
-                rows = await s.execute(
-                    select(VolumeBlock.position, VolumeBlock.hash).where(
-                        VolumeBlock.volume_id == volume.id
-                    )
-                )
-                frozen = dict(rows.all())
+            volume, frozen, _ = await self._sealed_map(user, key)
             try:
                 await self.storage.get_object(user, SNAPSHOTS, name)
             except errors.NotFound:
@@ -534,7 +559,8 @@ class Volumes:
             await self.storage.create_container(user, SNAPSHOTS)
             # The volume's owner holds these bytes (they wrote them or could read their
             # source), so a hashmap PUT of them is theirs to make (nefos.storage.known).
-            await self.storage.had_blocks(user, list(dict.fromkeys(frozen.values())))
+            held = [h for h in dict.fromkeys(frozen.values()) if h != EMPTY_HASH]
+            await self.storage.had_blocks(user, held)
             await self.storage.put_hashmap(user, SNAPSHOTS, name, volume.size, hashes, muser=user)
             image = await self._register(user, volume, name, description, metadata)
             async with self.db.transaction() as s:
@@ -550,6 +576,30 @@ class Volumes:
                 s.add(snapshot)
                 await _next_epoch(s, volume, owned=frozen)
         return snapshot, image
+
+    async def _sealed_map(
+        self, user: str, key: uuid.UUID
+    ) -> tuple[Volume, dict[int, str], dict[int, str]]:
+        """The volume's map with every entry a block's hash, and the extents it sealed
+        to get there (hashed and stored as blocks; the extents stay the volume's). A
+        volumed sealing them itself meanwhile removes them: the map is read again."""
+        for _ in range(SEAL_TRIES):
+            async with self.db.session() as s:
+                volume = await self._owned(s, user, key)
+                rows = await s.execute(
+                    select(VolumeBlock.position, VolumeBlock.hash).where(
+                        VolumeBlock.volume_id == volume.id
+                    )
+                )
+                entries = dict(rows.all())
+            extents = {p: name for p, name in entries.items() if is_extent(name)}
+            try:
+                hashes = await self.store.seal_extents(list(extents.values()))
+            except BlockMissing:
+                continue
+            sealed = {**entries, **dict(zip(extents, hashes, strict=True))}
+            return volume, sealed, extents  # (an extent of zeros seals as EMPTY_HASH)
+        raise errors.Conflict(f"The blocks of volume {key} kept changing; retry")
 
     async def _register(
         self, user: str, volume: Volume, name: str, description: str, metadata: dict[str, str]
@@ -598,11 +648,17 @@ class Volumes:
         )
         return dict(rows.all())
 
-    async def _blocks(self, hashes: Sequence[str]) -> list[bytes]:
-        if not hashes:
+    async def _blocks(self, names: Sequence[str]) -> list[bytes]:
+        """The bytes of blocks or extents (an extent may end early: zeros follow)."""
+        if not names:
             return []
         try:
-            return await self.store.get_blocks(hashes)
+            hashes = [n for n in names if not is_extent(n)]
+            found = dict(zip(hashes, await self.store.get_blocks(hashes), strict=True))
+            for name in names:
+                if is_extent(name):
+                    found[name] = await self.store.read_extent(name)
+            return [found[n] for n in names]
         except BlockMissing as exc:
             raise errors.Unavailable("Blocks of the volume are missing from the store") from exc
 
@@ -623,13 +679,15 @@ async def _next_epoch(s: AsyncSession, volume: Volume, owned: dict[int, str] | N
     snapshot or clone). ``owned``: only the entries still naming these blocks (a write
     after the snapshot's read stays the volume's own); None: all of them."""
     volume.epoch += 1
-    query = update(VolumeBlock).where(VolumeBlock.volume_id == volume.id, VolumeBlock.owned)
+    query = update(VolumeBlock).where(
+        VolumeBlock.volume_id == volume.id, VolumeBlock.owned, ~EXTENT_ENTRY
+    )
     if owned is None:
         await s.execute(query.values(owned=False))
         return
     rows = await s.execute(
         select(VolumeBlock.position, VolumeBlock.hash).where(
-            VolumeBlock.volume_id == volume.id, VolumeBlock.owned
+            VolumeBlock.volume_id == volume.id, VolumeBlock.owned, ~EXTENT_ENTRY
         )
     )
     frozen = [position for position, h in rows if owned.get(position) == h]

@@ -1,0 +1,201 @@
+"""Extents (issue 22's data plane): the blocks a volume owns, written in place by its
+device, sealed into content-addressed blocks when a snapshot, a clone or idleness asks.
+In process, on the test's deployment (file store; SQLite, and PostgreSQL when set)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from nefos.blocks import BLOCK_SIZE, block_hash
+from nefos.server.engines import Engines
+from nefos.storage.maintenance import fsck
+from nefos.storage.stores import ExtentWrite, extent_name, is_extent
+from nefos.volume.devices import Device
+from nefos.volume.models import Volume
+from nefos.volume.service import Volumes
+from tests.volume.test_service import image_bytes, make_image, new_user
+
+MiB = 1 << 20
+PAGE = 4096
+
+
+@pytest.fixture
+async def user(engines: Engines) -> str:
+    return await new_user(engines)
+
+
+@pytest.fixture
+def volumes(engines: Engines) -> Volumes:
+    return engines.volumes
+
+
+async def updated(engines: Engines, volume_id: uuid.UUID):
+    async with engines.db.session() as s:
+        return await s.scalar(select(Volume.updated).where(Volume.id == volume_id))
+
+
+async def test_small_writes_land_in_place_after_one_copy_up(
+    engines: Engines, volumes: Volumes, user: str
+):
+    data = os.urandom(2 * BLOCK_SIZE)
+    image = await make_image(engines, user, data)
+    volume = await volumes.create_from_image(user, image.id, size=24 * MiB)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    name = extent_name(volume.id.hex, 1)
+
+    await device.write(BLOCK_SIZE + PAGE, b"a" * PAGE)  # a shared block: copied up, whole
+    await device.flush()
+    entries = await volumes.entries(user, volume.id)
+    assert entries[1] == (name, True) and entries[0] == (block_hash(data[:BLOCK_SIZE]), False)
+    expected = bytearray(data[BLOCK_SIZE:])
+    expected[PAGE : 2 * PAGE] = b"a" * PAGE
+    assert await engines.store.read_extent(name) == bytes(expected)
+
+    # Its next writes change only their pages, and a flush needs no transaction.
+    before = await updated(engines, volume.id)
+    for page in (0, 7, 1023):
+        await device.write(BLOCK_SIZE + page * PAGE, bytes([page % 256]) * PAGE)
+        expected[page * PAGE : (page + 1) * PAGE] = bytes([page % 256]) * PAGE
+    await device.flush()
+    assert await updated(engines, volume.id) == before
+    assert await engines.store.read_extent(name) == bytes(expected)
+    assert await volumes.read(user, volume.id, BLOCK_SIZE, BLOCK_SIZE) == bytes(expected)
+    assert await image_bytes(engines, image) == data  # the image kept its bytes
+
+    # A page written into a block that reads as zeros makes an extent of that page.
+    await device.write(5 * BLOCK_SIZE + 3 * PAGE, b"z" * PAGE)
+    await device.flush()
+    assert await engines.store.read_extent(extent_name(volume.id.hex, 5)) == bytes(3 * PAGE) + (
+        b"z" * PAGE
+    )
+    reopened = await Device.open(engines.db, engines.store, volume.id)
+    assert await reopened.read(BLOCK_SIZE, BLOCK_SIZE) == bytes(expected)
+
+
+async def test_a_snapshot_and_a_clone_seal_extents_and_keep_their_bytes(
+    engines: Engines, volumes: Volumes, user: str
+):
+    volume = await volumes.create(user, 3 * BLOCK_SIZE)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    first = os.urandom(3 * BLOCK_SIZE)
+    await device.write(0, first)
+    await device.flush()
+    entries = await volumes.entries(user, volume.id)
+    assert all(is_extent(name) for name, _ in entries.values()) and len(entries) == 3
+
+    snapshot, image = await volumes.snapshot(user, volume.id, "sealed")
+    clone = await volumes.clone(user, volume.id)
+    # Both name content-addressed blocks; the volume still owns its extents.
+    assert await image_bytes(engines, image) == first
+    clone_entries = await volumes.entries(user, clone.id)
+    assert {n for n, _ in clone_entries.values()} == {
+        block_hash(first[i : i + BLOCK_SIZE]) for i in range(0, len(first), BLOCK_SIZE)
+    }
+    assert await volumes.entries(user, volume.id) == entries
+
+    # The volume writes on in place; the snapshot and the clone do not change.
+    await device.write(0, b"after" * 1000)
+    await device.flush()
+    assert await image_bytes(engines, image) == first
+    assert await volumes.read(user, clone.id, 0, 3 * BLOCK_SIZE) == first
+    assert (await volumes.read(user, volume.id, 0, 5000)) == (b"after" * 1000)[:5000]
+    from_snapshot = await volumes.create_from_snapshot(user, snapshot.id)
+    assert await volumes.read(user, from_snapshot.id, 0, 3 * BLOCK_SIZE) == first
+    assert not (await fsck(engines.db, engines.store, pinned=engines.block_pins)).problems
+
+
+async def test_sealing_turns_extents_into_blocks_and_idle_ones_seal_themselves(
+    engines: Engines, volumes: Volumes, user: str
+):
+    volume = await volumes.create(user, 4 * BLOCK_SIZE)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    data = os.urandom(4 * BLOCK_SIZE)
+    await device.write(0, data)
+    await device.flush()
+    assert len(await engines.store.extent_names(volume.id.hex)) == 4
+
+    sealer = asyncio.create_task(device.seal_idle(after=0.5))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if not await engines.store.extent_names(volume.id.hex):
+                break
+    finally:
+        sealer.cancel()
+    entries = await volumes.entries(user, volume.id)
+    assert {n for n, _ in entries.values()} == {
+        block_hash(data[i : i + BLOCK_SIZE]) for i in range(0, len(data), BLOCK_SIZE)
+    }
+    assert await engines.store.extent_names(volume.id.hex) == []
+    assert await device.read(0, 4 * BLOCK_SIZE) == data
+
+    # A sealed block written again is copied up into a new extent, as after a snapshot.
+    await device.write(BLOCK_SIZE, b"x" * PAGE)
+    await device.flush()
+    assert (await volumes.entries(user, volume.id))[1][0] == extent_name(volume.id.hex, 1)
+    expected = b"x" * PAGE + data[BLOCK_SIZE + PAGE : 2 * BLOCK_SIZE]
+    assert await volumes.read(user, volume.id, BLOCK_SIZE, BLOCK_SIZE) == expected
+
+
+async def test_a_hot_block_stays_an_extent(engines: Engines, volumes: Volumes, user: str):
+    volume = await volumes.create(user, 2 * BLOCK_SIZE)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    await device.write(0, b"cold" * PAGE)
+    await device.flush()
+    await asyncio.sleep(0.3)
+    await device.write(BLOCK_SIZE, b"hot!" * PAGE)
+    await device.flush()
+    assert await device.seal(idle_for=0.25) == 1  # only the block left alone long enough
+    entries = await volumes.entries(user, volume.id)
+    assert not is_extent(entries[0][0]) and entries[1][0] == extent_name(volume.id.hex, 1)
+
+
+async def test_extents_nobody_names_go_at_open_and_with_the_volume(
+    engines: Engines, volumes: Volumes, user: str
+):
+    volume = await volumes.create(user, 2 * BLOCK_SIZE)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    await device.write(0, b"kept".ljust(PAGE, b"."))
+    await device.flush()
+    # As a crash leaves it: an extent written for a commit that never happened.
+    stray = extent_name(volume.id.hex, 1)
+    await engines.store.write_extents([ExtentWrite(stray, [(0, b"lost")], fresh=True)])
+    reopened = await Device.open(engines.db, engines.store, volume.id)
+    assert await engines.store.extent_names(volume.id.hex) == [extent_name(volume.id.hex, 0)]
+    assert await reopened.read(BLOCK_SIZE, 4) == bytes(4)  # it never was the volume's
+
+    await volumes.delete(user, volume.id)
+    assert await engines.store.extent_names(volume.id.hex) == []
+
+
+async def test_the_service_write_over_an_extent_replaces_it(
+    engines: Engines, volumes: Volumes, user: str
+):
+    volume = await volumes.create(user, BLOCK_SIZE)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    await device.write(0, b"device".ljust(PAGE, b"-"))
+    await device.flush()
+    await volumes.write(user, volume.id, 2, b"API")
+    (name, owned), *_ = (await volumes.entries(user, volume.id)).values()
+    assert not is_extent(name) and owned
+    assert await engines.store.extent_names(volume.id.hex) == []
+    assert await volumes.read(user, volume.id, 0, 8) == b"deAPIe--"
+
+
+@pytest.mark.parametrize("count", [1, 3])
+async def test_zeros_written_whole_drop_the_extent(
+    engines: Engines, volumes: Volumes, user: str, count: int
+):
+    volume = await volumes.create(user, 4 * BLOCK_SIZE)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    await device.write(0, b"\1" * (count * BLOCK_SIZE))
+    await device.flush()
+    await device.write(0, bytes(count * BLOCK_SIZE))
+    await device.flush()
+    assert await volumes.entries(user, volume.id) == {}
+    assert await engines.store.extent_names(volume.id.hex) == []
