@@ -507,3 +507,25 @@ async def test_bad_extent_names_and_runs_are_refused(store: BlockStore):
             await store.read_extent(bad)
     with pytest.raises(ValueError):
         await store.write_extents([ExtentWrite(extent_name(OWNER, 1), [(BLOCK_SIZE, b"x")])])
+
+
+async def test_an_extent_sealed_to_be_dropped_stays_safe_if_it_is_not(store: BlockStore):
+    """``move``: the store may give the block the extent's own storage (the file store
+    links it). If the owner never drops the extent (its commit lost in a crash), its next
+    write must still leave the sealed block's bytes alone."""
+    name = extent_name(OWNER, 4)
+    body = os.urandom(BLOCK_SIZE // 2) + bytes(BLOCK_SIZE // 2)
+    await store.write_extents([ExtentWrite(name, [(0, body)], fresh=True)])
+    (sealed,) = await store.seal_extents([name], move=True)
+    assert sealed == block_hash(body)
+    assert await store.get_blocks([sealed]) == [body.rstrip(b"\0")]
+    assert (await store.read_extent(name)).ljust(BLOCK_SIZE, b"\0") == body
+    await store.write_extents([ExtentWrite(name, [(0, b"overwritten")])])
+    assert await store.get_blocks([sealed]) == [body.rstrip(b"\0")]
+    assert (await store.read_extent(name))[:11] == b"overwritten"
+    # Sealing a second extent of the same bytes finds the block there.
+    twin = extent_name(OWNER, 5)
+    await store.write_extents([ExtentWrite(twin, [(0, body)], fresh=True)])
+    assert await store.seal_extents([twin], move=True) == [sealed]
+    await store.delete_extents([twin])
+    assert await store.get_blocks([sealed]) == [body.rstrip(b"\0")]

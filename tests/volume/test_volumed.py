@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from nefos.blocks import BLOCK_SIZE
+from nefos.blocks import BLOCK_SIZE, block_hash
 from nefos.server.engines import Engines
+from nefos.storage.stores import is_extent
 from nefos.volume.devices import Device
 from tests.conftest import invoke_nefos
 from tests.volume.nbdclient import NbdClient, NbdError
@@ -329,3 +330,44 @@ async def test_a_payload_received_in_place_into_a_grown_volume_lands(engines: En
     assert await device.read(4 * MiB, 4 * MiB) == b"\1" * 4096 + bytes(
         MiB - 4096
     ) + payload + bytes(2 * MiB)
+
+
+async def test_written_blocks_are_extents_until_idle_then_blocks(engines: Engines, node: Node):
+    """volumed writes a volume's own blocks in place (extents); a block left unwritten
+    for ``--seal-after`` seconds is hashed into a content-addressed block in the
+    background, and a snapshot through the control channel seals what is left first."""
+    node.kill(signal.SIGTERM)
+    node.start("--seal-after", "1")
+    owner = await new_user(engines)
+    volume = await new_volume(node, owner, 12)
+    data = os.urandom(2 * BLOCK_SIZE)
+    client = await NbdClient.connect(node.socket, volume)
+    await client.write(0, data)
+    await client.flush()
+    owner_hex = uuid.UUID(volume).hex
+    entries = await engines.volumes.entries(owner, volume)
+    assert sorted(entries) == [0, 1] and all(is_extent(n) for n, _ in entries.values())
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while await engines.store.extent_names(owner_hex):
+        assert asyncio.get_running_loop().time() < deadline, "idle extents were not sealed"
+        await asyncio.sleep(0.2)
+    entries = await engines.volumes.entries(owner, volume)
+    assert {n for n, _ in entries.values()} == {
+        block_hash(data[:BLOCK_SIZE]),
+        block_hash(data[BLOCK_SIZE:]),
+    }
+    assert await client.read(0, 2 * BLOCK_SIZE) == data
+
+    # Written again: an extent once more, until a snapshot seals it through volumed.
+    await client.write(2 * BLOCK_SIZE, b"third".ljust(4096, b"."))
+    await client.write(5, b"again")
+    answer = await node.control("snapshot", EXTP_VOLUME=volume, VOL_SNAPSHOT_NAME="idle-test")
+    assert await engines.store.extent_names(owner_hex) == []
+    image = await engines.images.get(owner, str(answer["image"]))
+    expected = bytearray(12 * MiB)
+    expected[: 2 * BLOCK_SIZE] = data
+    expected[2 * BLOCK_SIZE : 2 * BLOCK_SIZE + 4096] = b"third".ljust(4096, b".")
+    expected[5:10] = b"again"
+    assert await image_bytes(engines, image) == bytes(expected)
+    await client.close()

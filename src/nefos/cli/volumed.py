@@ -20,7 +20,7 @@ import typer
 from nefos.cli.common import ConfigFile, DataDir, check_schema, settings_for
 from nefos.core.logging import configure_logging
 from nefos.server.engines import Engines
-from nefos.volume.devices import DIRTY_BLOCKS
+from nefos.volume.devices import DIRTY_BLOCKS, SEAL_AFTER
 from nefos.volume.extstorage import DEFAULT_RUN_DIR
 from nefos.volume.volumed import Volumed
 
@@ -49,6 +49,14 @@ def volumed(
             help="Unflushed writes kept in memory per volume before write-back starts",
         ),
     ] = DIRTY_BLOCKS * 4,
+    seal_after: Annotated[
+        float,
+        typer.Option(
+            "--seal-after",
+            help="Seconds a volume's block must go unwritten before it is hashed into "
+            "a content-addressed block in the background (0: only at a snapshot or clone)",
+        ),
+    ] = SEAL_AFTER,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
     data_dir: DataDir = None,
     config: ConfigFile = None,
@@ -61,7 +69,12 @@ def volumed(
         await check_schema(settings)
         engines = Engines(settings)
         server = Volumed(
-            engines.db, engines.store, engines.volumes, run_dir, max(1, dirty_mib // 4)
+            engines.db,
+            engines.store,
+            engines.volumes,
+            run_dir,
+            max(1, dirty_mib // 4),
+            seal_after=seal_after,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -642,6 +642,8 @@ class FileStore:
             for write in writes:
                 path = self._extent_path(write.name)
                 fd, new = self._open_extent(path, write.fresh)
+                if not write.fresh and os.fstat(fd).st_nlink > 1:
+                    fd = self._unshare(path, fd)
                 opened.append(fd)
                 if new:
                     made.add(path.parent)
@@ -685,7 +687,18 @@ class FileStore:
         (data,) = await asyncio.to_thread(self._read_extents, [name])
         return data
 
-    def _seal(self, names: Sequence[str]) -> list[str]:
+    def _seal(self, names: Sequence[str], move: bool) -> list[str]:
+        if move:
+            sync_each = not self.group_sync
+            sealed = [self._seal_by_link(name, sync_each) for name in names]
+            if not sync_each:
+                assert _syncfs is not None
+                fd = os.open(self.blocks, os.O_RDONLY)
+                try:
+                    _syncfs(fd)
+                finally:
+                    os.close(fd)
+            return sealed
         contents = self._read_extents(names)
         if self.group_sync and len(contents) > 1:
             puts: list[Put] = []
@@ -697,8 +710,75 @@ class FileStore:
             puts = self._put_blocks(contents)
         return [name for name, _ in puts]
 
-    async def seal_extents(self, names: Sequence[str]) -> list[str]:
-        return await asyncio.to_thread(self._seal, names)
+    async def seal_extents(self, names: Sequence[str], move: bool = False) -> list[str]:
+        return await asyncio.to_thread(self._seal, names, move)
+
+    def _seal_by_link(self, name: str, sync: bool) -> str:
+        """Seal an extent its owner is about to drop: its file becomes the block too (a
+        hard link, cut to the block's canonical length: only trailing zeros go, which
+        the extent reads as anyway), so nothing is copied. Should the owner never drop
+        it (a crash before its commit), the next write into the extent finds the file
+        shared and writes into a copy (``_unshare``)."""
+        path = self._extent_path(name)
+        try:
+            data = self._read(path)
+        except FileNotFoundError:
+            raise BlockMissing([name]) from None
+        content = stripped(data)
+        block = hashlib.sha256(content).hexdigest()
+        if block == EMPTY_HASH:
+            return block
+        target = self._block_path(block)
+        claim = self._claim(block)
+        try:
+            if self._touch(target):
+                return block
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(f".{block}.{os.getpid()}-{next(_temporary_names)}.tmp")
+            os.link(path, temporary)
+            try:
+                os.truncate(temporary, len(content))
+                if sync:
+                    self._sync_file(temporary)
+                os.replace(temporary, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+                raise
+            if sync:
+                self._sync_file(target.parent)
+        finally:
+            self._release(block, claim)
+        return block
+
+    @staticmethod
+    def _sync_file(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _unshare(self, path: Path, fd: int) -> int:
+        """An extent whose file is also a block (sealed by link, its owner's commit
+        lost): copy it to a file of its own before writing into it, so the block keeps
+        its bytes. Returns the new file's descriptor (the old one is closed)."""
+        try:
+            data = self._read(path)
+            temporary = path.with_name(f".{path.name}.{os.getpid()}-{next(_temporary_names)}.tmp")
+            fresh = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                _write_all(fresh, data)
+                os.fsync(fresh)
+                os.replace(temporary, path)
+            except BaseException:
+                os.close(fresh)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+                raise
+        finally:
+            os.close(fd)
+        return fresh
 
     async def delete_extents(self, names: Sequence[str]) -> None:
         paths = [self._extent_path(name) for name in names]

@@ -339,7 +339,8 @@ class RadosStore:
     def _seal(self, names: Sequence[str]) -> list[str]:
         return [name for name, _ in self._put_blocks(self._read_extents(names))]
 
-    async def seal_extents(self, names: Sequence[str]) -> list[str]:
+    async def seal_extents(self, names: Sequence[str], move: bool = False) -> list[str]:
+        # RADOS has no way to give one object's data to another: always a copy.
         return await asyncio.to_thread(self._seal, names)
 
     def _delete_extents(self, names: Sequence[str]) -> None:

@@ -113,9 +113,12 @@ class BlockStore(Protocol):
         """An extent's bytes, which may end before the block does (the rest is zeros);
         raises BlockMissing."""
 
-    async def seal_extents(self, names: Sequence[str]) -> list[str]:
+    async def seal_extents(self, names: Sequence[str], move: bool = False) -> list[str]:
         """Store each extent's bytes as a content-addressed block (durable on return, as
-        ``put_blocks``) and return its hash; the extents stay. Raises BlockMissing."""
+        ``put_blocks``) and return its hash; the extents stay. ``move``: the caller
+        writes none of these extents until it has removed them (it points its map at
+        the blocks instead), so the store may give a block the extent's own storage
+        rather than a copy. Raises BlockMissing."""
 
     async def delete_extents(self, names: Sequence[str]) -> None:
         """Remove extents; absent ones are ignored."""

@@ -68,7 +68,7 @@ DIRTY_BLOCKS = 64  # 256 MiB of unflushed writes per device before write-back st
 CLEAN_BLOCKS = 32  # 128 MiB of recently read blocks per device
 READ_AHEAD = 8  # mapped blocks fetched ahead when a read misses the cache
 PUT_STREAMS = 4  # store calls (threads) one write-back runs at once
-SEAL_BATCH = 16  # extents sealed per turn (a flush waits for at most one batch)
+SEAL_BATCH = 32  # extents sealed per turn (a flush waits for at most one batch)
 SEAL_AFTER = 30.0  # seconds without writes before idle extents are sealed
 PAGE = 4096  # the unit of a write that needs no read of the old block
 INSERT_BATCH = 2000
@@ -645,7 +645,8 @@ class Device:
                 ][:SEAL_BATCH]
                 if not batch:
                     return sealed
-                hashes = await self.store.seal_extents([self.entries[p] for p in batch])
+                names = [self.entries[p] for p in batch]
+                hashes = await seal_extents(self.store, names, move=True)
                 await self._commit(dict(zip(batch, hashes, strict=True)))
                 sealed += len(batch)
                 self.blocks_sealed += len(batch)
@@ -665,3 +666,16 @@ class Device:
                 continue
             if count:
                 log.info("%s: sealed %d idle extents", self.volume_id, count)
+
+
+async def seal_extents(store: BlockStore, names: list[str], move: bool = False) -> list[str]:
+    """``BlockStore.seal_extents`` in a few concurrent calls: reading and hashing each
+    extent is the cost, and each call works in a thread of its own (SHA-256 lets go of
+    the GIL), so a snapshot right after a burst of writes uses every core."""
+    if not names:
+        return []
+    streams = max(1, min(PUT_STREAMS, len(names)))
+    share = -(-len(names) // streams)
+    parts = [names[i : i + share] for i in range(0, len(names), share)]
+    answers = await asyncio.gather(*(store.seal_extents(part, move=move) for part in parts))
+    return [name for answer in answers for name in answer]

@@ -51,6 +51,7 @@ from nefos.storage.service import Namespace, check_object_name
 from nefos.storage.stores import BlockMissing, BlockStore, is_extent
 from nefos.volume import attachments, details, maps, states
 from nefos.volume.details import Details, VolumeView
+from nefos.volume.devices import seal_extents
 from nefos.volume.models import Snapshot, Volume, VolumeBlock, VolumeMetadata
 
 CLIENTKEY = "cyclades"  # Synnefo charges volumes as Cyclades resources
@@ -594,7 +595,7 @@ class Volumes:
                 entries = dict(rows.all())
             extents = {p: name for p, name in entries.items() if is_extent(name)}
             try:
-                hashes = await self.store.seal_extents(list(extents.values()))
+                hashes = await seal_extents(self.store, list(extents.values()))
             except BlockMissing:
                 continue
             sealed = {**entries, **dict(zip(extents, hashes, strict=True))}

@@ -39,7 +39,7 @@ from nefos.core import errors
 from nefos.core.db import Database
 from nefos.storage.stores import BlockStore
 from nefos.volume import nbd
-from nefos.volume.devices import DIRTY_BLOCKS, Device, DeviceError, Reception
+from nefos.volume.devices import DIRTY_BLOCKS, SEAL_AFTER, Device, DeviceError, Reception
 from nefos.volume.extstorage import (
     CONTROL_SOCKET,
     NBD_SOCKET,
@@ -65,6 +65,9 @@ class OpenVolume:
         self.name = name
         self.device = device
         self.released = asyncio.Event()
+        self.sealer: asyncio.Task[None] | None = None
+        if server.seal_after > 0:
+            self.sealer = asyncio.ensure_future(device.seal_idle(server.seal_after))
 
     @property
     def size(self) -> int:
@@ -94,11 +97,28 @@ class OpenVolume:
 
     async def close(self) -> None:
         try:
+            await self.stop_sealing()
             await self.flush()
         finally:
             self.server.opened.pop(self.name, None)
             self.released.set()
-            log.info("%s closed (%d blocks written)", self.name, self.device.blocks_written)
+            log.info(
+                "%s closed (%d extents written, %d sealed)",
+                self.name,
+                self.device.blocks_written,
+                self.device.blocks_sealed,
+            )
+
+    async def stop_sealing(self) -> None:
+        """Stop the idle sealer between its batches (a batch cut short would leave
+        blocks no map names, for gc: harmless, but wasted)."""
+        if self.sealer is None:
+            return
+        sealer, self.sealer = self.sealer, None
+        async with self.device.write_back_turn:  # not in the middle of a batch
+            sealer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sealer
 
 
 class Volumed:
@@ -109,6 +129,7 @@ class Volumed:
         volumes: Volumes,
         run_dir: Path,
         dirty_blocks: int = DIRTY_BLOCKS,
+        seal_after: float = SEAL_AFTER,
     ):
         self.db = db
         self.store = store
@@ -116,6 +137,7 @@ class Volumed:
         self.run_dir = Path(run_dir)
         self.attached_dir = self.run_dir / "attached"
         self.dirty_blocks = dirty_blocks
+        self.seal_after = seal_after  # seconds; 0: extents are sealed only when asked
         self.opened: dict[str, OpenVolume] = {}
         self.servers: list[asyncio.AbstractServer] = []
 
@@ -147,6 +169,7 @@ class Volumed:
             server.close()
         for opened in list(self.opened.values()):
             with contextlib.suppress(Exception):
+                await opened.stop_sealing()
                 await opened.flush()
 
     def _nbd_client(self) -> nbd.Connection:
@@ -298,9 +321,20 @@ class Volumed:
         name = env.get("VOL_SNAPSHOT_NAME") or ""
         if not name:
             raise Refused("VOL_SNAPSHOT_NAME is empty")
+        # Its extents become blocks here, once: the snapshot names them, and so does the
+        # volume, until it writes them again (then copied up, as spec §6 says). A volume
+        # no client has open is opened for this, as a client would be (one writer).
         opened = self.opened.get(str(key))
+        transient = opened is None
+        if transient:
+            opened = await self.open(str(key))  # None: not attached on this node
         if opened is not None:
-            await opened.flush()
+            try:
+                await opened.flush()
+                await opened.device.seal()
+            finally:
+                if transient:
+                    await opened.close()
         snapshot, image = await self.volumes.snapshot(owner, key, name)
         return {"volume": str(key), "snapshot": str(snapshot.id), "image": str(image.id)}
 
