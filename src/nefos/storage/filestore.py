@@ -738,6 +738,9 @@ class FileStore:
             os.link(path, temporary)
             try:
                 os.truncate(temporary, len(content))
+                # Put now, for gc: the extent's file may be older than gc's grace, and
+                # the owner's map names the block only once it commits.
+                os.utime(temporary)
                 if sync:
                     self._sync_file(temporary)
                 os.replace(temporary, target)
