@@ -199,3 +199,40 @@ async def test_zeros_written_whole_drop_the_extent(
     await device.flush()
     assert await volumes.entries(user, volume.id) == {}
     assert await engines.store.extent_names(volume.id.hex) == []
+
+
+async def test_in_place_write_backs_leave_the_sync_to_the_flush(
+    engines: Engines, volumes: Volumes, user: str
+):
+    """A background write-back into the volume's own extents is not made durable by
+    itself (each ``syncfs`` costs a journal commit); the next flush makes everything
+    written since durable at once. New extents are durable before the map names them."""
+    synced: list[list[str]] = []
+    store = engines.store
+    real_sync = store.sync_extents
+
+    async def sync_extents(names):
+        synced.append(list(names))
+        await real_sync(names)
+
+    store.sync_extents = sync_extents  # type: ignore[method-assign]
+    try:
+        volume = await volumes.create(user, 8 * BLOCK_SIZE)
+        device = await Device.open(engines.db, engines.store, volume.id, dirty_blocks=2)
+        await device.write(0, os.urandom(8 * BLOCK_SIZE))
+        await device.flush()
+        assert synced and all(synced)  # new extents: synced before each commit
+        synced.clear()
+        for position in range(8):  # in place now; the bound of 2 writes them back early
+            await device.write(position * BLOCK_SIZE, bytes([position + 1]) * PAGE)
+        if device.background is not None:
+            await device.background
+        assert synced == []  # in place, in the background: not yet
+        await device.flush()
+        assert len(synced) == 1
+        assert set(synced[0]) == {extent_name(volume.id.hex, p) for p in range(8)}
+    finally:
+        del store.sync_extents
+    reopened = await Device.open(engines.db, engines.store, volume.id)
+    for position in range(8):
+        assert await reopened.read(position * BLOCK_SIZE, 2) == bytes([position + 1]) * 2

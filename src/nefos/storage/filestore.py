@@ -635,7 +635,7 @@ class FileStore:
         while done < length:
             done += os.pwrite(fd, view[done:], offset + done)
 
-    def _write_extents(self, writes: Sequence[ExtentWrite]) -> None:
+    def _write_extents(self, writes: Sequence[ExtentWrite], durable: bool) -> None:
         opened: list[int] = []
         made: set[Path] = set()  # directories holding new names
         try:
@@ -651,7 +651,7 @@ class FileStore:
                     if offset < 0 or offset + memoryview(data).nbytes > BLOCK_SIZE:
                         raise ValueError(f"a run past the end of extent {write.name}")
                     self._write_run(fd, offset, data)
-            if not opened:
+            if not opened or not durable:
                 return
             if self.group_sync:
                 assert _syncfs is not None
@@ -660,17 +660,39 @@ class FileStore:
             for fd in opened:
                 os.fsync(fd)
             for directory in made | {d.parent for d in made}:
-                handle = os.open(directory, os.O_RDONLY)
-                try:
-                    os.fsync(handle)
-                finally:
-                    os.close(handle)
+                self._sync_file(directory)
         finally:
             for fd in opened:
                 os.close(fd)
 
-    async def write_extents(self, writes: Sequence[ExtentWrite]) -> None:
-        await asyncio.to_thread(self._write_extents, writes)
+    async def write_extents(self, writes: Sequence[ExtentWrite], durable: bool = True) -> None:
+        await asyncio.to_thread(self._write_extents, writes, durable)
+
+    def _sync_extents(self, names: Sequence[str]) -> None:
+        """One ``syncfs`` for them all; without it, an fsync of each and of its owner's
+        directory (and of the directory above, which holds the owner's)."""
+        if not names:
+            return
+        if self.group_sync:
+            assert _syncfs is not None
+            fd = os.open(self.extents, os.O_RDONLY)
+            try:
+                _syncfs(fd)
+            finally:
+                os.close(fd)
+            return
+        directories = set()
+        for name in names:
+            path = self._extent_path(name)
+            with contextlib.suppress(FileNotFoundError):  # dropped meanwhile
+                self._sync_file(path)
+            directories.add(path.parent)
+        for directory in directories | {self.extents}:
+            with contextlib.suppress(FileNotFoundError):
+                self._sync_file(directory)
+
+    async def sync_extents(self, names: Sequence[str]) -> None:
+        await asyncio.to_thread(self._sync_extents, names)
 
     def _read_extents(self, names: Sequence[str]) -> list[bytes]:
         found, absent = [], []

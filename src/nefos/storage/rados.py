@@ -316,8 +316,12 @@ class RadosStore:
                 finally:
                     io.release_write_op(op)
 
-    async def write_extents(self, writes: Sequence[ExtentWrite]) -> None:
+    async def write_extents(self, writes: Sequence[ExtentWrite], durable: bool = True) -> None:
+        # A write RADOS acknowledges is committed: durable either way.
         await asyncio.to_thread(self._write_extents, writes)
+
+    async def sync_extents(self, names: Sequence[str]) -> None:
+        return None  # every acknowledged write is durable already
 
     def _read_extents(self, names: Sequence[str]) -> list[bytes]:
         found, absent = [], []

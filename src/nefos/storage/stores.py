@@ -105,9 +105,13 @@ class BlockStore(Protocol):
         a concurrent put or touch of it, so gc never removes what a writer just relied on.
         Absent names are skipped."""
 
-    async def write_extents(self, writes: Sequence[ExtentWrite]) -> None:
+    async def write_extents(self, writes: Sequence[ExtentWrite], durable: bool = True) -> None:
         """Write runs into extents in place, making each extent that did not exist;
-        durable when it returns (all of them). The buffers are not kept."""
+        durable when it returns (all of them), unless not ``durable``: then only once
+        ``sync_extents`` has returned for them. The buffers are not kept."""
+
+    async def sync_extents(self, names: Sequence[str]) -> None:
+        """Make what was written into these extents durable, with their names."""
 
     async def read_extent(self, name: str) -> bytes:
         """An extent's bytes, which may end before the block does (the rest is zeros);

@@ -66,6 +66,7 @@ from nefos.volume.models import Volume, VolumeBlock
 
 DIRTY_BLOCKS = 64  # 256 MiB of unflushed writes per device before write-back starts
 CLEAN_BLOCKS = 32  # 128 MiB of recently read blocks per device
+EAGER_BLOCKS = 4  # blocks written whole that start a background write-back
 SPARE_BLOCKS = 32  # written-back buffers kept for the next dirty blocks (128 MiB)
 READ_AHEAD = 8  # mapped blocks fetched ahead when a read misses the cache
 PUT_STREAMS = 4  # store calls (threads) one write-back runs at once
@@ -90,11 +91,12 @@ class Dirty:
     pages set in ``pages`` (a bit mask) hold the volume's bytes; the others are zeros
     standing in for the old block, which is read when the whole block is needed."""
 
-    __slots__ = ("buffer", "filled", "pages", "receiving")
+    __slots__ = ("buffer", "filled", "pages", "receiving", "whole")
 
     def __init__(self, buffer: bytearray, filled: bool):
         self.buffer = buffer
         self.filled = filled
+        self.whole = filled  # every byte written (not filled in from the old block)
         self.pages = 0
         self.receiving = 0  # writes' payloads arriving in ``buffer``: not written back yet
 
@@ -107,7 +109,7 @@ class Dirty:
         first, last = start // PAGE, -(-end // PAGE)
         self.pages |= ((1 << (last - first)) - 1) << first
         if self.pages == (1 << -(-length // PAGE)) - 1:
-            self.filled, self.pages = True, 0
+            self.filled, self.whole, self.pages = True, True, 0
 
     def runs(self) -> list[tuple[int, int]]:
         """The byte ranges the written pages cover, merged."""
@@ -187,6 +189,7 @@ class Device:
         self.blocks_written = 0  # extents written by write-back (for logs and tests)
         self.blocks_sealed = 0
         self.extent_written: dict[int, float] = {}  # position -> when, for sealing
+        self.unsynced: set[str] = set()  # extents written in place since the last sync
         self.last_write = time.monotonic()
 
     @classmethod
@@ -447,16 +450,29 @@ class Device:
 
     async def _bound(self) -> None:
         """Past the dirty bound, write the oldest half back in the background (a
-        sequential writer has finished them); past twice the bound, wait for it."""
-        if len(self.dirty) <= self.dirty_blocks:
-            return
+        sequential writer has finished them); past twice the bound, wait for it.
+        Below it, blocks written whole that the writer has left (a sequential writer's)
+        go back in the background once there are a few, so the disk works while the
+        next ones arrive rather than all at the flush."""
         running = self.background
-        if running is None or running.done():
-            oldest = list(self.dirty)[: max(1, self.dirty_blocks // 2)]
-            self.background = asyncio.ensure_future(self._background(oldest))
-        elif len(self.dirty) + len(self.writing) > 2 * self.dirty_blocks:
-            await asyncio.shield(running)
-            self._raise_failure()
+        idle = running is None or running.done()
+        if len(self.dirty) > self.dirty_blocks:
+            if idle:
+                oldest = list(self.dirty)[: max(1, self.dirty_blocks // 2)]
+                self.background = asyncio.ensure_future(self._background(oldest))
+            elif len(self.dirty) + len(self.writing) > 2 * self.dirty_blocks:
+                await asyncio.shield(running)
+                self._raise_failure()
+            return
+        if idle and len(self.dirty) > EAGER_BLOCKS:
+            newest = next(reversed(self.dirty))
+            done = [
+                position
+                for position, dirty in self.dirty.items()
+                if dirty.whole and not dirty.receiving and position != newest
+            ]
+            if len(done) >= EAGER_BLOCKS:
+                self.background = asyncio.ensure_future(self._background(done))
 
     async def _background(self, positions: list[int]) -> None:
         try:
@@ -477,7 +493,7 @@ class Device:
         for piece in maps.pieces(offset, length, self.size):
             position = piece.position
             if piece.whole and position not in self.dirty:
-                if position in self.entries or position in self.writing:
+                if position in self.entries or position in self.writing or position in self.partial:
                     async with self.write_back_turn:
                         if position not in self.dirty:
                             await self._commit({position: EMPTY_HASH})
@@ -525,6 +541,8 @@ class Device:
                     frozen[position] = (dirty.buffer, runs)
                     del self.dirty[position]
             if not frozen:
+                if positions is None and self.unsynced:  # a flush: make them durable
+                    await self._sync(set())
                 return
             self.written.clear()
             for position, (buffer, runs) in frozen.items():
@@ -538,6 +556,13 @@ class Device:
             try:
                 writes, changed = self._extent_writes(frozen)
                 await self._put(writes)
+                names = {write.name for write in writes}
+                if positions is None or changed:
+                    # A flush, or new extents the map is about to name: durable first
+                    # (with what earlier write-backs wrote in place meanwhile).
+                    await self._sync(names)
+                else:  # in place only: the next flush makes them durable
+                    self.unsynced |= names
                 if changed:
                     await self._commit(changed)
             except BaseException:
@@ -586,14 +611,26 @@ class Device:
         return writes, changed
 
     async def _put(self, writes: list[ExtentWrite]) -> None:
-        """``write_extents`` in a few concurrent calls: each engine works a call in its
-        own thread."""
+        """``write_extents`` in a few concurrent calls (each engine works a call in its
+        own thread), not yet durable: ``_sync`` makes them so, once for them all."""
         if not writes:
             return
         streams = max(1, min(PUT_STREAMS, len(writes)))
         share = -(-len(writes) // streams)
         parts = [writes[i : i + share] for i in range(0, len(writes), share)]
-        await asyncio.gather(*(self.store.write_extents(part) for part in parts))
+        await asyncio.gather(*(self.store.write_extents(p, durable=False) for p in parts))
+
+    async def _sync(self, names: set[str]) -> None:
+        """Make ``names`` and every extent written in place since the last sync durable
+        (in the file store, one ``syncfs``): background write-backs in place leave that
+        to the flush that needs it."""
+        pending = self.unsynced | names
+        self.unsynced = set()
+        try:
+            await self.store.sync_extents(sorted(pending))
+        except BaseException:
+            self.unsynced |= pending
+            raise
 
     async def _commit(self, written: dict[int, str]) -> None:
         """Point ``written`` positions at their blocks or extents (EMPTY_HASH: no entry)
