@@ -16,7 +16,10 @@ then times, ``--runs`` times each and alternating with the raw file, on the same
   the first right after the writes (it seals the extents they left), then four more.
 
 Prints each command, the median seconds and MiB/s or IOPS of each, and volumed/raw
-ratios. Needs qemu-utils (``scripts/ganeti-dev.sh install``).
+ratios. ``--qemu-nbd`` also times the sequential write and read against QEMU's own NBD
+server (``qemu-nbd``, serving a raw file on the same disk over a unix socket): what the
+NBD hop itself costs on this machine. Needs qemu-utils (``scripts/ganeti-dev.sh
+install``).
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ def main() -> None:
         default="write,read,random,snapshot",
         help="comma-separated parts to time (read alone still writes the volume once)",
     )
+    parser.add_argument(
+        "--qemu-nbd", action="store_true", help="also time qemu-nbd over a raw file"
+    )
     options = parser.parse_args()
     for tool in ("qemu-img", "qemu-io"):
         if not shutil.which(tool):
@@ -141,6 +147,8 @@ def main() -> None:
         read = ["qemu-img", "bench", "-t", "none", "-f", "raw", "-c", "256", "-s", "4M", "-d", "8"]
         if "read" in parts:
             report("sequential read, 1 GiB", [*read, uri], [*read, str(raw)], options.runs, GiB)
+        if options.qemu_nbd:
+            qemu_nbd_reference(work, run_dir, source, raw, convert, read, options.runs)
         if "random" in parts:
             rng = random.Random(1)
             commands = "".join(
@@ -177,6 +185,40 @@ def main() -> None:
             volumed.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def qemu_nbd_reference(
+    work: Path, run_dir: Path, source: Path, raw: Path, convert: list, read: list, runs: int
+) -> None:
+    """The same write and read against qemu-nbd serving a raw file, alternating with
+    the raw file itself: the NBD hop's own cost, with QEMU's C server."""
+    served = work / "served.img"
+    run("qemu-img", "create", "-f", "raw", "-o", "preallocation=full", str(served), "1G")
+    sock = run_dir / "qemu-nbd.sock"
+    server = subprocess.Popen(
+        ["qemu-nbd", f"--socket={sock}", "--cache=writeback", "-f", "raw", "-x", "exp",
+         "-t", str(served)],
+    )  # fmt: skip
+    try:
+        while not sock.exists():
+            time.sleep(0.05)
+        uri = f"nbd+unix:///exp?socket={sock}"
+        for what, over_nbd, direct in (
+            ("sequential write", [*convert, str(source), uri], [*convert, str(source), str(raw)]),
+            ("sequential read", [*read, uri], [*read, str(raw)]),
+        ):
+            times_q, times_r = [], []
+            for _ in range(runs):
+                times_q.append(run(*over_nbd))
+                times_r.append(run(*direct))
+            ratios = [r / q for q, r in zip(times_q, times_r, strict=True)]
+            q, r = statistics.median(times_q), statistics.median(times_r)
+            print(f"{what}, 1 GiB, qemu-nbd --cache=writeback over a raw file:")
+            print(f"  qemu-nbd {q:.2f} s ({GiB / MiB / q:,.0f} MiB/s), raw {r:.2f} s")
+            print(f"  throughput qemu-nbd/raw {statistics.median(ratios):.2f}\n")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
 
 
 def report(what: str, volumed: list[str], raw: list[str], runs: int, size: int) -> None:
