@@ -14,6 +14,7 @@ import pytest
 
 from nefos.core.config import Settings
 from nefos.server.engines import Engines
+from nefos.volume.service import Volumes
 from tests.volume.node import Node
 
 V3 = "/volume/v3"
@@ -26,6 +27,18 @@ GiB = 1 << 30
 async def stream(data: bytes) -> AsyncIterator[bytes]:
     for start in range(0, len(data), MiB):
         yield data[start : start + MiB]
+
+
+@pytest.fixture
+async def user(engines: Engines) -> str:
+    """A user of the volume service's own tests."""
+    made, _ = await engines.identity.create_user(f"v-{uuid.uuid4().hex[:8]}@example.org")
+    return str(made.id)
+
+
+@pytest.fixture
+def volumes(engines: Engines) -> Volumes:
+    return engines.volumes
 
 
 @pytest.fixture

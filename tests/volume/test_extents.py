@@ -18,20 +18,26 @@ from nefos.storage.stores import ExtentWrite, extent_name, is_extent
 from nefos.volume.devices import Device
 from nefos.volume.models import Volume
 from nefos.volume.service import Volumes
-from tests.volume.test_service import image_bytes, make_image, new_user
+from tests.volume.test_service import image_bytes, make_image
 
 MiB = 1 << 20
 PAGE = 4096
 
 
-@pytest.fixture
-async def user(engines: Engines) -> str:
-    return await new_user(engines)
+async def written(
+    engines: Engines, volumes: Volumes, user: str, blocks: int
+) -> tuple[Volume, Device, bytes]:
+    """A volume of ``blocks`` blocks written whole through a device, flushed: extents."""
+    volume = await volumes.create(user, blocks * BLOCK_SIZE)
+    device = await Device.open(engines.db, engines.store, volume.id)
+    data = os.urandom(blocks * BLOCK_SIZE)
+    await device.write(0, data)
+    await device.flush()
+    return volume, device, data
 
 
-@pytest.fixture
-def volumes(engines: Engines) -> Volumes:
-    return engines.volumes
+def block_hashes(data: bytes) -> set[str]:
+    return {block_hash(data[i : i + BLOCK_SIZE]) for i in range(0, len(data), BLOCK_SIZE)}
 
 
 async def updated(engines: Engines, volume_id: uuid.UUID):
@@ -80,11 +86,7 @@ async def test_small_writes_land_in_place_after_one_copy_up(
 async def test_a_snapshot_and_a_clone_seal_extents_and_keep_their_bytes(
     engines: Engines, volumes: Volumes, user: str
 ):
-    volume = await volumes.create(user, 3 * BLOCK_SIZE)
-    device = await Device.open(engines.db, engines.store, volume.id)
-    first = os.urandom(3 * BLOCK_SIZE)
-    await device.write(0, first)
-    await device.flush()
+    volume, device, first = await written(engines, volumes, user, 3)
     entries = await volumes.entries(user, volume.id)
     assert all(is_extent(name) for name, _ in entries.values()) and len(entries) == 3
 
@@ -93,9 +95,7 @@ async def test_a_snapshot_and_a_clone_seal_extents_and_keep_their_bytes(
     # Both name content-addressed blocks; the volume still owns its extents.
     assert await image_bytes(engines, image) == first
     clone_entries = await volumes.entries(user, clone.id)
-    assert {n for n, _ in clone_entries.values()} == {
-        block_hash(first[i : i + BLOCK_SIZE]) for i in range(0, len(first), BLOCK_SIZE)
-    }
+    assert {n for n, _ in clone_entries.values()} == block_hashes(first)
     assert await volumes.entries(user, volume.id) == entries
 
     # The volume writes on in place; the snapshot and the clone do not change.
@@ -112,11 +112,7 @@ async def test_a_snapshot_and_a_clone_seal_extents_and_keep_their_bytes(
 async def test_sealing_turns_extents_into_blocks_and_idle_ones_seal_themselves(
     engines: Engines, volumes: Volumes, user: str
 ):
-    volume = await volumes.create(user, 4 * BLOCK_SIZE)
-    device = await Device.open(engines.db, engines.store, volume.id)
-    data = os.urandom(4 * BLOCK_SIZE)
-    await device.write(0, data)
-    await device.flush()
+    volume, device, data = await written(engines, volumes, user, 4)
     assert len(await engines.store.extent_names(volume.id.hex)) == 4
 
     sealer = asyncio.create_task(device.seal_idle(after=0.5))
@@ -128,9 +124,7 @@ async def test_sealing_turns_extents_into_blocks_and_idle_ones_seal_themselves(
     finally:
         sealer.cancel()
     entries = await volumes.entries(user, volume.id)
-    assert {n for n, _ in entries.values()} == {
-        block_hash(data[i : i + BLOCK_SIZE]) for i in range(0, len(data), BLOCK_SIZE)
-    }
+    assert {n for n, _ in entries.values()} == block_hashes(data)
     assert await engines.store.extent_names(volume.id.hex) == []
     assert await device.read(0, 4 * BLOCK_SIZE) == data
 

@@ -40,16 +40,6 @@ async def new_user(engines: Engines) -> str:
     return str(user.id)
 
 
-@pytest.fixture
-async def user(engines: Engines) -> str:
-    return await new_user(engines)
-
-
-@pytest.fixture
-def volumes(engines: Engines) -> Volumes:
-    return engines.volumes
-
-
 async def make_image(engines: Engines, owner: str, data: bytes, name: str = "disk.img") -> Image:
     await engines.storage.create_container(owner, "images")
     await engines.storage.put_object(owner, "images", name, stream(data))
