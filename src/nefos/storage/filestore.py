@@ -34,13 +34,13 @@ import errno
 import fcntl
 import hashlib
 import itertools
-import mmap
 import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nefos.blocks import BLOCK_SIZE, EMPTY_HASH, Buffer, is_hash, stripped
+from nefos.storage.direct import ALIGN, aligned_buffer, aligned_copy, padded, read_all, write_all
 from nefos.storage.stores import (
     BlockMissing,
     ExtentWrite,
@@ -56,9 +56,6 @@ from nefos.storage.stores import (
 HELD = "~gc"  # the suffix of a file collect has renamed aside
 DIRECT_MIN = 1 << 20  # blocks at least this big are written with O_DIRECT
 INLINE_READ = 64 * 1024  # blocks this small are read on the event loop when cached
-ALIGN = 4096  # O_DIRECT's unit for buffers, offsets and lengths (any disk's block divides it)
-_ZEROS = bytes(ALIGN)
-_aligned = threading.local()  # each writer thread's page-aligned buffer
 _temporary_names = itertools.count()  # with the pid, unique without asking for randomness
 
 
@@ -79,55 +76,6 @@ def _libc_syncfs() -> Callable[[int], None] | None:
 
 
 _syncfs = _libc_syncfs()
-
-
-def _padded(size: int) -> int:
-    """``size`` rounded up to whole ``ALIGN`` units, as O_DIRECT transfers them."""
-    return -(-size // ALIGN) * ALIGN
-
-
-def _aligned_buffer(size: int) -> mmap.mmap:
-    """This thread's page-aligned buffer, of ``size`` bytes at least (O_DIRECT reads and
-    writes go through it); ``size`` is a whole number of ``ALIGN`` units."""
-    buffer = getattr(_aligned, "buffer", None)
-    if buffer is None or len(buffer) < size:
-        buffer = _aligned.buffer = mmap.mmap(-1, max(size, BLOCK_SIZE))
-    return buffer
-
-
-def _read_all(fd: int, size: int, offset: int = 0) -> bytes:
-    """``size`` bytes from ``offset``: a file that ends sooner is an error, never a
-    shorter block (its hash would no longer be its name)."""
-    chunks, retries = [], 3
-    while size > 0:
-        chunk = os.pread(fd, size, offset)
-        if not chunk:
-            if retries == 0:
-                raise OSError(errno.EIO, f"block file ended {size} bytes early")
-            retries -= 1
-            continue
-        chunks.append(chunk)
-        size -= len(chunk)
-        offset += len(chunk)
-    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
-
-
-def _aligned_copy(data: Buffer) -> memoryview:
-    """``data`` copied into this thread's page-aligned buffer, zero-padded to whole
-    ``ALIGN`` units, as O_DIRECT needs (the file is cut to its length afterwards)."""
-    source = memoryview(data).cast("B")
-    length = len(source)
-    padded = _padded(length)
-    view = memoryview(_aligned_buffer(padded))
-    view[:length] = source
-    view[length:padded] = _ZEROS[: padded - length]
-    return view[:padded]
-
-
-def _write_all(fd: int, data: Buffer) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class FileStore:
@@ -180,7 +128,7 @@ class FileStore:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             if self.direct_min is None or memoryview(data).nbytes < self.direct_min:
-                _write_all(fd, data)
+                write_all(fd, data)
             else:
                 self._write_direct(fd, data)
             if sync:
@@ -199,7 +147,7 @@ class FileStore:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         try:
             fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
-            _write_all(fd, _aligned_copy(data))
+            write_all(fd, aligned_copy(data))
             os.ftruncate(fd, memoryview(data).nbytes)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
@@ -208,7 +156,7 @@ class FileStore:
             fcntl.fcntl(fd, fcntl.F_SETFL, flags)
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
-            _write_all(fd, data)
+            write_all(fd, data)
 
     @staticmethod
     def _touch(path: Path) -> bool:
@@ -404,20 +352,20 @@ class FileStore:
                 read = self._read_direct(fd, size)
                 if read is not None:
                     return read
-            return _read_all(fd, size)
+            return read_all(fd, size)
         finally:
             os.close(fd)
 
     def _read_direct(self, fd: int, size: int) -> bytes | None:
         """None where the filesystem refuses O_DIRECT (then reads go through the cache,
         from then on, as writes do)."""
-        padded = _padded(size)
-        view = memoryview(_aligned_buffer(padded))
+        units = padded(size)
+        view = memoryview(aligned_buffer(units))
         try:
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
             got = 0
             while got < size:  # whole ALIGN units until the end of the file
-                read = os.preadv(fd, [view[got:padded]], got)
+                read = os.preadv(fd, [view[got:units]], got)
                 if read == 0 or read % ALIGN:
                     got += read
                     break
@@ -432,7 +380,7 @@ class FileStore:
         # A direct read may stop short of the end (seen under memory pressure, at the
         # file's last partial unit): the rest through the page cache, from where it stopped.
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
-        return bytes(view[:got]) + _read_all(fd, size - got, got)
+        return bytes(view[:got]) + read_all(fd, size - got, got)
 
     @staticmethod
     def _read_cached(path: Path) -> bytes | None:
@@ -620,7 +568,7 @@ class FileStore:
             flags = fcntl.fcntl(fd, fcntl.F_GETFL)
             try:
                 fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
-                aligned = _aligned_copy(view)
+                aligned = aligned_copy(view)
                 done = 0
                 while done < length:
                     done += os.pwrite(fd, aligned[done:length], offset + done)
@@ -793,7 +741,7 @@ class FileStore:
             temporary = path.with_name(f".{path.name}.{os.getpid()}-{next(_temporary_names)}.tmp")
             fresh = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             try:
-                _write_all(fresh, data)
+                write_all(fresh, data)
                 os.fsync(fresh)
                 os.replace(temporary, path)
             except BaseException:
