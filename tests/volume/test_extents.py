@@ -18,6 +18,7 @@ from nefos.storage.stores import ExtentWrite, extent_name, is_extent
 from nefos.volume.devices import Device
 from nefos.volume.models import Volume
 from nefos.volume.service import Volumes
+from tests.conftest import invoke_nefos
 from tests.volume.test_service import image_bytes, make_image
 
 MiB = 1 << 20
@@ -230,3 +231,17 @@ async def test_in_place_write_backs_leave_the_sync_to_the_flush(
     reopened = await Device.open(engines.db, engines.store, volume.id)
     for position in range(8):
         assert await reopened.read(position * BLOCK_SIZE, 2) == bytes([position + 1]) * 2
+
+
+async def test_fsck_reports_an_extent_a_map_names_and_the_store_lost(
+    engines: Engines, volumes: Volumes, user: str, settings
+):
+    volume, _, _ = await written(engines, volumes, user, 2)
+    done = await invoke_nefos(settings, "storage", "fsck", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lost = extent_name(volume.id.hex, 1)
+    await engines.store.delete_extents([lost])
+    (problem,) = await volumes.check_extents()
+    assert problem.kind == "extents-missing" and problem.blocks == (lost,)
+    done = await invoke_nefos(settings, "storage", "fsck", check=False)
+    assert done.returncode == 1 and "extents-missing" in done.stdout

@@ -36,13 +36,18 @@ def storage_fsck(
 ) -> None:
     """Check every version's map and blocks against the store; list orphans.
 
-    The blocks of volume maps and of builds in flight are checked too, and are no orphans.
+    The blocks of volume maps and of builds in flight are checked too, and are no orphans;
+    so are the extents volume maps name (the blocks volumes own, written in place).
 
     Exits 1 when a version has a problem; orphans are gc's work, not problems.
     """
-    report = with_engines(
-        config, data_dir, lambda e: fsck(e.db, e.store, deep=deep, pinned=e.block_pins)
-    )
+
+    async def check(e: Engines) -> FsckReport:
+        report = await fsck(e.db, e.store, deep=deep, pinned=e.block_pins)
+        report.problems += await e.volumes.check_extents()
+        return report
+
+    report = with_engines(config, data_dir, check)
     if as_json:
         out.print_json(json.dumps({**asdict(report), "clean": report.clean}))
     else:

@@ -112,7 +112,8 @@ PINNED = "(pinned)"  # the path of a problem with what a referrer outside the na
 class Problem:
     """Something wrong with one version; ``kind`` is one of ``map-missing``,
     ``map-corrupt``, ``size``, ``hash``, ``blocks-missing``, ``blocks-corrupt``. A
-    problem with what ``pinned`` names has serial 0 and the path ``PINNED``."""
+    problem with what ``pinned`` names has serial 0 and the path ``PINNED``; one with
+    the extents volume maps name (``Volumes.check_extents``), ``extents-missing``."""
 
     serial: int
     path: str

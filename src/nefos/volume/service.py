@@ -47,6 +47,7 @@ from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
 from nefos.images.service import Image, Images
 from nefos.quotas.service import Quotas, charge
+from nefos.storage.maintenance import Problem
 from nefos.storage.service import Namespace, check_object_name
 from nefos.storage.stores import BlockMissing, BlockStore, is_extent
 from nefos.volume import attachments, details, maps, states
@@ -65,6 +66,7 @@ WRITE_TRIES = 5  # a write that meets another process's write to its blocks star
 LOCKS = 64  # writes to one volume in this process take turns (striped by volume)
 SEAL_TRIES = 5  # a volumed sealing extents meanwhile removes them: read the map again
 EXTENT_ENTRY = VolumeBlock.hash.contains(".")  # an entry naming the volume's own extent
+EXTENTS = "(volume extents)"  # the path of fsck's problem with them
 
 
 class Volumes:
@@ -186,6 +188,32 @@ class Volumes:
         async with self.db.session() as s:
             found = set(await s.scalars(select(VolumeBlock.hash).where(~EXTENT_ENTRY).distinct()))
         return set(), found
+
+    async def check_extents(self) -> list[Problem]:
+        """fsck of the extents volume maps name (``nefos storage fsck``; the store's
+        fsck sees blocks and maps only): each must be in the store. One a volumed drops
+        while this looks (sealed, or written as zeros) is no problem."""
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(select(VolumeBlock.volume_id, VolumeBlock.hash).where(EXTENT_ENTRY))
+            ).all()
+        named: dict[uuid.UUID, set[str]] = {}
+        for volume_id, name in rows:
+            named.setdefault(volume_id, set()).add(name)
+        missing = []
+        for volume_id, names in named.items():
+            stored = set(await self.store.extent_names(volume_id.hex))
+            missing += sorted(names - stored)
+        if missing:
+            async with self.db.session() as s:
+                still = set(
+                    await s.scalars(select(VolumeBlock.hash).where(VolumeBlock.hash.in_(missing)))
+                )
+            missing = [name for name in missing if name in still]
+        if not missing:
+            return []
+        detail = f"{len(missing)} of {len(rows)} extents volume maps name are missing"
+        return [Problem(0, EXTENTS, "extents-missing", detail, tuple(missing))]
 
     # -- creating -------------------------------------------------------------------------
 
