@@ -319,19 +319,24 @@ class FileStore:
                 else:
                     future.set_result(outcome)
 
-    def _get_blocks(self, hashes: Sequence[str]) -> list[bytes]:
+    def _read_named(self, names: Sequence[str], path_of: Callable[[str], Path]) -> list[bytes]:
+        """Each named file's bytes (the zero block's are empty, from no file); raises
+        BlockMissing naming every absent one."""
         found, absent = [], []
-        for name in hashes:
+        for name in names:
             if name == EMPTY_HASH:
                 found.append(b"")
                 continue
             try:
-                found.append(self._read(self._block_path(name)))
+                found.append(self._read(path_of(name)))
             except FileNotFoundError:
                 absent.append(name)
         if absent:
             raise BlockMissing(absent)
         return found
+
+    def _get_blocks(self, hashes: Sequence[str]) -> list[bytes]:
+        return self._read_named(hashes, self._block_path)
 
     async def get_blocks(self, hashes: Sequence[str]) -> list[bytes]:
         if len(hashes) == 1 and hashes[0] != EMPTY_HASH:
@@ -643,15 +648,7 @@ class FileStore:
         await asyncio.to_thread(self._sync_extents, names)
 
     def _read_extents(self, names: Sequence[str]) -> list[bytes]:
-        found, absent = [], []
-        for name in names:
-            try:
-                found.append(self._read(self._extent_path(name)))
-            except FileNotFoundError:
-                absent.append(name)
-        if absent:
-            raise BlockMissing(absent)
-        return found
+        return self._read_named(names, self._extent_path)  # (no extent is named EMPTY_HASH)
 
     async def read_extent(self, name: str) -> bytes:
         (data,) = await asyncio.to_thread(self._read_extents, [name])

@@ -555,8 +555,8 @@ class Device:
             log.debug("%s: writing back blocks %s", self.volume_id, list(frozen))
             try:
                 writes, changed = self._extent_writes(frozen)
-                await self._put(writes)
-                names = {write.name for write in writes}
+                await self._put(list(writes.values()))
+                names = {write.name for write in writes.values()}
                 if positions is None or changed:
                     # A flush, or new extents the map is about to name: durable first
                     # (with what earlier write-backs wrote in place meanwhile).
@@ -580,8 +580,8 @@ class Device:
                 self.written.set()
             now = time.monotonic()
             self.blocks_written += len(writes)
-            for write in writes:
-                self.extent_written[int(write.name.rpartition(".")[2], 16)] = now
+            for position in writes:
+                self.extent_written[position] = now
             for position, (buffer, _runs) in frozen.items():
                 self.partial.discard(position)
                 if position in self.writing:
@@ -590,10 +590,11 @@ class Device:
 
     def _extent_writes(
         self, frozen: dict[int, tuple[bytes | bytearray, list[tuple[int, int]] | None]]
-    ) -> tuple[list[ExtentWrite], dict[int, str]]:
-        """What a write-back writes: each block into its extent (in place, or a new one),
-        and the entries that change (new extents; blocks all zeros, dropped)."""
-        writes: list[ExtentWrite] = []
+    ) -> tuple[dict[int, ExtentWrite], dict[int, str]]:
+        """What a write-back writes, by position: each block into its extent (in place,
+        or a new one); and the entries that change (new extents; blocks all zeros,
+        dropped)."""
+        writes: dict[int, ExtentWrite] = {}
         changed: dict[int, str] = {}
         for position, (buffer, runs) in frozen.items():
             name = self._extent(position)
@@ -604,9 +605,9 @@ class Device:
                 continue
             pieces = [(0, view)] if runs is None else [(a, view[a:b]) for a, b in runs]
             if self.entries.get(position) == name:
-                writes.append(ExtentWrite(name, pieces))
+                writes[position] = ExtentWrite(name, pieces)
             else:
-                writes.append(ExtentWrite(name, pieces, fresh=True))
+                writes[position] = ExtentWrite(name, pieces, fresh=True)
                 changed[position] = name
         return writes, changed
 
