@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from nefos.blocks import BLOCK_SIZE, block_hash
+from nefos.core import errors
 from nefos.server.engines import Engines
 from nefos.storage.maintenance import fsck
 from nefos.storage.stores import ExtentWrite, extent_name, is_extent
@@ -19,7 +20,7 @@ from nefos.volume.devices import Device
 from nefos.volume.models import Volume
 from nefos.volume.service import Volumes
 from tests.conftest import invoke_nefos
-from tests.volume.test_service import image_bytes, make_image
+from tests.volume.test_service import image_bytes, make_image, new_user
 
 MiB = 1 << 20
 PAGE = 4096
@@ -245,3 +246,25 @@ async def test_fsck_reports_an_extent_a_map_names_and_the_store_lost(
     assert problem.kind == "extents-missing" and problem.blocks == (lost,)
     done = await invoke_nefos(settings, "storage", "fsck", check=False)
     assert done.returncode == 1 and "extents-missing" in done.stdout
+
+
+async def test_another_user_cannot_seal_clone_snapshot_or_read_a_volumes_extents(
+    engines: Engines, volumes: Volumes, user: str
+):
+    """Sealing is work done on the owner's data: another user's clone, snapshot, read
+    or write of the volume is NotFound before anything is sealed or changed."""
+    volume, _, data = await written(engines, volumes, user, 2)
+    before = await volumes.entries(user, volume.id)
+    mallory = await new_user(engines)
+    for attempt in (
+        volumes.clone(mallory, volume.id),
+        volumes.snapshot(mallory, volume.id, "stolen"),
+        volumes.read(mallory, volume.id, 0, 16),
+        volumes.write(mallory, volume.id, 0, b"x"),
+        volumes.delete(mallory, volume.id),
+    ):
+        with pytest.raises(errors.NotFound):
+            await attempt
+    assert await volumes.entries(user, volume.id) == before  # still extents, unsealed
+    assert len(await engines.store.extent_names(volume.id.hex)) == 2
+    assert await volumes.read(user, volume.id, 0, 2 * BLOCK_SIZE) == data
