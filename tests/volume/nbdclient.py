@@ -21,6 +21,7 @@ class NbdClient:
         self.writer = writer
         self.size = 0
         self.flags = 0
+        self.block_sizes: tuple[int, int, int] | None = None  # minimum, preferred, maximum
         self.cookie = 0
 
     @classmethod
@@ -50,6 +51,8 @@ class NbdClient:
                 (info,) = struct.unpack(">H", data[:2])
                 if info == 0:
                     self.size, self.flags = struct.unpack(">QH", data[2:12])
+                elif info == 3:
+                    self.block_sizes = struct.unpack(">III", data[2:14])
                 continue
             raise NbdError(f"GO refused: {kind:#x} {data!r}")
 

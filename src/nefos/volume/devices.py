@@ -9,7 +9,8 @@ NBD connection (``nefos.volume.nbd`` serves them in parallel):
   volume's only writer from then on (``nefos.volume.volumed`` refuses a second one), so
   reads need no database: a map lookup, then the block from a clean cache or the store.
   Concurrent reads of one block share one fetch, and a miss starts fetches of the next
-  few mapped blocks, each in its own thread, for the sequential reader's next requests.
+  few mapped blocks, each in its own thread, for the sequential reader's next requests;
+  its first read of each of those moves the window on, so it meets no miss again.
 * **A write** patches a 4 MiB block held in memory (``dirty``). The old block is not
   read at the write when the write covers whole 4 KiB pages: the pages written are
   recorded, and the rest is filled in from the old block only when the block is read or
@@ -68,7 +69,7 @@ DIRTY_BLOCKS = 64  # 256 MiB of unflushed writes per device before write-back st
 CLEAN_BLOCKS = 32  # 128 MiB of recently read blocks per device
 EAGER_BLOCKS = 4  # blocks written whole that start a background write-back
 SPARE_BLOCKS = 32  # written-back buffers kept for the next dirty blocks (128 MiB)
-READ_AHEAD = 8  # mapped blocks fetched ahead when a read misses the cache
+READ_AHEAD = 8  # mapped blocks fetched ahead of a sequential reader
 PUT_STREAMS = 4  # store calls (threads) one write-back runs at once
 SEAL_BATCH = 32  # extents sealed per turn (a flush waits for at most one batch)
 SEAL_AFTER = 30.0  # seconds without writes before idle extents are sealed
@@ -130,25 +131,29 @@ class Dirty:
 
 
 class Reception:
-    """A write's payload arriving straight into a dirty block (``Device.receive``).
-    While it arrives the block is never frozen for a write-back (a write-back takes a
-    copy and leaves it dirty); ``Device.land`` writes it, and
-    ``release`` alone gives it up (the client went away mid-payload: those bytes were
-    never acknowledged, so whatever part of them arrived may stay)."""
+    """A write's payload arriving straight into the dirty blocks it covers
+    (``Device.receive``), in ``views``, one per block, in order. While it arrives a
+    block is never frozen for a write-back (a write-back takes a copy and leaves it
+    dirty); ``Device.land`` writes it, and ``release`` alone gives it up (the client went
+    away mid-payload: those bytes were never acknowledged, so whatever part of them
+    arrived may stay)."""
 
-    __slots__ = ("buffer", "dirty", "piece", "released", "view")
+    __slots__ = ("parts", "released", "views")
 
-    def __init__(self, piece: maps.Piece, dirty: Dirty):
-        self.piece = piece
-        self.dirty = dirty
-        self.buffer = dirty.buffer
-        self.view = memoryview(dirty.buffer)[piece.start : piece.end]
+    def __init__(self, parts: list[tuple[maps.Piece, Dirty]]):
+        # Each block's buffer as it was: a block given a new one meanwhile (filled by a
+        # read, grown) gets this piece copied in when it lands.
+        self.parts = [(piece, dirty, dirty.buffer) for piece, dirty in parts]
+        self.views = [
+            memoryview(buffer)[piece.start : piece.end] for piece, _, buffer in self.parts
+        ]
         self.released = False
 
     def release(self) -> None:
         if not self.released:
             self.released = True
-            self.dirty.receiving -= 1
+            for _, dirty, _ in self.parts:
+                dirty.receiving -= 1
 
 
 class Device:
@@ -174,6 +179,7 @@ class Device:
         self.written = asyncio.Event()  # set when a write-back ends
         self.written.set()
         self.clean: OrderedDict[int, bytes | bytearray] = OrderedDict()
+        self.fetched_ahead: set[int] = set()  # cached by read-ahead, not read yet
         # Buffers of blocks written back and left the cache, for new dirty blocks: a
         # fresh 4 MiB bytearray is zeroed (and faulted in) first, which measured half
         # of the event loop's time under a sequential writer. Their old bytes are never
@@ -276,6 +282,10 @@ class Device:
             return self.writing[position]
         if position in self.clean:
             self.clean.move_to_end(position)
+            if ahead and position in self.fetched_ahead:
+                # A sequential reader reached a block fetched ahead for it: move the
+                # window on now, so it never meets a miss (Linux's readahead marker).
+                self._read_ahead(position)
             return self.clean[position]
         if position not in self.entries:
             return ZEROS[: self._length(position)]
@@ -305,6 +315,7 @@ class Device:
     def _read_ahead(self, position: int) -> None:
         """Fetch the next mapped blocks not cached yet: a sequential reader asks for
         them next, and each comes in its own thread."""
+        self.fetched_ahead.discard(position)
         last = min(position + READ_AHEAD, block_count(self.size) - 1)
         for following in range(position + 1, last + 1):
             if (
@@ -316,6 +327,7 @@ class Device:
                 and following not in self.fetching
             ):
                 self._start_fetch(following)
+                self.fetched_ahead.add(following)
 
     async def _fetch(self, position: int, name: str, generation: int) -> bytes | bytearray:
         while True:
@@ -352,7 +364,8 @@ class Device:
         self.clean[position] = data
         self.clean.move_to_end(position)
         while len(self.clean) > CLEAN_BLOCKS:
-            _, evicted = self.clean.popitem(last=False)
+            gone, evicted = self.clean.popitem(last=False)
+            self.fetched_ahead.discard(gone)
             # Only a written-back block is a bytearray here, and nothing else holds it:
             # reads copy what they take from the cache.
             if (
@@ -402,37 +415,42 @@ class Device:
         return dirty
 
     def receive(self, offset: int, length: int) -> Reception | None:
-        """Where a write's payload can arrive in place: straight into the dirty block,
-        saving a buffer and a copy per write (``nefos.volume.nbd``). None when the
-        write is not whole pages of one block (or a block the writer has filled), or
-        lies past the end: then it comes in a buffer of its own, through ``write``."""
+        """Where a write's payload can arrive in place: straight into its dirty blocks,
+        saving a buffer and a copy per write (``nefos.volume.nbd``). None when a piece
+        of it is not whole pages of its block (and the block is not one the writer has
+        filled), or it lies past the end: then it comes in a buffer of its own, through
+        ``write``. A write across a block boundary (a guest's, split by its own queue
+        limits) arrives in two blocks."""
         if length <= 0 or offset + length > self.size:
             return None
         touched = maps.pieces(offset, length, self.size)
-        if len(touched) != 1:
-            return None
-        piece = touched[0]
-        aligned = piece.start % PAGE == 0 and (piece.end % PAGE == 0 or piece.end == piece.length)
-        dirty = self.dirty.get(piece.position)
-        if not aligned and not (dirty is not None and dirty.filled):
-            return None
-        dirty = self._dirty(piece, filled=False)  # its payload is still to arrive
-        dirty.receiving += 1
-        return Reception(piece, dirty)
+        for piece in touched:
+            aligned = piece.start % PAGE == 0 and (
+                piece.end % PAGE == 0 or piece.end == piece.length
+            )
+            dirty = self.dirty.get(piece.position)
+            if not aligned and not (dirty is not None and dirty.filled):
+                return None
+        parts = []
+        for piece in touched:
+            dirty = self._dirty(piece, filled=False)  # its payload is still to arrive
+            dirty.receiving += 1
+            parts.append((piece, dirty))
+        return Reception(parts)
 
     async def land(self, reception: Reception) -> None:
         """A payload received in place (``receive``) is written: its pages are marked,
-        or, if its block was replaced meanwhile (filled by a read, resized), it is
-        copied into the block held now."""
+        or, where its block was replaced meanwhile (filled by a read, resized), copied
+        into the block held now."""
         self._raise_failure()
         self.last_write = time.monotonic()
         reception.release()
-        piece, dirty = reception.piece, reception.dirty
-        if self.dirty.get(piece.position) is dirty and dirty.buffer is reception.buffer:
-            dirty.mark(piece.start, piece.end, piece.length)
-            self.dirty.move_to_end(piece.position)
-        else:
-            await self._patch(piece, reception.view)
+        for (piece, dirty, buffer), view in zip(reception.parts, reception.views, strict=True):
+            if self.dirty.get(piece.position) is dirty and dirty.buffer is buffer:
+                dirty.mark(piece.start, piece.end, piece.length)
+                self.dirty.move_to_end(piece.position)
+            else:
+                await self._patch(piece, view)
         await self._bound()
 
     async def _fill(self, position: int, dirty: Dirty) -> None:

@@ -23,6 +23,7 @@ import errno
 import logging
 import socket
 import struct
+from collections.abc import Sequence
 from typing import Protocol
 
 log = logging.getLogger("nefos.volumed.nbd")
@@ -75,7 +76,6 @@ MAX_OPTION = 64 << 10
 IN_FLIGHT = 16  # requests of one connection served at once (the reader waits past it)
 SOCKET_BUFFER = 4 << 20
 SEND_CHUNK = 256 << 10  # a read's payload goes out in slices of this (see _serve)
-PREFERRED_BLOCK = 4096
 
 TRANSMISSION_FLAGS = (
     TX_HAS_FLAGS | TX_SEND_FLUSH | TX_SEND_FUA | TX_SEND_TRIM | TX_SEND_WRITE_ZEROES
@@ -87,9 +87,10 @@ OPTION_REPLY = struct.Struct(">QIII")
 
 
 class Reception(Protocol):
-    """Where a write's payload is received in place (``Handle.receive``)."""
+    """Where a write's payload is received in place (``Handle.receive``): its bytes
+    fill ``views`` one after the other."""
 
-    view: memoryview
+    views: Sequence[memoryview]
 
     def release(self) -> None:
         """The payload will not arrive (the client went away)."""
@@ -116,6 +117,11 @@ class Handle(Protocol):
 
 
 class Exports(Protocol):
+    preferred_block: int
+    """NBD_INFO_BLOCK_SIZE's preferred size (a power of 2 up to 32 MiB): aligned writes
+    of it need no read of what they replace. QEMU sizes its requests by it; ``qemu-img
+    convert`` writes that much at a time."""
+
     def names(self) -> list[str]: ...
 
     async def size_of(self, name: str) -> int | None:
@@ -372,7 +378,7 @@ async def _info_or_go(
         writer,
         option,
         REP_INFO,
-        struct.pack(">HIII", INFO_BLOCK_SIZE, 1, PREFERRED_BLOCK, MAX_REQUEST),
+        struct.pack(">HIII", INFO_BLOCK_SIZE, 1, exports.preferred_block, MAX_REQUEST),
     )
     _reply(writer, option, REP_ACK)
     await writer.drain()
@@ -408,7 +414,8 @@ async def _transmit(reader: Connection, writer: Connection, handle: Handle) -> N
                     data = await reader.payload(length)
                 else:
                     try:
-                        await reader.payload_into(place.view)
+                        for view in place.views:
+                            await reader.payload_into(view)
                     except BaseException:
                         place.release()
                         raise

@@ -35,6 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from nefos.blocks import BLOCK_SIZE
 from nefos.core import errors
 from nefos.core.db import Database
 from nefos.storage.stores import BlockStore
@@ -122,6 +123,11 @@ class OpenVolume:
 
 
 class Volumed:
+    # A whole block is what a write should be (nbd.Exports): it replaces the block
+    # without reading it, where a part of a shared block is first filled in from it.
+    # qemu-img writes this much at a time, and 1 GiB went a fifth faster for it.
+    preferred_block = BLOCK_SIZE
+
     def __init__(
         self,
         db: Database,
