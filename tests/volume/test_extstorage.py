@@ -30,7 +30,7 @@ MiB = 1 << 20
 def install(target: Path, node: Node, name: str = "nefos") -> Path:
     done = subprocess.run(
         [NEFOS, "ganeti", "install-extstorage", "--target", str(target), "--name", name,
-         "--run-dir", str(node.run_dir)],
+         "--run-dir", str(node.run_dir), "--no-socket-buffers"],
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert f"installed {target / name}" in done.stdout
@@ -157,3 +157,16 @@ async def test_a_ganeti_ext_disk_boots_a_guest_from_an_image_clone(
             path.unlink()
         folder.rmdir()
     assert await engines.volumes.listing(owner) == []  # Ganeti's remove removed it
+
+
+def test_installing_raises_the_default_socket_send_buffer(tmp_path: Path):
+    conf, live = tmp_path / "sysctl.d" / "60-nefos-volumed.conf", tmp_path / "wmem_default"
+    live.write_text("212992\n")
+    changed = extstorage.tune_socket_buffers(conf, live)
+    assert changed == [str(conf), f"net.core.wmem_default 212992 -> {4 << 20}"]
+    assert int(live.read_text()) == 4 << 20
+    assert f"net.core.wmem_default = {4 << 20}\n" in conf.read_text()  # and at boot
+    assert extstorage.tune_socket_buffers(conf, live) == []  # again: nothing to do
+    live.write_text(f"{16 << 20}\n")  # an operator's larger value stays
+    assert extstorage.tune_socket_buffers(conf, live) == []
+    assert int(live.read_text()) == 16 << 20

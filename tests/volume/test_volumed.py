@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from nefos.blocks import BLOCK_SIZE, block_hash
+from nefos.cli.volumed import socket_buffer_hint
 from nefos.server.engines import Engines
 from nefos.storage.stores import is_extent
 from nefos.volume.devices import Device
@@ -376,6 +377,19 @@ async def test_written_blocks_are_extents_until_idle_then_blocks(engines: Engine
     expected[5:10] = b"again"
     assert await image_bytes(engines, image) == bytes(expected)
     await client.close()
+
+
+def test_a_small_default_socket_buffer_gets_advice(tmp_path: Path) -> None:
+    setting = tmp_path / "wmem_default"
+    setting.write_text("212992\n")
+    hint = socket_buffer_hint(setting)
+    assert hint is not None
+    assert "212992 bytes" in hint and "about 20 pieces" in hint
+    assert "install-extstorage" in hint
+    assert f"net.core.wmem_default={4 << 20}" in hint
+    setting.write_text(f"{4 << 20}\n")
+    assert socket_buffer_hint(setting) is None
+    assert socket_buffer_hint(tmp_path / "absent") is None  # not Linux: no advice
 
 
 async def test_a_payload_across_a_block_boundary_is_received_into_both_blocks(

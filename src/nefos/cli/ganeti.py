@@ -172,6 +172,14 @@ def install_extstorage(
     run_dir: Annotated[
         Path, typer.Option("--run-dir", help="The run directory of this node's `nefos volumed`")
     ] = extstorage.DEFAULT_RUN_DIR,
+    socket_buffers: Annotated[
+        bool,
+        typer.Option(
+            "--socket-buffers/--no-socket-buffers",
+            help="Raise net.core.wmem_default to 4 MiB, now and at boot (sysctl.d), so "
+            "QEMU's NBD writes reach volumed in one send",
+        ),
+    ] = True,
 ) -> None:
     """Install the `nefos` ExtStorage provider on this node (again: same result).
 
@@ -180,9 +188,12 @@ def install_extstorage(
     """
     try:
         folder = extstorage.install(target, name, run_dir)
+        tuned = extstorage.tune_socket_buffers() if socket_buffers else []
     except (OSError, ValueError) as exc:
         raise fail(f"cannot install the ExtStorage provider: {exc}") from None
     typer.echo(f"installed {folder}; Ganeti offers it as the ext provider {name}")
+    if tuned:
+        typer.echo("tuned: " + ", ".join(tuned))
 
 
 def _safe(url: str) -> str:
