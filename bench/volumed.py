@@ -16,10 +16,16 @@ then times, ``--runs`` times each and alternating with the raw file, on the same
   the first right after the writes (it seals the extents they left), then four more.
 
 Prints each command, the median seconds and MiB/s or IOPS of each, and volumed/raw
-ratios. ``--qemu-nbd`` also times the sequential write and read against QEMU's own NBD
-server (``qemu-nbd``, serving a raw file on the same disk over a unix socket): what the
-NBD hop itself costs on this machine. Needs qemu-utils (``scripts/ganeti-dev.sh
-install``).
+ratios. Two references put the NBD hop itself on the table, each timed against the raw
+file in the same way: ``--qemu-nbd``, QEMU's own NBD server (``qemu-nbd``) serving a raw
+file on the same disk; ``--nbd-floor``, a server that stores nothing
+(``bench/nbd_floor.py``): no NBD server can be faster here.
+
+QEMU's NBD client writes into a unix socket whose send buffer is the kernel's
+``net.core.wmem_default`` (printed first); ``--wmem-default BYTES`` sets it for the run
+and puts the old value back (root; docs/volumes.md, "Tuning a node").
+
+Needs qemu-utils (``scripts/ganeti-dev.sh install``).
 """
 
 from __future__ import annotations
@@ -35,11 +41,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from nbd_floor import floor_server
+
 from nefos.volume import extstorage
 
 MiB = 1 << 20
 GiB = 1 << 30
 NEFOS = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "nefos")
+WMEM_DEFAULT = Path("/proc/sys/net/core/wmem_default")
 
 
 def run(*args: str, stdin: bytes | None = None) -> float:
@@ -77,7 +86,7 @@ def median_pair(runs: int, a: list[str], b: list[str], stdin: bytes | None = Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"))
     parser.add_argument("--random-writes", type=int, default=1000)
     parser.add_argument(
@@ -91,7 +100,25 @@ def main() -> None:
     parser.add_argument(
         "--qemu-nbd", action="store_true", help="also time qemu-nbd over a raw file"
     )
+    parser.add_argument(
+        "--nbd-floor", action="store_true", help="also time an NBD server that stores nothing"
+    )
+    parser.add_argument(
+        "--wmem-default", type=int, help="net.core.wmem_default for the run (bytes, root)"
+    )
     options = parser.parse_args()
+    old_wmem = WMEM_DEFAULT.read_text().strip()
+    if options.wmem_default:
+        WMEM_DEFAULT.write_text(str(options.wmem_default))
+    try:
+        print(f"net.core.wmem_default: {WMEM_DEFAULT.read_text().strip()} bytes")
+        measure(options)
+    finally:
+        if options.wmem_default:
+            WMEM_DEFAULT.write_text(old_wmem)
+
+
+def measure(options: argparse.Namespace) -> None:
     for tool in ("qemu-img", "qemu-io"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: scripts/ganeti-dev.sh install")
@@ -149,6 +176,10 @@ def main() -> None:
             report("sequential read, 1 GiB", [*read, uri], [*read, str(raw)], options.runs, GiB)
         if options.qemu_nbd:
             qemu_nbd_reference(work, run_dir, source, raw, convert, read, options.runs)
+        if options.nbd_floor:
+            with floor_server(run_dir / "floor.sock") as uri:
+                reference("an NBD server that stores nothing", uri, source, raw, convert,
+                          read, options.runs)  # fmt: skip
         if "random" in parts:
             rng = random.Random(1)
             commands = "".join(
@@ -203,22 +234,30 @@ def qemu_nbd_reference(
         while not sock.exists():
             time.sleep(0.05)
         uri = f"nbd+unix:///exp?socket={sock}"
-        for what, over_nbd, direct in (
-            ("sequential write", [*convert, str(source), uri], [*convert, str(source), str(raw)]),
-            ("sequential read", [*read, uri], [*read, str(raw)]),
-        ):
-            times_q, times_r = [], []
-            for _ in range(runs):
-                times_q.append(run(*over_nbd))
-                times_r.append(run(*direct))
-            ratios = [r / q for q, r in zip(times_q, times_r, strict=True)]
-            q, r = statistics.median(times_q), statistics.median(times_r)
-            print(f"{what}, 1 GiB, qemu-nbd --cache=writeback over a raw file:")
-            print(f"  qemu-nbd {q:.2f} s ({GiB / MiB / q:,.0f} MiB/s), raw {r:.2f} s")
-            print(f"  throughput qemu-nbd/raw {statistics.median(ratios):.2f}\n")
+        reference("qemu-nbd --cache=writeback over a raw file", uri, source, raw, convert,
+                  read, runs)  # fmt: skip
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def reference(
+    name: str, uri: str, source: Path, raw: Path, convert: list, read: list, runs: int
+) -> None:
+    """The sequential write and read through ``uri``, alternating with the raw file."""
+    for what, over_nbd, direct in (
+        ("sequential write", [*convert, str(source), uri], [*convert, str(source), str(raw)]),
+        ("sequential read", [*read, uri], [*read, str(raw)]),
+    ):
+        times_n, times_r = [], []
+        for _ in range(runs):
+            times_n.append(run(*over_nbd))
+            times_r.append(run(*direct))
+        ratios = [r / n for n, r in zip(times_n, times_r, strict=True)]
+        n, r = statistics.median(times_n), statistics.median(times_r)
+        print(f"{what}, 1 GiB, {name}:")
+        print(f"  {n:.2f} s ({GiB / MiB / n:,.0f} MiB/s), raw {r:.2f} s")
+        print(f"  throughput over NBD/raw {statistics.median(ratios):.2f}\n")
 
 
 def report(what: str, volumed: list[str], raw: list[str], runs: int, size: int) -> None:
