@@ -28,11 +28,14 @@ NBD connection (``nefos.volume.nbd`` serves them in parallel):
   a snapshot's) is copied up into a new extent, whole (spec §6: the first write to a
   read-only entry), and a position with no entry gets an extent of just the pages
   written. The map's entries change only for new extents and for blocks written back as
-  all zeros (dropped), in one transaction; a flush that only wrote extents in place
-  needs no transaction at all. Blocks being written back are frozen (``writing``): a
-  write to one meanwhile starts a new dirty block over it. Write-backs take turns, so
-  the map's commits follow the order of the writes. A crash before the commit loses the
-  unflushed writes; the extents written for them are removed at the next open.
+  all zeros (dropped). A background write-back makes no transaction and no sync: what
+  it changes takes effect in memory (``uncommitted``), and the next flush makes every
+  extent durable with one sync, then commits every change since in one transaction; a
+  flush that only wrote extents in place needs no transaction at all. Blocks being
+  written back are frozen (``writing``): a write to one meanwhile starts a new dirty
+  block over it. Write-backs take turns. A crash before the flush loses the unflushed
+  writes, as a disk may; the extents written for them are removed at the next open, since
+  no committed map names them.
 * **A flush is acknowledged after the write-back returns**: every write completed before
   it is in a durable extent, and the map naming it is committed.
 * **Sealing** turns extents back into content-addressed blocks (hashed, stored, the
@@ -172,6 +175,8 @@ class Device:
         self.owner = volume_id.hex  # the extents' owner in the store
         self.size = size
         self.entries = entries  # position -> a block's hash, or this volume's extent
+        self.stored = dict(entries)  # the map as committed: what a reopened device finds
+        self.uncommitted: dict[int, str] = {}  # entries changed since (EMPTY_HASH: dropped)
         self.dirty_blocks = max(1, dirty_blocks)
         self.dirty: OrderedDict[int, Dirty] = OrderedDict()
         self.writing: dict[int, bytes | bytearray] = {}  # frozen while written back
@@ -514,7 +519,7 @@ class Device:
                 if position in self.entries or position in self.writing or position in self.partial:
                     async with self.write_back_turn:
                         if position not in self.dirty:
-                            await self._commit({position: EMPTY_HASH})
+                            await self._note({position: EMPTY_HASH})
                             self.clean.pop(position, None)
                             continue
                 else:
@@ -559,8 +564,10 @@ class Device:
                     frozen[position] = (dirty.buffer, runs)
                     del self.dirty[position]
             if not frozen:
-                if positions is None and self.unsynced:  # a flush: make them durable
+                if positions is None and (self.unsynced or self.uncommitted):  # a flush
                     await self._sync(set())
+                    if self.uncommitted:
+                        await self._commit(dict(self.uncommitted))
                 return
             self.written.clear()
             for position, (buffer, runs) in frozen.items():
@@ -572,17 +579,22 @@ class Device:
                     self.partial.add(position)
             log.debug("%s: writing back blocks %s", self.volume_id, list(frozen))
             try:
+                # (A new extent may replace one the committed map still names, when
+                # the block was dropped since: a crash then leaves that name holding
+                # zeros and the new pages, each what an unflushed TRIM or write may
+                # leave.)
                 writes, changed = self._extent_writes(frozen)
                 await self._put(list(writes.values()))
                 names = {write.name for write in writes.values()}
-                if positions is None or changed:
-                    # A flush, or new extents the map is about to name: durable first
-                    # (with what earlier write-backs wrote in place meanwhile).
+                if positions is None:
+                    # A flush: every extent durable (with what earlier write-backs
+                    # wrote meanwhile), then the map naming them, in one transaction.
                     await self._sync(names)
-                else:  # in place only: the next flush makes them durable
+                    if self.uncommitted or changed:
+                        await self._commit({**self.uncommitted, **changed})
+                else:  # the next flush makes them durable and commits the map
                     self.unsynced |= names
-                if changed:
-                    await self._commit(changed)
+                    await self._note(changed)
             except BaseException:
                 for position, (buffer, runs) in frozen.items():
                     self.writing.pop(position, None)
@@ -681,12 +693,33 @@ class Device:
             for start in range(0, len(rows), INSERT_BATCH):
                 await s.execute(insert(VolumeBlock), rows[start : start + INSERT_BATCH])
             volume.updated = utcnow()
-        dropped = []
+        dropped = set()
         for p, h in written.items():
+            for old in (self.stored.get(p), self.entries.get(p)):
+                if old is not None and is_extent(old) and old != h:
+                    dropped.add(old)
+                    self.extent_written.pop(p, None)
+            self.uncommitted.pop(p, None)
+            for held in (self.stored, self.entries):
+                if h == EMPTY_HASH:
+                    held.pop(p, None)
+                else:
+                    held[p] = h
+        if dropped:
+            await self.store.delete_extents(sorted(dropped))
+
+    async def _note(self, changed: dict[int, str]) -> None:
+        """Entries a background write-back (or a TRIM) changed: in effect at once, in
+        the database at the next flush (a crash before it loses only unflushed writes,
+        and the reopened device removes the extents they made). An extent made since the
+        last commit and dropped again is removed now: no map ever named it."""
+        dropped = []
+        for p, h in changed.items():
             old = self.entries.get(p)
-            if old is not None and is_extent(old) and old != h:
+            if old is not None and is_extent(old) and old != h and self.stored.get(p) != old:
                 dropped.append(old)
                 self.extent_written.pop(p, None)
+            self.uncommitted[p] = h
             if h == EMPTY_HASH:
                 self.entries.pop(p, None)
             else:
@@ -705,6 +738,9 @@ class Device:
         sealed = 0
         while True:
             async with self.write_back_turn:
+                if self.uncommitted:  # sealing commits: the map it commits over first
+                    await self._sync(set())
+                    await self._commit(dict(self.uncommitted))
                 cutoff = None if idle_for is None else time.monotonic() - idle_for
                 batch = [
                     position
