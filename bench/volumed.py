@@ -37,17 +37,14 @@ import shutil
 import signal
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from nbd_floor import floor_server
+from served_volume import GiB, MiB, random_file, raw_file, served_volume
 
 from nefos.volume import extstorage
 
-MiB = 1 << 20
-GiB = 1 << 30
-NEFOS = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "nefos")
 WMEM_DEFAULT = Path("/proc/sys/net/core/wmem_default")
 
 
@@ -122,44 +119,10 @@ def measure(options: argparse.Namespace) -> None:
     for tool in ("qemu-img", "qemu-io"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: scripts/ganeti-dev.sh install")
-    work = Path(tempfile.mkdtemp(prefix="nefos-vbench-", dir=options.dir))
-    run_dir = Path(tempfile.mkdtemp(prefix="nvb-", dir="/tmp"))
-    env = {**os.environ, "NEFOS_DATA_DIR": str(work / "data"), "NEFOS_LOG_LEVEL": "WARNING"}
-    env.pop("NEFOS_DATABASE_URL", None)
-    env.pop("NEFOS_CONFIG", None)
-    volumed = None
-    try:
-        subprocess.run([NEFOS, "db", "upgrade"], env=env, check=True, capture_output=True)
-        made = subprocess.run(
-            [NEFOS, "user", "create", "bench@example.org"],
-            env=env, check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        owner = next(line.split()[1] for line in made.stdout.splitlines() if "uuid:" in line)
-        volumed = subprocess.Popen(
-            [
-                NEFOS,
-                "volumed",
-                "--run-dir",
-                str(run_dir),
-                "--log-level",
-                "WARNING",
-                *options.volumed_args,
-            ],
-            env=env,
-        )
-        VOLUMED_PID.append(volumed.pid)
-        while not (run_dir / extstorage.CONTROL_SOCKET).exists():
-            time.sleep(0.05)
-        disk = {"VOL_NAME": "bench.ext.disk0", "VOL_SIZE": str(10 * 1024), "EXTP_OWNER": owner}
-        extstorage.request(run_dir, "create", disk)
-        answer = extstorage.request(run_dir, "attach", disk)
-        uri = f"nbd+unix:///{answer['volume']}?socket={answer['socket']}"
-        source, raw = work / "source.raw", work / "raw.img"
-        with source.open("wb") as sink:
-            for _ in range(GiB // (64 * MiB)):
-                sink.write(os.urandom(64 * MiB))
-        run("qemu-img", "create", "-f", "raw", "-o", "preallocation=full", str(raw), "1G")
-
+    with served_volume(options.dir, options.volumed_args) as served:
+        VOLUMED_PID.append(served.volumed.pid)
+        work, run_dir, disk, uri = served.work, served.run_dir, served.disk, served.uri
+        source, raw = random_file(work / "source.raw"), raw_file(work / "raw.img")
         print(f"volume: {uri}\nraw file: {raw} (the same file system)\n")
         # -t none: the raw file is written around the page cache (O_DIRECT), as the file
         # store writes blocks; else its 1 GiB lands in memory and only the flush waits.
@@ -177,8 +140,8 @@ def measure(options: argparse.Namespace) -> None:
         if options.qemu_nbd:
             qemu_nbd_reference(work, run_dir, source, raw, convert, read, options.runs)
         if options.nbd_floor:
-            with floor_server(run_dir / "floor.sock") as uri:
-                reference("an NBD server that stores nothing", uri, source, raw, convert,
+            with floor_server(run_dir / "floor.sock") as floor:
+                reference("an NBD server that stores nothing", floor, source, raw, convert,
                           read, options.runs)  # fmt: skip
         if "random" in parts:
             rng = random.Random(1)
@@ -210,12 +173,6 @@ def measure(options: argparse.Namespace) -> None:
             print(f"  first, right after the writes: {first:.3f} s")
             print(f"  next four: median {statistics.median(rest):.3f} s ({min(rest):.3f}-"
                   f"{max(rest):.3f})")  # fmt: skip
-    finally:
-        if volumed is not None:
-            volumed.send_signal(signal.SIGTERM)
-            volumed.wait(timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def qemu_nbd_reference(
@@ -223,8 +180,7 @@ def qemu_nbd_reference(
 ) -> None:
     """The same write and read against qemu-nbd serving a raw file, alternating with
     the raw file itself: the NBD hop's own cost, with QEMU's C server."""
-    served = work / "served.img"
-    run("qemu-img", "create", "-f", "raw", "-o", "preallocation=full", str(served), "1G")
+    served = raw_file(work / "served.img")
     sock = run_dir / "qemu-nbd.sock"
     server = subprocess.Popen(
         ["qemu-nbd", f"--socket={sock}", "--cache=writeback", "-f", "raw", "-x", "exp",

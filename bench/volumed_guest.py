@@ -22,23 +22,18 @@ server work at all.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from nbd_floor import floor_server
+from served_volume import random_file, raw_file, served_volume
 
-from nefos.volume import extstorage
-
-GiB = 1 << 30
-NEFOS = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "nefos")
+TARGETS = {"raw file": "/dev/vdb", "volumed": "/dev/vdc", "NBD floor": "/dev/vdd"}
 
 
 class Guest:
@@ -98,47 +93,17 @@ def main() -> None:
     kernels = sorted(Path("/boot").glob("vmlinuz-*"))
     if not kernels or not options.initrd.exists() or not shutil.which("qemu-system-x86_64"):
         raise SystemExit("needs scripts/ganeti-dev.sh install, then guest-initramfs (see --help)")
-    work = Path(tempfile.mkdtemp(prefix="nefos-gbench-", dir=options.dir))
-    run_dir = Path(tempfile.mkdtemp(prefix="ngb-", dir="/tmp"))
-    env = {**os.environ, "NEFOS_DATA_DIR": str(work / "data"), "NEFOS_LOG_LEVEL": "WARNING"}
-    env.pop("NEFOS_DATABASE_URL", None)
-    env.pop("NEFOS_CONFIG", None)
-    volumed = guest = None
-    try:
-        subprocess.run([NEFOS, "db", "upgrade"], env=env, check=True, capture_output=True)
-        made = subprocess.run(
-            [NEFOS, "user", "create", "bench@example.org"],
-            env=env, check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        owner = next(line.split()[1] for line in made.stdout.splitlines() if "uuid:" in line)
-        volumed = subprocess.Popen(
-            [NEFOS, "volumed", "--run-dir", str(run_dir), "--log-level", "WARNING"], env=env
-        )
-        while not (run_dir / extstorage.CONTROL_SOCKET).exists():
-            time.sleep(0.05)
-        disk = {"VOL_NAME": "bench.ext.disk0", "VOL_SIZE": str(10 * 1024), "EXTP_OWNER": owner}
-        extstorage.request(run_dir, "create", disk)
-        answer = extstorage.request(run_dir, "attach", disk)
-        volume = f"nbd+unix:///{answer['volume']}?socket={answer['socket']}"
-        source, raw = work / "source.raw", work / "raw.img"
-        with source.open("wb") as sink:
-            for _ in range(GiB // (64 << 20)):
-                sink.write(os.urandom(64 << 20))
-        subprocess.run(
-            ["qemu-img", "create", "-f", "raw", "-o", "preallocation=full", str(raw), "1G"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        with floor_server(run_dir / "floor.sock") as floor:
-            started = time.perf_counter()
-            guest = Guest(kernels[-1], options.initrd, [str(source), str(raw), volume, floor],
-                          work / "serial.sock")  # fmt: skip
+    with served_volume(options.dir) as served, floor_server(served.run_dir / "f.sock") as floor:
+        source = random_file(served.work / "source.raw")
+        raw = raw_file(served.work / "raw.img")
+        disks = [str(source), str(raw), served.uri, floor]
+        started = time.perf_counter()
+        guest = Guest(kernels[-1], options.initrd, disks, served.work / "serial.sock")
+        try:
             print(f"guest booted in {time.perf_counter() - started:.1f} s (TCG)\n")
-            targets = {"raw file": "/dev/vdb", "volumed": "/dev/vdc", "NBD floor": "/dev/vdd"}
-            times: dict[str, dict[str, list[float]]] = {
-                t: {"write": [], "read": []} for t in targets
-            }
+            times = {name: {"write": [], "read": []} for name in TARGETS}
             for _ in range(options.rounds):
-                for name, device in targets.items():
+                for name, device in TARGETS.items():
                     times[name]["write"].append(guest.timed(
                         f"dd if=/dev/vda of={device} bs=4M count=256 iflag=direct "
                         "oflag=direct conv=fsync"
@@ -146,23 +111,16 @@ def main() -> None:
                     times[name]["read"].append(
                         guest.timed(f"dd if={device} of=/dev/null bs=4M count=256 iflag=direct")
                     )
+        finally:
             guest.stop()
-        for what in ("write", "read"):
-            raw_median = statistics.median(times["raw file"][what])
-            print(f"guest's dd, sequential {what} of 1 GiB (median of {options.rounds}):")
-            for name in targets:
-                median = statistics.median(times[name][what])
-                ratio = raw_median / median
-                print(f"  {name:10} {median:.2f} s, throughput / the raw file's {ratio:.2f}")
-            print()
-    finally:
-        if guest is not None:
-            guest.stop()
-        if volumed is not None:
-            volumed.send_signal(signal.SIGTERM)
-            volumed.wait(timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(run_dir, ignore_errors=True)
+    for what in ("write", "read"):
+        raw_median = statistics.median(times["raw file"][what])
+        print(f"guest's dd, sequential {what} of 1 GiB (median of {options.rounds}):")
+        for name in TARGETS:
+            median = statistics.median(times[name][what])
+            ratio = raw_median / median
+            print(f"  {name:10} {median:.2f} s, throughput / the raw file's {ratio:.2f}")
+        print()
 
 
 if __name__ == "__main__":
