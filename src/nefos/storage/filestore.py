@@ -78,6 +78,16 @@ def _libc_syncfs() -> Callable[[int], None] | None:
 _syncfs = _libc_syncfs()
 
 
+def _syncfs_of(folder: Path) -> None:
+    """``syncfs`` of the filesystem that holds ``folder`` (only with group sync)."""
+    assert _syncfs is not None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        _syncfs(fd)
+    finally:
+        os.close(fd)
+
+
 class FileStore:
     def __init__(self, root: Path, group_sync: bool = True):
         self.root = root
@@ -627,12 +637,7 @@ class FileStore:
         if not names:
             return
         if self.group_sync:
-            assert _syncfs is not None
-            fd = os.open(self.extents, os.O_RDONLY)
-            try:
-                _syncfs(fd)
-            finally:
-                os.close(fd)
+            _syncfs_of(self.extents)
             return
         directories = set()
         for name in names:
@@ -659,12 +664,7 @@ class FileStore:
             sync_each = not self.group_sync
             sealed = [self._seal_by_link(name, sync_each) for name in names]
             if not sync_each:
-                assert _syncfs is not None
-                fd = os.open(self.blocks, os.O_RDONLY)
-                try:
-                    _syncfs(fd)
-                finally:
-                    os.close(fd)
+                _syncfs_of(self.blocks)
             return sealed
         contents = self._read_extents(names)
         if self.group_sync and len(contents) > 1:

@@ -58,7 +58,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import delete, insert, select
 
@@ -80,6 +80,12 @@ PAGE = 4096  # the unit of a write that needs no read of the old block
 INSERT_BATCH = 2000
 log = logging.getLogger("nefos.volumed")
 ZEROS = bytes(BLOCK_SIZE)
+
+
+def whole_pages(piece: maps.Piece) -> bool:
+    """Whether a write of ``piece`` covers whole 4 KiB pages (the block's last may be
+    short): then the old block need not be read under it."""
+    return piece.start % PAGE == 0 and (piece.end % PAGE == 0 or piece.end == piece.length)
 
 
 class DeviceError(Exception):
@@ -395,7 +401,7 @@ class Device:
 
     async def _patch(self, piece: maps.Piece, chunk: memoryview) -> None:
         position = piece.position
-        aligned = piece.start % PAGE == 0 and (piece.end % PAGE == 0 or piece.end == piece.length)
+        aligned = whole_pages(piece)
         while True:
             dirty = self._dirty(piece, filled=piece.whole)  # (its bytes are copied in next)
             if dirty.filled or aligned:
@@ -430,11 +436,8 @@ class Device:
             return None
         touched = maps.pieces(offset, length, self.size)
         for piece in touched:
-            aligned = piece.start % PAGE == 0 and (
-                piece.end % PAGE == 0 or piece.end == piece.length
-            )
             dirty = self.dirty.get(piece.position)
-            if not aligned and not (dirty is not None and dirty.filled):
+            if not whole_pages(piece) and not (dirty is not None and dirty.filled):
                 return None
         parts = []
         for piece in touched:
@@ -565,9 +568,7 @@ class Device:
                     del self.dirty[position]
             if not frozen:
                 if positions is None and (self.unsynced or self.uncommitted):  # a flush
-                    await self._sync(set())
-                    if self.uncommitted:
-                        await self._commit(dict(self.uncommitted))
+                    await self._durable()
                 return
             self.written.clear()
             for position, (buffer, runs) in frozen.items():
@@ -586,12 +587,8 @@ class Device:
                 writes, changed = self._extent_writes(frozen)
                 await self._put(list(writes.values()))
                 names = {write.name for write in writes.values()}
-                if positions is None:
-                    # A flush: every extent durable (with what earlier write-backs
-                    # wrote meanwhile), then the map naming them, in one transaction.
-                    await self._sync(names)
-                    if self.uncommitted or changed:
-                        await self._commit({**self.uncommitted, **changed})
+                if positions is None:  # a flush
+                    await self._durable(names, changed)
                 else:  # the next flush makes them durable and commits the map
                     self.unsynced |= names
                     await self._note(changed)
@@ -662,6 +659,17 @@ class Device:
         except BaseException:
             self.unsynced |= pending
             raise
+
+    async def _durable(
+        self, names: Collection[str] = (), changed: dict[int, str] | None = None
+    ) -> None:
+        """Every extent written since the last sync durable (``names`` too), then the
+        map naming them committed, with every change noted since (and ``changed``), in
+        one transaction; none when nothing changed."""
+        await self._sync(set(names))
+        pending = {**self.uncommitted, **(changed or {})}
+        if pending:
+            await self._commit(pending)
 
     async def _commit(self, written: dict[int, str]) -> None:
         """Point ``written`` positions at their blocks or extents (EMPTY_HASH: no entry)
@@ -739,8 +747,7 @@ class Device:
         while True:
             async with self.write_back_turn:
                 if self.uncommitted:  # sealing commits: the map it commits over first
-                    await self._sync(set())
-                    await self._commit(dict(self.uncommitted))
+                    await self._durable()
                 cutoff = None if idle_for is None else time.monotonic() - idle_for
                 batch = [
                     position
