@@ -16,6 +16,7 @@ from tests.conftest import Server
 
 PASSWORD = "a long enough passphrase"
 EXPECT_MS = 15_000
+MOUNT_MS = 60_000  # the first load of the app's modules (log_in)
 
 
 @dataclass
@@ -64,14 +65,46 @@ def log_in(
     context.set_default_timeout(EXPECT_MS)
     opened = context.new_page()
     opened.on("pageerror", lambda error: errors.append(str(error)))
+    seen = PageTrouble(opened)
     opened.goto(server.url)  # `/` leads to the UI, which asks for a login
     expect(opened).to_have_url(re.compile(r"/ui/login\?next="))
     opened.fill("#email", person.email)
     opened.fill("#password", password)
     opened.click("button[type=submit]")
-    expect(opened.locator(".project-quota")).to_be_visible()
+    try:
+        # The app replaces the server's "Loading your cloud…" once its modules ran: a
+        # fresh browser on a machine busy with TCG guests may take long to get there.
+        expect(opened.locator("nav[aria-label=Main]")).to_be_visible(timeout=MOUNT_MS)
+        expect(opened.locator(".project-quota")).to_be_visible()
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}\n{seen.report(errors)}") from None
+    seen.stop()
     opened.person = person
     return opened
+
+
+class PageTrouble:
+    """What went wrong on a page while it loaded (failed requests, answers of 400 and
+    more, console errors), for the message of a test that waited for it in vain."""
+
+    def __init__(self, page: Any):
+        self.page = page
+        self.lines: list[str] = []
+        self.handlers = {
+            "requestfailed": lambda r: self.lines.append(f"failed: {r.url} {r.failure}"),
+            "response": lambda r: r.status >= 400 and self.lines.append(f"{r.status}: {r.url}"),
+            "console": lambda m: m.type == "error" and self.lines.append(f"console: {m.text}"),
+        }
+        for event, handler in self.handlers.items():
+            page.on(event, handler)
+
+    def report(self, errors: list[str]) -> str:
+        seen = self.lines + [f"script error: {error}" for error in errors]
+        return "The page saw:\n  " + ("\n  ".join(seen) if seen else "no error")
+
+    def stop(self) -> None:
+        for event, handler in self.handlers.items():
+            self.page.remove_listener(event, handler)
 
 
 def person_for(server: Server, request: pytest.FixtureRequest, suffix: str = "") -> Person:
