@@ -41,6 +41,7 @@ class Nothing:
     """An export that keeps nothing (``nbd.Handle``)."""
 
     size = SIZE
+    read_only = False
 
     def __init__(self) -> None:
         self.places: dict[int, Dropped] = {}

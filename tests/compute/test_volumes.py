@@ -644,3 +644,25 @@ async def test_the_reconciler_settles_attachments_by_the_backends_disks(client, 
     diagnostics = (await client.get(f"{COMPUTE}/servers/{sid}", headers=alice)).json()
     notes = [d["message"] for d in diagnostics["server"]["diagnostics"]]
     assert any(lost["id"] in n and "available" in n for n in notes)
+
+
+async def test_only_a_bootable_volume_boots_a_server(client, engines, setup):
+    """Nova's check: the owner's os-set_bootable decides (a blank volume is not)."""
+    _, alice = setup["people"]["alice"]
+    blank = await _volume(client, alice)
+    refused = await _boot(client, setup, alice, _bdm("volume", blank["id"]))
+    assert refused.status_code == 400 and "not bootable" in refused.text
+    body = {"volume": {"size": 1, "imageRef": setup["image"], "name": "system"}}
+    system = (await client.post(f"{CINDER}/volumes", json=body, headers=alice)).json()["volume"]
+    action = f"{CINDER}/volumes/{system['id']}/action"
+    off = {"os-set_bootable": {"bootable": False}}
+    assert (await client.post(action, json=off, headers=alice)).status_code == 200
+    refused = await _boot(client, setup, alice, _bdm("volume", system["id"]))
+    assert refused.status_code == 400 and "not bootable" in refused.text
+    on = {"os-set_bootable": {"bootable": True}}
+    assert (await client.post(action, json=on, headers=alice)).status_code == 200
+    made = await _boot(client, setup, alice, _bdm("volume", system["id"]))
+    assert made.status_code == 202, made.text
+    await wait(client, alice, made.json()["server"]["id"], "ACTIVE")
+    servers = (await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"]
+    assert len(servers) == 1

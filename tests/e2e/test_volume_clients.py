@@ -201,3 +201,25 @@ def test_openstack_server_create_boot_from_volume(server: Server, tmp_path: Path
     _until(server, root["id"], "available")
     ok(admin(server, "volume", "delete", root["id"]))
     ok(admin(server, "image", "delete", "bfv-image"))
+
+
+def test_openstack_volume_flags_zones_and_upload_to_image(server: Server):
+    """`volume create --bootable`, `volume set --read-only/--non-bootable`, `image
+    create --volume`, the volume zones and the default type, as an operator's user
+    types them."""
+    ok(admin(server, "volume", "create", "--size", "1", "--bootable", "flags"))
+    # the client sets the flag after the create (os-set_bootable), then prints the create
+    assert os_json(server, "volume", "show", "flags")["bootable"] in (True, "true")
+    ok(admin(server, "volume", "set", "--read-only", "--non-bootable", "flags"))
+    shown = os_json(server, "volume", "show", "flags")
+    assert shown["bootable"] in (False, "false") and shown["properties"] == {"readonly": "True"}
+    zones = os_json(server, "availability", "zone", "list", "--volume")
+    assert [(z["Zone Name"], z["Zone Status"]) for z in zones] == [("nova", "available")]
+    (default,) = os_json(server, "volume", "type", "list", "--default")
+    assert default["Name"] == "nefos"
+    uploaded = os_json(server, "image", "create", "--volume", "flags", "flags-image")
+    image = os_json(server, "image", "show", uploaded["image_id"])
+    assert image["name"] == "flags-image" and image["status"] == "active"
+    assert image["size"] == 1 << 30 and image["visibility"] == "private"
+    ok(admin(server, "image", "delete", uploaded["image_id"]))
+    ok(admin(server, "volume", "delete", "flags"))

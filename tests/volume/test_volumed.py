@@ -417,3 +417,35 @@ async def test_a_payload_across_a_block_boundary_is_received_into_both_blocks(
     reopened = await Device.open(engines.db, engines.store, volume.id)
     assert await reopened.read(0, 2 * BLOCK_SIZE) == expected
     assert await image_bytes(engines, image) == data  # the image's blocks are untouched
+
+
+async def test_a_read_only_volume_refuses_writes_and_keeps_its_bytes(engines: Engines, node: Node):
+    """os-update_readonly_flag: the next client's writes, trims and zeroes get EPERM (no
+    byte of the payload lands), its reads and flushes work; cleared, writes work."""
+    owner = await new_user(engines)
+    volume = await new_volume(node, owner, 8)
+    client = await NbdClient.connect(node.socket, volume)
+    await client.write(0, b"kept")
+    await client.close()
+    await engines.volumes.update(owner, volume, readonly=True)
+    client = await NbdClient.connect(node.socket, volume)
+    for attempt in (
+        client.write(0, b"lost"),
+        client.write(BLOCK_SIZE - 2, b"across"),
+        client.trim(0, BLOCK_SIZE),
+        client.write_zeroes(0, 4096),
+    ):
+        with pytest.raises(NbdError, match=r"^error 1$"):  # EPERM
+            await attempt
+    await client.flush()
+    assert await client.read(0, 4) == b"kept"
+    await client.close()
+    assert (await engines.volumes.show(owner, volume)).volume.readonly is True
+
+    await engines.volumes.update(owner, volume, readonly=False)
+    client = await NbdClient.connect(node.socket, volume)
+    await client.write(0, b"new!")
+    await client.close()
+    client = await NbdClient.connect(node.socket, volume)
+    assert await client.read(0, 4) == b"new!"
+    await client.close()

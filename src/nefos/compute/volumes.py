@@ -160,6 +160,8 @@ class ServerVolumes:
         source's), and whether it was made here (so a create refused later deletes it)."""
         if boot.source == "volume":
             volume = await self.volumes.get(user, boot.source_id)
+            if not volume.bootable:  # Nova's check; its owner sets it (os-set_bootable)
+                raise errors.InvalidInput(f"Block Device {volume.id} is not bootable")
             if volume.source_kind not in ("image", "snapshot"):
                 raise errors.InvalidInput(
                     f"Volume {volume.id} was not made from an image: it cannot boot a server"

@@ -31,6 +31,7 @@ from nefos.volume import limits
 from nefos.volume.details import Details
 from nefos.volume.service import Volumes
 from nefos.volume.snapshots import Snapshots
+from nefos.volume.types import DEFAULT as DEFAULT_TYPE
 from nefos.volume.types import TYPES, find_type
 
 PREFIXES = ("/volume/v3", "/volume/v2")
@@ -307,30 +308,94 @@ async def delete_volume(request: Request, volume_id: str) -> Response:
     return c.empty(202)
 
 
+ACTIONS = ("os-extend", "os-set_bootable", "os-update_readonly_flag", "os-retype",
+           "os-volume_upload_image", "reassign")  # fmt: skip
+
+
 @route("/volumes/{volume_id}/action", ["POST"])
 async def volume_action(request: Request, volume_id: str) -> Response:
-    """``os-extend {"new_size"}`` (202) and Cyclades's ``reassign {"project"}`` (200)."""
+    """Cinder's actions a volume's owner takes, and Cyclades's ``reassign``; a server's
+    attachments are compute's (``os-volume_attachments``), not these."""
     c = await call(request)
     body = parse_json(dict[str, Any], await request.body())
-    if len(body) != 1 or next(iter(body)) not in ("os-extend", "reassign"):
-        raise errors.InvalidInput(
-            'Invalid request: the actions are {"os-extend": {"new_size"}} and '
-            '{"reassign": {"project"}}'
-        )
+    if len(body) != 1 or next(iter(body)) not in ACTIONS:
+        raise errors.InvalidInput(f"Invalid request: the actions are {', '.join(ACTIONS)}")
     name, args = next(iter(body.items()))
     if not isinstance(args, dict):
         raise errors.InvalidInput(f"Invalid request: {name} takes an object")
     if name == "os-extend":
-        refuse_unknown(args, {"new_size"}, "os-extend")
+        refuse_unknown(args, {"new_size"}, name)
         if "new_size" not in args:
             raise errors.InvalidInput("Invalid input for os-extend: new_size is required")
         await c.volumes.extend(c.user, volume_id, size_in_bytes(args["new_size"], "new_size"))
         return c.empty(202)
+    if name == "os-set_bootable":
+        refuse_unknown(args, {"bootable"}, name)
+        bootable = flag(args.get("bootable"), "bootable")
+        await c.volumes.update(c.user, volume_id, bootable=bootable)
+        return c.empty(200)
+    if name == "os-update_readonly_flag":
+        refuse_unknown(args, {"readonly"}, name)
+        readonly = flag(args.get("readonly"), "readonly")
+        await c.volumes.update(c.user, volume_id, readonly=readonly)
+        return c.empty(202)
+    if name == "os-retype":
+        refuse_unknown(args, {"new_type", "migration_policy"}, name)
+        wanted = find_type(ref(args.get("new_type"), "new_type"))
+        volume = await c.volumes.get(c.user, volume_id)
+        if wanted.id == volume.volume_type:
+            raise errors.InvalidInput(f"New volume_type same as original: {wanted.name}")
+        raise errors.InvalidInput(f"A volume cannot move to type {wanted.name}")  # never yet
+    if name == "os-volume_upload_image":
+        return await _upload_image(c, volume_id, args)
     refuse_unknown(args, {"project", "shared_to_project"}, "reassign")
     if args.get("shared_to_project"):
         raise errors.PermissionDenied("Sharing a volume with a project is not permitted")
     await c.volumes.reassign(c.user, volume_id, ref(args.get("project"), "project"))
     return c.empty(200)
+
+
+async def _upload_image(c: Call, volume_id: str, args: dict[str, Any]) -> Response:
+    """The volume as a new private image (Cinder's 202, status "uploading"). Its blocks
+    are shared, not copied, so the image is active when this answers."""
+    refuse_unknown(
+        args,
+        {"image_name", "force", "disk_format", "container_format", "visibility", "protected"},
+        "os-volume_upload_image",
+    )
+    name = text(args, "image_name")
+    if not name:
+        raise errors.InvalidInput("Invalid input for os-volume_upload_image: image_name")
+    volume = await c.volumes.get(c.user, volume_id)
+    image = await c.volumes.upload_to_image(
+        c.user,
+        volume_id,
+        name,
+        disk_format=text(args, "disk_format") or "raw",
+        container_format=text(args, "container_format") or "bare",
+        visibility=text(args, "visibility") or "private",
+        protected=flag(args.get("protected", False), "protected"),
+        force=flag(args.get("force", False), "force"),
+    )
+    return c.reply(
+        {
+            "os-volume_upload_image": {
+                "id": str(volume.id),
+                "updated_at": views.time(volume.updated),
+                "status": "uploading",
+                "display_description": volume.description,
+                "size": limits.gigabytes(volume.size),
+                "volume_type": views.volume_type(c.wire, find_type(volume.volume_type)),
+                "image_id": str(image.id),
+                "container_format": image.container_format,
+                "disk_format": image.disk_format,
+                "image_name": image.name,
+                "visibility": image.visibility,
+                "protected": image.protected,
+            }
+        },
+        202,
+    )
 
 
 # -- volume metadata -------------------------------------------------------------------------
@@ -400,8 +465,18 @@ async def list_types(request: Request) -> Response:
 
 @route("/types/{type_id}", ["GET"])
 async def show_type(request: Request, type_id: str) -> Response:
+    """A type by id or name, or ``default``: the one a volume gets when none is named."""
     c = await call(request)
-    return c.reply({"volume_type": views.volume_type(c.wire, find_type(type_id))})
+    found = DEFAULT_TYPE if type_id == "default" else find_type(type_id)
+    return c.reply({"volume_type": views.volume_type(c.wire, found)})
+
+
+@route("/os-availability-zone", ["GET"])
+async def list_zones(request: Request) -> Response:
+    """Cinder's zones: one, where every volume is."""
+    c = await call(request)
+    zone = {"zoneName": views.ZONE, "zoneState": {"available": True}}
+    return c.reply({"availabilityZoneInfo": [zone]})
 
 
 @route("/limits", ["GET"])

@@ -16,6 +16,7 @@ from nefos.volume.attachments import Attached
 from nefos.volume.details import VolumeView
 from nefos.volume.dialect import SNAPSHOT_EXTRAS, TABLE, TYPE_EXTRAS, VOLUME_EXTRAS
 from nefos.volume.limits import gigabytes
+from nefos.volume.models import Volume
 from nefos.volume.snapshots import SnapshotView
 from nefos.volume.types import DEFAULT, TYPES, VolumeType
 
@@ -105,8 +106,8 @@ def volume(w: Wire, found: VolumeView, detail: bool = True) -> dict[str, Any]:
             "volume_type": getattr(volume_type, w.type_by),
             "snapshot_id": sources["snapshot_id"],
             "source_volid": sources["source_volid"],
-            "metadata": found.metadata,
-            "bootable": "true" if v.source_kind in ("image", "snapshot") else "false",
+            "metadata": _with_flags(found.metadata, v),
+            "bootable": "true" if v.bootable else "false",
             "encrypted": False,
             "multiattach": False,
             "replication_status": None,
@@ -122,6 +123,14 @@ def volume(w: Wire, found: VolumeView, detail: bool = True) -> dict[str, Any]:
     if sources["image_id"] is not None:
         item["volume_image_metadata"] = {"image_id": sources["image_id"]}
     return _drop(item, w.volume_drops)
+
+
+def _with_flags(metadata: dict[str, str], volume: Volume) -> dict[str, str]:
+    """Cinder shows the read-only flag among the metadata, over a key of that name,
+    once it was set."""
+    if volume.readonly is None:
+        return metadata
+    return {**metadata, "readonly": str(volume.readonly)}
 
 
 # Cinder lists an attachment once it is attached (in-use), until its detach ends.

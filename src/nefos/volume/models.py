@@ -45,6 +45,12 @@ class Volume(Base):
     status: Mapped[str] = mapped_column(String(16), default="available")
     volume_type: Mapped[str] = mapped_column(String(64), default=DEFAULT_TYPE.id)
     delete_on_termination: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set at creation (from an image or a snapshot, or as its source volume), then by
+    # its owner (os-set_bootable); a server boots from a bootable volume only.
+    bootable: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # os-update_readonly_flag; None until first set. volumed refuses a read-only
+    # volume's writes.
+    readonly: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=None)
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -58,6 +64,10 @@ class VolumeBlock(Base):
     position: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # block index
     hash: Mapped[str] = mapped_column(String(64), index=True)  # hex SHA-256, never H("")
     owned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# A map entry naming the volume's own extent (a block's hash has no dot).
+EXTENT_ENTRY = VolumeBlock.hash.contains(".")
 
 
 class VolumeMetadata(Base):

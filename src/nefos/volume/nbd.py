@@ -100,6 +100,10 @@ class Handle(Protocol):
     """One client's open export."""
 
     size: int
+    read_only: bool
+    """Writes, trims and zeroes get EPERM. The export does not say it is read-only
+    (NBD_FLAG_READ_ONLY): QEMU would then refuse to open it for a writable disk, and
+    Ganeti's KVM makes every disk writable."""
 
     async def read(self, offset: int, length: int) -> bytes | bytearray: ...
 
@@ -409,7 +413,7 @@ async def _transmit(reader: Connection, writer: Connection, handle: Handle) -> N
             if kind == CMD_WRITE:
                 if length > MAX_REQUEST:
                     raise ProtocolError(f"a write of {length} bytes")
-                place = handle.receive(offset, length)
+                place = None if handle.read_only else handle.receive(offset, length)
                 if place is None:
                     data = await reader.payload(length)
                 else:
@@ -449,7 +453,7 @@ async def _serve(
     does not take at once, and a 4 MiB bytes object sliced after a short send is copied
     whole again."""
     fua = bool(flags & CMD_FLAG_FUA)
-    error = _check(kind, offset, length, handle.size)
+    error = _check(kind, offset, length, handle.size, handle.read_only)
     payload: bytes | bytearray = b""
     if error and not isinstance(data, bytes | bytearray):
         data.release()  # the size shrank since it was received (it never does today)
@@ -479,10 +483,12 @@ async def _serve(
             await writer.drain()
 
 
-def _check(kind: int, offset: int, length: int, size: int) -> int:
+def _check(kind: int, offset: int, length: int, size: int, read_only: bool) -> int:
     """The errno a request gets before it is tried (0: go ahead)."""
     if kind not in (CMD_READ, CMD_WRITE, CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES):
         return errno.EINVAL
+    if read_only and kind in (CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES):
+        return errno.EPERM
     if kind == CMD_FLUSH:
         return 0
     if kind == CMD_READ and length > MAX_REQUEST:

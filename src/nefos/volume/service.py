@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Uuid, delete, false, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,15 +46,15 @@ from nefos.blocks import EMPTY_HASH
 from nefos.core import errors
 from nefos.core.config import Settings
 from nefos.core.db import Database, utcnow
-from nefos.images.service import Image, Images
+from nefos.images.service import IMAGES_CONTAINER, VISIBILITIES, Image, Images
 from nefos.quotas.service import Quotas, charge
 from nefos.storage.maintenance import Problem
 from nefos.storage.service import Namespace, check_object_name
 from nefos.storage.stores import BlockMissing, BlockStore, is_extent
-from nefos.volume import attachments, details, maps, states
+from nefos.volume import attachments, details, fsck, maps, states
 from nefos.volume.details import Details, VolumeView
 from nefos.volume.devices import seal_extents
-from nefos.volume.models import Snapshot, Volume, VolumeBlock, VolumeMetadata
+from nefos.volume.models import EXTENT_ENTRY, Snapshot, Volume, VolumeBlock, VolumeMetadata
 
 CLIENTKEY = "cyclades"  # Synnefo charges volumes as Cyclades resources
 DISK = "cyclades.disk"
@@ -65,8 +66,6 @@ INSERT_BATCH = 2000  # map rows per INSERT
 WRITE_TRIES = 5  # a write that meets another process's write to its blocks starts over
 LOCKS = 64  # writes to one volume in this process take turns (striped by volume)
 SEAL_TRIES = 5  # a volumed sealing extents meanwhile removes them: read the map again
-EXTENT_ENTRY = VolumeBlock.hash.contains(".")  # an entry naming the volume's own extent
-EXTENTS = "(volume extents)"  # the path of fsck's problem with them
 
 
 class Volumes:
@@ -190,30 +189,8 @@ class Volumes:
         return set(), found
 
     async def check_extents(self) -> list[Problem]:
-        """fsck of the extents volume maps name (``nefos storage fsck``; the store's
-        fsck sees blocks and maps only): each must be in the store. One a volumed drops
-        while this looks (sealed, or written as zeros) is no problem."""
-        async with self.db.session() as s:
-            rows = (
-                await s.execute(select(VolumeBlock.volume_id, VolumeBlock.hash).where(EXTENT_ENTRY))
-            ).all()
-        named: dict[uuid.UUID, set[str]] = {}
-        for volume_id, name in rows:
-            named.setdefault(volume_id, set()).add(name)
-        missing = []
-        for volume_id, names in named.items():
-            stored = set(await self.store.extent_names(volume_id.hex))
-            missing += sorted(names - stored)
-        if missing:
-            async with self.db.session() as s:
-                still = set(
-                    await s.scalars(select(VolumeBlock.hash).where(VolumeBlock.hash.in_(missing)))
-                )
-            missing = [name for name in missing if name in still]
-        if not missing:
-            return []
-        detail = f"{len(missing)} of {len(rows)} extents volume maps name are missing"
-        return [Problem(0, EXTENTS, "extents-missing", detail, tuple(missing))]
+        """fsck of the extents volume maps name (``nefos storage fsck``)."""
+        return await fsck.check_extents(self.db, self.store)
 
     # -- creating -------------------------------------------------------------------------
 
@@ -331,6 +308,7 @@ class Volumes:
                 volume = await self._new(
                     s, user, project, size, name, "volume", str(source.id), extra, new_id
                 )
+                volume.bootable = source.bootable
                 copied = select(
                     literal(volume.id, Uuid()), VolumeBlock.position, VolumeBlock.hash, false()
                 ).where(VolumeBlock.volume_id == source.id, ~EXTENT_ENTRY)
@@ -374,6 +352,7 @@ class Volumes:
             status=states.AVAILABLE,
             volume_type=extra.volume_type,
             delete_on_termination=extra.delete_on_termination,
+            bootable=source_kind in ("image", "snapshot"),
         )
         s.add(volume)
         await s.flush()
@@ -491,22 +470,36 @@ class Volumes:
         description: str | None = None,
         metadata: dict[str, str] | None = None,
         delete_on_termination: bool | None = None,
+        bootable: bool | None = None,
+        readonly: bool | None = None,
     ) -> VolumeView:
-        """Change what is given (None: leave it); ``metadata`` replaces the whole set."""
+        """Change what is given (None: leave it); ``metadata`` replaces the whole set.
+        The read-only flag changes only while the volume is available (Cinder's rule:
+        an attachment keeps the mode it was made with)."""
         if name is not None:
             _check_name(name)
         if description is not None:
             details.check_description(description)
-        if delete_on_termination is not None and not isinstance(delete_on_termination, bool):
-            raise errors.InvalidInput("delete_on_termination is true or false")
+        for flag, value in (
+            ("delete_on_termination", delete_on_termination),
+            ("bootable", bootable),
+            ("readonly", readonly),
+        ):
+            if value is not None and not isinstance(value, bool):
+                raise errors.InvalidInput(f"{flag} is true or false")
         async with self.db.transaction() as s:
             volume = await self._owned(s, user, volume_id, lock=True)
+            if readonly is not None:
+                states.require(volume, "change the read-only flag of")
+                volume.readonly = readonly
             if name is not None:
                 volume.name = name
             if description is not None:
                 volume.description = description
             if delete_on_termination is not None:
                 volume.delete_on_termination = delete_on_termination
+            if bootable is not None:
+                volume.bootable = bootable
             if metadata is not None:
                 await details.set_metadata(s, volume, metadata, replace=True)
             volume.updated = utcnow()
@@ -569,42 +562,91 @@ class Volumes:
         the same time for any size; the storage service charges ``pithos.diskspace``
         (OverQuota past it). A file of that name already there is a Conflict: the
         snapshot's id is its file's UUID, which a new version would share."""
-        check_object_name(name)
         details.check_description(description)
         metadata = details.check_metadata(metadata or {})
+        image, snapshot = await self._freeze(
+            user, volume_id, SNAPSHOTS, name, "snapshot", force,
+            register=dict(description=description, properties=metadata, disk_format="diskdump"),
+        )  # fmt: skip
+        assert snapshot is not None
+        return snapshot, image
+
+    async def upload_to_image(
+        self,
+        user: str,
+        volume_id: uuid.UUID | str,
+        name: str,
+        disk_format: str = "raw",
+        container_format: str = "bare",
+        visibility: str = "private",
+        protected: bool = False,
+        force: bool = False,
+    ) -> Image:
+        """Cinder's ``os-volume_upload_image``: the volume frozen as the file
+        ``images/<name>`` and registered as an image, as a snapshot is (no data
+        copied) but with no snapshot of the volume to list or delete."""
+        if visibility not in VISIBILITIES:
+            raise errors.InvalidInput(f"visibility is one of {', '.join(VISIBILITIES)}")
+        image, _ = await self._freeze(
+            user, volume_id, IMAGES_CONTAINER, name, "upload to an image", force,
+            register=dict(disk_format=disk_format, container_format=container_format),
+            snapshot=False,
+        )  # fmt: skip
+        if visibility != "private" or protected:
+            fields = {"visibility": visibility, "protected": protected}
+            image = await self.images.update(user, image.id, fields=fields)
+        return image
+
+    async def _freeze(
+        self,
+        user: str,
+        volume_id: uuid.UUID | str,
+        container: str,
+        name: str,
+        action: str,
+        force: bool,
+        register: dict[str, Any],
+        snapshot: bool = True,
+    ) -> tuple[Image, Snapshot | None]:
+        """The volume's map as the owner's file ``container/name``, registered as an
+        image (``register``: the image's formats and fields), and, for a snapshot, the
+        snapshot's record. The volume's epoch moves on: the file shares its blocks."""
+        check_object_name(name)
         key = _volume_key(volume_id)
         async with self._lock(key):
             async with self.db.session() as s:
                 volume = await self._owned(s, user, key)
-                states.require(volume, "snapshot_forced" if force else "snapshot")
+                states.require(volume, f"{action}_forced" if force else action)
             volume, frozen, _ = await self._sealed_map(user, key)
             try:
-                await self.storage.get_object(user, SNAPSHOTS, name)
+                await self.storage.get_object(user, container, name)
             except errors.NotFound:
                 pass
             else:
-                raise errors.Conflict(f"{SNAPSHOTS}/{name} exists already")
+                raise errors.Conflict(f"{container}/{name} exists already")
             hashes = maps.hashmap_of(frozen, volume.size)
-            await self.storage.create_container(user, SNAPSHOTS)
+            await self.storage.create_container(user, container)
             # The volume's owner holds these bytes (they wrote them or could read their
             # source), so a hashmap PUT of them is theirs to make (nefos.storage.known).
             held = [h for h in dict.fromkeys(frozen.values()) if h != EMPTY_HASH]
             await self.storage.had_blocks(user, held)
-            await self.storage.put_hashmap(user, SNAPSHOTS, name, volume.size, hashes, muser=user)
-            image = await self._register(user, volume, name, description, metadata)
+            await self.storage.put_hashmap(user, container, name, volume.size, hashes, muser=user)
+            image = await self._register(user, volume, container, name, **register)
+            made = None
             async with self.db.transaction() as s:
                 volume = await self._owned(s, user, key, lock=True)
-                snapshot = Snapshot(
-                    id=image.id,
-                    volume_id=volume.id,
-                    user_id=user,
-                    name=name,
-                    size=volume.size,
-                    epoch=volume.epoch,
-                )
-                s.add(snapshot)
+                if snapshot:
+                    made = Snapshot(
+                        id=image.id,
+                        volume_id=volume.id,
+                        user_id=user,
+                        name=name,
+                        size=volume.size,
+                        epoch=volume.epoch,
+                    )
+                    s.add(made)
                 await _next_epoch(s, volume, owned=frozen)
-        return snapshot, image
+        return image, made
 
     async def _sealed_map(
         self, user: str, key: uuid.UUID
@@ -631,28 +673,33 @@ class Volumes:
         raise errors.Conflict(f"The blocks of volume {key} kept changing; retry")
 
     async def _register(
-        self, user: str, volume: Volume, name: str, description: str, metadata: dict[str, str]
+        self,
+        user: str,
+        volume: Volume,
+        container: str,
+        name: str,
+        disk_format: str,
+        container_format: str = "bare",
+        description: str = "",
+        properties: dict[str, str] | None = None,
     ) -> Image:
-        location = f"pithos://{user}/{SNAPSHOTS}/{name}"
         try:
             return await self.images.register(
                 user,
-                location,
+                f"pithos://{user}/{container}/{name}",
                 name[:MAX_NAME],
-                disk_format="diskdump",
-                container_format="bare",
+                disk_format=disk_format,
+                container_format=container_format,
                 properties={
-                    **metadata,
+                    **(properties or {}),
                     "exclude_all_tasks": "yes",
                     "volume_id": str(volume.id),
                 },
                 description=description,
             )
         except BaseException:
-            await self.storage.delete_object(user, SNAPSHOTS, name, muser=user)
+            await self.storage.delete_object(user, container, name, muser=user)
             raise
-
-    # -- shared ---------------------------------------------------------------------------
 
     async def _owned(
         self, s: AsyncSession, user: str, volume_id: uuid.UUID | str, lock: bool = False

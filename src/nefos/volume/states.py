@@ -31,6 +31,9 @@ ALLOWED = {
     "extend": {AVAILABLE},
     "snapshot": {AVAILABLE},
     "snapshot_forced": {AVAILABLE, IN_USE},
+    "upload to an image": {AVAILABLE},
+    "upload to an image_forced": {AVAILABLE, IN_USE},
+    "change the read-only flag of": {AVAILABLE},
 }
 
 

@@ -61,10 +61,11 @@ class OpenVolume:
     concurrent requests, and the control channel's flush (a snapshot's, a detach's)
     beside them."""
 
-    def __init__(self, server: Volumed, name: str, device: Device):
+    def __init__(self, server: Volumed, name: str, device: Device, read_only: bool = False):
         self.server = server
         self.name = name
         self.device = device
+        self.read_only = read_only  # its owner's flag (os-update_readonly_flag)
         self.released = asyncio.Event()
         self.sealer: asyncio.Task[None] | None = None
         if server.seal_after > 0:
@@ -210,13 +211,19 @@ class Volumed:
                 await asyncio.wait_for(current.released.wait(), HANDOVER_SECONDS)
             if str(key) in self.opened:
                 return None
+        owner = await self.volumes.owner_of(key)
+        if owner is None:
+            return None
+        # The flag changes only while no server has the volume (Cinder's rule), so the
+        # one read at open holds for the whole connection.
+        read_only = bool((await self.volumes.get(owner, key)).readonly)
         try:
             device = await Device.open(self.db, self.store, key, self.dirty_blocks)
         except DeviceError:
             return None
-        opened = OpenVolume(self, str(key), device)
+        opened = OpenVolume(self, str(key), device, read_only)
         self.opened[str(key)] = opened
-        log.info("%s opened (%d bytes)", key, device.size)
+        log.info("%s opened (%d bytes%s)", key, device.size, ", read-only" if read_only else "")
         return opened
 
     # -- the control channel --------------------------------------------------------------
