@@ -112,6 +112,9 @@ def test_openstacksdk_volumes_and_snapshots(server: Server):
         snapshot = conn.block_storage.wait_for_status(snapshot, "available", wait=30)
         copy = conn.block_storage.create_volume(snapshot_id=snapshot.id, name="sdk-copy")
         assert conn.block_storage.get_volume(copy.id).snapshot_id == snapshot.id
+        # one a page: the client follows volumes_links; newest first, none twice
+        paged = [v.id for v in conn.block_storage.volumes(limit=1)]
+        assert paged.index(copy.id) < paged.index(volume.id) and len(set(paged)) == len(paged)
         conn.block_storage.extend_volume(copy, 2)
         assert conn.block_storage.get_volume(copy.id).size == 2
         # The CLI raises --size to the source's itself; the API refuses a smaller one.

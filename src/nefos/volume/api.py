@@ -29,6 +29,7 @@ from nefos.core.numbers import ascii_uuid
 from nefos.volume import api_views as views
 from nefos.volume import limits
 from nefos.volume.details import Details
+from nefos.volume.paging import next_links, page, paging_of
 from nefos.volume.service import Volumes
 from nefos.volume.snapshots import Snapshots
 from nefos.volume.types import DEFAULT as DEFAULT_TYPE
@@ -209,18 +210,37 @@ def volume_query(request: Request, c: Call) -> dict[str, str]:
     return found
 
 
+# The fields a volume listing sorts by (``?sort=``), as the detailed listing shows them.
+VOLUME_SORT = frozenset({
+    "id", "name", "display_name", "description", "display_description", "size", "status",
+    "created_at", "updated_at", "bootable", "availability_zone", "volume_type", "user_id",
+    "snapshot_id", "source_volid",
+})  # fmt: skip
+
+
 @route("/volumes", ["GET"])
 async def list_volumes(request: Request) -> Response:
-    c = await call(request)
-    found = await c.volumes.views(c.user, **volume_query(request, c))
-    return c.reply({"volumes": [views.volume(c.wire, v, detail=False) for v in found]})
+    return await _volume_listing(request, detail=False)
 
 
 @route("/volumes/detail", ["GET"])
 async def list_volumes_detail(request: Request) -> Response:
+    return await _volume_listing(request, detail=True)
+
+
+async def _volume_listing(request: Request, detail: bool) -> Response:
+    """Filtered (``name``, ``status``), sorted and paged (``nefos.volume.paging``)."""
     c = await call(request)
-    found = await c.volumes.views(c.user, **volume_query(request, c))
-    return c.reply({"volumes": [views.volume(c.wire, v) for v in found]})
+    paging = paging_of(request.query_params, VOLUME_SORT)
+    found = {str(v.volume.id): v for v in await c.volumes.views(c.user, **volume_query(request, c))}
+    shown = page([views.volume(c.wire, v) for v in found.values()], paging)
+    if not detail:
+        shown = [views.volume(c.wire, found[item["id"]], detail=False) for item in shown]
+    url = f"{c.wire.base}/volumes{'/detail' if detail else ''}"
+    body: dict[str, Any] = {"volumes": shown}
+    if links := next_links(paging, shown, url, request.query_params):
+        body["volumes_links"] = links
+    return c.reply(body)
 
 
 @route("/volumes", ["POST"])

@@ -8,6 +8,8 @@ lists among the owner's images too. Another user's snapshot is 404.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -25,6 +27,7 @@ from nefos.volume.api import (
     text,
 )
 from nefos.volume.api import route as volume_route
+from nefos.volume.paging import next_links, page, paging_of
 
 router = APIRouter()
 CREATE_KEYS = {
@@ -38,16 +41,33 @@ def route(path: str, methods: list[str]):  # type: ignore[no-untyped-def]
     return volume_route(path, methods, on=router)
 
 
+# The fields a snapshot listing sorts by (``?sort=``).
+SNAPSHOT_SORT = frozenset({
+    "id", "name", "display_name", "description", "display_description", "size", "status",
+    "created_at", "updated_at", "volume_id",
+})  # fmt: skip
+
+
 @route("/snapshots", ["GET"])
 async def list_snapshots(request: Request) -> Response:
-    c = await call(request)
-    found = await c.snapshots.listing(c.user, **query(request, "name", "status", "volume_id"))
-    return c.reply({"snapshots": [views.snapshot(c.wire, s) for s in found]})
+    return await _snapshot_listing(request, "/snapshots")
 
 
 @route("/snapshots/detail", ["GET"])
 async def list_snapshots_detail(request: Request) -> Response:
-    return await list_snapshots(request)
+    return await _snapshot_listing(request, "/snapshots/detail")
+
+
+async def _snapshot_listing(request: Request, path: str) -> Response:
+    """Filtered (``name``, ``status``, ``volume_id``), sorted and paged."""
+    c = await call(request)
+    paging = paging_of(request.query_params, SNAPSHOT_SORT)
+    found = await c.snapshots.listing(c.user, **query(request, "name", "status", "volume_id"))
+    shown = page([views.snapshot(c.wire, s) for s in found], paging)
+    body: dict[str, Any] = {"snapshots": shown}
+    if links := next_links(paging, shown, c.wire.base + path, request.query_params):
+        body["snapshots_links"] = links
+    return c.reply(body)
 
 
 @route("/snapshots", ["POST"])
