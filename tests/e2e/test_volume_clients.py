@@ -226,3 +226,23 @@ def test_openstack_volume_flags_zones_and_upload_to_image(server: Server):
     assert image["size"] == 1 << 30 and image["visibility"] == "private"
     ok(admin(server, "image", "delete", uploaded["image_id"]))
     ok(admin(server, "volume", "delete", "flags"))
+
+
+def test_openstack_volume_transfer(server: Server, bob):
+    """`volume transfer request create` by the owner, `... accept` by another user."""
+    made = os_json(server, "volume", "create", "--size", "1", "gift")
+    offer = os_json(server, "volume", "transfer", "request", "create", "--name", "to-bob", "gift")
+    assert offer["volume_id"] == made["id"] and len(offer["auth_key"]) == 16
+    listed = os_json(server, "volume", "transfer", "request", "list")
+    assert [(t["ID"], t["Name"]) for t in listed] == [(offer["id"], "to-bob")]
+    assert os_json(server, "volume", "show", made["id"])["status"] == "awaiting-transfer"
+    accepted = as_bob(
+        server, bob, "volume", "transfer", "request", "accept",
+        "--auth-key", offer["auth_key"], offer["id"], "-f", "json",
+    )  # fmt: skip
+    assert json.loads(ok(accepted))["volume_id"] == made["id"]
+    shown = json.loads(ok(as_bob(server, bob, "volume", "show", made["id"], "-f", "json")))
+    assert shown["status"] == "available" and shown["name"] == "gift"
+    assert admin(server, "volume", "show", made["id"]).returncode != 0
+    assert os_json(server, "volume", "transfer", "request", "list") == []
+    ok(as_bob(server, bob, "volume", "delete", made["id"]))

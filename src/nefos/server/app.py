@@ -45,6 +45,7 @@ from nefos.ui import ASSETS as UI_ASSETS
 from nefos.ui import STATIC as UI_STATIC
 from nefos.volume import api as volume_api
 from nefos.volume import api_snapshots as volume_snapshots
+from nefos.volume import api_transfers as volume_transfers
 
 # Prefixes whose request bodies are data streams, exempt from the JSON body limit.
 STREAMING_PREFIXES = ("/object-store/", "/image/v2/images/", "/image/v1/images")
@@ -150,6 +151,7 @@ def create_app(settings: Settings, engines: Engines | None = None) -> FastAPI:
     app.include_router(network_api.router)
     app.include_router(volume_api.router)
     app.include_router(volume_snapshots.router)
+    app.include_router(volume_transfers.router)
     app.include_router(versions.router())
 
     @app.get("/", include_in_schema=False)

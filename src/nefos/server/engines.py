@@ -39,6 +39,7 @@ from nefos.storage.service import Namespace
 from nefos.storage.stores import BlockStore
 from nefos.volume.service import Volumes
 from nefos.volume.snapshots import Snapshots
+from nefos.volume.transfers import Transfers
 
 log = logging.getLogger("nefos.engines")
 GC_CLAIM = "storage-gc"
@@ -90,6 +91,7 @@ class Engines:
             self.network, self.volumes,
         )  # fmt: skip
         self.snapshots = Snapshots(self.db, self.images, self.storage)
+        self.transfers = Transfers(self.db, self.volumes)
         # What references blocks besides the namespace's versions, for gc and fsck.
         self.block_pins: Pinned = pins(self.compute.vmapi.pinned, self.volumes.pinned)
         self._dispatcher: Subscription | None = None

@@ -32,6 +32,7 @@ from nefos.volume.details import Details
 from nefos.volume.paging import next_links, page, paging_of
 from nefos.volume.service import Volumes
 from nefos.volume.snapshots import Snapshots
+from nefos.volume.transfers import Transfers
 from nefos.volume.types import DEFAULT as DEFAULT_TYPE
 from nefos.volume.types import TYPES, find_type
 
@@ -53,6 +54,7 @@ class Call:
     project: str
     volumes: Volumes
     snapshots: Snapshots
+    transfers: Transfers
     # Compute's os-volume_attachments POST (user, server id, volume id): how a create
     # with Synnefo's server_id attaches, handed in by the composition root, as this
     # part does not import compute.
@@ -111,6 +113,7 @@ async def call(request: Request) -> Call:
         project=str(credentials.project_id),
         volumes=engines.volumes,
         snapshots=engines.snapshots,
+        transfers=engines.transfers,
         attach=engines.compute.attach_volume,
         wire=views.wire(request, prefix),
         v3=v3,

@@ -42,7 +42,7 @@ class Volume(Base):
     source_kind: Mapped[str] = mapped_column(String(16), default="")  # "", image, volume
     source_id: Mapped[str] = mapped_column(String(36), default="")
     description: Mapped[str] = mapped_column(String(255), default="")
-    status: Mapped[str] = mapped_column(String(16), default="available")
+    status: Mapped[str] = mapped_column(String(32), default="available")
     volume_type: Mapped[str] = mapped_column(String(64), default=DEFAULT_TYPE.id)
     delete_on_termination: Mapped[bool] = mapped_column(Boolean, default=False)
     # Set at creation (from an image or a snapshot, or as its source volume), then by
@@ -109,4 +109,22 @@ class VolumeAttachment(Base):
     server_id: Mapped[int] = mapped_column(BigInteger, index=True)
     device: Mapped[str] = mapped_column(String(64))
     boot_index: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class VolumeTransfer(Base):
+    """A volume its owner offers to whoever presents the transfer's id and key
+    (Cinder's ``os-volume-transfer``); the volume is ``awaiting-transfer`` meanwhile.
+    Only a salted hash of the key is kept: the key is shown once, at creation."""
+
+    __tablename__ = "volume_transfers"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    volume_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("volume_volumes.id", ondelete="CASCADE"), unique=True
+    )
+    user_id: Mapped[str] = mapped_column(String(36), index=True)  # who offers it
+    name: Mapped[str] = mapped_column(String(255), default="")
+    salt: Mapped[str] = mapped_column(String(32))
+    key_hash: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of salt and key
     created: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -93,7 +93,7 @@ class Volumes:
 
     async def get(self, user: str, volume_id: uuid.UUID | str) -> Volume:
         async with self.db.session() as s:
-            return await self._owned(s, user, volume_id)
+            return await self.owned(s, user, volume_id)
 
     async def owner_of(self, volume_id: uuid.UUID | str) -> str | None:
         """Who owns a volume (None: no such volume). For the nodes' data plane only
@@ -109,7 +109,7 @@ class Volumes:
 
     async def show(self, user: str, volume_id: uuid.UUID | str) -> VolumeView:
         async with self.db.session() as s:
-            return await details.view(s, await self._owned(s, user, volume_id))
+            return await details.view(s, await self.owned(s, user, volume_id))
 
     async def views(
         self, user: str, name: str | None = None, status: str | None = None
@@ -150,7 +150,7 @@ class Volumes:
         """The volume's map: each non-zero block's hash and whether the volume owns it
         (wrote it in its current epoch)."""
         async with self.db.session() as s:
-            volume = await self._owned(s, user, volume_id)
+            volume = await self.owned(s, user, volume_id)
             rows = await s.execute(
                 select(VolumeBlock.position, VolumeBlock.hash, VolumeBlock.owned).where(
                     VolumeBlock.volume_id == volume.id
@@ -164,7 +164,7 @@ class Volumes:
         if length > MAX_IO:
             raise errors.InvalidInput(f"A read is at most {MAX_IO} bytes")
         async with self.db.session() as s:
-            volume = await self._owned(s, user, volume_id)
+            volume = await self.owned(s, user, volume_id)
             maps.check_range(offset, length, volume.size, "read")
             touched = maps.pieces(offset, length, volume.size)
             found = await self._hashes(s, volume.id, [p.position for p in touched])
@@ -287,7 +287,7 @@ class Volumes:
         for _ in range(SEAL_TRIES):
             _, sealed, extents = await self._sealed_map(user, key)
             async with self.db.transaction() as s:
-                source = await self._owned(s, user, key, lock=True)
+                source = await self.owned(s, user, key, lock=True)
                 size = source.size if size is None else size
                 if size < source.size:
                     raise errors.InvalidInput(
@@ -357,10 +357,10 @@ class Volumes:
         s.add(volume)
         await s.flush()
         await details.set_metadata(s, volume, extra.metadata, replace=True)
-        await self._charge(s, user, project, size, f"volume create {volume.id}")
+        await self.charge_disk(s, user, project, size, f"volume create {volume.id}")
         return volume
 
-    async def _charge(
+    async def charge_disk(
         self, s: AsyncSession, user: str, project: str, quantity: int, what: str
     ) -> None:
         """Take (or give back, below zero) ``cyclades.disk`` in the caller's transaction:
@@ -394,7 +394,7 @@ class Volumes:
     ) -> bool:
         """One attempt: False if another writer changed the blocks meanwhile."""
         async with self.db.session() as s:
-            volume = await self._owned(s, user, volume_id)
+            volume = await self.owned(s, user, volume_id)
             maps.check_range(offset, len(data), volume.size, "write")
             touched = maps.pieces(offset, len(data), volume.size)
             before = await self._hashes(s, volume.id, [p.position for p in touched])
@@ -415,7 +415,7 @@ class Volumes:
         hashes = await self.store.put_blocks(new_blocks)  # durable from here
         positions = [p.position for p in touched]
         async with self.db.transaction() as s:
-            volume = await self._owned(s, user, volume_id, lock=True)
+            volume = await self.owned(s, user, volume_id, lock=True)
             if await self._hashes(s, volume.id, positions) != before:
                 return False
             await s.execute(
@@ -434,14 +434,14 @@ class Volumes:
     async def extend(self, user: str, volume_id: uuid.UUID | str, size: int) -> Volume:
         """Grow the volume; the new bytes read as zeros (nothing is stored for them)."""
         async with self.db.transaction() as s:
-            volume = await self._owned(s, user, volume_id, lock=True)
+            volume = await self.owned(s, user, volume_id, lock=True)
             states.require(volume, "extend")
             if isinstance(size, bool) or not isinstance(size, int) or size <= volume.size:
                 raise errors.InvalidInput(
                     f"A volume grows only: {size!r} is not more than its {volume.size} bytes"
                 )
             _check_size(size)
-            await self._charge(
+            await self.charge_disk(
                 s, user, volume.project, size - volume.size, f"volume extend {volume.id}"
             )
             volume.size = size
@@ -453,12 +453,14 @@ class Volumes:
         to the collector once nothing else references them (snapshots, clones, files and
         images keep theirs)."""
         async with self.db.transaction() as s:
-            volume = await self._owned(s, user, volume_id, lock=True)
+            volume = await self.owned(s, user, volume_id, lock=True)
             states.require(volume, "delete")
             await s.execute(delete(VolumeBlock).where(VolumeBlock.volume_id == volume.id))
             await s.execute(delete(VolumeMetadata).where(VolumeMetadata.volume_id == volume.id))
             await s.execute(delete(Volume).where(Volume.id == volume.id))
-            await self._charge(s, user, volume.project, -volume.size, f"volume delete {volume.id}")
+            await self.charge_disk(
+                s, user, volume.project, -volume.size, f"volume delete {volume.id}"
+            )
         # Its extents were only ever its own (a crash here leaves them to fsck's report).
         await self.store.delete_extents(await self.store.extent_names(volume.id.hex))
 
@@ -488,7 +490,7 @@ class Volumes:
             if value is not None and not isinstance(value, bool):
                 raise errors.InvalidInput(f"{flag} is true or false")
         async with self.db.transaction() as s:
-            volume = await self._owned(s, user, volume_id, lock=True)
+            volume = await self.owned(s, user, volume_id, lock=True)
             if readonly is not None:
                 states.require(volume, "change the read-only flag of")
                 volume.readonly = readonly
@@ -513,13 +515,13 @@ class Volumes:
     ) -> dict[str, str]:
         """Merge (or with ``replace``, replace) the volume's metadata."""
         async with self.db.transaction() as s:
-            volume = await self._owned(s, user, volume_id, lock=True)
+            volume = await self.owned(s, user, volume_id, lock=True)
             volume.updated = utcnow()
             return await details.set_metadata(s, volume, items, replace)
 
     async def delete_metadata_item(self, user: str, volume_id: uuid.UUID | str, key: str) -> None:
         async with self.db.transaction() as s:
-            volume = await self._owned(s, user, volume_id, lock=True)
+            volume = await self.owned(s, user, volume_id, lock=True)
             done = await s.execute(
                 delete(VolumeMetadata).where(
                     VolumeMetadata.volume_id == volume.id, VolumeMetadata.key == key
@@ -536,11 +538,11 @@ class Volumes:
         if not isinstance(project, str) or not project:
             raise errors.InvalidInput("reassign needs the project to move the volume to")
         async with self.db.transaction() as s:
-            volume = await self._owned(s, user, volume_id, lock=True)
+            volume = await self.owned(s, user, volume_id, lock=True)
             if project != volume.project:
                 what = f"volume reassign {volume.id}"
-                await self._charge(s, user, volume.project, -volume.size, what)
-                await self._charge(s, user, project, volume.size, what)
+                await self.charge_disk(s, user, volume.project, -volume.size, what)
+                await self.charge_disk(s, user, project, volume.size, what)
                 volume.project = project
                 volume.updated = utcnow()
             return await details.view(s, volume)
@@ -615,7 +617,7 @@ class Volumes:
         key = _volume_key(volume_id)
         async with self._lock(key):
             async with self.db.session() as s:
-                volume = await self._owned(s, user, key)
+                volume = await self.owned(s, user, key)
                 states.require(volume, f"{action}_forced" if force else action)
             volume, frozen, _ = await self._sealed_map(user, key)
             try:
@@ -634,7 +636,7 @@ class Volumes:
             image = await self._register(user, volume, container, name, **register)
             made = None
             async with self.db.transaction() as s:
-                volume = await self._owned(s, user, key, lock=True)
+                volume = await self.owned(s, user, key, lock=True)
                 if snapshot:
                     made = Snapshot(
                         id=image.id,
@@ -656,7 +658,7 @@ class Volumes:
         volumed sealing them itself meanwhile removes them: the map is read again."""
         for _ in range(SEAL_TRIES):
             async with self.db.session() as s:
-                volume = await self._owned(s, user, key)
+                volume = await self.owned(s, user, key)
                 rows = await s.execute(
                     select(VolumeBlock.position, VolumeBlock.hash).where(
                         VolumeBlock.volume_id == volume.id
@@ -701,9 +703,10 @@ class Volumes:
             await self.storage.delete_object(user, container, name, muser=user)
             raise
 
-    async def _owned(
+    async def owned(
         self, s: AsyncSession, user: str, volume_id: uuid.UUID | str, lock: bool = False
     ) -> Volume:
+        """The caller's volume (``lock``: for update); another user's is NotFound."""
         key = _volume_key(volume_id)
         query = select(Volume).where(Volume.id == key, Volume.user_id == user)
         if lock:

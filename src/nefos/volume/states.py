@@ -21,7 +21,11 @@ DETACHING = "detaching"
 EXTENDING = "extending"
 DELETING = "deleting"
 ERROR = "error"
-STATUSES = (CREATING, AVAILABLE, IN_USE, ATTACHING, DETACHING, EXTENDING, DELETING, ERROR)
+AWAITING_TRANSFER = "awaiting-transfer"  # offered to another user (nefos.volume.transfers)
+STATUSES = (
+    CREATING, AVAILABLE, IN_USE, ATTACHING, DETACHING, EXTENDING, DELETING, ERROR,
+    AWAITING_TRANSFER,
+)  # fmt: skip
 
 # Cinder's rules: a volume is deleted when available or in error, extended when
 # available (in-use needs microversion 3.42 and the server's help), and snapshotted when
@@ -34,6 +38,7 @@ ALLOWED = {
     "upload to an image": {AVAILABLE},
     "upload to an image_forced": {AVAILABLE, IN_USE},
     "change the read-only flag of": {AVAILABLE},
+    "transfer": {AVAILABLE},
 }
 
 

@@ -24,6 +24,7 @@ export const DISK_TEXTS = {
   "disk.status.extending": { en: "Growing", el: "Μεγαλώνει" },
   "disk.status.deleting": { en: "Being deleted", el: "Διαγράφεται" },
   "disk.status.error": { en: "Error", el: "Σφάλμα" },
+  "disk.status.awaiting-transfer": { en: "Being given away", el: "Προς μεταβίβαση" },
   "snapshot.status.creating": { en: "Being taken", el: "Λαμβάνεται" },
   "snapshot.status.available": { en: "Ready", el: "Έτοιμο" },
   "snapshot.status.deleting": { en: "Being deleted", el: "Διαγράφεται" },
