@@ -531,6 +531,37 @@ async def test_a_volume_template_create_past_the_disk_quota_leaves_nothing(clien
     assert await _held(engines, user) == before
 
 
+async def test_a_volume_template_create_shrinks_to_the_disk_quota(client, engines, setup):
+    """min_count 1, max_count 3 of 80 GiB volumes in 200 GiB of cyclades.disk: two
+    servers, as Nova fits a multiple create to the quota; the third's reservation of
+    the other resources is given back."""
+    user, alice = setup["people"]["alice"]
+    flavor = await engines.compute.create_flavor(1, 512, 80, "ext_nefos")
+    before = await _held(engines, user)
+    body = {"name": "fit", "imageRef": setup["image"], "flavorRef": str(flavor.id),
+            "min_count": 1, "max_count": 3}  # fmt: skip
+    made = await client.post(f"{COMPUTE}/servers", json={"server": body}, headers=alice)
+    assert made.status_code == 202, made.text
+    servers = (await client.get(f"{COMPUTE}/servers", headers=alice)).json()["servers"]
+    assert sorted(s["name"] for s in servers) == ["fit-1", "fit-2"]
+    for each in servers:
+        await wait(client, alice, each["id"], "ACTIVE")
+    held = await _held(engines, user)
+    assert held["cyclades.disk"] - before["cyclades.disk"] == 160 * GiB
+    assert held["cyclades.vm"] - before["cyclades.vm"] == 2
+    assert held["cyclades.ram"] - before["cyclades.ram"] == 2 * 512 * (1 << 20)
+    assert len(await _volumes(client, alice)) == 2
+    for each in servers:
+        assert (
+            await client.delete(f"{COMPUTE}/servers/{each['id']}", headers=alice)
+        ).status_code == 204
+    for _ in range(500):
+        if not await _volumes(client, alice):
+            break
+        await asyncio.sleep(0.01)
+    assert await _held(engines, user) == before
+
+
 async def test_a_volume_created_with_server_id_attaches_to_it(client, engines, setup):
     """Cyclades's server_id in a volume create: the volume attaches to the caller's
     server; another user's server, or none, is 404 and leaves no volume (nor quota)."""

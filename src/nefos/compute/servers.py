@@ -253,13 +253,15 @@ class Servers:
         made: list[uuid.UUID] = []
         try:
             async with settled(self.db, self.quotas, CLIENTKEY) as settlement:
-                count = await self._issue_for_count(
+                count, serial = await self._issue_for_count(
                     settlement, user, project, name, resources, min_count, max_count
                 )
                 roots = [root] * count if root is not None else []
                 if clone is not None:  # each its own volume, charged cyclades.disk
-                    for _ in range(count):
-                        made.append((await self.volumes.prepare_boot(user, project, clone))[0])
+                    count = await self._make_roots(
+                        settlement, serial, user, project, name, resources, clone, count,
+                        min_count, made,
+                    )  # fmt: skip
                     roots = [(volume_id, clone) for volume_id in made]
                 async with self._allocation, settlement.transaction() as s:
                     for index in range(count):
@@ -297,6 +299,38 @@ class Servers:
             await self._build(user, server_id, flavor, image, backend, config_url, nics, disks)
         return [await self.reader.server(user, item[0]) for item in created], password
 
+    async def _make_roots(
+        self,
+        settlement: Settlement,
+        serial: int,
+        user: str,
+        project: str,
+        name: str,
+        resources: dict[str, int],
+        clone: BootVolume,
+        count: int,
+        min_count: int,
+        made: list[uuid.UUID],
+    ) -> int:
+        """A root volume for each of ``count`` servers, into ``made``; as many as
+        ``cyclades.disk`` allows if that is at least ``min_count`` (Nova's rule, as for
+        the other resources). The other resources are then reserved for that many.
+        Returns how many servers there are."""
+        for index in range(count):
+            try:
+                made.append((await self.volumes.prepare_boot(user, project, clone))[0])
+            except errors.OverQuota:
+                if index < min_count:
+                    raise
+                # the reservation for `count` servers gives way to one for `index`
+                await settlement.withdraw(serial)
+                wanted = {resource: quantity * index for resource, quantity in resources.items()}
+                await settlement.issue(
+                    provisions(user, project, wanted, +1), name=f"cyclades create {name}"[:255]
+                )
+                return index
+        return count
+
     async def _issue_for_count(
         self,
         settlement: Settlement,
@@ -306,18 +340,19 @@ class Servers:
         resources: dict[str, int],
         min_count: int,
         max_count: int,
-    ) -> int:
+    ) -> tuple[int, int]:
         """Reserve the quota of the most servers that fit, from ``max_count`` down to
         ``min_count``; the refusal of each try says how much of the resource it hit is
-        left, so the next try asks for what fits of that at once."""
+        left, so the next try asks for what fits of that at once. Returns the count
+        and the commission's serial."""
         count = max_count
         while True:
             wanted = {resource: quantity * count for resource, quantity in resources.items()}
             try:
-                await settlement.issue(
+                serial = await settlement.issue(
                     provisions(user, project, wanted, +1), name=f"cyclades create {name}"[:255]
                 )
-                return count
+                return count, serial
             except errors.OverQuota as exc:
                 fits = fitting(exc, count)
                 if fits is None or min(fits, count - 1) < min_count:

@@ -64,6 +64,14 @@ class Settlement:
         self.issued.append((serial, accept))
         return serial
 
+    async def withdraw(self, serial: int) -> None:
+        """Reject a commission issued here at once (before the transaction): what it
+        reserved is free again, for a smaller one to take."""
+        if self.committed:
+            raise RuntimeError("withdraw commissions before the transaction that records them")
+        await self.quotas.reject(self.clientkey, serial)
+        self.issued = [(s, accept) for s, accept in self.issued if s != serial]
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """The resource change's transaction; it also records the issued serials."""
