@@ -38,6 +38,11 @@ class Paging:
     offset: int
     order: tuple[tuple[str, bool], ...]  # (field, descending), ties appended
 
+    @property
+    def size(self) -> int:
+        """The most items one answer holds."""
+        return MAX_LIMIT if self.limit is None else min(self.limit, MAX_LIMIT)
+
 
 def paging_of(params: Mapping[str, str], fields: frozenset[str]) -> Paging:
     """The query's paging, or Cinder's 400 naming what is wrong. ``fields``: the
@@ -86,8 +91,7 @@ def page(items: Sequence[dict[str, Any]], paging: Paging) -> list[dict[str, Any]
         if at is None:
             raise errors.NotFound(f"Marker {paging.marker} could not be found")
         ordered = ordered[at + 1 :]
-    size = MAX_LIMIT if paging.limit is None else min(paging.limit, MAX_LIMIT)
-    return ordered[paging.offset : paging.offset + size]
+    return ordered[paging.offset : paging.offset + paging.size]
 
 
 def _field(item: dict[str, Any], key: str) -> Any:
@@ -103,8 +107,7 @@ def next_links(
     paging: Paging, shown: Sequence[dict[str, Any]], url: str, params: Mapping[str, str]
 ) -> list[dict[str, str]]:
     """Cinder's ``<kind>_links``: a full page links to the one after its last item."""
-    size = MAX_LIMIT if paging.limit is None else min(paging.limit, MAX_LIMIT)
-    if not shown or len(shown) < size:
+    if not shown or len(shown) < paging.size:
         return []
     kept = {k: v for k, v in params.items() if k not in ("marker", "offset")}
     query = urlencode({**kept, "marker": shown[-1]["id"]})
