@@ -458,9 +458,8 @@ class Volumes:
             await s.execute(delete(VolumeBlock).where(VolumeBlock.volume_id == volume.id))
             await s.execute(delete(VolumeMetadata).where(VolumeMetadata.volume_id == volume.id))
             await s.execute(delete(Volume).where(Volume.id == volume.id))
-            await self.charge_disk(
-                s, user, volume.project, -volume.size, f"volume delete {volume.id}"
-            )
+            what = f"volume delete {volume.id}"
+            await self.charge_disk(s, user, volume.project, -volume.size, what)
         # Its extents were only ever its own (a crash here leaves them to fsck's report).
         await self.store.delete_extents(await self.store.extent_names(volume.id.hex))
 
@@ -584,9 +583,8 @@ class Volumes:
         protected: bool = False,
         force: bool = False,
     ) -> Image:
-        """Cinder's ``os-volume_upload_image``: the volume frozen as the file
-        ``images/<name>`` and registered as an image, as a snapshot is (no data
-        copied) but with no snapshot of the volume to list or delete."""
+        """Cinder's ``os-volume_upload_image``: frozen as ``images/<name>`` and
+        registered, as a snapshot is (no data copied), with no snapshot record."""
         if visibility not in VISIBILITIES:
             raise errors.InvalidInput(f"visibility is one of {', '.join(VISIBILITIES)}")
         image, _ = await self._freeze(
